@@ -1,0 +1,133 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/omnibus-dev/omnibus/pkg/schema"
+)
+
+// ErrInvalidOption is wrapped by Connect for a bad option.
+var ErrInvalidOption = errors.New("invalid bus option")
+
+// Client is the omnibus JetStream client; it implements Publisher, Subscriber, StreamAdmin and
+// DeadLetters. It does not own the NATS connection: close that after draining subscriptions.
+type Client struct {
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	opts options
+	tel  *instruments
+}
+
+type options struct {
+	schemas       *schema.Registry
+	log           *slog.Logger
+	tp            trace.TracerProvider
+	mp            metric.MeterProvider
+	streams       StreamsConfig
+	timeout       time.Duration
+	asyncPending  int
+	skipValidate  bool
+}
+
+// Option configures a Client.
+type Option func(*options) error
+
+// WithSchemas sets the schema registry (default schema.Default()).
+func WithSchemas(r *schema.Registry) Option {
+	return func(o *options) error { o.schemas = r; return nil }
+}
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(o *options) error { o.log = l; return nil } }
+
+// WithTracerProvider sets the tracer provider (default otel.GetTracerProvider()).
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(o *options) error { o.tp = tp; return nil }
+}
+
+// WithMeterProvider sets the meter provider (default otel.GetMeterProvider()).
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(o *options) error { o.mp = mp; return nil }
+}
+
+// WithStreams sets the stream tunables used by Provision.
+func WithStreams(c StreamsConfig) Option { return func(o *options) error { o.streams = c; return nil } }
+
+// WithDefaultTimeout sets the timeout applied to calls whose context has no deadline (default 5s).
+func WithDefaultTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: default timeout must be > 0, got %s", ErrInvalidOption, d)
+		}
+		o.timeout = d
+		return nil
+	}
+}
+
+// WithAsyncMaxPending bounds outstanding async publishes in PublishBatch (default 4096).
+func WithAsyncMaxPending(n int) Option {
+	return func(o *options) error {
+		if n <= 0 {
+			return fmt.Errorf("%w: async max pending must be > 0, got %d", ErrInvalidOption, n)
+		}
+		o.asyncPending = n
+		return nil
+	}
+}
+
+// Connect wraps an open NATS connection.
+func Connect(nc *nats.Conn, opts ...Option) (*Client, error) {
+	o := options{timeout: 5 * time.Second, asyncPending: 4096}
+	for _, fn := range opts {
+		if err := fn(&o); err != nil {
+			return nil, err
+		}
+	}
+	if o.schemas == nil {
+		o.schemas = schema.Default()
+	}
+	if o.log == nil {
+		o.log = slog.Default()
+	}
+	if o.tp == nil {
+		o.tp = otel.GetTracerProvider()
+	}
+	if o.mp == nil {
+		o.mp = otel.GetMeterProvider()
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(o.asyncPending))
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	tel, err := newInstruments(o.tp, o.mp)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{nc: nc, js: js, opts: o, tel: tel}, nil
+}
+
+// JetStream exposes the underlying jetstream handle for what pkg/bus does not wrap (tests, admin).
+func (c *Client) JetStream() jetstream.JetStream { return c.js }
+
+// Conn is the NATS connection the client uses.
+func (c *Client) Conn() *nats.Conn { return c.nc }
+
+// Schemas is the registry events are validated against.
+func (c *Client) Schemas() *schema.Registry { return c.opts.schemas }
+
+func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, d)
+}

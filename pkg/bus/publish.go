@@ -1,0 +1,172 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/pkg/schema"
+)
+
+// ErrPublish is wrapped by every publish failure after validation (no ack, timeout, stream error).
+var ErrPublish = errors.New("publish failed")
+
+// Publisher publishes CloudEvents to JetStream.
+type Publisher interface {
+	// Publish validates e against its schema and publishes it in binary mode on subject, waiting
+	// for the JetStream ack. Errors wrap schema.ErrInvalid, schema.ErrUnknownType,
+	// event.ErrInvalid or ErrPublish.
+	Publish(ctx context.Context, subject string, e event.Event) error
+	// PublishBatch publishes many events asynchronously and waits until every one is acked. It
+	// returns nil only when all were acked; otherwise an errors.Join of the failures (the caller
+	// may retry the whole batch: event ids make the retry idempotent within the duplicate window).
+	PublishBatch(ctx context.Context, batch []Outgoing) error
+}
+
+// Outgoing is one event of a batch and the subject it goes to.
+type Outgoing struct {
+	Subject string
+	Event   event.Event
+}
+
+// prepare validates e, fills dataschema and the creation trace context, starts the producer span
+// and encodes the message. The caller ends the span.
+func (c *Client) prepare(ctx context.Context, subject string, e *event.Event) (*nats.Msg, trace.Span, error) {
+	if err := c.validate(*e); err != nil {
+		return nil, nil, err
+	}
+	if e.DataSchema() == "" {
+		e.SetDataSchema(c.opts.schemas.SchemaURL(e.Type()))
+	}
+	// The extension keeps the creation context (the caller's span), set once when the event
+	// first leaves; the per-hop header below carries the publish span.
+	creation := ctx
+	sctx, span := c.tel.tracer.Start(ctx, "publish "+subject,
+		trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attrSystem, keyDestination.String(subject), keyOperationType.String("send"),
+			keyOperationName.String("publish"), keyMessageID.String(e.ID()), keyCEID.String(e.ID()),
+			keyCEType.String(e.Type()), keyCESource.String(e.Source())))
+	if event.Ext(*e, event.ExtTraceParent) == "" {
+		if !trace.SpanContextFromContext(creation).IsValid() {
+			creation = sctx
+		}
+		tracePropagator.Inject(creation, eventCarrier{e})
+	}
+	h, body, err := event.Encode(*e)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+		span.End()
+		return nil, nil, err
+	}
+	tracePropagator.Inject(sctx, headerCarrier(h))
+	h.Set(jetstream.MsgIDHeader, e.ID())
+	return &nats.Msg{Subject: subject, Header: h, Data: body}, span, nil
+}
+
+func (c *Client) validate(e event.Event) error {
+	if c.opts.skipValidate {
+		return nil
+	}
+	if err := c.opts.schemas.Validate(e.Type(), e.Data()); err != nil {
+		return fmt.Errorf("event %s (%s): %w", e.ID(), e.Type(), err)
+	}
+	return nil
+}
+
+// Publish implements Publisher.
+func (c *Client) Publish(ctx context.Context, subject string, e event.Event) error {
+	msg, span, err := c.prepare(ctx, subject, &e)
+	if err != nil {
+		return err
+	}
+	defer span.End()
+	ctx, cancel := withDefaultTimeout(ctx, c.opts.timeout)
+	defer cancel()
+	start := time.Now()
+	ack, err := c.js.PublishMsg(ctx, msg)
+	c.recordPublish(ctx, subject, e.Type(), start, err)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+		return fmt.Errorf("%w: %s on %s: %w", ErrPublish, e.ID(), subject, err)
+	}
+	span.SetAttributes(attribute.Int64("messaging.nats.stream.sequence", int64(ack.Sequence)),
+		attribute.Bool("messaging.nats.duplicate", ack.Duplicate))
+	return nil
+}
+
+func (c *Client) recordPublish(ctx context.Context, subject, typ string, start time.Time, err error) {
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	attrs := metric.WithAttributes(keyDestination.String(subject), keyCEType.String(typ), keyOutcome.String(outcome))
+	c.tel.publishDur.Record(ctx, time.Since(start).Seconds(), attrs)
+	if err == nil {
+		c.tel.published.Add(ctx, 1, attrs)
+	}
+}
+
+// PublishBatch implements Publisher.
+func (c *Client) PublishBatch(ctx context.Context, batch []Outgoing) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	type pending struct {
+		i    int
+		fut  jetstream.PubAckFuture
+		span trace.Span
+	}
+	start := time.Now()
+	inflight := make([]pending, 0, len(batch))
+	var errs []error
+	for i := range batch {
+		o := &batch[i]
+		msg, span, err := c.prepare(ctx, o.Subject, &o.Event)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("batch[%d]: %w", i, err))
+			continue
+		}
+		fut, err := c.js.PublishMsgAsync(msg)
+		if err != nil {
+			span.RecordError(err)
+			span.End()
+			errs = append(errs, fmt.Errorf("%w: batch[%d] %s: %w", ErrPublish, i, o.Event.ID(), err))
+			continue
+		}
+		inflight = append(inflight, pending{i, fut, span})
+	}
+	ctx, cancel := withDefaultTimeout(ctx, c.opts.timeout)
+	defer cancel()
+	for _, p := range inflight {
+		o := batch[p.i]
+		var err error
+		select {
+		case <-p.fut.Ok():
+		case err = <-p.fut.Err():
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		c.recordPublish(ctx, o.Subject, o.Event.Type(), start, err)
+		if err != nil {
+			p.span.RecordError(err)
+			p.span.SetStatus(codes.Error, err.Error())
+			errs = append(errs, fmt.Errorf("%w: batch[%d] %s: %w", ErrPublish, p.i, o.Event.ID(), err))
+		}
+		p.span.End()
+	}
+	return errors.Join(errs...)
+}
+
+var _ Publisher = (*Client)(nil)
+var _ = schema.ErrInvalid

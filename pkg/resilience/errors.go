@@ -1,0 +1,57 @@
+// Package resilience holds the error kinds that tell the runtime what to do next with a failed
+// call or handler: Permanent (dead-letter now, never retry) and RetryAfter (retry, but not before d).
+// The bus consumer and the vendor-call pipeline read these and nothing else.
+package resilience
+
+import (
+	"errors"
+	"time"
+)
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return "permanent: " + e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// Permanent marks err as not worth retrying: a consumer dead-letters the message at once.
+// Permanent(nil) is nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err: err}
+}
+
+// IsPermanent reports whether err, or any error it wraps, was marked Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}
+
+type retryAfterError struct {
+	err   error
+	after time.Duration
+}
+
+func (e *retryAfterError) Error() string {
+	return e.err.Error() + " (retry after " + e.after.String() + ")"
+}
+func (e *retryAfterError) Unwrap() error { return e.err }
+
+// RetryAfter marks err as transient with a known wait, e.g. a vendor 429 with Retry-After.
+// RetryAfter(nil, d) is nil.
+func RetryAfter(err error, d time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return &retryAfterError{err: err, after: d}
+}
+
+// RetryDelay returns the wait requested by a RetryAfter error in err's chain.
+func RetryDelay(err error) (time.Duration, bool) {
+	var r *retryAfterError
+	if errors.As(err, &r) {
+		return r.after, true
+	}
+	return 0, false
+}

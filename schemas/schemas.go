@@ -1,0 +1,30 @@
+// Package schemas embeds the JSON Schemas (draft 2020-12) of every omnibus CloudEvents type and the
+// AsyncAPI 3 document that lists every subject. It has no dependencies so any module can embed it.
+//
+// Layout:
+//   - "<type>.json": the schema of the data of CloudEvents type <type>; its $id is
+//     https://omnibus.dev/schemas/<type>.json (the event's dataschema).
+//   - "*.defs.json": shared $defs referenced by the type schemas (not event types).
+//   - "asyncapi.yaml": subjects, streams, producers and consumers of every type.
+//   - "testdata/<type>/valid/*.json" and "testdata/<type>/invalid/*.json": example data payloads;
+//     every invalid/<name>.json has an invalid/<name>.reason holding a fragment of the expected
+//     validation error. The tests of github.com/omnibus-dev/omnibus/pkg/schema read them through
+//     [Examples] and require at least one valid and one invalid example per type.
+package schemas
+
+import "embed"
+
+//go:embed *.json asyncapi.yaml
+var files embed.FS
+
+//go:embed testdata
+var examples embed.FS
+
+// FS returns the embedded schema files: one "<type>.json" per CloudEvents type, the shared
+// "*.defs.json" files, and "asyncapi.yaml".
+func FS() embed.FS { return files }
+
+// Examples returns the embedded example payloads under "testdata/<type>/{valid,invalid}/".
+// They exist for tests (this package's and other modules'), which cannot read another module's
+// files by relative path.
+func Examples() embed.FS { return examples }
