@@ -29,14 +29,14 @@ type Client struct {
 }
 
 type options struct {
-	schemas       *schema.Registry
-	log           *slog.Logger
-	tp            trace.TracerProvider
-	mp            metric.MeterProvider
-	streams       StreamsConfig
-	timeout       time.Duration
-	asyncPending  int
-	skipValidate  bool
+	schemas      *schema.Registry
+	log          *slog.Logger
+	tp           trace.TracerProvider
+	mp           metric.MeterProvider
+	streams      StreamsConfig
+	timeout      time.Duration
+	asyncPending int
+	skipValidate bool
 }
 
 // Option configures a Client.

@@ -84,7 +84,7 @@ func (f DeadLetterFilter) match(d DeadLetter) bool {
 			return false
 		}
 	}
-	if f.Subject != "" && !subjectMatches(f.Subject, d.OriginalSubject) {
+	if f.Subject != "" && !SubjectMatches(f.Subject, d.OriginalSubject) {
 		return false
 	}
 	if f.ReasonContains != "" && !strings.Contains(strings.ToLower(d.Reason), strings.ToLower(f.ReasonContains)) {
@@ -93,8 +93,8 @@ func (f DeadLetterFilter) match(d DeadLetter) bool {
 	return true
 }
 
-// subjectMatches reports whether subject matches the NATS pattern (with * and >).
-func subjectMatches(pattern, subject string) bool {
+// SubjectMatches reports whether subject matches the NATS pattern (with * and >).
+func SubjectMatches(pattern, subject string) bool {
 	p, s := strings.Split(pattern, "."), strings.Split(subject, ".")
 	for i, tok := range p {
 		if tok == ">" {

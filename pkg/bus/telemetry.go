@@ -17,19 +17,19 @@ const instrumentationName = "github.com/omnibus-dev/omnibus/pkg/bus"
 
 // Span and metric attribute keys (OpenTelemetry messaging semantic conventions).
 var (
-	attrSystem        = attribute.String("messaging.system", "nats")
-	keyDestination    = attribute.Key("messaging.destination.name")
-	keyOperationType  = attribute.Key("messaging.operation.type")
-	keyOperationName  = attribute.Key("messaging.operation.name")
-	keyMessageID      = attribute.Key("messaging.message.id")
-	keyConsumerGroup  = attribute.Key("messaging.consumer.group.name")
-	keyDeliveryCount  = attribute.Key("messaging.nats.message.delivery_count")
-	keyBatchCount     = attribute.Key("messaging.batch.message_count")
-	keyCEType         = attribute.Key("cloudevents.event_type")
-	keyCEID           = attribute.Key("cloudevents.event_id")
-	keyCESource       = attribute.Key("cloudevents.event_source")
-	keyOutcome        = attribute.Key("omnibus.outcome")
-	tracePropagator   = propagation.TraceContext{}
+	attrSystem       = attribute.String("messaging.system", "nats")
+	keyDestination   = attribute.Key("messaging.destination.name")
+	keyOperationType = attribute.Key("messaging.operation.type")
+	keyOperationName = attribute.Key("messaging.operation.name")
+	keyMessageID     = attribute.Key("messaging.message.id")
+	keyConsumerGroup = attribute.Key("messaging.consumer.group.name")
+	keyDeliveryCount = attribute.Key("messaging.nats.message.delivery_count")
+	keyBatchCount    = attribute.Key("messaging.batch.message_count")
+	keyCEType        = attribute.Key("cloudevents.event_type")
+	keyCEID          = attribute.Key("cloudevents.event_id")
+	keyCESource      = attribute.Key("cloudevents.event_source")
+	keyOutcome       = attribute.Key("omnibus.outcome")
+	tracePropagator  = propagation.TraceContext{}
 )
 
 type instruments struct {

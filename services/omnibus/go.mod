@@ -7,7 +7,14 @@ require (
 	github.com/omnibus-dev/omnibus/schemas v0.0.0
 )
 
+require (
+	github.com/compose-spec/compose-go/v2 v2.16.2 // indirect
+	github.com/omnibus-dev/omnibus/services/example v0.0.0
+)
+
 replace (
 	github.com/omnibus-dev/omnibus/pkg => ../../pkg
 	github.com/omnibus-dev/omnibus/schemas => ../../schemas
 )
+
+replace github.com/omnibus-dev/omnibus/services/example => ../example

@@ -1,0 +1,212 @@
+// Package connector is the SDK every channel and tool connector is written on. A connector is a
+// Spec (its name and the subjects and event types it consumes and produces), a typed config
+// struct loaded from the environment with pkg/config, and a setup function that mounts its
+// webhooks and consumers on a Runtime:
+//
+//	var Spec = connector.Spec{Name: "example", Produces: ..., Consumes: ...}
+//	func Service() service.Service { return connector.Define(Spec, setup) }
+//	func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error { ... }
+//
+// The Runtime enforces the spec: publishing a subject or type not in Produces, or consuming one
+// not in Consumes, is an error. Inbound webhooks follow one flow, the same for every channel:
+// cap the body → verify the vendor signature → decode into events → publish and wait for the
+// JetStream ack → only then answer the vendor. A vendor that gets no 2xx retries, and since
+// connectors use the vendor's message id as the event id, the retry is stored once.
+//
+// Lifecycle: setup runs once; the connector's consumers and loops run until the service's
+// context is cancelled; then the Runtime drains the consumers, waits for the loops and returns.
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/config"
+	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/pkg/resilience"
+	"github.com/omnibus-dev/omnibus/pkg/service"
+)
+
+// Route is a subject pattern (NATS wildcards allowed) and the CloudEvents type it carries.
+type Route = service.Route
+
+// Spec declares a connector.
+type Spec struct {
+	// Name is the connector's name: webhooks live under /hooks/<Name>/, events have source
+	// /connectors/<Name>, dead letters go to omni.dlq.<Name>. Lower case, no dots.
+	Name        string
+	Description string
+	Produces    []Route
+	Consumes    []Route
+}
+
+// ErrUndeclared is wrapped when a connector publishes or consumes a route missing from its Spec.
+var ErrUndeclared = errors.New("route not declared in connector spec")
+
+// SetupFunc mounts a connector's webhooks and consumers.
+type SetupFunc[C any] func(ctx context.Context, rt *Runtime, cfg *C) error
+
+// Define turns a connector into a service.Service.
+func Define[C any](spec Spec, setup SetupFunc[C]) service.Service {
+	return service.Service{
+		Name:       spec.Name,
+		Config:     new(C),
+		Publishes:  spec.Produces,
+		Subscribes: spec.Consumes,
+		Run: func(ctx context.Context, d service.Deps) error {
+			cfg := new(C)
+			if err := config.Load(cfg, d.Env); err != nil {
+				return fmt.Errorf("%s config: %w", spec.Name, err)
+			}
+			rt := &Runtime{Spec: spec, Bus: d.Bus, Log: d.Log.With("connector", spec.Name), mux: d.Mux}
+			if err := setup(ctx, rt, cfg); err != nil {
+				rt.shutdown(10 * time.Second)
+				return fmt.Errorf("%s setup: %w", spec.Name, err)
+			}
+			rt.Log.Info("connector running", "webhooks", rt.hooks, "consumes", len(rt.subs))
+			<-ctx.Done()
+			rt.shutdown(20 * time.Second)
+			return nil
+		},
+	}
+}
+
+// Register defines the connector and adds it to reg: the one call a connector's package makes.
+func Register[C any](reg *service.Registry, spec Spec, setup SetupFunc[C]) {
+	reg.MustRegister(Define(spec, setup))
+}
+
+// Runtime is what a connector's setup gets: its bus, logger and the means to mount webhooks,
+// consumers and background loops.
+type Runtime struct {
+	Spec Spec
+	Bus  *bus.Client
+	Log  *slog.Logger
+
+	mux   *http.ServeMux
+	hooks []string
+	mu    sync.Mutex
+	subs  []*bus.Subscription
+	wg    sync.WaitGroup
+}
+
+// Source is the CloudEvents source of this connector's events.
+func (rt *Runtime) Source() string { return "/connectors/" + rt.Spec.Name }
+
+// NewEvent builds an event with this connector's source.
+func (rt *Runtime) NewEvent(typ string, data any, opts ...event.Option) (event.Event, error) {
+	return event.New(typ, rt.Source(), data, opts...)
+}
+
+func declared(routes []Route, subject, typ string) bool {
+	for _, r := range routes {
+		if r.Type == typ && bus.SubjectMatches(r.Subject, subject) {
+			return true
+		}
+	}
+	return false
+}
+
+func (rt *Runtime) checkProduces(batch []bus.Outgoing) error {
+	for _, o := range batch {
+		if !declared(rt.Spec.Produces, o.Subject, o.Event.Type()) {
+			return fmt.Errorf("%w: %s produces %s on %s", ErrUndeclared, rt.Spec.Name, o.Event.Type(), o.Subject)
+		}
+	}
+	return nil
+}
+
+// Publish publishes events declared in Spec.Produces and waits for every JetStream ack.
+func (rt *Runtime) Publish(ctx context.Context, batch ...bus.Outgoing) error {
+	if err := rt.checkProduces(batch); err != nil {
+		return err
+	}
+	if len(batch) == 1 {
+		return rt.Bus.Publish(ctx, batch[0].Subject, batch[0].Event)
+	}
+	return rt.Bus.PublishBatch(ctx, batch)
+}
+
+// Consume runs h on a durable consumer of route, which must be in Spec.Consumes. The consumer
+// is named <connector>-<last two subject tokens>; cfg may override ConsumerConfig defaults
+// (Service, Stream and FilterSubjects are set here). Messages of another type are dead-lettered.
+func (rt *Runtime) Consume(ctx context.Context, route Route, h bus.Handler, cfg bus.ConsumerConfig) error {
+	if !declared(rt.Spec.Consumes, route.Subject, route.Type) {
+		return fmt.Errorf("%w: %s consumes %s on %s", ErrUndeclared, rt.Spec.Name, route.Type, route.Subject)
+	}
+	stream, err := StreamOf(route.Subject)
+	if err != nil {
+		return err
+	}
+	cfg.Service, cfg.Stream, cfg.FilterSubjects = rt.Spec.Name, stream, []string{route.Subject}
+	if cfg.Durable == "" {
+		cfg.Durable = rt.Spec.Name + "-" + durableSuffix(route.Subject)
+	}
+	sub, err := rt.Bus.Subscribe(ctx, cfg, func(ctx context.Context, d bus.Delivery) error {
+		if d.Event.Type() != route.Type {
+			return resilience.Permanent(fmt.Errorf("%s expects %s on %s, got %s", rt.Spec.Name, route.Type, route.Subject, d.Event.Type()))
+		}
+		return h(ctx, d)
+	})
+	if err != nil {
+		return err
+	}
+	rt.mu.Lock()
+	rt.subs = append(rt.subs, sub)
+	rt.mu.Unlock()
+	return nil
+}
+
+// Go runs a background loop until ctx is cancelled; shutdown waits for it.
+func (rt *Runtime) Go(ctx context.Context, name string, loop func(ctx context.Context) error) {
+	rt.wg.Add(1)
+	go func() {
+		defer rt.wg.Done()
+		if err := loop(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			rt.Log.Error("loop stopped", "loop", name, "err", err)
+		}
+	}()
+}
+
+func (rt *Runtime) shutdown(timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	rt.mu.Lock()
+	subs := rt.subs
+	rt.mu.Unlock()
+	for _, s := range subs {
+		if err := s.Shutdown(ctx); err != nil {
+			rt.Log.Warn("consumer did not drain in time", "err", err)
+		}
+	}
+	rt.wg.Wait()
+}
+
+// StreamOf returns the omnibus stream that stores subject.
+func StreamOf(subject string) (string, error) {
+	for prefix, stream := range map[string]string{
+		"omni.in.": bus.StreamIn, "omni.out.": bus.StreamOut, "omni.tool.": bus.StreamTool,
+		"omni.desk.": bus.StreamDesk, "omni.audit.": bus.StreamAudit, "omni.dlq.": bus.StreamDLQ,
+	} {
+		if strings.HasPrefix(subject, prefix) {
+			return stream, nil
+		}
+	}
+	return "", fmt.Errorf("%w: subject %q is in no omnibus stream", ErrUndeclared, subject)
+}
+
+func durableSuffix(subject string) string {
+	toks := strings.Split(subject, ".")
+	if len(toks) > 2 {
+		toks = toks[len(toks)-2:]
+	}
+	r := strings.NewReplacer("*", "any", ">", "all")
+	return r.Replace(strings.Join(toks, "-"))
+}

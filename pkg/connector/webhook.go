@@ -1,0 +1,124 @@
+package connector
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/webhook"
+)
+
+// Webhook is one vendor callback endpoint.
+type Webhook struct {
+	// Method, default POST.
+	Method string
+	// Path under /hooks/<connector>, e.g. "/messages".
+	Path string
+	// MaxBody caps the request body; larger requests get 413. Default 1 MiB.
+	MaxBody int64
+	// Verify checks the vendor's signature and timestamp window. Required: a webhook without a
+	// vendor signature must say so with NoSignature.
+	Verify func(r *http.Request, body []byte) error
+	// NoSignature acknowledges that the vendor signs nothing (Verify may then be nil).
+	NoSignature bool
+	// Decode turns the verified request into the events to publish. Return an error wrapping
+	// webhook.ErrMalformed for bad input (400 with the reason). Zero events is fine (e.g. a
+	// vendor ping): the vendor is answered at once.
+	Decode func(r *http.Request, body []byte) ([]bus.Outgoing, error)
+	// Respond writes the vendor's expected acknowledgement once every event was acked by
+	// JetStream. Default: 200 {"ok":true}.
+	Respond func(w http.ResponseWriter, r *http.Request, published []bus.Outgoing)
+	// PublishTimeout bounds the wait for JetStream (vendors time out callbacks after a few
+	// seconds and retry). Default 3s.
+	PublishTimeout time.Duration
+}
+
+// Webhook mounts h at /hooks/<connector><h.Path>.
+func (rt *Runtime) Webhook(h Webhook) error {
+	if h.Verify == nil && !h.NoSignature {
+		return fmt.Errorf("%s webhook %s: Verify is required (set NoSignature for vendors that sign nothing)", rt.Spec.Name, h.Path)
+	}
+	if h.Decode == nil {
+		return fmt.Errorf("%s webhook %s: Decode is required", rt.Spec.Name, h.Path)
+	}
+	if h.Method == "" {
+		h.Method = http.MethodPost
+	}
+	if h.MaxBody == 0 {
+		h.MaxBody = 1 << 20
+	}
+	if h.PublishTimeout == 0 {
+		h.PublishTimeout = 3 * time.Second
+	}
+	if h.Respond == nil {
+		h.Respond = func(w http.ResponseWriter, _ *http.Request, _ []bus.Outgoing) {
+			writeJSON(w, http.StatusOK, map[string]any{"ok": true})
+		}
+	}
+	pattern := h.Method + " /hooks/" + rt.Spec.Name + h.Path
+	rt.mux.HandleFunc(pattern, rt.inbound(h))
+	rt.hooks = append(rt.hooks, pattern)
+	return nil
+}
+
+func (rt *Runtime) inbound(h Webhook) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.MaxBody))
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				rt.reject(w, r, http.StatusRequestEntityTooLarge, fmt.Errorf("body larger than %d bytes", h.MaxBody))
+				return
+			}
+			rt.reject(w, r, http.StatusBadRequest, fmt.Errorf("read body: %w", err))
+			return
+		}
+		if h.Verify != nil {
+			if err := h.Verify(r, body); err != nil {
+				status := http.StatusUnauthorized
+				if errors.Is(err, webhook.ErrMalformed) {
+					status = http.StatusBadRequest
+				}
+				rt.reject(w, r, status, err)
+				return
+			}
+		}
+		batch, err := h.Decode(r, body)
+		if err != nil {
+			rt.reject(w, r, http.StatusBadRequest, err)
+			return
+		}
+		if len(batch) > 0 {
+			ctx, cancel := context.WithTimeout(r.Context(), h.PublishTimeout)
+			defer cancel()
+			if err := rt.Publish(ctx, batch...); err != nil {
+				// Not acknowledged: the vendor retries, and the event id dedupes the retry.
+				rt.Log.ErrorContext(r.Context(), "webhook publish failed; vendor will retry", "path", r.URL.Path, "err", err)
+				status := http.StatusServiceUnavailable
+				if errors.Is(err, ErrUndeclared) {
+					status = http.StatusInternalServerError
+				}
+				w.Header().Set("Retry-After", "1")
+				writeJSON(w, status, map[string]any{"error": "not stored, retry", "reason": err.Error()})
+				return
+			}
+		}
+		h.Respond(w, r, batch)
+	}
+}
+
+func (rt *Runtime) reject(w http.ResponseWriter, r *http.Request, status int, err error) {
+	rt.Log.WarnContext(r.Context(), "webhook rejected", "path", r.URL.Path, "status", status, "reason", err.Error(), "remote", r.RemoteAddr)
+	writeJSON(w, status, map[string]any{"error": http.StatusText(status), "reason": err.Error()})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,50 @@
+// Package pgembed runs a throwaway PostgreSQL server from the PostgreSQL
+// binaries installed on the machine.
+//
+// It is used by the all-in-one omnibus binary, which needs a database without
+// any external setup, and by package pgtest, which gives every test its own
+// database. pgembed does not download or bundle PostgreSQL: it looks for
+// initdb and postgres on PATH and under /usr/lib/postgresql/*/bin (newest
+// version first) and returns an error wrapping [ErrNoBinaries] when they are
+// missing. On Debian and Ubuntu, install them with
+//
+//	apt-get install -y postgresql
+//
+// # The server
+//
+// [Start] initialises a data directory with initdb (unless it already holds a
+// cluster) and runs postgres as a direct child process:
+//
+//   - it listens on TCP 127.0.0.1 only, on a free port unless one is
+//     requested; the Unix socket lives in the temporary directory, if pgembed
+//     created one, and is disabled otherwise;
+//   - local connections use trust authentication and the superuser is named
+//     postgres, so [Server.URL] needs no password;
+//   - server settings can be added or overridden with [Options.Settings]
+//     (for example fsync=off for tests); durability settings keep the
+//     PostgreSQL defaults otherwise.
+//
+// When [Options.DataDir] is empty, the cluster lives in a fresh temporary
+// directory that [Server.Stop] removes. Otherwise the directory is initialised
+// on first use and kept, so data survives restarts.
+//
+// # Running as root
+//
+// PostgreSQL refuses to run as root. When the current process runs as root,
+// pgembed runs initdb and postgres as the OS user named postgres (created by
+// the Debian/Ubuntu packages) and hands the directories it creates to that
+// user. Every parent directory of a custom DataDir must therefore be
+// searchable by that user.
+//
+// # Process lifetime
+//
+// The server is started in its own process group, so a Ctrl-C in the
+// terminal reaches only the parent, which can then stop the server in order.
+// On Linux the server also gets SIGKILL from the kernel when its parent dies
+// (PR_SET_PDEATHSIG), so a crashed or killed parent never leaves a server
+// behind. The kernel ties that signal to the OS thread that started the
+// process; the Go runtime does not end its threads, except ones locked with
+// runtime.LockOSThread whose goroutine exits, so do not call Start from such
+// a goroutine. A data directory in a temporary directory is only removed by
+// [Server.Stop]; after a crash it stays behind in os.TempDir().
+package pgembed

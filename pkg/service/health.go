@@ -1,0 +1,68 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Health holds readiness checks. /healthz answers 200 while the process serves; /readyz runs every
+// check and answers 503 with the failing ones.
+type Health struct {
+	mu     sync.RWMutex
+	checks map[string]func(context.Context) error
+}
+
+// NewHealth returns an empty Health.
+func NewHealth() *Health { return &Health{checks: map[string]func(context.Context) error{}} }
+
+// AddCheck registers a readiness check under name (replacing one of the same name).
+func (h *Health) AddCheck(name string, check func(context.Context) error) {
+	h.mu.Lock()
+	h.checks[name] = check
+	h.mu.Unlock()
+}
+
+// Check runs every check with a 2 s budget and returns the failures by name.
+func (h *Health) Check(ctx context.Context) map[string]string {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	fail := map[string]string{}
+	for name, c := range h.checks {
+		if err := c(ctx); err != nil {
+			fail[name] = err.Error()
+		}
+	}
+	return fail
+}
+
+// Mount registers /healthz, /readyz and, when metrics is non-nil, /metrics on mux.
+func (h *Health) Mount(mux *http.ServeMux, metrics http.Handler) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		fail := h.Check(r.Context())
+		h.mu.RLock()
+		names := make([]string, 0, len(h.checks))
+		for n := range h.checks {
+			names = append(names, n)
+		}
+		h.mu.RUnlock()
+		sort.Strings(names)
+		w.Header().Set("Content-Type", "application/json")
+		if len(fail) > 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"ready": len(fail) == 0, "checks": names, "failing": fail})
+	})
+	if metrics != nil {
+		mux.Handle("GET /metrics", metrics)
+	}
+}

@@ -1,0 +1,174 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+
+	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/config"
+	"github.com/omnibus-dev/omnibus/pkg/telemetry"
+)
+
+// Base is the process configuration every standalone service reads.
+type Base struct {
+	NATSURL         string        `env:"NATS_URL" default:"nats://127.0.0.1:4222" desc:"NATS server URL (standalone services)"`
+	HTTPAddr        string        `env:"HTTP_ADDR" default:"127.0.0.1:8080" desc:"HTTP listen address of a standalone service (webhooks, /healthz, /readyz, /metrics)"`
+	DatabaseURL     string        `env:"DATABASE_URL" desc:"Postgres URL for services that keep state (empty: the all-in-one starts a throwaway Postgres)"`
+	LogLevel        string        `env:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+	LogFormat       string        `env:"LOG_FORMAT" default:"text" desc:"text or json"`
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" default:"20s" desc:"how long a graceful stop may take before in-flight work is cancelled"`
+}
+
+// Main runs s as a standalone process (the container entry point) and exits. "health" as the
+// first argument instead checks http://HTTP_ADDR/healthz and exits 0 or 1 (the container
+// healthcheck in images without a shell).
+func Main(s Service) {
+	var base Base
+	if err := config.Load(&base, os.LookupEnv); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	if len(os.Args) > 1 && os.Args[1] == "health" {
+		os.Exit(HealthCheck(base.HTTPAddr))
+	}
+	log := telemetry.NewLogger(os.Stderr, base.LogFormat, base.LogLevel).With("service", s.Name)
+	slog.SetDefault(log)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := runStandalone(ctx, s, base, log); err != nil {
+		log.Error("service failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+// HealthCheck GETs /healthz on addr and returns the process exit code.
+func HealthCheck(addr string) int {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 1
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
+	if err != nil {
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 1
+	}
+	return 0
+}
+
+func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) error {
+	tel, err := telemetry.Setup(s.Name)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tel.Shutdown(context.Background()) }()
+	nc, err := nats.Connect(base.NATSURL, nats.Name(s.Name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
+	if err != nil {
+		return fmt.Errorf("nats %s: %w", base.NATSURL, err)
+	}
+	defer nc.Close()
+	client, err := bus.Connect(nc, bus.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	if err := client.Provision(ctx); err != nil {
+		return err
+	}
+	var pool *pgxpool.Pool
+	if s.NeedsDB {
+		if base.DatabaseURL == "" {
+			return errors.New("DATABASE_URL is required for " + s.Name)
+		}
+		if pool, err = pgxpool.New(ctx, base.DatabaseURL); err != nil {
+			return fmt.Errorf("postgres: %w", err)
+		}
+		defer pool.Close()
+	}
+	health := NewHealth()
+	health.AddCheck("nats", func(context.Context) error {
+		if !nc.IsConnected() {
+			return errors.New("nats: " + nc.Status().String())
+		}
+		return nil
+	})
+	if pool != nil {
+		health.AddCheck("postgres", func(ctx context.Context) error { return pool.Ping(ctx) })
+	}
+	mux := http.NewServeMux()
+	health.Mount(mux, tel.MetricsHandler())
+	ln, err := net.Listen("tcp", base.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", base.HTTPAddr, err)
+	}
+	log.Info("service started", "http", "http://"+ln.Addr().String(), "nats", base.NATSURL)
+	return Serve(ctx, ln, mux, base.ShutdownTimeout, log, func(ctx context.Context) error {
+		return s.Run(ctx, Deps{Bus: client, DB: pool, Mux: mux, Log: log, Health: health, Env: os.LookupEnv})
+	}, nc)
+}
+
+// Serve serves handler on ln and runs run(ctx) until ctx is cancelled or run fails; then it
+// stops the HTTP server (in-flight requests finish), waits for run to return (the services drain
+// their consumers) and drains nc. Everything is bounded by timeout; past it, contexts are
+// cancelled.
+func Serve(ctx context.Context, ln net.Listener, handler http.Handler, timeout time.Duration, log *slog.Logger,
+	run func(ctx context.Context) error, nc *nats.Conn) error {
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	httpErr := make(chan error, 1)
+	go func() { httpErr <- srv.Serve(ln) }()
+	runErr := make(chan error, 1)
+	go func() { runErr <- run(runCtx) }()
+
+	var err error
+	runDone := false
+	select {
+	case <-ctx.Done():
+	case err = <-httpErr:
+		err = fmt.Errorf("http: %w", err)
+	case err = <-runErr:
+		runDone = true
+	}
+	log.Info("shutting down", "timeout", timeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	if e := srv.Shutdown(sctx); e != nil {
+		log.Warn("http shutdown", "err", e)
+	}
+	cancelRun()
+	if !runDone {
+		select {
+		case e := <-runErr:
+			err = errors.Join(err, e)
+		case <-sctx.Done():
+			err = errors.Join(err, fmt.Errorf("services did not stop within %s", timeout))
+		}
+	}
+	if nc != nil && !nc.IsClosed() {
+		if e := nc.Drain(); e != nil && !errors.Is(e, nats.ErrConnectionClosed) {
+			log.Warn("nats drain", "err", e)
+		}
+		for !nc.IsClosed() && sctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	log.Info("stopped")
+	return err
+}

@@ -1,0 +1,126 @@
+// Package service is the lifecycle every omnibus service shares: the Service type with its
+// Run(ctx, Deps) entry point, an instantiable Registry the all-in-one binary composes from,
+// health and readiness endpoints, the HTTP server, and Main, the standalone harness each
+// service's cmd/<name>/main.go calls.
+//
+// Run contract: Run starts the service's consumers, loops and HTTP routes, blocks until ctx is
+// cancelled, then stops fetching, finishes in-flight work, drains its subscriptions and returns
+// nil. A non-nil error means the service could not run; the process then stops every service.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"sync"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/config"
+)
+
+// Deps is what a service gets from the process that runs it.
+type Deps struct {
+	Bus    *bus.Client
+	DB     *pgxpool.Pool // set only for services with NeedsDB
+	Mux    *http.ServeMux
+	Log    *slog.Logger
+	Health *Health
+	Env    config.Lookup // the service's configuration source (os.LookupEnv in production)
+}
+
+// Service is one runnable omnibus service.
+type Service struct {
+	Name    string
+	NeedsDB bool
+	// Config, if set, is a pointer to a zero config struct; it documents the service's
+	// variables (config.Describe) for the README and "omnibus config".
+	Config any
+	// Publishes and Subscribes list the subjects and CloudEvents types the service produces and
+	// consumes; tests check each type has a schema and an AsyncAPI entry.
+	Publishes, Subscribes []Route
+	Run                   func(ctx context.Context, d Deps) error
+}
+
+// Route is a subject pattern (NATS wildcards allowed) and the CloudEvents type it carries.
+type Route struct {
+	Subject string
+	Type    string
+}
+
+// ErrDuplicate is returned by Register for a name already registered.
+var ErrDuplicate = errors.New("service already registered")
+
+// Registry is an explicit set of services (tests build empty ones; the all-in-one builds one with
+// every service).
+type Registry struct {
+	mu       sync.Mutex
+	services map[string]Service
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{services: map[string]Service{}} }
+
+// Register adds s.
+func (r *Registry) Register(s Service) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s.Name == "" || s.Run == nil {
+		return fmt.Errorf("service: Name and Run are required (got %q)", s.Name)
+	}
+	if _, dup := r.services[s.Name]; dup {
+		return fmt.Errorf("%w: %s", ErrDuplicate, s.Name)
+	}
+	r.services[s.Name] = s
+	return nil
+}
+
+// MustRegister is Register that panics, for package-level registration in main.
+func (r *Registry) MustRegister(s Service) {
+	if err := r.Register(s); err != nil {
+		panic(err)
+	}
+}
+
+// Services returns the registered services sorted by name.
+func (r *Registry) Services() []Service {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Service, 0, len(r.services))
+	for _, s := range r.services {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// RunAll runs every service with deps until ctx is cancelled or one fails; then it cancels the
+// others and waits for all of them. It returns the errors of the services that failed.
+func RunAll(ctx context.Context, services []Service, deps func(Service) Deps) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, s := range services {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := deps(s)
+			if err := s.Run(ctx, d); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("%s: %w", s.Name, err))
+				mu.Unlock()
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}

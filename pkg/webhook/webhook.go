@@ -1,0 +1,47 @@
+// Package webhook holds the checks every vendor webhook shares: HMAC signatures compared in
+// constant time, the timestamp window, and the sentinels connectors return so the HTTP layer
+// answers with the right status and reason.
+package webhook
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Sentinels returned by verifiers; pkg/connector maps them to HTTP statuses.
+var (
+	ErrSignature = errors.New("bad signature")            // 401
+	ErrExpired   = errors.New("timestamp outside window") // 401
+	ErrMalformed = errors.New("malformed request")        // 400
+)
+
+// HMACSHA256Hex returns the lower-case hex HMAC-SHA256 of the concatenated parts.
+func HMACSHA256Hex(secret []byte, parts ...[]byte) string {
+	m := hmac.New(sha256.New, secret)
+	for _, p := range parts {
+		m.Write(p)
+	}
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// EqualHex compares two hex signatures in constant time.
+func EqualHex(got, want string) bool { return hmac.Equal([]byte(got), []byte(want)) }
+
+// CheckTimestamp parses a Unix-seconds timestamp and checks it is within window of now (either
+// side, to allow for clock skew). It returns an error wrapping ErrMalformed or ErrExpired.
+func CheckTimestamp(ts string, window time.Duration, now time.Time) (time.Time, error) {
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%w: timestamp %q is not Unix seconds", ErrMalformed, ts)
+	}
+	t := time.Unix(sec, 0)
+	if d := now.Sub(t); d > window || d < -window {
+		return t, fmt.Errorf("%w: timestamp %s is %s from now (window %s)", ErrExpired, t.UTC().Format(time.RFC3339), d.Round(time.Second), window)
+	}
+	return t, nil
+}

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/config"
+	"github.com/omnibus-dev/omnibus/pkg/service"
+	"github.com/omnibus-dev/omnibus/pkg/telemetry"
+	"github.com/omnibus-dev/omnibus/services/omnibus/internal/allinone"
+	"github.com/omnibus-dev/omnibus/services/omnibus/internal/demo"
+)
+
+const usage = `omnibus — the omnichannel message bus, all in one process.
+
+Usage:
+  omnibus [run]                 run every service on embedded NATS and a throwaway Postgres
+  omnibus dlq list [flags]      list dead letters with their reasons
+  omnibus dlq redrive [flags]   republish chosen dead letters to their original subjects
+  omnibus config                print every environment variable with its default
+  omnibus health                exit 0 if the running all-in-one answers /healthz
+
+dlq flags: --service S  --subject PATTERN  --reason TEXT  --seq 1,2,3  --limit N  --json
+           (redrive needs at least one selector, or --all)
+dlq and replay connect to NATS_URL, default the all-in-one's nats://127.0.0.1:4222.
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "run":
+		err = runAll()
+	case "dlq":
+		err = dlq(args, stdout)
+	case "config":
+		printConfig(stdout)
+	case "health":
+		var cfg allinone.Config
+		if err := config.Load(&cfg, os.LookupEnv); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 2
+		}
+		return service.HealthCheck(cfg.HTTPAddr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "omnibus:", err)
+		return 1
+	}
+	return 0
+}
+
+func runAll() error {
+	var cfg allinone.Config
+	if err := config.Load(&cfg, os.LookupEnv); err != nil {
+		return err
+	}
+	log := telemetry.NewLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
+	for _, err := range config.Unknown(&cfg, os.Environ(), "OMNIBUS_") {
+		log.Warn(err.Error())
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// The demo's vendors share a secret with the connectors; generated per run unless set.
+	overlay := map[string]string{"EXAMPLE_SECRET": allinone.RandomSecret()}
+	env := func(k string) (string, bool) {
+		if v, ok := os.LookupEnv(k); ok {
+			return v, true
+		}
+		v, ok := overlay[k]
+		return v, ok
+	}
+	build := func(base string) []service.Service {
+		overlay["EXAMPLE_API_BASE"] = base + "/sandbox/example"
+		svcs := services()
+		if cfg.Simulate {
+			secret, _ := env("EXAMPLE_SECRET")
+			svcs = append(svcs, demo.Service(demo.Options{Base: base, Secret: secret, Interval: cfg.SimInterval}))
+		}
+		return svcs
+	}
+	return allinone.Run(ctx, cfg, build, env, log, nil)
+}
+
+func printConfig(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VARIABLE\tDEFAULT\tMEANING")
+	seen := map[string]bool{}
+	dump := func(cfg any) {
+		for _, f := range config.Describe(cfg) {
+			if !seen[f.Env] {
+				seen[f.Env] = true
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Env, f.Default, f.Desc)
+			}
+		}
+	}
+	dump(&allinone.Config{})
+	for _, s := range services() {
+		if s.Config != nil {
+			dump(s.Config)
+		}
+	}
+	_ = tw.Flush()
+}
+
+func dlq(args []string, w io.Writer) error {
+	if len(args) == 0 || (args[0] != "list" && args[0] != "redrive") {
+		return errors.New("dlq: want list or redrive\n\n" + usage)
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("dlq "+sub, flag.ContinueOnError)
+	var f bus.DeadLetterFilter
+	var seqs string
+	var asJSON, all bool
+	fs.StringVar(&f.Service, "service", "", "only dead letters of this service (omni.dlq.<service>)")
+	fs.StringVar(&f.Subject, "subject", "", "original subject pattern, e.g. omni.in.sms.>")
+	fs.StringVar(&f.ReasonContains, "reason", "", "substring of the reason")
+	fs.StringVar(&seqs, "seq", "", "comma-separated OMNI_DLQ sequences")
+	fs.IntVar(&f.Limit, "limit", 0, "at most this many")
+	fs.BoolVar(&asJSON, "json", false, "list as NDJSON")
+	fs.BoolVar(&all, "all", false, "redrive every dead letter")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	for _, s := range strings.Split(seqs, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return fmt.Errorf("--seq: %q is not a sequence number", s)
+		}
+		f.Seqs = append(f.Seqs, n)
+	}
+	url := os.Getenv("NATS_URL")
+	if url == "" {
+		url = "nats://127.0.0.1:4222"
+	}
+	nc, err := nats.Connect(url, nats.Name("omnibus-dlq"), nats.Timeout(3*time.Second))
+	if err != nil {
+		return fmt.Errorf("connect %s: %w (is omnibus running? set NATS_URL otherwise)", url, err)
+	}
+	defer nc.Close()
+	client, err := bus.Connect(nc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if sub == "redrive" {
+		if !all && f.Service == "" && f.Subject == "" && f.ReasonContains == "" && len(f.Seqs) == 0 {
+			return errors.New("dlq redrive: choose what to redrive (--seq, --subject, --reason, --service) or pass --all")
+		}
+		n, err := client.Redrive(ctx, f)
+		fmt.Fprintf(w, "redriven: %d\n", n)
+		return err
+	}
+	letters, err := client.ListDeadLetters(ctx, f)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(w)
+		for _, d := range letters {
+			_ = enc.Encode(map[string]any{"seq": d.Seq, "time": d.Time, "consumer": d.Consumer, "subject": d.OriginalSubject,
+				"deliveries": d.Deliveries, "event_id": d.EventID, "event_type": d.EventType, "reason": d.Reason})
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tTIME\tCONSUMER\tSUBJECT\tDELIVERIES\tEVENT\tREASON")
+	for _, d := range letters {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", d.Seq, d.Time.UTC().Format(time.RFC3339), d.Consumer,
+			d.OriginalSubject, d.Deliveries, d.EventID, d.Reason)
+	}
+	_ = tw.Flush()
+	fmt.Fprintf(w, "%d dead letter(s)\n", len(letters))
+	return nil
+}

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
+	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/pkg/resilience"
+	"github.com/omnibus-dev/omnibus/pkg/schema"
+	"github.com/omnibus-dev/omnibus/pkg/service"
+	"github.com/omnibus-dev/omnibus/services/omnibus/internal/allinone"
+	"github.com/omnibus-dev/omnibus/services/omnibus/internal/demo"
+)
+
+func allServices() []service.Service {
+	return append(services(), demo.Service(demo.Options{}))
+}
+
+// Every type a service publishes or consumes has a JSON Schema and an AsyncAPI entry.
+func TestEveryTypeHasSchemaAndAsyncAPI(t *testing.T) {
+	t.Parallel()
+	documented, err := schema.AsyncAPITypes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range allServices() {
+		if len(s.Publishes)+len(s.Subscribes) == 0 {
+			t.Errorf("service %s declares no routes", s.Name)
+		}
+		for _, r := range append(slices.Clone(s.Publishes), s.Subscribes...) {
+			if !schema.Default().Has(r.Type) {
+				t.Errorf("service %s uses %s on %s, which has no JSON Schema in schemas/", s.Name, r.Type, r.Subject)
+			}
+			if !slices.Contains(documented, r.Type) {
+				t.Errorf("service %s uses %s, which has no message in schemas/asyncapi.yaml", s.Name, r.Type)
+			}
+		}
+	}
+}
+
+func TestAllInOne(t *testing.T) {
+	t.Parallel()
+	cfg := allinone.Config{
+		HTTPAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0", NATSSync: "always", DataDir: t.TempDir(),
+		Simulate: true, SimInterval: 20 * time.Millisecond, LogLevel: "warn", ShutdownTimeout: 10 * time.Second,
+	}
+	env := map[string]string{"EXAMPLE_SECRET": "s"}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	baseCh := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- allinone.Run(ctx, cfg, func(base string) []service.Service {
+			env["EXAMPLE_API_BASE"] = base + "/sandbox/example"
+			return append(services(), demo.Service(demo.Options{Base: base, Secret: "s", Interval: cfg.SimInterval}))
+		}, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, log, func(b string) { baseCh <- b })
+	}()
+	var base string
+	select {
+	case base = <-baseCh:
+	case err := <-done:
+		t.Fatalf("all-in-one exited: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("all-in-one not ready after 20s")
+	}
+	get := func(path string) (int, string) {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/healthz"); code != 200 || body != "ok\n" {
+		t.Fatalf("/healthz: %d %q", code, body)
+	}
+	// Simulated customers write → connector publishes → auto-reply → connector sends → vendor.
+	bustest.WaitFor(t, 15*time.Second, "3 replies delivered by the simulated vendor", func() bool {
+		_, body := get("/sandbox/example/sent")
+		var sent []map[string]any
+		_ = json.Unmarshal([]byte(body), &sent)
+		return len(sent) >= 3
+	})
+	if code, body := get("/readyz"); code != 200 || !strings.Contains(body, `"ready":true`) {
+		t.Fatalf("/readyz: %d %s", code, body)
+	}
+	if _, body := get("/metrics"); !strings.Contains(body, "omnibus_bus_published_total") || !strings.Contains(body, "omnibus_bus_acked_total") {
+		t.Fatal("/metrics lacks the bus metrics")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("all-in-one stopped with %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("all-in-one did not stop within 20s")
+	}
+}
+
+func TestDLQCommand(t *testing.T) {
+	b := bustest.New(t)
+	t.Setenv("NATS_URL", b.Server.ClientURL())
+	ctx := context.Background()
+	e, err := event.New("omni.channel.message.received", "/test", map[string]any{
+		"channel": "example", "channel_message_id": "m1", "from": map[string]string{"kind": "phone", "value": "+8613800138000"},
+		"message": map[string]any{"type": "text", "text": "hi"}, "sent_at": "2026-11-27T08:00:00Z",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Client.Publish(ctx, "omni.in.example.message", e); err != nil {
+		t.Fatal(err)
+	}
+	var handled atomic.Int32
+	sub, err := b.Client.Subscribe(ctx, bus.ConsumerConfig{Service: "unifier", Stream: bus.StreamIn}, func(context.Context, bus.Delivery) error {
+		if handled.Add(1) == 1 {
+			return resilience.Permanent(errors.New("customer store unavailable"))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop()
+	bustest.WaitFor(t, 5*time.Second, "dead letter", func() bool { return b.StoredCount(t, bus.StreamDLQ, ">") == 1 })
+
+	var out, errOut bytes.Buffer
+	if code := run([]string{"dlq", "list"}, &out, &errOut); code != 0 {
+		t.Fatalf("dlq list exited %d: %s", code, errOut.String())
+	}
+	if !strings.Contains(out.String(), "customer store unavailable") || !strings.Contains(out.String(), e.ID()) {
+		t.Fatalf("dlq list output:\n%s", out.String())
+	}
+	out.Reset()
+	if code := run([]string{"dlq", "redrive"}, &out, &errOut); code == 0 {
+		t.Fatal("redrive without a selector must refuse")
+	}
+	if code := run([]string{"dlq", "redrive", "--reason", "store unavailable"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "redriven: 1") {
+		t.Fatalf("redrive: %d %s %s", code, out.String(), errOut.String())
+	}
+	bustest.WaitFor(t, 5*time.Second, "redriven event handled", func() bool { return handled.Load() == 2 })
+	out.Reset()
+	if code := run([]string{"dlq", "list", "--json"}, &out, &errOut); code != 0 || out.Len() != 0 {
+		t.Fatalf("after redrive: %d %q", code, out.String())
+	}
+}
+
+func TestConfigCommand(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	if code := run([]string{"config"}, &out, io.Discard); code != 0 {
+		t.Fatal(code)
+	}
+	for _, v := range []string{"OMNIBUS_HTTP_ADDR", "OMNIBUS_NATS_SYNC", "DATABASE_URL", "EXAMPLE_SECRET"} {
+		if !strings.Contains(out.String(), v) {
+			t.Errorf("omnibus config lacks %s", v)
+		}
+	}
+}
