@@ -558,3 +558,58 @@ func TestConsumerConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestSubscribeBatch(t *testing.T) {
+	t.Parallel()
+	b := bustest.New(t)
+	ctx := context.Background()
+	const total = 1000
+	batch := make([]bus.Outgoing, total)
+	for i := range batch {
+		batch[i] = bus.Outgoing{Subject: subjIn, Event: received(t, i)}
+	}
+	if err := b.Client.PublishBatch(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	poison := batch[5].Event.ID()
+	var mu sync.Mutex
+	var order []string
+	maxSize := 0
+	sub, err := b.Client.SubscribeBatch(ctx, fast("batch"), 100, func(_ context.Context, ds []bus.Delivery) []error {
+		mu.Lock()
+		defer mu.Unlock()
+		maxSize = max(maxSize, len(ds))
+		errs := make([]error, len(ds))
+		for i, d := range ds {
+			if d.Event.ID() == poison {
+				errs[i] = resilience.Permanent(errors.New("poison"))
+				continue
+			}
+			order = append(order, d.Event.ID())
+		}
+		return errs
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bustest.WaitFor(t, 10*time.Second, "all handled", func() bool { mu.Lock(); defer mu.Unlock(); return len(order) == total-1 })
+	if err := sub.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if maxSize < 2 || maxSize > 100 {
+		t.Errorf("batch sizes up to %d, want between 2 and 100 for a backlog", maxSize)
+	}
+	j := 0
+	for _, o := range batch {
+		if o.Event.ID() == poison {
+			continue
+		}
+		if order[j] != o.Event.ID() {
+			t.Fatalf("order broken at %d", j)
+		}
+		j++
+	}
+	if n := b.StoredCount(t, bus.StreamDLQ, ">"); n != 1 {
+		t.Fatalf("dead letters %d, want the poison one", n)
+	}
+}

@@ -62,6 +62,8 @@ type ConsumerConfig struct {
 	Concurrency int
 	// PullMaxMessages is the client-side prefetch buffer. Default 256.
 	PullMaxMessages int
+
+	maxBatch int // set by SubscribeBatch
 }
 
 // ErrInvalidConsumer is wrapped by Subscribe for a bad ConsumerConfig.
@@ -138,10 +140,17 @@ type Subscription struct {
 	hcancel  context.CancelFunc
 	once     sync.Once
 	done     chan struct{}
+	// batch mode
+	bh    BatchHandler
+	queue chan jetstream.Msg
 }
 
 // Subscribe implements Subscriber.
 func (c *Client) Subscribe(ctx context.Context, cfg ConsumerConfig, h Handler) (*Subscription, error) {
+	return c.subscribe(ctx, cfg, h, nil)
+}
+
+func (c *Client) subscribe(ctx context.Context, cfg ConsumerConfig, h Handler, bh BatchHandler) (*Subscription, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -162,8 +171,13 @@ func (c *Client) Subscribe(ctx context.Context, cfg ConsumerConfig, h Handler) (
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s on %s: %w", cfg.Durable, cfg.Stream, err)
 	}
-	s := &Subscription{c: c, cfg: cfg, h: h, sem: make(chan struct{}, cfg.Concurrency), done: make(chan struct{})}
+	s := &Subscription{c: c, cfg: cfg, h: h, bh: bh, sem: make(chan struct{}, cfg.Concurrency), done: make(chan struct{})}
 	s.hctx, s.hcancel = context.WithCancel(context.WithoutCancel(ctx))
+	if bh != nil {
+		s.queue = make(chan jetstream.Msg, cfg.PullMaxMessages)
+		s.wg.Add(1)
+		go s.batchLoop()
+	}
 	s.cc, err = cons.Consume(s.onMsg,
 		jetstream.PullMaxMessages(cfg.PullMaxMessages),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
@@ -219,6 +233,9 @@ func (s *Subscription) finish() {
 		s.cc.Drain()
 		go func() {
 			<-s.cc.Closed()
+			if s.queue != nil {
+				close(s.queue) // the callback no longer runs: the batch loop drains and exits
+			}
 			s.wg.Wait()
 			s.hcancel()
 			close(s.done)
@@ -229,6 +246,10 @@ func (s *Subscription) finish() {
 func (s *Subscription) onMsg(msg jetstream.Msg) {
 	if s.stopping.Load() {
 		_ = msg.Nak()
+		return
+	}
+	if s.queue != nil { // batch mode: the batch loop takes it from here
+		s.queue <- msg
 		return
 	}
 	s.wg.Add(1)
@@ -244,15 +265,24 @@ func (s *Subscription) onMsg(msg jetstream.Msg) {
 	}()
 }
 
-func (s *Subscription) process(msg jetstream.Msg) {
+// inflight is one message between begin and settle.
+type inflight struct {
+	msg   jetstream.Msg
+	meta  *jetstream.MsgMetadata
+	d     Delivery
+	ctx   context.Context
+	span  trace.Span
+	attrs metric.MeasurementOption
+}
+
+// begin decodes and validates msg and starts its consumer span. A non-nil error is permanent
+// (undecodable or schema-invalid): settle dead-letters it.
+func (s *Subscription) begin(msg jetstream.Msg) (*inflight, error) {
 	c, cfg, tel := s.c, s.cfg, s.c.tel
 	meta, err := msg.Metadata()
 	if err != nil { // not a JetStream message: cannot happen on a pull consumer
-		c.opts.log.Error("message without JetStream metadata", "subject", msg.Subject(), "err", err)
-		_ = msg.Term()
-		return
+		meta = &jetstream.MsgMetadata{}
 	}
-	start := time.Now()
 	e, decErr := event.Decode(msg.Headers(), msg.Data())
 
 	// Parent: the per-hop context of the publish; link: the event's creation context.
@@ -273,35 +303,48 @@ func (s *Subscription) process(msg jetstream.Msg) {
 			keyOperationName.String("process"), keyConsumerGroup.String(cfg.Durable),
 			keyDeliveryCount.Int64(int64(meta.NumDelivered)), keyMessageID.String(e.ID()),
 			keyCEID.String(e.ID()), keyCEType.String(e.Type())))
-	defer span.End()
-
-	mattrs := metric.WithAttributes(keyConsumerGroup.String(cfg.Durable), keyCEType.String(e.Type()))
-	tel.consumed.Add(ctx, 1, mattrs)
+	in := &inflight{msg: msg, meta: meta, ctx: ctx, span: span,
+		attrs: metric.WithAttributes(keyConsumerGroup.String(cfg.Durable), keyCEType.String(e.Type())),
+		d: Delivery{Event: e, Subject: msg.Subject(), Stream: meta.Stream, Consumer: meta.Consumer,
+			StreamSeq: meta.Sequence.Stream, NumDelivered: meta.NumDelivered, Published: meta.Timestamp}}
+	tel.consumed.Add(ctx, 1, in.attrs)
 	if meta.NumDelivered > 1 {
-		tel.redelivered.Add(ctx, 1, mattrs)
+		tel.redelivered.Add(ctx, 1, in.attrs)
 	}
-
-	var herr error
 	switch {
+	case err != nil:
+		return in, resilience.Permanent(fmt.Errorf("no JetStream metadata: %w", err))
 	case decErr != nil:
-		herr = resilience.Permanent(fmt.Errorf("undecodable: %w", decErr))
-	default:
-		if verr := c.validate(e); verr != nil {
-			herr = resilience.Permanent(fmt.Errorf("schema: %w", verr))
-			break
-		}
-		herr = s.safeHandle(ctx, Delivery{
-			Event: e, Subject: msg.Subject(), Stream: meta.Stream, Consumer: meta.Consumer,
-			StreamSeq: meta.Sequence.Stream, NumDelivered: meta.NumDelivered, Published: meta.Timestamp,
-		})
-		tel.handlerDur.Record(ctx, time.Since(start).Seconds(), mattrs)
+		return in, resilience.Permanent(fmt.Errorf("undecodable: %w", decErr))
 	}
+	if verr := c.validate(e); verr != nil {
+		return in, resilience.Permanent(fmt.Errorf("schema: %w", verr))
+	}
+	return in, nil
+}
+
+func (s *Subscription) process(msg jetstream.Msg) {
+	in, err := s.begin(msg)
+	if err == nil {
+		start := time.Now()
+		err = s.safeHandle(in.ctx, in.d)
+		s.c.tel.handlerDur.Record(in.ctx, time.Since(start).Seconds(), in.attrs)
+	}
+	s.settle(in, err)
+}
+
+// settle acks, naks with backoff or dead-letters a message according to its handler's error.
+func (s *Subscription) settle(in *inflight, herr error) {
+	c, cfg, tel := s.c, s.cfg, s.c.tel
+	msg, meta, ctx, span := in.msg, in.meta, in.ctx, in.span
+	defer span.End()
+	id := in.d.Event.ID()
 	if herr == nil {
 		if err := msg.Ack(); err != nil {
-			c.opts.log.Warn("ack failed; message will be redelivered", "subject", msg.Subject(), "id", e.ID(), "err", err)
+			c.opts.log.Warn("ack failed; message will be redelivered", "subject", msg.Subject(), "id", id, "err", err)
 			return
 		}
-		tel.acked.Add(ctx, 1, mattrs)
+		tel.acked.Add(ctx, 1, in.attrs)
 		return
 	}
 	span.RecordError(herr)
@@ -318,20 +361,123 @@ func (s *Subscription) process(msg jetstream.Msg) {
 			delay = backoff(cfg.Backoff, meta.NumDelivered)
 		}
 		c.opts.log.Debug("handler failed; retrying", "consumer", cfg.Durable, "subject", msg.Subject(),
-			"id", e.ID(), "delivery", meta.NumDelivered, "delay", delay, "err", herr)
+			"id", id, "delivery", meta.NumDelivered, "delay", delay, "err", herr)
 		_ = msg.NakWithDelay(delay)
 		return
 	}
 	if err := c.deadLetter(ctx, cfg, msg, meta, reason); err != nil {
 		c.opts.log.Error("dead-letter publish failed; message will be retried", "consumer", cfg.Durable,
-			"subject", msg.Subject(), "id", e.ID(), "err", errors.Join(herr, err))
+			"subject", msg.Subject(), "id", id, "err", errors.Join(herr, err))
 		_ = msg.NakWithDelay(backoff(cfg.Backoff, meta.NumDelivered))
 		return
 	}
-	tel.deadLettered.Add(ctx, 1, mattrs)
+	tel.deadLettered.Add(ctx, 1, in.attrs)
 	c.opts.log.Warn("message dead-lettered", "consumer", cfg.Durable, "subject", msg.Subject(),
-		"id", e.ID(), "deliveries", meta.NumDelivered, "reason", reason)
+		"id", id, "deliveries", meta.NumDelivered, "reason", reason)
 	_ = msg.Ack()
+}
+
+// BatchHandler processes a batch of deliveries, typically in one database transaction. It
+// returns nil when every delivery's effect is durable, or a slice of len(batch) errors, one per
+// delivery (nil for those that succeeded), read as for Handler.
+type BatchHandler func(ctx context.Context, batch []Delivery) []error
+
+// SubscribeBatch is Subscribe for handlers that work in batches. Batches adapt to the load: the
+// loop takes every message already buffered, up to maxBatch, and never waits to fill a batch,
+// so a lone message is handled at once and a backlog is handled maxBatch at a time. Order within
+// the consumer is kept (Concurrency is ignored).
+func (c *Client) SubscribeBatch(ctx context.Context, cfg ConsumerConfig, maxBatch int, h BatchHandler) (*Subscription, error) {
+	if maxBatch < 1 {
+		return nil, fmt.Errorf("%w: maxBatch must be >= 1, got %d", ErrInvalidConsumer, maxBatch)
+	}
+	if cfg.PullMaxMessages == 0 {
+		cfg.PullMaxMessages = max(256, 2*maxBatch)
+	}
+	if cfg.MaxAckPending == 0 {
+		cfg.MaxAckPending = max(1024, 4*maxBatch)
+	}
+	cfg.maxBatch = maxBatch
+	return c.subscribe(ctx, cfg, nil, h)
+}
+
+func (s *Subscription) batchLoop() {
+	defer s.wg.Done()
+	batch := make([]jetstream.Msg, 0, s.cfg.maxBatch)
+	for msg := range s.queue {
+		batch = append(batch[:0], msg)
+	fill:
+		for len(batch) < s.cfg.maxBatch {
+			select {
+			case m, ok := <-s.queue:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, m)
+			default:
+				break fill
+			}
+		}
+		if s.stopping.Load() {
+			for _, m := range batch {
+				_ = m.Nak()
+			}
+			continue
+		}
+		s.processBatch(batch)
+	}
+}
+
+func (s *Subscription) processBatch(msgs []jetstream.Msg) {
+	all := make([]*inflight, len(msgs))
+	errs := make([]error, len(msgs))
+	var valid []Delivery
+	var idx []int
+	for i, m := range msgs {
+		all[i], errs[i] = s.begin(m)
+		if errs[i] == nil {
+			valid = append(valid, all[i].d)
+			idx = append(idx, i)
+		}
+	}
+	if len(valid) > 0 {
+		ctx := s.hctx
+		if len(idx) == 1 {
+			ctx = all[idx[0]].ctx
+		}
+		start := time.Now()
+		herrs := s.safeHandleBatch(ctx, valid)
+		per := time.Since(start).Seconds() / float64(len(valid))
+		for j, i := range idx {
+			s.c.tel.handlerDur.Record(all[i].ctx, per, all[i].attrs)
+			if herrs != nil {
+				errs[i] = herrs[j]
+			}
+		}
+	}
+	for i := range msgs {
+		s.settle(all[i], errs[i])
+	}
+}
+
+func (s *Subscription) safeHandleBatch(ctx context.Context, batch []Delivery) (errs []error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.c.opts.log.Error("batch handler panic", "consumer", s.cfg.Durable, "panic", r, "stack", string(debug.Stack()))
+			errs = make([]error, len(batch))
+			for i := range errs {
+				errs[i] = fmt.Errorf("handler panic: %v", r)
+			}
+		}
+	}()
+	errs = s.bh(ctx, batch)
+	if errs != nil && len(errs) != len(batch) {
+		err := fmt.Errorf("batch handler returned %d errors for %d deliveries", len(errs), len(batch))
+		errs = make([]error, len(batch))
+		for i := range errs {
+			errs[i] = err
+		}
+	}
+	return errs
 }
 
 func (s *Subscription) safeHandle(ctx context.Context, d Delivery) (err error) {
