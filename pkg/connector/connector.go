@@ -68,6 +68,9 @@ func Define[C any](spec Spec, setup SetupFunc[C]) service.Service {
 			rt := &Runtime{Spec: spec, Bus: d.Bus, Log: d.Log.With("connector", spec.Name), mux: d.Mux}
 			if err := setup(ctx, rt, cfg); err != nil {
 				rt.shutdown(10 * time.Second)
+				if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+					return nil // stopped while starting
+				}
 				return fmt.Errorf("%s setup: %w", spec.Name, err)
 			}
 			rt.Log.Info("connector running", "webhooks", rt.hooks, "consumes", len(rt.subs))

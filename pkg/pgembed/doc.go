@@ -18,8 +18,9 @@
 //   - it listens on TCP 127.0.0.1 only, on a free port unless one is
 //     requested; the Unix socket lives in the temporary directory, if pgembed
 //     created one, and is disabled otherwise;
-//   - local connections use trust authentication and the superuser is named
-//     postgres, so [Server.URL] needs no password;
+//   - connections from this machine use trust authentication and the
+//     superuser is named postgres, so [Server.URL] needs no password; note
+//     that any local user or process can therefore connect as superuser;
 //   - server settings can be added or overridden with [Options.Settings]
 //     (for example fsync=off for tests); durability settings keep the
 //     PostgreSQL defaults otherwise.

@@ -15,7 +15,8 @@
 // started on first use with package pgembed from the PostgreSQL binaries
 // installed on the machine, with durability turned off for speed. When the
 // environment variable TEST_DATABASE_URL is set, the server it points to is
-// used instead; its role needs the CREATEDB privilege (or be a superuser).
+// used instead; its role needs the CREATEDB privilege (or to be a
+// superuser). pgtest needs PostgreSQL 13 or later.
 //
 // When PostgreSQL is not installed, tests that need a database are skipped
 // with a message saying what to install, except when the environment

@@ -113,7 +113,11 @@ func RunAll(ctx context.Context, services []Service, deps func(Service) Deps) er
 		go func() {
 			defer wg.Done()
 			d := deps(s)
-			if err := s.Run(ctx, d); err != nil {
+			err := s.Run(ctx, d)
+			if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+				err = nil // stopped while starting: a clean stop, not a failure
+			}
+			if err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("%s: %w", s.Name, err))
 				mu.Unlock()

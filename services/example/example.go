@@ -1,11 +1,7 @@
-// Package example is the connector template: a small "echo" channel whose vendor posts signed
-// JSON webhooks and accepts signed JSON sends. Copy this folder to start a connector: keep the
-// Spec, the Config, the verify/decode pair and the outbound handler; replace the wire format.
-//
-// Wire format (the "vendor"): POST /hooks/example/messages with body
-// {"id","from","text","sent_at"}, headers X-Example-Timestamp (Unix seconds) and
-// X-Example-Signature = hex(HMAC-SHA256(secret, timestamp + "." + body)). Sends go to
-// POST {EXAMPLE_API_BASE}/send with the same signature scheme and answer {"message_id"}.
+// Package example is the connector template; copy this folder to start a connector. Its vendor
+// POSTs {"id","from","text","sent_at"} to /hooks/example/messages with X-Example-Timestamp (Unix
+// seconds) and X-Example-Signature = hex(HMAC-SHA256(secret, timestamp + "." + body)); sends go
+// to POST {EXAMPLE_API_BASE}/send, signed the same way, and answer {"message_id"}.
 package example
 
 import (
@@ -25,7 +21,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/webhook"
 )
 
-// Event types and subjects this connector uses.
+// Event types, subjects, routes and the Spec that declares them.
 const (
 	TypeReceived = "omni.channel.message.received"
 	TypeSend     = "omni.channel.message.send.requested"
@@ -35,14 +31,13 @@ const (
 	SubjectState = "omni.in.example.status"
 )
 
-// Routes and the Spec that declares them.
 var (
 	RouteIn     = connector.Route{Subject: SubjectIn, Type: TypeReceived}
 	RouteStatus = connector.Route{Subject: SubjectState, Type: TypeStatus}
 	RouteSend   = connector.Route{Subject: SubjectOut, Type: TypeSend}
 	Spec        = connector.Spec{
 		Name:        "example",
-		Description: "template echo channel: signed JSON webhooks in, signed JSON sends out",
+		Description: "template channel: signed JSON webhooks in, signed JSON sends out",
 		Produces:    []connector.Route{RouteIn, RouteStatus},
 		Consumes:    []connector.Route{RouteSend},
 	}
@@ -67,15 +62,13 @@ func (c *Config) Validate() error {
 func Service() service.Service { return connector.Define(Spec, setup) }
 
 // Sign returns the vendor signature of body at ts (also used by the vendor simulator).
-func Sign(secret, ts string, body []byte) string {
-	return webhook.HMACSHA256Hex([]byte(secret), []byte(ts), []byte("."), body)
+func Sign(secret, ts string, b []byte) string {
+	return webhook.HMACSHA256Hex([]byte(secret), []byte(ts+"."), b)
 }
 
 type inbound struct {
-	ID     string    `json:"id"`
-	From   string    `json:"from"`
-	Text   string    `json:"text"`
-	SentAt time.Time `json:"sent_at"`
+	ID, From, Text string
+	SentAt         time.Time `json:"sent_at"`
 }
 
 func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
@@ -107,13 +100,15 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 	client := &http.Client{Timeout: 5 * time.Second}
 	send := func(ctx context.Context, d bus.Delivery) error {
 		var cmd struct {
-			To      struct{ Value string } `json:"to"`
-			Message struct{ Text string }  `json:"message"`
+			To             map[string]string `json:"to"`
+			Message        json.RawMessage   `json:"message"`
+			ConversationID string            `json:"conversation_id,omitempty"`
 		}
-		if err := event.DecodeData(d.Event, &cmd); err != nil {
-			return resilience.Permanent(err)
+		var text struct{ Text string }
+		if err := event.DecodeData(d.Event, &cmd); err != nil || json.Unmarshal(cmd.Message, &text) != nil {
+			return resilience.Permanent(fmt.Errorf("undecodable send command: %w", err))
 		}
-		body, _ := json.Marshal(map[string]string{"to": cmd.To.Value, "text": cmd.Message.Text, "ref": d.Event.ID()})
+		body, _ := json.Marshal(map[string]string{"to": cmd.To["value"], "text": text.Text, "ref": d.Event.ID()})
 		ts := strconv.FormatInt(time.Now().Unix(), 10)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, cfg.APIBase+"/send", bytes.NewReader(body))
 		req.Header.Set("X-Example-Timestamp", ts)
@@ -127,7 +122,12 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 			MessageID string `json:"message_id"`
 		}
 		_ = json.NewDecoder(resp.Body).Decode(&out)
-		status := map[string]any{"channel": "example", "message_id": d.Event.ID(), "status": "sent", "at": time.Now().UTC()}
+		// The status carries what was sent, so the unifier records the outbound message.
+		status := map[string]any{"channel": "example", "message_id": d.Event.ID(), "status": "sent", "at": time.Now().UTC(),
+			"to": cmd.To, "message": cmd.Message}
+		if cmd.ConversationID != "" {
+			status["conversation_id"] = cmd.ConversationID
+		}
 		switch {
 		case resp.StatusCode >= 500:
 			return fmt.Errorf("vendor answered %d", resp.StatusCode)

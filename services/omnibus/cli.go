@@ -31,6 +31,7 @@ Usage:
   omnibus [run]                 run every service on embedded NATS and a throwaway Postgres
   omnibus dlq list [flags]      list dead letters with their reasons
   omnibus dlq redrive [flags]   republish chosen dead letters to their original subjects
+  omnibus replay [flags]        print stored events, oldest first, as NDJSON CloudEvents (-h: flags)
   omnibus config                print every environment variable with its default
   omnibus health                exit 0 if the running all-in-one answers /healthz
 
@@ -50,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runAll()
 	case "dlq":
 		err = dlq(args, stdout)
+	case "replay":
+		err = replay(args, stdout, stderr)
 	case "config":
 		printConfig(stdout)
 	case "health":

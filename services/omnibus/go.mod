@@ -10,6 +10,7 @@ require (
 require (
 	github.com/compose-spec/compose-go/v2 v2.16.2 // indirect
 	github.com/omnibus-dev/omnibus/services/example v0.0.0
+	github.com/omnibus-dev/omnibus/services/unifier v0.0.0
 )
 
 replace (
@@ -18,3 +19,5 @@ replace (
 )
 
 replace github.com/omnibus-dev/omnibus/services/example => ../example
+
+replace github.com/omnibus-dev/omnibus/services/unifier => ../unifier

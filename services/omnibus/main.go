@@ -12,12 +12,14 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/services/example"
+	"github.com/omnibus-dev/omnibus/services/unifier"
 )
 
 // services is every service the all-in-one composes; a new service adds one line here.
 func services() []service.Service {
 	return []service.Service{
 		example.Service(),
+		unifier.Service(),
 	}
 }
 

@@ -94,7 +94,12 @@ func TestAllInOne(t *testing.T) {
 		_ = json.Unmarshal([]byte(body), &sent)
 		return len(sent) >= 3
 	})
-	if code, body := get("/readyz"); code != 200 || !strings.Contains(body, `"ready":true`) {
+	// The unifier merged them into conversations and emitted desk events.
+	bustest.WaitFor(t, 30*time.Second, "desk events from the unifier", func() bool {
+		_, body := get("/metrics")
+		return strings.Contains(body, `cloudevents_event_type="omni.desk.message.added"`)
+	})
+	if code, body := get("/readyz"); code != 200 || !strings.Contains(body, `"ready":true`) || !strings.Contains(body, "postgres") {
 		t.Fatalf("/readyz: %d %s", code, body)
 	}
 	if _, body := get("/metrics"); !strings.Contains(body, "omnibus_bus_published_total") || !strings.Contains(body, "omnibus_bus_acked_total") {

@@ -1,0 +1,232 @@
+// Package engine applies events to the session store: identity resolution and merges, one
+// open conversation per customer across channels, enrichment, tool results, and the desk events
+// that describe each change, written to the transactional outbox in the same transaction.
+//
+// Every effect is keyed by the consumed event's id (processed_events), and every id the engine
+// creates — customers, conversations, merges, desk events — is derived from event ids, so a
+// redelivered event changes nothing and replaying the log into an empty store rebuilds the same
+// rows.
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/pkg/resilience"
+	"github.com/omnibus-dev/omnibus/services/unifier/internal/identity"
+)
+
+// Config tunes the engine.
+type Config struct {
+	IdleTimeout   time.Duration // an open conversation idle this long is closed; the next message opens a new one
+	DefaultRegion string        // for phone numbers without a country code
+}
+
+// Engine applies events. It is safe for concurrent use; concurrency control is in Postgres.
+type Engine struct {
+	cfg  Config
+	norm identity.Normalizer
+	log  *slog.Logger
+	pool *pgxpool.Pool
+	// Committed is called after a transaction that wrote outbox rows committed.
+	Committed func()
+}
+
+// New returns an engine on pool.
+func New(pool *pgxpool.Pool, cfg Config, log *slog.Logger) *Engine {
+	return &Engine{cfg: cfg, norm: identity.Normalizer{DefaultRegion: cfg.DefaultRegion}, log: log, pool: pool, Committed: func() {}}
+}
+
+// ns is the namespace of every id the engine derives from event ids (UUIDv5).
+var ns = uuid.MustParse("6f6d6e69-6275-7300-8000-756e69666965")
+
+func derive(parts ...string) uuid.UUID { return uuid.NewSHA1(ns, []byte(strings.Join(parts, "\x00"))) }
+
+// ApplyBatch applies a batch in one transaction. If the transaction fails, it retries deadlocks
+// and serialization failures, then falls back to one transaction per event so that one bad event
+// cannot hold back the others. The result is nil or one error per delivery.
+func (en *Engine) ApplyBatch(ctx context.Context, batch []bus.Delivery) []error {
+	err := en.inTx(ctx, func(tx pgx.Tx) (int, error) {
+		total := 0
+		for _, d := range batch {
+			n, err := en.apply(ctx, tx, d)
+			if err != nil {
+				return 0, fmt.Errorf("%s %s: %w", d.Event.Type(), d.Event.ID(), err)
+			}
+			total += n
+		}
+		return total, nil
+	})
+	if err == nil {
+		return nil
+	}
+	errs := make([]error, len(batch))
+	if len(batch) == 1 {
+		errs[0] = err
+		return errs
+	}
+	en.log.Debug("batch failed; applying one by one", "size", len(batch), "err", err)
+	for i, d := range batch {
+		errs[i] = en.inTx(ctx, func(tx pgx.Tx) (int, error) { return en.apply(ctx, tx, d) })
+	}
+	return errs
+}
+
+// inTx runs fn in a transaction, retrying deadlocks and serialization failures. fn returns how
+// many outbox rows it wrote; Committed is called after a commit that wrote some.
+func (en *Engine) inTx(ctx context.Context, fn func(pgx.Tx) (int, error)) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		var wrote int
+		err = pgx.BeginFunc(ctx, en.pool, func(tx pgx.Tx) error {
+			var ferr error
+			wrote, ferr = fn(tx)
+			return ferr
+		})
+		if err == nil {
+			if wrote > 0 {
+				en.Committed()
+			}
+			return nil
+		}
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001") {
+			time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+			continue
+		}
+		return err
+	}
+	return err
+}
+
+// apply applies one event inside tx and returns how many outbox rows it wrote.
+func (en *Engine) apply(ctx context.Context, tx pgx.Tx, d bus.Delivery) (int, error) {
+	e := d.Event
+	tag, err := tx.Exec(ctx, `INSERT INTO processed_events (event_id, type) VALUES ($1, $2) ON CONFLICT DO NOTHING`, e.ID(), e.Type())
+	if err != nil {
+		return 0, err
+	}
+	if tag.RowsAffected() == 0 {
+		return 0, nil // already applied: a redelivery or a replay
+	}
+	w := &writer{en: en, tx: tx, ev: e}
+	switch t := e.Type(); {
+	case t == TypeMessageReceived:
+		err = en.onMessage(ctx, w)
+	case t == TypeStatusUpdated:
+		err = en.onStatus(ctx, w)
+	case t == TypeCloseRequested || t == TypeReopenRequested:
+		err = en.onConversationCommand(ctx, w)
+	case t == TypeUnmergeRequested:
+		var c UnmergeCommand
+		if err = decode(e, &c); err == nil {
+			err = en.unmerge(ctx, w, c)
+		}
+	case t == TypeCRMLookupCompleted || t == TypeCRMLookupFailed:
+		err = en.onCRMResult(ctx, w)
+	case strings.HasPrefix(t, "omni.tool.") && (strings.HasSuffix(t, ".completed") || strings.HasSuffix(t, ".failed")):
+		err = en.onToolResult(ctx, w, nil)
+	default:
+		err = resilience.Permanent(fmt.Errorf("unifier does not handle %s", t))
+	}
+	if err != nil {
+		return 0, err
+	}
+	return len(w.out), w.flush(ctx)
+}
+
+func decode(e event.Event, v any) error {
+	if err := event.DecodeData(e, v); err != nil {
+		return resilience.Permanent(err)
+	}
+	return nil
+}
+
+// eventTime is when the event happened according to its producer.
+func eventTime(e event.Event, t time.Time) time.Time {
+	if !t.IsZero() {
+		return t.UTC()
+	}
+	return e.Time().UTC()
+}
+
+// writer collects the outbox rows of one event.
+type writer struct {
+	en  *Engine
+	tx  pgx.Tx
+	ev  event.Event
+	out []outboxRow
+}
+
+type outboxRow struct {
+	id, subject, typ, ceSubject, partitionKey, corr string
+	at                                              time.Time
+	data                                            any
+}
+
+// emit queues an outbox event whose id is derived from the consumed event and a discriminator.
+func (w *writer) emit(typ, subject, ceSubject, disc string, data any) {
+	w.out = append(w.out, outboxRow{
+		id: "unifier:" + strings.TrimPrefix(typ, "omni.") + ":" + w.ev.ID() + disc, subject: subject, typ: typ,
+		ceSubject: ceSubject, partitionKey: event.PartitionKey(w.ev), corr: w.ev.ID(), at: w.ev.Time().UTC(), data: data,
+	})
+}
+
+func (w *writer) flush(ctx context.Context) error {
+	if len(w.out) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	for _, r := range w.out {
+		data, err := json.Marshal(r.data)
+		if err != nil {
+			return err
+		}
+		b.Queue(`INSERT INTO outbox (id, subject, type, ce_subject, partitionkey, correlationid, time, data)
+			VALUES ($1, $2, $3, NULLIF($4, ''), NULLIF($5, ''), NULLIF($6, ''), $7, $8) ON CONFLICT (id) DO NOTHING`,
+			r.id, r.subject, r.typ, r.ceSubject, r.partitionKey, r.corr, r.at, data)
+	}
+	return w.tx.SendBatch(ctx, b).Close()
+}
+
+// normalize returns the normalised identities of an event, the first one being the sender.
+// An invalid sender is a permanent error; invalid extra identities are skipped.
+func (en *Engine) normalize(from Identity, extra []Identity) ([]identity.ID, error) {
+	f, err := en.norm.Normalize(from.Kind, from.Value)
+	if err != nil {
+		return nil, resilience.Permanent(fmt.Errorf("sender identity: %w", err))
+	}
+	out := []identity.ID{f}
+	seen := map[identity.ID]bool{f: true}
+	for _, x := range extra {
+		id, err := en.norm.Normalize(x.Kind, x.Value)
+		if err != nil {
+			en.log.Warn("identity skipped", "kind", x.Kind, "err", err)
+			continue
+		}
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+func sortIDs(ids []identity.ID) []identity.ID {
+	s := append([]identity.ID(nil), ids...)
+	sort.Slice(s, func(i, j int) bool { return s[i].String() < s[j].String() })
+	return s
+}

@@ -1,0 +1,404 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/omnibus-dev/omnibus/pkg/resilience"
+	"github.com/omnibus-dev/omnibus/services/unifier/internal/identity"
+)
+
+func (en *Engine) onMessage(ctx context.Context, w *writer) error {
+	var m MessageReceived
+	if err := decode(w.ev, &m); err != nil {
+		return err
+	}
+	ids, err := en.normalize(m.From, m.Identities)
+	if err != nil {
+		return err
+	}
+	at := eventTime(w.ev, m.SentAt)
+	res, err := en.resolve(ctx, w, ids, uuid.Nil, m.Channel, "identity link via "+m.Channel+" message", at)
+	if err != nil {
+		return err
+	}
+	if m.DisplayName != "" {
+		if _, err := w.tx.Exec(ctx, `UPDATE customers SET display_name = coalesce(display_name, $2) WHERE id = $1`, res.customer, m.DisplayName); err != nil {
+			return err
+		}
+	}
+	conv, err := en.touch(ctx, w, res.customer, m.Channel, at)
+	if err != nil {
+		return err
+	}
+	if _, err := w.tx.Exec(ctx, `INSERT INTO messages (event_id, conversation_id, customer_id, channel, direction, identity_kind,
+			identity_value, body, sent_at) VALUES ($1, $2, $3, $4, 'inbound', $5, $6, $7, $8)`,
+		w.ev.ID(), conv.ID, res.customer, m.Channel, ids[0].Kind, ids[0].Value, m.Message, at); err != nil {
+		return err
+	}
+	if err := en.customerChanged(ctx, w, res, conv.ID); err != nil {
+		return err
+	}
+	w.emit(TypeDeskMessageAdded, TypeDeskMessageAdded, conv.ID, "", map[string]any{
+		"message": map[string]any{
+			"event_id": w.ev.ID(), "conversation_id": conv.ID, "customer_id": res.customer, "channel": m.Channel,
+			"direction": "inbound", "from": IdentityView{Kind: ids[0].Kind, Masked: identity.Mask(ids[0]), Source: m.Channel},
+			"body": m.Message, "sent_at": at,
+		},
+		"conversation": conv,
+		"customer":     map[string]any{"id": res.customer, "display_name": m.DisplayName},
+	})
+	return nil
+}
+
+// customerChanged emits customer.updated and asks the CRM about new phones and emails when an
+// event created a customer or linked identities to it.
+func (en *Engine) customerChanged(ctx context.Context, w *writer, res resolution, convID string) error {
+	if !res.created && len(res.linked) == 0 {
+		return nil
+	}
+	view, err := en.customerView(ctx, w.tx, res.customer)
+	if err != nil {
+		return err
+	}
+	w.emit(TypeDeskCustomerUpdated, TypeDeskCustomerUpdated, res.customer.String(), ":"+res.customer.String(), map[string]any{"customer": view})
+	for _, id := range res.linked {
+		if id.Kind != identity.Phone && id.Kind != identity.Email {
+			continue
+		}
+		w.emit(TypeCRMLookupRequested, SubjectCRMLookup, res.customer.String(), ":"+id.String(), CRMLookupRequest{
+			CustomerID: res.customer.String(), ConversationID: convID, Query: Identity{Kind: id.Kind, Value: id.Value},
+		})
+	}
+	return nil
+}
+
+func (en *Engine) onStatus(ctx context.Context, w *writer) error {
+	var s StatusUpdated
+	if err := decode(w.ev, &s); err != nil {
+		return err
+	}
+	at := eventTime(w.ev, s.At)
+	var convID string
+	err := w.tx.QueryRow(ctx, `UPDATE messages SET status = $2, status_at = $3 WHERE event_id = $1 AND (status_at IS NULL OR status_at <= $3)
+		RETURNING conversation_id::text`, s.MessageID, s.Status, at).Scan(&convID)
+	switch {
+	case err == nil:
+	case err != pgx.ErrNoRows:
+		return err
+	case s.To == nil || len(s.Message) == 0:
+		return nil // a status for a message this store never saw, with nothing to record
+	default:
+		// First news of an outbound message: record it on the customer's conversation.
+		ids, err := en.normalize(*s.To, nil)
+		if err != nil {
+			return err
+		}
+		res, err := en.resolve(ctx, w, ids, uuid.Nil, s.Channel, "outbound via "+s.Channel, at)
+		if err != nil {
+			return err
+		}
+		conv, err := en.touch(ctx, w, res.customer, s.Channel, at)
+		if err != nil {
+			return err
+		}
+		convID = conv.ID
+		if _, err := w.tx.Exec(ctx, `INSERT INTO messages (event_id, conversation_id, customer_id, channel, direction, identity_kind,
+				identity_value, body, sent_at, status, status_at) VALUES ($1, $2, $3, $4, 'outbound', $5, $6, $7, $8, $9, $8)
+			ON CONFLICT (event_id) DO NOTHING`,
+			s.MessageID, conv.ID, res.customer, s.Channel, ids[0].Kind, ids[0].Value, s.Message, at, s.Status); err != nil {
+			return err
+		}
+		if _, err := w.tx.Exec(ctx, `UPDATE conversations SET first_response_at = coalesce(first_response_at, $2) WHERE id = $1`, conv.ID, at); err != nil {
+			return err
+		}
+		if err := en.customerChanged(ctx, w, res, conv.ID); err != nil {
+			return err
+		}
+		w.emit(TypeDeskMessageAdded, TypeDeskMessageAdded, conv.ID, "", map[string]any{
+			"message": map[string]any{
+				"event_id": s.MessageID, "conversation_id": conv.ID, "customer_id": res.customer, "channel": s.Channel,
+				"direction": "outbound", "to": IdentityView{Kind: ids[0].Kind, Masked: identity.Mask(ids[0]), Source: s.Channel},
+				"body": s.Message, "sent_at": at, "status": s.Status,
+			},
+			"conversation": conv,
+			"customer":     map[string]any{"id": res.customer},
+		})
+		return nil
+	}
+	w.emit(TypeDeskMessageUpdated, TypeDeskMessageUpdated, convID, "", map[string]any{
+		"message_id": s.MessageID, "conversation_id": convID, "channel": s.Channel, "status": s.Status,
+		"error_code": s.ErrorCode, "error": s.Error, "at": at,
+	})
+	return nil
+}
+
+func (en *Engine) onConversationCommand(ctx context.Context, w *writer) error {
+	var c ConversationCommand
+	if err := decode(w.ev, &c); err != nil {
+		return err
+	}
+	id, err := uuid.Parse(c.ConversationID)
+	if err != nil {
+		return resilience.Permanent(fmt.Errorf("conversation_id %q: %w", c.ConversationID, err))
+	}
+	at := w.ev.Time().UTC()
+	var customer uuid.UUID
+	var status string
+	if err := w.tx.QueryRow(ctx, `SELECT customer_id, status FROM conversations WHERE id = $1`, id).Scan(&customer, &status); err != nil {
+		if err == pgx.ErrNoRows {
+			return resilience.Permanent(fmt.Errorf("no conversation %s", id))
+		}
+		return err
+	}
+	if _, err := lockCustomers(ctx, w.tx, []uuid.UUID{customer}); err != nil {
+		return err
+	}
+	if w.ev.Type() == TypeCloseRequested {
+		if status != "open" {
+			return nil // already closed: closing is idempotent
+		}
+		reason := c.Reason
+		if reason == "" {
+			reason = "closed by agent"
+		}
+		if _, err := w.tx.Exec(ctx, `UPDATE conversations SET status = 'closed', closed_at = $2, close_reason = $3 WHERE id = $1`, id, at, reason); err != nil {
+			return err
+		}
+		view, err := en.conversationView(ctx, w.tx, id)
+		if err != nil {
+			return err
+		}
+		w.emit(TypeDeskConversationClosed, TypeDeskConversationClosed, id.String(), "", map[string]any{"conversation": view, "reason": reason})
+		return nil
+	}
+	if status == "open" {
+		return nil
+	}
+	if status == "merged" {
+		return resilience.Permanent(fmt.Errorf("conversation %s was merged into another; reopen that one", id))
+	}
+	var other *uuid.UUID
+	if err := w.tx.QueryRow(ctx, `SELECT (SELECT id FROM conversations WHERE customer_id = $1 AND status = 'open')`, customer).Scan(&other); err != nil {
+		return err
+	}
+	if other != nil {
+		return resilience.Permanent(fmt.Errorf("customer %s already has open conversation %s", customer, *other))
+	}
+	if _, err := w.tx.Exec(ctx, `UPDATE conversations SET status = 'open', closed_at = NULL, close_reason = NULL,
+		last_event_at = greatest(last_event_at, $2) WHERE id = $1`, id, at); err != nil {
+		return err
+	}
+	view, err := en.conversationView(ctx, w.tx, id)
+	if err != nil {
+		return err
+	}
+	w.emit(TypeDeskConversationOpened, TypeDeskConversationOpened, id.String(), "", map[string]any{"conversation": view, "reopened": true})
+	return nil
+}
+
+func (en *Engine) onCRMResult(ctx context.Context, w *writer) error {
+	var r CRMLookupResult
+	if err := decode(w.ev, &r); err != nil {
+		return err
+	}
+	customer, err := uuid.Parse(r.CustomerID)
+	if err != nil {
+		return resilience.Permanent(fmt.Errorf("customer_id %q: %w", r.CustomerID, err))
+	}
+	if w.ev.Type() == TypeCRMLookupCompleted && r.Found {
+		at := w.ev.Time().UTC()
+		var ids []identity.ID
+		for _, x := range r.Identities {
+			id, err := en.norm.Normalize(x.Kind, x.Value)
+			if err != nil {
+				en.log.Warn("CRM identity skipped", "kind", x.Kind, "err", err)
+				continue
+			}
+			ids = append(ids, id)
+		}
+		res, err := en.resolve(ctx, w, ids, customer, "crm:"+r.Provider, "CRM "+r.Provider+" record links identities", at)
+		if err != nil {
+			return err
+		}
+		if len(r.Profile) > 0 {
+			fields, _ := json.Marshal(r.Profile)
+			src := map[string]any{}
+			for k := range r.Profile {
+				src[k] = map[string]any{"source": r.Provider, "event_id": w.ev.ID(), "at": at}
+			}
+			srcJSON, _ := json.Marshal(src)
+			if _, err := w.tx.Exec(ctx, `UPDATE customers SET profile = profile || $2, profile_sources = profile_sources || $3,
+				updated_at = greatest(updated_at, $4) WHERE id = $1`, res.customer, fields, srcJSON, at); err != nil {
+				return err
+			}
+		}
+		view, err := en.customerView(ctx, w.tx, res.customer)
+		if err != nil {
+			return err
+		}
+		w.emit(TypeDeskCustomerUpdated, TypeDeskCustomerUpdated, res.customer.String(), ":"+res.customer.String(), map[string]any{"customer": view})
+	}
+	return en.onToolResult(ctx, w, &r)
+}
+
+// onToolResult stores a tool's completed/failed result on its conversation's timeline.
+func (en *Engine) onToolResult(ctx context.Context, w *writer, crm *CRMLookupResult) error {
+	var body map[string]any
+	if err := decode(w.ev, &body); err != nil {
+		return err
+	}
+	conv, _ := body["conversation_id"].(string)
+	if conv == "" {
+		return nil // not about a conversation: nothing to put on a timeline
+	}
+	convID, err := uuid.Parse(conv)
+	if err != nil {
+		return resilience.Permanent(fmt.Errorf("conversation_id %q: %w", conv, err))
+	}
+	var customer uuid.UUID
+	if err := w.tx.QueryRow(ctx, `SELECT customer_id FROM conversations WHERE id = $1`, convID).Scan(&customer); err != nil {
+		if err == pgx.ErrNoRows {
+			return resilience.Permanent(fmt.Errorf("tool result for unknown conversation %s", convID))
+		}
+		return err
+	}
+	parts := strings.Split(w.ev.Type(), ".") // omni.tool.<tool>.<op>.<outcome>
+	if len(parts) != 5 {
+		return resilience.Permanent(fmt.Errorf("tool result type %q is not omni.tool.<tool>.<op>.<outcome>", w.ev.Type()))
+	}
+	tool, op, outcome := parts[2], parts[3], parts[4]
+	at := w.ev.Time().UTC()
+	if _, err := w.tx.Exec(ctx, `INSERT INTO tool_results (event_id, conversation_id, customer_id, tool, op, outcome, correlation_id, body, at)
+		VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, ''), $8, $9) ON CONFLICT DO NOTHING`,
+		w.ev.ID(), convID, customer, tool, op, outcome, corr(w), w.ev.Data(), at); err != nil {
+		return err
+	}
+	w.emit(TypeDeskToolResult, TypeDeskToolResult, convID.String(), "", map[string]any{
+		"event_id": w.ev.ID(), "conversation_id": convID, "customer_id": customer, "tool": tool, "op": op,
+		"outcome": outcome, "correlation_id": corr(w), "result": json.RawMessage(w.ev.Data()), "at": at,
+	})
+	_ = crm
+	return nil
+}
+
+func corr(w *writer) string {
+	v, _ := w.ev.Extensions()["correlationid"].(string)
+	return v
+}
+
+// touch returns the customer's open conversation after recording activity on channel at time
+// at, closing it first when it has been idle longer than the idle timeout and opening a new one
+// (linked to the previous) when there is none.
+func (en *Engine) touch(ctx context.Context, w *writer, customer uuid.UUID, channel string, at time.Time) (ConversationView, error) {
+	tx := w.tx
+	var id uuid.UUID
+	var last time.Time
+	err := tx.QueryRow(ctx, `SELECT id, last_event_at FROM conversations WHERE customer_id = $1 AND status = 'open' FOR UPDATE`, customer).Scan(&id, &last)
+	open := err == nil
+	if err != nil && err != pgx.ErrNoRows {
+		return ConversationView{}, err
+	}
+	if open && en.cfg.IdleTimeout > 0 && at.Sub(last) > en.cfg.IdleTimeout {
+		if err := en.closeIdle(ctx, w, id, last.Add(en.cfg.IdleTimeout)); err != nil {
+			return ConversationView{}, err
+		}
+		open = false
+	}
+	if !open {
+		newID := derive("conversation", w.ev.ID(), customer.String())
+		if _, err := tx.Exec(ctx, `INSERT INTO conversations (id, customer_id, status, opened_at, opened_by_event, channels, last_event_at, previous_id)
+			VALUES ($1, $2, 'open', $3, $4, ARRAY[$5::text], $3,
+				(SELECT id FROM conversations WHERE customer_id = $2 AND status <> 'merged' ORDER BY opened_at DESC, id DESC LIMIT 1))`,
+			newID, customer, at, w.ev.ID(), channel); err != nil {
+			return ConversationView{}, err
+		}
+		view, err := en.conversationView(ctx, tx, newID)
+		if err != nil {
+			return view, err
+		}
+		w.emit(TypeDeskConversationOpened, TypeDeskConversationOpened, newID.String(), "", map[string]any{"conversation": view})
+		return view, nil
+	}
+	var added bool
+	if err := tx.QueryRow(ctx, `UPDATE conversations SET channels = CASE WHEN $2 = ANY(channels) THEN channels ELSE channels || $2::text END,
+			last_event_at = greatest(last_event_at, $3) WHERE id = $1 RETURNING NOT ($2 = ANY(channels))`, id, channel, at).Scan(&added); err != nil {
+		return ConversationView{}, err
+	}
+	view, err := en.conversationView(ctx, tx, id)
+	if err != nil {
+		return view, err
+	}
+	if added {
+		w.emit(TypeDeskConversationUpdated, TypeDeskConversationUpdated, id.String(), "", map[string]any{"conversation": view, "change": "channel added: " + channel})
+	}
+	return view, nil
+}
+
+func (en *Engine) closeIdle(ctx context.Context, w *writer, id uuid.UUID, closedAt time.Time) error {
+	if _, err := w.tx.Exec(ctx, `UPDATE conversations SET status = 'closed', closed_at = $2, close_reason = 'idle' WHERE id = $1`, id, closedAt); err != nil {
+		return err
+	}
+	view, err := en.conversationView(ctx, w.tx, id)
+	if err != nil {
+		return err
+	}
+	w.out = append(w.out, outboxRow{id: "unifier:desk.conversation.closed:" + id.String(), subject: TypeDeskConversationClosed,
+		typ: TypeDeskConversationClosed, ceSubject: id.String(), at: closedAt, data: map[string]any{"conversation": view, "reason": "idle"}})
+	return nil
+}
+
+// SweepIdle closes open conversations idle longer than the idle timeout at now. The closing time
+// recorded is last activity + timeout, so the result does not depend on when the sweep ran.
+func (en *Engine) SweepIdle(ctx context.Context, now time.Time) (int, error) {
+	if en.cfg.IdleTimeout <= 0 {
+		return 0, nil
+	}
+	rows, err := en.pool.Query(ctx, `SELECT id, customer_id FROM conversations WHERE status = 'open' AND last_event_at < $1 LIMIT 1000`,
+		now.Add(-en.cfg.IdleTimeout))
+	if err != nil {
+		return 0, err
+	}
+	type pair struct{ conv, cust uuid.UUID }
+	idle, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pair, error) {
+		var p pair
+		return p, r.Scan(&p.conv, &p.cust)
+	})
+	if err != nil {
+		return 0, err
+	}
+	closed := 0
+	for _, p := range idle {
+		err := en.inTx(ctx, func(tx pgx.Tx) (int, error) {
+			if _, err := lockCustomers(ctx, tx, []uuid.UUID{p.cust}); err != nil {
+				return 0, err
+			}
+			var last time.Time
+			if err := tx.QueryRow(ctx, `SELECT last_event_at FROM conversations WHERE id = $1 AND status = 'open' FOR UPDATE`, p.conv).Scan(&last); err != nil {
+				if err == pgx.ErrNoRows {
+					return 0, nil // touched or closed meanwhile
+				}
+				return 0, err
+			}
+			if now.Sub(last) <= en.cfg.IdleTimeout {
+				return 0, nil
+			}
+			w := &writer{en: en, tx: tx}
+			if err := en.closeIdle(ctx, w, p.conv, last.Add(en.cfg.IdleTimeout)); err != nil {
+				return 0, err
+			}
+			closed++
+			return len(w.out), w.flush(ctx)
+		})
+		if err != nil {
+			return closed, err
+		}
+	}
+	return closed, nil
+}

@@ -1,0 +1,127 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/event"
+)
+
+// Source is the CloudEvents source of everything the unifier emits.
+const Source = "/services/unifier"
+
+// Relay publishes outbox rows to NATS after their transaction committed and deletes them once
+// JetStream acked them. Rows are claimed with SKIP LOCKED, so several replicas can relay at once.
+// A crash between the publish and the delete republishes the same ids, which JetStream drops as
+// duplicates (Nats-Msg-Id) — the desk event is neither lost nor doubled.
+type Relay struct {
+	pool  *pgxpool.Pool
+	pub   bus.Publisher
+	log   *slog.Logger
+	wake  chan struct{}
+	batch int
+}
+
+// NewRelay returns a relay.
+func NewRelay(pool *pgxpool.Pool, pub bus.Publisher, log *slog.Logger) *Relay {
+	return &Relay{pool: pool, pub: pub, log: log, wake: make(chan struct{}, 1), batch: 1000}
+}
+
+// Wake asks the relay to flush now (called after a commit that wrote outbox rows).
+func (r *Relay) Wake() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run flushes until ctx is cancelled, then flushes once more.
+func (r *Relay) Run(ctx context.Context) error {
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	failures := 0
+	for {
+		n, err := r.Flush(context.WithoutCancel(ctx))
+		switch {
+		case err != nil:
+			failures++
+			r.log.Warn("outbox relay failed; retrying", "err", err, "failures", failures)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(min(time.Duration(failures)*200*time.Millisecond, 5*time.Second)):
+			}
+			continue
+		case n == r.batch:
+			failures = 0
+			continue // more waiting
+		}
+		failures = 0
+		select {
+		case <-ctx.Done():
+			_, err := r.Flush(context.Background())
+			return err
+		case <-r.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+// Flush publishes and deletes up to one batch of outbox rows; it returns how many.
+func (r *Relay) Flush(ctx context.Context) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	n := 0
+	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT seq, id, subject, type, coalesce(ce_subject, ''), coalesce(partitionkey, ''),
+				coalesce(correlationid, ''), time, data FROM outbox ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`, r.batch)
+		if err != nil {
+			return err
+		}
+		var seqs []int64
+		var out []bus.Outgoing
+		for rows.Next() {
+			var seq int64
+			var id, subject, typ, ceSubject, pk, corr string
+			var at time.Time
+			var data json.RawMessage
+			if err := rows.Scan(&seq, &id, &subject, &typ, &ceSubject, &pk, &corr, &at, &data); err != nil {
+				rows.Close()
+				return err
+			}
+			opts := []event.Option{event.WithID(id), event.WithTime(at), event.WithPartitionKey(pk), event.WithCorrelationID(corr)}
+			if ceSubject != "" {
+				opts = append(opts, event.WithSubject(ceSubject))
+			}
+			e, err := event.New(typ, Source, data, opts...)
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("outbox row %d: %w", seq, err)
+			}
+			seqs = append(seqs, seq)
+			out = append(out, bus.Outgoing{Subject: subject, Event: e})
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		if err := r.pub.PublishBatch(ctx, out); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE seq = ANY($1)`, seqs); err != nil {
+			return err
+		}
+		n = len(out)
+		return nil
+	})
+	return n, err
+}

@@ -1,0 +1,131 @@
+package engine
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Event types the unifier consumes and produces (schemas/ has one JSON Schema each).
+const (
+	TypeMessageReceived    = "omni.channel.message.received"
+	TypeStatusUpdated      = "omni.channel.message.status.updated"
+	TypeCloseRequested     = "omni.conversation.close.requested"
+	TypeReopenRequested    = "omni.conversation.reopen.requested"
+	TypeUnmergeRequested   = "omni.customer.unmerge.requested"
+	TypeCRMLookupRequested = "omni.tool.crm.lookup.requested"
+	TypeCRMLookupCompleted = "omni.tool.crm.lookup.completed"
+	TypeCRMLookupFailed    = "omni.tool.crm.lookup.failed"
+
+	TypeDeskConversationOpened  = "omni.desk.conversation.opened"
+	TypeDeskConversationUpdated = "omni.desk.conversation.updated"
+	TypeDeskConversationClosed  = "omni.desk.conversation.closed"
+	TypeDeskMessageAdded        = "omni.desk.message.added"
+	TypeDeskMessageUpdated      = "omni.desk.message.updated"
+	TypeDeskCustomerUpdated     = "omni.desk.customer.updated"
+	TypeDeskCustomerMerged      = "omni.desk.customer.merged"
+	TypeDeskCustomerUnmerged    = "omni.desk.customer.unmerged"
+	TypeDeskToolResult          = "omni.desk.tool.result"
+)
+
+// Subjects the unifier publishes on.
+const (
+	SubjectCRMLookup = "omni.tool.crm.lookup.requested"
+)
+
+// Identity is a channel identity as carried in events.
+type Identity struct {
+	Kind  string `json:"kind"`
+	Value string `json:"value"`
+}
+
+// MessageReceived is the data of omni.channel.message.received.
+type MessageReceived struct {
+	Channel          string          `json:"channel"`
+	ChannelMessageID string          `json:"channel_message_id"`
+	From             Identity        `json:"from"`
+	Identities       []Identity      `json:"identities,omitempty"`
+	DisplayName      string          `json:"display_name,omitempty"`
+	Account          string          `json:"account,omitempty"`
+	Message          json.RawMessage `json:"message"`
+	SentAt           time.Time       `json:"sent_at"`
+}
+
+// StatusUpdated is the data of omni.channel.message.status.updated.
+type StatusUpdated struct {
+	Channel         string          `json:"channel"`
+	MessageID       string          `json:"message_id"`
+	VendorMessageID string          `json:"vendor_message_id,omitempty"`
+	Status          string          `json:"status"`
+	ErrorCode       string          `json:"error_code,omitempty"`
+	Error           string          `json:"error,omitempty"`
+	At              time.Time       `json:"at"`
+	To              *Identity       `json:"to,omitempty"`
+	Message         json.RawMessage `json:"message,omitempty"`
+	ConversationID  string          `json:"conversation_id,omitempty"`
+}
+
+// ConversationCommand is the data of omni.conversation.close|reopen.requested.
+type ConversationCommand struct {
+	ConversationID string `json:"conversation_id"`
+	Reason         string `json:"reason,omitempty"`
+	AgentID        string `json:"agent_id,omitempty"`
+}
+
+// UnmergeCommand is the data of omni.customer.unmerge.requested.
+type UnmergeCommand struct {
+	MergeID string `json:"merge_id"`
+	Reason  string `json:"reason,omitempty"`
+	AgentID string `json:"agent_id,omitempty"`
+}
+
+// CRMLookupRequest is the data of omni.tool.crm.lookup.requested.
+type CRMLookupRequest struct {
+	CustomerID     string   `json:"customer_id"`
+	ConversationID string   `json:"conversation_id,omitempty"`
+	Query          Identity `json:"query"`
+}
+
+// CRMLookupResult is the data of omni.tool.crm.lookup.completed and .failed.
+type CRMLookupResult struct {
+	CustomerID     string            `json:"customer_id"`
+	ConversationID string            `json:"conversation_id,omitempty"`
+	Query          Identity          `json:"query"`
+	Provider       string            `json:"provider"`
+	Found          bool              `json:"found,omitempty"`
+	Identities     []Identity        `json:"identities,omitempty"`
+	Profile        map[string]string `json:"profile,omitempty"`
+	ErrorCode      string            `json:"error_code,omitempty"`
+	Error          string            `json:"error,omitempty"`
+	Fallback       json.RawMessage   `json:"fallback,omitempty"`
+}
+
+// IdentityView is an identity as the desk shows it: masked.
+type IdentityView struct {
+	Kind   string `json:"kind"`
+	Masked string `json:"masked"`
+	Source string `json:"source"`
+}
+
+// CustomerView is what the desk needs to render a customer without querying back.
+type CustomerView struct {
+	ID             string         `json:"id"`
+	DisplayName    string         `json:"display_name,omitempty"`
+	Identities     []IdentityView `json:"identities"`
+	Profile        map[string]any `json:"profile"`
+	ProfileSources map[string]any `json:"profile_sources"`
+	CreatedAt      time.Time      `json:"created_at"`
+}
+
+// ConversationView is what the desk needs to render a conversation header.
+type ConversationView struct {
+	ID          string     `json:"id"`
+	CustomerID  string     `json:"customer_id"`
+	Status      string     `json:"status"`
+	Channels    []string   `json:"channels"`
+	OpenedAt    time.Time  `json:"opened_at"`
+	ClosedAt    *time.Time `json:"closed_at,omitempty"`
+	CloseReason string     `json:"close_reason,omitempty"`
+	LastEventAt time.Time  `json:"last_event_at"`
+	Assignee    string     `json:"assignee,omitempty"`
+	PreviousID  string     `json:"previous_id,omitempty"`
+}

@@ -1,0 +1,66 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/omnibus-dev/omnibus/services/unifier/internal/identity"
+)
+
+// customerView reads what the desk shows of a customer; identities are masked.
+func (en *Engine) customerView(ctx context.Context, tx pgx.Tx, id uuid.UUID) (CustomerView, error) {
+	v := CustomerView{ID: id.String(), Identities: []IdentityView{}}
+	var name *string
+	var profile, sources json.RawMessage
+	if err := tx.QueryRow(ctx, `SELECT display_name, profile, profile_sources, created_at FROM customers WHERE id = $1`, id).
+		Scan(&name, &profile, &sources, &v.CreatedAt); err != nil {
+		return v, err
+	}
+	if name != nil {
+		v.DisplayName = *name
+	}
+	_ = json.Unmarshal(profile, &v.Profile)
+	_ = json.Unmarshal(sources, &v.ProfileSources)
+	rows, err := tx.Query(ctx, `SELECT kind, value, source FROM identities WHERE customer_id = $1 ORDER BY first_seen, kind, value`, id)
+	if err != nil {
+		return v, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var i identity.ID
+		var src string
+		if err := rows.Scan(&i.Kind, &i.Value, &src); err != nil {
+			return v, err
+		}
+		v.Identities = append(v.Identities, IdentityView{Kind: i.Kind, Masked: identity.Mask(i), Source: src})
+	}
+	return v, rows.Err()
+}
+
+func (en *Engine) conversationView(ctx context.Context, tx pgx.Tx, id uuid.UUID) (ConversationView, error) {
+	var v ConversationView
+	var closedAt *time.Time
+	var reason, assignee *string
+	var prev *uuid.UUID
+	var cust uuid.UUID
+	err := tx.QueryRow(ctx, `SELECT customer_id, status, channels, opened_at, closed_at, close_reason, last_event_at, assignee, previous_id
+		FROM conversations WHERE id = $1`, id).Scan(&cust, &v.Status, &v.Channels, &v.OpenedAt, &closedAt, &reason, &v.LastEventAt, &assignee, &prev)
+	if err != nil {
+		return v, err
+	}
+	v.ID, v.CustomerID, v.ClosedAt = id.String(), cust.String(), closedAt
+	if reason != nil {
+		v.CloseReason = *reason
+	}
+	if assignee != nil {
+		v.Assignee = *assignee
+	}
+	if prev != nil {
+		v.PreviousID = prev.String()
+	}
+	return v, nil
+}

@@ -1,0 +1,45 @@
+// Package store owns the unifier's Postgres schema: embedded, versioned migrations applied with
+// goose at start, and the canonical dump that proves a rebuilt store equals the live one.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrate applies every pending migration to the database at url. It is safe to run from several
+// replicas at once: goose takes a Postgres advisory lock.
+func Migrate(ctx context.Context, url string) error {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	db := stdlib.OpenDB(*cfg.ConnConfig)
+	defer db.Close()
+	return MigrateDB(ctx, db)
+}
+
+// MigrateDB applies every pending migration through db.
+func MigrateDB(ctx context.Context, db *sql.DB) error {
+	sub, err := fsSub()
+	if err != nil {
+		return err
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, sub, goose.WithSessionLocker(mustLocker()))
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
