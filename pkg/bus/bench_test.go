@@ -66,7 +66,8 @@ func benchEvents(b *testing.B, n int) []event.Event {
 }
 
 // rawMsgs encodes n events exactly as bus.Publish puts them on the wire with the default (noop)
-// tracer: binary mode, dataschema filled from the registry, Nats-Msg-Id = event id.
+// tracer: binary mode, dataschema filled from the registry, Nats-Msg-Id = event id, on the
+// partitioned inbound subject.
 func rawMsgs(b *testing.B, bb *bustest.Bundle, n int) []*nats.Msg {
 	b.Helper()
 	url := bb.Client.Schemas().SchemaURL(typeReceived)
@@ -81,7 +82,11 @@ func rawMsgs(b *testing.B, bb *bustest.Bundle, n int) []*nats.Msg {
 			b.Fatal(err)
 		}
 		h.Set(jetstream.MsgIDHeader, e.ID())
-		msgs[i] = &nats.Msg{Subject: subjIn, Header: h, Data: body}
+		key := event.PartitionKey(e)
+		if key == "" {
+			key = e.ID()
+		}
+		msgs[i] = &nats.Msg{Subject: bus.PartitionedSubject(subjIn, key), Header: h, Data: body}
 	}
 	return msgs
 }
@@ -206,7 +211,7 @@ func preload(b *testing.B, bb *bustest.Bundle, n int) {
 		waitFutures(ctx, b, futs)
 		cancel()
 	}
-	if got := bb.StoredCount(b, bus.StreamIn, subjIn); got != uint64(n) {
+	if got := bb.StoredCount(b, bus.StreamIn, "omni.in.>"); got != uint64(n) {
 		b.Fatalf("preload: %d messages stored, want %d", got, n)
 	}
 }

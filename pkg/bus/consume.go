@@ -297,7 +297,7 @@ func (s *Subscription) begin(msg jetstream.Msg) (*inflight, error) {
 			}
 		}
 	}
-	ctx, span := tel.tracer.Start(ctx, "process "+msg.Subject(),
+	ctx, span := tel.tracer.Start(ctx, "process "+SubjectTemplate(msg.Subject()),
 		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithLinks(links...),
 		trace.WithAttributes(attrSystem, keyDestination.String(msg.Subject()), keyOperationType.String("process"),
 			keyOperationName.String("process"), keyConsumerGroup.String(cfg.Durable),

@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/omnibus-dev/omnibus/pkg/event"
 )
 
 // Headers stamped on a dead letter, next to the original message's own headers.
@@ -230,3 +232,26 @@ func (c *Client) Redrive(ctx context.Context, f DeadLetterFilter) (int, error) {
 }
 
 var _ DeadLetters = (*Client)(nil)
+
+// DeadLetterEvent puts an event that a service produced but cannot publish (it fails its
+// schema, say) on omni.dlq.<service> with the reason, instead of dropping it or retrying it
+// forever. subject is where it was meant to go.
+func (c *Client) DeadLetterEvent(ctx context.Context, service, subject string, e event.Event, reason string) error {
+	h, body, err := event.Encode(e)
+	if err != nil {
+		return fmt.Errorf("dead-letter %s: %w", e.ID(), err)
+	}
+	if len(reason) > maxReasonLen {
+		reason = reason[:maxReasonLen] + "…"
+	}
+	h.Set(HeaderDLQReason, strings.ToValidUTF8(strings.ReplaceAll(reason, "\n", " | "), "?"))
+	h.Set(HeaderDLQSubject, subject)
+	h.Set(HeaderDLQConsumer, service)
+	h.Set(HeaderDLQDeliveries, "0")
+	h.Set(HeaderDLQTime, time.Now().UTC().Format(time.RFC3339Nano))
+	h.Set(jetstream.MsgIDHeader, "dlq:produced:"+e.ID())
+	ctx, cancel := withDefaultTimeout(ctx, c.opts.timeout)
+	defer cancel()
+	_, err = c.js.PublishMsg(ctx, &nats.Msg{Subject: SubjectDLQ(service), Header: h, Data: body})
+	return err
+}

@@ -23,7 +23,8 @@ var ErrPublish = errors.New("publish failed")
 // Publisher publishes CloudEvents to JetStream.
 type Publisher interface {
 	// Publish validates e against its schema and publishes it in binary mode on subject, waiting
-	// for the JetStream ack. Errors wrap schema.ErrInvalid, schema.ErrUnknownType,
+	// for the JetStream ack. An inbound subject (omni.in.<channel>.<kind>) gets its partition
+	// token appended (see PartitionedSubject). Errors wrap schema.ErrInvalid, schema.ErrUnknownType,
 	// event.ErrInvalid or ErrPublish.
 	Publish(ctx context.Context, subject string, e event.Event) error
 	// PublishBatch publishes many events asynchronously and waits until every one is acked. It
@@ -44,6 +45,11 @@ func (c *Client) prepare(ctx context.Context, subject string, e *event.Event) (*
 	if err := c.validate(*e); err != nil {
 		return nil, nil, err
 	}
+	key := event.PartitionKey(*e)
+	if key == "" {
+		key = e.ID()
+	}
+	stored := PartitionedSubject(subject, key)
 	if e.DataSchema() == "" {
 		e.SetDataSchema(c.opts.schemas.SchemaURL(e.Type()))
 	}
@@ -52,7 +58,7 @@ func (c *Client) prepare(ctx context.Context, subject string, e *event.Event) (*
 	creation := ctx
 	sctx, span := c.tel.tracer.Start(ctx, "publish "+subject,
 		trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(attrSystem, keyDestination.String(subject), keyOperationType.String("send"),
+		trace.WithAttributes(attrSystem, keyDestination.String(stored), keyOperationType.String("send"),
 			keyOperationName.String("publish"), keyMessageID.String(e.ID()), keyCEID.String(e.ID()),
 			keyCEType.String(e.Type()), keyCESource.String(e.Source())))
 	if event.Ext(*e, event.ExtTraceParent) == "" {
@@ -70,7 +76,7 @@ func (c *Client) prepare(ctx context.Context, subject string, e *event.Event) (*
 	}
 	tracePropagator.Inject(sctx, headerCarrier(h))
 	h.Set(jetstream.MsgIDHeader, e.ID())
-	return &nats.Msg{Subject: subject, Header: h, Data: body}, span, nil
+	return &nats.Msg{Subject: stored, Header: h, Data: body}, span, nil
 }
 
 func (c *Client) validate(e event.Event) error {

@@ -133,7 +133,7 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 			return fmt.Errorf("vendor answered %d", resp.StatusCode)
 		case resp.StatusCode >= 400:
 			status["status"], status["error_code"] = "failed", strconv.Itoa(resp.StatusCode)
-		default:
+		case out.MessageID != "":
 			status["vendor_message_id"] = out.MessageID
 		}
 		// Deterministic id: a redelivered command republishes the same status, stored once.

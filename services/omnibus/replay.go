@@ -229,8 +229,10 @@ func replay(args []string, stdout, stderr io.Writer) error {
 			return nil
 		}
 		events++
-		w.Write(body)
-		return w.WriteByte('\n') // a write error (a closed pipe) sticks: it stops the replay here
+		if _, err := w.Write(body); err != nil {
+			return err // stdout is gone (a closed pipe): stop here
+		}
+		return w.WriteByte('\n')
 	})
 	if ferr := w.Flush(); err == nil {
 		err = ferr

@@ -6,7 +6,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -126,8 +128,11 @@ func TestReplayCommand(t *testing.T) {
 	if n := b.StoredCount(t, bus.StreamIn, ">"); n != 7 {
 		t.Errorf("%d messages left in OMNI_IN", n)
 	}
-	names := b.Client.JetStream().ConsumerNames(context.Background(), bus.StreamIn)
-	for n := range names.Name() {
+	st, err := b.Client.JetStream().Stream(context.Background(), bus.StreamIn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := range st.ConsumerNames(context.Background()).Name() {
 		t.Errorf("consumer %s left behind", n)
 	}
 }
@@ -204,7 +209,8 @@ func TestReplayRebuildHook(t *testing.T) {
 	rebuild = func(ctx context.Context, client *bus.Client, args []string) error {
 		gotArgs = args
 		// What a rebuild does: the shared selection flags, its own flags, then Replay.
-		fs := newFlagSetForTest()
+		fs := flag.NewFlagSet("replay --rebuild", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
 		f := newReplayFlags(fs)
 		fs.Bool("rebuild", false, "")
 		dsn := fs.String("database", "", "")

@@ -24,6 +24,9 @@ type Config struct {
 	DefaultRegion string        `env:"UNIFIER_DEFAULT_REGION" default:"CN" desc:"region of phone numbers given without a country code"`
 	BatchSize     int           `env:"UNIFIER_BATCH" default:"256" desc:"most events applied in one Postgres transaction"`
 	SweepInterval time.Duration `env:"UNIFIER_SWEEP_INTERVAL" default:"1m" desc:"how often idle conversations are closed"`
+	Replicas      int           `env:"UNIFIER_REPLICAS" default:"1" desc:"how many unifier replicas share OMNI_IN's partitions"`
+	Replica       int           `env:"UNIFIER_REPLICA" default:"0" desc:"this replica's index, 0 to UNIFIER_REPLICAS-1"`
+	Workers       int           `env:"UNIFIER_WORKERS" default:"4" desc:"live-lane consumers per replica, each owning a share of its partitions and applying its batches in order"`
 }
 
 // Validate checks the configuration.
@@ -31,18 +34,59 @@ func (c *Config) Validate() error {
 	if c.BatchSize < 1 || c.BatchSize > 10000 {
 		return fmt.Errorf("UNIFIER_BATCH must be between 1 and 10000, got %d", c.BatchSize)
 	}
+	if c.Replicas < 1 || c.Replicas > bus.InPartitions || c.Replica < 0 || c.Replica >= c.Replicas {
+		return fmt.Errorf("UNIFIER_REPLICA (%d) must be in [0, UNIFIER_REPLICAS) and UNIFIER_REPLICAS (%d) in [1, %d]", c.Replica, c.Replicas, bus.InPartitions)
+	}
+	if c.Workers < 1 {
+		return fmt.Errorf("UNIFIER_WORKERS must be >= 1, got %d", c.Workers)
+	}
 	if c.IdleTimeout < time.Minute {
 		return fmt.Errorf("UNIFIER_IDLE_TIMEOUT must be at least 1m, got %s", c.IdleTimeout)
 	}
 	return nil
 }
 
-// Lanes: the consumers the unifier runs, by stream and filter.
+// Lanes: the consumers the unifier runs, by stream and filter. Inbound subjects carry a
+// partition token (bus.PartitionedSubject); each replica owns the partitions p with
+// p % UNIFIER_REPLICAS == UNIFIER_REPLICA and spreads them over UNIFIER_WORKERS consumers, so
+// every identity's events are applied in order by exactly one consumer.
 var (
 	LiveSubjects = []string{"omni.in.*.message", "omni.in.*.status", "omni.in.desk.conversation", "omni.in.desk.customer"}
 	BulkSubjects = []string{"omni.in.*.backfill"}
 	ToolSubjects = []string{"omni.tool.*.*.completed", "omni.tool.*.*.failed"}
 )
+
+// lanes returns the consumers of one replica.
+func lanes(cfg Config) []bus.ConsumerConfig {
+	var mine []int
+	for p := 0; p < bus.InPartitions; p++ {
+		if p%cfg.Replicas == cfg.Replica {
+			mine = append(mine, p)
+		}
+	}
+	workers := min(cfg.Workers, len(mine))
+	live := make([][]int, workers)
+	for i, p := range mine {
+		live[i%workers] = append(live[i%workers], p)
+	}
+	var out []bus.ConsumerConfig
+	consumer := func(lane string, parts []int, patterns []string) bus.ConsumerConfig {
+		name := "unifier-" + lane
+		var filters []string
+		for _, p := range parts {
+			name += fmt.Sprintf("-%d", p)
+			filters = append(filters, bus.PartitionFilters(p, patterns...)...)
+		}
+		return bus.ConsumerConfig{Service: "unifier", Durable: name, Stream: bus.StreamIn, FilterSubjects: filters}
+	}
+	for _, parts := range live {
+		out = append(out, consumer("live", parts, LiveSubjects))
+	}
+	out = append(out, consumer("bulk", mine, BulkSubjects))
+	// Tool results are not partitioned: the replicas share one queue consumer.
+	out = append(out, bus.ConsumerConfig{Service: "unifier", Durable: "unifier-tool", Stream: bus.StreamTool, FilterSubjects: ToolSubjects})
+	return out
+}
 
 // Service returns the unifier as a service.
 func Service() service.Service {
@@ -94,11 +138,7 @@ func Run(ctx context.Context, d service.Deps) error {
 	go func() { relayDone <- relay.Run(rctx) }()
 
 	handle := func(c context.Context, batch []bus.Delivery) []error { return en.ApplyBatch(c, batch) }
-	lanes := []bus.ConsumerConfig{
-		{Service: "unifier", Durable: "unifier-live", Stream: bus.StreamIn, FilterSubjects: LiveSubjects},
-		{Service: "unifier", Durable: "unifier-bulk", Stream: bus.StreamIn, FilterSubjects: BulkSubjects},
-		{Service: "unifier", Durable: "unifier-tool", Stream: bus.StreamTool, FilterSubjects: ToolSubjects},
-	}
+	lanes := lanes(cfg)
 	var subs []*bus.Subscription
 	stopAll := func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -117,7 +157,8 @@ func Run(ctx context.Context, d service.Deps) error {
 		}
 		subs = append(subs, s)
 	}
-	log.Info("unifier running", "lanes", len(lanes), "idle_timeout", cfg.IdleTimeout, "batch", cfg.BatchSize)
+	log.Info("unifier running", "consumers", len(lanes), "replica", cfg.Replica, "replicas", cfg.Replicas,
+		"idle_timeout", cfg.IdleTimeout, "batch", cfg.BatchSize)
 	tick := time.NewTicker(cfg.SweepInterval)
 	defer tick.Stop()
 	for {

@@ -72,7 +72,8 @@ func (en *Engine) customerChanged(ctx context.Context, w *writer, res resolution
 		if id.Kind != identity.Phone && id.Kind != identity.Email {
 			continue
 		}
-		w.emit(TypeCRMLookupRequested, SubjectCRMLookup, res.customer.String(), ":"+id.String(), CRMLookupRequest{
+		// The discriminator is derived, never the identity itself: ids end up in logs and headers.
+		w.emit(TypeCRMLookupRequested, SubjectCRMLookup, res.customer.String(), ":"+derive("lookup", id.String()).String(), CRMLookupRequest{
 			CustomerID: res.customer.String(), ConversationID: convID, Query: Identity{Kind: id.Kind, Value: id.Value},
 		})
 	}
@@ -132,10 +133,14 @@ func (en *Engine) onStatus(ctx context.Context, w *writer) error {
 		})
 		return nil
 	}
-	w.emit(TypeDeskMessageUpdated, TypeDeskMessageUpdated, convID, "", map[string]any{
-		"message_id": s.MessageID, "conversation_id": convID, "channel": s.Channel, "status": s.Status,
-		"error_code": s.ErrorCode, "error": s.Error, "at": at,
-	})
+	upd := map[string]any{"message_id": s.MessageID, "conversation_id": convID, "channel": s.Channel, "status": s.Status, "at": at}
+	if s.ErrorCode != "" {
+		upd["error_code"] = s.ErrorCode
+	}
+	if s.Error != "" {
+		upd["error"] = s.Error
+	}
+	w.emit(TypeDeskMessageUpdated, TypeDeskMessageUpdated, convID, "", upd)
 	return nil
 }
 

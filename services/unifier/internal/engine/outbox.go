@@ -23,14 +23,14 @@ const Source = "/services/unifier"
 // duplicates (Nats-Msg-Id) — the desk event is neither lost nor doubled.
 type Relay struct {
 	pool  *pgxpool.Pool
-	pub   bus.Publisher
+	pub   *bus.Client
 	log   *slog.Logger
 	wake  chan struct{}
 	batch int
 }
 
 // NewRelay returns a relay.
-func NewRelay(pool *pgxpool.Pool, pub bus.Publisher, log *slog.Logger) *Relay {
+func NewRelay(pool *pgxpool.Pool, pub *bus.Client, log *slog.Logger) *Relay {
 	return &Relay{pool: pool, pub: pub, log: log, wake: make(chan struct{}, 1), batch: 1000}
 }
 
@@ -101,9 +101,20 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 				opts = append(opts, event.WithSubject(ceSubject))
 			}
 			e, err := event.New(typ, Source, data, opts...)
+			if err == nil {
+				err = r.pub.Schemas().Validate(typ, e.Data())
+			}
 			if err != nil {
-				rows.Close()
-				return fmt.Errorf("outbox row %d: %w", seq, err)
+				// A row the bus would refuse must not block the ones behind it: dead-letter it.
+				reason := fmt.Sprintf("unifier produced an invalid %s: %v", typ, err)
+				r.log.Error("outbox row dead-lettered", "seq", seq, "id", id, "reason", reason)
+				bad, _ := event.New(typ, Source, data, opts...)
+				if derr := r.pub.DeadLetterEvent(ctx, "unifier", subject, bad, reason); derr != nil {
+					rows.Close()
+					return fmt.Errorf("outbox row %d: %w (dead-letter failed: %w)", seq, err, derr)
+				}
+				seqs = append(seqs, seq)
+				continue
 			}
 			seqs = append(seqs, seq)
 			out = append(out, bus.Outgoing{Subject: subject, Event: e})
@@ -111,7 +122,7 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		if len(out) == 0 {
+		if len(seqs) == 0 {
 			return nil
 		}
 		if err := r.pub.PublishBatch(ctx, out); err != nil {

@@ -91,7 +91,7 @@ type CRMLookupResult struct {
 	ConversationID string            `json:"conversation_id,omitempty"`
 	Query          Identity          `json:"query"`
 	Provider       string            `json:"provider"`
-	Found          bool              `json:"found,omitempty"`
+	Found          bool              `json:"found"`
 	Identities     []Identity        `json:"identities,omitempty"`
 	Profile        map[string]string `json:"profile,omitempty"`
 	ErrorCode      string            `json:"error_code,omitempty"`
