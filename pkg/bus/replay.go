@@ -65,8 +65,8 @@ type ReplayFunc func(d Delivery, decodeErr error) error
 // Replayer reads streams back.
 type Replayer interface {
 	// Replay reads the range of o.Stream selected by o with an ordered consumer (ephemeral,
-	// unacknowledged, in memory, deleted when Replay returns) and calls fn for each message, oldest
-	// first. It stops after the last message that existed when it started (it does not follow
+	// unacknowledged, in memory, deleted when Replay returns; a work-queue stream, which admits
+	// none, is read message by message) and calls fn for each message, oldest first. It stops after the last message that existed when it started (it does not follow
 	// live traffic), at EndSeq or EndTime, after Limit messages, when fn returns an error (which
 	// it returns) or when ctx ends (it returns ctx.Err()). Other errors wrap ErrInvalidReplay,
 	// jetstream.ErrStreamNotFound or the JetStream error.
@@ -112,6 +112,14 @@ func (c *Client) Replay(ctx context.Context, o ReplayOptions, fn ReplayFunc) err
 	}
 	if info.State.Msgs == 0 || o.StartSeq > end {
 		return nil
+	}
+
+	em := &replayEmitter{fn: fn, limit: o.Limit}
+	if info.Config.Retention == jetstream.WorkQueuePolicy {
+		// A work queue (OMNI_OUT) admits no unacknowledged consumer, and an acknowledging one
+		// would take the messages from their workers: read it message by message instead. It
+		// only holds what is not yet consumed, so it is small.
+		return c.replayByGet(ctx, st, o, end, em)
 	}
 
 	cfg := jetstream.OrderedConsumerConfig{
@@ -162,7 +170,6 @@ func (c *Client) Replay(ctx context.Context, o ReplayOptions, fn ReplayFunc) err
 	stopOnCancel := context.AfterFunc(ctx, it.Stop)
 	defer stopOnCancel()
 
-	n := 0
 	for {
 		m, err := it.Next(jetstream.NextMaxWait(replayIdleCheck))
 		if cerr := ctx.Err(); cerr != nil {
@@ -191,23 +198,80 @@ func (c *Client) Replay(ctx context.Context, o ReplayOptions, fn ReplayFunc) err
 			return nil
 		}
 		if seq >= o.StartSeq { // below it only when positioned by StartTime
-			e, decErr := event.Decode(m.Headers(), m.Data())
-			if decErr != nil {
-				e = event.Event{}
-			}
-			d := Delivery{Event: e, Subject: m.Subject(), Stream: meta.Stream, StreamSeq: seq,
-				NumDelivered: 1, Published: meta.Timestamp}
-			if err := fn(d, decErr); err != nil {
+			if done, err := em.emit(m.Subject(), meta.Stream, seq, meta.Timestamp, m.Headers(), m.Data()); done || err != nil {
 				return err
-			}
-			if n++; o.Limit > 0 && n >= o.Limit {
-				return nil
 			}
 		}
 		if seq >= end || meta.NumPending == 0 {
 			return nil // the last message, or the last one matching the filter
 		}
 	}
+}
+
+// replayEmitter decodes replayed messages, hands them to fn and counts them against the limit.
+type replayEmitter struct {
+	fn       ReplayFunc
+	limit, n int
+}
+
+// emit reports done once the limit is reached; an error is fn's, returned as is.
+func (r *replayEmitter) emit(subject, stream string, seq uint64, stored time.Time, h nats.Header, data []byte) (done bool, err error) {
+	e, decErr := event.Decode(h, data)
+	if decErr != nil {
+		e = event.Event{}
+	}
+	d := Delivery{Event: e, Subject: subject, Stream: stream, StreamSeq: seq, NumDelivered: 1, Published: stored}
+	if err := r.fn(d, decErr); err != nil {
+		return true, err
+	}
+	r.n++
+	return r.limit > 0 && r.n >= r.limit, nil
+}
+
+// replayByGet reads [o.StartSeq, end] one message at a time (one round trip each), skipping gaps
+// and, with a single filter subject, non-matching messages on the server.
+func (c *Client) replayByGet(ctx context.Context, st jetstream.Stream, o ReplayOptions, end uint64, em *replayEmitter) error {
+	next := ">"
+	if len(o.Subjects) == 1 {
+		next = o.Subjects[0]
+	}
+	for seq := max(o.StartSeq, 1); seq <= end; {
+		gctx, cancel := withDefaultTimeout(ctx, c.opts.timeout)
+		m, err := st.GetMsg(gctx, seq, jetstream.WithGetMsgSubject(next))
+		cancel()
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil // nothing (matching) from seq on
+		}
+		if err != nil {
+			return fmt.Errorf("replay %s: %w", o.Stream, err)
+		}
+		if m.Sequence > end || (!o.EndTime.IsZero() && m.Time.After(o.EndTime)) {
+			return nil
+		}
+		seq = m.Sequence + 1
+		if (!o.StartTime.IsZero() && m.Time.Before(o.StartTime)) || !subjectMatchesAny(o.Subjects, m.Subject) {
+			continue
+		}
+		if done, err := em.emit(m.Subject, o.Stream, m.Sequence, m.Time, m.Header, m.Data); done || err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func subjectMatchesAny(patterns []string, subject string) bool {
+	if len(patterns) == 0 {
+		return true
+	}
+	for _, p := range patterns {
+		if SubjectMatches(p, subject) {
+			return true
+		}
+	}
+	return false
 }
 
 var _ Replayer = (*Client)(nil)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
+	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
@@ -170,9 +172,27 @@ func TestConfigCommand(t *testing.T) {
 	if code := run([]string{"config"}, &out, io.Discard); code != 0 {
 		t.Fatal(code)
 	}
-	for _, v := range []string{"OMNIBUS_HTTP_ADDR", "OMNIBUS_NATS_SYNC", "DATABASE_URL", "EXAMPLE_SECRET"} {
+	for _, v := range []string{"OMNIBUS_HTTP_ADDR", "OMNIBUS_NATS_SYNC", "DATABASE_URL", "EXAMPLE_SECRET", "UNIFIER_IDLE_TIMEOUT"} {
 		if !strings.Contains(out.String(), v) {
 			t.Errorf("omnibus config lacks %s", v)
+		}
+	}
+	// The README's configuration tables list every variable the code reads.
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := []any{&allinone.Config{}, &service.Base{}}
+	for _, s := range allServices() {
+		if s.Config != nil {
+			vars = append(vars, s.Config)
+		}
+	}
+	for _, cfg := range vars {
+		for _, f := range config.Describe(cfg) {
+			if !strings.Contains(string(readme), "`"+f.Env+"`") {
+				t.Errorf("README.md's configuration table lacks %s", f.Env)
+			}
 		}
 	}
 }
