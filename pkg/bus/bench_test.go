@@ -82,6 +82,7 @@ func rawMsgs(b *testing.B, bb *bustest.Bundle, n int) []*nats.Msg {
 			b.Fatal(err)
 		}
 		h.Set(jetstream.MsgIDHeader, e.ID())
+		h.Set(bus.HeaderSchema, bb.Client.Schemas().Fingerprint()) // as pkg/bus producers stamp it
 		key := event.PartitionKey(e)
 		if key == "" {
 			key = e.ID()

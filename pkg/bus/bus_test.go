@@ -614,3 +614,31 @@ func TestSubscribeBatch(t *testing.T) {
 		t.Fatalf("dead letters %d, want the poison one", n)
 	}
 }
+
+// Messages stamped by a pkg/bus producer with the same schema set are not validated twice;
+// AlwaysValidate checks them anyway.
+func TestSchemaStamp(t *testing.T) {
+	t.Parallel()
+	b := bustest.New(t)
+	ctx := context.Background()
+	if err := b.Client.Publish(ctx, subjIn, received(t, 1)); err != nil {
+		t.Fatal(err)
+	}
+	// A forged stamp on invalid data.
+	bad, _ := event.New(typeReceived, "/x", map[string]any{"channel": "example"})
+	h, body, _ := event.Encode(bad)
+	h.Set(bus.HeaderSchema, b.Client.Schemas().Fingerprint())
+	if _, err := b.Client.JetStream().PublishMsg(ctx, &nats.Msg{Subject: subjIn, Header: h, Data: body}); err != nil {
+		t.Fatal(err)
+	}
+	r := newRecorder()
+	cfg := fast("strict")
+	cfg.AlwaysValidate = true
+	sub, err := b.Client.Subscribe(ctx, cfg, r.handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop()
+	bustest.WaitFor(t, 5*time.Second, "the forged one dead-lettered", func() bool { return b.StoredCount(t, bus.StreamDLQ, ">") == 1 })
+	bustest.WaitFor(t, 5*time.Second, "the valid one handled", func() bool { return r.count() == 1 })
+}

@@ -62,6 +62,9 @@ type ConsumerConfig struct {
 	Concurrency int
 	// PullMaxMessages is the client-side prefetch buffer. Default 256.
 	PullMaxMessages int
+	// AlwaysValidate validates every message on receipt, even those a pkg/bus producer with the
+	// same schema set already validated (see HeaderSchema). Default false.
+	AlwaysValidate bool
 
 	maxBatch int // set by SubscribeBatch
 }
@@ -304,7 +307,7 @@ func (s *Subscription) begin(msg jetstream.Msg) (*inflight, error) {
 			keyDeliveryCount.Int64(int64(meta.NumDelivered)), keyMessageID.String(e.ID()),
 			keyCEID.String(e.ID()), keyCEType.String(e.Type())))
 	in := &inflight{msg: msg, meta: meta, ctx: ctx, span: span,
-		attrs: metric.WithAttributes(keyConsumerGroup.String(cfg.Durable), keyCEType.String(e.Type())),
+		attrs: tel.attrs(keyConsumerGroup.String(cfg.Durable), keyCEType.String(e.Type())),
 		d: Delivery{Event: e, Subject: msg.Subject(), Stream: meta.Stream, Consumer: meta.Consumer,
 			StreamSeq: meta.Sequence.Stream, NumDelivered: meta.NumDelivered, Published: meta.Timestamp}}
 	tel.consumed.Add(ctx, 1, in.attrs)
@@ -317,8 +320,10 @@ func (s *Subscription) begin(msg jetstream.Msg) (*inflight, error) {
 	case decErr != nil:
 		return in, resilience.Permanent(fmt.Errorf("undecodable: %w", decErr))
 	}
-	if verr := c.validate(e); verr != nil {
-		return in, resilience.Permanent(fmt.Errorf("schema: %w", verr))
+	if cfg.AlwaysValidate || msg.Headers().Get(HeaderSchema) != c.opts.schemas.Fingerprint() {
+		if verr := c.validate(e); verr != nil {
+			return in, resilience.Permanent(fmt.Errorf("schema: %w", verr))
+		}
 	}
 	return in, nil
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/omnibus-dev/omnibus/pkg/event"
@@ -45,6 +44,8 @@ func (c *Client) prepare(ctx context.Context, subject string, e *event.Event) (*
 	if err := c.validate(*e); err != nil {
 		return nil, nil, err
 	}
+	// Copies of an event share their context: work on a clone so the caller's event is unchanged.
+	*e = e.Clone()
 	key := event.PartitionKey(*e)
 	if key == "" {
 		key = e.ID()
@@ -75,9 +76,16 @@ func (c *Client) prepare(ctx context.Context, subject string, e *event.Event) (*
 		return nil, nil, err
 	}
 	tracePropagator.Inject(sctx, headerCarrier(h))
+	h.Set(HeaderSchema, c.opts.schemas.Fingerprint())
 	h.Set(jetstream.MsgIDHeader, e.ID())
 	return &nats.Msg{Subject: stored, Header: h, Data: body}, span, nil
 }
+
+// HeaderSchema carries the fingerprint of the schema set a pkg/bus producer validated the event
+// against. A consumer whose registry has the same fingerprint does not validate it again (the
+// stream does not change data); anything else — foreign producers, other schema versions — is
+// validated on receipt. ConsumerConfig.AlwaysValidate turns the shortcut off.
+const HeaderSchema = "Omnibus-Schema"
 
 func (c *Client) validate(e event.Event) error {
 	if c.opts.skipValidate {
@@ -116,7 +124,7 @@ func (c *Client) recordPublish(ctx context.Context, subject, typ string, start t
 	if err != nil {
 		outcome = "error"
 	}
-	attrs := metric.WithAttributes(keyDestination.String(subject), keyCEType.String(typ), keyOutcome.String(outcome))
+	attrs := c.tel.attrs(keyDestination.String(subject), keyCEType.String(typ), keyOutcome.String(outcome))
 	c.tel.publishDur.Record(ctx, time.Since(start).Seconds(), attrs)
 	if err == nil {
 		c.tel.published.Add(ctx, 1, attrs)
@@ -137,7 +145,7 @@ func (c *Client) PublishBatch(ctx context.Context, batch []Outgoing) error {
 	inflight := make([]pending, 0, len(batch))
 	var errs []error
 	for i := range batch {
-		o := &batch[i]
+		o := batch[i]
 		msg, span, err := c.prepare(ctx, o.Subject, &o.Event)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("batch[%d]: %w", i, err))

@@ -460,7 +460,7 @@ func TestReplayWorkQueue(t *testing.T) {
 		}
 	}
 	stop := errors.New("stop")
-	if err := b.Client.Replay(ctx, bus.ReplayOptions{Stream: bus.StreamOut}, func(bus.Delivery, error) error { return stop }); err != stop { //nolint:errorlint // returned as is
+	if err := b.Client.Replay(ctx, bus.ReplayOptions{Stream: bus.StreamOut}, func(bus.Delivery, error) error { return stop }); !errors.Is(err, stop) {
 		t.Errorf("fn error: %v", err)
 	}
 	if n := b.StoredCount(t, bus.StreamOut, ">"); n != 8 {

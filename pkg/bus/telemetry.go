@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"strings"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/attribute"
@@ -33,6 +34,7 @@ var (
 )
 
 type instruments struct {
+	attrCache    sync.Map // attribute values joined → metric.MeasurementOption
 	tracer       trace.Tracer
 	published    metric.Int64Counter
 	publishDur   metric.Float64Histogram
@@ -73,6 +75,23 @@ func newInstruments(tp trace.TracerProvider, mp metric.MeterProvider) (*instrume
 		return nil, err
 	}
 	return in, nil
+}
+
+// attrs returns the measurement option for these attributes, built once per distinct set (the
+// sets are few: subjects × types × outcomes) instead of on every message.
+func (in *instruments) attrs(kvs ...attribute.KeyValue) metric.MeasurementOption {
+	var b strings.Builder
+	for _, kv := range kvs {
+		b.WriteString(kv.Value.AsString())
+		b.WriteByte(0)
+	}
+	key := b.String()
+	if v, ok := in.attrCache.Load(key); ok {
+		return v.(metric.MeasurementOption)
+	}
+	opt := metric.WithAttributeSet(attribute.NewSet(kvs...))
+	in.attrCache.Store(key, opt)
+	return opt
 }
 
 // headerCarrier adapts nats.Header to the OTel propagator with lower-case keys, read

@@ -12,6 +12,8 @@ package schema
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -75,9 +77,14 @@ type entry struct {
 // Registry holds the compiled schema of every CloudEvents type. It is immutable after [New] and safe
 // for concurrent use.
 type Registry struct {
-	types map[string]entry
-	names []string // sorted
+	types       map[string]entry
+	names       []string // sorted
+	fingerprint string
 }
+
+// Fingerprint identifies the exact set of schema files the registry compiled (a hash of their
+// names and bytes). Two processes with equal fingerprints validate identically.
+func (r *Registry) Fingerprint() string { return r.fingerprint }
 
 // New compiles every schema embedded in github.com/omnibus-dev/omnibus/schemas.
 func New() (*Registry, error) {
@@ -111,7 +118,15 @@ func newRegistry(fsys fs.FS) (*Registry, error) {
 	c.DefaultDraft(jsonschema.Draft2020)
 	c.AssertFormat()
 	c.UseLoader(refuseLoader{})
+	fp := sha256.New()
 	for _, name := range names {
+		raw, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, fmt.Errorf("schema: %s: %w", name, err)
+		}
+		fp.Write([]byte(name))
+		fp.Write([]byte{0})
+		fp.Write(raw)
 		doc, err := readJSON(fsys, name)
 		if err != nil {
 			return nil, fmt.Errorf("schema: %s: %w", name, err)
@@ -127,7 +142,7 @@ func newRegistry(fsys fs.FS) (*Registry, error) {
 			return nil, fmt.Errorf("schema: %s: %w", name, err)
 		}
 	}
-	r := &Registry{types: make(map[string]entry, len(names))}
+	r := &Registry{types: make(map[string]entry, len(names)), fingerprint: hex.EncodeToString(fp.Sum(nil))[:16]}
 	for _, name := range names {
 		url := BaseURL + name
 		sch, err := c.Compile(url) // *.defs.json too, so a broken shared file fails here

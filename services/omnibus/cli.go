@@ -32,6 +32,7 @@ Usage:
   omnibus dlq list [flags]      list dead letters with their reasons
   omnibus dlq redrive [flags]   republish chosen dead letters to their original subjects
   omnibus replay [flags]        print stored events, oldest first, as NDJSON CloudEvents (-h: flags)
+  omnibus bench [flags]         load-test the unifier on embedded NATS and Postgres (-h: flags)
   omnibus config                print every environment variable with its default
   omnibus health                exit 0 if the running all-in-one answers /healthz
 
@@ -53,6 +54,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = dlq(args, stdout)
 	case "replay":
 		err = replay(args, stdout, stderr)
+	case "bench":
+		err = bench(args, stdout, stderr)
 	case "config":
 		printConfig(stdout)
 	case "health":

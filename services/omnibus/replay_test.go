@@ -139,7 +139,7 @@ func TestReplayCommand(t *testing.T) {
 }
 
 func TestReplayCommandSelection(t *testing.T) {
-	_, ids := replayFixture(t)
+	b, ids := replayFixture(t)
 	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
 	for _, tc := range []struct {
 		args []string
@@ -167,6 +167,19 @@ func TestReplayCommandSelection(t *testing.T) {
 	evs, stderr := runReplay(t, "--stream", "tool")
 	if len(evs) != 0 || !strings.Contains(stderr, "replayed 0 events from OMNI_TOOL\n") {
 		t.Errorf("empty stream: %d events, stderr %q", len(evs), stderr)
+	}
+	// OMNI_OUT is a work queue: read message by message, left as it was.
+	if _, err := b.Client.JetStream().PublishMsg(context.Background(), &nats.Msg{Subject: "omni.out.example.send",
+		Header: nats.Header{"ce-specversion": {"1.0"}, "ce-id": {"out-1"}, "ce-source": {"/t"}, "ce-type": {"omni.t"},
+			"content-type": {"application/json"}}, Data: []byte(`{"to":"x"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	evs, stderr = runReplay(t, "--stream", "out")
+	if got := idsOf(evs); !slices.Equal(got, []string{"out-1"}) || !strings.Contains(stderr, "replayed 1 events from OMNI_OUT seq 1..1\n") {
+		t.Errorf("work queue: %v, stderr %q", got, stderr)
+	}
+	if n := b.StoredCount(t, bus.StreamOut, ">"); n != 1 {
+		t.Errorf("OMNI_OUT holds %d messages after the replay", n)
 	}
 	_, stderr = runReplay(t, "--subject", "omni.in.sms.>")
 	if !strings.Contains(stderr, "replayed 2 events from OMNI_IN seq 4..6\n") {
@@ -199,12 +212,13 @@ func TestReplayCommandRejects(t *testing.T) {
 
 func TestReplayRebuildHook(t *testing.T) {
 	_, _ = replayFixture(t)
+	prev := rebuild // set by the store rebuild when it is built in
+	t.Cleanup(func() { rebuild = prev })
+	rebuild = nil
 	var out, errOut bytes.Buffer
 	if code := run([]string{"replay", "--rebuild"}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "replay --rebuild: not available in this build") {
 		t.Fatalf("without the hook: exit %d, %s", code, errOut.String())
 	}
-	prev := rebuild
-	t.Cleanup(func() { rebuild = prev })
 	var gotArgs []string
 	var gotOpts bus.ReplayOptions
 	rebuild = func(ctx context.Context, client *bus.Client, args []string) error {

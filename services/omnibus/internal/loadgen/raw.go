@@ -1,0 +1,235 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/event"
+)
+
+const (
+	rawStream  = "LOADGEN_RAW"
+	rawDurable = "loadgen-raw"
+)
+
+// rawJetStream is the JetStream ceiling: the same events, encoded as the bus puts them on the
+// wire, published asynchronously in chunks by the same publishers onto a scratch stream shaped
+// like OMNI_IN, while one durable pull consumer acks each message and does nothing else. The
+// rate is events / (first publish → last ack).
+func (r *runner) rawJetStream(ctx context.Context, n int) (*RawResult, error) {
+	pubJS, err := jetstream.New(r.pubConn, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return nil, err
+	}
+	conJS, err := jetstream.New(r.uniConn)
+	if err != nil {
+		return nil, err
+	}
+	sc := bus.Streams(bus.StreamsConfig{})[0] // OMNI_IN's definition
+	sc.Name, sc.Description, sc.Subjects = rawStream, "omnibus bench: raw JetStream ceiling (scratch)", []string{"loadgen.raw.>"}
+	if _, err := pubJS.CreateOrUpdateStream(ctx, sc); err != nil {
+		return nil, err
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = pubJS.DeleteStream(dctx, rawStream)
+	}()
+	cons, err := conJS.CreateOrUpdateConsumer(ctx, rawStream, jetstream.ConsumerConfig{
+		Durable: rawDurable, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
+		MaxDeliver: -1, MaxAckPending: 1024, // what bus.Subscribe sets by default
+	})
+	if err != nil {
+		return nil, err
+	}
+	var got atomic.Int64
+	var lastAck atomic.Int64
+	done := make(chan struct{})
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		_ = m.Ack()
+		if got.Add(1) == int64(n) {
+			lastAck.Store(time.Now().UnixNano())
+			close(done)
+		}
+	}, jetstream.PullMaxMessages(256))
+	if err != nil {
+		return nil, err
+	}
+	defer func() { cc.Stop(); <-cc.Closed() }()
+
+	schemaURL := r.pub.Schemas().SchemaURL(typeReceived)
+	a := r.mark(ctx)
+	start := time.Now()
+	jobs := make(chan [2]int, r.cfg.Publishers)
+	go func() {
+		defer close(jobs)
+		for lo := 0; lo < n; lo += r.cfg.Chunk {
+			select {
+			case jobs <- [2]int{lo, min(lo+r.cfg.Chunk, n)}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	var perr error
+	var once sync.Once
+	fail := func(err error) { once.Do(func() { perr = err }) }
+	for range r.cfg.Publishers {
+		wg.Go(func() {
+			futs := make([]jetstream.PubAckFuture, 0, r.cfg.Chunk)
+			for j := range jobs {
+				now := time.Now()
+				futs = futs[:0]
+				for i := j[0]; i < j[1]; i++ {
+					sp := r.w.spec(i)
+					o, err := r.w.event(sp, now)
+					if err != nil {
+						fail(err)
+						return
+					}
+					o.Event.SetDataSchema(schemaURL)
+					h, body, err := event.Encode(o.Event)
+					if err != nil {
+						fail(err)
+						return
+					}
+					h.Set(jetstream.MsgIDHeader, o.Event.ID())
+					p := bus.Partition(event.PartitionKey(o.Event), bus.InPartitions)
+					f, err := pubJS.PublishMsgAsync(&nats.Msg{Subject: "loadgen.raw." + channels[sp.channel].name + ".message." + strconv.Itoa(p), Header: h, Data: body})
+					if err != nil {
+						fail(err)
+						return
+					}
+					futs = append(futs, f)
+				}
+				wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				for _, f := range futs {
+					select {
+					case <-f.Ok():
+					case err := <-f.Err():
+						fail(err)
+					case <-wctx.Done():
+						fail(wctx.Err())
+					}
+				}
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	if perr != nil {
+		return nil, perr
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(r.cfg.Stall):
+		return nil, fmt.Errorf("consumed %d of %d", got.Load(), n)
+	}
+	b := r.mark(ctx)
+	d := time.Unix(0, lastAck.Load()).Sub(start)
+	res := &RawResult{Count: n, Seconds: d.Seconds(), PerSecond: rate(n, d)}
+	var ph Phase
+	usage(&ph, a, b, n)
+	res.GoCores, res.PGCores = ph.GoCores, ph.PGCores
+	return res, nil
+}
+
+// rawPostgres is the Postgres ceiling: the same rows, shaped like the unifier's messages table
+// (same columns, primary key and index), inserted with COPY in one transaction per batch of
+// UNIFIER_BATCH rows, by UNIFIER_WORKERS connections in parallel.
+func (r *runner) rawPostgres(ctx context.Context, n int) (*RawResult, error) {
+	table := "loadgen_raw_messages_" + r.w.nonce
+	pcfg, err := pgxpool.ParseConfig(r.dbURL)
+	if err != nil {
+		return nil, err
+	}
+	pcfg.MaxConns = int32(max(1, r.ucfg.Workers))
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(ctx, `CREATE TABLE `+table+` (
+		event_id text PRIMARY KEY, conversation_id uuid NOT NULL, customer_id uuid NOT NULL, channel text NOT NULL,
+		direction text NOT NULL CHECK (direction IN ('inbound', 'outbound')), identity_kind text NOT NULL,
+		identity_value text NOT NULL, body jsonb NOT NULL, sent_at timestamptz NOT NULL, status text, status_at timestamptz);
+		CREATE INDEX ON `+table+` (conversation_id, sent_at)`); err != nil {
+		return nil, err
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = pool.Exec(dctx, `DROP TABLE IF EXISTS `+table)
+	}()
+	cols := []string{"event_id", "conversation_id", "customer_id", "channel", "direction", "identity_kind", "identity_value", "body", "sent_at"}
+	batch := max(1, r.ucfg.BatchSize)
+	jobs := make(chan [2]int, r.ucfg.Workers)
+	go func() {
+		defer close(jobs)
+		for lo := 0; lo < n; lo += batch {
+			select {
+			case jobs <- [2]int{lo, min(lo+batch, n)}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	a := r.mark(ctx)
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make([]error, max(1, r.ucfg.Workers))
+	for k := range errs {
+		wg.Go(func() {
+			rows := make([][]any, 0, batch)
+			for j := range jobs {
+				if errs[k] != nil {
+					continue
+				}
+				now := time.Now()
+				rows = rows[:0]
+				for i := j[0]; i < j[1]; i++ {
+					rows = append(rows, r.w.row(r.w.spec(i), now))
+				}
+				errs[k] = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+					_, err := tx.CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromRows(rows))
+					return err
+				})
+			}
+		})
+	}
+	wg.Wait()
+	d := time.Since(start)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	b := r.mark(ctx)
+	var count int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&count); err != nil {
+		return nil, err
+	}
+	if count != n {
+		return nil, fmt.Errorf("%d rows inserted, want %d", count, n)
+	}
+	res := &RawResult{Count: n, Seconds: d.Seconds(), PerSecond: rate(n, d)}
+	var ph Phase
+	usage(&ph, a, b, n)
+	res.GoCores, res.PGCores, res.CommitsPerRow, res.WALBytesPerRow = ph.GoCores, ph.PGCores, ph.CommitsPerEvent, ph.WALBytesPerEvent
+	return res, nil
+}
