@@ -30,8 +30,8 @@ func postgresCPU() time.Duration {
 		return -1
 	}
 	type stat struct {
-		ppid                        int
-		comm                        string
+		ppid                         int
+		comm                         string
 		utime, stime, cutime, cstime int64
 	}
 	all := map[int]stat{}

@@ -611,13 +611,16 @@ func (r *runner) publish(ctx context.Context, lo, hi int, rate float64) (publish
 // after the duplicate window looks like. The unifier must change nothing.
 func (r *runner) replay(ctx context.Context, batch []bus.Outgoing, idx []int) (int, error) {
 	js := r.pub.JetStream()
+	reg := r.pub.Schemas()
 	futs := make([]jetstream.PubAckFuture, 0, len(idx))
 	for _, k := range idx {
-		e := batch[k].Event // as published: dataschema filled in
+		e := batch[k].Event.Clone()
+		e.SetDataSchema(reg.SchemaURL(e.Type())) // as the bus published it
 		h, body, err := event.Encode(e)
 		if err != nil {
 			return 0, err
 		}
+		h.Set(bus.HeaderSchema, reg.Fingerprint())
 		h.Set(jetstream.MsgIDHeader, "replay:"+e.ID())
 		f, err := js.PublishMsgAsync(&nats.Msg{Subject: bus.PartitionedSubject(batch[k].Subject, event.PartitionKey(e)), Header: h, Data: body})
 		if err != nil {
@@ -647,11 +650,11 @@ func (r *runner) replay(ctx context.Context, batch []bus.Outgoing, idx []int) (i
 // --- phases --------------------------------------------------------------------------------------
 
 type cpuMark struct {
-	at        time.Time
-	self, pg  time.Duration
-	commits   int64
-	walBytes  float64
-	statsOK   bool
+	at       time.Time
+	self, pg time.Duration
+	commits  int64
+	walBytes float64
+	statsOK  bool
 }
 
 func (r *runner) mark(ctx context.Context) cpuMark {

@@ -68,7 +68,7 @@ func (r *runner) rawJetStream(ctx context.Context, n int) (*RawResult, error) {
 	}
 	defer func() { cc.Stop(); <-cc.Closed() }()
 
-	schemaURL := r.pub.Schemas().SchemaURL(typeReceived)
+	schemaURL, fingerprint := r.pub.Schemas().SchemaURL(typeReceived), r.pub.Schemas().Fingerprint()
 	a := r.mark(ctx)
 	start := time.Now()
 	jobs := make(chan [2]int, r.cfg.Publishers)
@@ -105,6 +105,7 @@ func (r *runner) rawJetStream(ctx context.Context, n int) (*RawResult, error) {
 						fail(err)
 						return
 					}
+					h.Set(bus.HeaderSchema, fingerprint)
 					h.Set(jetstream.MsgIDHeader, o.Event.ID())
 					p := bus.Partition(event.PartitionKey(o.Event), bus.InPartitions)
 					f, err := pubJS.PublishMsgAsync(&nats.Msg{Subject: "loadgen.raw." + channels[sp.channel].name + ".message." + strconv.Itoa(p), Header: h, Data: body})

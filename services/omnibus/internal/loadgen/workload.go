@@ -72,11 +72,11 @@ func newWorkload(seed uint64, nonce string, customers int, cross, dup float64) *
 // ident is one customer identity.
 type ident struct{ kind, value string }
 
-func (w *workload) phone(c int) string     { return fmt.Sprintf("+86139%08d", (w.phoneBase+c)%100_000_000) }
-func (w *workload) openid(c int) string    { return "oLG" + w.nonce + "_" + strconv.Itoa(c) }
-func (w *workload) visitor(c int) string   { return "v_" + w.nonce + "_" + strconv.Itoa(c) }
+func (w *workload) phone(c int) string              { return fmt.Sprintf("+86139%08d", (w.phoneBase+c)%100_000_000) }
+func (w *workload) openid(c int) string             { return "oLG" + w.nonce + "_" + strconv.Itoa(c) }
+func (w *workload) visitor(c int) string            { return "v_" + w.nonce + "_" + strconv.Itoa(c) }
 func (w *workload) eventID(ch string, i int) string { return ch + ":" + w.msgID(i) }
-func (w *workload) msgID(i int) string     { return "lg" + w.nonce + "-" + strconv.Itoa(i) }
+func (w *workload) msgID(i int) string              { return "lg" + w.nonce + "-" + strconv.Itoa(i) }
 
 // eventIndex returns i for an event id of this run, or -1.
 func (w *workload) eventIndex(id string) int {
