@@ -25,7 +25,6 @@ var (
 	keyMessageID     = attribute.Key("messaging.message.id")
 	keyConsumerGroup = attribute.Key("messaging.consumer.group.name")
 	keyDeliveryCount = attribute.Key("messaging.nats.message.delivery_count")
-	keyBatchCount    = attribute.Key("messaging.batch.message_count")
 	keyCEType        = attribute.Key("cloudevents.event_type")
 	keyCEID          = attribute.Key("cloudevents.event_id")
 	keyCESource      = attribute.Key("cloudevents.event_source")

@@ -45,8 +45,9 @@ func Main(s Service) {
 	log := telemetry.NewLogger(os.Stderr, base.LogFormat, base.LogLevel).With("service", s.Name)
 	slog.SetDefault(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := runStandalone(ctx, s, base, log); err != nil {
+	err := runStandalone(ctx, s, base, log)
+	stop()
+	if err != nil {
 		log.Error("service failed", "err", err)
 		os.Exit(1)
 	}

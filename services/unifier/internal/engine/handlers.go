@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -91,7 +92,7 @@ func (en *Engine) onStatus(ctx context.Context, w *writer) error {
 		RETURNING conversation_id::text`, s.MessageID, s.Status, at).Scan(&convID)
 	switch {
 	case err == nil:
-	case err != pgx.ErrNoRows:
+	case !errors.Is(err, pgx.ErrNoRows):
 		return err
 	case s.To == nil || len(s.Message) == 0:
 		return nil // a status for a message this store never saw, with nothing to record
@@ -157,7 +158,7 @@ func (en *Engine) onConversationCommand(ctx context.Context, w *writer) error {
 	var customer uuid.UUID
 	var status string
 	if err := w.tx.QueryRow(ctx, `SELECT customer_id, status FROM conversations WHERE id = $1`, id).Scan(&customer, &status); err != nil {
-		if err == pgx.ErrNoRows {
+		if errors.Is(err, pgx.ErrNoRows) {
 			return resilience.Permanent(fmt.Errorf("no conversation %s", id))
 		}
 		return err
@@ -269,7 +270,7 @@ func (en *Engine) onToolResult(ctx context.Context, w *writer, crm *CRMLookupRes
 	}
 	var customer uuid.UUID
 	if err := w.tx.QueryRow(ctx, `SELECT customer_id FROM conversations WHERE id = $1`, convID).Scan(&customer); err != nil {
-		if err == pgx.ErrNoRows {
+		if errors.Is(err, pgx.ErrNoRows) {
 			return resilience.Permanent(fmt.Errorf("tool result for unknown conversation %s", convID))
 		}
 		return err
@@ -307,7 +308,7 @@ func (en *Engine) touch(ctx context.Context, w *writer, customer uuid.UUID, chan
 	var last time.Time
 	err := tx.QueryRow(ctx, `SELECT id, last_event_at FROM conversations WHERE customer_id = $1 AND status = 'open' FOR UPDATE`, customer).Scan(&id, &last)
 	open := err == nil
-	if err != nil && err != pgx.ErrNoRows {
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return ConversationView{}, err
 	}
 	if open && en.cfg.IdleTimeout > 0 && at.Sub(last) > en.cfg.IdleTimeout {
@@ -386,7 +387,7 @@ func (en *Engine) SweepIdle(ctx context.Context, now time.Time) (int, error) {
 			}
 			var last time.Time
 			if err := tx.QueryRow(ctx, `SELECT last_event_at FROM conversations WHERE id = $1 AND status = 'open' FOR UPDATE`, p.conv).Scan(&last); err != nil {
-				if err == pgx.ErrNoRows {
+				if errors.Is(err, pgx.ErrNoRows) {
 					return 0, nil // touched or closed meanwhile
 				}
 				return 0, err

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -166,7 +167,7 @@ func (en *Engine) root(ctx context.Context, tx pgx.Tx, id uuid.UUID) (uuid.UUID,
 			SELECT id, merged_into, 0 FROM customers WHERE id = $1
 			UNION ALL SELECT c.id, c.merged_into, chain.depth + 1 FROM customers c JOIN chain ON c.id = chain.merged_into WHERE chain.depth < 100)
 		SELECT id FROM chain WHERE merged_into IS NULL LIMIT 1`, id).Scan(&root)
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return uuid.Nil, resilience.Permanent(fmt.Errorf("unknown customer %s", id))
 	}
 	return root, err
@@ -296,7 +297,7 @@ func (en *Engine) unmerge(ctx context.Context, w *writer, c UnmergeCommand) erro
 	err = tx.QueryRow(ctx, `SELECT from_id, into_id, moved_identities, moved_conversations, moved_messages, merged_conversation,
 			into_profile_before, into_sources_before, undone_at FROM customer_merges WHERE id = $1 FOR UPDATE`, mid).
 		Scan(&from, &into, &moved, &convs, &msgs, &mergedConv, &profile, &sources, &undone)
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return resilience.Permanent(fmt.Errorf("no merge %s", mid))
 	}
 	if err != nil || undone != nil {
