@@ -1,0 +1,143 @@
+package connector_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
+	"github.com/omnibus-dev/omnibus/pkg/connector"
+	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/pkg/service"
+	"github.com/omnibus-dev/omnibus/pkg/webhook"
+)
+
+type cfg struct {
+	Secret string `env:"T_SECRET" default:"s"`
+}
+
+var spec = connector.Spec{
+	Name:     "t",
+	Produces: []connector.Route{{Subject: "omni.in.t.message", Type: "omni.channel.message.received"}},
+}
+
+func data(id string) map[string]any {
+	return map[string]any{"channel": "t", "channel_message_id": id, "from": map[string]string{"kind": "phone", "value": "+8613800138000"},
+		"message": map[string]any{"type": "text", "text": "hi"}, "sent_at": "2026-11-27T08:00:00Z"}
+}
+
+// run starts a test connector whose webhook publishes to subject (declared or not).
+func run(t *testing.T, subject string) (*bustest.Bundle, *httptest.Server) {
+	t.Helper()
+	b := bustest.New(t)
+	mux := http.NewServeMux()
+	svc := connector.Define(spec, func(ctx context.Context, rt *connector.Runtime, c *cfg) error {
+		return rt.Webhook(connector.Webhook{
+			Path: "/in", MaxBody: 64,
+			Verify: func(r *http.Request, _ []byte) error {
+				if r.Header.Get("X-Sig") != c.Secret {
+					return webhook.ErrSignature
+				}
+				return nil
+			},
+			Decode: func(_ *http.Request, body []byte) ([]bus.Outgoing, error) {
+				if string(body) == "bad" {
+					return nil, webhook.ErrMalformed
+				}
+				e, err := rt.NewEvent("omni.channel.message.received", data(string(body)), event.WithID("t:"+string(body)))
+				return []bus.Outgoing{{Subject: subject, Event: e}}, err
+			},
+		})
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- svc.Run(ctx, service.Deps{Bus: b.Client, Mux: mux, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Env: func(string) (string, bool) { return "", false }})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	bustest.WaitFor(t, 5*time.Second, "webhook mounted", func() bool {
+		resp, err := http.Post(srv.URL+"/hooks/t/in", "text/plain", strings.NewReader("probe"))
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode != http.StatusNotFound
+	})
+	return b, srv
+}
+
+func post(t *testing.T, url, body, sig string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("X-Sig", sig)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestInboundFlow(t *testing.T) {
+	t.Parallel()
+	b, srv := run(t, "omni.in.t.message")
+	url := srv.URL + "/hooks/t/in"
+	for _, tc := range []struct {
+		name, body, sig string
+		want            int
+	}{
+		{"forged", "m1", "wrong", http.StatusUnauthorized},
+		{"malformed", "bad", "s", http.StatusBadRequest},
+		{"too big", strings.Repeat("x", 65), "s", http.StatusRequestEntityTooLarge},
+		{"ok", "m1", "s", http.StatusOK},
+	} {
+		if got := post(t, url, tc.body, tc.sig); got != tc.want {
+			t.Errorf("%s: status %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	if n := b.StoredCount(t, bus.StreamIn, "omni.in.t.message.*"); n != 1 {
+		t.Fatalf("stored %d events, want only the valid one", n)
+	}
+}
+
+func TestUndeclaredRouteIsRefused(t *testing.T) {
+	t.Parallel()
+	b, srv := run(t, "omni.in.other.message")
+	if got := post(t, srv.URL+"/hooks/t/in", "m1", "s"); got != http.StatusInternalServerError {
+		t.Fatalf("status %d for an undeclared subject", got)
+	}
+	if n := b.StoredCount(t, bus.StreamIn, ">"); n != 0 {
+		t.Fatalf("undeclared event published: %d", n)
+	}
+}
+
+func TestWebhookWithoutVerifyIsRefused(t *testing.T) {
+	t.Parallel()
+	b := bustest.New(t)
+	svc := connector.Define(spec, func(ctx context.Context, rt *connector.Runtime, _ *cfg) error {
+		return rt.Webhook(connector.Webhook{Path: "/x", Decode: func(*http.Request, []byte) ([]bus.Outgoing, error) { return nil, nil }})
+	})
+	err := svc.Run(context.Background(), service.Deps{Bus: b.Client, Mux: http.NewServeMux(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Env: func(string) (string, bool) { return "", false }})
+	if err == nil || !strings.Contains(err.Error(), "Verify is required") {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := connector.StreamOf("elsewhere.x"); !errors.Is(err, connector.ErrUndeclared) {
+		t.Fatalf("StreamOf: %v", err)
+	}
+}
