@@ -163,13 +163,18 @@ func eventTime(e event.Event, t time.Time) time.Time {
 	return e.Time().UTC()
 }
 
-// writer collects the outbox rows of one event.
+// writer collects the outbox rows of one event, and statements whose results nothing waits for,
+// to send them in one round trip at the end.
 type writer struct {
-	en  *Engine
-	tx  pgx.Tx
-	ev  event.Event
-	out []outboxRow
+	en    *Engine
+	tx    pgx.Tx
+	ev    event.Event
+	out   []outboxRow
+	batch pgx.Batch
 }
+
+// queue adds a statement to the final round trip.
+func (w *writer) queue(sql string, args ...any) { w.batch.Queue(sql, args...) }
 
 type outboxRow struct {
 	id, subject, typ, ceSubject, partitionKey, corr string
@@ -186,10 +191,10 @@ func (w *writer) emit(typ, subject, ceSubject, disc string, data any) {
 }
 
 func (w *writer) flush(ctx context.Context) error {
-	if len(w.out) == 0 {
+	if len(w.out) == 0 && w.batch.Len() == 0 {
 		return nil
 	}
-	b := &pgx.Batch{}
+	b := &w.batch
 	for _, r := range w.out {
 		data, err := json.Marshal(r.data)
 		if err != nil {

@@ -38,11 +38,10 @@ func (en *Engine) onMessage(ctx context.Context, w *writer) error {
 	if err != nil {
 		return err
 	}
-	if _, err := w.tx.Exec(ctx, `INSERT INTO messages (event_id, conversation_id, customer_id, channel, direction, identity_kind,
+	// Sent with the outbox rows at flush, in the same round trip.
+	w.queue(`INSERT INTO messages (event_id, conversation_id, customer_id, channel, direction, identity_kind,
 			identity_value, body, sent_at) VALUES ($1, $2, $3, $4, 'inbound', $5, $6, $7, $8)`,
-		w.ev.ID(), conv.ID, res.customer, m.Channel, ids[0].Kind, ids[0].Value, m.Message, at); err != nil {
-		return err
-	}
+		w.ev.ID(), conv.ID, res.customer, m.Channel, ids[0].Kind, ids[0].Value, m.Message, at)
 	if err := en.customerChanged(ctx, w, res, conv.ID); err != nil {
 		return err
 	}
@@ -319,29 +318,24 @@ func (en *Engine) touch(ctx context.Context, w *writer, customer uuid.UUID, chan
 	}
 	if !open {
 		newID := derive("conversation", w.ev.ID(), customer.String())
-		if _, err := tx.Exec(ctx, `INSERT INTO conversations (id, customer_id, status, opened_at, opened_by_event, channels, last_event_at, previous_id)
+		view, err := scanConversation(tx.QueryRow(ctx, `INSERT INTO conversations (id, customer_id, status, opened_at, opened_by_event, channels, last_event_at, previous_id)
 			VALUES ($1, $2, 'open', $3, $4, ARRAY[$5::text], $3,
-				(SELECT id FROM conversations WHERE customer_id = $2 AND status <> 'merged' ORDER BY opened_at DESC, id DESC LIMIT 1))`,
-			newID, customer, at, w.ev.ID(), channel); err != nil {
-			return ConversationView{}, err
-		}
-		view, err := en.conversationView(ctx, tx, newID)
+				(SELECT id FROM conversations WHERE customer_id = $2 AND status <> 'merged' ORDER BY opened_at DESC, id DESC LIMIT 1))
+			RETURNING `+conversationColumns, newID, customer, at, w.ev.ID(), channel))
 		if err != nil {
 			return view, err
 		}
 		w.emit(TypeDeskConversationOpened, TypeDeskConversationOpened, newID.String(), "", map[string]any{"conversation": view})
 		return view, nil
 	}
-	var added bool
-	if err := tx.QueryRow(ctx, `UPDATE conversations SET channels = CASE WHEN $2 = ANY(channels) THEN channels ELSE channels || $2::text END,
-			last_event_at = greatest(last_event_at, $3) WHERE id = $1 RETURNING NOT ($2 = ANY(channels))`, id, channel, at).Scan(&added); err != nil {
-		return ConversationView{}, err
-	}
-	view, err := en.conversationView(ctx, tx, id)
+	var before int
+	view, err := scanConversation(tx.QueryRow(ctx, `UPDATE conversations SET channels = CASE WHEN $2 = ANY(channels) THEN channels ELSE channels || $2::text END,
+			last_event_at = greatest(last_event_at, $3) WHERE id = $1
+		RETURNING `+conversationColumns+`, cardinality(channels) - CASE WHEN $2 = ANY(channels) THEN 0 ELSE 1 END`, id, channel, at), &before)
 	if err != nil {
 		return view, err
 	}
-	if added {
+	if len(view.Channels) > before {
 		w.emit(TypeDeskConversationUpdated, TypeDeskConversationUpdated, id.String(), "", map[string]any{"conversation": view, "change": "channel added: " + channel})
 	}
 	return view, nil

@@ -41,29 +41,52 @@ func (en *Engine) resolve(ctx context.Context, w *writer, ids []identity.ID, pre
 	for i, id := range ids {
 		keys[i], kinds[i], values[i] = id.String(), id.Kind, id.Value
 	}
-	if _, err := tx.Exec(ctx, `SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0)))
-		FROM (SELECT k FROM unnest($1::text[]) k ORDER BY k) s`, keys); err != nil {
+	// Lock the identities, then read them: two statements (each reads a fresh snapshot, so the
+	// read sees whatever committed before the lock was granted), pipelined in one round trip.
+	const lookup = `SELECT i.kind, i.value, i.customer_id FROM identities i
+		JOIN unnest($1::text[], $2::text[]) AS q(kind, value) ON i.kind = q.kind AND i.value = q.value`
+	b := &pgx.Batch{}
+	b.Queue(`SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM (SELECT k FROM unnest($1::text[]) k ORDER BY k) s`, keys)
+	b.Queue(lookup, kinds, values)
+	br := tx.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		br.Close()
 		return res, err
 	}
 	for attempt := 0; ; attempt++ {
 		if attempt > 3 {
+			br.Close()
 			return res, fmt.Errorf("customers of %v kept being merged concurrently", keys)
 		}
-		known := map[identity.ID]uuid.UUID{}
-		rows, err := tx.Query(ctx, `SELECT i.kind, i.value, i.customer_id FROM identities i
-			JOIN unnest($1::text[], $2::text[]) AS q(kind, value) ON i.kind = q.kind AND i.value = q.value`, kinds, values)
+		var rows pgx.Rows
+		var err error
+		if attempt == 0 {
+			rows, err = br.Query()
+		} else {
+			rows, err = tx.Query(ctx, lookup, kinds, values)
+		}
 		if err != nil {
+			br.Close()
 			return res, err
 		}
+		known := map[identity.ID]uuid.UUID{}
 		set := map[uuid.UUID]bool{}
 		for rows.Next() {
 			var id identity.ID
 			var c uuid.UUID
 			if err := rows.Scan(&id.Kind, &id.Value, &c); err != nil {
+				rows.Close()
+				br.Close()
 				return res, err
 			}
 			known[id] = c
 			set[c] = true
+		}
+		rows.Close()
+		if attempt == 0 {
+			if err := br.Close(); err != nil {
+				return res, err
+			}
 		}
 		if err := rows.Err(); err != nil {
 			return res, err

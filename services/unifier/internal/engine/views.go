@@ -41,15 +41,18 @@ func (en *Engine) customerView(ctx context.Context, tx pgx.Tx, id uuid.UUID) (Cu
 	return v, rows.Err()
 }
 
-func (en *Engine) conversationView(ctx context.Context, tx pgx.Tx, id uuid.UUID) (ConversationView, error) {
+// conversationColumns are the columns scanConversation reads, in order.
+const conversationColumns = `id, customer_id, status, channels, opened_at, closed_at, close_reason, last_event_at, assignee, previous_id`
+
+// scanConversation scans conversationColumns, then any extra destinations.
+func scanConversation(row pgx.Row, extra ...any) (ConversationView, error) {
 	var v ConversationView
+	var id, cust uuid.UUID
 	var closedAt *time.Time
 	var reason, assignee *string
 	var prev *uuid.UUID
-	var cust uuid.UUID
-	err := tx.QueryRow(ctx, `SELECT customer_id, status, channels, opened_at, closed_at, close_reason, last_event_at, assignee, previous_id
-		FROM conversations WHERE id = $1`, id).Scan(&cust, &v.Status, &v.Channels, &v.OpenedAt, &closedAt, &reason, &v.LastEventAt, &assignee, &prev)
-	if err != nil {
+	dest := append([]any{&id, &cust, &v.Status, &v.Channels, &v.OpenedAt, &closedAt, &reason, &v.LastEventAt, &assignee, &prev}, extra...)
+	if err := row.Scan(dest...); err != nil {
 		return v, err
 	}
 	v.ID, v.CustomerID, v.ClosedAt = id.String(), cust.String(), closedAt
@@ -63,4 +66,8 @@ func (en *Engine) conversationView(ctx context.Context, tx pgx.Tx, id uuid.UUID)
 		v.PreviousID = prev.String()
 	}
 	return v, nil
+}
+
+func (en *Engine) conversationView(ctx context.Context, tx pgx.Tx, id uuid.UUID) (ConversationView, error) {
+	return scanConversation(tx.QueryRow(ctx, `SELECT `+conversationColumns+` FROM conversations WHERE id = $1`, id))
 }
