@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/services/unifier/internal/engine"
@@ -130,15 +132,26 @@ func Run(ctx context.Context, d service.Deps) error {
 		return err
 	}
 	log := d.Log
-	en := engine.New(d.DB, engine.Config{IdleTimeout: cfg.IdleTimeout, DefaultRegion: cfg.DefaultRegion}, log)
-	relay := engine.NewRelay(d.DB, d.Bus, log)
+	// Every consumer holds a connection for its batch's transaction; the relay and the sweep
+	// need their own. A pool smaller than that makes consumers queue for connections.
+	lanes := lanes(cfg)
+	pcfg := d.DB.Config().Copy()
+	if need := int32(len(lanes) + 2); pcfg.MaxConns < need {
+		pcfg.MaxConns = need
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return fmt.Errorf("unifier pool: %w", err)
+	}
+	defer pool.Close()
+	en := engine.New(pool, engine.Config{IdleTimeout: cfg.IdleTimeout, DefaultRegion: cfg.DefaultRegion}, log)
+	relay := engine.NewRelay(pool, d.Bus, log)
 	en.Committed = relay.Wake
 	relayDone := make(chan error, 1)
 	rctx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
 	go func() { relayDone <- relay.Run(rctx) }()
 
 	handle := func(c context.Context, batch []bus.Delivery) []error { return en.ApplyBatch(c, batch) }
-	lanes := lanes(cfg)
 	var subs []*bus.Subscription
 	stopAll := func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -30,8 +30,13 @@ func (en *Engine) onMessage(ctx context.Context, w *writer) error {
 		return err
 	}
 	if m.DisplayName != "" {
-		if _, err := w.tx.Exec(ctx, `UPDATE customers SET display_name = coalesce(display_name, $2) WHERE id = $1`, res.customer, m.DisplayName); err != nil {
-			return err
+		const setName = `UPDATE customers SET display_name = $2 WHERE id = $1 AND display_name IS NULL`
+		if res.created || len(res.linked) > 0 { // the customer view below must show it
+			if _, err := w.tx.Exec(ctx, setName, res.customer, m.DisplayName); err != nil {
+				return err
+			}
+		} else {
+			w.queue(setName, res.customer, m.DisplayName)
 		}
 	}
 	conv, err := en.touch(ctx, w, res.customer, m.Channel, at)
