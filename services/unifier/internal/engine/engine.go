@@ -89,7 +89,7 @@ func (en *Engine) ApplyBatch(ctx context.Context, batch []bus.Delivery) []error 
 // many outbox rows it wrote; Committed is called after a commit that wrote some.
 func (en *Engine) inTx(ctx context.Context, fn func(pgx.Tx) (int, error)) error {
 	var err error
-	for attempt := 0; attempt < 5; attempt++ {
+	for attempt := 0; attempt < 8; attempt++ {
 		var wrote int
 		err = pgx.BeginFunc(ctx, en.pool, func(tx pgx.Tx) error {
 			var ferr error
@@ -103,7 +103,8 @@ func (en *Engine) inTx(ctx context.Context, fn func(pgx.Tx) (int, error)) error 
 			return nil
 		}
 		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001") {
+		// Deadlock, serialization failure, or two transactions attaching the same new identity.
+		if errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001" || pgErr.Code == "23505") {
 			time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
 			continue
 		}

@@ -30,7 +30,7 @@ type custRow struct {
 
 // resolve finds or creates the one customer of ids, merging customers that ids join. prefer,
 // when set, is a customer the event is known to belong to (a tool result names its customer).
-// Locks: an advisory lock per identity, then the customers' rows, each in a fixed order.
+// Locks: the customers' rows, in a fixed order.
 func (en *Engine) resolve(ctx context.Context, w *writer, ids []identity.ID, prefer uuid.UUID, source, reason string, at time.Time) (resolution, error) {
 	var res resolution
 	tx := w.tx
@@ -41,32 +41,17 @@ func (en *Engine) resolve(ctx context.Context, w *writer, ids []identity.ID, pre
 	for i, id := range ids {
 		keys[i], kinds[i], values[i] = id.String(), id.Kind, id.Value
 	}
-	// Lock the identities, then read them: two statements (each reads a fresh snapshot, so the
-	// read sees whatever committed before the lock was granted), pipelined in one round trip.
+	// No lock is taken on the identities themselves: the customers' rows are locked below, and
+	// two transactions that both try to attach a new identity collide on its primary key, which
+	// aborts one of them to be retried (inTx) — it then finds the identity and merges.
 	const lookup = `SELECT i.kind, i.value, i.customer_id FROM identities i
 		JOIN unnest($1::text[], $2::text[]) AS q(kind, value) ON i.kind = q.kind AND i.value = q.value`
-	b := &pgx.Batch{}
-	b.Queue(`SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM (SELECT k FROM unnest($1::text[]) k ORDER BY k) s`, keys)
-	b.Queue(lookup, kinds, values)
-	br := tx.SendBatch(ctx, b)
-	if _, err := br.Exec(); err != nil {
-		br.Close()
-		return res, err
-	}
 	for attempt := 0; ; attempt++ {
 		if attempt > 3 {
-			br.Close()
-			return res, fmt.Errorf("customers of %v kept being merged concurrently", keys)
+			return res, fmt.Errorf("the customers of %d identities kept being merged concurrently", len(keys))
 		}
-		var rows pgx.Rows
-		var err error
-		if attempt == 0 {
-			rows, err = br.Query()
-		} else {
-			rows, err = tx.Query(ctx, lookup, kinds, values)
-		}
+		rows, err := tx.Query(ctx, lookup, kinds, values)
 		if err != nil {
-			br.Close()
 			return res, err
 		}
 		known := map[identity.ID]uuid.UUID{}
@@ -76,18 +61,12 @@ func (en *Engine) resolve(ctx context.Context, w *writer, ids []identity.ID, pre
 			var c uuid.UUID
 			if err := rows.Scan(&id.Kind, &id.Value, &c); err != nil {
 				rows.Close()
-				br.Close()
 				return res, err
 			}
 			known[id] = c
 			set[c] = true
 		}
 		rows.Close()
-		if attempt == 0 {
-			if err := br.Close(); err != nil {
-				return res, err
-			}
-		}
 		if err := rows.Err(); err != nil {
 			return res, err
 		}

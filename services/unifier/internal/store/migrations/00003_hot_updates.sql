@@ -6,8 +6,13 @@
 DROP INDEX conversations_open_idle;
 ALTER TABLE conversations SET (fillfactor = 70);
 ALTER TABLE customers SET (fillfactor = 80);
+-- Merges and unmerges move a customer's messages and tool results by customer id.
+CREATE INDEX messages_customer ON messages (customer_id);
+CREATE INDEX tool_results_customer ON tool_results (customer_id);
 
 -- +goose Down
+DROP INDEX tool_results_customer;
+DROP INDEX messages_customer;
 ALTER TABLE customers RESET (fillfactor);
 ALTER TABLE conversations RESET (fillfactor);
 CREATE INDEX conversations_open_idle ON conversations (last_event_at) WHERE status = 'open';
