@@ -126,6 +126,7 @@ type runner struct {
 	deskConn *nats.Conn
 	uni      *unifierRun
 	stats    *pgxpool.Pool // the bench's own queries
+	ownTx    atomic.Int64  // transactions of the bench's own queries during the phases
 	cleanup  []func()
 }
 
@@ -249,18 +250,18 @@ func (r *runner) run(ctx context.Context, rep *Report) error {
 	if r.cfg.Events > 0 {
 		r.logf("sustained: %d events at %s to the unifier...", r.cfg.Events, rateText(r.cfg.Rate))
 		ph, err := r.sustained(ctx)
-		rep.Sustained = ph
 		if err != nil {
 			return fmt.Errorf("sustained phase: %w", err)
 		}
+		rep.Sustained = ph
 		r.logf("sustained: %.0f events/s applied, latency p50 %.1f ms p99 %.1f ms", ph.AppliedRate, ph.Latency.P50, ph.Latency.P99)
 	}
 	if r.cfg.Backlog > 0 {
 		ph, err := r.catchUp(ctx)
-		rep.CatchUp = ph
 		if err != nil {
 			return fmt.Errorf("catch-up phase: %w", err)
 		}
+		rep.CatchUp = ph
 		r.logf("catch-up: %.0f events/s applied", ph.AppliedRate)
 	}
 	if r.uni != nil {
@@ -304,6 +305,12 @@ func (r *runner) setup(ctx context.Context, rep *Report) error {
 			settings["shared_preload_libraries"] = "pg_stat_statements"
 		}
 		pg, err := pgembed.Start(ctx, pgembed.Options{Settings: settings})
+		if err != nil && r.cfg.PGStats && !errors.Is(err, pgembed.ErrNoBinaries) {
+			// pg_stat_statements may not be installed: run without it (the report says so).
+			delete(settings, "shared_preload_libraries")
+			r.logf("Postgres did not start with pg_stat_statements (%v); starting without it", err)
+			pg, err = pgembed.Start(ctx, pgembed.Options{Settings: settings})
+		}
 		if err != nil {
 			return fmt.Errorf("throwaway postgres: %w (or set --database-url)", err)
 		}
@@ -313,7 +320,12 @@ func (r *runner) setup(ctx context.Context, rep *Report) error {
 	} else {
 		rep.Setup.Postgres = "external (--database-url)"
 	}
-	if r.stats, err = pgxpool.New(ctx, r.dbURL); err != nil {
+	pcfg, err := pgxpool.ParseConfig(r.dbURL)
+	if err != nil {
+		return fmt.Errorf("--database-url: %w", err)
+	}
+	pcfg.ConnConfig.RuntimeParams["application_name"] = benchAppName
+	if r.stats, err = pgxpool.NewWithConfig(ctx, pcfg); err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}
 	r.defer_(r.stats.Close)
@@ -650,20 +662,23 @@ func (r *runner) replay(ctx context.Context, batch []bus.Outgoing, idx []int) (i
 // --- phases --------------------------------------------------------------------------------------
 
 type cpuMark struct {
-	at       time.Time
-	self, pg time.Duration
-	commits  int64
-	walBytes float64
-	statsOK  bool
+	at        time.Time
+	self, pg  time.Duration
+	commits   int64
+	rollbacks int64
+	deadlocks int64
+	ownTx     int64
+	walBytes  float64
+	statsOK   bool
 }
 
 func (r *runner) mark(ctx context.Context) cpuMark {
-	m := cpuMark{at: time.Now(), self: selfCPU(), pg: postgresCPU()}
+	m := cpuMark{at: time.Now(), self: selfCPU(), pg: postgresCPU(), ownTx: r.ownTx.Add(1)}
 	if r.cfg.DatabaseURL != "" {
 		m.pg = -1 // another server's processes are not ours to count
 	}
-	err := r.stats.QueryRow(ctx, `SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()),
-		pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::float8`).Scan(&m.commits, &m.walBytes)
+	err := r.stats.QueryRow(ctx, `SELECT xact_commit, xact_rollback, deadlocks, pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::float8
+		FROM pg_stat_database WHERE datname = current_database()`).Scan(&m.commits, &m.rollbacks, &m.deadlocks, &m.walBytes)
 	m.statsOK = err == nil
 	return m
 }
@@ -679,8 +694,10 @@ func usage(ph *Phase, a, b cpuMark, events int) {
 		ph.PGCores = (b.pg - a.pg).Seconds() / wall
 	}
 	if a.statsOK && b.statsOK && events > 0 {
-		ph.CommitsPerEvent = float64(b.commits-a.commits) / float64(events)
+		ph.CommitsPerEvent = float64(b.commits-a.commits-(b.ownTx-a.ownTx)) / float64(events)
 		ph.WALBytesPerEvent = (b.walBytes - a.walBytes) / float64(events)
+		ph.Rollbacks = b.rollbacks - a.rollbacks
+		ph.Deadlocks = b.deadlocks - a.deadlocks
 	}
 }
 

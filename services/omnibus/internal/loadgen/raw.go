@@ -159,6 +159,7 @@ func (r *runner) rawPostgres(ctx context.Context, n int) (*RawResult, error) {
 		return nil, err
 	}
 	pcfg.MaxConns = int32(max(1, r.ucfg.Workers))
+	pcfg.ConnConfig.RuntimeParams["application_name"] = benchAppName + "-raw"
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, err

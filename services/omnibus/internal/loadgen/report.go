@@ -87,6 +87,8 @@ type Phase struct {
 	PGCores          float64  `json:"pg_cores"`
 	CommitsPerEvent  float64  `json:"commits_per_event"`
 	WALBytesPerEvent float64  `json:"wal_bytes_per_event"`
+	Rollbacks        int64    `json:"rollbacks"` // transactions rolled back (failed batches, retries)
+	Deadlocks        int64    `json:"deadlocks"` // detected by Postgres (each after deadlock_timeout)
 }
 
 // Latency is ingest→desk-event latency in milliseconds.
@@ -136,6 +138,44 @@ type PGStats struct {
 	PerEvent float64     `json:"calls_per_event"`
 	Note     string      `json:"note,omitempty"`
 	Top      []Statement `json:"top,omitempty"`
+	// Waits: what the unifier's backends were doing, sampled from pg_stat_activity every 25 ms.
+	Waits []WaitShare `json:"backend_states,omitempty"`
+	// Tables: pg_stat_user_tables over the unifier phases.
+	Tables []TableStat `json:"tables,omitempty"`
+}
+
+// TableStat is one table's access counters over the unifier phases.
+type TableStat struct {
+	Table    string `json:"table"`
+	SeqScans int64  `json:"seq_scans"`
+	SeqRows  int64  `json:"seq_rows_read"`
+	IdxScans int64  `json:"index_scans"`
+	Inserts  int64  `json:"inserts"`
+	Updates  int64  `json:"updates"`
+	Deletes  int64  `json:"deletes"`
+	DeadRows int64  `json:"dead_rows_at_end"`
+	LiveRows int64  `json:"live_rows_at_end"`
+	Analyzes int64  `json:"autoanalyzes"`
+}
+
+const tableStatsQuery = `SELECT relname, seq_scan, seq_tup_read, coalesce(idx_scan, 0), n_tup_ins, n_tup_upd, n_tup_del,
+	n_dead_tup, n_live_tup, autoanalyze_count FROM pg_stat_user_tables WHERE schemaname = 'public'`
+
+func (r *runner) tableStats(ctx context.Context) (map[string]TableStat, error) {
+	rows, err := r.stats.Query(ctx, tableStatsQuery)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]TableStat{}
+	for rows.Next() {
+		var t TableStat
+		if err := rows.Scan(&t.Table, &t.SeqScans, &t.SeqRows, &t.IdxScans, &t.Inserts, &t.Updates, &t.Deletes, &t.DeadRows, &t.LiveRows, &t.Analyzes); err != nil {
+			return nil, err
+		}
+		out[t.Table] = t
+	}
+	return out, rows.Err()
 }
 
 // Statement is one normalised statement.
@@ -171,7 +211,35 @@ func (r *runner) pgStatsBegin(ctx context.Context, rep *Report) func(*Report) {
 	if _, err := r.stats.Exec(ctx, `SELECT pg_stat_statements_reset()`); err != nil {
 		return note(err)
 	}
+	tables0, _ := r.tableStats(ctx)
+	waits := r.startWaitSampler(ctx)
+	r.defer_(func() { waits.finish() }) // on an early return; finishing twice is harmless
 	return func(rep *Report) {
+		defer func() {
+			if rep.Postgres == nil {
+				return
+			}
+			time.Sleep(600 * time.Millisecond) // backends flush their table counters at most every second
+			tables1, err := r.tableStats(context.Background())
+			if err != nil {
+				return
+			}
+			for name, b := range tables1 {
+				a := tables0[name]
+				d := TableStat{Table: name, SeqScans: b.SeqScans - a.SeqScans, SeqRows: b.SeqRows - a.SeqRows, IdxScans: b.IdxScans - a.IdxScans,
+					Inserts: b.Inserts - a.Inserts, Updates: b.Updates - a.Updates, Deletes: b.Deletes - a.Deletes,
+					DeadRows: b.DeadRows, LiveRows: b.LiveRows, Analyzes: b.Analyzes - a.Analyzes}
+				if d.SeqScans+d.IdxScans+d.Inserts+d.Updates+d.Deletes > 0 && !strings.HasPrefix(name, "loadgen_") && name != "goose_db_version" {
+					rep.Postgres.Tables = append(rep.Postgres.Tables, d)
+				}
+			}
+			sort.Slice(rep.Postgres.Tables, func(i, j int) bool { return rep.Postgres.Tables[i].SeqRows > rep.Postgres.Tables[j].SeqRows })
+		}()
+		defer func() {
+			if w := waits.finish(); rep.Postgres != nil {
+				rep.Postgres.Waits = w
+			}
+		}()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		rows, err := r.stats.Query(ctx, `SELECT calls, total_exec_time, rows, query FROM pg_stat_statements
@@ -347,14 +415,14 @@ func (rep *Report) WriteTable(w io.Writer) {
 			row("sustained: ingest→desk latency", "", "", "", "",
 				fmt.Sprintf("p50 %s  p90 %s  p99 %s  max %s  (mean %s, %d events)", ms(l.P50), ms(l.P90), ms(l.P99), ms(l.Max), ms(l.Mean), l.Samples))
 		}
-		row("sustained: Postgres per event", "", "", "", "", fmt.Sprintf("%.3f commits, %s WAL", p.CommitsPerEvent, bytes(p.WALBytesPerEvent)))
+		row("sustained: Postgres", "", "", "", "", pgLine(p))
 	}
 	if p := rep.CatchUp; p != nil {
 		row("catch-up: backlog published (unifier stopped)", num(p.PublishRate)+" ev/s", secs(p.PublishSeconds), "", "",
 			fmt.Sprintf("%d events + %d replays", p.Events, p.Replays))
 		row("catch-up: applied (desk message.added)", num(p.AppliedRate)+" ev/s", secs(p.Seconds), cores(p.GoCores), cores(p.PGCores),
 			fmt.Sprintf("from unifier start; 1-s windows median %s peak %s", num(p.MedianSecond), num(p.PeakSecond)))
-		row("catch-up: Postgres per event", "", "", "", "", fmt.Sprintf("%.3f commits, %s WAL", p.CommitsPerEvent, bytes(p.WALBytesPerEvent)))
+		row("catch-up: Postgres", "", "", "", "", pgLine(p))
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(w)
@@ -401,7 +469,30 @@ func (rep *Report) WriteTable(w io.Writer) {
 			fmt.Fprintf(tw, "%.2f\t%d\t%s\t%.3f ms\t%s\n", q.PerEvent, q.Calls, secs(q.TotalMS/1000), q.MeanMS, trunc(q.Query, 110))
 		}
 		_ = tw.Flush()
+		if len(pg.Tables) > 0 {
+			ev := float64(max(1, rep.Setup.Events+rep.Setup.Backlog))
+			fmt.Fprintln(w, "\nTABLES over the unifier phases (pg_stat_user_tables), per event:")
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "TABLE\tSEQ SCANS\tROWS READ BY SEQ SCANS\tINDEX SCANS\tINS\tUPD\tDEL\tLIVE/DEAD ROWS AT END\tAUTOANALYZES")
+			for _, t := range pg.Tables {
+				fmt.Fprintf(tw, "%s\t%.3f\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t%d/%d\t%d\n", t.Table, float64(t.SeqScans)/ev, num(float64(t.SeqRows)/ev),
+					float64(t.IdxScans)/ev, float64(t.Inserts)/ev, float64(t.Updates)/ev, float64(t.Deletes)/ev, t.LiveRows, t.DeadRows, t.Analyzes)
+			}
+			_ = tw.Flush()
+		}
+		if len(pg.Waits) > 0 {
+			fmt.Fprintln(w, "\nUNIFIER BACKENDS over the unifier phases (pg_stat_activity every 25 ms, share of connection-samples):")
+			for _, x := range pg.Waits {
+				if x.Share >= 0.001 {
+					fmt.Fprintf(w, "  %5.1f%%  %s\n", 100*x.Share, x.State)
+				}
+			}
+		}
 	}
+}
+
+func pgLine(p *Phase) string {
+	return fmt.Sprintf("per event: %.3f commits, %s WAL; %d rollbacks, %d deadlocks", p.CommitsPerEvent, bytes(p.WALBytesPerEvent), p.Rollbacks, p.Deadlocks)
 }
 
 func num(f float64) string {

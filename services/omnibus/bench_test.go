@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/omnibus-dev/omnibus/pkg/pgembed"
+	"github.com/omnibus-dev/omnibus/services/omnibus/internal/loadgen"
+)
+
+// A short run of the whole bench: it completes, every event reaches the desk exactly once
+// (replays change nothing), and the figures are sane. No assertion on throughput.
+func TestBenchSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts NATS, Postgres and the unifier; skipped with -short")
+	}
+	cfg := loadgen.Defaults()
+	cfg.Events, cfg.Backlog, cfg.Customers = 2000, 1000, 500
+	cfg.Duplicates = 0.02
+	cfg.Telemetry = false
+	cfg.PGStats = true
+	cfg.Timeout, cfg.Stall = 2*time.Minute, 45*time.Second
+	cfg.Progress = io.Discard
+	// Speed, not realism: this test checks the load generator, not the unifier's figures. With
+	// 500 customers the unifier's workers deadlock now and then; detecting that after 100 ms
+	// instead of 1 s keeps the test short.
+	cfg.PGSettings = map[string]string{"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off", "deadlock_timeout": "100ms"}
+	start := time.Now()
+	rep, err := loadgen.Run(context.Background(), cfg)
+	if errors.Is(err, pgembed.ErrNoBinaries) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("bench smoke run took %s", time.Since(start).Round(time.Millisecond))
+	v := rep.Verify
+	if !v.ExactlyOnce || len(v.Problems) > 0 {
+		t.Fatalf("not exactly once: %+v", v)
+	}
+	const distinct = 3000
+	if v.Distinct != distinct || v.DeskAdded != distinct || v.StoredAdded != distinct || v.MessageRows != distinct || v.DeskDuplicates != 0 {
+		t.Fatalf("distinct %d, desk message.added %d (repeats %d), stored %d, message rows %d; want %d each and no repeat",
+			v.Distinct, v.DeskAdded, v.DeskDuplicates, v.StoredAdded, v.MessageRows, distinct)
+	}
+	if v.Replays == 0 {
+		t.Fatal("no replay was published: duplicates were not exercised")
+	}
+	if rep.Store.Customers == 0 || rep.Store.Merges == 0 {
+		t.Errorf("store: %+v; want customers and cross-channel merges", rep.Store)
+	}
+	s := rep.Sustained
+	if s == nil || rep.CatchUp == nil || rep.Raw == nil || rep.Raw.JetStream == nil || rep.Raw.Postgres == nil {
+		t.Fatalf("missing phases: %+v", rep)
+	}
+	l := s.Latency
+	if l == nil || l.Samples != cfg.Events {
+		t.Fatalf("latency: %+v, want %d samples", l, cfg.Events)
+	}
+	if !(l.P50 > 0 && l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.Max) {
+		t.Fatalf("latency not positive and ordered: %+v", l)
+	}
+	for name, x := range map[string]float64{
+		"sustained applied": s.AppliedRate, "catch-up applied": rep.CatchUp.AppliedRate,
+		"raw JetStream": rep.Raw.JetStream.PerSecond, "raw Postgres": rep.Raw.Postgres.PerSecond,
+		"sustained/JetStream": rep.Ratios.SustainedVsJetStream, "catch-up/Postgres": rep.Ratios.CatchUpVsPostgres,
+	} {
+		if !(x > 0) {
+			t.Errorf("%s: %v, want > 0", name, x)
+		}
+	}
+	switch pg := rep.Postgres; {
+	case pg == nil:
+		t.Error("no Postgres statement report")
+	case pg.Note != "":
+		t.Logf("pg_stat_statements not available here: %s", pg.Note)
+	case pg.Calls == 0 || len(pg.Waits) == 0:
+		t.Errorf("pg_stat_statements: %+v", pg)
+	}
+	var out bytes.Buffer
+	rep.WriteTable(&out)
+	for _, want := range []string{"raw JetStream", "raw Postgres", "sustained: applied", "ingest→desk latency", "catch-up: applied", "RATIOS", "EXACTLY ONCE: yes"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	if _, err := json.Marshal(rep); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBenchFlags(t *testing.T) {
+	t.Setenv("DATABASE_URL", "")
+	cfg, asJSON, quiet, err := benchFlags([]string{"--events", "10", "--rate", "500", "--backlog", "0", "--pg-set", "synchronous_commit=off",
+		"--pg-set", "deadlock_timeout = 200ms", "--nats-sync", "always", "--json", "--quiet", "--workers", "2"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Events != 10 || cfg.Rate != 500 || cfg.Backlog != 0 || cfg.NATSSync != "always" || cfg.Workers != 2 || !asJSON || !quiet {
+		t.Fatalf("parsed %+v json=%v quiet=%v", cfg, asJSON, quiet)
+	}
+	if cfg.PGSettings["synchronous_commit"] != "off" || cfg.PGSettings["deadlock_timeout"] != "200ms" {
+		t.Fatalf("pg settings %v", cfg.PGSettings)
+	}
+	def, _, _, err := benchFlags(nil, io.Discard)
+	if err != nil || def.Events != 100000 || def.Backlog != 50000 || def.Customers != 20000 || def.NATSSync != "2m" ||
+		def.CrossChannel != 0.3 || def.Duplicates != 0.01 {
+		t.Fatalf("defaults %+v, %v", def, err)
+	}
+	for _, bad := range [][]string{{"--pg-set", "novalue"}, {"extra"}, {"--database-url", "postgres://x", "--pg-set", "a=b"}} {
+		if _, _, _, err := benchFlags(bad, io.Discard); err == nil {
+			t.Errorf("%v: no error", bad)
+		}
+	}
+	if code := run([]string{"bench", "--events", "-1", "--quiet"}, io.Discard, io.Discard); code != 1 {
+		t.Errorf("bench with --events -1 exited %d, want 1", code)
+	}
+}
