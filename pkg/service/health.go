@@ -3,10 +3,14 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
 )
 
 // Health holds readiness checks. /healthz answers 200 while the process serves; /readyz runs every
@@ -39,6 +43,22 @@ func (h *Health) Check(ctx context.Context) map[string]string {
 		}
 	}
 	return fail
+}
+
+// NewProcessHealth returns a Health checking the process's NATS connection and, when pool is
+// not nil, its Postgres pool — the checks every omnibus process has.
+func NewProcessHealth(nc *nats.Conn, pool *pgxpool.Pool) *Health {
+	h := NewHealth()
+	h.AddCheck("nats", func(context.Context) error {
+		if !nc.IsConnected() {
+			return errors.New("nats: " + nc.Status().String())
+		}
+		return nil
+	})
+	if pool != nil {
+		h.AddCheck("postgres", func(ctx context.Context) error { return pool.Ping(ctx) })
+	}
+	return h
 }
 
 // Mount registers /healthz, /readyz and, when metrics is non-nil, /metrics on mux.

@@ -102,16 +102,7 @@ func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) 
 		}
 		defer pool.Close()
 	}
-	health := NewHealth()
-	health.AddCheck("nats", func(context.Context) error {
-		if !nc.IsConnected() {
-			return errors.New("nats: " + nc.Status().String())
-		}
-		return nil
-	})
-	if pool != nil {
-		health.AddCheck("postgres", func(ctx context.Context) error { return pool.Ping(ctx) })
-	}
+	health := NewProcessHealth(nc, pool)
 	mux := http.NewServeMux()
 	health.Mount(mux, tel.MetricsHandler())
 	ln, err := net.Listen("tcp", base.HTTPAddr)

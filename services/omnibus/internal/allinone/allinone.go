@@ -125,16 +125,7 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 		defer pool.Close()
 	}
 
-	health := service.NewHealth()
-	health.AddCheck("nats", func(context.Context) error {
-		if !nc.IsConnected() {
-			return errors.New("nats: " + nc.Status().String())
-		}
-		return nil
-	})
-	if pool != nil {
-		health.AddCheck("postgres", func(ctx context.Context) error { return pool.Ping(ctx) })
-	}
+	health := service.NewProcessHealth(nc, pool)
 	mux := http.NewServeMux()
 	health.Mount(mux, tel.MetricsHandler())
 	deps := service.Deps{Bus: client, DB: pool, Mux: mux, Log: log, Health: health, Env: env}
