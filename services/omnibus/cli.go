@@ -33,6 +33,8 @@ Usage:
   omnibus dlq redrive [flags]   republish chosen dead letters to their original subjects
   omnibus replay [flags]        print stored events, oldest first, as NDJSON CloudEvents (-h: flags)
   omnibus bench [flags]         load-test the unifier on embedded NATS and Postgres (-h: flags)
+  omnibus unmerge --merge-id ID undo a customer merge (identities, conversations, messages go back)
+  omnibus close|reopen --conversation ID   close or reopen a conversation
   omnibus config                print every environment variable with its default
   omnibus health                exit 0 if the running all-in-one answers /healthz
 
@@ -56,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = replay(args, stdout, stderr)
 	case "bench":
 		err = bench(args, stdout, stderr)
+	case "unmerge", "close", "reopen":
+		err = deskCommand(cmd, args, stdout)
 	case "config":
 		printConfig(stdout)
 	case "health":

@@ -196,3 +196,33 @@ func TestConfigCommand(t *testing.T) {
 		}
 	}
 }
+
+func TestDeskCommands(t *testing.T) {
+	b := bustest.New(t)
+	t.Setenv("NATS_URL", b.Server.ClientURL())
+	var out, errOut bytes.Buffer
+	if code := run([]string{"unmerge"}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "--merge-id") {
+		t.Fatalf("unmerge without an id: %d %s", code, errOut.String())
+	}
+	for _, args := range [][]string{
+		{"unmerge", "--merge-id", "0b6f2a8e-57a4-5f8c-9b41-3f1d2c1e6a10", "--reason", "wrong phone"},
+		{"close", "--conversation", "6a1f0c3e-1b2d-5e4f-8a9b-0c1d2e3f4a5b"},
+		{"reopen", "--conversation", "6a1f0c3e-1b2d-5e4f-8a9b-0c1d2e3f4a5b"},
+	} {
+		if code := run(args, &out, &errOut); code != 0 {
+			t.Fatalf("%v: %d %s", args, code, errOut.String())
+		}
+	}
+	if n := b.StoredCount(t, bus.StreamIn, "omni.in.desk.>"); n != 3 {
+		t.Fatalf("desk commands on OMNI_IN: %d, want 3", n)
+	}
+	types := map[string]bool{}
+	for _, e := range b.Events(t, bus.StreamIn, "omni.in.desk.>") {
+		types[e.Type()] = true
+	}
+	for _, want := range []string{"omni.customer.unmerge.requested", "omni.conversation.close.requested", "omni.conversation.reopen.requested"} {
+		if !types[want] {
+			t.Errorf("no %s published", want)
+		}
+	}
+}
