@@ -131,3 +131,22 @@ func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, 
 	}
 	return context.WithTimeout(ctx, d)
 }
+
+// Dial connects to the NATS server at url as name (reconnecting forever, as a service should),
+// wraps the connection in a Client and provisions the omnibus streams. The caller closes the
+// returned connection after draining its subscriptions.
+func Dial(ctx context.Context, url, name string, opts ...Option) (*nats.Conn, *Client, error) {
+	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
+	if err != nil {
+		return nil, nil, fmt.Errorf("nats %s: %w", url, err)
+	}
+	c, err := Connect(nc, opts...)
+	if err == nil {
+		err = c.Provision(ctx)
+	}
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, c, nil
+}

@@ -80,18 +80,11 @@ func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) 
 		return err
 	}
 	defer func() { _ = tel.Shutdown(context.Background()) }()
-	nc, err := nats.Connect(base.NATSURL, nats.Name(s.Name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
+	nc, client, err := bus.Dial(ctx, base.NATSURL, s.Name, bus.WithLogger(log))
 	if err != nil {
-		return fmt.Errorf("nats %s: %w", base.NATSURL, err)
+		return err
 	}
 	defer nc.Close()
-	client, err := bus.Connect(nc, bus.WithLogger(log))
-	if err != nil {
-		return err
-	}
-	if err := client.Provision(ctx); err != nil {
-		return err
-	}
 	var pool *pgxpool.Pool
 	if s.NeedsDB {
 		if base.DatabaseURL == "" {

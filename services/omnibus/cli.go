@@ -164,19 +164,11 @@ func dlq(args []string, w io.Writer) error {
 		}
 		f.Seqs = append(f.Seqs, n)
 	}
-	url := os.Getenv("NATS_URL")
-	if url == "" {
-		url = "nats://127.0.0.1:4222"
-	}
-	nc, err := nats.Connect(url, nats.Name("omnibus-dlq"), nats.Timeout(3*time.Second))
-	if err != nil {
-		return fmt.Errorf("connect %s: %w (is omnibus running? set NATS_URL otherwise)", url, err)
-	}
-	defer nc.Close()
-	client, err := bus.Connect(nc)
+	nc, client, err := connectCLI("omnibus-dlq")
 	if err != nil {
 		return err
 	}
+	defer nc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if sub == "redrive" {
@@ -208,4 +200,23 @@ func dlq(args []string, w io.Writer) error {
 	_ = tw.Flush()
 	fmt.Fprintf(w, "%d dead letter(s)\n", len(letters))
 	return nil
+}
+
+// connectCLI connects an operator command to NATS_URL (default: the all-in-one's embedded
+// server), failing fast when nothing listens there.
+func connectCLI(name string) (*nats.Conn, *bus.Client, error) {
+	url := os.Getenv("NATS_URL")
+	if url == "" {
+		url = "nats://127.0.0.1:4222"
+	}
+	nc, err := nats.Connect(url, nats.Name(name), nats.Timeout(3*time.Second))
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect %s: %w (is omnibus running? set NATS_URL otherwise)", url, err)
+	}
+	client, err := bus.Connect(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, client, nil
 }

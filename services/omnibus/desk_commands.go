@@ -9,9 +9,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
-	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 )
 
@@ -52,19 +49,11 @@ func deskCommand(cmd string, args []string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	url := os.Getenv("NATS_URL")
-	if url == "" {
-		url = "nats://127.0.0.1:4222"
-	}
-	nc, err := nats.Connect(url, nats.Name("omnibus-"+cmd), nats.Timeout(3*time.Second))
-	if err != nil {
-		return fmt.Errorf("connect %s: %w (is omnibus running? set NATS_URL otherwise)", url, err)
-	}
-	defer nc.Close()
-	client, err := bus.Connect(nc)
+	nc, client, err := connectCLI("omnibus-" + cmd)
 	if err != nil {
 		return err
 	}
+	defer nc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := client.Publish(ctx, subject, e); err != nil {

@@ -14,8 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 )
@@ -150,23 +148,6 @@ func replayWantsRebuild(args []string) bool {
 	return false
 }
 
-func replayConnect() (*nats.Conn, *bus.Client, error) {
-	url := os.Getenv("NATS_URL")
-	if url == "" {
-		url = "nats://127.0.0.1:4222"
-	}
-	nc, err := nats.Connect(url, nats.Name("omnibus-replay"), nats.Timeout(3*time.Second))
-	if err != nil {
-		return nil, nil, fmt.Errorf("connect %s: %w (is omnibus running? set NATS_URL otherwise)", url, err)
-	}
-	client, err := bus.Connect(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, err
-	}
-	return nc, client, nil
-}
-
 // replay implements `omnibus replay`: the selected events, oldest first, as NDJSON in the
 // CloudEvents JSON format on stdout; undecodable messages and a summary on stderr.
 func replay(args []string, stdout, stderr io.Writer) error {
@@ -176,7 +157,7 @@ func replay(args []string, stdout, stderr io.Writer) error {
 		if rebuild == nil {
 			return errors.New("replay --rebuild: not available in this build")
 		}
-		nc, client, err := replayConnect()
+		nc, client, err := connectCLI("omnibus-replay")
 		if err != nil {
 			return err
 		}
@@ -201,7 +182,7 @@ func replay(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	nc, client, err := replayConnect()
+	nc, client, err := connectCLI("omnibus-replay")
 	if err != nil {
 		return err
 	}

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/natsembed"
@@ -83,18 +82,11 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 		natsURL = ns.URL()
 		log.Info("embedded NATS JetStream", "url", natsURL, "store", dir, "sync", natsembed.SyncDescription(cfg.NATSSync))
 	}
-	nc, err := nats.Connect(natsURL, nats.Name("omnibus"), nats.MaxReconnects(-1))
+	nc, client, err := bus.Dial(ctx, natsURL, "omnibus", bus.WithLogger(log))
 	if err != nil {
-		return fmt.Errorf("nats %s: %w", natsURL, err)
+		return err
 	}
 	defer nc.Close()
-	client, err := bus.Connect(nc, bus.WithLogger(log))
-	if err != nil {
-		return err
-	}
-	if err := client.Provision(ctx); err != nil {
-		return err
-	}
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
