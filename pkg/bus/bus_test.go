@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -280,7 +281,7 @@ func TestPermanentErrorsDeadLetterAtOnce(t *testing.T) {
 			if err != nil || len(dl) != 1 {
 				t.Fatalf("%v %v", dl, err)
 			}
-			if !contains(dl[0].Reason, tc.reason) {
+			if !strings.Contains(dl[0].Reason, tc.reason) {
 				t.Errorf("reason %q does not contain %q", dl[0].Reason, tc.reason)
 			}
 			if tc.handler == nil && (calls.Load() != 0 || dl[0].Deliveries != 1) {
@@ -288,18 +289,6 @@ func TestPermanentErrorsDeadLetterAtOnce(t *testing.T) {
 			}
 		})
 	}
-}
-
-func contains(s, sub string) bool {
-	return len(sub) == 0 || (len(s) >= len(sub) && indexOf(s, sub) >= 0)
-}
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
 }
 
 func TestRedrive(t *testing.T) {

@@ -44,7 +44,8 @@ type ConsumerConfig struct {
 	Stream string
 	// Durable consumer name. Default Service.
 	Durable string
-	// FilterSubjects limits the consumer to these subjects (wildcards allowed). Default: all.
+	// FilterSubjects limits the consumer to these subjects (wildcards allowed; inbound subjects
+	// match every partition, see ExpandInbound). Default: all.
 	FilterSubjects []string
 	// DeliverPolicy for a new consumer. Default jetstream.DeliverAllPolicy.
 	DeliverPolicy jetstream.DeliverPolicy
@@ -161,7 +162,7 @@ func (c *Client) subscribe(ctx context.Context, cfg ConsumerConfig, h Handler, b
 	cctx, cancel := withDefaultTimeout(ctx, c.opts.timeout)
 	cons, err := c.js.CreateOrUpdateConsumer(cctx, cfg.Stream, jetstream.ConsumerConfig{
 		Durable:        cfg.Durable,
-		FilterSubjects: cfg.FilterSubjects,
+		FilterSubjects: ExpandInbound(cfg.FilterSubjects),
 		DeliverPolicy:  cfg.DeliverPolicy,
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        cfg.AckWait,

@@ -32,22 +32,27 @@ func (c *Client) deadLetter(ctx context.Context, cfg ConsumerConfig, msg jetstre
 	for k, v := range msg.Headers() {
 		h[k] = v
 	}
-	if len(reason) > maxReasonLen {
-		reason = reason[:maxReasonLen] + "…"
-	}
-	h.Set(HeaderDLQReason, strings.ToValidUTF8(strings.ReplaceAll(reason, "\n", " | "), "?"))
-	h.Set(HeaderDLQSubject, msg.Subject())
+	stampDLQ(h, reason, msg.Subject(), cfg.Durable, meta.NumDelivered)
 	h.Set(HeaderDLQStream, meta.Stream)
 	h.Set(HeaderDLQSequence, strconv.FormatUint(meta.Sequence.Stream, 10))
-	h.Set(HeaderDLQConsumer, cfg.Durable)
-	h.Set(HeaderDLQDeliveries, strconv.FormatUint(meta.NumDelivered, 10))
-	h.Set(HeaderDLQTime, time.Now().UTC().Format(time.RFC3339Nano))
 	// Deterministic id: a dead-letter publish repeated after a crash is stored once.
 	h.Set(jetstream.MsgIDHeader, fmt.Sprintf("dlq:%s:%s:%d", cfg.Durable, meta.Stream, meta.Sequence.Stream))
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.timeout)
 	defer cancel()
 	_, err := c.js.PublishMsg(ctx, &nats.Msg{Subject: SubjectDLQ(cfg.Service), Header: h, Data: msg.Data()})
 	return err
+}
+
+// stampDLQ sets the dead-letter headers every dead letter carries.
+func stampDLQ(h nats.Header, reason, subject, consumer string, deliveries uint64) {
+	if len(reason) > maxReasonLen {
+		reason = reason[:maxReasonLen] + "…"
+	}
+	h.Set(HeaderDLQReason, strings.ToValidUTF8(strings.ReplaceAll(reason, "\n", " | "), "?"))
+	h.Set(HeaderDLQSubject, subject)
+	h.Set(HeaderDLQConsumer, consumer)
+	h.Set(HeaderDLQDeliveries, strconv.FormatUint(deliveries, 10))
+	h.Set(HeaderDLQTime, time.Now().UTC().Format(time.RFC3339Nano))
 }
 
 // DeadLetter is one message in OMNI_DLQ.
@@ -86,7 +91,7 @@ func (f DeadLetterFilter) match(d DeadLetter) bool {
 			return false
 		}
 	}
-	if f.Subject != "" && !SubjectMatches(f.Subject, d.OriginalSubject) {
+	if f.Subject != "" && !subjectMatchesAny(ExpandInbound([]string{f.Subject}), d.OriginalSubject) {
 		return false
 	}
 	if f.ReasonContains != "" && !strings.Contains(strings.ToLower(d.Reason), strings.ToLower(f.ReasonContains)) {
@@ -241,14 +246,7 @@ func (c *Client) DeadLetterEvent(ctx context.Context, service, subject string, e
 	if err != nil {
 		return fmt.Errorf("dead-letter %s: %w", e.ID(), err)
 	}
-	if len(reason) > maxReasonLen {
-		reason = reason[:maxReasonLen] + "…"
-	}
-	h.Set(HeaderDLQReason, strings.ToValidUTF8(strings.ReplaceAll(reason, "\n", " | "), "?"))
-	h.Set(HeaderDLQSubject, subject)
-	h.Set(HeaderDLQConsumer, service)
-	h.Set(HeaderDLQDeliveries, "0")
-	h.Set(HeaderDLQTime, time.Now().UTC().Format(time.RFC3339Nano))
+	stampDLQ(h, reason, subject, service, 0)
 	h.Set(jetstream.MsgIDHeader, "dlq:produced:"+e.ID())
 	ctx, cancel := withDefaultTimeout(ctx, c.opts.timeout)
 	defer cancel()

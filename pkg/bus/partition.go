@@ -23,7 +23,7 @@ func Partition(key string, n int) int {
 // subject (omni.in.<channel>.<kind>) the partition token of key is appended; every other
 // subject is returned unchanged.
 func PartitionedSubject(subject, key string) string {
-	if !strings.HasPrefix(subject, "omni.in.") || strings.Count(subject, ".") != 3 {
+	if !inbound(subject) {
 		return subject
 	}
 	return subject + "." + strconv.Itoa(Partition(key, InPartitions))
@@ -50,4 +50,31 @@ func SubjectTemplate(subject string) string {
 		return subject[:strings.LastIndexByte(subject, '.')]
 	}
 	return subject
+}
+
+// inbound reports whether pattern is a four-token inbound subject pattern
+// (omni.in.<channel>.<kind>), the shape that gets a partition token when stored.
+func inbound(pattern string) bool {
+	return strings.HasPrefix(pattern, "omni.in.") && strings.Count(pattern, ".") == 3 && !strings.HasSuffix(pattern, ">")
+}
+
+// ExpandInbound returns filter subjects that match what patterns mean once partition tokens are
+// stored: every four-token inbound pattern also matches each of its partitions
+// ("omni.in.sms.message" → also "omni.in.sms.message.*"). Subscribe, Replay and the dead-letter
+// filter apply it, so callers write subjects as connectors declare them. A list that already
+// names partitions (PartitionFilters) is returned unchanged.
+func ExpandInbound(patterns []string) []string {
+	for _, p := range patterns {
+		if strings.HasPrefix(p, "omni.in.") && strings.Count(p, ".") == 4 {
+			return patterns
+		}
+	}
+	out := make([]string, 0, 2*len(patterns))
+	for _, p := range patterns {
+		out = append(out, p)
+		if inbound(p) {
+			out = append(out, p+".*")
+		}
+	}
+	return out
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -27,8 +29,9 @@ type Publisher interface {
 	// event.ErrInvalid or ErrPublish.
 	Publish(ctx context.Context, subject string, e event.Event) error
 	// PublishBatch publishes many events asynchronously and waits until every one is acked. It
-	// returns nil only when all were acked; otherwise an errors.Join of the failures (the caller
-	// may retry the whole batch: event ids make the retry idempotent within the duplicate window).
+	// returns nil only when all were acked; otherwise a *BatchError naming the failed indexes
+	// (the caller may retry the whole batch: event ids make the retry idempotent within the
+	// duplicate window).
 	PublishBatch(ctx context.Context, batch []Outgoing) error
 }
 
@@ -143,19 +146,19 @@ func (c *Client) PublishBatch(ctx context.Context, batch []Outgoing) error {
 	}
 	start := time.Now()
 	inflight := make([]pending, 0, len(batch))
-	var errs []error
+	errs := map[int]error{}
 	for i := range batch {
 		o := batch[i]
 		msg, span, err := c.prepare(ctx, o.Subject, &o.Event)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("batch[%d]: %w", i, err))
+			errs[i] = err
 			continue
 		}
 		fut, err := c.js.PublishMsgAsync(msg)
 		if err != nil {
 			span.RecordError(err)
 			span.End()
-			errs = append(errs, fmt.Errorf("%w: batch[%d] %s: %w", ErrPublish, i, o.Event.ID(), err))
+			errs[i] = fmt.Errorf("%w: %s: %w", ErrPublish, o.Event.ID(), err)
 			continue
 		}
 		inflight = append(inflight, pending{i, fut, span})
@@ -175,11 +178,44 @@ func (c *Client) PublishBatch(ctx context.Context, batch []Outgoing) error {
 		if err != nil {
 			p.span.RecordError(err)
 			p.span.SetStatus(codes.Error, err.Error())
-			errs = append(errs, fmt.Errorf("%w: batch[%d] %s: %w", ErrPublish, p.i, o.Event.ID(), err))
+			errs[p.i] = fmt.Errorf("%w: %s: %w", ErrPublish, o.Event.ID(), err)
 		}
 		p.span.End()
 	}
-	return errors.Join(errs...)
+	if len(errs) == 0 {
+		return nil
+	}
+	return &BatchError{Failed: errs}
+}
+
+// BatchError is what PublishBatch returns when some events were not published: Failed maps
+// each failed index of the batch to its error (schema.ErrInvalid, event.ErrInvalid or
+// ErrPublish). Every other event was acked. errors.Is and errors.As see every cause.
+type BatchError struct {
+	Failed map[int]error
+}
+
+func (e *BatchError) Error() string {
+	idx := make([]int, 0, len(e.Failed))
+	for i := range e.Failed {
+		idx = append(idx, i)
+	}
+	sort.Ints(idx)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d of the batch not published:", len(idx))
+	for _, i := range idx {
+		fmt.Fprintf(&b, " [%d] %v;", i, e.Failed[i])
+	}
+	return strings.TrimSuffix(b.String(), ";")
+}
+
+// Unwrap returns the causes, for errors.Is and errors.As.
+func (e *BatchError) Unwrap() []error {
+	out := make([]error, 0, len(e.Failed))
+	for _, err := range e.Failed {
+		out = append(out, err)
+	}
+	return out
 }
 
 var _ Publisher = (*Client)(nil)

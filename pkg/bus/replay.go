@@ -93,6 +93,7 @@ func (c *Client) Replay(ctx context.Context, o ReplayOptions, fn ReplayFunc) err
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	o.Subjects = ExpandInbound(o.Subjects)
 	wrap := func(err error) error { return fmt.Errorf("replay %s: %w", o.Stream, err) }
 
 	// The end is fixed now: live traffic published during the replay has later sequences.

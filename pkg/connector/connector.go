@@ -149,9 +149,6 @@ func (rt *Runtime) Consume(ctx context.Context, route Route, h bus.Handler, cfg 
 		return err
 	}
 	cfg.Service, cfg.Stream, cfg.FilterSubjects = rt.Spec.Name, stream, []string{route.Subject}
-	if p := bus.PartitionedSubject(route.Subject, ""); p != route.Subject { // inbound: every partition too
-		cfg.FilterSubjects = append(cfg.FilterSubjects, route.Subject+".*")
-	}
 	if cfg.Durable == "" {
 		cfg.Durable = rt.Spec.Name + "-" + durableSuffix(route.Subject)
 	}

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
 	"github.com/omnibus-dev/omnibus/pkg/pgtest"
@@ -37,11 +35,7 @@ func TestLiveTrafficDoesNotWaitBehindBackfill(t *testing.T) {
 	if err := b.Client.Publish(ctx, "omni.in.wechatkf.message", live); err != nil {
 		t.Fatal(err)
 	}
-	pool, err := pgxpool.New(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := openPool(t, dbURL)
 	var appliedBefore int
 	bustest.WaitFor(t, 60*time.Second, "the live message applied", func() bool {
 		var n int
@@ -78,11 +72,7 @@ func TestAnalyticsViews(t *testing.T) {
 			t.Fatal(i, err)
 		}
 	}
-	pool, err := pgxpool.New(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := openPool(t, dbURL)
 	bustest.WaitFor(t, 20*time.Second, "both applied", func() bool {
 		var n int
 		_ = pool.QueryRow(ctx, `SELECT count(*) FROM messages`).Scan(&n)

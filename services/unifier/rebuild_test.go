@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
 	"github.com/omnibus-dev/omnibus/pkg/event"
@@ -21,11 +19,7 @@ func TestRebuildEqualsLive(t *testing.T) {
 	liveURL := pgtest.NewDBURL(t)
 	start(t, b.Client, liveURL, nil)
 	ctx := context.Background()
-	live, err := pgxpool.New(ctx, liveURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer live.Close()
+	live := openPool(t, liveURL)
 	applied := 0
 	// publish sends one event and waits until the live unifier applied it, so that the live
 	// order is the log's order.
@@ -91,11 +85,7 @@ func TestRebuildEqualsLive(t *testing.T) {
 	if st.Events != applied || st.Failed != 0 {
 		t.Fatalf("rebuild applied %d events (%d failed), want %d", st.Events, st.Failed, applied)
 	}
-	rebuilt, err := pgxpool.New(ctx, rebuiltURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rebuilt.Close()
+	rebuilt := openPool(t, rebuiltURL)
 	got, err := unifier.Dump(ctx, rebuilt)
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/services/unifier/internal/engine"
 	"github.com/omnibus-dev/omnibus/services/unifier/internal/store"
@@ -125,7 +126,7 @@ func Service() service.Service {
 // Run runs the unifier until ctx is cancelled.
 func Run(ctx context.Context, d service.Deps) error {
 	var cfg Config
-	if err := loadConfig(&cfg, d); err != nil {
+	if err := config.Load(&cfg, d.Env); err != nil {
 		return err
 	}
 	if err := store.Migrate(ctx, d.DB.Config().ConnString()); err != nil {

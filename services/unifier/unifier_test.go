@@ -28,13 +28,21 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(pgtest.Wrap(m)) }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// start runs one unifier instance until the test ends.
-func start(t *testing.T, c *bus.Client, dbURL string, env map[string]string) {
+// openPool connects to dbURL until the test ends.
+func openPool(t *testing.T, dbURL string) *pgxpool.Pool {
 	t.Helper()
 	pool, err := pgxpool.New(context.Background(), dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// start runs one unifier instance until the test ends.
+func start(t *testing.T, c *bus.Client, dbURL string, env map[string]string) {
+	t.Helper()
+	pool := openPool(t, dbURL)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -42,7 +50,6 @@ func start(t *testing.T, c *bus.Client, dbURL string, env map[string]string) {
 			Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
 	}()
 	t.Cleanup(func() {
-		defer pool.Close()
 		cancel()
 		select {
 		case err := <-done:

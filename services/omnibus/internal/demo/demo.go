@@ -92,7 +92,7 @@ func run(ctx context.Context, d service.Deps, o Options) error {
 	defer func() { _ = tap.Unsubscribe() }()
 
 	// Auto-reply on the customer's channel.
-	sub, err := d.Bus.Subscribe(ctx, bus.ConsumerConfig{Service: "demo", Stream: bus.StreamIn, FilterSubjects: []string{example.SubjectIn, example.SubjectIn + ".*"}},
+	sub, err := d.Bus.Subscribe(ctx, bus.ConsumerConfig{Service: "demo", Stream: bus.StreamIn, FilterSubjects: []string{example.SubjectIn}},
 		func(ctx context.Context, in bus.Delivery) error {
 			var msg struct {
 				From    map[string]string     `json:"from"`

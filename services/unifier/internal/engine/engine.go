@@ -139,7 +139,7 @@ func (en *Engine) apply(ctx context.Context, tx pgx.Tx, d bus.Delivery) (int, er
 	case t == TypeCRMLookupCompleted || t == TypeCRMLookupFailed:
 		err = en.onCRMResult(ctx, w)
 	case strings.HasPrefix(t, "omni.tool.") && (strings.HasSuffix(t, ".completed") || strings.HasSuffix(t, ".failed")):
-		err = en.onToolResult(ctx, w, nil)
+		err = en.onToolResult(ctx, w)
 	default:
 		err = resilience.Permanent(fmt.Errorf("unifier does not handle %s", t))
 	}

@@ -50,15 +50,8 @@ func (en *Engine) onMessage(ctx context.Context, w *writer) error {
 	if err := en.customerChanged(ctx, w, res, conv.ID); err != nil {
 		return err
 	}
-	w.emit(TypeDeskMessageAdded, TypeDeskMessageAdded, conv.ID, "", map[string]any{
-		"message": map[string]any{
-			"event_id": w.ev.ID(), "conversation_id": conv.ID, "customer_id": res.customer, "channel": m.Channel,
-			"direction": "inbound", "from": IdentityView{Kind: ids[0].Kind, Masked: identity.Mask(ids[0]), Source: m.Channel},
-			"body": m.Message, "sent_at": at,
-		},
-		"conversation": conv,
-		"customer":     map[string]any{"id": res.customer, "display_name": m.DisplayName},
-	})
+	w.messageAdded(addedMessage{eventID: w.ev.ID(), conv: conv, customer: res.customer, channel: m.Channel, inbound: true,
+		who: ids[0], body: m.Message, at: at, displayName: m.DisplayName})
 	return nil
 }
 
@@ -127,15 +120,8 @@ func (en *Engine) onStatus(ctx context.Context, w *writer) error {
 		if err := en.customerChanged(ctx, w, res, conv.ID); err != nil {
 			return err
 		}
-		w.emit(TypeDeskMessageAdded, TypeDeskMessageAdded, conv.ID, "", map[string]any{
-			"message": map[string]any{
-				"event_id": s.MessageID, "conversation_id": conv.ID, "customer_id": res.customer, "channel": s.Channel,
-				"direction": "outbound", "to": IdentityView{Kind: ids[0].Kind, Masked: identity.Mask(ids[0]), Source: s.Channel},
-				"body": s.Message, "sent_at": at, "status": s.Status,
-			},
-			"conversation": conv,
-			"customer":     map[string]any{"id": res.customer},
-		})
+		w.messageAdded(addedMessage{eventID: s.MessageID, conv: conv, customer: res.customer, channel: s.Channel,
+			who: ids[0], body: s.Message, at: at, status: s.Status})
 		return nil
 	}
 	upd := map[string]any{"message_id": s.MessageID, "conversation_id": convID, "channel": s.Channel, "status": s.Status, "at": at}
@@ -255,11 +241,11 @@ func (en *Engine) onCRMResult(ctx context.Context, w *writer) error {
 		}
 		w.emit(TypeDeskCustomerUpdated, TypeDeskCustomerUpdated, res.customer.String(), ":"+res.customer.String(), map[string]any{"customer": view})
 	}
-	return en.onToolResult(ctx, w, &r)
+	return en.onToolResult(ctx, w)
 }
 
 // onToolResult stores a tool's completed/failed result on its conversation's timeline.
-func (en *Engine) onToolResult(ctx context.Context, w *writer, crm *CRMLookupResult) error {
+func (en *Engine) onToolResult(ctx context.Context, w *writer) error {
 	var body map[string]any
 	if err := decode(w.ev, &body); err != nil {
 		return err
@@ -294,7 +280,6 @@ func (en *Engine) onToolResult(ctx context.Context, w *writer, crm *CRMLookupRes
 		"event_id": w.ev.ID(), "conversation_id": convID, "customer_id": customer, "tool": tool, "op": op,
 		"outcome": outcome, "correlation_id": corr(w), "result": json.RawMessage(w.ev.Data()), "at": at,
 	})
-	_ = crm
 	return nil
 }
 
@@ -406,4 +391,34 @@ func (en *Engine) SweepIdle(ctx context.Context, now time.Time) (int, error) {
 		}
 	}
 	return closed, nil
+}
+
+// addedMessage is what an omni.desk.message.added event says about one message.
+type addedMessage struct {
+	eventID     string
+	conv        ConversationView
+	customer    uuid.UUID
+	channel     string
+	inbound     bool
+	who         identity.ID // the sender (inbound) or the recipient (outbound)
+	body        json.RawMessage
+	at          time.Time
+	status      string // outbound only
+	displayName string // inbound only
+}
+
+func (w *writer) messageAdded(m addedMessage) {
+	msg := map[string]any{"event_id": m.eventID, "conversation_id": m.conv.ID, "customer_id": m.customer,
+		"channel": m.channel, "body": m.body, "sent_at": m.at}
+	view := IdentityView{Kind: m.who.Kind, Masked: identity.Mask(m.who), Source: m.channel}
+	customer := map[string]any{"id": m.customer}
+	if m.inbound {
+		msg["direction"], msg["from"] = "inbound", view
+		customer["display_name"] = m.displayName
+	} else {
+		msg["direction"], msg["to"], msg["status"] = "outbound", view, m.status
+	}
+	w.emit(TypeDeskMessageAdded, TypeDeskMessageAdded, m.conv.ID, "", map[string]any{
+		"message": msg, "conversation": m.conv, "customer": customer,
+	})
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/pkg/schema"
 )
 
 // Source is the CloudEvents source of everything the unifier emits.
@@ -100,21 +102,10 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 			if ceSubject != "" {
 				opts = append(opts, event.WithSubject(ceSubject))
 			}
-			e, err := event.New(typ, Source, data, opts...)
-			if err == nil {
-				err = r.pub.Schemas().Validate(typ, e.Data())
-			}
+			e, err := event.New(typ, Source, data, opts...) // data is jsonb: always JSON
 			if err != nil {
-				// A row the bus would refuse must not block the ones behind it: dead-letter it.
-				reason := fmt.Sprintf("unifier produced an invalid %s: %v", typ, err)
-				r.log.Error("outbox row dead-lettered", "seq", seq, "id", id, "reason", reason)
-				bad, _ := event.New(typ, Source, data, opts...)
-				if derr := r.pub.DeadLetterEvent(ctx, "unifier", subject, bad, reason); derr != nil {
-					rows.Close()
-					return fmt.Errorf("outbox row %d: %w (dead-letter failed: %w)", seq, err, derr)
-				}
-				seqs = append(seqs, seq)
-				continue
+				rows.Close()
+				return fmt.Errorf("outbox row %d: %w", seq, err)
 			}
 			seqs = append(seqs, seq)
 			out = append(out, bus.Outgoing{Subject: subject, Event: e})
@@ -122,16 +113,44 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		if len(seqs) == 0 {
+		if len(out) == 0 {
 			return nil
 		}
-		if err := r.pub.PublishBatch(ctx, out); err != nil {
+		// Rows JetStream acked are deleted; rows the bus refused as invalid are dead-lettered and
+		// deleted, so they never block the ones behind them; rows that failed otherwise stay.
+		done := seqs
+		var berr *bus.BatchError
+		if err := r.pub.PublishBatch(ctx, out); errors.As(err, &berr) {
+			done = done[:0:0]
+			for i, seq := range seqs {
+				ferr, failed := berr.Failed[i]
+				switch {
+				case !failed:
+				case errors.Is(ferr, schema.ErrInvalid) || errors.Is(ferr, schema.ErrUnknownType):
+					reason := fmt.Sprintf("unifier produced an invalid %s: %v", out[i].Event.Type(), ferr)
+					r.log.Error("outbox row dead-lettered", "seq", seq, "id", out[i].Event.ID(), "reason", reason)
+					if derr := r.pub.DeadLetterEvent(ctx, "unifier", out[i].Subject, out[i].Event, reason); derr != nil {
+						continue
+					}
+				default:
+					continue
+				}
+				done = append(done, seq)
+			}
+			if left := len(seqs) - len(done); left > 0 {
+				err := fmt.Errorf("%d of %d outbox rows not published; they stay for the next flush: %w", left, len(seqs), berr)
+				if len(done) == 0 {
+					return err
+				}
+				r.log.Warn("outbox relay", "err", err)
+			}
+		} else if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE seq = ANY($1)`, seqs); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE seq = ANY($1)`, done); err != nil {
 			return err
 		}
-		n = len(out)
+		n = len(done)
 		return nil
 	})
 	return n, err

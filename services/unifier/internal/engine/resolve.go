@@ -35,11 +35,10 @@ func (en *Engine) resolve(ctx context.Context, w *writer, ids []identity.ID, pre
 	var res resolution
 	tx := w.tx
 	ids = sortIDs(ids)
-	keys := make([]string, len(ids))
 	kinds := make([]string, len(ids))
 	values := make([]string, len(ids))
 	for i, id := range ids {
-		keys[i], kinds[i], values[i] = id.String(), id.Kind, id.Value
+		kinds[i], values[i] = id.Kind, id.Value
 	}
 	// No lock is taken on the identities themselves: the customers' rows are locked below, and
 	// two transactions that both try to attach a new identity collide on its primary key, which
@@ -50,7 +49,7 @@ func (en *Engine) resolve(ctx context.Context, w *writer, ids []identity.ID, pre
 		CROSS JOIN LATERAL (SELECT kind, value, customer_id FROM identities WHERE kind = q.kind AND value = q.value) i`
 	for attempt := 0; ; attempt++ {
 		if attempt > 3 {
-			return res, fmt.Errorf("the customers of %d identities kept being merged concurrently", len(keys))
+			return res, fmt.Errorf("the customers of %d identities kept being merged concurrently", len(ids))
 		}
 		rows, err := tx.Query(ctx, lookup, kinds, values)
 		if err != nil {
