@@ -49,12 +49,14 @@ func (h *Health) Check(ctx context.Context) map[string]string {
 // not nil, its Postgres pool — the checks every omnibus process has.
 func NewProcessHealth(nc *nats.Conn, pool *pgxpool.Pool) *Health {
 	h := NewHealth()
-	h.AddCheck("nats", func(context.Context) error {
-		if !nc.IsConnected() {
-			return errors.New("nats: " + nc.Status().String())
-		}
-		return nil
-	})
+	if nc != nil {
+		h.AddCheck("nats", func(context.Context) error {
+			if !nc.IsConnected() {
+				return errors.New("nats: " + nc.Status().String())
+			}
+			return nil
+		})
+	}
 	if pool != nil {
 		h.AddCheck("postgres", func(ctx context.Context) error { return pool.Ping(ctx) })
 	}

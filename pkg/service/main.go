@@ -80,11 +80,14 @@ func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) 
 		return err
 	}
 	defer func() { _ = tel.Shutdown(context.Background()) }()
-	nc, client, err := bus.Dial(ctx, base.NATSURL, s.Name, bus.WithLogger(log))
-	if err != nil {
-		return err
+	var nc *nats.Conn
+	var client *bus.Client
+	if !s.NoBus {
+		if nc, client, err = bus.Dial(ctx, base.NATSURL, s.Name, bus.WithLogger(log)); err != nil {
+			return err
+		}
+		defer nc.Close()
 	}
-	defer nc.Close()
 	var pool *pgxpool.Pool
 	if s.NeedsDB {
 		if base.DatabaseURL == "" {

@@ -37,6 +37,9 @@ type Deps struct {
 type Service struct {
 	Name    string
 	NeedsDB bool
+	// NoBus marks a service that never touches NATS (the vendor sandbox): run on its own it
+	// does not dial NATS_URL, and Deps.Bus is nil.
+	NoBus bool
 	// Config, if set, is a pointer to a zero config struct; it documents the service's
 	// variables (config.Describe) for the README and "omnibus config".
 	Config any

@@ -1,0 +1,77 @@
+// Package sandbox is the vendors, simulated: every vendor API the connectors call, on the same
+// paths with the same shapes, error codes and signature checks, mounted under /sandbox/<vendor>/,
+// with per-route fault injection (SANDBOX_FAULTS and the admin API under /sandbox/_admin/) and a
+// record of every call a connector made. It is also the customers: a scenario makes a simulated
+// population write on WeChat, SMS and web chat, reusing their phone numbers across channels, as
+// the vendors would deliver it (signed callbacks, messages to pull, uplink pushes, WebSocket).
+//
+// It runs inside the all-in-one binary, or on its own (cmd/sandbox) for docker-compose, in which
+// case the connectors' *_API_BASE variables point at it.
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/omnibus-dev/omnibus/pkg/config"
+	"github.com/omnibus-dev/omnibus/pkg/service"
+	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
+)
+
+// Config is the sandbox's own configuration; each simulator reads its credentials too (see
+// vendors.go).
+type Config struct {
+	Faults    string        `env:"SANDBOX_FAULTS" desc:"fault table, JSON: {\"wecom kf/send_msg\": {\"latency\": \"200ms\", \"error_ratio\": 0.2, \"code\": \"45009\"}}; also PUT /sandbox/_admin/faults/<vendor> <op>"`
+	Records   int           `env:"SANDBOX_RECORDS" default:"10000" desc:"outbound calls kept for GET /sandbox/_admin/records"`
+	HookBase  string        `env:"SANDBOX_HOOK_BASE" default:"http://127.0.0.1:8080/hooks" desc:"where the connectors' webhooks are (vendor callbacks go there)"`
+	AppBase   string        `env:"SANDBOX_APP_BASE" default:"http://127.0.0.1:8080" desc:"where the connectors' other endpoints are (the web chat WebSocket)"`
+	Customers int           `env:"SANDBOX_CUSTOMERS" default:"40" desc:"size of the simulated customer population"`
+	Interval  time.Duration `env:"SANDBOX_SCENARIO_INTERVAL" default:"3s" desc:"how often a simulated customer writes; 0 stops the scenario"`
+	Seed      uint64        `env:"SANDBOX_SEED" default:"1" desc:"seed of the simulated population and scenario"`
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if c.Customers < 1 {
+		return errors.New("SANDBOX_CUSTOMERS must be >= 1")
+	}
+	if c.Interval < 0 {
+		return errors.New("SANDBOX_SCENARIO_INTERVAL must be >= 0")
+	}
+	if _, err := sim.ParseFaults(c.Faults); err != nil {
+		return fmt.Errorf("SANDBOX_FAULTS: %w", err)
+	}
+	return nil
+}
+
+// Service returns the sandbox as a service. It needs no bus and no database.
+func Service() service.Service {
+	return service.Service{
+		Name:   "sandbox",
+		NoBus:  true,
+		Config: new(Config),
+		Run: func(ctx context.Context, d service.Deps) error {
+			cfg := new(Config)
+			if err := config.Load(cfg, d.Env); err != nil {
+				return fmt.Errorf("sandbox config: %w", err)
+			}
+			faults, _ := sim.ParseFaults(cfg.Faults) // checked by Validate
+			env := sim.NewEnv(d.Mux, cfg.HookBase, faults, cfg.Records, d.Log)
+			channels, err := mountVendors(ctx, env, cfg, d.Env)
+			if err != nil {
+				return err
+			}
+			d.Log.Info("sandbox up", "vendors", vendorNames(), "channels", len(channels), "faults", len(faults),
+				"admin", "/sandbox/_admin/{faults,records,routes}")
+			if cfg.Interval == 0 || len(channels) == 0 {
+				<-ctx.Done()
+				return nil
+			}
+			sc := &Scenario{Customers: sim.Population(cfg.Customers, cfg.Seed), Channels: channels,
+				Interval: cfg.Interval, Seed: cfg.Seed, Log: d.Log}
+			return sc.Run(ctx)
+		},
+	}
+}
