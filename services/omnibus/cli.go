@@ -104,8 +104,10 @@ func runAll() error {
 	}
 	build := func(base string) []service.Service {
 		overlay["EXAMPLE_API_BASE"] = base + "/sandbox/example"
+		overlay["SANDBOX_HOOK_BASE"], overlay["SANDBOX_APP_BASE"] = base+"/hooks", base
 		svcs := services()
 		if cfg.Simulate {
+			svcs = append(svcs, simulated()...)
 			secret, _ := env("EXAMPLE_SECRET")
 			svcs = append(svcs, demo.Service(demo.Options{Base: base, Secret: secret, Interval: cfg.SimInterval}))
 		}
@@ -127,7 +129,7 @@ func printConfig(w io.Writer) {
 		}
 	}
 	dump(&allinone.Config{})
-	for _, s := range services() {
+	for _, s := range append(services(), simulated()...) {
 		if s.Config != nil {
 			dump(s.Config)
 		}

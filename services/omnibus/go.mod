@@ -71,6 +71,7 @@ require (
 require (
 	github.com/compose-spec/compose-go/v2 v2.16.2
 	github.com/omnibus-dev/omnibus/services/example v0.0.0
+	github.com/omnibus-dev/omnibus/services/sandbox v0.0.0
 	github.com/omnibus-dev/omnibus/services/unifier v0.0.0
 )
 
@@ -82,3 +83,5 @@ replace (
 replace github.com/omnibus-dev/omnibus/services/example => ../example
 
 replace github.com/omnibus-dev/omnibus/services/unifier => ../unifier
+
+replace github.com/omnibus-dev/omnibus/services/sandbox => ../sandbox

@@ -12,6 +12,7 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/services/example"
+	"github.com/omnibus-dev/omnibus/services/sandbox"
 	"github.com/omnibus-dev/omnibus/services/unifier"
 )
 
@@ -21,6 +22,12 @@ func services() []service.Service {
 		example.Service(),
 		unifier.Service(),
 	}
+}
+
+// simulated returns what the all-in-one adds when OMNIBUS_SIMULATE is on: the vendor sandbox
+// (the vendors and the customers).
+func simulated() []service.Service {
+	return []service.Service{sandbox.Service()}
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }

@@ -25,11 +25,11 @@ import (
 type Config struct {
 	Faults    string        `env:"SANDBOX_FAULTS" desc:"fault table, JSON: {\"wecom kf/send_msg\": {\"latency\": \"200ms\", \"error_ratio\": 0.2, \"code\": \"45009\"}}; also PUT /sandbox/_admin/faults/<vendor> <op>"`
 	Records   int           `env:"SANDBOX_RECORDS" default:"10000" desc:"outbound calls kept for GET /sandbox/_admin/records"`
-	HookBase  string        `env:"SANDBOX_HOOK_BASE" default:"http://127.0.0.1:8080/hooks" desc:"where the connectors' webhooks are (vendor callbacks go there)"`
+	HookBase  string        `env:"SANDBOX_HOOK_BASE" default:"http://127.0.0.1:8080/hooks" desc:"where the connectors' webhooks are (vendor callbacks go there); {connector} is replaced by the connector's name"`
 	AppBase   string        `env:"SANDBOX_APP_BASE" default:"http://127.0.0.1:8080" desc:"where the connectors' other endpoints are (the web chat WebSocket)"`
 	Customers int           `env:"SANDBOX_CUSTOMERS" default:"40" desc:"size of the simulated customer population"`
 	Interval  time.Duration `env:"SANDBOX_SCENARIO_INTERVAL" default:"3s" desc:"how often a simulated customer writes; 0 stops the scenario"`
-	Seed      uint64        `env:"SANDBOX_SEED" default:"1" desc:"seed of the simulated population and scenario"`
+	Seed      int64         `env:"SANDBOX_SEED" default:"1" desc:"seed of the simulated population and scenario"`
 }
 
 // Validate checks the configuration.
@@ -69,7 +69,7 @@ func Service() service.Service {
 				<-ctx.Done()
 				return nil
 			}
-			sc := &Scenario{Customers: sim.Population(cfg.Customers, cfg.Seed), Channels: channels,
+			sc := &Scenario{Customers: sim.Population(cfg.Customers, uint64(cfg.Seed)), Channels: channels,
 				Interval: cfg.Interval, Seed: cfg.Seed, Log: d.Log}
 			return sc.Run(ctx)
 		},

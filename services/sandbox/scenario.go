@@ -18,7 +18,7 @@ type Scenario struct {
 	Channels     []sim.Channel
 	Interval     time.Duration
 	CrossChannel float64 // default 0.3
-	Seed         uint64
+	Seed         int64
 	Log          *slog.Logger
 }
 
@@ -48,7 +48,7 @@ func (s *Scenario) Run(ctx context.Context) error {
 	if cross == 0 {
 		cross = 0.3
 	}
-	r := rand.New(rand.NewPCG(s.Seed, 42))
+	r := rand.New(rand.NewPCG(uint64(s.Seed), 42))
 	home := make([]int, len(s.Customers))
 	for i := range home {
 		home[i] = r.IntN(len(s.Channels))

@@ -169,7 +169,7 @@ type Stats struct {
 type Env struct {
 	Log *slog.Logger
 	// HookBase is where the connectors' webhooks live (http://host:port/hooks); simulated
-	// customers post vendor callbacks to HookBase + "/<connector>/...".
+	// customers post vendor callbacks to HookURL(connector, path).
 	HookBase string
 	// Client is what simulated customers use to call connectors.
 	Client *http.Client
@@ -306,6 +306,14 @@ func (e *Env) Faults() map[string]Fault {
 		out[k] = v
 	}
 	return out
+}
+
+// HookURL is where connector's webhook path lives: HookBase + "/" + connector + path, with a
+// "{connector}" in HookBase replaced by the connector's name (docker-compose runs each
+// connector in its own container: SANDBOX_HOOK_BASE=http://{connector}:8080/hooks).
+func (e *Env) HookURL(connector, path string) string {
+	base := strings.ReplaceAll(e.HookBase, "{connector}", connector)
+	return base + "/" + connector + path
 }
 
 // Record stores what a connector sent. data is marshalled as JSON.
