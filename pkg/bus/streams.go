@@ -16,6 +16,7 @@ const (
 	StreamDesk  = "OMNI_DESK"
 	StreamAudit = "OMNI_AUDIT"
 	StreamDLQ   = "OMNI_DLQ"
+	StreamOps   = "OMNI_OPS" // omni.ops.> operational alerts, 7 days
 )
 
 // SubjectDLQ returns the dead-letter subject of a service.
@@ -52,7 +53,7 @@ func (c *StreamsConfig) setDefaults() {
 	def(&c.DuplicateWindow, 2*time.Minute)
 }
 
-// Streams returns the six omnibus stream definitions.
+// Streams returns the omnibus stream definitions.
 func Streams(c StreamsConfig) []jetstream.StreamConfig {
 	c.setDefaults()
 	mk := func(name, desc, subj string, ret jetstream.RetentionPolicy, age time.Duration) jetstream.StreamConfig {
@@ -75,6 +76,7 @@ func Streams(c StreamsConfig) []jetstream.StreamConfig {
 		mk(StreamDesk, "agent-desk events", "omni.desk.>", jetstream.LimitsPolicy, c.DeskMaxAge),
 		mk(StreamAudit, "one masked record per third-party call", "omni.audit.>", jetstream.LimitsPolicy, c.AuditMaxAge),
 		mk(StreamDLQ, "dead letters with their reasons", "omni.dlq.>", jetstream.LimitsPolicy, c.DLQMaxAge),
+		mk(StreamOps, "operational alerts raised and resolved", "omni.ops.>", jetstream.LimitsPolicy, 7*day),
 	}
 }
 

@@ -27,7 +27,8 @@ type Webhook struct {
 	// NoSignature acknowledges that the vendor signs nothing (Verify may then be nil).
 	NoSignature bool
 	// Decode turns the verified request into the events to publish. Return an error wrapping
-	// webhook.ErrMalformed for bad input (400 with the reason). Zero events is fine (e.g. a
+	// webhook.ErrMalformed for bad input (400 with the reason), or webhook.ErrUnavailable for a
+	// transient failure (503 + Retry-After: the vendor retries). Zero events is fine (e.g. a
 	// vendor ping): the vendor is answered at once.
 	Decode func(r *http.Request, body []byte) ([]bus.Outgoing, error)
 	// Respond writes the vendor's expected acknowledgement once every event was acked by
@@ -90,6 +91,11 @@ func (rt *Runtime) inbound(h Webhook) http.HandlerFunc {
 		}
 		batch, err := h.Decode(r, body)
 		if err != nil {
+			if errors.Is(err, webhook.ErrUnavailable) {
+				w.Header().Set("Retry-After", "1")
+				rt.reject(w, r, http.StatusServiceUnavailable, err)
+				return
+			}
 			rt.reject(w, r, http.StatusBadRequest, err)
 			return
 		}

@@ -1,7 +1,8 @@
-// Package resilience holds the error kinds that tell the runtime what to do next with a failed
-// call or handler: Permanent (dead-letter now, never retry) and RetryAfter (retry, but not before d).
-// The bus consumer and the vendor-call pipeline read these and nothing else.
 package resilience
+
+// The error kinds that tell the runtime what to do next with a failed call or handler: Permanent
+// (dead-letter now, never retry) and RetryAfter (retry, but not before d). The bus consumer and
+// the vendor-call pipeline read these and nothing else.
 
 import (
 	"errors"

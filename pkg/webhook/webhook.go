@@ -18,6 +18,9 @@ var (
 	ErrSignature = errors.New("bad signature")            // 401
 	ErrExpired   = errors.New("timestamp outside window") // 401
 	ErrMalformed = errors.New("malformed request")        // 400
+	// ErrUnavailable is a transient failure while handling a valid request (a state lookup, a
+	// pull from the vendor): 503 with Retry-After, so the vendor delivers it again.
+	ErrUnavailable = errors.New("temporarily unavailable") // 503
 )
 
 // HMACSHA256Hex returns the lower-case hex HMAC-SHA256 of the concatenated parts.

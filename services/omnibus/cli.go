@@ -21,6 +21,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/pkg/telemetry"
+	"github.com/omnibus-dev/omnibus/services/audit"
 	"github.com/omnibus-dev/omnibus/services/omnibus/internal/allinone"
 	"github.com/omnibus-dev/omnibus/services/omnibus/internal/demo"
 )
@@ -35,6 +36,7 @@ Usage:
   omnibus bench [flags]         load-test the unifier on embedded NATS and Postgres (-h: flags)
   omnibus unmerge --merge-id ID undo a customer merge (identities, conversations, messages go back)
   omnibus close|reopen --conversation ID   close or reopen a conversation
+  omnibus audit [flags]         list third-party call records, newest first (-h: flags)
   omnibus config                print every environment variable with its default
   omnibus health                exit 0 if the running all-in-one answers /healthz
 
@@ -60,8 +62,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = bench(args, stdout, stderr)
 	case "unmerge", "close", "reopen":
 		err = deskCommand(cmd, args, stdout)
+	case "audit":
+		err = audit.Command(context.Background(), args, os.LookupEnv, stdout, stderr)
 	case "config":
-		printConfig(stdout)
+		printConfig(stdout, len(args) > 0 && args[0] == "--markdown")
 	case "health":
 		var cfg allinone.Config
 		if err := config.Load(&cfg, os.LookupEnv); err != nil {
@@ -103,10 +107,11 @@ func runAll() error {
 		return v, ok
 	}
 	build := func(base string) []service.Service {
-		overlay["EXAMPLE_API_BASE"] = base + "/sandbox/example"
-		overlay["SANDBOX_HOOK_BASE"], overlay["SANDBOX_APP_BASE"] = base+"/hooks", base
 		svcs := services()
 		if cfg.Simulate {
+			for k, v := range sandboxEnv(base) {
+				overlay[k] = v
+			}
 			svcs = append(svcs, simulated()...)
 			secret, _ := env("EXAMPLE_SECRET")
 			svcs = append(svcs, demo.Service(demo.Options{Base: base, Secret: secret, Interval: cfg.SimInterval}))
@@ -116,7 +121,11 @@ func runAll() error {
 	return allinone.Run(ctx, cfg, build, env, log, nil)
 }
 
-func printConfig(w io.Writer) {
+func printConfig(w io.Writer, markdown bool) {
+	if markdown {
+		printConfigMarkdown(w)
+		return
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VARIABLE\tDEFAULT\tMEANING")
 	seen := map[string]bool{}
@@ -135,6 +144,30 @@ func printConfig(w io.Writer) {
 		}
 	}
 	_ = tw.Flush()
+}
+
+// printConfigMarkdown prints one table per service, as the README's "Configuration of each
+// service" section has them (omnibus config --markdown regenerates it).
+func printConfigMarkdown(w io.Writer) {
+	cell := func(s string) string { return strings.ReplaceAll(s, "|", "\\|") }
+	for _, s := range append(services(), simulated()...) {
+		if s.Config == nil || s.Name == "unifier" || s.Name == "example" || s.Name == "sandbox" {
+			continue // documented in their own sections above
+		}
+		fields := config.Describe(s.Config)
+		if len(fields) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "`%s`:\n\n| variable | default | meaning |\n|---|---|---|\n", s.Name)
+		for _, f := range fields {
+			def := ""
+			if f.Default != "" {
+				def = "`" + f.Default + "`"
+			}
+			fmt.Fprintf(w, "| `%s` | %s | %s |\n", f.Env, cell(def), cell(f.Desc))
+		}
+		fmt.Fprintln(w)
+	}
 }
 
 func dlq(args []string, w io.Writer) error {

@@ -11,11 +11,17 @@ require (
 require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
+	github.com/bits-and-blooms/bitset v1.24.4 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/chromedp/cdproto v0.159.0 // indirect
 	github.com/cloudevents/sdk-go/v2 v2.16.2 // indirect
+	github.com/coder/websocket v1.8.15 // indirect
 	github.com/distribution/reference v0.6.0 // indirect
 	github.com/docker/go-connections v0.8.2 // indirect
 	github.com/docker/go-units v0.5.0 // indirect
+	github.com/failsafe-go/failsafe-go v0.9.8 // indirect
+	github.com/go-jose/go-jose/v4 v4.1.9 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/go-viper/mapstructure/v2 v2.4.0 // indirect
@@ -36,6 +42,7 @@ require (
 	github.com/nats-io/nats-server/v2 v2.15.2 // indirect
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
+	github.com/nyaruka/phonenumbers v1.8.1 // indirect
 	github.com/omnibus-dev/omnibus/schemas v0.0.0 // indirect
 	github.com/opencontainers/go-digest v1.0.0 // indirect
 	github.com/pressly/goose/v3 v3.30.0 // indirect
@@ -60,6 +67,7 @@ require (
 	go.yaml.in/yaml/v2 v2.4.4 // indirect
 	go.yaml.in/yaml/v4 v4.0.0-rc.4 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
+	golang.org/x/oauth2 v0.37.0 // indirect
 	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/text v0.44.0 // indirect
@@ -69,10 +77,20 @@ require (
 )
 
 require (
+	github.com/chromedp/chromedp v0.23.0
 	github.com/compose-spec/compose-go/v2 v2.16.2
+	github.com/omnibus-dev/omnibus/services/audit v0.0.0
+	github.com/omnibus-dev/omnibus/services/crm v0.0.0
+	github.com/omnibus-dev/omnibus/services/desk v0.0.0
 	github.com/omnibus-dev/omnibus/services/example v0.0.0
+	github.com/omnibus-dev/omnibus/services/logistics v0.0.0
+	github.com/omnibus-dev/omnibus/services/oms v0.0.0
 	github.com/omnibus-dev/omnibus/services/sandbox v0.0.0
+	github.com/omnibus-dev/omnibus/services/sms v0.0.0
+	github.com/omnibus-dev/omnibus/services/ticket v0.0.0
 	github.com/omnibus-dev/omnibus/services/unifier v0.0.0
+	github.com/omnibus-dev/omnibus/services/webchat v0.0.0
+	github.com/omnibus-dev/omnibus/services/wechatkf v0.0.0
 )
 
 replace (
@@ -85,3 +103,21 @@ replace github.com/omnibus-dev/omnibus/services/example => ../example
 replace github.com/omnibus-dev/omnibus/services/unifier => ../unifier
 
 replace github.com/omnibus-dev/omnibus/services/sandbox => ../sandbox
+
+replace github.com/omnibus-dev/omnibus/services/wechatkf => ../wechatkf
+
+replace github.com/omnibus-dev/omnibus/services/logistics => ../logistics
+
+replace github.com/omnibus-dev/omnibus/services/ticket => ../ticket
+
+replace github.com/omnibus-dev/omnibus/services/webchat => ../webchat
+
+replace github.com/omnibus-dev/omnibus/services/sms => ../sms
+
+replace github.com/omnibus-dev/omnibus/services/crm => ../crm
+
+replace github.com/omnibus-dev/omnibus/services/oms => ../oms
+
+replace github.com/omnibus-dev/omnibus/services/audit => ../audit
+
+replace github.com/omnibus-dev/omnibus/services/desk => ../desk

@@ -8,12 +8,22 @@
 package main
 
 import (
+	"cmp"
 	"os"
 
 	"github.com/omnibus-dev/omnibus/pkg/service"
+	"github.com/omnibus-dev/omnibus/services/audit"
+	"github.com/omnibus-dev/omnibus/services/crm"
+	"github.com/omnibus-dev/omnibus/services/desk"
 	"github.com/omnibus-dev/omnibus/services/example"
+	"github.com/omnibus-dev/omnibus/services/logistics"
+	"github.com/omnibus-dev/omnibus/services/oms"
 	"github.com/omnibus-dev/omnibus/services/sandbox"
+	"github.com/omnibus-dev/omnibus/services/sms"
+	"github.com/omnibus-dev/omnibus/services/ticket"
 	"github.com/omnibus-dev/omnibus/services/unifier"
+	"github.com/omnibus-dev/omnibus/services/webchat"
+	"github.com/omnibus-dev/omnibus/services/wechatkf"
 )
 
 // services is every service the all-in-one composes; a new service adds one line here.
@@ -21,6 +31,15 @@ func services() []service.Service {
 	return []service.Service{
 		example.Service(),
 		unifier.Service(),
+		wechatkf.Service(),
+		webchat.Service(),
+		sms.Service(),
+		crm.Service(),
+		oms.Service(),
+		audit.Service(),
+		desk.Service(),
+		logistics.Service(),
+		ticket.Service(),
 	}
 }
 
@@ -28,6 +47,32 @@ func services() []service.Service {
 // (the vendors and the customers).
 func simulated() []service.Service {
 	return []service.Service{sandbox.Service()}
+}
+
+// sandboxEnv is the configuration that points every connector at the sandbox: its API bases and
+// the credentials the sandbox's vendors issued. Variables set in the environment win.
+func sandboxEnv(base string) map[string]string {
+	env := map[string]string{
+		"EXAMPLE_API_BASE":     base + "/sandbox/example",
+		"SANDBOX_HOOK_BASE":    base + "/hooks",
+		"SANDBOX_APP_BASE":     base,
+		"WECHATKF_API_BASE":    base + "/sandbox/wecom",
+		"SF_API_BASE":          base + "/sandbox/sfexpress",
+		"CAINIAO_API_BASE":     base + "/sandbox/cainiao",
+		"TICKET_PROVIDER":      "jira",
+		"DESK_DEV_LOGIN":       "true",
+		"DESK_PUBLIC_URL":      base,
+		"DESK_AGENTS":          "demo",
+		"SALESFORCE_LOGIN_URL": base + "/sandbox/salesforce",
+		"OMS_API_BASE":         base + "/sandbox/oms",
+		"SMS_API_BASE":         base + "/sandbox/" + cmp.Or(os.Getenv("SMS_PROVIDER"), sandbox.Credentials["SMS_PROVIDER"]),
+		"JIRA_BASE_URL":        base + "/sandbox/jira",
+		"ZENDESK_API_BASE":     base + "/sandbox/zendesk",
+	}
+	for k, v := range sandbox.Credentials {
+		env[k] = v
+	}
+	return env
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }

@@ -65,7 +65,9 @@ func TestAllInOne(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- allinone.Run(ctx, cfg, func(base string) []service.Service {
-			env["EXAMPLE_API_BASE"] = base + "/sandbox/example"
+			for k, v := range sandboxEnv(base) {
+				env[k] = v
+			}
 			return append(append(services(), simulated()...), demo.Service(demo.Options{Base: base, Secret: "s", Interval: cfg.SimInterval}))
 		}, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, log, func(b string) { baseCh <- b })
 	}()

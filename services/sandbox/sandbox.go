@@ -63,13 +63,15 @@ func Service() service.Service {
 			if err != nil {
 				return err
 			}
+			people := sim.Population(cfg.Customers, uint64(cfg.Seed))
+			customerAPI(d.Mux, people, channels)
 			d.Log.Info("sandbox up", "vendors", vendorNames(), "channels", len(channels), "faults", len(faults),
-				"admin", "/sandbox/_admin/{faults,records,routes}")
+				"admin", "/sandbox/_admin/{faults,records,routes,customers}")
 			if cfg.Interval == 0 || len(channels) == 0 {
 				<-ctx.Done()
 				return nil
 			}
-			sc := &Scenario{Customers: sim.Population(cfg.Customers, uint64(cfg.Seed)), Channels: channels,
+			sc := &Scenario{Customers: people, Channels: channels,
 				Interval: cfg.Interval, Seed: cfg.Seed, Log: d.Log}
 			return sc.Run(ctx)
 		},

@@ -4,7 +4,17 @@ import (
 	"context"
 
 	"github.com/omnibus-dev/omnibus/pkg/config"
+	"github.com/omnibus-dev/omnibus/services/sandbox/aliyun"
+	"github.com/omnibus-dev/omnibus/services/sandbox/cainiao"
+	"github.com/omnibus-dev/omnibus/services/sandbox/jira"
+	omssim "github.com/omnibus-dev/omnibus/services/sandbox/oms"
+	sfsim "github.com/omnibus-dev/omnibus/services/sandbox/salesforce"
+	"github.com/omnibus-dev/omnibus/services/sandbox/sfexpress"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
+	"github.com/omnibus-dev/omnibus/services/sandbox/tencent"
+	"github.com/omnibus-dev/omnibus/services/sandbox/webchatsim"
+	"github.com/omnibus-dev/omnibus/services/sandbox/wecom"
+	"github.com/omnibus-dev/omnibus/services/sandbox/zendesk"
 )
 
 // vendor mounts one simulator on env and returns the customer channel it offers (nil if none).
@@ -13,8 +23,99 @@ type vendor struct {
 	mount func(ctx context.Context, env *sim.Env, cfg *Config, lookup config.Lookup) (sim.Channel, error)
 }
 
+// The simulators read the connectors' own credential variables: the sandbox plays the vendor
+// that issued them, so one setting configures both sides (the all-in-one sets them to the
+// sandbox's values below unless they are set; docker-compose passes the same values to both
+// containers).
+func get(lookup config.Lookup, key, def string) string {
+	if v, ok := lookup(key); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+// Sandbox credentials: what the all-in-one configures the connectors with.
+var Credentials = map[string]string{
+	"SALESFORCE_CLIENT_ID": "3MVG9OmnibusSandbox", "SALESFORCE_CLIENT_SECRET": "sandbox-salesforce-secret",
+	"OMS_APP_KEY": "omnibus-sandbox", "OMS_APP_SECRET": "sandbox-oms-secret",
+	"SMS_PROVIDER":             "aliyun",
+	"SMS_ALIYUN_ACCESS_KEY_ID": "LTAI5tSandboxAliyunSms01", "SMS_ALIYUN_ACCESS_KEY_SECRET": "sandbox-aliyun-access-key-secret",
+	"SMS_ALIYUN_SIGN_NAME": "omnibus", "SMS_ALIYUN_TEMPLATE_CODE": "SMS_000001",
+	"SMS_TENCENT_SECRET_ID": "AKIDsandboxTencentSms0000000000000000", "SMS_TENCENT_SECRET_KEY": "sandbox-tencent-secret-key",
+	"SMS_TENCENT_SDK_APP_ID": "1400000000", "SMS_TENCENT_SIGN_NAME": "omnibus", "SMS_TENCENT_TEMPLATE_ID": "100001",
+	"SMS_WEBHOOK_TOKEN": "sandbox-sms-webhook-token-0001",
+	"WEBCHAT_SECRET":    "sandbox-webchat-secret-0001",
+	"WECHATKF_CORP_ID":  "wwOmnibusSandbox01", "WECHATKF_SECRET": "sandbox-kf-secret",
+	"WECHATKF_TOKEN": "OmnibusSandbox", "WECHATKF_AES_KEY": "lM7/Yv3UOFPG++ipKh3A7ho3Yo6FvJGmMXxfyociK4s",
+	"WECHATKF_SCENE_KEY": "sandbox-scene-key-0001", "WECHATKF_OPEN_KFID": "wkSandboxKf0000000000000000000001",
+	"SF_PARTNER_ID": "OMNIBUS_SANDBOX", "SF_CHECKWORD": "sandbox-checkword",
+	"CAINIAO_PROVIDER_ID": "OMNIBUS_SANDBOX", "CAINIAO_SECRET_KEY": "sandbox-secret",
+	"JIRA_EMAIL": "bot@omnibus.local", "JIRA_API_TOKEN": "sandbox-jira-token", "JIRA_WEBHOOK_SECRET": "sandbox-jira-hook",
+	"ZENDESK_EMAIL": "bot@omnibus.local", "ZENDESK_API_TOKEN": "sandbox-zendesk-token", "ZENDESK_WEBHOOK_SECRET": "sandbox-zendesk-hook",
+}
+
+// cred reads a credential the way the connector does, defaulting to the sandbox's.
+func cred(lookup config.Lookup, key string) string { return get(lookup, key, Credentials[key]) }
+
+// credLookup is lookup with the sandbox's credentials as defaults.
+func credLookup(l config.Lookup) config.Lookup {
+	return func(k string) (string, bool) { v := cred(l, k); return v, v != "" }
+}
+
 // vendors is every simulator the sandbox runs.
-var vendors = []vendor{}
+var vendors = []vendor{
+	// The CRM and the order system know the simulated population (most of it).
+	{"salesforce", func(_ context.Context, env *sim.Env, cfg *Config, l config.Lookup) (sim.Channel, error) {
+		_, err := sfsim.New(env, sfsim.Config{ClientID: cred(l, "SALESFORCE_CLIENT_ID"), ClientSecret: cred(l, "SALESFORCE_CLIENT_SECRET"),
+			Customers: cfg.Customers, Seed: uint64(cfg.Seed)})
+		return nil, err
+	}},
+	{"oms", func(_ context.Context, env *sim.Env, cfg *Config, l config.Lookup) (sim.Channel, error) {
+		_, err := omssim.New(env, omssim.Config{AppKey: cred(l, "OMS_APP_KEY"), AppSecret: cred(l, "OMS_APP_SECRET"),
+			Customers: cfg.Customers, Seed: uint64(cfg.Seed)})
+		return nil, err
+	}},
+	// Both SMS vendors are simulated; the one named by SMS_PROVIDER offers the customers' phones.
+	{"aliyun", func(ctx context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {
+		return aliyun.Mount(ctx, env, credLookup(l))
+	}},
+	{"tencent", func(ctx context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {
+		return tencent.Mount(ctx, env, credLookup(l))
+	}},
+	{"webchat", func(ctx context.Context, env *sim.Env, cfg *Config, l config.Lookup) (sim.Channel, error) {
+		// With the connector's secret the visitors keep their ids across runs.
+		ch, err := webchatsim.New(ctx, cfg.AppBase, env, webchatsim.Options{Secret: cred(l, "WEBCHAT_SECRET"), Log: env.Log})
+		if err != nil {
+			return nil, err
+		}
+		return ch, nil // the customers' browsers: sim.Channel "webchat"
+	}},
+	{"wecom", func(_ context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {
+		s, err := wecom.New(env, wecom.Config{CorpID: cred(l, "WECHATKF_CORP_ID"), Secret: cred(l, "WECHATKF_SECRET"),
+			Token: cred(l, "WECHATKF_TOKEN"), EncodingAESKey: cred(l, "WECHATKF_AES_KEY"),
+			SceneKey: cred(l, "WECHATKF_SCENE_KEY"), OpenKfID: cred(l, "WECHATKF_OPEN_KFID")})
+		if err != nil {
+			return nil, err
+		}
+		return s, nil // the customers' WeChat: sim.Channel "wechatkf"
+	}},
+	{"sfexpress", func(_ context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {
+		_, err := sfexpress.New(env, sfexpress.Config{PartnerID: cred(l, "SF_PARTNER_ID"), Checkword: cred(l, "SF_CHECKWORD")})
+		return nil, err
+	}},
+	{"cainiao", func(_ context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {
+		_, err := cainiao.New(env, cainiao.Config{ProviderID: cred(l, "CAINIAO_PROVIDER_ID"), SecretKey: cred(l, "CAINIAO_SECRET_KEY")})
+		return nil, err
+	}},
+	{"jira", func(_ context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {
+		_, err := jira.New(env, jira.Config{Email: cred(l, "JIRA_EMAIL"), APIToken: cred(l, "JIRA_API_TOKEN"), WebhookSecret: cred(l, "JIRA_WEBHOOK_SECRET")})
+		return nil, err
+	}},
+	{"zendesk", func(_ context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {
+		_, err := zendesk.New(env, zendesk.Config{Email: cred(l, "ZENDESK_EMAIL"), APIToken: cred(l, "ZENDESK_API_TOKEN"), WebhookSecret: cred(l, "ZENDESK_WEBHOOK_SECRET")})
+		return nil, err
+	}},
+}
 
 func mountVendors(ctx context.Context, env *sim.Env, cfg *Config, lookup config.Lookup) ([]sim.Channel, error) {
 	var chans []sim.Channel

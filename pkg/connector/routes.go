@@ -1,0 +1,37 @@
+package connector
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// Handle mounts h for a connector's routes that are not vendor webhooks: assets, a WebSocket, an
+// API the connector's own clients call (the web chat widget). pattern is a net/http pattern
+// ("GET /webchat/widget.js", "/webchat/ws") whose path must lie under /<Name>/ or
+// /hooks/<Name>/, so that connectors cannot take each other's paths. Unlike Webhook, Handle adds
+// no body cap, signature check or publish flow: h does its own.
+func (rt *Runtime) Handle(pattern string, h http.Handler) error {
+	if h == nil {
+		return fmt.Errorf("%s route %q: nil handler", rt.Spec.Name, pattern)
+	}
+	path := pattern
+	if i := strings.IndexByte(pattern, ' '); i >= 0 {
+		path = strings.TrimLeft(pattern[i+1:], " \t")
+	}
+	if !strings.HasPrefix(path, "/") {
+		return fmt.Errorf("%s route %q: the path must be absolute, without a host", rt.Spec.Name, pattern)
+	}
+	own, hooks := "/"+rt.Spec.Name+"/", "/hooks/"+rt.Spec.Name+"/"
+	if !strings.HasPrefix(path, own) && !strings.HasPrefix(path, hooks) {
+		return fmt.Errorf("%s route %q: the path must start with %s or %s", rt.Spec.Name, pattern, own, hooks)
+	}
+	if rt.mux == nil {
+		return fmt.Errorf("%s route %q: the service runs without an HTTP mux", rt.Spec.Name, pattern)
+	}
+	rt.mux.Handle(pattern, h)
+	rt.mu.Lock()
+	rt.hooks = append(rt.hooks, pattern)
+	rt.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,147 @@
+package resilience
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// BatchFunc calls the vendor once for several keys (e.g. SF Express route query takes up to 10
+// waybills) and returns the answer of each key it knows. A key missing from the map gets
+// ErrNotInBatch; an error fails every key of the batch.
+type BatchFunc[K comparable, V any] func(ctx context.Context, keys []K) (map[K]V, error)
+
+// BatchOptions configure a Batcher. Zero fields take the defaults shown.
+type BatchOptions struct {
+	// MaxSize is the most keys in one call (the vendor's limit). Default 10.
+	MaxSize int
+	// MaxWait is how long the first key of a batch waits for others. Default 5ms.
+	MaxWait time.Duration
+}
+
+// Batcher coalesces the requests for one vendor operation that arrive together into batch calls:
+// a batch is sent when it holds MaxSize distinct keys or MaxWait after its first key, and each
+// caller gets its own key's answer. Callers asking for the same key in one batch share it.
+//
+//	tracks := resilience.NewBatcher(resilience.BatchOptions{MaxSize: 10, MaxWait: 5 * time.Millisecond},
+//		func(ctx context.Context, waybills []string) (map[string]Track, error) {
+//			return queryRoutes(ctx, waybills) // one Route.HTTP call: one audit record per batch
+//		})
+//	track, err := tracks.Get(ctx, waybill)
+//
+// The batch call runs under the first caller's trace, without any caller's cancellation, until
+// the latest deadline among its callers; each caller waits only within its own context.
+type Batcher[K comparable, V any] struct {
+	o   BatchOptions
+	fn  BatchFunc[K, V]
+	mu  sync.Mutex
+	cur *batch[K, V]
+}
+
+type batch[K comparable, V any] struct {
+	ctx      context.Context // the first caller's, for values
+	deadline time.Time       // the latest caller deadline; zero if a caller has none
+	keys     []K
+	waiters  map[K][]chan batchResult[V]
+	timer    *time.Timer
+	sent     bool
+}
+
+type batchResult[V any] struct {
+	v   V
+	err error
+}
+
+// NewBatcher returns a Batcher calling fn.
+func NewBatcher[K comparable, V any](o BatchOptions, fn BatchFunc[K, V]) *Batcher[K, V] {
+	if o.MaxSize <= 0 {
+		o.MaxSize = 10
+	}
+	if o.MaxWait <= 0 {
+		o.MaxWait = 5 * time.Millisecond
+	}
+	return &Batcher[K, V]{o: o, fn: fn}
+}
+
+// Get returns key's answer from the batch it joins. Errors: the batch call's error,
+// ErrNotInBatch, or ctx's error.
+func (b *Batcher[K, V]) Get(ctx context.Context, key K) (V, error) {
+	ch := make(chan batchResult[V], 1)
+	b.mu.Lock()
+	bt := b.cur
+	if bt == nil {
+		bt = &batch[K, V]{ctx: ctx, waiters: map[K][]chan batchResult[V]{}}
+		if dl, ok := ctx.Deadline(); ok {
+			bt.deadline = dl
+		}
+		b.cur = bt
+		bt.timer = time.AfterFunc(b.o.MaxWait, func() { b.flush(bt) })
+	} else if dl, ok := ctx.Deadline(); !ok {
+		bt.deadline = time.Time{}
+	} else if !bt.deadline.IsZero() && dl.After(bt.deadline) {
+		bt.deadline = dl
+	}
+	if _, seen := bt.waiters[key]; !seen {
+		bt.keys = append(bt.keys, key)
+	}
+	bt.waiters[key] = append(bt.waiters[key], ch)
+	full := len(bt.keys) >= b.o.MaxSize
+	if full {
+		b.cur = nil // later callers start the next batch
+	}
+	b.mu.Unlock()
+	if full {
+		bt.timer.Stop()
+		go b.flush(bt)
+	}
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-ctx.Done():
+		var zero V
+		return zero, ctx.Err()
+	}
+}
+
+func (b *Batcher[K, V]) flush(bt *batch[K, V]) {
+	b.mu.Lock()
+	if bt.sent {
+		b.mu.Unlock()
+		return
+	}
+	bt.sent = true
+	if b.cur == bt {
+		b.cur = nil
+	}
+	b.mu.Unlock()
+
+	ctx := context.WithoutCancel(bt.ctx)
+	if !bt.deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, bt.deadline)
+		defer cancel()
+	}
+	res, err := func() (res map[K]V, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("batch call panicked: %v", r)
+			}
+		}()
+		return b.fn(ctx, bt.keys)
+	}()
+	for k, chans := range bt.waiters {
+		var r batchResult[V]
+		switch v, ok := res[k]; {
+		case err != nil:
+			r.err = err
+		case !ok:
+			r.err = fmt.Errorf("%w: %v", ErrNotInBatch, k)
+		default:
+			r.v = v
+		}
+		for _, ch := range chans {
+			ch <- r
+		}
+	}
+}

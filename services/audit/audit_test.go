@@ -1,0 +1,316 @@
+package audit_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"go.uber.org/goleak"
+
+	pkgaudit "github.com/omnibus-dev/omnibus/pkg/audit"
+	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
+	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/pkg/pgtest"
+	"github.com/omnibus-dev/omnibus/pkg/service"
+	"github.com/omnibus-dev/omnibus/services/audit"
+	"github.com/omnibus-dev/omnibus/services/audit/internal/store"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(pgtest.Wrap(m)) }
+
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+type testBundle struct {
+	bus  *bustest.Bundle
+	pool *pgxpool.Pool
+	api  *httptest.Server
+}
+
+// setup runs the audit service on a fresh JetStream server and database until the test ends.
+func setup(t *testing.T, env map[string]string) *testBundle {
+	t.Helper()
+	b := &testBundle{bus: bustest.New(t, bus.WithLogger(quiet())), pool: pgtest.NewDB(t)}
+	mux := http.NewServeMux()
+	b.api = httptest.NewServer(mux)
+	t.Cleanup(b.api.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- audit.Run(ctx, service.Deps{Bus: b.bus.Client, DB: b.pool, Mux: mux, Log: quiet(), Health: service.NewHealth(),
+			Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("audit stopped with %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("audit did not stop")
+		}
+	})
+	bustest.WaitFor(t, 20*time.Second, "the audit API", func() bool {
+		resp, err := http.Get(b.api.URL + "/api/audit?limit=1")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode != http.StatusNotFound
+	})
+	return b
+}
+
+func record(i int, at time.Time, vendor, customer, trace string) event.Event {
+	r := pkgaudit.Record{At: at.UTC(), Service: "logistics", Vendor: vendor, Op: "route_query", Outcome: pkgaudit.OutcomeOK,
+		Status: 200, Code: "A1000", LatencyMS: float64(i), Attempts: 1, Idempotent: true, CustomerID: customer, TraceID: trace,
+		Request: &pkgaudit.Body{Text: `{"waybill":"SF1"}`, Bytes: 17, ContentType: "application/json"}}
+	if i%3 == 0 {
+		r.Outcome, r.Error, r.Fallback = pkgaudit.OutcomeTimeout, "timeout", pkgaudit.FallbackManual
+	}
+	e, err := event.New(pkgaudit.TypeCallRecorded, "/connectors/logistics", r, event.WithTime(at), event.WithID(fmt.Sprintf("rec-%03d", i)))
+	if err != nil {
+		panic(err)
+	}
+	return e
+}
+
+func (b *testBundle) count(t *testing.T) int {
+	t.Helper()
+	var n int
+	if err := b.pool.QueryRow(context.Background(), `SELECT count(*) FROM audit_records`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func (b *testBundle) get(t *testing.T, query string) (int, audit.Page, string) {
+	t.Helper()
+	resp, err := http.Get(b.api.URL + "/api/audit?" + query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var p audit.Page
+	_ = json.Unmarshal(body, &p)
+	return resp.StatusCode, p, string(body)
+}
+
+func TestStoresQueriesAndPaginates(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	trace := "4bf92f3577b34da6a3ce929d0e0e4736"
+	var evs []event.Event
+	for i := range 30 {
+		vendor, customer, tr := "sfexpress", "cust-a", ""
+		if i%2 == 1 {
+			vendor, customer = "cainiao", "cust-b"
+		}
+		if i == 7 {
+			tr = trace
+		}
+		// Spread over three days: the records need three partitions.
+		evs = append(evs, record(i, now.Add(-time.Duration(i)*2*time.Hour), vendor, customer, tr))
+	}
+	for _, e := range evs {
+		if err := b.bus.Client.Publish(ctx, pkgaudit.Subject("logistics"), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A redelivery after JetStream's duplicate window (a fresh Nats-Msg-Id) is stored once.
+	h, body, _ := event.Encode(evs[0])
+	h.Set("Nats-Msg-Id", "again-"+evs[0].ID())
+	if _, err := b.bus.Client.JetStream().PublishMsg(ctx, &nats.Msg{Subject: "omni.audit.logistics", Header: h, Data: body}); err != nil {
+		t.Fatal(err)
+	}
+	bustest.WaitFor(t, 20*time.Second, "30 stored records", func() bool { return b.count(t) == 30 })
+	time.Sleep(200 * time.Millisecond) // let a wrongly duplicated record show up
+	if n := b.count(t); n != 30 {
+		t.Fatalf("%d rows, want 30 (the redelivery must be ignored)", n)
+	}
+
+	status, p, raw := b.get(t, "vendor=sfexpress&limit=100")
+	if status != 200 || len(p.Records) != 15 || p.NextCursor != "" {
+		t.Fatalf("vendor filter: %d %d records next %q: %s", status, len(p.Records), p.NextCursor, raw)
+	}
+	for i := 1; i < len(p.Records); i++ {
+		if p.Records[i].At.After(p.Records[i-1].At) {
+			t.Fatal("records are not newest first")
+		}
+	}
+	_, p, _ = b.get(t, "trace_id="+trace)
+	if len(p.Records) != 1 || p.Records[0].ID != "rec-007" || p.Records[0].Request == nil || p.Records[0].Request.Text != `{"waybill":"SF1"}` {
+		t.Fatalf("trace filter: %+v", p.Records)
+	}
+	_, p, _ = b.get(t, "customer_id=cust-b&outcome=timeout")
+	for _, r := range p.Records {
+		if r.CustomerID != "cust-b" || r.Outcome != "timeout" || r.Fallback != "manual" {
+			t.Fatalf("customer+outcome filter returned %+v", r)
+		}
+	}
+	if len(p.Records) != 5 { // odd i divisible by 3 below 30: 3, 9, 15, 21, 27
+		t.Fatalf("customer+outcome filter: %d records", len(p.Records))
+	}
+	from := now.Add(-10 * time.Hour).Format(time.RFC3339Nano)
+	_, p, _ = b.get(t, url.Values{"from": {from}}.Encode())
+	if len(p.Records) != 6 { // i = 0..5 (at >= now-10h; i=5 is exactly now-10h)
+		t.Fatalf("from filter: %d records", len(p.Records))
+	}
+
+	// Cursor pagination walks every record once.
+	seen := map[string]bool{}
+	q := url.Values{"limit": {"7"}}
+	for pages := 0; ; pages++ {
+		status, p, raw := b.get(t, q.Encode())
+		if status != 200 || pages > 10 {
+			t.Fatalf("page %d: %d %s", pages, status, raw)
+		}
+		for _, r := range p.Records {
+			if seen[r.ID] {
+				t.Fatalf("record %s on two pages", r.ID)
+			}
+			seen[r.ID] = true
+		}
+		if p.NextCursor == "" {
+			break
+		}
+		q.Set("cursor", p.NextCursor)
+	}
+	if len(seen) != 30 {
+		t.Fatalf("pagination saw %d records", len(seen))
+	}
+
+	// The CLI reads the same API.
+	var out, errOut bytes.Buffer
+	env := func(k string) (string, bool) { return map[string]string{"AUDIT_URL": b.api.URL}[k], k == "AUDIT_URL" }
+	if err := audit.Command(ctx, []string{"--vendor", "cainiao", "--limit", "20", "--from", "7d"}, env, &out, &errOut); err != nil {
+		t.Fatalf("%v: %s", err, errOut.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 16 || !strings.HasPrefix(lines[0], "TIME") || !strings.Contains(lines[1], "cainiao") {
+		t.Fatalf("CLI output:\n%s", out.String())
+	}
+	out.Reset()
+	if err := audit.Command(ctx, []string{"--json", "--limit", "3"}, env, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), "\n"); n != 3 {
+		t.Fatalf("CLI --json printed %d lines", n)
+	}
+}
+
+func TestAPIRejectsBadRequests(t *testing.T) {
+	t.Parallel()
+	b := setup(t, map[string]string{"AUDIT_API_TOKEN": "s3cret"})
+	for _, q := range []string{"limit=0", "limit=5000", "from=yesterday", "cursor=bad", "vendorr=x", "from=2026-03-02&to=2026-03-01"} {
+		req, _ := http.NewRequest(http.MethodGet, b.api.URL+"/api/audit?"+q, nil)
+		req.Header.Set("Authorization", "Bearer s3cret")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `"error"`) {
+			t.Errorf("%s: %d %s, want 400 with a reason", q, resp.StatusCode, body)
+		}
+	}
+	if status, _, _ := b.get(t, "limit=1"); status != http.StatusUnauthorized {
+		t.Fatalf("no token: %d, want 401", status)
+	}
+	var out, errOut bytes.Buffer
+	env := func(k string) (string, bool) {
+		v, ok := map[string]string{"AUDIT_URL": b.api.URL, "AUDIT_API_TOKEN": "s3cret"}[k]
+		return v, ok
+	}
+	if err := audit.Command(context.Background(), nil, env, &out, &errOut); err != nil {
+		t.Fatalf("CLI with token: %v", err)
+	}
+}
+
+func TestPartitionsAndRetention(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewDB(t, pgtest.WithMigrations("audit", store.Migrate))
+	ctx := context.Background()
+	st := store.New(pool)
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	if err := st.EnsurePartitions(ctx, now.AddDate(0, 0, -200), now.AddDate(0, 0, -198)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.EnsurePartitions(ctx, now.AddDate(0, 0, -1), now.AddDate(0, 0, 7)); err != nil {
+		t.Fatal(err)
+	}
+	rows := []store.Row{
+		{ID: "old", Record: pkgaudit.Record{At: now.AddDate(0, 0, -199), Service: "crm", Vendor: "salesforce", Op: "lookup", Outcome: "ok"}},
+		{ID: "new", Record: pkgaudit.Record{At: now, Service: "crm", Vendor: "salesforce", Op: "lookup", Outcome: "ok"}},
+		{ID: "late", Record: pkgaudit.Record{At: now.AddDate(0, 0, -30), Service: "crm", Vendor: "salesforce", Op: "lookup", Outcome: "ok"}},
+	}
+	if n, err := st.Insert(ctx, rows); err != nil || n != 3 {
+		t.Fatalf("insert: %d, %v", n, err)
+	}
+	if n, err := st.Insert(ctx, rows); err != nil || n != 0 {
+		t.Fatalf("insert again: %d new rows, %v; want 0", n, err)
+	}
+	days, err := st.Partitions(ctx)
+	if err != nil || len(days) != 3+9+1 { // 3 old days, yesterday..+7, and the late record's day made on demand
+		t.Fatalf("partitions %v, %v", days, err)
+	}
+	dropped, err := st.DropBefore(ctx, now.AddDate(0, 0, -180))
+	if err != nil || len(dropped) != 3 || dropped[0] != store.PartitionName(now.AddDate(0, 0, -200)) {
+		t.Fatalf("dropped %v, %v", dropped, err)
+	}
+	p, err := st.Query(ctx, store.Filter{})
+	if err != nil || len(p.Records) != 2 || p.Records[0].ID != "new" || p.Records[1].ID != "late" {
+		t.Fatalf("after retention: %+v, %v", p.Records, err)
+	}
+}
+
+func TestConfig(t *testing.T) {
+	t.Parallel()
+	for v, want := range map[string]time.Duration{"180d": 180 * 24 * time.Hour, "4320h": 4320 * time.Hour, "1d": 24 * time.Hour} {
+		if d, err := audit.ParseRetention(v); err != nil || d != want {
+			t.Errorf("ParseRetention(%q) = %s, %v", v, d, err)
+		}
+	}
+	for _, bad := range []string{"12h", "xd", "-1d"} {
+		cfg := audit.Config{Retention: bad, PartitionsAhead: 7, BatchSize: 500, Maintenance: time.Hour}
+		if err := cfg.Validate(); err == nil {
+			t.Errorf("AUDIT_RETENTION=%s accepted", bad)
+		}
+	}
+}
+
+func TestExpiredAndFutureRecords(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	for i, at := range []time.Time{now.AddDate(0, 0, -200), now.AddDate(0, 0, 3), now} {
+		if err := b.bus.Client.Publish(ctx, "omni.audit.crm", record(i+1, at, "salesforce", "c", "")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bustest.WaitFor(t, 20*time.Second, "the future record dead-lettered", func() bool {
+		return b.bus.StoredCount(t, bus.StreamDLQ, "omni.dlq.audit") == 1
+	})
+	bustest.WaitFor(t, 20*time.Second, "the current record stored", func() bool { return b.count(t) == 1 })
+	_, p, _ := b.get(t, "")
+	if len(p.Records) != 1 || p.Records[0].ID != "rec-003" {
+		t.Fatalf("stored %+v, want only the current record (the expired one is not kept)", p.Records)
+	}
+}

@@ -1,0 +1,212 @@
+package desk_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
+	"github.com/omnibus-dev/omnibus/pkg/event"
+)
+
+// chromium returns the Chromium (or Chrome) binary: $CHROMIUM, else the first one on the machine.
+func chromium() string {
+	if p := os.Getenv("CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// artifacts returns the directory screenshots go to: $OMNIBUS_ARTIFACTS, else <repo>/artifacts.
+func artifacts(t *testing.T) string {
+	dir := os.Getenv("OMNIBUS_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "artifacts")
+	}
+	dir = filepath.Join(dir, "desk-e2e")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	abs, _ := filepath.Abs(dir)
+	return abs
+}
+
+// TestBrowserEndToEnd drives the workbench in headless Chromium: a WeChat customer message
+// appears in the inbox live, the agent opens it and sees the 360 panel, tracks the parcel (the
+// tool request is published), the route card appears when the result arrives, and "send to
+// customer" publishes the route text to the WeChat connector; its delivery status follows.
+func TestBrowserEndToEnd(t *testing.T) {
+	t.Parallel()
+	bin := chromium()
+	if bin == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("Chromium is required in CI for the desk's browser test: apt-get install -y chromium")
+		}
+		t.Skip("Chromium is not installed (apt-get install -y chromium, or set CHROMIUM): skipping the desk's browser test")
+	}
+	b := bustest.New(t, bus.WithLogger(quiet()))
+	d := startDesk(t, b, map[string]string{"DESK_DEV_LOGIN": "true", "DESK_ASSIGN": "false"})
+	shots := artifacts(t)
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox,
+		chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true), chromedp.Flag("lang", "zh-CN"),
+		chromedp.WindowSize(1280, 800), chromedp.UserDataDir(t.TempDir()))
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
+	defer cancelBrowser()
+	ctx, cancel := context.WithTimeout(bctx, 120*time.Second)
+	defer cancel()
+	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			shot(t, bctx, shots, "failed")
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	read := func(what string, a chromedp.Action[string]) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, a)
+		if err != nil {
+			shot(t, bctx, shots, "failed")
+			t.Fatalf("%s: %v", what, err)
+		}
+		return v
+	}
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	screenshot := func(name string) { t.Helper(); shot(t, ctx, shots, name) }
+
+	// The workbench sends a browser without a session to the login page; the dev login signs in
+	// as agent-li and the workbench opens on an empty inbox.
+	run("the login page", chromedp.EmulateViewport(1280, 800), chromedp.Navigate(d.url+"/?lang=zh"),
+		chromedp.WaitVisible(css(`input[name="agent"][value="agent-li"]`)))
+	screenshot("00-login")
+	run("dev login", chromedp.Click(css(`input[name="agent"][value="agent-li"]`)), chromedp.Click(css("#dev-login-submit")),
+		chromedp.WaitVisible(css("#conversations li")), chromedp.WaitVisible(css("#live.on")))
+	screenshot("01-inbox")
+
+	// A WeChat customer writes: the conversation appears without a reload.
+	w := newWorld(t, b)
+	w.customer("张伟", map[string]any{"vip_level": "gold", "company": "示例科技"})
+	w.opened("wechatkf")
+	w.inbound("wechatkf", "wechat_openid", "oWx-zhangwei", "你好，我的快递 SF1234567890123 三天没更新了", time.Now().UTC().Add(-3*time.Minute), "wechatkf")
+	row := `li.conv[data-id="` + w.conv + `"]`
+	run("the new conversation in the inbox", chromedp.WaitVisible(css(row)))
+	waitText := func(what, sel, want string) {
+		t.Helper()
+		var got string
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if got = read(what, chromedp.Text(css(sel))); strings.Contains(got, want) {
+				return
+			}
+		}
+		shot(t, bctx, shots, "failed")
+		t.Fatalf("%s: %q does not contain %q", what, got, want)
+	}
+	waitText("the inbox preview", row+" .conv-preview", "SF1234567890123")
+	screenshot("02-inbox-live")
+
+	// Open it: timeline and 360 panel.
+	run("open the conversation", chromedp.Click(css(row)), chromedp.WaitVisible(css("#panel-360 .profile")),
+		chromedp.WaitVisible(css("#past-conversations li")), chromedp.WaitVisible(css("#timeline .msg.inbound")))
+	panel := read("the 360 panel", chromedp.Text(css("#panel-360")))
+	for _, want := range []string{"张伟", "wmAb…45", "+86 138****8000", "gold", "示例科技"} {
+		if !strings.Contains(panel, want) {
+			t.Errorf("360 panel lacks %q: %q", want, panel)
+		}
+	}
+	if strings.Contains(panel, "oWx-zhangwei") {
+		t.Error("the 360 panel shows a raw identity")
+	}
+	screenshot("03-conversation-360")
+
+	// Track the parcel: the number is prefilled from the customer's message.
+	run("open the track form", chromedp.Click(css("#tool-track")), chromedp.WaitVisible(css("#track-number")))
+	number := read("the tracking number", chromedp.Value(css("#track-number")))
+	if number != "SF1234567890123" {
+		t.Fatalf("prefilled tracking number %q", number)
+	}
+	run("submit the track form", chromedp.Click(css("#tool-submit")))
+	waitCount(t, b, bus.StreamTool, "omni.tool.logistics.route.requested", 1)
+	req := lastEvent(t, b, bus.StreamTool, "omni.tool.logistics.route.requested")
+	if rd := dataOf(t, req); rd["conversation_id"] != w.conv || rd["tracking_number"] != "SF1234567890123" || rd["agent_id"] != "agent-li" ||
+		event.CorrelationID(req) != req.ID() {
+		t.Fatalf("track request %v (correlationid %q)", rd, event.CorrelationID(req))
+	}
+	run("the pending request on the timeline", chromedp.WaitVisible(css(".tool-request.pending")))
+
+	// The logistics tool answers (through the unifier's desk.tool.result): the route card appears.
+	now := time.Now().UTC()
+	w.toolResult("logistics", "route", "completed", req.ID(), map[string]any{"conversation_id": w.conv, "customer_id": w.cust,
+		"tracking_number": "SF1234567890123", "provider": "sf_express", "status": "in_transit", "status_text": "运输中",
+		"eta": now.Add(26 * time.Hour).Format(time.RFC3339),
+		"events": []map[string]string{
+			{"at": now.Add(-2 * time.Hour).Format(time.RFC3339), "location": "深圳", "description": "快件已到达 深圳宝安转运中心"},
+			{"at": now.Add(-20 * time.Hour).Format(time.RFC3339), "location": "广州", "description": "顺丰速运 已收取快件"},
+		}}, now)
+	run("the route card", chromedp.WaitVisible(css(".route-card .send-route")), chromedp.WaitVisible(css(".tool-request.answered")))
+	screenshot("04-route-card")
+
+	// Send it to the customer: a send command to the WeChat connector with the route text.
+	run("send the route", chromedp.Click(css(".route-card .send-route")))
+	waitCount(t, b, bus.StreamOut, "omni.out.wechatkf.message.send", 1)
+	send := lastEvent(t, b, bus.StreamOut, "omni.out.wechatkf.message.send")
+	sd := dataOf(t, send)
+	msg, _ := sd["message"].(map[string]any)
+	text, _ := msg["text"].(string)
+	to, _ := sd["to"].(map[string]any)
+	if !strings.Contains(text, "SF1234567890123") || !strings.Contains(text, "深圳宝安转运中心") || to["value"] != "oWx-zhangwei" || sd["conversation_id"] != w.conv {
+		t.Fatalf("send command %v", sd)
+	}
+	run("the pending reply", chromedp.WaitVisible(css(`.msg.outbound[data-id="`+send.ID()+`"] .st-pending`)))
+
+	// The connector delivers it: the unifier records it and reports delivered.
+	w.publish("omni.desk.message.added", "omni.desk.message.added", map[string]any{
+		"message": map[string]any{"event_id": send.ID(), "conversation_id": w.conv, "customer_id": w.cust, "channel": "wechatkf", "direction": "outbound",
+			"to": map[string]string{"kind": "wechat_openid", "masked": "wmAb…45", "source": "wechatkf"}, "body": msg, "sent_at": now, "status": "sent"},
+		"conversation": w.convView(w.conv, w.cust, "open", []string{"wechatkf"}, w.t0, now), "customer": map[string]any{"id": w.cust}})
+	w.publish("omni.desk.message.updated", "omni.desk.message.updated", map[string]any{"message_id": send.ID(), "conversation_id": w.conv,
+		"channel": "wechatkf", "status": "delivered", "at": now.Add(time.Second)})
+	run("the delivered status", chromedp.WaitVisible(css(`.msg.outbound[data-id="`+send.ID()+`"] .st-delivered`)))
+	screenshot("05-sent-delivered")
+
+	// Chinese (chosen with ?lang=zh at sign-in), then English.
+	if label := read("the track button", chromedp.Text(css("#tool-track"))); label != "查询物流" {
+		t.Errorf("in Chinese the track button reads %q", label)
+	}
+	run("switch to English", chromedp.Click(css("#lang-toggle")))
+	if label := read("the track button", chromedp.Text(css("#tool-track"))); label != "Track parcel" {
+		t.Errorf("after the language toggle the track button reads %q", label)
+	}
+	screenshot("06-english")
+}
+
+func shot(t *testing.T, ctx context.Context, dir, name string) {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(sctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Logf("screenshot %s: %v", name, err)
+		return
+	}
+	p := filepath.Join(dir, name+".png")
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		t.Logf("screenshot %s: %v", name, err)
+		return
+	}
+	t.Logf("screenshot %s", p)
+}

@@ -1,0 +1,151 @@
+// The workbench's two languages. Elements with data-i18n="key" get their text from here;
+// scripts call t(key, vars). The choice is kept in localStorage.
+"use strict";
+
+const MESSAGES = {
+  zh: {
+    "app.title": "坐席工作台", "nav.desk": "工作台", "nav.ops": "运维", "lang.toggle": "EN", "logout": "退出",
+    "inbox": "会话", "filter.channel": "渠道", "filter.status": "状态", "filter.assignee": "处理人",
+    "all": "全部", "status.open": "进行中", "status.closed": "已关闭", "status.merged": "已合并", "status.all": "全部",
+    "assignee.me": "我的", "assignee.none": "未分配", "unassigned": "未分配",
+    "waiting": "等待", "empty.inbox": "暂无会话", "empty.conversation": "请选择左侧的会话",
+    "reply.placeholder": "输入回复…（Ctrl+Enter 发送）", "reply.send": "发送", "reply.via": "经由",
+    "tool.track": "查询物流", "tool.ticket": "创建工单", "tool.payment": "支付链接", "tool.ai": "AI 建议回复",
+    "track.number": "运单号", "track.carrier": "快递公司（可选）", "submit": "提交", "cancel": "取消",
+    "ticket.subject": "标题", "ticket.description": "描述", "ticket.priority": "优先级",
+    "priority.low": "低", "priority.normal": "普通", "priority.high": "高", "priority.urgent": "紧急",
+    "payment.amount": "金额（元）", "payment.description": "说明",
+    "requested": "已请求", "waiting.result": "等待结果…", "answered": "已返回",
+    "route.card": "物流轨迹", "route.status": "状态", "route.eta": "预计送达", "send.customer": "发送给客户",
+    "route.created": "已下单", "route.in_transit": "运输中", "route.out_for_delivery": "派送中", "route.delivered": "已签收",
+    "route.exception": "异常", "route.returned": "已退回", "route.unknown": "未知",
+    "failed": "失败", "fallback": "备用方案", "manual": "手动处理", "ticket.created": "工单已创建",
+    "payment.created": "支付链接已生成", "ai.suggestions": "建议回复", "use": "使用", "sentiment": "情绪",
+    "sentiment.negative": "负面", "sentiment.neutral": "中性", "sentiment.positive": "正面",
+    "crm.found": "CRM 已匹配客户记录", "crm.notfound": "CRM 未找到记录",
+    "assigned.to": "已分配给", "rule.sticky": "老客户粘性", "rule.least_loaded": "最少负载", "rule.relaxed": "放宽匹配", "rule.transfer": "转接",
+    "panel.profile": "客户档案", "panel.identities": "身份", "panel.crm": "CRM 字段", "panel.orders": "最近订单",
+    "panel.history": "历史会话", "panel.sources": "来源", "panel.none": "无",
+    "transfer": "转接", "close": "关闭会话", "reopen": "重新打开", "take": "接手",
+    "alert.sentiment": "客户情绪负面", "alert.ops": "运维告警", "dismiss": "知道了",
+    "status.pending": "发送中", "status.accepted": "已受理", "status.sent": "已发送", "status.delivered": "已送达", "status.read": "已读", "status.failed": "发送失败",
+    "ops.title": "供应商线路", "ops.route": "线路", "ops.success": "成功率", "ops.p50": "P50", "ops.p99": "P99",
+    "ops.errors": "错误码分布", "ops.breaker": "熔断器", "ops.chart": "调用 / 错误", "ops.calls": "调用数",
+    "ops.alerts": "最近告警", "ops.empty": "尚无审计记录（omni.audit.call.recorded）", "ops.window": "时间窗口",
+    "breaker.open": "断开", "breaker.closed": "闭合", "resolved": "已恢复", "active": "进行中",
+    "ch.wechatkf": "微信客服", "ch.wecom": "企业微信", "ch.douyin": "抖音", "ch.kuaishou": "快手", "ch.weibo": "微博",
+    "ch.sms": "短信", "ch.webchat": "网页", "ch.voice": "电话", "ch.example": "示例",
+    "error": "出错了", "sent.ok": "已发送", "requested.ok": "已提交请求",
+    "min": "分", "h": "小时", "d": "天", "s": "秒",
+  },
+  en: {
+    "app.title": "Agent workbench", "nav.desk": "Workbench", "nav.ops": "Ops", "lang.toggle": "中文", "logout": "Sign out",
+    "inbox": "Conversations", "filter.channel": "Channel", "filter.status": "Status", "filter.assignee": "Assignee",
+    "all": "All", "status.open": "Open", "status.closed": "Closed", "status.merged": "Merged", "status.all": "All",
+    "assignee.me": "Mine", "assignee.none": "Unassigned", "unassigned": "Unassigned",
+    "waiting": "waiting", "empty.inbox": "No conversations", "empty.conversation": "Pick a conversation on the left",
+    "reply.placeholder": "Type a reply… (Ctrl+Enter to send)", "reply.send": "Send", "reply.via": "via",
+    "tool.track": "Track parcel", "tool.ticket": "Create ticket", "tool.payment": "Payment link", "tool.ai": "AI suggestion",
+    "track.number": "Tracking number", "track.carrier": "Carrier (optional)", "submit": "Submit", "cancel": "Cancel",
+    "ticket.subject": "Subject", "ticket.description": "Description", "ticket.priority": "Priority",
+    "priority.low": "Low", "priority.normal": "Normal", "priority.high": "High", "priority.urgent": "Urgent",
+    "payment.amount": "Amount (CNY)", "payment.description": "Description",
+    "requested": "requested", "waiting.result": "waiting for the result…", "answered": "answered",
+    "route.card": "Parcel route", "route.status": "Status", "route.eta": "ETA", "send.customer": "Send to customer",
+    "route.created": "Created", "route.in_transit": "In transit", "route.out_for_delivery": "Out for delivery", "route.delivered": "Delivered",
+    "route.exception": "Exception", "route.returned": "Returned", "route.unknown": "Unknown",
+    "failed": "failed", "fallback": "Fallback", "manual": "Do it by hand", "ticket.created": "Ticket created",
+    "payment.created": "Payment link created", "ai.suggestions": "Suggested replies", "use": "Use", "sentiment": "Sentiment",
+    "sentiment.negative": "negative", "sentiment.neutral": "neutral", "sentiment.positive": "positive",
+    "crm.found": "CRM record matched", "crm.notfound": "No CRM record found",
+    "assigned.to": "Assigned to", "rule.sticky": "returning customer", "rule.least_loaded": "least loaded", "rule.relaxed": "relaxed match", "rule.transfer": "transfer",
+    "panel.profile": "Customer profile", "panel.identities": "Identities", "panel.crm": "CRM fields", "panel.orders": "Recent orders",
+    "panel.history": "Past conversations", "panel.sources": "Sources", "panel.none": "None",
+    "transfer": "Transfer", "close": "Close", "reopen": "Reopen", "take": "Take",
+    "alert.sentiment": "Negative customer sentiment", "alert.ops": "Ops alert", "dismiss": "Dismiss",
+    "status.pending": "sending", "status.accepted": "accepted", "status.sent": "sent", "status.delivered": "delivered", "status.read": "read", "status.failed": "failed",
+    "ops.title": "Vendor routes", "ops.route": "Route", "ops.success": "Success", "ops.p50": "p50", "ops.p99": "p99",
+    "ops.errors": "Error codes", "ops.breaker": "Breaker", "ops.chart": "Calls / errors", "ops.calls": "Calls",
+    "ops.alerts": "Recent alerts", "ops.empty": "No audit records yet (omni.audit.call.recorded)", "ops.window": "Window",
+    "breaker.open": "open", "breaker.closed": "closed", "resolved": "resolved", "active": "active",
+    "ch.wechatkf": "WeChat KF", "ch.wecom": "WeCom", "ch.douyin": "Douyin", "ch.kuaishou": "Kuaishou", "ch.weibo": "Weibo",
+    "ch.sms": "SMS", "ch.webchat": "Web chat", "ch.voice": "Voice", "ch.example": "Example",
+    "error": "Something went wrong", "sent.ok": "Sent", "requested.ok": "Requested",
+    "min": "m", "h": "h", "d": "d", "s": "s",
+  },
+};
+
+// ?lang=zh|en picks the language (and keeps it); otherwise the last choice, then the browser's.
+const wantLang = new URLSearchParams(location.search).get("lang");
+if (wantLang && MESSAGES[wantLang]) localStorage.setItem("desk.lang", wantLang);
+let LANG = localStorage.getItem("desk.lang") || (navigator.language || "zh").slice(0, 2);
+if (!MESSAGES[LANG]) LANG = "zh";
+
+function t(key, vars) {
+  let s = (MESSAGES[LANG] && MESSAGES[LANG][key]) || MESSAGES.en[key] || key;
+  if (vars) for (const [k, v] of Object.entries(vars)) s = s.replaceAll("{" + k + "}", v);
+  return s;
+}
+
+function applyI18n(root) {
+  document.documentElement.lang = LANG === "zh" ? "zh-CN" : "en";
+  (root || document).querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  (root || document).querySelectorAll("[data-i18n-placeholder]").forEach((el) => { el.placeholder = t(el.dataset.i18nPlaceholder); });
+  (root || document).querySelectorAll("[data-i18n-title]").forEach((el) => { el.title = t(el.dataset.i18nTitle); });
+}
+
+function toggleLang(onChange) {
+  LANG = LANG === "zh" ? "en" : "zh";
+  localStorage.setItem("desk.lang", LANG);
+  applyI18n();
+  if (onChange) onChange();
+}
+
+function channelLabel(ch) { const k = "ch." + ch; const s = t(k); return s === k ? ch : s; }
+
+// Shared helpers for both pages.
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") e.className = v;
+    else if (k === "dataset") Object.assign(e.dataset, v);
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+async function api(path, opts) {
+  const o = Object.assign({ credentials: "same-origin" }, opts || {});
+  o.headers = Object.assign({ "X-Desk-Csrf": "1" }, o.body ? { "Content-Type": "application/json" } : {}, o.headers || {});
+  if (o.body && typeof o.body !== "string") o.body = JSON.stringify(o.body);
+  const r = await fetch(path, o);
+  if (r.status === 401) { location.href = "/desk/login?next=" + encodeURIComponent(location.pathname); throw new Error("unauthorized"); }
+  if (r.status === 204) return null;
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) { const e = new Error(body.reason || r.statusText); e.status = r.status; throw e; }
+  return body;
+}
+
+function fmtTime(iso) {
+  if (!iso) return "";
+  const d = new Date(iso), now = new Date();
+  const same = d.toDateString() === now.toDateString();
+  return same ? d.toLocaleTimeString(LANG === "zh" ? "zh-CN" : "en-GB", { hour: "2-digit", minute: "2-digit" })
+              : d.toLocaleString(LANG === "zh" ? "zh-CN" : "en-GB", { month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" });
+}
+
+function fmtDuration(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return s + t("s");
+  const m = Math.floor(s / 60);
+  if (m < 60) return m + t("min");
+  const h = Math.floor(m / 60);
+  if (h < 48) return h + t("h") + (m % 60 ? " " + (m % 60) + t("min") : "");
+  return Math.floor(h / 24) + t("d");
+}

@@ -1,0 +1,285 @@
+// Package logistics is the logistics tool connector: it answers omni.tool.logistics.route.requested
+// (one or more tracking numbers) with one omni.tool.logistics.route.completed or .failed per
+// number, each with correlationid = the request's id and the deterministic id
+// logistics:route:<request id>:<number>, so a redelivered request is answered once.
+//
+// Providers: SF Express (route query EXP_RECE_SEARCH_ROUTES, signed with the 标准MD5 msgDigest) and
+// Cainiao (link gateway trace query, data_digest), both normalised to one timeline shape (Track:
+// tracking number, provider, carrier, normalised status, checkpoints newest first with masked
+// phones). A number goes to the request's carrier, else LOGISTICS_PROVIDER, else SF when it starts
+// with "SF" and Cainiao otherwise.
+//
+// Every vendor call goes through its pkg/resilience route, sfexpress.route_query or
+// cainiao.trace_query (per-attempt timeout within the request's budget, retries — route queries
+// are idempotent —, breaker, bulkhead, rate limit, one audit record per call on
+// omni.audit.logistics, omnibus_vendor_* metrics). Concurrent SF lookups are coalesced by a
+// resilience.Batcher into one route query of up to 10 numbers, paced to SF's quota; answers are
+// cached for LOGISTICS_CACHE_TTL and, when the carrier fails, served stale for up to
+// LOGISTICS_CACHE_STALE. When nothing can be served the .failed event carries the carrier's public
+// tracking page as fallback.manual_url.
+package logistics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/omnibus-dev/omnibus/pkg/alert"
+	"github.com/omnibus-dev/omnibus/pkg/audit"
+	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/cache"
+	"github.com/omnibus-dev/omnibus/pkg/connector"
+	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/pkg/resilience"
+	"github.com/omnibus-dev/omnibus/pkg/service"
+)
+
+// Event types and subjects.
+const (
+	TypeRequested    = "omni.tool.logistics.route.requested"
+	TypeCompleted    = "omni.tool.logistics.route.completed"
+	TypeFailed       = "omni.tool.logistics.route.failed"
+	SubjectRequested = TypeRequested
+	SubjectCompleted = TypeCompleted
+	SubjectFailed    = TypeFailed
+	TypeAudit        = audit.TypeCallRecorded
+	SubjectAudit     = "omni.audit.logistics"
+)
+
+// Routes and the Spec.
+var (
+	RouteRequested = connector.Route{Subject: SubjectRequested, Type: TypeRequested}
+	RouteCompleted = connector.Route{Subject: SubjectCompleted, Type: TypeCompleted}
+	RouteFailed    = connector.Route{Subject: SubjectFailed, Type: TypeFailed}
+	RouteAudit     = connector.Route{Subject: SubjectAudit, Type: TypeAudit}
+	// Spec declares the connector. Audit records and route alerts are published by its
+	// resilience registry.
+	Spec = connector.Spec{
+		Name:        "logistics",
+		Description: "parcel tracking: SF Express route query and Cainiao trace query, normalised to one timeline",
+		Consumes:    []connector.Route{RouteRequested},
+		Produces: []connector.Route{RouteCompleted, RouteFailed, RouteAudit,
+			{Subject: alert.SubjectRaised, Type: alert.TypeRaised}, {Subject: alert.SubjectResolved, Type: alert.TypeResolved}},
+	}
+)
+
+// Service returns the connector as a service.
+func Service() service.Service {
+	s := connector.Define(Spec, setup)
+	run := s.Run
+	s.Run = func(ctx context.Context, d service.Deps) error {
+		return run(context.WithValue(ctx, envKey{}, d.Env), d)
+	}
+	return s
+}
+
+// request is the data of omni.tool.logistics.route.requested.
+type request struct {
+	ConversationID  string   `json:"conversation_id"`
+	CustomerID      string   `json:"customer_id,omitempty"`
+	TrackingNumber  string   `json:"tracking_number,omitempty"`
+	TrackingNumbers []string `json:"tracking_numbers,omitempty"`
+	Carrier         string   `json:"carrier,omitempty"`
+	CheckPhone      string   `json:"check_phone,omitempty"`
+}
+
+func (r request) numbers() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, n := range append([]string{r.TrackingNumber}, r.TrackingNumbers...) {
+		n = strings.TrimSpace(n)
+		if n != "" && !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// completed is the data of omni.tool.logistics.route.completed.
+type completed struct {
+	ConversationID string `json:"conversation_id,omitempty"`
+	CustomerID     string `json:"customer_id,omitempty"`
+	Track
+}
+
+// failed is the data of omni.tool.logistics.route.failed.
+type failed struct {
+	ConversationID string    `json:"conversation_id,omitempty"`
+	CustomerID     string    `json:"customer_id,omitempty"`
+	TrackingNumber string    `json:"tracking_number"`
+	Provider       string    `json:"provider"`
+	ErrorCode      string    `json:"error_code,omitempty"`
+	Error          string    `json:"error"`
+	Fallback       *fallback `json:"fallback,omitempty"`
+}
+
+type fallback struct {
+	ManualURL string `json:"manual_url,omitempty"`
+	Note      string `json:"note,omitempty"`
+}
+
+// Connector is the running connector: the providers behind their resilience routes, and the
+// cache. Tests build one with New and drive Handle directly or through the bus.
+type Connector struct {
+	cfg    Config
+	rt     *connector.Runtime
+	sf     *sfProvider
+	cn     *cainiaoProvider
+	tracks *cache.Cache[string, Track]
+	now    func() time.Time
+}
+
+func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
+	c, err := New(ctx, rt, *cfg, Options{})
+	if err != nil {
+		return err
+	}
+	return rt.Consume(ctx, RouteRequested, c.Handle, bus.ConsumerConfig{
+		Concurrency:   cfg.Concurrency,
+		MaxAckPending: max(1024, cfg.Concurrency),
+		AckWait:       cfg.Budget + 30*time.Second,
+	})
+}
+
+// Options are the knobs tests set; production uses the zero value.
+type Options struct {
+	// HTTP is the vendors' HTTP client. Default: one keeping 64 idle connections per host, with
+	// no overall timeout (every attempt is bounded by its route's timeout).
+	HTTP *http.Client
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// New builds the connector on rt: its resilience registry (audit records and alerts on rt's bus,
+// flushed when ctx ends; route overrides read from the service's environment) and providers.
+func New(ctx context.Context, rt *connector.Runtime, cfg Config, o Options) (*Connector, error) {
+	if o.HTTP == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 64
+		o.HTTP = &http.Client{Transport: tr}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	c := &Connector{cfg: cfg, rt: rt, now: o.Now}
+	c.tracks = cache.New[string, Track](cache.Options{Name: "logistics_route", TTL: cfg.CacheTTL,
+		MaxEntries: cfg.CacheSize, StaleIfError: cfg.CacheStale, Now: o.Now})
+	reg, err := newRegistry(ctx, rt)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.sfEnabled() {
+		route, err := reg.Route(sfRoute(cfg))
+		if err != nil {
+			return nil, err
+		}
+		c.sf = newSFProvider(cfg, o, route)
+	}
+	if cfg.cainiaoEnabled() {
+		route, err := reg.Route(cainiaoRoute(cfg))
+		if err != nil {
+			return nil, err
+		}
+		c.cn = newCainiaoProvider(cfg, o, route)
+	} else if cfg.Provider != ChoiceSF {
+		rt.Log.Warn("Cainiao is not configured: numbers routed to it fail with the manual tracking link",
+			"need", "CAINIAO_PROVIDER_ID, CAINIAO_SECRET_KEY")
+	}
+	return c, nil
+}
+
+// errNotConfigured fails numbers whose provider has no credentials.
+var errNotConfigured = errors.New("provider not configured")
+
+// Lookup returns the track of no at provider, from the cache or the carrier. call names the
+// customer and request for the audit records.
+func (c *Connector) Lookup(ctx context.Context, provider, no, checkPhone string, call resilience.Call) (cache.Result[Track], error) {
+	ctx = withCall(ctx, call)
+	key := provider + "|" + no + "|" + checkPhone
+	switch {
+	case provider == ProviderSF && c.sf != nil:
+		return c.tracks.Fetch(ctx, key, func(ctx context.Context, _ string) (Track, error) {
+			return c.sf.track(ctx, no, checkPhone)
+		})
+	case provider == ProviderCainiao && c.cn != nil:
+		return c.cn.lookup(ctx, c.tracks, key, no)
+	}
+	return cache.Result[Track]{}, resilience.Permanent(fmt.Errorf("%w: %s", errNotConfigured, provider))
+}
+
+// Handle answers one request delivery: one result event per number, published together.
+func (c *Connector) Handle(ctx context.Context, d bus.Delivery) error {
+	var req request
+	if err := event.DecodeData(d.Event, &req); err != nil {
+		return resilience.Permanent(err)
+	}
+	nos := req.numbers()
+	if len(nos) == 0 {
+		return resilience.Permanent(errors.New("request names no tracking number"))
+	}
+	budget, cancel := context.WithTimeout(ctx, c.cfg.Budget)
+	defer cancel()
+	call := resilience.Call{CustomerID: req.CustomerID, CorrelationID: d.Event.ID()}
+	out := make([]bus.Outgoing, len(nos))
+	errs := make([]error, len(nos))
+	var wg sync.WaitGroup
+	for i, no := range nos {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i], errs[i] = c.answer(budget, d.Event, req, no, call)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return resilience.Permanent(err)
+	}
+	// The budget may be spent: publishing the answers gets its own bound.
+	pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer pcancel()
+	return c.rt.Publish(pctx, out...)
+}
+
+func (c *Connector) answer(ctx context.Context, req event.Event, data request, no string, call resilience.Call) (bus.Outgoing, error) {
+	provider := c.cfg.providerFor(data.Carrier, no)
+	opts := []event.Option{event.WithID("logistics:route:" + req.ID() + ":" + no), event.WithCorrelationID(req.ID())}
+	if data.ConversationID != "" {
+		opts = append(opts, event.WithSubject(data.ConversationID))
+	}
+	if pk := event.PartitionKey(req); pk != "" {
+		opts = append(opts, event.WithPartitionKey(pk))
+	}
+	checkPhone := ""
+	if provider == ProviderSF {
+		checkPhone = data.CheckPhone
+	}
+	res, err := c.Lookup(ctx, provider, no, checkPhone, call)
+	if err == nil {
+		e, err := c.rt.NewEvent(TypeCompleted, completed{ConversationID: data.ConversationID, CustomerID: data.CustomerID, Track: res.Value}, opts...)
+		return bus.Outgoing{Subject: SubjectCompleted, Event: e}, err
+	}
+	code, msg := describe(err)
+	note := manualNote(no)
+	if errors.Is(err, errNotConfigured) {
+		note = "该承运商未接入，请打开官网手动查询运单 " + no
+	}
+	e, err := c.rt.NewEvent(TypeFailed, failed{ConversationID: data.ConversationID, CustomerID: data.CustomerID,
+		TrackingNumber: no, Provider: provider, ErrorCode: code, Error: msg,
+		Fallback: &fallback{ManualURL: c.cfg.manualURL(provider, no), Note: note}}, opts...)
+	return bus.Outgoing{Subject: SubjectFailed, Event: e}, err
+}
+
+// describe turns a lookup error into the failed event's error_code and error text.
+func describe(err error) (code, msg string) {
+	msg = err.Error()
+	if len(msg) > 2000 {
+		msg = msg[:2000]
+	}
+	code = errorCode(err)
+	return code, msg
+}

@@ -1,0 +1,105 @@
+package logistics
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/omnibus-dev/omnibus/pkg/config"
+	"github.com/omnibus-dev/omnibus/pkg/connector"
+	"github.com/omnibus-dev/omnibus/pkg/resilience"
+)
+
+// This file is the connector's seam to pkg/resilience: the registry (audit records on
+// omni.audit.logistics, route alerts), the carriers' route specs and the one HTTP exchange an
+// attempt makes.
+
+// envKey carries the service's config.Lookup to setup, so the resilience routes read their
+// RESILIENCE_<VENDOR>_<OP>_* overrides from the same source as Config.
+type envKey struct{}
+
+// callKey carries the resilience.Call (customer and request ids for audit records) of the
+// lookup being served to the providers' calls, through the cache and the batcher.
+type callKey struct{}
+
+func withCall(ctx context.Context, c resilience.Call) context.Context {
+	return context.WithValue(ctx, callKey{}, c)
+}
+
+func callOf(ctx context.Context) resilience.Call {
+	c, _ := ctx.Value(callKey{}).(resilience.Call)
+	return c
+}
+
+// newRegistry builds the connector's resilience registry. It is closed (flushing the audit
+// records) when ctx ends, after the consumers drained.
+func newRegistry(ctx context.Context, rt *connector.Runtime) (*resilience.Registry, error) {
+	env, _ := ctx.Value(envKey{}).(config.Lookup)
+	//nolint:contextcheck // New takes no context: its publisher's lifetime is bounded by Close below
+	reg, err := resilience.New(resilience.Options{Service: Spec.Name, Bus: rt.Bus, Env: env, Log: rt.Log})
+	if err != nil {
+		return nil, err
+	}
+	rt.Go(ctx, "resilience", func(ctx context.Context) error {
+		<-ctx.Done()
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		return reg.Close(cctx)
+	})
+	return reg, nil
+}
+
+// codeMalformed is the code an attempt reports for an answer that is not the carrier's shape
+// (a proxy's page, a truncated body): transient, like a 5xx.
+const codeMalformed = "malformed"
+
+// The carriers' figures. Route queries are reads: idempotent, retried. Five attempts keep a
+// vendor failing one call in five from failing more than 0.03 % of lookups, within the request's
+// LOGISTICS_BUDGET; a permit may be waited for up to 1s (the budget is 2s), so a burst of retries
+// queues for SF's quota instead of failing. Operators override any figure per route with
+// RESILIENCE_SFEXPRESS_ROUTE_QUERY_* and RESILIENCE_CAINIAO_TRACE_QUERY_*.
+var (
+	// SF's quota is 30 calls/s: the route's rate limit counts calls (a batch of up to 10
+	// waybills is one call), and the batcher paces batches to it (see Config.BatchWindow).
+	sfSettings      = resilience.Settings{RateLimit: 30, MaxAttempts: 5, MaxWait: time.Second}
+	cainiaoSettings = resilience.Settings{RateLimit: 50, MaxAttempts: 5, MaxWait: time.Second}
+)
+
+// statusFirst classifies an answer by its HTTP status unless it is a 200, whose vendor code
+// then decides with byCode.
+func statusFirst(byCode func(code string) resilience.Class) func(status int, code string) resilience.Class {
+	return func(status int, code string) resilience.Class {
+		if status != http.StatusOK {
+			return resilience.StatusClass(status)
+		}
+		if code == codeMalformed {
+			return resilience.ClassRetryable
+		}
+		return byCode(code)
+	}
+}
+
+// post makes one attempt's HTTP exchange: it records the request as audited (credential-derived
+// fields redacted by the caller), sends body and returns the answer's status and body. The caller
+// reports the answer on a with the carrier's code once it has read it. A transport failure or
+// unreadable body is returned as is (transient).
+func post(ctx context.Context, a *resilience.Attempt, client *http.Client, url, contentType, body string, audited []byte) (int, []byte, error) {
+	a.Request(audited)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return 0, nil, resilience.Permanent(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, resilience.MaxResponseBody))
+	if err != nil {
+		return resp.StatusCode, nil, err
+	}
+	return resp.StatusCode, raw, nil
+}

@@ -1,0 +1,391 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
+	"github.com/omnibus-dev/omnibus/pkg/service"
+	"github.com/omnibus-dev/omnibus/services/omnibus/internal/allinone"
+)
+
+// The waybill the sandbox's SF Express knows (sfexpress.WaybillDelivered): a fixed, delivered timeline.
+const browserWaybill = "SF1234567890123"
+
+// TestBrowserEndToEnd is the acceptance test of the workbench through the whole system, in
+// headless Chromium: the all-in-one runs as `go run ./services/omnibus` does (sandbox on,
+// scenario off); the agent signs in through the dev login and opens the inbox; then a simulated
+// WeChat customer writes (a signed WeCom callback and a kf/sync_msg pull) about their parcel. The
+// conversation appears in the inbox without a reload; the agent opens it and sees the 360 panel
+// (masked identities only), tracks the parcel (the logistics connector asks the sandbox's SF
+// Express), sees the route card and sends it to the customer; the sandbox's WeCom must record the
+// kf/send_msg to that customer with the route text. Screenshots go to
+// $OMNIBUS_ARTIFACTS/omnibus-e2e (default <repo>/artifacts/omnibus-e2e).
+func TestBrowserEndToEnd(t *testing.T) {
+	t.Parallel()
+	bin := browserChromium()
+	if bin == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("Chromium is required in CI for the all-in-one's browser test: apt-get install -y chromium")
+		}
+		t.Skip("Chromium is not installed (apt-get install -y chromium, or set CHROMIUM): skipping the all-in-one's browser test")
+	}
+	base := startSimulated(t)
+	// The all-in-one is ready once it listens; each service mounts its routes as it starts.
+	waitMounted(t, base, "/sandbox/_admin/customers", "/hooks/wechatkf/callback", "/desk/login", "/api/openapi.json")
+	shots := browserArtifacts(t)
+
+	// The customer who will write: the sandbox's population is deterministic, any one will do.
+	var people struct {
+		Customers []struct {
+			ID       int
+			Phone    string
+			WeChatID string
+		}
+	}
+	if code := sandboxCall(t, base, "GET", "/sandbox/_admin/customers", nil, &people); code != 200 || len(people.Customers) < 3 {
+		t.Fatalf("sandbox customers: %d %+v", code, people)
+	}
+	who := people.Customers[2]
+	if who.WeChatID == "" {
+		t.Fatalf("sandbox customer %d has no WeChat id", who.ID)
+	}
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox,
+		chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true), chromedp.Flag("lang", "zh-CN"),
+		chromedp.WindowSize(1280, 800), chromedp.UserDataDir(t.TempDir()))
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
+	defer cancelBrowser()
+	// Start the browser on bctx: the context of the first run owns it, and the failure screenshot
+	// must still work after the bounded one below ran out.
+	if err := chromedp.Do(bctx); err != nil {
+		t.Fatalf("starting %s: %v", bin, err)
+	}
+	// The whole browser part is bounded; every step below waits by polling within this budget.
+	ctx, cancel := context.WithTimeout(bctx, 2*time.Minute)
+	defer cancel()
+
+	fail := func(format string, args ...any) {
+		t.Helper()
+		browserShot(t, bctx, shots, "failed")
+		t.Fatalf(format, args...)
+	}
+	// The workbench re-renders the inbox, the timeline and the panel on every live notice, so a
+	// node found a moment ago may already be replaced: the waits and reads below evaluate in the
+	// page in one go (polling until truthy), and clicks are retried when their node went stale.
+	until := func(what, expr string) string {
+		t.Helper()
+		for {
+			v, err := chromedp.Run(ctx, chromedp.Poll[string](expr, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(0)))
+			if err == nil {
+				return v
+			}
+			if ctx.Err() != nil {
+				fail("%s: %v", what, err)
+			}
+			// The page navigated (the sign-in redirects) while polling: poll the new one.
+			t.Logf("%s: %v (polling again)", what, err)
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	// visible waits until sel matches a rendered element and returns its text.
+	visible := func(what, sel string) string {
+		t.Helper()
+		return until(what, `(() => { const e = document.querySelector(`+jsString(sel)+`); return e && e.getClientRects().length ? e.innerText + " " : ""; })()`)
+	}
+	click := func(what, sel string) {
+		t.Helper()
+		for {
+			visible(what, sel)
+			err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+			if err == nil {
+				return
+			}
+			if ctx.Err() != nil {
+				fail("%s: %v", what, err)
+			}
+			t.Logf("%s: %v (the page re-rendered: clicking again)", what, err)
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	screenshot := func(name string) { t.Helper(); browserShot(t, ctx, shots, name) }
+
+	// 1. Sign in through the dev login (the workbench redirects to it) and open the inbox, live.
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800), chromedp.Navigate(base+"/?lang=zh")); err != nil {
+		fail("opening the workbench: %v", err)
+	}
+	click("agent-li on the dev login page", `input[name="agent"][value="agent-li"]`)
+	visible("sign in", "#dev-login-submit")
+	if resp, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS("#dev-login-submit"), chromedp.NodeVisible)); err != nil || resp.Status != http.StatusOK {
+		fail("signing in: %v (%+v)", err, resp)
+	}
+	visible("the inbox", "#conversations li")
+	visible("the live connection", "#live.on")
+	screenshot("01-inbox")
+
+	// 2. The WeChat customer writes: through the sandbox's WeCom, to the wechatkf connector.
+	text := "你好，我的快递 " + browserWaybill + " 到哪了？"
+	if code := sandboxCall(t, base, "POST", fmt.Sprintf("/sandbox/_admin/customers/%d/write", who.ID), map[string]string{"channel": "wechatkf", "text": text}, nil); code != 200 {
+		fail("customer %d writing on wechatkf: %d", who.ID, code)
+	}
+	// The conversation appears in the inbox without a reload (the page is never navigated again).
+	convID := until("the customer's conversation live in the inbox", `(() => {
+		for (const li of document.querySelectorAll("#conversations li.conv")) {
+			const p = li.querySelector(".conv-preview");
+			if (p && p.textContent.includes(`+jsString(browserWaybill)+`)) return li.dataset.id;
+		}
+		return "";
+	})()`)
+	row := `#conversations li.conv[data-id="` + convID + `"]`
+	visible("the WeChat badge on the inbox row", row+" .badge.ch-wechatkf")
+	screenshot("02-inbox-live")
+
+	// 3. Open it: the timeline holds the customer's message, the 360 panel the customer.
+	click("open the conversation", row)
+	visible("the customer's message on the timeline", "#timeline .msg.inbound")
+	until("the customer's text on the timeline", `document.querySelector("#timeline").innerText.includes(`+jsString(text)+`) ? "y" : ""`)
+	visible("the 360 panel", "#panel-360 .profile")
+	visible("the conversation in the customer's history", "#past-conversations li.current")
+	// Identities are shown masked: the WeChat one, and the phone the customer's WeChat entry
+	// carried; never a raw value.
+	idents := until("the WeChat and phone identities in the 360 panel", `(() => {
+		const ids = [...document.querySelectorAll("#panel-360 .identities li")].map((li) =>
+			({ kind: li.querySelector(".kind").textContent, masked: li.querySelector("code").textContent, text: li.textContent }));
+		const wechat = ids.some((i) => /^(wecom|wechat)_/.test(i.kind) && i.masked.includes("…"));
+		const phone = ids.some((i) => i.kind === "phone" && i.masked.includes("****"));
+		return wechat && phone ? ids.map((i) => i.text).join(" | ") : "";
+	})()`)
+	{
+		v, err := chromedp.Run(ctx, chromedp.Poll[string](`(() => { const f = document.querySelector("#panel-360 dl.fields"); return f && f.querySelector("dd .source") ? "y" : ""; })()`, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(15*time.Second)))
+		if err != nil || v == "" {
+			api, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`(async () => { const id = document.querySelector("#panel-360 .profile .small").textContent; const r = await fetch("/api/customers/" + id); return await r.text(); })()`, chromedp.EvalAwaitPromise))
+			t.Logf("DIAG panel stale; API says: %s", api)
+			fail("DIAG")
+		}
+	}
+	// The CRM found the customer by that phone: its fields, with their source, fill the panel.
+	crm := until("the CRM profile in the 360 panel", `(() => {
+		const f = document.querySelector("#panel-360 dl.fields");
+		return f && f.querySelector("dd .source") ? f.innerText : "";
+	})()`)
+	panel := visible("the 360 panel", "#panel-360")
+	for _, raw := range []string{who.WeChatID, who.Phone, strings.TrimPrefix(who.Phone, "+86")} {
+		if strings.Contains(panel, raw) {
+			fail("the 360 panel shows the raw identity %q: %q", raw, panel)
+		}
+	}
+	t.Logf("360 identities: %s; CRM: %s", idents, crm)
+	screenshot("03-conversation-360")
+
+	// 4. Track the parcel: the number is prefilled from the customer's message (filled in if not).
+	click("track parcel", "#tool-track")
+	visible("the track form", "#track-number")
+	if number := until("the tracking number", `(() => { const e = document.querySelector("#track-number"); return e ? "=" + e.value : ""; })()`); number != "="+browserWaybill {
+		t.Logf("the track form is prefilled with %q: filling in %s", number[1:], browserWaybill)
+		until("fill in the tracking number", `(() => { const e = document.querySelector("#track-number"); if (!e) return ""; e.value = `+jsString(browserWaybill)+`; return "y"; })()`)
+	}
+	click("submit the track form", "#tool-submit")
+	// The real logistics connector asks the sandbox's SF Express; its answer reaches the desk
+	// through the unifier as the route card.
+	card := `.route-card[data-tracking="` + browserWaybill + `"]`
+	visible("the route card's send button", card+" .send-route")
+	if route := visible("the route card", card); !strings.Contains(route, browserWaybill) {
+		fail("the route card lacks the waybill: %q", route)
+	}
+	// The newest event's description (the text node after the time and place) goes into the message.
+	latest := until("the latest route event", `(() => { const li = document.querySelector(`+jsString(card+" .route-events li")+`); return li && li.lastChild ? li.lastChild.textContent.trim() : ""; })()`)
+	screenshot("04-route-card")
+
+	// 5. Send it to the customer: the reply goes out on WeChat, and the sandbox's WeCom records it.
+	after := lastRecord(t, base)
+	click("send the route to the customer", card+" .send-route")
+	var sent string
+	for sent == "" {
+		for _, r := range records(t, base, "vendor=wecom&op=kf/send_msg&to="+who.WeChatID+"&after="+after) {
+			var body struct {
+				Text *struct {
+					Content string `json:"content"`
+				} `json:"text"`
+			}
+			if r.Error == "" && json.Unmarshal(r.Data, &body) == nil && body.Text != nil && strings.Contains(body.Text.Content, browserWaybill) {
+				sent = body.Text.Content
+			}
+		}
+		if sent != "" {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			fail("no kf/send_msg with the route to %s recorded by the sandbox's WeCom: %v (all sends: %+v)", who.WeChatID, ctx.Err(),
+				records(t, base, "vendor=wecom&op=kf/send_msg"))
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if !strings.Contains(sent, latest) {
+		fail("the message sent to the customer %q lacks the route's latest event %q", sent, latest)
+	}
+	// The timeline shows the reply with the route text; its status follows the connector's report.
+	status := until("the reply's delivery status on the timeline", `(() => {
+		for (const m of document.querySelectorAll("#timeline .msg.outbound")) {
+			const st = m.querySelector(".status");
+			if (m.textContent.includes(`+jsString(browserWaybill)+`) && st && !st.classList.contains("st-pending")) return st.className;
+		}
+		return "";
+	})()`)
+	if !strings.Contains(status, "st-sent") && !strings.Contains(status, "st-delivered") {
+		fail("the reply's status on the timeline is %q, want sent or delivered", status)
+	}
+	t.Logf("sent to %s: %q (%s)", who.WeChatID, sent, status)
+	screenshot("05-sent")
+}
+
+// startSimulated runs the all-in-one as `go run ./services/omnibus` does, with the sandbox's
+// scenario off, until the test ends; it returns the base URL.
+func startSimulated(t *testing.T) string {
+	t.Helper()
+	cfg := allinone.Config{
+		HTTPAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0", NATSSync: "always", DataDir: t.TempDir(),
+		Simulate: true, SimInterval: time.Hour, LogLevel: "warn", ShutdownTimeout: 15 * time.Second,
+	}
+	env := map[string]string{"EXAMPLE_SECRET": "s", "SANDBOX_SCENARIO_INTERVAL": "0"}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	baseCh := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- allinone.Run(ctx, cfg, func(base string) []service.Service {
+			for k, v := range sandboxEnv(base) {
+				if _, set := env[k]; !set {
+					env[k] = v
+				}
+			}
+			return append(services(), simulated()...)
+		}, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, log, func(b string) { baseCh <- b })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("all-in-one stopped with %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("all-in-one did not stop within 30s")
+		}
+	})
+	select {
+	case base := <-baseCh:
+		return base
+	case err := <-done:
+		t.Fatalf("all-in-one exited: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("all-in-one not ready after 60s")
+	}
+	return ""
+}
+
+// waitMounted waits until every path answers something other than 404: its service mounted it.
+func waitMounted(t *testing.T, base string, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		bustest.WaitFor(t, 60*time.Second, p+" mounted", func() bool {
+			resp, err := http.Get(base + p)
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode != http.StatusNotFound
+		})
+	}
+}
+
+// sandboxCall does a JSON request against the all-in-one and decodes a 2xx answer into out.
+func sandboxCall(t *testing.T, base, method, path string, body, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, base+path, rd)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		t.Logf("%s %s: %d %s", method, path, resp.StatusCode, b)
+	} else if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %v in %s", method, path, err, b)
+		}
+	}
+	return resp.StatusCode
+}
+
+// jsString quotes s as a JavaScript string literal.
+func jsString(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+// browserChromium returns the Chromium (or Chrome) binary: $CHROMIUM, else the first one on the machine.
+func browserChromium() string {
+	if p := os.Getenv("CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// browserArtifacts returns the directory screenshots go to: $OMNIBUS_ARTIFACTS/omnibus-e2e, else
+// <repo>/artifacts/omnibus-e2e.
+func browserArtifacts(t *testing.T) string {
+	dir := os.Getenv("OMNIBUS_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "artifacts")
+	}
+	dir = filepath.Join(dir, "omnibus-e2e")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	abs, _ := filepath.Abs(dir)
+	return abs
+}
+
+// browserShot saves a screenshot of the page as <dir>/<name>.png; a failure to take it is logged.
+func browserShot(t *testing.T, ctx context.Context, dir, name string) {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(sctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Logf("screenshot %s: %v", name, err)
+		return
+	}
+	p := filepath.Join(dir, name+".png")
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		t.Logf("screenshot %s: %v", name, err)
+		return
+	}
+	t.Logf("screenshot %s", p)
+}

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
+	"github.com/omnibus-dev/omnibus/pkg/service"
+	"github.com/omnibus-dev/omnibus/services/omnibus/internal/allinone"
+)
+
+// TestCustomerAcrossChannels runs the whole system as `go run ./services/omnibus` does, with the
+// sandbox's scenario off, and drives one customer by hand: they write on WeChat (an encrypted
+// WeCom callback and a kf/sync_msg pull, their phone carried by a signed scene_param), then text
+// from the same phone by SMS (an Aliyun uplink push). The unifier must put both in one
+// conversation; an agent's reply through the desk API must go out on the channel the customer
+// used last, and the sandbox's Aliyun must have accepted it (it checks the ACS3 signature).
+func TestCustomerAcrossChannels(t *testing.T) {
+	t.Parallel()
+	cfg := allinone.Config{
+		HTTPAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0", NATSSync: "always", DataDir: t.TempDir(),
+		Simulate: true, SimInterval: time.Hour, LogLevel: "warn", ShutdownTimeout: 15 * time.Second,
+	}
+	env := map[string]string{"EXAMPLE_SECRET": "s", "SANDBOX_SCENARIO_INTERVAL": "0"}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	baseCh := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- allinone.Run(ctx, cfg, func(base string) []service.Service {
+			for k, v := range sandboxEnv(base) {
+				if _, set := env[k]; !set {
+					env[k] = v
+				}
+			}
+			return append(services(), simulated()...)
+		}, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, log, func(b string) { baseCh <- b })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("all-in-one stopped with %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("all-in-one did not stop within 30s")
+		}
+	})
+	var base string
+	select {
+	case base = <-baseCh:
+	case err := <-done:
+		t.Fatalf("all-in-one exited: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("all-in-one not ready after 60s")
+	}
+
+	call := func(method, path, token string, body any, out any) int {
+		t.Helper()
+		var rd io.Reader
+		if body != nil {
+			b, _ := json.Marshal(body)
+			rd = bytes.NewReader(b)
+		}
+		req, _ := http.NewRequest(method, base+path, rd)
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if out != nil && resp.StatusCode < 300 {
+			if err := json.Unmarshal(b, out); err != nil {
+				t.Fatalf("%s %s: %v in %s", method, path, err, b)
+			}
+		}
+		if resp.StatusCode >= 300 {
+			t.Logf("%s %s: %d %s", method, path, resp.StatusCode, b)
+		}
+		return resp.StatusCode
+	}
+
+	var people struct {
+		Customers []struct {
+			ID    int
+			Phone string
+		}
+	}
+	if code := call("GET", "/sandbox/_admin/customers", "", nil, &people); code != 200 || len(people.Customers) < 5 {
+		t.Fatalf("sandbox customers: %d %+v", code, people)
+	}
+	who := people.Customers[4]
+
+	// 1. WeChat.
+	if code := call("POST", "/sandbox/_admin/customers/5/write", "", map[string]string{"channel": "wechatkf", "text": "你好，我的快递到哪了？"}, nil); code != 200 {
+		t.Fatalf("wechat write: %d", code)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	bustest.WaitFor(t, 30*time.Second, "the desk's dev login", func() bool {
+		return call("POST", "/desk/dev/login?agent=agent-li&format=token", "", nil, &tok) == 200 && tok.AccessToken != ""
+	})
+	type conv struct {
+		ID             string   `json:"id"`
+		CustomerID     string   `json:"customer_id"`
+		Channels       []string `json:"channels"`
+		CurrentChannel string   `json:"current_channel"`
+		Status         string   `json:"status"`
+	}
+	list := func() []conv {
+		var out struct {
+			Conversations []conv `json:"conversations"`
+		}
+		if call("GET", "/api/conversations?limit=200", tok.AccessToken, nil, &out) != 200 {
+			return nil
+		}
+		return out.Conversations
+	}
+	var first conv
+	bustest.WaitFor(t, 30*time.Second, "the WeChat conversation on the desk", func() bool {
+		for _, c := range list() {
+			if len(c.Channels) == 1 && c.Channels[0] == "wechatkf" {
+				first = c
+				return true
+			}
+		}
+		return false
+	})
+
+	// 2. SMS from the same phone: the same conversation, now on two channels.
+	if code := call("POST", "/sandbox/_admin/customers/5/write", "", map[string]string{"channel": "sms", "text": "还没收到，麻烦查一下"}, nil); code != 200 {
+		t.Fatalf("sms write: %d", code)
+	}
+	var joined conv
+	bustest.WaitFor(t, 30*time.Second, "the SMS joined to the WeChat conversation", func() bool {
+		for _, c := range list() {
+			if c.ID == first.ID && len(c.Channels) == 2 && c.CurrentChannel == "sms" {
+				joined = c
+				return true
+			}
+		}
+		return false
+	})
+	for _, c := range list() {
+		if c.CustomerID == joined.CustomerID && c.ID != joined.ID {
+			t.Fatalf("customer %s has a second conversation %s: the channels were not joined", c.CustomerID, c.ID)
+		}
+	}
+
+	// 3. The agent replies without naming a channel: it goes out by SMS, the channel used last.
+	after := lastRecord(t, base)
+	if code := call("POST", "/api/conversations/"+joined.ID+"/reply", tok.AccessToken, map[string]string{"text": "您好，包裹今天派送"}, nil); code >= 300 {
+		t.Fatalf("reply: %d", code)
+	}
+	local := strings.TrimPrefix(who.Phone, "+86")
+	bustest.WaitFor(t, 30*time.Second, "the reply accepted by the sandbox's Aliyun SendSms", func() bool {
+		for _, r := range records(t, base, "vendor=aliyun&op=SendSms&after="+after) {
+			if r.Error == "" && strings.HasSuffix(r.To, local) && strings.Contains(string(r.Data), "包裹今天派送") {
+				return true
+			}
+		}
+		return false
+	})
+	if n := len(records(t, base, "vendor=wecom&op=kf/send_msg")); n != 0 {
+		t.Fatalf("the reply also went out on WeChat (%d sends)", n)
+	}
+}
+
+type record struct {
+	Seq   int64           `json:"seq"`
+	To    string          `json:"to"`
+	Data  json.RawMessage `json:"data"`
+	Error string          `json:"error"`
+}
+
+func records(t *testing.T, base, query string) []record {
+	t.Helper()
+	resp, err := http.Get(base + "/sandbox/_admin/records?" + query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out []record
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return out
+}
+
+func lastRecord(t *testing.T, base string) string {
+	recs := records(t, base, "")
+	if len(recs) == 0 {
+		return "0"
+	}
+	b, _ := json.Marshal(recs[len(recs)-1].Seq)
+	return string(b)
+}

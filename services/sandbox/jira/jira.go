@@ -1,0 +1,578 @@
+// Package jira simulates a Jira Cloud site's REST v3 API, mounted on a sim.Env under /sandbox/jira:
+//
+//	POST /sandbox/jira/rest/api/3/issue                       op "issue/create"
+//	POST /sandbox/jira/rest/api/3/search/jql                  op "search"
+//	GET  /sandbox/jira/rest/api/3/issue/{key}                 op "issue/get"
+//	POST /sandbox/jira/rest/api/3/issue/{key}/comment         op "issue/comment"
+//	POST /sandbox/jira/rest/api/3/issue/{key}/transitions     op "issue/transition"
+//
+// Every call needs Basic auth with Config.Email and Config.APIToken, else 401 with Jira's error
+// collection. Create checks the project key, the issue type, a non-empty summary, an ADF
+// description and labels without spaces, answering 400 {"errorMessages":[],"errors":{field: msg}}
+// as Jira does, and 201 {"id","key","self"}. Search understands the JQL the connector sends: clauses
+// `project = X`, `labels = X` and `key = X` joined by AND (anything else is 400). Like Jira, it does
+// not deduplicate anything: two creates make two issues.
+//
+// A status change (a transitions call or Transition) posts the admin webhook jira:issue_updated
+// with the status changelog to env.HookBase + Config.WebhookPath, signed with X-Hub-Signature
+// (HMAC-SHA256 of the body with Config.WebhookSecret) and an X-Atlassian-Webhook-Identifier that
+// stays the same on retries (up to 3 attempts).
+//
+// Injected faults (sim.Fault.Code): "" is 500; "429" is 429 with Retry-After: 1 and "429:<s>" sets
+// the seconds; any other number is answered with that HTTP status; every answer has Jira's error
+// collection body.
+package jira
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	wire "github.com/omnibus-dev/omnibus/pkg/wire/jira"
+	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
+)
+
+// Vendor is the simulator's name under /sandbox/.
+const Vendor = "jira"
+
+// Route ops (fault keys are "jira <op>").
+const (
+	OpCreate     = "issue/create"
+	OpSearch     = "search"
+	OpGet        = "issue/get"
+	OpComment    = "issue/comment"
+	OpTransition = "issue/transition"
+)
+
+// Statuses of the simulated workflow and their transition ids.
+var workflow = []struct {
+	id, name, category string
+}{
+	{"11", "To Do", "new"},
+	{"21", "In Progress", "indeterminate"},
+	{"31", "Done", "done"},
+}
+
+// Config configures the simulated site. Zero fields take the defaults shown.
+type Config struct {
+	// Email and APIToken are the account the connector authenticates as (JIRA_EMAIL,
+	// JIRA_API_TOKEN). Required.
+	Email, APIToken string
+	// ProjectKey is the one project of the site. Default "CS".
+	ProjectKey string
+	// SiteURL is used in self links. Default "https://omnibus-sandbox.atlassian.net".
+	SiteURL string
+	// WebhookSecret signs the webhooks (the connector's JIRA_WEBHOOK_SECRET). Empty: webhooks
+	// are sent unsigned.
+	WebhookSecret string
+	// WebhookPath is appended to env.HookBase. Default "/ticket/jira".
+	WebhookPath string
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Issue is a stored issue.
+type Issue struct {
+	ID, Key     string
+	Summary     string
+	Description wire.Doc
+	Labels      []string
+	Priority    string
+	IssueType   string
+	Status      string
+	Comments    []wire.Doc
+	Created     time.Time
+}
+
+// Sim is the running simulator.
+type Sim struct {
+	env *sim.Env
+	cfg Config
+
+	mu     sync.Mutex
+	issues []*Issue
+	byKey  map[string]*Issue
+	hookN  int
+}
+
+// New mounts the simulator on env.
+func New(env *sim.Env, cfg Config) (*Sim, error) {
+	if cfg.Email == "" || cfg.APIToken == "" {
+		return nil, errors.New("jira sandbox: Email and APIToken are required")
+	}
+	if cfg.ProjectKey == "" {
+		cfg.ProjectKey = "CS"
+	}
+	if cfg.SiteURL == "" {
+		cfg.SiteURL = "https://omnibus-sandbox.atlassian.net"
+	}
+	if cfg.WebhookPath == "" {
+		cfg.WebhookPath = "/ticket/jira"
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Sim{env: env, cfg: cfg, byKey: map[string]*Issue{}}
+	for _, r := range []struct{ op, pattern string }{
+		{OpCreate, "POST " + wire.PathIssue},
+		{OpSearch, "POST " + wire.PathSearch},
+		{OpGet, "GET " + wire.PathIssueKey + "{key}"},
+		{OpComment, "POST " + wire.PathIssueKey + "{key}/comment"},
+		{OpTransition, "POST " + wire.PathIssueKey + "{key}/transitions"},
+	} {
+		h := s.handler(r.op)
+		env.Handle(sim.Route{Vendor: Vendor, Op: r.op, Pattern: r.pattern, Handler: s.auth(r.op, h), Fail: s.fail})
+	}
+	return s, nil
+}
+
+func (s *Sim) handler(op string) http.HandlerFunc {
+	switch op {
+	case OpCreate:
+		return s.create
+	case OpSearch:
+		return s.search
+	case OpGet:
+		return s.get
+	case OpComment:
+		return s.comment
+	default:
+		return s.transition
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, status int, messages []string, fields map[string]string) {
+	if messages == nil {
+		messages = []string{}
+	}
+	if fields == nil {
+		fields = map[string]string{}
+	}
+	writeJSON(w, status, wire.ErrorCollection{ErrorMessages: messages, Errors: fields})
+}
+
+func (s *Sim) fail(w http.ResponseWriter, _ *http.Request, code string) {
+	status := http.StatusInternalServerError
+	if code != "" {
+		c, secs, hasSecs := strings.Cut(code, ":")
+		if n, err := strconv.Atoi(strings.TrimPrefix(c, "http_")); err == nil && n >= 400 && n <= 599 {
+			status = n
+		}
+		if status == http.StatusTooManyRequests {
+			ra := "1"
+			if hasSecs {
+				ra = secs
+			}
+			w.Header().Set("Retry-After", ra)
+		}
+	}
+	writeErr(w, status, []string{http.StatusText(status) + " (injected fault " + code + ")"}, nil)
+}
+
+func (s *Sim) auth(op string, next http.HandlerFunc) http.HandlerFunc {
+	want := []byte(wire.BasicAuth(s.cfg.Email, s.cfg.APIToken))
+	return func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			s.env.Record(Vendor, op, "", map[string]string{"path": r.URL.Path}, errors.New("401: bad or missing Basic credentials"))
+			w.Header().Set("WWW-Authenticate", `Basic realm="protected-area"`)
+			writeErr(w, http.StatusUnauthorized, []string{"Client must be authenticated to access this resource."}, nil)
+			return
+		}
+		next(w, r)
+	}
+}
+
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err := dec.Decode(v); err != nil {
+		writeErr(w, http.StatusBadRequest, []string{"Unexpected character in request body: " + err.Error()}, nil)
+		return false
+	}
+	return true
+}
+
+func (s *Sim) create(w http.ResponseWriter, r *http.Request) {
+	var raw struct {
+		Fields struct {
+			Project     wire.Ref        `json:"project"`
+			IssueType   wire.Ref        `json:"issuetype"`
+			Summary     string          `json:"summary"`
+			Description json.RawMessage `json:"description"`
+			Labels      []string        `json:"labels"`
+			Priority    *wire.Ref       `json:"priority"`
+		} `json:"fields"`
+	}
+	if !readJSON(w, r, &raw) {
+		s.env.Record(Vendor, OpCreate, "", nil, errors.New("400: body is not JSON"))
+		return
+	}
+	f := raw.Fields
+	errs := map[string]string{}
+	if f.Project.Key != s.cfg.ProjectKey && f.Project.ID != "10000" {
+		errs["project"] = "Specify a valid project ID or key"
+	}
+	switch f.IssueType.Name {
+	case "Task", "Bug", "Story", "Incident", "Service request":
+	default:
+		errs["issuetype"] = "Specify an issue type"
+	}
+	if strings.TrimSpace(f.Summary) == "" {
+		errs["summary"] = "You must specify a summary of the issue."
+	} else if len(f.Summary) > 255 {
+		errs["summary"] = "Summary must be less than 255 characters."
+	}
+	var desc wire.Doc
+	if len(f.Description) > 0 && string(f.Description) != "null" {
+		if json.Unmarshal(f.Description, &desc) != nil || desc.Validate() != nil {
+			errs["description"] = "Operation value must be an Atlassian Document (see the Atlassian Document Format)"
+		}
+	}
+	for _, l := range f.Labels {
+		if strings.ContainsAny(l, " \t\n") || l == "" {
+			errs["labels"] = fmt.Sprintf("The label '%s' contains spaces which is invalid.", l)
+		}
+	}
+	prio := "Medium"
+	if f.Priority != nil {
+		switch f.Priority.Name {
+		case "Highest", "High", "Medium", "Low", "Lowest":
+			prio = f.Priority.Name
+		default:
+			errs["priority"] = "Specify the Priority (name) in the string format"
+		}
+	}
+	if len(errs) > 0 {
+		s.env.Record(Vendor, OpCreate, "", raw, fmt.Errorf("400: %v", errs))
+		writeErr(w, http.StatusBadRequest, nil, errs)
+		return
+	}
+	s.mu.Lock()
+	n := len(s.issues) + 1
+	is := &Issue{ID: strconv.Itoa(10000 + n), Key: fmt.Sprintf("%s-%d", s.cfg.ProjectKey, n), Summary: f.Summary,
+		Description: desc, Labels: append([]string(nil), f.Labels...), Priority: prio, IssueType: f.IssueType.Name,
+		Status: workflow[0].name, Created: s.cfg.Now()}
+	s.issues = append(s.issues, is)
+	s.byKey[is.Key] = is
+	s.mu.Unlock()
+	s.env.Record(Vendor, OpCreate, is.Key, raw, nil)
+	writeJSON(w, http.StatusCreated, wire.CreatedIssue{ID: is.ID, Key: is.Key, Self: s.self(is)})
+}
+
+func (s *Sim) self(is *Issue) string { return s.cfg.SiteURL + wire.PathIssueKey + is.ID }
+
+func (s *Sim) view(is *Issue) wire.Issue {
+	st := statusOf(is.Status)
+	return wire.Issue{ID: is.ID, Key: is.Key, Self: s.self(is), Fields: wire.IssueFieldsOut{
+		Summary: is.Summary, Labels: append([]string{}, is.Labels...), Status: &st,
+		Updated: is.Created.Format("2006-01-02T15:04:05.000-0700")}}
+}
+
+func statusOf(name string) wire.Status {
+	for _, st := range workflow {
+		if st.name == name {
+			return wire.Status{ID: st.id, Name: st.name, StatusCategory: &wire.StatusCategory{Key: st.category}}
+		}
+	}
+	return wire.Status{Name: name}
+}
+
+type clause struct{ field, value string }
+
+// jqlError is Jira's message for a query it cannot parse.
+type jqlError string
+
+func (e jqlError) Error() string { return string(e) }
+
+// parseJQL understands `field = value [AND field = value ...]` with field project, labels or key
+// and value a bare word or a double-quoted string.
+func parseJQL(q string) ([]clause, error) {
+	var out []clause
+	rest := strings.TrimSpace(q)
+	for rest != "" {
+		field, after, ok := strings.Cut(rest, "=")
+		if !ok {
+			return nil, jqlError("Error in the JQL Query: Expecting operator but got the end of the query.")
+		}
+		field = strings.ToLower(strings.TrimSpace(field))
+		if field != "project" && field != "labels" && field != "key" {
+			return nil, jqlError("Field '" + field + "' does not exist or you do not have permission to view it.")
+		}
+		after = strings.TrimSpace(after)
+		var val string
+		if strings.HasPrefix(after, `"`) {
+			var b strings.Builder
+			i := 1
+			for ; i < len(after); i++ {
+				c := after[i]
+				if c == '\\' && i+1 < len(after) {
+					i++
+					b.WriteByte(after[i])
+					continue
+				}
+				if c == '"' {
+					break
+				}
+				b.WriteByte(c)
+			}
+			if i >= len(after) {
+				return nil, jqlError("Error in the JQL Query: The quoted string has not been completed.")
+			}
+			val, rest = b.String(), strings.TrimSpace(after[i+1:])
+		} else {
+			end := strings.IndexAny(after, " \t")
+			if end < 0 {
+				end = len(after)
+			}
+			val, rest = after[:end], strings.TrimSpace(after[end:])
+		}
+		out = append(out, clause{field, val})
+		if rest == "" {
+			break
+		}
+		kw, tail, _ := strings.Cut(rest, " ")
+		if !strings.EqualFold(kw, "AND") {
+			return nil, jqlError("Error in the JQL Query: Expecting either 'OR' or 'AND' but got '" + kw + "'.")
+		}
+		rest = strings.TrimSpace(tail)
+	}
+	if len(out) == 0 {
+		return nil, jqlError("Error in the JQL Query: empty query")
+	}
+	return out, nil
+}
+
+func (s *Sim) search(w http.ResponseWriter, r *http.Request) {
+	var req wire.SearchRequest
+	if !readJSON(w, r, &req) {
+		s.env.Record(Vendor, OpSearch, "", nil, errors.New("400: body is not JSON"))
+		return
+	}
+	clauses, err := parseJQL(req.JQL)
+	if err != nil {
+		s.env.Record(Vendor, OpSearch, "", req, err)
+		writeErr(w, http.StatusBadRequest, []string{err.Error()}, nil)
+		return
+	}
+	max := req.MaxResults
+	if max <= 0 || max > 100 {
+		max = 50
+	}
+	s.mu.Lock()
+	res := wire.SearchResult{Issues: []wire.Issue{}, IsLast: true}
+	for _, is := range s.issues {
+		if matches(is, clauses, s.cfg.ProjectKey) {
+			if len(res.Issues) == max {
+				res.IsLast = false
+				break
+			}
+			res.Issues = append(res.Issues, s.view(is))
+		}
+	}
+	s.mu.Unlock()
+	s.env.Record(Vendor, OpSearch, req.JQL, req, nil)
+	writeJSON(w, http.StatusOK, res)
+}
+
+func matches(is *Issue, cs []clause, project string) bool {
+	for _, c := range cs {
+		switch c.field {
+		case "project":
+			if !strings.EqualFold(c.value, project) {
+				return false
+			}
+		case "key":
+			if !strings.EqualFold(c.value, is.Key) {
+				return false
+			}
+		case "labels":
+			found := false
+			for _, l := range is.Labels {
+				found = found || l == c.value
+			}
+			if !found {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (s *Sim) lookup(w http.ResponseWriter, r *http.Request, op string) *Issue {
+	key := r.PathValue("key")
+	s.mu.Lock()
+	is := s.byKey[key]
+	if is == nil {
+		for _, c := range s.issues {
+			if c.ID == key {
+				is = c
+			}
+		}
+	}
+	s.mu.Unlock()
+	if is == nil {
+		s.env.Record(Vendor, op, key, nil, errors.New("404: no such issue"))
+		writeErr(w, http.StatusNotFound, []string{"Issue does not exist or you do not have permission to see it."}, nil)
+	}
+	return is
+}
+
+func (s *Sim) get(w http.ResponseWriter, r *http.Request) {
+	is := s.lookup(w, r, OpGet)
+	if is == nil {
+		return
+	}
+	s.mu.Lock()
+	v := s.view(is)
+	s.mu.Unlock()
+	s.env.Record(Vendor, OpGet, is.Key, map[string]string{"key": is.Key}, nil)
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Sim) comment(w http.ResponseWriter, r *http.Request) {
+	is := s.lookup(w, r, OpComment)
+	if is == nil {
+		return
+	}
+	var req wire.AddCommentRequest
+	if !readJSON(w, r, &req) {
+		s.env.Record(Vendor, OpComment, is.Key, nil, errors.New("400: body is not JSON"))
+		return
+	}
+	if err := req.Body.Validate(); err != nil || len(req.Body.Content) == 0 {
+		s.env.Record(Vendor, OpComment, is.Key, req, fmt.Errorf("400: %v", err))
+		writeErr(w, http.StatusBadRequest, nil, map[string]string{"comment": "Comment body can not be empty!"})
+		return
+	}
+	s.mu.Lock()
+	is.Comments = append(is.Comments, req.Body)
+	id := strconv.Itoa(10000*len(s.issues) + len(is.Comments))
+	s.mu.Unlock()
+	s.env.Record(Vendor, OpComment, is.Key, req, nil)
+	writeJSON(w, http.StatusCreated, wire.Comment{ID: id, Self: s.self(is) + "/comment/" + id,
+		Created: s.cfg.Now().Format("2006-01-02T15:04:05.000-0700")})
+}
+
+func (s *Sim) transition(w http.ResponseWriter, r *http.Request) {
+	is := s.lookup(w, r, OpTransition)
+	if is == nil {
+		return
+	}
+	var req struct {
+		Transition struct {
+			ID string `json:"id"`
+		} `json:"transition"`
+	}
+	if !readJSON(w, r, &req) {
+		return
+	}
+	name := ""
+	for _, st := range workflow {
+		if st.id == req.Transition.ID {
+			name = st.name
+		}
+	}
+	if name == "" {
+		s.env.Record(Vendor, OpTransition, is.Key, req, errors.New("400: unknown transition"))
+		writeErr(w, http.StatusBadRequest, []string{"Transition id '" + req.Transition.ID + "' is not valid for this issue."}, nil)
+		return
+	}
+	s.env.Record(Vendor, OpTransition, is.Key, req, nil)
+	w.WriteHeader(http.StatusNoContent)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := s.Transition(ctx, is.Key, name); err != nil {
+			s.env.Log.Warn("jira sandbox: webhook not delivered", "issue", is.Key, "err", err)
+		}
+	}()
+}
+
+// Issues returns a copy of every issue, oldest first.
+func (s *Sim) Issues() []Issue {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Issue, len(s.issues))
+	for i, is := range s.issues {
+		out[i] = *is
+		out[i].Labels = append([]string(nil), is.Labels...)
+		out[i].Comments = append([]wire.Doc(nil), is.Comments...)
+	}
+	return out
+}
+
+// Transition moves the issue to status (To Do, In Progress, Done) and delivers the
+// jira:issue_updated webhook to the connector, retrying up to 3 times. It returns the last
+// delivery error (the status changes regardless).
+func (s *Sim) Transition(ctx context.Context, key, status string) error {
+	s.mu.Lock()
+	is := s.byKey[key]
+	if is == nil {
+		s.mu.Unlock()
+		return fmt.Errorf("jira sandbox: no issue %s", key)
+	}
+	from := is.Status
+	is.Status = status
+	s.hookN++
+	ident := fmt.Sprintf("%d", 1700000000000+int64(s.hookN))
+	fromSt, toSt := statusOf(from), statusOf(status)
+	ev := wire.WebhookEvent{Timestamp: s.cfg.Now().UnixMilli(), WebhookEvent: wire.EventIssueUpdated,
+		IssueEventTypeName: "issue_generic", Changelog: &wire.Changelog{ID: ident, Items: []wire.ChangelogItem{{
+			Field: "status", FieldType: "jira", From: fromSt.ID, FromString: from, To: toSt.ID, ToString: status}}}}
+	v := s.view(is)
+	ev.Issue = &v
+	s.mu.Unlock()
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	return s.deliver(ctx, body, ident)
+}
+
+func (s *Sim) deliver(ctx context.Context, body []byte, ident string) error {
+	var last error
+	for attempt := range 3 {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return errors.Join(last, ctx.Err())
+			case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+			}
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.env.HookBase+s.cfg.WebhookPath, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(wire.HeaderIdentifier, ident)
+		if s.cfg.WebhookSecret != "" {
+			req.Header.Set(wire.HeaderSignature, wire.WebhookSignature(s.cfg.WebhookSecret, body))
+		}
+		resp, err := s.env.Client.Do(req)
+		if err != nil {
+			last = err
+			continue
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		if resp.StatusCode/100 == 2 {
+			return nil
+		}
+		last = fmt.Errorf("webhook answered %d: %s", resp.StatusCode, bytes.TrimSpace(b))
+	}
+	return last
+}

@@ -1,0 +1,130 @@
+package jira_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	wire "github.com/omnibus-dev/omnibus/pkg/wire/jira"
+	"github.com/omnibus-dev/omnibus/services/sandbox/jira"
+	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
+)
+
+type bundle struct {
+	env   *sim.Env
+	srv   *httptest.Server
+	sim   *jira.Sim
+	hooks chan *http.Request
+	body  chan []byte
+}
+
+func setup(t *testing.T) bundle {
+	t.Helper()
+	hooks, bodies := make(chan *http.Request, 10), make(chan []byte, 10)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		hooks <- r
+		bodies <- b
+	}))
+	t.Cleanup(recv.Close)
+	mux := http.NewServeMux()
+	env := sim.NewEnv(mux, recv.URL+"/hooks", nil, 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := jira.New(env, jira.Config{Email: "bot@example.com", APIToken: "tok", WebhookSecret: "hook-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return bundle{env, srv, s, hooks, bodies}
+}
+
+func (b bundle) do(t *testing.T, method, path, auth string, body any) (int, http.Header, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		raw, _ := json.Marshal(body)
+		rd = bytes.NewReader(raw)
+	}
+	req, _ := http.NewRequest(method, b.srv.URL+"/sandbox/jira"+path, rd)
+	req.Header.Set("Authorization", auth)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, out
+}
+
+func TestCreateSearchCommentTransition(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	auth := wire.BasicAuth("bot@example.com", "tok")
+	desc := wire.Paragraphs("Order 123 arrived damaged")
+	create := wire.CreateIssueRequest{Fields: wire.IssueFields{Project: wire.Ref{Key: "CS"}, IssueType: wire.Ref{Name: "Task"},
+		Summary: "Damaged parcel", Description: &desc, Labels: []string{"omnibus-conv-1"}}}
+	st, _, body := b.do(t, "POST", wire.PathIssue, auth, create)
+	c, err := wire.ParseCreated(body)
+	if st != 201 || err != nil || c.Key != "CS-1" {
+		t.Fatalf("%d %s %v", st, body, err)
+	}
+	// Jira does not deduplicate: a second create is a second issue.
+	if st, _, _ := b.do(t, "POST", wire.PathIssue, auth, create); st != 201 || len(b.sim.Issues()) != 2 {
+		t.Fatal("second create")
+	}
+	st, _, body = b.do(t, "POST", wire.PathSearch, auth, wire.SearchRequest{JQL: `project = "CS" AND labels = "omnibus-conv-1"`, MaxResults: 5})
+	sr, err := wire.ParseSearch(body)
+	if st != 200 || err != nil || len(sr.Issues) != 2 {
+		t.Fatalf("search %d %s %v", st, body, err)
+	}
+	st, _, body = b.do(t, "POST", wire.PathSearch, auth, wire.SearchRequest{JQL: `summary ~ "x"`})
+	if st != 400 {
+		t.Fatalf("unsupported JQL answered %d %s", st, body)
+	}
+	st, _, body = b.do(t, "POST", wire.PathIssueKey+"CS-1/comment", auth, wire.AddCommentRequest{Body: wire.Paragraphs("called the customer")})
+	if _, err := wire.ParseComment(body); st != 201 || err != nil {
+		t.Fatalf("comment %d %s", st, body)
+	}
+	st, _, body = b.do(t, "GET", wire.PathIssueKey+"CS-1", auth, nil)
+	if is, err := wire.ParseIssue(body); st != 200 || err != nil || is.Fields.Status.Name != "To Do" {
+		t.Fatalf("get %d %s", st, body)
+	}
+	if err := b.sim.Transition(context.Background(), "CS-1", "Done"); err != nil {
+		t.Fatal(err)
+	}
+	r, raw := <-b.hooks, <-b.body
+	if r.URL.Path != "/hooks/ticket/jira" || !wire.VerifyWebhook("hook-secret", raw, r.Header.Get(wire.HeaderSignature)) || r.Header.Get(wire.HeaderIdentifier) == "" {
+		t.Fatalf("webhook %s %v", r.URL.Path, r.Header)
+	}
+	ev, err := wire.ParseWebhook(raw)
+	if from, to, ok := ev.StatusChange(); err != nil || !ok || from != "To Do" || to != "Done" {
+		t.Fatalf("%s %v", raw, err)
+	}
+}
+
+func TestAuthValidationAndFaults(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	st, _, body := b.do(t, "POST", wire.PathIssue, wire.BasicAuth("bot@example.com", "wrong"), map[string]any{})
+	if e := wire.DecodeError(st, body); !errors.Is(e, wire.ErrUnauthorized) {
+		t.Fatalf("%d %s", st, body)
+	}
+	auth := wire.BasicAuth("bot@example.com", "tok")
+	st, _, body = b.do(t, "POST", wire.PathIssue, auth, map[string]any{"fields": map[string]any{"project": map[string]string{"key": "CS"}, "issuetype": map[string]string{"name": "Task"}, "description": "plain"}})
+	e := wire.DecodeError(st, body)
+	if st != 400 || e.Body.Errors["summary"] != "You must specify a summary of the issue." || e.Body.Errors["description"] == "" {
+		t.Fatalf("%d %s", st, body)
+	}
+	_ = b.env.SetFault("jira "+jira.OpCreate, sim.Fault{ErrorRatio: 1, Code: "429:7"})
+	st, h, _ := b.do(t, "POST", wire.PathIssue, auth, map[string]any{})
+	if st != 429 || h.Get("Retry-After") != "7" {
+		t.Fatalf("429 fault: %d %v", st, h)
+	}
+}

@@ -1,0 +1,388 @@
+// Package zendesk simulates the Zendesk Support tickets API, mounted on a sim.Env under
+// /sandbox/zendesk:
+//
+//	POST /sandbox/zendesk/api/v2/tickets.json          op "tickets/create"
+//	GET  /sandbox/zendesk/api/v2/tickets.json?external_id=..   op "tickets/list"
+//	GET  /sandbox/zendesk/api/v2/tickets/{id}.json     op "tickets/show"
+//	PUT  /sandbox/zendesk/api/v2/tickets/{id}.json     op "tickets/update"
+//
+// (the .json suffix is optional, as on Zendesk). Every call needs API-token Basic auth
+// ("<Config.Email>/token:<Config.APIToken>"), else 401 {"error":"Couldn't authenticate you"}.
+// Create requires a comment body (422 RecordInvalid otherwise) and answers 201 with the ticket,
+// its audit and a Location header. Like Zendesk, external_id is NOT unique: two creates with the
+// same external_id make two tickets — a connector must look before it creates.
+//
+// A status change (an update carrying "status", or SetStatus) posts an event-subscription webhook
+// zen:event-type:ticket.status_changed to env.HookBase + Config.WebhookPath, signed with
+// X-Zendesk-Webhook-Signature = base64(HMAC-SHA256(secret, timestamp + body)) and
+// X-Zendesk-Webhook-Signature-Timestamp (RFC 3339), retried up to 3 times with the same event id.
+//
+// Injected faults (sim.Fault.Code): "" is 500; "429" is 429 with Retry-After: 1 ("429:<s>" sets the
+// seconds) and Zendesk's plain-text rate-limit body; any other number is that HTTP status with
+// a JSON {"error"} body.
+package zendesk
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	wire "github.com/omnibus-dev/omnibus/pkg/wire/zendesk"
+	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
+)
+
+// Vendor is the simulator's name under /sandbox/.
+const Vendor = "zendesk"
+
+// Route ops (fault keys are "zendesk <op>").
+const (
+	OpCreate = "tickets/create"
+	OpList   = "tickets/list"
+	OpShow   = "tickets/show"
+	OpUpdate = "tickets/update"
+)
+
+// Config configures the simulated account. Zero fields take the defaults shown.
+type Config struct {
+	// Email and APIToken authenticate the connector (ZENDESK_EMAIL, ZENDESK_API_TOKEN). Required.
+	Email, APIToken string
+	// Subdomain is used in ticket urls. Default "omnibus-sandbox".
+	Subdomain string
+	// WebhookSecret signs the webhooks (the connector's ZENDESK_WEBHOOK_SECRET). Empty: unsigned.
+	WebhookSecret string
+	// WebhookPath is appended to env.HookBase. Default "/ticket/zendesk".
+	WebhookPath string
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Ticket is a stored ticket.
+type Ticket struct {
+	wire.Ticket
+	Comments []wire.Comment
+}
+
+// Sim is the running simulator.
+type Sim struct {
+	env *sim.Env
+	cfg Config
+
+	mu      sync.Mutex
+	tickets []*Ticket
+	byID    map[int64]*Ticket
+	audits  int64
+	events  int
+}
+
+// New mounts the simulator on env.
+func New(env *sim.Env, cfg Config) (*Sim, error) {
+	if cfg.Email == "" || cfg.APIToken == "" {
+		return nil, errors.New("zendesk sandbox: Email and APIToken are required")
+	}
+	if cfg.Subdomain == "" {
+		cfg.Subdomain = "omnibus-sandbox"
+	}
+	if cfg.WebhookPath == "" {
+		cfg.WebhookPath = "/ticket/zendesk"
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Sim{env: env, cfg: cfg, byID: map[int64]*Ticket{}}
+	for _, r := range []struct {
+		op, pattern string
+		h           http.HandlerFunc
+	}{
+		{OpCreate, "POST /api/v2/tickets.json", s.create},
+		{OpCreate, "POST /api/v2/tickets", s.create},
+		{OpList, "GET /api/v2/tickets.json", s.list},
+		{OpList, "GET /api/v2/tickets", s.list},
+		{OpShow, "GET /api/v2/tickets/{file}", s.show},
+		{OpUpdate, "PUT /api/v2/tickets/{file}", s.update},
+	} {
+		env.Handle(sim.Route{Vendor: Vendor, Op: r.op, Pattern: r.pattern, Handler: s.auth(r.op, r.h), Fail: s.fail})
+	}
+	return s, nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (s *Sim) fail(w http.ResponseWriter, _ *http.Request, code string) {
+	status := http.StatusInternalServerError
+	c, secs, hasSecs := strings.Cut(code, ":")
+	if n, err := strconv.Atoi(strings.TrimPrefix(c, "http_")); err == nil && n >= 400 && n <= 599 {
+		status = n
+	}
+	if status == http.StatusTooManyRequests {
+		ra := "1"
+		if hasSecs {
+			ra = secs
+		}
+		w.Header().Set("Retry-After", ra)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, "Rate limit for ticket updates exceeded, please wait before updating this ticket again")
+		return
+	}
+	writeJSON(w, status, wire.ErrorBody{Error: http.StatusText(status), Description: "injected fault " + code})
+}
+
+func (s *Sim) auth(op string, next http.HandlerFunc) http.HandlerFunc {
+	want := []byte(wire.BasicAuth(s.cfg.Email, s.cfg.APIToken))
+	return func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			s.env.Record(Vendor, op, "", map[string]string{"path": r.URL.Path}, errors.New("401: bad or missing API token credentials"))
+			writeJSON(w, http.StatusUnauthorized, wire.ErrorBody{Error: wire.MsgUnauthorized})
+			return
+		}
+		next(w, r)
+	}
+}
+
+func (s *Sim) url(id int64) string {
+	return "https://" + s.cfg.Subdomain + ".zendesk.com" + wire.TicketPath(id)
+}
+
+func invalid(w http.ResponseWriter, field, msg string) {
+	details, _ := json.Marshal(map[string]any{field: []map[string]string{{"description": msg, "error": "BlankValue"}}})
+	writeJSON(w, http.StatusUnprocessableEntity, wire.ErrorBody{Error: wire.MsgInvalid, Description: "Record validation errors", Details: details})
+}
+
+func (s *Sim) create(w http.ResponseWriter, r *http.Request) {
+	var req wire.CreateRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
+		s.env.Record(Vendor, OpCreate, "", nil, fmt.Errorf("400: %w", err))
+		writeJSON(w, http.StatusBadRequest, wire.ErrorBody{Error: "Unprocessable JSON", Description: err.Error()})
+		return
+	}
+	t := req.Ticket
+	if strings.TrimSpace(t.Comment.Body) == "" {
+		s.env.Record(Vendor, OpCreate, t.ExternalID, req, errors.New("422: description blank"))
+		invalid(w, "description", "Description: cannot be blank")
+		return
+	}
+	switch t.Priority {
+	case "", "urgent", "high", "normal", "low":
+	default:
+		s.env.Record(Vendor, OpCreate, t.ExternalID, req, errors.New("422: priority"))
+		invalid(w, "priority", "Priority: is not valid")
+		return
+	}
+	now := s.cfg.Now().UTC().Truncate(time.Second)
+	subject := t.Subject
+	if subject == "" {
+		subject = firstLine(t.Comment.Body)
+	}
+	s.mu.Lock()
+	id := int64(35436 + len(s.tickets))
+	tk := &Ticket{Ticket: wire.Ticket{ID: id, URL: s.url(id), Subject: subject, Description: t.Comment.Body,
+		Status: "new", RequesterID: 20978392, Tags: append([]string{}, t.Tags...), CreatedAt: now, UpdatedAt: now},
+		Comments: []wire.Comment{t.Comment}}
+	if t.ExternalID != "" {
+		ext := t.ExternalID
+		tk.ExternalID = &ext
+	}
+	if t.Priority != "" {
+		p := t.Priority
+		tk.Priority = &p
+	}
+	s.tickets = append(s.tickets, tk)
+	s.byID[id] = tk
+	s.audits++
+	resp := wire.TicketResponse{Ticket: tk.Ticket, Audit: &wire.Audit{ID: s.audits, TicketID: id, CreatedAt: now}}
+	s.mu.Unlock()
+	s.env.Record(Vendor, OpCreate, t.ExternalID, req, nil)
+	w.Header().Set("Location", s.url(id))
+	writeJSON(w, http.StatusCreated, resp)
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	if r := []rune(line); len(r) > 80 {
+		line = string(r[:80])
+	}
+	return line
+}
+
+func (s *Sim) list(w http.ResponseWriter, r *http.Request) {
+	ext := r.URL.Query().Get("external_id")
+	s.mu.Lock()
+	out := wire.ListResponse{Tickets: []wire.Ticket{}}
+	for _, t := range s.tickets {
+		if ext == "" || (t.ExternalID != nil && *t.ExternalID == ext) {
+			out.Tickets = append(out.Tickets, t.Ticket)
+		}
+	}
+	s.mu.Unlock()
+	out.Count = len(out.Tickets)
+	s.env.Record(Vendor, OpList, ext, map[string]string{"external_id": ext}, nil)
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Sim) find(w http.ResponseWriter, r *http.Request, op string) *Ticket {
+	file := r.PathValue("file")
+	id, err := strconv.ParseInt(strings.TrimSuffix(file, ".json"), 10, 64)
+	s.mu.Lock()
+	t := s.byID[id]
+	s.mu.Unlock()
+	if err != nil || t == nil {
+		s.env.Record(Vendor, op, file, nil, errors.New("404: RecordNotFound"))
+		writeJSON(w, http.StatusNotFound, wire.ErrorBody{Error: wire.MsgNotFound, Description: "Not found"})
+		return nil
+	}
+	return t
+}
+
+func (s *Sim) show(w http.ResponseWriter, r *http.Request) {
+	t := s.find(w, r, OpShow)
+	if t == nil {
+		return
+	}
+	s.mu.Lock()
+	resp := wire.TicketResponse{Ticket: t.Ticket}
+	s.mu.Unlock()
+	s.env.Record(Vendor, OpShow, strconv.FormatInt(t.ID, 10), nil, nil)
+	writeJSON(w, http.StatusOK, resp)
+}
+
+var statuses = map[string]bool{"new": true, "open": true, "pending": true, "hold": true, "solved": true, "closed": true}
+
+func (s *Sim) update(w http.ResponseWriter, r *http.Request) {
+	t := s.find(w, r, OpUpdate)
+	if t == nil {
+		return
+	}
+	var req wire.UpdateRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
+		s.env.Record(Vendor, OpUpdate, strconv.FormatInt(t.ID, 10), nil, fmt.Errorf("400: %w", err))
+		writeJSON(w, http.StatusBadRequest, wire.ErrorBody{Error: "Unprocessable JSON", Description: err.Error()})
+		return
+	}
+	u := req.Ticket
+	if u.Comment != nil && strings.TrimSpace(u.Comment.Body) == "" {
+		s.env.Record(Vendor, OpUpdate, strconv.FormatInt(t.ID, 10), req, errors.New("422: comment blank"))
+		invalid(w, "comment", "Comment: cannot be blank")
+		return
+	}
+	if u.Status != "" && !statuses[u.Status] {
+		s.env.Record(Vendor, OpUpdate, strconv.FormatInt(t.ID, 10), req, errors.New("422: status"))
+		invalid(w, "status", "Status: is not valid")
+		return
+	}
+	now := s.cfg.Now().UTC().Truncate(time.Second)
+	s.mu.Lock()
+	if u.Comment != nil {
+		t.Comments = append(t.Comments, *u.Comment)
+	}
+	prev := t.Status
+	if u.Status != "" {
+		t.Status = u.Status
+	}
+	t.UpdatedAt = now
+	s.audits++
+	resp := wire.TicketResponse{Ticket: t.Ticket, Audit: &wire.Audit{ID: s.audits, TicketID: t.ID, CreatedAt: now}}
+	s.mu.Unlock()
+	s.env.Record(Vendor, OpUpdate, strconv.FormatInt(t.ID, 10), req, nil)
+	writeJSON(w, http.StatusOK, resp)
+	if u.Status != "" && u.Status != prev {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := s.notify(ctx, t.ID, prev, u.Status); err != nil {
+				s.env.Log.Warn("zendesk sandbox: webhook not delivered", "ticket", t.ID, "err", err)
+			}
+		}()
+	}
+}
+
+// Tickets returns a copy of every ticket, oldest first.
+func (s *Sim) Tickets() []Ticket {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Ticket, len(s.tickets))
+	for i, t := range s.tickets {
+		out[i] = *t
+		out[i].Comments = append([]wire.Comment(nil), t.Comments...)
+	}
+	return out
+}
+
+// SetStatus changes the ticket's status (an agent working it in Zendesk) and delivers the
+// ticket.status_changed webhook, returning the delivery error.
+func (s *Sim) SetStatus(ctx context.Context, id int64, status string) error {
+	if !statuses[status] {
+		return fmt.Errorf("zendesk sandbox: status %q", status)
+	}
+	s.mu.Lock()
+	t := s.byID[id]
+	if t == nil {
+		s.mu.Unlock()
+		return fmt.Errorf("zendesk sandbox: no ticket %d", id)
+	}
+	prev := t.Status
+	t.Status = status
+	t.UpdatedAt = s.cfg.Now().UTC().Truncate(time.Second)
+	s.mu.Unlock()
+	return s.notify(ctx, id, prev, status)
+}
+
+func (s *Sim) notify(ctx context.Context, id int64, prev, cur string) error {
+	s.mu.Lock()
+	t := s.byID[id]
+	s.events++
+	evID := fmt.Sprintf("5f1c9d2e-0000-4000-8000-%012d", s.events)
+	ev := wire.WebhookEvent{Type: wire.EventTicketStatusChanged, AccountID: 22129848, ID: evID,
+		Time: s.cfg.Now().UTC(), Subject: fmt.Sprintf("zen:ticket:%d", id),
+		Detail: wire.TicketDetail{ID: strconv.FormatInt(id, 10), ExternalID: t.ExternalID, Status: strings.ToUpper(cur), Subject: t.Subject},
+		Event:  wire.StatusChange{Current: strings.ToUpper(cur), Previous: strings.ToUpper(prev)}}
+	s.mu.Unlock()
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	var last error
+	for attempt := range 3 {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return errors.Join(last, ctx.Err())
+			case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+			}
+		}
+		ts := s.cfg.Now().UTC().Format(time.RFC3339)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.env.HookBase+s.cfg.WebhookPath, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if s.cfg.WebhookSecret != "" {
+			req.Header.Set(wire.HeaderTimestamp, ts)
+			req.Header.Set(wire.HeaderSignature, wire.WebhookSignature(s.cfg.WebhookSecret, ts, body))
+		}
+		resp, err := s.env.Client.Do(req)
+		if err != nil {
+			last = err
+			continue
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		if resp.StatusCode/100 == 2 {
+			return nil
+		}
+		last = fmt.Errorf("webhook answered %d: %s", resp.StatusCode, bytes.TrimSpace(b))
+	}
+	return last
+}

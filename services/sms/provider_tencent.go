@@ -1,0 +1,109 @@
+package sms
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	wire "github.com/omnibus-dev/omnibus/pkg/wire/tencent"
+)
+
+const tencentHost = wire.Host
+
+// tencentSigned are the headers the connector signs, as the current official demos do.
+var tencentSigned = []string{"content-type", "host", "x-tc-action"}
+
+// tencent sends through SendSms (sms 2021-01-11), POST / with a JSON body signed with
+// TC3-HMAC-SHA256 over content-type, host and x-tc-action. The API base's path, if any, is a
+// mount prefix (the sandbox's /sandbox/tencent); the canonical URI is always "/".
+type tencent struct {
+	cfg    TencentConfig
+	base   string
+	client *http.Client
+	now    func() time.Time
+}
+
+func (p *tencent) request(ctx context.Context, body []byte) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.base+"/", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", wire.ContentType)
+	req.Header.Set(wire.HeaderAction, wire.ActionSendSms)
+	req.Header.Set(wire.HeaderVersion, wire.Version)
+	req.Header.Set(wire.HeaderRegion, p.cfg.Region)
+	wire.Signer{SecretID: p.cfg.SecretID, SecretKey: p.cfg.SecretKey, Service: wire.Service, SignedHeaders: tencentSigned}.
+		Sign(req, body, p.now().Unix())
+	return req, nil
+}
+
+// body is SendSms's JSON body for one number and the agent's text as the template's parameter.
+func (p *tencent) body(to, text, sign, ref string) ([]byte, error) {
+	in := wire.SendSmsRequest{PhoneNumberSet: []string{to}, SmsSdkAppID: p.cfg.SdkAppID, TemplateID: p.cfg.TemplateID,
+		SignName: sign, TemplateParamSet: []string{text}}
+	if len(ref) < 512 {
+		in.SessionContext = ref // echoed in the answer
+	}
+	return json.Marshal(in)
+}
+
+func (p *tencent) send(ctx context.Context, to, text, sign, ref string) (string, error) {
+	body, err := p.body(to, text, sign, ref)
+	if err != nil {
+		return "", err
+	}
+	req, err := p.request(ctx, body)
+	if err != nil {
+		return "", err
+	}
+	status, answer, err := call(p.client, req)
+	if err != nil {
+		return "", fmt.Errorf("tencent SendSms: %w", err)
+	}
+	var out wire.SendSmsResponse
+	if jerr := json.Unmarshal(answer, &out); jerr != nil || status != http.StatusOK {
+		return "", &vendorError{Provider: ProviderTencent, Code: fmt.Sprintf("HTTP%d", status), Message: snippet(answer), Status: status, Verdict: transient}
+	}
+	r := out.Response
+	if r.Error != nil {
+		return "", &vendorError{Provider: ProviderTencent, Code: r.Error.Code, Message: r.Error.Message, Status: status, Verdict: tencentVerdict(r.Error.Code)}
+	}
+	for _, st := range r.SendStatusSet {
+		if st.Code == wire.CodeOk && st.SerialNo != "" {
+			return st.SerialNo, nil
+		}
+		if st.Code != wire.CodeOk {
+			return "", &vendorError{Provider: ProviderTencent, Code: st.Code, Message: st.Message, Status: status, Verdict: tencentVerdict(st.Code)}
+		}
+	}
+	return "", &vendorError{Provider: ProviderTencent, Code: "NoSendStatus", Message: "no SendStatus with a SerialNo in the answer", Status: status, Verdict: transient}
+}
+
+// tencentVerdict classifies an API-level or per-number code. Throttling (RequestLimitExceeded,
+// LimitExceeded.*), outages (InternalError*, ResourceUnavailable*), an exhausted package and
+// clock skew (AuthFailure.SignatureExpire) are transient, as is any code not listed; the
+// connector's own credentials and settings are misconfigured; everything about this message
+// (number, template, sign, content) is rejected.
+func tencentVerdict(code string) verdict {
+	switch {
+	case code == "AuthFailure.SignatureExpire", strings.HasPrefix(code, "LimitExceeded."), strings.HasPrefix(code, "RequestLimitExceeded"),
+		strings.HasPrefix(code, "InternalError"), strings.HasPrefix(code, "ResourceUnavailable"),
+		code == "FailedOperation.InsufficientBalanceInSmsPackage":
+		return transient
+	case strings.HasPrefix(code, "AuthFailure."), strings.HasPrefix(code, "UnauthorizedOperation."),
+		code == "InvalidAction", code == "NoSuchVersion", code == "UnsupportedRegion", code == "MissingParameter",
+		code == "UnknownParameter", code == "InvalidParameter", code == "InvalidParameterValue.SdkAppIdNotExist":
+		return misconfigured
+	case strings.HasPrefix(code, "InvalidParameterValue."), strings.HasPrefix(code, "UnsupportedOperation."),
+		code == "FailedOperation.SignatureIncorrectOrUnapproved", code == "FailedOperation.TemplateIncorrectOrUnapproved",
+		code == "FailedOperation.TemplateParamSetNotMatchApprovedTemplate", code == "FailedOperation.ContainSensitiveWord",
+		code == "FailedOperation.PhoneNumberInBlacklist", code == "FailedOperation.PhoneNumberOnBlacklist",
+		code == "FailedOperation.PhoneNumberParseFail", code == "FailedOperation.JsonParseFail":
+		return rejected
+	}
+	return transient
+}

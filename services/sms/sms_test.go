@@ -1,0 +1,585 @@
+package sms_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
+	"github.com/omnibus-dev/omnibus/pkg/connector/connectortest"
+	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/pkg/service"
+	"github.com/omnibus-dev/omnibus/services/sandbox/aliyun"
+	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
+	"github.com/omnibus-dev/omnibus/services/sandbox/tencent"
+	"github.com/omnibus-dev/omnibus/services/sms"
+)
+
+const token = "test-token-0123456789"
+
+// Credentials shared by the connector and the simulators.
+var (
+	aliyunEnv = map[string]string{
+		"SMS_PROVIDER": "aliyun", "SMS_ALIYUN_ACCESS_KEY_ID": "LTAItest", "SMS_ALIYUN_ACCESS_KEY_SECRET": "aliyun-secret",
+		"SMS_ALIYUN_SIGN_NAME": "omnibus", "SMS_ALIYUN_TEMPLATE_CODE": "SMS_000001", "SMS_WEBHOOK_TOKEN": token,
+		"SMS_SEND_BACKOFF": "100ms",
+	}
+	tencentEnv = map[string]string{
+		"SMS_PROVIDER": "tencent", "SMS_TENCENT_SECRET_ID": "AKIDtest", "SMS_TENCENT_SECRET_KEY": "tencent-key",
+		"SMS_TENCENT_SDK_APP_ID": "1400000000", "SMS_TENCENT_SIGN_NAME": "omnibus", "SMS_TENCENT_TEMPLATE_ID": "100001",
+		"SMS_WEBHOOK_TOKEN": token, "SMS_SEND_BACKOFF": "100ms",
+	}
+)
+
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func merge(ms ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range ms {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// sandbox starts the simulators on their own server (hookBase "" → no pushes: the conformance
+// suite runs the connector on servers of its own).
+func sandbox(t *testing.T, hookBase string, mux *http.ServeMux) (*sim.Env, *aliyun.Sim, *tencent.Sim) {
+	t.Helper()
+	env := sim.NewEnv(mux, hookBase, nil, 0, quiet())
+	a, err := aliyun.New(env, aliyun.Config{AccessKeyID: "LTAItest", AccessKeySecret: "aliyun-secret", SignNames: []string{"omnibus"},
+		Templates: []string{"SMS_000001:content"}, Token: token, ReportDelay: 50 * time.Millisecond, Retry: []time.Duration{50 * time.Millisecond},
+		Undeliverable: []string{"13900139000"}, UpSignName: "omnibus"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	tc, err := tencent.New(env, tencent.Config{SecretID: "AKIDtest", SecretKey: "tencent-key", SdkAppIDs: []string{"1400000000"},
+		SignNames: []string{"omnibus"}, Templates: []string{"100001:1"}, Token: token, ReportDelay: 50 * time.Millisecond,
+		Undeliverable: []string{"+8613900139000"}, ReplySign: "omnibus"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tc.Close)
+	return env, a, tc
+}
+
+// ---- conformance ----
+
+func aliyunUp(n int, tok string) *http.Request {
+	body := fmt.Sprintf(`[{"phone_number":"138001380%02d","send_time":"2026-11-27 08:00:00","content":"你好 %d","sign_name":"omnibus","dest_code":"","sequence_id":%d}]`, n%100, n, 1000+n)
+	return httptest.NewRequest(http.MethodPost, "/hooks/sms/aliyun/up?token="+tok, strings.NewReader(body))
+}
+
+func tencentReply(n int, tok string) *http.Request {
+	body := fmt.Sprintf(`{"extend":"","mobile":"138001380%02d","nationcode":"86","sign":"omnibus","text":"你好 %d","time":%d}`, n%100, n, 1764201600+n)
+	return httptest.NewRequest(http.MethodPost, "/hooks/sms/tencent/reply?token="+tok, strings.NewReader(body))
+}
+
+func sendCommand(t *testing.T, to, text string) event.Event {
+	t.Helper()
+	e, err := event.New(sms.TypeSend, "/desk", map[string]any{
+		"channel": "sms", "to": map[string]string{"kind": "phone", "value": to},
+		"message": map[string]any{"type": "text", "text": text}, "conversation_id": "0196f3a0-7b1c-7d2e-8f00-000000000001",
+	}, event.WithPartitionKey("phone:"+to))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func recordOf[T any](t *testing.T, env *sim.Env, vendor string, match func(T) bool) (T, bool) {
+	t.Helper()
+	f := false
+	for _, r := range env.Records(sim.Filter{Vendor: vendor, Op: "SendSms", Failed: &f}) {
+		var v T
+		if json.Unmarshal(r.Data, &v) == nil && match(v) {
+			return v, true
+		}
+	}
+	var zero T
+	return zero, false
+}
+
+func TestConformanceAliyun(t *testing.T) {
+	t.Parallel()
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	env, _, _ := sandbox(t, "", mux)
+	connectortest.Run(t, connectortest.Harness{
+		Spec: sms.Spec, Service: sms.Service(),
+		Env:     merge(aliyunEnv, map[string]string{"SMS_API_BASE": srv.URL + "/sandbox/aliyun"}),
+		Inbound: func(_ *testing.T, n int) *http.Request { return aliyunUp(n, token) },
+		Forged:  func(_ *testing.T, n int) *http.Request { return aliyunUp(n, "forged-token-0123456") },
+		Outbound: func(t *testing.T) (string, event.Event) {
+			return sms.SubjectOut, sendCommand(t, "+8613800138000", "您的包裹已发出")
+		},
+		Delivered: func(t *testing.T, e event.Event) bool {
+			rec, ok := recordOf(t, env, "aliyun", func(r aliyun.SendRecord) bool { return r.OutID == e.ID() })
+			return ok && rec.TemplateParam["content"] == "您的包裹已发出" && rec.SignatureMethod == "ACS3-HMAC-SHA256"
+		},
+	})
+}
+
+func TestConformanceTencent(t *testing.T) {
+	t.Parallel()
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	env, _, _ := sandbox(t, "", mux)
+	connectortest.Run(t, connectortest.Harness{
+		Spec: sms.Spec, Service: sms.Service(),
+		Env:     merge(tencentEnv, map[string]string{"SMS_API_BASE": srv.URL + "/sandbox/tencent"}),
+		Inbound: func(_ *testing.T, n int) *http.Request { return tencentReply(n, token) },
+		Forged:  func(_ *testing.T, n int) *http.Request { return tencentReply(n, "forged-token-0123456") },
+		Outbound: func(t *testing.T) (string, event.Event) {
+			return sms.SubjectOut, sendCommand(t, "+8613800138000", "您的包裹已发出")
+		},
+		Delivered: func(t *testing.T, e event.Event) bool {
+			rec, ok := recordOf(t, env, "tencent", func(r tencent.SendRecord) bool { return r.SessionContext == e.ID() })
+			return ok && len(rec.TemplateParamSet) == 1 && rec.TemplateParamSet[0] == "您的包裹已发出" && rec.SignatureMethod == "TC3-HMAC-SHA256"
+		},
+	})
+}
+
+// ---- the connector and the sandbox on one server, as in the all-in-one ----
+
+type testBundle struct {
+	bus     *bustest.Bundle
+	srv     *httptest.Server
+	env     *sim.Env
+	aliyun  *aliyun.Sim
+	tencent *tencent.Sim
+}
+
+func setup(t *testing.T, vars map[string]string) *testBundle {
+	t.Helper()
+	b := bustest.New(t, bus.WithLogger(quiet()))
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	env, a, tc := sandbox(t, srv.URL+"/hooks", mux)
+	vars = merge(vars, map[string]string{"SMS_API_BASE": srv.URL + "/sandbox/" + vars["SMS_PROVIDER"]})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- sms.Service().Run(ctx, service.Deps{Bus: b.Client, Mux: mux, Log: quiet(), Health: service.NewHealth(),
+			Env: func(k string) (string, bool) { v, ok := vars[k]; return v, ok }})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("connector stopped with %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("connector did not stop")
+		}
+	})
+	probe := "/hooks/sms/aliyun/up"
+	if vars["SMS_PROVIDER"] == "tencent" {
+		probe = "/hooks/sms/tencent/reply"
+	}
+	bustest.WaitFor(t, 10*time.Second, "webhooks mounted", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("connector exited during setup: %v", err)
+		default:
+		}
+		resp, err := http.Post(srv.URL+probe, "application/json", strings.NewReader("[]"))
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode != http.StatusNotFound
+	})
+	return &testBundle{bus: b, srv: srv, env: env, aliyun: a, tencent: tc}
+}
+
+func (tb *testBundle) post(t *testing.T, path, body string) (int, string) {
+	t.Helper()
+	resp, err := http.Post(tb.srv.URL+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+type statusData struct {
+	MessageID       string `json:"message_id"`
+	VendorMessageID string `json:"vendor_message_id"`
+	Status          string `json:"status"`
+	ErrorCode       string `json:"error_code"`
+	Error           string `json:"error"`
+	To              *struct{ Kind, Value string }
+	ConversationID  string `json:"conversation_id"`
+}
+
+func (tb *testBundle) statuses(t *testing.T) []statusData {
+	t.Helper()
+	var out []statusData
+	for _, e := range tb.bus.Events(t, bus.StreamIn, sms.SubjectStatus+".>") {
+		var s statusData
+		if err := json.Unmarshal(e.Data(), &s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func (tb *testBundle) waitStatus(t *testing.T, messageID, status string) statusData {
+	t.Helper()
+	var found statusData
+	bustest.WaitFor(t, 15*time.Second, status+" status of "+messageID, func() bool {
+		for _, s := range tb.statuses(t) {
+			if s.MessageID == messageID && s.Status == status {
+				found = s
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+func (tb *testBundle) publish(t *testing.T, e event.Event) {
+	t.Helper()
+	if err := tb.bus.Client.Publish(context.Background(), sms.SubjectOut, e); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSendThroughAliyun(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, aliyunEnv)
+	cmd := sendCommand(t, "13800138000", "您好，您的退款已到账")
+	tb.publish(t, cmd)
+	sent := tb.waitStatus(t, cmd.ID(), "sent")
+	rec, ok := recordOf(t, tb.env, "aliyun", func(r aliyun.SendRecord) bool { return r.OutID == cmd.ID() })
+	if !ok || rec.PhoneNumber != "13800138000" || rec.SignName != "omnibus" || rec.TemplateCode != "SMS_000001" ||
+		rec.TemplateParam["content"] != "您好，您的退款已到账" || rec.SignatureMethod != "ACS3-HMAC-SHA256" || rec.AccessKeyID != "LTAItest" {
+		t.Fatalf("sandbox record %+v (found %v)", rec, ok)
+	}
+	if sent.VendorMessageID != rec.BizID || sent.To == nil || sent.To.Value != "+8613800138000" || sent.ConversationID == "" {
+		t.Fatalf("sent status %+v", sent)
+	}
+	// The simulator pushes the receipt; the connector ties it to the command through the state.
+	delivered := tb.waitStatus(t, cmd.ID(), "delivered")
+	if delivered.VendorMessageID != rec.BizID || delivered.To != nil {
+		t.Fatalf("delivered status %+v", delivered)
+	}
+	events := tb.bus.Events(t, bus.StreamIn, sms.SubjectStatus+".>")
+	for _, e := range events {
+		if event.PartitionKey(e) != "phone:+8613800138000" || event.CorrelationID(e) != cmd.ID() {
+			t.Errorf("status %s: partition %q correlation %q", e.ID(), event.PartitionKey(e), event.CorrelationID(e))
+		}
+	}
+}
+
+func TestSendThroughTencent(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, tencentEnv)
+	cmd := sendCommand(t, "+8613800138000", "您好，您的退款已到账")
+	tb.publish(t, cmd)
+	sent := tb.waitStatus(t, cmd.ID(), "sent")
+	rec, ok := recordOf(t, tb.env, "tencent", func(r tencent.SendRecord) bool { return r.SessionContext == cmd.ID() })
+	if !ok || rec.PhoneNumber != "+8613800138000" || rec.TemplateID != "100001" || rec.SmsSdkAppID != "1400000000" ||
+		rec.TemplateParamSet[0] != "您好，您的退款已到账" || rec.SignatureMethod != "TC3-HMAC-SHA256" || rec.SecretID != "AKIDtest" {
+		t.Fatalf("sandbox record %+v (found %v)", rec, ok)
+	}
+	if sent.VendorMessageID != rec.SerialNo {
+		t.Fatalf("sent status %+v", sent)
+	}
+	if d := tb.waitStatus(t, cmd.ID(), "delivered"); d.VendorMessageID != rec.SerialNo {
+		t.Fatalf("delivered %+v", d)
+	}
+}
+
+func TestUndeliveredReceipt(t *testing.T) {
+	t.Parallel()
+	for _, vars := range []map[string]string{aliyunEnv, tencentEnv} {
+		t.Run(vars["SMS_PROVIDER"], func(t *testing.T) {
+			t.Parallel()
+			tb := setup(t, vars)
+			cmd := sendCommand(t, "+8613900139000", "hi")
+			tb.publish(t, cmd)
+			failed := tb.waitStatus(t, cmd.ID(), "failed")
+			if failed.ErrorCode != "MK:0001" || failed.Error == "" {
+				t.Fatalf("failed receipt %+v", failed)
+			}
+		})
+	}
+}
+
+func TestUplinkFromSimulatedCustomer(t *testing.T) {
+	t.Parallel()
+	for _, vars := range []map[string]string{aliyunEnv, tencentEnv} {
+		t.Run(vars["SMS_PROVIDER"], func(t *testing.T) {
+			t.Parallel()
+			tb := setup(t, vars)
+			ch := tb.aliyun.Channel()
+			if vars["SMS_PROVIDER"] == "tencent" {
+				ch = tb.tencent.Channel()
+			}
+			c := sim.Population(1, 11)[0]
+			if err := ch.Write(context.Background(), c, "我想退货，订单号 20261127-0042"); err != nil {
+				t.Fatal(err)
+			}
+			events := tb.bus.Events(t, bus.StreamIn, sms.SubjectIn+".>")
+			if len(events) != 1 {
+				t.Fatalf("%d events", len(events))
+			}
+			var d struct {
+				Channel, Account string
+				From             struct{ Kind, Value string }
+				Message          struct{ Type, Text string }
+			}
+			_ = json.Unmarshal(events[0].Data(), &d)
+			if d.Channel != "sms" || d.From.Kind != "phone" || d.From.Value != c.Phone || d.Message.Text != "我想退货，订单号 20261127-0042" ||
+				d.Account != "omnibus" || event.PartitionKey(events[0]) != "phone:"+c.Phone {
+				t.Fatalf("event %s", events[0].Data())
+			}
+		})
+	}
+}
+
+func TestBadInputPublishesNothing(t *testing.T) {
+	t.Parallel()
+	big := `[{"phone_number":"13800138000","send_time":"2026-11-27 08:00:00","content":"` + strings.Repeat("x", 10<<20) + `","sequence_id":1}]`
+	for _, tc := range []struct {
+		name, provider, path, body string
+		status                     int
+		reason                     string
+	}{
+		{"malformed JSON", "aliyun", "/hooks/sms/aliyun/up?token=" + token, `[{"phone_number":`, 400, "malformed"},
+		{"object instead of array", "aliyun", "/hooks/sms/aliyun/report?token=" + token, `{"biz_id":"1"}`, 400, "JSON array"},
+		{"10 MB body", "aliyun", "/hooks/sms/aliyun/up?token=" + token, big, 413, "larger than"},
+		{"wrong token", "aliyun", "/hooks/sms/aliyun/up?token=wrong-token-0123456789", `[]`, 401, "wrong token"},
+		{"no token", "aliyun", "/hooks/sms/aliyun/report", `[]`, 401, "no token"},
+		{"uplink without sequence_id", "aliyun", "/hooks/sms/aliyun/up?token=" + token, `[{"phone_number":"13800138000","send_time":"2026-11-27 08:00:00","content":"x"}]`, 400, "sequence_id"},
+		{"uplink from a bad number", "aliyun", "/hooks/sms/aliyun/up?token=" + token, `[{"phone_number":"1380013","send_time":"2026-11-27 08:00:00","content":"x","sequence_id":1}]`, 400, "phone_number"},
+		{"receipt without biz_id", "aliyun", "/hooks/sms/aliyun/report?token=" + token, `[{"phone_number":"13800138000","report_time":"2026-11-27 08:00:00","success":true}]`, 400, "biz_id"},
+		{"one bad item fails the batch", "aliyun", "/hooks/sms/aliyun/up?token=" + token, `[{"phone_number":"13800138000","send_time":"2026-11-27 08:00:00","content":"ok","sequence_id":1},{"phone_number":"13800138000","send_time":"yesterday","content":"x","sequence_id":2}]`, 400, "item 1"},
+		{"reply malformed", "tencent", "/hooks/sms/tencent/reply?token=" + token, `{"mobile":`, 400, "malformed"},
+		{"reply without time", "tencent", "/hooks/sms/tencent/reply?token=" + token, `{"mobile":"13800138000","nationcode":"86","text":"x"}`, 400, "time"},
+		{"status wrong token", "tencent", "/hooks/sms/tencent/status?token=nope", `[]`, 401, "wrong token"},
+		{"status bad report_status", "tencent", "/hooks/sms/tencent/status?token=" + token, `[{"nationcode":"86","mobile":"13800138000","report_status":"DONE","sid":"1"}]`, 400, "report_status"},
+		{"status 10 MB", "tencent", "/hooks/sms/tencent/status?token=" + token, "[" + strings.Repeat(" ", 10<<20) + "]", 413, "larger than"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			vars := aliyunEnv
+			if tc.provider == "tencent" {
+				vars = tencentEnv
+			}
+			tb := setup(t, vars)
+			status, body := tb.post(t, tc.path, tc.body)
+			if status != tc.status || !strings.Contains(body, tc.reason) || !strings.Contains(body, `"reason"`) {
+				t.Fatalf("answered %d %.300s; want %d with reason %q", status, body, tc.status, tc.reason)
+			}
+			if strings.Contains(body, token) {
+				t.Fatal("the answer echoes the token")
+			}
+			if n := tb.bus.StoredCount(t, bus.StreamIn, ">"); n != 0 {
+				t.Fatalf("bad input published %d events", n)
+			}
+		})
+	}
+}
+
+func TestAllowList(t *testing.T) {
+	t.Parallel()
+	vars := merge(aliyunEnv, map[string]string{"SMS_WEBHOOK_ALLOW_IPS": "192.0.2.0/24"})
+	tb := setup(t, vars)
+	status, body := tb.post(t, "/hooks/sms/aliyun/up?token="+token, `[]`)
+	if status != 401 || !strings.Contains(body, "SMS_WEBHOOK_ALLOW_IPS") {
+		t.Fatalf("push from outside the allow-list answered %d %s", status, body)
+	}
+	tb2 := setup(t, merge(aliyunEnv, map[string]string{"SMS_WEBHOOK_ALLOW_IPS": "127.0.0.1,::1", "SMS_WEBHOOK_TOKEN": ""}))
+	up := `[{"phone_number":"13800138000","send_time":"2026-11-27 08:00:00","content":"hi","sign_name":"omnibus","sequence_id":5}]`
+	if status, body := tb2.post(t, "/hooks/sms/aliyun/up", up); status != 200 {
+		t.Fatalf("allowed push without token answered %d %s", status, body)
+	}
+}
+
+func TestRepeatedReceiptBatchStoredOnce(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, aliyunEnv)
+	item := func(biz, phone string) string {
+		return fmt.Sprintf(`{"phone_number":"%s","send_time":"2026-11-27 08:00:00","report_time":"2026-11-27 08:00:05","success":true,"err_code":"DELIVERED","err_msg":"用户接收成功","sms_size":"1","biz_id":"%s","out_id":""}`, phone, biz)
+	}
+	// Aliyun may repeat items inside a push and re-push a whole batch.
+	batch := "[" + item("900619746936498^0", "13800138000") + "," + item("900619746936498^0", "13800138000") + "," + item("900619746936499^0", "13800138001") + "]"
+	for range 3 {
+		status, body := tb.post(t, "/hooks/sms/aliyun/report?token="+token, batch)
+		if status != 200 || strings.TrimSpace(body) != `{"code":0,"msg":"接收成功"}` {
+			t.Fatalf("answered %d %s", status, body)
+		}
+	}
+	if n := tb.bus.StoredCount(t, bus.StreamIn, ">"); n != 2 {
+		t.Fatalf("two distinct receipts pushed three times stored %d times", n)
+	}
+	for _, s := range tb.statuses(t) {
+		if s.Status != "delivered" || !strings.HasPrefix(s.MessageID, "aliyun:") {
+			t.Errorf("receipt of an unknown send: %+v", s)
+		}
+	}
+	// Tencent's status callback likewise.
+	tt := setup(t, tencentEnv)
+	st := `[{"user_receive_time":"2026-11-27 08:00:05","nationcode":"86","mobile":"13800138000","report_status":"SUCCESS","errmsg":"DELIVRD","description":"ok","sid":"2645:1"},` +
+		`{"user_receive_time":"2026-11-27 08:00:05","nationcode":"86","mobile":"13800138000","report_status":"SUCCESS","errmsg":"DELIVRD","description":"ok","sid":"2645:1"}]`
+	for range 2 {
+		if status, body := tt.post(t, "/hooks/sms/tencent/status?token="+token, st); status != 200 || strings.TrimSpace(body) != `{"result":0,"errmsg":"OK"}` {
+			t.Fatalf("answered %d %s", status, body)
+		}
+	}
+	if n := tt.bus.StoredCount(t, bus.StreamIn, ">"); n != 1 {
+		t.Fatalf("one receipt stored %d times", n)
+	}
+}
+
+func TestThrottledSendRetriedNotFailed(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		vars      map[string]string
+		key, code string
+	}{
+		{aliyunEnv, "aliyun SendSms", "isv.BUSINESS_LIMIT_CONTROL"},
+		{tencentEnv, "tencent SendSms", "LimitExceeded.PhoneNumberDailyLimit"},
+		{tencentEnv, "tencent SendSms", "RequestLimitExceeded"},
+	} {
+		t.Run(tc.code, func(t *testing.T) {
+			t.Parallel()
+			tb := setup(t, tc.vars)
+			if err := tb.env.SetFault(tc.key, sim.Fault{ErrorRatio: 1, Code: tc.code}); err != nil {
+				t.Fatal(err)
+			}
+			cmd := sendCommand(t, "+8613800138000", "稍后重试")
+			tb.publish(t, cmd)
+			bustest.WaitFor(t, 15*time.Second, "a retry after the throttling answer", func() bool { return tb.env.Stats()[tc.key].Injected >= 2 })
+			if s := tb.statuses(t); len(s) != 0 {
+				t.Fatalf("a throttled send published %+v", s)
+			}
+			_ = tb.env.SetFault(tc.key, sim.Fault{})
+			tb.waitStatus(t, cmd.ID(), "sent")
+			for _, s := range tb.statuses(t) {
+				if s.Status == "failed" {
+					t.Fatalf("throttled send reported failed: %+v", s)
+				}
+			}
+		})
+	}
+}
+
+func TestThrottledTooLongFails(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, merge(aliyunEnv, map[string]string{"SMS_SEND_MAX_DELIVER": "2"}))
+	_ = tb.env.SetFault("aliyun SendSms", sim.Fault{ErrorRatio: 1, Code: "isv.BUSINESS_LIMIT_CONTROL"})
+	cmd := sendCommand(t, "+8613800138000", "x")
+	tb.publish(t, cmd)
+	failed := tb.waitStatus(t, cmd.ID(), "failed")
+	if failed.ErrorCode != "isv.BUSINESS_LIMIT_CONTROL" || !strings.Contains(failed.Error, "gave up after 2 attempts") {
+		t.Fatalf("failed %+v", failed)
+	}
+}
+
+func TestRejectedSendsFailPermanently(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		vars map[string]string
+		cmd  func(t *testing.T) event.Event
+		code string
+	}{
+		{"local: invalid number", aliyunEnv, func(t *testing.T) event.Event { return sendCommand(t, "12345", "x") }, "invalid_number"},
+		{"local: not a phone", tencentEnv, func(t *testing.T) event.Event {
+			e, _ := event.New(sms.TypeSend, "/desk", map[string]any{"channel": "sms", "to": map[string]string{"kind": "wechat_openid", "value": "o1"},
+				"message": map[string]any{"type": "text", "text": "x"}})
+			return e
+		}, "unaddressable"},
+		{"local: image", aliyunEnv, func(t *testing.T) event.Event {
+			e, _ := event.New(sms.TypeSend, "/desk", map[string]any{"channel": "sms", "to": map[string]string{"kind": "phone", "value": "+8613800138000"},
+				"message": map[string]any{"type": "image", "media_url": "https://example.com/a.png"}})
+			return e
+		}, "unsupported_message_type"},
+		{"aliyun: unapproved template", merge(aliyunEnv, map[string]string{"SMS_ALIYUN_TEMPLATE_CODE": "SMS_999999"}),
+			func(t *testing.T) event.Event { return sendCommand(t, "+8613800138000", "x") }, "isv.SMS_TEMPLATE_ILLEGAL"},
+		{"aliyun: unapproved sign", aliyunEnv, func(t *testing.T) event.Event {
+			e, _ := event.New(sms.TypeSend, "/desk", map[string]any{"channel": "sms", "to": map[string]string{"kind": "phone", "value": "+8613800138000"},
+				"account": "未审核签名", "message": map[string]any{"type": "text", "text": "x"}})
+			return e
+		}, "isv.SMS_SIGNATURE_ILLEGAL"},
+		{"tencent: unapproved template", merge(tencentEnv, map[string]string{"SMS_TENCENT_TEMPLATE_ID": "999"}),
+			func(t *testing.T) event.Event { return sendCommand(t, "+8613800138000", "x") }, "FailedOperation.TemplateIncorrectOrUnapproved"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tb := setup(t, tc.vars)
+			cmd := tc.cmd(t)
+			tb.publish(t, cmd)
+			failed := tb.waitStatus(t, cmd.ID(), "failed")
+			if failed.ErrorCode != tc.code || failed.Error == "" {
+				t.Fatalf("failed %+v, want code %s", failed, tc.code)
+			}
+			f := false
+			if recs := tb.env.Records(sim.Filter{Op: "SendSms", Failed: &f}); len(recs) != 0 {
+				t.Fatalf("a rejected send was accepted: %+v", recs)
+			}
+		})
+	}
+}
+
+func TestWrongCredentialsDeadLetter(t *testing.T) {
+	t.Parallel()
+	for _, vars := range []map[string]string{
+		merge(aliyunEnv, map[string]string{"SMS_ALIYUN_ACCESS_KEY_SECRET": "not-the-secret"}),
+		merge(tencentEnv, map[string]string{"SMS_TENCENT_SECRET_ID": "AKIDunknown"}),
+	} {
+		t.Run(vars["SMS_PROVIDER"], func(t *testing.T) {
+			t.Parallel()
+			tb := setup(t, vars)
+			cmd := sendCommand(t, "+8613800138000", "x")
+			tb.publish(t, cmd)
+			bustest.WaitFor(t, 15*time.Second, "dead letter", func() bool { return tb.bus.StoredCount(t, bus.StreamDLQ, ">") == 1 })
+			if s := tb.statuses(t); len(s) != 0 {
+				t.Fatalf("statuses %+v", s)
+			}
+			tru := true
+			recs := tb.env.Records(sim.Filter{Vendor: vars["SMS_PROVIDER"], Failed: &tru})
+			want := "SignatureDoesNotMatch"
+			if vars["SMS_PROVIDER"] == "tencent" {
+				want = "AuthFailure.SecretIdNotFound"
+			}
+			if len(recs) != 1 || !strings.Contains(recs[0].Error, want) {
+				t.Fatalf("sandbox records %+v, want one %s", recs, want)
+			}
+		})
+	}
+}
+
+// A push the bus cannot store is answered 5xx, so the vendor pushes again.
+func TestPushNotAckedWithoutJetStream(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, tencentEnv)
+	if err := tb.bus.Client.JetStream().DeleteStream(context.Background(), bus.StreamIn); err != nil {
+		t.Fatal(err)
+	}
+	status, body := tb.post(t, "/hooks/sms/tencent/reply?token="+token, `{"extend":"","mobile":"13800138000","nationcode":"86","sign":"","text":"hi","time":1764201600}`)
+	if status < 500 || strings.Contains(body, `"result":0`) {
+		t.Fatalf("answered %d %s", status, body)
+	}
+}

@@ -1,0 +1,166 @@
+package ticket
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/omnibus-dev/omnibus/pkg/audit"
+	"github.com/omnibus-dev/omnibus/pkg/config"
+	"github.com/omnibus-dev/omnibus/pkg/connector"
+	"github.com/omnibus-dev/omnibus/pkg/resilience"
+)
+
+// This file is the connector's seam to pkg/resilience: the registry (audit records on
+// omni.audit.ticket, route alerts), the vendor's three routes and the one HTTP exchange an
+// attempt makes.
+
+// envKey carries the service's config.Lookup to setup, so the resilience routes read their
+// RESILIENCE_<VENDOR>_<OP>_* overrides from the same source as Config.
+type envKey struct{}
+
+// newRegistry builds the connector's resilience registry. It is closed (flushing the audit
+// records) when ctx ends, after the consumers drained.
+func newRegistry(ctx context.Context, rt *connector.Runtime) (*resilience.Registry, error) {
+	env, _ := ctx.Value(envKey{}).(config.Lookup)
+	//nolint:contextcheck // New takes no context: its publisher's lifetime is bounded by Close below
+	reg, err := resilience.New(resilience.Options{Service: Spec.Name, Bus: rt.Bus, Env: env, Log: rt.Log})
+	if err != nil {
+		return nil, err
+	}
+	rt.Go(ctx, "resilience", func(ctx context.Context) error {
+		<-ctx.Done()
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		return reg.Close(cctx)
+	})
+	return reg, nil
+}
+
+// routes are the vendor's operations: <vendor>.search (idempotent: retried), <vendor>.create and
+// <vendor>.comment (not idempotent: never retried once the request may have reached the vendor).
+type routes struct {
+	search, create, comment *resilience.Route
+}
+
+// ticketSettings are the ticket APIs' figures: they answer in hundreds of milliseconds, so an
+// attempt gets 3s (300ms would time out creates that succeed); 10 calls/s per route; the breaker
+// stays open 10s and closes after 2 good probes. Operators override any of them per route with
+// RESILIENCE_<JIRA|ZENDESK>_<SEARCH|CREATE|COMMENT>_*.
+var ticketSettings = resilience.Settings{Timeout: 3 * time.Second, Budget: 8 * time.Second, Backoff: 100 * time.Millisecond,
+	RateLimit: 10, MaxConcurrent: 16, BreakerOpenFor: 10 * time.Second, BreakerProbes: 2}
+
+// newRoutes builds p's routes. A failed call's fallback (in its audit record and
+// omnibus_vendor_fallbacks_total) is the vendor's page for the agent to do it by hand: the new
+// ticket form, or for a comment the ticket (the call's Key).
+func newRoutes(reg *resilience.Registry, p provider) (routes, error) {
+	newTicket := func(resilience.Call, error) *resilience.Fallback {
+		return &resilience.Fallback{ManualURL: p.NewTicketURL()}
+	}
+	onTicket := func(c resilience.Call, _ error) *resilience.Fallback {
+		return &resilience.Fallback{ManualURL: p.TicketURL(c.Key)}
+	}
+	var r routes
+	for _, op := range []struct {
+		dst        **resilience.Route
+		name       string
+		idempotent bool
+		fallback   func(resilience.Call, error) *resilience.Fallback
+	}{{&r.search, "search", true, newTicket}, {&r.create, "create", false, newTicket}, {&r.comment, "comment", false, onTicket}} {
+		rt, err := reg.Route(resilience.RouteSpec{Vendor: p.Name(), Op: op.name, Idempotent: op.idempotent, Settings: ticketSettings, Fallback: op.fallback})
+		if err != nil {
+			return routes{}, err
+		}
+		*op.dst = rt
+	}
+	return r, nil
+}
+
+// request is one JSON call to the vendor.
+type request struct {
+	method, url, auth string
+	body              []byte // nil: no body
+	// vendorErr renders the vendor's error answer (non-2xx).
+	vendorErr func(status int, body []byte, retryAfter time.Duration) error
+	// parse reads a 2xx answer; its failure fails the call as permanent.
+	parse func([]byte) error
+}
+
+// send makes r through route rt: each attempt sends the request, reports it and the answer for
+// the audit record, and lets the route classify the HTTP status (2xx success, 429 rate-limited
+// with Retry-After — 1s if the vendor names none —, 408 and 5xx transient, other 4xx refusals).
+func send(ctx context.Context, rt *resilience.Route, c resilience.Call, client *http.Client, r request) error {
+	_, err := resilience.Do(ctx, rt, c, func(ctx context.Context, a *resilience.Attempt) (struct{}, error) {
+		return struct{}{}, attempt(ctx, a, client, r)
+	})
+	return err
+}
+
+func attempt(ctx context.Context, a *resilience.Attempt, client *http.Client, r request) error {
+	var body io.Reader
+	if r.body != nil {
+		a.Request(r.body)
+		body = bytes.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, r.url, body)
+	if err != nil {
+		return resilience.Permanent(err)
+	}
+	req.Header.Set("Authorization", r.auth)
+	req.Header.Set("Accept", "application/json")
+	if r.body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, resilience.MaxResponseBody))
+	if err != nil {
+		return err
+	}
+	a.Response(resp.StatusCode, "", raw)
+	if resp.StatusCode/100 == 2 {
+		if err := r.parse(raw); err != nil {
+			return resilience.Permanent(err)
+		}
+		return nil
+	}
+	wait, _ := resilience.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	if resp.StatusCode == http.StatusTooManyRequests && wait <= 0 {
+		wait = time.Second
+	}
+	a.RetryAfter(wait)
+	return r.vendorErr(resp.StatusCode, raw, wait)
+}
+
+// ambiguous reports whether a failed create or comment may still have taken effect: the vendor
+// failed (5xx), the attempt timed out or the caller gave up, unless the request provably never
+// left (dial or DNS failure). A refusal (4xx), a rate limit (429) and a call the pipeline did not
+// send (breaker open, bulkhead full, throttled) took no effect.
+func ambiguous(err error) bool {
+	var fail *resilience.Error
+	if !errors.As(err, &fail) {
+		return false
+	}
+	switch fail.Outcome {
+	case audit.OutcomeError, audit.OutcomeTimeout, audit.OutcomeCanceled:
+		return !neverSent(fail.Err)
+	}
+	return false
+}
+
+// neverSent reports transport errors that happen before a request is written.
+func neverSent(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	var dns *net.DNSError
+	return errors.As(err, &dns)
+}

@@ -1,0 +1,402 @@
+// Package ticket is the ticketing tool connector (Jira Cloud or Zendesk, TICKET_PROVIDER). It
+// consumes omni.tool.ticket.create.requested and omni.tool.ticket.comment.requested and answers
+// with .completed / .failed (correlationid = the request's id, deterministic ids), and turns the
+// vendors' status webhooks (POST /hooks/ticket/jira, /hooks/ticket/zendesk) into
+// omni.tool.ticket.status.changed.
+//
+// One ticket per conversation, whatever happens: the ticket carries the conversation (Jira label
+// omnibus-conv-<id>, Zendesk external_id omnibus:conversation:<id>); a create first searches for
+// it (an idempotent call the pipeline may retry) and answers with the existing ticket when there
+// is one (reused: true); the create itself is sent at most once per request — the pipeline never
+// retries it once it may have reached the vendor — and when its outcome is unknown (timeout,
+// dropped connection, 5xx) the connector
+// searches again before it answers, so a retried or redelivered request never makes a second
+// ticket. Requests of one conversation are serialised in the process. A 429 answers the request
+// with a redelivery after the vendor's Retry-After (nothing was created).
+//
+// Every vendor call goes through its pkg/resilience route, <vendor>.search, <vendor>.create or
+// <vendor>.comment (vendor jira or zendesk): per-attempt timeout within the request's budget,
+// retries for searches only, breaker, bulkhead, rate limit, one audit record per call on
+// omni.audit.ticket, omnibus_vendor_* metrics.
+package ticket
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/omnibus-dev/omnibus/pkg/alert"
+	"github.com/omnibus-dev/omnibus/pkg/audit"
+	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/connector"
+	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/pkg/pii"
+	"github.com/omnibus-dev/omnibus/pkg/resilience"
+	"github.com/omnibus-dev/omnibus/pkg/service"
+	"github.com/omnibus-dev/omnibus/pkg/wire/jira"
+	"github.com/omnibus-dev/omnibus/pkg/wire/zendesk"
+)
+
+// Event types (each is also its subject).
+const (
+	TypeCreateRequested  = "omni.tool.ticket.create.requested"
+	TypeCreateCompleted  = "omni.tool.ticket.create.completed"
+	TypeCreateFailed     = "omni.tool.ticket.create.failed"
+	TypeCommentRequested = "omni.tool.ticket.comment.requested"
+	TypeCommentCompleted = "omni.tool.ticket.comment.completed"
+	TypeCommentFailed    = "omni.tool.ticket.comment.failed"
+	TypeStatusChanged    = "omni.tool.ticket.status.changed"
+	TypeAudit            = audit.TypeCallRecorded
+	SubjectAudit         = "omni.audit.ticket"
+)
+
+func route(t string) connector.Route { return connector.Route{Subject: t, Type: t} }
+
+// Spec declares the connector. Audit records and route alerts are published by its resilience
+// registry.
+var Spec = connector.Spec{
+	Name:        "ticket",
+	Description: "tickets from conversations in Jira Cloud or Zendesk, one per conversation, with comments and status sync",
+	Consumes:    []connector.Route{route(TypeCreateRequested), route(TypeCommentRequested)},
+	Produces: []connector.Route{route(TypeCreateCompleted), route(TypeCreateFailed), route(TypeCommentCompleted),
+		route(TypeCommentFailed), route(TypeStatusChanged), {Subject: SubjectAudit, Type: TypeAudit},
+		{Subject: alert.SubjectRaised, Type: alert.TypeRaised}, {Subject: alert.SubjectResolved, Type: alert.TypeResolved}},
+}
+
+// Service returns the connector as a service.
+func Service() service.Service {
+	s := connector.Define(Spec, setup)
+	run := s.Run
+	s.Run = func(ctx context.Context, d service.Deps) error {
+		return run(context.WithValue(ctx, envKey{}, d.Env), d)
+	}
+	return s
+}
+
+// Connector is the running connector.
+type Connector struct {
+	cfg   Config
+	rt    *connector.Runtime
+	prov  provider
+	locks sync.Map // conversation id → *sync.Mutex
+	// reconcile bounds the search after a create without a clear answer: two search attempts.
+	reconcile time.Duration
+
+	mu       sync.Mutex
+	comments map[string]string // comment request id → comment id (answered comments, bounded)
+	order    []string
+}
+
+func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
+	c, err := New(ctx, rt, *cfg, nil)
+	if err != nil {
+		return err
+	}
+	if err := c.mountWebhooks(); err != nil {
+		return err
+	}
+	cc := bus.ConsumerConfig{Concurrency: cfg.Concurrency, AckWait: cfg.Budget + 30*time.Second}
+	if err := rt.Consume(ctx, route(TypeCreateRequested), c.HandleCreate, cc); err != nil {
+		return err
+	}
+	return rt.Consume(ctx, route(TypeCommentRequested), c.HandleComment, cc)
+}
+
+// New builds the connector on rt: its resilience registry (audit records and alerts on rt's bus,
+// flushed when ctx ends; route overrides read from the service's environment) and the vendor's
+// routes. client defaults to one with no overall timeout (every attempt is bounded by its route's
+// timeout).
+func New(ctx context.Context, rt *connector.Runtime, cfg Config, client *http.Client) (*Connector, error) {
+	if client == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 16
+		client = &http.Client{Transport: tr}
+	}
+	reg, err := newRegistry(ctx, rt)
+	if err != nil {
+		return nil, err
+	}
+	c := &Connector{cfg: cfg, rt: rt, comments: map[string]string{}}
+	var search *resilience.Route
+	switch cfg.Provider {
+	case ProviderZendesk:
+		p := &zendeskProvider{cfg: cfg, client: client, auth: zendesk.BasicAuth(cfg.ZendeskEmail, cfg.ZendeskAPIToken)}
+		p.routes, err = newRoutes(reg, p)
+		c.prov, search = p, p.routes.search
+	default:
+		p := &jiraProvider{cfg: cfg, client: client, auth: jira.BasicAuth(cfg.JiraEmail, cfg.JiraAPIToken)}
+		p.routes, err = newRoutes(reg, p)
+		c.prov, search = p, p.routes.search
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.reconcile = 2 * search.Settings().Timeout
+	return c, nil
+}
+
+func (c *Connector) lock(conv string) func() {
+	m, _ := c.locks.LoadOrStore(conv, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+type createRequest struct {
+	ConversationID string `json:"conversation_id"`
+	CustomerID     string `json:"customer_id,omitempty"`
+	Subject        string `json:"subject"`
+	Description    string `json:"description,omitempty"`
+	Priority       string `json:"priority,omitempty"`
+	Requester      *struct {
+		Name  string `json:"name,omitempty"`
+		Email string `json:"email,omitempty"`
+	} `json:"requester,omitempty"`
+	Tags []string `json:"tags,omitempty"`
+}
+
+type createCompleted struct {
+	ConversationID string `json:"conversation_id,omitempty"`
+	CustomerID     string `json:"customer_id,omitempty"`
+	Provider       string `json:"provider"`
+	TicketID       string `json:"ticket_id"`
+	URL            string `json:"url,omitempty"`
+	Status         string `json:"status,omitempty"`
+	Reused         bool   `json:"reused"`
+}
+
+type failure struct {
+	ConversationID string    `json:"conversation_id,omitempty"`
+	CustomerID     string    `json:"customer_id,omitempty"`
+	Provider       string    `json:"provider"`
+	TicketID       string    `json:"ticket_id,omitempty"`
+	ErrorCode      string    `json:"error_code,omitempty"`
+	Error          string    `json:"error"`
+	Fallback       *fallback `json:"fallback,omitempty"`
+}
+
+type fallback struct {
+	ManualURL string `json:"manual_url,omitempty"`
+	Note      string `json:"note,omitempty"`
+}
+
+// HandleCreate answers a create request with the conversation's one ticket.
+func (c *Connector) HandleCreate(ctx context.Context, d bus.Delivery) error {
+	var req createRequest
+	if err := event.DecodeData(d.Event, &req); err != nil || req.ConversationID == "" || req.Subject == "" {
+		return resilience.Permanent(errors.Join(errors.New("create request needs conversation_id and subject"), err))
+	}
+	defer c.lock(req.ConversationID)()
+	budget, cancel := context.WithTimeout(ctx, c.cfg.Budget)
+	defer cancel()
+	call := resilience.Call{CustomerID: req.CustomerID, CorrelationID: d.Event.ID(), Key: req.ConversationID}
+	r, reused, err := c.ensure(budget, req, call)
+	if wait, ok := resilience.RetryDelay(err); ok && !errors.Is(err, errAmbiguous) {
+		// The vendor rate-limited us before anything was created: redeliver after its Retry-After.
+		return resilience.RetryAfter(err, wait)
+	}
+	var out bus.Outgoing
+	opts := c.opts(d.Event, "ticket:create:"+d.Event.ID(), req.ConversationID)
+	if err == nil {
+		e, eerr := c.rt.NewEvent(TypeCreateCompleted, createCompleted{ConversationID: req.ConversationID, CustomerID: req.CustomerID,
+			Provider: c.prov.Name(), TicketID: r.ID, URL: r.URL, Status: r.Status, Reused: reused}, opts...)
+		if eerr != nil {
+			return resilience.Permanent(eerr)
+		}
+		out = bus.Outgoing{Subject: TypeCreateCompleted, Event: e}
+	} else {
+		e, eerr := c.rt.NewEvent(TypeCreateFailed, failure{ConversationID: req.ConversationID, CustomerID: req.CustomerID,
+			Provider: c.prov.Name(), ErrorCode: errorCode(err), Error: capText(err.Error()),
+			Fallback: &fallback{ManualURL: c.prov.NewTicketURL(), Note: "工单系统暂不可用，请手动创建工单（会话 " + req.ConversationID + "）"}}, opts...)
+		if eerr != nil {
+			return resilience.Permanent(eerr)
+		}
+		out = bus.Outgoing{Subject: TypeCreateFailed, Event: e}
+	}
+	pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer pcancel()
+	return c.rt.Publish(pctx, out)
+}
+
+// ensure finds the conversation's ticket or creates it, reconciling a create without a clear answer.
+func (c *Connector) ensure(ctx context.Context, req createRequest, call resilience.Call) (ref, bool, error) {
+	if r, ok, err := c.prov.Find(ctx, req.ConversationID, call); err != nil || ok {
+		return r, ok, err
+	}
+	t := newTicket{Subject: capRunes(pii.Redact(req.Subject), 255), Description: pii.Redact(req.Description), Priority: req.Priority, Tags: req.Tags}
+	if req.Requester != nil {
+		t.RequesterName, t.RequesterEmail = req.Requester.Name, req.Requester.Email
+	}
+	r, err := c.prov.Create(ctx, req.ConversationID, t, call)
+	if err == nil || !ambiguous(err) {
+		return r, false, err
+	}
+	// The create may have reached the vendor: look for it before answering, never create again.
+	c.rt.Log.Warn("ticket create without a clear answer; reconciling by search", "conversation", req.ConversationID, "err", err)
+	select {
+	case <-time.After(c.cfg.ReconcileDelay):
+	case <-ctx.Done():
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.reconcile)
+	defer cancel()
+	if found, ok, ferr := c.prov.Find(rctx, req.ConversationID, call); ferr == nil && ok {
+		return found, false, nil
+	}
+	return ref{}, false, errors.Join(errAmbiguous, err)
+}
+
+type commentRequest struct {
+	ConversationID string `json:"conversation_id"`
+	CustomerID     string `json:"customer_id,omitempty"`
+	TicketID       string `json:"ticket_id,omitempty"`
+	Body           string `json:"body"`
+	Public         bool   `json:"public,omitempty"`
+}
+
+type commentCompleted struct {
+	ConversationID string `json:"conversation_id,omitempty"`
+	CustomerID     string `json:"customer_id,omitempty"`
+	Provider       string `json:"provider"`
+	TicketID       string `json:"ticket_id"`
+	CommentID      string `json:"comment_id,omitempty"`
+	URL            string `json:"url,omitempty"`
+}
+
+var errNoTicket = errors.New("the conversation has no ticket yet")
+
+// HandleComment adds a comment to the conversation's ticket.
+func (c *Connector) HandleComment(ctx context.Context, d bus.Delivery) error {
+	var req commentRequest
+	if err := event.DecodeData(d.Event, &req); err != nil || req.ConversationID == "" || req.Body == "" {
+		return resilience.Permanent(errors.Join(errors.New("comment request needs conversation_id and body"), err))
+	}
+	defer c.lock(req.ConversationID)()
+	budget, cancel := context.WithTimeout(ctx, c.cfg.Budget)
+	defer cancel()
+	call := resilience.Call{CustomerID: req.CustomerID, CorrelationID: d.Event.ID(), Key: req.ConversationID}
+	id := req.TicketID
+	var err error
+	commentID, done := c.answered(d.Event.ID())
+	if !done {
+		if id == "" {
+			var r ref
+			var ok bool
+			r, ok, err = c.prov.Find(budget, req.ConversationID, call)
+			if err == nil && !ok {
+				err = errNoTicket
+			}
+			id = r.ID
+		}
+		if err == nil {
+			commentID, err = c.prov.Comment(budget, id, pii.Redact(req.Body), req.Public, call)
+			if err == nil || ambiguous(err) {
+				c.remember(d.Event.ID(), commentID) // never comment twice for one request
+			}
+		}
+	}
+	if wait, ok := resilience.RetryDelay(err); ok {
+		return resilience.RetryAfter(err, wait)
+	}
+	opts := c.opts(d.Event, "ticket:comment:"+d.Event.ID(), req.ConversationID)
+	var out bus.Outgoing
+	if err == nil {
+		e, eerr := c.rt.NewEvent(TypeCommentCompleted, commentCompleted{ConversationID: req.ConversationID, CustomerID: req.CustomerID,
+			Provider: c.prov.Name(), TicketID: id, CommentID: commentID, URL: c.prov.TicketURL(id)}, opts...)
+		if eerr != nil {
+			return resilience.Permanent(eerr)
+		}
+		out = bus.Outgoing{Subject: TypeCommentCompleted, Event: e}
+	} else {
+		fb := &fallback{ManualURL: c.prov.NewTicketURL(), Note: "请在工单系统中手动添加备注"}
+		if id != "" {
+			fb.ManualURL = c.prov.TicketURL(id)
+		}
+		if errors.Is(err, errAmbiguous) || ambiguous(err) {
+			fb.Note = "备注可能已添加，请打开工单确认，勿重复添加"
+		}
+		e, eerr := c.rt.NewEvent(TypeCommentFailed, failure{ConversationID: req.ConversationID, CustomerID: req.CustomerID,
+			Provider: c.prov.Name(), TicketID: id, ErrorCode: errorCode(err), Error: capText(err.Error()), Fallback: fb}, opts...)
+		if eerr != nil {
+			return resilience.Permanent(eerr)
+		}
+		out = bus.Outgoing{Subject: TypeCommentFailed, Event: e}
+	}
+	pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer pcancel()
+	return c.rt.Publish(pctx, out)
+}
+
+func (c *Connector) answered(reqID string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.comments[reqID]
+	return v, ok
+}
+
+func (c *Connector) remember(reqID, commentID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.comments[reqID]; ok {
+		return
+	}
+	c.comments[reqID] = commentID
+	c.order = append(c.order, reqID)
+	if len(c.order) > 10000 {
+		delete(c.comments, c.order[0])
+		c.order = c.order[1:]
+	}
+}
+
+func (c *Connector) opts(req event.Event, id, conv string) []event.Option {
+	o := []event.Option{event.WithID(id), event.WithCorrelationID(req.ID()), event.WithSubject(conv)}
+	if pk := event.PartitionKey(req); pk != "" {
+		o = append(o, event.WithPartitionKey(pk))
+	}
+	return o
+}
+
+// errorCode names a failure for the failed event: no_ticket, outcome_unknown, http_<status> for
+// the vendor's error answers, else the pipeline's outcome (circuit_open, timeout, rate_limited,
+// throttled, bulkhead_full) or unavailable (transport failures).
+func errorCode(err error) string {
+	var je *jira.Error
+	var ze *zendesk.Error
+	var fail *resilience.Error
+	switch {
+	case errors.Is(err, errNoTicket):
+		return "no_ticket"
+	case errors.Is(err, errAmbiguous):
+		return "outcome_unknown"
+	case errors.As(err, &je):
+		return "http_" + itoa(je.Status)
+	case errors.As(err, &ze):
+		return "http_" + itoa(ze.Status)
+	case errors.As(err, &fail) && fail.Outcome != audit.OutcomeError:
+		return fail.Outcome
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	}
+	return "unavailable"
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}
+
+func capText(s string) string { return capRunes(pii.Redact(s), 2000) }
+
+func capRunes(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n])
+	}
+	return s
+}
