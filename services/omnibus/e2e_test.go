@@ -98,9 +98,10 @@ func TestCustomerAcrossChannels(t *testing.T) {
 			Phone string
 		}
 	}
-	if code := call("GET", "/sandbox/_admin/customers", "", nil, &people); code != 200 || len(people.Customers) < 5 {
-		t.Fatalf("sandbox customers: %d %+v", code, people)
-	}
+	// Services mount their routes as they start, just after the all-in-one reports ready.
+	bustest.WaitFor(t, 30*time.Second, "the sandbox's customers", func() bool {
+		return call("GET", "/sandbox/_admin/customers", "", nil, &people) == 200 && len(people.Customers) >= 5
+	})
 	who := people.Customers[4]
 
 	// 1. WeChat.

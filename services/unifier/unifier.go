@@ -25,7 +25,7 @@ import (
 type Config struct {
 	IdleTimeout   time.Duration `env:"UNIFIER_IDLE_TIMEOUT" default:"24h" desc:"an open conversation idle this long is closed; the next message opens a new one linked to it"`
 	DefaultRegion string        `env:"UNIFIER_DEFAULT_REGION" default:"CN" desc:"region of phone numbers given without a country code"`
-	BatchSize     int           `env:"UNIFIER_BATCH" default:"256" desc:"most events applied in one Postgres transaction"`
+	BatchSize     int           `env:"UNIFIER_BATCH" default:"256" desc:"most events a consumer takes at once; a run of inbound messages among them is applied in one Postgres transaction with a fixed number of statements"`
 	SweepInterval time.Duration `env:"UNIFIER_SWEEP_INTERVAL" default:"1m" desc:"how often idle conversations are closed"`
 	Replicas      int           `env:"UNIFIER_REPLICAS" default:"1" desc:"how many unifier replicas share OMNI_IN's partitions"`
 	Replica       int           `env:"UNIFIER_REPLICA" default:"0" desc:"this replica's index, 0 to UNIFIER_REPLICAS-1"`
@@ -155,13 +155,15 @@ func Run(ctx context.Context, d service.Deps) error {
 	handle := func(c context.Context, batch []bus.Delivery) []error { return en.ApplyBatch(c, batch) }
 	var subs []*bus.Subscription
 	stopAll := func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 		defer cancel()
 		for _, s := range subs {
 			_ = s.Shutdown(sctx)
 		}
 		stopRelay()
-		<-relayDone
+		if err := <-relayDone; err != nil {
+			log.Warn("outbox relay: last flush failed; the rows stay for the next start", "err", err)
+		}
 	}
 	for _, lane := range lanes {
 		s, err := d.Bus.SubscribeBatch(ctx, lane, cfg.BatchSize, handle)

@@ -441,10 +441,13 @@ func TestResumeAcrossConnectorRestart(t *testing.T) {
 		t.Fatalf("socket closed with %d on shutdown, want 1001", st)
 	}
 	// Replies sent while no connector runs wait in OMNI_OUT.
-	reply(t, b, w.Visitor, "one")
-	reply(t, b, w.Visitor, "two")
+	r1, r2 := reply(t, b, w.Visitor, "one"), reply(t, b, w.Visitor, "two")
 
 	second := startInstance(t, b, baseEnv())
+	// The new instance takes them from OMNI_OUT into the visitor's log (their "sent" statuses
+	// say so) before the visitor comes back; otherwise the resume marker could land first.
+	waitStatus(t, b, "webchat:status:"+r1.ID()+":sent")
+	waitStatus(t, b, "webchat:status:"+r2.ID()+":sent")
 	if got := resumeCheck(t, second, w, ack.Seq); fmt.Sprint(got) != "[one two]" {
 		t.Fatalf("resumed with %q after a restart, want [one two]", got)
 	}

@@ -77,7 +77,7 @@ const (
 
 // DefaultKnown returns the fixed timelines of the simulated customers' parcels, relative to now.
 func DefaultKnown(now time.Time) map[string]Waybill {
-	day := now.In(wire.China).Truncate(24 * time.Hour)
+	day := chinaMidnight(now)
 	at := func(d int, h, m int) string {
 		return wire.FormatAcceptTime(day.AddDate(0, 0, d).Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute))
 	}
@@ -289,7 +289,7 @@ func Generate(no string, now time.Time) []wire.Route {
 		to = cities[(u(1)+1)%len(cities)]
 	}
 	steps := 1 + u(2)%6 // 1..6 scans
-	day := now.In(wire.China).Truncate(24*time.Hour).AddDate(0, 0, -(1 + u(3)%3))
+	day := chinaMidnight(now).AddDate(0, 0, -(1 + u(3)%3))
 	at := day.Add(time.Duration(8+u(4)%10)*time.Hour + time.Duration(u(5)%60)*time.Minute)
 	phone := fmt.Sprintf("13%d%08d", 5+u(6)%5, u(7)*1000+u(8)%1000)
 	courier := couriers[u(9)%len(couriers)]
@@ -308,4 +308,11 @@ func Generate(no string, now time.Time) []wire.Route {
 		out[i].AcceptTime = wire.FormatAcceptTime(at)
 	}
 	return out
+}
+
+// chinaMidnight is the start of now's day in China time (Truncate would cut at UTC midnight,
+// 08:00 in China).
+func chinaMidnight(now time.Time) time.Time {
+	y, m, d := now.In(wire.China).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, wire.China)
 }

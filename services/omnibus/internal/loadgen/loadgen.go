@@ -286,7 +286,7 @@ func (r *runner) setup(ctx context.Context, rep *Report) error {
 		if err != nil {
 			return err
 		}
-		r.defer_(func() { _ = tel.Shutdown(context.Background()) })
+		r.defer_(func() { _ = tel.Shutdown(context.WithoutCancel(ctx)) })
 	}
 	ns, err := natsembed.Start(natsembed.Options{Sync: r.cfg.NATSSync})
 	if err != nil {
@@ -314,7 +314,7 @@ func (r *runner) setup(ctx context.Context, rep *Report) error {
 		if err != nil {
 			return fmt.Errorf("throwaway postgres: %w (or set --database-url)", err)
 		}
-		r.defer_(func() { _ = pg.Stop(context.Background()) })
+		r.defer_(func() { _ = pg.Stop(context.WithoutCancel(ctx)) })
 		r.dbURL = pg.URL("postgres")
 		rep.Setup.Postgres = "throwaway (pgembed)"
 	} else {
@@ -403,7 +403,7 @@ func (r *runner) waitReady(ctx context.Context) error {
 		select {
 		case err := <-r.uni.done:
 			r.uni.done <- err
-			return fmt.Errorf("unifier stopped at start: %v", err)
+			return fmt.Errorf("unifier stopped at start: %w", err)
 		default:
 		}
 		if _, err := js.Consumer(ctx, bus.StreamTool, "unifier-tool"); err == nil {
@@ -507,7 +507,7 @@ func (r *runner) waitApplied(ctx context.Context, p int, want int64, what string
 			select {
 			case err := <-r.uni.done:
 				r.uni.done <- err
-				return fmt.Errorf("%s: unifier stopped: %v", what, err)
+				return fmt.Errorf("%s: unifier stopped: %w", what, err)
 			default:
 			}
 		}
@@ -640,7 +640,7 @@ func (r *runner) replay(ctx context.Context, batch []bus.Outgoing, idx []int) (i
 		}
 		futs = append(futs, f)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Stall)
 	defer cancel()
 	n := 0
 	for _, f := range futs {
@@ -692,6 +692,14 @@ func usage(ph *Phase, a, b cpuMark, events int) {
 	}
 	if wall > 0 && a.pg >= 0 && b.pg >= 0 {
 		ph.PGCores = (b.pg - a.pg).Seconds() / wall
+	}
+	if events > 0 {
+		if ph.GoCores >= 0 {
+			ph.GoMicrosPerEvent = (b.self - a.self).Seconds() * 1e6 / float64(events)
+		}
+		if ph.PGCores >= 0 {
+			ph.PGMicrosPerEvent = (b.pg - a.pg).Seconds() * 1e6 / float64(events)
+		}
 	}
 	if a.statsOK && b.statsOK && events > 0 {
 		ph.CommitsPerEvent = float64(b.commits-a.commits-(b.ownTx-a.ownTx)) / float64(events)

@@ -42,7 +42,7 @@ func (r *runner) rawJetStream(ctx context.Context, n int) (*RawResult, error) {
 		return nil, err
 	}
 	defer func() {
-		dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		_ = pubJS.DeleteStream(dctx, rawStream)
 	}()
@@ -115,7 +115,9 @@ func (r *runner) rawJetStream(ctx context.Context, n int) (*RawResult, error) {
 					}
 					futs = append(futs, f)
 				}
-				wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				// An fsync-bound JetStream (--nats-sync always) on a busy disk can take seconds per
+				// chunk: give up only after the stall limit, as the phases do.
+				wctx, cancel := context.WithTimeout(ctx, r.cfg.Stall)
 				for _, f := range futs {
 					select {
 					case <-f.Ok():
@@ -173,7 +175,7 @@ func (r *runner) rawPostgres(ctx context.Context, n int) (*RawResult, error) {
 		return nil, err
 	}
 	defer func() {
-		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		_, _ = pool.Exec(dctx, `DROP TABLE IF EXISTS `+table)
 	}()

@@ -87,8 +87,13 @@ type Phase struct {
 	PGCores          float64  `json:"pg_cores"`
 	CommitsPerEvent  float64  `json:"commits_per_event"`
 	WALBytesPerEvent float64  `json:"wal_bytes_per_event"`
-	Rollbacks        int64    `json:"rollbacks"` // transactions rolled back (failed batches, retries)
-	Deadlocks        int64    `json:"deadlocks"` // detected by Postgres (each after deadlock_timeout)
+	// CPU per applied event, in microseconds: the bench process (unifier, embedded NATS server,
+	// publishers, desk subscriber) and the Postgres server. On a shared machine this moves less
+	// than the rates do.
+	GoMicrosPerEvent float64 `json:"go_us_per_event,omitempty"`
+	PGMicrosPerEvent float64 `json:"pg_us_per_event,omitempty"`
+	Rollbacks        int64   `json:"rollbacks"` // transactions rolled back (failed batches, retries)
+	Deadlocks        int64   `json:"deadlocks"` // detected by Postgres (each after deadlock_timeout)
 }
 
 // Latency is ingest→desk-event latency in milliseconds.
@@ -220,7 +225,7 @@ func (r *runner) pgStatsBegin(ctx context.Context, rep *Report) func(*Report) {
 				return
 			}
 			time.Sleep(600 * time.Millisecond) // backends flush their table counters at most every second
-			tables1, err := r.tableStats(context.Background())
+			tables1, err := r.tableStats(context.WithoutCancel(ctx))
 			if err != nil {
 				return
 			}
@@ -240,9 +245,9 @@ func (r *runner) pgStatsBegin(ctx context.Context, rep *Report) func(*Report) {
 				rep.Postgres.Waits = w
 			}
 		}()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		rows, err := r.stats.Query(ctx, `SELECT calls, total_exec_time, rows, query FROM pg_stat_statements
+		rows, err := r.stats.Query(qctx, `SELECT calls, total_exec_time, rows, query FROM pg_stat_statements
 			WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
 			  AND query NOT LIKE '%pg_stat%' AND query NOT LIKE '%pg_wal_lsn_diff%'`)
 		if err != nil {
@@ -492,7 +497,11 @@ func (rep *Report) WriteTable(w io.Writer) {
 }
 
 func pgLine(p *Phase) string {
-	return fmt.Sprintf("per event: %.3f commits, %s WAL; %d rollbacks, %d deadlocks", p.CommitsPerEvent, bytes(p.WALBytesPerEvent), p.Rollbacks, p.Deadlocks)
+	cpu := ""
+	if p.GoMicrosPerEvent > 0 && p.PGMicrosPerEvent > 0 {
+		cpu = fmt.Sprintf(", CPU %.0f µs (bench process %.0f + Postgres %.0f)", p.GoMicrosPerEvent+p.PGMicrosPerEvent, p.GoMicrosPerEvent, p.PGMicrosPerEvent)
+	}
+	return fmt.Sprintf("per event: %.3f commits, %s WAL%s; %d rollbacks, %d deadlocks", p.CommitsPerEvent, bytes(p.WALBytesPerEvent), cpu, p.Rollbacks, p.Deadlocks)
 }
 
 func num(f float64) string {

@@ -6,6 +6,18 @@
 // creates — customers, conversations, merges, desk events — is derived from event ids, so a
 // redelivered event changes nothing and replaying the log into an empty store rebuilds the same
 // rows.
+//
+// Two paths apply events. The per-event handlers (handlers.go, resolve.go) apply any event with
+// a few statements each. Inbound messages, nearly all of the traffic, take the set-based path
+// (batch.go): a run of messages costs a fixed handful of statements whatever its length, and
+// writes exactly what the handlers would have written applying the same messages one by one
+// (TestBatchedEqualsPerEvent holds it to that). Merges inside a run go through the handlers.
+//
+// Locking: every writer of a customer's identities, conversations and messages first locks the
+// customer's row, and a transaction locks all its customers in one statement in id order, so
+// transactions do not deadlock. The set-based path skips customers another transaction holds
+// (SKIP LOCKED) and applies their events in a second transaction, so consumers of different
+// partitions writing to one cross-channel customer do not wait for each other's whole batch.
 package engine
 
 import (
@@ -43,6 +55,9 @@ type Engine struct {
 	pool *pgxpool.Pool
 	// Committed is called after a transaction that wrote outbox rows committed.
 	Committed func()
+	// perEvent makes ApplyBatch run every event through its handler (the reference the
+	// set-based path is tested against).
+	perEvent bool
 }
 
 // New returns an engine on pool.
@@ -55,14 +70,69 @@ var ns = uuid.MustParse("6f6d6e69-6275-7300-8000-756e69666965")
 
 func derive(parts ...string) uuid.UUID { return uuid.NewSHA1(ns, []byte(strings.Join(parts, "\x00"))) }
 
-// ApplyBatch applies a batch in one transaction. If the transaction fails, it retries deadlocks
-// and serialization failures, then falls back to one transaction per event so that one bad event
-// cannot hold back the others. The result is nil or one error per delivery.
+// ApplyBatch applies a batch and returns nil or one error per delivery.
+//
+// Inbound messages, the bulk of the traffic, take the set-based path (batch.go): each run of
+// consecutive messages is applied in one transaction with a handful of statements whatever its
+// length. Every other event (status updates, desk commands, unmerges, tool results) is applied
+// on its own, in order, by the per-event handlers. Events that fail get their own error; the
+// others commit.
 func (en *Engine) ApplyBatch(ctx context.Context, batch []bus.Delivery) []error {
+	if en.perEvent {
+		return en.applyPerEvent(ctx, batch)
+	}
+	errs := make([]error, len(batch))
+	first := map[string]int{} // event id -> index of its first copy in the batch
+	dups := map[int]int{}
+	var run []*msgEvent
+	endRun := func() {
+		if len(run) > 0 {
+			en.applyRun(ctx, run, errs)
+			run = nil
+		}
+	}
+	for i, d := range batch {
+		if j, ok := first[d.Event.ID()]; ok {
+			dups[i] = j // a second copy changes nothing: it shares the first one's outcome
+			continue
+		}
+		first[d.Event.ID()] = i
+		if d.Event.Type() == TypeMessageReceived {
+			m, err := en.prepareMessage(i, d)
+			if err != nil {
+				errs[i] = fmt.Errorf("%s %s: %w", d.Event.Type(), d.Event.ID(), err)
+				continue
+			}
+			run = append(run, m)
+			continue
+		}
+		endRun()
+		if err := en.inTx(ctx, func(tx pgx.Tx) (int, error) { return en.apply(ctx, tx, d, nil) }); err != nil {
+			errs[i] = fmt.Errorf("%s %s: %w", d.Event.Type(), d.Event.ID(), err)
+		}
+	}
+	endRun()
+	failed := false
+	for i := range batch {
+		if j, ok := dups[i]; ok {
+			errs[i] = errs[j]
+		}
+		failed = failed || errs[i] != nil
+	}
+	if !failed {
+		return nil
+	}
+	return errs
+}
+
+// applyPerEvent is the reference implementation the set-based path is tested against: every
+// event through its handler, in one transaction, falling back to one transaction per event
+// when that fails.
+func (en *Engine) applyPerEvent(ctx context.Context, batch []bus.Delivery) []error {
 	err := en.inTx(ctx, func(tx pgx.Tx) (int, error) {
 		total := 0
 		for _, d := range batch {
-			n, err := en.apply(ctx, tx, d)
+			n, err := en.apply(ctx, tx, d, nil)
 			if err != nil {
 				return 0, fmt.Errorf("%s %s: %w", d.Event.Type(), d.Event.ID(), err)
 			}
@@ -80,7 +150,7 @@ func (en *Engine) ApplyBatch(ctx context.Context, batch []bus.Delivery) []error 
 	}
 	en.log.Debug("batch failed; applying one by one", "size", len(batch), "err", err)
 	for i, d := range batch {
-		errs[i] = en.inTx(ctx, func(tx pgx.Tx) (int, error) { return en.apply(ctx, tx, d) })
+		errs[i] = en.inTx(ctx, func(tx pgx.Tx) (int, error) { return en.apply(ctx, tx, d, nil) })
 	}
 	return errs
 }
@@ -102,9 +172,7 @@ func (en *Engine) inTx(ctx context.Context, fn func(pgx.Tx) (int, error)) error 
 			}
 			return nil
 		}
-		var pgErr *pgconn.PgError
-		// Deadlock, serialization failure, or two transactions attaching the same new identity.
-		if errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001" || pgErr.Code == "23505") {
+		if retryable(err) {
 			time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
 			continue
 		}
@@ -113,8 +181,17 @@ func (en *Engine) inTx(ctx context.Context, fn func(pgx.Tx) (int, error)) error 
 	return err
 }
 
-// apply applies one event inside tx and returns how many outbox rows it wrote.
-func (en *Engine) apply(ctx context.Context, tx pgx.Tx, d bus.Delivery) (int, error) {
+// retryable reports whether err is a deadlock, a serialization failure, or two transactions
+// attaching the same new identity: the transaction is worth running again.
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001" || pgErr.Code == "23505")
+}
+
+// apply applies one event inside tx and returns how many outbox rows it wrote. With hold set,
+// the outbox rows are appended to *hold instead of being written (the set-based path writes
+// them with its own, in order).
+func (en *Engine) apply(ctx context.Context, tx pgx.Tx, d bus.Delivery, hold *[]outboxRow) (int, error) {
 	e := d.Event
 	tag, err := tx.Exec(ctx, `INSERT INTO processed_events (event_id, type) VALUES ($1, $2) ON CONFLICT DO NOTHING`, e.ID(), e.Type())
 	if err != nil {
@@ -123,7 +200,13 @@ func (en *Engine) apply(ctx context.Context, tx pgx.Tx, d bus.Delivery) (int, er
 	if tag.RowsAffected() == 0 {
 		return 0, nil // already applied: a redelivery or a replay
 	}
-	w := &writer{en: en, tx: tx, ev: e}
+	return en.dispatch(ctx, tx, e, hold)
+}
+
+// dispatch runs the handler of e's type; the caller recorded e in processed_events.
+func (en *Engine) dispatch(ctx context.Context, tx pgx.Tx, e event.Event, hold *[]outboxRow) (int, error) {
+	var err error
+	w := &writer{en: en, tx: tx, ev: e, hold: hold}
 	switch t := e.Type(); {
 	case t == TypeMessageReceived:
 		err = en.onMessage(ctx, w)
@@ -172,6 +255,7 @@ type writer struct {
 	ev    event.Event
 	out   []outboxRow
 	batch pgx.Batch
+	hold  *[]outboxRow // when set, flush hands the outbox rows over instead of writing them
 }
 
 // queue adds a statement to the final round trip.
@@ -185,13 +269,26 @@ type outboxRow struct {
 
 // emit queues an outbox event whose id is derived from the consumed event and a discriminator.
 func (w *writer) emit(typ, subject, ceSubject, disc string, data any) {
-	w.out = append(w.out, outboxRow{
-		id: "unifier:" + strings.TrimPrefix(typ, "omni.") + ":" + w.ev.ID() + disc, subject: subject, typ: typ,
-		ceSubject: ceSubject, partitionKey: event.PartitionKey(w.ev), corr: w.ev.ID(), at: w.ev.Time().UTC(), data: data,
-	})
+	w.out = append(w.out, newOutboxRow(w.ev, typ, subject, ceSubject, disc, data))
+}
+
+// newOutboxRow is the outbox row of a desk event or tool request caused by ev; its id is derived
+// from ev's id, the type and a discriminator.
+func newOutboxRow(ev event.Event, typ, subject, ceSubject, disc string, data any) outboxRow {
+	return outboxRow{
+		id: "unifier:" + strings.TrimPrefix(typ, "omni.") + ":" + ev.ID() + disc, subject: subject, typ: typ,
+		ceSubject: ceSubject, partitionKey: event.PartitionKey(ev), corr: ev.ID(), at: ev.Time().UTC(), data: data,
+	}
 }
 
 func (w *writer) flush(ctx context.Context) error {
+	if w.hold != nil {
+		*w.hold = append(*w.hold, w.out...)
+		if w.batch.Len() == 0 {
+			return nil
+		}
+		return w.tx.SendBatch(ctx, &w.batch).Close()
+	}
 	if len(w.out) == 0 && w.batch.Len() == 0 {
 		return nil
 	}
@@ -202,7 +299,7 @@ func (w *writer) flush(ctx context.Context) error {
 			return err
 		}
 		b.Queue(`INSERT INTO outbox (id, subject, type, ce_subject, partitionkey, correlationid, time, data)
-			VALUES ($1, $2, $3, NULLIF($4, ''), NULLIF($5, ''), NULLIF($6, ''), $7, $8) ON CONFLICT (id) DO NOTHING`,
+			VALUES ($1, $2, $3, NULLIF($4, ''), NULLIF($5, ''), NULLIF($6, ''), $7, $8)`,
 			r.id, r.subject, r.typ, r.ceSubject, r.partitionKey, r.corr, r.at, data)
 	}
 	return w.tx.SendBatch(ctx, b).Close()

@@ -31,7 +31,7 @@ type bundle struct {
 	en   *engine.Engine
 }
 
-func setup(t *testing.T) *bundle {
+func setup(t testing.TB) *bundle {
 	t.Helper()
 	pool := pgtest.NewDB(t, pgtest.WithMigrations("unifier", store.Migrate))
 	en := engine.New(pool, engine.Config{IdleTimeout: 24 * time.Hour, DefaultRegion: "CN"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -283,6 +283,7 @@ func TestMergeChainAndUnmerge(t *testing.T) {
 		t.Fatalf("merged desk events: %v", types)
 	}
 	merged := b.graph(t)
+	b.checkMessages(t)
 
 	// Undo both merges, newest first.
 	rows, _ := b.pool.Query(context.Background(), `SELECT id::text FROM customer_merges ORDER BY at DESC`)
@@ -318,6 +319,7 @@ func TestMergeChainAndUnmerge(t *testing.T) {
 	if b.graph(t) == merged {
 		t.Fatal("graph unchanged by unmerge")
 	}
+	b.checkMessages(t)
 	if n := b.count(t, `SELECT count(*) FROM outbox WHERE type = $1`, engine.TypeDeskCustomerUnmerged); n != 2 {
 		t.Fatalf("unmerged desk events: %d", n)
 	}
@@ -364,6 +366,7 @@ func TestConvergesWhateverTheOrder(t *testing.T) {
 		if n := b.count(t, `SELECT count(*) FROM messages`); n != 7 {
 			t.Fatalf("run %d: %d messages, want 7", run, n)
 		}
+		b.checkMessages(t)
 		if n := b.count(t, `SELECT count(*) FROM customers c WHERE merged_into IS NULL AND (SELECT count(*) FROM conversations WHERE customer_id = c.id AND status = 'open') <> 1`); n != 0 {
 			t.Fatalf("run %d: %d live customers without exactly one open conversation", run, n)
 		}
@@ -419,5 +422,6 @@ func TestConcurrentMerges(t *testing.T) {
 	if c := b.count(t, `SELECT count(DISTINCT customer_id) FROM identities`); c != 1 {
 		t.Fatalf("identities on %d customers", c)
 	}
+	b.checkMessages(t)
 	_ = sort.Strings
 }

@@ -65,7 +65,7 @@ func (en *Engine) customerChanged(ctx context.Context, w *writer, res resolution
 	if err != nil {
 		return err
 	}
-	w.emit(TypeDeskCustomerUpdated, TypeDeskCustomerUpdated, res.customer.String(), ":"+res.customer.String(), map[string]any{"customer": view})
+	w.emit(TypeDeskCustomerUpdated, TypeDeskCustomerUpdated, res.customer.String(), ":"+res.customer.String(), deskCustomer{Customer: view})
 	for _, id := range res.linked {
 		if id.Kind != identity.Phone && id.Kind != identity.Email {
 			continue
@@ -239,7 +239,7 @@ func (en *Engine) onCRMResult(ctx context.Context, w *writer) error {
 		if err != nil {
 			return err
 		}
-		w.emit(TypeDeskCustomerUpdated, TypeDeskCustomerUpdated, res.customer.String(), ":"+res.customer.String(), map[string]any{"customer": view})
+		w.emit(TypeDeskCustomerUpdated, TypeDeskCustomerUpdated, res.customer.String(), ":"+res.customer.String(), deskCustomer{Customer: view})
 	}
 	return en.onToolResult(ctx, w)
 }
@@ -295,7 +295,9 @@ func (en *Engine) touch(ctx context.Context, w *writer, customer uuid.UUID, chan
 	tx := w.tx
 	var id uuid.UUID
 	var last time.Time
-	err := tx.QueryRow(ctx, `SELECT id, last_event_at FROM conversations WHERE customer_id = $1 AND status = 'open' FOR UPDATE`, customer).Scan(&id, &last)
+	var known bool // the conversation already lists channel
+	err := tx.QueryRow(ctx, `SELECT id, last_event_at, $2 = ANY(channels) FROM conversations WHERE customer_id = $1 AND status = 'open' FOR UPDATE`,
+		customer, channel).Scan(&id, &last, &known)
 	open := err == nil
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return ConversationView{}, err
@@ -315,18 +317,18 @@ func (en *Engine) touch(ctx context.Context, w *writer, customer uuid.UUID, chan
 		if err != nil {
 			return view, err
 		}
-		w.emit(TypeDeskConversationOpened, TypeDeskConversationOpened, newID.String(), "", map[string]any{"conversation": view})
+		w.emit(TypeDeskConversationOpened, TypeDeskConversationOpened, newID.String(), "", deskConversation{Conversation: view})
 		return view, nil
 	}
-	var before int
+	// (RETURNING sees the updated row: whether the channel is new was read above.)
 	view, err := scanConversation(tx.QueryRow(ctx, `UPDATE conversations SET channels = CASE WHEN $2 = ANY(channels) THEN channels ELSE channels || $2::text END,
 			last_event_at = greatest(last_event_at, $3) WHERE id = $1
-		RETURNING `+conversationColumns+`, cardinality(channels) - CASE WHEN $2 = ANY(channels) THEN 0 ELSE 1 END`, id, channel, at), &before)
+		RETURNING `+conversationColumns, id, channel, at))
 	if err != nil {
 		return view, err
 	}
-	if len(view.Channels) > before {
-		w.emit(TypeDeskConversationUpdated, TypeDeskConversationUpdated, id.String(), "", map[string]any{"conversation": view, "change": "channel added: " + channel})
+	if !known {
+		w.emit(TypeDeskConversationUpdated, TypeDeskConversationUpdated, id.String(), "", deskConversation{Conversation: view, Change: "channel added: " + channel})
 	}
 	return view, nil
 }
@@ -340,7 +342,7 @@ func (en *Engine) closeIdle(ctx context.Context, w *writer, id uuid.UUID, closed
 		return err
 	}
 	w.out = append(w.out, outboxRow{id: "unifier:desk.conversation.closed:" + id.String(), subject: TypeDeskConversationClosed,
-		typ: TypeDeskConversationClosed, ceSubject: id.String(), at: closedAt, data: map[string]any{"conversation": view, "reason": "idle"}})
+		typ: TypeDeskConversationClosed, ceSubject: id.String(), at: closedAt, data: deskConversation{Conversation: view, Reason: "idle"}})
 	return nil
 }
 
@@ -408,17 +410,59 @@ type addedMessage struct {
 }
 
 func (w *writer) messageAdded(m addedMessage) {
-	msg := map[string]any{"event_id": m.eventID, "conversation_id": m.conv.ID, "customer_id": m.customer,
-		"channel": m.channel, "body": m.body, "sent_at": m.at}
-	view := IdentityView{Kind: m.who.Kind, Masked: identity.Mask(m.who), Source: m.channel}
-	customer := map[string]any{"id": m.customer}
+	w.emit(TypeDeskMessageAdded, TypeDeskMessageAdded, m.conv.ID, "", messageAddedData(m))
+}
+
+// messageAddedData is the data of the omni.desk.message.added event about m.
+func messageAddedData(m addedMessage) deskMessageAdded {
+	msg := deskMessage{EventID: m.eventID, ConversationID: m.conv.ID, CustomerID: m.customer, Channel: m.channel, Body: m.body, SentAt: m.at}
+	view := &IdentityView{Kind: m.who.Kind, Masked: identity.Mask(m.who), Source: m.channel}
+	out := deskMessageAdded{Conversation: m.conv, Customer: deskMessageCustomer{ID: m.customer}}
 	if m.inbound {
-		msg["direction"], msg["from"] = "inbound", view
-		customer["display_name"] = m.displayName
+		msg.Direction, msg.From = "inbound", view
+		name := m.displayName
+		out.Customer.DisplayName = &name
 	} else {
-		msg["direction"], msg["to"], msg["status"] = "outbound", view, m.status
+		status := m.status
+		msg.Direction, msg.To, msg.Status = "outbound", view, &status
 	}
-	w.emit(TypeDeskMessageAdded, TypeDeskMessageAdded, m.conv.ID, "", map[string]any{
-		"message": msg, "conversation": m.conv, "customer": customer,
-	})
+	out.Message = msg
+	return out
+}
+
+// deskMessageAdded is the data of omni.desk.message.added (schemas/omni.desk.message.added.json).
+type deskMessageAdded struct {
+	Message      deskMessage         `json:"message"`
+	Conversation ConversationView    `json:"conversation"`
+	Customer     deskMessageCustomer `json:"customer"`
+}
+
+type deskMessage struct {
+	EventID        string          `json:"event_id"`
+	ConversationID string          `json:"conversation_id"`
+	CustomerID     uuid.UUID       `json:"customer_id"`
+	Channel        string          `json:"channel"`
+	Body           json.RawMessage `json:"body"`
+	SentAt         time.Time       `json:"sent_at"`
+	Direction      string          `json:"direction"`
+	From           *IdentityView   `json:"from,omitempty"`   // inbound
+	To             *IdentityView   `json:"to,omitempty"`     // outbound
+	Status         *string         `json:"status,omitempty"` // outbound
+}
+
+type deskMessageCustomer struct {
+	ID          uuid.UUID `json:"id"`
+	DisplayName *string   `json:"display_name,omitempty"` // inbound
+}
+
+// deskConversation is the data of omni.desk.conversation.opened, .updated and .closed.
+type deskConversation struct {
+	Conversation ConversationView `json:"conversation"`
+	Change       string           `json:"change,omitempty"` // updated
+	Reason       string           `json:"reason,omitempty"` // closed
+}
+
+// deskCustomer is the data of omni.desk.customer.updated.
+type deskCustomer struct {
+	Customer CustomerView `json:"customer"`
 }

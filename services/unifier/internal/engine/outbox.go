@@ -2,12 +2,12 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
+	ce "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -20,9 +20,11 @@ import (
 const Source = "/services/unifier"
 
 // Relay publishes outbox rows to NATS after their transaction committed and deletes them once
-// JetStream acked them. Rows are claimed with SKIP LOCKED, so several replicas can relay at once.
-// A crash between the publish and the delete republishes the same ids, which JetStream drops as
-// duplicates (Nats-Msg-Id) — the desk event is neither lost nor doubled.
+// JetStream acked them. One relay at a time flushes (a transaction-scoped advisory lock), so desk
+// events leave in outbox order whichever replica relays them, and rows need no row locks; a
+// replica that finds the lock taken tries again shortly. A crash between the publish and the
+// delete republishes the same ids, which JetStream drops as duplicates (Nats-Msg-Id) — the desk
+// event is neither lost nor doubled.
 type Relay struct {
 	pool  *pgxpool.Pool
 	pub   *bus.Client
@@ -50,8 +52,17 @@ func (r *Relay) Run(ctx context.Context) error {
 	defer tick.Stop()
 	failures := 0
 	for {
-		n, err := r.Flush(context.WithoutCancel(ctx))
+		n, held, err := r.flush(context.WithoutCancel(ctx))
 		switch {
+		case err == nil && !held:
+			// Another replica is relaying, maybe not our latest rows: look again soon.
+			select {
+			case <-ctx.Done():
+				_, err := r.Flush(context.WithoutCancel(ctx))
+				return err
+			case <-time.After(20 * time.Millisecond):
+			}
+			continue
 		case err != nil:
 			failures++
 			r.log.Warn("outbox relay failed; retrying", "err", err, "failures", failures)
@@ -68,7 +79,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		failures = 0
 		select {
 		case <-ctx.Done():
-			_, err := r.Flush(context.Background())
+			_, err := r.Flush(context.WithoutCancel(ctx))
 			return err
 		case <-r.wake:
 		case <-tick.C:
@@ -76,14 +87,25 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 }
 
-// Flush publishes and deletes up to one batch of outbox rows; it returns how many.
+// relayLock is the advisory lock key of the relay ("omnibus" and 1).
+const relayLock = int64(0x6f6d6e6962757301)
+
+// Flush publishes and deletes up to one batch of outbox rows; it returns how many (0 when another
+// replica's relay holds the outbox).
 func (r *Relay) Flush(ctx context.Context) (int, error) {
+	n, _, err := r.flush(ctx)
+	return n, err
+}
+
+func (r *Relay) flush(ctx context.Context) (n int, held bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	n := 0
-	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, relayLock).Scan(&held); err != nil || !held {
+			return err
+		}
 		rows, err := tx.Query(ctx, `SELECT seq, id, subject, type, coalesce(ce_subject, ''), coalesce(partitionkey, ''),
-				coalesce(correlationid, ''), time, data FROM outbox ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`, r.batch)
+				coalesce(correlationid, ''), time, data FROM outbox ORDER BY seq LIMIT $1`, r.batch)
 		if err != nil {
 			return err
 		}
@@ -93,16 +115,12 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 			var seq int64
 			var id, subject, typ, ceSubject, pk, corr string
 			var at time.Time
-			var data json.RawMessage
+			var data []byte // a json column: Postgres checked it is JSON
 			if err := rows.Scan(&seq, &id, &subject, &typ, &ceSubject, &pk, &corr, &at, &data); err != nil {
 				rows.Close()
 				return err
 			}
-			opts := []event.Option{event.WithID(id), event.WithTime(at), event.WithPartitionKey(pk), event.WithCorrelationID(corr)}
-			if ceSubject != "" {
-				opts = append(opts, event.WithSubject(ceSubject))
-			}
-			e, err := event.New(typ, Source, data, opts...) // data is jsonb: always JSON
+			e, err := outboxEvent(id, typ, ceSubject, pk, corr, at, data)
 			if err != nil {
 				rows.Close()
 				return fmt.Errorf("outbox row %d: %w", seq, err)
@@ -153,5 +171,26 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 		n = len(done)
 		return nil
 	})
-	return n, err
+	return n, held, err
+}
+
+// outboxEvent is the CloudEvent of an outbox row. It is event.New without what a row does not
+// need: a fresh id (the row's is kept) and a second check that data is JSON.
+func outboxEvent(id, typ, ceSubject, pk, corr string, at time.Time, data []byte) (event.Event, error) {
+	e := ce.New(ce.CloudEventsVersionV1)
+	e.SetID(id)
+	e.SetType(typ)
+	e.SetSource(Source)
+	e.SetDataContentType(event.ContentTypeJSON)
+	e.DataEncoded = data
+	event.WithTime(at)(&e)
+	event.WithPartitionKey(pk)(&e)
+	event.WithCorrelationID(corr)(&e)
+	if ceSubject != "" {
+		e.SetSubject(ceSubject)
+	}
+	if err := e.Validate(); err != nil {
+		return e, fmt.Errorf("%w: %w", event.ErrInvalid, err)
+	}
+	return e, nil
 }

@@ -183,98 +183,96 @@ type movedMessage struct {
 
 // merge folds customer from into into: identities, conversations, messages and tool results
 // move; both open conversations become one; the merge is recorded with what moved so that it
-// can be undone. Both customers must be locked by the caller.
+// can be undone. Both customers must be locked by the caller. It takes three round trips: the
+// reads, then every move at once, then the record and the view.
 func (en *Engine) merge(ctx context.Context, w *writer, from, into uuid.UUID, reason string, at time.Time) (uuid.UUID, error) {
 	tx := w.tx
 	mid := derive("merge", w.ev.ID(), from.String())
 	var profile, sources json.RawMessage
-	if err := tx.QueryRow(ctx, `SELECT profile, profile_sources FROM customers WHERE id = $1`, into).Scan(&profile, &sources); err != nil {
-		return mid, err
-	}
-	rows, err := tx.Query(ctx, `UPDATE identities SET customer_id = $2 WHERE customer_id = $1 RETURNING kind, value`, from, into)
-	if err != nil {
-		return mid, err
-	}
-	moved, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Identity, error) {
-		var i Identity
-		return i, r.Scan(&i.Kind, &i.Value)
-	})
-	if err != nil {
-		return mid, err
-	}
 	var fromOpen, intoOpen *uuid.UUID
-	if err := tx.QueryRow(ctx, `SELECT
-			(SELECT id FROM conversations WHERE customer_id = $1 AND status = 'open' FOR UPDATE),
-			(SELECT id FROM conversations WHERE customer_id = $2 AND status = 'open' FOR UPDATE)`, from, into).Scan(&fromOpen, &intoOpen); err != nil {
+	var fromConvs []uuid.UUID
+	b := &pgx.Batch{}
+	b.Queue(`SELECT coalesce(array_agg(id), '{}') FROM conversations WHERE customer_id = $1`, from).QueryRow(func(r pgx.Row) error {
+		return r.Scan(&fromConvs)
+	})
+	b.Queue(`SELECT profile, profile_sources,
+			(SELECT id FROM conversations WHERE customer_id = $2 AND status = 'open' FOR UPDATE),
+			(SELECT id FROM conversations WHERE customer_id = $1 AND status = 'open' FOR UPDATE)
+		FROM customers WHERE id = $1`, into, from).QueryRow(func(r pgx.Row) error {
+		return r.Scan(&profile, &sources, &fromOpen, &intoOpen)
+	})
+	// What moved is recorded in a canonical order (not the order rows happened to be stored in),
+	// so that the same log always gives the same customer_merges rows.
+	var moved []Identity
+	b.Queue(`WITH m AS (UPDATE identities SET customer_id = $2 WHERE customer_id = $1 RETURNING kind, value)
+		SELECT kind, value FROM m ORDER BY kind COLLATE "C", value COLLATE "C"`, from, into).Query(func(rows pgx.Rows) error {
+		var err error
+		moved, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Identity, error) {
+			var i Identity
+			return i, r.Scan(&i.Kind, &i.Value)
+		})
+		return err
+	})
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return mid, err
 	}
+
+	b = &pgx.Batch{}
+	// A message's customer is its conversation's: move them by conversation (an array parameter,
+	// so that any cached plan probes messages_conversation), before the conversations and the
+	// open conversation's messages move.
+	b.Queue(`UPDATE messages SET customer_id = $2 WHERE conversation_id = ANY($1)`, fromConvs, into)
 	movedMsgs := []movedMessage{}
 	var mergedConv *uuid.UUID
 	if fromOpen != nil && intoOpen != nil {
-		rows, err := tx.Query(ctx, `UPDATE messages SET conversation_id = $2 WHERE conversation_id = $1 RETURNING event_id`, *fromOpen, *intoOpen)
-		if err != nil {
-			return mid, err
-		}
-		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return mid, err
-		}
-		for _, id := range ids {
-			movedMsgs = append(movedMsgs, movedMessage{EventID: id, ConversationID: *fromOpen})
-		}
-		if _, err := tx.Exec(ctx, `UPDATE conversations c SET
+		b.Queue(`WITH m AS (UPDATE messages SET conversation_id = $2 WHERE conversation_id = $1 RETURNING event_id)
+			SELECT event_id FROM m ORDER BY event_id COLLATE "C"`, *fromOpen, *intoOpen).Query(func(rows pgx.Rows) error {
+			ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			for _, id := range ids {
+				movedMsgs = append(movedMsgs, movedMessage{EventID: id, ConversationID: *fromOpen})
+			}
+			return err
+		})
+		b.Queue(`UPDATE conversations c SET
 				channels = ARRAY(SELECT DISTINCT unnest(c.channels || f.channels) ORDER BY 1),
 				last_event_at = greatest(c.last_event_at, f.last_event_at),
 				first_response_at = least(c.first_response_at, f.first_response_at)
-			FROM conversations f WHERE c.id = $2 AND f.id = $1`, *fromOpen, *intoOpen); err != nil {
-			return mid, err
-		}
-		if _, err := tx.Exec(ctx, `UPDATE conversations SET status = 'merged', merged_into = $2, closed_at = $3, close_reason = 'merged'
-			WHERE id = $1`, *fromOpen, *intoOpen, at); err != nil {
-			return mid, err
-		}
+			FROM conversations f WHERE c.id = $2 AND f.id = $1`, *fromOpen, *intoOpen)
+		// Before the conversations move below: the customer keeps one open conversation.
+		b.Queue(`UPDATE conversations SET status = 'merged', merged_into = $2, closed_at = $3, close_reason = 'merged'
+			WHERE id = $1`, *fromOpen, *intoOpen, at)
 		mergedConv = fromOpen
 	}
-	rows, err = tx.Query(ctx, `UPDATE conversations SET customer_id = $2 WHERE customer_id = $1 RETURNING id`, from, into)
-	if err != nil {
-		return mid, err
-	}
-	convs, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
-	if err != nil {
-		return mid, err
-	}
-	if convs == nil {
-		convs = []uuid.UUID{}
-	}
-	if _, err := tx.Exec(ctx, `UPDATE messages SET customer_id = $2 WHERE customer_id = $1`, from, into); err != nil {
-		return mid, err
-	}
-	if _, err := tx.Exec(ctx, `UPDATE tool_results SET customer_id = $2 WHERE customer_id = $1`, from, into); err != nil {
-		return mid, err
-	}
+	convs := []uuid.UUID{}
+	b.Queue(`WITH m AS (UPDATE conversations SET customer_id = $2 WHERE customer_id = $1 RETURNING id) SELECT id FROM m ORDER BY id`,
+		from, into).Query(func(rows pgx.Rows) error {
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		convs = append(convs, ids...)
+		return err
+	})
+	b.Queue(`UPDATE tool_results SET customer_id = $2 WHERE customer_id = $1`, from, into)
 	// Profiles: the surviving customer's fields win; the merged one fills the gaps.
-	if _, err := tx.Exec(ctx, `UPDATE customers i SET
+	b.Queue(`UPDATE customers i SET
 			profile = f.profile || i.profile, profile_sources = f.profile_sources || i.profile_sources,
 			display_name = coalesce(i.display_name, f.display_name), updated_at = greatest(i.updated_at, $3)
-		FROM customers f WHERE i.id = $2 AND f.id = $1`, from, into, at); err != nil {
+		FROM customers f WHERE i.id = $2 AND f.id = $1`, from, into, at)
+	b.Queue(`UPDATE customers SET merged_into = $2, updated_at = greatest(updated_at, $3) WHERE id = $1`, from, into, at)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return mid, err
 	}
-	if _, err := tx.Exec(ctx, `UPDATE customers SET merged_into = $2, updated_at = greatest(updated_at, $3) WHERE id = $1`, from, into, at); err != nil {
-		return mid, err
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO customer_merges (id, from_id, into_id, reason, event_id, at, moved_identities,
+
+	b = &pgx.Batch{}
+	b.Queue(`INSERT INTO customer_merges (id, from_id, into_id, reason, event_id, at, moved_identities,
 			moved_conversations, moved_messages, merged_conversation, into_profile_before, into_sources_before)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-		mid, from, into, reason, w.ev.ID(), at, moved, convs, movedMsgs, mergedConv, profile, sources); err != nil {
-		return mid, err
-	}
-	view, err := en.customerView(ctx, tx, into)
-	if err != nil {
+		mid, from, into, reason, w.ev.ID(), at, moved, convs, movedMsgs, mergedConv, profile, sources)
+	view := queueCustomerView(b, into)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return mid, err
 	}
 	w.emit(TypeDeskCustomerMerged, TypeDeskCustomerMerged, into.String(), ":"+from.String(), map[string]any{
 		"merge_id": mid, "from_id": from, "into_id": into, "reason": reason, "event_id": w.ev.ID(), "at": at,
-		"moved_identities": len(moved), "moved_conversations": len(convs), "customer": view,
+		"moved_identities": len(moved), "moved_conversations": len(convs), "customer": *view,
 	})
 	en.log.Info("customers merged", "merge_id", mid, "from", from, "into", into, "reason", reason)
 	return mid, nil

@@ -415,7 +415,11 @@ function connect() {
     if (n.type === "omni.desk.agent.updated" || n.type === "omni.desk.assignment.changed") loadAgents().then(renderInbox);
     if (n.data && n.conversation_id) { state.conversations.set(n.conversation_id, n.data); renderInbox(); }
     if (n.conversation_id && n.conversation_id === state.selected) reloadSelectedSoon();
-    if (n.customer_id && state.customer && (n.customer_id === state.customer.id) && !n.type.startsWith("desk.")) loadCustomer().catch(() => {});
+    // Compare with the selected conversation's customer, not only the loaded one: an update that
+    // lands while the panel is still loading (CRM result, assignment) must not be dropped.
+    const sel = state.selected && state.conversations.get(state.selected);
+    const shown = (state.customer && state.customer.id) || (sel && sel.customer_id);
+    if (n.customer_id && n.customer_id === shown && !n.type.startsWith("desk.")) loadCustomer().catch(() => {});
   };
 }
 
