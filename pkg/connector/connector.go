@@ -14,7 +14,8 @@
 // connectors use the vendor's message id as the event id, the retry is stored once.
 //
 // Lifecycle: setup runs once; the connector's consumers and loops run until the service's
-// context is cancelled; then the Runtime drains the consumers, waits for the loops and returns.
+// context is cancelled; then the Runtime drains the consumers, waits for the loops, flushes its
+// resilience registry (if the connector asked for one) and returns.
 package connector
 
 import (
@@ -27,6 +28,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/omnibus-dev/omnibus/pkg/alert"
+	"github.com/omnibus-dev/omnibus/pkg/audit"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/pkg/event"
@@ -65,7 +68,7 @@ func Define[C any](spec Spec, setup SetupFunc[C]) service.Service {
 			if err := config.Load(cfg, d.Env); err != nil {
 				return fmt.Errorf("%s config: %w", spec.Name, err)
 			}
-			rt := &Runtime{Spec: spec, Bus: d.Bus, Log: d.Log.With("connector", spec.Name), mux: d.Mux}
+			rt := &Runtime{Spec: spec, Bus: d.Bus, Log: d.Log.With("connector", spec.Name), Env: d.Env, mux: d.Mux}
 			if err := setup(ctx, rt, cfg); err != nil {
 				rt.shutdown(10 * time.Second)
 				if ctx.Err() != nil && errors.Is(err, context.Canceled) {
@@ -86,18 +89,71 @@ func Register[C any](reg *service.Registry, spec Spec, setup SetupFunc[C]) {
 	reg.MustRegister(Define(spec, setup))
 }
 
-// Runtime is what a connector's setup gets: its bus, logger and the means to mount webhooks,
-// consumers and background loops.
+// Runtime is what a connector's setup gets: its bus, logger, configuration source and the means
+// to mount webhooks, consumers and background loops.
 type Runtime struct {
 	Spec Spec
 	Bus  *bus.Client
 	Log  *slog.Logger
+	// Env is the service's configuration source (service.Deps.Env), the one the connector's
+	// Config was loaded from. nil reads the process environment.
+	Env config.Lookup
 
 	mux   *http.ServeMux
 	hooks []string
 	mu    sync.Mutex
 	subs  []*bus.Subscription
 	wg    sync.WaitGroup
+	res   *resilience.Registry // built by Resilience, closed by shutdown
+}
+
+// ResilienceRoutes are the routes a connector's resilience registry (Runtime.Resilience)
+// publishes: the audit records of its vendor calls on omni.audit.<name> and the route alerts on
+// omni.ops.alert.raised and .resolved. A connector that calls vendors lists them in its
+// Spec.Produces.
+func ResilienceRoutes(name string) []Route {
+	return []Route{
+		{Subject: audit.Subject(name), Type: audit.TypeCallRecorded},
+		{Subject: alert.SubjectRaised, Type: alert.TypeRaised},
+		{Subject: alert.SubjectResolved, Type: alert.TypeResolved},
+	}
+}
+
+// resilienceFlush bounds how long shutdown waits for the registry's buffered audit records and
+// alerts to be published.
+const resilienceFlush = 5 * time.Second
+
+// Resilience returns the connector's pkg/resilience registry, built on the first call: its audit
+// records and route alerts go out on Bus (Spec.Produces must declare ResilienceRoutes), and its
+// routes read their RESILIENCE_<VENDOR>_<OP>_* overrides from Env. Every call returns the same
+// registry. The Runtime closes it when it shuts down, after the consumers drained and the loops
+// returned, so the records of their last calls are flushed.
+//
+// It takes no context: the registry's publishers outlive setup's and stop when Close (in
+// shutdown) flushes them.
+//
+//nolint:contextcheck // the publishers' lifetime is bounded by Close, not by a caller's context
+func (rt *Runtime) Resilience() (*resilience.Registry, error) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.res != nil {
+		return rt.res, nil
+	}
+	for _, r := range ResilienceRoutes(rt.Spec.Name) {
+		if !declared(rt.Spec.Produces, r.Subject, r.Type) {
+			return nil, fmt.Errorf("%w: %s's resilience registry produces %s on %s", ErrUndeclared, rt.Spec.Name, r.Type, r.Subject)
+		}
+	}
+	o := resilience.Options{Service: rt.Spec.Name, Env: rt.Env, Log: rt.Log}
+	if rt.Bus != nil { // a nil *bus.Client in the interface would not read as "no bus"
+		o.Bus = rt.Bus
+	}
+	reg, err := resilience.New(o)
+	if err != nil {
+		return nil, fmt.Errorf("%s resilience: %w", rt.Spec.Name, err)
+	}
+	rt.res = reg
+	return reg, nil
 }
 
 // Source is the CloudEvents source of this connector's events.
@@ -190,6 +246,16 @@ func (rt *Runtime) shutdown(timeout time.Duration) {
 		}
 	}
 	rt.wg.Wait()
+	rt.mu.Lock()
+	reg := rt.res
+	rt.mu.Unlock()
+	if reg != nil {
+		fctx, cancel := context.WithTimeout(context.Background(), resilienceFlush)
+		defer cancel()
+		if err := reg.Close(fctx); err != nil {
+			rt.Log.Warn("resilience registry did not flush", "err", err)
+		}
+	}
 }
 
 // StreamOf returns the omnibus stream that stores subject.

@@ -22,8 +22,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/omnibus-dev/omnibus/pkg/alert"
-	"github.com/omnibus-dev/omnibus/pkg/audit"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/cache"
 	"github.com/omnibus-dev/omnibus/pkg/connector"
@@ -51,9 +49,7 @@ var (
 		Name:        "crm",
 		Description: "CRM lookups (Salesforce): identity → record identities and profile, cached, with a manual fallback",
 		Consumes:    []connector.Route{RouteRequested},
-		Produces: []connector.Route{RouteCompleted, RouteFailed,
-			{Subject: audit.Subject("crm"), Type: audit.TypeCallRecorded},
-			{Subject: alert.SubjectRaised, Type: alert.TypeRaised}, {Subject: alert.SubjectResolved, Type: alert.TypeResolved}},
+		Produces:    append([]connector.Route{RouteCompleted, RouteFailed}, connector.ResilienceRoutes("crm")...),
 	}
 )
 
@@ -109,14 +105,7 @@ type Provider interface {
 }
 
 // Service returns the connector as a service.
-func Service() service.Service {
-	s := connector.Define(Spec, setup)
-	run := s.Run
-	s.Run = func(ctx context.Context, d service.Deps) error {
-		return run(context.WithValue(ctx, envKey{}, d.Env), d)
-	}
-	return s
-}
+func Service() service.Service { return connector.Define(Spec, setup) }
 
 type lookup struct {
 	rt       *connector.Runtime
@@ -126,7 +115,7 @@ type lookup struct {
 }
 
 func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
-	reg, err := newRegistry(ctx, rt)
+	reg, err := rt.Resilience()
 	if err != nil {
 		return err
 	}

@@ -28,7 +28,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/omnibus-dev/omnibus/pkg/alert"
 	"github.com/omnibus-dev/omnibus/pkg/audit"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/cache"
@@ -55,27 +54,18 @@ var (
 	RouteRequested = connector.Route{Subject: SubjectRequested, Type: TypeRequested}
 	RouteCompleted = connector.Route{Subject: SubjectCompleted, Type: TypeCompleted}
 	RouteFailed    = connector.Route{Subject: SubjectFailed, Type: TypeFailed}
-	RouteAudit     = connector.Route{Subject: SubjectAudit, Type: TypeAudit}
 	// Spec declares the connector. Audit records and route alerts are published by its
 	// resilience registry.
 	Spec = connector.Spec{
 		Name:        "logistics",
 		Description: "parcel tracking: SF Express route query and Cainiao trace query, normalised to one timeline",
 		Consumes:    []connector.Route{RouteRequested},
-		Produces: []connector.Route{RouteCompleted, RouteFailed, RouteAudit,
-			{Subject: alert.SubjectRaised, Type: alert.TypeRaised}, {Subject: alert.SubjectResolved, Type: alert.TypeResolved}},
+		Produces:    append([]connector.Route{RouteCompleted, RouteFailed}, connector.ResilienceRoutes("logistics")...),
 	}
 )
 
 // Service returns the connector as a service.
-func Service() service.Service {
-	s := connector.Define(Spec, setup)
-	run := s.Run
-	s.Run = func(ctx context.Context, d service.Deps) error {
-		return run(context.WithValue(ctx, envKey{}, d.Env), d)
-	}
-	return s
-}
+func Service() service.Service { return connector.Define(Spec, setup) }
 
 // request is the data of omni.tool.logistics.route.requested.
 type request struct {
@@ -155,8 +145,9 @@ type Options struct {
 	Now func() time.Time
 }
 
-// New builds the connector on rt: its resilience registry (audit records and alerts on rt's bus,
-// flushed when ctx ends; route overrides read from the service's environment) and providers.
+// New builds the connector on rt: its providers, whose routes are on rt's resilience registry
+// (audit records and alerts on rt's bus, flushed when rt shuts down; route overrides read from
+// rt.Env).
 func New(ctx context.Context, rt *connector.Runtime, cfg Config, o Options) (*Connector, error) {
 	if o.HTTP == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -169,7 +160,7 @@ func New(ctx context.Context, rt *connector.Runtime, cfg Config, o Options) (*Co
 	c := &Connector{cfg: cfg, rt: rt, now: o.Now}
 	c.tracks = cache.New[string, Track](cache.Options{Name: "logistics_route", TTL: cfg.CacheTTL,
 		MaxEntries: cfg.CacheSize, StaleIfError: cfg.CacheStale, Now: o.Now})
-	reg, err := newRegistry(ctx, rt)
+	reg, err := rt.Resilience()
 	if err != nil {
 		return nil, err
 	}

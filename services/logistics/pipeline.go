@@ -7,18 +7,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/omnibus-dev/omnibus/pkg/config"
-	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
 )
 
-// This file is the connector's seam to pkg/resilience: the registry (audit records on
-// omni.audit.logistics, route alerts), the carriers' route specs and the one HTTP exchange an
-// attempt makes.
-
-// envKey carries the service's config.Lookup to setup, so the resilience routes read their
-// RESILIENCE_<VENDOR>_<OP>_* overrides from the same source as Config.
-type envKey struct{}
+// This file is the connector's seam to pkg/resilience (its registry is the Runtime's: audit
+// records on omni.audit.logistics, route alerts): the call carried through the cache and the
+// batcher, the carriers' route specs and the one HTTP exchange an attempt makes.
 
 // callKey carries the resilience.Call (customer and request ids for audit records) of the
 // lookup being served to the providers' calls, through the cache and the batcher.
@@ -31,24 +25,6 @@ func withCall(ctx context.Context, c resilience.Call) context.Context {
 func callOf(ctx context.Context) resilience.Call {
 	c, _ := ctx.Value(callKey{}).(resilience.Call)
 	return c
-}
-
-// newRegistry builds the connector's resilience registry. It is closed (flushing the audit
-// records) when ctx ends, after the consumers drained.
-func newRegistry(ctx context.Context, rt *connector.Runtime) (*resilience.Registry, error) {
-	env, _ := ctx.Value(envKey{}).(config.Lookup)
-	//nolint:contextcheck // New takes no context: its publisher's lifetime is bounded by Close below
-	reg, err := resilience.New(resilience.Options{Service: Spec.Name, Bus: rt.Bus, Env: env, Log: rt.Log})
-	if err != nil {
-		return nil, err
-	}
-	rt.Go(ctx, "resilience", func(ctx context.Context) error {
-		<-ctx.Done()
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		return reg.Close(cctx)
-	})
-	return reg, nil
 }
 
 // codeMalformed is the code an attempt reports for an answer that is not the carrier's shape

@@ -32,8 +32,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/omnibus-dev/omnibus/pkg/alert"
-	"github.com/omnibus-dev/omnibus/pkg/audit"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/cache"
 	"github.com/omnibus-dev/omnibus/pkg/connector"
@@ -64,10 +62,8 @@ var (
 		Name:        "oms",
 		Description: "order lookups by phone or order number; service records of closed conversations archived on their order",
 		Consumes:    []connector.Route{RouteLookup, RouteClosed},
-		Produces: []connector.Route{route(TypeLookupCompleted), route(TypeLookupFailed),
-			route(TypeArchiveCompleted), route(TypeArchiveFailed),
-			{Subject: audit.Subject("oms"), Type: audit.TypeCallRecorded},
-			{Subject: alert.SubjectRaised, Type: alert.TypeRaised}, {Subject: alert.SubjectResolved, Type: alert.TypeResolved}},
+		Produces: append([]connector.Route{route(TypeLookupCompleted), route(TypeLookupFailed),
+			route(TypeArchiveCompleted), route(TypeArchiveFailed)}, connector.ResilienceRoutes("oms")...),
 	}
 )
 
@@ -160,14 +156,7 @@ type found struct {
 }
 
 // Service returns the connector as a service.
-func Service() service.Service {
-	s := connector.Define(Spec, setup)
-	run := s.Run
-	s.Run = func(ctx context.Context, d service.Deps) error {
-		return run(context.WithValue(ctx, envKey{}, d.Env), d)
-	}
-	return s
-}
+func Service() service.Service { return connector.Define(Spec, setup) }
 
 type conn struct {
 	rt      *connector.Runtime
@@ -178,7 +167,7 @@ type conn struct {
 }
 
 func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
-	reg, err := newRegistry(ctx, rt)
+	reg, err := rt.Resilience()
 	if err != nil {
 		return err
 	}

@@ -10,36 +10,12 @@ import (
 	"time"
 
 	"github.com/omnibus-dev/omnibus/pkg/audit"
-	"github.com/omnibus-dev/omnibus/pkg/config"
-	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
 )
 
-// This file is the connector's seam to pkg/resilience: the registry (audit records on
-// omni.audit.ticket, route alerts), the vendor's three routes and the one HTTP exchange an
-// attempt makes.
-
-// envKey carries the service's config.Lookup to setup, so the resilience routes read their
-// RESILIENCE_<VENDOR>_<OP>_* overrides from the same source as Config.
-type envKey struct{}
-
-// newRegistry builds the connector's resilience registry. It is closed (flushing the audit
-// records) when ctx ends, after the consumers drained.
-func newRegistry(ctx context.Context, rt *connector.Runtime) (*resilience.Registry, error) {
-	env, _ := ctx.Value(envKey{}).(config.Lookup)
-	//nolint:contextcheck // New takes no context: its publisher's lifetime is bounded by Close below
-	reg, err := resilience.New(resilience.Options{Service: Spec.Name, Bus: rt.Bus, Env: env, Log: rt.Log})
-	if err != nil {
-		return nil, err
-	}
-	rt.Go(ctx, "resilience", func(ctx context.Context) error {
-		<-ctx.Done()
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		return reg.Close(cctx)
-	})
-	return reg, nil
-}
+// This file is the connector's seam to pkg/resilience (its registry is the Runtime's: audit
+// records on omni.audit.ticket, route alerts): the vendor's three routes and the one HTTP
+// exchange an attempt makes.
 
 // routes are the vendor's operations: <vendor>.search (idempotent: retried), <vendor>.create and
 // <vendor>.comment (not idempotent: never retried once the request may have reached the vendor).

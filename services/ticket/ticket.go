@@ -27,7 +27,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/omnibus-dev/omnibus/pkg/alert"
 	"github.com/omnibus-dev/omnibus/pkg/audit"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/connector"
@@ -60,20 +59,12 @@ var Spec = connector.Spec{
 	Name:        "ticket",
 	Description: "tickets from conversations in Jira Cloud or Zendesk, one per conversation, with comments and status sync",
 	Consumes:    []connector.Route{route(TypeCreateRequested), route(TypeCommentRequested)},
-	Produces: []connector.Route{route(TypeCreateCompleted), route(TypeCreateFailed), route(TypeCommentCompleted),
-		route(TypeCommentFailed), route(TypeStatusChanged), {Subject: SubjectAudit, Type: TypeAudit},
-		{Subject: alert.SubjectRaised, Type: alert.TypeRaised}, {Subject: alert.SubjectResolved, Type: alert.TypeResolved}},
+	Produces: append([]connector.Route{route(TypeCreateCompleted), route(TypeCreateFailed), route(TypeCommentCompleted),
+		route(TypeCommentFailed), route(TypeStatusChanged)}, connector.ResilienceRoutes("ticket")...),
 }
 
 // Service returns the connector as a service.
-func Service() service.Service {
-	s := connector.Define(Spec, setup)
-	run := s.Run
-	s.Run = func(ctx context.Context, d service.Deps) error {
-		return run(context.WithValue(ctx, envKey{}, d.Env), d)
-	}
-	return s
-}
+func Service() service.Service { return connector.Define(Spec, setup) }
 
 // Connector is the running connector.
 type Connector struct {
@@ -104,9 +95,8 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 	return rt.Consume(ctx, route(TypeCommentRequested), c.HandleComment, cc)
 }
 
-// New builds the connector on rt: its resilience registry (audit records and alerts on rt's bus,
-// flushed when ctx ends; route overrides read from the service's environment) and the vendor's
-// routes. client defaults to one with no overall timeout (every attempt is bounded by its route's
+// New builds the connector on rt: the vendor's routes on rt's resilience registry (audit records
+// and alerts on rt's bus, flushed when rt shuts down; route overrides read from rt.Env). client defaults to one with no overall timeout (every attempt is bounded by its route's
 // timeout).
 func New(ctx context.Context, rt *connector.Runtime, cfg Config, client *http.Client) (*Connector, error) {
 	if client == nil {
@@ -114,7 +104,7 @@ func New(ctx context.Context, rt *connector.Runtime, cfg Config, client *http.Cl
 		tr.MaxIdleConnsPerHost = 16
 		client = &http.Client{Transport: tr}
 	}
-	reg, err := newRegistry(ctx, rt)
+	reg, err := rt.Resilience()
 	if err != nil {
 		return nil, err
 	}

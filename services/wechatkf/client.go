@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/omnibus-dev/omnibus/pkg/config"
-	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/pkg/token"
 	"github.com/omnibus-dev/omnibus/pkg/wire/wecom"
@@ -79,29 +77,6 @@ func classify(status int, code string) resilience.Class {
 // WECHATKF_CORP_ID/WECHATKF_SECRET wrong). It says nothing about the call itself, which callers
 // therefore treat as transient whatever gettoken's errcode.
 var errAccessToken = errors.New("no access_token")
-
-// envKey carries the service's config.Lookup to setup, so the resilience routes read their
-// RESILIENCE_WECOM_<OP>_* overrides from the same source as Config.
-type envKey struct{}
-
-// newRegistry builds the connector's resilience registry (audit records on omni.audit.wechatkf,
-// route alerts). It is closed (flushing the audit records) when ctx ends, after the consumers
-// drained.
-func newRegistry(ctx context.Context, rt *connector.Runtime) (*resilience.Registry, error) {
-	env, _ := ctx.Value(envKey{}).(config.Lookup)
-	//nolint:contextcheck // New takes no context: its publisher's lifetime is bounded by Close below
-	reg, err := resilience.New(resilience.Options{Service: Spec.Name, Bus: rt.Bus, Env: env, Log: rt.Log})
-	if err != nil {
-		return nil, err
-	}
-	rt.Go(ctx, "resilience", func(ctx context.Context) error {
-		<-ctx.Done()
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		return reg.Close(cctx)
-	})
-	return reg, nil
-}
 
 func newClient(cfg *Config, reg *resilience.Registry, log *slog.Logger) (*client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()

@@ -34,8 +34,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/omnibus-dev/omnibus/pkg/alert"
-	"github.com/omnibus-dev/omnibus/pkg/audit"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/service"
@@ -67,29 +65,20 @@ var (
 	Spec = connector.Spec{
 		Name:        Channel,
 		Description: "WeChat Customer Service (WeCom kf): encrypted callbacks + kf/sync_msg in, kf/send_msg out",
-		Produces: []connector.Route{RouteIn, RouteStatus,
-			{Subject: audit.Subject(Channel), Type: audit.TypeCallRecorded},
-			{Subject: alert.SubjectRaised, Type: alert.TypeRaised}, {Subject: alert.SubjectResolved, Type: alert.TypeResolved}},
-		Consumes: []connector.Route{RouteSend},
+		Produces:    append([]connector.Route{RouteIn, RouteStatus}, connector.ResilienceRoutes(Channel)...),
+		Consumes:    []connector.Route{RouteSend},
 	}
 )
 
 // Service returns the connector as a service.
-func Service() service.Service {
-	s := connector.Define(Spec, setup)
-	run := s.Run
-	s.Run = func(ctx context.Context, d service.Deps) error {
-		return run(context.WithValue(ctx, envKey{}, d.Env), d)
-	}
-	return s
-}
+func Service() service.Service { return connector.Define(Spec, setup) }
 
 func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 	crypto, err := wecom.NewCrypto(cfg.Token, cfg.AESKey, cfg.CorpID)
 	if err != nil {
 		return err
 	}
-	reg, err := newRegistry(ctx, rt)
+	reg, err := rt.Resilience()
 	if err != nil {
 		return err
 	}

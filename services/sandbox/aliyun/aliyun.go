@@ -123,8 +123,8 @@ type Sim struct {
 	cfg       Config
 	log       *slog.Logger
 	templates map[string][]string
-	reports   *pusher[wire.SmsReport]
-	g         *group
+	reports   *sim.Pusher[wire.SmsReport]
+	g         *sim.Group
 	seq       atomic.Int64
 
 	mu     sync.Mutex
@@ -159,10 +159,12 @@ func New(env *sim.Env, cfg Config) (*Sim, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("vendor", Vendor)
-	s := &Sim{env: env, cfg: cfg, log: log, templates: templates, g: newGroup(), nonces: map[string]time.Time{}}
+	s := &Sim{env: env, cfg: cfg, log: log, templates: templates, g: sim.NewGroup(), nonces: map[string]time.Time{}}
 	s.seq.Store(cfg.Now().Unix() * 1000)
-	s.reports = &pusher[wire.SmsReport]{name: "SmsReport", url: cfg.ReportURL, client: cfg.Client, delay: cfg.ReportDelay,
-		retry: cfg.Retry, max: 100, log: log, g: s.g}
+	// Aliyun's HTTP batch push: receipts collected for ReportDelay, up to 100 a push, re-pushed
+	// after each wait of Retry, then dropped (as Aliyun gives up).
+	s.reports = sim.NewPusher[wire.SmsReport](s.g, sim.PushOptions{Name: "SmsReport", URL: cfg.ReportURL, Client: cfg.Client,
+		Delay: cfg.ReportDelay, Retry: cfg.Retry, Max: 100, Log: log})
 	env.Handle(sim.Route{Vendor: Vendor, Op: OpSendSms, Pattern: "/{$}", Handler: s.serve, Fail: s.fail})
 	return s, nil
 }
@@ -564,11 +566,11 @@ func (s *Sim) receipt(rep wire.SmsReport) {
 		rep.Success, rep.ErrCode, rep.ErrMsg = true, "DELIVERED", "用户接收成功"
 	}
 	rep.ReportTime = wire.FormatTime(s.cfg.Now().Add(s.cfg.ReportDelay))
-	s.reports.add(rep)
+	s.reports.Add(rep)
 	if s.cfg.Repeat > 0 && rand.Float64() < s.cfg.Repeat {
 		s.g.Go(func(ctx context.Context) {
-			if sleep(ctx, s.cfg.ReportDelay+time.Duration(rand.Int64N(int64(s.cfg.ReportDelay)+1))) {
-				s.reports.add(rep)
+			if sim.Sleep(ctx, s.cfg.ReportDelay+time.Duration(rand.Int64N(int64(s.cfg.ReportDelay)+1))) {
+				s.reports.Add(rep)
 			}
 		})
 	}
@@ -618,5 +620,5 @@ func (ch channel) Write(ctx context.Context, c sim.Customer, text string) error 
 	if err != nil {
 		return err
 	}
-	return post(ctx, s.cfg.Client, s.cfg.UpURL, body)
+	return sim.PostJSON(ctx, s.cfg.Client, s.cfg.UpURL, body)
 }

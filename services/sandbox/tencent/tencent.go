@@ -116,8 +116,8 @@ type Sim struct {
 	cfg       Config
 	log       *slog.Logger
 	templates map[string]int
-	status    *pusher[wire.StatusReport]
-	g         *group
+	status    *sim.Pusher[wire.StatusReport]
+	g         *sim.Group
 }
 
 // New mounts the simulator on env. Close stops its callbacks.
@@ -145,9 +145,9 @@ func New(env *sim.Env, cfg Config) (*Sim, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("vendor", Vendor)
-	s := &Sim{env: env, cfg: cfg, log: log, templates: templates, g: newGroup()}
-	s.status = &pusher[wire.StatusReport]{name: "status callback", url: cfg.StatusURL, client: cfg.Client,
-		delay: cfg.ReportDelay, retry: cfg.Retry, max: 100, log: log, g: s.g}
+	s := &Sim{env: env, cfg: cfg, log: log, templates: templates, g: sim.NewGroup()}
+	s.status = sim.NewPusher[wire.StatusReport](s.g, sim.PushOptions{Name: "status callback", URL: cfg.StatusURL, Client: cfg.Client,
+		Delay: cfg.ReportDelay, Retry: cfg.Retry, Max: 100, Log: log})
 	env.Handle(sim.Route{Vendor: Vendor, Op: OpSendSms, Pattern: "POST /{$}", Handler: s.serve, Fail: s.fail})
 	return s, nil
 }
@@ -402,11 +402,11 @@ func (s *Sim) receipt(num, serial string, sent time.Time) {
 	if contains(s.cfg.Undeliverable, num) {
 		rep.ReportStatus, rep.Errmsg, rep.Description = wire.ReportFail, "MK:0001", "用户短信接收失败"
 	}
-	s.status.add(rep)
+	s.status.Add(rep)
 	if s.cfg.Repeat > 0 && rand.Float64() < s.cfg.Repeat {
 		s.g.Go(func(ctx context.Context) {
-			if sleep(ctx, s.cfg.ReportDelay+time.Duration(rand.Int64N(int64(s.cfg.ReportDelay)+1))) {
-				s.status.add(rep)
+			if sim.Sleep(ctx, s.cfg.ReportDelay+time.Duration(rand.Int64N(int64(s.cfg.ReportDelay)+1))) {
+				s.status.Add(rep)
 			}
 		})
 	}
@@ -514,5 +514,5 @@ func (ch channel) Write(ctx context.Context, c sim.Customer, text string) error 
 	if err != nil {
 		return err
 	}
-	return post(ctx, s.cfg.Client, s.cfg.ReplyURL, body)
+	return sim.PostJSON(ctx, s.cfg.Client, s.cfg.ReplyURL, body)
 }
