@@ -2,18 +2,14 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
-	"github.com/omnibus-dev/omnibus/pkg/service"
-	"github.com/omnibus-dev/omnibus/services/omnibus/internal/allinone"
 )
 
 // TestCustomerAcrossChannels runs the whole system as `go run ./services/omnibus` does, with the
@@ -24,44 +20,7 @@ import (
 // used last, and the sandbox's Aliyun must have accepted it (it checks the ACS3 signature).
 func TestCustomerAcrossChannels(t *testing.T) {
 	t.Parallel()
-	cfg := allinone.Config{
-		HTTPAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0", NATSSync: "always", DataDir: t.TempDir(),
-		Simulate: true, SimInterval: time.Hour, LogLevel: "warn", ShutdownTimeout: 15 * time.Second,
-	}
-	env := map[string]string{"EXAMPLE_SECRET": "s", "SANDBOX_SCENARIO_INTERVAL": "0"}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ctx, cancel := context.WithCancel(context.Background())
-	baseCh := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- allinone.Run(ctx, cfg, func(base string) []service.Service {
-			for k, v := range sandboxEnv(base) {
-				if _, set := env[k]; !set {
-					env[k] = v
-				}
-			}
-			return append(services(), simulated()...)
-		}, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, log, func(b string) { baseCh <- b })
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("all-in-one stopped with %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("all-in-one did not stop within 30s")
-		}
-	})
-	var base string
-	select {
-	case base = <-baseCh:
-	case err := <-done:
-		t.Fatalf("all-in-one exited: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("all-in-one not ready after 60s")
-	}
+	base := startSimulated(t) // browser_e2e_test.go
 
 	call := func(method, path, token string, body any, out any) int {
 		t.Helper()

@@ -151,8 +151,8 @@ func New(env *sim.Env, cfg Config) (*Sim, error) {
 	if cfg.Client == nil {
 		cfg.Client = env.Client
 	}
-	cfg.UpURL = hookURL(cfg.UpURL, env.HookBase, "/sms/aliyun/up", cfg.Token)
-	cfg.ReportURL = hookURL(cfg.ReportURL, env.HookBase, "/sms/aliyun/report", cfg.Token)
+	cfg.UpURL = hookURL(cfg.UpURL, env, "/sms/aliyun/up", cfg.Token)
+	cfg.ReportURL = hookURL(cfg.ReportURL, env, "/sms/aliyun/report", cfg.Token)
 	templates, _ := parseTemplates(cfg.Templates)
 	log := env.Log
 	if log == nil {
@@ -194,11 +194,11 @@ func Mount(ctx context.Context, env *sim.Env, lookup config.Lookup) (sim.Channel
 // Close stops pending and retried pushes.
 func (s *Sim) Close() { s.g.Close() }
 
-func hookURL(explicit, base, path, token string) string {
-	if explicit != "" || base == "" {
+func hookURL(explicit string, env *sim.Env, path, token string) string {
+	if explicit != "" || env.HookBase == "" {
 		return explicit
 	}
-	u := base + path
+	u := env.Hook(path)
 	if token != "" {
 		u += "?token=" + url.QueryEscape(token)
 	}

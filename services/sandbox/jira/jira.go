@@ -14,7 +14,7 @@
 // not deduplicate anything: two creates make two issues.
 //
 // A status change (a transitions call or Transition) posts the admin webhook jira:issue_updated
-// with the status changelog to env.HookBase + Config.WebhookPath, signed with X-Hub-Signature
+// with the status changelog to env.Hook(Config.WebhookPath), signed with X-Hub-Signature
 // (HMAC-SHA256 of the body with Config.WebhookSecret) and an X-Atlassian-Webhook-Identifier that
 // stays the same on retries (up to 3 attempts).
 //
@@ -74,7 +74,7 @@ type Config struct {
 	// WebhookSecret signs the webhooks (the connector's JIRA_WEBHOOK_SECRET). Empty: webhooks
 	// are sent unsigned.
 	WebhookSecret string
-	// WebhookPath is appended to env.HookBase. Default "/ticket/jira".
+	// WebhookPath is the webhook path below the hook base (see sim.Env.Hook). Default "/ticket/jira".
 	WebhookPath string
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -553,7 +553,7 @@ func (s *Sim) deliver(ctx context.Context, body []byte, ident string) error {
 			case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
 			}
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.env.HookBase+s.cfg.WebhookPath, bytes.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.env.Hook(s.cfg.WebhookPath), bytes.NewReader(body))
 		if err != nil {
 			return err
 		}

@@ -316,6 +316,16 @@ func (e *Env) HookURL(connector, path string) string {
 	return base + "/" + connector + path
 }
 
+// Hook is HookURL for a path that starts with the connector's name: "/ticket/jira" is
+// HookURL("ticket", "/jira"). "" when the sandbox has no HookBase.
+func (e *Env) Hook(path string) string {
+	if e.HookBase == "" {
+		return ""
+	}
+	connector, rest, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	return e.HookURL(connector, "/"+rest)
+}
+
 // Record stores what a connector sent. data is marshalled as JSON.
 func (e *Env) Record(vendor, op, to string, data any, callErr error) Record {
 	raw, err := json.Marshal(data)

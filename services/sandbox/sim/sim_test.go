@@ -158,3 +158,17 @@ func TestPopulationDeterministic(t *testing.T) {
 		}
 	}
 }
+
+func TestHookURLs(t *testing.T) {
+	env := sim.NewEnv(http.NewServeMux(), "http://{connector}:8080/hooks", nil, 0, slog.New(slog.DiscardHandler))
+	if got := env.Hook("/ticket/jira"); got != "http://ticket:8080/hooks/ticket/jira" {
+		t.Errorf("Hook = %q", got)
+	}
+	if got := env.HookURL("wechatkf", "/callback"); got != "http://wechatkf:8080/hooks/wechatkf/callback" {
+		t.Errorf("HookURL = %q", got)
+	}
+	one := sim.NewEnv(http.NewServeMux(), "http://127.0.0.1:8080/hooks/", nil, 0, slog.New(slog.DiscardHandler))
+	if got := one.Hook("/sms/aliyun/up"); got != "http://127.0.0.1:8080/hooks/sms/aliyun/up" {
+		t.Errorf("Hook = %q", got)
+	}
+}

@@ -137,8 +137,8 @@ func New(env *sim.Env, cfg Config) (*Sim, error) {
 	if cfg.Client == nil {
 		cfg.Client = env.Client
 	}
-	cfg.ReplyURL = hookURL(cfg.ReplyURL, env.HookBase, "/sms/tencent/reply", cfg.Token)
-	cfg.StatusURL = hookURL(cfg.StatusURL, env.HookBase, "/sms/tencent/status", cfg.Token)
+	cfg.ReplyURL = hookURL(cfg.ReplyURL, env, "/sms/tencent/reply", cfg.Token)
+	cfg.StatusURL = hookURL(cfg.StatusURL, env, "/sms/tencent/status", cfg.Token)
 	templates, _ := parseTemplates(cfg.Templates)
 	log := env.Log
 	if log == nil {
@@ -177,11 +177,11 @@ func Mount(ctx context.Context, env *sim.Env, lookup config.Lookup) (sim.Channel
 // Close stops pending callbacks.
 func (s *Sim) Close() { s.g.Close() }
 
-func hookURL(explicit, base, path, token string) string {
-	if explicit != "" || base == "" {
+func hookURL(explicit string, env *sim.Env, path, token string) string {
+	if explicit != "" || env.HookBase == "" {
 		return explicit
 	}
-	u := base + path
+	u := env.Hook(path)
 	if token != "" {
 		u += "?token=" + url.QueryEscape(token)
 	}

@@ -13,7 +13,7 @@
 // same external_id make two tickets — a connector must look before it creates.
 //
 // A status change (an update carrying "status", or SetStatus) posts an event-subscription webhook
-// zen:event-type:ticket.status_changed to env.HookBase + Config.WebhookPath, signed with
+// zen:event-type:ticket.status_changed to env.Hook(Config.WebhookPath), signed with
 // X-Zendesk-Webhook-Signature = base64(HMAC-SHA256(secret, timestamp + body)) and
 // X-Zendesk-Webhook-Signature-Timestamp (RFC 3339), retried up to 3 times with the same event id.
 //
@@ -59,7 +59,7 @@ type Config struct {
 	Subdomain string
 	// WebhookSecret signs the webhooks (the connector's ZENDESK_WEBHOOK_SECRET). Empty: unsigned.
 	WebhookSecret string
-	// WebhookPath is appended to env.HookBase. Default "/ticket/zendesk".
+	// WebhookPath is the webhook path below the hook base (see sim.Env.Hook). Default "/ticket/zendesk".
 	WebhookPath string
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -363,7 +363,7 @@ func (s *Sim) notify(ctx context.Context, id int64, prev, cur string) error {
 			}
 		}
 		ts := s.cfg.Now().UTC().Format(time.RFC3339)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.env.HookBase+s.cfg.WebhookPath, bytes.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.env.Hook(s.cfg.WebhookPath), bytes.NewReader(body))
 		if err != nil {
 			return err
 		}
