@@ -165,7 +165,7 @@ func (l *lookup) handle(ctx context.Context, d bus.Delivery) error {
 	ans := Answer{CustomerID: req.CustomerID, ConversationID: req.ConversationID, Query: req.Query, Provider: l.provider.Name()}
 	q, err := normalize(req.Query, l.cfg.PhoneRegion)
 	if err == nil {
-		bctx, cancel := context.WithTimeout(withCall(ctx, resilience.Call{CustomerID: req.CustomerID, CorrelationID: d.Event.ID()}), l.cfg.Budget)
+		bctx, cancel := context.WithTimeout(resilience.WithCall(ctx, resilience.Call{CustomerID: req.CustomerID, CorrelationID: d.Event.ID()}), l.cfg.Budget)
 		var res cache.Result[Result]
 		res, err = l.results.Fetch(bctx, q, func(ctx context.Context, q Identity) (Result, error) {
 			return l.provider.Lookup(ctx, q)

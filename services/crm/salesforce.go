@@ -108,7 +108,7 @@ func (s *salesforce) ManualURL() string {
 // remembers the instance URL. Errors: *sfwire.OAuthError (Permanent for invalid_client*) or a
 // transport error.
 func (s *salesforce) fetchToken(ctx context.Context, _ string) (token.Token, error) {
-	tok, err := resilience.Do(ctx, s.tokenRoute, callOf(ctx), func(ctx context.Context, a *resilience.Attempt) (*oauth2.Token, error) {
+	tok, err := resilience.Do(ctx, s.tokenRoute, resilience.CallFrom(ctx), func(ctx context.Context, a *resilience.Attempt) (*oauth2.Token, error) {
 		a.Request([]byte("grant_type=client_credentials&client_id=" + url.QueryEscape(s.cfg.ClientID)))
 		tok, err := s.cc.Token(context.WithValue(ctx, oauth2.HTTPClient, s.http))
 		var re *oauth2.RetrieveError
@@ -194,7 +194,7 @@ func (s *salesforce) query(ctx context.Context, tok string, q Identity, soql str
 	u := *p + sfwire.QueryPath(s.cfg.APIVersion) + "?q=" + url.QueryEscape(soql)
 	// The audit record names the query's shape, never its literals (the phone variants).
 	shape := []byte(`{"object":"Contact","by":"` + q.Kind + `","limit":` + fmt.Sprint(maxContacts) + `}`)
-	return resilience.Do(ctx, s.queryRoute, callOf(ctx), func(ctx context.Context, a *resilience.Attempt) (*sfwire.QueryResponse, error) {
+	return resilience.Do(ctx, s.queryRoute, resilience.CallFrom(ctx), func(ctx context.Context, a *resilience.Attempt) (*sfwire.QueryResponse, error) {
 		a.Request(shape)
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		if err != nil {

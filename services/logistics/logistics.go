@@ -190,7 +190,7 @@ var errNotConfigured = errors.New("provider not configured")
 // Lookup returns the track of no at provider, from the cache or the carrier. call names the
 // customer and request for the audit records.
 func (c *Connector) Lookup(ctx context.Context, provider, no, checkPhone string, call resilience.Call) (cache.Result[Track], error) {
-	ctx = withCall(ctx, call)
+	ctx = resilience.WithCall(ctx, call)
 	key := provider + "|" + no + "|" + checkPhone
 	switch {
 	case provider == ProviderSF && c.sf != nil:

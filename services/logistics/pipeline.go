@@ -14,19 +14,6 @@ import (
 // records on omni.audit.logistics, route alerts): the call carried through the cache and the
 // batcher, the carriers' route specs and the one HTTP exchange an attempt makes.
 
-// callKey carries the resilience.Call (customer and request ids for audit records) of the
-// lookup being served to the providers' calls, through the cache and the batcher.
-type callKey struct{}
-
-func withCall(ctx context.Context, c resilience.Call) context.Context {
-	return context.WithValue(ctx, callKey{}, c)
-}
-
-func callOf(ctx context.Context) resilience.Call {
-	c, _ := ctx.Value(callKey{}).(resilience.Call)
-	return c
-}
-
 // codeMalformed is the code an attempt reports for an answer that is not the carrier's shape
 // (a proxy's page, a truncated body): transient, like a 5xx.
 const codeMalformed = "malformed"

@@ -92,7 +92,7 @@ func (p *sfProvider) query(ctx context.Context, keys []sfKey) (map[sfKey]sfAnswe
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			call := callOf(ctx)
+			call := resilience.CallFrom(ctx)
 			call.Key = strings.Join(nos, ",")
 			routes, err := resilience.Do(ctx, p.route, call, func(ctx context.Context, a *resilience.Attempt) ([]sfexpress.RouteResp, error) {
 				return p.client.query(ctx, a, nos, phone)
@@ -136,7 +136,7 @@ func newCainiaoProvider(cfg Config, o Options, route *resilience.Route) *cainiao
 }
 
 func (p *cainiaoProvider) lookup(ctx context.Context, tracks *cache.Cache[string, Track], key, no string) (cache.Result[Track], error) {
-	call := callOf(ctx)
+	call := resilience.CallFrom(ctx)
 	call.Key = no
 	return resilience.Cached(ctx, tracks, key, p.route, call, func(ctx context.Context, a *resilience.Attempt) (Track, error) {
 		d, err := p.client.trace(ctx, a, no)

@@ -231,7 +231,7 @@ func answerQuery(q Query) AnswerQuery {
 
 func (c *conn) load(ctx context.Context, k lookupKey) (found, error) {
 	now := time.Now().UTC()
-	call := callOf(ctx)
+	call := resilience.CallFrom(ctx)
 	if k.Kind == "order_no" {
 		call.Key = k.Value
 		o, ok, err := c.oms.order(ctx, call, k.Value)
@@ -268,7 +268,7 @@ func (c *conn) onLookup(ctx context.Context, d bus.Delivery) error {
 	var res cache.Result[found]
 	if err == nil {
 		call := resilience.Call{CustomerID: req.CustomerID, CorrelationID: d.Event.ID()}
-		bctx, cancel := context.WithTimeout(withCall(ctx, call), c.cfg.LookupBudget)
+		bctx, cancel := context.WithTimeout(resilience.WithCall(ctx, call), c.cfg.LookupBudget)
 		res, err = c.lookups.Fetch(bctx, k, c.load)
 		cancel()
 	}
