@@ -127,10 +127,13 @@ func TestProjection(t *testing.T) {
 		t.Fatalf("timeline %+v", tl.Items)
 	}
 
+	// Reply addresses come from the inbound messages on OMNI_IN, a consumer of its own that may
+	// trail the desk events: wait for both before checking the 360.
 	var cu store.Customer
-	if code := d.call(t, d.token, "GET", "/api/customers/"+w.cust, nil, &cu); code != 200 {
-		t.Fatalf("customer: %d", code)
-	}
+	bustest.WaitFor(t, 10*time.Second, "both reply channels on the customer 360", func() bool {
+		cu = store.Customer{}
+		return d.call(t, d.token, "GET", "/api/customers/"+w.cust, nil, &cu) == 200 && len(cu.ReplyChannels) == 2
+	})
 	if cu.DisplayName != "张伟" || !strings.Contains(string(cu.Identities), "+86 138****8000") || !strings.Contains(string(cu.Profile), "gold") ||
 		cu.CRM == nil || len(cu.Conversations) != 1 || strings.Join(cu.ReplyChannels, ",") != "sms,wechatkf" {
 		t.Fatalf("customer 360 %+v", cu)
