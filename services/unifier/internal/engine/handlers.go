@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/services/unifier/internal/identity"
 )
@@ -278,9 +280,47 @@ func (en *Engine) onToolResult(ctx context.Context, w *writer) error {
 	}
 	w.emit(TypeDeskToolResult, TypeDeskToolResult, convID.String(), "", map[string]any{
 		"event_id": w.ev.ID(), "conversation_id": convID, "customer_id": customer, "tool": tool, "op": op,
-		"outcome": outcome, "correlation_id": corr(w), "result": json.RawMessage(w.ev.Data()), "at": at,
+		// The store keeps the result as the tool sent it (rebuilds replay it); the desk stream,
+		// which every downstream subscriber reads, gets phone, ID and bank numbers masked.
+		"outcome": outcome, "correlation_id": corr(w), "result": redactJSON(w.ev.Data()), "at": at,
 	})
 	return nil
+}
+
+// redactJSON returns doc with every phone, ID-card and bank-card number masked, in strings and in
+// numbers (a masked number becomes a string), keeping it valid JSON.
+func redactJSON(doc []byte) json.RawMessage {
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return json.RawMessage(`{}`) // unreachable: the event passed its schema
+	}
+	var walk func(any) any
+	walk = func(v any) any {
+		switch x := v.(type) {
+		case string:
+			return pii.Redact(x)
+		case json.Number:
+			if pii.Contains(x.String()) {
+				return pii.Redact(x.String())
+			}
+		case map[string]any:
+			for k, e := range x {
+				x[k] = walk(e)
+			}
+		case []any:
+			for i, e := range x {
+				x[i] = walk(e)
+			}
+		}
+		return v
+	}
+	out, err := json.Marshal(walk(v))
+	if err != nil {
+		return json.RawMessage(`{}`)
+	}
+	return out
 }
 
 func corr(w *writer) string {
