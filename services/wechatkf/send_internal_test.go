@@ -11,14 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-
 	"github.com/omnibus-dev/omnibus/pkg/audit"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
+	"github.com/omnibus-dev/omnibus/pkg/resilience/resiliencetest"
 	"github.com/omnibus-dev/omnibus/pkg/wire/wecom"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
 	wecomsim "github.com/omnibus-dev/omnibus/services/sandbox/wecom"
@@ -40,13 +37,9 @@ func TestSendOutcomes(t *testing.T) {
 	s.Deliver(wecom.Message{ExternalUserID: "wmU", MsgType: "text", Text: &wecom.Text{Content: "hi"}})
 	// The registry keeps its audit records in memory and its metrics in a registry of its own.
 	records := &audit.Memory{}
-	prom := prometheus.NewRegistry()
-	exp, err := otelprom.New(otelprom.WithRegisterer(prom), otelprom.WithoutScopeInfo())
-	if err != nil {
-		t.Fatal(err)
-	}
+	meter, prom := resiliencetest.Meter()
 	reg, err := resilience.New(resilience.Options{Service: Spec.Name, Audit: records, Log: log,
-		MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp)), Env: func(string) (string, bool) { return "", false }})
+		MeterProvider: meter, Env: func(string) (string, bool) { return "", false }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +136,11 @@ func TestSendOutcomes(t *testing.T) {
 		if n := len(opRecords(records, op.route)); int64(n) != calls || calls == 0 {
 			t.Errorf("wecom %s: %d audit records for %d calls", op.route, n, calls)
 		}
-		if n := vendorCalls(t, prom, "wecom", op.route); int64(n) != calls {
+		n := 0.0
+		for _, c := range resiliencetest.VendorCalls(t, prom, "wecom", op.route) {
+			n += c
+		}
+		if int64(n) != calls {
 			t.Errorf("omnibus_vendor_calls_total{vendor=wecom,op=%s} = %g, want %d", op.route, n, calls)
 		}
 	}
@@ -160,28 +157,4 @@ func opRecords(m *audit.Memory, op string) []audit.Record {
 		}
 	}
 	return out
-}
-
-func vendorCalls(t *testing.T, reg *prometheus.Registry, vendor, op string) float64 {
-	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n float64
-	for _, f := range families {
-		if f.GetName() != "omnibus_vendor_calls_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["vendor"] == vendor && labels["op"] == op {
-				n += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return n
 }

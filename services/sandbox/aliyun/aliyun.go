@@ -151,8 +151,12 @@ func New(env *sim.Env, cfg Config) (*Sim, error) {
 	if cfg.Client == nil {
 		cfg.Client = env.Client
 	}
-	cfg.UpURL = hookURL(cfg.UpURL, env, "/sms/aliyun/up", cfg.Token)
-	cfg.ReportURL = hookURL(cfg.ReportURL, env, "/sms/aliyun/report", cfg.Token)
+	if cfg.UpURL == "" {
+		cfg.UpURL = env.HookWithToken("/sms/aliyun/up", cfg.Token)
+	}
+	if cfg.ReportURL == "" {
+		cfg.ReportURL = env.HookWithToken("/sms/aliyun/report", cfg.Token)
+	}
 	templates, _ := parseTemplates(cfg.Templates)
 	log := env.Log
 	if log == nil {
@@ -193,17 +197,6 @@ func Mount(ctx context.Context, env *sim.Env, lookup config.Lookup) (sim.Channel
 
 // Close stops pending and retried pushes.
 func (s *Sim) Close() { s.g.Close() }
-
-func hookURL(explicit string, env *sim.Env, path, token string) string {
-	if explicit != "" || env.HookBase == "" {
-		return explicit
-	}
-	u := env.Hook(path)
-	if token != "" {
-		u += "?token=" + url.QueryEscape(token)
-	}
-	return u
-}
 
 // ---- SendSms ----
 

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -324,6 +325,16 @@ func (e *Env) Hook(path string) string {
 	}
 	connector, rest, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
 	return e.HookURL(connector, "/"+rest)
+}
+
+// HookWithToken is Hook(path) with ?token=<token> for vendors whose pushes carry a shared token in
+// the URL (they sign nothing); "" when the sandbox has no HookBase.
+func (e *Env) HookWithToken(path, token string) string {
+	u := e.Hook(path)
+	if u != "" && token != "" {
+		u += "?token=" + url.QueryEscape(token)
+	}
+	return u
 }
 
 // Record stores what a connector sent. data is marshalled as JSON.

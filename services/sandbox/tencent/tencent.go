@@ -34,7 +34,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -137,8 +136,12 @@ func New(env *sim.Env, cfg Config) (*Sim, error) {
 	if cfg.Client == nil {
 		cfg.Client = env.Client
 	}
-	cfg.ReplyURL = hookURL(cfg.ReplyURL, env, "/sms/tencent/reply", cfg.Token)
-	cfg.StatusURL = hookURL(cfg.StatusURL, env, "/sms/tencent/status", cfg.Token)
+	if cfg.ReplyURL == "" {
+		cfg.ReplyURL = env.HookWithToken("/sms/tencent/reply", cfg.Token)
+	}
+	if cfg.StatusURL == "" {
+		cfg.StatusURL = env.HookWithToken("/sms/tencent/status", cfg.Token)
+	}
 	templates, _ := parseTemplates(cfg.Templates)
 	log := env.Log
 	if log == nil {
@@ -176,17 +179,6 @@ func Mount(ctx context.Context, env *sim.Env, lookup config.Lookup) (sim.Channel
 
 // Close stops pending callbacks.
 func (s *Sim) Close() { s.g.Close() }
-
-func hookURL(explicit string, env *sim.Env, path, token string) string {
-	if explicit != "" || env.HookBase == "" {
-		return explicit
-	}
-	u := env.Hook(path)
-	if token != "" {
-		u += "?token=" + url.QueryEscape(token)
-	}
-	return u
-}
 
 // ---- SendSms ----
 
