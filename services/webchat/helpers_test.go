@@ -31,7 +31,7 @@ const (
 	secret      = "test-secret-0123456789abcdef"
 	inFilter    = webchat.SubjectIn + ".>"
 	stateFilter = webchat.SubjectState + ".>"
-	wait        = 10 * time.Second
+	wait        = 30 * time.Second // a bound, not a timing assertion: go test work runs many packages at once on 2 cores
 )
 
 func logger() *slog.Logger {
