@@ -18,6 +18,14 @@ type BatchOptions struct {
 	MaxSize int
 	// MaxWait is how long the first key of a batch waits for others. Default 5ms.
 	MaxWait time.Duration
+	// Route, when set, paces batches to that route's rate limit (the vendor's quota): a new
+	// batch reserves the permit of its call and goes out MaxWait after its first key or when
+	// the permit comes, whichever is later, gathering the keys that arrive meanwhile; a full
+	// batch waits for its permit too, and later keys start the next batch. Under the quota a
+	// lookup waits MaxWait; over it, about one permit interval, never behind a queue of permits,
+	// and retries (which take permits too) make the following batches larger instead of later.
+	// The batch function must make its vendor call through Route with the ctx it is given.
+	Route *Route
 }
 
 // Batcher coalesces the requests for one vendor operation that arrive together into batch calls:
@@ -45,6 +53,8 @@ type batch[K comparable, V any] struct {
 	keys     []K
 	waiters  map[K][]chan batchResult[V]
 	timer    *time.Timer
+	permit   bool // it holds a reserved rate-limit permit (BatchOptions.Route)
+	paced    bool // it waits for that permit, not only for MaxWait
 	sent     bool
 }
 
@@ -76,7 +86,16 @@ func (b *Batcher[K, V]) Get(ctx context.Context, key K) (V, error) {
 			bt.deadline = dl
 		}
 		b.cur = bt
-		bt.timer = time.AfterFunc(b.o.MaxWait, func() { b.flush(bt) })
+		wait := b.o.MaxWait
+		if rt := b.o.Route; rt != nil && rt.limiter != nil {
+			// No permit within the route's MaxWait: the batch goes out without one and its
+			// call waits for a permit like any other (or is throttled).
+			if w := rt.limiter.TryReservePermit(rt.settings.MaxWait); w >= 0 {
+				bt.permit, bt.paced = true, w > 0
+				wait = max(wait, w)
+			}
+		}
+		bt.timer = time.AfterFunc(wait, func() { b.flush(bt) })
 	} else if dl, ok := ctx.Deadline(); !ok {
 		bt.deadline = time.Time{}
 	} else if !bt.deadline.IsZero() && dl.After(bt.deadline) {
@@ -91,7 +110,8 @@ func (b *Batcher[K, V]) Get(ctx context.Context, key K) (V, error) {
 		b.cur = nil // later callers start the next batch
 	}
 	b.mu.Unlock()
-	if full {
+	if full && !bt.paced {
+		// A full batch leaves now, unless it waits for its turn (its timer sends it then).
 		bt.timer.Stop()
 		go b.flush(bt)
 	}
@@ -117,6 +137,9 @@ func (b *Batcher[K, V]) flush(bt *batch[K, V]) {
 	b.mu.Unlock()
 
 	ctx := context.WithoutCancel(bt.ctx)
+	if bt.permit {
+		ctx = withReservedPermit(ctx)
+	}
 	if !bt.deadline.IsZero() {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, bt.deadline)

@@ -128,6 +128,18 @@ func (s *callState) shouldRetry(err error) bool {
 	if time.Until(s.deadline) < delay+s.minAttemptTime() {
 		return false // the caller gets the failure (with RetryAfter for a rate limit) in time
 	}
+	if lim := s.rt.limiter; lim != nil {
+		// A retry is a call like any other: it takes its permit while it backs off, so retries
+		// never push the route over the vendor's quota (batches paced to the limit make room).
+		wait := lim.TryReservePermit(delay + s.rt.settings.MaxWait)
+		if wait < 0 {
+			return false // no permit in time: the caller gets the attempt's failure
+		}
+		delay = max(delay, wait)
+		if time.Until(s.deadline) < delay+s.minAttemptTime() {
+			return false
+		}
+	}
 	s.nextDelay = delay
 	return true
 }
@@ -178,7 +190,7 @@ func Do[T any](ctx context.Context, rt *Route, call Call, fn Func[T]) (T, error)
 	var err error
 	if rt.breaker.IsOpen() && rt.breaker.RemainingDelay() > 0 {
 		err = circuitbreaker.ErrOpen // fail fast, without waiting for a rate-limit permit
-	} else {
+	} else if err = rt.firstPermit(bctx); err == nil {
 		policies := make([]failsafe.Policy[any], 0, len(rt.inner)+1)
 		if rt.settings.MaxAttempts > 1 {
 			policies = append(policies, retrypolicy.NewBuilder[any]().
@@ -209,6 +221,15 @@ func Do[T any](ctx context.Context, rt *Route, call Call, fn Func[T]) (T, error)
 		})
 	}
 	return finish(ctx, rt, call, st, start, span, out, err)
+}
+
+// firstPermit takes the rate-limit permit of a call's first attempt (retries reserve theirs in
+// shouldRetry), unless the call holds one reserved for it (a paced Batcher's batch).
+func (rt *Route) firstPermit(ctx context.Context) error {
+	if rt.limiter == nil || takeReservedPermit(ctx) {
+		return nil
+	}
+	return rt.limiter.AcquirePermitWithMaxWait(ctx, rt.settings.MaxWait)
 }
 
 // finish turns the pipeline's result into the caller's, and records it.

@@ -49,7 +49,10 @@
 // # What a call does
 //
 // Policies, outermost first: retry → rate limiter → bulkhead → circuit breaker → timeout → the
-// attempt. Every wait and attempt fits in the caller's budget: ctx's deadline (or Settings.Budget
+// attempt. Every attempt takes a rate-limit permit: the first waits for it (at most MaxWait), a
+// retry reserves its permit while it backs off and waits for whichever comes later, so retries
+// never push a route over the vendor's quota; a Batcher paced by BatchOptions.Route reserves the
+// permit of each batch when it schedules it. Every wait and attempt fits in the caller's budget: ctx's deadline (or Settings.Budget
 // when ctx has none), less a small reserve so the answer — or the failure and its fallback —
 // reaches the caller before its deadline. An attempt's timeout is Settings.Timeout (300 ms) or
 // what is left of the budget, whichever is shorter.

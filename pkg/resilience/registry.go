@@ -196,7 +196,8 @@ type Route struct {
 	settings    Settings
 	unknownCode Class
 	breaker     circuitbreaker.CircuitBreaker[any]
-	inner       []failsafe.Policy[any] // rate limiter, bulkhead, breaker, timeout: outer to inner
+	limiter     ratelimiter.RateLimiter[any] // nil without RateLimit; Do takes its permits itself
+	inner       []failsafe.Policy[any]       // bulkhead, breaker, timeout: outer to inner
 	client      *http.Client
 	attrs       routeAttrs
 }
@@ -229,7 +230,7 @@ func (r *Registry) Route(spec RouteSpec) (*Route, error) {
 		Build()
 	if s.RateLimit > 0 {
 		every := time.Duration(float64(time.Second) / s.RateLimit)
-		rt.inner = append(rt.inner, ratelimiter.NewSmoothBuilderWithMaxRate[any](max(every, time.Nanosecond)).WithMaxWaitTime(s.MaxWait).Build())
+		rt.limiter = ratelimiter.NewSmoothBuilderWithMaxRate[any](max(every, time.Nanosecond)).WithMaxWaitTime(s.MaxWait).Build()
 	}
 	rt.inner = append(rt.inner,
 		bulkhead.NewBuilder[any](uint(s.MaxConcurrent)).WithMaxWaitTime(s.MaxWait).Build(),

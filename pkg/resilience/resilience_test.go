@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -626,6 +628,69 @@ func TestBatcher(t *testing.T) {
 	}
 	if calls.Load() > 4 {
 		t.Fatalf("calls %d", calls.Load())
+	}
+}
+
+// TestBatcherPacedByRoute: a Batcher paced by its route's rate limit keeps every attempt —
+// batches and the retries of failed ones — within the quota: the n-th attempt never starts
+// before n-1 permit intervals after the route was built, whatever the arrivals, and no key is
+// lost or shares a batch beyond MaxSize; keys arriving faster than the quota fill batches.
+func TestBatcherPacedByRoute(t *testing.T) {
+	t.Parallel()
+	const rate, size, keys = 50, 10, 60 // 20ms between permits
+	interval := time.Second / rate
+	reg, _ := setup(t, nil)
+	t0 := time.Now() // the limiter's permits are spaced from its creation
+	rt := reg.MustRoute(spec("route_query", true, resilience.Settings{RateLimit: rate, MaxWait: 5 * time.Second,
+		Budget: 20 * time.Second, MaxAttempts: 3, Backoff: time.Millisecond}))
+	var mu sync.Mutex
+	var starts []time.Time
+	var batches int
+	b := resilience.NewBatcher(resilience.BatchOptions{MaxSize: size, MaxWait: time.Millisecond, Route: rt},
+		func(ctx context.Context, ks []string) (map[string]string, error) {
+			if len(ks) > size {
+				t.Errorf("batch of %d keys, MaxSize %d", len(ks), size)
+			}
+			mu.Lock()
+			batches++
+			fail := batches%4 == 0 // every fourth batch fails its first attempt: a retry
+			mu.Unlock()
+			return resilience.Do(ctx, rt, resilience.Call{}, func(ctx context.Context, a *resilience.Attempt) (map[string]string, error) {
+				mu.Lock()
+				starts = append(starts, time.Now())
+				mu.Unlock()
+				if fail && a.Number() == 1 {
+					return nil, errors.New("connection reset")
+				}
+				out := map[string]string{}
+				for _, k := range ks {
+					out[k] = "v" + k
+				}
+				return out, nil
+			})
+		})
+	var wg sync.WaitGroup
+	for i := range keys {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Duration(i%30) * time.Millisecond) // two keys a millisecond, beyond the quota
+			k := strconv.Itoa(i)
+			if v, err := b.Get(context.Background(), k); err != nil || v != "v"+k {
+				t.Errorf("Get(%s) = %q, %v", k, v, err)
+			}
+		}()
+	}
+	wg.Wait()
+	slices.SortFunc(starts, func(a, b time.Time) int { return a.Compare(b) })
+	// Unpaced, a batch would leave every millisecond (MaxWait) and queue for its permit.
+	if batches < keys/size || batches > keys/size+2 || len(starts) <= batches {
+		t.Fatalf("%d batches, %d attempts for %d keys of at most %d: want full batches, paced", batches, len(starts), keys, size)
+	}
+	for i, s := range starts {
+		if earliest := t0.Add(time.Duration(i) * interval); s.Before(earliest) {
+			t.Fatalf("attempt %d started %v after the route was built, before its permit at %v: over the quota", i, s.Sub(t0), earliest.Sub(t0))
+		}
 	}
 }
 

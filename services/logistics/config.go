@@ -31,7 +31,7 @@ type Config struct {
 	CacheSize  int           `env:"LOGISTICS_CACHE_SIZE" default:"10000" desc:"routes kept in the cache"`
 
 	Budget      time.Duration `env:"LOGISTICS_BUDGET" default:"2s" desc:"time a request may take end to end, retries included; then it is answered with .failed and the manual link"`
-	BatchWindow time.Duration `env:"LOGISTICS_BATCH_WINDOW" desc:"how long concurrent SF lookups wait to share one route query (at most 10 numbers per call); unset or 0: one interval of SF's rate limit (RESILIENCE_SFEXPRESS_ROUTE_QUERY_RATE_LIMIT, 30/s → 33ms), so batches stay within the quota whatever the load"`
+	BatchWindow time.Duration `env:"LOGISTICS_BATCH_WINDOW" desc:"how long an SF lookup waits for others to share its route query (at most 10 numbers per call) when the quota allows a call now (default 2ms); above the quota (RESILIENCE_SFEXPRESS_ROUTE_QUERY_RATE_LIMIT, 30/s) lookups join the batch that leaves at the next interval of the rate limit"`
 	Concurrency int           `env:"LOGISTICS_CONCURRENCY" default:"64" desc:"requests handled at once (concurrent requests are what batching coalesces)"`
 }
 

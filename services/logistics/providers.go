@@ -1,6 +1,7 @@
 package logistics
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -41,27 +42,21 @@ func newSFProvider(cfg Config, o Options, route *resilience.Route) *sfProvider {
 			checkword: cfg.SFCheckword, language: cfg.SFLanguage, now: o.Now},
 		route: route, now: o.Now,
 	}
-	p.batch = resilience.NewBatcher(resilience.BatchOptions{MaxSize: sfexpress.MaxTrackingNumbers, MaxWait: batchWindow(cfg, route)}, p.query)
+	p.batch = resilience.NewBatcher(batchOptions(cfg, route), p.query)
 	return p
 }
 
-// batchWindow is LOGISTICS_BATCH_WINDOW, or by default the interval of the route's rate limit:
-// with a batch sent at most once per window, lookups arriving faster than the quota share calls
-// instead of queueing for permits (at 30 calls/s, 75 lookups/s go out as ~25 calls of ~3).
-func batchWindow(cfg Config, route *resilience.Route) time.Duration {
-	if cfg.BatchWindow > 0 {
-		return cfg.BatchWindow
-	}
-	if r := route.Settings().RateLimit; r > 0 {
-		return min(time.Duration(float64(time.Second)/r), maxBatchWindow)
-	}
-	return minBatchWindow
+// batchOptions pace SF lookups to the route's rate limit: a lookup goes out after
+// LOGISTICS_BATCH_WINDOW (default 2ms) when the quota has a permit for it, else it joins the
+// batch that leaves with the next permit (RESILIENCE_SFEXPRESS_ROUTE_QUERY_RATE_LIMIT, 30/s →
+// one every 33ms). Lookups arriving faster than the quota share calls instead of queueing for
+// permits (75 lookups/s go out as 30 calls of ~2.5), and retries, which take permits too, make
+// the next batches larger rather than later.
+func batchOptions(cfg Config, route *resilience.Route) resilience.BatchOptions {
+	return resilience.BatchOptions{MaxSize: sfexpress.MaxTrackingNumbers, MaxWait: cmp.Or(cfg.BatchWindow, defaultBatchWindow), Route: route}
 }
 
-const (
-	minBatchWindow = 5 * time.Millisecond
-	maxBatchWindow = 200 * time.Millisecond
-)
+const defaultBatchWindow = 2 * time.Millisecond
 
 // track returns the track of no, sharing a route query with concurrent lookups.
 func (p *sfProvider) track(ctx context.Context, no, checkPhone string) (Track, error) {
