@@ -26,9 +26,10 @@ type Config struct {
 	ZendeskWebhookSecret string `env:"ZENDESK_WEBHOOK_SECRET" desc:"signing secret of the Zendesk webhook; without it POST /hooks/ticket/zendesk refuses every call"`
 
 	Budget         time.Duration `env:"TICKET_BUDGET" default:"8s" desc:"time one request may take, searches and reconciliation included; then it is answered with .failed"`
-	ReconcileDelay time.Duration `env:"TICKET_RECONCILE_DELAY" default:"500ms" desc:"wait before searching for a ticket whose create had no clear answer (Jira search is eventually consistent)"`
+	ReconcileDelay time.Duration `env:"TICKET_RECONCILE_DELAY" default:"500ms" desc:"wait before searching for a ticket whose create had no clear answer; Jira's search index lags behind writes, and a Jira create is sent again when this search finds nothing, so raise it if your site's index is slower"`
 	WebhookWindow  time.Duration `env:"TICKET_WEBHOOK_WINDOW" default:"5m" desc:"accepted clock skew of signed webhook timestamps (Zendesk)"`
 	Concurrency    int           `env:"TICKET_CONCURRENCY" default:"8" desc:"requests handled at once (requests of one conversation are serialised)"`
+	MaxDeliver     int           `env:"TICKET_MAX_DELIVER" default:"4" desc:"deliveries of one request: a transient failure (vendor 5xx or timeout after the retries, outcome unknown, local throttling) is redelivered after 1s, 2s, 4s; the last delivery answers .failed"`
 }
 
 // Providers.
@@ -83,6 +84,9 @@ func (c *Config) Validate() error {
 	}
 	if c.WebhookWindow <= 0 || c.Concurrency < 1 {
 		errs = append(errs, errors.New("TICKET_WEBHOOK_WINDOW must be > 0 and TICKET_CONCURRENCY >= 1"))
+	}
+	if c.MaxDeliver < 1 || c.MaxDeliver > 20 {
+		errs = append(errs, fmt.Errorf("TICKET_MAX_DELIVER (%d) must be between 1 and 20", c.MaxDeliver))
 	}
 	return errors.Join(errs...)
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"sync/atomic"
 	"time"
 
 	"github.com/omnibus-dev/omnibus/pkg/audit"
@@ -17,18 +19,24 @@ import (
 // records on omni.audit.ticket, route alerts): the vendor's three routes and the one HTTP
 // exchange an attempt makes.
 
-// routes are the vendor's operations: <vendor>.search (idempotent: retried), <vendor>.create and
-// <vendor>.comment (not idempotent: never retried once the request may have reached the vendor).
+// routes are the vendor's operations: <vendor>.search (idempotent: retried), <vendor>.create
+// (idempotent, hence retried, when the provider's create carries an idempotency key — Zendesk —;
+// else never retried once the request may have reached the vendor) and <vendor>.comment (not
+// idempotent).
 type routes struct {
 	search, create, comment *resilience.Route
 }
 
 // ticketSettings are the ticket APIs' figures: they answer in hundreds of milliseconds, so an
-// attempt gets 3s (300ms would time out creates that succeed); 10 calls/s per route; the breaker
-// stays open 10s and closes after 2 good probes. Operators override any of them per route with
+// attempt gets 3s (300ms would time out creates that succeed); up to 5 attempts for the calls that
+// are retried (at a 20 % error rate, 0.2^5 = 0.03 % of calls fail every attempt), and for a Jira
+// create the number of times one request may send it; 10 calls/s per route; the breaker opens at
+// 50 % failures of at least 40 attempts (with 20, a vendor failing 20 % of calls would open it
+// once in ~300 starts by chance; with 40, once in ~40 000), stays open 10s and closes after 2 good
+// probes. Operators override any of them per route with
 // RESILIENCE_<JIRA|ZENDESK>_<SEARCH|CREATE|COMMENT>_*.
-var ticketSettings = resilience.Settings{Timeout: 3 * time.Second, Budget: 8 * time.Second, Backoff: 100 * time.Millisecond,
-	RateLimit: 10, MaxConcurrent: 16, BreakerOpenFor: 10 * time.Second, BreakerProbes: 2}
+var ticketSettings = resilience.Settings{Timeout: 3 * time.Second, Budget: 8 * time.Second, MaxAttempts: 5, Backoff: 100 * time.Millisecond,
+	RateLimit: 10, MaxConcurrent: 16, BreakerMinCalls: 40, BreakerOpenFor: 10 * time.Second, BreakerProbes: 2}
 
 // newRoutes builds p's routes. A failed call's fallback (in its audit record and
 // omnibus_vendor_fallbacks_total) is the vendor's page for the agent to do it by hand: the new
@@ -46,7 +54,7 @@ func newRoutes(reg *resilience.Registry, p provider) (routes, error) {
 		name       string
 		idempotent bool
 		fallback   func(resilience.Call, error) *resilience.Fallback
-	}{{&r.search, "search", true, newTicket}, {&r.create, "create", false, newTicket}, {&r.comment, "comment", false, onTicket}} {
+	}{{&r.search, "search", true, newTicket}, {&r.create, "create", p.KeyedCreate(), newTicket}, {&r.comment, "comment", false, onTicket}} {
 		rt, err := reg.Route(resilience.RouteSpec{Vendor: p.Name(), Op: op.name, Idempotent: op.idempotent, Settings: ticketSettings, Fallback: op.fallback})
 		if err != nil {
 			return routes{}, err
@@ -59,9 +67,16 @@ func newRoutes(reg *resilience.Registry, p provider) (routes, error) {
 // request is one JSON call to the vendor.
 type request struct {
 	method, url, auth string
-	body              []byte // nil: no body
+	header            map[string]string // extra request headers (Idempotency-Key)
+	body              []byte            // nil: no body
 	// vendorErr renders the vendor's error answer (non-2xx).
 	vendorErr func(status int, body []byte, retryAfter time.Duration) error
+	// writes, if set, counts the times the request was written to the vendor, across the
+	// pipeline's attempts and the HTTP transport's own retries of a request with an
+	// Idempotency-Key on a broken kept-alive connection.
+	writes *atomic.Int32
+	// inspect, if set, sees the headers of a 2xx answer (before parse).
+	inspect func(h http.Header)
 	// parse reads a 2xx answer; its failure fails the call as permanent.
 	parse func([]byte) error
 }
@@ -82,6 +97,9 @@ func attempt(ctx context.Context, a *resilience.Attempt, client *http.Client, r 
 		a.Request(r.body)
 		body = bytes.NewReader(r.body)
 	}
+	if r.writes != nil {
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { r.writes.Add(1) }})
+	}
 	req, err := http.NewRequestWithContext(ctx, r.method, r.url, body)
 	if err != nil {
 		return resilience.Permanent(err)
@@ -90,6 +108,9 @@ func attempt(ctx context.Context, a *resilience.Attempt, client *http.Client, r 
 	req.Header.Set("Accept", "application/json")
 	if r.body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range r.header {
+		req.Header.Set(k, v)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -102,6 +123,9 @@ func attempt(ctx context.Context, a *resilience.Attempt, client *http.Client, r 
 	}
 	a.Response(resp.StatusCode, "", raw)
 	if resp.StatusCode/100 == 2 {
+		if r.inspect != nil {
+			r.inspect(resp.Header)
+		}
 		if err := r.parse(raw); err != nil {
 			return resilience.Permanent(err)
 		}

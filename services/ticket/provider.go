@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
@@ -16,7 +18,8 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/wire/zendesk"
 )
 
-// Tags that tie a ticket to its conversation: a Jira label, a Zendesk external_id.
+// Tags that tie a ticket to its conversation: a Jira label, a Zendesk external_id and the
+// Idempotency-Key of the Zendesk create (ExternalIDPrefix + conversation, hashed when too long).
 const (
 	LabelPrefix      = "omnibus-conv-"
 	ExternalIDPrefix = "omnibus:conversation:"
@@ -27,6 +30,9 @@ type ref struct {
 	ID     string // Jira issue key, Zendesk ticket id
 	URL    string // where an agent opens it
 	Status string
+	// existing: a create answered with a ticket that an earlier request made (a Zendesk
+	// idempotency hit for a request written once).
+	existing bool
 }
 
 // newTicket is what a create sends.
@@ -36,13 +42,18 @@ type newTicket struct {
 	Tags                           []string
 }
 
-// provider is one ticketing system. Find is idempotent (retried by the pipeline); Create and
-// Comment are not (never retried once the request may have reached the vendor). call names the
-// customer and request for the audit records.
+// provider is one ticketing system. Find is idempotent (retried by the pipeline) and answers the
+// conversation's oldest ticket when there are several. Create is retried by the pipeline only when
+// KeyedCreate (the vendor dedupes it by an idempotency key); otherwise it is sent once per call
+// and the connector sends it again only after a search found nothing. It returns an error wrapping
+// errKeyConflict when the vendor refused the key (used by another create with other parameters).
+// Comment is never retried once the request may have reached the vendor. call names the customer
+// and request for the audit records.
 type provider interface {
 	Name() string
 	Find(ctx context.Context, conversation string, call resilience.Call) (ref, bool, error)
 	Create(ctx context.Context, conversation string, t newTicket, call resilience.Call) (ref, error)
+	KeyedCreate() bool
 	Comment(ctx context.Context, ticketID, body string, public bool, call resilience.Call) (string, error)
 	// NewTicketURL and TicketURL are the manual fallbacks.
 	NewTicketURL() string
@@ -51,6 +62,10 @@ type provider interface {
 
 // errAmbiguous marks a create or comment whose outcome is unknown: it may have reached the vendor.
 var errAmbiguous = errors.New("outcome unknown: the request may have reached the vendor")
+
+// errKeyConflict marks a create the vendor refused because the conversation's idempotency key was
+// used, within the vendor's memory of keys, by a create with other parameters.
+var errKeyConflict = errors.New("the conversation's idempotency key was already used by a create with other parameters")
 
 // jsonBody encodes a request body.
 func jsonBody(v any) ([]byte, error) {
@@ -68,9 +83,13 @@ type jiraProvider struct {
 	client *http.Client
 	routes routes
 	auth   string
+	log    *slog.Logger
 }
 
 func (p *jiraProvider) Name() string { return ProviderJira }
+
+// KeyedCreate: Jira's create API has no idempotency key.
+func (p *jiraProvider) KeyedCreate() bool { return false }
 
 func (p *jiraProvider) NewTicketURL() string {
 	return p.cfg.JiraBaseURL + "/secure/CreateIssue!default.jspa"
@@ -92,9 +111,13 @@ func (p *jiraProvider) do(ctx context.Context, rt *resilience.Route, c resilienc
 	return send(ctx, rt, c, p.client, request{method: method, url: p.cfg.JiraBaseURL + path, auth: p.auth, body: raw, vendorErr: jiraErr, parse: parse})
 }
 
+// jiraFindMax is the page a search asks for: one issue per conversation, a few if duplicates ever
+// slipped through (the oldest comes first: ORDER BY key ASC).
+const jiraFindMax = 10
+
 func (p *jiraProvider) Find(ctx context.Context, conv string, c resilience.Call) (ref, bool, error) {
-	q := jira.SearchRequest{JQL: "project = " + jira.JQLString(p.cfg.JiraProjectKey) + " AND labels = " + jira.JQLString(jira.LabelValue(LabelPrefix, conv)),
-		Fields: []string{"status", "labels"}, MaxResults: 2}
+	q := jira.SearchRequest{JQL: "project = " + jira.JQLString(p.cfg.JiraProjectKey) + " AND labels = " + jira.JQLString(jira.LabelValue(LabelPrefix, conv)) +
+		" ORDER BY key ASC", Fields: []string{"status", "labels"}, MaxResults: jiraFindMax}
 	var res jira.SearchResult
 	err := p.do(ctx, p.routes.search, c, http.MethodPost, jira.PathSearch, q, func(b []byte) (err error) {
 		res, err = jira.ParseSearch(b)
@@ -103,11 +126,18 @@ func (p *jiraProvider) Find(ctx context.Context, conv string, c resilience.Call)
 	if err != nil || len(res.Issues) == 0 {
 		return ref{}, false, err
 	}
-	is := res.Issues[0] // the oldest match would be better, but search orders by key desc by default; both are ours
+	is := res.Issues[0]
 	for _, c := range res.Issues[1:] {
-		if keyNumber(c.Key) < keyNumber(is.Key) {
+		if olderIssue(c, is) {
 			is = c
 		}
+	}
+	if len(res.Issues) > 1 {
+		keys := make([]string, len(res.Issues))
+		for i, c := range res.Issues {
+			keys[i] = c.Key
+		}
+		p.log.Warn("the conversation has several Jira issues; answering with the oldest", "conversation", conv, "issue", is.Key, "issues", keys, "more", !res.IsLast)
 	}
 	r := ref{ID: is.Key, URL: p.TicketURL(is.Key)}
 	if is.Fields.Status != nil {
@@ -120,6 +150,16 @@ func keyNumber(key string) int {
 	_, n, _ := strings.Cut(key, "-")
 	v, _ := strconv.Atoi(n)
 	return v
+}
+
+// olderIssue orders issues by id (Jira assigns ids in creation order), then by key number.
+func olderIssue(a, b jira.Issue) bool {
+	ai, aerr := strconv.ParseInt(a.ID, 10, 64)
+	bi, berr := strconv.ParseInt(b.ID, 10, 64)
+	if aerr == nil && berr == nil && ai != bi {
+		return ai < bi
+	}
+	return keyNumber(a.Key) < keyNumber(b.Key)
 }
 
 func (p *jiraProvider) Create(ctx context.Context, conv string, t newTicket, call resilience.Call) (ref, error) {
@@ -161,9 +201,13 @@ type zendeskProvider struct {
 	client *http.Client
 	routes routes
 	auth   string
+	log    *slog.Logger
 }
 
 func (p *zendeskProvider) Name() string { return ProviderZendesk }
+
+// KeyedCreate: the create carries an Idempotency-Key derived from the conversation.
+func (p *zendeskProvider) KeyedCreate() bool { return true }
 
 func (p *zendeskProvider) agentBase() string {
 	if p.cfg.ZendeskSubdomain != "" {
@@ -183,14 +227,18 @@ func zendeskErr(status int, body []byte, ra time.Duration) error {
 }
 
 func (p *zendeskProvider) do(ctx context.Context, rt *resilience.Route, c resilience.Call, method, path string, body any, parse func([]byte) error) error {
-	var raw []byte
+	return p.send(ctx, rt, c, request{method: method, url: p.cfg.ZendeskAPIBase + path, parse: parse}, body)
+}
+
+func (p *zendeskProvider) send(ctx context.Context, rt *resilience.Route, c resilience.Call, r request, body any) error {
 	if body != nil {
 		var err error
-		if raw, err = jsonBody(body); err != nil {
+		if r.body, err = jsonBody(body); err != nil {
 			return err
 		}
 	}
-	return send(ctx, rt, c, p.client, request{method: method, url: p.cfg.ZendeskAPIBase + path, auth: p.auth, body: raw, vendorErr: zendeskErr, parse: parse})
+	r.auth, r.vendorErr = p.auth, zendeskErr
+	return send(ctx, rt, c, p.client, r)
 }
 
 func (p *zendeskProvider) Find(ctx context.Context, conv string, c resilience.Call) (ref, bool, error) {
@@ -209,6 +257,13 @@ func (p *zendeskProvider) Find(ctx context.Context, conv string, c resilience.Ca
 			t = c // the oldest is the conversation's ticket
 		}
 	}
+	if len(res.Tickets) > 1 {
+		ids := make([]int64, len(res.Tickets))
+		for i, c := range res.Tickets {
+			ids[i] = c.ID
+		}
+		p.log.Warn("the conversation has several Zendesk tickets; answering with the oldest", "conversation", conv, "ticket", t.ID, "tickets", ids)
+	}
 	id := strconv.FormatInt(t.ID, 10)
 	return ref{ID: id, URL: p.TicketURL(id), Status: t.Status}, true, nil
 }
@@ -224,16 +279,30 @@ func (p *zendeskProvider) Create(ctx context.Context, conv string, t newTicket, 
 	if t.RequesterEmail != "" {
 		nt.Requester = &zendesk.Requester{Name: t.RequesterName, Email: t.RequesterEmail}
 	}
+	// The key makes the create idempotent: the route retries it (a 5xx, a timeout, a lost answer);
+	// Zendesk replays the first answer for a repeat (x-idempotency-lookup: hit) and creates nothing.
 	var res zendesk.TicketResponse
-	err := p.do(ctx, p.routes.create, call, http.MethodPost, zendesk.PathTickets, zendesk.CreateRequest{Ticket: nt}, func(b []byte) (err error) {
-		res, err = zendesk.ParseTicket(b)
-		return err
-	})
+	var writes atomic.Int32
+	hit := false
+	err := p.send(ctx, p.routes.create, call, request{method: http.MethodPost, url: p.cfg.ZendeskAPIBase + zendesk.PathTickets,
+		header:  map[string]string{zendesk.HeaderIdempotencyKey: zendesk.IdempotencyKey(ExternalIDPrefix, conv)},
+		writes:  &writes,
+		inspect: func(h http.Header) { hit = h.Get(zendesk.HeaderIdempotencyLookup) == zendesk.LookupHit },
+		parse: func(b []byte) (err error) {
+			res, err = zendesk.ParseTicket(b)
+			return err
+		}}, zendesk.CreateRequest{Ticket: nt})
+	var ze *zendesk.Error
+	if errors.As(err, &ze) && ze.IdempotencyConflict() {
+		return ref{}, fmt.Errorf("%w: %w", errKeyConflict, err)
+	}
 	if err != nil {
 		return ref{}, err
 	}
 	id := strconv.FormatInt(res.Ticket.ID, 10)
-	return ref{ID: id, URL: p.TicketURL(id), Status: res.Ticket.Status}, nil
+	// A hit for a request written once replays the create of an earlier request; when it was
+	// written again (a retry), the replay is most likely this call's own lost answer.
+	return ref{ID: id, URL: p.TicketURL(id), Status: res.Ticket.Status, existing: hit && writes.Load() == 1}, nil
 }
 
 func (p *zendeskProvider) Comment(ctx context.Context, id, body string, public bool, call resilience.Call) (string, error) {

@@ -4,19 +4,40 @@
 // vendors' status webhooks (POST /hooks/ticket/jira, /hooks/ticket/zendesk) into
 // omni.tool.ticket.status.changed.
 //
-// One ticket per conversation, whatever happens: the ticket carries the conversation (Jira label
-// omnibus-conv-<id>, Zendesk external_id omnibus:conversation:<id>); a create first searches for
-// it (an idempotent call the pipeline may retry) and answers with the existing ticket when there
-// is one (reused: true); the create itself is sent at most once per request — the pipeline never
-// retries it once it may have reached the vendor — and when its outcome is unknown (timeout,
-// dropped connection, 5xx) the connector
-// searches again before it answers, so a retried or redelivered request never makes a second
-// ticket. Requests of one conversation are serialised in the process. A 429 answers the request
-// with a redelivery after the vendor's Retry-After (nothing was created).
+// # One ticket per conversation, whatever happens
+//
+// The ticket carries its conversation (Jira label omnibus-conv-<id>, Zendesk external_id
+// omnibus:conversation:<id>). A create request first searches for it (an idempotent call the
+// pipeline retries) and answers with the existing ticket when there is one (reused: true).
+// Requests of one conversation are serialised in the process (a lock per conversation; different
+// conversations never wait for each other). Then:
+//
+//   - Zendesk: the create carries Idempotency-Key omnibus:conversation:<id> (Zendesk remembers a
+//     key 2 hours and replays the first answer for a repeat with the same parameters), so the
+//     <vendor>.create route is declared idempotent and the pipeline retries a 5xx, a timeout or a
+//     dropped connection with backoff within the request's budget: a create whose answer was lost
+//     is answered, on the retry, with the ticket it made. A key refused because another create of
+//     the conversation used it with other parameters (400 IdempotentRequestError) is answered with
+//     the conversation's ticket found by a search, else .failed idempotency_conflict.
+//   - Jira has no idempotency key: the create is sent once per call (never retried by the
+//     pipeline). When its outcome is unknown (5xx, timeout, dropped connection) the connector waits
+//     TICKET_RECONCILE_DELAY and searches: found → that ticket; not found → the create did not
+//     take effect and is sent again, up to the create route's MAX_ATTEMPTS sends per request and
+//     while the budget allows. The residual risk is Jira's search index lag: an issue made by a
+//     create whose answer was lost, and not yet searchable TICKET_RECONCILE_DELAY later, is created
+//     a second time. Find then answers every later request with the oldest issue (lowest id) and
+//     logs a warning, so every answer names one ticket, the same one from then on.
+//
+// A request that still fails for a transient reason (the vendor's 5xx or timeouts after the
+// retries, an outcome still unknown, local throttling) is redelivered by the bus after 1s, 2s,
+// 4s — a redelivery starts with the search, so it is safe — and only its last delivery
+// (TICKET_MAX_DELIVER) answers .failed with the manual fallback. A 429 is redelivered after the
+// vendor's Retry-After (nothing was created). A refusal (4xx) or an open breaker answers .failed at
+// once.
 //
 // Every vendor call goes through its pkg/resilience route, <vendor>.search, <vendor>.create or
 // <vendor>.comment (vendor jira or zendesk): per-attempt timeout within the request's budget,
-// retries for searches only, breaker, bulkhead, rate limit, one audit record per call on
+// retries for the idempotent routes, breaker, bulkhead, rate limit, one audit record per call on
 // omni.audit.ticket, omnibus_vendor_* metrics.
 package ticket
 
@@ -71,9 +92,16 @@ type Connector struct {
 	cfg   Config
 	rt    *connector.Runtime
 	prov  provider
-	locks sync.Map // conversation id → *sync.Mutex
-	// reconcile bounds the search after a create without a clear answer: two search attempts.
-	reconcile time.Duration
+	locks convLocks
+	// reconcileBound bounds the search after a create without a clear answer: two search attempt
+	// timeouts, even when the create used up the request's budget.
+	reconcileBound time.Duration
+	// createSends is how many times one request may send a create: the create route's
+	// MAX_ATTEMPTS for Jira (a send follows a search that found nothing), 1 for Zendesk (the
+	// pipeline retries the keyed create itself).
+	createSends int
+	// createMin is the least budget left worth sending another create: half an attempt's timeout.
+	createMin time.Duration
 
 	mu       sync.Mutex
 	comments map[string]string // comment request id → comment id (answered comments, bounded)
@@ -88,7 +116,8 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 	if err := c.mountWebhooks(); err != nil {
 		return err
 	}
-	cc := bus.ConsumerConfig{Concurrency: cfg.Concurrency, AckWait: cfg.Budget + 30*time.Second}
+	cc := bus.ConsumerConfig{Concurrency: cfg.Concurrency, AckWait: cfg.Budget + 30*time.Second,
+		MaxDeliver: cfg.MaxDeliver, Backoff: redeliveryBackoff}
 	if err := rt.Consume(ctx, route(TypeCreateRequested), c.HandleCreate, cc); err != nil {
 		return err
 	}
@@ -109,30 +138,68 @@ func New(ctx context.Context, rt *connector.Runtime, cfg Config, client *http.Cl
 		return nil, err
 	}
 	c := &Connector{cfg: cfg, rt: rt, comments: map[string]string{}}
-	var search *resilience.Route
+	var rs routes
 	switch cfg.Provider {
 	case ProviderZendesk:
-		p := &zendeskProvider{cfg: cfg, client: client, auth: zendesk.BasicAuth(cfg.ZendeskEmail, cfg.ZendeskAPIToken)}
+		p := &zendeskProvider{cfg: cfg, client: client, auth: zendesk.BasicAuth(cfg.ZendeskEmail, cfg.ZendeskAPIToken), log: rt.Log}
 		p.routes, err = newRoutes(reg, p)
-		c.prov, search = p, p.routes.search
+		c.prov, rs = p, p.routes
 	default:
-		p := &jiraProvider{cfg: cfg, client: client, auth: jira.BasicAuth(cfg.JiraEmail, cfg.JiraAPIToken)}
+		p := &jiraProvider{cfg: cfg, client: client, auth: jira.BasicAuth(cfg.JiraEmail, cfg.JiraAPIToken), log: rt.Log}
 		p.routes, err = newRoutes(reg, p)
-		c.prov, search = p, p.routes.search
+		c.prov, rs = p, p.routes
 	}
 	if err != nil {
 		return nil, err
 	}
-	c.reconcile = 2 * search.Settings().Timeout
+	c.reconcileBound = 2 * rs.search.Settings().Timeout
+	c.createSends, c.createMin = 1, rs.create.Settings().Timeout/2
+	if !c.prov.KeyedCreate() {
+		c.createSends = rs.create.Settings().MaxAttempts
+	}
 	return c, nil
 }
 
-func (c *Connector) lock(conv string) func() {
-	m, _ := c.locks.LoadOrStore(conv, &sync.Mutex{})
-	mu := m.(*sync.Mutex)
-	mu.Lock()
-	return mu.Unlock
+// redeliveryBackoff is the bus's delay before redelivering a request that failed transiently.
+var redeliveryBackoff = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}
+
+// convLocks serialises the requests of one conversation. Its mutex guards only the map (held for
+// a map operation, never during a vendor call); each conversation has its own lock, dropped when
+// no request of it is running.
+type convLocks struct {
+	mu sync.Mutex
+	m  map[string]*convLock
 }
+
+type convLock struct {
+	sync.Mutex
+	refs int
+}
+
+func (l *convLocks) lock(conv string) func() {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = map[string]*convLock{}
+	}
+	cl := l.m[conv]
+	if cl == nil {
+		cl = &convLock{}
+		l.m[conv] = cl
+	}
+	cl.refs++
+	l.mu.Unlock()
+	cl.Lock()
+	return func() {
+		cl.Unlock()
+		l.mu.Lock()
+		if cl.refs--; cl.refs == 0 {
+			delete(l.m, conv)
+		}
+		l.mu.Unlock()
+	}
+}
+
+func (c *Connector) lock(conv string) func() { return c.locks.lock(conv) }
 
 type createRequest struct {
 	ConversationID string `json:"conversation_id"`
@@ -183,9 +250,17 @@ func (c *Connector) HandleCreate(ctx context.Context, d bus.Delivery) error {
 	defer cancel()
 	call := resilience.Call{CustomerID: req.CustomerID, CorrelationID: d.Event.ID(), Key: req.ConversationID}
 	r, reused, err := c.ensure(budget, req, call)
-	if wait, ok := resilience.RetryDelay(err); ok && !errors.Is(err, errAmbiguous) {
-		// The vendor rate-limited us before anything was created: redeliver after its Retry-After.
-		return resilience.RetryAfter(err, wait)
+	if err != nil && !c.lastDelivery(d) {
+		if wait, ok := resilience.RetryDelay(err); ok && !errors.Is(err, errAmbiguous) {
+			// The vendor rate-limited us before anything was created: redeliver after its Retry-After.
+			return resilience.RetryAfter(err, wait)
+		}
+		if transient(err) {
+			// A redelivery starts with the search: it finds a ticket this delivery may have made.
+			c.rt.Log.Warn("ticket create failed transiently; the request will be redelivered", "conversation", req.ConversationID,
+				"request", d.Event.ID(), "delivery", d.NumDelivered, "err", err)
+			return err
+		}
 	}
 	var out bus.Outgoing
 	opts := c.opts(d.Event, "ticket:create:"+d.Event.ID(), req.ConversationID)
@@ -210,31 +285,89 @@ func (c *Connector) HandleCreate(ctx context.Context, d bus.Delivery) error {
 	return c.rt.Publish(pctx, out)
 }
 
-// ensure finds the conversation's ticket or creates it, reconciling a create without a clear answer.
+// ensure finds the conversation's ticket or creates it, reconciling a create without a clear
+// answer (see the package doc). reused reports a ticket that this request did not create.
 func (c *Connector) ensure(ctx context.Context, req createRequest, call resilience.Call) (ref, bool, error) {
-	if r, ok, err := c.prov.Find(ctx, req.ConversationID, call); err != nil || ok {
+	conv := req.ConversationID
+	if r, ok, err := c.prov.Find(ctx, conv, call); err != nil || ok {
 		return r, ok, err
 	}
 	t := newTicket{Subject: capRunes(pii.Redact(req.Subject), 255), Description: pii.Redact(req.Description), Priority: req.Priority, Tags: req.Tags}
 	if req.Requester != nil {
 		t.RequesterName, t.RequesterEmail = req.Requester.Name, req.Requester.Email
 	}
-	r, err := c.prov.Create(ctx, req.ConversationID, t, call)
-	if err == nil || !ambiguous(err) {
-		return r, false, err
+	for send := 1; ; send++ {
+		r, err := c.prov.Create(ctx, conv, t, call)
+		switch {
+		case err == nil:
+			return r, r.existing, nil
+		case errors.Is(err, errKeyConflict):
+			// Another create of the conversation used the key: its ticket is the conversation's.
+			c.rt.Log.Warn("the vendor refused the conversation's idempotency key; looking for its ticket", "conversation", conv, "err", err)
+			if found, ok, ferr := c.reconcile(ctx, conv, call, 0); ferr == nil && ok {
+				return found, true, nil
+			}
+			return ref{}, false, err
+		case !ambiguous(err):
+			return ref{}, false, err
+		}
+		// The create may have reached the vendor: look for it before answering or sending it again.
+		c.rt.Log.Warn("ticket create without a clear answer; reconciling by search", "conversation", conv, "send", send, "err", err)
+		found, ok, ferr := c.reconcile(ctx, conv, call, c.cfg.ReconcileDelay)
+		switch {
+		case ferr == nil && ok:
+			return found, false, nil
+		case ferr != nil || send >= c.createSends || !c.fits(ctx):
+			return ref{}, false, errors.Join(errAmbiguous, err, ferr)
+		}
+		// The search found nothing: the create did not take effect, send it again.
 	}
-	// The create may have reached the vendor: look for it before answering, never create again.
-	c.rt.Log.Warn("ticket create without a clear answer; reconciling by search", "conversation", req.ConversationID, "err", err)
-	select {
-	case <-time.After(c.cfg.ReconcileDelay):
-	case <-ctx.Done():
+}
+
+// reconcile searches for the conversation's ticket after delay (Jira's search is eventually
+// consistent), bounded by reconcileBound rather than by ctx, whose budget the create may have used.
+func (c *Connector) reconcile(ctx context.Context, conv string, call resilience.Call, delay time.Duration) (ref, bool, error) {
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
 	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.reconcile)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.reconcileBound)
 	defer cancel()
-	if found, ok, ferr := c.prov.Find(rctx, req.ConversationID, call); ferr == nil && ok {
-		return found, false, nil
+	return c.prov.Find(rctx, conv, call)
+}
+
+// fits reports whether ctx's budget leaves time for another create.
+func (c *Connector) fits(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ctx.Err() == nil && (!ok || time.Until(dl) >= c.createMin)
+}
+
+// lastDelivery reports whether d is the request's last delivery: it must be answered.
+func (c *Connector) lastDelivery(d bus.Delivery) bool {
+	return d.NumDelivered >= uint64(c.cfg.MaxDeliver)
+}
+
+// transient reports failures a redelivery may cure: the vendor's 5xx or timeouts after the
+// retries, an outcome still unknown, local throttling (rate limiter, bulkhead), a cancelled or
+// exhausted budget. Not: refusals (4xx), an open breaker (the fallback is offered at once), a
+// rate limit (redelivered after Retry-After instead).
+func transient(err error) bool {
+	if errors.Is(err, errAmbiguous) {
+		return true
 	}
-	return ref{}, false, errors.Join(errAmbiguous, err)
+	var fail *resilience.Error
+	if errors.As(err, &fail) {
+		switch fail.Outcome {
+		case audit.OutcomeError, audit.OutcomeTimeout, audit.OutcomeThrottled, audit.OutcomeBulkheadFull, audit.OutcomeCanceled:
+			return true
+		}
+		return false
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
 type commentRequest struct {
@@ -286,7 +419,7 @@ func (c *Connector) HandleComment(ctx context.Context, d bus.Delivery) error {
 			}
 		}
 	}
-	if wait, ok := resilience.RetryDelay(err); ok {
+	if wait, ok := resilience.RetryDelay(err); ok && !c.lastDelivery(d) {
 		return resilience.RetryAfter(err, wait)
 	}
 	opts := c.opts(d.Event, "ticket:comment:"+d.Event.ID(), req.ConversationID)
@@ -347,9 +480,10 @@ func (c *Connector) opts(req event.Event, id, conv string) []event.Option {
 	return o
 }
 
-// errorCode names a failure for the failed event: no_ticket, outcome_unknown, http_<status> for
-// the vendor's error answers, else the pipeline's outcome (circuit_open, timeout, rate_limited,
-// throttled, bulkhead_full) or unavailable (transport failures).
+// errorCode names a failure for the failed event: no_ticket, idempotency_conflict,
+// outcome_unknown, http_<status> for the vendor's error answers, else the pipeline's outcome
+// (circuit_open, timeout, rate_limited, throttled, bulkhead_full) or unavailable (transport
+// failures).
 func errorCode(err error) string {
 	var je *jira.Error
 	var ze *zendesk.Error
@@ -357,6 +491,8 @@ func errorCode(err error) string {
 	switch {
 	case errors.Is(err, errNoTicket):
 		return "no_ticket"
+	case errors.Is(err, errKeyConflict):
+		return "idempotency_conflict"
 	case errors.Is(err, errAmbiguous):
 		return "outcome_unknown"
 	case errors.As(err, &je):

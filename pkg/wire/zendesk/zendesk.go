@@ -1,6 +1,6 @@
 // Package zendesk is the Zendesk Support API wire format shared by the ticket connector and the
 // sandbox simulator: API-token Basic auth ("<email>/token:<api_token>"), ticket creation with an
-// external_id, listing tickets by external_id (GET /api/v2/tickets.json?external_id=…), comments
+// external_id and an Idempotency-Key, listing tickets by external_id (GET /api/v2/tickets.json?external_id=…), comments
 // through a ticket update (PUT /api/v2/tickets/{id}.json), showing a ticket, Zendesk's error
 // bodies (401 {"error":"Couldn't authenticate you"}, 404/422 {"error","description"}, 429 with
 // Retry-After), and event-subscription webhooks signed with X-Zendesk-Webhook-Signature =
@@ -11,6 +11,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,6 +33,43 @@ func TicketPath(id int64) string { return PathTicketPrefix + strconv.FormatInt(i
 // BasicAuth is the Authorization header value for API-token authentication.
 func BasicAuth(email, token string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(email+"/token:"+token))
+}
+
+// Idempotent ticket creation (developer.zendesk.com/api-reference/ticketing/introduction/#idempotency):
+// POST /api/v2/tickets with the header Idempotency-Key: <key>, any string of at most 255
+// characters, scoped to the account. Zendesk remembers a key for 2 hours. A repeat of the request
+// with the same key and the same parameters creates nothing and returns the original response with
+// x-idempotency-lookup: hit (a first use answers miss); the same key with other parameters answers
+// 400 {"error":"IdempotentRequestError","description":"Request parameters don't match the given
+// idempotency key"}.
+const (
+	HeaderIdempotencyKey    = "Idempotency-Key"
+	HeaderIdempotencyLookup = "X-Idempotency-Lookup"
+	LookupHit               = "hit"
+	LookupMiss              = "miss"
+	// MsgIdempotentRequestError is the error of a key reused with other parameters (400).
+	MsgIdempotentRequestError = "IdempotentRequestError"
+	// DescIdempotencyMismatch is its description.
+	DescIdempotencyMismatch = "Request parameters don't match the given idempotency key"
+	// IdempotencyKeyTTL is how long Zendesk remembers a key.
+	IdempotencyKeyTTL = 2 * time.Hour
+	// MaxIdempotencyKey is the longest key, in bytes.
+	MaxIdempotencyKey = 255
+)
+
+// IdempotencyKey derives a valid key from prefix and id: prefix+id when that fits in
+// MaxIdempotencyKey bytes, else prefix + "sha256:" + hex(SHA-256(id)) (prefix is cut to fit). The
+// same id always gives the same key.
+func IdempotencyKey(prefix, id string) string {
+	if len(prefix)+len(id) <= MaxIdempotencyKey {
+		return prefix + id
+	}
+	sum := sha256.Sum256([]byte(id))
+	tail := "sha256:" + hex.EncodeToString(sum[:])
+	if len(prefix) > MaxIdempotencyKey-len(tail) {
+		prefix = prefix[:MaxIdempotencyKey-len(tail)]
+	}
+	return prefix + tail
 }
 
 // Comment is a ticket comment.
@@ -133,6 +171,12 @@ func (e *Error) Error() string {
 func (e *Error) Is(target error) bool {
 	var t *Error
 	return errors.As(target, &t) && t.Status == e.Status
+}
+
+// IdempotencyConflict reports whether e is Zendesk's answer to an Idempotency-Key reused with
+// other request parameters (400 IdempotentRequestError).
+func (e *Error) IdempotencyConflict() bool {
+	return e.Status == 400 && e.Body.Error == MsgIdempotentRequestError
 }
 
 // Sentinels for errors.Is.

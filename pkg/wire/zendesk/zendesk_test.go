@@ -112,6 +112,7 @@ func FuzzParseResponses(f *testing.F) {
 	f.Add([]byte(`{"ticket":{"id":1,"status":"open","external_id":null}}`))
 	f.Add([]byte(`{"tickets":[{"id":1,"status":"open"}],"count":1}`))
 	f.Add([]byte(`{"error":"RecordInvalid","description":"Record validation errors","details":{"base":[{"description":"x"}]}}`))
+	f.Add([]byte(`{"error":"IdempotentRequestError","description":"Request parameters don't match the given idempotency key"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if r, err := zendesk.ParseTicket(b); err == nil && (r.Ticket.ID <= 0 || r.Ticket.Status == "") {
 			t.Fatal("ticket without id")
@@ -123,8 +124,35 @@ func FuzzParseResponses(f *testing.F) {
 				}
 			}
 		}
-		if e := zendesk.DecodeError(429, b, "x"); e.Error() == "" || e.RetryAfter != 0 {
+		if e := zendesk.DecodeError(429, b, "x"); e.Error() == "" || e.RetryAfter != 0 || e.IdempotencyConflict() {
 			t.Fatal("DecodeError")
 		}
+		if e := zendesk.DecodeError(400, b, ""); e.IdempotencyConflict() != (e.Body.Error == zendesk.MsgIdempotentRequestError) {
+			t.Fatal("IdempotencyConflict")
+		}
 	})
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	t.Parallel()
+	if k := zendesk.IdempotencyKey("omnibus-ticket:", "c1d2e3f4"); k != "omnibus-ticket:c1d2e3f4" {
+		t.Fatal(k)
+	}
+	long := strings.Repeat("x", 300)
+	k := zendesk.IdempotencyKey("omnibus-ticket:", long)
+	if len(k) > zendesk.MaxIdempotencyKey || !strings.HasPrefix(k, "omnibus-ticket:sha256:") || k != zendesk.IdempotencyKey("omnibus-ticket:", long) ||
+		k == zendesk.IdempotencyKey("omnibus-ticket:", long+"y") {
+		t.Fatalf("%q", k)
+	}
+	if k := zendesk.IdempotencyKey(strings.Repeat("p", 300), "id"); len(k) > zendesk.MaxIdempotencyKey {
+		t.Fatalf("%d bytes", len(k))
+	}
+	// Zendesk's answer to a key reused with another body.
+	body := []byte(`{"error":"IdempotentRequestError","description":"Request parameters don't match the given idempotency key"}`)
+	if e := zendesk.DecodeError(400, body, ""); !e.IdempotencyConflict() || !errors.Is(e, &zendesk.Error{Status: 400}) {
+		t.Fatalf("%+v", e)
+	}
+	if e := zendesk.DecodeError(422, []byte(`{"error":"RecordInvalid"}`), ""); e.IdempotencyConflict() {
+		t.Fatal("422 is no idempotency conflict")
+	}
 }

@@ -10,8 +10,11 @@
 // collection. Create checks the project key, the issue type, a non-empty summary, an ADF
 // description and labels without spaces, answering 400 {"errorMessages":[],"errors":{field: msg}}
 // as Jira does, and 201 {"id","key","self"}. Search understands the JQL the connector sends: clauses
-// `project = X`, `labels = X` and `key = X` joined by AND (anything else is 400). Like Jira, it does
-// not deduplicate anything: two creates make two issues.
+// `project = X`, `labels = X` and `key = X` joined by AND, then optionally `ORDER BY key|id|created
+// [ASC|DESC]` (anything else is 400; without ORDER BY, issues come in creation order). Like Jira,
+// it does not deduplicate anything: two creates make two issues, and its create API has no
+// idempotency key. Config.SearchLag reproduces Jira's eventually consistent search index: an issue
+// is found by search only that long after its creation (GET by key sees it at once).
 //
 // A status change (a transitions call or Transition) posts the admin webhook jira:issue_updated
 // with the status changelog to env.Hook(Config.WebhookPath), signed with X-Hub-Signature
@@ -20,7 +23,10 @@
 //
 // Injected faults (sim.Fault.Code): "" is 500; "429" is 429 with Retry-After: 1 and "429:<s>" sets
 // the seconds; any other number is answered with that HTTP status; every answer has Jira's error
-// collection body.
+// collection body. Those fail before the request is processed (nothing changes). "processed" (or
+// "processed_<status>") processes the request — the issue IS created — and then answers 500 (or
+// that status); "processed_drop" processes it and drops the connection without an answer: the
+// lost-answer case a connector must reconcile.
 package jira
 
 import (
@@ -32,6 +38,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,6 +84,9 @@ type Config struct {
 	WebhookSecret string
 	// WebhookPath is the webhook path below the hook base (see sim.Env.Hook). Default "/ticket/jira".
 	WebhookPath string
+	// SearchLag is how long after its creation an issue becomes visible to search (Jira's index
+	// lags behind writes). Default 0: at once.
+	SearchLag time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -129,8 +140,8 @@ func New(env *sim.Env, cfg Config) (*Sim, error) {
 		{OpComment, "POST " + wire.PathIssueKey + "{key}/comment"},
 		{OpTransition, "POST " + wire.PathIssueKey + "{key}/transitions"},
 	} {
-		h := s.handler(r.op)
-		env.Handle(sim.Route{Vendor: Vendor, Op: r.op, Pattern: r.pattern, Handler: s.auth(r.op, h), Fail: s.fail})
+		h := s.auth(r.op, s.handler(r.op))
+		env.Handle(sim.Route{Vendor: Vendor, Op: r.op, Pattern: r.pattern, Handler: h, Fail: s.failer(h)})
 	}
 	return s, nil
 }
@@ -164,6 +175,20 @@ func writeErr(w http.ResponseWriter, status int, messages []string, fields map[s
 		fields = map[string]string{}
 	}
 	writeJSON(w, status, wire.ErrorCollection{ErrorMessages: messages, Errors: fields})
+}
+
+// failer renders an injected fault of the route served by h: see the package doc for the codes.
+func (s *Sim) failer(h http.HandlerFunc) func(http.ResponseWriter, *http.Request, string) {
+	return func(w http.ResponseWriter, r *http.Request, code string) {
+		if rest, ok := strings.CutPrefix(code, "processed"); ok {
+			h(httptest.NewRecorder(), r) // Jira did the work; its answer is lost
+			if rest == "_drop" {
+				panic(http.ErrAbortHandler) // net/http closes the connection without a response
+			}
+			code = strings.TrimPrefix(rest, "_")
+		}
+		s.fail(w, r, code)
+	}
 }
 
 func (s *Sim) fail(w http.ResponseWriter, _ *http.Request, code string) {
@@ -293,24 +318,35 @@ func statusOf(name string) wire.Status {
 
 type clause struct{ field, value string }
 
+// order is a JQL ORDER BY: field key, id or created; "" keeps creation order.
+type order struct {
+	field string
+	desc  bool
+}
+
 // jqlError is Jira's message for a query it cannot parse.
 type jqlError string
 
 func (e jqlError) Error() string { return string(e) }
 
-// parseJQL understands `field = value [AND field = value ...]` with field project, labels or key
-// and value a bare word or a double-quoted string.
-func parseJQL(q string) ([]clause, error) {
+// parseJQL understands `field = value [AND field = value ...] [ORDER BY field [ASC|DESC]]` with
+// clause fields project, labels or key, values a bare word or a double-quoted string, and order
+// fields key, id or created.
+func parseJQL(q string) ([]clause, order, error) {
 	var out []clause
+	var ord order
 	rest := strings.TrimSpace(q)
+	if _, ok, err := parseOrder(rest); ok || err != nil {
+		return nil, ord, jqlError("Unbounded JQL queries are not allowed here. Please add a search restriction to your query.")
+	}
 	for rest != "" {
 		field, after, ok := strings.Cut(rest, "=")
 		if !ok {
-			return nil, jqlError("Error in the JQL Query: Expecting operator but got the end of the query.")
+			return nil, ord, jqlError("Error in the JQL Query: Expecting operator but got the end of the query.")
 		}
 		field = strings.ToLower(strings.TrimSpace(field))
 		if field != "project" && field != "labels" && field != "key" {
-			return nil, jqlError("Field '" + field + "' does not exist or you do not have permission to view it.")
+			return nil, ord, jqlError("Field '" + field + "' does not exist or you do not have permission to view it.")
 		}
 		after = strings.TrimSpace(after)
 		var val string
@@ -330,7 +366,7 @@ func parseJQL(q string) ([]clause, error) {
 				b.WriteByte(c)
 			}
 			if i >= len(after) {
-				return nil, jqlError("Error in the JQL Query: The quoted string has not been completed.")
+				return nil, ord, jqlError("Error in the JQL Query: The quoted string has not been completed.")
 			}
 			val, rest = b.String(), strings.TrimSpace(after[i+1:])
 		} else {
@@ -344,16 +380,49 @@ func parseJQL(q string) ([]clause, error) {
 		if rest == "" {
 			break
 		}
+		if o, ok, err := parseOrder(rest); ok || err != nil {
+			if err != nil {
+				return nil, ord, err
+			}
+			return out, o, nil
+		}
 		kw, tail, _ := strings.Cut(rest, " ")
 		if !strings.EqualFold(kw, "AND") {
-			return nil, jqlError("Error in the JQL Query: Expecting either 'OR' or 'AND' but got '" + kw + "'.")
+			return nil, ord, jqlError("Error in the JQL Query: Expecting either 'OR' or 'AND' but got '" + kw + "'.")
 		}
 		rest = strings.TrimSpace(tail)
 	}
 	if len(out) == 0 {
-		return nil, jqlError("Error in the JQL Query: empty query")
+		return nil, ord, jqlError("Error in the JQL Query: empty query")
 	}
-	return out, nil
+	return out, ord, nil
+}
+
+// parseOrder reads `ORDER BY field [ASC|DESC]` when s starts with ORDER (ok), which must end the
+// query.
+func parseOrder(s string) (order, bool, error) {
+	words := strings.Fields(s)
+	if len(words) == 0 || !strings.EqualFold(words[0], "ORDER") {
+		return order{}, false, nil
+	}
+	if len(words) < 3 || !strings.EqualFold(words[1], "BY") {
+		return order{}, true, jqlError("Error in the JQL Query: Expecting 'BY' after 'ORDER'.")
+	}
+	o := order{field: strings.ToLower(words[2])}
+	switch o.field {
+	case "key", "issuekey", "id", "created":
+	default:
+		return order{}, true, jqlError("Not able to sort using field '" + words[2] + "'.")
+	}
+	switch {
+	case len(words) == 3:
+	case len(words) == 4 && strings.EqualFold(words[3], "DESC"):
+		o.desc = true
+	case len(words) == 4 && strings.EqualFold(words[3], "ASC"):
+	default:
+		return order{}, true, jqlError("Error in the JQL Query: Expecting either 'ASC' or 'DESC' but got '" + strings.Join(words[3:], " ") + "'.")
+	}
+	return o, true, nil
 }
 
 func (s *Sim) search(w http.ResponseWriter, r *http.Request) {
@@ -362,30 +431,40 @@ func (s *Sim) search(w http.ResponseWriter, r *http.Request) {
 		s.env.Record(Vendor, OpSearch, "", nil, errors.New("400: body is not JSON"))
 		return
 	}
-	clauses, err := parseJQL(req.JQL)
+	clauses, ord, err := parseJQL(req.JQL)
 	if err != nil {
 		s.env.Record(Vendor, OpSearch, "", req, err)
 		writeErr(w, http.StatusBadRequest, []string{err.Error()}, nil)
 		return
 	}
-	max := req.MaxResults
-	if max <= 0 || max > 100 {
-		max = 50
+	limit := req.MaxResults
+	if limit <= 0 || limit > 100 {
+		limit = 50
 	}
+	visible := s.cfg.Now().Add(-s.cfg.SearchLag)
 	s.mu.Lock()
-	res := wire.SearchResult{Issues: []wire.Issue{}, IsLast: true}
+	var found []*Issue
 	for _, is := range s.issues {
-		if matches(is, clauses, s.cfg.ProjectKey) {
-			if len(res.Issues) == max {
-				res.IsLast = false
-				break
-			}
-			res.Issues = append(res.Issues, s.view(is))
+		if matches(is, clauses, s.cfg.ProjectKey) && (s.cfg.SearchLag <= 0 || !is.Created.After(visible)) {
+			found = append(found, is)
 		}
+	}
+	if ord.field != "" {
+		// One project: key, id and creation order agree (issues are never moved or deleted here).
+		sort.SliceStable(found, func(i, j int) bool { return ord.desc != (issueNumber(found[i]) < issueNumber(found[j])) })
+	}
+	res := wire.SearchResult{Issues: []wire.Issue{}, IsLast: len(found) <= limit}
+	for _, is := range found[:min(limit, len(found))] {
+		res.Issues = append(res.Issues, s.view(is))
 	}
 	s.mu.Unlock()
 	s.env.Record(Vendor, OpSearch, req.JQL, req, nil)
 	writeJSON(w, http.StatusOK, res)
+}
+
+func issueNumber(is *Issue) int {
+	n, _ := strconv.Atoi(is.ID)
+	return n
 }
 
 func matches(is *Issue, cs []clause, project string) bool {
@@ -454,7 +533,7 @@ func (s *Sim) comment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := req.Body.Validate(); err != nil || len(req.Body.Content) == 0 {
-		s.env.Record(Vendor, OpComment, is.Key, req, fmt.Errorf("400: %v", err))
+		s.env.Record(Vendor, OpComment, is.Key, req, fmt.Errorf("400: %w", err))
 		writeErr(w, http.StatusBadRequest, nil, map[string]string{"comment": "Comment body can not be empty!"})
 		return
 	}
@@ -493,13 +572,14 @@ func (s *Sim) transition(w http.ResponseWriter, r *http.Request) {
 	}
 	s.env.Record(Vendor, OpTransition, is.Key, req, nil)
 	w.WriteHeader(http.StatusNoContent)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// The webhook outlives the request: its context without the cancel.
+	go func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		if err := s.Transition(ctx, is.Key, name); err != nil {
 			s.env.Log.Warn("jira sandbox: webhook not delivered", "issue", is.Key, "err", err)
 		}
-	}()
+	}(context.WithoutCancel(r.Context()))
 }
 
 // Issues returns a copy of every issue, oldest first.

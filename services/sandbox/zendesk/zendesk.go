@@ -10,7 +10,17 @@
 // ("<Config.Email>/token:<Config.APIToken>"), else 401 {"error":"Couldn't authenticate you"}.
 // Create requires a comment body (422 RecordInvalid otherwise) and answers 201 with the ticket,
 // its audit and a Location header. Like Zendesk, external_id is NOT unique: two creates with the
-// same external_id make two tickets — a connector must look before it creates.
+// same external_id make two tickets — a connector must look before it creates, or send a key.
+//
+// Idempotency-Key on create, as Zendesk documents it: a key seen within Config.IdempotencyTTL
+// (default 2 hours) with the same parameters creates nothing and replays the original 201 (status,
+// body, Location) with x-idempotency-lookup: hit; a first use answers miss; the same key with other
+// parameters answers 400 {"error":"IdempotentRequestError","description":"Request parameters don't
+// match the given idempotency key"}. Parameters are compared as JSON values (key order and spacing
+// do not matter). Choices of the sandbox where Zendesk documents nothing: only a created ticket
+// stores its key (a 4xx answer does not, so a corrected request may reuse it); a request whose key
+// is being processed waits for that request and then gets its outcome; a key longer than 255 bytes
+// answers 400 IdempotentRequestError.
 //
 // A status change (an update carrying "status", or SetStatus) posts an event-subscription webhook
 // zen:event-type:ticket.status_changed to env.Hook(Config.WebhookPath), signed with
@@ -19,18 +29,23 @@
 //
 // Injected faults (sim.Fault.Code): "" is 500; "429" is 429 with Retry-After: 1 ("429:<s>" sets the
 // seconds) and Zendesk's plain-text rate-limit body; any other number is that HTTP status with
-// a JSON {"error"} body.
+// a JSON {"error"} body. Those fail before the request is processed: nothing changes, as when
+// Zendesk refuses a call. "processed" (or "processed_<status>") is the nasty case: the request IS
+// processed — the ticket created, its idempotency key stored — and then the answer is a 500 (or
+// that status); "processed_drop" processes it and then drops the connection without an answer.
 package zendesk
 
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,6 +76,8 @@ type Config struct {
 	WebhookSecret string
 	// WebhookPath is the webhook path below the hook base (see sim.Env.Hook). Default "/ticket/zendesk".
 	WebhookPath string
+	// IdempotencyTTL is how long an Idempotency-Key is remembered. Default 2h (Zendesk's).
+	IdempotencyTTL time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -81,6 +98,25 @@ type Sim struct {
 	byID    map[int64]*Ticket
 	audits  int64
 	events  int
+	keys    map[string]*keyed // Idempotency-Key → its request
+	expiry  []*keyed          // stored keys, oldest first
+	lookups Lookups
+}
+
+// keyed is a create request sent with an Idempotency-Key.
+type keyed struct {
+	key     string
+	params  [32]byte      // SHA-256 of the canonical JSON parameters
+	done    chan struct{} // closed when the first request is answered; nil once stored
+	status  int
+	header  http.Header
+	body    []byte
+	expires time.Time
+}
+
+// Lookups counts the creates that carried an Idempotency-Key, by outcome.
+type Lookups struct {
+	Hits, Misses, Mismatches int64
 }
 
 // New mounts the simulator on env.
@@ -97,7 +133,10 @@ func New(env *sim.Env, cfg Config) (*Sim, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Sim{env: env, cfg: cfg, byID: map[int64]*Ticket{}}
+	if cfg.IdempotencyTTL <= 0 {
+		cfg.IdempotencyTTL = wire.IdempotencyKeyTTL
+	}
+	s := &Sim{env: env, cfg: cfg, byID: map[int64]*Ticket{}, keys: map[string]*keyed{}}
 	for _, r := range []struct {
 		op, pattern string
 		h           http.HandlerFunc
@@ -109,7 +148,8 @@ func New(env *sim.Env, cfg Config) (*Sim, error) {
 		{OpShow, "GET /api/v2/tickets/{file}", s.show},
 		{OpUpdate, "PUT /api/v2/tickets/{file}", s.update},
 	} {
-		env.Handle(sim.Route{Vendor: Vendor, Op: r.op, Pattern: r.pattern, Handler: s.auth(r.op, r.h), Fail: s.fail})
+		h := s.auth(r.op, r.h)
+		env.Handle(sim.Route{Vendor: Vendor, Op: r.op, Pattern: r.pattern, Handler: h, Fail: s.failer(h)})
 	}
 	return s, nil
 }
@@ -118,6 +158,20 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// failer renders an injected fault of the route served by h: see the package doc for the codes.
+func (s *Sim) failer(h http.HandlerFunc) func(http.ResponseWriter, *http.Request, string) {
+	return func(w http.ResponseWriter, r *http.Request, code string) {
+		if rest, ok := strings.CutPrefix(code, "processed"); ok {
+			h(httptest.NewRecorder(), r) // the vendor did the work; its answer is lost
+			if rest == "_drop" {
+				panic(http.ErrAbortHandler) // net/http closes the connection without a response
+			}
+			code = strings.TrimPrefix(rest, "_")
+		}
+		s.fail(w, r, code)
+	}
 }
 
 func (s *Sim) fail(w http.ResponseWriter, _ *http.Request, code string) {
@@ -156,30 +210,144 @@ func (s *Sim) url(id int64) string {
 	return "https://" + s.cfg.Subdomain + ".zendesk.com" + wire.TicketPath(id)
 }
 
-func invalid(w http.ResponseWriter, field, msg string) {
-	details, _ := json.Marshal(map[string]any{field: []map[string]string{{"description": msg, "error": "BlankValue"}}})
-	writeJSON(w, http.StatusUnprocessableEntity, wire.ErrorBody{Error: wire.MsgInvalid, Description: "Record validation errors", Details: details})
-}
+func invalid(w http.ResponseWriter, field, msg string) { writeAnswer(w, invalidAnswer(field, msg)) }
 
 func (s *Sim) create(w http.ResponseWriter, r *http.Request) {
-	var req wire.CreateRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err != nil {
 		s.env.Record(Vendor, OpCreate, "", nil, fmt.Errorf("400: %w", err))
 		writeJSON(w, http.StatusBadRequest, wire.ErrorBody{Error: "Unprocessable JSON", Description: err.Error()})
 		return
 	}
+	key := r.Header.Get(wire.HeaderIdempotencyKey)
+	if key == "" {
+		writeAnswer(w, s.createTicket(raw))
+		return
+	}
+	if len(key) > wire.MaxIdempotencyKey {
+		s.env.Record(Vendor, OpCreate, "", map[string]string{"idempotency_key": key}, errors.New("400: idempotency key too long"))
+		writeJSON(w, http.StatusBadRequest, wire.ErrorBody{Error: wire.MsgIdempotentRequestError,
+			Description: fmt.Sprintf("Idempotency-Key is %d bytes, at most %d are allowed", len(key), wire.MaxIdempotencyKey)})
+		return
+	}
+	params := canonical(raw)
+	var k *keyed
+	for k == nil {
+		s.mu.Lock()
+		s.expire()
+		prev := s.keys[key]
+		switch {
+		case prev == nil:
+			k = &keyed{key: key, params: params, done: make(chan struct{})}
+			s.keys[key] = k
+			s.mu.Unlock()
+		case prev.done != nil: // the first request with this key is being processed: wait for it
+			done := prev.done
+			s.mu.Unlock()
+			select {
+			case <-done:
+			case <-r.Context().Done():
+				return
+			}
+		case prev.params != params:
+			s.lookups.Mismatches++
+			s.mu.Unlock()
+			s.env.Record(Vendor, OpCreate, "", map[string]string{"idempotency_key": key}, errors.New("400: "+wire.DescIdempotencyMismatch))
+			writeJSON(w, http.StatusBadRequest, wire.ErrorBody{Error: wire.MsgIdempotentRequestError, Description: wire.DescIdempotencyMismatch})
+			return
+		default:
+			s.lookups.Hits++
+			a := answer{status: prev.status, header: prev.header.Clone(), body: prev.body}
+			s.mu.Unlock()
+			s.env.Record(Vendor, OpCreate, "", map[string]string{"idempotency_key": key, "idempotency_lookup": wire.LookupHit}, nil)
+			a.header.Set(wire.HeaderIdempotencyLookup, wire.LookupHit)
+			writeAnswer(w, a)
+			return
+		}
+	}
+	a := s.createTicket(raw)
+	s.mu.Lock()
+	if a.status == http.StatusCreated {
+		k.status, k.header, k.body = a.status, a.header.Clone(), a.body
+		k.expires = s.cfg.Now().Add(s.cfg.IdempotencyTTL)
+		s.expiry = append(s.expiry, k)
+		s.lookups.Misses++
+	} else {
+		delete(s.keys, key) // nothing was created: the key stays free
+	}
+	close(k.done)
+	k.done = nil
+	s.mu.Unlock()
+	a.header.Set(wire.HeaderIdempotencyLookup, wire.LookupMiss)
+	writeAnswer(w, a)
+}
+
+// expire forgets the keys older than the TTL. s.mu is held.
+func (s *Sim) expire() {
+	now := s.cfg.Now()
+	for len(s.expiry) > 0 && !s.expiry[0].expires.After(now) {
+		k := s.expiry[0]
+		s.expiry[0] = nil
+		s.expiry = s.expiry[1:]
+		if s.keys[k.key] == k {
+			delete(s.keys, k.key)
+		}
+	}
+}
+
+// canonical hashes a request body as a JSON value (re-encoded: object keys sorted, no spacing),
+// or as bytes when it is not JSON.
+func canonical(raw []byte) [32]byte {
+	var v any
+	if json.Unmarshal(raw, &v) == nil {
+		if b, err := json.Marshal(v); err == nil {
+			raw = b
+		}
+	}
+	return sha256.Sum256(raw)
+}
+
+// answer is an HTTP answer kept for an idempotent replay.
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func jsonAnswer(status int, v any, h http.Header) answer {
+	if h == nil {
+		h = http.Header{}
+	}
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	b, _ := json.Marshal(v)
+	return answer{status: status, header: h, body: append(b, '\n')}
+}
+
+func writeAnswer(w http.ResponseWriter, a answer) {
+	for k, v := range a.header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(a.status)
+	_, _ = w.Write(a.body)
+}
+
+// createTicket processes a create request body.
+func (s *Sim) createTicket(raw []byte) answer {
+	var req wire.CreateRequest
+	if err := json.Unmarshal(raw, &req); err != nil {
+		s.env.Record(Vendor, OpCreate, "", nil, fmt.Errorf("400: %w", err))
+		return jsonAnswer(http.StatusBadRequest, wire.ErrorBody{Error: "Unprocessable JSON", Description: err.Error()}, nil)
+	}
 	t := req.Ticket
 	if strings.TrimSpace(t.Comment.Body) == "" {
 		s.env.Record(Vendor, OpCreate, t.ExternalID, req, errors.New("422: description blank"))
-		invalid(w, "description", "Description: cannot be blank")
-		return
+		return invalidAnswer("description", "Description: cannot be blank")
 	}
 	switch t.Priority {
 	case "", "urgent", "high", "normal", "low":
 	default:
 		s.env.Record(Vendor, OpCreate, t.ExternalID, req, errors.New("422: priority"))
-		invalid(w, "priority", "Priority: is not valid")
-		return
+		return invalidAnswer("priority", "Priority: is not valid")
 	}
 	now := s.cfg.Now().UTC().Truncate(time.Second)
 	subject := t.Subject
@@ -205,8 +373,12 @@ func (s *Sim) create(w http.ResponseWriter, r *http.Request) {
 	resp := wire.TicketResponse{Ticket: tk.Ticket, Audit: &wire.Audit{ID: s.audits, TicketID: id, CreatedAt: now}}
 	s.mu.Unlock()
 	s.env.Record(Vendor, OpCreate, t.ExternalID, req, nil)
-	w.Header().Set("Location", s.url(id))
-	writeJSON(w, http.StatusCreated, resp)
+	return jsonAnswer(http.StatusCreated, resp, http.Header{"Location": {s.url(id)}})
+}
+
+func invalidAnswer(field, msg string) answer {
+	details, _ := json.Marshal(map[string]any{field: []map[string]string{{"description": msg, "error": "BlankValue"}}})
+	return jsonAnswer(http.StatusUnprocessableEntity, wire.ErrorBody{Error: wire.MsgInvalid, Description: "Record validation errors", Details: details}, nil)
 }
 
 func firstLine(s string) string {
@@ -298,14 +470,23 @@ func (s *Sim) update(w http.ResponseWriter, r *http.Request) {
 	s.env.Record(Vendor, OpUpdate, strconv.FormatInt(t.ID, 10), req, nil)
 	writeJSON(w, http.StatusOK, resp)
 	if u.Status != "" && u.Status != prev {
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		// The webhook outlives the request: its context without the cancel.
+		go func(ctx context.Context) {
+			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
 			if err := s.notify(ctx, t.ID, prev, u.Status); err != nil {
 				s.env.Log.Warn("zendesk sandbox: webhook not delivered", "ticket", t.ID, "err", err)
 			}
-		}()
+		}(context.WithoutCancel(r.Context()))
 	}
+}
+
+// IdempotencyLookups counts the creates that carried an Idempotency-Key: hits (replayed, nothing
+// created), misses (processed) and mismatches (400, other parameters).
+func (s *Sim) IdempotencyLookups() Lookups {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lookups
 }
 
 // Tickets returns a copy of every ticket, oldest first.
