@@ -248,6 +248,9 @@ func (e *Env) Handle(r Route) {
 			defer t.Stop()
 			select {
 			case <-t.C:
+				// A hung vendor never answers: drop the connection rather than let net/http
+				// send an empty 200 when the handler returns.
+				panic(http.ErrAbortHandler)
 			case <-req.Context().Done():
 			}
 			return

@@ -95,6 +95,17 @@ func TestHangEndsWithClient(t *testing.T) {
 	}
 }
 
+// TestHangPastHoldDropsConnection: when Hold passes before the client gives up, the vendor
+// still never answers — the connection drops (an empty 200 would read as success).
+func TestHangPastHoldDropsConnection(t *testing.T) {
+	_, srv := newEnv(t, map[string]sim.Fault{"acme send": {TimeoutRatio: 1, Hold: 20 * time.Millisecond}})
+	resp, err := http.Post(srv.URL+"/sandbox/acme/v1/send", "application/json", strings.NewReader(`{}`))
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("a hung route answered %d after its hold", resp.StatusCode)
+	}
+}
+
 func TestRecordsBoundedAndWait(t *testing.T) {
 	env, srv := newEnv(t, nil)
 	done := make(chan sim.Record, 1)
