@@ -25,12 +25,22 @@ const Source = "/services/unifier"
 // replica that finds the lock taken tries again shortly. A crash between the publish and the
 // delete republishes the same ids, which JetStream drops as duplicates (Nats-Msg-Id) — the desk
 // event is neither lost nor doubled.
+//
+// The outbox is a queue table: its head is a run of deleted rows until vacuum removes them, and
+// an ORDER BY seq scan from the head reads them all. So a flush after a commit (Wake) reads only
+// past the last row this relay relayed; the periodic flush reads from the head and picks up what
+// a fast one can miss — rows whose transaction took its seq before and committed after a row
+// already relayed (only ever rows of other customers: one customer's transactions are serialised
+// by its row locks), rows another replica left, and rows that failed to publish. The delete
+// commits without waiting for its WAL flush: losing it in a crash only republishes rows, which
+// JetStream drops as duplicates.
 type Relay struct {
 	pool  *pgxpool.Pool
 	pub   *bus.Client
 	log   *slog.Logger
 	wake  chan struct{}
 	batch int
+	after int64 // the highest seq this relay deleted: a fast flush reads past it
 }
 
 // NewRelay returns a relay.
@@ -51,8 +61,10 @@ func (r *Relay) Run(ctx context.Context) error {
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	failures := 0
+	full := true // the first flush after start reads the whole outbox
 	for {
-		n, held, err := r.flush(context.WithoutCancel(ctx))
+		n, held, err := r.flush(context.WithoutCancel(ctx), full)
+		full = false
 		switch {
 		case err == nil && !held:
 			// Another replica is relaying, maybe not our latest rows: look again soon.
@@ -83,6 +95,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			return err
 		case <-r.wake:
 		case <-tick.C:
+			full = true
 		}
 	}
 }
@@ -93,19 +106,25 @@ const relayLock = int64(0x6f6d6e6962757301)
 // Flush publishes and deletes up to one batch of outbox rows; it returns how many (0 when another
 // replica's relay holds the outbox).
 func (r *Relay) Flush(ctx context.Context) (int, error) {
-	n, _, err := r.flush(ctx)
+	n, _, err := r.flush(ctx, true)
 	return n, err
 }
 
-func (r *Relay) flush(ctx context.Context) (n int, held bool, err error) {
+// flush relays one batch: from the head of the outbox when full, else past r.after.
+func (r *Relay) flush(ctx context.Context, full bool) (n int, held bool, err error) {
+	var lastDone int64
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	err = pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, relayLock).Scan(&held); err != nil || !held {
 			return err
 		}
+		after := r.after
+		if full {
+			after = 0
+		}
 		rows, err := tx.Query(ctx, `SELECT seq, id, subject, type, coalesce(ce_subject, ''), coalesce(partitionkey, ''),
-				coalesce(correlationid, ''), time, data FROM outbox ORDER BY seq LIMIT $1`, r.batch)
+				coalesce(correlationid, ''), time, data FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2`, after, r.batch)
 		if err != nil {
 			return err
 		}
@@ -165,12 +184,19 @@ func (r *Relay) flush(ctx context.Context) (n int, held bool, err error) {
 		} else if err != nil {
 			return err
 		}
+		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE seq = ANY($1)`, done); err != nil {
 			return err
 		}
-		n = len(done)
+		n, lastDone = len(done), done[len(done)-1]
 		return nil
 	})
+	if err == nil && n > 0 {
+		// done is in seq order: its last is the highest relayed.
+		r.after = max(r.after, lastDone)
+	}
 	return n, held, err
 }
 

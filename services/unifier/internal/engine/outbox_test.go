@@ -2,9 +2,12 @@ package engine_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
@@ -35,5 +38,53 @@ func TestRelayDeadLettersInvalidRows(t *testing.T) {
 	}
 	if got := nb.StoredCount(t, bus.StreamDesk, ">") + nb.StoredCount(t, bus.StreamTool, ">"); got != uint64(valid) {
 		t.Fatalf("events published: %d, want %d", got, valid)
+	}
+}
+
+// A row whose transaction took its seq before, and committed after, a row already relayed is
+// skipped by the flushes after commits (they read past the last relayed seq) and relayed by the
+// next full flush: late rows are late, never lost.
+func TestRelayPicksUpLateCommittedRows(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	nb := bustest.New(t, bus.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	ctx := context.Background()
+	relay := engine.NewRelay(b.pool, nb.Client, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	const closedJSON = `{"conversation":{"id":"c1d2e3f4-a5b6-5c7d-8e9f-0a1b2c3d4e5f","customer_id":"3f6c1b8e-2d4a-5e7f-9a1b-6c2d8e4f0a13","status":"closed","channels":["wechatkf"],"opened_at":"2026-11-27T08:00:00Z","closed_at":"2026-11-27T08:20:00Z","close_reason":"客户问题已解决","last_event_at":"2026-11-27T08:15:00Z","assignee":"agent-0042"},"reason":"客户问题已解决"}`
+	var closed struct{ Conversation struct{ ID string } }
+	if err := json.Unmarshal([]byte(closedJSON), &closed); err != nil {
+		t.Fatal(err)
+	}
+	row := func(q interface {
+		Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+	}, id string) {
+		t.Helper()
+		if _, err := q.Exec(ctx, `INSERT INTO outbox (id, subject, type, ce_subject, time, data)
+			VALUES ($1, 'omni.desk.conversation.closed', 'omni.desk.conversation.closed', $2, now(), $3)`,
+			id, closed.Conversation.ID, closedJSON); err != nil {
+			t.Fatal(err)
+		}
+	}
+	late, err := b.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Rollback(ctx)
+	row(late, "late") // takes seq 1, commits last
+	row(b.pool, "early")
+	if n, err := engine.FlushAfterCommit(relay, ctx); err != nil || n != 1 {
+		t.Fatalf("flush after commit: %d, %v (want the early row)", n, err)
+	}
+	if err := late.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := engine.FlushAfterCommit(relay, ctx); err != nil || n != 0 {
+		t.Fatalf("flush after commit: %d, %v (the late row is behind its start)", n, err)
+	}
+	if n, err := relay.Flush(ctx); err != nil || n != 1 {
+		t.Fatalf("full flush: %d, %v (want the late row)", n, err)
+	}
+	if got := nb.StoredCount(t, bus.StreamDesk, ">"); got != 2 {
+		t.Fatalf("desk events: %d, want 2", got)
 	}
 }
