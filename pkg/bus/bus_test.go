@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -177,10 +179,18 @@ func TestPublishBatch(t *testing.T) {
 		batch[i] = bus.Outgoing{Subject: subjIn, Event: received(t, i)}
 	}
 	bad, _ := event.New(typeReceived, "/x", map[string]any{})
+	// Invalid events first, inside and last: a large batch is validated in parallel, and each
+	// failure must still be reported at its own index.
+	batch = slices.Insert(batch, 250, bus.Outgoing{Subject: subjIn, Event: bad})
+	batch = slices.Insert(batch, 0, bus.Outgoing{Subject: subjIn, Event: bad})
 	batch = append(batch, bus.Outgoing{Subject: subjIn, Event: bad})
 	err := b.Client.PublishBatch(context.Background(), batch)
-	if !errors.Is(err, schema.ErrInvalid) {
-		t.Fatalf("want the invalid one reported, got %v", err)
+	var berr *bus.BatchError
+	if !errors.Is(err, schema.ErrInvalid) || !errors.As(err, &berr) {
+		t.Fatalf("want the invalid ones reported, got %v", err)
+	}
+	if got := slices.Sorted(maps.Keys(berr.Failed)); !slices.Equal(got, []int{0, 251, 502}) {
+		t.Fatalf("failed indexes %v, want [0 251 502]", got)
 	}
 	if n := b.StoredCount(t, bus.StreamIn, subjInAll); n != 500 {
 		t.Fatalf("stored %d of 500 valid events", n)

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -41,11 +44,13 @@ type Outgoing struct {
 	Event   event.Event
 }
 
-// prepare validates e, fills dataschema and the creation trace context, starts the producer span
-// and encodes the message. The caller ends the span.
-func (c *Client) prepare(ctx context.Context, subject string, e *event.Event) (*nats.Msg, trace.Span, error) {
-	if err := c.validate(*e); err != nil {
-		return nil, nil, err
+// prepare validates e (unless validated), fills dataschema and the creation trace context, starts
+// the producer span and encodes the message. The caller ends the span.
+func (c *Client) prepare(ctx context.Context, subject string, e *event.Event, validated bool) (*nats.Msg, trace.Span, error) {
+	if !validated {
+		if err := c.validate(*e); err != nil {
+			return nil, nil, err
+		}
 	}
 	// Copies of an event share their context: work on a clone so the caller's event is unchanged.
 	*e = e.Clone()
@@ -102,7 +107,7 @@ func (c *Client) validate(e event.Event) error {
 
 // Publish implements Publisher.
 func (c *Client) Publish(ctx context.Context, subject string, e event.Event) error {
-	msg, span, err := c.prepare(ctx, subject, &e)
+	msg, span, err := c.prepare(ctx, subject, &e, false)
 	if err != nil {
 		return err
 	}
@@ -147,9 +152,14 @@ func (c *Client) PublishBatch(ctx context.Context, batch []Outgoing) error {
 	start := time.Now()
 	inflight := make([]pending, 0, len(batch))
 	errs := map[int]error{}
+	verrs := c.validateAll(batch)
 	for i := range batch {
 		o := batch[i]
-		msg, span, err := c.prepare(ctx, o.Subject, &o.Event)
+		if verrs[i] != nil {
+			errs[i] = verrs[i]
+			continue
+		}
+		msg, span, err := c.prepare(ctx, o.Subject, &o.Event, true)
 		if err != nil {
 			errs[i] = err
 			continue
@@ -186,6 +196,35 @@ func (c *Client) PublishBatch(ctx context.Context, batch []Outgoing) error {
 		return nil
 	}
 	return &BatchError{Failed: errs}
+}
+
+// parallelValidation is the batch size from which PublishBatch validates on every CPU: schema
+// validation is most of a publish's CPU, and a relay or loader publishing batches would
+// otherwise validate them on one core while the others wait.
+const parallelValidation = 32
+
+// validateAll validates every event of batch, in parallel for a large batch; errs[i] is event
+// i's error.
+func (c *Client) validateAll(batch []Outgoing) []error {
+	errs := make([]error, len(batch))
+	workers := min(runtime.GOMAXPROCS(0), len(batch)/(parallelValidation/2))
+	if workers < 2 || len(batch) < parallelValidation {
+		for i := range batch {
+			errs[i] = c.validate(batch[i].Event)
+		}
+		return errs
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < len(batch); i = int(next.Add(1)) - 1 {
+				errs[i] = c.validate(batch[i].Event)
+			}
+		})
+	}
+	wg.Wait()
+	return errs
 }
 
 // BatchError is what PublishBatch returns when some events were not published: Failed maps
