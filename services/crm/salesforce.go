@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
@@ -42,10 +43,14 @@ type salesforce struct {
 const tokenKey = "salesforce"
 
 // Route specs of the Salesforce calls. Both are reads (the token grant is safe to repeat), so
-// both are retried within the caller's budget.
+// both are retried within the caller's budget: five attempts keep a CRM failing one call in five
+// from failing more than 0.03 % of lookups (three would fail 0.8 %), and a short backoff (25 ms,
+// doubled, with jitter: at most ~375 ms of waiting over four retries) keeps them well within
+// CRM_LOOKUP_BUDGET. Operators override them with RESILIENCE_SALESFORCE_{TOKEN,QUERY}_*.
 var (
-	tokenSpec = resilience.RouteSpec{Vendor: "salesforce", Op: "token", Idempotent: true}
-	querySpec = resilience.RouteSpec{Vendor: "salesforce", Op: "query", Idempotent: true, Classify: classifyREST}
+	lookupSettings = resilience.Settings{MaxAttempts: 5, Backoff: 25 * time.Millisecond}
+	tokenSpec      = resilience.RouteSpec{Vendor: "salesforce", Op: "token", Idempotent: true, Settings: lookupSettings}
+	querySpec      = resilience.RouteSpec{Vendor: "salesforce", Op: "query", Idempotent: true, Classify: classifyREST, Settings: lookupSettings}
 )
 
 // classifyREST classifies a REST answer by HTTP status and errorCode: an expired session is

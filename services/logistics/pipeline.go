@@ -26,8 +26,13 @@ const codeMalformed = "malformed"
 var (
 	// SF's quota is 30 calls/s: the route's rate limit counts calls (a batch of up to 10
 	// waybills is one call), and the batcher paces batches to it (see Config.BatchWindow).
-	sfSettings      = resilience.Settings{RateLimit: 30, MaxAttempts: 5, MaxWait: time.Second}
-	cainiaoSettings = resilience.Settings{RateLimit: 50, MaxAttempts: 5, MaxWait: time.Second}
+	sfSettings = resilience.Settings{RateLimit: 30, MaxAttempts: 5, MaxWait: time.Second}
+	// Cainiao publishes no quota (vendors/README.md §8: its gateway limits are per app, set with
+	// the account). Its trace query takes one waybill per call, so the tool's 100 lookups/s
+	// (issue 5) are up to 100 calls/s: the route allows that, with retries on top. At 50/s a
+	// Cainiao-heavy load queued for permits (p99 > 250 ms in `omnibus bench tools`). Set
+	// RESILIENCE_CAINIAO_TRACE_QUERY_RATE_LIMIT to the account's figure.
+	cainiaoSettings = resilience.Settings{RateLimit: 100, MaxAttempts: 5, MaxWait: time.Second}
 )
 
 // statusFirst classifies an answer by its HTTP status unless it is a 200, whose vendor code

@@ -15,30 +15,10 @@ import (
 	"github.com/omnibus-dev/omnibus/services/omnibus/internal/loadgen"
 )
 
-// pgSettings is the repeatable --pg-set name=value flag.
-type pgSettings map[string]string
-
-func (p pgSettings) String() string {
-	var kv []string
-	for k, v := range p {
-		kv = append(kv, k+"="+v)
-	}
-	return strings.Join(kv, ",")
-}
-
-func (p pgSettings) Set(s string) error {
-	k, v, ok := strings.Cut(s, "=")
-	if !ok || strings.TrimSpace(k) == "" {
-		return fmt.Errorf("want name=value, got %q", s)
-	}
-	p[strings.TrimSpace(k)] = strings.TrimSpace(v)
-	return nil
-}
-
 // benchFlags parses the flags of `omnibus bench` into a loadgen configuration.
 func benchFlags(args []string, stderr io.Writer) (cfg loadgen.Config, asJSON, quiet bool, err error) {
 	cfg = loadgen.Defaults()
-	cfg.PGSettings = pgSettings{}
+	cfg.PGSettings = kvFlag{}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -64,7 +44,7 @@ Usage: omnibus bench [flags]
 	fs.IntVar(&cfg.Workers, "workers", 0, "UNIFIER_WORKERS (default: the environment, else the unifier's default)")
 	fs.StringVar(&cfg.NATSSync, "nats-sync", cfg.NATSSync, `embedded JetStream fsync: a duration ("2m", NATS's default) or "always"`)
 	fs.StringVar(&cfg.DatabaseURL, "database-url", os.Getenv("DATABASE_URL"), "Postgres to use instead of a throwaway one (default $DATABASE_URL); the bench writes its own rows into it")
-	fs.Var(pgSettings(cfg.PGSettings), "pg-set", "name=value setting of the throwaway Postgres, e.g. synchronous_commit=off (repeatable)")
+	fs.Var(kvFlag(cfg.PGSettings), "pg-set", "name=value setting of the throwaway Postgres, e.g. synchronous_commit=off (repeatable)")
 	fs.BoolVar(&cfg.PGStats, "pg-stats", false, "report the unifier's statements from pg_stat_statements (loaded into the throwaway Postgres)")
 	fs.BoolVar(&cfg.Telemetry, "telemetry", cfg.Telemetry, "instrument like the all-in-one (OTel SDK tracer and Prometheus meter)")
 	fs.BoolVar(&cfg.Raw, "raw", cfg.Raw, "measure the raw JetStream and Postgres ceilings")
@@ -85,8 +65,11 @@ Usage: omnibus bench [flags]
 	return cfg, asJSON, quiet, nil
 }
 
-// bench is `omnibus bench`.
+// bench is `omnibus bench`; `omnibus bench tools` is the tool connectors' load generator.
 func bench(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "tools" {
+		return benchTools(args[1:], stdout, stderr)
+	}
 	cfg, asJSON, quiet, err := benchFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil

@@ -34,6 +34,7 @@ Usage:
   omnibus dlq redrive [flags]   republish chosen dead letters to their original subjects
   omnibus replay [flags]        print stored events, oldest first, as NDJSON CloudEvents (-h: flags)
   omnibus bench [flags]         load-test the unifier on embedded NATS and Postgres (-h: flags)
+  omnibus bench tools [flags]   load-test the tool connectors against the vendor sandbox (-h: flags)
   omnibus unmerge --merge-id ID undo a customer merge (identities, conversations, messages go back)
   omnibus close|reopen --conversation ID   close or reopen a conversation
   omnibus audit [flags]         list third-party call records, newest first (-h: flags)

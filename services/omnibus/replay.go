@@ -46,20 +46,6 @@ func replayStream(s string) (string, error) {
 	return "", fmt.Errorf("--stream: unknown stream %q (in, out, tool, desk, audit, dlq or %s, %s, ...)", s, bus.StreamIn, bus.StreamTool)
 }
 
-// replaySubjects is a repeatable, comma-separated flag.
-type replaySubjects []string
-
-func (s *replaySubjects) String() string { return strings.Join(*s, ",") }
-
-func (s *replaySubjects) Set(v string) error {
-	for _, p := range strings.Split(v, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			*s = append(*s, p)
-		}
-	}
-	return nil
-}
-
 // replayTime parses --since/--until: RFC 3339 (with or without fractional seconds), a date
 // (2006-01-02, UTC midnight), or a duration back from now ("90m", "2h", "7d").
 func replayTime(name, v string, now time.Time) (time.Time, error) {
@@ -88,7 +74,7 @@ func replayTime(name, v string, now time.Time) (time.Time, error) {
 // replayFlags holds the selection flags shared by replay and replay --rebuild.
 type replayFlags struct {
 	stream       string
-	subjects     replaySubjects
+	subjects     []string
 	fromSeq      uint64
 	toSeq        uint64
 	since, until string
@@ -100,7 +86,7 @@ type replayFlags struct {
 func newReplayFlags(fs *flag.FlagSet) *replayFlags {
 	f := &replayFlags{}
 	fs.StringVar(&f.stream, "stream", bus.StreamIn, "stream to read: in, out, tool, desk, audit, dlq (or OMNI_IN, ...)")
-	fs.Var(&f.subjects, "subject", "subject filter, wildcards allowed; repeat or comma-separate for several")
+	fs.Var(&listFlag{list: &f.subjects}, "subject", "subject filter, wildcards allowed; repeat or comma-separate for several")
 	fs.Uint64Var(&f.fromSeq, "from-seq", 0, "first stream sequence (inclusive)")
 	fs.Uint64Var(&f.toSeq, "to-seq", 0, "last stream sequence (inclusive; default the last stored now)")
 	fs.StringVar(&f.since, "since", "", "stored at or after: RFC 3339 time, date, or duration ago (2h, 7d)")

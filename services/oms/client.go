@@ -22,11 +22,16 @@ import (
 const maxResponse = 4 << 20
 
 // Route specs of the OMS calls (vendor oms). All three are idempotent: lookups are reads, and the
-// OMS keys service records by external_id.
+// OMS keys service records by external_id. Lookups get five attempts — an OMS failing one call in
+// five then fails 0.03 % of lookups (three attempts: 0.8 %) — with a short backoff (25 ms,
+// doubled, with jitter: at most ~375 ms of waiting) well within OMS_LOOKUP_BUDGET; the archive
+// keeps the defaults (a failed delivery is redelivered by the bus). Operators override them with
+// RESILIENCE_OMS_<ORDERS_LIST|ORDERS_GET|SERVICE_RECORD>_*.
 var (
-	listSpec    = resilience.RouteSpec{Vendor: "oms", Op: "orders_list", Idempotent: true, Classify: classify(false)}
-	getSpec     = resilience.RouteSpec{Vendor: "oms", Op: "orders_get", Idempotent: true, Classify: classify(true)}
-	archiveSpec = resilience.RouteSpec{Vendor: "oms", Op: "service_record", Idempotent: true, Classify: classify(false)}
+	lookupSettings = resilience.Settings{MaxAttempts: 5, Backoff: 25 * time.Millisecond}
+	listSpec       = resilience.RouteSpec{Vendor: "oms", Op: "orders_list", Idempotent: true, Classify: classify(false), Settings: lookupSettings}
+	getSpec        = resilience.RouteSpec{Vendor: "oms", Op: "orders_get", Idempotent: true, Classify: classify(true), Settings: lookupSettings}
+	archiveSpec    = resilience.RouteSpec{Vendor: "oms", Op: "service_record", Idempotent: true, Classify: classify(false)}
 )
 
 // classify maps the OMS's envelope codes to the pipeline's classes: 0 success (and 40401 for

@@ -42,6 +42,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/pgembed"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/pkg/telemetry"
+	"github.com/omnibus-dev/omnibus/services/omnibus/internal/cpustat"
 	"github.com/omnibus-dev/omnibus/services/unifier"
 )
 
@@ -673,7 +674,7 @@ type cpuMark struct {
 }
 
 func (r *runner) mark(ctx context.Context) cpuMark {
-	m := cpuMark{at: time.Now(), self: selfCPU(), pg: postgresCPU(), ownTx: r.ownTx.Add(1)}
+	m := cpuMark{at: time.Now(), self: cpustat.Self(), pg: cpustat.Postgres(), ownTx: r.ownTx.Add(1)}
 	if r.cfg.DatabaseURL != "" {
 		m.pg = -1 // another server's processes are not ours to count
 	}

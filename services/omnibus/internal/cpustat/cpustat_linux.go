@@ -1,4 +1,6 @@
-package loadgen
+// Package cpustat reads CPU time for the load generators' reports: this process's, the
+// machine's and the throwaway Postgres's, so figures per event hold up on a shared machine.
+package cpustat
 
 import (
 	"os"
@@ -11,9 +13,8 @@ import (
 // clockTick is USER_HZ, 100 on every Linux architecture Go supports.
 const clockTick = 10 * time.Millisecond
 
-// selfCPU is the CPU time (user + system) of this process: the load generator, the embedded NATS
-// server and the unifier.
-func selfCPU() time.Duration {
+// Self is the CPU time (user + system) of this process, or -1 when unknown.
+func Self() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return -1
@@ -21,10 +22,36 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// postgresCPU is the CPU time of the Postgres server this process started: its postmaster
+// Machine is the CPU time every process of the machine used (/proc/stat: all but idle and
+// iowait), or -1 when unknown.
+func Machine() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return -1
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return -1
+	}
+	var busy int64
+	for i, v := range f[1:] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return -1
+		}
+		if i == 3 || i == 4 || i >= 8 { // idle, iowait; guest time is already in user
+			continue
+		}
+		busy += n
+	}
+	return time.Duration(busy) * clockTick
+}
+
+// Postgres is the CPU time of the Postgres server this process started: its postmaster
 // (including the backends that exited and were reaped) and its live children. -1 if there is
 // none (an external database) or /proc cannot be read.
-func postgresCPU() time.Duration {
+func Postgres() time.Duration {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return -1
