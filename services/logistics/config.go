@@ -77,8 +77,12 @@ func (c *Config) Validate() error {
 	if c.Budget <= 0 {
 		errs = append(errs, errors.New("LOGISTICS_BUDGET must be > 0"))
 	}
-	if c.CacheTTL < 0 || c.CacheStale < 0 || c.BatchWindow < 0 {
-		errs = append(errs, errors.New("LOGISTICS_CACHE_TTL, LOGISTICS_CACHE_STALE and LOGISTICS_BATCH_WINDOW must not be negative"))
+	if c.CacheTTL <= 0 {
+		// pkg/cache reads a zero TTL as its default (1 minute): 0 must not pass for "no cache".
+		errs = append(errs, errors.New("LOGISTICS_CACHE_TTL must be > 0 (use 1ms to all but turn the cache off)"))
+	}
+	if c.CacheStale < 0 || c.BatchWindow < 0 {
+		errs = append(errs, errors.New("LOGISTICS_CACHE_STALE and LOGISTICS_BATCH_WINDOW must not be negative"))
 	}
 	if c.Concurrency < 1 {
 		errs = append(errs, errors.New("LOGISTICS_CONCURRENCY must be >= 1"))

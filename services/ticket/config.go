@@ -28,7 +28,7 @@ type Config struct {
 	Budget         time.Duration `env:"TICKET_BUDGET" default:"8s" desc:"time one request may take, searches and reconciliation included; then it is answered with .failed"`
 	ReconcileDelay time.Duration `env:"TICKET_RECONCILE_DELAY" default:"500ms" desc:"wait before searching for a ticket whose create had no clear answer; Jira's search index lags behind writes, and a Jira create is sent again when this search finds nothing, so raise it if your site's index is slower"`
 	WebhookWindow  time.Duration `env:"TICKET_WEBHOOK_WINDOW" default:"5m" desc:"accepted clock skew of signed webhook timestamps (Zendesk)"`
-	Concurrency    int           `env:"TICKET_CONCURRENCY" default:"8" desc:"requests handled at once (requests of one conversation are serialised)"`
+	Concurrency    int           `env:"TICKET_CONCURRENCY" default:"64" desc:"requests handled at once (requests of one conversation are serialised); a request mostly waits on the vendor (and up to TICKET_RECONCILE_DELAY after an ambiguous create), the routes' rate limits bound the calls"`
 	MaxDeliver     int           `env:"TICKET_MAX_DELIVER" default:"4" desc:"deliveries of one request: a transient failure (vendor 5xx or timeout after the retries, outcome unknown, local throttling) is redelivered after 1s, 2s, 4s; the last delivery answers .failed"`
 }
 

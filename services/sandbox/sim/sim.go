@@ -354,7 +354,9 @@ func (e *Env) Record(vendor, op, to string, data any, callErr error) Record {
 		rec.Error = callErr.Error()
 	}
 	e.records = append(e.records, rec)
-	if len(e.records) > e.keep {
+	// Trim in chunks of a quarter: copying the kept records at every call once the buffer is
+	// full made every sandbox call O(SANDBOX_RECORDS) under the lock.
+	if len(e.records) >= e.keep+max(e.keep/4, 1) {
 		e.records = append(e.records[:0:0], e.records[len(e.records)-e.keep:]...)
 	}
 	for _, w := range e.waiters {
@@ -376,12 +378,18 @@ func (f Filter) match(r Record) bool {
 		(f.To == "" || r.To == f.To) && r.Seq > f.After && (f.Failed == nil || *f.Failed == (r.Error != ""))
 }
 
+// kept is the newest keep records (the buffer holds up to a quarter more between trims). The
+// caller holds e.mu.
+func (e *Env) kept() []Record {
+	return e.records[max(0, len(e.records)-e.keep):]
+}
+
 // Records returns the kept records that match f, oldest first.
 func (e *Env) Records(f Filter) []Record {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var out []Record
-	for _, r := range e.records {
+	for _, r := range e.kept() {
 		if f.match(r) {
 			out = append(out, r)
 		}
@@ -393,7 +401,7 @@ func (e *Env) Records(f Filter) []Record {
 func (e *Env) WaitRecord(ctx context.Context, f Filter) (Record, error) {
 	for {
 		e.mu.Lock()
-		for _, r := range e.records {
+		for _, r := range e.kept() {
 			if f.match(r) {
 				e.mu.Unlock()
 				return r, nil
