@@ -103,7 +103,7 @@ type Config struct {
 func Defaults() Config {
 	return Config{
 		Tools: slices.Clone(Tools), Phases: []string{PhaseLatency, PhaseErrors},
-		Rate: 100, Duration: 10 * time.Second, Latency: 10 * time.Millisecond, ErrorRatio: 0.2,
+		Rate: 100, Duration: 30 * time.Second, Latency: 10 * time.Millisecond, ErrorRatio: 0.2,
 		Baseline: true, Warmup: 20, Wait: 30 * time.Second, Repeat: 0.2, Customers: 2000,
 		CacheTTL: time.Millisecond, TicketProvider: "jira", NATSSync: "always", Timeout: 20 * time.Minute,
 	}
