@@ -111,7 +111,7 @@ func TestBenchToolsFlags(t *testing.T) {
 		t.Fatalf("parsed %+v json=%v quiet=%v level=%s", cfg, asJSON, quiet, level)
 	}
 	def, _, _, _, err := benchToolsFlags(nil, io.Discard)
-	if err != nil || def.Rate != 100 || def.Duration != 10*time.Second || def.Latency != 10*time.Millisecond || def.ErrorRatio != 0.2 ||
+	if err != nil || def.Rate != 100 || def.Duration != 30*time.Second || def.Latency != 10*time.Millisecond || def.ErrorRatio != 0.2 ||
 		len(def.Tools) != 4 || len(def.Phases) != 2 || def.CacheTTL != time.Millisecond || def.TicketProvider != "jira" || !def.Baseline {
 		t.Fatalf("defaults %+v, %v", def, err)
 	}
