@@ -11,3 +11,6 @@ func FlushAfterCommit(r *Relay, ctx context.Context) (int, error) {
 	n, _, err := r.flush(ctx, false)
 	return n, err
 }
+
+// LateWindow is how far behind the last relayed seq a flush after a commit looks.
+const LateWindow = lateWindow

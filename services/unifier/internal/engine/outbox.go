@@ -28,10 +28,12 @@ const Source = "/services/unifier"
 //
 // The outbox is a queue table: its head is a run of deleted rows until vacuum removes them, and
 // an ORDER BY seq scan from the head reads them all. So a flush after a commit (Wake) reads only
-// past the last row this relay relayed; the periodic flush reads from the head and picks up what
-// a fast one can miss — rows whose transaction took its seq before and committed after a row
+// from lateWindow seqs before the last row this relay relayed: concurrent transactions take
+// their seqs in one order and commit in another, and a row committed late lands behind rows
 // already relayed (only ever rows of other customers: one customer's transactions are serialised
-// by its row locks), rows another replica left, and rows that failed to publish. The delete
+// by its row locks). The periodic flush reads from the head and picks up what a fast one can
+// still miss — a row later than the window, rows another replica left, rows that failed to
+// publish. The delete
 // commits without waiting for its WAL flush: losing it in a crash only republishes rows, which
 // JetStream drops as duplicates.
 type Relay struct {
@@ -100,6 +102,11 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 }
 
+// lateWindow is how far behind the last relayed seq a flush after a commit looks for rows
+// committed late: the rows other transactions insert between a transaction's insert and its
+// commit (four workers of 256 events, about 3 rows each, stay well within it).
+const lateWindow = 5000
+
 // relayLock is the advisory lock key of the relay ("omnibus" and 1).
 const relayLock = int64(0x6f6d6e6962757301)
 
@@ -119,7 +126,7 @@ func (r *Relay) flush(ctx context.Context, full bool) (n int, held bool, err err
 		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, relayLock).Scan(&held); err != nil || !held {
 			return err
 		}
-		after := r.after
+		after := max(0, r.after-lateWindow)
 		if full {
 			after = 0
 		}

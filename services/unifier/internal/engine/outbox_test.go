@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
@@ -41,9 +42,9 @@ func TestRelayDeadLettersInvalidRows(t *testing.T) {
 	}
 }
 
-// A row whose transaction took its seq before, and committed after, a row already relayed is
-// skipped by the flushes after commits (they read past the last relayed seq) and relayed by the
-// next full flush: late rows are late, never lost.
+// Rows whose transaction took its seq before, and committed after, rows already relayed: within
+// LateWindow seqs, the next flush after a commit relays them; further behind, the periodic full
+// flush does. Late rows are late, never lost.
 func TestRelayPicksUpLateCommittedRows(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -65,26 +66,44 @@ func TestRelayPicksUpLateCommittedRows(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	late, err := b.pool.Begin(ctx)
-	if err != nil {
+	begin := func() pgx.Tx {
+		tx, err := b.pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = tx.Rollback(ctx) })
+		return tx
+	}
+	flushed := func(what string, flush func(context.Context) (int, error), want int) {
+		t.Helper()
+		if n, err := flush(ctx); err != nil || n != want {
+			t.Fatalf("%s: %d rows, %v (want %d)", what, n, err, want)
+		}
+	}
+	afterCommit := func(ctx context.Context) (int, error) { return engine.FlushAfterCommit(relay, ctx) }
+
+	near := begin()
+	row(near, "near") // takes a seq, commits after the next row is relayed
+	row(b.pool, "first")
+	flushed("flush after commit", afterCommit, 1)
+	if err := near.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer late.Rollback(ctx)
-	row(late, "late") // takes seq 1, commits last
-	row(b.pool, "early")
-	if n, err := engine.FlushAfterCommit(relay, ctx); err != nil || n != 1 {
-		t.Fatalf("flush after commit: %d, %v (want the early row)", n, err)
-	}
-	if err := late.Commit(ctx); err != nil {
+	flushed("flush after commit (a late row within the window)", afterCommit, 1)
+
+	far := begin()
+	row(far, "far")
+	if _, err := b.pool.Exec(ctx, `SELECT setval(pg_get_serial_sequence('outbox', 'seq'), nextval(pg_get_serial_sequence('outbox', 'seq')) + $1)`, engine.LateWindow); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := engine.FlushAfterCommit(relay, ctx); err != nil || n != 0 {
-		t.Fatalf("flush after commit: %d, %v (the late row is behind its start)", n, err)
+	row(b.pool, "second")
+	flushed("flush after commit", afterCommit, 1)
+	if err := far.Commit(ctx); err != nil {
+		t.Fatal(err)
 	}
-	if n, err := relay.Flush(ctx); err != nil || n != 1 {
-		t.Fatalf("full flush: %d, %v (want the late row)", n, err)
-	}
-	if got := nb.StoredCount(t, bus.StreamDesk, ">"); got != 2 {
-		t.Fatalf("desk events: %d, want 2", got)
+	flushed("flush after commit (a late row beyond the window)", afterCommit, 0)
+	flushed("full flush", relay.Flush, 1)
+	if got := nb.StoredCount(t, bus.StreamDesk, ">"); got != 4 {
+		t.Fatalf("desk events: %d, want 4", got)
 	}
 }
