@@ -43,6 +43,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/pkg/telemetry"
 	"github.com/omnibus-dev/omnibus/services/omnibus/internal/cpustat"
+	"github.com/omnibus-dev/omnibus/services/omnibus/internal/stats"
 	"github.com/omnibus-dev/omnibus/services/unifier"
 )
 
@@ -845,22 +846,14 @@ func (t *tracker) perSecond(lo, hi int, from, to time.Time) (peak, median float6
 // the arrival of the message.added desk event.
 func (t *tracker) latency(lo, hi int) *Latency {
 	d := make([]float64, 0, hi-lo)
-	var sum float64
 	for i := lo; i < hi; i++ {
 		s, g := t.sent[i].Load(), t.got[i].Load()
 		if s == 0 || g == 0 {
 			continue
 		}
-		ms := float64(g-s) / 1e6
-		d = append(d, ms)
-		sum += ms
+		d = append(d, float64(g-s)/1e6)
 	}
-	if len(d) == 0 {
-		return &Latency{}
-	}
-	slices.Sort(d)
-	q := func(p float64) float64 { return d[min(len(d)-1, int(p*float64(len(d))))] }
-	return &Latency{Samples: len(d), Mean: sum / float64(len(d)), P50: q(0.50), P90: q(0.90), P99: q(0.99), Max: d[len(d)-1]}
+	return stats.Of(d)
 }
 
 func rateText(r float64) string {

@@ -15,6 +15,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
+
+	"github.com/omnibus-dev/omnibus/services/omnibus/internal/stats"
 )
 
 // Report is everything one run measured. Rates are per second, latencies in milliseconds, CPU
@@ -97,14 +99,7 @@ type Phase struct {
 }
 
 // Latency is ingest→desk-event latency in milliseconds.
-type Latency struct {
-	Samples int     `json:"samples"`
-	Mean    float64 `json:"mean"`
-	P50     float64 `json:"p50"`
-	P90     float64 `json:"p90"`
-	P99     float64 `json:"p99"`
-	Max     float64 `json:"max"`
-}
+type Latency = stats.Dist
 
 // Ratios compare the unifier with the ceilings.
 type Ratios struct {

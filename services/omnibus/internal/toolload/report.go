@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/omnibus-dev/omnibus/services/omnibus/internal/stats"
 )
 
 // Targets of issue 5 ("Load").
@@ -92,14 +94,7 @@ type Phase struct {
 }
 
 // Dist is a latency distribution in ms.
-type Dist struct {
-	Samples int     `json:"samples"`
-	Mean    float64 `json:"mean"`
-	P50     float64 `json:"p50"`
-	P90     float64 `json:"p90"`
-	P99     float64 `json:"p99"`
-	Max     float64 `json:"max"`
-}
+type Dist = stats.Dist
 
 // CPU is the machine's CPU use while a tool phase ran, in cores (CPU seconds per second).
 type CPU struct {

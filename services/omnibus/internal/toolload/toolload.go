@@ -51,6 +51,7 @@ import (
 	"github.com/omnibus-dev/omnibus/services/logistics"
 	"github.com/omnibus-dev/omnibus/services/omnibus/internal/allinone"
 	"github.com/omnibus-dev/omnibus/services/omnibus/internal/cpustat"
+	"github.com/omnibus-dev/omnibus/services/omnibus/internal/stats"
 	"github.com/omnibus-dev/omnibus/services/oms"
 	"github.com/omnibus-dev/omnibus/services/sandbox"
 	"github.com/omnibus-dev/omnibus/services/ticket"
@@ -672,11 +673,11 @@ func (p *Phase) answers(ph *phaseRun, lastPub time.Time) {
 	ph.mu.Unlock()
 	p.Completed = p.Answered - p.Failed
 	p.FailureRate = float64(p.Failed+p.Lost) / float64(max(1, p.Requests))
-	p.Latency = distOf(lat)
-	p.PublishAck = distOf(acks)
+	p.Latency = stats.Of(lat)
+	p.PublishAck = stats.Of(acks)
 	p.ByKind = map[string]*Dist{}
 	for k, v := range byKind {
-		p.ByKind[k] = distOf(v)
+		p.ByKind[k] = stats.Of(v)
 	}
 	if lg := ph.lastGot.Load(); lg > 0 {
 		p.DrainSeconds = max(0, time.Unix(0, lg).Sub(lastPub).Seconds())
@@ -918,27 +919,9 @@ func (r *runner) baseline(ctx context.Context, d *toolDef, phase string) (*Basel
 		}()
 	}
 	wg.Wait()
-	b := &Baseline{Calls: len(keys), VendorErrors: int(failed.Load()), Latency: distOf(lat), Op: d.baselineOp}
+	b := &Baseline{Calls: len(keys), VendorErrors: int(failed.Load()), Latency: stats.Of(lat), Op: d.baselineOp}
 	b.ErrorShare = float64(b.VendorErrors) / float64(max(1, b.Calls))
 	return b, nil
-}
-
-// distOf summarises latencies in ms (nil for none).
-func distOf(v []float64) *Dist {
-	if len(v) == 0 {
-		return &Dist{}
-	}
-	s := slices.Clone(v)
-	sort.Float64s(s)
-	q := func(p float64) float64 {
-		i := int(p*float64(len(s))+0.5) - 1
-		return s[min(max(i, 0), len(s)-1)]
-	}
-	var total float64
-	for _, x := range s {
-		total += x
-	}
-	return &Dist{Samples: len(s), Mean: total / float64(len(s)), P50: q(0.50), P90: q(0.90), P99: q(0.99), Max: s[len(s)-1]}
 }
 
 // labelKey is a canonical form of a label set.
