@@ -15,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
-
 	"github.com/omnibus-dev/omnibus/services/omnibus/internal/stats"
 )
 
