@@ -224,15 +224,30 @@ func (r *runTx) apply(ctx context.Context, evs []*msgEvent) (int, error) {
 			pending = append(pending, e)
 		}
 	}
-	wrote := 0
+	wrote, conflicts := 0, 0
 	for first := true; len(pending) > 0; first = false {
 		if !first {
 			if err := r.lookup(ctx, pending); err != nil {
 				return wrote, err
 			}
 		}
+		// A round may attach an identity another transaction attached meanwhile (it was new in
+		// this round's snapshot): the unique key refuses it. Only the round is undone and run
+		// again, on a fresh lookup that finds the identity, not the whole transaction.
+		if _, err := r.tx.Exec(ctx, `SAVEPOINT round`); err != nil {
+			return wrote, err
+		}
 		rd := &round{runTx: r}
 		next, progress, err := rd.run(ctx, pending)
+		if isUniqueViolation(err) && conflicts < maxRoundConflicts {
+			conflicts++
+			r.en.roundConflicts.Add(1)
+			if _, rerr := r.tx.Exec(ctx, `ROLLBACK TO SAVEPOINT round`); rerr != nil {
+				return wrote, errors.Join(err, rerr)
+			}
+			first = false // the next iteration looks the identities up again
+			continue
+		}
 		if err != nil {
 			return wrote, err
 		}
@@ -253,6 +268,16 @@ func (r *runTx) apply(ctx context.Context, evs []*msgEvent) (int, error) {
 		pending = next
 	}
 	return wrote, nil
+}
+
+// maxRoundConflicts bounds the rounds one transaction redoes after unique-key conflicts; past
+// it the transaction fails and inTx runs it again.
+const maxRoundConflicts = 3
+
+// isUniqueViolation reports a unique-key conflict (23505).
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
 
 // identityArgs returns the distinct identities of evs as two parallel arrays.
@@ -419,6 +444,9 @@ func (rd *round) run(ctx context.Context, pending []*msgEvent) (next []*msgEvent
 	}
 	if err := rd.buildViews(ctx); err != nil {
 		return nil, false, err
+	}
+	if rd.en.beforeWrite != nil {
+		rd.en.beforeWrite()
 	}
 	return next, progress, rd.write(ctx)
 }

@@ -459,3 +459,45 @@ func BenchmarkApplyBatch(b *testing.B) {
 		}
 	}
 }
+
+// Another transaction attaches an identity this batch found new, between this batch's lookup and
+// its writes: the unique key refuses the insert, and only the round is undone and run again on a
+// fresh lookup — the message joins the customer that now owns the identity, and the transaction
+// is not run again.
+func TestRoundRedoneAfterIdentityConflict(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	other := engine.New(b.pool, engine.Config{IdleTimeout: 24 * time.Hour, DefaultRegion: "CN"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	phone := id{"phone", "+8613900000777"}
+	var once sync.Once
+	engine.SetBeforeWrite(b.en, func() {
+		once.Do(func() {
+			// Commits while the batch below holds its snapshot, in which the phone is new.
+			for _, err := range other.ApplyBatch(context.Background(), []bus.Delivery{msg(t, "sms:first", "sms", t0, phone)}) {
+				if err != nil {
+					t.Errorf("the other transaction: %v", err)
+				}
+			}
+		})
+	})
+	for _, err := range b.en.ApplyBatch(context.Background(), []bus.Delivery{
+		msg(t, "webchat:1", "webchat", t0.Add(time.Minute), id{"web_visitor", "v-conflict"}, phone),
+	}) {
+		if err != nil {
+			t.Fatalf("batch: %v", err)
+		}
+	}
+	if rounds, txs := engine.Retries(b.en); rounds != 1 || txs != 0 {
+		t.Fatalf("rounds redone %d, transactions run again %d; want 1 and 0", rounds, txs)
+	}
+	if c := b.count(t, `SELECT count(*) FROM customers WHERE merged_into IS NULL`); c != 1 {
+		t.Fatalf("live customers: %d, graph %s", c, b.graph(t))
+	}
+	if c := b.count(t, `SELECT count(DISTINCT customer_id) FROM identities WHERE value IN ('+8613900000777', 'v-conflict')`); c != 1 {
+		t.Fatalf("the phone and the visitor belong to %d customers, graph %s", c, b.graph(t))
+	}
+	if c := b.count(t, `SELECT count(*) FROM messages`); c != 2 {
+		t.Fatalf("messages: %d", c)
+	}
+	b.checkMessages(t)
+}

@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -58,6 +59,11 @@ type Engine struct {
 	// perEvent makes ApplyBatch run every event through its handler (the reference the
 	// set-based path is tested against).
 	perEvent bool
+	// beforeWrite, if set (tests), runs before a round writes.
+	beforeWrite func()
+	// roundConflicts counts rounds redone after a unique-key conflict; txRetries counts
+	// transactions run again (deadlocks, serialization failures, conflicts past the rounds').
+	roundConflicts, txRetries atomic.Int64
 }
 
 // New returns an engine on pool.
@@ -173,6 +179,7 @@ func (en *Engine) inTx(ctx context.Context, fn func(pgx.Tx) (int, error)) error 
 			return nil
 		}
 		if retryable(err) {
+			en.txRetries.Add(1)
 			time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
 			continue
 		}

@@ -14,3 +14,9 @@ func FlushAfterCommit(r *Relay, ctx context.Context) (int, error) {
 
 // LateWindow is how far behind the last relayed seq a flush after a commit looks.
 const LateWindow = lateWindow
+
+// SetBeforeWrite sets a hook run before each round's writes.
+func SetBeforeWrite(en *Engine, f func()) { en.beforeWrite = f }
+
+// Retries returns the rounds redone after unique-key conflicts and the transactions run again.
+func Retries(en *Engine) (rounds, txs int64) { return en.roundConflicts.Load(), en.txRetries.Load() }
