@@ -28,6 +28,9 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/omnibus-dev/omnibus/pkg/alert"
 	"github.com/omnibus-dev/omnibus/pkg/audit"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
@@ -68,7 +71,8 @@ func Define[C any](spec Spec, setup SetupFunc[C]) service.Service {
 			if err := config.Load(cfg, d.Env); err != nil {
 				return fmt.Errorf("%s config: %w", spec.Name, err)
 			}
-			rt := &Runtime{Spec: spec, Bus: d.Bus, Log: d.Log.With("connector", spec.Name), Env: d.Env, mux: d.Mux}
+			rt := &Runtime{Spec: spec, Bus: d.Bus, Log: d.Log.With("connector", spec.Name), Env: d.Env, mux: d.Mux,
+				Meter: d.Meter, Tracer: d.Tracer}
 			if err := setup(ctx, rt, cfg); err != nil {
 				rt.shutdown(10 * time.Second)
 				if ctx.Err() != nil && errors.Is(err, context.Canceled) {
@@ -98,6 +102,10 @@ type Runtime struct {
 	// Env is the service's configuration source (service.Deps.Env), the one the connector's
 	// Config was loaded from. nil reads the process environment.
 	Env config.Lookup
+	// Meter and Tracer are the process's OTel providers (service.Deps); nil means the globals.
+	// The resilience registry uses them; a connector passes Meter to the caches it builds.
+	Meter  metric.MeterProvider
+	Tracer trace.TracerProvider
 
 	mux   *http.ServeMux
 	hooks []string
@@ -144,7 +152,7 @@ func (rt *Runtime) Resilience() (*resilience.Registry, error) {
 			return nil, fmt.Errorf("%w: %s's resilience registry produces %s on %s", ErrUndeclared, rt.Spec.Name, r.Type, r.Subject)
 		}
 	}
-	o := resilience.Options{Service: rt.Spec.Name, Env: rt.Env, Log: rt.Log}
+	o := resilience.Options{Service: rt.Spec.Name, Env: rt.Env, Log: rt.Log, MeterProvider: rt.Meter, TracerProvider: rt.Tracer}
 	if rt.Bus != nil { // a nil *bus.Client in the interface would not read as "no bus"
 		o.Bus = rt.Bus
 	}

@@ -83,7 +83,8 @@ func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) 
 	var nc *nats.Conn
 	var client *bus.Client
 	if !s.NoBus {
-		if nc, client, err = bus.Dial(ctx, base.NATSURL, s.Name, bus.WithLogger(log)); err != nil {
+		if nc, client, err = bus.Dial(ctx, base.NATSURL, s.Name, bus.WithLogger(log),
+			bus.WithMeterProvider(tel.Meter), bus.WithTracerProvider(tel.Tracer)); err != nil {
 			return err
 		}
 		defer nc.Close()
@@ -107,7 +108,7 @@ func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) 
 	}
 	log.Info("service started", "http", "http://"+ln.Addr().String(), "nats", base.NATSURL)
 	return Serve(ctx, ln, mux, base.ShutdownTimeout, log, func(ctx context.Context) error {
-		return s.Run(ctx, Deps{Bus: client, DB: pool, Mux: mux, Log: log, Health: health, Env: os.LookupEnv})
+		return s.Run(ctx, Deps{Bus: client, DB: pool, Mux: mux, Log: log, Health: health, Env: os.LookupEnv, Meter: tel.Meter, Tracer: tel.Tracer})
 	}, nc)
 }
 

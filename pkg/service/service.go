@@ -18,6 +18,8 @@ import (
 	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/config"
@@ -31,6 +33,11 @@ type Deps struct {
 	Log    *slog.Logger
 	Health *Health
 	Env    config.Lookup // the service's configuration source (os.LookupEnv in production)
+	// Meter and Tracer are the process's OTel providers, served on its /metrics; nil means the
+	// OTel globals. Services pass them on (the connector runtime does) rather than read the
+	// globals, so several all-in-ones in one process (tests) keep their own.
+	Meter  metric.MeterProvider
+	Tracer trace.TracerProvider
 }
 
 // Service is one runnable omnibus service.

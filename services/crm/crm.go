@@ -127,7 +127,7 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 	}
 	l := &lookup{rt: rt, cfg: cfg, provider: sf,
 		results: cache.New[Identity, Result](cache.Options{Name: "crm_lookup", TTL: cfg.CacheTTL,
-			MaxEntries: cfg.CacheSize, StaleIfError: cfg.StaleIfError})}
+			MaxEntries: cfg.CacheSize, StaleIfError: cfg.StaleIfError, MeterProvider: rt.Meter})}
 	return rt.Consume(ctx, RouteRequested, l.handle, bus.ConsumerConfig{Concurrency: cfg.Concurrency,
 		MaxAckPending: max(1024, cfg.Concurrency)})
 }

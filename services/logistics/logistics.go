@@ -159,7 +159,7 @@ func New(ctx context.Context, rt *connector.Runtime, cfg Config, o Options) (*Co
 	}
 	c := &Connector{cfg: cfg, rt: rt, now: o.Now}
 	c.tracks = cache.New[string, Track](cache.Options{Name: "logistics_route", TTL: cfg.CacheTTL,
-		MaxEntries: cfg.CacheSize, StaleIfError: cfg.CacheStale, Now: o.Now})
+		MaxEntries: cfg.CacheSize, StaleIfError: cfg.CacheStale, Now: o.Now, MeterProvider: rt.Meter})
 	reg, err := rt.Resilience()
 	if err != nil {
 		return nil, err

@@ -17,11 +17,10 @@ import (
 // A short run of the tool load generator over every tool and both phases, at a low rate: every
 // request gets an answer (none lost, none twice) and the report is complete. No assertion on
 // latency or failure figures (the machine is shared; the full run reports those).
-//
-// Not parallel: the all-in-one installs its OTel meter provider as the global one, which the
-// connectors' resilience registries pick up, and the report reads the connectors' calls from that
-// all-in-one's /metrics; another all-in-one starting meanwhile in this process would take them.
+// It runs beside the other all-in-one tests: each all-in-one hands its own OTel providers to its
+// services (service.Deps), and the report reads the connectors' calls from its /metrics.
 func TestBenchToolsSmoke(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts NATS, Postgres, the sandbox and four connectors; skipped with -short")
 	}

@@ -182,7 +182,7 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 	}
 	c := &conn{rt: rt, cfg: cfg, store: store, oms: oms,
 		lookups: cache.New[lookupKey, found](cache.Options{Name: "oms_lookup", TTL: cfg.CacheTTL,
-			MaxEntries: cfg.CacheSize, StaleIfError: cfg.StaleIfError})}
+			MaxEntries: cfg.CacheSize, StaleIfError: cfg.StaleIfError, MeterProvider: rt.Meter})}
 	if err := rt.Consume(ctx, RouteLookup, c.onLookup, bus.ConsumerConfig{Concurrency: cfg.Concurrency,
 		MaxAckPending: max(1024, cfg.Concurrency)}); err != nil {
 		return err

@@ -82,7 +82,7 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 		natsURL = ns.URL()
 		log.Info("embedded NATS JetStream", "url", natsURL, "store", dir, "sync", natsembed.SyncDescription(cfg.NATSSync))
 	}
-	nc, client, err := bus.Dial(ctx, natsURL, "omnibus", bus.WithLogger(log))
+	nc, client, err := bus.Dial(ctx, natsURL, "omnibus", bus.WithLogger(log), bus.WithMeterProvider(tel.Meter), bus.WithTracerProvider(tel.Tracer))
 	if err != nil {
 		return err
 	}
@@ -120,7 +120,7 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 	health := service.NewProcessHealth(nc, pool)
 	mux := http.NewServeMux()
 	health.Mount(mux, tel.MetricsHandler())
-	deps := service.Deps{Bus: client, DB: pool, Mux: mux, Log: log, Health: health, Env: env}
+	deps := service.Deps{Bus: client, DB: pool, Mux: mux, Log: log, Health: health, Env: env, Meter: tel.Meter, Tracer: tel.Tracer}
 	names := make([]string, 0, len(services))
 	for _, s := range services {
 		names = append(names, s.Name)
