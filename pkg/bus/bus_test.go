@@ -614,6 +614,46 @@ func TestSubscribeBatch(t *testing.T) {
 	}
 }
 
+// With Linger, while messages keep coming, a batch waits for the ones published right after its
+// first; the first message after a quiet spell does not wait.
+func TestSubscribeBatchLinger(t *testing.T) {
+	t.Parallel()
+	b := bustest.New(t)
+	ctx := context.Background()
+	var mu sync.Mutex
+	var sizes []int
+	batches := make(chan struct{}, 16)
+	cfg := fast("linger")
+	cfg.Linger = 300 * time.Millisecond
+	sub, err := b.Client.SubscribeBatch(ctx, cfg, 100, func(_ context.Context, ds []bus.Delivery) []error {
+		mu.Lock()
+		sizes = append(sizes, len(ds))
+		mu.Unlock()
+		batches <- struct{}{}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop()
+	if err := b.Client.Publish(ctx, subjIn, received(t, 0)); err != nil {
+		t.Fatal(err)
+	}
+	<-batches // a first message: handled at once, alone
+	// Three more, within the linger of the batch the first of them starts.
+	for i := 1; i <= 3; i++ {
+		if err := b.Client.Publish(ctx, subjIn, received(t, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-batches
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(sizes, []int{1, 3}) {
+		t.Fatalf("batch sizes %v, want [1 3]", sizes)
+	}
+}
+
 // Messages stamped by a pkg/bus producer with the same schema set are not validated twice;
 // AlwaysValidate checks them anyway.
 func TestSchemaStamp(t *testing.T) {

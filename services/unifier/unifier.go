@@ -27,6 +27,7 @@ type Config struct {
 	IdleTimeout   time.Duration `env:"UNIFIER_IDLE_TIMEOUT" default:"24h" desc:"an open conversation idle this long is closed; the next message opens a new one linked to it"`
 	DefaultRegion string        `env:"UNIFIER_DEFAULT_REGION" default:"CN" desc:"region of phone numbers given without a country code"`
 	BatchSize     int           `env:"UNIFIER_BATCH" default:"256" desc:"most events a consumer takes at once; a run of inbound messages among them is applied in one Postgres transaction with a fixed number of statements"`
+	Linger        time.Duration `env:"UNIFIER_LINGER" default:"0s" desc:"how long a live lane waits for more events when fewer than UNIFIER_BATCH are buffered, while events keep coming (not after a quiet spell): fewer, larger transactions when Postgres CPU is the limit, for at most that much latency; 0 = never wait"`
 	SweepInterval time.Duration `env:"UNIFIER_SWEEP_INTERVAL" default:"1m" desc:"how often idle conversations are closed"`
 	Replicas      int           `env:"UNIFIER_REPLICAS" default:"1" desc:"how many unifier replicas share OMNI_IN's partitions"`
 	Replica       int           `env:"UNIFIER_REPLICA" default:"0" desc:"this replica's index, 0 to UNIFIER_REPLICAS-1"`
@@ -87,7 +88,7 @@ func lanes(cfg Config) []bus.ConsumerConfig {
 			name += fmt.Sprintf("-%d", p)
 			filters = append(filters, bus.PartitionFilters(p, patterns...)...)
 		}
-		return bus.ConsumerConfig{Service: "unifier", Durable: name, Stream: bus.StreamIn, FilterSubjects: filters}
+		return bus.ConsumerConfig{Service: "unifier", Durable: name, Stream: bus.StreamIn, FilterSubjects: filters, Linger: cfg.Linger}
 	}
 	for _, parts := range live {
 		out = append(out, consumer("live", parts, LiveSubjects))
