@@ -104,7 +104,7 @@ func (r *Relay) Run(ctx context.Context) error {
 
 // lateWindow is how far behind the last relayed seq a flush after a commit looks for rows
 // committed late: the rows other transactions insert between a transaction's insert and its
-// commit (four workers of 256 events, about 3 rows each, stay well within it).
+// commit (a few lanes of 256 events, about 3 rows each, stay well within it).
 const lateWindow = 5000
 
 // relayLock is the advisory lock key of the relay ("omnibus" and 1).
