@@ -84,6 +84,7 @@ type callState struct {
 	last      *Attempt
 	lastErr   *attemptError
 	nextDelay time.Duration
+	maybeSent bool // an attempt's request may have reached the vendor
 }
 
 // budgetReserve is kept between the end of the pipeline's work and the caller's deadline, so the
@@ -209,6 +210,7 @@ func Do[T any](ctx context.Context, rt *Route, call Call, fn Func[T]) (T, error)
 			actx := e.Context()
 			v, ferr := fn(actx, a) //nolint:contextcheck // actx derives from ctx (deadline, values, trace)
 			cerr := rt.classify(bctx, actx, a, ferr)
+			st.maybeSent = st.maybeSent || cerr == nil || !cerr.unsent
 			if cerr == nil {
 				out = v
 				st.lastErr = nil
@@ -255,7 +257,8 @@ func finish[T any](ctx context.Context, rt *Route, call Call, st *callState, sta
 	}
 	var fail *Error
 	if err != nil {
-		fail = &Error{Vendor: rt.vendor, Op: rt.op, Outcome: outcome, Status: rec.Status, VendorCode: rec.Code, Attempts: st.attempts, Err: cause}
+		fail = &Error{Vendor: rt.vendor, Op: rt.op, Outcome: outcome, Status: rec.Status, VendorCode: rec.Code, Attempts: st.attempts, Err: cause,
+			maybeSent: st.maybeSent}
 		switch {
 		case call.staleAvailable != nil && call.staleAvailable():
 			rec.Fallback = audit.FallbackStaleCache

@@ -60,6 +60,22 @@ type Error struct {
 	Fallback *Fallback
 	// Err is the last attempt's error (wrapped in Permanent or RetryAfter as described above).
 	Err error
+
+	maybeSent bool
+}
+
+// MayHaveTakenEffect reports whether the failed call may still have done its work at the vendor,
+// which matters for a call that is not idempotent (create a ticket, send a message): the vendor
+// failed (5xx), an attempt timed out or the caller gave up while a request was out. It is false
+// when no request can have reached the vendor — none was sent (breaker open, bulkhead full,
+// throttled, the budget spent waiting) or each failed before it was written (dial, DNS) — and
+// for a refusal or a rate limit, which the vendor answers without doing the work.
+func (e *Error) MayHaveTakenEffect() bool {
+	switch e.Outcome {
+	case audit.OutcomeError, audit.OutcomeTimeout, audit.OutcomeCanceled:
+		return e.maybeSent
+	}
+	return false
 }
 
 func (e *Error) Error() string {

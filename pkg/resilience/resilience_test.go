@@ -273,14 +273,21 @@ func TestIdempotentRetriesTransientFailures(t *testing.T) {
 
 func TestNonIdempotentCallIsNeverRepeated(t *testing.T) {
 	t.Parallel()
-	for name, h := range map[string]func(int64, http.ResponseWriter, *http.Request){
-		"server error": fail500,
-		"timeout":      slow(2 * time.Second),
-		"rate limited": func(_ int64, w http.ResponseWriter, _ *http.Request) {
+	for name, tc := range map[string]struct {
+		h          func(int64, http.ResponseWriter, *http.Request)
+		tookEffect bool // MayHaveTakenEffect: the vendor may have done the work
+	}{
+		"server error": {fail500, true},
+		"timeout":      {slow(2 * time.Second), true},
+		"rate limited": {func(_ int64, w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Retry-After", "0")
 			w.WriteHeader(http.StatusTooManyRequests)
-		},
+		}, false},
+		"refused": {func(_ int64, w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusBadRequest)
+		}, false},
 	} {
+		h := tc.h
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			reg, b := setup(t, nil)
@@ -295,6 +302,10 @@ func TestNonIdempotentCallIsNeverRepeated(t *testing.T) {
 			}
 			if recs := b.mem.Records(); len(recs) != 1 || recs[0].Attempts != 1 || recs[0].Idempotent {
 				t.Fatalf("records %+v", recs)
+			}
+			var fail *resilience.Error
+			if !errors.As(err, &fail) || fail.MayHaveTakenEffect() != tc.tookEffect {
+				t.Fatalf("%v: MayHaveTakenEffect = %v, want %v", err, fail != nil && fail.MayHaveTakenEffect(), tc.tookEffect)
 			}
 		})
 	}
@@ -317,7 +328,17 @@ func TestNonIdempotentCallRetriesWhatNeverLeft(t *testing.T) {
 	if !errors.As(err, &fail) || fail.Attempts != 3 || fail.Outcome != audit.OutcomeError {
 		t.Fatalf("err = %v (%+v), want 3 attempts of a refused dial", err, fail)
 	}
-	_ = b
+	if fail.MayHaveTakenEffect() {
+		t.Fatal("no request left, yet the call may have taken effect")
+	}
+	// Not sent at all: the route's own rate limit had no permit in time.
+	slow := reg.MustRoute(spec("cancel_order", false, resilience.Settings{RateLimit: 0.1, MaxWait: time.Millisecond}))
+	b.vendor.set(fail500)
+	_, _ = slow.HTTP(context.Background(), resilience.Call{}, b.request(), nil) // takes the one permit
+	_, err = slow.HTTP(context.Background(), resilience.Call{}, b.request(), nil)
+	if !errors.As(err, &fail) || fail.Outcome != audit.OutcomeThrottled || fail.MayHaveTakenEffect() {
+		t.Fatalf("throttled call: %v (%+v), want throttled and not taken effect", err, fail)
+	}
 }
 
 func TestRetryAfterIsHonoured(t *testing.T) {

@@ -5,13 +5,11 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptrace"
 	"sync/atomic"
 	"time"
 
-	"github.com/omnibus-dev/omnibus/pkg/audit"
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
 )
 
@@ -139,28 +137,9 @@ func attempt(ctx context.Context, a *resilience.Attempt, client *http.Client, r 
 	return r.vendorErr(resp.StatusCode, raw, wait)
 }
 
-// ambiguous reports whether a failed create or comment may still have taken effect: the vendor
-// failed (5xx), the attempt timed out or the caller gave up, unless the request provably never
-// left (dial or DNS failure). A refusal (4xx), a rate limit (429) and a call the pipeline did not
-// send (breaker open, bulkhead full, throttled) took no effect.
+// ambiguous reports whether a failed create or comment may still have taken effect at the vendor
+// (resilience.Error.MayHaveTakenEffect: a 5xx, a timeout or a give-up while a request was out).
 func ambiguous(err error) bool {
 	var fail *resilience.Error
-	if !errors.As(err, &fail) {
-		return false
-	}
-	switch fail.Outcome {
-	case audit.OutcomeError, audit.OutcomeTimeout, audit.OutcomeCanceled:
-		return !neverSent(fail.Err)
-	}
-	return false
-}
-
-// neverSent reports transport errors that happen before a request is written.
-func neverSent(err error) bool {
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
-		return true
-	}
-	var dns *net.DNSError
-	return errors.As(err, &dns)
+	return errors.As(err, &fail) && fail.MayHaveTakenEffect()
 }
