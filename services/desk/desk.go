@@ -91,6 +91,14 @@ func consumers(prefix string) []bus.ConsumerConfig {
 
 // Run runs the desk until ctx is cancelled.
 func Run(ctx context.Context, d service.Deps) error {
+	err := run(ctx, d)
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil // stopped while starting
+	}
+	return err
+}
+
+func run(ctx context.Context, d service.Deps) error {
 	var cfg Config
 	if err := config.Load(&cfg, d.Env); err != nil {
 		return err

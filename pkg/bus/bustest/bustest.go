@@ -95,10 +95,19 @@ func (b *Bundle) Events(t testing.TB, stream, filter string) []event.Event {
 	if want == 0 {
 		return nil
 	}
-	cons, err := b.Client.JetStream().OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+	// Tests poll with Events: each call's consumer is deleted when it returns (an ordered
+	// consumer otherwise lingers 5 minutes, and hundreds of polls reach the server's limit).
+	js := b.Client.JetStream()
+	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter},
+		InactiveThreshold: 10 * time.Second})
 	if err != nil {
 		t.Fatalf("bustest: %v", err)
 	}
+	defer func() {
+		if info := cons.CachedInfo(); info != nil {
+			_ = js.DeleteConsumer(context.WithoutCancel(ctx), stream, info.Name)
+		}
+	}()
 	var out []event.Event
 	for uint64(len(out)) < want {
 		m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
