@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/services/sandbox/aliyun"
@@ -77,10 +78,10 @@ var vendors = []vendor{
 	}},
 	// Both SMS vendors are simulated; the one named by SMS_PROVIDER offers the customers' phones.
 	{"aliyun", func(ctx context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {
-		return aliyun.Mount(ctx, env, credLookup(l))
+		return mountSMS(ctx, env, l, aliyun.Vendor, aliyun.New, func(c aliyun.Config) string { return c.Provider })
 	}},
 	{"tencent", func(ctx context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {
-		return tencent.Mount(ctx, env, credLookup(l))
+		return mountSMS(ctx, env, l, tencent.Vendor, tencent.New, func(c tencent.Config) string { return c.Provider })
 	}},
 	{"webchat", func(ctx context.Context, env *sim.Env, cfg *Config, l config.Lookup) (sim.Channel, error) {
 		// With the connector's secret the visitors keep their ids across runs.
@@ -115,6 +116,29 @@ var vendors = []vendor{
 		_, err := zendesk.New(env, zendesk.Config{Email: cred(l, "ZENDESK_EMAIL"), APIToken: cred(l, "ZENDESK_API_TOKEN"), WebhookSecret: cred(l, "ZENDESK_WEBHOOK_SECRET")})
 		return nil, err
 	}},
+}
+
+// mountSMS mounts an SMS simulator: its Config is read the way the sms connector reads its own
+// (the vendor's credential variables, with the sandbox's as defaults, plus the simulator's
+// SANDBOX_<VENDOR>_* knobs); it stops (pending and retried pushes) when ctx ends, and offers the
+// customers' phones only when SMS_PROVIDER names it.
+func mountSMS[C any, S interface {
+	Close()
+	Channel() sim.Channel
+}](ctx context.Context, env *sim.Env, l config.Lookup, vendor string, newSim func(*sim.Env, C) (S, error), provider func(C) string) (sim.Channel, error) {
+	var cfg C
+	if err := config.Load(&cfg, credLookup(l)); err != nil {
+		return nil, fmt.Errorf("%s simulator: %w", vendor, err)
+	}
+	s, err := newSim(env, cfg)
+	if err != nil {
+		return nil, err
+	}
+	context.AfterFunc(ctx, s.Close)
+	if provider(cfg) != vendor {
+		return nil, nil
+	}
+	return s.Channel(), nil
 }
 
 func mountVendors(ctx context.Context, env *sim.Env, cfg *Config, lookup config.Lookup) ([]sim.Channel, error) {

@@ -46,7 +46,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/omnibus-dev/omnibus/pkg/config"
 	wire "github.com/omnibus-dev/omnibus/pkg/wire/aliyun"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
 )
@@ -71,7 +70,7 @@ type Config struct {
 	Undeliverable   []string      `env:"SANDBOX_ALIYUN_UNDELIVERABLE" desc:"numbers (Aliyun format) whose receipts report failure"`
 	UpSignName      string        `env:"SANDBOX_ALIYUN_UP_SIGN_NAME" default:"omnibus" desc:"sign_name of simulated uplinks"`
 	DestCode        string        `env:"SANDBOX_ALIYUN_DEST_CODE" desc:"dest_code (uplink extension) of simulated uplinks"`
-	Provider        string        `env:"SMS_PROVIDER" default:"aliyun" desc:"the sms connector's provider (its own variable): Mount offers the customers' channel only when it is aliyun"`
+	Provider        string        `env:"SMS_PROVIDER" default:"aliyun" desc:"the sms connector's provider (its own variable): the sandbox offers the customers' phones through this simulator only when it is aliyun"`
 
 	// Retry is the re-push schedule after a failed push; default 1m, 5m, 10m (Aliyun's three
 	// re-pushes). Set it short in tests.
@@ -171,28 +170,6 @@ func New(env *sim.Env, cfg Config) (*Sim, error) {
 		Delay: cfg.ReportDelay, Retry: cfg.Retry, Max: 100, Log: log})
 	env.Handle(sim.Route{Vendor: Vendor, Op: OpSendSms, Pattern: "/{$}", Handler: s.serve, Fail: s.fail})
 	return s, nil
-}
-
-// Mount reads Config from lookup (the sms connector's own credential variables, as the vendor
-// issued them, plus the SANDBOX_ALIYUN_* knobs), mounts the simulator and stops it when ctx
-// ends. It returns the customers' SMS channel when SMS_PROVIDER is aliyun (or unset), else nil.
-func Mount(ctx context.Context, env *sim.Env, lookup config.Lookup) (sim.Channel, error) {
-	var cfg Config
-	if err := config.Load(&cfg, lookup); err != nil {
-		return nil, fmt.Errorf("aliyun simulator: %w", err)
-	}
-	s, err := New(env, cfg)
-	if err != nil {
-		return nil, err
-	}
-	go func() {
-		<-ctx.Done()
-		s.Close()
-	}()
-	if cfg.Provider != Vendor {
-		return nil, nil
-	}
-	return s.Channel(), nil
 }
 
 // Close stops pending and retried pushes.

@@ -377,27 +377,3 @@ func TestVendorNumber(t *testing.T) {
 		}
 	}
 }
-
-func TestMountReadsEnv(t *testing.T) {
-	t.Parallel()
-	mux := http.NewServeMux()
-	env := sim.NewEnv(mux, "http://127.0.0.1:1/hooks", nil, 0, slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	vars := map[string]string{"SMS_PROVIDER": "tencent"}
-	lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
-	ch, err := Mount(ctx, env, lookup)
-	if err != nil || ch != nil {
-		t.Fatalf("Mount with another provider = %v, %v; want no channel", ch, err)
-	}
-	vars["SMS_PROVIDER"] = "aliyun"
-	mux2 := http.NewServeMux()
-	env2 := sim.NewEnv(mux2, "http://127.0.0.1:1/hooks", nil, 0, slog.New(slog.DiscardHandler))
-	if ch, err := Mount(ctx, env2, lookup); err != nil || ch == nil {
-		t.Fatalf("Mount = %v, %v", ch, err)
-	}
-	vars["SANDBOX_ALIYUN_TEMPLATES"] = ":x"
-	if _, err := Mount(ctx, sim.NewEnv(http.NewServeMux(), "", nil, 0, slog.New(slog.DiscardHandler)), lookup); err == nil {
-		t.Fatal("bad template list accepted")
-	}
-}

@@ -40,7 +40,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/omnibus-dev/omnibus/pkg/config"
 	wire "github.com/omnibus-dev/omnibus/pkg/wire/tencent"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
 )
@@ -66,7 +65,7 @@ type Config struct {
 	Undeliverable []string      `env:"SANDBOX_TENCENT_UNDELIVERABLE" desc:"E.164 numbers whose receipts report FAIL"`
 	ReplySign     string        `env:"SANDBOX_TENCENT_REPLY_SIGN" default:"omnibus" desc:"sign of simulated replies"`
 	Extend        string        `env:"SANDBOX_TENCENT_EXTEND" desc:"extend code of simulated replies"`
-	Provider      string        `env:"SMS_PROVIDER" default:"aliyun" desc:"the sms connector's provider (its own variable): Mount offers the customers' channel only when it is tencent"`
+	Provider      string        `env:"SMS_PROVIDER" default:"aliyun" desc:"the sms connector's provider (its own variable): the sandbox offers the customers' phones through this simulator only when it is tencent"`
 
 	// Retry is the re-push schedule of failed status callbacks; default none.
 	Retry []time.Duration
@@ -153,28 +152,6 @@ func New(env *sim.Env, cfg Config) (*Sim, error) {
 		Delay: cfg.ReportDelay, Retry: cfg.Retry, Max: 100, Log: log})
 	env.Handle(sim.Route{Vendor: Vendor, Op: OpSendSms, Pattern: "POST /{$}", Handler: s.serve, Fail: s.fail})
 	return s, nil
-}
-
-// Mount reads Config from lookup (the sms connector's own credential variables, as the vendor
-// issued them, plus the SANDBOX_TENCENT_* knobs), mounts the simulator and stops it when ctx
-// ends. It returns the customers' SMS channel when SMS_PROVIDER is tencent, else nil.
-func Mount(ctx context.Context, env *sim.Env, lookup config.Lookup) (sim.Channel, error) {
-	var cfg Config
-	if err := config.Load(&cfg, lookup); err != nil {
-		return nil, fmt.Errorf("tencent simulator: %w", err)
-	}
-	s, err := New(env, cfg)
-	if err != nil {
-		return nil, err
-	}
-	go func() {
-		<-ctx.Done()
-		s.Close()
-	}()
-	if cfg.Provider != Vendor {
-		return nil, nil
-	}
-	return s.Channel(), nil
 }
 
 // Close stops pending callbacks.

@@ -292,36 +292,3 @@ func TestNumbers(t *testing.T) {
 		}
 	}
 }
-
-func TestMountReadsConnectorVariables(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	vars := map[string]string{"SMS_TENCENT_SECRET_ID": "AKIDfromenv", "SMS_TENCENT_SECRET_KEY": "k", "SMS_TENCENT_SDK_APP_ID": "1400006666"}
-	lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
-	mount := func() (sim.Channel, *httptest.Server) {
-		mux := http.NewServeMux()
-		env := sim.NewEnv(mux, "", nil, 0, slog.New(slog.DiscardHandler))
-		ch, err := Mount(ctx, env, lookup)
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := httptest.NewServer(mux)
-		t.Cleanup(srv.Close)
-		return ch, srv
-	}
-	if ch, _ := mount(); ch != nil {
-		t.Fatal("channel offered although SMS_PROVIDER is not tencent")
-	}
-	vars["SMS_PROVIDER"] = "tencent"
-	ch, srv := mount()
-	if ch == nil || ch.Name() != "sms" {
-		t.Fatalf("channel %v", ch)
-	}
-	// The simulator accepts the connector's credentials from the same variables.
-	b := &bundle{srv: srv}
-	body := strings.Replace(demoPayload, "腾讯云", "omnibus", 1)
-	if res := do(t, b.request(t, body, "AKIDfromenv", "k", time.Now().Unix())); res.Error != nil || res.SendStatusSet[0].Code != "Ok" {
-		t.Fatalf("result %+v", res)
-	}
-}
