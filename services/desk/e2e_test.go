@@ -2,78 +2,31 @@ package desk_test
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/omnibus-dev/omnibus/pkg/browsertest"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 )
 
-// chromium returns the Chromium (or Chrome) binary: $CHROMIUM, else the first one on the machine.
-func chromium() string {
-	if p := os.Getenv("CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
-}
-
-// artifacts returns the directory screenshots go to: $OMNIBUS_ARTIFACTS, else <repo>/artifacts.
-func artifacts(t *testing.T) string {
-	dir := os.Getenv("OMNIBUS_ARTIFACTS")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "artifacts")
-	}
-	dir = filepath.Join(dir, "desk-e2e")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	abs, _ := filepath.Abs(dir)
-	return abs
-}
-
-// TestBrowserEndToEnd drives the workbench in headless Chromium: a WeChat customer message
-// appears in the inbox live, the agent opens it and sees the 360 panel, tracks the parcel (the
-// tool request is published), the route card appears when the result arrives, and "send to
-// customer" publishes the route text to the WeChat connector; its delivery status follows.
 func TestBrowserEndToEnd(t *testing.T) {
 	t.Parallel()
-	bin := chromium()
-	if bin == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("Chromium is required in CI for the desk's browser test: apt-get install -y chromium")
-		}
-		t.Skip("Chromium is not installed (apt-get install -y chromium, or set CHROMIUM): skipping the desk's browser test")
-	}
+	br := browsertest.Start(t, "the desk's browser test", "desk-e2e")
+	bctx := br.Ctx
 	b := bustest.New(t, bus.WithLogger(quiet()))
 	d := startDesk(t, b, map[string]string{"DESK_DEV_LOGIN": "true", "DESK_ASSIGN": "false"})
-	shots := artifacts(t)
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox,
-		chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true), chromedp.Flag("lang", "zh-CN"),
-		chromedp.WindowSize(1280, 800), chromedp.UserDataDir(t.TempDir()))
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
 	ctx, cancel := context.WithTimeout(bctx, 120*time.Second)
 	defer cancel()
 	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		if err := chromedp.Do(ctx, actions...); err != nil {
-			shot(t, bctx, shots, "failed")
+			br.Shot(t, "failed")
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
@@ -81,13 +34,13 @@ func TestBrowserEndToEnd(t *testing.T) {
 		t.Helper()
 		v, err := chromedp.Run(ctx, a)
 		if err != nil {
-			shot(t, bctx, shots, "failed")
+			br.Shot(t, "failed")
 			t.Fatalf("%s: %v", what, err)
 		}
 		return v
 	}
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
-	screenshot := func(name string) { t.Helper(); shot(t, ctx, shots, name) }
+	screenshot := func(name string) { t.Helper(); br.Shot(t, name) }
 
 	// The workbench sends a browser without a session to the login page; the dev login signs in
 	// as agent-li and the workbench opens on an empty inbox.
@@ -113,7 +66,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 				return
 			}
 		}
-		shot(t, bctx, shots, "failed")
+		br.Shot(t, "failed")
 		t.Fatalf("%s: %q does not contain %q", what, got, want)
 	}
 	waitText("the inbox preview", row+" .conv-preview", "SF1234567890123")
@@ -192,21 +145,4 @@ func TestBrowserEndToEnd(t *testing.T) {
 		t.Errorf("after the language toggle the track button reads %q", label)
 	}
 	screenshot("06-english")
-}
-
-func shot(t *testing.T, ctx context.Context, dir, name string) {
-	t.Helper()
-	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	png, err := chromedp.Run(sctx, chromedp.CaptureScreenshot())
-	if err != nil {
-		t.Logf("screenshot %s: %v", name, err)
-		return
-	}
-	p := filepath.Join(dir, name+".png")
-	if err := os.WriteFile(p, png, 0o644); err != nil {
-		t.Logf("screenshot %s: %v", name, err)
-		return
-	}
-	t.Logf("screenshot %s", p)
 }

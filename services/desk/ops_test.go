@@ -2,7 +2,6 @@ package desk_test
 
 import (
 	"context"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +10,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/google/uuid"
 
+	"github.com/omnibus-dev/omnibus/pkg/browsertest"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
 	"github.com/omnibus-dev/omnibus/pkg/event"
@@ -136,24 +136,12 @@ func TestOpsAndAlerts(t *testing.T) {
 // success rate, latencies, error codes, breaker state and chart, and the alert banner.
 func TestBrowserOpsPage(t *testing.T) {
 	t.Parallel()
-	bin := chromium()
-	if bin == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("Chromium is required in CI for the desk's browser test: apt-get install -y chromium")
-		}
-		t.Skip("Chromium is not installed (apt-get install -y chromium, or set CHROMIUM): skipping the ops page test")
-	}
+	br := browsertest.Start(t, "the desk's ops page test", "desk-e2e")
 	b := bustest.New(t, bus.WithLogger(quiet()))
 	d := startDesk(t, b, map[string]string{"DESK_DEV_LOGIN": "true", "DESK_ASSIGN": "false"})
 	publishCalls(t, b, 60, "ok", "ok", "ok", "ok", "timeout", "ok", "ok", "permanent", "ok", "ok", "ok", "circuit_open")
 	opsAlert(t, b, "omni.ops.alert.raised", uuid.NewString())
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox,
-		chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()))
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
+	bctx := br.Ctx
 	ctx, cancel := context.WithTimeout(bctx, 90*time.Second)
 	defer cancel()
 	row := chromedp.CSS(`tr[data-route="sfexpress.route_query"]`)
@@ -161,7 +149,7 @@ func TestBrowserOpsPage(t *testing.T) {
 		chromedp.Navigate(d.url+"/desk/dev/login?agent=supervisor-wang&role=supervisor&next=%2Fops%3Flang%3Den"),
 		chromedp.WaitVisible(row), chromedp.WaitVisible(chromedp.CSS(`tr[data-route="sfexpress.route_query"] svg.chart rect.err`)),
 		chromedp.WaitVisible(chromedp.CSS("#alerts .banner-error"))); err != nil {
-		shot(t, bctx, artifacts(t), "ops-failed")
+		br.Shot(t, "ops-failed")
 		t.Fatal(err)
 	}
 	text, err := chromedp.Run(ctx, chromedp.Text(row))
@@ -173,7 +161,7 @@ func TestBrowserOpsPage(t *testing.T) {
 			t.Errorf("ops row lacks %q: %q", want, text)
 		}
 	}
-	shot(t, ctx, artifacts(t), "07-ops")
+	br.Shot(t, "07-ops")
 }
 
 // TestServiceRoutes: every type the desk declares it publishes or consumes has a schema and an

@@ -8,15 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/omnibus-dev/omnibus/pkg/browsertest"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/services/omnibus/internal/allinone"
@@ -36,17 +34,11 @@ const browserWaybill = "SF1234567890123"
 // $OMNIBUS_ARTIFACTS/omnibus-e2e (default <repo>/artifacts/omnibus-e2e).
 func TestBrowserEndToEnd(t *testing.T) {
 	t.Parallel()
-	bin := browserChromium()
-	if bin == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("Chromium is required in CI for the all-in-one's browser test: apt-get install -y chromium")
-		}
-		t.Skip("Chromium is not installed (apt-get install -y chromium, or set CHROMIUM): skipping the all-in-one's browser test")
-	}
+	br := browsertest.Start(t, "the all-in-one's browser test", "omnibus-e2e")
+	bctx := br.Ctx
 	base := startSimulated(t)
 	// The all-in-one is ready once it listens; each service mounts its routes as it starts.
 	waitMounted(t, base, "/sandbox/_admin/customers", "/hooks/wechatkf/callback", "/desk/login", "/api/openapi.json")
-	shots := browserArtifacts(t)
 
 	// The customer who will write: the sandbox's population is deterministic, any one will do.
 	var people struct {
@@ -64,26 +56,13 @@ func TestBrowserEndToEnd(t *testing.T) {
 		t.Fatalf("sandbox customer %d has no WeChat id", who.ID)
 	}
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox,
-		chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true), chromedp.Flag("lang", "zh-CN"),
-		chromedp.WindowSize(1280, 800), chromedp.UserDataDir(t.TempDir()))
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
-	// Start the browser on bctx: the context of the first run owns it, and the failure screenshot
-	// must still work after the bounded one below ran out.
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("starting %s: %v", bin, err)
-	}
 	// The whole browser part is bounded; every step below waits by polling within this budget.
 	ctx, cancel := context.WithTimeout(bctx, 2*time.Minute)
 	defer cancel()
 
 	fail := func(format string, args ...any) {
 		t.Helper()
-		browserShot(t, bctx, shots, "failed")
+		br.Shot(t, "failed")
 		t.Fatalf(format, args...)
 	}
 	// The workbench re-renders the inbox, the timeline and the panel on every live notice, so a
@@ -124,7 +103,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	screenshot := func(name string) { t.Helper(); browserShot(t, ctx, shots, name) }
+	screenshot := func(name string) { t.Helper(); br.Shot(t, name) }
 
 	// 1. Sign in through the dev login (the workbench redirects to it) and open the inbox, live.
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800), chromedp.Navigate(base+"/?lang=zh")); err != nil {
@@ -342,50 +321,3 @@ func sandboxCall(t *testing.T, base, method, path string, body, out any) int {
 
 // jsString quotes s as a JavaScript string literal.
 func jsString(s string) string { b, _ := json.Marshal(s); return string(b) }
-
-// browserChromium returns the Chromium (or Chrome) binary: $CHROMIUM, else the first one on the machine.
-func browserChromium() string {
-	if p := os.Getenv("CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
-}
-
-// browserArtifacts returns the directory screenshots go to: $OMNIBUS_ARTIFACTS/omnibus-e2e, else
-// <repo>/artifacts/omnibus-e2e.
-func browserArtifacts(t *testing.T) string {
-	dir := os.Getenv("OMNIBUS_ARTIFACTS")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "artifacts")
-	}
-	dir = filepath.Join(dir, "omnibus-e2e")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	abs, _ := filepath.Abs(dir)
-	_ = os.Remove(filepath.Join(abs, "failed.png")) // from an earlier run
-	return abs
-}
-
-// browserShot saves a screenshot of the page as <dir>/<name>.png; a failure to take it is logged.
-func browserShot(t *testing.T, ctx context.Context, dir, name string) {
-	t.Helper()
-	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	png, err := chromedp.Run(sctx, chromedp.CaptureScreenshot())
-	if err != nil {
-		t.Logf("screenshot %s: %v", name, err)
-		return
-	}
-	p := filepath.Join(dir, name+".png")
-	if err := os.WriteFile(p, png, 0o644); err != nil {
-		t.Logf("screenshot %s: %v", name, err)
-		return
-	}
-	t.Logf("screenshot %s", p)
-}
