@@ -24,7 +24,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
-	"github.com/omnibus-dev/omnibus/pkg/service"
+	"github.com/omnibus-dev/omnibus/pkg/service/servicetest"
 	"github.com/omnibus-dev/omnibus/services/crm"
 	sfsim "github.com/omnibus-dev/omnibus/services/sandbox/salesforce"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
@@ -85,27 +85,7 @@ func setup(t *testing.T, env map[string]string) *testBundle {
 	for k, v := range env {
 		vars[k] = v
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- crm.Service().Run(ctx, service.Deps{Bus: tb.bus.Client, Mux: http.NewServeMux(), Log: quiet(), Health: service.NewHealth(),
-			Env: func(k string) (string, bool) { v, ok := vars[k]; return v, ok }})
-	}()
-	var once sync.Once
-	tb.stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("connector stopped with %v", err)
-				}
-			case <-time.After(20 * time.Second):
-				t.Error("connector did not stop")
-			}
-		})
-	}
-	t.Cleanup(tb.stop)
+	tb.stop = servicetest.Run(t, crm.Service(), tb.bus.Client, nil, vars)
 	return tb
 }
 

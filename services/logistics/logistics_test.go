@@ -25,7 +25,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
-	"github.com/omnibus-dev/omnibus/pkg/service"
+	"github.com/omnibus-dev/omnibus/pkg/service/servicetest"
 	"github.com/omnibus-dev/omnibus/services/logistics"
 	sbcainiao "github.com/omnibus-dev/omnibus/services/sandbox/cainiao"
 	sbsf "github.com/omnibus-dev/omnibus/services/sandbox/sfexpress"
@@ -69,23 +69,7 @@ func setup(t testing.TB, extra map[string]string) testBundle {
 	for k, v := range extra {
 		cfg[k] = v
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- logistics.Service().Run(ctx, service.Deps{Bus: b.Client, Mux: http.NewServeMux(), Log: quiet(),
-			Health: service.NewHealth(), Env: func(k string) (string, bool) { v, ok := cfg[k]; return v, ok }})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("connector: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("connector did not stop")
-		}
-	})
+	servicetest.Run(t, logistics.Service(), b.Client, nil, cfg)
 	return testBundle{bus: b, env: env, sb: sb}
 }
 

@@ -21,7 +21,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
-	"github.com/omnibus-dev/omnibus/pkg/service"
+	"github.com/omnibus-dev/omnibus/pkg/service/servicetest"
 	"github.com/omnibus-dev/omnibus/services/oms"
 	omssim "github.com/omnibus-dev/omnibus/services/sandbox/oms"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
@@ -79,27 +79,7 @@ func setup(t *testing.T, vars map[string]string) *testBundle {
 	for k, v := range vars {
 		env[k] = v
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- oms.Service().Run(ctx, service.Deps{Bus: tb.bus.Client, Mux: http.NewServeMux(), Log: quiet(), Health: service.NewHealth(),
-			Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
-	}()
-	var once sync.Once
-	tb.stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("connector stopped with %v", err)
-				}
-			case <-time.After(20 * time.Second):
-				t.Error("connector did not stop")
-			}
-		})
-	}
-	t.Cleanup(tb.stop)
+	tb.stop = servicetest.Run(t, oms.Service(), tb.bus.Client, nil, env)
 	return tb
 }
 

@@ -20,7 +20,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
-	"github.com/omnibus-dev/omnibus/pkg/service"
+	"github.com/omnibus-dev/omnibus/pkg/service/servicetest"
 	wirejira "github.com/omnibus-dev/omnibus/pkg/wire/jira"
 	sbjira "github.com/omnibus-dev/omnibus/services/sandbox/jira"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
@@ -49,23 +49,7 @@ type testBundle struct {
 // mux, stopped when the test ends.
 func (tb *testBundle) run(t *testing.T, mux *http.ServeMux) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- ticket.Service().Run(ctx, service.Deps{Bus: tb.bus.Client, Mux: mux, Log: quiet(), Health: service.NewHealth(),
-			Env: func(k string) (string, bool) { v, ok := tb.cfg[k]; return v, ok }})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("connector: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("connector did not stop")
-		}
-	})
+	servicetest.Run(t, ticket.Service(), tb.bus.Client, mux, tb.cfg)
 }
 
 // setup runs the sandbox (Jira + Zendesk) and the connector for provider on one server, as the
