@@ -95,19 +95,15 @@ func (b *Bundle) Events(t testing.TB, stream, filter string) []event.Event {
 	if want == 0 {
 		return nil
 	}
-	// Tests poll with Events: each call's consumer is deleted when it returns (an ordered
-	// consumer otherwise lingers 5 minutes, and hundreds of polls reach the server's limit).
+	// Tests poll with Events: each call reads through its own ephemeral consumer and deletes it
+	// (an ordered consumer would linger 5 minutes, and hundreds of polls reach the server's limit).
 	js := b.Client.JetStream()
-	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter},
-		InactiveThreshold: 10 * time.Second})
+	cons, err := js.CreateConsumer(ctx, stream, jetstream.ConsumerConfig{FilterSubjects: []string{filter},
+		AckPolicy: jetstream.AckNonePolicy, DeliverPolicy: jetstream.DeliverAllPolicy, InactiveThreshold: 10 * time.Second})
 	if err != nil {
 		t.Fatalf("bustest: %v", err)
 	}
-	defer func() {
-		if info := cons.CachedInfo(); info != nil {
-			_ = js.DeleteConsumer(context.WithoutCancel(ctx), stream, info.Name)
-		}
-	}()
+	defer func() { _ = js.DeleteConsumer(context.WithoutCancel(ctx), stream, cons.CachedInfo().Name) }()
 	var out []event.Event
 	for uint64(len(out)) < want {
 		m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
