@@ -330,11 +330,13 @@ func (s *session) deliver(ctx context.Context, l logged) {
 	if l.Seq <= s.lastSent.Load() {
 		return
 	}
+	// Stored before the write: the widget answers a message with its receipts at once, and a
+	// receipt read before the store would be clamped to the previous seq and lost. A failed write
+	// closes the socket, so nothing unreceived can be receipted through it.
+	s.lastSent.Store(l.Seq)
 	if err := s.write(ctx, l.frame()); err != nil {
 		_ = s.conn.CloseNow() // the widget reconnects and resumes from the last seq it saw
-		return
 	}
-	s.lastSent.Store(l.Seq)
 }
 
 func (s *session) handle(ctx context.Context, f ClientFrame) {
