@@ -127,59 +127,105 @@ func (c *Cache[K, V]) Get(ctx context.Context, key K, load Loader[K, V]) (V, err
 
 // Fetch is Get that also tells where the value came from.
 func (c *Cache[K, V]) Fetch(ctx context.Context, key K, load Loader[K, V]) (Result[V], error) {
-	now := c.opts.Now()
-	c.mu.Lock()
-	if el, ok := c.items[key]; ok {
-		e := el.Value.(*entry[K, V])
-		if age := now.Sub(e.stored); age < c.opts.TTL {
-			c.ll.MoveToFront(el)
-			c.mu.Unlock()
-			c.count(ctx, "hit")
-			return Result[V]{Value: e.value, Hit: true, Age: age}, nil
-		}
-	}
-	f, inflight := c.flights[key]
-	if !inflight {
-		f = &flight[V]{done: make(chan struct{})}
-		c.flights[key] = f
-	}
-	c.mu.Unlock()
-	if !inflight {
-		go c.load(ctx, key, f, load)
-	}
-	select {
-	case <-f.done:
-		if f.err == nil {
-			c.count(ctx, "miss")
-			return Result[V]{Value: f.val}, nil
-		}
-		return c.stale(ctx, key, f.err)
-	case <-ctx.Done():
-		return c.stale(ctx, key, ctx.Err())
-	}
+	rs, errs := c.FetchMany(ctx, []K{key}, func(ctx context.Context, keys []K) ([]V, []error) {
+		v, err := load(ctx, keys[0])
+		return []V{v}, []error{err}
+	})
+	return rs[0], errs[0]
 }
 
-// load runs load for the flight under ctx's values and deadline but not its cancellation.
-func (c *Cache[K, V]) load(ctx context.Context, key K, f *flight[V], load Loader[K, V]) {
+// ManyLoader loads several keys in one call (a vendor's batch endpoint); vals[i] and errs[i]
+// answer keys[i].
+type ManyLoader[K comparable, V any] func(ctx context.Context, keys []K) (vals []V, errs []error)
+
+// FetchMany is Fetch for keys asked together: fresh keys are hits, keys another caller is
+// loading wait for that load, and all the other keys are loaded by one call of load. results[i]
+// and errs[i] answer keys[i].
+func (c *Cache[K, V]) FetchMany(ctx context.Context, keys []K, load ManyLoader[K, V]) (results []Result[V], errs []error) {
+	results, errs = make([]Result[V], len(keys)), make([]error, len(keys))
+	waits := make([]*flight[V], len(keys))
+	var missing []K
+	var started []*flight[V]
+	now := c.opts.Now()
+	c.mu.Lock()
+	for i, key := range keys {
+		if el, ok := c.items[key]; ok {
+			e := el.Value.(*entry[K, V])
+			if age := now.Sub(e.stored); age < c.opts.TTL {
+				c.ll.MoveToFront(el)
+				results[i] = Result[V]{Value: e.value, Hit: true, Age: age}
+				continue
+			}
+		}
+		f, inflight := c.flights[key]
+		if !inflight {
+			f = &flight[V]{done: make(chan struct{})}
+			c.flights[key] = f
+			missing, started = append(missing, key), append(started, f)
+		}
+		waits[i] = f
+	}
+	c.mu.Unlock()
+	if len(missing) > 0 {
+		go c.load(ctx, missing, started, load)
+	}
+	for i, f := range waits {
+		if f == nil {
+			c.count(ctx, "hit")
+			continue
+		}
+		select {
+		case <-f.done:
+			if f.err == nil {
+				c.count(ctx, "miss")
+				results[i] = Result[V]{Value: f.val}
+				continue
+			}
+			results[i], errs[i] = c.stale(ctx, keys[i], f.err)
+		case <-ctx.Done():
+			results[i], errs[i] = c.stale(ctx, keys[i], ctx.Err())
+		}
+	}
+	return results, errs
+}
+
+// load runs load for the flights of keys under ctx's values and deadline but not its
+// cancellation.
+func (c *Cache[K, V]) load(ctx context.Context, keys []K, flights []*flight[V], load ManyLoader[K, V]) {
 	lctx := context.WithoutCancel(ctx)
 	if dl, ok := ctx.Deadline(); ok {
 		var cancel context.CancelFunc
 		lctx, cancel = context.WithDeadline(lctx, dl)
 		defer cancel()
 	}
+	var vals []V
+	var errs []error
 	defer func() {
+		var failed error
 		if r := recover(); r != nil {
-			f.err = fmt.Errorf("cache %s: loader panicked: %v", c.opts.Name, r)
+			failed = fmt.Errorf("cache %s: loader panicked: %v", c.opts.Name, r)
+		} else if len(vals) != len(keys) || len(errs) != len(keys) {
+			failed = fmt.Errorf("cache %s: loader answered %d values and %d errors for %d keys", c.opts.Name, len(vals), len(errs), len(keys))
 		}
+		now := c.opts.Now()
 		c.mu.Lock()
-		if f.err == nil {
-			c.store(key, f.val, c.opts.Now())
+		for i, f := range flights {
+			if failed != nil {
+				f.err = failed
+			} else {
+				f.val, f.err = vals[i], errs[i]
+			}
+			if f.err == nil {
+				c.store(keys[i], f.val, now)
+			}
+			delete(c.flights, keys[i])
 		}
-		delete(c.flights, key)
 		c.mu.Unlock()
-		close(f.done)
+		for _, f := range flights {
+			close(f.done)
+		}
 	}()
-	f.val, f.err = load(lctx, key)
+	vals, errs = load(lctx, keys)
 }
 
 func (c *Cache[K, V]) stale(ctx context.Context, key K, cause error) (Result[V], error) {

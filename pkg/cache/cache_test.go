@@ -220,3 +220,85 @@ func bustWait(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestFetchMany: keys asked together are answered in order; fresh keys are hits, a key already
+// being loaded by another caller waits for that load, and all the other misses are loaded by one
+// call; a key the loader fails is that key's error alone (or its stale value), and a loader that
+// answers the wrong number of values fails every key it was asked for.
+func TestFetchMany(t *testing.T) {
+	t.Parallel()
+	c, b := setup(t, cache.Options{TTL: time.Minute, StaleIfError: time.Hour})
+	ctx := context.Background()
+	if _, err := c.Get(ctx, "fresh", b.loader("v", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Get(ctx, "old", b.loader("v", nil)); err != nil {
+		t.Fatal(err)
+	}
+	b.clock.Advance(2 * time.Minute) // both stale now
+	if _, err := c.Get(ctx, "fresh", b.loader("v", nil)); err != nil {
+		t.Fatal(err)
+	}
+	// Another caller is loading "busy" and holds it until released.
+	release, started := make(chan struct{}), make(chan struct{})
+	busy := make(chan error, 1)
+	go func() {
+		_, err := c.Get(ctx, "busy", func(ctx context.Context, k string) (string, error) {
+			close(started)
+			<-release
+			return "other:" + k, nil
+		})
+		busy <- err
+	}()
+	<-started
+	var calls [][]string
+	var mu sync.Mutex
+	load := func(ctx context.Context, keys []string) ([]string, []error) {
+		mu.Lock()
+		calls = append(calls, keys)
+		mu.Unlock()
+		vals, errs := make([]string, len(keys)), make([]error, len(keys))
+		for i, k := range keys {
+			if k == "old" || k == "bad" {
+				errs[i] = fmt.Errorf("vendor failed %s", k)
+				continue
+			}
+			vals[i] = "many:" + k
+		}
+		return vals, errs
+	}
+	go func() { time.Sleep(10 * time.Millisecond); close(release) }()
+	keys := []string{"a", "fresh", "busy", "b", "old", "a", "bad"}
+	res, errs := c.FetchMany(ctx, keys, load)
+	if err := <-busy; err != nil {
+		t.Fatal(err)
+	}
+	if len(calls) != 1 || fmt.Sprint(calls[0]) != "[a b old bad]" {
+		t.Fatalf("loader calls %v, want one for [a b old bad]", calls)
+	}
+	want := []struct {
+		val       string
+		hit, old  bool
+		wantError bool
+	}{{"many:a", false, false, false}, {"v:fresh", true, false, false}, {"other:busy", false, false, false},
+		{"many:b", false, false, false}, {"v:old", false, true, false}, {"many:a", false, false, false}, {"", false, false, true}}
+	for i, w := range want {
+		r, err := res[i], errs[i]
+		if (err != nil) != w.wantError || r.Value != w.val || r.Hit != w.hit || r.Stale != w.old {
+			t.Errorf("%s: %+v, %v; want %+v", keys[i], r, err, w)
+		}
+	}
+	if v, ok := c.Peek("b"); !ok || v != "many:b" {
+		t.Fatalf("loaded key not stored: %q %v", v, ok)
+	}
+	// A loader answering the wrong number of values.
+	_, errs = c.FetchMany(ctx, []string{"x", "y"}, func(ctx context.Context, keys []string) ([]string, []error) {
+		return []string{"only one"}, nil
+	})
+	if errs[0] == nil || errs[1] == nil {
+		t.Fatalf("short answer: errors %v", errs)
+	}
+	if _, ok := c.Peek("x"); ok {
+		t.Fatal("a key of a malformed answer was stored")
+	}
+}

@@ -30,7 +30,8 @@ type BatchOptions struct {
 
 // Batcher coalesces the requests for one vendor operation that arrive together into batch calls:
 // a batch is sent when it holds MaxSize distinct keys or MaxWait after its first key, and each
-// caller gets its own key's answer. Callers asking for the same key in one batch share it.
+// caller gets its own key's answer. Callers asking for the same key in one batch share it, and
+// keys asked together with GetMany always share a call (up to MaxSize), whatever the timing.
 //
 //	tracks := resilience.NewBatcher(resilience.BatchOptions{MaxSize: 10, MaxWait: 5 * time.Millisecond},
 //		func(ctx context.Context, waybills []string) (map[string]Track, error) {
@@ -79,6 +80,53 @@ func NewBatcher[K comparable, V any](o BatchOptions, fn BatchFunc[K, V]) *Batche
 func (b *Batcher[K, V]) Get(ctx context.Context, key K) (V, error) {
 	ch := make(chan batchResult[V], 1)
 	b.mu.Lock()
+	bt, leave := b.join(ctx, key, ch)
+	b.mu.Unlock()
+	if leave {
+		b.leave(bt)
+	}
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-ctx.Done():
+		var zero V
+		return zero, ctx.Err()
+	}
+}
+
+// GetMany returns the answers of keys, in their order, joining them to the current batch
+// together: keys asked at once share a call whatever the timing (up to MaxSize; the rest start
+// the next batch at once). Each errs[i] is nil or keys[i]'s error, as for Get.
+func (b *Batcher[K, V]) GetMany(ctx context.Context, keys []K) (vals []V, errs []error) {
+	chans := make([]chan batchResult[V], len(keys))
+	var leaving []*batch[K, V]
+	b.mu.Lock()
+	for i, k := range keys {
+		chans[i] = make(chan batchResult[V], 1)
+		if bt, leave := b.join(ctx, k, chans[i]); leave {
+			leaving = append(leaving, bt)
+		}
+	}
+	b.mu.Unlock()
+	for _, bt := range leaving {
+		b.leave(bt)
+	}
+	vals, errs = make([]V, len(keys)), make([]error, len(keys))
+	for i, ch := range chans {
+		select {
+		case r := <-ch:
+			vals[i], errs[i] = r.v, r.err
+		case <-ctx.Done():
+			errs[i] = ctx.Err()
+		}
+	}
+	return vals, errs
+}
+
+// join adds key, answered on ch, to the current batch (starting one if there is none) and
+// reports whether that batch is now full and must leave without waiting for its timer. b.mu is
+// held.
+func (b *Batcher[K, V]) join(ctx context.Context, key K, ch chan batchResult[V]) (*batch[K, V], bool) {
 	bt := b.cur
 	if bt == nil {
 		bt = &batch[K, V]{ctx: ctx, waiters: map[K][]chan batchResult[V]{}}
@@ -105,23 +153,18 @@ func (b *Batcher[K, V]) Get(ctx context.Context, key K) (V, error) {
 		bt.keys = append(bt.keys, key)
 	}
 	bt.waiters[key] = append(bt.waiters[key], ch)
-	full := len(bt.keys) >= b.o.MaxSize
-	if full {
-		b.cur = nil // later callers start the next batch
+	if len(bt.keys) < b.o.MaxSize {
+		return bt, false
 	}
-	b.mu.Unlock()
-	if full && !bt.paced {
-		// A full batch leaves now, unless it waits for its turn (its timer sends it then).
-		bt.timer.Stop()
-		go b.flush(bt)
-	}
-	select {
-	case r := <-ch:
-		return r.v, r.err
-	case <-ctx.Done():
-		var zero V
-		return zero, ctx.Err()
-	}
+	b.cur = nil // later callers start the next batch
+	// A full batch leaves now, unless it waits for its turn (its timer sends it then).
+	return bt, !bt.paced
+}
+
+// leave sends a full batch now instead of at its timer.
+func (b *Batcher[K, V]) leave(bt *batch[K, V]) {
+	bt.timer.Stop()
+	go b.flush(bt)
 }
 
 func (b *Batcher[K, V]) flush(bt *batch[K, V]) {

@@ -652,6 +652,63 @@ func TestBatcher(t *testing.T) {
 	}
 }
 
+// TestBatcherGetMany: keys asked together share a call whatever the timing — even a window of
+// one nanosecond cannot split them — up to MaxSize, the rest going out in the next batches at once.
+func TestBatcherGetMany(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var sizes []int
+	b := resilience.NewBatcher(resilience.BatchOptions{MaxSize: 10, MaxWait: time.Nanosecond},
+		func(ctx context.Context, keys []string) (map[string]string, error) {
+			mu.Lock()
+			sizes = append(sizes, len(keys))
+			mu.Unlock()
+			out := map[string]string{}
+			for _, k := range keys {
+				if k != "missing" {
+					out[k] = "track:" + k
+				}
+			}
+			return out, nil
+		})
+	for round := range 200 {
+		mu.Lock()
+		sizes = nil
+		mu.Unlock()
+		keys := []string{"SF1", "SF2", "missing", "SF1"}
+		vals, errs := b.GetMany(context.Background(), keys)
+		if vals[0] != "track:SF1" || vals[1] != "track:SF2" || vals[3] != "track:SF1" || errs[0] != nil || errs[1] != nil || errs[3] != nil {
+			t.Fatalf("round %d: %q %v", round, vals, errs)
+		}
+		if !errors.Is(errs[2], resilience.ErrNotInBatch) {
+			t.Fatalf("missing key: %v", errs[2])
+		}
+		mu.Lock()
+		got := fmt.Sprint(sizes)
+		mu.Unlock()
+		if got != "[3]" {
+			t.Fatalf("round %d: 3 distinct keys asked together went out as batches %s", round, got)
+		}
+	}
+	sizes = nil
+	many := make([]string, 25)
+	for i := range many {
+		many[i] = fmt.Sprintf("SF%02d", i)
+	}
+	vals, errs := b.GetMany(context.Background(), many)
+	for i := range many {
+		if errs[i] != nil || vals[i] != "track:"+many[i] {
+			t.Fatalf("%s: %q %v", many[i], vals[i], errs[i])
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(sizes)
+	if fmt.Sprint(sizes) != "[5 10 10]" {
+		t.Fatalf("25 keys with MaxSize 10: batches %v, want 10, 10 and 5", sizes)
+	}
+}
+
 // TestBatcherPacedByRoute: a Batcher paced by its route's rate limit keeps every attempt —
 // batches and the retries of failed ones — within the quota: the n-th attempt never starts
 // before n-1 permit intervals after the route was built, whatever the arrivals, and no key is

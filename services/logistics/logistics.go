@@ -12,8 +12,8 @@
 // Every vendor call goes through its pkg/resilience route, sfexpress.route_query or
 // cainiao.trace_query (per-attempt timeout within the request's budget, retries — route queries
 // are idempotent —, breaker, bulkhead, rate limit, one audit record per call on
-// omni.audit.logistics, omnibus_vendor_* metrics). Concurrent SF lookups are coalesced by a
-// resilience.Batcher into one route query of up to 10 numbers, paced to SF's quota; answers are
+// omni.audit.logistics, omnibus_vendor_* metrics). The SF numbers of one request and
+// concurrent SF lookups are coalesced by a resilience.Batcher into route queries of up to 10 numbers, paced to SF's quota; answers are
 // cached for LOGISTICS_CACHE_TTL and, when the carrier fails, served stale for up to
 // LOGISTICS_CACHE_STALE. When nothing can be served the .failed event carries the carrier's public
 // tracking page as fallback.manual_url.
@@ -187,20 +187,55 @@ func New(ctx context.Context, rt *connector.Runtime, cfg Config, o Options) (*Co
 // errNotConfigured fails numbers whose provider has no credentials.
 var errNotConfigured = errors.New("provider not configured")
 
-// Lookup returns the track of no at provider, from the cache or the carrier. call names the
-// customer and request for the audit records.
-func (c *Connector) Lookup(ctx context.Context, provider, no, checkPhone string, call resilience.Call) (cache.Result[Track], error) {
+// lookup is one number of a request: where it goes and what came back.
+type lookup struct {
+	no, provider, checkPhone string
+	res                      cache.Result[Track]
+	err                      error
+}
+
+// lookupAll fills in the tracks of ls, from the cache or the carriers: the SF numbers asked
+// together share one route query (up to 10 a call) whatever their timing, and each Cainiao
+// number is one call, all at once. call names the customer and request for the audit records.
+func (c *Connector) lookupAll(ctx context.Context, ls []lookup, call resilience.Call) {
 	ctx = resilience.WithCall(ctx, call)
-	key := provider + "|" + no + "|" + checkPhone
-	switch {
-	case provider == ProviderSF && c.sf != nil:
-		return c.tracks.Fetch(ctx, key, func(ctx context.Context, _ string) (Track, error) {
-			return c.sf.track(ctx, no, checkPhone)
-		})
-	case provider == ProviderCainiao && c.cn != nil:
-		return c.cn.lookup(ctx, c.tracks, key, no)
+	var sf []int
+	var wg sync.WaitGroup
+	for i := range ls {
+		l := &ls[i]
+		key := l.provider + "|" + l.no + "|" + l.checkPhone
+		switch {
+		case l.provider == ProviderSF && c.sf != nil:
+			sf = append(sf, i)
+		case l.provider == ProviderCainiao && c.cn != nil:
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				l.res, l.err = c.cn.lookup(ctx, c.tracks, key, l.no)
+			}()
+		default:
+			l.err = resilience.Permanent(fmt.Errorf("%w: %s", errNotConfigured, l.provider))
+		}
 	}
-	return cache.Result[Track]{}, resilience.Permanent(fmt.Errorf("%w: %s", errNotConfigured, provider))
+	if len(sf) > 0 {
+		keys := make([]string, len(sf))
+		byKey := make(map[string]sfKey, len(sf))
+		for j, i := range sf {
+			keys[j] = ls[i].provider + "|" + ls[i].no + "|" + ls[i].checkPhone
+			byKey[keys[j]] = sfKey{No: ls[i].no, CheckPhone: ls[i].checkPhone}
+		}
+		res, errs := c.tracks.FetchMany(ctx, keys, func(ctx context.Context, keys []string) ([]Track, []error) {
+			ks := make([]sfKey, len(keys))
+			for j, k := range keys {
+				ks[j] = byKey[k]
+			}
+			return c.sf.tracks(ctx, ks)
+		})
+		for j, i := range sf {
+			ls[i].res, ls[i].err = res[j], errs[j]
+		}
+	}
+	wg.Wait()
 }
 
 // Handle answers one request delivery: one result event per number, published together.
@@ -215,18 +250,19 @@ func (c *Connector) Handle(ctx context.Context, d bus.Delivery) error {
 	}
 	budget, cancel := context.WithTimeout(ctx, c.cfg.Budget)
 	defer cancel()
-	call := resilience.Call{CustomerID: req.CustomerID, CorrelationID: d.Event.ID()}
+	ls := make([]lookup, len(nos))
+	for i, no := range nos {
+		ls[i] = lookup{no: no, provider: c.cfg.providerFor(req.Carrier, no)}
+		if ls[i].provider == ProviderSF {
+			ls[i].checkPhone = req.CheckPhone
+		}
+	}
+	c.lookupAll(budget, ls, resilience.Call{CustomerID: req.CustomerID, CorrelationID: d.Event.ID()})
 	out := make([]bus.Outgoing, len(nos))
 	errs := make([]error, len(nos))
-	var wg sync.WaitGroup
-	for i, no := range nos {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			out[i], errs[i] = c.answer(budget, d.Event, req, no, call)
-		}()
+	for i, l := range ls {
+		out[i], errs[i] = c.answer(d.Event, req, l)
 	}
-	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return resilience.Permanent(err)
 	}
@@ -236,32 +272,27 @@ func (c *Connector) Handle(ctx context.Context, d bus.Delivery) error {
 	return c.rt.Publish(pctx, out...)
 }
 
-func (c *Connector) answer(ctx context.Context, req event.Event, data request, no string, call resilience.Call) (bus.Outgoing, error) {
-	provider := c.cfg.providerFor(data.Carrier, no)
-	opts := []event.Option{event.WithID("logistics:route:" + req.ID() + ":" + no), event.WithCorrelationID(req.ID())}
+// answer is the result event of one number.
+func (c *Connector) answer(req event.Event, data request, l lookup) (bus.Outgoing, error) {
+	opts := []event.Option{event.WithID("logistics:route:" + req.ID() + ":" + l.no), event.WithCorrelationID(req.ID())}
 	if data.ConversationID != "" {
 		opts = append(opts, event.WithSubject(data.ConversationID))
 	}
 	if pk := event.PartitionKey(req); pk != "" {
 		opts = append(opts, event.WithPartitionKey(pk))
 	}
-	checkPhone := ""
-	if provider == ProviderSF {
-		checkPhone = data.CheckPhone
-	}
-	res, err := c.Lookup(ctx, provider, no, checkPhone, call)
-	if err == nil {
-		e, err := c.rt.NewEvent(TypeCompleted, completed{ConversationID: data.ConversationID, CustomerID: data.CustomerID, Track: res.Value}, opts...)
+	if l.err == nil {
+		e, err := c.rt.NewEvent(TypeCompleted, completed{ConversationID: data.ConversationID, CustomerID: data.CustomerID, Track: l.res.Value}, opts...)
 		return bus.Outgoing{Subject: SubjectCompleted, Event: e}, err
 	}
-	code, msg := describe(err)
-	note := manualNote(no)
-	if errors.Is(err, errNotConfigured) {
-		note = "该承运商未接入，请打开官网手动查询运单 " + no
+	code, msg := describe(l.err)
+	note := manualNote(l.no)
+	if errors.Is(l.err, errNotConfigured) {
+		note = "该承运商未接入，请打开官网手动查询运单 " + l.no
 	}
 	e, err := c.rt.NewEvent(TypeFailed, failed{ConversationID: data.ConversationID, CustomerID: data.CustomerID,
-		TrackingNumber: no, Provider: provider, ErrorCode: code, Error: msg,
-		Fallback: &fallback{ManualURL: c.cfg.manualURL(provider, no), Note: note}}, opts...)
+		TrackingNumber: l.no, Provider: l.provider, ErrorCode: code, Error: msg,
+		Fallback: &fallback{ManualURL: c.cfg.manualURL(l.provider, l.no), Note: note}}, opts...)
 	return bus.Outgoing{Subject: SubjectFailed, Event: e}, err
 }
 

@@ -58,13 +58,17 @@ func batchOptions(cfg Config, route *resilience.Route) resilience.BatchOptions {
 
 const defaultBatchWindow = 2 * time.Millisecond
 
-// track returns the track of no, sharing a route query with concurrent lookups.
-func (p *sfProvider) track(ctx context.Context, no, checkPhone string) (Track, error) {
-	a, err := p.batch.Get(ctx, sfKey{No: no, CheckPhone: checkPhone})
-	if err != nil {
-		return Track{}, err
+// tracks returns the track of each key, or its error, sharing route queries with each other
+// (keys asked together are one call) and with concurrent lookups.
+func (p *sfProvider) tracks(ctx context.Context, keys []sfKey) ([]Track, []error) {
+	as, errs := p.batch.GetMany(ctx, keys)
+	out := make([]Track, len(keys))
+	for i, a := range as {
+		if errs[i] == nil {
+			out[i], errs[i] = a.track, a.err
+		}
 	}
-	return a.track, a.err
+	return out, errs
 }
 
 // query is the batcher's call: one route query per check phone among keys (SF takes one per
