@@ -144,14 +144,26 @@ func (c *Client) PublishBatch(ctx context.Context, batch []Outgoing) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	type pending struct {
-		i    int
-		fut  jetstream.PubAckFuture
-		span trace.Span
-	}
 	start := time.Now()
-	inflight := make([]pending, 0, len(batch))
 	errs := map[int]error{}
+	prepared := c.prepareAll(ctx, batch, errs)
+	c.publishAsync(ctx, batch, prepared, start, errs)
+	if len(errs) == 0 {
+		return nil
+	}
+	return &BatchError{Failed: errs}
+}
+
+// preparedMsg is event i of a batch, validated and encoded, with its producer span.
+type preparedMsg struct {
+	i    int
+	msg  *nats.Msg
+	span trace.Span
+}
+
+// prepareAll validates and encodes every event of batch, setting errs of those that fail.
+func (c *Client) prepareAll(ctx context.Context, batch []Outgoing, errs map[int]error) []preparedMsg {
+	out := make([]preparedMsg, 0, len(batch))
 	verrs := c.validateAll(batch)
 	for i := range batch {
 		o := batch[i]
@@ -164,14 +176,28 @@ func (c *Client) PublishBatch(ctx context.Context, batch []Outgoing) error {
 			errs[i] = err
 			continue
 		}
-		fut, err := c.js.PublishMsgAsync(msg)
+		out = append(out, preparedMsg{i, msg, span})
+	}
+	return out
+}
+
+// publishAsync publishes msgs of batch one message each, all in flight at once, waits for their
+// acks, ends their spans and sets errs of those that fail.
+func (c *Client) publishAsync(ctx context.Context, batch []Outgoing, msgs []preparedMsg, start time.Time, errs map[int]error) {
+	type pending struct {
+		preparedMsg
+		fut jetstream.PubAckFuture
+	}
+	inflight := make([]pending, 0, len(msgs))
+	for _, m := range msgs {
+		fut, err := c.js.PublishMsgAsync(m.msg)
 		if err != nil {
-			span.RecordError(err)
-			span.End()
-			errs[i] = fmt.Errorf("%w: %s: %w", ErrPublish, o.Event.ID(), err)
+			m.span.RecordError(err)
+			m.span.End()
+			errs[m.i] = fmt.Errorf("%w: %s: %w", ErrPublish, batch[m.i].Event.ID(), err)
 			continue
 		}
-		inflight = append(inflight, pending{i, fut, span})
+		inflight = append(inflight, pending{m, fut})
 	}
 	ctx, cancel := withDefaultTimeout(ctx, c.opts.timeout)
 	defer cancel()
@@ -192,10 +218,6 @@ func (c *Client) PublishBatch(ctx context.Context, batch []Outgoing) error {
 		}
 		p.span.End()
 	}
-	if len(errs) == 0 {
-		return nil
-	}
-	return &BatchError{Failed: errs}
 }
 
 // parallelValidation is the batch size from which PublishBatch validates on every CPU: schema

@@ -67,6 +67,8 @@ func Streams(c StreamsConfig) []jetstream.StreamConfig {
 			Replicas:    c.Replicas,
 			Duplicates:  c.DuplicateWindow,
 			Discard:     jetstream.DiscardOld,
+			// Client.PublishAtomic stores a batch with one write (nats-server 2.12+).
+			AllowAtomicPublish: true,
 		}
 	}
 	return []jetstream.StreamConfig{

@@ -3,9 +3,11 @@ package engine_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -105,5 +107,48 @@ func TestRelayPicksUpLateCommittedRows(t *testing.T) {
 	flushed("full flush", relay.Flush, 1)
 	if got := nb.StoredCount(t, bus.StreamDesk, ">"); got != 4 {
 		t.Fatalf("desk events: %d, want 4", got)
+	}
+}
+
+// A crash between the publish and the delete leaves the rows in the outbox: the next flush
+// publishes them again, the atomic batches are refused as duplicates and republished one by one,
+// and JetStream stores every desk event once.
+func TestRelayRepublishAfterCrashStoresOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	nb := bustest.New(t, bus.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	ctx := context.Background()
+	for i := range 20 {
+		b.apply(t, msg(t, fmt.Sprintf("sms:%d", i), "sms", t0.Add(time.Duration(i)*time.Second), id{"phone", fmt.Sprintf("+86138001380%02d", i)}))
+	}
+	rows := b.count(t, `SELECT count(*) FROM outbox`)
+	relay := engine.NewRelay(b.pool, nb.Client, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	// The crash: a relay published the rows, and its delete was lost.
+	if _, err := b.pool.Exec(ctx, `CREATE TABLE outbox_copy AS SELECT * FROM outbox`); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := relay.Flush(ctx); err != nil || n != rows {
+		t.Fatalf("flush: %d rows, %v (want %d)", n, err, rows)
+	}
+	if _, err := b.pool.Exec(ctx, `INSERT INTO outbox SELECT * FROM outbox_copy`); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := relay.Flush(ctx); err != nil || n != rows {
+		t.Fatalf("flush after the crash: %d rows, %v (want %d)", n, err, rows)
+	}
+	if left := b.count(t, `SELECT count(*) FROM outbox`); left != 0 {
+		t.Fatalf("%d rows left in the outbox", left)
+	}
+	stored := nb.Events(t, bus.StreamDesk, ">")
+	stored = append(stored, nb.Events(t, bus.StreamTool, ">")...)
+	seen := map[string]bool{}
+	for _, e := range stored {
+		if seen[e.ID()] {
+			t.Fatalf("desk event %s stored twice", e.ID())
+		}
+		seen[e.ID()] = true
+	}
+	if len(stored) != rows {
+		t.Fatalf("%d events stored for %d outbox rows", len(stored), rows)
 	}
 }
