@@ -193,6 +193,65 @@ func BenchmarkPublishAsyncBatch(b *testing.B) {
 	})
 }
 
+// BenchmarkPublishFsynced: the same batches of 256 on a server that fsyncs every write
+// (sync_interval: always, the all-in-one's default): raw async publishes, PublishBatch (one
+// fsync per message) and PublishAtomic (one per batch).
+func BenchmarkPublishFsynced(b *testing.B) {
+	batches := func(b *testing.B) [][]bus.Outgoing {
+		evs := benchEvents(b, b.N)
+		var out [][]bus.Outgoing
+		for lo := 0; lo < len(evs); lo += benchBatch {
+			batch := make([]bus.Outgoing, 0, benchBatch)
+			for _, e := range evs[lo:min(lo+benchBatch, len(evs))] {
+				batch = append(batch, bus.Outgoing{Subject: subjIn, Event: e})
+			}
+			out = append(out, batch)
+		}
+		return out
+	}
+	b.Run("raw-async", func(b *testing.B) {
+		b.StopTimer()
+		bb := bustest.NewSynced(b, "always", bus.WithLogger(benchLog))
+		js := rawJS(b, bb)
+		msgs := rawMsgs(b, bb, b.N)
+		futs := make([]jetstream.PubAckFuture, 0, benchBatch)
+		startTimer(b)
+		for lo := 0; lo < len(msgs); lo += benchBatch {
+			futs = futs[:0]
+			for _, m := range msgs[lo:min(lo+benchBatch, len(msgs))] {
+				f, err := js.PublishMsgAsync(m)
+				if err != nil {
+					b.Fatal(err)
+				}
+				futs = append(futs, f)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			waitFutures(ctx, b, futs)
+			cancel()
+		}
+		reportRate(b)
+	})
+	for _, mode := range []string{"bus-batch", "bus-atomic"} {
+		b.Run(mode, func(b *testing.B) {
+			b.StopTimer()
+			bb := bustest.NewSynced(b, "always", bus.WithLogger(benchLog), bus.WithDefaultTimeout(30*time.Second))
+			bs := batches(b)
+			publish := bb.Client.PublishBatch
+			if mode == "bus-atomic" {
+				publish = bb.Client.PublishAtomic
+			}
+			ctx := context.Background()
+			startTimer(b)
+			for _, batch := range bs {
+				if err := publish(ctx, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportRate(b)
+		})
+	}
+}
+
 // preload stores n messages on OMNI_IN (untimed), in the exact bus wire format.
 func preload(b *testing.B, bb *bustest.Bundle, n int) {
 	b.Helper()

@@ -28,7 +28,14 @@ type Bundle struct {
 // skipped in tests for speed: durability across power loss is not what tests check.
 func New(t testing.TB, opts ...bus.Option) *Bundle {
 	t.Helper()
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Sync: "2m"})
+	return NewSynced(t, "2m", opts...)
+}
+
+// NewSynced is New with the server's JetStream sync setting: "always" (every write fsynced, as
+// the all-in-one runs) or an interval such as "2m". Benchmarks of the fsync-bound path use it.
+func NewSynced(t testing.TB, sync string, opts ...bus.Option) *Bundle {
+	t.Helper()
+	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Sync: sync})
 	if err != nil {
 		t.Fatalf("bustest: %v", err)
 	}
