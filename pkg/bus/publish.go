@@ -144,6 +144,9 @@ func (c *Client) PublishBatch(ctx context.Context, batch []Outgoing) error {
 	if len(batch) == 0 {
 		return nil
 	}
+	if c.opts.atomic {
+		return c.PublishAtomic(ctx, batch)
+	}
 	start := time.Now()
 	errs := map[int]error{}
 	prepared := c.prepareAll(ctx, batch, errs)

@@ -8,6 +8,13 @@
 //
 // Producers call [Registry.Validate] before publishing, consumers on receipt (dead-lettering what fails
 // with [ValidationError.Reason]); [Registry.SchemaURL] is the event's dataschema.
+//
+// Validation runs on the hot path of the whole bus, so each schema is also compiled into a fast path
+// (fast*.go) that checks the data bytes directly, without decoding them into Go maps, and allocates
+// nothing for typical valid data. It only ever answers "valid" where the generic validator
+// (santhosh-tekuri/jsonschema) would; everything else (invalid data, and whatever it cannot decide
+// exactly: duplicate keys, invalid UTF-8, numbers beyond exact comparison, ...) goes through the
+// generic validator, which produces the error. Errors are therefore the generic validator's.
 package schema
 
 import (
@@ -72,6 +79,8 @@ func (e *ValidationError) Unwrap() []error {
 type entry struct {
 	schema *jsonschema.Schema
 	url    string
+	fast   *fastValidator // nil if the type has no fast path (see noFast)
+	noFast error          // why fast is nil
 }
 
 // Registry holds the compiled schema of every CloudEvents type. It is immutable after [New] and safe
@@ -119,6 +128,7 @@ func newRegistry(fsys fs.FS) (*Registry, error) {
 	c.AssertFormat()
 	c.UseLoader(refuseLoader{})
 	fp := sha256.New()
+	docs := make(map[string]any, len(names)) // URL → document, for the fast path
 	for _, name := range names {
 		raw, err := fs.ReadFile(fsys, name)
 		if err != nil {
@@ -141,7 +151,9 @@ func newRegistry(fsys fs.FS) (*Registry, error) {
 		if err := c.AddResource(BaseURL+name, doc); err != nil {
 			return nil, fmt.Errorf("schema: %s: %w", name, err)
 		}
+		docs[BaseURL+name] = doc
 	}
+	fc := newFastCompiler(docs)
 	r := &Registry{types: make(map[string]entry, len(names)), fingerprint: hex.EncodeToString(fp.Sum(nil))[:16]}
 	for _, name := range names {
 		url := BaseURL + name
@@ -153,7 +165,8 @@ func newRegistry(fsys fs.FS) (*Registry, error) {
 			continue
 		}
 		typ := strings.TrimSuffix(name, ".json")
-		r.types[typ] = entry{schema: sch, url: url}
+		fast, noFast := fc.compileType(url)
+		r.types[typ] = entry{schema: sch, url: url, fast: fast, noFast: noFast}
 		r.names = append(r.names, typ)
 	}
 	slices.Sort(r.names)
@@ -183,6 +196,22 @@ func (r *Registry) Validate(ceType string, data []byte) error {
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownType, ceType)
 	}
+	if e.fast != nil && e.fast.valid(data) {
+		return nil
+	}
+	return e.validate(ceType, data)
+}
+
+// validate is the generic validator: it decodes data and checks it with the compiled schema.
+// The library panics on some numbers (an exponent beyond about 10^6 checked against minimum or
+// maximum): outside input must never crash a consumer, so a panic is an invalid document.
+func (e entry) validate(ceType string, data []byte) (verr error) {
+	defer func() {
+		if r := recover(); r != nil {
+			verr = &ValidationError{Type: ceType, Reason: "data: cannot be checked (a number out of range?)",
+				cause: fmt.Errorf("validator panicked: %v", r)}
+		}
+	}()
 	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
 	if err != nil {
 		return &ValidationError{Type: ceType, Reason: "data: not a JSON document"}

@@ -418,18 +418,36 @@ func TestAsyncAPIValidatesAgainstSpec(t *testing.T) {
 
 // --- benchmark
 
+// BenchmarkValidate compares, per event type, the generic validator alone ("generic") with
+// Validate, which tries the fast path first ("fast").
 func BenchmarkValidate(b *testing.B) {
 	r := Default()
-	const typ = "omni.channel.message.received"
-	data, err := fs.ReadFile(schemas.Examples(), examplesDir+"/"+typ+"/valid/wechatkf-text-openid.json")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := r.Validate(typ, data); err != nil {
+	for _, bc := range []struct{ typ, example string }{
+		{"omni.desk.message.added", "inbound-wechatkf-text.json"},
+		{"omni.channel.message.received", "wechatkf-text-openid.json"},
+		{"omni.tool.crm.lookup.completed", "salesforce-found.json"},
+	} {
+		data, err := fs.ReadFile(schemas.Examples(), examplesDir+"/"+bc.typ+"/valid/"+bc.example)
+		if err != nil {
 			b.Fatal(err)
+		}
+		e := r.types[bc.typ]
+		for _, v := range []struct {
+			name     string
+			validate func(string, []byte) error
+		}{
+			{"generic", e.validate},
+			{"fast", r.Validate},
+		} {
+			b.Run(bc.typ+"/"+v.name, func(b *testing.B) {
+				b.SetBytes(int64(len(data)))
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := v.validate(bc.typ, data); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 		}
 	}
 }
@@ -451,4 +469,18 @@ func BenchmarkValidateParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestValidateHugeNumberIsInvalid: a number the validator library cannot compare (it panics on
+// an exponent beyond about 10^6 against minimum/maximum) is an invalid document with a reason,
+// never a crash of the consumer validating outside input.
+func TestValidateHugeNumberIsInvalid(t *testing.T) {
+	t.Parallel()
+	data := []byte(`{"channel":"wechatkf","channel_message_id":"m1","from":{"kind":"wechat_openid","value":"oWuP25B4J1xV9yD3hG2kLmNpQrSt"},` +
+		`"message":{"type":"location","location":{"latitude":1e1000001,"longitude":113.32}},"sent_at":"2024-06-18T09:22:00+08:00"}`)
+	err := Default().Validate("omni.channel.message.received", data)
+	var ve *ValidationError
+	if !errors.As(err, &ve) || !errors.Is(err, ErrInvalid) || ve.Reason == "" {
+		t.Fatalf("want a ValidationError, got %v", err)
+	}
 }

@@ -32,6 +32,7 @@ type Config struct {
 	NATSURL         string        `env:"NATS_URL" desc:"external NATS to use instead of the embedded one"`
 	NATSAddr        string        `env:"OMNIBUS_NATS_ADDR" default:"127.0.0.1:4222" desc:"listen address of the embedded NATS (for the nats CLI and omnibus dlq/replay)"`
 	NATSSync        string        `env:"OMNIBUS_NATS_SYNC" default:"always" desc:"embedded JetStream fsync: always (ack means on disk) or a duration such as 2m"`
+	NATSAtomic      bool          `env:"NATS_ATOMIC_BATCHES" desc:"publish batches as JetStream atomic batches, one fsync per batch (default: on with the embedded NATS at OMNIBUS_NATS_SYNC=always, off with NATS_URL)"`
 	DataDir         string        `env:"OMNIBUS_DATA_DIR" default:".omnibus" desc:"where the embedded NATS keeps its streams"`
 	DatabaseURL     string        `env:"DATABASE_URL" desc:"Postgres to use instead of a throwaway local one"`
 	Simulate        bool          `env:"OMNIBUS_SIMULATE" default:"true" desc:"run the simulated vendors and customers of the demo"`
@@ -82,7 +83,10 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 		natsURL = ns.URL()
 		log.Info("embedded NATS JetStream", "url", natsURL, "store", dir, "sync", natsembed.SyncDescription(cfg.NATSSync))
 	}
-	nc, client, err := bus.Dial(ctx, natsURL, "omnibus", bus.WithLogger(log), bus.WithMeterProvider(tel.Meter), bus.WithTracerProvider(tel.Tracer))
+	// Batches as atomic batches when every write is fsynced: one fsync per batch.
+	atomic := cfg.NATSAtomic || (cfg.NATSURL == "" && cfg.NATSSync == "always")
+	nc, client, err := bus.Dial(ctx, natsURL, "omnibus", bus.WithLogger(log), bus.WithAtomicBatches(atomic),
+		bus.WithMeterProvider(tel.Meter), bus.WithTracerProvider(tel.Tracer))
 	if err != nil {
 		return err
 	}

@@ -359,7 +359,10 @@ func (r *runner) setup(ctx context.Context, rep *Report) error {
 	if r.pub, err = bus.Connect(r.pubConn, bus.WithLogger(r.quiet)); err != nil {
 		return err
 	}
-	if r.uniBus, err = bus.Connect(r.uniConn, bus.WithLogger(r.quiet)); err != nil {
+	// The unifier publishes its batches (the outbox relay's desk events) as the all-in-one does:
+	// atomic batches when every write is fsynced. The load's own publishers stand for connectors
+	// publishing one webhook's events at a time, so they do not.
+	if r.uniBus, err = bus.Connect(r.uniConn, bus.WithLogger(r.quiet), bus.WithAtomicBatches(r.cfg.NATSSync == "always")); err != nil {
 		return err
 	}
 	if err := r.pub.Provision(ctx); err != nil {

@@ -164,7 +164,7 @@ func (r *Relay) flush(ctx context.Context, full bool) (n int, held bool, err err
 		// deleted, so they never block the ones behind them; rows that failed otherwise stay.
 		done := seqs
 		var berr *bus.BatchError
-		if err := r.pub.PublishAtomic(ctx, out); errors.As(err, &berr) {
+		if err := r.pub.PublishBatch(ctx, out); errors.As(err, &berr) {
 			done = done[:0:0]
 			for i, seq := range seqs {
 				ferr, failed := berr.Failed[i]

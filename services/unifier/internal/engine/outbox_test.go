@@ -111,12 +111,22 @@ func TestRelayPicksUpLateCommittedRows(t *testing.T) {
 }
 
 // A crash between the publish and the delete leaves the rows in the outbox: the next flush
-// publishes them again, the atomic batches are refused as duplicates and republished one by one,
-// and JetStream stores every desk event once.
+// publishes them again (an atomic batch is refused as duplicates and republished one by one),
+// and JetStream stores every desk event once — with the relay publishing one message at a time
+// and as atomic batches (NATS_ATOMIC_BATCHES).
 func TestRelayRepublishAfterCrashStoresOnce(t *testing.T) {
 	t.Parallel()
+	for _, atomic := range []bool{false, true} {
+		t.Run(fmt.Sprintf("atomic=%v", atomic), func(t *testing.T) {
+			t.Parallel()
+			testRelayRepublish(t, atomic)
+		})
+	}
+}
+
+func testRelayRepublish(t *testing.T, atomic bool) {
 	b := setup(t)
-	nb := bustest.New(t, bus.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	nb := bustest.New(t, bus.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), bus.WithAtomicBatches(atomic))
 	ctx := context.Background()
 	for i := range 20 {
 		b.apply(t, msg(t, fmt.Sprintf("sms:%d", i), "sms", t0.Add(time.Duration(i)*time.Second), id{"phone", fmt.Sprintf("+86138001380%02d", i)}))
