@@ -43,15 +43,11 @@ func (en *Engine) resolve(ctx context.Context, w *writer, ids []identity.ID, pre
 	// No lock is taken on the identities themselves: the customers' rows are locked below, and
 	// two transactions that both try to attach a new identity collide on its primary key, which
 	// aborts one of them to be retried (inTx) — it then finds the identity and merges.
-	// LATERAL keeps this a primary-key probe per identity whatever plan was cached when the
-	// table was small (a cached hash join scanned all identities).
-	const lookup = `SELECT i.kind, i.value, i.customer_id FROM unnest($1::text[], $2::text[]) AS q(kind, value)
-		CROSS JOIN LATERAL (SELECT kind, value, customer_id FROM identities WHERE kind = q.kind AND value = q.value) i`
 	for attempt := 0; ; attempt++ {
 		if attempt > 3 {
 			return res, fmt.Errorf("the customers of %d identities kept being merged concurrently", len(ids))
 		}
-		rows, err := tx.Query(ctx, lookup, kinds, values)
+		rows, err := tx.Query(ctx, sqlLookup, kinds, values)
 		if err != nil {
 			return res, err
 		}
