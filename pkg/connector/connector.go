@@ -81,6 +81,7 @@ func Define[C any](spec Spec, setup SetupFunc[C]) service.Service {
 				return fmt.Errorf("%s setup: %w", spec.Name, err)
 			}
 			rt.Log.Info("connector running", "webhooks", rt.hooks, "consumes", len(rt.subs))
+			d.MarkStarted()
 			<-ctx.Done()
 			rt.shutdown(20 * time.Second)
 			return nil

@@ -101,6 +101,8 @@ func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) 
 		defer pool.Close()
 	}
 	health := NewProcessHealth(nc, pool)
+	startup := NewStartup(s.Name)
+	startup.Watch(health)
 	mux := http.NewServeMux()
 	health.Mount(mux, tel.MetricsHandler())
 	ln, err := net.Listen("tcp", base.HTTPAddr)
@@ -109,7 +111,8 @@ func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) 
 	}
 	log.Info("service started", "http", "http://"+ln.Addr().String(), "nats", base.NATSURL)
 	return Serve(ctx, ln, mux, base.ShutdownTimeout, log, func(ctx context.Context) error {
-		return s.Run(ctx, Deps{Bus: client, DB: pool, Mux: mux, Log: log, Health: health, Env: os.LookupEnv, Meter: tel.Meter, Tracer: tel.Tracer})
+		return s.Run(ctx, startup.For(s.Name, Deps{Bus: client, DB: pool, Mux: mux, Log: log, Health: health, Env: os.LookupEnv,
+			Meter: tel.Meter, Tracer: tel.Tracer}))
 	}, nc)
 }
 

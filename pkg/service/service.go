@@ -38,6 +38,16 @@ type Deps struct {
 	// globals, so several all-in-ones in one process (tests) keep their own.
 	Meter  metric.MeterProvider
 	Tracer trace.TracerProvider
+	// Started, set by the process (see Startup), is what MarkStarted calls.
+	Started func()
+}
+
+// MarkStarted tells the process the service serves: its routes are mounted and its consumers
+// subscribed. Every service calls it once, when it has; until all have, the process is not ready.
+func (d Deps) MarkStarted() {
+	if d.Started != nil {
+		d.Started()
+	}
 }
 
 // Service is one runnable omnibus service.

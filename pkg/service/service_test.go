@@ -105,3 +105,33 @@ func TestHealthEndpoints(t *testing.T) {
 		t.Fatal("HealthCheck exit codes")
 	}
 }
+
+// TestStartup: readiness fails naming the services still starting until each has called
+// MarkStarted; marks of unknown names and repeated marks change nothing.
+func TestStartup(t *testing.T) {
+	t.Parallel()
+	st := service.NewStartup("unifier", "desk")
+	h := service.NewHealth()
+	st.Watch(h)
+	if fail := h.Check(context.Background()); fail["services"] != "starting: desk, unifier" {
+		t.Fatalf("checks %v", fail)
+	}
+	d := st.For("desk", service.Deps{})
+	d.MarkStarted()
+	d.MarkStarted()
+	st.Started("nobody")
+	if fail := h.Check(context.Background()); fail["services"] != "starting: unifier" {
+		t.Fatalf("checks %v", fail)
+	}
+	select {
+	case <-st.Done():
+		t.Fatal("done with unifier still starting")
+	default:
+	}
+	st.For("unifier", service.Deps{}).MarkStarted()
+	<-st.Done()
+	if fail := h.Check(context.Background()); len(fail) != 0 {
+		t.Fatalf("checks %v", fail)
+	}
+	service.Deps{}.MarkStarted() // no hook: nothing happens
+}

@@ -112,6 +112,7 @@ func Run(ctx context.Context, d service.Deps) error {
 		return err
 	}
 	d.Log.Info("audit running", "retention", cfg.retention, "batch", cfg.BatchSize)
+	d.MarkStarted()
 	tick := time.NewTicker(cfg.Maintenance)
 	defer tick.Stop()
 	for {

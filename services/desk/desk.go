@@ -170,6 +170,7 @@ func run(ctx context.Context, d service.Deps) error {
 	d.Health.AddCheck("desk-store", st.Ping)
 	log.Info("desk running", "url", cfg.PublicURL, "issuer", issuerOf(cfg, dev), "dev_login", cfg.DevLogin,
 		"agents_seeded", len(seeds), "assign", cfg.Assign)
+	d.MarkStarted()
 	if cfg.Assign {
 		go assigner.Run(ctx, cfg.AssignEvery)
 		assigner.Kick()

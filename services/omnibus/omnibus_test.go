@@ -91,6 +91,16 @@ func TestAllInOne(t *testing.T) {
 	if code, body := get("/healthz"); code != 200 || body != "ok\n" {
 		t.Fatalf("/healthz: %d %q", code, body)
 	}
+	// Ready means every service serves: readiness includes them, and the routes they mount
+	// (the desk at /, the audit API, the sandbox admin) answer at once, not 404.
+	if code, body := get("/readyz"); code != 200 || !strings.Contains(body, `"services"`) {
+		t.Fatalf("/readyz when the all-in-one said ready: %d %s", code, body)
+	}
+	for _, path := range []string{"/sandbox/_admin/routes", "/api/audit", "/"} {
+		if code, _ := get(path); code == http.StatusNotFound {
+			t.Fatalf("%s: 404 when the all-in-one said ready", path)
+		}
+	}
 	// Simulated customers write → connector publishes → auto-reply → connector sends → vendor.
 	bustest.WaitFor(t, 15*time.Second, "3 replies delivered by the simulated vendor", func() bool {
 		_, body := get("/sandbox/example/sent")

@@ -67,6 +67,7 @@ func Service() service.Service {
 			customerAPI(d.Mux, people, channels)
 			d.Log.Info("sandbox up", "vendors", vendorNames(), "channels", len(channels), "faults", len(faults),
 				"admin", "/sandbox/_admin/{faults,records,routes,customers}")
+			d.MarkStarted()
 			if cfg.Interval == 0 || len(channels) == 0 {
 				<-ctx.Done()
 				return nil

@@ -183,6 +183,7 @@ func Run(ctx context.Context, d service.Deps) error {
 	}
 	log.Info("unifier running", "consumers", len(lanes), "replica", cfg.Replica, "replicas", cfg.Replicas,
 		"idle_timeout", cfg.IdleTimeout, "batch", cfg.BatchSize)
+	d.MarkStarted()
 	tick := time.NewTicker(cfg.SweepInterval)
 	defer tick.Stop()
 	for {

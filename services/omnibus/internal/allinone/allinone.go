@@ -122,24 +122,36 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 	}
 
 	health := service.NewProcessHealth(nc, pool)
-	mux := http.NewServeMux()
-	health.Mount(mux, tel.MetricsHandler())
-	deps := service.Deps{Bus: client, DB: pool, Mux: mux, Log: log, Health: health, Env: env, Meter: tel.Meter, Tracer: tel.Tracer}
 	names := make([]string, 0, len(services))
 	for _, s := range services {
 		names = append(names, s.Name)
 	}
+	startup := service.NewStartup(names...)
+	startup.Watch(health)
+	mux := http.NewServeMux()
+	health.Mount(mux, tel.MetricsHandler())
+	deps := service.Deps{Bus: client, DB: pool, Mux: mux, Log: log, Health: health, Env: env, Meter: tel.Meter, Tracer: tel.Tracer}
 	return service.Serve(ctx, ln, mux, cfg.ShutdownTimeout, log, func(ctx context.Context) error {
+		done := make(chan error, 1)
+		go func() {
+			done <- service.RunAll(ctx, services, func(s service.Service) service.Deps {
+				d := deps
+				d.Log = log.With("service", s.Name)
+				return startup.For(s.Name, d)
+			})
+		}()
+		// Up (and ready) once every service has mounted its routes and subscribed.
+		select {
+		case <-startup.Done():
+		case err := <-done:
+			return err
+		}
 		log.Info("omnibus is up", "http", base, "healthz", base+"/healthz", "metrics", base+"/metrics",
 			"webhooks", base+"/hooks/<connector>/...", "nats", natsURL, "services", names)
 		if ready != nil {
 			ready(base)
 		}
-		return service.RunAll(ctx, services, func(s service.Service) service.Deps {
-			d := deps
-			d.Log = log.With("service", s.Name)
-			return d
-		})
+		return <-done
 	}, nc)
 }
 

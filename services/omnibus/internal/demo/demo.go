@@ -114,6 +114,8 @@ func run(ctx context.Context, d service.Deps, o Options) error {
 		return err
 	}
 
+	d.MarkStarted()
+
 	// Simulated customers.
 	client := &http.Client{Timeout: 5 * time.Second}
 	tick := time.NewTicker(o.Interval)
