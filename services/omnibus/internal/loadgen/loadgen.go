@@ -55,6 +55,7 @@ type Config struct {
 	Customers    int     // distinct customers the events are spread over
 	CrossChannel float64 // share of customers writing on wechatkf, sms and webchat with one phone
 	Duplicates   float64 // share of events re-published with a fresh Nats-Msg-Id (a replay)
+	Statuses     float64 // delivery statuses of agents' replies published per inbound message (0 to 1)
 	Publishers   int     // publisher goroutines
 	Chunk        int     // events per PublishBatch (smaller when Rate paces them)
 	Seed         uint64  // workload seed; 0 = random
@@ -96,6 +97,8 @@ func (c *Config) validate() error {
 		return errors.New("--customers must be >= 1")
 	case c.CrossChannel < 0 || c.CrossChannel > 1:
 		return errors.New("--cross-channel must be in [0, 1]")
+	case c.Statuses < 0 || c.Statuses > 1:
+		return fmt.Errorf("statuses must be in [0, 1], got %g", c.Statuses)
 	case c.Duplicates < 0 || c.Duplicates > 1:
 		return errors.New("--duplicates must be in [0, 1]")
 	case c.Publishers < 1 || c.Chunk < 1:
@@ -177,13 +180,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	nb := make([]byte, 3)
 	_, _ = rand.Read(nb)
 	w := newWorkload(cfg.Seed, hex.EncodeToString(nb), cfg.Customers, cfg.CrossChannel, cfg.Duplicates)
+	w.statusShare = cfg.Statuses
 	r := &runner{cfg: cfg, ucfg: ucfg, env: env, w: w, t: newTracker(w, cfg.Events, cfg.Backlog),
 		quiet: slog.New(slog.DiscardHandler), progress: cfg.Progress}
 	rep := &Report{Setup: Setup{
 		CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), NATSSync: cfg.NATSSync, Batch: ucfg.BatchSize, Workers: ucfg.Workers,
 		Telemetry: cfg.Telemetry, Events: cfg.Events, Rate: cfg.Rate, Backlog: cfg.Backlog, Customers: cfg.Customers,
 		CrossChannel: cfg.CrossChannel, Duplicates: cfg.Duplicates, Publishers: cfg.Publishers, Chunk: cfg.Chunk, Seed: cfg.Seed,
-		PGSettings: cfg.PGSettings,
+		PGSettings: cfg.PGSettings, Statuses: cfg.Statuses,
 	}}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
@@ -595,6 +599,14 @@ func (r *runner) publish(ctx context.Context, lo, hi int, rate float64) (publish
 						dups = append(dups, len(batch))
 					}
 					batch = append(batch, o)
+					if s.status {
+						so, err := r.w.statusEvent(s, now)
+						if err != nil {
+							cancel(err)
+							break
+						}
+						batch = append(batch, so)
+					}
 				}
 				if ctx.Err() != nil {
 					continue

@@ -19,6 +19,7 @@ import (
 // internal to its module).
 const (
 	typeReceived   = "omni.channel.message.received"
+	typeStatus     = "omni.channel.message.status.updated"
 	typeDeskAdded  = "omni.desk.message.added"
 	subjectDeskAdd = "omni.desk.message.added"
 )
@@ -58,7 +59,11 @@ type workload struct {
 	customers int
 	crossN    int     // customers 0..crossN-1 write on every channel, sharing one phone
 	dupShare  float64 // share of events re-published with a fresh Nats-Msg-Id
-	phoneBase int
+	// statusShare is the share of inbound messages followed by a delivery status of an agent's
+	// reply to that customer (the connector's status webhook): the first status of a reply
+	// records it on the conversation, later ones update it.
+	statusShare float64
+	phoneBase   int
 }
 
 func newWorkload(seed uint64, nonce string, customers int, cross, dup float64) *workload {
@@ -100,6 +105,8 @@ type spec struct {
 	extra    []ident
 	text     string
 	dup      bool
+	status   bool // followed by a status of an agent's reply
+	reply    int  // which of the customer's replies (0-2) the status is about
 }
 
 func (w *workload) spec(i int) spec {
@@ -126,7 +133,33 @@ func (w *workload) spec(i int) spec {
 			s.extra = []ident{{"phone", w.phone(c)}}
 		}
 	}
+	// Drawn last, so that a seed gives the same messages with and without statuses.
+	s.status = r.Float64() < w.statusShare
+	s.reply = r.IntN(3)
 	return s
+}
+
+// replyStatuses are the delivery statuses a reply goes through.
+var replyStatuses = [...]string{"sent", "delivered", "read"}
+
+// statusEvent builds the status that follows event i: omni.channel.message.status.updated on
+// omni.in.<channel>.status for one of the agents' replies to the customer (ids outside the
+// inbound events' pattern, so the checks on inbound messages do not count them), carrying the
+// recipient and body as a connector reports an outbound message it sent.
+func (w *workload) statusEvent(s spec, now time.Time) (bus.Outgoing, error) {
+	ch := channels[s.channel]
+	msgID := "reply" + w.nonce + "-" + strconv.Itoa(s.customer) + "-" + ch.name + "-" + strconv.Itoa(s.reply)
+	data := map[string]any{
+		"channel": ch.name, "message_id": msgID, "status": replyStatuses[s.i%len(replyStatuses)], "at": now.UTC(),
+		"to":      map[string]string{"kind": s.from.kind, "value": s.from.value},
+		"message": map[string]any{"type": "text", "text": "您好，已为您查询，包裹预计明天送达。"},
+	}
+	e, err := event.New(typeStatus, "/connectors/"+ch.name, data,
+		event.WithID("status:"+w.msgID(s.i)), event.WithTime(now), event.WithPartitionKey(s.from.kind+":"+s.from.value))
+	if err != nil {
+		return bus.Outgoing{}, err
+	}
+	return bus.Outgoing{Subject: "omni.in." + ch.name + ".status", Event: e}, nil
 }
 
 // event builds event i as a channel connector would: omni.channel.message.received on

@@ -425,3 +425,19 @@ func TestConcurrentMerges(t *testing.T) {
 	b.checkMessages(t)
 	_ = sort.Strings
 }
+
+// A status older than the one a message has (statuses arrive out of order) changes nothing: the
+// message keeps its newer status and appears on the desk once, not again as a new message.
+func TestOutOfOrderStatusOfNewOutboundMessage(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	to := id{"phone", "13800138000"}
+	b.apply(t, status(t, "st-2", "sms", "reply-1", t0.Add(2*time.Second), &to))
+	b.apply(t, status(t, "st-1", "sms", "reply-1", t0.Add(time.Second), &to))
+	if n := b.count(t, `SELECT count(*) FROM messages WHERE event_id = 'reply-1' AND status_at = $1`, t0.Add(2*time.Second)); n != 1 {
+		t.Fatalf("the message lost its newer status (%d rows)", n)
+	}
+	if got := b.outboxTypes(t)[engine.TypeDeskMessageAdded]; got != 1 {
+		t.Fatalf("%d message.added for one outbound message", got)
+	}
+}

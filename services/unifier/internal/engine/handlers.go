@@ -89,6 +89,17 @@ func (en *Engine) onStatus(ctx context.Context, w *writer) error {
 	var convID string
 	err := w.tx.QueryRow(ctx, `UPDATE messages SET status = $2, status_at = $3 WHERE event_id = $1 AND (status_at IS NULL OR status_at <= $3)
 		RETURNING conversation_id::text`, s.MessageID, s.Status, at).Scan(&convID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// Not updated: an unknown message, or a status older than the one it has (statuses
+		// arrive out of order), which changes nothing.
+		var known bool
+		if err := w.tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM messages WHERE event_id = $1)`, s.MessageID).Scan(&known); err != nil {
+			return err
+		}
+		if known {
+			return nil
+		}
+	}
 	switch {
 	case err == nil:
 	case !errors.Is(err, pgx.ErrNoRows):
@@ -110,11 +121,17 @@ func (en *Engine) onStatus(ctx context.Context, w *writer) error {
 			return err
 		}
 		convID = conv.ID
-		if _, err := w.tx.Exec(ctx, `INSERT INTO messages (event_id, conversation_id, customer_id, channel, direction, identity_kind,
+		tag, err := w.tx.Exec(ctx, `INSERT INTO messages (event_id, conversation_id, customer_id, channel, direction, identity_kind,
 				identity_value, body, sent_at, status, status_at) VALUES ($1, $2, $3, $4, 'outbound', $5, $6, $7, $8, $9, $8)
 			ON CONFLICT (event_id) DO NOTHING`,
-			s.MessageID, conv.ID, res.customer, s.Channel, ids[0].Kind, ids[0].Value, s.Message, at, s.Status); err != nil {
+			s.MessageID, conv.ID, res.customer, s.Channel, ids[0].Kind, ids[0].Value, s.Message, at, s.Status)
+		if err != nil {
 			return err
+		}
+		if tag.RowsAffected() == 0 {
+			// Another transaction recorded the message since our update found nothing (its
+			// first status arrived on another lane): this one is an update after all.
+			return en.onStatus(ctx, w)
 		}
 		if _, err := w.tx.Exec(ctx, `UPDATE conversations SET first_response_at = coalesce(first_response_at, $2) WHERE id = $1`, conv.ID, at); err != nil {
 			return err
