@@ -79,9 +79,12 @@ func derive(parts ...string) uuid.UUID { return uuid.NewSHA1(ns, []byte(strings.
 // ApplyBatch applies a batch and returns nil or one error per delivery.
 //
 // Inbound messages, the bulk of the traffic, take the set-based path (batch.go): each run of
-// consecutive messages is applied in one transaction with a handful of statements whatever its
-// length. Every other event (status updates, desk commands, unmerges, tool results) is applied
-// on its own, in order, by the per-event handlers. Events that fail get their own error; the
+// consecutive messages is applied with a handful of statements whatever its length. Every other
+// event (status updates, desk commands, unmerges, tool results) is applied on its own, in order,
+// by the per-event handlers. The whole batch — its runs and other events, in order — is first
+// tried as one transaction (one commit, where a transaction per status had made a reply's
+// delivery statuses cost a commit each and cut the runs around them); when that fails, each run
+// and each other event gets its own transaction, so events that fail get their own error and the
 // others commit.
 func (en *Engine) ApplyBatch(ctx context.Context, batch []bus.Delivery) []error {
 	if en.perEvent {
@@ -90,34 +93,40 @@ func (en *Engine) ApplyBatch(ctx context.Context, batch []bus.Delivery) []error 
 	errs := make([]error, len(batch))
 	first := map[string]int{} // event id -> index of its first copy in the batch
 	dups := map[int]int{}
-	var run []*msgEvent
-	endRun := func() {
-		if len(run) > 0 {
-			en.applyRun(ctx, run, errs)
-			run = nil
-		}
-	}
+	var segs []segment
 	for i, d := range batch {
 		if j, ok := first[d.Event.ID()]; ok {
 			dups[i] = j // a second copy changes nothing: it shares the first one's outcome
 			continue
 		}
 		first[d.Event.ID()] = i
-		if d.Event.Type() == TypeMessageReceived {
-			m, err := en.prepareMessage(i, d)
-			if err != nil {
-				errs[i] = fmt.Errorf("%s %s: %w", d.Event.Type(), d.Event.ID(), err)
-				continue
-			}
-			run = append(run, m)
+		if d.Event.Type() != TypeMessageReceived {
+			segs = append(segs, segment{i: i})
 			continue
 		}
-		endRun()
-		if err := en.inTx(ctx, func(tx pgx.Tx) (int, error) { return en.apply(ctx, tx, d, nil) }); err != nil {
+		m, err := en.prepareMessage(i, d)
+		if err != nil {
 			errs[i] = fmt.Errorf("%s %s: %w", d.Event.Type(), d.Event.ID(), err)
+			continue
+		}
+		if n := len(segs); n > 0 && segs[n-1].run != nil {
+			segs[n-1].run = append(segs[n-1].run, m)
+		} else {
+			segs = append(segs, segment{run: []*msgEvent{m}})
 		}
 	}
-	endRun()
+	if len(segs) == 1 || en.applyTogether(ctx, batch, segs) != nil {
+		for _, sg := range segs {
+			if sg.run != nil {
+				en.applyRun(ctx, sg.run, errs)
+				continue
+			}
+			d := batch[sg.i]
+			if err := en.inTx(ctx, func(tx pgx.Tx) (int, error) { return en.apply(ctx, tx, d, nil) }); err != nil {
+				errs[sg.i] = fmt.Errorf("%s %s: %w", d.Event.Type(), d.Event.ID(), err)
+			}
+		}
+	}
 	failed := false
 	for i := range batch {
 		if j, ok := dups[i]; ok {
@@ -129,6 +138,39 @@ func (en *Engine) ApplyBatch(ctx context.Context, batch []bus.Delivery) []error 
 		return nil
 	}
 	return errs
+}
+
+// segment is a run of consecutive inbound messages (run set) or one other event (batch[i]).
+type segment struct {
+	run []*msgEvent
+	i   int
+}
+
+// applyTogether applies every segment, in order, in one transaction. It waits for customers
+// other transactions hold rather than leaving their events over (the set-based path's first
+// transaction does), so nothing is left for a second one.
+func (en *Engine) applyTogether(ctx context.Context, batch []bus.Delivery, segs []segment) error {
+	err := en.inTx(ctx, func(tx pgx.Tx) (int, error) {
+		total := 0
+		for _, sg := range segs {
+			var n int
+			var err error
+			if sg.run != nil {
+				n, err = (&runTx{en: en, tx: tx}).apply(ctx, sg.run)
+			} else {
+				n, err = en.apply(ctx, tx, batch[sg.i], nil)
+			}
+			if err != nil {
+				return 0, err
+			}
+			total += n
+		}
+		return total, nil
+	})
+	if err != nil {
+		en.log.Debug("batch failed as one transaction; applying its runs and events one by one", "segments", len(segs), "err", err)
+	}
+	return err
 }
 
 // applyPerEvent is the reference implementation the set-based path is tested against: every
