@@ -151,45 +151,11 @@ func BenchmarkPublishSync(b *testing.B) {
 func BenchmarkPublishAsyncBatch(b *testing.B) {
 	b.Run("raw", func(b *testing.B) {
 		bb := benchBundle(b)
-		js := rawJS(b, bb)
-		msgs := rawMsgs(b, bb, b.N)
-		futs := make([]jetstream.PubAckFuture, 0, benchBatch)
-		startTimer(b)
-		for lo := 0; lo < len(msgs); lo += benchBatch {
-			futs = futs[:0]
-			for _, m := range msgs[lo:min(lo+benchBatch, len(msgs))] {
-				f, err := js.PublishMsgAsync(m)
-				if err != nil {
-					b.Fatal(err)
-				}
-				futs = append(futs, f)
-			}
-			// Same per-batch deadline as PublishBatch applies by default.
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			waitFutures(ctx, b, futs)
-			cancel()
-		}
-		reportRate(b)
+		publishRawBatches(b, rawJS(b, bb), rawMsgs(b, bb, b.N), 5*time.Second)
 	})
 	b.Run("bus", func(b *testing.B) {
 		bb := benchBundle(b)
-		evs := benchEvents(b, b.N)
-		var batches [][]bus.Outgoing
-		for lo := 0; lo < len(evs); lo += benchBatch {
-			batch := make([]bus.Outgoing, 0, benchBatch)
-			for _, e := range evs[lo:min(lo+benchBatch, len(evs))] {
-				batch = append(batch, bus.Outgoing{Subject: subjIn, Event: e})
-			}
-			batches = append(batches, batch)
-		}
-		ctx := context.Background()
-		startTimer(b)
-		for _, batch := range batches {
-			if err := bb.Client.PublishBatch(ctx, batch); err != nil {
-				b.Fatal(err)
-			}
-		}
-		reportRate(b)
+		publishBatches(b, benchBatches(b), bb.Client.PublishBatch)
 	})
 }
 
@@ -197,59 +163,72 @@ func BenchmarkPublishAsyncBatch(b *testing.B) {
 // (sync_interval: always, the all-in-one's default): raw async publishes, PublishBatch (one
 // fsync per message) and PublishAtomic (one per batch).
 func BenchmarkPublishFsynced(b *testing.B) {
-	batches := func(b *testing.B) [][]bus.Outgoing {
-		evs := benchEvents(b, b.N)
-		var out [][]bus.Outgoing
-		for lo := 0; lo < len(evs); lo += benchBatch {
-			batch := make([]bus.Outgoing, 0, benchBatch)
-			for _, e := range evs[lo:min(lo+benchBatch, len(evs))] {
-				batch = append(batch, bus.Outgoing{Subject: subjIn, Event: e})
-			}
-			out = append(out, batch)
-		}
-		return out
-	}
 	b.Run("raw-async", func(b *testing.B) {
 		b.StopTimer()
 		bb := bustest.NewSynced(b, "always", bus.WithLogger(benchLog))
-		js := rawJS(b, bb)
-		msgs := rawMsgs(b, bb, b.N)
-		futs := make([]jetstream.PubAckFuture, 0, benchBatch)
-		startTimer(b)
-		for lo := 0; lo < len(msgs); lo += benchBatch {
-			futs = futs[:0]
-			for _, m := range msgs[lo:min(lo+benchBatch, len(msgs))] {
-				f, err := js.PublishMsgAsync(m)
-				if err != nil {
-					b.Fatal(err)
-				}
-				futs = append(futs, f)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			waitFutures(ctx, b, futs)
-			cancel()
-		}
-		reportRate(b)
+		publishRawBatches(b, rawJS(b, bb), rawMsgs(b, bb, b.N), 30*time.Second)
 	})
 	for _, mode := range []string{"bus-batch", "bus-atomic"} {
 		b.Run(mode, func(b *testing.B) {
 			b.StopTimer()
 			bb := bustest.NewSynced(b, "always", bus.WithLogger(benchLog), bus.WithDefaultTimeout(30*time.Second))
-			bs := batches(b)
 			publish := bb.Client.PublishBatch
 			if mode == "bus-atomic" {
 				publish = bb.Client.PublishAtomic
 			}
-			ctx := context.Background()
-			startTimer(b)
-			for _, batch := range bs {
-				if err := publish(ctx, batch); err != nil {
-					b.Fatal(err)
-				}
-			}
-			reportRate(b)
+			publishBatches(b, benchBatches(b), publish)
 		})
 	}
+}
+
+// benchBatches builds b.N events in batches of benchBatch (untimed).
+func benchBatches(b *testing.B) [][]bus.Outgoing {
+	b.Helper()
+	evs := benchEvents(b, b.N)
+	var out [][]bus.Outgoing
+	for lo := 0; lo < len(evs); lo += benchBatch {
+		batch := make([]bus.Outgoing, 0, benchBatch)
+		for _, e := range evs[lo:min(lo+benchBatch, len(evs))] {
+			batch = append(batch, bus.Outgoing{Subject: subjIn, Event: e})
+		}
+		out = append(out, batch)
+	}
+	return out
+}
+
+// publishBatches times publishing every batch with publish, one after the other.
+func publishBatches(b *testing.B, batches [][]bus.Outgoing, publish func(context.Context, []bus.Outgoing) error) {
+	b.Helper()
+	ctx := context.Background()
+	startTimer(b)
+	for _, batch := range batches {
+		if err := publish(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportRate(b)
+}
+
+// publishRawBatches times publishing msgs asynchronously in batches of benchBatch, waiting for
+// every ack of a batch (within timeout, as PublishBatch's deadline) before the next.
+func publishRawBatches(b *testing.B, js jetstream.JetStream, msgs []*nats.Msg, timeout time.Duration) {
+	b.Helper()
+	futs := make([]jetstream.PubAckFuture, 0, benchBatch)
+	startTimer(b)
+	for lo := 0; lo < len(msgs); lo += benchBatch {
+		futs = futs[:0]
+		for _, m := range msgs[lo:min(lo+benchBatch, len(msgs))] {
+			f, err := js.PublishMsgAsync(m)
+			if err != nil {
+				b.Fatal(err)
+			}
+			futs = append(futs, f)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		waitFutures(ctx, b, futs)
+		cancel()
+	}
+	reportRate(b)
 }
 
 // preload stores n messages on OMNI_IN (untimed), in the exact bus wire format.

@@ -577,25 +577,30 @@ func TestSettingsFromEnv(t *testing.T) {
 	}
 }
 
+// trackBatch is a batch call that counts its calls, records each batch's size and answers
+// "track:<key>" for every key but "missing".
+func trackBatch(calls *atomic.Int64, mu *sync.Mutex, sizes *[]int) resilience.BatchFunc[string, string] {
+	return func(ctx context.Context, keys []string) (map[string]string, error) {
+		calls.Add(1)
+		mu.Lock()
+		*sizes = append(*sizes, len(keys))
+		mu.Unlock()
+		out := map[string]string{}
+		for _, k := range keys {
+			if k != "missing" {
+				out[k] = "track:" + k
+			}
+		}
+		return out, nil
+	}
+}
+
 func TestBatcher(t *testing.T) {
 	t.Parallel()
 	var calls atomic.Int64
 	var mu sync.Mutex
 	var sizes []int
-	b := resilience.NewBatcher(resilience.BatchOptions{MaxSize: 10, MaxWait: time.Minute},
-		func(ctx context.Context, keys []string) (map[string]string, error) {
-			calls.Add(1)
-			mu.Lock()
-			sizes = append(sizes, len(keys))
-			mu.Unlock()
-			out := map[string]string{}
-			for _, k := range keys {
-				if k != "missing" {
-					out[k] = "track:" + k
-				}
-			}
-			return out, nil
-		})
+	b := resilience.NewBatcher(resilience.BatchOptions{MaxSize: 10, MaxWait: time.Minute}, trackBatch(&calls, &mu, &sizes))
 	var wg sync.WaitGroup
 	for i := range 20 {
 		wg.Add(1)
@@ -656,21 +661,10 @@ func TestBatcher(t *testing.T) {
 // one nanosecond cannot split them — up to MaxSize, the rest going out in the next batches at once.
 func TestBatcherGetMany(t *testing.T) {
 	t.Parallel()
+	var calls atomic.Int64
 	var mu sync.Mutex
 	var sizes []int
-	b := resilience.NewBatcher(resilience.BatchOptions{MaxSize: 10, MaxWait: time.Nanosecond},
-		func(ctx context.Context, keys []string) (map[string]string, error) {
-			mu.Lock()
-			sizes = append(sizes, len(keys))
-			mu.Unlock()
-			out := map[string]string{}
-			for _, k := range keys {
-				if k != "missing" {
-					out[k] = "track:" + k
-				}
-			}
-			return out, nil
-		})
+	b := resilience.NewBatcher(resilience.BatchOptions{MaxSize: 10, MaxWait: time.Nanosecond}, trackBatch(&calls, &mu, &sizes))
 	for round := range 200 {
 		mu.Lock()
 		sizes = nil
