@@ -86,19 +86,24 @@ func (en *Engine) onStatus(ctx context.Context, w *writer) error {
 		return err
 	}
 	at := eventTime(w.ev, s.At)
+	// One round trip: the update, and whether the message exists at all — not updated, a known
+	// message means a status older than the one it has (statuses arrive out of order), which
+	// changes nothing.
+	var updated *string
+	var known bool
+	err := w.tx.QueryRow(ctx, `WITH u AS (UPDATE messages SET status = $2, status_at = $3
+			WHERE event_id = $1 AND (status_at IS NULL OR status_at <= $3) RETURNING conversation_id::text)
+		SELECT (SELECT conversation_id FROM u), EXISTS (SELECT 1 FROM messages WHERE event_id = $1)`,
+		s.MessageID, s.Status, at).Scan(&updated, &known)
 	var convID string
-	err := w.tx.QueryRow(ctx, `UPDATE messages SET status = $2, status_at = $3 WHERE event_id = $1 AND (status_at IS NULL OR status_at <= $3)
-		RETURNING conversation_id::text`, s.MessageID, s.Status, at).Scan(&convID)
-	if errors.Is(err, pgx.ErrNoRows) {
-		// Not updated: an unknown message, or a status older than the one it has (statuses
-		// arrive out of order), which changes nothing.
-		var known bool
-		if err := w.tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM messages WHERE event_id = $1)`, s.MessageID).Scan(&known); err != nil {
-			return err
-		}
-		if known {
-			return nil
-		}
+	switch {
+	case err != nil:
+	case updated != nil:
+		convID = *updated
+	case known:
+		return nil
+	default:
+		err = pgx.ErrNoRows
 	}
 	switch {
 	case err == nil:
