@@ -56,8 +56,13 @@ func (c *Client) PublishAtomic(ctx context.Context, batch []Outgoing) error {
 	for _, st := range streams {
 		wg.Go(func() {
 			serr := map[int]error{}
-			for msgs := range slices.Chunk(byStream[st], MaxAtomicBatch) {
-				c.publishChunk(ctx, batch, msgs, start, serr)
+			if st == "" {
+				// Subjects outside the omnibus streams: no one stream to batch for.
+				c.publishAsync(ctx, batch, byStream[st], start, serr)
+			} else {
+				for msgs := range slices.Chunk(byStream[st], MaxAtomicBatch) {
+					c.publishChunk(ctx, batch, msgs, start, serr)
+				}
 			}
 			mu.Lock()
 			maps.Copy(errs, serr)

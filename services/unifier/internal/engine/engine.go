@@ -115,7 +115,7 @@ func (en *Engine) ApplyBatch(ctx context.Context, batch []bus.Delivery) []error 
 			segs = append(segs, segment{run: []*msgEvent{m}})
 		}
 	}
-	if len(segs) == 1 || en.applyTogether(ctx, batch, segs) != nil {
+	if together := len(segs) > 1 && en.applyTogether(ctx, batch, segs) == nil; !together {
 		for _, sg := range segs {
 			if sg.run != nil {
 				en.applyRun(ctx, sg.run, errs)
