@@ -92,6 +92,7 @@ type deskBundle struct {
 	idp   *idp
 	token string // agent-li, roles agent
 	super string // supervisor-wang, roles agent + supervisor
+	store *store.Store
 }
 
 // startDesk runs the desk on bus b with a fresh database until the test ends.
@@ -126,7 +127,7 @@ func startDesk(t *testing.T, b *bustest.Bundle, env map[string]string) *deskBund
 		}
 		srv.Close()
 	})
-	d := &deskBundle{bus: b, url: srv.URL, idp: p}
+	d := &deskBundle{bus: b, url: srv.URL, idp: p, store: store.New(pool)}
 	d.token = p.token(t, "agent-li", []string{"agent"}, nil)
 	d.super = p.token(t, "supervisor-wang", []string{"agent", "supervisor"}, nil)
 	bustest.WaitFor(t, 20*time.Second, "the desk to serve", func() bool {

@@ -141,6 +141,19 @@ func TestBrowserOpsPage(t *testing.T) {
 	d := startDesk(t, b, map[string]string{"DESK_DEV_LOGIN": "true", "DESK_ASSIGN": "false"})
 	publishCalls(t, b, 60, "ok", "ok", "ok", "ok", "timeout", "ok", "ok", "permanent", "ok", "ok", "ok", "circuit_open")
 	opsAlert(t, b, "omni.ops.alert.raised", uuid.NewString())
+	// The page renders what the store holds when it loads: wait until it holds every call and
+	// the alert (a load one audit record early showed 59 calls).
+	bustest.WaitFor(t, 15*time.Second, "60 calls and the alert stored", func() bool {
+		routes, err := d.store.RouteStats(context.Background(), time.Now().Add(-time.Hour), time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		alerts, err := d.store.Alerts(context.Background(), true, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(routes) == 1 && routes[0].Calls == 60 && len(alerts) == 1
+	})
 	bctx := br.Ctx
 	ctx, cancel := context.WithTimeout(bctx, 90*time.Second)
 	defer cancel()
