@@ -121,7 +121,7 @@ func Rebuild(ctx context.Context, c *bus.Client, dbURL string, env config.Lookup
 		}
 	}
 	flush()
-	if _, err := pool.Exec(ctx, `DELETE FROM outbox`); err != nil {
+	if _, err := pool.Exec(ctx, `DELETE FROM outbox_batches`); err != nil {
 		return st, err
 	}
 	st.Took = time.Since(start)

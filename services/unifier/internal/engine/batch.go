@@ -178,11 +178,7 @@ const (
 		SELECT ev, conv, cust, channel, 'inbound', kind, value, body::jsonb, at
 		FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
 			AS u(ev, conv, cust, channel, kind, value, body, at)`
-	sqlInsertOutbox = `INSERT INTO outbox (id, subject, type, ce_subject, partitionkey, correlationid, time, data)
-		SELECT id, subject, type, NULLIF(ce, ''), NULLIF(pk, ''), NULLIF(corr, ''), at, data::json
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::text[])
-			WITH ORDINALITY AS u(id, subject, type, ce, pk, corr, at, data, n)
-		ORDER BY n`
+	sqlInsertOutbox = `INSERT INTO outbox_batches (n, events) VALUES ($1, $2)`
 )
 
 // apply applies evs in tx and returns how many outbox rows it wrote.
@@ -891,21 +887,15 @@ func closedArgs(v ConversationView) (pgtype.Timestamptz, pgtype.Text) {
 	return at, reason
 }
 
-// queueOutbox queues one statement inserting rows, in order.
+// queueOutbox queues the statement writing rows as one outbox batch, in order.
 func queueOutbox(b *pgx.Batch, rows []outboxRow) error {
-	n := len(rows)
-	if n == 0 {
+	if len(rows) == 0 {
 		return nil
 	}
-	ids, subjects, types, ces, pks, corrs, ats, data := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
-		make([]string, n), make([]string, n), make([]time.Time, n), make([]string, n)
-	for i, r := range rows {
-		d, err := json.Marshal(r.data)
-		if err != nil {
-			return err
-		}
-		ids[i], subjects[i], types[i], ces[i], pks[i], corrs[i], ats[i], data[i] = r.id, r.subject, r.typ, r.ceSubject, r.partitionKey, r.corr, r.at, string(d)
+	enc, err := encodeOutbox(rows)
+	if err != nil {
+		return err
 	}
-	b.Queue(sqlInsertOutbox, ids, subjects, types, ces, pks, corrs, ats, data)
+	b.Queue(sqlInsertOutbox, len(rows), enc)
 	return nil
 }

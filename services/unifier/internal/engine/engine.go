@@ -22,7 +22,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -342,14 +341,8 @@ func (w *writer) flush(ctx context.Context) error {
 		return nil
 	}
 	b := &w.batch
-	for _, r := range w.out {
-		data, err := json.Marshal(r.data)
-		if err != nil {
-			return err
-		}
-		b.Queue(`INSERT INTO outbox (id, subject, type, ce_subject, partitionkey, correlationid, time, data)
-			VALUES ($1, $2, $3, NULLIF($4, ''), NULLIF($5, ''), NULLIF($6, ''), $7, $8)`,
-			r.id, r.subject, r.typ, r.ceSubject, r.partitionKey, r.corr, r.at, data)
+	if err := queueOutbox(b, w.out); err != nil {
+		return err
 	}
 	return w.tx.SendBatch(ctx, b).Close()
 }

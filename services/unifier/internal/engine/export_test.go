@@ -1,6 +1,12 @@
 package engine
 
-import "context"
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
 
 // SetPerEvent makes ApplyBatch run every event through its handler: the reference the
 // set-based path is compared with.
@@ -20,3 +26,26 @@ func SetBeforeWrite(en *Engine, f func()) { en.beforeWrite = f }
 
 // Retries returns the rounds redone after unique-key conflicts and the transactions run again.
 func Retries(en *Engine) (rounds, txs int64) { return en.roundConflicts.Load(), en.txRetries.Load() }
+
+// OutboxEvent is an event a test writes to the outbox.
+type OutboxEvent struct {
+	ID, Subject, Type, CESubject string
+	Data                         string // JSON
+}
+
+// InsertOutbox writes evs to the outbox through q as one batch, as a transaction of the engine
+// would.
+func InsertOutbox(ctx context.Context, q interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+}, evs ...OutboxEvent) error {
+	rows := make([]outboxRow, len(evs))
+	for i, e := range evs {
+		rows[i] = outboxRow{id: e.ID, subject: e.Subject, typ: e.Type, ceSubject: e.CESubject, at: time.Now(), data: json.RawMessage(e.Data)}
+	}
+	enc, err := encodeOutbox(rows)
+	if err != nil {
+		return err
+	}
+	_, err = q.Exec(ctx, sqlInsertOutbox, len(rows), enc)
+	return err
+}

@@ -7,12 +7,10 @@ import (
 	"log/slog"
 	"time"
 
-	ce "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
-	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
 )
 
@@ -41,8 +39,9 @@ type Relay struct {
 	pub   *bus.Client
 	log   *slog.Logger
 	wake  chan struct{}
-	batch int
+	batch int   // events per flush, about: whole outbox rows are read until this many
 	after int64 // the highest seq this relay deleted: a fast flush reads past it
+	more  bool  // the last flush left rows it could have read: flush again at once
 }
 
 // NewRelay returns a relay.
@@ -65,7 +64,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	failures := 0
 	full := true // the first flush after start reads the whole outbox
 	for {
-		n, held, err := r.flush(context.WithoutCancel(ctx), full)
+		_, held, err := r.flush(context.WithoutCancel(ctx), full)
 		full = false
 		switch {
 		case err == nil && !held:
@@ -86,7 +85,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			case <-time.After(min(time.Duration(failures)*200*time.Millisecond, 5*time.Second)):
 			}
 			continue
-		case n == r.batch:
+		case r.more:
 			failures = 0
 			continue // more waiting
 		}
@@ -102,24 +101,32 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 }
 
-// lateWindow is how far behind the last relayed seq a flush after a commit looks for rows
-// committed late: the rows other transactions insert between a transaction's insert and its
-// commit (a few lanes of 256 events, about 3 rows each, stay well within it).
-const lateWindow = 5000
+// lateWindow is how far behind the last relayed seq a flush after a commit looks for batches
+// committed late: the batches other transactions insert between a transaction's insert and its
+// commit (one per transaction, and a replica runs a handful at a time: it stays well within it).
+const lateWindow = 1000
 
 // relayLock is the advisory lock key of the relay ("omnibus" and 1).
 const relayLock = int64(0x6f6d6e6962757301)
 
-// Flush publishes and deletes up to one batch of outbox rows; it returns how many (0 when another
-// replica's relay holds the outbox).
+// Flush publishes and deletes up to one flush's worth of outbox batches; it returns how many
+// events it relayed (0 when another replica's relay holds the outbox).
 func (r *Relay) Flush(ctx context.Context) (int, error) {
 	n, _, err := r.flush(ctx, true)
 	return n, err
 }
 
-// flush relays one batch: from the head of the outbox when full, else past r.after.
+// relayBatch is an outbox row as the relay reads it.
+type relayBatch struct {
+	seq    int64
+	events []outboxEvent
+}
+
+// flush relays what read returns: from the head of the outbox when full, else past r.after. It
+// returns how many events it relayed.
 func (r *Relay) flush(ctx context.Context, full bool) (n int, held bool, err error) {
 	var lastDone int64
+	var rows, read int // outbox rows and events read
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	err = pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
@@ -130,63 +137,42 @@ func (r *Relay) flush(ctx context.Context, full bool) (n int, held bool, err err
 		if full {
 			after = 0
 		}
-		rows, err := tx.Query(ctx, `SELECT seq, id, subject, type, coalesce(ce_subject, ''), coalesce(partitionkey, ''),
-				coalesce(correlationid, ''), time, data FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2`, after, r.batch)
-		if err != nil {
+		batches, err := r.read(ctx, tx, after)
+		if err != nil || len(batches) == 0 {
 			return err
 		}
-		var seqs []int64
 		var out []bus.Outgoing
-		for rows.Next() {
-			var seq int64
-			var id, subject, typ, ceSubject, pk, corr string
-			var at time.Time
-			var data []byte // a json column: Postgres checked it is JSON
-			if err := rows.Scan(&seq, &id, &subject, &typ, &ceSubject, &pk, &corr, &at, &data); err != nil {
-				rows.Close()
-				return err
+		var from, at []int // the batch of each event of out, and its place in it
+		for i, b := range batches {
+			for j, e := range b.events {
+				ev, err := e.cloudEvent()
+				if err != nil {
+					return fmt.Errorf("outbox batch %d, event %s: %w", b.seq, e.id, err)
+				}
+				out = append(out, bus.Outgoing{Subject: e.subject, Event: ev})
+				from, at = append(from, i), append(at, j)
 			}
-			e, err := outboxEvent(id, typ, ceSubject, pk, corr, at, data)
-			if err != nil {
-				rows.Close()
-				return fmt.Errorf("outbox row %d: %w", seq, err)
-			}
-			seqs = append(seqs, seq)
-			out = append(out, bus.Outgoing{Subject: subject, Event: e})
 		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if len(out) == 0 {
-			return nil
-		}
-		// Rows JetStream acked are deleted; rows the bus refused as invalid are dead-lettered and
-		// deleted, so they never block the ones behind them; rows that failed otherwise stay.
-		done := seqs
+		rows, read = len(batches), len(out)
+		// Events JetStream acked are done; events the bus refused as invalid are dead-lettered
+		// and done, so they never block the ones behind them; events that failed otherwise
+		// stay in their batch for the next flush.
+		left := make([][]outboxEvent, len(batches))
 		var berr *bus.BatchError
 		if err := r.pub.PublishBatch(ctx, out); errors.As(err, &berr) {
-			done = done[:0:0]
-			for i, seq := range seqs {
-				ferr, failed := berr.Failed[i]
-				switch {
-				case !failed:
-				case errors.Is(ferr, schema.ErrInvalid) || errors.Is(ferr, schema.ErrUnknownType):
-					reason := fmt.Sprintf("unifier produced an invalid %s: %v", out[i].Event.Type(), ferr)
-					r.log.Error("outbox row dead-lettered", "seq", seq, "id", out[i].Event.ID(), "reason", reason)
-					if derr := r.pub.DeadLetterEvent(ctx, "unifier", out[i].Subject, out[i].Event, reason); derr != nil {
-						continue
-					}
-				default:
+			for k := range out {
+				ferr, failed := berr.Failed[k]
+				if !failed {
 					continue
 				}
-				done = append(done, seq)
-			}
-			if left := len(seqs) - len(done); left > 0 {
-				err := fmt.Errorf("%d of %d outbox rows not published; they stay for the next flush: %w", left, len(seqs), berr)
-				if len(done) == 0 {
-					return err
+				reason := fmt.Sprintf("unifier produced an invalid %s: %v", out[k].Event.Type(), ferr)
+				if errors.Is(ferr, schema.ErrInvalid) || errors.Is(ferr, schema.ErrUnknownType) {
+					r.log.Error("outbox event dead-lettered", "batch", batches[from[k]].seq, "id", out[k].Event.ID(), "reason", reason)
+					if derr := r.pub.DeadLetterEvent(ctx, "unifier", out[k].Subject, out[k].Event, reason); derr == nil {
+						continue
+					}
 				}
-				r.log.Warn("outbox relay", "err", err)
+				left[from[k]] = append(left[from[k]], batches[from[k]].events[at[k]])
 			}
 		} else if err != nil {
 			return err
@@ -194,36 +180,71 @@ func (r *Relay) flush(ctx context.Context, full bool) (n int, held bool, err err
 		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE seq = ANY($1)`, done); err != nil {
-			return err
+		var done []int64
+		stay := 0
+		for i, b := range batches {
+			if len(left[i]) == 0 {
+				done = append(done, b.seq)
+				continue
+			}
+			stay += len(left[i])
+			enc, err := encodeOutboxEvents(left[i])
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `UPDATE outbox_batches SET n = $2, events = $3 WHERE seq = $1`, b.seq, len(left[i]), enc); err != nil {
+				return err
+			}
 		}
-		n, lastDone = len(done), done[len(done)-1]
+		if stay > 0 {
+			err := fmt.Errorf("%d of %d outbox events not published; they stay for the next flush: %w", stay, len(out), berr)
+			if stay == len(out) {
+				return err
+			}
+			r.log.Warn("outbox relay", "err", err)
+		}
+		if len(done) > 0 {
+			if _, err := tx.Exec(ctx, `DELETE FROM outbox_batches WHERE seq = ANY($1)`, done); err != nil {
+				return err
+			}
+			lastDone = done[len(done)-1]
+		}
+		n = len(out) - stay
 		return nil
 	})
-	if err == nil && n > 0 {
+	if err == nil && lastDone > 0 {
 		// done is in seq order: its last is the highest relayed.
 		r.after = max(r.after, lastDone)
 	}
+	r.more = err == nil && (rows == relayMaxRows || read >= r.batch)
 	return n, held, err
 }
 
-// outboxEvent is the CloudEvent of an outbox row. It is event.New without what a row does not
-// need: a fresh id (the row's is kept) and a second check that data is JSON.
-func outboxEvent(id, typ, ceSubject, pk, corr string, at time.Time, data []byte) (event.Event, error) {
-	e := ce.New(ce.CloudEventsVersionV1)
-	e.SetID(id)
-	e.SetType(typ)
-	e.SetSource(Source)
-	e.SetDataContentType(event.ContentTypeJSON)
-	e.DataEncoded = data
-	event.WithTime(at)(&e)
-	event.WithPartitionKey(pk)(&e)
-	event.WithCorrelationID(corr)(&e)
-	if ceSubject != "" {
-		e.SetSubject(ceSubject)
+// relayMaxRows bounds the outbox rows of one flush (r.batch bounds their events).
+const relayMaxRows = 64
+
+// read reads the outbox rows past seq after, in order, up to relayMaxRows and as many as it takes
+// to reach r.batch events, and decodes them. Only the rows it returns are detoasted.
+func (r *Relay) read(ctx context.Context, tx pgx.Tx, after int64) ([]relayBatch, error) {
+	rows, err := tx.Query(ctx, `SELECT seq, events FROM (
+			SELECT seq, events, sum(n) OVER (ORDER BY seq) - n AS before FROM outbox_batches WHERE seq > $1 ORDER BY seq LIMIT $2
+		) q WHERE before < $3 ORDER BY seq`, after, relayMaxRows, r.batch)
+	if err != nil {
+		return nil, err
 	}
-	if err := e.Validate(); err != nil {
-		return e, fmt.Errorf("%w: %w", event.ErrInvalid, err)
+	defer rows.Close()
+	var out []relayBatch
+	for rows.Next() {
+		var b relayBatch
+		var raw []byte
+		if err := rows.Scan(&b.seq, &raw); err != nil {
+			return nil, err
+		}
+		if b.events, err = decodeOutbox(raw); err != nil {
+			return nil, fmt.Errorf("outbox batch %d: %w", b.seq, err)
+		}
+		out = append(out, b)
 	}
-	return e, nil
+	return out, rows.Err()
 }
+

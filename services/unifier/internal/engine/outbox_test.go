@@ -24,8 +24,8 @@ func TestRelayDeadLettersInvalidRows(t *testing.T) {
 	nb := bustest.New(t, bus.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	b.apply(t, msg(t, "sms:1", "sms", t0, phone))
 	valid := b.count(t, `SELECT count(*) FROM outbox`)
-	if _, err := b.pool.Exec(context.Background(), `INSERT INTO outbox (id, subject, type, time, data)
-		VALUES ('bad-1', 'omni.desk.message.added', 'omni.desk.message.added', now(), '{"nonsense": true}')`); err != nil {
+	if err := engine.InsertOutbox(context.Background(), b.pool, engine.OutboxEvent{ID: "bad-1", Subject: "omni.desk.message.added",
+		Type: "omni.desk.message.added", Data: `{"nonsense": true}`}); err != nil {
 		t.Fatal(err)
 	}
 	relay := engine.NewRelay(b.pool, nb.Client, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -44,8 +44,8 @@ func TestRelayDeadLettersInvalidRows(t *testing.T) {
 	}
 }
 
-// Rows whose transaction took its seq before, and committed after, rows already relayed: within
-// LateWindow seqs, the next flush after a commit relays them; further behind, the periodic full
+// Batches whose transaction took its seq before, and committed after, batches already relayed:
+// within LateWindow seqs, the next flush after a commit relays them; further behind, the periodic full
 // flush does. Late rows are late, never lost.
 func TestRelayPicksUpLateCommittedRows(t *testing.T) {
 	t.Parallel()
@@ -62,9 +62,8 @@ func TestRelayPicksUpLateCommittedRows(t *testing.T) {
 		Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
 	}, id string) {
 		t.Helper()
-		if _, err := q.Exec(ctx, `INSERT INTO outbox (id, subject, type, ce_subject, time, data)
-			VALUES ($1, 'omni.desk.conversation.closed', 'omni.desk.conversation.closed', $2, now(), $3)`,
-			id, closed.Conversation.ID, closedJSON); err != nil {
+		if err := engine.InsertOutbox(ctx, q, engine.OutboxEvent{ID: id, Subject: "omni.desk.conversation.closed",
+			Type: "omni.desk.conversation.closed", CESubject: closed.Conversation.ID, Data: closedJSON}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -95,7 +94,7 @@ func TestRelayPicksUpLateCommittedRows(t *testing.T) {
 
 	far := begin()
 	row(far, "far")
-	if _, err := b.pool.Exec(ctx, `SELECT setval(pg_get_serial_sequence('outbox', 'seq'), nextval(pg_get_serial_sequence('outbox', 'seq')) + $1)`, engine.LateWindow); err != nil {
+	if _, err := b.pool.Exec(ctx, `SELECT setval(pg_get_serial_sequence('outbox_batches', 'seq'), nextval(pg_get_serial_sequence('outbox_batches', 'seq')) + $1)`, engine.LateWindow); err != nil {
 		t.Fatal(err)
 	}
 	row(b.pool, "second")
@@ -134,13 +133,13 @@ func testRelayRepublish(t *testing.T, atomic bool) {
 	rows := b.count(t, `SELECT count(*) FROM outbox`)
 	relay := engine.NewRelay(b.pool, nb.Client, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	// The crash: a relay published the rows, and its delete was lost.
-	if _, err := b.pool.Exec(ctx, `CREATE TABLE outbox_copy AS SELECT * FROM outbox`); err != nil {
+	if _, err := b.pool.Exec(ctx, `CREATE TABLE outbox_copy AS SELECT * FROM outbox_batches`); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := relay.Flush(ctx); err != nil || n != rows {
 		t.Fatalf("flush: %d rows, %v (want %d)", n, err, rows)
 	}
-	if _, err := b.pool.Exec(ctx, `INSERT INTO outbox SELECT * FROM outbox_copy`); err != nil {
+	if _, err := b.pool.Exec(ctx, `INSERT INTO outbox_batches SELECT * FROM outbox_copy`); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := relay.Flush(ctx); err != nil || n != rows {
