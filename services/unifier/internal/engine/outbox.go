@@ -247,4 +247,3 @@ func (r *Relay) read(ctx context.Context, tx pgx.Tx, after int64) ([]relayBatch,
 	}
 	return out, rows.Err()
 }
-

@@ -2,9 +2,9 @@ package engine_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
