@@ -56,7 +56,7 @@ func TestBenchSmoke(t *testing.T) {
 		t.Errorf("store: %+v; want customers and cross-channel merges", rep.Store)
 	}
 	s := rep.Sustained
-	if s == nil || rep.CatchUp == nil || rep.Raw == nil || rep.Raw.JetStream == nil || rep.Raw.Postgres == nil {
+	if s == nil || rep.CatchUp == nil || rep.Raw == nil || rep.Raw.JetStream == nil || rep.Raw.Postgres == nil || rep.Raw.Store == nil {
 		t.Fatalf("missing phases: %+v", rep)
 	}
 	l := s.Latency
@@ -70,6 +70,8 @@ func TestBenchSmoke(t *testing.T) {
 		"sustained applied": s.AppliedRate, "catch-up applied": rep.CatchUp.AppliedRate,
 		"raw JetStream": rep.Raw.JetStream.PerSecond, "raw Postgres": rep.Raw.Postgres.PerSecond,
 		"sustained/JetStream": rep.Ratios.SustainedVsJetStream, "catch-up/Postgres": rep.Ratios.CatchUpVsPostgres,
+		"raw stored rows": rep.Raw.Store.PerSecond, "catch-up/stored rows": rep.Ratios.CatchUpVsStore,
+		"floor": rep.Ratios.Floor, "catch-up/floor": rep.Ratios.CatchUpVsFloor,
 	} {
 		if !(x > 0) {
 			t.Errorf("%s: %v, want > 0", name, x)
@@ -85,7 +87,12 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	var out bytes.Buffer
 	rep.WriteTable(&out)
-	for _, want := range []string{"raw JetStream", "raw Postgres", "sustained: applied", "ingest→desk latency", "catch-up: applied", "RATIOS", "EXACTLY ONCE: yes"} {
+	// Every row the unifier stored is copied: a customer, identity, conversation and message at
+	// least for most events, and one processed_events row per event.
+	if st := rep.Raw.Store; st.Rows < 2*(cfg.Events+cfg.Backlog) || st.Count != cfg.Events+cfg.Backlog {
+		t.Errorf("stored-rows ceiling: %d rows of %d events, want at least 2 per event of %d", st.Rows, st.Count, cfg.Events+cfg.Backlog)
+	}
+	for _, want := range []string{"raw JetStream", "raw Postgres", "stored rows", "floor:", "sustained: applied", "ingest→desk latency", "catch-up: applied", "RATIOS", "EXACTLY ONCE: yes"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}

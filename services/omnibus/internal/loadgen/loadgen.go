@@ -281,6 +281,21 @@ func (r *runner) run(ctx context.Context, rep *Report) error {
 	}
 	pgs(rep)
 	r.verify(ctx, rep)
+	if r.cfg.Raw {
+		events := 0
+		for _, p := range []*Phase{rep.Sustained, rep.CatchUp} {
+			if p != nil {
+				events += p.Events
+			}
+		}
+		r.logf("raw Postgres batched insert of the rows the unifier stored for %d events...", events)
+		st, err := r.rawStore(ctx, events)
+		if err != nil {
+			return fmt.Errorf("raw Postgres ceiling of the stored rows: %w", err)
+		}
+		rep.Raw.Store = st
+		r.logf("raw Postgres, stored rows: %.0f events/s", st.PerSecond)
+	}
 	rep.computeRatios()
 	return nil
 }

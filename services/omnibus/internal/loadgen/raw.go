@@ -237,3 +237,119 @@ func (r *runner) rawPostgres(ctx context.Context, n int) (*RawResult, error) {
 	res.GoCores, res.PGCores, res.CommitsPerRow, res.WALBytesPerRow = ph.GoCores, ph.PGCores, ph.CommitsPerEvent, ph.WALBytesPerEvent
 	return res, nil
 }
+
+// storeTables are the tables whose rows the unifier keeps per event: what rawStore copies.
+var storeTables = []string{"processed_events", "customers", "identities", "conversations", "messages"}
+
+// rawStore is the Postgres ceiling for the rows the unifier actually wrote: every row of
+// storeTables after the phases, copied into empty tables of the same shape (columns, defaults,
+// checks, primary keys and indexes; no foreign keys) with COPY, one transaction per
+// UNIFIER_BATCH events' worth of rows of every table, by UNIFIER_WORKERS connections. Its rate
+// is in events/s: rows/s over the rows per event the run stored.
+func (r *runner) rawStore(ctx context.Context, events int) (*RawResult, error) {
+	pcfg, err := pgxpool.ParseConfig(r.dbURL)
+	if err != nil {
+		return nil, err
+	}
+	pcfg.MaxConns = int32(max(1, r.ucfg.Workers))
+	pcfg.ConnConfig.RuntimeParams["application_name"] = benchAppName + "-raw"
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	type table struct {
+		name, copy string
+		cols       []string
+		rows       [][]any
+	}
+	tables := make([]*table, len(storeTables))
+	total := 0
+	for i, name := range storeTables {
+		t := &table{name: name, copy: "loadgen_raw_" + name + "_" + r.w.nonce}
+		rows, err := pool.Query(ctx, `SELECT * FROM `+name)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range rows.FieldDescriptions() {
+			t.cols = append(t.cols, f.Name)
+		}
+		for rows.Next() {
+			vals, err := rows.Values()
+			if err != nil {
+				rows.Close()
+				return nil, err
+			}
+			t.rows = append(t.rows, vals)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		if _, err := pool.Exec(ctx, `CREATE TABLE `+t.copy+` (LIKE `+name+` INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)`); err != nil {
+			return nil, err
+		}
+		defer func() {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			_, _ = pool.Exec(dctx, `DROP TABLE IF EXISTS `+t.copy)
+		}()
+		tables[i] = t
+		total += len(t.rows)
+	}
+	if events < 1 || total == 0 {
+		return nil, fmt.Errorf("no rows stored for %d events", events)
+	}
+	batch := max(1, r.ucfg.BatchSize)
+	txs := (events + batch - 1) / batch
+	jobs := make(chan int, r.ucfg.Workers)
+	go func() {
+		defer close(jobs)
+		for k := range txs {
+			select {
+			case jobs <- k:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	a := r.mark(ctx)
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make([]error, max(1, r.ucfg.Workers))
+	for w := range errs {
+		wg.Go(func() {
+			for k := range jobs {
+				if errs[w] != nil {
+					continue
+				}
+				errs[w] = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+					for _, t := range tables {
+						lo, hi := k*len(t.rows)/txs, (k+1)*len(t.rows)/txs
+						if lo == hi {
+							continue
+						}
+						if _, err := tx.CopyFrom(ctx, pgx.Identifier{t.copy}, t.cols, pgx.CopyFromRows(t.rows[lo:hi])); err != nil {
+							return fmt.Errorf("%s: %w", t.name, err)
+						}
+					}
+					return nil
+				})
+			}
+		})
+	}
+	wg.Wait()
+	d := time.Since(start)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	b := r.mark(ctx)
+	res := &RawResult{Count: events, Rows: total, RowsPerEvent: float64(total) / float64(events), Seconds: d.Seconds(), PerSecond: rate(events, d)}
+	var ph Phase
+	usage(&ph, a, b, total)
+	res.GoCores, res.PGCores, res.CommitsPerRow, res.WALBytesPerRow = ph.GoCores, ph.PGCores, ph.CommitsPerEvent, ph.WALBytesPerEvent
+	return res, nil
+}

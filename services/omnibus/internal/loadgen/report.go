@@ -57,6 +57,8 @@ type Setup struct {
 type RawCeilings struct {
 	JetStream *RawResult `json:"jetstream,omitempty"`
 	Postgres  *RawResult `json:"postgres,omitempty"`
+	// Store is the batched COPY of every row the unifier stored, per event (after the phases).
+	Store *RawResult `json:"store,omitempty"`
 }
 
 // RawResult is one ceiling.
@@ -68,6 +70,8 @@ type RawResult struct {
 	PGCores        float64 `json:"pg_cores"`
 	CommitsPerRow  float64 `json:"commits_per_row,omitempty"`
 	WALBytesPerRow float64 `json:"wal_bytes_per_row,omitempty"`
+	Rows           int     `json:"rows,omitempty"`           // Store: rows copied (Count is events)
+	RowsPerEvent   float64 `json:"rows_per_event,omitempty"` // Store
 }
 
 // Phase is the sustained or the catch-up phase.
@@ -105,6 +109,14 @@ type Latency = stats.Dist
 type Ratios struct {
 	SustainedVsJetStream float64 `json:"sustained_vs_raw_jetstream,omitempty"`
 	CatchUpVsPostgres    float64 `json:"catch_up_vs_batched_insert,omitempty"`
+	CatchUpVsStore       float64 `json:"catch_up_vs_batched_insert_of_stored_rows,omitempty"`
+	// Floor is the events/s of the machine doing only the unifier's unavoidable part, from the two
+	// ceilings sharing its CPUs: JetStream carrying each inbound event and its desk events
+	// (published and consumed), and COPY writing its stored rows: 1 / (m/jetstream + 1/store),
+	// m = 1 + desk events per message.
+	Floor            float64 `json:"floor_events_per_second,omitempty"`
+	SustainedVsFloor float64 `json:"sustained_vs_floor,omitempty"`
+	CatchUpVsFloor   float64 `json:"catch_up_vs_floor,omitempty"`
 }
 
 // Verify is the exactly-once check.
@@ -195,6 +207,20 @@ func (rep *Report) computeRatios() {
 	}
 	if rep.Raw != nil && rep.Raw.Postgres != nil && rep.CatchUp != nil && rep.Raw.Postgres.PerSecond > 0 {
 		rep.Ratios.CatchUpVsPostgres = rep.CatchUp.AppliedRate / rep.Raw.Postgres.PerSecond
+	}
+	if rep.Raw != nil && rep.Raw.Store != nil && rep.CatchUp != nil && rep.Raw.Store.PerSecond > 0 {
+		rep.Ratios.CatchUpVsStore = rep.CatchUp.AppliedRate / rep.Raw.Store.PerSecond
+	}
+	if raw := rep.Raw; raw != nil && raw.JetStream != nil && raw.Store != nil && raw.JetStream.PerSecond > 0 &&
+		raw.Store.PerSecond > 0 && rep.Verify.Distinct > 0 {
+		m := 1 + float64(rep.Verify.StoredDeskTotal)/float64(rep.Verify.Distinct)
+		rep.Ratios.Floor = 1 / (m/raw.JetStream.PerSecond + 1/raw.Store.PerSecond)
+		if rep.Sustained != nil {
+			rep.Ratios.SustainedVsFloor = rep.Sustained.AppliedRate / rep.Ratios.Floor
+		}
+		if rep.CatchUp != nil {
+			rep.Ratios.CatchUpVsFloor = rep.CatchUp.AppliedRate / rep.Ratios.Floor
+		}
 	}
 }
 
@@ -433,15 +459,30 @@ func (rep *Report) WriteTable(w io.Writer) {
 			fmt.Sprintf("from unifier start; 1-s windows median %s peak %s", num(p.MedianSecond), num(p.PeakSecond)))
 		row("catch-up: Postgres", "", "", "", "", pgLine(p))
 	}
+	if raw := rep.Raw; raw != nil && raw.Store != nil {
+		p := raw.Store
+		row(fmt.Sprintf("raw Postgres COPY of the stored rows, %d events/tx × %d conns", s.Batch, s.Workers), num(p.PerSecond)+" ev/s", secs(p.Seconds),
+			cores(p.GoCores), cores(p.PGCores), fmt.Sprintf("%d rows of %d events (%.2f per event: %s); %.3f commits/row, %s WAL/row",
+				p.Rows, p.Count, p.RowsPerEvent, strings.Join(storeTables, ", "), p.CommitsPerRow, bytes(p.WALBytesPerRow)))
+	}
 	_ = tw.Flush()
 	fmt.Fprintln(w)
-	if rep.Ratios.SustainedVsJetStream > 0 || rep.Ratios.CatchUpVsPostgres > 0 {
+	if rep.Ratios.SustainedVsJetStream > 0 || rep.Ratios.CatchUpVsPostgres > 0 || rep.Ratios.CatchUpVsStore > 0 {
 		fmt.Fprintln(w, "RATIOS")
 		if x := rep.Ratios.SustainedVsJetStream; x > 0 {
 			fmt.Fprintf(w, "  unifier sustained / raw JetStream:    %s  (%.4f)\n", pct(x), x)
 		}
 		if x := rep.Ratios.CatchUpVsPostgres; x > 0 {
 			fmt.Fprintf(w, "  unifier catch-up / batched insert:    %s  (%.4f)\n", pct(x), x)
+		}
+		if x := rep.Ratios.CatchUpVsStore; x > 0 {
+			fmt.Fprintf(w, "  unifier catch-up / batched insert of the stored rows:  %s  (%.4f)\n", pct(x), x)
+		}
+		if f := rep.Ratios.Floor; f > 0 {
+			fmt.Fprintf(w, "  floor: %s ev/s = 1 / (m / raw JetStream + 1 / stored-rows COPY), m = 1 + desk events per message\n", num(f))
+			fmt.Fprintf(w, "    (this machine doing nothing but carrying each event and its desk events through JetStream and writing its rows)\n")
+			fmt.Fprintf(w, "  unifier sustained / floor:            %s  (%.4f)\n", pct(rep.Ratios.SustainedVsFloor), rep.Ratios.SustainedVsFloor)
+			fmt.Fprintf(w, "  unifier catch-up / floor:             %s  (%.4f)\n", pct(rep.Ratios.CatchUpVsFloor), rep.Ratios.CatchUpVsFloor)
 		}
 		fmt.Fprintln(w)
 	}
