@@ -181,46 +181,17 @@ func (r *runner) rawPostgres(ctx context.Context, n int) (*RawResult, error) {
 	}()
 	cols := []string{"event_id", "conversation_id", "customer_id", "channel", "direction", "identity_kind", "identity_value", "body", "sent_at"}
 	batch := max(1, r.ucfg.BatchSize)
-	jobs := make(chan [2]int, r.ucfg.Workers)
-	go func() {
-		defer close(jobs)
-		for lo := 0; lo < n; lo += batch {
-			select {
-			case jobs <- [2]int{lo, min(lo+batch, n)}:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
 	a := r.mark(ctx)
-	start := time.Now()
-	var wg sync.WaitGroup
-	errs := make([]error, max(1, r.ucfg.Workers))
-	for k := range errs {
-		wg.Go(func() {
-			rows := make([][]any, 0, batch)
-			for j := range jobs {
-				if errs[k] != nil {
-					continue
-				}
-				now := time.Now()
-				rows = rows[:0]
-				for i := j[0]; i < j[1]; i++ {
-					rows = append(rows, r.w.row(r.w.spec(i), now))
-				}
-				errs[k] = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-					_, err := tx.CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromRows(rows))
-					return err
-				})
-			}
-		})
-	}
-	wg.Wait()
-	d := time.Since(start)
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
+	d, err := r.copyTxs(ctx, pool, (n+batch-1)/batch, func(tx pgx.Tx, k int) error {
+		now := time.Now()
+		rows := make([][]any, 0, batch)
+		for i := k * batch; i < min((k+1)*batch, n); i++ {
+			rows = append(rows, r.w.row(r.w.spec(i), now))
+		}
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromRows(rows))
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
 	b := r.mark(ctx)
@@ -302,6 +273,33 @@ func (r *runner) rawStore(ctx context.Context, events int) (*RawResult, error) {
 	}
 	batch := max(1, r.ucfg.BatchSize)
 	txs := (events + batch - 1) / batch
+	a := r.mark(ctx)
+	d, err := r.copyTxs(ctx, pool, txs, func(tx pgx.Tx, k int) error {
+		for _, t := range tables {
+			lo, hi := k*len(t.rows)/txs, (k+1)*len(t.rows)/txs
+			if lo == hi {
+				continue
+			}
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{t.copy}, t.cols, pgx.CopyFromRows(t.rows[lo:hi])); err != nil {
+				return fmt.Errorf("%s: %w", t.name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	b := r.mark(ctx)
+	res := &RawResult{Count: events, Rows: total, RowsPerEvent: float64(total) / float64(events), Seconds: d.Seconds(), PerSecond: rate(events, d)}
+	var ph Phase
+	usage(&ph, a, b, total)
+	res.GoCores, res.PGCores, res.CommitsPerRow, res.WALBytesPerRow = ph.GoCores, ph.PGCores, ph.CommitsPerEvent, ph.WALBytesPerEvent
+	return res, nil
+}
+
+// copyTxs runs txs transactions, fn(tx, k) for k = 0..txs-1, on UNIFIER_WORKERS connections in
+// parallel, and returns how long they took.
+func (r *runner) copyTxs(ctx context.Context, pool *pgxpool.Pool, txs int, fn func(tx pgx.Tx, k int) error) (time.Duration, error) {
 	jobs := make(chan int, r.ucfg.Workers)
 	go func() {
 		defer close(jobs)
@@ -313,43 +311,22 @@ func (r *runner) rawStore(ctx context.Context, events int) (*RawResult, error) {
 			}
 		}
 	}()
-	a := r.mark(ctx)
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make([]error, max(1, r.ucfg.Workers))
 	for w := range errs {
 		wg.Go(func() {
 			for k := range jobs {
-				if errs[w] != nil {
-					continue
+				if errs[w] == nil {
+					errs[w] = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return fn(tx, k) })
 				}
-				errs[w] = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-					for _, t := range tables {
-						lo, hi := k*len(t.rows)/txs, (k+1)*len(t.rows)/txs
-						if lo == hi {
-							continue
-						}
-						if _, err := tx.CopyFrom(ctx, pgx.Identifier{t.copy}, t.cols, pgx.CopyFromRows(t.rows[lo:hi])); err != nil {
-							return fmt.Errorf("%s: %w", t.name, err)
-						}
-					}
-					return nil
-				})
 			}
 		})
 	}
 	wg.Wait()
 	d := time.Since(start)
 	if err := errors.Join(errs...); err != nil {
-		return nil, err
+		return d, err
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	b := r.mark(ctx)
-	res := &RawResult{Count: events, Rows: total, RowsPerEvent: float64(total) / float64(events), Seconds: d.Seconds(), PerSecond: rate(events, d)}
-	var ph Phase
-	usage(&ph, a, b, total)
-	res.GoCores, res.PGCores, res.CommitsPerRow, res.WALBytesPerRow = ph.GoCores, ph.PGCores, ph.CommitsPerEvent, ph.WALBytesPerEvent
-	return res, nil
+	return d, ctx.Err()
 }
