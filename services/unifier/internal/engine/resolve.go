@@ -1,10 +1,12 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -124,12 +126,30 @@ func keysOf(m map[uuid.UUID]bool) []uuid.UUID {
 	return out
 }
 
+// lockCustomersSQL is the statement that locks the customers whose ids $1 holds, in the order it
+// holds them (callers sort them: every transaction locks its customers in id order, so none
+// waits on another in a cycle), and returns cols of those it locked, in that order: one
+// primary-key probe and lock per id, whatever plan Postgres cached. With skipLocked, customers
+// another transaction holds are left out.
+func lockCustomersSQL(cols string, skipLocked bool) string {
+	lock := "FOR UPDATE"
+	if skipLocked {
+		lock += " SKIP LOCKED"
+	}
+	return `SELECT ` + cols + ` FROM unnest($1::uuid[]) WITH ORDINALITY AS q(key, n)
+		CROSS JOIN LATERAL (SELECT * FROM customers WHERE id = q.key ` + lock + `) c ORDER BY q.n`
+}
+
+var sqlLockMerge = lockCustomersSQL("id, created_at, merged_into", false)
+
 // lockCustomers locks the customers' rows in id order and returns them oldest first.
 func lockCustomers(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) ([]custRow, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	rows, err := tx.Query(ctx, `SELECT id, created_at, merged_into FROM customers WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
+	ids = slices.Clone(ids)
+	slices.SortFunc(ids, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	rows, err := tx.Query(ctx, sqlLockMerge, pgUUIDs(ids))
 	if err != nil {
 		return nil, err
 	}
