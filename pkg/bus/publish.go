@@ -52,8 +52,11 @@ func (c *Client) prepare(ctx context.Context, subject string, e *event.Event, va
 			return nil, nil, err
 		}
 	}
-	// Copies of an event share their context: work on a clone so the caller's event is unchanged.
-	*e = e.Clone()
+	// Copies of an event share their context: work on a copy of it so the caller's event is
+	// unchanged. The data is never written, so the copy shares it (Event.Clone would copy it too).
+	if e.Context != nil {
+		e.Context = e.Context.Clone()
+	}
 	key := event.PartitionKey(*e)
 	if key == "" {
 		key = e.ID()

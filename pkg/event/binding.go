@@ -26,7 +26,8 @@ func Encode(e Event) (nats.Header, []byte, error) {
 	if err := e.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	h := make(nats.Header, 8+len(e.Extensions()))
+	exts := extensions(e)
+	h := make(nats.Header, 8+len(exts))
 	set := func(name, v string) {
 		if v != "" {
 			h[HeaderPrefix+name] = []string{percentEncode(v)}
@@ -44,7 +45,7 @@ func Encode(e Event) (nats.Header, []byte, error) {
 	if ct := e.DataContentType(); ct != "" {
 		h[HeaderContentType] = []string{ct}
 	}
-	for name, v := range e.Extensions() {
+	for name, v := range exts {
 		s, err := types.Format(v)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: extension %s: %w", ErrInvalid, name, err)
@@ -52,6 +53,19 @@ func Encode(e Event) (nats.Header, []byte, error) {
 		set(name, s)
 	}
 	return h, e.Data(), nil
+}
+
+// extensions returns e's extensions without copying them (Event.Extensions copies the map on
+// every call); the caller must not change the map.
+func extensions(e Event) map[string]any {
+	switch c := e.Context.(type) {
+	case *ce.EventContextV1:
+		return c.Extensions
+	case nil:
+		return nil
+	default:
+		return e.Extensions()
+	}
 }
 
 // EncodeStructured returns the NATS headers and body of e in structured content mode.

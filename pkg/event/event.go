@@ -99,8 +99,12 @@ func New(typ, source string, data any, opts ...Option) (Event, error) {
 
 // Ext returns a string extension of e, or "".
 func Ext(e Event, name string) string {
-	v, ok := e.Extensions()[name]
-	if !ok {
+	if e.Context == nil {
+		return ""
+	}
+	// GetExtension reads the one value; Extensions() would copy the whole map first.
+	v, err := e.Context.GetExtension(name)
+	if err != nil || v == nil {
 		return ""
 	}
 	if s, ok := v.(string); ok {

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/services/unifier/internal/identity"
@@ -345,10 +346,7 @@ func redactJSON(doc []byte) json.RawMessage {
 	return out
 }
 
-func corr(w *writer) string {
-	v, _ := w.ev.Extensions()["correlationid"].(string)
-	return v
-}
+func corr(w *writer) string { return event.CorrelationID(w.ev) }
 
 // touch returns the customer's open conversation after recording activity on channel at time
 // at, closing it first when it has been idle longer than the idle timeout and opening a new one
