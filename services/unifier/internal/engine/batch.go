@@ -239,10 +239,8 @@ func (r *runTx) apply(ctx context.Context, evs []*msgEvent) (int, error) {
 		}
 		// A round may attach an identity another transaction attached meanwhile (it was new in
 		// this round's snapshot): the unique key refuses it. Only the round is undone and run
-		// again, on a fresh lookup that finds the identity, not the whole transaction.
-		if _, err := r.tx.Exec(ctx, `SAVEPOINT round`); err != nil {
-			return wrote, err
-		}
+		// again, on a fresh lookup that finds the identity, not the whole transaction. The
+		// round's first statements set the savepoint (savepoint), saving a round trip.
 		rd := &round{runTx: r}
 		next, progress, err := rd.run(ctx, pending)
 		if isUniqueViolation(err) && conflicts < maxRoundConflicts {
@@ -396,6 +394,17 @@ type round struct {
 	msgs     []msgRow
 	out      []outboxRow
 	views    []pendingView
+	// saved says the savepoint "round" is set: by the first batch the round sends (load's lock,
+	// before any merge it applies, or else its writes).
+	saved bool
+}
+
+// savepoint queues the round's savepoint at the head of b, once.
+func (rd *round) savepoint(b *pgx.Batch) {
+	if !rd.saved {
+		rd.saved = true
+		b.Queue(`SAVEPOINT round`)
+	}
 }
 
 // run applies what it can of pending and returns the events left for the next round, and
@@ -500,6 +509,8 @@ func (rd *round) load(ctx context.Context, pending []*msgEvent) error {
 			return nil
 		}
 		b := &pgx.Batch{}
+		rd.saved = false // a round that loads again sets it again: nothing it did before needs undoing
+		rd.savepoint(b)
 		pids := pgUUIDs(ids)
 		if rd.skipLocked {
 			b.Queue(sqlLockSkip, pids)
@@ -508,7 +519,11 @@ func (rd *round) load(ctx context.Context, pending []*msgEvent) error {
 		}
 		b.Queue(sqlConversations, pids, threshold)
 		br := rd.tx.SendBatch(ctx, b)
-		stale, err := rd.readCustomers(br)
+		_, err := br.Exec() // the savepoint
+		var stale bool
+		if err == nil {
+			stale, err = rd.readCustomers(br)
+		}
 		if err == nil && !stale {
 			err = rd.readConversations(br)
 		}
@@ -787,6 +802,8 @@ func (rd *round) buildViews(ctx context.Context) error {
 // write sends every change of the round in one round trip.
 func (rd *round) write(ctx context.Context) error {
 	b := &pgx.Batch{}
+	saving := !rd.saved
+	rd.savepoint(b)
 	if n := len(rd.newCusts); n > 0 {
 		ids, ats, evs, names := make([]pgtype.UUID, n), make([]time.Time, n), make([]string, n), make([]pgtype.Text, n)
 		for i, c := range rd.newCusts {
@@ -864,8 +881,8 @@ func (rd *round) write(ctx context.Context) error {
 	if err := queueOutbox(b, rd.out); err != nil {
 		return err
 	}
-	if b.Len() == 0 {
-		return nil
+	if saving && b.Len() == 1 {
+		return nil // nothing to write, so nothing to undo
 	}
 	return rd.tx.SendBatch(ctx, b).Close()
 }

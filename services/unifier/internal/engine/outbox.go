@@ -31,9 +31,8 @@ const Source = "/services/unifier"
 // already relayed (only ever rows of other customers: one customer's transactions are serialised
 // by its row locks). The periodic flush reads from the head and picks up what a fast one can
 // still miss — a row later than the window, rows another replica left, rows that failed to
-// publish. The delete
-// commits without waiting for its WAL flush: losing it in a crash only republishes rows, which
-// JetStream drops as duplicates.
+// publish. The delete commits without waiting for its WAL flush: losing it in a crash only
+// republishes rows, which JetStream drops as duplicates.
 type Relay struct {
 	pool  *pgxpool.Pool
 	pub   *bus.Client
@@ -122,128 +121,169 @@ type relayBatch struct {
 	events []outboxEvent
 }
 
-// flush relays what read returns: from the head of the outbox when full, else past r.after. It
-// returns how many events it relayed.
+// flush relays what the outbox holds past r.after (from its head when full), up to
+// relayMaxRows rows and about r.batch events. It returns how many events it relayed. A flush
+// is two round trips to Postgres: one takes the relay lock and reads, the other deletes what
+// JetStream acked and commits.
 func (r *Relay) flush(ctx context.Context, full bool) (n int, held bool, err error) {
-	var lastDone int64
-	var rows, read int // outbox rows and events read
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	err = pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, relayLock).Scan(&held); err != nil || !held {
-			return err
+	conn, err := r.pool.Acquire(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	defer conn.Release()
+	open := false
+	defer func() {
+		if open && err != nil {
+			// A connection left in a transaction is closed on release, so a failed rollback
+			// leaves nothing behind.
+			_, _ = conn.Exec(context.WithoutCancel(ctx), `ROLLBACK`)
 		}
-		after := max(0, r.after-lateWindow)
-		if full {
-			after = 0
-		}
-		batches, err := r.read(ctx, tx, after)
-		if err != nil || len(batches) == 0 {
-			return err
-		}
-		var out []bus.Outgoing
-		var from, at []int // the batch of each event of out, and its place in it
-		for i, b := range batches {
-			for j, e := range b.events {
-				ev, err := e.cloudEvent()
-				if err != nil {
-					return fmt.Errorf("outbox batch %d, event %s: %w", b.seq, e.id, err)
-				}
-				out = append(out, bus.Outgoing{Subject: e.subject, Event: ev})
-				from, at = append(from, i), append(at, j)
-			}
-		}
-		rows, read = len(batches), len(out)
-		// Events JetStream acked are done; events the bus refused as invalid are dead-lettered
-		// and done, so they never block the ones behind them; events that failed otherwise
-		// stay in their batch for the next flush.
-		left := make([][]outboxEvent, len(batches))
-		var berr *bus.BatchError
-		if err := r.pub.PublishBatch(ctx, out); errors.As(err, &berr) {
-			for k := range out {
-				ferr, failed := berr.Failed[k]
-				if !failed {
-					continue
-				}
-				reason := fmt.Sprintf("unifier produced an invalid %s: %v", out[k].Event.Type(), ferr)
-				if errors.Is(ferr, schema.ErrInvalid) || errors.Is(ferr, schema.ErrUnknownType) {
-					r.log.Error("outbox event dead-lettered", "batch", batches[from[k]].seq, "id", out[k].Event.ID(), "reason", reason)
-					if derr := r.pub.DeadLetterEvent(ctx, "unifier", out[k].Subject, out[k].Event, reason); derr == nil {
-						continue
-					}
-				}
-				left[from[k]] = append(left[from[k]], batches[from[k]].events[at[k]])
-			}
-		} else if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
-			return err
-		}
+	}()
+	after := max(0, r.after-lateWindow)
+	if full {
+		after = 0
+	}
+	b := &pgx.Batch{}
+	b.Queue(`BEGIN`)
+	b.Queue(sqlRelayRead, relayLock, after, relayMaxRows, r.batch)
+	br := conn.SendBatch(ctx, b)
+	var batches []relayBatch
+	var events int
+	if _, err = br.Exec(); err == nil {
+		open = true
+		held, batches, events, err = readBatches(br)
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	var lastDone int64
+	end := &pgx.Batch{}
+	if len(batches) > 0 {
 		var done []int64
-		stay := 0
-		for i, b := range batches {
-			if len(left[i]) == 0 {
-				done = append(done, b.seq)
-				continue
-			}
-			stay += len(left[i])
-			enc, err := encodeOutboxEvents(left[i])
-			if err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, `UPDATE outbox_batches SET n = $2, events = $3 WHERE seq = $1`, b.seq, len(left[i]), enc); err != nil {
-				return err
-			}
-		}
-		if stay > 0 {
-			err := fmt.Errorf("%d of %d outbox events not published; they stay for the next flush: %w", stay, len(out), berr)
-			if stay == len(out) {
-				return err
-			}
-			r.log.Warn("outbox relay", "err", err)
+		if n, done, err = r.publish(ctx, batches, end); err != nil {
+			return 0, true, err
 		}
 		if len(done) > 0 {
-			if _, err := tx.Exec(ctx, `DELETE FROM outbox_batches WHERE seq = ANY($1)`, done); err != nil {
-				return err
-			}
+			end.Queue(`DELETE FROM outbox_batches WHERE seq = ANY($1)`, done)
 			lastDone = done[len(done)-1]
 		}
-		n = len(out) - stay
-		return nil
-	})
-	if err == nil && lastDone > 0 {
+		// Losing the delete in a crash only republishes rows, which JetStream drops as duplicates.
+		end.Queue(`SET LOCAL synchronous_commit = off`)
+	}
+	end.Queue(`COMMIT`)
+	if err = conn.SendBatch(ctx, end).Close(); err != nil {
+		return 0, held, err
+	}
+	open = false
+	if lastDone > 0 {
 		// done is in seq order: its last is the highest relayed.
 		r.after = max(r.after, lastDone)
 	}
-	r.more = err == nil && (rows == relayMaxRows || read >= r.batch)
-	return n, held, err
+	r.more = len(batches) == relayMaxRows || events >= r.batch
+	return n, held, nil
+}
+
+// sqlRelayRead takes the relay lock ($1) and, only if it got it, reads the outbox rows past seq
+// $2, in order, up to $3 rows and as many as it takes to reach $4 events. It returns the lock's
+// outcome and the rows (none: one row with nulls). Only the rows it returns are detoasted.
+const sqlRelayRead = `WITH l AS MATERIALIZED (SELECT pg_try_advisory_xact_lock($1) AS held)
+	SELECT l.held, b.seq, b.events FROM l LEFT JOIN LATERAL (
+		SELECT seq, events FROM (
+			SELECT seq, events, sum(n) OVER (ORDER BY seq) - n AS before FROM outbox_batches WHERE seq > $2 ORDER BY seq LIMIT $3
+		) q WHERE before < $4 AND l.held
+	) b ON true ORDER BY b.seq`
+
+// readBatches reads sqlRelayRead's result: the lock's outcome, the batches decoded and how many
+// events they hold.
+func readBatches(br pgx.BatchResults) (held bool, batches []relayBatch, events int, err error) {
+	rows, err := br.Query()
+	if err != nil {
+		return false, nil, 0, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var seq *int64
+		var raw []byte
+		if err := rows.Scan(&held, &seq, &raw); err != nil {
+			return false, nil, 0, err
+		}
+		if seq == nil {
+			continue
+		}
+		evs, err := decodeOutbox(raw)
+		if err != nil {
+			return held, nil, 0, fmt.Errorf("outbox batch %d: %w", *seq, err)
+		}
+		batches = append(batches, relayBatch{seq: *seq, events: evs})
+		events += len(evs)
+	}
+	return held, batches, events, rows.Err()
+}
+
+// publish publishes the events of batches and returns how many JetStream acked and the seqs of
+// the batches done. Events the bus refused as invalid are dead-lettered and done, so they never
+// block the ones behind them; a batch with events that failed otherwise is rewritten (queued on
+// end) with just those, for the next flush.
+func (r *Relay) publish(ctx context.Context, batches []relayBatch, end *pgx.Batch) (n int, done []int64, err error) {
+	var out []bus.Outgoing
+	var from, at []int // the batch of each event of out, and its place in it
+	for i, b := range batches {
+		for j, e := range b.events {
+			ev, err := e.cloudEvent()
+			if err != nil {
+				return 0, nil, fmt.Errorf("outbox batch %d, event %s: %w", b.seq, e.id, err)
+			}
+			out = append(out, bus.Outgoing{Subject: e.subject, Event: ev})
+			from, at = append(from, i), append(at, j)
+		}
+	}
+	left := make([][]outboxEvent, len(batches))
+	var berr *bus.BatchError
+	if err := r.pub.PublishBatch(ctx, out); errors.As(err, &berr) {
+		for k := range out {
+			ferr, failed := berr.Failed[k]
+			if !failed {
+				continue
+			}
+			if errors.Is(ferr, schema.ErrInvalid) || errors.Is(ferr, schema.ErrUnknownType) {
+				reason := fmt.Sprintf("unifier produced an invalid %s: %v", out[k].Event.Type(), ferr)
+				r.log.Error("outbox event dead-lettered", "batch", batches[from[k]].seq, "id", out[k].Event.ID(), "reason", reason)
+				if derr := r.pub.DeadLetterEvent(ctx, "unifier", out[k].Subject, out[k].Event, reason); derr == nil {
+					continue
+				}
+			}
+			left[from[k]] = append(left[from[k]], batches[from[k]].events[at[k]])
+		}
+	} else if err != nil {
+		return 0, nil, err
+	}
+	stay := 0
+	for i, b := range batches {
+		if len(left[i]) == 0 {
+			done = append(done, b.seq)
+			continue
+		}
+		stay += len(left[i])
+		enc, err := encodeOutboxEvents(left[i])
+		if err != nil {
+			return 0, nil, err
+		}
+		end.Queue(`UPDATE outbox_batches SET n = $2, events = $3 WHERE seq = $1`, b.seq, len(left[i]), enc)
+	}
+	if stay > 0 {
+		err := fmt.Errorf("%d of %d outbox events not published; they stay for the next flush: %w", stay, len(out), berr)
+		if stay == len(out) {
+			return 0, nil, err
+		}
+		r.log.Warn("outbox relay", "err", err)
+	}
+	return len(out) - stay, done, nil
 }
 
 // relayMaxRows bounds the outbox rows of one flush (r.batch bounds their events).
 const relayMaxRows = 64
-
-// read reads the outbox rows past seq after, in order, up to relayMaxRows and as many as it takes
-// to reach r.batch events, and decodes them. Only the rows it returns are detoasted.
-func (r *Relay) read(ctx context.Context, tx pgx.Tx, after int64) ([]relayBatch, error) {
-	rows, err := tx.Query(ctx, `SELECT seq, events FROM (
-			SELECT seq, events, sum(n) OVER (ORDER BY seq) - n AS before FROM outbox_batches WHERE seq > $1 ORDER BY seq LIMIT $2
-		) q WHERE before < $3 ORDER BY seq`, after, relayMaxRows, r.batch)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []relayBatch
-	for rows.Next() {
-		var b relayBatch
-		var raw []byte
-		if err := rows.Scan(&b.seq, &raw); err != nil {
-			return nil, err
-		}
-		if b.events, err = decodeOutbox(raw); err != nil {
-			return nil, fmt.Errorf("outbox batch %d: %w", b.seq, err)
-		}
-		out = append(out, b)
-	}
-	return out, rows.Err()
-}
