@@ -19,15 +19,25 @@ import (
 )
 
 // status builds an outbound message's delivery status; with to set, it is the first news of that
-// message (recorded on the customer's conversation).
+// message (recorded on the customer's conversation) unless the store knows the message already.
+// Its partition key is the recipient's, as the channel connectors set it.
 func status(t testing.TB, eventID, channel, messageID string, at time.Time, to *id) bus.Delivery {
 	t.Helper()
-	data := map[string]any{"channel": channel, "message_id": messageID, "status": "delivered", "at": at}
+	return statusOf(t, eventID, channel, messageID, "delivered", at, to, to != nil)
+}
+
+func statusOf(t testing.TB, eventID, channel, messageID, st string, at time.Time, to *id, withBody bool) bus.Delivery {
+	t.Helper()
+	data := map[string]any{"channel": channel, "message_id": messageID, "status": st, "at": at}
+	var opts []event.Option
 	if to != nil {
 		data["to"] = map[string]string{"kind": to.kind, "value": to.value}
+		opts = append(opts, event.WithPartitionKey(to.kind+":"+to.value))
+	}
+	if withBody {
 		data["message"] = map[string]any{"type": "text", "text": "reply on " + channel}
 	}
-	e, err := event.New(engine.TypeStatusUpdated, "/connectors/"+channel, data, event.WithID(eventID), event.WithTime(at))
+	e, err := event.New(engine.TypeStatusUpdated, "/connectors/"+channel, data, append(opts, event.WithID(eventID), event.WithTime(at))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,6 +71,11 @@ func workload(t testing.TB, seed uint64, n int, w mix) []bus.Delivery {
 	chans := []struct{ name, kind string }{{"wechatkf", "wechat_openid"}, {"sms", "phone"}, {"webchat", "web_visitor"}}
 	at := t0
 	var out []bus.Delivery
+	type reply struct {
+		id string
+		to id
+	}
+	var sent []reply
 	for i := 0; len(out) < n; i++ {
 		switch x := r.Float64(); {
 		case x < 0.1:
@@ -76,8 +91,19 @@ func workload(t testing.TB, seed uint64, n int, w mix) []bus.Delivery {
 		}
 		k := r.IntN(customers)
 		if r.Float64() < w.statuses {
-			to := ident(k, []string{"phone", "wechat_openid"}[r.IntN(2)])
-			out = append(out, status(t, fmt.Sprintf("status:%d", i), "sms", fmt.Sprintf("out-%d", i), at, &to))
+			id := fmt.Sprintf("status:%d", i)
+			switch y := r.Float64(); {
+			case y < 0.5 || len(sent) == 0: // the first news of a reply
+				to := ident(k, []string{"phone", "wechat_openid"}[r.IntN(2)])
+				sent = append(sent, reply{fmt.Sprintf("out-%d", i), to})
+				out = append(out, status(t, id, "sms", fmt.Sprintf("out-%d", i), at, &to))
+			case y < 0.9: // a later (or, with a time gone back, older) status of a reply, maybe in the same batch
+				p := sent[len(sent)-1-r.IntN(min(len(sent), 5))]
+				to := p.to
+				out = append(out, statusOf(t, id, "sms", p.id, []string{"delivered", "read", "failed"}[r.IntN(3)], at, &to, r.IntN(2) == 0))
+			default: // a status of a reply the store never saw, with nothing to record
+				out = append(out, statusOf(t, id, "sms", fmt.Sprintf("ghost-%d", i), "sent", at, nil, false))
+			}
 			continue
 		}
 		c := chans[r.IntN(len(chans))]
@@ -169,7 +195,7 @@ func TestBatchedEqualsPerEvent(t *testing.T) {
 	for seed := range uint64(4) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			t.Parallel()
-			evs := workload(t, seed, 400, mix{customers: 9, statuses: 0.08, links: 0.25})
+			evs := workload(t, seed, 400, mix{customers: 9, statuses: 0.3, links: 0.25})
 			ref := setup(t)
 			engine.SetPerEvent(ref.en, true)
 			for _, d := range evs {
