@@ -47,15 +47,22 @@ import (
 // the same new identity) rerun the transaction. Any other failure splits the run in two and
 // applies each half on its own, down to the single events that fail: the others commit.
 
-// msgEvent is an inbound message of a batch, decoded and normalised before any database work.
+// msgEvent is an inbound message, or a delivery status of an outbound one, of a batch, decoded
+// and normalised before any database work.
 type msgEvent struct {
 	i      int // index in the batch
 	ev     event.Event
-	m      MessageReceived
-	ids    []identity.ID // normalised, the sender first
-	sorted []identity.ID // ids in byte order: the order resolve attaches them in
-	at     time.Time     // when it was sent (UTC), as the handlers use it
-	atDB   time.Time     // at as Postgres stores it and pgx returns it
+	m      MessageReceived // a message
+	st     *StatusUpdated  // a status (m is then zero)
+	toErr  error           // a status: why its recipient is not a valid identity (matters if it is the first news)
+	ids    []identity.ID   // normalised, the sender (recipient) first
+	sorted []identity.ID   // ids in byte order: the order resolve attaches them in
+	at     time.Time       // when it was sent (UTC), as the handlers use it
+	atDB   time.Time       // at as Postgres stores it and pgx returns it
+	// What the messages row and the desk event hold: for a message, the event itself; for a
+	// status that is the first news of a reply, that reply.
+	msgID, channel string
+	body           json.RawMessage
 }
 
 // prepareMessage decodes and normalises a message; its errors are permanent.
@@ -72,8 +79,29 @@ func (en *Engine) prepareMessage(i int, d bus.Delivery) (*msgEvent, error) {
 		return nil, resilience.Permanent(errors.New("the message has no body"))
 	}
 	at := eventTime(d.Event, m.SentAt)
-	return &msgEvent{i: i, ev: d.Event, m: m, ids: ids, sorted: sortIDs(ids), at: at, atDB: dbTime(at)}, nil
+	return &msgEvent{i: i, ev: d.Event, m: m, ids: ids, sorted: sortIDs(ids), at: at, atDB: dbTime(at),
+		msgID: d.Event.ID(), channel: m.Channel, body: m.Message}, nil
 }
+
+// prepareStatus decodes and normalises a delivery status; its errors are permanent.
+func (en *Engine) prepareStatus(i int, d bus.Delivery) (*msgEvent, error) {
+	var s StatusUpdated
+	if err := decode(d.Event, &s); err != nil {
+		return nil, err
+	}
+	at := eventTime(d.Event, s.At)
+	e := &msgEvent{i: i, ev: d.Event, st: &s, at: at, atDB: dbTime(at), msgID: s.MessageID, channel: s.Channel, body: s.Message}
+	if s.To != nil {
+		if e.ids, e.toErr = en.normalize(*s.To, nil); e.toErr == nil {
+			e.sorted = e.ids
+		}
+	}
+	return e, nil
+}
+
+// firstNews says whether a status whose reply the store does not know carries what it takes to
+// record that reply (otherwise it changes nothing).
+func (e *msgEvent) firstNews() bool { return e.st.To != nil && len(e.st.Message) > 0 }
 
 // dbTime is t as a timestamptz round trip returns it: microseconds, in time.Local.
 func dbTime(t time.Time) time.Time {
@@ -123,6 +151,10 @@ type runTx struct {
 	en     *Engine
 	tx     pgx.Tx
 	idents map[identity.ID]uuid.UUID // identity -> customer, as last looked up
+	// known holds the replies (message ids) the statuses of the run are about that the store
+	// has, as last looked up; statuses says the lookup asked.
+	known    map[string]bool
+	statuses bool
 	// skipLocked makes the transaction leave out the events of customers another transaction
 	// holds (they are returned as left over) instead of waiting for it.
 	skipLocked bool
@@ -162,22 +194,29 @@ const (
 	sqlInsertIdentities = `INSERT INTO identities (kind, value, customer_id, source, first_seen, event_id)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::timestamptz[], $6::text[])`
 	sqlUpdateConversations = `UPDATE conversations c SET status = u.status, closed_at = u.closed_at, close_reason = u.close_reason,
-			channels = ARRAY(SELECT jsonb_array_elements_text(u.channels::jsonb)), last_event_at = u.last_event_at
-		FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::timestamptz[])
-			AS u(id, status, closed_at, close_reason, channels, last_event_at)
+			channels = ARRAY(SELECT jsonb_array_elements_text(u.channels::jsonb)), last_event_at = u.last_event_at,
+			first_response_at = coalesce(c.first_response_at, u.first_response_at)
+		FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[])
+			AS u(id, status, closed_at, close_reason, channels, last_event_at, first_response_at)
 		WHERE c.id = u.id`
 	sqlInsertConversations = `INSERT INTO conversations (id, customer_id, status, opened_at, opened_by_event, channels, last_event_at,
-			previous_id, closed_at, close_reason)
+			previous_id, closed_at, close_reason, first_response_at)
 		SELECT id, customer_id, status, opened_at, ev, ARRAY(SELECT jsonb_array_elements_text(channels::jsonb)), last_event_at,
-			previous_id, closed_at, close_reason
+			previous_id, closed_at, close_reason, first_response_at
 		FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::timestamptz[], $8::uuid[],
-			$9::timestamptz[], $10::text[])
-			AS u(id, customer_id, status, opened_at, ev, channels, last_event_at, previous_id, closed_at, close_reason)`
+			$9::timestamptz[], $10::text[], $11::timestamptz[])
+			AS u(id, customer_id, status, opened_at, ev, channels, last_event_at, previous_id, closed_at, close_reason, first_response_at)`
+	// Inbound messages, and outbound ones first seen through a status (status set: it is also
+	// their status_at, as the status handler writes them).
 	sqlInsertMessages = `INSERT INTO messages (event_id, conversation_id, customer_id, channel, direction, identity_kind,
-			identity_value, body, sent_at)
-		SELECT ev, conv, cust, channel, 'inbound', kind, value, body::jsonb, at
-		FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
-			AS u(ev, conv, cust, channel, kind, value, body, at)`
+			identity_value, body, sent_at, status, status_at)
+		SELECT ev, conv, cust, channel, CASE WHEN st IS NULL THEN 'inbound' ELSE 'outbound' END, kind, value, body::jsonb, at,
+			st, CASE WHEN st IS NULL THEN NULL ELSE at END
+		FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::text[])
+			AS u(ev, conv, cust, channel, kind, value, body, at, st)`
+	// Which of the replies statuses are about the store has: one primary-key probe each.
+	sqlKnownMessages = `SELECT m.event_id FROM unnest($1::text[]) AS q(id)
+		CROSS JOIN LATERAL (SELECT event_id FROM messages WHERE event_id = q.id OFFSET 0) m`
 	sqlInsertOutbox = `INSERT INTO outbox_batches (n, events) VALUES ($1, $2)`
 )
 
@@ -192,10 +231,9 @@ func (r *runTx) apply(ctx context.Context, evs []*msgEvent) (int, error) {
 	for i, e := range evs {
 		ids[i], types[i] = e.ev.ID(), e.ev.Type()
 	}
-	kinds, values := identityArgs(evs)
 	b := &pgx.Batch{}
 	b.Queue(sqlRecord, ids, types)
-	b.Queue(sqlLookup, kinds, values)
+	r.queueLookup(b, evs)
 	br := r.tx.SendBatch(ctx, b)
 	rows, err := br.Query()
 	if err != nil {
@@ -299,9 +337,8 @@ func identityArgs(evs []*msgEvent) (kinds, values []string) {
 }
 
 func (r *runTx) lookup(ctx context.Context, evs []*msgEvent) error {
-	kinds, values := identityArgs(evs)
 	b := &pgx.Batch{}
-	b.Queue(sqlLookup, kinds, values)
+	r.queueLookup(b, evs)
 	br := r.tx.SendBatch(ctx, b)
 	if err := r.readLookup(br); err != nil {
 		_ = br.Close()
@@ -310,20 +347,54 @@ func (r *runTx) lookup(ctx context.Context, evs []*msgEvent) error {
 	return br.Close()
 }
 
+// queueLookup queues what readLookup reads: the customers of evs's identities and which replies
+// their statuses are about the store has.
+func (r *runTx) queueLookup(b *pgx.Batch, evs []*msgEvent) {
+	kinds, values := identityArgs(evs)
+	b.Queue(sqlLookup, kinds, values)
+	var replies []string
+	for _, e := range evs {
+		if e.st != nil {
+			replies = append(replies, e.msgID)
+		}
+	}
+	r.statuses = len(replies) > 0
+	if r.statuses {
+		b.Queue(sqlKnownMessages, replies)
+	}
+}
+
 func (r *runTx) readLookup(br pgx.BatchResults) error {
 	rows, err := br.Query()
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
 	r.idents = map[identity.ID]uuid.UUID{}
 	for rows.Next() {
 		var id identity.ID
 		var c uuid.UUID
 		if err := rows.Scan(&id.Kind, &id.Value, &c); err != nil {
+			rows.Close()
 			return err
 		}
 		r.idents[id] = c
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || !r.statuses {
+		return err
+	}
+	r.known = map[string]bool{}
+	rows, err = br.Query()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		r.known[id] = true
 	}
 	return rows.Err()
 }
@@ -364,6 +435,9 @@ type conv struct {
 	changed  bool // existing, updated by this round
 	openedBy string
 	prev     *uuid.UUID
+	// firstResp is the time of the first reply this round recorded on it (written unless the
+	// conversation has one).
+	firstResp *time.Time
 }
 
 // pendingView is a customer.updated desk event whose customer view is built once the customer's
@@ -394,6 +468,7 @@ type round struct {
 	msgs     []msgRow
 	out      []outboxRow
 	views    []pendingView
+	newMsgs  map[string]bool // replies (message ids) this round records
 	// saved says the savepoint "round" is set: by the first batch the round sends (load's lock,
 	// before any merge it applies, or else its writes).
 	saved bool
@@ -417,8 +492,21 @@ func (rd *round) run(ctx context.Context, pending []*msgEvent) (next []*msgEvent
 		dirty  = map[uuid.UUID]bool{}    // customers an applied event of this round touched
 		taintC = map[uuid.UUID]bool{}    // customers whose snapshot is stale or that a waiting event touches
 		taintI = map[identity.ID]bool{}  // identities a waiting or merging event carries
+		taintM = map[string]bool{}       // replies a waiting status is about
 		cs     = make([]uuid.UUID, 0, 4) // customers of the event, distinct
 	)
+	wait := func(e *msgEvent) {
+		next = append(next, e)
+		for _, c := range cs {
+			taintC[c] = true
+		}
+		for _, id := range e.ids {
+			taintI[id] = true
+		}
+		if e.st != nil {
+			taintM[e.msgID] = true
+		}
+	}
 	for _, e := range pending {
 		cs = cs[:0]
 		tainted := false
@@ -428,6 +516,29 @@ func (rd *round) run(ctx context.Context, pending []*msgEvent) (next []*msgEvent
 				cs = append(cs, c)
 				tainted = tainted || taintC[c] || rd.busy[c]
 			}
+		}
+		if e.st != nil {
+			// A status of a reply this round records, or of one a waiting status is about,
+			// waits for the next round, where it is a status of a stored reply.
+			switch {
+			case tainted || taintM[e.msgID] || rd.newMsgs[e.msgID]:
+				wait(e)
+				continue
+			case rd.known[e.msgID]:
+				// A stored reply: the handler updates its status (one statement), right now and
+				// in order, as nothing this round writes touches that row.
+				if _, err := rd.en.dispatch(ctx, rd.tx, e.ev, &rd.out); err != nil {
+					return nil, false, fmt.Errorf("%s %s: %w", e.ev.Type(), e.ev.ID(), err)
+				}
+				progress = true
+				continue
+			case !e.firstNews():
+				progress = true // a reply the store never saw, and nothing to record: no change
+				continue
+			case e.toErr != nil:
+				return nil, false, fmt.Errorf("%s %s: %w", e.ev.Type(), e.ev.ID(), e.toErr)
+			}
+			// The first news of a reply: recorded like an inbound message.
 		}
 		merge := len(cs) > 1
 		if !tainted && merge && !anyOf(dirty, cs) {
@@ -440,7 +551,8 @@ func (rd *round) run(ctx context.Context, pending []*msgEvent) (next []*msgEvent
 		}
 		if tainted || merge {
 			if tainted || anyOf(dirty, cs) {
-				next = append(next, e)
+				wait(e)
+				continue
 			}
 			for _, c := range cs {
 				taintC[c] = true
@@ -634,7 +746,7 @@ func (rd *round) applyMessage(e *msgEvent, cs []uuid.UUID) (uuid.UUID, error) {
 			continue
 		}
 		rd.idents[id] = c.id
-		row := identRow{id: id, customer: c.id, source: e.m.Channel, firstSeen: e.atDB, eventID: e.ev.ID()}
+		row := identRow{id: id, customer: c.id, source: e.channel, firstSeen: e.atDB, eventID: e.ev.ID()}
 		rd.newIDs = append(rd.newIDs, row)
 		c.added = append(c.added, row)
 		linked = append(linked, id)
@@ -652,6 +764,17 @@ func (rd *round) applyMessage(e *msgEvent, cs []uuid.UUID) (uuid.UUID, error) {
 		return c.id, err
 	}
 	rd.msgs = append(rd.msgs, msgRow{e: e, conv: c.open.id, cust: c.id})
+	if e.st != nil {
+		// The first reply is the conversation's first response (the database keeps an earlier one).
+		if o := c.open; o.firstResp == nil {
+			at := e.at
+			o.firstResp = &at
+		}
+		if rd.newMsgs == nil {
+			rd.newMsgs = map[string]bool{}
+		}
+		rd.newMsgs[e.msgID] = true
+	}
 	if created || len(linked) > 0 { // customerChanged
 		c.needStored = c.needStored || !c.isNew
 		rd.views = append(rd.views, pendingView{c: c, nAdded: len(c.added), name: c.name, row: len(rd.out)})
@@ -664,16 +787,19 @@ func (rd *round) applyMessage(e *msgEvent, cs []uuid.UUID) (uuid.UUID, error) {
 				CRMLookupRequest{CustomerID: c.id.String(), ConversationID: view.ID, Query: Identity{Kind: id.Kind, Value: id.Value}}))
 		}
 	}
-	rd.out = append(rd.out, newOutboxRow(e.ev, TypeDeskMessageAdded, TypeDeskMessageAdded, view.ID, "", messageAddedData(addedMessage{
-		eventID: e.ev.ID(), conv: view, customer: c.id, channel: e.m.Channel, inbound: true, who: e.ids[0], body: e.m.Message,
-		at: e.at, displayName: e.m.DisplayName})))
+	added := addedMessage{eventID: e.msgID, conv: view, customer: c.id, channel: e.channel, inbound: e.st == nil, who: e.ids[0],
+		body: e.body, at: e.at, displayName: e.m.DisplayName}
+	if e.st != nil {
+		added.status = e.st.Status
+	}
+	rd.out = append(rd.out, newOutboxRow(e.ev, TypeDeskMessageAdded, TypeDeskMessageAdded, view.ID, "", messageAddedData(added)))
 	return c.id, nil
 }
 
 // touch is the handlers' touch on the snapshot: it returns the view of c's open conversation
 // after recording e on it, closing an idle one and opening a new one as needed.
 func (rd *round) touch(e *msgEvent, c *cust) (ConversationView, error) {
-	ch := e.m.Channel
+	ch := e.channel
 	if o := c.open; o != nil && rd.en.cfg.IdleTimeout > 0 && e.at.Sub(o.v.LastEventAt) > rd.en.cfg.IdleTimeout {
 		closedAt := o.v.LastEventAt.Add(rd.en.cfg.IdleTimeout)
 		at := dbTime(closedAt)
@@ -839,8 +965,9 @@ func (rd *round) write(ctx context.Context) error {
 	// Updates first: an idle conversation closes before its successor opens (one open per customer).
 	if n := len(upd); n > 0 {
 		ids, statuses, closed, reasons, channels, last := make([]pgtype.UUID, n), make([]string, n), make([]pgtype.Timestamptz, n), make([]pgtype.Text, n), make([]string, n), make([]time.Time, n)
+		first := make([]pgtype.Timestamptz, n)
 		for i, o := range upd {
-			ids[i], statuses[i], last[i] = pgUUID(o.id), o.v.Status, o.v.LastEventAt
+			ids[i], statuses[i], last[i], first[i] = pgUUID(o.id), o.v.Status, o.v.LastEventAt, pgTime(o.firstResp)
 			closed[i], reasons[i] = closedArgs(o.v)
 			ch, err := json.Marshal(o.v.Channels)
 			if err != nil {
@@ -848,14 +975,16 @@ func (rd *round) write(ctx context.Context) error {
 			}
 			channels[i] = string(ch)
 		}
-		b.Queue(sqlUpdateConversations, ids, statuses, closed, reasons, channels, last)
+		b.Queue(sqlUpdateConversations, ids, statuses, closed, reasons, channels, last, first)
 	}
 	if n := len(ins); n > 0 {
 		ids, custs, statuses, opened, evs, channels, last, prev, closed, reasons := make([]pgtype.UUID, n), make([]pgtype.UUID, n),
 			make([]string, n), make([]time.Time, n), make([]string, n), make([]string, n), make([]time.Time, n),
 			make([]pgtype.UUID, n), make([]pgtype.Timestamptz, n), make([]pgtype.Text, n)
+		first := make([]pgtype.Timestamptz, n)
 		for i, o := range ins {
 			ids[i], custs[i], statuses[i], opened[i], evs[i], last[i] = pgUUID(o.id), pgUUID(o.customer), o.v.Status, o.v.OpenedAt, o.openedBy, o.v.LastEventAt
+			first[i] = pgTime(o.firstResp)
 			if o.prev != nil {
 				prev[i] = pgUUID(*o.prev)
 			}
@@ -866,17 +995,21 @@ func (rd *round) write(ctx context.Context) error {
 			}
 			channels[i] = string(ch)
 		}
-		b.Queue(sqlInsertConversations, ids, custs, statuses, opened, evs, channels, last, prev, closed, reasons)
+		b.Queue(sqlInsertConversations, ids, custs, statuses, opened, evs, channels, last, prev, closed, reasons, first)
 	}
 	if n := len(rd.msgs); n > 0 {
 		evs, convs, custs, channels, kinds, values, bodies, ats := make([]string, n), make([]pgtype.UUID, n), make([]pgtype.UUID, n),
 			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]time.Time, n)
+		sts := make([]pgtype.Text, n)
 		for i, m := range rd.msgs {
 			e := m.e
-			evs[i], convs[i], custs[i], channels[i] = e.ev.ID(), pgUUID(m.conv), pgUUID(m.cust), e.m.Channel
-			kinds[i], values[i], bodies[i], ats[i] = e.ids[0].Kind, e.ids[0].Value, string(e.m.Message), e.at
+			evs[i], convs[i], custs[i], channels[i] = e.msgID, pgUUID(m.conv), pgUUID(m.cust), e.channel
+			kinds[i], values[i], bodies[i], ats[i] = e.ids[0].Kind, e.ids[0].Value, string(e.body), e.at
+			if e.st != nil {
+				sts[i] = pgtype.Text{String: e.st.Status, Valid: true}
+			}
 		}
-		b.Queue(sqlInsertMessages, evs, convs, custs, channels, kinds, values, bodies, ats)
+		b.Queue(sqlInsertMessages, evs, convs, custs, channels, kinds, values, bodies, ats, sts)
 	}
 	if err := queueOutbox(b, rd.out); err != nil {
 		return err
@@ -888,6 +1021,13 @@ func (rd *round) write(ctx context.Context) error {
 }
 
 func pgUUID(u uuid.UUID) pgtype.UUID { return pgtype.UUID{Bytes: u, Valid: true} }
+
+func pgTime(t *time.Time) pgtype.Timestamptz {
+	if t == nil {
+		return pgtype.Timestamptz{}
+	}
+	return pgtype.Timestamptz{Time: *t, Valid: true}
+}
 
 func pgUUIDs(us []uuid.UUID) []pgtype.UUID {
 	out := make([]pgtype.UUID, len(us))

@@ -8,10 +8,11 @@
 // rows.
 //
 // Two paths apply events. The per-event handlers (handlers.go, resolve.go) apply any event with
-// a few statements each. Inbound messages, nearly all of the traffic, take the set-based path
-// (batch.go): a run of messages costs a fixed handful of statements whatever its length, and
-// writes exactly what the handlers would have written applying the same messages one by one
-// (TestBatchedEqualsPerEvent holds it to that). Merges inside a run go through the handlers.
+// a few statements each. Inbound messages and the delivery statuses of replies, nearly all of
+// the traffic, take the set-based path (batch.go): a run of them costs a fixed handful of
+// statements whatever its length, and writes exactly what the handlers would have written
+// applying the same events one by one (TestBatchedEqualsPerEvent holds it to that). Merges, and
+// statuses of replies already stored, go through the handlers inside a run.
 //
 // Locking: every writer of a customer's identities, conversations and messages first locks the
 // customer's row, and a transaction locks all its customers in one statement in id order, so
@@ -77,10 +78,10 @@ func derive(parts ...string) uuid.UUID { return uuid.NewSHA1(ns, []byte(strings.
 
 // ApplyBatch applies a batch and returns nil or one error per delivery.
 //
-// Inbound messages, the bulk of the traffic, take the set-based path (batch.go): each run of
-// consecutive messages is applied with a handful of statements whatever its length. Every other
-// event (status updates, desk commands, unmerges, tool results) is applied on its own, in order,
-// by the per-event handlers. The whole batch — its runs and other events, in order — is first
+// Inbound messages and delivery statuses, the bulk of the traffic, take the set-based path
+// (batch.go): each run of them is applied with a handful of statements whatever its length.
+// Every other event (desk commands, unmerges, tool results) is applied on its own, in order, by
+// the per-event handlers. The whole batch — its runs and other events, in order — is first
 // tried as one transaction (one commit, where a transaction per status had made a reply's
 // delivery statuses cost a commit each and cut the runs around them); when that fails, each run
 // and each other event gets its own transaction, so events that fail get their own error and the
@@ -99,11 +100,17 @@ func (en *Engine) ApplyBatch(ctx context.Context, batch []bus.Delivery) []error 
 			continue
 		}
 		first[d.Event.ID()] = i
-		if d.Event.Type() != TypeMessageReceived {
+		var m *msgEvent
+		var err error
+		switch d.Event.Type() {
+		case TypeMessageReceived:
+			m, err = en.prepareMessage(i, d)
+		case TypeStatusUpdated:
+			m, err = en.prepareStatus(i, d)
+		default:
 			segs = append(segs, segment{i: i})
 			continue
 		}
-		m, err := en.prepareMessage(i, d)
 		if err != nil {
 			errs[i] = fmt.Errorf("%s %s: %w", d.Event.Type(), d.Event.ID(), err)
 			continue
@@ -139,7 +146,8 @@ func (en *Engine) ApplyBatch(ctx context.Context, batch []bus.Delivery) []error 
 	return errs
 }
 
-// segment is a run of consecutive inbound messages (run set) or one other event (batch[i]).
+// segment is a run of consecutive inbound messages and statuses (run set) or one other event
+// (batch[i]).
 type segment struct {
 	run []*msgEvent
 	i   int
