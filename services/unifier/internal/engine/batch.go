@@ -449,6 +449,14 @@ type pendingView struct {
 	row    int // index in out
 }
 
+// pendingUpdate is a status of a stored reply: its update runs with the round's writes, and
+// out[slot] is its desk event's place (dropped if the reply has a later status).
+type pendingUpdate struct {
+	e       *msgEvent
+	slot    int
+	updated *string // the reply's conversation, when the update applied
+}
+
 // msgRow is a messages row.
 type msgRow struct {
 	e    *msgEvent
@@ -469,6 +477,7 @@ type round struct {
 	out      []outboxRow
 	views    []pendingView
 	newMsgs  map[string]bool // replies (message ids) this round records
+	updates  []pendingUpdate // statuses of stored replies, in order
 	// saved says the savepoint "round" is set: by the first batch the round sends (load's lock,
 	// before any merge it applies, or else its writes).
 	saved bool
@@ -525,11 +534,11 @@ func (rd *round) run(ctx context.Context, pending []*msgEvent) (next []*msgEvent
 				wait(e)
 				continue
 			case rd.known[e.msgID]:
-				// A stored reply: the handler updates its status (one statement), right now and
-				// in order, as nothing this round writes touches that row.
-				if _, err := rd.en.dispatch(ctx, rd.tx, e.ev, &rd.out); err != nil {
-					return nil, false, fmt.Errorf("%s %s: %w", e.ev.Type(), e.ev.ID(), err)
-				}
+				// A stored reply: its update is one statement of the round's writes, in order
+				// (nothing else the round writes touches that row), and its desk event takes its
+				// place in the outbox once the update says whether it applied.
+				rd.updates = append(rd.updates, pendingUpdate{e: e, slot: len(rd.out)})
+				rd.out = append(rd.out, outboxRow{})
 				progress = true
 				continue
 			case !e.firstNews():
@@ -541,19 +550,19 @@ func (rd *round) run(ctx context.Context, pending []*msgEvent) (next []*msgEvent
 			// The first news of a reply: recorded like an inbound message.
 		}
 		merge := len(cs) > 1
-		if !tainted && merge && !anyOf(dirty, cs) {
-			// Nothing before it in this round touched these customers: the database holds their
-			// state, and the handler can merge them right now.
+		if tainted || merge {
+			// A merge waits for the next round when something before it in this round touched
+			// its customers, or a status update is pending: updates run with the round's writes,
+			// after the merge, and would see the messages it moves where they were not yet.
+			if tainted || anyOf(dirty, cs) || len(rd.updates) > 0 {
+				wait(e)
+				continue
+			}
+			// The database holds these customers' state: the handler merges them right now.
 			if _, err := rd.en.dispatch(ctx, rd.tx, e.ev, &rd.out); err != nil {
 				return nil, false, fmt.Errorf("%s %s: %w", e.ev.Type(), e.ev.ID(), err)
 			}
 			progress = true
-		}
-		if tainted || merge {
-			if tainted || anyOf(dirty, cs) {
-				wait(e)
-				continue
-			}
 			for _, c := range cs {
 				taintC[c] = true
 			}
@@ -1011,13 +1020,52 @@ func (rd *round) write(ctx context.Context) error {
 		}
 		b.Queue(sqlInsertMessages, evs, convs, custs, channels, kinds, values, bodies, ats, sts)
 	}
+	if len(rd.updates) > 0 {
+		// The updates' outcomes decide which of their desk events exist: the outbox follows in
+		// a second round trip.
+		for i := range rd.updates {
+			u := &rd.updates[i]
+			b.Queue(sqlStatusUpdate, u.e.msgID, u.e.st.Status, u.e.at).QueryRow(func(row pgx.Row) error {
+				var known bool
+				return row.Scan(&u.updated, &known)
+			})
+		}
+		if err := rd.tx.SendBatch(ctx, b).Close(); err != nil {
+			return err
+		}
+		rd.fillUpdates()
+		b, saving = &pgx.Batch{}, false
+	}
 	if err := queueOutbox(b, rd.out); err != nil {
 		return err
 	}
-	if saving && b.Len() == 1 {
+	if b.Len() == 0 || (saving && b.Len() == 1) {
 		return nil // nothing to write, so nothing to undo
 	}
 	return rd.tx.SendBatch(ctx, b).Close()
+}
+
+// fillUpdates puts the desk events of the status updates that applied in their places in out,
+// and drops the places of those that did not (the reply had a later status).
+func (rd *round) fillUpdates() {
+	drop := map[int]bool{}
+	for _, u := range rd.updates {
+		if u.updated == nil {
+			drop[u.slot] = true
+			continue
+		}
+		rd.out[u.slot] = newOutboxRow(u.e.ev, TypeDeskMessageUpdated, TypeDeskMessageUpdated, *u.updated, "",
+			messageUpdatedData(*u.e.st, *u.updated, u.e.at))
+	}
+	if len(drop) > 0 {
+		kept := rd.out[:0]
+		for i, r := range rd.out {
+			if !drop[i] {
+				kept = append(kept, r)
+			}
+		}
+		rd.out = kept
+	}
 }
 
 func pgUUID(u uuid.UUID) pgtype.UUID { return pgtype.UUID{Bytes: u, Valid: true} }

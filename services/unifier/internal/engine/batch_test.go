@@ -527,3 +527,40 @@ func TestRoundRedoneAfterIdentityConflict(t *testing.T) {
 	}
 	b.checkMessages(t)
 }
+
+// A status of a stored reply and, after it in the same batch, a merge that moves that reply's
+// conversation: the status's desk event names the conversation the reply was in when the status
+// came, as applying them one by one does.
+func TestStatusUpdateThenMergeInOneBatch(t *testing.T) {
+	t.Parallel()
+	wechat, phone := id{"wechat_openid", "o-merge"}, id{"phone", "+8613900000001"}
+	first := []bus.Delivery{
+		msg(t, "sms:1", "sms", t0, phone), // the older customer
+		msg(t, "wechat:1", "wechatkf", t0.Add(time.Minute), wechat),
+		status(t, "status:1", "wechatkf", "out-1", t0.Add(2*time.Minute), &wechat),
+	}
+	batch := []bus.Delivery{
+		statusOf(t, "status:2", "wechatkf", "out-1", "read", t0.Add(3*time.Minute), &wechat, false),
+		msg(t, "wechat:2", "wechatkf", t0.Add(4*time.Minute), wechat, phone), // merges the two customers
+	}
+	ref, got := setup(t), setup(t)
+	engine.SetPerEvent(ref.en, true)
+	for _, d := range append(append([]bus.Delivery{}, first...), batch...) {
+		ref.apply(t, d)
+	}
+	for _, d := range first {
+		got.apply(t, d)
+	}
+	got.apply(t, batch...)
+	if ref.count(t, `SELECT count(*) FROM customer_merges`) != 1 {
+		t.Fatal("no merge")
+	}
+	wantDump, wantOut, _ := state(t, ref)
+	gotDump, gotOut, _ := state(t, got)
+	if gotDump != wantDump {
+		t.Fatalf("store differs: %s", firstDiff(wantDump, gotDump))
+	}
+	if gotOut != wantOut {
+		t.Fatalf("outbox differs: %s", firstDiff(wantOut, gotOut))
+	}
+}

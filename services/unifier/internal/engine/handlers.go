@@ -92,10 +92,7 @@ func (en *Engine) onStatus(ctx context.Context, w *writer) error {
 	// changes nothing.
 	var updated *string
 	var known bool
-	err := w.tx.QueryRow(ctx, `WITH u AS (UPDATE messages SET status = $2, status_at = $3
-			WHERE event_id = $1 AND (status_at IS NULL OR status_at <= $3) RETURNING conversation_id::text)
-		SELECT (SELECT conversation_id FROM u), EXISTS (SELECT 1 FROM messages WHERE event_id = $1)`,
-		s.MessageID, s.Status, at).Scan(&updated, &known)
+	err := w.tx.QueryRow(ctx, sqlStatusUpdate, s.MessageID, s.Status, at).Scan(&updated, &known)
 	var convID string
 	switch {
 	case err != nil:
@@ -149,6 +146,18 @@ func (en *Engine) onStatus(ctx context.Context, w *writer) error {
 			who: ids[0], body: s.Message, at: at, status: s.Status})
 		return nil
 	}
+	w.emit(TypeDeskMessageUpdated, TypeDeskMessageUpdated, convID, "", messageUpdatedData(s, convID, at))
+	return nil
+}
+
+// sqlStatusUpdate records status $2 at $3 on message $1 unless it has a later one, and returns the
+// message's conversation if it did, and whether the message exists: one round trip.
+const sqlStatusUpdate = `WITH u AS (UPDATE messages SET status = $2, status_at = $3
+		WHERE event_id = $1 AND (status_at IS NULL OR status_at <= $3) RETURNING conversation_id::text)
+	SELECT (SELECT conversation_id FROM u), EXISTS (SELECT 1 FROM messages WHERE event_id = $1)`
+
+// messageUpdatedData is the data of the omni.desk.message.updated event about status s.
+func messageUpdatedData(s StatusUpdated, convID string, at time.Time) map[string]any {
 	upd := map[string]any{"message_id": s.MessageID, "conversation_id": convID, "channel": s.Channel, "status": s.Status, "at": at}
 	if s.ErrorCode != "" {
 		upd["error_code"] = s.ErrorCode
@@ -156,8 +165,7 @@ func (en *Engine) onStatus(ctx context.Context, w *writer) error {
 	if s.Error != "" {
 		upd["error"] = s.Error
 	}
-	w.emit(TypeDeskMessageUpdated, TypeDeskMessageUpdated, convID, "", upd)
-	return nil
+	return upd
 }
 
 func (en *Engine) onConversationCommand(ctx context.Context, w *writer) error {
