@@ -210,17 +210,7 @@ func TestBatchedEqualsPerEvent(t *testing.T) {
 			}
 			ref.checkMessages(t)
 			got.checkMessages(t)
-			wantDump, wantOut, wantOrder := state(t, ref)
-			gotDump, gotOut, gotOrder := state(t, got)
-			if gotDump != wantDump {
-				t.Fatalf("store differs: %s", firstDiff(wantDump, gotDump))
-			}
-			if gotOut != wantOut {
-				t.Fatalf("outbox differs: %s", firstDiff(wantOut, gotOut))
-			}
-			if gotOrder != wantOrder {
-				t.Fatalf("desk events of one identity in another order: %s", firstDiff(wantOrder, gotOrder))
-			}
+			sameState(t, ref, got)
 			if ref.count(t, `SELECT count(*) FROM customer_merges`) == 0 || ref.count(t, `SELECT count(*) FROM conversations WHERE close_reason = 'idle'`) == 0 {
 				t.Fatal("the workload exercised neither merges nor idle closes")
 			}
@@ -555,12 +545,22 @@ func TestStatusUpdateThenMergeInOneBatch(t *testing.T) {
 	if ref.count(t, `SELECT count(*) FROM customer_merges`) != 1 {
 		t.Fatal("no merge")
 	}
-	wantDump, wantOut, _ := state(t, ref)
-	gotDump, gotOut, _ := state(t, got)
+	sameState(t, ref, got)
+}
+
+// sameState fails t unless got holds what ref holds: the store, the outbox, and the order of
+// each identity's desk events.
+func sameState(t *testing.T, ref, got *bundle) {
+	t.Helper()
+	wantDump, wantOut, wantOrder := state(t, ref)
+	gotDump, gotOut, gotOrder := state(t, got)
 	if gotDump != wantDump {
 		t.Fatalf("store differs: %s", firstDiff(wantDump, gotDump))
 	}
 	if gotOut != wantOut {
 		t.Fatalf("outbox differs: %s", firstDiff(wantOut, gotOut))
+	}
+	if gotOrder != wantOrder {
+		t.Fatalf("desk events of one identity in another order: %s", firstDiff(wantOrder, gotOrder))
 	}
 }
