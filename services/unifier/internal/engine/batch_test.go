@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -562,5 +563,69 @@ func sameState(t *testing.T, ref, got *bundle) {
 	}
 	if gotOrder != wantOrder {
 		t.Fatalf("desk events of one identity in another order: %s", firstDiff(wantOrder, gotOrder))
+	}
+}
+
+// Two lanes get the first news of the same replies at once (a connector's statuses split over
+// partitions), half of them to recipients the store does not know: every reply is stored once,
+// on its customer's conversation, with one message.added, whichever lane records it; the other
+// lane's status is an update of it.
+func TestConcurrentFirstNews(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewDB(t, pgtest.WithMigrations("unifier", store.Migrate))
+	en := engine.New(pool, engine.Config{IdleTimeout: 24 * time.Hour, DefaultRegion: "CN"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	b := &bundle{pool: pool, en: en}
+	const n = 40
+	ph := func(i int) id { return id{"phone", fmt.Sprintf("+86139000003%02d", i)} }
+	for i := 0; i < n; i += 2 { // the others are new customers, created by whichever lane comes first
+		b.apply(t, msg(t, fmt.Sprintf("sms:in%d", i), "sms", t0.Add(time.Duration(i)*time.Second), ph(i)))
+	}
+	// Both lanes' first rounds write at once: neither sees what the other records.
+	var arrived sync.WaitGroup
+	arrived.Add(2)
+	var calls atomic.Int32
+	engine.SetBeforeWrite(en, func() {
+		if calls.Add(1) <= 2 {
+			arrived.Done()
+			arrived.Wait()
+		}
+	})
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*n)
+	for lane := range 2 {
+		wg.Go(func() {
+			var batch []bus.Delivery
+			for i := range n {
+				to := ph(i)
+				batch = append(batch, statusOf(t, fmt.Sprintf("status:%d-%d", lane, i), "sms", fmt.Sprintf("reply-%d", i),
+					[]string{"sent", "delivered"}[lane], t0.Add(time.Hour+time.Duration(lane)*time.Second), &to, true))
+			}
+			for _, err := range en.ApplyBatch(context.Background(), batch) {
+				if err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("lane: %v", err)
+	}
+	if c := b.count(t, `SELECT count(*) FROM messages WHERE direction = 'outbound' AND status = 'delivered'`); c != n {
+		t.Errorf("replies stored with their latest status: %d, want %d", c, n)
+	}
+	if c := b.count(t, `SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id
+		WHERE m.direction = 'outbound' AND c.customer_id = m.customer_id AND c.first_response_at IS NOT NULL`); c != n {
+		t.Errorf("replies on their customer's conversation, with its first response: %d, want %d", c, n)
+	}
+	if c := b.count(t, `SELECT count(*) FROM outbox WHERE type = $1 AND data->'message'->>'direction' = 'outbound'`, engine.TypeDeskMessageAdded); c != n {
+		t.Errorf("message.added for replies: %d, want %d", c, n)
+	}
+	if c := b.count(t, `SELECT count(*) FROM customers`); c != n {
+		t.Errorf("customers: %d, want %d", c, n)
+	}
+	if rounds, txs := engine.Retries(en); rounds+txs == 0 {
+		t.Error("the lanes never collided")
 	}
 }
