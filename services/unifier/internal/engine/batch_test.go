@@ -14,7 +14,6 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
-	"github.com/omnibus-dev/omnibus/pkg/pgtest"
 	"github.com/omnibus-dev/omnibus/services/unifier/internal/engine"
 	"github.com/omnibus-dev/omnibus/services/unifier/internal/store"
 )
@@ -318,9 +317,8 @@ func TestChannelAddedIsAnnounced(t *testing.T) {
 // same time: no deadlock surfaces as an error, and they end on one customer.
 func TestConcurrentBatches(t *testing.T) {
 	t.Parallel()
-	pool := pgtest.NewDB(t, pgtest.WithMigrations("unifier", store.Migrate))
-	en := engine.New(pool, engine.Config{IdleTimeout: 24 * time.Hour, DefaultRegion: "CN"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	b := &bundle{pool: pool, en: en}
+	b := setup(t)
+	en := b.en
 	const n = 16
 	ph := func(i int) id { return id{"phone", fmt.Sprintf("+86139000002%02d", i)} }
 	var seed []bus.Delivery
@@ -572,9 +570,8 @@ func sameState(t *testing.T, ref, got *bundle) {
 // lane's status is an update of it.
 func TestConcurrentFirstNews(t *testing.T) {
 	t.Parallel()
-	pool := pgtest.NewDB(t, pgtest.WithMigrations("unifier", store.Migrate))
-	en := engine.New(pool, engine.Config{IdleTimeout: 24 * time.Hour, DefaultRegion: "CN"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	b := &bundle{pool: pool, en: en}
+	b := setup(t)
+	en := b.en
 	const n = 40
 	ph := func(i int) id { return id{"phone", fmt.Sprintf("+86139000003%02d", i)} }
 	for i := 0; i < n; i += 2 { // the others are new customers, created by whichever lane comes first
