@@ -37,6 +37,7 @@ Usage: omnibus bench [flags]
 	fs.IntVar(&cfg.Customers, "customers", cfg.Customers, "distinct customers")
 	fs.Float64Var(&cfg.CrossChannel, "cross-channel", cfg.CrossChannel, "share of customers writing on wechatkf, sms and webchat with one phone (linked and merged by the unifier)")
 	fs.Float64Var(&cfg.Statuses, "statuses", cfg.Statuses, "share of inbound messages followed by a delivery status of an agent's reply (published in the same chunk; extra load, not counted in the rates)")
+	fs.IntVar(&cfg.StatusUpdates, "status-updates", cfg.StatusUpdates, `with --statuses: each status is a new reply's first ("sent", with its body), followed by this many updates of it ("delivered", "read"; 0 to 2), as a channel reports an agent's reply`)
 	fs.Float64Var(&cfg.Duplicates, "duplicates", cfg.Duplicates, "share of events re-published with a fresh Nats-Msg-Id (a replay: must change nothing)")
 	fs.IntVar(&cfg.Publishers, "publishers", cfg.Publishers, "publisher goroutines")
 	fs.IntVar(&cfg.Chunk, "chunk", cfg.Chunk, "events per PublishBatch (smaller when --rate paces them: about 10 ms worth)")

@@ -129,3 +129,34 @@ func TestBenchFlags(t *testing.T) {
 		t.Errorf("bench with --events -1 exited %d, want 1", code)
 	}
 }
+
+// The bench with agents' replies reported as a channel does (--statuses 1 --status-updates 2):
+// every reply is stored once, with one message.added, and the inbound messages exactly once.
+func TestBenchReplyStatuses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts NATS, Postgres and the unifier; skipped with -short")
+	}
+	cfg := loadgen.Defaults()
+	cfg.Events, cfg.Backlog, cfg.Customers = 600, 300, 200
+	cfg.Statuses, cfg.StatusUpdates = 1, 2
+	cfg.Telemetry, cfg.Raw = false, false
+	cfg.Timeout, cfg.Stall = 2*time.Minute, 45*time.Second
+	cfg.Progress = io.Discard
+	cfg.PGSettings = map[string]string{"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+	rep, err := loadgen.Run(context.Background(), cfg)
+	if errors.Is(err, pgembed.ErrNoBinaries) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := rep.Verify
+	if !v.ExactlyOnce || len(v.Problems) > 0 {
+		t.Fatalf("not exactly once: %+v", v)
+	}
+	const distinct = 900
+	if v.Distinct != distinct || v.ReplyRows != distinct || v.StoredAdded != 2*distinct {
+		t.Fatalf("distinct %d, replies stored %d, message.added stored %d; want %d, %d and %d",
+			v.Distinct, v.ReplyRows, v.StoredAdded, distinct, distinct, 2*distinct)
+	}
+}

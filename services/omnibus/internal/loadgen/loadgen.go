@@ -56,6 +56,10 @@ type Config struct {
 	CrossChannel float64 // share of customers writing on wechatkf, sms and webchat with one phone
 	Duplicates   float64 // share of events re-published with a fresh Nats-Msg-Id (a replay)
 	Statuses     float64 // delivery statuses of agents' replies published per inbound message (0 to 1)
+	// StatusUpdates makes every status the first of a new reply ("sent", with its recipient and
+	// body), followed by this many later statuses of it (0 to 2: "delivered", "read"), as a
+	// channel reports a reply an agent sent.
+	StatusUpdates int
 	Publishers   int     // publisher goroutines
 	Chunk        int     // events per PublishBatch (smaller when Rate paces them)
 	Seed         uint64  // workload seed; 0 = random
@@ -99,6 +103,8 @@ func (c *Config) validate() error {
 		return errors.New("--cross-channel must be in [0, 1]")
 	case c.Statuses < 0 || c.Statuses > 1:
 		return fmt.Errorf("statuses must be in [0, 1], got %g", c.Statuses)
+	case c.StatusUpdates < 0 || c.StatusUpdates > len(replyStatuses)-1:
+		return fmt.Errorf("--status-updates must be in [0, %d], got %d", len(replyStatuses)-1, c.StatusUpdates)
 	case c.Duplicates < 0 || c.Duplicates > 1:
 		return errors.New("--duplicates must be in [0, 1]")
 	case c.Publishers < 1 || c.Chunk < 1:
@@ -180,14 +186,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	nb := make([]byte, 3)
 	_, _ = rand.Read(nb)
 	w := newWorkload(cfg.Seed, hex.EncodeToString(nb), cfg.Customers, cfg.CrossChannel, cfg.Duplicates)
-	w.statusShare = cfg.Statuses
+	w.statusShare, w.statusUpdates = cfg.Statuses, cfg.StatusUpdates
 	r := &runner{cfg: cfg, ucfg: ucfg, env: env, w: w, t: newTracker(w, cfg.Events, cfg.Backlog),
 		quiet: slog.New(slog.DiscardHandler), progress: cfg.Progress}
 	rep := &Report{Setup: Setup{
 		CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), NATSSync: cfg.NATSSync, Batch: ucfg.BatchSize, Workers: ucfg.Workers,
 		Telemetry: cfg.Telemetry, Events: cfg.Events, Rate: cfg.Rate, Backlog: cfg.Backlog, Customers: cfg.Customers,
 		CrossChannel: cfg.CrossChannel, Duplicates: cfg.Duplicates, Publishers: cfg.Publishers, Chunk: cfg.Chunk, Seed: cfg.Seed,
-		PGSettings: cfg.PGSettings, Statuses: cfg.Statuses,
+		PGSettings: cfg.PGSettings, Statuses: cfg.Statuses, StatusUpdates: cfg.StatusUpdates,
 	}}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
@@ -615,12 +621,12 @@ func (r *runner) publish(ctx context.Context, lo, hi int, rate float64) (publish
 					}
 					batch = append(batch, o)
 					if s.status {
-						so, err := r.w.statusEvent(s, now)
+						so, err := r.w.statusEvents(s, now)
 						if err != nil {
 							cancel(err)
 							break
 						}
-						batch = append(batch, so)
+						batch = append(batch, so...)
 					}
 				}
 				if ctx.Err() != nil {

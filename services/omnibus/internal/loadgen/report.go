@@ -33,24 +33,25 @@ type Report struct {
 
 // Setup is what the run ran on and with.
 type Setup struct {
-	CPUs         int               `json:"cpus"`
-	GoVersion    string            `json:"go_version"`
-	NATSSync     string            `json:"nats_sync"`
-	Postgres     string            `json:"postgres"`
-	PGSettings   map[string]string `json:"pg_settings,omitempty"`
-	Batch        int               `json:"unifier_batch"`
-	Workers      int               `json:"unifier_workers"`
-	Telemetry    bool              `json:"telemetry"`
-	Events       int               `json:"events"`
-	Rate         float64           `json:"rate"`
-	Backlog      int               `json:"backlog"`
-	Customers    int               `json:"customers"`
-	CrossChannel float64           `json:"cross_channel"`
-	Duplicates   float64           `json:"duplicates"`
-	Statuses     float64           `json:"statuses"`
-	Publishers   int               `json:"publishers"`
-	Chunk        int               `json:"chunk"`
-	Seed         uint64            `json:"seed"`
+	CPUs          int               `json:"cpus"`
+	GoVersion     string            `json:"go_version"`
+	NATSSync      string            `json:"nats_sync"`
+	Postgres      string            `json:"postgres"`
+	PGSettings    map[string]string `json:"pg_settings,omitempty"`
+	Batch         int               `json:"unifier_batch"`
+	Workers       int               `json:"unifier_workers"`
+	Telemetry     bool              `json:"telemetry"`
+	Events        int               `json:"events"`
+	Rate          float64           `json:"rate"`
+	Backlog       int               `json:"backlog"`
+	Customers     int               `json:"customers"`
+	CrossChannel  float64           `json:"cross_channel"`
+	Duplicates    float64           `json:"duplicates"`
+	Statuses      float64           `json:"statuses"`
+	StatusUpdates int               `json:"status_updates,omitempty"`
+	Publishers    int               `json:"publishers"`
+	Chunk         int               `json:"chunk"`
+	Seed          uint64            `json:"seed"`
 }
 
 // RawCeilings are the same-machine ceilings the unifier is compared with.
@@ -411,7 +412,10 @@ func (rep *Report) WriteTable(w io.Writer) {
 	}
 	fmt.Fprintf(w, "unifier: UNIFIER_BATCH=%d UNIFIER_WORKERS=%d, telemetry %s\n", s.Batch, s.Workers, tel)
 	statuses := ""
-	if s.Statuses > 0 {
+	switch {
+	case s.Statuses > 0 && s.StatusUpdates > 0:
+		statuses = fmt.Sprintf(", %.0f%% followed by a new reply's %d statuses (sent, then updates; extra events, not counted)", 100*s.Statuses, 1+s.StatusUpdates)
+	case s.Statuses > 0:
 		statuses = fmt.Sprintf(", %.0f%% followed by a status of a reply (extra events, not counted)", 100*s.Statuses)
 	}
 	fmt.Fprintf(w, "workload: %d events at %s + backlog %d; %d customers, %.0f%% cross-channel, %.1f%% replays%s; %d publishers × chunks of %d; seed %d\n\n",

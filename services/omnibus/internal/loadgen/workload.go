@@ -63,6 +63,8 @@ type workload struct {
 	// reply to that customer (the connector's status webhook): the first status of a reply
 	// records it on the conversation, later ones update it.
 	statusShare float64
+	// statusUpdates: see Config.StatusUpdates.
+	statusUpdates int
 	phoneBase   int
 }
 
@@ -141,6 +143,33 @@ func (w *workload) spec(i int) spec {
 
 // replyStatuses are the delivery statuses a reply goes through.
 var replyStatuses = [...]string{"sent", "delivered", "read"}
+
+// statusEvents builds the statuses that follow event i: one status of one of the customer's
+// replies (statusEvent), or with statusUpdates, a new reply's first status and its updates.
+func (w *workload) statusEvents(s spec, now time.Time) ([]bus.Outgoing, error) {
+	if w.statusUpdates == 0 {
+		o, err := w.statusEvent(s, now)
+		return []bus.Outgoing{o}, err
+	}
+	ch := channels[s.channel]
+	msgID := "reply" + w.nonce + "-" + strconv.Itoa(s.i)
+	out := make([]bus.Outgoing, 0, 1+w.statusUpdates)
+	for k := 0; k <= w.statusUpdates; k++ {
+		at := now.Add(time.Duration(k) * time.Millisecond)
+		data := map[string]any{"channel": ch.name, "message_id": msgID, "status": replyStatuses[k], "at": at.UTC()}
+		if k == 0 { // the first status carries the reply (the schema asks the body with the recipient)
+			data["to"] = map[string]string{"kind": s.from.kind, "value": s.from.value}
+			data["message"] = map[string]any{"type": "text", "text": "您好，已为您查询，包裹预计明天送达。"}
+		}
+		e, err := event.New(typeStatus, "/connectors/"+ch.name, data, event.WithID("status:"+w.msgID(s.i)+":"+strconv.Itoa(k)),
+			event.WithTime(at), event.WithPartitionKey(s.from.kind+":"+s.from.value))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, bus.Outgoing{Subject: "omni.in." + ch.name + ".status", Event: e})
+	}
+	return out, nil
+}
 
 // statusEvent builds the status that follows event i: omni.channel.message.status.updated on
 // omni.in.<channel>.status for one of the agents' replies to the customer (ids outside the
