@@ -60,9 +60,9 @@ type Config struct {
 	// body), followed by this many later statuses of it (0 to 2: "delivered", "read"), as a
 	// channel reports a reply an agent sent.
 	StatusUpdates int
-	Publishers   int     // publisher goroutines
-	Chunk        int     // events per PublishBatch (smaller when Rate paces them)
-	Seed         uint64  // workload seed; 0 = random
+	Publishers    int    // publisher goroutines
+	Chunk         int    // events per PublishBatch (smaller when Rate paces them)
+	Seed          uint64 // workload seed; 0 = random
 
 	Batch   int // UNIFIER_BATCH; 0 = from Env, else the unifier's default
 	Workers int // UNIFIER_WORKERS; 0 = from Env, else the unifier's default

@@ -65,7 +65,7 @@ type workload struct {
 	statusShare float64
 	// statusUpdates: see Config.StatusUpdates.
 	statusUpdates int
-	phoneBase   int
+	phoneBase     int
 }
 
 func newWorkload(seed uint64, nonce string, customers int, cross, dup float64) *workload {
