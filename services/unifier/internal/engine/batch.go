@@ -211,9 +211,10 @@ const (
 	sqlInsertMessages = `INSERT INTO messages (event_id, conversation_id, customer_id, channel, direction, identity_kind,
 			identity_value, body, sent_at, status, status_at)
 		SELECT ev, conv, cust, channel, CASE WHEN st IS NULL THEN 'inbound' ELSE 'outbound' END, kind, value, body::jsonb, at,
-			st, CASE WHEN st IS NULL THEN NULL ELSE at END
-		FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::text[])
-			AS u(ev, conv, cust, channel, kind, value, body, at, st)`
+			st, st_at
+		FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::text[],
+			$10::timestamptz[])
+			AS u(ev, conv, cust, channel, kind, value, body, at, st, st_at)`
 	// Which of the replies statuses are about the store has: one primary-key probe each.
 	sqlKnownMessages = `SELECT m.event_id FROM unnest($1::text[]) AS q(id)
 		CROSS JOIN LATERAL (SELECT event_id FROM messages WHERE event_id = q.id OFFSET 0) m`
@@ -462,6 +463,9 @@ type msgRow struct {
 	e    *msgEvent
 	conv uuid.UUID
 	cust uuid.UUID
+	// A reply's latest status in this round: its first news's, or a later status's.
+	status         string
+	statusAt, stDB time.Time // stDB: statusAt as Postgres compares it
 }
 
 // round applies the pending events it can to one snapshot and writes the result.
@@ -476,7 +480,7 @@ type round struct {
 	msgs     []msgRow
 	out      []outboxRow
 	views    []pendingView
-	newMsgs  map[string]bool // replies (message ids) this round records
+	newMsgs  map[string]int  // replies (message ids) this round records: their index in msgs
 	updates  []pendingUpdate // statuses of stored replies, in order
 	// saved says the savepoint "round" is set: by the first batch the round sends (load's lock,
 	// before any merge it applies, or else its writes).
@@ -529,9 +533,20 @@ func (rd *round) run(ctx context.Context, pending []*msgEvent) (next []*msgEvent
 		if e.st != nil {
 			// A status of a reply this round records, or of one a waiting status is about,
 			// waits for the next round, where it is a status of a stored reply.
+			newMsg, isNew := rd.newMsgs[e.msgID]
 			switch {
-			case tainted || taintM[e.msgID] || rd.newMsgs[e.msgID]:
+			case tainted || taintM[e.msgID]:
 				wait(e)
+				continue
+			case isNew:
+				// A reply this round records: the status goes on the row it will insert, as the
+				// update would on the stored row (unless the row has a later status).
+				if m := &rd.msgs[newMsg]; !m.stDB.After(e.atDB) {
+					m.status, m.statusAt, m.stDB = e.st.Status, e.at, e.atDB
+					rd.out = append(rd.out, newOutboxRow(e.ev, TypeDeskMessageUpdated, TypeDeskMessageUpdated, m.conv.String(), "",
+						messageUpdatedData(*e.st, m.conv.String(), e.at)))
+				}
+				progress = true
 				continue
 			case rd.known[e.msgID]:
 				// A stored reply: its update is one statement of the round's writes, in order
@@ -772,7 +787,7 @@ func (rd *round) applyMessage(e *msgEvent, cs []uuid.UUID) (uuid.UUID, error) {
 	if err != nil {
 		return c.id, err
 	}
-	rd.msgs = append(rd.msgs, msgRow{e: e, conv: c.open.id, cust: c.id})
+	row := msgRow{e: e, conv: c.open.id, cust: c.id}
 	if e.st != nil {
 		// The first reply is the conversation's first response (the database keeps an earlier one).
 		if o := c.open; o.firstResp == nil {
@@ -780,10 +795,12 @@ func (rd *round) applyMessage(e *msgEvent, cs []uuid.UUID) (uuid.UUID, error) {
 			o.firstResp = &at
 		}
 		if rd.newMsgs == nil {
-			rd.newMsgs = map[string]bool{}
+			rd.newMsgs = map[string]int{}
 		}
-		rd.newMsgs[e.msgID] = true
+		rd.newMsgs[e.msgID] = len(rd.msgs)
+		row.status, row.statusAt, row.stDB = e.st.Status, e.at, e.atDB
 	}
+	rd.msgs = append(rd.msgs, row)
 	if created || len(linked) > 0 { // customerChanged
 		c.needStored = c.needStored || !c.isNew
 		rd.views = append(rd.views, pendingView{c: c, nAdded: len(c.added), name: c.name, row: len(rd.out)})
@@ -1009,16 +1026,16 @@ func (rd *round) write(ctx context.Context) error {
 	if n := len(rd.msgs); n > 0 {
 		evs, convs, custs, channels, kinds, values, bodies, ats := make([]string, n), make([]pgtype.UUID, n), make([]pgtype.UUID, n),
 			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]time.Time, n)
-		sts := make([]pgtype.Text, n)
+		sts, stAts := make([]pgtype.Text, n), make([]pgtype.Timestamptz, n)
 		for i, m := range rd.msgs {
 			e := m.e
 			evs[i], convs[i], custs[i], channels[i] = e.msgID, pgUUID(m.conv), pgUUID(m.cust), e.channel
 			kinds[i], values[i], bodies[i], ats[i] = e.ids[0].Kind, e.ids[0].Value, string(e.body), e.at
 			if e.st != nil {
-				sts[i] = pgtype.Text{String: e.st.Status, Valid: true}
+				sts[i], stAts[i] = pgtype.Text{String: m.status, Valid: true}, pgtype.Timestamptz{Time: m.statusAt, Valid: true}
 			}
 		}
-		b.Queue(sqlInsertMessages, evs, convs, custs, channels, kinds, values, bodies, ats, sts)
+		b.Queue(sqlInsertMessages, evs, convs, custs, channels, kinds, values, bodies, ats, sts, stAts)
 	}
 	if len(rd.updates) > 0 {
 		// The updates' outcomes decide which of their desk events exist: the outbox follows in
