@@ -485,6 +485,9 @@ func (rep *Report) WriteTable(w io.Writer) {
 		if f := rep.Ratios.Floor; f > 0 {
 			fmt.Fprintf(w, "  floor: %s ev/s = 1 / (m / raw JetStream + 1 / stored-rows COPY), m = 1 + desk events per message\n", num(f))
 			fmt.Fprintf(w, "    (this machine doing nothing but carrying each event and its desk events through JetStream and writing its rows)\n")
+			if rep.Setup.NATSSync == "always" {
+				fmt.Fprintf(w, "    (not a bound with every write fsynced: the raw ceiling takes an fsync per message, the unifier's atomic batches one per batch)\n")
+			}
 			fmt.Fprintf(w, "  unifier sustained / floor:            %s  (%.4f)\n", pct(rep.Ratios.SustainedVsFloor), rep.Ratios.SustainedVsFloor)
 			fmt.Fprintf(w, "  unifier catch-up / floor:             %s  (%.4f)\n", pct(rep.Ratios.CatchUpVsFloor), rep.Ratios.CatchUpVsFloor)
 		}
