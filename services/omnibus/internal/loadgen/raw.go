@@ -156,13 +156,7 @@ func (r *runner) rawJetStream(ctx context.Context, n int) (*RawResult, error) {
 // UNIFIER_BATCH rows, by UNIFIER_WORKERS connections in parallel.
 func (r *runner) rawPostgres(ctx context.Context, n int) (*RawResult, error) {
 	table := "loadgen_raw_messages_" + r.w.nonce
-	pcfg, err := pgxpool.ParseConfig(r.dbURL)
-	if err != nil {
-		return nil, err
-	}
-	pcfg.MaxConns = int32(max(1, r.ucfg.Workers))
-	pcfg.ConnConfig.RuntimeParams["application_name"] = benchAppName + "-raw"
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	pool, err := r.rawPool(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -218,13 +212,7 @@ var storeTables = []string{"processed_events", "customers", "identities", "conve
 // UNIFIER_BATCH events' worth of rows of every table, by UNIFIER_WORKERS connections. Its rate
 // is in events/s: rows/s over the rows per event the run stored.
 func (r *runner) rawStore(ctx context.Context, events int) (*RawResult, error) {
-	pcfg, err := pgxpool.ParseConfig(r.dbURL)
-	if err != nil {
-		return nil, err
-	}
-	pcfg.MaxConns = int32(max(1, r.ucfg.Workers))
-	pcfg.ConnConfig.RuntimeParams["application_name"] = benchAppName + "-raw"
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	pool, err := r.rawPool(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -329,4 +317,15 @@ func (r *runner) copyTxs(ctx context.Context, pool *pgxpool.Pool, txs int, fn fu
 		return d, err
 	}
 	return d, ctx.Err()
+}
+
+// rawPool is the pool of a Postgres ceiling: UNIFIER_WORKERS connections, named for the bench.
+func (r *runner) rawPool(ctx context.Context) (*pgxpool.Pool, error) {
+	pcfg, err := pgxpool.ParseConfig(r.dbURL)
+	if err != nil {
+		return nil, err
+	}
+	pcfg.MaxConns = int32(max(1, r.ucfg.Workers))
+	pcfg.ConnConfig.RuntimeParams["application_name"] = benchAppName + "-raw"
+	return pgxpool.NewWithConfig(ctx, pcfg)
 }
