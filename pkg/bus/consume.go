@@ -50,7 +50,18 @@ type ConsumerConfig struct {
 	// DeliverPolicy for a new consumer. Default jetstream.DeliverAllPolicy.
 	DeliverPolicy jetstream.DeliverPolicy
 	// MaxDeliver is how many deliveries a message gets before it is dead-lettered. Default 5.
+	// Failures for a dependency that is down (see Dependencies) never count.
 	MaxDeliver int
+	// Dependencies are what the handler needs besides its message (its database, a vendor
+	// route), each with a cheap check. When the handler fails with an error that is not
+	// Permanent, the consumer runs the checks: if one fails — or the error is marked
+	// resilience.Unavailable — the failure is the dependency's, not the message's. The consumer
+	// then pauses: it holds the message (kept in progress, so JetStream neither redelivers it nor
+	// counts a delivery), handles nothing else, checks again with backoff from 250 ms to 15 s,
+	// and runs the handler again once the dependency serves, however long the outage. Only a
+	// failure while every dependency serves counts toward MaxDeliver. Default none: every
+	// failure not marked Unavailable counts.
+	Dependencies []Dependency
 	// Backoff is the nak delay after the 1st, 2nd, ... failure; the last value repeats, each
 	// with ±20% jitter. Default 1s, 5s, 30s, 2m.
 	Backoff []time.Duration
@@ -125,6 +136,11 @@ func (c ConsumerConfig) Validate() error {
 			return fmt.Errorf("%w: Backoff values must be > 0, got %s", ErrInvalidConsumer, d)
 		}
 	}
+	for i, d := range c.Dependencies {
+		if d.Name == "" || d.Check == nil {
+			return fmt.Errorf("%w: Dependencies[%d] needs a Name and a Check", ErrInvalidConsumer, i)
+		}
+	}
 	return nil
 }
 
@@ -143,13 +159,18 @@ type Subscription struct {
 	cfg      ConsumerConfig
 	h        Handler
 	cc       jetstream.ConsumeContext
+	rcc      jetstream.ConsumeContext // the consumer's redrives on OMNI_REDRIVE; nil without that stream
 	sem      chan struct{}
 	wg       sync.WaitGroup
 	stopping atomic.Bool
 	hctx     context.Context
 	hcancel  context.CancelFunc
 	once     sync.Once
+	closing  chan struct{} // closed when the subscription starts to drain or stop
 	done     chan struct{}
+	// paused counts the handlers holding messages for a dependency that is down.
+	paused     atomic.Int32
+	pauseAttrs metric.MeasurementOption
 	// batch mode
 	bh    BatchHandler
 	queue chan jetstream.Msg
@@ -181,7 +202,9 @@ func (c *Client) subscribe(ctx context.Context, cfg ConsumerConfig, h Handler, b
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s on %s: %w", cfg.Durable, cfg.Stream, err)
 	}
-	s := &Subscription{c: c, cfg: cfg, h: h, bh: bh, sem: make(chan struct{}, cfg.Concurrency), done: make(chan struct{})}
+	s := &Subscription{c: c, cfg: cfg, h: h, bh: bh, sem: make(chan struct{}, cfg.Concurrency),
+		closing: make(chan struct{}), done: make(chan struct{}),
+		pauseAttrs: c.tel.attrs(keyConsumerGroup.String(cfg.Durable))}
 	s.hctx, s.hcancel = context.WithCancel(context.WithoutCancel(ctx))
 	if bh != nil {
 		s.queue = make(chan jetstream.Msg, cfg.PullMaxMessages)
@@ -198,6 +221,11 @@ func (c *Client) subscribe(ctx context.Context, cfg ConsumerConfig, h Handler, b
 	if err != nil {
 		s.hcancel()
 		return nil, fmt.Errorf("consume %s on %s: %w", cfg.Durable, cfg.Stream, err)
+	}
+	if err := s.consumeRedrives(ctx); err != nil {
+		s.cc.Stop()
+		s.hcancel()
+		return nil, err
 	}
 	go func() {
 		select {
@@ -240,9 +268,16 @@ func (s *Subscription) Shutdown(ctx context.Context) error {
 
 func (s *Subscription) finish() {
 	s.once.Do(func() {
+		close(s.closing)
 		s.cc.Drain()
+		if s.rcc != nil {
+			s.rcc.Drain()
+		}
 		go func() {
 			<-s.cc.Closed()
+			if s.rcc != nil {
+				<-s.rcc.Closed()
+			}
 			if s.queue != nil {
 				close(s.queue) // the callback no longer runs: the batch loop drains and exits
 			}
@@ -317,6 +352,10 @@ func (s *Subscription) begin(msg jetstream.Msg) (*inflight, error) {
 		attrs: tel.attrs(keyConsumerGroup.String(cfg.Durable), keyCEType.String(e.Type())),
 		d: Delivery{Event: e, Subject: msg.Subject(), Stream: meta.Stream, Consumer: meta.Consumer,
 			StreamSeq: meta.Sequence.Stream, NumDelivered: meta.NumDelivered, Published: meta.Timestamp}}
+	if meta.Stream == StreamRedrive { // a redriven dead letter: the handler sees where it came from
+		in.d.Subject, in.d.Stream, in.d.StreamSeq = redriveOrigin(msg.Headers(), in.d)
+		in.d.Consumer = cfg.Durable
+	}
 	tel.consumed.Add(ctx, 1, in.attrs)
 	if meta.NumDelivered > 1 {
 		tel.redelivered.Add(ctx, 1, in.attrs)
@@ -338,11 +377,37 @@ func (s *Subscription) begin(msg jetstream.Msg) (*inflight, error) {
 func (s *Subscription) process(msg jetstream.Msg) {
 	in, err := s.begin(msg)
 	if err == nil {
-		start := time.Now()
-		err = s.safeHandle(in.ctx, in.d)
-		s.c.tel.handlerDur.Record(in.ctx, time.Since(start).Seconds(), in.attrs)
+		err = s.handleOne(in)
+		if name, cause := s.downDependency(in.ctx, err); name != "" {
+			msgs := []jetstream.Msg{msg}
+			p := s.pauseFor(in.ctx, msgs, name, cause)
+			for {
+				if !p.wait() {
+					err = closingErr(err)
+					break
+				}
+				if err = s.handleOne(in); err == nil {
+					break
+				}
+				if name, cause = s.downDependency(in.ctx, err); name == "" {
+					break
+				}
+				p.still(name, cause)
+			}
+			p.end(err)
+		}
 	}
 	s.settle(in, err)
+}
+
+// handleOne runs the handler on in, keeping the message in progress while it runs.
+func (s *Subscription) handleOne(in *inflight) error {
+	stop := s.keepAlive([]jetstream.Msg{in.msg})
+	defer stop()
+	start := time.Now()
+	err := s.safeHandle(in.ctx, in.d)
+	s.c.tel.handlerDur.Record(in.ctx, time.Since(start).Seconds(), in.attrs)
+	return err
 }
 
 // settle acks, naks with backoff or dead-letters a message according to its handler's error.
@@ -363,6 +428,9 @@ func (s *Subscription) settle(in *inflight, herr error) {
 	span.SetStatus(codes.Error, herr.Error())
 	var reason string
 	switch {
+	case isClosingUnavailable(herr): // back for redelivery; a dependency's outage never dead-letters
+		_ = msg.NakWithDelay(pauseBackoff[0])
+		return
 	case resilience.IsPermanent(herr):
 		reason = herr.Error()
 	case meta.NumDelivered >= uint64(cfg.MaxDeliver):
@@ -377,7 +445,7 @@ func (s *Subscription) settle(in *inflight, herr error) {
 		_ = msg.NakWithDelay(delay)
 		return
 	}
-	if err := c.deadLetter(ctx, cfg, msg, meta, reason); err != nil {
+	if err := c.deadLetter(ctx, cfg, in, reason); err != nil {
 		c.opts.log.Error("dead-letter publish failed; message will be retried", "consumer", cfg.Durable,
 			"subject", msg.Subject(), "id", id, "err", errors.Join(herr, err))
 		_ = msg.NakWithDelay(backoff(cfg.Backoff, meta.NumDelivered))
@@ -481,23 +549,75 @@ func (s *Subscription) processBatch(msgs []jetstream.Msg) {
 		}
 	}
 	if len(valid) > 0 {
-		ctx := s.hctx
-		if len(idx) == 1 {
-			ctx = all[idx[0]].ctx
-		}
-		start := time.Now()
-		herrs := s.safeHandleBatch(ctx, valid)
-		per := time.Since(start).Seconds() / float64(len(valid))
-		for j, i := range idx {
-			s.c.tel.handlerDur.Record(all[i].ctx, per, all[i].attrs)
-			if herrs != nil {
-				errs[i] = herrs[j]
+		s.handleBatch(all, idx, valid, errs)
+		if name, cause := s.batchDependency(idx, errs); name != "" {
+			// Hold the whole batch and run the handler again, on the deliveries that failed,
+			// once the dependency is back; then settle every delivery as usual.
+			p := s.pauseFor(s.hctx, msgs, name, cause)
+			for {
+				idx, valid = idx[:0], valid[:0]
+				for i, err := range errs {
+					if err != nil && !resilience.IsPermanent(err) {
+						idx, valid = append(idx, i), append(valid, all[i].d)
+					}
+				}
+				if !p.wait() {
+					for _, i := range idx {
+						errs[i] = closingErr(errs[i])
+					}
+					break
+				}
+				s.handleBatch(all, idx, valid, errs)
+				if name, cause = s.batchDependency(idx, errs); name == "" {
+					break
+				}
+				p.still(name, cause)
 			}
+			p.end(errs[idx[0]])
 		}
 	}
 	for i := range msgs {
 		s.settle(all[i], errs[i])
 	}
+}
+
+// handleBatch runs the batch handler on valid (the deliveries of all at idx), keeping them in
+// progress while it runs, and stores each delivery's result in errs.
+func (s *Subscription) handleBatch(all []*inflight, idx []int, valid []Delivery, errs []error) {
+	held := make([]jetstream.Msg, len(idx))
+	for j, i := range idx {
+		held[j] = all[i].msg
+	}
+	stop := s.keepAlive(held)
+	defer stop()
+	ctx := s.hctx
+	if len(idx) == 1 {
+		ctx = all[idx[0]].ctx
+	}
+	start := time.Now()
+	herrs := s.safeHandleBatch(ctx, valid)
+	per := time.Since(start).Seconds() / float64(len(valid))
+	for j, i := range idx {
+		s.c.tel.handlerDur.Record(all[i].ctx, per, all[i].attrs)
+		errs[i] = nil
+		if herrs != nil {
+			errs[i] = herrs[j]
+		}
+	}
+}
+
+// batchDependency reports the dependency that the failures among the handled deliveries show to
+// be down, if any (see downDependency).
+func (s *Subscription) batchDependency(idx []int, errs []error) (string, error) {
+	for _, i := range idx {
+		if name, cause := s.downDependency(s.hctx, errs[i]); name != "" {
+			return name, cause
+		}
+		if errs[i] != nil && !resilience.IsPermanent(errs[i]) {
+			return "", nil // the checks passed: the failures are the messages' own
+		}
+	}
+	return "", nil
 }
 
 func (s *Subscription) safeHandleBatch(ctx context.Context, batch []Delivery) (errs []error) {

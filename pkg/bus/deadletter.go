@@ -27,15 +27,18 @@ const (
 
 const maxReasonLen = 2048
 
-func (c *Client) deadLetter(ctx context.Context, cfg ConsumerConfig, msg jetstream.Msg, meta *jetstream.MsgMetadata, reason string) error {
+func (c *Client) deadLetter(ctx context.Context, cfg ConsumerConfig, in *inflight, reason string) error {
+	msg, meta := in.msg, in.meta
 	h := make(nats.Header, len(msg.Headers())+8)
 	for k, v := range msg.Headers() {
 		h[k] = v
 	}
-	stampDLQ(h, reason, msg.Subject(), cfg.Durable, meta.NumDelivered)
-	h.Set(HeaderDLQStream, meta.Stream)
-	h.Set(HeaderDLQSequence, strconv.FormatUint(meta.Sequence.Stream, 10))
-	// Deterministic id: a dead-letter publish repeated after a crash is stored once.
+	// Where the message came from: a redriven dead letter names its original subject and stream.
+	stampDLQ(h, reason, in.d.Subject, cfg.Durable, meta.NumDelivered)
+	h.Set(HeaderDLQStream, in.d.Stream)
+	h.Set(HeaderDLQSequence, strconv.FormatUint(in.d.StreamSeq, 10))
+	// Deterministic id from the message as delivered: a dead-letter publish repeated after a
+	// crash is stored once, and a redriven message that fails again is a new dead letter.
 	h.Set(jetstream.MsgIDHeader, fmt.Sprintf("dlq:%s:%s:%d", cfg.Durable, meta.Stream, meta.Sequence.Stream))
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.timeout)
 	defer cancel()
@@ -118,9 +121,12 @@ func SubjectMatches(pattern, subject string) bool {
 type DeadLetters interface {
 	// ListDeadLetters returns the dead letters matching f, oldest first.
 	ListDeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLetter, error)
-	// Redrive republishes the dead letters matching f to their original subjects (without the
-	// dead-letter headers) and deletes each from OMNI_DLQ once JetStream acked the republish.
-	// It returns how many were redriven.
+	// Redrive hands each dead letter matching f back, once, to the consumer that failed it (its
+	// durable's redrive subject, omni.redrive.<consumer> in OMNI_REDRIVE; no other subscriber of
+	// the original stream sees it, and the original stream gets no copy), then deletes it from
+	// OMNI_DLQ. An event that a service produced but could not publish (it never reached a
+	// stream) goes to its original subject instead. Dead letters whose consumer no longer exists
+	// stay in OMNI_DLQ and are named in the error. It returns how many were redriven.
 	Redrive(ctx context.Context, f DeadLetterFilter) (int, error)
 }
 
@@ -213,9 +219,12 @@ func (c *Client) Redrive(ctx context.Context, f DeadLetterFilter) (int, error) {
 		return 0, fmt.Errorf("redrive: %w", err)
 	}
 	n := 0
+	var errs []error
+	exists := map[string]error{} // stream/consumer -> whether it still exists
 	for _, d := range letters {
 		if d.OriginalSubject == "" {
-			return n, fmt.Errorf("redrive: dead letter %d has no %s header", d.Seq, HeaderDLQSubject)
+			errs = append(errs, fmt.Errorf("dead letter %d has no %s header", d.Seq, HeaderDLQSubject))
+			continue
 		}
 		h := make(nats.Header, len(d.Header))
 		for k, v := range d.Header {
@@ -223,17 +232,92 @@ func (c *Client) Redrive(ctx context.Context, f DeadLetterFilter) (int, error) {
 				h[k] = v
 			}
 		}
-		// A fresh Nats-Msg-Id: the original id may still be inside the duplicate window.
+		subject := d.OriginalSubject
+		if d.OriginalStream != "" && d.Consumer != "" {
+			// Consumed from a stream: back to that consumer only.
+			key := d.OriginalStream + "/" + d.Consumer
+			err, seen := exists[key]
+			if !seen {
+				_, err = c.js.Consumer(ctx, d.OriginalStream, d.Consumer)
+				exists[key] = err
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("dead letter %d: consumer %s on %s: %w (nothing would receive it; it stays)", d.Seq, d.Consumer, d.OriginalStream, err))
+				continue
+			}
+			subject = SubjectRedrive(d.Consumer)
+			h.Set(HeaderRedriveSubject, d.OriginalSubject)
+			h.Set(HeaderRedriveStream, d.OriginalStream)
+			h.Set(HeaderRedriveSequence, strconv.FormatUint(d.OriginalSeq, 10))
+		}
+		// The dead letter's sequence names the redrive: repeated after a crash, it is stored once.
 		h.Set(jetstream.MsgIDHeader, fmt.Sprintf("redrive:%d:%s", d.Seq, d.EventID))
-		if _, err := c.js.PublishMsg(ctx, &nats.Msg{Subject: d.OriginalSubject, Header: h, Data: d.Data}); err != nil {
-			return n, fmt.Errorf("redrive %d to %s: %w", d.Seq, d.OriginalSubject, err)
+		if _, err := c.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Header: h, Data: d.Data}); err != nil {
+			return n, errors.Join(append(errs, fmt.Errorf("redrive %d to %s: %w", d.Seq, subject, err))...)
 		}
 		if err := st.DeleteMsg(ctx, d.Seq); err != nil {
-			return n, fmt.Errorf("redrive %d: republished but not deleted from %s: %w", d.Seq, StreamDLQ, err)
+			return n, errors.Join(append(errs, fmt.Errorf("redrive %d: republished but not deleted from %s: %w", d.Seq, StreamDLQ, err))...)
 		}
 		n++
 	}
+	if len(errs) > 0 {
+		return n, fmt.Errorf("redrive: %w", errors.Join(errs...))
+	}
 	return n, nil
+}
+
+// Headers of a redriven dead letter in OMNI_REDRIVE: where the message was first consumed from.
+const (
+	HeaderRedriveSubject  = "Omnibus-Redrive-Subject"
+	HeaderRedriveStream   = "Omnibus-Redrive-Stream"
+	HeaderRedriveSequence = "Omnibus-Redrive-Sequence"
+)
+
+// SubjectRedrive is where Redrive hands a dead letter back to the durable consumer that failed it.
+func SubjectRedrive(consumer string) string { return "omni.redrive." + consumer }
+
+// redriveOrigin is the subject, stream and sequence a redriven message was first consumed from
+// (d's own when the headers are missing).
+func redriveOrigin(h nats.Header, d Delivery) (string, string, uint64) {
+	subject, stream := h.Get(HeaderRedriveSubject), h.Get(HeaderRedriveStream)
+	seq, err := strconv.ParseUint(h.Get(HeaderRedriveSequence), 10, 64)
+	if subject == "" || stream == "" || err != nil {
+		return d.Subject, d.Stream, d.StreamSeq
+	}
+	return subject, stream, seq
+}
+
+// consumeRedrives feeds the subscription's redrives (omni.redrive.<durable> in OMNI_REDRIVE) to
+// its handler, beside its stream. Without an OMNI_REDRIVE stream (not provisioned) it does
+// nothing.
+func (s *Subscription) consumeRedrives(ctx context.Context) error {
+	cfg := s.cfg
+	cctx, cancel := withDefaultTimeout(ctx, s.c.opts.timeout)
+	defer cancel()
+	cons, err := s.c.js.CreateOrUpdateConsumer(cctx, StreamRedrive, jetstream.ConsumerConfig{
+		Durable:        cfg.Durable,
+		FilterSubjects: []string{SubjectRedrive(cfg.Durable)},
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        cfg.AckWait,
+		MaxDeliver:     -1,
+		MaxAckPending:  cfg.MaxAckPending,
+	})
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("redrive consumer %s on %s: %w", cfg.Durable, StreamRedrive, err)
+	}
+	s.rcc, err = cons.Consume(s.onMsg, jetstream.PullMaxMessages(min(cfg.PullMaxMessages, 64)),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if !errors.Is(err, jetstream.ErrNoHeartbeat) || !s.stopping.Load() {
+				s.c.opts.log.Warn("redrive consumer error", "consumer", cfg.Durable, "err", err)
+			}
+		}))
+	if err != nil {
+		return fmt.Errorf("consume %s on %s: %w", cfg.Durable, StreamRedrive, err)
+	}
+	return nil
 }
 
 var _ DeadLetters = (*Client)(nil)

@@ -17,6 +17,9 @@ const (
 	StreamAudit = "OMNI_AUDIT"
 	StreamDLQ   = "OMNI_DLQ"
 	StreamOps   = "OMNI_OPS" // omni.ops.> operational alerts, 7 days
+	// StreamRedrive is a work queue of dead letters handed back to the consumer that failed
+	// them (omni.redrive.<consumer>, see Redrive).
+	StreamRedrive = "OMNI_REDRIVE"
 )
 
 // SubjectDLQ returns the dead-letter subject of a service.
@@ -79,6 +82,7 @@ func Streams(c StreamsConfig) []jetstream.StreamConfig {
 		mk(StreamAudit, "one masked record per third-party call", "omni.audit.>", jetstream.LimitsPolicy, c.AuditMaxAge),
 		mk(StreamDLQ, "dead letters with their reasons", "omni.dlq.>", jetstream.LimitsPolicy, c.DLQMaxAge),
 		mk(StreamOps, "operational alerts raised and resolved", "omni.ops.>", jetstream.LimitsPolicy, 7*day),
+		mk(StreamRedrive, "dead letters handed back to the consumer that failed them", "omni.redrive.>", jetstream.WorkQueuePolicy, c.DLQMaxAge),
 	}
 }
 

@@ -41,6 +41,7 @@ type instruments struct {
 	acked        metric.Int64Counter
 	redelivered  metric.Int64Counter
 	deadLettered metric.Int64Counter
+	paused       metric.Int64UpDownCounter
 	handlerDur   metric.Float64Histogram
 }
 
@@ -62,6 +63,10 @@ func newInstruments(tp trace.TracerProvider, mp metric.MeterProvider) (*instrume
 	in.redelivered = mk("omnibus.bus.redelivered", "Messages nak'ed for redelivery after a transient error.")
 	in.deadLettered = mk("omnibus.bus.deadlettered", "Messages moved to OMNI_DLQ.")
 	if err != nil {
+		return nil, err
+	}
+	if in.paused, err = m.Int64UpDownCounter("omnibus.bus.consumer.paused", metric.WithUnit("{handler}"),
+		metric.WithDescription("Handlers holding messages until a dependency serves again (see ConsumerConfig.Dependencies).")); err != nil {
 		return nil, err
 	}
 	buckets := metric.WithExplicitBucketBoundaries(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10)

@@ -1,8 +1,9 @@
 package resilience
 
 // The error kinds that tell the runtime what to do next with a failed call or handler: Permanent
-// (dead-letter now, never retry) and RetryAfter (retry, but not before d). The bus consumer and
-// the vendor-call pipeline read these and nothing else.
+// (dead-letter now, never retry), RetryAfter (retry, but not before d) and Unavailable (a
+// dependency is down: not the message's fault, retry without counting). The bus consumer and the
+// vendor-call pipeline read these and nothing else.
 
 import (
 	"errors"
@@ -55,4 +56,28 @@ func RetryDelay(err error) (time.Duration, bool) {
 		return r.after, true
 	}
 	return 0, false
+}
+
+type unavailableError struct{ err error }
+
+func (e *unavailableError) Error() string { return "unavailable: " + e.err.Error() }
+func (e *unavailableError) Unwrap() error { return e.err }
+
+// Unavailable marks err as the failure of a dependency the handler needs — its database, NATS, a
+// vendor behind an open breaker — rather than of the message it handled. A bus consumer then
+// pauses and retries the message until the dependency is back, and the failure never counts
+// toward MaxDeliver: a dependency being down is not the message's fault. Unavailable(nil) is nil.
+func Unavailable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &unavailableError{err: err}
+}
+
+// IsUnavailable reports whether err, or any error it wraps, was marked Unavailable or is a
+// vendor route's open circuit breaker (ErrCircuitOpen): the vendor is known to be down, so a
+// consumer waits for it instead of spending the message's deliveries.
+func IsUnavailable(err error) bool {
+	var u *unavailableError
+	return errors.As(err, &u) || errors.Is(err, ErrCircuitOpen)
 }

@@ -146,6 +146,10 @@ func run(ctx context.Context, d service.Deps) error {
 	w.Mount(d.Mux)
 
 	handlers := []bus.Handler{proj.HandleDesk, proj.HandleInbound, proj.HandleTool, proj.HandleAudit, proj.HandleOpsAlert}
+	// A store outage pauses the consumers instead of dead-lettering what arrives meanwhile.
+	for i := range cons {
+		cons[i].Dependencies = append(cons[i].Dependencies, bus.Dependency{Name: "postgres", Check: st.Ping})
+	}
 	var subs []*bus.Subscription
 	stop := func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)

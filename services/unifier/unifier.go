@@ -174,6 +174,9 @@ func Run(ctx context.Context, d service.Deps) error {
 		}
 	}
 	for _, lane := range lanes {
+		// A Postgres outage, however long, pauses the lane: its messages wait for the store
+		// instead of running out their deliveries into the dead-letter queue.
+		lane.Dependencies = append(lane.Dependencies, bus.Dependency{Name: "postgres", Check: pool.Ping})
 		s, err := d.Bus.SubscribeBatch(ctx, lane, cfg.BatchSize, handle)
 		if err != nil {
 			stopAll()
