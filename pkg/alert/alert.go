@@ -1,36 +1,19 @@
-// Package alert watches the failure ratio of each vendor route and raises an operational alert
-// when it gets too high: omni.ops.alert.raised once when a route's ratio reaches the threshold,
-// omni.ops.alert.resolved once when it has recovered (stream OMNI_OPS).
-//
-// The pkg/resilience pipeline feeds every call's outcome to a Monitor; nothing else needs to.
-//
-// Rules (defaults in Options):
-//   - The window is a sliding 5 minutes made of 10 count buckets of 30 s: each bucket counts the
-//     calls and failures that ended in it, and the window is the sum of the buckets of the last
-//     5 minutes. Memory per route is constant, whatever the traffic.
-//   - A failure is any outcome but "ok"; "canceled" (the caller gave up) is not counted at all.
-//     Connectors map a vendor's business answers ("no such waybill") to success, so a failure is
-//     a call the vendor did not serve.
-//   - Raise when the window holds at least MinCalls calls (100) and failures/calls >= Threshold
-//     (1 %). MinCalls keeps small samples quiet: 1 failure in 3 calls is 33 % but says little,
-//     and 100 calls is the least for which 1 % means one failure.
-//   - Resolve when, with at least MinCalls calls, the ratio is <= ResolveRatio (half the
-//     threshold), or when the window holds no call at all. The gap between the two thresholds is
-//     the hysteresis that keeps a ratio hovering around 1 % from flapping.
-//   - One alert per route at a time, per process: each replica of a service watches its own
-//     calls. Events are published in the background and never delay a call.
 package alert
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/omnibus-dev/omnibus/pkg/event"
 )
@@ -43,11 +26,19 @@ const (
 	SubjectResolved = "omni.ops.alert.resolved"
 	// KindVendorFailureRatio is the kind of alert a Monitor raises.
 	KindVendorFailureRatio = "vendor_failure_ratio"
+	// KindDeadLetters is the kind of alert WatchDeadLetters raises.
+	KindDeadLetters = "dead_letters"
 )
 
 // BusPublisher is the one method of bus.Publisher alerts need (*bus.Client has it).
 type BusPublisher interface {
 	Publish(ctx context.Context, subject string, e event.Event) error
+}
+
+// JetStreamer gives access to JetStream; *bus.Client is one. A Monitor whose publisher is also a
+// JetStreamer keeps its state in a KVStore on it, unless Options.Store says otherwise.
+type JetStreamer interface {
+	JetStream() jetstream.JetStream
 }
 
 // Options configure a Monitor. Zero fields take the defaults shown.
@@ -62,17 +53,35 @@ type Options struct {
 	Buckets int
 	// Threshold raises an alert at failures/calls >= Threshold. Default 0.01 (1 %).
 	Threshold float64
-	// ResolveRatio resolves a raised alert at failures/calls <= ResolveRatio. Default Threshold/2.
+	// ResolveRatio resolves a raised alert at failures/calls <= ResolveRatio, with at least
+	// MinCalls calls in the window. Default Threshold/2.
 	ResolveRatio float64
 	// MinCalls is the least number of calls in the window for the ratio to count. Default 100.
 	MinCalls int
+	// QuietPeriod is how long a route with fewer than MinCalls calls in the window must go
+	// without a failure for its alert to resolve (with RecoveryCalls). Default two buckets
+	// (1 minute); at most Window.
+	QuietPeriod time.Duration
+	// RecoveryCalls is how many calls must have succeeded since the last failure for the alert
+	// of a route with fewer than MinCalls calls in the window to resolve (with QuietPeriod).
+	// Default 3.
+	RecoveryCalls int
+	// Store keeps the routes' state across restarts (see the package doc). Default: a KVStore
+	// on the default bucket (OMNI_ALERTS) when the publisher is a JetStreamer, as *bus.Client
+	// is; otherwise none, and the state lives in memory only.
+	Store Store
+	// Instance names this replica of Service in the Store, so that replicas keep separate
+	// states: a restarted replica restores what was saved under its own Instance, and replicas
+	// sharing one overwrite each other's. Default "0" (one replica per service; give each of
+	// several a stable name, such as its StatefulSet pod name).
+	Instance string
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
-	// Log receives publish failures. Default slog.Default().
+	// Log receives publish and store failures. Default slog.Default().
 	Log *slog.Logger
 }
 
-// ErrInvalidOptions is wrapped by NewMonitor for bad options.
+// ErrInvalidOptions is wrapped by NewMonitor, NewKVStore and WatchDeadLetters for bad options.
 var ErrInvalidOptions = errors.New("alert: invalid options")
 
 func (o *Options) setDefaults() error {
@@ -97,6 +106,15 @@ func (o *Options) setDefaults() error {
 	if o.MinCalls <= 0 {
 		o.MinCalls = 100
 	}
+	if o.QuietPeriod <= 0 {
+		o.QuietPeriod = 2 * (o.Window / time.Duration(o.Buckets))
+	}
+	if o.RecoveryCalls <= 0 {
+		o.RecoveryCalls = 3
+	}
+	if o.Instance == "" {
+		o.Instance = "0"
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -110,6 +128,8 @@ func (o *Options) setDefaults() error {
 		return fmt.Errorf("%w: ResolveRatio (%g) must not exceed Threshold (%g)", ErrInvalidOptions, o.ResolveRatio, o.Threshold)
 	case o.Window/time.Duration(o.Buckets) <= 0:
 		return fmt.Errorf("%w: Window %s is too short for %d buckets", ErrInvalidOptions, o.Window, o.Buckets)
+	case o.QuietPeriod > o.Window:
+		return fmt.Errorf("%w: QuietPeriod (%s) must not exceed Window (%s): an idle window resolves by itself", ErrInvalidOptions, o.QuietPeriod, o.Window)
 	}
 	return nil
 }
@@ -124,10 +144,13 @@ type bucket struct {
 }
 
 type route struct {
-	buckets  []bucket
-	raised   bool
-	alertID  string
-	raisedAt time.Time
+	buckets     []bucket
+	raised      bool
+	alertID     string
+	raisedAt    time.Time
+	lastFailure time.Time // when the last failure was recorded; zero before the first
+	okSince     int       // calls that succeeded since lastFailure
+	dirty       bool      // changed since it was last saved
 }
 
 // Status is a route's window as the monitor sees it.
@@ -137,20 +160,30 @@ type Status struct {
 	Ratio           float64
 }
 
+// storeTimeout bounds the Store calls of a Monitor: the restore in NewMonitor, and each save.
+const storeTimeout = 5 * time.Second
+
 // Monitor keeps one window per route. It is safe for concurrent use.
 type Monitor struct {
-	o      Options
-	pub    BusPublisher
-	width  time.Duration
-	mu     sync.Mutex
-	routes map[routeKey]*route
-	out    chan event.Event
-	done   chan struct{}
-	stop   chan struct{}
-	once   sync.Once
+	o        Options
+	pub      BusPublisher
+	width    time.Duration
+	mu       sync.Mutex
+	routes   map[routeKey]*route
+	restored bool // the Store's state is loaded (or there is no Store): saves may overwrite it
+	out      chan event.Event
+	save     chan struct{} // a raise or resolve asks for a save now
+	done     chan struct{}
+	stop     chan struct{}
+	once     sync.Once
 }
 
 // NewMonitor starts a monitor that publishes its alerts through pub; Close stops it.
+//
+// With a Store (see Options.Store) it first restores the state saved by the previous Monitor of
+// the same Service and Instance, waiting at most 5 s. A store it cannot read then is not an
+// error: the monitor starts empty, tries again once per bucket, and saves nothing until it has
+// read it, so that what a previous process saved is never overwritten unread.
 func NewMonitor(pub BusPublisher, o Options) (*Monitor, error) {
 	if err := o.setDefaults(); err != nil {
 		return nil, err
@@ -158,8 +191,19 @@ func NewMonitor(pub BusPublisher, o Options) (*Monitor, error) {
 	if pub == nil {
 		return nil, fmt.Errorf("%w: a bus publisher is required", ErrInvalidOptions)
 	}
+	if o.Store == nil {
+		if j, ok := pub.(JetStreamer); ok && j.JetStream() != nil {
+			s, err := NewKVStore(j.JetStream(), KVOptions{})
+			if err != nil {
+				return nil, err
+			}
+			o.Store = s
+		}
+	}
 	m := &Monitor{o: o, pub: pub, width: o.Window / time.Duration(o.Buckets), routes: map[routeKey]*route{},
-		out: make(chan event.Event, 256), done: make(chan struct{}), stop: make(chan struct{})}
+		restored: o.Store == nil, out: make(chan event.Event, 256), save: make(chan struct{}, 1),
+		done: make(chan struct{}), stop: make(chan struct{})}
+	m.Tick() // restores the saved state; an alert whose window emptied while the process was down resolves now
 	go m.run()
 	return m, nil
 }
@@ -177,10 +221,7 @@ func (m *Monitor) Record(vendor, op, outcome string) {
 	k := routeKey{vendor, op}
 	r := m.routes[k]
 	if r == nil {
-		r = &route{buckets: make([]bucket, m.o.Buckets)}
-		for i := range r.buckets {
-			r.buckets[i].index = -1
-		}
+		r = m.newRoute()
 		m.routes[k] = r
 	}
 	b := &r.buckets[idx%int64(len(r.buckets))]
@@ -194,13 +235,34 @@ func (m *Monitor) Record(vendor, op, outcome string) {
 			b.byOutcome = map[string]int{}
 		}
 		b.byOutcome[outcome]++
+		r.lastFailure, r.okSince = now, 0
+	} else {
+		r.okSince++
 	}
+	r.dirty = true
 	m.evaluate(k, r, now, idx)
 }
 
-// Tick re-evaluates every route at the current time, resolving alerts whose window emptied. The
-// monitor ticks by itself once per bucket; tests with an injected clock call it.
+func (m *Monitor) newRoute() *route {
+	r := &route{buckets: make([]bucket, m.o.Buckets)}
+	r.clear()
+	return r
+}
+
+// clear empties the route's window.
+func (r *route) clear() {
+	for i := range r.buckets {
+		r.buckets[i] = bucket{index: -1}
+	}
+}
+
+// Tick re-evaluates every route at the current time, resolving the alerts of routes that went
+// quiet or idle; it first restores the saved state if it could not be read so far. The monitor
+// ticks by itself once per bucket; tests with an injected clock call it.
 func (m *Monitor) Tick() {
+	if !m.isRestored() {
+		m.restore()
+	}
 	now := m.o.Now()
 	idx := now.UnixNano() / int64(m.width)
 	m.mu.Lock()
@@ -255,28 +317,38 @@ func (m *Monitor) evaluate(k routeKey, r *route, now time.Time, idx int64) {
 	rt := ratio(failures, calls)
 	switch {
 	case !r.raised && calls >= m.o.MinCalls && rt >= m.o.Threshold:
-		r.raised, r.raisedAt = true, now
-		id, err := uuid.NewV7()
-		if err != nil {
-			id = uuid.New()
-		}
-		r.alertID = id.String()
+		r.raised, r.raisedAt, r.alertID, r.dirty = true, now, newAlertID(), true
 		m.emit(TypeRaised, raised{
-			common: m.common(k, r, rt, m.o.Threshold, calls, failures,
+			common: m.common(k, r.alertID, r.raisedAt, rt, m.o.Threshold, calls, failures,
 				fmt.Sprintf("%s %s: %d of %d calls failed in the last %s (%.1f%% ≥ %.1f%%)%s", k.vendor, k.op, failures, calls,
 					m.o.Window, rt*100, m.o.Threshold*100, outcomesText(byOutcome))),
 			FailuresByOutcome: byOutcome,
 		}, now)
 	case r.raised && calls == 0:
-		r.raised = false
-		m.emit(TypeResolved, resolved{common: m.common(k, r, 0, m.o.ResolveRatio, 0, 0,
-			fmt.Sprintf("%s %s: no calls in the last %s", k.vendor, k.op, m.o.Window)), ResolvedAt: now.UTC()}, now)
+		m.resolve(k, r, now, 0, 0, fmt.Sprintf("%s %s: no calls in the last %s", k.vendor, k.op, m.o.Window))
 	case r.raised && calls >= m.o.MinCalls && rt <= m.o.ResolveRatio:
-		r.raised = false
-		m.emit(TypeResolved, resolved{common: m.common(k, r, rt, m.o.ResolveRatio, calls, failures,
-			fmt.Sprintf("%s %s recovered: %d of %d calls failed in the last %s (%.1f%% ≤ %.1f%%)", k.vendor, k.op, failures, calls,
-				m.o.Window, rt*100, m.o.ResolveRatio*100)), ResolvedAt: now.UTC()}, now)
+		m.resolve(k, r, now, calls, failures, fmt.Sprintf("%s %s recovered: %d of %d calls failed in the last %s (%.1f%% ≤ %.1f%%)",
+			k.vendor, k.op, failures, calls, m.o.Window, rt*100, m.o.ResolveRatio*100))
+	case r.raised && calls < m.o.MinCalls && r.okSince >= m.o.RecoveryCalls && now.Sub(r.lastFailure) >= m.o.QuietPeriod:
+		m.resolve(k, r, now, calls, failures, fmt.Sprintf("%s %s recovered: %d calls succeeded since the last failure and none failed for %s (%d of %d calls failed in the last %s, fewer than the %d calls a ratio needs)",
+			k.vendor, k.op, r.okSince, m.o.QuietPeriod, failures, calls, m.o.Window, m.o.MinCalls))
+		r.clear() // the failures forgiven here must not raise the alert again
 	}
+}
+
+// resolve resolves r's alert. m.mu is held.
+func (m *Monitor) resolve(k routeKey, r *route, now time.Time, calls, failures int, summary string) {
+	r.raised, r.dirty = false, true
+	m.emit(TypeResolved, resolved{common: m.common(k, r.alertID, r.raisedAt, ratio(failures, calls), m.o.ResolveRatio, calls, failures, summary),
+		ResolvedAt: now.UTC()}, now)
+}
+
+func newAlertID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		id = uuid.New()
+	}
+	return id.String()
 }
 
 func outcomesText(by map[string]int) string {
@@ -320,13 +392,14 @@ type resolved struct {
 	ResolvedAt time.Time `json:"resolved_at"`
 }
 
-func (m *Monitor) common(k routeKey, r *route, rt, threshold float64, calls, failures int, summary string) common {
-	return common{AlertID: r.alertID, Kind: KindVendorFailureRatio, Service: m.o.Service, Vendor: k.vendor, Op: k.op,
+func (m *Monitor) common(k routeKey, alertID string, raisedAt time.Time, rt, threshold float64, calls, failures int, summary string) common {
+	return common{AlertID: alertID, Kind: KindVendorFailureRatio, Service: m.o.Service, Vendor: k.vendor, Op: k.op,
 		Ratio: rt, Threshold: threshold, Calls: calls, Failures: failures, WindowSeconds: max(1, int(m.o.Window/time.Second)),
-		RaisedAt: r.raisedAt.UTC(), Summary: summary}
+		RaisedAt: raisedAt.UTC(), Summary: summary}
 }
 
-// emit queues an alert event for the background publisher. m.mu is held.
+// emit queues an alert event for the background publisher and asks it to save the routes'
+// state. m.mu is held.
 func (m *Monitor) emit(typ string, data any, now time.Time) {
 	var c common
 	switch d := data.(type) {
@@ -334,6 +407,10 @@ func (m *Monitor) emit(typ string, data any, now time.Time) {
 		c = d.common
 	case resolved:
 		c = d.common
+	}
+	select {
+	case m.save <- struct{}{}:
+	default: // a save is already asked for
 	}
 	e, err := event.New(typ, m.o.Source, data, event.WithTime(now), event.WithSubject(c.Vendor+"."+c.Op))
 	if err != nil {
@@ -354,15 +431,19 @@ func (m *Monitor) run() {
 	for {
 		select {
 		case e := <-m.out:
-			m.publish(e)
+			publish(m.pub, m.o.Log, e)
+		case <-m.save:
+			m.flush()
 		case <-tick.C:
 			m.Tick()
+			m.flush()
 		case <-m.stop:
 			for {
 				select {
 				case e := <-m.out:
-					m.publish(e)
+					publish(m.pub, m.o.Log, e)
 				default:
+					m.flush()
 					return
 				}
 			}
@@ -370,7 +451,8 @@ func (m *Monitor) run() {
 	}
 }
 
-func (m *Monitor) publish(e event.Event) {
+// publish publishes an alert event, trying three times; it logs what it could not publish.
+func publish(pub BusPublisher, log *slog.Logger, e event.Event) error {
 	subject := SubjectRaised
 	if e.Type() == TypeResolved {
 		subject = SubjectResolved
@@ -381,22 +463,178 @@ func (m *Monitor) publish(e event.Event) {
 			time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err = m.pub.Publish(ctx, subject, e)
+		err = pub.Publish(ctx, subject, e)
 		cancel()
 		if err == nil {
 			if e.Type() == TypeRaised {
-				m.o.Log.Warn("alert raised", "data", string(e.Data()))
+				log.Warn("alert raised", "data", string(e.Data()))
 			} else {
-				m.o.Log.Info("alert resolved", "data", string(e.Data()))
+				log.Info("alert resolved", "data", string(e.Data()))
 			}
-			return
+			return nil
 		}
 	}
-	m.o.Log.Error("alert not published", "type", e.Type(), "err", err, "data", string(e.Data()))
+	log.Error("alert not published", "type", e.Type(), "err", err, "data", string(e.Data()))
+	return err
 }
 
-// Close publishes the queued alerts and stops the monitor.
+// Close publishes the queued alerts, saves the routes' state and stops the monitor.
 func (m *Monitor) Close() {
 	m.once.Do(func() { close(m.stop) })
 	<-m.done
+}
+
+// routeState is a route as saved in the Store (JSON).
+type routeState struct {
+	Vendor string `json:"vendor"`
+	Op     string `json:"op"`
+	// BucketMS is the width of the buckets; a window saved with another width is not restored.
+	BucketMS       int64         `json:"bucket_ms"`
+	Buckets        []bucketState `json:"buckets,omitempty"`
+	Raised         bool          `json:"raised"`
+	AlertID        string        `json:"alert_id,omitempty"`
+	RaisedAt       time.Time     `json:"raised_at,omitzero"`
+	LastFailure    time.Time     `json:"last_failure,omitzero"`
+	OKSinceFailure int           `json:"ok_since_failure"`
+	SavedAt        time.Time     `json:"saved_at"`
+}
+
+type bucketState struct {
+	Index     int64          `json:"index"`
+	Calls     int            `json:"calls"`
+	Failures  int            `json:"failures"`
+	ByOutcome map[string]int `json:"by_outcome,omitempty"`
+}
+
+// keyPrefix is the Store key prefix of this monitor's routes.
+func (m *Monitor) keyPrefix() string {
+	return KindVendorFailureRatio + "." + keyToken(m.o.Service) + "." + keyToken(m.o.Instance)
+}
+
+func (m *Monitor) isRestored() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.restored
+}
+
+// restore loads the saved routes and merges them into the live ones.
+func (m *Monitor) restore() {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	saved, err := m.o.Store.Load(ctx, m.keyPrefix())
+	if err != nil {
+		m.o.Log.Error("alert state not restored; retrying once per bucket, saving nothing until then", "service", m.o.Service, "err", err)
+		return
+	}
+	now := m.o.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for key, v := range saved {
+		var s routeState
+		if err := json.Unmarshal(v, &s); err != nil {
+			m.o.Log.Warn("alert state unreadable; ignored", "key", key, "err", err)
+			continue
+		}
+		m.merge(s, now)
+		n++
+	}
+	m.restored = true
+	if n > 0 {
+		m.o.Log.Info("alert state restored", "service", m.o.Service, "routes", n)
+	}
+}
+
+// merge adds a saved route to the live ones. A route that took calls before its state could be
+// read (the store was unreachable at start) keeps its live window and takes over the saved
+// alert, or resolves it when it raised one of its own meanwhile. m.mu is held.
+func (m *Monitor) merge(s routeState, now time.Time) {
+	k := routeKey{s.Vendor, s.Op}
+	r := m.routes[k]
+	if r == nil {
+		r = m.newRoute()
+		m.routes[k] = r
+		r.lastFailure, r.okSince = s.LastFailure, s.OKSinceFailure
+		if time.Duration(s.BucketMS)*time.Millisecond == m.width {
+			for _, b := range s.Buckets {
+				if b.Index < 0 {
+					continue
+				}
+				if slot := &r.buckets[b.Index%int64(len(r.buckets))]; b.Index > slot.index {
+					*slot = bucket{index: b.Index, calls: b.Calls, failures: b.Failures, byOutcome: b.ByOutcome}
+				}
+			}
+		}
+		r.raised, r.alertID, r.raisedAt = s.Raised, s.AlertID, s.RaisedAt
+		return
+	}
+	switch {
+	case !s.Raised || s.AlertID == r.alertID:
+	case !r.raised:
+		r.raised, r.alertID, r.raisedAt, r.dirty = true, s.AlertID, s.RaisedAt, true
+	default:
+		m.emit(TypeResolved, resolved{common: m.common(k, s.AlertID, s.RaisedAt, 0, m.o.ResolveRatio, 0, 0,
+			fmt.Sprintf("%s %s: superseded by alert %s, raised after a restart", k.vendor, k.op, r.alertID)), ResolvedAt: now.UTC()}, now)
+	}
+}
+
+// flush saves the routes changed since their last save. Only run calls it, so saves of a route
+// never overtake one another.
+func (m *Monitor) flush() {
+	if m.o.Store == nil {
+		return
+	}
+	type pending struct {
+		k     routeKey
+		key   string
+		value []byte
+	}
+	var batch []pending
+	now := m.o.Now().UTC()
+	m.mu.Lock()
+	if !m.restored {
+		m.mu.Unlock()
+		return
+	}
+	for k, r := range m.routes {
+		if !r.dirty {
+			continue
+		}
+		s := routeState{Vendor: k.vendor, Op: k.op, BucketMS: m.width.Milliseconds(), Raised: r.raised, AlertID: r.alertID,
+			RaisedAt: r.raisedAt.UTC(), LastFailure: r.lastFailure.UTC(), OKSinceFailure: r.okSince, SavedAt: now}
+		for _, b := range r.buckets {
+			if b.index >= 0 {
+				s.Buckets = append(s.Buckets, bucketState{Index: b.index, Calls: b.calls, Failures: b.failures, ByOutcome: maps.Clone(b.byOutcome)})
+			}
+		}
+		v, err := json.Marshal(s)
+		if err != nil {
+			continue
+		}
+		r.dirty = false
+		batch = append(batch, pending{k: k, key: m.keyPrefix() + "." + keyToken(k.vendor) + "." + keyToken(k.op), value: v})
+	}
+	m.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	var failed []routeKey
+	var firstErr error
+	for _, p := range batch {
+		if err := m.o.Store.Save(ctx, p.key, p.value); err != nil {
+			failed = append(failed, p.k)
+			firstErr = cmp.Or(firstErr, err)
+		}
+	}
+	if len(failed) == 0 {
+		return
+	}
+	m.o.Log.Warn("alert state not saved; retrying next bucket", "service", m.o.Service, "routes", len(failed), "err", firstErr)
+	m.mu.Lock()
+	for _, k := range failed {
+		m.routes[k].dirty = true
+	}
+	m.mu.Unlock()
 }

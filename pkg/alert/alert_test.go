@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -66,17 +67,30 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 type testBundle struct {
 	clock *clock
 	rec   *recorder
+	opts  alert.Options // what the monitor was made with; start makes another with them
 }
 
-func setup(t *testing.T) (*alert.Monitor, *testBundle) {
+// setup starts a monitor of service logistics on a recorder and an injected clock; opts adjust
+// its options.
+func setup(t *testing.T, opts ...func(*alert.Options)) (*alert.Monitor, *testBundle) {
 	t.Helper()
 	b := &testBundle{clock: &clock{now: time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)}, rec: &recorder{t: t}}
-	m, err := alert.NewMonitor(b.rec, alert.Options{Service: "logistics", Now: b.clock.Now, Log: quiet()})
+	b.opts = alert.Options{Service: "logistics", Now: b.clock.Now, Log: quiet()}
+	for _, o := range opts {
+		o(&b.opts)
+	}
+	return b.start(t), b
+}
+
+// start makes a monitor with the bundle's options: a restarted process.
+func (b *testBundle) start(t *testing.T) *alert.Monitor {
+	t.Helper()
+	m, err := alert.NewMonitor(b.rec, b.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Close)
-	return m, b
+	return m
 }
 
 // record spreads n calls with the given number of failures (timeouts) over one second.
@@ -164,7 +178,7 @@ func TestHysteresis(t *testing.T) {
 	}
 }
 
-func TestQuietRouteResolvesWhenWindowEmpties(t *testing.T) {
+func TestIdleRouteResolvesWhenWindowEmpties(t *testing.T) {
 	t.Parallel()
 	m, b := setup(t)
 	record(m, b, 100, 10)
@@ -198,7 +212,8 @@ func TestCanceledCallsDoNotCount(t *testing.T) {
 
 func TestOptionsValidate(t *testing.T) {
 	t.Parallel()
-	for _, o := range []alert.Options{{}, {Service: "x", Threshold: 2}, {Service: "x", Threshold: 0.01, ResolveRatio: 0.02}} {
+	for _, o := range []alert.Options{{}, {Service: "x", Threshold: 2}, {Service: "x", Threshold: 0.01, ResolveRatio: 0.02},
+		{Service: "x", QuietPeriod: 6 * time.Minute}} {
 		if _, err := alert.NewMonitor(&recorder{t: t}, o); err == nil {
 			t.Errorf("NewMonitor(%+v) accepted", o)
 		}
@@ -223,5 +238,144 @@ func TestAlertsLandOnOpsStream(t *testing.T) {
 	m.Close()
 	if n := b.StoredCount(t, bus.StreamOps, alert.SubjectRaised); n != 1 {
 		t.Fatalf("raised alerts stored in %s: %d, want 1", bus.StreamOps, n)
+	}
+}
+
+// calls records outcomes one at a time on salesforce/lookup, every apart.
+func calls(m *alert.Monitor, b *testBundle, every time.Duration, outcomes ...string) {
+	for _, o := range outcomes {
+		m.Record("salesforce", "lookup", o)
+		b.clock.Advance(every)
+	}
+}
+
+// repeat returns n outcomes: "timeout" for each i with fail(i), "ok" otherwise.
+func repeat(n int, fail func(i int) bool) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = "ok"
+		if fail(i) {
+			out[i] = "timeout"
+		}
+	}
+	return out
+}
+
+// outage raises the alert of salesforce/lookup: 100 calls, one every 3 s, one in four failing;
+// the last failure is 12 s old when it returns (and the first 10 calls have left the window).
+func outage(t *testing.T, m *alert.Monitor, b *testBundle) {
+	t.Helper()
+	calls(m, b, 3*time.Second, repeat(100, func(i int) bool { return i%4 == 0 })...)
+	if st := m.Status("salesforce", "lookup"); !st.Raised {
+		t.Fatalf("after the outage: %+v, want raised", st)
+	}
+}
+
+func decode(t *testing.T, e event.Event) (d struct {
+	AlertID  string  `json:"alert_id"`
+	Kind     string  `json:"kind"`
+	Ratio    float64 `json:"ratio"`
+	Calls    int     `json:"calls"`
+	Failures int     `json:"failures"`
+	Summary  string  `json:"summary"`
+}) {
+	t.Helper()
+	if err := event.DecodeData(e, &d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestQuietRouteResolvesOnRecovery(t *testing.T) {
+	t.Parallel()
+	m, b := setup(t)
+	outage(t, m, b)
+	// The vendor recovers; the route gets a call every 20 s. The window soon holds fewer than
+	// MinCalls calls: the ratio no longer counts, the quiet rule does.
+	calls(m, b, 20*time.Second, "ok", "ok", "ok")
+	if st := m.Status("salesforce", "lookup"); !st.Raised || st.Calls >= 100 {
+		t.Fatalf("52 s after the last failure: %+v, want still raised (quiet period 1m) with fewer than 100 calls", st)
+	}
+	calls(m, b, 20*time.Second, "ok")
+	if st := m.Status("salesforce", "lookup"); st.Raised {
+		t.Fatalf("72 s after the last failure, after 7 successes: %+v, want resolved", st)
+	}
+	m.Close()
+	got := b.rec.types()
+	if len(got) != 2 || got[0] != alert.TypeRaised || got[1] != alert.TypeResolved {
+		t.Fatalf("events %v, want raised then resolved", got)
+	}
+	raised, resolved := decode(t, b.rec.events[0]), decode(t, b.rec.events[1])
+	if raised.AlertID != resolved.AlertID || resolved.Kind != alert.KindVendorFailureRatio {
+		t.Fatalf("resolved %+v does not end raised %+v", resolved, raised)
+	}
+	if !strings.Contains(resolved.Summary, "recovered: 7 calls succeeded since the last failure") || resolved.Calls >= 100 {
+		t.Fatalf("resolved %+v", resolved)
+	}
+}
+
+func TestQuietRouteWithIntermittentFailuresDoesNotFlap(t *testing.T) {
+	t.Parallel()
+	m, b := setup(t)
+	outage(t, m, b)
+	// Ten minutes of a call every 10 s, one in four failing: never a minute without a failure.
+	calls(m, b, 10*time.Second, repeat(60, func(i int) bool { return i%4 == 3 })...)
+	m.Tick()
+	if st := m.Status("salesforce", "lookup"); !st.Raised || st.Calls >= 100 {
+		t.Fatalf("still failing now and then: %+v, want raised", st)
+	}
+	// Failures stop: resolved once, at the success a minute after the last failure.
+	calls(m, b, 10*time.Second, repeat(6, func(int) bool { return false })...)
+	if st := m.Status("salesforce", "lookup"); st.Raised || st.Calls != 0 {
+		t.Fatalf("a minute without failures: %+v, want resolved and the window restarted", st)
+	}
+	// The failures forgiven do not come back: an isolated failure and a burst of traffic (which
+	// would have brought the old window back over MinCalls) raise nothing.
+	calls(m, b, time.Second, "timeout")
+	calls(m, b, 100*time.Millisecond, repeat(90, func(int) bool { return false })...)
+	m.Tick()
+	if st := m.Status("salesforce", "lookup"); st.Raised {
+		t.Fatalf("after the resolve: %+v, want no new alert", st)
+	}
+	// A new outage on enough new calls raises a new alert, as on any route.
+	calls(m, b, 100*time.Millisecond, repeat(20, func(i int) bool { return i%2 == 0 })...)
+	if st := m.Status("salesforce", "lookup"); !st.Raised {
+		t.Fatalf("a new outage: %+v, want raised", st)
+	}
+	m.Close()
+	got := b.rec.types()
+	if len(got) != 3 || got[0] != alert.TypeRaised || got[1] != alert.TypeResolved || got[2] != alert.TypeRaised {
+		t.Fatalf("events %v, want raised, resolved, raised", got)
+	}
+	if first, second := decode(t, b.rec.events[0]), decode(t, b.rec.events[2]); first.AlertID == second.AlertID {
+		t.Fatal("the new outage reuses the old alert id")
+	}
+}
+
+func TestBusyRouteResolvesOnRatioOnly(t *testing.T) {
+	t.Parallel()
+	m, b := setup(t)
+	record(m, b, 200, 10) // 5 %: raised
+	// Minutes of successes at 1 call/s: the quiet rule's conditions hold, but with at least
+	// MinCalls calls only the ratio counts, and the old failures keep it above 0.5 %.
+	for range 3 {
+		b.clock.Advance(time.Minute)
+		record(m, b, 60, 0)
+	}
+	if st := m.Status("sfexpress", "route_query"); !st.Raised || st.Ratio <= 0.005 {
+		t.Fatalf("busy route at %.4f: %+v, want still raised", st.Ratio, st)
+	}
+	// The failures slide out of the window: resolved by the ratio, as before.
+	b.clock.Advance(2 * time.Minute)
+	record(m, b, 120, 0)
+	if st := m.Status("sfexpress", "route_query"); st.Raised || st.Calls < 100 {
+		t.Fatalf("busy route after the failures left the window: %+v, want resolved", st)
+	}
+	m.Close()
+	if got := b.rec.types(); len(got) != 2 {
+		t.Fatalf("events %v, want raised then resolved", got)
+	}
+	if d := decode(t, b.rec.events[1]); !strings.Contains(d.Summary, "≤ 0.5%") {
+		t.Fatalf("resolved by %q, want the ratio rule", d.Summary)
 	}
 }

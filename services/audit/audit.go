@@ -11,6 +11,11 @@
 // event has the same id and time and is ignored. A record older than the retention is acked and
 // not stored; one dated more than a day in the future is dead-lettered (a producer with a broken
 // clock), as is one that does not decode.
+//
+// The service also keeps watch on the dead-letter queue (pkg/alert WatchDeadLetters): every
+// 5 seconds it reads how many messages each omni.dlq.<service> subject of OMNI_DLQ holds,
+// raises one dead_letters alert (omni.ops.alert.raised, stream OMNI_OPS) for a subject that holds
+// any, and resolves it when the subject is empty again. The watcher runs as long as the service.
 package audit
 
 import (
@@ -21,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/omnibus-dev/omnibus/pkg/alert"
 	"github.com/omnibus-dev/omnibus/pkg/audit"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/config"
@@ -75,6 +81,13 @@ func ParseRetention(s string) (time.Duration, error) {
 	return time.ParseDuration(s)
 }
 
+// Source is the CloudEvents source of the events the audit service publishes (its dead-letter
+// alerts).
+const Source = "/services/audit"
+
+// dlqWatchInterval is how often the dead-letter watcher looks at OMNI_DLQ; tests shorten it.
+var dlqWatchInterval = 5 * time.Second
+
 // Subjects the audit service consumes.
 var Subjects = []string{"omni.audit.>"}
 
@@ -86,6 +99,10 @@ func Service() service.Service {
 		Config:  &Config{},
 		Subscribes: []service.Route{
 			{Subject: "omni.audit.*", Type: audit.TypeCallRecorded},
+		},
+		Publishes: []service.Route{
+			{Subject: alert.SubjectRaised, Type: alert.TypeRaised},
+			{Subject: alert.SubjectResolved, Type: alert.TypeResolved},
 		},
 		Run: Run,
 	}
@@ -106,12 +123,18 @@ func Run(ctx context.Context, d service.Deps) error {
 		return err
 	}
 	d.Mux.Handle("GET /api/audit", NewHandler(st, cfg.APIToken))
-	sub, err := d.Bus.SubscribeBatch(ctx, bus.ConsumerConfig{Service: "audit", Durable: "audit", Stream: bus.StreamAudit,
-		FilterSubjects: Subjects}, cfg.BatchSize, s.handle)
+	w, err := alert.WatchDeadLetters(ctx, d.Bus, alert.DeadLetterOptions{Source: Source, Interval: dlqWatchInterval, Log: d.Log})
 	if err != nil {
 		return err
 	}
-	d.Log.Info("audit running", "retention", cfg.retention, "batch", cfg.BatchSize)
+	defer w.Stop() // it stops with ctx; this waits for it
+	// A store outage pauses the consumer: records wait in OMNI_AUDIT, none is dead-lettered for it.
+	sub, err := d.Bus.SubscribeBatch(ctx, bus.ConsumerConfig{Service: "audit", Durable: "audit", Stream: bus.StreamAudit,
+		FilterSubjects: Subjects, Dependencies: []bus.Dependency{{Name: "postgres", Check: d.DB.Ping}}}, cfg.BatchSize, s.handle)
+	if err != nil {
+		return err
+	}
+	d.Log.Info("audit running", "retention", cfg.retention, "batch", cfg.BatchSize, "dlq_watch", dlqWatchInterval)
 	d.MarkStarted()
 	tick := time.NewTicker(cfg.Maintenance)
 	defer tick.Stop()

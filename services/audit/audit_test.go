@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
 
+	"github.com/omnibus-dev/omnibus/pkg/alert"
 	pkgaudit "github.com/omnibus-dev/omnibus/pkg/audit"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
@@ -28,7 +29,10 @@ import (
 	"github.com/omnibus-dev/omnibus/services/audit/internal/store"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(pgtest.Wrap(m)) }
+func TestMain(m *testing.M) {
+	audit.SetDLQWatchInterval(50 * time.Millisecond)
+	goleak.VerifyTestMain(pgtest.Wrap(m))
+}
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
@@ -312,5 +316,60 @@ func TestExpiredAndFutureRecords(t *testing.T) {
 	_, p, _ := b.get(t, "")
 	if len(p.Records) != 1 || p.Records[0].ID != "rec-003" {
 		t.Fatalf("stored %+v, want only the current record (the expired one is not kept)", p.Records)
+	}
+}
+
+// The service watches the dead-letter queue: a dead letter raises an ops alert, resolved once the
+// subject is empty again.
+func TestDeadLettersRaiseAnOpsAlert(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	ctx := context.Background()
+	e, err := event.New(pkgaudit.TypeCallRecorded, "/connectors/crm", map[string]any{"broken": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.bus.Client.DeadLetterEvent(ctx, "crm", "omni.audit.crm", e, "schema: invalid"); err != nil {
+		t.Fatal(err)
+	}
+	type opsAlert struct {
+		AlertID, Kind, Service, Subject, Summary string
+		Messages                                 int
+	}
+	read := func(typ string) []opsAlert {
+		var out []opsAlert
+		for _, e := range b.bus.Events(t, bus.StreamOps, typ) {
+			var a opsAlert
+			if err := event.DecodeData(e, &a); err != nil {
+				t.Fatal(err)
+			}
+			if e.Source() != audit.Source {
+				t.Errorf("alert from %q, want %q", e.Source(), audit.Source)
+			}
+			out = append(out, a)
+		}
+		return out
+	}
+	bustest.WaitFor(t, 20*time.Second, "the dead_letters alert", func() bool { return len(read(alert.TypeRaised)) == 1 })
+	raised := read(alert.TypeRaised)[0]
+	if raised.Kind != alert.KindDeadLetters || raised.Service != "crm" || raised.Subject != "omni.dlq.crm" || raised.Messages != 1 ||
+		!strings.Contains(raised.Summary, "omnibus dlq list --service crm") {
+		t.Fatalf("raised %+v", raised)
+	}
+
+	st, err := b.bus.Client.JetStream().Stream(ctx, bus.StreamDLQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	letters, err := b.bus.Client.ListDeadLetters(ctx, bus.DeadLetterFilter{Service: "crm"})
+	if err != nil || len(letters) != 1 {
+		t.Fatalf("dead letters %v, %v", letters, err)
+	}
+	if err := st.DeleteMsg(ctx, letters[0].Seq); err != nil {
+		t.Fatal(err)
+	}
+	bustest.WaitFor(t, 20*time.Second, "the alert resolved", func() bool { return len(read(alert.TypeResolved)) == 1 })
+	if resolved := read(alert.TypeResolved)[0]; resolved.AlertID != raised.AlertID || resolved.Messages != 0 {
+		t.Fatalf("resolved %+v, want the end of %+v", resolved, raised)
 	}
 }

@@ -109,6 +109,35 @@ func TestOpsAndAlerts(t *testing.T) {
 		t.Fatalf("resolved alert %+v", alerts.Alerts)
 	}
 
+	// A dead_letters alert (the audit service's) names its dead-letter subject instead of a route.
+	dlq := map[string]any{"alert_id": uuid.NewString(), "kind": "dead_letters", "service": "crm", "subject": "omni.dlq.crm", "messages": 2,
+		"raised_at": time.Now().UTC(), "summary": "omni.dlq.crm holds 2 dead letters: see why with `omnibus dlq list --service crm`"}
+	for _, typ := range []string{"omni.ops.alert.raised", "omni.ops.alert.resolved"} {
+		if typ == "omni.ops.alert.resolved" {
+			dlq["messages"], dlq["resolved_at"], dlq["summary"] = 0, time.Now().UTC(), "omni.dlq.crm is empty again"
+		}
+		e, err := event.New(typ, "/services/audit", dlq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Client.Publish(context.Background(), typ, e); err != nil {
+			t.Fatal(err)
+		}
+		if typ == "omni.ops.alert.raised" {
+			bustest.WaitFor(t, 15*time.Second, "the dead_letters alert", func() bool {
+				d.call(t, d.token, "GET", "/api/alerts", nil, &alerts)
+				return len(alerts.Alerts) == 1
+			})
+			if a := alerts.Alerts[0]; a.Kind != "ops" || a.Route != "omni.dlq.crm" || !strings.Contains(a.Title, "2 dead letters") {
+				t.Fatalf("dead_letters alert %+v", a)
+			}
+		}
+	}
+	bustest.WaitFor(t, 15*time.Second, "the dead_letters alert resolved", func() bool {
+		d.call(t, d.token, "GET", "/api/alerts", nil, &alerts)
+		return len(alerts.Alerts) == 0
+	})
+
 	// Negative sentiment from an AI result raises a banner on the conversation.
 	w := newWorld(t, b)
 	w.opened("wechatkf")

@@ -72,6 +72,8 @@ type opsAlert struct {
 	Threshold  float64    `json:"threshold"`
 	Calls      int        `json:"calls"`
 	Failures   int        `json:"failures"`
+	Subject    string     `json:"subject"`  // dead_letters: omni.dlq.<service>
+	Messages   int        `json:"messages"` // dead_letters: messages held
 	Summary    string     `json:"summary"`
 	RaisedAt   time.Time  `json:"raised_at"`
 	ResolvedAt *time.Time `json:"resolved_at"`
@@ -92,6 +94,10 @@ func (p *Projector) HandleOpsAlert(ctx context.Context, d bus.Delivery) error {
 	route := a.Vendor + "." + a.Op
 	detail, _ := json.Marshal(map[string]any{"service": a.Service, "vendor": a.Vendor, "op": a.Op, "kind": a.Kind,
 		"ratio": a.Ratio, "threshold": a.Threshold, "calls": a.Calls, "failures": a.Failures, "summary": a.Summary})
+	if a.Kind == "dead_letters" { // no vendor route: the alert names the dead-letter subject
+		route = a.Subject
+		detail, _ = json.Marshal(map[string]any{"service": a.Service, "kind": a.Kind, "subject": a.Subject, "messages": a.Messages, "summary": a.Summary})
+	}
 	row := store.Alert{ID: "ops:" + a.AlertID, Kind: "ops", Severity: "critical", Title: a.Summary, Detail: detail, Route: route, At: a.RaisedAt}
 	var err error
 	if e.Type() == TypeOpsAlertResolved {
