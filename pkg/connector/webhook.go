@@ -102,7 +102,9 @@ func (rt *Runtime) inbound(h Webhook) http.HandlerFunc {
 		if len(batch) > 0 {
 			ctx, cancel := context.WithTimeout(r.Context(), h.PublishTimeout)
 			defer cancel()
-			if err := rt.Publish(ctx, batch...); err != nil {
+			// In chunks, in order: a vendor's push of thousands of items is stored within its
+			// callback timeout, and answered only once every item is.
+			if err := rt.PublishChunks(ctx, batch); err != nil {
 				// Not acknowledged: the vendor retries, and the event id dedupes the retry.
 				rt.Log.ErrorContext(r.Context(), "webhook publish failed; vendor will retry", "path", r.URL.Path, "err", err)
 				status := http.StatusServiceUnavailable

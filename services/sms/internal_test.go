@@ -319,11 +319,22 @@ func TestRedeliveredCommandSentOnce(t *testing.T) {
 		t.Fatalf("vendor called %d times for one command", p.calls)
 	}
 	// The receipt side finds the command by the vendor id.
-	if id := c.sendOf(c.newBatch(ctx), ProviderAliyun, "biz-1", "", time.Now()); id != "cmd-1" {
-		t.Fatalf("receipt maps to %q", id)
+	mine := &pending{provider: ProviderAliyun, vendorID: "biz-1", at: time.Now()}
+	old := &pending{provider: ProviderTencent, vendorID: "biz-1", at: time.Now().Add(-time.Hour)} // does not wait for the state
+	echoed := &pending{provider: ProviderAliyun, vendorID: "biz-2", fallback: "cmd-2", at: time.Now()}
+	unknown := &pending{provider: ProviderAliyun, vendorID: "biz-3", at: time.Now().Add(-time.Hour)}
+	upl := &pending{}
+	got := c.sendsOf(c.newBatch(ctx), []*pending{mine, old, echoed, unknown, upl})
+	if got[mine] != "cmd-1" || got[old] != "tencent:biz-1" || got[echoed] != "cmd-2" || got[unknown] != "aliyun:biz-3" || got[upl] != "" {
+		t.Fatalf("receipts map to %v", got)
 	}
-	old := time.Now().Add(-time.Hour) // an old receipt does not wait for the state
-	if id := c.sendOf(c.newBatch(ctx), ProviderTencent, "biz-1", "", old); id != "tencent:biz-1" {
-		t.Fatalf("other provider's id maps to %q", id)
+	// A fresh receipt the state does not know yet waits (within the budget) for the send.
+	fresh := &pending{provider: ProviderAliyun, vendorID: "biz-4", at: time.Now()}
+	go func() {
+		time.Sleep(150 * time.Millisecond)
+		_ = st.remember(ctx, sentRecord{MessageID: "cmd-4", Provider: ProviderAliyun, VendorID: "biz-4"})
+	}()
+	if got := c.sendsOf(c.newBatch(ctx), []*pending{fresh}); got[fresh] != "cmd-4" {
+		t.Fatalf("a receipt overtaking its send maps to %q", got[fresh])
 	}
 }

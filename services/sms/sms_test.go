@@ -17,6 +17,8 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/connector/connectortest"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/service"
+	aliwire "github.com/omnibus-dev/omnibus/pkg/wire/aliyun"
+	tcwire "github.com/omnibus-dev/omnibus/pkg/wire/tencent"
 	"github.com/omnibus-dev/omnibus/services/sandbox/aliyun"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
 	"github.com/omnibus-dev/omnibus/services/sandbox/tencent"
@@ -53,7 +55,7 @@ func merge(ms ...map[string]string) map[string]string {
 
 // sandbox starts the simulators on their own server (hookBase "" → no pushes: the conformance
 // suite runs the connector on servers of its own).
-func sandbox(t *testing.T, hookBase string, mux *http.ServeMux) (*sim.Env, *aliyun.Sim, *tencent.Sim) {
+func sandbox(t testing.TB, hookBase string, mux *http.ServeMux) (*sim.Env, *aliyun.Sim, *tencent.Sim) {
 	t.Helper()
 	env := sim.NewEnv(mux, hookBase, nil, 0, quiet())
 	a, err := aliyun.New(env, aliyun.Config{AccessKeyID: "LTAItest", AccessKeySecret: "aliyun-secret", SignNames: []string{"omnibus"},
@@ -162,9 +164,22 @@ type testBundle struct {
 	tencent *tencent.Sim
 }
 
-func setup(t *testing.T, vars map[string]string) *testBundle {
+func setup(t testing.TB, vars map[string]string) *testBundle {
 	t.Helper()
-	b := bustest.New(t, bus.WithLogger(quiet()))
+	return setupSynced(t, "", vars)
+}
+
+// setupSynced is setup on a server with the given JetStream sync setting: "always" (every write
+// fsynced, as deploy/nats/nats.conf and the all-in-one run, with NATS_ATOMIC_BATCHES on as they
+// set it) or "" for the tests' default.
+func setupSynced(t testing.TB, sync string, vars map[string]string) *testBundle {
+	t.Helper()
+	var b *bustest.Bundle
+	if sync == "" {
+		b = bustest.New(t, bus.WithLogger(quiet()))
+	} else {
+		b = bustest.NewSynced(t, sync, bus.WithLogger(quiet()), bus.WithAtomicBatches(sync == "always"))
+	}
 	mux := http.NewServeMux()
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
@@ -207,7 +222,7 @@ func setup(t *testing.T, vars map[string]string) *testBundle {
 	return &testBundle{bus: b, srv: srv, env: env, aliyun: a, tencent: tc}
 }
 
-func (tb *testBundle) post(t *testing.T, path, body string) (int, string) {
+func (tb *testBundle) post(t testing.TB, path, body string) (int, string) {
 	t.Helper()
 	resp, err := http.Post(tb.srv.URL+path, "application/json", strings.NewReader(body))
 	if err != nil {
@@ -582,4 +597,196 @@ func TestPushNotAckedWithoutJetStream(t *testing.T) {
 	if status < 500 || strings.Contains(body, `"result":0`) {
 		t.Fatalf("answered %d %s", status, body)
 	}
+}
+
+// ---- vendor timestamps out of bounds ----
+
+type timedData struct {
+	ChannelMessageID string    `json:"channel_message_id"`
+	VendorMessageID  string    `json:"vendor_message_id"`
+	SentAt           time.Time `json:"sent_at"`
+	At               time.Time `json:"at"`
+	VendorTime       *string   `json:"vendor_time"`
+}
+
+// A push timed in 2001 or 2099 (a wrong vendor or handset clock) is stored at the time of
+// receipt, keeping the vendor's time as vendor_time; an ordinary one keeps its own time.
+func TestVendorTimeOutOfBounds(t *testing.T) {
+	t.Parallel()
+	normal := time.Now().Add(-time.Hour).Truncate(time.Second)
+	y2001 := time.Date(2001, 9, 9, 9, 46, 40, 0, aliwire.Beijing)
+	y2099 := time.Date(2099, 1, 1, 8, 0, 0, 0, aliwire.Beijing)
+	for _, tc := range []struct {
+		provider, path, subject, body string
+		want                          map[string]time.Time // event id suffix → the vendor time, zero when it stands
+	}{
+		{"aliyun", "/hooks/sms/aliyun/up", sms.SubjectIn, "[" +
+			fmt.Sprintf(`{"phone_number":"13800138000","send_time":"%s","content":"a","sign_name":"omnibus","sequence_id":2001},`, aliwire.FormatTime(y2001)) +
+			fmt.Sprintf(`{"phone_number":"13800138000","send_time":"%s","content":"b","sign_name":"omnibus","sequence_id":2099},`, aliwire.FormatTime(y2099)) +
+			fmt.Sprintf(`{"phone_number":"13800138000","send_time":"%s","content":"c","sign_name":"omnibus","sequence_id":1}]`, aliwire.FormatTime(normal)),
+			map[string]time.Time{":2001": y2001, ":2099": y2099, ":1": {}}},
+		{"aliyun", "/hooks/sms/aliyun/report", sms.SubjectStatus, "[" +
+			fmt.Sprintf(`{"phone_number":"13800138000","report_time":"%s","success":true,"biz_id":"2001^0","out_id":""},`, aliwire.FormatTime(y2001)) +
+			fmt.Sprintf(`{"phone_number":"13800138000","report_time":"%s","success":true,"biz_id":"2099^0","out_id":""},`, aliwire.FormatTime(y2099)) +
+			fmt.Sprintf(`{"phone_number":"13800138000","report_time":"%s","success":true,"biz_id":"1^0","out_id":""}]`, aliwire.FormatTime(normal)),
+			map[string]time.Time{":2001^0:13800138000:true": y2001, ":2099^0:13800138000:true": y2099, ":1^0:13800138000:true": {}}},
+		{"tencent", "/hooks/sms/tencent/status", sms.SubjectStatus, "[" +
+			fmt.Sprintf(`{"user_receive_time":"%s","nationcode":"86","mobile":"13800138000","report_status":"SUCCESS","sid":"2001"},`, tcwire.FormatReportTime(y2001)) +
+			fmt.Sprintf(`{"user_receive_time":"%s","nationcode":"86","mobile":"13800138000","report_status":"SUCCESS","sid":"2099"},`, tcwire.FormatReportTime(y2099)) +
+			fmt.Sprintf(`{"user_receive_time":"%s","nationcode":"86","mobile":"13800138000","report_status":"SUCCESS","sid":"1"}]`, tcwire.FormatReportTime(normal)),
+			map[string]time.Time{":2001:SUCCESS": y2001, ":2099:SUCCESS": y2099, ":1:SUCCESS": {}}},
+	} {
+		t.Run(strings.TrimPrefix(tc.path, "/hooks/sms/"), func(t *testing.T) {
+			t.Parallel()
+			tb := setup(t, map[string]map[string]string{"aliyun": aliyunEnv, "tencent": tencentEnv}[tc.provider])
+			before := time.Now().Truncate(time.Second)
+			if status, body := tb.post(t, tc.path+"?token="+token, tc.body); status != 200 {
+				t.Fatalf("answered %d %s", status, body)
+			}
+			after := time.Now()
+			events := tb.bus.Events(t, bus.StreamIn, tc.subject+".>")
+			if len(events) != len(tc.want) {
+				t.Fatalf("%d events stored, want %d", len(events), len(tc.want))
+			}
+			for _, e := range events {
+				var suffix string
+				var vendor time.Time
+				for s, v := range tc.want {
+					if strings.HasSuffix(e.ID(), s) {
+						suffix, vendor = s, v
+					}
+				}
+				var d timedData
+				if err := json.Unmarshal(e.Data(), &d); err != nil || suffix == "" {
+					t.Fatalf("event %s %s: %v", e.ID(), e.Data(), err)
+				}
+				got := d.SentAt
+				if tc.subject == sms.SubjectStatus {
+					got = d.At
+				}
+				if !got.Equal(e.Time().Truncate(time.Second)) {
+					t.Errorf("%s: data time %s, event time %s", e.ID(), got, e.Time())
+				}
+				if vendor.IsZero() {
+					if !got.Equal(normal) || d.VendorTime != nil {
+						t.Errorf("%s: an ordinary time became %s (vendor_time %v), want %s", e.ID(), got, d.VendorTime, normal)
+					}
+					continue
+				}
+				if got.Before(before) || got.After(after) {
+					t.Errorf("%s: time %s, want the time of receipt (%s … %s)", e.ID(), got, before, after)
+				}
+				if d.VendorTime == nil || *d.VendorTime != vendor.UTC().Format(time.RFC3339) {
+					t.Errorf("%s: vendor_time %v, want %s", e.ID(), d.VendorTime, vendor.UTC().Format(time.RFC3339))
+				}
+			}
+		})
+	}
+	t.Run("tencent/reply", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t, tencentEnv)
+		before := time.Now().Truncate(time.Second)
+		for _, at := range []int64{y2099.Unix(), normal.Unix()} {
+			body := fmt.Sprintf(`{"extend":"","mobile":"13800138000","nationcode":"86","sign":"omnibus","text":"t%d","time":%d}`, at, at)
+			if status, answer := tb.post(t, "/hooks/sms/tencent/reply?token="+token, body); status != 200 {
+				t.Fatalf("answered %d %s", status, answer)
+			}
+		}
+		after := time.Now()
+		events := tb.bus.Events(t, bus.StreamIn, sms.SubjectIn+".>")
+		if len(events) != 2 {
+			t.Fatalf("%d events", len(events))
+		}
+		for _, e := range events {
+			var d timedData
+			_ = json.Unmarshal(e.Data(), &d)
+			switch {
+			case d.VendorTime == nil:
+				if !d.SentAt.Equal(normal) || !e.Time().Equal(normal) {
+					t.Errorf("ordinary reply at %s / %s, want %s", d.SentAt, e.Time(), normal)
+				}
+			case *d.VendorTime != "2099-01-01T00:00:00Z" || d.SentAt.Before(before) || d.SentAt.After(after):
+				t.Errorf("2099 reply: sent_at %s vendor_time %s", d.SentAt, *d.VendorTime)
+			}
+		}
+	})
+}
+
+// ---- large pushes ----
+
+// A 5,000-item push (Aliyun pushes a bulk send's receipts as one JSON array) is answered once
+// every item is stored, re-pushes are stored once, and a push the bus cannot store is answered
+// with a retry status and marks nothing as seen. Timing is BenchmarkPush5000's business.
+func TestLargePush(t *testing.T) {
+	t.Parallel()
+	items := 5000
+	if raceEnabled {
+		items = 1500
+	}
+	tb := setup(t, aliyunEnv)
+	up := bigPush("up", 1, items, time.Now().Add(-time.Minute))
+	status, body := tb.post(t, "/hooks/sms/aliyun/up?token="+token, up)
+	if status != 200 || strings.TrimSpace(body) != `{"code":0,"msg":"接收成功"}` {
+		t.Fatalf("answered %d %.300s", status, body)
+	}
+	if n := tb.bus.StoredCount(t, bus.StreamIn, sms.SubjectIn+".>"); n != uint64(items) {
+		t.Fatalf("%d of %d stored", n, items)
+	}
+	if n := seenMarks(t, tb); n != items {
+		t.Fatalf("%d items marked seen, want %d", n, items)
+	}
+	// The same push again, and one that overlaps it by half.
+	if status, body := tb.post(t, "/hooks/sms/aliyun/up?token="+token, up); status != 200 {
+		t.Fatalf("re-push answered %d %.300s", status, body)
+	}
+	if status, body := tb.post(t, "/hooks/sms/aliyun/up?token="+token, bigPush("up", items/2+1, items, time.Now())); status != 200 {
+		t.Fatalf("overlapping push answered %d %.300s", status, body)
+	}
+	if n := tb.bus.StoredCount(t, bus.StreamIn, sms.SubjectIn+".>"); n != uint64(items*3/2) {
+		t.Fatalf("%d stored after the re-pushes, want %d", n, items*3/2)
+	}
+	// Receipts: each tied to its send by the echoed out_id.
+	if status, body := tb.post(t, "/hooks/sms/aliyun/report?token="+token, bigPush("report", 1, items, time.Now())); status != 200 {
+		t.Fatalf("receipts answered %d %.300s", status, body)
+	}
+	if n := tb.bus.StoredCount(t, bus.StreamIn, sms.SubjectStatus+".>"); n != uint64(items) {
+		t.Fatalf("%d of %d receipts stored", n, items)
+	}
+	for i, s := range tb.statuses(t) {
+		if s.Status != "delivered" || !strings.HasPrefix(s.MessageID, "o") {
+			t.Fatalf("receipt %d: %+v", i, s)
+		}
+	}
+
+	// Without the stream: the vendor's retry status, nothing marked.
+	tf := setup(t, aliyunEnv)
+	if err := tf.bus.Client.JetStream().DeleteStream(context.Background(), bus.StreamIn); err != nil {
+		t.Fatal(err)
+	}
+	status, body = tf.post(t, "/hooks/sms/aliyun/up?token="+token, up)
+	if status < 500 || strings.Contains(body, `"code":0`) || !strings.Contains(body, `"reason"`) {
+		t.Fatalf("an unstored push answered %d %.300s", status, body)
+	}
+	if n := seenMarks(t, tf); n != 0 {
+		t.Fatalf("an unstored push marked %d items seen", n)
+	}
+}
+
+// seenMarks counts the in.* keys of the connector's state bucket.
+func seenMarks(t *testing.T, tb *testBundle) int {
+	t.Helper()
+	ctx := context.Background()
+	kv, err := tb.bus.Client.JetStream().KeyValue(ctx, sms.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lister, err := kv.ListKeysFiltered(ctx, "in.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for range lister.Keys() {
+		n++
+	}
+	return n
 }

@@ -1,6 +1,7 @@
 package wechatkf
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
 	"github.com/omnibus-dev/omnibus/pkg/wire/wecom"
@@ -24,8 +26,12 @@ import (
 //   - a message a servicer sent from the WeCom client (origin 5) becomes a "sent"
 //     omni.channel.message.status.updated with to and message, so the conversation shows the
 //     agent's reply; the echo of this connector's own sends (msgid prefix "omni") is skipped;
-//   - events about no customer (servicer_status_change) are not customer traffic and are skipped.
+//   - events about no customer (servicer_status_change) are not customer traffic and are skipped;
+//   - the event's time, and its sent_at or at, is the item's send_time — or, when that lies out
+//     of bounds (connector.DefaultTimeWindow), the time of the pull, with send_time kept as
+//     vendor_time.
 type normalizer struct {
+	rt       *connector.Runtime // EventTime: its warning and metric when a send_time is out of bounds
 	source   string
 	sceneKey []byte
 	schemas  *schema.Registry
@@ -68,10 +74,7 @@ func (n *normalizer) item(kfID string, raw json.RawMessage) (bus.Outgoing, bool)
 		n.log.Debug("sync_msg item about no customer skipped", "msgid", msgID, "msgtype", m.MsgType)
 		return bus.Outgoing{}, false
 	}
-	sentAt := n.now().UTC()
-	if m.SendTime > 0 {
-		sentAt = time.Unix(m.SendTime, 0).UTC()
-	}
+	sentAt, vendorTime := n.eventTime(m.SendTime, msgID)
 	from := map[string]string{"kind": partitionKind, "value": user}
 	key := event.WithPartitionKey(partitionKind + ":" + user)
 	if m.Origin == wecom.OriginServicer {
@@ -80,6 +83,9 @@ func (n *normalizer) item(kfID string, raw json.RawMessage) (bus.Outgoing, bool)
 		}
 		status := map[string]any{"channel": Channel, "message_id": "wechatkf:" + msgID, "vendor_message_id": msgID,
 			"status": "sent", "at": sentAt}
+		if vendorTime != nil {
+			status["vendor_time"] = *vendorTime
+		}
 		if msg, ok := message(m, raw); ok && outboundTypes[msg["type"].(string)] {
 			status["to"], status["message"] = from, msg
 			if n.schemas.Validate(TypeStatus, toJSON(status)) != nil {
@@ -92,6 +98,9 @@ func (n *normalizer) item(kfID string, raw json.RawMessage) (bus.Outgoing, bool)
 	msg, _ := message(m, raw)
 	data := map[string]any{"channel": Channel, "channel_message_id": msgID, "from": from, "account": account,
 		"message": msg, "sent_at": sentAt}
+	if vendorTime != nil {
+		data["vendor_time"] = *vendorTime
+	}
 	if m.Event != nil && m.Event.EventType == wecom.EventEnterSession && m.Event.SceneParam != "" {
 		// The trust rule: only a scene_param signed with the scene key names a phone. Any other
 		// stays in the event detail, as data.
@@ -105,6 +114,18 @@ func (n *normalizer) item(kfID string, raw json.RawMessage) (bus.Outgoing, bool)
 		data["message"] = unsupported(raw)
 	}
 	return n.build(TypeReceived, SubjectMessage, data, msgID, event.WithID("wechatkf:"+msgID), key, event.WithTime(sentAt))
+}
+
+// eventTime maps an item's send_time (Unix seconds, 0 when absent) to the time of its event
+// and of its sent_at or at (connector.Runtime.EventTime): send_time itself, or — when it lies
+// more than 5 minutes after the pull or more than 7 days before it — the time of the pull, with
+// send_time returned as vendorTime for the event's vendor_time.
+func (n *normalizer) eventTime(sendTime int64, msgID string) (t time.Time, vendorTime *time.Time) {
+	var vendor time.Time
+	if sendTime > 0 {
+		vendor = time.Unix(sendTime, 0)
+	}
+	return n.rt.EventTime(context.Background(), vendor, n.now(), "msgid", msgID)
 }
 
 func (n *normalizer) build(typ, subject string, data map[string]any, msgID string, opts ...event.Option) (bus.Outgoing, bool) {

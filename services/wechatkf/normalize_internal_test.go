@@ -3,6 +3,7 @@ package wechatkf
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -10,14 +11,17 @@ import (
 	"time"
 
 	"github.com/omnibus-dev/omnibus/pkg/config"
+	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
 	"github.com/omnibus-dev/omnibus/pkg/wire/wecom"
 )
 
 func testNormalizer() *normalizer {
-	return &normalizer{source: "/connectors/wechatkf", sceneKey: []byte("scene-key-shared-with-the-app"), schemas: schema.Default(),
-		log: slog.New(slog.NewTextHandler(io.Discard, nil)), now: func() time.Time { return time.Unix(1718673600, 0) }}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	return &normalizer{rt: &connector.Runtime{Spec: Spec, Log: log}, source: "/connectors/wechatkf",
+		sceneKey: []byte("scene-key-shared-with-the-app"), schemas: schema.Default(), log: log,
+		now: func() time.Time { return time.Unix(1718673600, 0) }}
 }
 
 // Real-shaped sync_msg items (vendor reference §1.4; silenceper work/kf/syncmsg/message.go).
@@ -185,6 +189,53 @@ func TestConfigValidation(t *testing.T) {
 		_, err := load(tc.over)
 		if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error naming %s", name, err, tc.want)
+		}
+	}
+}
+
+// TestNormalizeSendTime: a send_time out of bounds (a wrong clock: 2001, 2099) becomes the time
+// of the pull, kept as vendor_time; an ordinary one, or none, stands.
+func TestNormalizeSendTime(t *testing.T) {
+	t.Parallel()
+	n := testNormalizer()
+	pulled := n.now().UTC()
+	for _, tc := range []struct {
+		name       string
+		sendTime   int64
+		want       time.Time
+		vendorTime string
+	}{
+		{"a minute before the pull", pulled.Add(-time.Minute).Unix(), pulled.Add(-time.Minute), ""},
+		{"6 days before (a catch-up after an outage)", pulled.Add(-6 * 24 * time.Hour).Unix(), pulled.Add(-6 * 24 * time.Hour), ""},
+		{"2001", 1000000000, pulled, "2001-09-09T01:46:40Z"},
+		{"2099", 4070908800, pulled, "2099-01-01T00:00:00Z"},
+		{"no send_time", 0, pulled, ""},
+	} {
+		for _, origin := range []int{wecom.OriginCustomer, wecom.OriginServicer} {
+			t.Run(fmt.Sprint(tc.name, "/origin ", origin), func(t *testing.T) {
+				t.Parallel()
+				raw := fmt.Sprintf(`{"msgid":"t%d","open_kfid":"wk1","external_userid":"wm1","send_time":%d,"origin":%d,"msgtype":"text","text":{"content":"hi"}}`,
+					tc.sendTime, tc.sendTime, origin)
+				o, ok := n.item("wk1", json.RawMessage(raw))
+				if !ok {
+					t.Fatal("skipped")
+				}
+				var d struct {
+					SentAt     time.Time `json:"sent_at"`
+					At         time.Time `json:"at"`
+					VendorTime string    `json:"vendor_time"`
+				}
+				if err := json.Unmarshal(o.Event.Data(), &d); err != nil {
+					t.Fatal(err)
+				}
+				got := d.SentAt
+				if origin == wecom.OriginServicer {
+					got = d.At
+				}
+				if !got.Equal(tc.want) || !o.Event.Time().Equal(tc.want) || d.VendorTime != tc.vendorTime {
+					t.Fatalf("time %s, event time %s, vendor_time %q; want %s, %q\n%s", got, o.Event.Time(), d.VendorTime, tc.want, tc.vendorTime, o.Event.Data())
+				}
+			})
 		}
 	}
 }

@@ -95,7 +95,7 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 	if err != nil {
 		return fmt.Errorf("cursor bucket %s: %w", cfg.KVBucket, err)
 	}
-	norm := &normalizer{source: rt.Source(), sceneKey: []byte(cfg.SceneKey), schemas: rt.Bus.Schemas(), log: rt.Log, now: time.Now}
+	norm := &normalizer{rt: rt, source: rt.Source(), sceneKey: []byte(cfg.SceneKey), schemas: rt.Bus.Schemas(), log: rt.Log, now: time.Now}
 	p := newPuller(api, kv, norm, rt.Publish, cfg.SyncLimit, rt.Log)
 	cb := &callbacks{crypto: crypto, puller: p, window: cfg.Window, budget: cfg.CallbackBudget, log: rt.Log, now: time.Now}
 	if err := rt.Handle("GET "+CallbackPath, http.HandlerFunc(cb.verifyURL)); err != nil {

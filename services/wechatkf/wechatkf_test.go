@@ -308,8 +308,9 @@ func TestEveryMessageTypeNormalised(t *testing.T) {
 	// No customer: skipped. Our own send echoed back: skipped.
 	w.sim.Deliver(wire.Message{MsgType: "event", Event: &wire.Event{EventType: "servicer_status_change", ServicerUserID: "zhangsan", Status: 1}})
 	w.sim.Deliver(wire.Message{MsgID: "omni0123456789abcdef0123456789ab", ExternalUserID: u, Origin: wire.OriginServicer, MsgType: "text", Text: &wire.Text{Content: "echo"}})
-	unknown := `{"msgid":"from_msgid_unknown_1","open_kfid":"` + kf + `","external_userid":"` + u + `","send_time":1718673660,"origin":3,"msgtype":"channels_shop_product","channels_shop_product":{"product_id":"10000","head_img":"https://example.com/i.png","title":"商品","sales_price":"100"}}`
-	badShape := `{"msgid":"from_msgid_badshape","open_kfid":"` + kf + `","external_userid":"` + u + `","send_time":1718673661,"origin":3,"msgtype":"text","text":{"content":42}}`
+	sent := time.Now().Add(-time.Minute).Unix()
+	unknown := `{"msgid":"from_msgid_unknown_1","open_kfid":"` + kf + `","external_userid":"` + u + `","send_time":` + strconv.FormatInt(sent, 10) + `,"origin":3,"msgtype":"channels_shop_product","channels_shop_product":{"product_id":"10000","head_img":"https://example.com/i.png","title":"商品","sales_price":"100"}}`
+	badShape := `{"msgid":"from_msgid_badshape","open_kfid":"` + kf + `","external_userid":"` + u + `","send_time":` + strconv.FormatInt(sent+1, 10) + `,"origin":3,"msgtype":"text","text":{"content":42}}`
 	for _, item := range []string{unknown, badShape} {
 		if err := w.sim.DeliverJSON(json.RawMessage(item)); err != nil {
 			t.Fatal(err)
@@ -379,7 +380,7 @@ func TestEveryMessageTypeNormalised(t *testing.T) {
 			t.Errorf("%s: raw %s is not the vendor item", id, raw)
 		}
 	}
-	if r := byID["from_msgid_unknown_1"]; !r.SentAt.Equal(time.Unix(1718673660, 0)) {
+	if r := byID["from_msgid_unknown_1"]; !r.SentAt.Equal(time.Unix(sent, 0)) {
 		t.Errorf("unknown type sent_at %s", r.SentAt)
 	}
 	// enter_session: the signed scene_param becomes a phone identity; the others stay data.

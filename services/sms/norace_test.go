@@ -1,0 +1,5 @@
+//go:build !race
+
+package sms_test
+
+const raceEnabled = false
