@@ -27,7 +27,9 @@
 //
 // When [Options.DataDir] is empty, the cluster lives in a fresh temporary
 // directory that [Server.Stop] removes. Otherwise the directory is initialised
-// on first use and kept, so data survives restarts.
+// on first use and kept, so data survives restarts. initdb works in a hidden
+// sibling directory that is renamed into place when it is done, so a process
+// killed during initdb leaves no half-made cluster behind.
 //
 // # Running as root
 //
@@ -35,7 +37,8 @@
 // pgembed runs initdb and postgres as the OS user named postgres (created by
 // the Debian/Ubuntu packages) and hands the directories it creates to that
 // user. Every parent directory of a custom DataDir must therefore be
-// searchable by that user.
+// searchable by that user: [Start] fails naming the first one that is not,
+// or, with [Options.GrantParentSearch], makes it searchable and says so.
 //
 // # Process lifetime
 //
@@ -48,4 +51,13 @@
 // runtime.LockOSThread whose goroutine exits, so do not call Start from such
 // a goroutine. A data directory in a temporary directory is only removed by
 // [Server.Stop]; after a crash it stays behind in os.TempDir().
+//
+// A server killed that way leaves its postmaster.pid in a kept DataDir, and
+// PostgreSQL will not start while the PID recorded there is alive — as the
+// dead postmaster is, as a zombie, where nothing reaps orphans (PID 1 of
+// many containers), or an unrelated process may be after PID reuse. On
+// Linux, [Start] therefore checks the recorded process: if it is a live
+// process working in the data directory, the server still runs and Start
+// returns an error wrapping [ErrDataDirInUse]; otherwise Start waits for
+// the dead server's backends to exit and removes the stale file.
 package pgembed

@@ -66,7 +66,20 @@ type Options struct {
 	// "off"} for tests. They override pgembed's defaults, such as
 	// unix_socket_directories. listen_addresses and port are reserved.
 	Settings map[string]string
+
+	// GrantParentSearch matters only when the process runs as root, where
+	// the server runs as the postgres OS user and must be able to enter
+	// every parent directory of DataDir. Start fails, naming the directory,
+	// when one is closed to that user; with GrantParentSearch it instead
+	// adds search permission (x, not read) for that user's class — others,
+	// or the group when the directory's group is postgres's — and logs each
+	// directory it changed at warn level.
+	GrantParentSearch bool
 }
+
+// ErrDataDirInUse is returned, wrapped, by [Start] when a running server
+// already uses the data directory.
+var ErrDataDirInUse = errors.New("the data directory is in use by a running PostgreSQL server")
 
 // Server is a running PostgreSQL server started by [Start].
 type Server struct {
@@ -132,10 +145,21 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 		if s.dataDir, err = filepath.Abs(opts.DataDir); err != nil {
 			return nil, fmt.Errorf("pgembed: data directory: %w", err)
 		}
+		if err := os.MkdirAll(filepath.Dir(s.dataDir), 0o755); err != nil {
+			return nil, fmt.Errorf("pgembed: creating data directory: %w", err)
+		}
+		if err := owner.reach(ctx, logger, s.dataDir, opts.GrantParentSearch); err != nil {
+			return nil, err
+		}
 	}
 
 	if isInitialized(s.dataDir) {
 		logger.DebugContext(ctx, "reusing PostgreSQL data directory", "data_dir", s.dataDir)
+		// A server killed with its parent (kill -9) leaves postmaster.pid
+		// behind, which can stop the next server from starting.
+		if err := clearStaleLock(ctx, logger, s.dataDir); err != nil {
+			return nil, err
+		}
 	} else {
 		if err := initdb(ctx, logger, bins.initdb, s.dataDir, owner, fsyncOff(opts.Settings)); err != nil {
 			return nil, err
@@ -295,19 +319,30 @@ func waitReady(ctx context.Context, proc *process, connString, dataDir string) e
 	}
 }
 
-// initdb creates a cluster in dataDir.
+// initdb creates a cluster in dataDir. It initialises a hidden sibling
+// directory and renames it to dataDir once initdb has succeeded, so that a
+// process killed during initdb never leaves a half-made cluster that later
+// starts would take for a real one (PG_VERSION is written early); the next
+// Start removes the sibling and begins again.
 func initdb(ctx context.Context, logger *slog.Logger, path, dataDir string, owner *osUser, noSync bool) error {
 	if err := os.MkdirAll(filepath.Dir(dataDir), 0o755); err != nil {
 		return fmt.Errorf("pgembed: creating data directory: %w", err)
 	}
-	if err := os.Mkdir(dataDir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+	if entries, err := os.ReadDir(dataDir); err == nil && len(entries) > 0 {
+		return fmt.Errorf("pgembed: data directory %s exists and is not empty, but holds no cluster (no PG_VERSION)", dataDir)
+	}
+	work := filepath.Join(filepath.Dir(dataDir), "."+filepath.Base(dataDir)+".initdb")
+	if err := os.RemoveAll(work); err != nil {
+		return fmt.Errorf("pgembed: removing an interrupted initdb: %w", err)
+	}
+	if err := os.Mkdir(work, 0o700); err != nil {
 		return fmt.Errorf("pgembed: creating data directory: %w", err)
 	}
-	if err := owner.chown(dataDir); err != nil {
+	if err := owner.chown(work); err != nil {
 		return err
 	}
 	args := []string{
-		"-D", dataDir,
+		"-D", work,
 		"-A", "trust",
 		"-U", Superuser,
 		"-E", "UTF8",
@@ -322,14 +357,35 @@ func initdb(ctx context.Context, logger *slog.Logger, path, dataDir string, owne
 	cmd := exec.CommandContext(ctx, path, args...)
 	configureCmd(cmd, owner, out)
 	if err := cmd.Run(); err != nil {
+		_ = os.RemoveAll(work)
 		hint := ""
 		if owner != nil {
 			hint = fmt.Sprintf(" (running as OS user %q: every parent directory of %s must be searchable by it)", owner.name, dataDir)
 		}
 		return fmt.Errorf("pgembed: initdb failed%s: %w; last output:\n%s", hint, err, out.Tail())
 	}
+	// An empty dataDir (made by the caller) gives way to the new cluster.
+	if err := os.Remove(dataDir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		_ = os.RemoveAll(work)
+		return fmt.Errorf("pgembed: replacing data directory: %w", err)
+	}
+	if err := os.Rename(work, dataDir); err != nil {
+		_ = os.RemoveAll(work)
+		return fmt.Errorf("pgembed: moving the new cluster into place: %w", err)
+	}
+	if !noSync {
+		syncDir(filepath.Dir(dataDir))
+	}
 	logger.DebugContext(ctx, "initialised PostgreSQL data directory", "data_dir", dataDir, "duration", time.Since(begin))
 	return nil
+}
+
+// syncDir flushes a directory's entries to disk, best effort.
+func syncDir(dir string) {
+	if f, err := os.Open(dir); err == nil {
+		_ = f.Sync()
+		_ = f.Close()
+	}
 }
 
 // isInitialized reports whether dataDir holds a cluster.

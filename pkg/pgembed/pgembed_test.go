@@ -277,8 +277,39 @@ func TestParentDeathKillsServer(t *testing.T) {
 		t.Skip("parent-death signal is Linux-only")
 	}
 	t.Parallel()
+	helper, dataDir := runHelper(t)
+	// The helper dies without Stop, so clean its temporary directory.
+	t.Cleanup(func() { os.RemoveAll(filepath.Dir(dataDir)) })
+
+	pid := postmasterPID(t, dataDir)
+	procs := append([]int{pid}, childrenOf(pid)...)
+	if len(procs) < 2 {
+		t.Fatalf("found no backends of postmaster %d", pid)
+	}
+	if err := helper.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = helper.Wait()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for _, p := range procs {
+		for alive(p) {
+			if time.Now().After(deadline) {
+				t.Fatalf("postgres process %d still alive after its parent died", p)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// runHelper runs the test binary as a parent process that starts a server
+// (see helperMain) with env added to its environment, and returns it with
+// the server's data directory once the server accepts connections. The
+// helper is killed when the test ends.
+func runHelper(t *testing.T, env ...string) (*exec.Cmd, string) {
+	t.Helper()
 	helper := exec.Command(os.Args[0], "-test.run=^$")
-	helper.Env = append(os.Environ(), helperEnv+"=1")
+	helper.Env = append(append(os.Environ(), helperEnv+"=1"), env...)
 	helper.Stderr = t.Output()
 	stdout, err := helper.StdoutPipe()
 	if err != nil {
@@ -313,28 +344,7 @@ func TestParentDeathKillsServer(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("helper did not start a server in time")
 	}
-	// The helper dies without Stop, so clean its temporary directory.
-	t.Cleanup(func() { os.RemoveAll(filepath.Dir(dataDir)) })
-
-	pid := postmasterPID(t, dataDir)
-	procs := append([]int{pid}, childrenOf(pid)...)
-	if len(procs) < 2 {
-		t.Fatalf("found no backends of postmaster %d", pid)
-	}
-	if err := helper.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	_ = helper.Wait()
-
-	deadline := time.Now().Add(10 * time.Second)
-	for _, p := range procs {
-		for alive(p) {
-			if time.Now().After(deadline) {
-				t.Fatalf("postgres process %d still alive after its parent died", p)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	return helper, dataDir
 }
 
 // errorFromMessage maps the helper's error message back to ErrNoBinaries.

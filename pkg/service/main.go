@@ -25,7 +25,7 @@ type Base struct {
 	NATSURL         string        `env:"NATS_URL" default:"nats://127.0.0.1:4222" desc:"NATS server URL (standalone services)"`
 	NATSAtomic      bool          `env:"NATS_ATOMIC_BATCHES" default:"false" desc:"publish batches as JetStream atomic batches (nats-server 2.12+): set it when the server fsyncs every write (sync_interval: always, as deploy/nats/nats.conf), where a batch then costs one fsync instead of one per message; with NATS's default sync interval it costs the server more CPU than it saves"`
 	HTTPAddr        string        `env:"HTTP_ADDR" default:"127.0.0.1:8080" desc:"HTTP listen address of a standalone service (webhooks, /healthz, /readyz, /metrics)"`
-	DatabaseURL     string        `env:"DATABASE_URL" desc:"Postgres URL for services that keep state (empty: the all-in-one starts a throwaway Postgres)"`
+	DatabaseURL     string        `env:"DATABASE_URL" desc:"Postgres URL for services that keep state (empty: the all-in-one runs its own, kept in OMNIBUS_DATA_DIR)"`
 	LogLevel        string        `env:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	LogFormat       string        `env:"LOG_FORMAT" default:"text" desc:"text or json"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" default:"20s" desc:"how long a graceful stop may take before in-flight work is cancelled"`
@@ -110,7 +110,7 @@ func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) 
 		return fmt.Errorf("listen %s: %w", base.HTTPAddr, err)
 	}
 	log.Info("service started", "http", "http://"+ln.Addr().String(), "nats", base.NATSURL)
-	return Serve(ctx, ln, mux, base.ShutdownTimeout, log, func(ctx context.Context) error {
+	return Serve(ctx, ln, startup.Gate(mux), base.ShutdownTimeout, log, func(ctx context.Context) error {
 		return s.Run(ctx, startup.For(s.Name, Deps{Bus: client, DB: pool, Mux: mux, Log: log, Health: health, Env: os.LookupEnv,
 			Meter: tel.Meter, Tracer: tel.Tracer}))
 	}, nc)

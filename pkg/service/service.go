@@ -64,6 +64,11 @@ type Service struct {
 	// consumes; tests check each type has a schema and an AsyncAPI entry.
 	Publishes, Subscribes []Route
 	Run                   func(ctx context.Context, d Deps) error
+	// Rebuild, if set, recreates the service's state in the EMPTY database d.DB from the log on
+	// d.Bus, before Run. A process calls it on request when its database is empty while the
+	// service's durable consumers say it had consumed from the log (the all-in-one's --rebuild);
+	// Run then resumes from where the consumers are. It must refuse a database that is not empty.
+	Rebuild func(ctx context.Context, d Deps) error
 }
 
 // Route is a subject pattern (NATS wildcards allowed) and the CloudEvents type it carries.

@@ -29,7 +29,9 @@ import (
 const usage = `omnibus — the omnichannel message bus, all in one process.
 
 Usage:
-  omnibus [run]                 run every service on embedded NATS and a throwaway Postgres
+  omnibus [run] [--rebuild]     run every service on embedded NATS and Postgres, kept in OMNIBUS_DATA_DIR;
+                                --rebuild: if the database is empty but the log is not, rebuild the
+                                stores from the log first (OMNIBUS_REBUILD=true)
   omnibus dlq list [flags]      list dead letters with their reasons
   omnibus dlq redrive [flags]   republish chosen dead letters to their original subjects
   omnibus replay [flags]        print stored events, oldest first, as NDJSON CloudEvents (-h: flags)
@@ -48,13 +50,13 @@ dlq and replay connect to NATS_URL, default the all-in-one's nats://127.0.0.1:42
 
 func run(args []string, stdout, stderr io.Writer) int {
 	cmd := "run"
-	if len(args) > 0 {
-		cmd, args = args[0], args[1:]
+	if len(args) > 0 && (!strings.HasPrefix(args[0], "-") || args[0] == "-h" || args[0] == "--help") {
+		cmd, args = args[0], args[1:] // otherwise: flags of run (omnibus --rebuild)
 	}
 	var err error
 	switch cmd {
 	case "run":
-		err = runAll()
+		err = runAll(args, stderr)
 	case "dlq":
 		err = dlq(args, stdout)
 	case "replay":
@@ -87,10 +89,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func runAll() error {
+func runAll(args []string, stderr io.Writer) error {
 	var cfg allinone.Config
 	if err := config.Load(&cfg, os.LookupEnv); err != nil {
 		return err
+	}
+	fs := flag.NewFlagSet("omnibus run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.BoolVar(&cfg.Rebuild, "rebuild", cfg.Rebuild, "if the database is empty but the log is not, rebuild the stores from the log first (OMNIBUS_REBUILD)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("run: unexpected argument %q\n\n%s", fs.Arg(0), usage)
 	}
 	log := telemetry.NewLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
 	for _, err := range config.Unknown(&cfg, os.Environ(), "OMNIBUS_") {

@@ -1,7 +1,7 @@
 // Command omnibus runs the whole system in one process on embedded defaults, and holds the
 // operator subcommands:
 //
-//	omnibus                 run everything (embedded NATS, throwaway Postgres, demo)
+//	omnibus [--rebuild]     run everything (embedded NATS and Postgres kept in .omnibus, demo)
 //	omnibus dlq list|redrive  inspect and redrive dead letters
 //	omnibus config          print every environment variable with its default
 //	omnibus health          exit 0 if the running all-in-one answers /healthz
@@ -30,7 +30,7 @@ import (
 func services() []service.Service {
 	return []service.Service{
 		example.Service(),
-		unifier.Service(),
+		withRebuild(unifier.Service(), rebuildUnifier),
 		wechatkf.Service(),
 		webchat.Service(),
 		sms.Service(),

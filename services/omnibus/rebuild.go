@@ -5,13 +5,34 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/pkg/telemetry"
 	"github.com/omnibus-dev/omnibus/services/unifier"
 )
 
 func init() { rebuild = rebuildStore }
+
+// withRebuild gives s the rebuild the all-in-one runs on request (omnibus --rebuild) when the
+// database is empty while the log says s had consumed it.
+func withRebuild(s service.Service, fn func(context.Context, service.Deps) error) service.Service {
+	s.Rebuild = fn
+	return s
+}
+
+// rebuildUnifier recreates the unifier's session store in the empty database d.DB from OMNI_IN +
+// OMNI_TOOL on d.Bus: the code path of `omnibus replay --rebuild`.
+func rebuildUnifier(ctx context.Context, d service.Deps) error {
+	st, err := unifier.Rebuild(ctx, d.Bus, d.DB.Config().ConnString(), d.Env, d.Log)
+	if err != nil {
+		return err
+	}
+	d.Log.Info("session store rebuilt from the log", "events", st.Events, "rejected", st.Failed, "undecodable", st.Undecodable,
+		"took", st.Took.Round(time.Millisecond))
+	return nil
+}
 
 // rebuildStore is `omnibus replay --rebuild --database-url URL`: it recreates the unifier's
 // session store in an empty database from OMNI_IN + OMNI_TOOL.

@@ -1,7 +1,9 @@
 // Package allinone runs every omnibus service in one process on embedded infrastructure: an
-// in-process NATS JetStream (or NATS_URL), a throwaway Postgres from the machine's binaries (or
-// DATABASE_URL), one HTTP listener for every service's routes, and the demo's simulated vendors
-// and customers.
+// in-process NATS JetStream (or NATS_URL) and a Postgres from the machine's binaries (or
+// DATABASE_URL), both keeping their data in the data dir so that a restart resumes where the
+// last run stopped, one HTTP listener for every service's routes, and the demo's simulated
+// vendors and customers. Before the services start, it checks that the log and the database
+// belong together (see agree.go) and rebuilds the stores from the log on request.
 package allinone
 
 import (
@@ -13,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -33,8 +36,9 @@ type Config struct {
 	NATSAddr        string        `env:"OMNIBUS_NATS_ADDR" default:"127.0.0.1:4222" desc:"listen address of the embedded NATS (for the nats CLI and omnibus dlq/replay)"`
 	NATSSync        string        `env:"OMNIBUS_NATS_SYNC" default:"always" desc:"embedded JetStream fsync: always (ack means on disk) or a duration such as 2m"`
 	NATSAtomic      bool          `env:"NATS_ATOMIC_BATCHES" desc:"publish batches as JetStream atomic batches, one fsync per batch (default: on with the embedded NATS at OMNIBUS_NATS_SYNC=always, off with NATS_URL)"`
-	DataDir         string        `env:"OMNIBUS_DATA_DIR" default:".omnibus" desc:"where the embedded NATS keeps its streams"`
-	DatabaseURL     string        `env:"DATABASE_URL" desc:"Postgres to use instead of a throwaway local one"`
+	DataDir         string        `env:"OMNIBUS_DATA_DIR" default:".omnibus" desc:"where the embedded NATS (nats/) and the embedded Postgres (postgres/) keep their data; a restart resumes from it"`
+	DatabaseURL     string        `env:"DATABASE_URL" desc:"Postgres to use instead of the embedded one in OMNIBUS_DATA_DIR/postgres"`
+	Rebuild         bool          `env:"OMNIBUS_REBUILD" default:"false" desc:"when the database is empty but NATS's durable consumers have acked messages, rebuild the stores from the log instead of refusing to start (omnibus --rebuild); ignored when the database is not empty"`
 	Simulate        bool          `env:"OMNIBUS_SIMULATE" default:"true" desc:"run the simulated vendors and customers of the demo"`
 	SimInterval     time.Duration `env:"OMNIBUS_SIM_INTERVAL" default:"2s" desc:"how often a simulated customer writes"`
 	LogLevel        string        `env:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
@@ -65,11 +69,16 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 	}
 	defer func() { _ = tel.Shutdown(context.Background()) }()
 
-	natsURL := cfg.NATSURL
+	natsURL, natsWhere := cfg.NATSURL, redactURL(cfg.NATSURL)
 	if natsURL == "" {
 		host, port, err := splitHostPort(cfg.NATSAddr)
 		if err != nil {
 			return fmt.Errorf("OMNIBUS_NATS_ADDR: %w", err)
+		}
+		// Others may enter the data dir, not list it: as root, the embedded Postgres runs as
+		// the postgres OS user and must reach postgres/ in it.
+		if err := os.MkdirAll(cfg.DataDir, 0o751); err != nil {
+			return fmt.Errorf("data dir: %w", err)
 		}
 		dir := filepath.Join(cfg.DataDir, "nats")
 		if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -80,7 +89,7 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 			return fmt.Errorf("embedded nats on %s: %w (set OMNIBUS_NATS_ADDR to another port, or NATS_URL to use a running server)", cfg.NATSAddr, err)
 		}
 		defer ns.Shutdown()
-		natsURL = ns.URL()
+		natsURL, natsWhere = ns.URL(), dir
 		log.Info("embedded NATS JetStream", "url", natsURL, "store", dir, "sync", natsembed.SyncDescription(cfg.NATSSync))
 	}
 	// Batches as atomic batches when every write is fsynced: one fsync per batch.
@@ -99,29 +108,14 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 	defer ln.Close() // closed by Serve on the normal path; this covers the early returns
 	base := "http://" + ln.Addr().String()
 	services := build(base)
-	var pool *pgxpool.Pool
 	needsDB := false
 	for _, s := range services {
 		needsDB = needsDB || s.NeedsDB
 	}
-	if needsDB {
-		dbURL := cfg.DatabaseURL
-		if dbURL == "" {
-			pg, err := pgembed.Start(ctx, pgembed.Options{Logger: log.With("component", "postgres")})
-			if err != nil {
-				return fmt.Errorf("throwaway postgres: %w (or set DATABASE_URL)", err)
-			}
-			defer func() { _ = pg.Stop(context.Background()) }()
-			dbURL = pg.URL("postgres")
-			log.Info("throwaway Postgres", "url", dbURL)
-		}
-		if pool, err = pgxpool.New(ctx, dbURL); err != nil {
-			return fmt.Errorf("postgres: %w", err)
-		}
-		defer pool.Close()
-	}
 
-	health := service.NewProcessHealth(nc, pool)
+	// HTTP serves from here on: while Postgres starts, a rebuild runs and the services mount
+	// their routes, /readyz says what is still starting and webhooks answer 503 (Gate).
+	health := service.NewProcessHealth(nc, nil)
 	names := make([]string, 0, len(services))
 	for _, s := range services {
 		names = append(names, s.Name)
@@ -130,16 +124,27 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 	startup.Watch(health)
 	mux := http.NewServeMux()
 	health.Mount(mux, tel.MetricsHandler())
-	deps := service.Deps{Bus: client, DB: pool, Mux: mux, Log: log, Health: health, Env: env, Meter: tel.Meter, Tracer: tel.Tracer}
-	return service.Serve(ctx, ln, mux, cfg.ShutdownTimeout, log, func(ctx context.Context) error {
+	deps := service.Deps{Bus: client, Mux: mux, Log: log, Health: health, Env: env, Meter: tel.Meter, Tracer: tel.Tracer}
+	depsFor := func(s service.Service) service.Deps {
+		d := deps
+		d.Log = log.With("service", s.Name)
+		return startup.For(s.Name, d)
+	}
+	return service.Serve(ctx, ln, startup.Gate(mux), cfg.ShutdownTimeout, log, func(ctx context.Context) error {
+		if needsDB {
+			pool, closeDB, err := openDB(ctx, cfg, log)
+			if err != nil {
+				return err
+			}
+			defer closeDB()
+			health.AddCheck("postgres", func(ctx context.Context) error { return pool.Ping(ctx) })
+			deps.DB = pool
+			if err := agree(ctx, log, client.JetStream(), pool, logOf(cfg, natsWhere), storeOf(cfg), services, cfg.Rebuild, depsFor); err != nil {
+				return err
+			}
+		}
 		done := make(chan error, 1)
-		go func() {
-			done <- service.RunAll(ctx, services, func(s service.Service) service.Deps {
-				d := deps
-				d.Log = log.With("service", s.Name)
-				return startup.For(s.Name, d)
-			})
-		}()
+		go func() { done <- service.RunAll(ctx, services, depsFor) }()
 		// Up (and ready) once every service has mounted its routes and subscribed.
 		select {
 		case <-startup.Done():
@@ -153,6 +158,75 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 		}
 		return <-done
 	}, nc)
+}
+
+// openDB connects to DATABASE_URL, or starts the embedded Postgres on the data dir's postgres/
+// (initialised on first use and kept). closeDB closes the pool and stops the server in order.
+func openDB(ctx context.Context, cfg Config, log *slog.Logger) (_ *pgxpool.Pool, closeDB func(), err error) {
+	var stops []func()
+	closeDB = func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			closeDB()
+		}
+	}()
+	dbURL := cfg.DatabaseURL
+	if dbURL == "" {
+		dir := filepath.Join(cfg.DataDir, "postgres")
+		// As root, Postgres runs as the postgres OS user, which must reach the data dir.
+		pg, err := pgembed.Start(ctx, pgembed.Options{DataDir: dir, GrantParentSearch: true, Logger: log.With("component", "postgres")})
+		if errors.Is(err, pgembed.ErrDataDirInUse) {
+			return nil, nil, fmt.Errorf("postgres: %w (is another omnibus running on OMNIBUS_DATA_DIR=%s?)", err, cfg.DataDir)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("postgres in %s: %w (or set DATABASE_URL)", dir, err)
+		}
+		stops = append(stops, func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := pg.Stop(sctx); err != nil {
+				log.Warn("postgres stop", "err", err)
+			}
+		})
+		dbURL = pg.URL("postgres")
+		log.Info("embedded Postgres", "url", dbURL, "data", dir)
+	}
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("postgres: %w", err)
+	}
+	stops = append(stops, pool.Close)
+	return pool, closeDB, nil
+}
+
+// logOf describes the log for messages: where it is and how to start over.
+func logOf(cfg Config, where string) logState {
+	if cfg.NATSURL != "" {
+		return logState{Where: where, Reset: "delete the omnibus streams (OMNI_*) on NATS_URL and empty the database"}
+	}
+	return logState{Where: where, Reset: "rm -rf " + cfg.DataDir + " (the whole data dir)"}
+}
+
+// storeOf describes the database for messages: where it is and how to empty it.
+func storeOf(cfg Config) storeState {
+	if cfg.DatabaseURL != "" {
+		return storeState{Where: redactURL(cfg.DatabaseURL), Reset: "drop and recreate the database DATABASE_URL names, or point it at a new one"}
+	}
+	dir := filepath.Join(cfg.DataDir, "postgres")
+	return storeState{Where: dir, Reset: "rm -rf " + dir}
+}
+
+// redactURL hides a URL's password.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" {
+		return "(a connection string that is not a URL)" // keyword/value: it may hold a password
+	}
+	return u.Redacted()
 }
 
 func splitHostPort(addr string) (string, int, error) {
