@@ -27,9 +27,9 @@
 //
 // When [Options.DataDir] is empty, the cluster lives in a fresh temporary
 // directory that [Server.Stop] removes. Otherwise the directory is initialised
-// on first use and kept, so data survives restarts. initdb works in a hidden
-// sibling directory that is renamed into place when it is done, so a process
-// killed during initdb leaves no half-made cluster behind.
+// on first use and kept, so data survives restarts. A marker file beside the
+// directory says while initdb runs, so that the half-made cluster of a process
+// killed during initdb is made again by the next Start rather than started.
 //
 // # Running as root
 //

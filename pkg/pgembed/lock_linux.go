@@ -13,8 +13,8 @@ import (
 	"time"
 )
 
-// leftoverTimeout bounds the wait for the backends of a server whose
-// postmaster is gone to exit.
+// leftoverTimeout bounds the wait for a server killed with its parent, and
+// its backends, to exit.
 const leftoverTimeout = 15 * time.Second
 
 // clearStaleLock removes dataDir/postmaster.pid when the server it names is
@@ -24,10 +24,13 @@ const leftoverTimeout = 15 * time.Second
 // dead postmaster still is, as a zombie, where nothing reaps orphans (PID 1
 // in many containers), and which an unrelated process may be after PID
 // reuse. A server counts as running only if a live process with that PID has
-// its working directory in dataDir, as every postmaster and backend does;
-// then Start fails with ErrDataDirInUse. Otherwise clearStaleLock waits for
-// the dead server's backends to exit (they notice their postmaster's death
-// and release the cluster's shared memory) and removes the file.
+// its working directory in dataDir, as every postmaster and backend does.
+// Such a postmaster is a live server, and Start fails with ErrDataDirInUse,
+// unless SIGKILL is pending for it: killed with its parent, it may take a
+// moment to die. clearStaleLock waits, at most leftoverTimeout, for it and
+// every other process working in dataDir (backends exit once they notice
+// their postmaster's death, releasing the cluster's shared memory) to be
+// gone, then removes the file.
 func clearStaleLock(ctx context.Context, logger *slog.Logger, dataDir string) error {
 	lock := filepath.Join(dataDir, "postmaster.pid")
 	b, err := os.ReadFile(lock)
@@ -43,21 +46,28 @@ func clearStaleLock(ctx context.Context, logger *slog.Logger, dataDir string) er
 	if real, err := filepath.EvalSymlinks(dataDir); err == nil {
 		dir = real
 	}
-	if running(pid) && cwdOf(pid) == dir {
-		return fmt.Errorf("pgembed: %w: %s (postmaster pid %d)", ErrDataDirInUse, dataDir, pid)
-	}
+	// A postmaster killed with its parent may take a moment to die (SIGKILL is pending): wait
+	// for it and for its backends (they notice their postmaster's death and release the
+	// cluster's shared memory).
 	deadline := time.Now().Add(leftoverTimeout)
 	for {
+		postmaster := running(pid) && cwdOf(pid) == dir
+		if postmaster && !dying(pid) {
+			return fmt.Errorf("pgembed: %w: %s (postmaster pid %d)", ErrDataDirInUse, dataDir, pid)
+		}
 		left := processesIn(dir)
-		if len(left) == 0 {
+		if !postmaster && len(left) == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
+			if postmaster {
+				return fmt.Errorf("pgembed: %w: %s (postmaster pid %d)", ErrDataDirInUse, dataDir, pid)
+			}
 			return fmt.Errorf("pgembed: processes %v of a server that is gone still run in %s; stop them, then start again", left, dataDir)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("pgembed: waiting for the processes of a server that is gone: %w", ctx.Err())
+			return fmt.Errorf("pgembed: waiting for the server that used %s to exit: %w", dataDir, ctx.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -82,6 +92,26 @@ func running(pid int) bool {
 	}
 	fields := strings.Fields(string(b[i+1:]))
 	return len(fields) > 0 && fields[0] != "Z" && fields[0] != "X"
+}
+
+// dying reports whether SIGKILL is pending for pid (per thread or for the
+// whole process), as it is for a postmaster whose parent just died.
+func dying(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return false
+	}
+	const sigkill = uint64(1) << (9 - 1)
+	for _, line := range strings.Split(string(b), "\n") {
+		name, value, ok := strings.Cut(line, ":")
+		if !ok || (name != "SigPnd" && name != "ShdPnd") {
+			continue
+		}
+		if mask, err := strconv.ParseUint(strings.TrimSpace(value), 16, 64); err == nil && mask&sigkill != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // cwdOf returns the working directory of pid, or "" when it cannot be read.

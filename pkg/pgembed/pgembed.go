@@ -153,7 +153,7 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 		}
 	}
 
-	if isInitialized(s.dataDir) {
+	if isInitialized(s.dataDir) && !initInterrupted(s.dataDir) {
 		logger.DebugContext(ctx, "reusing PostgreSQL data directory", "data_dir", s.dataDir)
 		// A server killed with its parent (kill -9) leaves postmaster.pid
 		// behind, which can stop the next server from starting.
@@ -319,30 +319,43 @@ func waitReady(ctx context.Context, proc *process, connString, dataDir string) e
 	}
 }
 
-// initdb creates a cluster in dataDir. It initialises a hidden sibling
-// directory and renames it to dataDir once initdb has succeeded, so that a
-// process killed during initdb never leaves a half-made cluster that later
-// starts would take for a real one (PG_VERSION is written early); the next
-// Start removes the sibling and begins again.
+// initdb creates a cluster in dataDir. While initdb runs, a marker file
+// beside dataDir (initMarker) says so: a process killed during initdb leaves
+// it behind with a half-made cluster that later starts would otherwise take
+// for a real one (PG_VERSION is written early), and the next Start empties
+// dataDir and begins again. dataDir itself is never replaced, so it may be a
+// mount point.
 func initdb(ctx context.Context, logger *slog.Logger, path, dataDir string, owner *osUser, noSync bool) error {
 	if err := os.MkdirAll(filepath.Dir(dataDir), 0o755); err != nil {
 		return fmt.Errorf("pgembed: creating data directory: %w", err)
 	}
-	if entries, err := os.ReadDir(dataDir); err == nil && len(entries) > 0 {
-		return fmt.Errorf("pgembed: data directory %s exists and is not empty, but holds no cluster (no PG_VERSION)", dataDir)
+	marker := initMarker(dataDir)
+	entries, err := os.ReadDir(dataDir)
+	switch {
+	case err == nil && len(entries) > 0 && initInterrupted(dataDir):
+		logger.InfoContext(ctx, "removing the half-made cluster of an interrupted initdb", "data_dir", dataDir)
+		for _, e := range entries {
+			if err := os.RemoveAll(filepath.Join(dataDir, e.Name())); err != nil {
+				return fmt.Errorf("pgembed: removing an interrupted initdb: %w", err)
+			}
+		}
+	case err == nil && len(entries) > 0:
+		return fmt.Errorf("pgembed: data directory %s is not empty but holds no cluster (no PG_VERSION)", dataDir)
 	}
-	work := filepath.Join(filepath.Dir(dataDir), "."+filepath.Base(dataDir)+".initdb")
-	if err := os.RemoveAll(work); err != nil {
-		return fmt.Errorf("pgembed: removing an interrupted initdb: %w", err)
-	}
-	if err := os.Mkdir(work, 0o700); err != nil {
+	if err := os.Mkdir(dataDir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("pgembed: creating data directory: %w", err)
 	}
-	if err := owner.chown(work); err != nil {
+	if err := owner.chown(dataDir); err != nil {
 		return err
 	}
+	if err := os.WriteFile(marker, []byte("initdb of "+dataDir+" in progress\n"), 0o600); err != nil {
+		return fmt.Errorf("pgembed: %w", err)
+	}
+	if !noSync {
+		syncDir(filepath.Dir(dataDir))
+	}
 	args := []string{
-		"-D", work,
+		"-D", dataDir,
 		"-A", "trust",
 		"-U", Superuser,
 		"-E", "UTF8",
@@ -357,27 +370,31 @@ func initdb(ctx context.Context, logger *slog.Logger, path, dataDir string, owne
 	cmd := exec.CommandContext(ctx, path, args...)
 	configureCmd(cmd, owner, out)
 	if err := cmd.Run(); err != nil {
-		_ = os.RemoveAll(work)
 		hint := ""
 		if owner != nil {
 			hint = fmt.Sprintf(" (running as OS user %q: every parent directory of %s must be searchable by it)", owner.name, dataDir)
 		}
 		return fmt.Errorf("pgembed: initdb failed%s: %w; last output:\n%s", hint, err, out.Tail())
 	}
-	// An empty dataDir (made by the caller) gives way to the new cluster.
-	if err := os.Remove(dataDir); err != nil && !errors.Is(err, os.ErrNotExist) {
-		_ = os.RemoveAll(work)
-		return fmt.Errorf("pgembed: replacing data directory: %w", err)
-	}
-	if err := os.Rename(work, dataDir); err != nil {
-		_ = os.RemoveAll(work)
-		return fmt.Errorf("pgembed: moving the new cluster into place: %w", err)
+	if err := os.Remove(marker); err != nil {
+		return fmt.Errorf("pgembed: %w", err)
 	}
 	if !noSync {
 		syncDir(filepath.Dir(dataDir))
 	}
 	logger.DebugContext(ctx, "initialised PostgreSQL data directory", "data_dir", dataDir, "duration", time.Since(begin))
 	return nil
+}
+
+// initMarker is the file that says an initdb of dataDir is in progress.
+func initMarker(dataDir string) string {
+	return filepath.Join(filepath.Dir(dataDir), "."+filepath.Base(dataDir)+".initdb")
+}
+
+// initInterrupted reports whether an initdb of dataDir began and did not finish.
+func initInterrupted(dataDir string) bool {
+	_, err := os.Stat(initMarker(dataDir))
+	return err == nil
 }
 
 // syncDir flushes a directory's entries to disk, best effort.

@@ -61,8 +61,8 @@ func TestRestartAfterParentKilled(t *testing.T) {
 // TestGrantParentSearch: run as root, the server runs as the postgres OS
 // user, which must reach the data directory. A parent closed to it is an
 // error naming it, or, with GrantParentSearch, gets the search bit. It also
-// checks that an interrupted initdb's leftovers and an empty data directory
-// made by the caller do not stop a new cluster.
+// checks that the half-made cluster of an interrupted initdb is made again
+// rather than started.
 func TestGrantParentSearch(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("only root runs the server as another user")
@@ -73,15 +73,16 @@ func TestGrantParentSearch(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(parent) })
+	// What an initdb killed half-way leaves: a data directory with PG_VERSION, and the marker.
 	dataDir := filepath.Join(parent, "data")
-	if err := os.Mkdir(dataDir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(dataDir, "base"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	leftover := filepath.Join(parent, ".data.initdb")
-	if err := os.MkdirAll(filepath.Join(leftover, "base"), 0o700); err != nil {
+	if err := os.WriteFile(filepath.Join(dataDir, "PG_VERSION"), []byte("15\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(leftover, "PG_VERSION"), []byte("15\n"), 0o600); err != nil {
+	marker := filepath.Join(parent, ".data.initdb")
+	if err := os.WriteFile(marker, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 
@@ -98,8 +99,8 @@ func TestGrantParentSearch(t *testing.T) {
 	if fi.Mode().Perm() != 0o701 {
 		t.Errorf("parent mode %s, want 0701 (search for others added, nothing else)", fi.Mode().Perm())
 	}
-	if _, err := os.Stat(leftover); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the interrupted initdb's directory is still there: %v", err)
+	if _, err := os.Stat(marker); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the initdb marker is still there: %v", err)
 	}
 	checkOwnedByPostgres(t, s.DataDir())
 }
