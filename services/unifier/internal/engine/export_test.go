@@ -49,3 +49,7 @@ func InsertOutbox(ctx context.Context, q interface {
 	_, err = q.Exec(ctx, sqlInsertOutbox, len(rows), enc)
 	return err
 }
+
+// SetAfterPublish sets a hook the relay runs between its publish and the commit of its delete,
+// with the pid of its Postgres backend.
+func SetAfterPublish(r *Relay, f func(pid uint32)) { r.afterPublish = f }

@@ -41,7 +41,18 @@ type Relay struct {
 	batch int   // events per flush, about: whole outbox rows are read until this many
 	after int64 // the highest seq this relay deleted: a fast flush reads past it
 	more  bool  // the last flush left rows it could have read: flush again at once
+	// sent holds the ids of events this relay published whose rows' removal has not
+	// committed (at most maxUncommitted): they are removed, not published, when read again.
+	sent map[string]struct{}
+	// afterPublish, when set (by tests), runs between the publish and the commit of the delete,
+	// with the pid of the relay's Postgres backend.
+	afterPublish func(pid uint32)
 }
+
+// maxUncommitted bounds the relay's memory of published events whose removal failed to commit:
+// past it, it forgets them (they are republished, and JetStream drops those still within its
+// duplicate window).
+const maxUncommitted = 100_000
 
 // NewRelay returns a relay.
 func NewRelay(pool *pgxpool.Pool, pub *bus.Client, log *slog.Logger) *Relay {
@@ -165,8 +176,33 @@ func (r *Relay) flush(ctx context.Context, full bool) (n int, held bool, err err
 	end := &pgx.Batch{}
 	if len(batches) > 0 {
 		var done []int64
-		if n, done, err = r.publish(ctx, batches, end); err != nil {
+		var published []string
+		defer func() {
+			if err == nil {
+				for _, b := range batches {
+					for _, e := range b.events {
+						delete(r.sent, e.id)
+					}
+				}
+				return
+			}
+			// The rows stay in the outbox: remember what of them is already in JetStream.
+			if len(r.sent)+len(published) > maxUncommitted {
+				r.log.Warn("outbox relay: too many published events whose removal failed; forgetting them (they may be published again)", "events", len(r.sent))
+				clear(r.sent)
+			}
+			if r.sent == nil {
+				r.sent = make(map[string]struct{}, len(published))
+			}
+			for _, id := range published {
+				r.sent[id] = struct{}{}
+			}
+		}()
+		if n, done, published, err = r.publish(ctx, batches, end); err != nil {
 			return 0, true, err
+		}
+		if r.afterPublish != nil {
+			r.afterPublish(conn.Conn().PgConn().PID())
 		}
 		if len(done) > 0 {
 			end.Queue(`DELETE FROM outbox_batches WHERE seq = ANY($1)`, done)
@@ -225,24 +261,31 @@ func readBatches(br pgx.BatchResults) (held bool, batches []relayBatch, events i
 	return held, batches, events, rows.Err()
 }
 
-// publish publishes the events of batches and returns how many JetStream acked and the seqs of
-// the batches done. Events the bus refused as invalid are dead-lettered and done, so they never
-// block the ones behind them; a batch with events that failed otherwise is rewritten (queued on
-// end) with just those, for the next flush.
-func (r *Relay) publish(ctx context.Context, batches []relayBatch, end *pgx.Batch) (n int, done []int64, err error) {
+// publish publishes the events of batches and returns how many are now in JetStream, the seqs of
+// the batches done and the ids of the events it published or dead-lettered. Events the bus refused as invalid are
+// dead-lettered and done, so they never block the ones behind them; a batch with events that
+// failed otherwise is rewritten (queued on end) with just those, for the next flush. Events in
+// r.sent were published by an earlier flush whose commit failed: they count as published.
+func (r *Relay) publish(ctx context.Context, batches []relayBatch, end *pgx.Batch) (n int, done []int64, published []string, err error) {
 	var out []bus.Outgoing
 	var from, at []int // the batch of each event of out, and its place in it
+	already := 0
 	for i, b := range batches {
 		for j, e := range b.events {
+			if _, ok := r.sent[e.id]; ok {
+				already++
+				continue
+			}
 			ev, err := e.cloudEvent()
 			if err != nil {
-				return 0, nil, fmt.Errorf("outbox batch %d, event %s: %w", b.seq, e.id, err)
+				return 0, nil, nil, fmt.Errorf("outbox batch %d, event %s: %w", b.seq, e.id, err)
 			}
 			out = append(out, bus.Outgoing{Subject: e.subject, Event: ev})
 			from, at = append(from, i), append(at, j)
 		}
 	}
 	left := make([][]outboxEvent, len(batches))
+	stays := map[int]bool{} // the events of out that stay in the outbox
 	var berr *bus.BatchError
 	if err := r.pub.PublishBatch(ctx, out); errors.As(err, &berr) {
 		for k := range out {
@@ -258,9 +301,15 @@ func (r *Relay) publish(ctx context.Context, batches []relayBatch, end *pgx.Batc
 				}
 			}
 			left[from[k]] = append(left[from[k]], batches[from[k]].events[at[k]])
+			stays[k] = true
 		}
 	} else if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
+	}
+	for k := range out {
+		if !stays[k] {
+			published = append(published, out[k].Event.ID())
+		}
 	}
 	stay := 0
 	for i, b := range batches {
@@ -271,18 +320,18 @@ func (r *Relay) publish(ctx context.Context, batches []relayBatch, end *pgx.Batc
 		stay += len(left[i])
 		enc, err := encodeOutboxEvents(left[i])
 		if err != nil {
-			return 0, nil, err
+			return 0, nil, published, err
 		}
 		end.Queue(`UPDATE outbox_batches SET n = $2, events = $3 WHERE seq = $1`, b.seq, len(left[i]), enc)
 	}
 	if stay > 0 {
 		err := fmt.Errorf("%d of %d outbox events not published; they stay for the next flush: %w", stay, len(out), berr)
-		if stay == len(out) {
-			return 0, nil, err
+		if stay == len(out) && already == 0 {
+			return 0, nil, published, err
 		}
 		r.log.Warn("outbox relay", "err", err)
 	}
-	return len(out) - stay, done, nil
+	return already + len(out) - stay, done, published, nil
 }
 
 // relayMaxRows bounds the outbox rows of one flush (r.batch bounds their events).

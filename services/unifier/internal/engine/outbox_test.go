@@ -145,6 +145,59 @@ func testRelayRepublish(t *testing.T, atomic bool) {
 	if n, err := relay.Flush(ctx); err != nil || n != rows {
 		t.Fatalf("flush after the crash: %d rows, %v (want %d)", n, err, rows)
 	}
+	checkRelayedOnce(t, b, nb, rows)
+}
+
+// Postgres goes away between the relay's publish and the commit of its delete, and comes back
+// after longer than JetStream's duplicate window: the relay removes the rows it already
+// published without publishing them again, so every desk event is stored once though JetStream
+// no longer remembers their ids.
+func TestRelayFailedDeleteOutlastingTheDuplicateWindow(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	nb := bustest.New(t, bus.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	ctx := context.Background()
+	const window = 200 * time.Millisecond
+	for _, name := range []string{bus.StreamDesk, bus.StreamTool} {
+		st, err := nb.Client.JetStream().Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := st.CachedInfo().Config
+		cfg.Duplicates = window
+		if _, err := nb.Client.JetStream().UpdateStream(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 20 {
+		b.apply(t, msg(t, fmt.Sprintf("sms:%d", i), "sms", t0.Add(time.Duration(i)*time.Second), id{"phone", fmt.Sprintf("+86138001380%02d", i)}))
+	}
+	rows := b.count(t, `SELECT count(*) FROM outbox`)
+	relay := engine.NewRelay(b.pool, nb.Client, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	engine.SetAfterPublish(relay, func(pid uint32) {
+		// The connection dies before the commit, as under a Postgres stop.
+		if _, err := b.pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
+			t.Error(err)
+		}
+	})
+	if n, err := relay.Flush(ctx); err == nil {
+		t.Fatalf("flush with its connection terminated: %d rows, no error", n)
+	}
+	if left := b.count(t, `SELECT count(*) FROM outbox`); left != rows {
+		t.Fatalf("%d rows left in the outbox after the failed delete, want %d", left, rows)
+	}
+	engine.SetAfterPublish(relay, nil)
+	time.Sleep(3 * window) // JetStream forgets the ids
+	if n, err := relay.Flush(ctx); err != nil || n != rows {
+		t.Fatalf("flush after the outage: %d rows, %v (want %d)", n, err, rows)
+	}
+	checkRelayedOnce(t, b, nb, rows)
+}
+
+// checkRelayedOnce checks that the outbox is empty and that JetStream holds each of its rows'
+// events once.
+func checkRelayedOnce(t *testing.T, b *bundle, nb *bustest.Bundle, rows int) {
+	t.Helper()
 	if left := b.count(t, `SELECT count(*) FROM outbox`); left != 0 {
 		t.Fatalf("%d rows left in the outbox", left)
 	}
