@@ -88,10 +88,17 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 			return nil, fmt.Errorf("%w: want JSON {id, from, text, sent_at}", webhook.ErrMalformed)
 		}
 		from := map[string]string{"kind": "phone", "value": in.From}
-		e, err := rt.NewEvent(TypeReceived, map[string]any{
+		// A vendor clock far off (or a forged sent_at) must not date the message: out of
+		// bounds, it is the time of receipt, and the vendor's is kept as vendor_time.
+		at, original := connector.EventTime(in.SentAt, time.Now())
+		data := map[string]any{
 			"channel": "example", "channel_message_id": in.ID, "from": from,
-			"message": map[string]any{"type": "text", "text": in.Text}, "sent_at": in.SentAt.UTC(),
-		}, event.WithID("example:"+in.ID), event.WithPartitionKey("phone:"+in.From), event.WithTime(in.SentAt))
+			"message": map[string]any{"type": "text", "text": in.Text}, "sent_at": at,
+		}
+		if original != nil {
+			data["vendor_time"] = original.Format(time.RFC3339Nano)
+		}
+		e, err := rt.NewEvent(TypeReceived, data, event.WithID("example:"+in.ID), event.WithPartitionKey("phone:"+in.From), event.WithTime(at))
 		return []bus.Outgoing{{Subject: SubjectIn, Event: e}}, err
 	}
 	if err := rt.Webhook(connector.Webhook{Path: "/messages", Verify: verify, Decode: decode}); err != nil {
