@@ -22,8 +22,9 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/pkg/telemetry"
 	"github.com/omnibus-dev/omnibus/services/audit"
-	"github.com/omnibus-dev/omnibus/services/omnibus/internal/allinone"
+	"github.com/omnibus-dev/omnibus/services/omnibus/allinone"
 	"github.com/omnibus-dev/omnibus/services/omnibus/internal/demo"
+	"github.com/omnibus-dev/omnibus/services/sandbox"
 )
 
 const usage = `omnibus — the omnichannel message bus, all in one process.
@@ -35,8 +36,6 @@ Usage:
   omnibus dlq list [flags]      list dead letters with their reasons
   omnibus dlq redrive [flags]   republish chosen dead letters to their original subjects
   omnibus replay [flags]        print stored events, oldest first, as NDJSON CloudEvents (-h: flags)
-  omnibus bench [flags]         load-test the unifier on embedded NATS and Postgres (-h: flags)
-  omnibus bench tools [flags]   load-test the tool connectors against the vendor sandbox (-h: flags)
   omnibus unmerge --merge-id ID undo a customer merge (identities, conversations, messages go back)
   omnibus close|reopen --conversation ID   close or reopen a conversation
   omnibus audit [flags]         list third-party call records, newest first (-h: flags)
@@ -61,8 +60,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = dlq(args, stdout)
 	case "replay":
 		err = replay(args, stdout, stderr)
-	case "bench":
-		err = bench(args, stdout, stderr)
 	case "unmerge", "close", "reopen":
 		err = deskCommand(cmd, args, stdout)
 	case "audit":
@@ -124,7 +121,7 @@ func runAll(args []string, stderr io.Writer) error {
 	build := func(base string) []service.Service {
 		svcs := services()
 		if cfg.Simulate {
-			for k, v := range sandboxEnv(base) {
+			for k, v := range sandbox.ConnectorEnv(base) {
 				overlay[k] = v
 			}
 			svcs = append(svcs, simulated()...)

@@ -22,8 +22,9 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
 	"github.com/omnibus-dev/omnibus/pkg/service"
-	"github.com/omnibus-dev/omnibus/services/omnibus/internal/allinone"
+	"github.com/omnibus-dev/omnibus/services/omnibus/allinone"
 	"github.com/omnibus-dev/omnibus/services/omnibus/internal/demo"
+	"github.com/omnibus-dev/omnibus/services/sandbox"
 )
 
 func allServices() []service.Service {
@@ -65,7 +66,7 @@ func TestAllInOne(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- allinone.Run(ctx, cfg, func(base string) []service.Service {
-			for k, v := range sandboxEnv(base) {
+			for k, v := range sandbox.ConnectorEnv(base) {
 				env[k] = v
 			}
 			return append(append(services(), simulated()...), demo.Service(demo.Options{Base: base, Secret: "s", Interval: cfg.SimInterval}))

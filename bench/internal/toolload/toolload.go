@@ -1,4 +1,4 @@
-// Package toolload is the tool connectors' load generator, `omnibus bench tools`. In one process
+// Package toolload is the tool connectors' load generator, `go run ./bench tools`. In one process
 // it starts an embedded NATS JetStream and the all-in-one (allinone.Run) with the vendor sandbox,
 // the crm, oms, logistics and ticket connectors and the audit service (which brings a throwaway
 // Postgres), all on loopback, with the sandbox's simulated customers silent. Then, for each tool
@@ -41,6 +41,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/omnibus-dev/omnibus/bench/internal/cpustat"
+	"github.com/omnibus-dev/omnibus/bench/internal/stats"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/pkg/event"
@@ -49,9 +51,7 @@ import (
 	"github.com/omnibus-dev/omnibus/services/audit"
 	"github.com/omnibus-dev/omnibus/services/crm"
 	"github.com/omnibus-dev/omnibus/services/logistics"
-	"github.com/omnibus-dev/omnibus/services/omnibus/internal/allinone"
-	"github.com/omnibus-dev/omnibus/services/omnibus/internal/cpustat"
-	"github.com/omnibus-dev/omnibus/services/omnibus/internal/stats"
+	"github.com/omnibus-dev/omnibus/services/omnibus/allinone"
 	"github.com/omnibus-dev/omnibus/services/oms"
 	"github.com/omnibus-dev/omnibus/services/sandbox"
 	"github.com/omnibus-dev/omnibus/services/ticket"
@@ -89,9 +89,6 @@ type Config struct {
 	Set         map[string]string // extra service variables (win over everything)
 	Timeout     time.Duration     // the whole run
 
-	// SandboxEnv is the configuration that points the connectors at the sandbox (the all-in-one's
-	// sandboxEnv). Required.
-	SandboxEnv func(base string) map[string]string
 	// Env is the process environment: RESILIENCE_* variables set there apply (default os.LookupEnv).
 	Env config.Lookup
 	// Environ lists the process environment (default os.Environ), to report the overrides in effect.
@@ -100,7 +97,7 @@ type Config struct {
 	Progress io.Writer    // progress lines (default: discarded)
 }
 
-// Defaults returns the configuration of `omnibus bench tools` without flags.
+// Defaults returns the configuration of `go run ./bench tools` without flags.
 func Defaults() Config {
 	return Config{
 		Tools: slices.Clone(Tools), Phases: []string{PhaseLatency, PhaseErrors},
@@ -146,9 +143,6 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := natsembed.ParseSync(c.NATSSync); err != nil {
 		errs = append(errs, fmt.Errorf("nats sync: %w", err))
-	}
-	if c.SandboxEnv == nil {
-		errs = append(errs, errors.New("SandboxEnv is required"))
 	}
 	return errors.Join(errs...)
 }
@@ -360,7 +354,7 @@ func (r *runner) env(rep *Report) *serviceEnv {
 func (e *serviceEnv) base(base string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for k, v := range e.r.cfg.SandboxEnv(base) {
+	for k, v := range sandbox.ConnectorEnv(base) {
 		if _, set := e.overlay[k]; !set {
 			e.overlay[k] = v
 		}

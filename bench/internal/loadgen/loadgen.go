@@ -1,4 +1,4 @@
-// Package loadgen is the unifier's load generator, `omnibus bench`: in one process it starts an
+// Package loadgen is the unifier's load generator, `go run ./bench`: in one process it starts an
 // embedded NATS JetStream and a throwaway Postgres, runs the unifier as the all-in-one does,
 // publishes a realistic omnichannel workload and measures, in one run:
 //
@@ -35,6 +35,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/omnibus-dev/omnibus/bench/internal/cpustat"
+	"github.com/omnibus-dev/omnibus/bench/internal/stats"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/pkg/event"
@@ -42,8 +44,6 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/pgembed"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/pkg/telemetry"
-	"github.com/omnibus-dev/omnibus/services/omnibus/internal/cpustat"
-	"github.com/omnibus-dev/omnibus/services/omnibus/internal/stats"
 	"github.com/omnibus-dev/omnibus/services/unifier"
 )
 
@@ -82,7 +82,7 @@ type Config struct {
 	Progress io.Writer     // progress lines (default: discarded)
 }
 
-// Defaults returns the configuration of `omnibus bench` without flags.
+// Defaults returns the configuration of `go run ./bench` without flags.
 func Defaults() Config {
 	return Config{
 		Events: 100_000, Backlog: 50_000, Customers: 20_000, CrossChannel: 0.3, Duplicates: 0.01,

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/omnibus-dev/omnibus/services/omnibus/internal/stats"
+	"github.com/omnibus-dev/omnibus/bench/internal/stats"
 )
 
 // Targets of issue 5 ("Load").

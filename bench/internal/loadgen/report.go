@@ -14,8 +14,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/omnibus-dev/omnibus/bench/internal/stats"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
-	"github.com/omnibus-dev/omnibus/services/omnibus/internal/stats"
 )
 
 // Report is everything one run measured. Rates are per second, latencies in milliseconds, CPU

@@ -1,16 +1,19 @@
-package main
+package config
 
 import (
+	"flag"
 	"fmt"
 	"strings"
 )
 
-// Flag types shared by the subcommands.
+// Flag values shared by the commands (omnibus replay, the bench).
 
-// kvFlag is a repeatable name=value flag (bench --pg-set, bench tools --set).
-type kvFlag map[string]string
+// KeyValues is a repeatable name=value flag filling the map: `--set A=1 --set B=2`.
+type KeyValues map[string]string
 
-func (p kvFlag) String() string {
+var _ flag.Value = KeyValues(nil)
+
+func (p KeyValues) String() string {
 	var kv []string
 	for k, v := range p {
 		kv = append(kv, k+"="+v)
@@ -18,7 +21,8 @@ func (p kvFlag) String() string {
 	return strings.Join(kv, ",")
 }
 
-func (p kvFlag) Set(s string) error {
+// Set adds one name=value; it fails without a "=" or with an empty name.
+func (p KeyValues) Set(s string) error {
 	k, v, ok := strings.Cut(s, "=")
 	if !ok || strings.TrimSpace(k) == "" {
 		return fmt.Errorf("want name=value, got %q", s)
@@ -27,8 +31,10 @@ func (p kvFlag) Set(s string) error {
 	return nil
 }
 
-// listFlag is a comma-separated, repeatable flag filling *list; its first use replaces the
-// default (bench tools --tools crm,oms; replay --subject a --subject b).
+// List returns a comma-separated, repeatable flag filling *list: `--tools crm,oms --tools ticket`.
+// Its first use replaces the default held in *list; empty items are dropped.
+func List(list *[]string) flag.Value { return &listFlag{list: list} }
+
 type listFlag struct {
 	list *[]string
 	set  bool

@@ -12,21 +12,23 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/omnibus-dev/omnibus/services/omnibus/internal/loadgen"
+	"github.com/omnibus-dev/omnibus/bench/internal/loadgen"
+	"github.com/omnibus-dev/omnibus/pkg/config"
 )
 
-// benchFlags parses the flags of `omnibus bench` into a loadgen configuration.
+// benchFlags parses the flags of `go run ./bench` into a loadgen configuration.
 func benchFlags(args []string, stderr io.Writer) (cfg loadgen.Config, asJSON, quiet bool, err error) {
 	cfg = loadgen.Defaults()
-	cfg.PGSettings = kvFlag{}
+	cfg.PGSettings = config.KeyValues{}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `omnibus bench — the unifier's load generator: embedded NATS JetStream, a throwaway Postgres,
+		fmt.Fprint(stderr, `bench — the unifier's load generator: embedded NATS JetStream, a throwaway Postgres,
 the unifier in-process, a realistic omnichannel workload; prints raw ceilings, sustained throughput
 and latency, backlog catch-up rate, their ratios, and an exactly-once check.
 
-Usage: omnibus bench [flags]
+Usage: go run ./bench [flags]
+       go run ./bench tools [flags]   (the tool connectors' load generator; -h: its flags)
 
 `)
 		fs.PrintDefaults()
@@ -46,7 +48,7 @@ Usage: omnibus bench [flags]
 	fs.IntVar(&cfg.Workers, "workers", 0, "UNIFIER_WORKERS (default: the environment, else the unifier's default)")
 	fs.StringVar(&cfg.NATSSync, "nats-sync", cfg.NATSSync, `embedded JetStream fsync: a duration ("2m", NATS's default) or "always"`)
 	fs.StringVar(&cfg.DatabaseURL, "database-url", os.Getenv("DATABASE_URL"), "Postgres to use instead of a throwaway one (default $DATABASE_URL); the bench writes its own rows into it")
-	fs.Var(kvFlag(cfg.PGSettings), "pg-set", "name=value setting of the throwaway Postgres, e.g. synchronous_commit=off (repeatable)")
+	fs.Var(config.KeyValues(cfg.PGSettings), "pg-set", "name=value setting of the throwaway Postgres, e.g. synchronous_commit=off (repeatable)")
 	fs.BoolVar(&cfg.PGStats, "pg-stats", false, "report the unifier's statements from pg_stat_statements (loaded into the throwaway Postgres)")
 	fs.BoolVar(&cfg.Telemetry, "telemetry", cfg.Telemetry, "instrument like the all-in-one (OTel SDK tracer and Prometheus meter)")
 	fs.BoolVar(&cfg.Raw, "raw", cfg.Raw, "measure the raw JetStream and Postgres ceilings")
@@ -67,11 +69,8 @@ Usage: omnibus bench [flags]
 	return cfg, asJSON, quiet, nil
 }
 
-// bench is `omnibus bench`; `omnibus bench tools` is the tool connectors' load generator.
-func bench(args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "tools" {
-		return benchTools(args[1:], stdout, stderr)
-	}
+// benchUnifier is `go run ./bench`.
+func benchUnifier(args []string, stdout, stderr io.Writer) error {
 	cfg, asJSON, quiet, err := benchFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil

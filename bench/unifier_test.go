@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/omnibus-dev/omnibus/bench/internal/loadgen"
 	"github.com/omnibus-dev/omnibus/pkg/pgembed"
-	"github.com/omnibus-dev/omnibus/services/omnibus/internal/loadgen"
 )
 
 // A short run of the whole bench: it completes, every event reaches the desk exactly once
@@ -125,7 +125,7 @@ func TestBenchFlags(t *testing.T) {
 			t.Errorf("%v: no error", bad)
 		}
 	}
-	if code := run([]string{"bench", "--events", "-1", "--quiet"}, io.Discard, io.Discard); code != 1 {
+	if code := run([]string{"--events", "-1", "--quiet"}, io.Discard, io.Discard); code != 1 {
 		t.Errorf("bench with --events -1 exited %d, want 1", code)
 	}
 }
