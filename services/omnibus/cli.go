@@ -158,19 +158,17 @@ func printConfig(w io.Writer, markdown bool) {
 	_ = tw.Flush()
 }
 
-// printConfigMarkdown prints one table per service, as the README's "Configuration of each
-// service" section has them (omnibus config --markdown regenerates it).
+// printConfigMarkdown prints every variable as Markdown tables: the all-in-one's, the ones every
+// service run on its own reads, then one table per service. docs/configuration.md holds this
+// output between its config markers (TestConfigCommand keeps the two equal).
 func printConfigMarkdown(w io.Writer) {
 	cell := func(s string) string { return strings.ReplaceAll(s, "|", "\\|") }
-	for _, s := range append(services(), simulated()...) {
-		if s.Config == nil || s.Name == "unifier" || s.Name == "example" || s.Name == "sandbox" {
-			continue // documented in their own sections above
-		}
-		fields := config.Describe(s.Config)
+	table := func(title string, cfg any) {
+		fields := config.Describe(cfg)
 		if len(fields) == 0 {
-			continue
+			return
 		}
-		fmt.Fprintf(w, "`%s`:\n\n| variable | default | meaning |\n|---|---|---|\n", s.Name)
+		fmt.Fprintf(w, "### %s\n\n| variable | default | meaning |\n|---|---|---|\n", title)
 		for _, f := range fields {
 			def := ""
 			if f.Default != "" {
@@ -179,6 +177,13 @@ func printConfigMarkdown(w io.Writer) {
 			fmt.Fprintf(w, "| `%s` | %s | %s |\n", f.Env, cell(def), cell(f.Desc))
 		}
 		fmt.Fprintln(w)
+	}
+	table("The all-in-one (`go run ./services/omnibus`)", &allinone.Config{})
+	table("Every service run on its own (`services/<name>/cmd/<name>`)", &service.Base{})
+	for _, s := range append(services(), simulated()...) {
+		if s.Config != nil {
+			table("`"+s.Name+"`", s.Config)
+		}
 	}
 }
 
