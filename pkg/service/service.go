@@ -58,7 +58,7 @@ type Service struct {
 	// does not dial NATS_URL, and Deps.Bus is nil.
 	NoBus bool
 	// Config, if set, is a pointer to a zero config struct; it documents the service's
-	// variables (config.Describe) for the README and "omnibus config".
+	// variables (config.Describe) for docs/configuration.md and "omnibus config".
 	Config any
 	// Publishes and Subscribes list the subjects and CloudEvents types the service produces and
 	// consumes; tests check each type has a schema and an AsyncAPI entry.

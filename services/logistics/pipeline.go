@@ -30,7 +30,7 @@ var (
 	// Cainiao publishes no quota (vendors/README.md §8: its gateway limits are per app, set with
 	// the account). Its trace query takes one waybill per call, so the tool's 100 lookups/s
 	// (issue 5) are up to 100 calls/s: the route allows that, with retries on top. At 50/s a
-	// Cainiao-heavy load queued for permits (p99 > 250 ms in `omnibus bench tools`). Set
+	// Cainiao-heavy load queued for permits (p99 > 250 ms in `go run ./bench tools`). Set
 	// RESILIENCE_CAINIAO_TRACE_QUERY_RATE_LIMIT to the account's figure.
 	cainiaoSettings = resilience.Settings{RateLimit: 100, MaxAttempts: 5, MaxWait: time.Second}
 )
