@@ -16,7 +16,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/omnibus-dev/omnibus/pkg/event"
-	"github.com/omnibus-dev/omnibus/pkg/resilience"
 )
 
 // Delivery is one consumed event with its JetStream metadata.
@@ -31,8 +30,8 @@ type Delivery struct {
 }
 
 // Handler processes one delivery. Return nil once the effect is durable (the message is then
-// acked); an error to retry with backoff; resilience.Permanent(err) to dead-letter now;
-// resilience.RetryAfter(err, d) to retry after d. Handlers must be idempotent, keyed by event id:
+// acked); an error to retry with backoff; Permanent(err) to dead-letter now;
+// RetryAfter(err, d) to retry after d. Handlers must be idempotent, keyed by event id:
 // a message can be delivered more than once.
 type Handler func(ctx context.Context, d Delivery) error
 
@@ -55,7 +54,7 @@ type ConsumerConfig struct {
 	// Dependencies are what the handler needs besides its message (its database, a vendor
 	// route), each with a cheap check. When the handler fails with an error that is not
 	// Permanent, the consumer runs the checks: if one fails — or the error is marked
-	// resilience.Unavailable — the failure is the dependency's, not the message's. The consumer
+	// Unavailable — the failure is the dependency's, not the message's. The consumer
 	// then pauses: it holds the message (kept in progress, so JetStream neither redelivers it nor
 	// counts a delivery), handles nothing else, checks again with backoff from 250 ms to 15 s,
 	// and runs the handler again once the dependency serves, however long the outage. Only a
@@ -362,13 +361,13 @@ func (s *Subscription) begin(msg jetstream.Msg) (*inflight, error) {
 	}
 	switch {
 	case err != nil:
-		return in, resilience.Permanent(fmt.Errorf("no JetStream metadata: %w", err))
+		return in, Permanent(fmt.Errorf("no JetStream metadata: %w", err))
 	case decErr != nil:
-		return in, resilience.Permanent(fmt.Errorf("undecodable: %w", decErr))
+		return in, Permanent(fmt.Errorf("undecodable: %w", decErr))
 	}
 	if cfg.AlwaysValidate || msg.Headers().Get(HeaderSchema) != c.opts.schemas.Fingerprint() {
 		if verr := c.validate(e); verr != nil {
-			return in, resilience.Permanent(fmt.Errorf("schema: %w", verr))
+			return in, Permanent(fmt.Errorf("schema: %w", verr))
 		}
 	}
 	return in, nil
@@ -431,12 +430,12 @@ func (s *Subscription) settle(in *inflight, herr error) {
 	case isClosingUnavailable(herr): // back for redelivery; a dependency's outage never dead-letters
 		_ = msg.NakWithDelay(pauseBackoff[0])
 		return
-	case resilience.IsPermanent(herr):
+	case IsPermanent(herr):
 		reason = herr.Error()
 	case meta.NumDelivered >= uint64(cfg.MaxDeliver):
 		reason = fmt.Sprintf("max deliveries (%d) reached: %v", cfg.MaxDeliver, herr)
 	default:
-		delay, ok := resilience.RetryDelay(herr)
+		delay, ok := RetryDelay(herr)
 		if !ok {
 			delay = backoff(cfg.Backoff, meta.NumDelivered)
 		}
@@ -557,7 +556,7 @@ func (s *Subscription) processBatch(msgs []jetstream.Msg) {
 			for {
 				idx, valid = idx[:0], valid[:0]
 				for i, err := range errs {
-					if err != nil && !resilience.IsPermanent(err) {
+					if err != nil && !IsPermanent(err) {
 						idx, valid = append(idx, i), append(valid, all[i].d)
 					}
 				}
@@ -613,7 +612,7 @@ func (s *Subscription) batchDependency(idx []int, errs []error) (string, error) 
 		if name, cause := s.downDependency(s.hctx, errs[i]); name != "" {
 			return name, cause
 		}
-		if errs[i] != nil && !resilience.IsPermanent(errs[i]) {
+		if errs[i] != nil && !IsPermanent(errs[i]) {
 			return "", nil // the checks passed: the failures are the messages' own
 		}
 	}

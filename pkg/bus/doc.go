@@ -9,7 +9,7 @@
 // Delivery guarantees: a published event is acknowledged by JetStream before Publish returns, and
 // carries Nats-Msg-Id = event id, so a retried publish is stored once within the stream's duplicate
 // window. A consumed message is acked only after its handler returned nil; a transient error naks
-// with backoff; a permanent error (undecodable, schema-invalid, resilience.Permanent) or the last
+// with backoff; a permanent error (undecodable, schema-invalid, Permanent) or the last
 // allowed delivery moves it to OMNI_DLQ with the reason in headers. Nothing is dropped silently:
 // if the dead-letter publish fails the message is nak'ed and tried again.
 package bus

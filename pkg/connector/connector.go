@@ -219,7 +219,7 @@ func (rt *Runtime) Consume(ctx context.Context, route Route, h bus.Handler, cfg 
 	}
 	sub, err := rt.Bus.Subscribe(ctx, cfg, func(ctx context.Context, d bus.Delivery) error {
 		if d.Event.Type() != route.Type {
-			return resilience.Permanent(fmt.Errorf("%s expects %s on %s, got %s", rt.Spec.Name, route.Type, route.Subject, d.Event.Type()))
+			return bus.Permanent(fmt.Errorf("%s expects %s on %s, got %s", rt.Spec.Name, route.Type, route.Subject, d.Event.Type()))
 		}
 		return h(ctx, d)
 	})
