@@ -122,7 +122,7 @@ func (c ConsumerConfig) Validate() error {
 	case c.Service == "":
 		return fmt.Errorf("%w: Service is required (it names the dead-letter subject omni.dlq.<service>)", ErrInvalidConsumer)
 	case c.Stream == "":
-		return fmt.Errorf("%w: Stream is required (one of %s, %s, %s, %s, %s)", ErrInvalidConsumer, StreamIn, StreamOut, StreamTool, StreamDesk, StreamAudit)
+		return fmt.Errorf("%w: Stream is required (one of %s)", ErrInvalidConsumer, streamNames())
 	case c.MaxDeliver < 1:
 		return fmt.Errorf("%w: MaxDeliver must be >= 1, got %d", ErrInvalidConsumer, c.MaxDeliver)
 	case c.Concurrency < 1:

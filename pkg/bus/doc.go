@@ -1,6 +1,7 @@
-// Package bus is omnibus's JetStream client: CloudEvents in the NATS protocol binding on the six
-// omnibus streams, with schema validation on both sides, ack-after-effect consumers, an operable
-// dead-letter stream and OpenTelemetry spans and metrics.
+// Package bus is omnibus's JetStream client: CloudEvents in the NATS protocol binding on the
+// omnibus streams (Streams: OMNI_IN, OMNI_OUT, OMNI_TOOL, OMNI_DESK, OMNI_AUDIT, OMNI_DLQ, OMNI_OPS
+// and OMNI_REDRIVE; StreamOf maps a subject to its stream), with schema validation on both sides,
+// ack-after-effect consumers, an operable dead-letter stream and OpenTelemetry spans and metrics.
 //
 // The roles are small interfaces — Publisher, Subscriber, StreamAdmin, DeadLetters — and Client
 // implements all of them, the way nats.go's jetstream.JetStream is composed. Services depend on the

@@ -209,9 +209,9 @@ func (rt *Runtime) Consume(ctx context.Context, route Route, h bus.Handler, cfg 
 	if !declared(rt.Spec.Consumes, route.Subject, route.Type) {
 		return fmt.Errorf("%w: %s consumes %s on %s", ErrUndeclared, rt.Spec.Name, route.Type, route.Subject)
 	}
-	stream, err := StreamOf(route.Subject)
-	if err != nil {
-		return err
+	stream, ok := bus.StreamOf(route.Subject)
+	if !ok {
+		return fmt.Errorf("%w: %s consumes %s, which is in no omnibus stream", ErrUndeclared, rt.Spec.Name, route.Subject)
 	}
 	cfg.Service, cfg.Stream, cfg.FilterSubjects = rt.Spec.Name, stream, []string{route.Subject}
 	if cfg.Durable == "" {
@@ -265,19 +265,6 @@ func (rt *Runtime) shutdown(timeout time.Duration) {
 			rt.Log.Warn("resilience registry did not flush", "err", err)
 		}
 	}
-}
-
-// StreamOf returns the omnibus stream that stores subject.
-func StreamOf(subject string) (string, error) {
-	for prefix, stream := range map[string]string{
-		"omni.in.": bus.StreamIn, "omni.out.": bus.StreamOut, "omni.tool.": bus.StreamTool,
-		"omni.desk.": bus.StreamDesk, "omni.audit.": bus.StreamAudit, "omni.dlq.": bus.StreamDLQ,
-	} {
-		if strings.HasPrefix(subject, prefix) {
-			return stream, nil
-		}
-	}
-	return "", fmt.Errorf("%w: subject %q is in no omnibus stream", ErrUndeclared, subject)
 }
 
 func durableSuffix(subject string) string {
