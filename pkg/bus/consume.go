@@ -149,6 +149,9 @@ type Subscriber interface {
 	// cancelled (then it drains) or the returned Subscription is stopped. Errors wrap
 	// ErrInvalidConsumer or the JetStream error.
 	Subscribe(ctx context.Context, cfg ConsumerConfig, h Handler) (*Subscription, error)
+	// SubscribeBatch is Subscribe for a handler of up to maxBatch messages at a time, in order
+	// (see Client.SubscribeBatch).
+	SubscribeBatch(ctx context.Context, cfg ConsumerConfig, maxBatch int, h BatchHandler) (*Subscription, error)
 }
 
 // Subscription is a running consumer: a handle with Stop, Drain and Closed, like
@@ -461,7 +464,7 @@ func (s *Subscription) settle(in *inflight, herr error) {
 // delivery (nil for those that succeeded), read as for Handler.
 type BatchHandler func(ctx context.Context, batch []Delivery) []error
 
-// SubscribeBatch is Subscribe for handlers that work in batches. Batches adapt to the load: the
+// SubscribeBatch implements Subscriber: Subscribe for handlers that work in batches. Batches adapt to the load: the
 // loop takes every message already buffered, up to maxBatch, and never waits to fill a batch,
 // so a lone message is handled at once and a backlog is handled maxBatch at a time. Order within
 // the consumer is kept (Concurrency is ignored).

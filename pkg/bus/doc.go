@@ -3,9 +3,15 @@
 // and OMNI_REDRIVE; StreamOf maps a subject to its stream), with schema validation on both sides,
 // ack-after-effect consumers, an operable dead-letter stream and OpenTelemetry spans and metrics.
 //
-// The roles are small interfaces — Publisher, Subscriber, StreamAdmin, DeadLetters — and Client
-// implements all of them, the way nats.go's jetstream.JetStream is composed. Services depend on the
-// role they use.
+// The roles are small interfaces — Publisher, Subscriber, StreamAdmin, DeadLetters, Replayer,
+// KeyValues — composed into Bus, which Client implements, the way nats.go's jetstream.JetStream
+// is composed. A process hands its services a Bus (service.Deps); code below a service depends on
+// the one role it uses (pkg/audit, pkg/alert and pkg/resilience on Publisher, a connector's state
+// on KeyValues), so a test fakes only that role.
+//
+// Handlers steer delivery with the error kinds in this package: Permanent, RetryAfter and
+// Unavailable. pkg/resilience returns them from vendor calls; the bus imports nothing of omnibus
+// but event and schema, so every other package may import it.
 //
 // Delivery guarantees: a published event is acknowledged by JetStream before Publish returns, and
 // carries Nats-Msg-Id = event id, so a retried publish is stored once within the stream's duplicate

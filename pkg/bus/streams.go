@@ -137,3 +137,5 @@ func (c *Client) Provision(ctx context.Context) error {
 	}
 	return nil
 }
+
+var _ StreamAdmin = (*Client)(nil)
