@@ -171,7 +171,7 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	store, err := openContextStore(ctx, rt.Bus.JetStream(), cfg.ContextTTL, cfg.ContextReplicas)
+	store, err := openContextStore(ctx, rt, cfg.ContextTTL, cfg.ContextReplicas)
 	if err != nil {
 		return err
 	}

@@ -81,7 +81,7 @@ type server struct {
 }
 
 func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
-	vl, err := openLog(ctx, rt.Bus.JetStream(), cfg)
+	vl, err := openLog(ctx, rt.Bus.JetStream(), rt, cfg)
 	if err != nil {
 		return err
 	}

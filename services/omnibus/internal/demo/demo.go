@@ -80,7 +80,7 @@ func run(ctx context.Context, d service.Deps, o Options) error {
 	})
 
 	// Tap: log every event on the bus (core NATS, no consumer state).
-	tap, err := d.Bus.Conn().Subscribe("omni.>", func(m *nats.Msg) {
+	tap, err := d.Bus.JetStream().Conn().Subscribe("omni.>", func(m *nats.Msg) {
 		if e, err := event.Decode(m.Header, m.Data); err == nil {
 			d.Log.Info("event", "subject", m.Subject, "type", e.Type(), "id", e.ID())
 		}
