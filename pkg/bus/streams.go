@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -86,6 +87,38 @@ func Streams(c StreamsConfig) []jetstream.StreamConfig {
 	}
 }
 
+// StreamOf returns the omnibus stream whose subjects hold subject, a subject or a subject pattern
+// under one stream's prefix ("omni.tool.crm.>" is in OMNI_TOOL); ok is false when no stream of
+// Streams holds it. It is derived from Streams, the one place a stream's subjects are written.
+func StreamOf(subject string) (stream string, ok bool) {
+	for _, s := range streamPrefixes {
+		if strings.HasPrefix(subject, s.prefix) {
+			return s.stream, true
+		}
+	}
+	return "", false
+}
+
+// streamPrefixes are the subject prefixes of Streams, each with its stream.
+var streamPrefixes = func() []struct{ prefix, stream string } {
+	var out []struct{ prefix, stream string }
+	for _, sc := range Streams(StreamsConfig{}) {
+		for _, subj := range sc.Subjects {
+			out = append(out, struct{ prefix, stream string }{strings.TrimSuffix(subj, ">"), sc.Name})
+		}
+	}
+	return out
+}()
+
+// streamNames lists the names of Streams, for messages.
+func streamNames() string {
+	var names []string
+	for _, sc := range Streams(StreamsConfig{}) {
+		names = append(names, sc.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
 // StreamAdmin provisions the omnibus streams.
 type StreamAdmin interface {
 	// Provision creates or updates every omnibus stream; it is idempotent.
@@ -104,3 +137,5 @@ func (c *Client) Provision(ctx context.Context) error {
 	}
 	return nil
 }
+
+var _ StreamAdmin = (*Client)(nil)

@@ -27,7 +27,9 @@ import (
 
 // Deps is what a service gets from the process that runs it.
 type Deps struct {
-	Bus    *bus.Client
+	// Bus is the process's bus, every role of it (a *bus.Client in production); nil for a NoBus
+	// service. Pass each part on as the role it is (bus.Publisher, bus.KeyValues, ...).
+	Bus    bus.Bus
 	DB     *pgxpool.Pool // set only for services with NeedsDB
 	Mux    *http.ServeMux
 	Log    *slog.Logger

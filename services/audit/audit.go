@@ -31,7 +31,6 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/pkg/event"
-	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/services/audit/internal/store"
 )
@@ -183,12 +182,12 @@ func (s *sink) handle(ctx context.Context, batch []bus.Delivery) []error {
 	for i, d := range batch {
 		var r audit.Record
 		if err := event.DecodeData(d.Event, &r); err != nil {
-			errs[i] = resilience.Permanent(err)
+			errs[i] = bus.Permanent(err)
 			continue
 		}
 		switch {
 		case r.At.IsZero() || r.At.After(now.Add(24*time.Hour)):
-			errs[i] = resilience.Permanent(fmt.Errorf("record %s dated %s: more than a day ahead of this clock", d.Event.ID(), r.At))
+			errs[i] = bus.Permanent(fmt.Errorf("record %s dated %s: more than a day ahead of this clock", d.Event.ID(), r.At))
 			continue
 		case r.At.Before(oldest):
 			continue // past retention: nothing to keep

@@ -16,7 +16,6 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/event"
-	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/pkg/webhook"
 )
@@ -113,7 +112,7 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 		}
 		var text struct{ Text string }
 		if err := event.DecodeData(d.Event, &cmd); err != nil || json.Unmarshal(cmd.Message, &text) != nil {
-			return resilience.Permanent(fmt.Errorf("undecodable send command: %w", err))
+			return bus.Permanent(fmt.Errorf("undecodable send command: %w", err))
 		}
 		body, _ := json.Marshal(map[string]string{"to": cmd.To["value"], "text": text.Text, "ref": d.Event.ID()})
 		ts := strconv.FormatInt(time.Now().Unix(), 10)
@@ -147,7 +146,7 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 		st, err := rt.NewEvent(TypeStatus, status, event.WithID("example:status:"+d.Event.ID()),
 			event.WithCorrelationID(d.Event.ID()), event.WithPartitionKey(event.PartitionKey(d.Event)))
 		if err != nil {
-			return resilience.Permanent(err)
+			return bus.Permanent(err)
 		}
 		return rt.Publish(ctx, bus.Outgoing{Subject: SubjectState, Event: st})
 	}

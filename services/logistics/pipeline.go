@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
 )
 
@@ -57,7 +58,7 @@ func post(ctx context.Context, a *resilience.Attempt, client *http.Client, url, 
 	a.Request(audited)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
 	if err != nil {
-		return 0, nil, resilience.Permanent(err)
+		return 0, nil, bus.Permanent(err)
 	}
 	req.Header.Set("Content-Type", contentType)
 	resp, err := client.Do(req)

@@ -19,7 +19,6 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
 	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/pkg/event"
-	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/services/omnibus/allinone"
@@ -148,7 +147,7 @@ func TestDLQCommand(t *testing.T) {
 	var handled atomic.Int32
 	sub, err := b.Client.Subscribe(ctx, bus.ConsumerConfig{Service: "unifier", Stream: bus.StreamIn}, func(context.Context, bus.Delivery) error {
 		if handled.Add(1) == 1 {
-			return resilience.Permanent(errors.New("customer store unavailable"))
+			return bus.Permanent(errors.New("customer store unavailable"))
 		}
 		return nil
 	})

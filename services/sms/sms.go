@@ -110,7 +110,7 @@ type conn struct {
 }
 
 func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
-	st, err := openState(ctx, rt.Bus.JetStream(), cfg.StateTTL, rt.Log)
+	st, err := openState(ctx, rt, rt.Bus.JetStream(), cfg.StateTTL, rt.Log)
 	if err != nil {
 		return err
 	}

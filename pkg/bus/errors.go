@@ -1,9 +1,12 @@
-package resilience
+package bus
 
-// The error kinds that tell the runtime what to do next with a failed call or handler: Permanent
-// (dead-letter now, never retry), RetryAfter (retry, but not before d) and Unavailable (a
-// dependency is down: not the message's fault, retry without counting). The bus consumer and the
-// vendor-call pipeline read these and nothing else.
+// The error kinds that steer delivery: what a Handler (or BatchHandler) returns to tell the
+// consumer what to do with the message next. Permanent dead-letters it now, RetryAfter naks it
+// with the given delay, Unavailable pauses the consumer until the dependency serves again; any
+// other error naks with backoff. They live here, at the bottom of the import graph, because the
+// consumer is what reads them; pkg/resilience returns them from failed vendor calls (a refusal is
+// Permanent, a rate limit past the caller's budget RetryAfter, an open breaker Unavailable), as
+// river's JobCancel and JobSnooze sit beside the worker they steer.
 
 import (
 	"errors"
@@ -40,8 +43,8 @@ func (e *retryAfterError) Error() string {
 }
 func (e *retryAfterError) Unwrap() error { return e.err }
 
-// RetryAfter marks err as transient with a known wait, e.g. a vendor 429 with Retry-After.
-// RetryAfter(nil, d) is nil.
+// RetryAfter marks err as transient with a known wait, e.g. a vendor 429 with Retry-After: a
+// consumer naks the message with that delay. RetryAfter(nil, d) is nil.
 func RetryAfter(err error, d time.Duration) error {
 	if err == nil {
 		return nil
@@ -64,9 +67,10 @@ func (e *unavailableError) Error() string { return "unavailable: " + e.err.Error
 func (e *unavailableError) Unwrap() error { return e.err }
 
 // Unavailable marks err as the failure of a dependency the handler needs — its database, NATS, a
-// vendor behind an open breaker — rather than of the message it handled. A bus consumer then
-// pauses and retries the message until the dependency is back, and the failure never counts
-// toward MaxDeliver: a dependency being down is not the message's fault. Unavailable(nil) is nil.
+// vendor behind an open breaker — rather than of the message it handled. A consumer then pauses
+// and retries the message until the dependency is back, and the failure never counts toward
+// MaxDeliver: a dependency being down is not the message's fault (see Dependency).
+// Unavailable(nil) is nil.
 func Unavailable(err error) error {
 	if err == nil {
 		return nil
@@ -74,10 +78,9 @@ func Unavailable(err error) error {
 	return &unavailableError{err: err}
 }
 
-// IsUnavailable reports whether err, or any error it wraps, was marked Unavailable or is a
-// vendor route's open circuit breaker (ErrCircuitOpen): the vendor is known to be down, so a
-// consumer waits for it instead of spending the message's deliveries.
+// IsUnavailable reports whether err, or any error it wraps, was marked Unavailable (as
+// pkg/resilience marks a vendor route's open circuit breaker).
 func IsUnavailable(err error) bool {
 	var u *unavailableError
-	return errors.As(err, &u) || errors.Is(err, ErrCircuitOpen)
+	return errors.As(err, &u)
 }
