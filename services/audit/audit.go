@@ -20,6 +20,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -131,6 +132,9 @@ func Run(ctx context.Context, d service.Deps) error {
 	sub, err := d.Bus.SubscribeBatch(ctx, bus.ConsumerConfig{Service: "audit", Durable: "audit", Stream: bus.StreamAudit,
 		FilterSubjects: Subjects, Dependencies: []bus.Dependency{{Name: "postgres", Check: d.DB.Ping}}}, cfg.BatchSize, s.handle)
 	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			return nil // stopped while starting
+		}
 		return err
 	}
 	d.Log.Info("audit running", "retention", cfg.retention, "batch", cfg.BatchSize, "dlq_watch", dlqWatchInterval)
