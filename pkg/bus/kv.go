@@ -13,6 +13,7 @@ import (
 type KeyValues interface {
 	// KeyValue creates the bucket cfg declares, or updates an existing one to cfg, and returns
 	// it. It is idempotent: every replica of a service calls it at start with the same cfg.
+	// Attempts the server answers late are repeated, for up to 30 s unless ctx says otherwise.
 	// Errors wrap jetstream.ErrInvalidBucketName, jetstream.ErrBucketExists (cfg cannot be
 	// applied to the existing bucket) or the JetStream error.
 	KeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error)
@@ -20,9 +21,11 @@ type KeyValues interface {
 
 // KeyValue implements KeyValues.
 func (c *Client) KeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	ctx, cancel := withDefaultTimeout(ctx, c.opts.timeout)
-	defer cancel()
-	kv, err := c.js.CreateOrUpdateKeyValue(ctx, cfg)
+	var kv jetstream.KeyValue
+	err := retryAdmin(ctx, c.opts.timeout, func(ctx context.Context) (err error) {
+		kv, err = c.js.CreateOrUpdateKeyValue(ctx, cfg)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("key-value bucket %s: %w", cfg.Bucket, err)
 	}

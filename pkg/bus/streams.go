@@ -126,12 +126,15 @@ type StreamAdmin interface {
 }
 
 // Provision creates or updates every stream of Streams(c.streams). It is safe to call from every
-// service at start.
+// service at start. Attempts the server answers late (still recovering its streams, a loaded
+// machine) are repeated, for up to 30 s per stream unless ctx says otherwise.
 func (c *Client) Provision(ctx context.Context) error {
-	ctx, cancel := withDefaultTimeout(ctx, c.opts.timeout)
-	defer cancel()
 	for _, sc := range Streams(c.opts.streams) {
-		if _, err := c.js.CreateOrUpdateStream(ctx, sc); err != nil {
+		err := retryAdmin(ctx, c.opts.timeout, func(ctx context.Context) error {
+			_, err := c.js.CreateOrUpdateStream(ctx, sc)
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("provision stream %s: %w", sc.Name, err)
 		}
 	}
