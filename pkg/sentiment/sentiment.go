@@ -320,6 +320,11 @@ func (a *Analyzer) apply(e Entry, units []unit, st *state) {
 		}
 	case Sentiment, Escalation, Courtesy:
 		c := Cue{Term: e.Term, Kind: e.Kind, Weight: e.Value, Contribution: e.Value}
+		if k := units[0].kind; k == unitSymbol || k == unitBreak {
+			// An emoji or emoticon is the writer's own comment on the clause, not a word the
+			// clause negates or intensifies: "doesn't open :(" is not a denied frown.
+			st.negLeft, st.modLeft = 0, 0
+		}
 		if st.modLeft > 0 && st.modFactor != 1 {
 			c.Contribution *= st.modFactor
 			c.Modifiers = append(c.Modifiers, st.modTerms...)

@@ -137,8 +137,11 @@ func (v *vocab) word(s string, i int, intern bool, buf []byte) (unit, []byte, in
 	return u, buf, i
 }
 
+// isWordRune reports the runes words are made of. Apostrophes are not among them, even U+02BC
+// which Unicode counts as a letter: word reads them only inside a word, so one that starts a
+// word must not send cut to word (it would read nothing and cut would never advance).
 func isWordRune(r rune) bool {
-	return (unicode.IsLetter(r) || unicode.IsDigit(r)) && !unicode.Is(unicode.Han, r)
+	return (unicode.IsLetter(r) || unicode.IsDigit(r)) && !unicode.Is(unicode.Han, r) && !isApostrophe(r)
 }
 
 func isApostrophe(r rune) bool { return r == '\'' || r == '\u2019' || r == '\u02bc' }

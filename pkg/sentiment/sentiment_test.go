@@ -1,0 +1,291 @@
+package sentiment
+
+import (
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestDefaultLexiconParses(t *testing.T) {
+	t.Parallel()
+	entries, err := ParseLexicon(strings.NewReader(defaultLexicon))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) < 400 {
+		t.Errorf("default lexicon has %d entries, want the full file", len(entries))
+	}
+	seen := map[string]bool{}
+	for _, e := range entries {
+		key := strings.ToLower(normalize(e.Term))
+		if seen[key] {
+			t.Errorf("term %q twice in the default lexicon: the second silently replaces the first", e.Term)
+		}
+		seen[key] = true
+	}
+}
+
+// findCue returns the cue for term, or fails.
+func findCue(t *testing.T, r Result, term string) Cue {
+	t.Helper()
+	for _, c := range r.Cues {
+		if c.Term == term {
+			return c
+		}
+	}
+	t.Fatalf("no cue %q in %s", term, cueString(r))
+	return Cue{}
+}
+
+func TestAnalyze(t *testing.T) {
+	t.Parallel()
+
+	tests := []struct {
+		name       string
+		text       string
+		label      Label
+		lang       Lang
+		escalation bool
+		// check looks at the cues; nil for none.
+		check func(t *testing.T, r Result)
+	}{
+		{name: "negation flips a positive term", text: "我对这次服务不满意", label: Negative, lang: LangZH,
+			check: func(t *testing.T, r Result) { findCue(t, r, "不满意") }},
+		{name: "negator within the window", text: "客服并没有解决我的问题", label: Negative, lang: LangZH,
+			check: func(t *testing.T, r Result) {
+				c := findCue(t, r, "解决")
+				if c.Contribution >= 0 || !slices.Contains(c.Modifiers, "negated by 并没有") {
+					t.Errorf("解决 not negated: %+v", c)
+				}
+			}},
+		{name: "negation does not cross a clause break", text: "没有，服务很好", label: Positive, lang: LangZH},
+		{name: "double negation cancels", text: "不是不满意", label: Positive, lang: LangZH},
+		{name: "intensifier multiplies", text: "非常满意", label: Positive, lang: LangZH,
+			check: func(t *testing.T, r Result) {
+				if c := findCue(t, r, "满意"); math.Abs(c.Contribution-3.6) > 1e-9 {
+					t.Errorf("非常满意 contributes %v, want 2 × 1.8", c.Contribution)
+				}
+			}},
+		{name: "diminisher softens", text: "有点慢", label: Negative, lang: LangZH,
+			check: func(t *testing.T, r Result) {
+				if c := findCue(t, r, "慢"); math.Abs(c.Contribution+1.2*0.6) > 1e-9 {
+					t.Errorf("有点慢 contributes %v, want -1.2 × 0.6", c.Contribution)
+				}
+			}},
+		{name: "contrast: the later clause wins", text: "虽然快递很快，但是东西坏了", label: Negative, lang: LangZH},
+		{name: "contrast in English", text: "The delivery was slow but the driver was really helpful", label: Positive, lang: LangEN},
+		{name: "thanks in a request is not praise", text: "麻烦帮我查一下订单，谢谢", label: Neutral, lang: LangZH,
+			check: func(t *testing.T, r Result) {
+				if c := findCue(t, r, "谢谢"); c.Contribution != 0 {
+					t.Errorf("谢谢 in a request contributes %v", c.Contribution)
+				}
+			}},
+		{name: "thanks for a fix is praise", text: "谢谢，问题解决了", label: Positive, lang: LangZH},
+		{name: "complaint escalates", text: "我要投诉你们", label: Negative, lang: LangZH, escalation: true},
+		{name: "hotline number escalates", text: "再不处理我就打12315", label: Negative, lang: LangZH, escalation: true},
+		{name: "negated threat is no escalation", text: "我不投诉", label: Neutral, lang: LangZH},
+		{name: "English escalation phrase across case and spaces", text: "I want to SPEAK to your  Manager", label: Negative, lang: LangEN, escalation: true},
+		{name: "repeated question marks are impatience", text: "人呢？？", label: Negative, lang: LangZH,
+			check: func(t *testing.T, r Result) { findCue(t, r, "??") }},
+		{name: "exclamations push the existing lean", text: "太棒了！！！", label: Positive, lang: LangZH,
+			check: func(t *testing.T, r Result) {
+				if c := findCue(t, r, "!!!"); c.Contribution <= 0 {
+					t.Errorf("!!! on a positive message contributes %v", c.Contribution)
+				}
+			}},
+		{name: "exclamations alone are neutral", text: "收到！！", label: Neutral, lang: LangZH},
+		{name: "full-width text is normalised", text: "ｔｈａｎｋ　ｙｏｕ，ｔｈａｔ　ｆｉｘｅｄ　ｉｔ！", label: Positive, lang: LangEN},
+		{name: "capitals amplify", text: "This is UNACCEPTABLE", label: Negative, lang: LangEN,
+			check: func(t *testing.T, r Result) {
+				c := findCue(t, r, "unacceptable")
+				if !slices.Contains(c.Modifiers, "capitals ×1.5") {
+					t.Errorf("no capitals modifier: %+v", c)
+				}
+			}},
+		{name: "contraction negates", text: "I'm not happy and it doesn't work", label: Negative, lang: LangEN},
+		{name: "curly apostrophe", text: "I don’t like it", label: Neutral, lang: LangEN},
+		{name: "not bad is mildly positive", text: "not bad", label: Positive, lang: LangEN},
+		{name: "emoji with skin tone and variation selector", text: "👍🏻", label: Positive, lang: LangUnd},
+		{name: "angry emoji", text: "包裹到现在都没收到😡", label: Negative, lang: LangZH},
+		{name: "emoticons are not negated", text: "the link doesn't open :(", label: Negative, lang: LangEN},
+		{name: "mixed language", text: "我要 cancel 这个 order，太慢了", label: Negative, lang: LangMixed},
+		{name: "acronym inside Chinese stays Chinese", text: "我是在APP上买的", label: Neutral, lang: LangZH},
+		{name: "empty", text: "", label: Neutral, lang: LangUnd},
+		{name: "invalid UTF-8", text: "\xff\xfe差\xff", label: Negative, lang: LangZH},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := Analyze(tt.text)
+			if r.Label != tt.label || r.Lang != tt.lang || r.Escalation != tt.escalation {
+				t.Errorf("Analyze(%q) = %s %s escalation=%v (score %.3f) %s, want %s %s escalation=%v",
+					tt.text, r.Label, r.Lang, r.Escalation, r.Score, cueString(r), tt.label, tt.lang, tt.escalation)
+			}
+			if tt.check != nil {
+				tt.check(t, r)
+			}
+		})
+	}
+}
+
+func TestConfidence(t *testing.T) {
+	t.Parallel()
+	if r := Analyze("订单号是多少"); r.Confidence != 0.5 || len(r.Cues) != 0 {
+		t.Errorf("no cue: confidence %v, cues %v; want 0.5 and none", r.Confidence, r.Cues)
+	}
+	mild, strong := Analyze("有点慢，失望"), Analyze("太差劲了，我要投诉！！")
+	if !(strong.Confidence > mild.Confidence) {
+		t.Errorf("confidence of %q (%v) not above %q (%v)", "太差劲了，我要投诉！！", strong.Confidence, "有点慢，失望", mild.Confidence)
+	}
+}
+
+func TestAnalyzerOptions(t *testing.T) {
+	t.Parallel()
+
+	t.Run("tenant entries add and override", func(t *testing.T) {
+		t.Parallel()
+		a, err := New(WithEntries(
+			Entry{Term: "退款", Kind: Escalation, Value: -2},
+			Entry{Term: "投诉", Kind: Sentiment, Value: 0}, // this tenant's customers say 投诉 for any question
+		))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := a.Analyze("我要退款"); !r.Escalation || r.Label != Negative {
+			t.Errorf("added escalation term: %+v", r)
+		}
+		if r := a.Analyze("投诉"); r.Escalation || r.Label != Neutral {
+			t.Errorf("neutralised term: %+v", r)
+		}
+		if r := Analyze("我要退款"); r.Escalation {
+			t.Error("a tenant's entries leaked into the default analyser")
+		}
+	})
+
+	t.Run("lexicon file", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(t.TempDir(), "tenant.tsv")
+		if err := os.WriteFile(path, []byte("# tenant terms\nchargeback\tescalation\t-3\nsmashing\tsentiment\t2.5\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		a, err := New(WithLexiconFile(path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := a.Analyze("That was smashing"); r.Label != Positive {
+			t.Errorf("tenant term: %s %s", r.Label, cueString(r))
+		}
+	})
+
+	t.Run("without the default lexicon", func(t *testing.T) {
+		t.Parallel()
+		a, err := New(WithoutDefaultLexicon(), WithEntries(Entry{Term: "棒", Kind: Sentiment, Value: 2}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := a.Analyze("太棒了，满意"); len(r.Cues) != 1 || r.Cues[0].Contribution != 2 {
+			t.Errorf("only 棒 should count, unintensified: %s", cueString(r))
+		}
+	})
+
+	t.Run("errors", func(t *testing.T) {
+		t.Parallel()
+		tests := []struct {
+			name string
+			opt  Option
+			want error
+		}{
+			{"bad kind", WithLexicon(strings.NewReader("好\tgood\t1\n")), ErrInvalidLexicon},
+			{"value out of range", WithLexicon(strings.NewReader("好\tsentiment\t9\n")), ErrInvalidLexicon},
+			{"value not a number", WithLexicon(strings.NewReader("好\tsentiment\tx\n")), ErrInvalidLexicon},
+			{"negator with a value", WithLexicon(strings.NewReader("不\tnegator\t1\n")), ErrInvalidLexicon},
+			{"missing kind", WithLexicon(strings.NewReader("好\n")), ErrInvalidLexicon},
+			{"term of ignorable marks only", WithEntries(Entry{Term: "\ufe0f", Kind: Sentiment, Value: 1}), ErrInvalidLexicon},
+			{"missing file", WithLexiconFile(filepath.Join(t.TempDir(), "none.tsv")), ErrInvalidLexicon},
+			{"thresholds reversed", WithThresholds(0.3, -0.3), ErrInvalidOption},
+		}
+		for _, tt := range tests {
+			if _, err := New(tt.opt); !errors.Is(err, tt.want) {
+				t.Errorf("%s: %v, want %v", tt.name, err, tt.want)
+			}
+		}
+		_, err := New(WithLexicon(strings.NewReader("# c\n好\tsentiment\t1\n坏\tsentiment\n差\tbad\t1\n")))
+		if err == nil || !strings.Contains(err.Error(), "line 4") {
+			t.Errorf("error does not name line 4: %v", err)
+		}
+	})
+
+	t.Run("thresholds", func(t *testing.T) {
+		t.Parallel()
+		a, err := New(WithThresholds(-0.9, 0.9))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := a.Analyze("失望"); r.Label != Neutral {
+			t.Errorf("-0.71 with threshold -0.9: %s", r.Label)
+		}
+	})
+}
+
+// checkInvariants holds for every text: what FuzzAnalyze checks.
+func checkInvariants(t *testing.T, a *Analyzer, text string) {
+	r := a.Analyze(text)
+	if math.IsNaN(r.Score) || r.Score < -1 || r.Score > 1 {
+		t.Fatalf("score %v out of [-1, 1] for %q", r.Score, text)
+	}
+	if math.IsNaN(r.Confidence) || r.Confidence < 0 || r.Confidence > 1 {
+		t.Fatalf("confidence %v out of [0, 1] for %q", r.Confidence, text)
+	}
+	sum := 0.0
+	for _, c := range r.Cues {
+		sum += c.Contribution
+	}
+	if math.Abs(sum-r.Raw) > 1e-9 {
+		t.Fatalf("cues sum to %v, Raw is %v, for %q", sum, r.Raw, text)
+	}
+	want := Neutral
+	switch {
+	case r.Score <= a.neg:
+		want = Negative
+	case r.Score >= a.pos:
+		want = Positive
+	}
+	if r.Label != want {
+		t.Fatalf("label %s for score %v of %q", r.Label, r.Score, text)
+	}
+	switch r.Lang {
+	case LangZH, LangEN, LangMixed, LangUnd:
+	default:
+		t.Fatalf("lang %q for %q", r.Lang, text)
+	}
+	if again := a.Analyze(text); !reflect.DeepEqual(r, again) {
+		t.Fatalf("not deterministic for %q:\n%+v\n%+v", text, r, again)
+	}
+}
+
+func FuzzAnalyze(f *testing.F) {
+	for _, s := range loadLabelled(f) {
+		f.Add(s.text)
+	}
+	for _, s := range []string{
+		"", " ", "！！！？？？", "?!?!", "不不不不不", "not not not happy", "但是但是", "but but",
+		"\xff\xfe\xfd", "\u200d\ufe0f", "👍🏻👍🏻👍🏻", "ＡＢＣ", "can’t’", "'''", "a'b'c", "🙏🙏",
+		strings.Repeat("非常", 200) + "满意", strings.Repeat("太差了！", 100),
+		"ﬁne", "①②③", "T_T T_T", ":(:(:(", "1231512315",
+	} {
+		f.Add(s)
+	}
+	a := defaultAnalyzer()
+	f.Fuzz(func(t *testing.T, text string) {
+		checkInvariants(t, a, text)
+	})
+}
