@@ -107,20 +107,21 @@ func filter(samples []sample, keep func(sample) bool) []sample {
 }
 
 // Floors the labelled set must keep, a few rows below the figures measured when they were set
-// (tune 1.00 negative recall, 1.00 macro F1; held-out 0.91 negative precision, 0.27 negative
-// recall, 0.56 macro F1), so they fail on a regression of more than a row or two.
+// (tune: negative recall 1.00, macro F1 1.00; held-out: negative precision 0.93, negative
+// recall 0.35, macro F1 0.65), so they fail on a regression of more than a row or two.
 //
-// The held-out floors are low because the held-out figures are honest: the lexicon is barred
-// from every term that only held-out rows contain (TestLexiconHeldOut), so a held-out negative
-// is caught only through vocabulary the tune rows also use. What the held-out split shows is
-// that the analyser rarely raises a false negative (precision) but misses most negatives worded
-// unlike the tune rows: recall grows with the lexicon, not with the method.
+// The held-out floors are low because the held-out figures are honest: the hand-written lexicon
+// is barred from every term that only held-out rows contain (TestLexiconHeldOut), so a
+// held-out message is read through the tune rows' vocabulary and VADER's general English
+// words. What the held-out split shows is that the analyser rarely raises a false negative
+// (precision) but misses most negatives worded unlike the tune rows, in Chinese above all:
+// recall grows with the lexicon, not with the rules.
 const (
 	tuneNegRecallFloor       = 0.9
 	tuneMacroF1Floor         = 0.9
-	heldoutNegPrecisionFloor = 0.8
-	heldoutNegRecallFloor    = 0.2
-	heldoutMacroF1Floor      = 0.5
+	heldoutNegPrecisionFloor = 0.85
+	heldoutNegRecallFloor    = 0.3
+	heldoutMacroF1Floor      = 0.6
 )
 
 // TestLabelledSet measures the default Analyzer on testdata/labelled.tsv and prints precision,
@@ -202,10 +203,19 @@ func cueString(r Result) string {
 
 // TestLexiconHeldOut enforces the held-out rule of lexicon.tsv: every sentiment or escalation
 // term of the default lexicon that matches a held-out row also matches a tune row, so no term
-// exists only because of the held-out split.
+// exists only because of the held-out split. Terms taken unchanged from lexicon_vader.tsv are
+// exempt: VADER's authors chose them, not against this labelled set.
 func TestLexiconHeldOut(t *testing.T) {
 	t.Parallel()
 	a := defaultAnalyzer()
+	vader, err := ParseLexicon(strings.NewReader(vaderLexicon))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromVader := map[Entry]bool{}
+	for _, e := range vader {
+		fromVader[e] = true
+	}
 	matched := map[string]map[string]bool{"tune": {}, "heldout": {}}
 	for _, s := range loadLabelled(t) {
 		units, _ := a.lex.vocab.cut(normalize(s.text), false, nil, nil)
@@ -224,7 +234,7 @@ func TestLexiconHeldOut(t *testing.T) {
 		}
 	}
 	for _, e := range a.lex.entries {
-		if (e.Kind == Sentiment || e.Kind == Escalation) && matched["heldout"][e.Term] && !matched["tune"][e.Term] {
+		if (e.Kind == Sentiment || e.Kind == Escalation) && matched["heldout"][e.Term] && !matched["tune"][e.Term] && !fromVader[e] {
 			t.Errorf("lexicon term %q (%s) matches held-out rows only: the held-out split is not held out", e.Term, e.Kind)
 		}
 	}

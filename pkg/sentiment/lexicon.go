@@ -59,15 +59,26 @@ type Entry struct {
 	Value float64
 }
 
-//go:embed lexicon.tsv
-var defaultLexicon string
+// The default lexicon is two embedded files: English word valences from VADER (a general,
+// independently rated vocabulary) and then the project's own lexicon, which overrides them.
+var (
+	//go:embed lexicon_vader.tsv
+	vaderLexicon string
+	//go:embed lexicon.tsv
+	defaultLexicon string
+)
 
 // DefaultLexicon returns the embedded lexicon every [Analyzer] starts from unless built with
-// [WithoutDefaultLexicon].
+// [WithoutDefaultLexicon]: lexicon_vader.tsv, then lexicon.tsv, whose entries replace any
+// earlier entry for the same term.
 func DefaultLexicon() []Entry {
-	entries, err := ParseLexicon(strings.NewReader(defaultLexicon))
-	if err != nil {
-		panic(err) // the embedded file is checked by the tests
+	var entries []Entry
+	for _, file := range []string{vaderLexicon, defaultLexicon} {
+		e, err := ParseLexicon(strings.NewReader(file))
+		if err != nil {
+			panic(err) // the embedded files are checked by the tests
+		}
+		entries = append(entries, e...)
 	}
 	return entries
 }

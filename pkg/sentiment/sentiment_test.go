@@ -17,6 +17,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestDefaultLexiconParses(t *testing.T) {
 	t.Parallel()
+	if _, err := ParseLexicon(strings.NewReader(vaderLexicon)); err != nil {
+		t.Fatal(err)
+	}
 	entries, err := ParseLexicon(strings.NewReader(defaultLexicon))
 	if err != nil {
 		t.Fatal(err)
