@@ -67,10 +67,10 @@
 // misses much (accuracy 0.67, macro F1 0.65): when it says negative it is right more than nine
 // times in ten, but it finds only about a third of held-out negatives, because the hand-written
 // lexicon is barred from every term that only held-out rows contain. English does better than
-// Chinese there (macro F1 0.69 against 0.60) because VADER supplies general English words; the package
-// lists of the registries reachable here show no Chinese counterpart. That is the honest figure for text
-// worded unlike anything seen: recall grows with the lexicon (per tenant, from real misses),
-// not with the rules.
+// Chinese there (macro F1 0.69 against 0.60) because VADER supplies general English words; the
+// package lists of the registries reachable here show no Chinese counterpart. That is the
+// honest figure for text worded unlike anything seen: recall grows with the lexicon (per
+// tenant, from real misses), not with the rules.
 //
 // Known limits: sarcasm without a marker (真是太棒了，又延误了) reads as praise; a complaint made
 // only of facts ("the parcel was opened and half is missing") has no sentiment term to find;
