@@ -122,6 +122,7 @@ const (
 	heldoutNegPrecisionFloor = 0.85
 	heldoutNegRecallFloor    = 0.3
 	heldoutMacroF1Floor      = 0.6
+	langFloor                = 0.95
 )
 
 // TestLabelledSet measures the default Analyzer on testdata/labelled.tsv and prints precision,
@@ -168,6 +169,36 @@ func TestLabelledSet(t *testing.T) {
 	}
 	w.Flush()
 	t.Log("\n" + b.String())
+
+	// Language detection, and whether Confidence means anything: accuracy above and below 0.75.
+	langOK := 0
+	var hi, lo [2]int // correct, total
+	for _, s := range samples {
+		r := a.Analyze(s.text)
+		if string(r.Lang) == s.lang {
+			langOK++
+		}
+		if s.split != "heldout" {
+			continue
+		}
+		b := &lo
+		if r.Confidence >= 0.75 {
+			b = &hi
+		}
+		b[1]++
+		if r.Label == s.label {
+			b[0]++
+		}
+	}
+	t.Logf("language detected right on %d of %d rows (%.2f)", langOK, len(samples), ratio(langOK, len(samples)))
+	t.Logf("held-out accuracy when Confidence >= 0.75: %.2f of %d rows; below: %.2f of %d rows",
+		ratio(hi[0], hi[1]), hi[1], ratio(lo[0], lo[1]), lo[1])
+	if ratio(hi[0], hi[1]) <= ratio(lo[0], lo[1]) {
+		t.Error("held-out accuracy is no better when Confidence >= 0.75: Confidence says nothing")
+	}
+	if r := ratio(langOK, len(samples)); r < langFloor {
+		t.Errorf("language detection %.2f, floor %.2f", r, langFloor)
+	}
 
 	for _, s := range filter(samples, func(s sample) bool { return s.split == "tune" }) {
 		if r := a.Analyze(s.text); r.Label != s.label {

@@ -194,6 +194,10 @@ const (
 	alpha           = 4.0  // Score = Raw / sqrt(Raw² + alpha)
 )
 
+// maxPooledUnits bounds the scratch kept between calls: chat messages and transcript segments
+// are a few hundred units, and one pasted log file must not pin megabytes in the pool.
+const maxPooledUnits = 4096
+
 type scratch struct {
 	units []unit
 	buf   []byte
@@ -228,7 +232,9 @@ func (a *Analyzer) Analyze(text string) Result {
 	sc.units, sc.buf = a.lex.vocab.cut(s, false, sc.units[:0], sc.buf)
 	st := state{contrastAt: -1}
 	a.pass(s, sc.units, &st)
-	a.scratch.Put(sc)
+	if cap(sc.units) <= maxPooledUnits {
+		a.scratch.Put(sc) // a huge message's buffers are left to the collector, not kept
+	}
 	return a.finish(&st)
 }
 
