@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -194,6 +195,10 @@ const (
 	alpha           = 4.0  // Score = Raw / sqrt(Raw² + alpha)
 )
 
+// maxRunShown caps the ! or ? shown in a punctuation cue's Term: a run's weight is capped
+// anyway, and a message of a million question marks must not cost a million-byte cue.
+const maxRunShown = 8
+
 // maxPooledUnits bounds the scratch kept between calls: chat messages and transcript segments
 // are a few hundred units, and one pasted log file must not pin megabytes in the pool.
 const maxPooledUnits = 4096
@@ -242,10 +247,7 @@ func (a *Analyzer) pass(s string, units []unit, st *state) {
 	qLen, xLen, mixed := 0, 0, false
 	endRun := func() {
 		if qLen >= 2 || (mixed && qLen >= 1) {
-			run := ""
-			for range qLen {
-				run += "?"
-			}
+			run := strings.Repeat("?", min(qLen, maxRunShown))
 			if mixed {
 				run += "!"
 			}
@@ -413,10 +415,7 @@ func (a *Analyzer) finish(st *state) Result {
 		if st.exclaims >= 2 {
 			n := min(st.exclaims, exclaimMax+1) - 1
 			v := sign * exclaimStep * float64(n)
-			run := ""
-			for range st.exclaims {
-				run += "!"
-			}
+			run := strings.Repeat("!", min(st.exclaims, maxRunShown))
 			st.cues = append(st.cues, Cue{Term: run, Kind: Emphasis, Weight: exclaimStep, Contribution: v})
 			raw += v
 		}

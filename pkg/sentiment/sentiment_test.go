@@ -140,6 +140,21 @@ func TestAnalyze(t *testing.T) {
 	}
 }
 
+func TestLongInputsStayLinear(t *testing.T) {
+	t.Parallel()
+	for _, text := range []string{
+		strings.Repeat("?", 1<<20),
+		strings.Repeat("!", 1<<20),
+		strings.Repeat("不满意，", 1<<16),
+		strings.Repeat("a", 1<<20),
+	} {
+		r := Analyze(text) // quadratic work here would not finish in the test's time
+		if len(text) > 1<<19 && len(r.Cues) == 1 && len(r.Cues[0].Term) > maxRunShown+1 {
+			t.Errorf("punctuation cue term of %d bytes", len(r.Cues[0].Term))
+		}
+	}
+}
+
 func TestConfidence(t *testing.T) {
 	t.Parallel()
 	if r := Analyze("订单号是多少"); r.Confidence != 0.5 || len(r.Cues) != 0 {
