@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
 // Label is the class of a message.
@@ -49,6 +50,8 @@ type Result struct {
 	Escalation bool
 	// Cues are the terms and signals that make up Raw, in message order: why the label.
 	Cues []Cue
+	// Truncated is set when the text was longer than [MaxInput] and only its start was read.
+	Truncated bool
 }
 
 // Cue is one thing that moved the score.
@@ -229,9 +232,23 @@ type state struct {
 	latin      bool
 }
 
+// MaxInput is how many bytes of a message Analyze reads; the rest is ignored and the result
+// says Truncated. Chat messages and transcript segments are far shorter (the vendors take 200
+// to 1,000 characters); the bound keeps one pasted log file from costing the bus milliseconds.
+const MaxInput = 16 << 10
+
 // Analyze scores text. It never fails: text that is not valid UTF-8 is read with U+FFFD for
-// the bad bytes, and text with nothing recognised is Neutral.
+// the bad bytes, text with nothing recognised is Neutral, and only the first [MaxInput] bytes
+// of a longer text are read.
 func (a *Analyzer) Analyze(text string) Result {
+	truncated := false
+	if len(text) > MaxInput {
+		cut := MaxInput
+		for cut > MaxInput-utf8.UTFMax && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		text, truncated = text[:cut], true
+	}
 	s := normalize(text)
 	sc := a.scratch.Get().(*scratch)
 	sc.units, sc.buf = a.lex.vocab.cut(s, false, sc.units[:0], sc.buf)
@@ -240,7 +257,9 @@ func (a *Analyzer) Analyze(text string) Result {
 	if cap(sc.units) <= maxPooledUnits {
 		a.scratch.Put(sc) // a huge message's buffers are left to the collector, not kept
 	}
-	return a.finish(&st)
+	r := a.finish(&st)
+	r.Truncated = truncated
+	return r
 }
 
 func (a *Analyzer) pass(s string, units []unit, st *state) {

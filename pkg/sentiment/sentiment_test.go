@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -140,7 +141,7 @@ func TestAnalyze(t *testing.T) {
 	}
 }
 
-func TestLongInputsStayLinear(t *testing.T) {
+func TestLongInputs(t *testing.T) {
 	t.Parallel()
 	for _, text := range []string{
 		strings.Repeat("?", 1<<20),
@@ -148,10 +149,28 @@ func TestLongInputsStayLinear(t *testing.T) {
 		strings.Repeat("不满意，", 1<<16),
 		strings.Repeat("a", 1<<20),
 	} {
-		r := Analyze(text) // quadratic work here would not finish in the test's time
-		if len(text) > 1<<19 && len(r.Cues) == 1 && len(r.Cues[0].Term) > maxRunShown+1 {
-			t.Errorf("punctuation cue term of %d bytes", len(r.Cues[0].Term))
+		start := time.Now()
+		r := Analyze(text)
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("%d bytes took %v: the input bound does not hold", len(text), d)
 		}
+		if !r.Truncated {
+			t.Errorf("%d bytes not marked Truncated", len(text))
+		}
+		for _, c := range r.Cues {
+			if c.Kind != Sentiment && len(c.Term) > maxRunShown+1 {
+				t.Errorf("punctuation cue term of %d bytes", len(c.Term))
+			}
+		}
+	}
+	// The cut falls on a rune boundary: a multi-byte character straddling MaxInput is dropped
+	// whole, not read as a broken byte.
+	text := strings.Repeat("a", MaxInput-1) + "差"
+	if r := Analyze(text); !r.Truncated || len(r.Cues) != 0 {
+		t.Errorf("straddling rune: truncated=%v cues=%s", r.Truncated, cueString(r))
+	}
+	if r := Analyze(strings.Repeat("a", MaxInput-3) + "差"); r.Truncated || len(r.Cues) != 1 {
+		t.Errorf("text of exactly MaxInput bytes: truncated=%v cues=%s", r.Truncated, cueString(r))
 	}
 }
 
