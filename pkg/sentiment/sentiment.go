@@ -33,38 +33,39 @@ const (
 	LangUnd   Lang = "und"   // neither: only emoji, digits or punctuation, or empty
 )
 
-// Result is the sentiment of one message.
+// Result is the sentiment of one message. Its JSON form (snake_case keys) is what services put
+// in events, so agents and auditors see the cues as the analyser did.
 type Result struct {
 	// Score is in [-1, 1]: Raw / sqrt(Raw² + 4), so a single strong term (±2) scores ±0.71.
-	Score float64
+	Score float64 `json:"score"`
 	// Raw is the sum of the cues' contributions.
-	Raw   float64
-	Label Label
+	Raw   float64 `json:"raw"`
+	Label Label   `json:"label"`
 	// Confidence in [0, 1] is how far Score lies inside its label's band, not a calibrated
 	// probability: 0.5 at a threshold, 1 at ±1 (or at 0 for neutral). A message with no cue at
 	// all is Neutral with Confidence 0.5: nothing was recognised, which is not evidence.
-	Confidence float64
-	Lang       Lang
+	Confidence float64 `json:"confidence"`
+	Lang       Lang    `json:"lang"`
 	// Escalation is set when a complaint or threat term (投诉, 12315, "speak to your manager")
 	// counted, not negated: the message wants a supervisor whatever its score.
-	Escalation bool
+	Escalation bool `json:"escalation"`
 	// Cues are the terms and signals that make up Raw, in message order: why the label.
-	Cues []Cue
+	Cues []Cue `json:"cues,omitempty"`
 	// Truncated is set when the text was longer than [MaxInput] and only its start was read.
-	Truncated bool
+	Truncated bool `json:"truncated,omitempty"`
 }
 
 // Cue is one thing that moved the score.
 type Cue struct {
 	// Term is the lexicon term as written in the lexicon, or the punctuation or word that
 	// made an Emphasis or Impatience cue.
-	Term string
-	Kind Kind
+	Term string `json:"term"`
+	Kind Kind   `json:"kind"`
 	// Weight is the lexicon value; Contribution is what the cue added to Raw after negation,
 	// intensifiers, contrast and capitals, which Modifiers name.
-	Weight       float64
-	Contribution float64
-	Modifiers    []string
+	Weight       float64  `json:"weight"`
+	Contribution float64  `json:"contribution"`
+	Modifiers    []string `json:"modifiers,omitempty"`
 }
 
 // Analyzer scores messages. It is safe for concurrent use and never changes after [New].

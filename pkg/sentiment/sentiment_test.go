@@ -1,6 +1,7 @@
 package sentiment
 
 import (
+	"encoding/json"
 	"errors"
 	"math"
 	"os"
@@ -171,6 +172,23 @@ func TestLongInputs(t *testing.T) {
 	}
 	if r := Analyze(strings.Repeat("a", MaxInput-3) + "差"); r.Truncated || len(r.Cues) != 1 {
 		t.Errorf("text of exactly MaxInput bytes: truncated=%v cues=%s", r.Truncated, cueString(r))
+	}
+}
+
+func TestResultJSON(t *testing.T) {
+	t.Parallel()
+	b, err := json.Marshal(Analyze("我要投诉！！"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(b)
+	for _, want := range []string{`"label":"negative"`, `"lang":"zh"`, `"escalation":true`, `"term":"投诉"`, `"kind":"escalation"`, `"contribution":-3`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("JSON %s lacks %s", got, want)
+		}
+	}
+	if strings.Contains(got, "truncated") {
+		t.Errorf("JSON %s shows truncated for a short message", got)
 	}
 }
 
