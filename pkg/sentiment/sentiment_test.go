@@ -122,6 +122,8 @@ func TestAnalyze(t *testing.T) {
 		{name: "emoji with skin tone and variation selector", text: "👍🏻", label: Positive, lang: LangUnd},
 		{name: "angry emoji", text: "包裹到现在都没收到😡", label: Negative, lang: LangZH},
 		{name: "emoticons are not negated", text: "the link doesn't open :(", label: Negative, lang: LangEN},
+		{name: "traditional characters read as simplified", text: "我要投訴，服務太差勁了", label: Negative, lang: LangZH, escalation: true},
+		{name: "traditional thanks in a request", text: "麻煩幫我查一下，謝謝", label: Neutral, lang: LangZH},
 		{name: "mixed language", text: "我要 cancel 这个 order，太慢了", label: Negative, lang: LangMixed},
 		{name: "acronym inside Chinese stays Chinese", text: "我是在APP上买的", label: Neutral, lang: LangZH},
 		{name: "empty", text: "", label: Neutral, lang: LangUnd},

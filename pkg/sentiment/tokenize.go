@@ -1,6 +1,7 @@
 package sentiment
 
 import (
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -51,6 +52,25 @@ func normalize(s string) string {
 	return norm.NFKC.String(s)
 }
 
+//go:generate go run ./internal/gentradsimp
+
+// tradSimp maps traditional Chinese characters to simplified ones, so 投訴 and 滿意 match the
+// lexicon's 投诉 and 满意. It is applied to messages and lexicon terms alike, so a tenant's
+// traditional terms match simplified text too. Character by character: a traditional word
+// written differently from its simplified counterpart (not just its characters) is not mapped.
+var tradSimp = sync.OnceValue(func() map[rune]rune {
+	m := make(map[rune]rune, 6300)
+	t := rune(-1)
+	for _, r := range tradSimpPairs {
+		if t < 0 {
+			t = r
+			continue
+		}
+		m[t], t = r, -1
+	}
+	return m
+})
+
 // vocab maps the lexicon's words to their ids.
 type vocab struct {
 	words map[string]uint32
@@ -60,6 +80,7 @@ type vocab struct {
 // added to the vocabulary (building the lexicon); without it they get unknownWord (analysing a
 // message, which must not grow the vocabulary). buf is scratch space for lower-casing.
 func (v *vocab) cut(s string, intern bool, dst []unit, buf []byte) ([]unit, []byte) {
+	simp := tradSimp()
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		switch {
@@ -69,6 +90,9 @@ func (v *vocab) cut(s string, intern bool, dst []unit, buf []byte) ([]unit, []by
 		case isIgnorable(r) || unicode.IsSpace(r):
 			i += size
 		case unicode.Is(unicode.Han, r):
+			if sr, ok := simp[r]; ok {
+				r = sr
+			}
 			dst = append(dst, unit{id: uint32(r), kind: unitHan, start: int32(i), end: int32(i + size)})
 			i += size
 		case isWordRune(r):
