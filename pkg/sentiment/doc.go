@@ -26,7 +26,9 @@
 //     Emoji and emoticons are never negated: "doesn't open :(" is a frown.
 //  5. Over the whole message: cues before the last contrast word (但是, 不过, but, however)
 //     weigh ×0.5 and those after ×1.5; thanks (谢谢, thanks) count only when the message makes no
-//     request and asks no question, so "麻烦帮我查一下，谢谢" is neutral; a run of two or more ?
+//     request and asks no question, so "麻烦帮我查一下，谢谢" is neutral, and in a request or a
+//     question a positive term weighs ×0.4, being what is asked for ("请尽快解决", "is it
+//     fixed?"), while a negative one keeps its weight; a run of two or more ?
 //     or a ?! adds an impatience cue (-1.2); then, if the sum leans one way, a run of ! (0.3
 //     per mark beyond the first, up to 0.9) and a word in capitals (0.5) push it further.
 //  6. Score = Raw / sqrt(Raw² + 4) in [-1, 1]; Negative at or below -0.3, Positive at or above

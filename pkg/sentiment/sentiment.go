@@ -196,6 +196,7 @@ const (
 	exclaimMax      = 3
 	capsEmphasis    = 0.5  // a word in capitals, when the message already leans one way
 	impatienceValue = -1.2 // ？？, ???, ?!
+	inRequest       = 0.4  // a positive term in a request or a question
 	alpha           = 4.0  // Score = Raw / sqrt(Raw² + alpha)
 )
 
@@ -399,7 +400,9 @@ func (a *Analyzer) finish(st *state) Result {
 	case st.latin:
 		r.Lang = LangEN
 	}
-	// Thanks inside a request or a question are a polite formula, not praise.
+	// A request or a question asserts nothing good: thanks in it are a polite formula, not
+	// praise, and a positive term is what is asked for ("请尽快解决", "is it fixed?"), so it
+	// weighs less. Negative terms keep their weight: a question can be a complaint.
 	if st.request != "" || st.questions {
 		why := "in a request (" + st.request + ")"
 		if st.request == "" {
@@ -408,6 +411,12 @@ func (a *Analyzer) finish(st *state) Result {
 		for _, i := range st.courtesy {
 			st.cues[i].Contribution = 0
 			st.cues[i].Modifiers = append(st.cues[i].Modifiers, why)
+		}
+		for i := range st.cues {
+			if c := &st.cues[i]; c.Kind == Sentiment && c.Contribution > 0 {
+				c.Contribution *= inRequest
+				c.Modifiers = append(c.Modifiers, why+" ×"+strconv.FormatFloat(inRequest, 'g', 3, 64))
+			}
 		}
 	}
 	if st.contrastAt >= 0 {

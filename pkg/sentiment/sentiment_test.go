@@ -97,6 +97,18 @@ func TestAnalyze(t *testing.T) {
 		{name: "thanks for a fix is praise", text: "谢谢，问题解决了", label: Positive, lang: LangZH},
 		{name: "complaint escalates", text: "我要投诉你们", label: Negative, lang: LangZH, escalation: true},
 		{name: "hotline number escalates", text: "再不处理我就打12315", label: Negative, lang: LangZH, escalation: true},
+		{name: "a resolution asked for is not praise", text: "请尽快帮我解决", label: Neutral, lang: LangZH,
+			check: func(t *testing.T, r Result) {
+				if c := findCue(t, r, "解决"); c.Contribution != 1.2*inRequest {
+					t.Errorf("解决 in a request contributes %v", c.Contribution)
+				}
+			}},
+		{name: "帮我 in a story is not a request", text: "师傅还帮我把旧机器搬走了，很负责", label: Positive, lang: LangZH},
+		{name: "a question asserts nothing good", text: "Is it fixed now?", label: Neutral, lang: LangEN},
+		{name: "a negative question keeps its weight", text: "为什么还没发货？", label: Negative, lang: LangZH},
+		{name: "polite 贵行 is not 'expensive'", text: "请问贵行几点开门", label: Neutral, lang: LangZH},
+		{name: "快点 is impatience, not speed", text: "快点处理", label: Negative, lang: LangZH},
+		{name: "你最好 is a warning", text: "你最好给我一个解释", label: Negative, lang: LangZH},
 		{name: "a customer's own boss is no escalation", text: "我领导让我来问一下发票", label: Neutral, lang: LangZH},
 		{name: "an amount of 315 is no escalation", text: "订单金额315元", label: Neutral, lang: LangZH},
 		{name: "a name is no escalation", text: "Hi, it's Sue, calling about my order", label: Neutral, lang: LangEN},
