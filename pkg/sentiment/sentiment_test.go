@@ -51,6 +51,16 @@ func findCue(t *testing.T, r Result, term string) Cue {
 	return Cue{}
 }
 
+// contributes checks that term's cue contributes want.
+func contributes(term string, want float64) func(*testing.T, Result) {
+	return func(t *testing.T, r Result) {
+		t.Helper()
+		if c := findCue(t, r, term); math.Abs(c.Contribution-want) > 1e-9 {
+			t.Errorf("%s contributes %v, want %v (%v)", term, c.Contribution, want, c.Modifiers)
+		}
+	}
+}
+
 func TestAnalyze(t *testing.T) {
 	t.Parallel()
 
@@ -75,34 +85,18 @@ func TestAnalyze(t *testing.T) {
 		{name: "negation does not cross a clause break", text: "没有，服务很好", label: Positive, lang: LangZH},
 		{name: "double negation cancels", text: "不是不满意", label: Positive, lang: LangZH},
 		{name: "intensifier multiplies", text: "非常满意", label: Positive, lang: LangZH,
-			check: func(t *testing.T, r Result) {
-				if c := findCue(t, r, "满意"); math.Abs(c.Contribution-3.6) > 1e-9 {
-					t.Errorf("非常满意 contributes %v, want 2 × 1.8", c.Contribution)
-				}
-			}},
+			check: contributes("满意", 2*1.8)},
 		{name: "diminisher softens", text: "有点慢", label: Negative, lang: LangZH,
-			check: func(t *testing.T, r Result) {
-				if c := findCue(t, r, "慢"); math.Abs(c.Contribution+1.2*0.6) > 1e-9 {
-					t.Errorf("有点慢 contributes %v, want -1.2 × 0.6", c.Contribution)
-				}
-			}},
+			check: contributes("慢", -1.2*0.6)},
 		{name: "contrast: the later clause wins", text: "虽然快递很快，但是东西坏了", label: Negative, lang: LangZH},
 		{name: "contrast in English", text: "The delivery was slow but the driver was really helpful", label: Positive, lang: LangEN},
 		{name: "thanks in a request is not praise", text: "麻烦帮我查一下订单，谢谢", label: Neutral, lang: LangZH,
-			check: func(t *testing.T, r Result) {
-				if c := findCue(t, r, "谢谢"); c.Contribution != 0 {
-					t.Errorf("谢谢 in a request contributes %v", c.Contribution)
-				}
-			}},
+			check: contributes("谢谢", 0)},
 		{name: "thanks for a fix is praise", text: "谢谢，问题解决了", label: Positive, lang: LangZH},
 		{name: "complaint escalates", text: "我要投诉你们", label: Negative, lang: LangZH, escalation: true},
 		{name: "hotline number escalates", text: "再不处理我就打12315", label: Negative, lang: LangZH, escalation: true},
 		{name: "a resolution asked for is not praise", text: "请尽快帮我解决", label: Neutral, lang: LangZH,
-			check: func(t *testing.T, r Result) {
-				if c := findCue(t, r, "解决"); c.Contribution != 1.2*inRequest {
-					t.Errorf("解决 in a request contributes %v", c.Contribution)
-				}
-			}},
+			check: contributes("解决", 1.2*inRequest)},
 		{name: "帮我 in a story is not a request", text: "师傅还帮我把旧机器搬走了，很负责", label: Positive, lang: LangZH},
 		{name: "a question asserts nothing good", text: "Is it fixed now?", label: Neutral, lang: LangEN},
 		{name: "a negative question keeps its weight", text: "为什么还没发货？", label: Negative, lang: LangZH},
