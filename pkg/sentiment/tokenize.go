@@ -149,7 +149,7 @@ func (v *vocab) word(s string, i int, intern bool, buf []byte) (unit, []byte, in
 	u := unit{kind: unitWord, start: int32(start), end: int32(i)}
 	u.caps = letters >= 3 && upper == letters
 	u.latin = latin > 0
-	u.enWord = latin >= 2 && !(upper == letters)
+	u.enWord = latin >= 2 && upper != letters
 	if id, ok := v.words[string(buf)]; ok {
 		u.id = id
 	} else if intern {

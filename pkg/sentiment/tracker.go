@@ -109,12 +109,13 @@ func (t *Tracker) Observe(r Result) Transition {
 		t.next = (t.next + 1) % t.cfg.Window
 	}
 	mean := t.Mean()
+	escalates := r.Escalation && !t.cfg.IgnoreEscalation
 	switch {
-	case !t.negative && (mean < t.cfg.Enter || (r.Escalation && !t.cfg.IgnoreEscalation)):
+	case !t.negative && (mean < t.cfg.Enter || escalates):
 		t.negative = true
 		t.episodes++
 		return TurnedNegative
-	case t.negative && mean > t.cfg.Leave && !(r.Escalation && !t.cfg.IgnoreEscalation):
+	case t.negative && mean > t.cfg.Leave && !escalates:
 		t.negative = false
 		return Recovered
 	}

@@ -24,10 +24,15 @@ func main() {
 	in := flag.String("unihan", "/usr/share/unicode/Unihan_Variants.txt.bz2", "Unihan_Variants.txt.bz2")
 	out := flag.String("o", "tradsimp_table.go", "output file")
 	flag.Parse()
-
-	f, err := os.Open(*in)
-	if err != nil {
+	if err := run(*in, *out); err != nil {
 		log.Fatal(err)
+	}
+}
+
+func run(in, out string) error {
+	f, err := os.Open(in)
+	if err != nil {
+		return err
 	}
 	defer f.Close()
 	pairs := map[rune]rune{}
@@ -46,11 +51,18 @@ func main() {
 		if len(vals) != 1 || vals[0] == fields[0] {
 			continue // already simplified, or more than one simplified form: leave it
 		}
-		t, s := parse(fields[0]), parse(vals[0])
+		t, err := parse(fields[0])
+		if err != nil {
+			return err
+		}
+		s, err := parse(vals[0])
+		if err != nil {
+			return err
+		}
 		pairs[t] = s
 	}
 	if err := sc.Err(); err != nil {
-		log.Fatal(err)
+		return err
 	}
 	keys := make([]rune, 0, len(pairs))
 	for t := range pairs {
@@ -77,15 +89,13 @@ func main() {
 		}
 		b.WriteString("\n")
 	}
-	if err := os.WriteFile(*out, []byte(b.String()), 0o644); err != nil {
-		log.Fatal(err)
-	}
+	return os.WriteFile(out, []byte(b.String()), 0o644)
 }
 
-func parse(u string) rune {
+func parse(u string) (rune, error) {
 	v, err := strconv.ParseUint(strings.TrimPrefix(u, "U+"), 16, 32)
 	if err != nil {
-		log.Fatalf("code point %q: %v", u, err)
+		return 0, fmt.Errorf("code point %q: %w", u, err)
 	}
-	return rune(v)
+	return rune(v), nil
 }
