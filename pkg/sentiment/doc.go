@@ -36,8 +36,9 @@
 //     Escalation terms (投诉, 12315, 曝光, 律师, "speak to your manager", "chargeback") weigh
 //     -3 and set [Result.Escalation], which a desk can route on whatever the score.
 //
-// Every term, modifier and signal that changed the score is a [Cue] with its contribution,
-// so an agent or an auditor can see why an alert fired.
+// Every term, modifier and signal that changed the score is a [Cue] with its contribution and
+// where it stands in the message (byte offsets into the text as written, mapped back through
+// NFKC), so an agent or an auditor can see why an alert fired and a desk can highlight it.
 //
 // A [Tracker] per conversation turns scores into alerts: it averages the last customer turns
 // and says once when the conversation turns negative and once when it recovers, with a gap

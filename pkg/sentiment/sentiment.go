@@ -66,6 +66,11 @@ type Cue struct {
 	Weight       float64  `json:"weight"`
 	Contribution float64  `json:"contribution"`
 	Modifiers    []string `json:"modifiers,omitempty"`
+	// Start and End are the byte offsets in the message of what the cue matched, and Text is
+	// message[Start:End], as the customer wrote it (！！, 投訴), so a desk can highlight it.
+	Text  string `json:"text"`
+	Start int    `json:"start"`
+	End   int    `json:"end"`
 }
 
 // Analyzer scores messages. It is safe for concurrent use and never changes after [New].
@@ -211,6 +216,8 @@ const maxPooledUnits = 4096
 type scratch struct {
 	units []unit
 	buf   []byte
+	segs  offsets
+	norm  []byte
 }
 
 // state is the left-to-right pass over one message's units.
@@ -228,10 +235,12 @@ type state struct {
 	exclaims   int    // exclamation marks in the longest run
 	qRun       string // the longest run of ?, or a ?! mix, when it signals impatience
 	caps       string // the first word in capitals
-	courtesy   []int  // indexes in cues of courtesy cues, settled at the end
-	escalation bool
-	han, en    int
-	latin      bool
+	// The spans in the normalised text of the longest ! run, of qRun and of caps.
+	xSpan, qSpan, capsSpan [2]int
+	courtesy               []int // indexes in cues of courtesy cues, settled at the end
+	escalation             bool
+	han, en                int
+	latin                  bool
 }
 
 // MaxInput is how many bytes of a message Analyze reads; the rest is ignored and the result
@@ -251,32 +260,42 @@ func (a *Analyzer) Analyze(text string) Result {
 		}
 		text, truncated = text[:cut], true
 	}
-	s := normalize(text)
 	sc := a.scratch.Get().(*scratch)
+	var s string
+	s, sc.segs, sc.norm = normalizeMapped(text, sc.segs, sc.norm)
 	sc.units, sc.buf = a.lex.vocab.cut(s, false, sc.units[:0], sc.buf)
 	st := state{contrastAt: -1}
 	a.pass(s, sc.units, &st)
+	r := a.finish(&st)
+	// Cue offsets so far index the normalised text; give them in the message.
+	for i := range r.Cues {
+		c := &r.Cues[i]
+		c.Start, c.End = sc.segs.span(c.Start, c.End)
+		c.Text = text[c.Start:c.End]
+	}
 	if cap(sc.units) <= maxPooledUnits {
 		a.scratch.Put(sc) // a huge message's buffers are left to the collector, not kept
 	}
-	r := a.finish(&st)
 	r.Truncated = truncated
 	return r
 }
 
 func (a *Analyzer) pass(s string, units []unit, st *state) {
 	qLen, xLen, mixed := 0, 0, false
+	var run [2]int // span of the current run of ? and !
 	endRun := func() {
 		if qLen >= 2 || (mixed && qLen >= 1) {
-			run := strings.Repeat("?", min(qLen, maxRunShown))
+			term := strings.Repeat("?", min(qLen, maxRunShown))
 			if mixed {
-				run += "!"
+				term += "!"
 			}
-			if len(run) > len(st.qRun) {
-				st.qRun = run
+			if len(term) > len(st.qRun) {
+				st.qRun, st.qSpan = term, run
 			}
 		}
-		st.exclaims = max(st.exclaims, xLen)
+		if xLen > st.exclaims {
+			st.exclaims, st.xSpan = xLen, run
+		}
 		qLen, xLen, mixed = 0, 0, false
 	}
 	for _, u := range units {
@@ -289,13 +308,17 @@ func (a *Analyzer) pass(s string, units []unit, st *state) {
 			}
 			st.latin = st.latin || u.latin
 			if u.caps && st.caps == "" {
-				st.caps = s[u.start:u.end]
+				st.caps, st.capsSpan = s[u.start:u.end], [2]int{int(u.start), int(u.end)}
 			}
 		}
 	}
 	for i := 0; i < len(units); {
 		u := units[i]
 		if u.kind == unitBreak && (u.id == '?' || u.id == '!') {
+			if qLen+xLen == 0 {
+				run[0] = int(u.start)
+			}
+			run[1] = int(u.end)
 			if u.id == '?' {
 				qLen++
 				st.questions = true
@@ -349,6 +372,7 @@ func (a *Analyzer) apply(e Entry, units []unit, st *state) {
 		}
 	case Sentiment, Escalation, Courtesy:
 		c := Cue{Term: e.Term, Kind: e.Kind, Weight: e.Value, Contribution: e.Value}
+		c.Start, c.End = int(units[0].start), int(units[len(units)-1].end)
 		if k := units[0].kind; k == unitSymbol || k == unitBreak {
 			// An emoji or emoticon is the writer's own comment on the clause, not a word the
 			// clause negates or intensifies: "doesn't open :(" is not a denied frown.
@@ -388,6 +412,12 @@ func (a *Analyzer) apply(e Entry, units []unit, st *state) {
 		st.negLeft, st.modLeft = 0, 0
 		st.modFactor, st.modTerms = 1, st.modTerms[:0]
 	}
+}
+
+// cue returns c located at span of the normalised text.
+func (st *state) cue(c Cue, span [2]int) Cue {
+	c.Start, c.End = span[0], span[1]
+	return c
 }
 
 func (a *Analyzer) finish(st *state) Result {
@@ -432,7 +462,7 @@ func (a *Analyzer) finish(st *state) Result {
 		}
 	}
 	if st.qRun != "" {
-		st.cues = append(st.cues, Cue{Term: st.qRun, Kind: Impatience, Weight: impatienceValue, Contribution: impatienceValue})
+		st.cues = append(st.cues, st.cue(Cue{Term: st.qRun, Kind: Impatience, Weight: impatienceValue, Contribution: impatienceValue}, st.qSpan))
 	}
 	raw := 0.0
 	for _, c := range st.cues {
@@ -445,12 +475,12 @@ func (a *Analyzer) finish(st *state) Result {
 			n := min(st.exclaims, exclaimMax+1) - 1
 			v := sign * exclaimStep * float64(n)
 			run := strings.Repeat("!", min(st.exclaims, maxRunShown))
-			st.cues = append(st.cues, Cue{Term: run, Kind: Emphasis, Weight: exclaimStep, Contribution: v})
+			st.cues = append(st.cues, st.cue(Cue{Term: run, Kind: Emphasis, Weight: exclaimStep, Contribution: v}, st.xSpan))
 			raw += v
 		}
 		if st.caps != "" {
 			v := sign * capsEmphasis
-			st.cues = append(st.cues, Cue{Term: st.caps, Kind: Emphasis, Weight: capsEmphasis, Contribution: v})
+			st.cues = append(st.cues, st.cue(Cue{Term: st.caps, Kind: Emphasis, Weight: capsEmphasis, Contribution: v}, st.capsSpan))
 			raw += v
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"golang.org/x/text/unicode/norm"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -204,6 +205,36 @@ func TestResultJSON(t *testing.T) {
 	}
 }
 
+func TestCueSpans(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		text string
+		want map[string]string // cue term -> the message text it points at
+	}{
+		{"客服态度很差，我要投诉！！！ This is UNACCEPTABLE??", map[string]string{
+			"很差": "很差", "投诉": "投诉", "!!!": "！！！", "??": "??", "unacceptable": "UNACCEPTABLE"}},
+		{"我要投訴，ｔｈａｎｋｓ　ｆｏｒ　ｎｏｔｈｉｎｇ", map[string]string{
+			"投诉": "投訴", "thanks for nothing": "ｔｈａｎｋｓ　ｆｏｒ　ｎｏｔｈｉｎｇ"}},
+		{"ﬁne…", map[string]string{"fine": "ﬁne"}},
+	} {
+		r := Analyze(tt.text)
+		for _, c := range r.Cues {
+			if tt.text[c.Start:c.End] != c.Text {
+				t.Errorf("%q: cue %q: message[%d:%d] = %q, Text %q", tt.text, c.Term, c.Start, c.End, tt.text[c.Start:c.End], c.Text)
+			}
+			if w, ok := tt.want[c.Term]; ok {
+				delete(tt.want, c.Term)
+				if c.Text != w {
+					t.Errorf("%q: cue %q points at %q, want %q", tt.text, c.Term, c.Text, w)
+				}
+			}
+		}
+		if len(tt.want) > 0 {
+			t.Errorf("%q: no cues for %v in %s", tt.text, tt.want, cueString(r))
+		}
+	}
+}
+
 func TestConfidence(t *testing.T) {
 	t.Parallel()
 	if r := Analyze("订单号是多少"); r.Confidence != 0.5 || len(r.Cues) != 0 {
@@ -333,6 +364,14 @@ func checkInvariants(t *testing.T, a *Analyzer, text string) {
 	case LangZH, LangEN, LangMixed, LangUnd:
 	default:
 		t.Fatalf("lang %q for %q", r.Lang, text)
+	}
+	for _, c := range r.Cues {
+		if c.Start < 0 || c.End < c.Start || c.End > len(text) || text[c.Start:c.End] != c.Text {
+			t.Fatalf("cue %q at [%d:%d] does not index %q (Text %q)", c.Term, c.Start, c.End, text, c.Text)
+		}
+	}
+	if n, _, _ := normalizeMapped(text, nil, nil); n != norm.NFKC.String(text) {
+		t.Fatalf("segment-wise NFKC of %q is %q, not %q", text, n, norm.NFKC.String(text))
 	}
 	if again := a.Analyze(text); !reflect.DeepEqual(r, again) {
 		t.Fatalf("not deterministic for %q:\n%+v\n%+v", text, r, again)

@@ -1,6 +1,7 @@
 package sentiment
 
 import (
+	"sort"
 	"sync"
 	"unicode"
 	"unicode/utf8"
@@ -43,13 +44,49 @@ const (
 )
 
 // normalize applies NFKC, which maps full-width forms to half-width (！→!, ？→?, ，→, ,
-// Ａ→A), compatibility ideographs to their unified form and "…" to "...". Text already in NFKC,
-// the common case, is returned as is without allocating.
+// Ａ→A), compatibility ideographs to their unified form and "…" to "...". Text already in NFKC
+// is returned as is without allocating.
 func normalize(s string) string {
 	if norm.NFKC.IsNormalString(s) {
 		return s
 	}
 	return norm.NFKC.String(s)
+}
+
+// segment is where one normalisation segment starts in the normalised text and in the
+// original: NFKC works on segments independently, so offsets map back segment by segment.
+type segment struct{ norm, orig int }
+
+// offsets maps byte offsets in normalised text back to the original; nil when they are equal.
+type offsets []segment
+
+// normalizeMapped is normalize that also returns how to map offsets back. Chinese text is
+// rarely in NFKC (its ，and ！ are full-width), so this is the common path for it.
+func normalizeMapped(s string, segs offsets, buf []byte) (string, offsets, []byte) {
+	if norm.NFKC.IsNormalString(s) {
+		return s, nil, buf
+	}
+	var it norm.Iter
+	it.InitString(norm.NFKC, s)
+	out, segs := buf[:0], segs[:0]
+	for !it.Done() {
+		segs = append(segs, segment{norm: len(out), orig: it.Pos()})
+		out = append(out, it.Next()...)
+	}
+	segs = append(segs, segment{norm: len(out), orig: len(s)})
+	return string(out), segs, out
+}
+
+// span maps the normalised span [start, end) back to the smallest span of whole segments of the
+// original that produced it.
+func (o offsets) span(start, end int) (int, int) {
+	if o == nil {
+		return start, end
+	}
+	// The last segment starting at or before start, and the first starting at or after end.
+	i := sort.Search(len(o), func(i int) bool { return o[i].norm > start }) - 1
+	j := sort.Search(len(o), func(j int) bool { return o[j].norm >= end })
+	return o[max(i, 0)].orig, o[min(j, len(o)-1)].orig
 }
 
 //go:generate go run ./internal/gentradsimp
