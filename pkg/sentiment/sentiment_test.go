@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -233,6 +234,30 @@ func TestCueSpans(t *testing.T) {
 			t.Errorf("%q: no cues for %v in %s", tt.text, tt.want, cueString(r))
 		}
 	}
+}
+
+// TestConcurrentAnalyze checks that one Analyzer serves many goroutines (its scratch comes
+// from a sync.Pool) with the results of serial calls. Run with -race to mean something.
+func TestConcurrentAnalyze(t *testing.T) {
+	t.Parallel()
+	samples := loadLabelled(t)
+	want := make([]Result, len(samples))
+	for i, s := range samples {
+		want[i] = Analyze(s.text)
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range samples {
+				j := (i + g*len(samples)/4) % len(samples)
+				if got := Analyze(samples[j].text); !reflect.DeepEqual(got, want[j]) {
+					t.Errorf("concurrent result for %q differs from the serial one", samples[j].text)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func TestConfidence(t *testing.T) {
