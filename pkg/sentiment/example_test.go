@@ -38,3 +38,18 @@ func ExampleTracker() {
 	// turned_negative after "已经一周了还没到，太慢了"
 	// recovered after "东西不错，很满意"
 }
+
+func ExampleWithLexiconFile() {
+	a, err := sentiment.New(sentiment.WithLexiconFile("testdata/tenant_example.tsv"))
+	if err != nil {
+		panic(err)
+	}
+	for _, msg := range []string{"我要投诉一下物流", "再不退款我就去黑猫投诉", "I will dispute this with my card issuer"} {
+		r := a.Analyze(msg)
+		fmt.Printf("%s escalation=%v %q\n", r.Label, r.Escalation, msg)
+	}
+	// Output:
+	// neutral escalation=false "我要投诉一下物流"
+	// negative escalation=true "再不退款我就去黑猫投诉"
+	// negative escalation=true "I will dispute this with my card issuer"
+}
