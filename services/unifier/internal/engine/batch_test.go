@@ -2,10 +2,13 @@ package engine_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -181,26 +184,23 @@ func firstDiff(a, b string) string {
 	la, lb := strings.Split(a, "\n"), strings.Split(b, "\n")
 	for i := range min(len(la), len(lb)) {
 		if la[i] != lb[i] {
-			return fmt.Sprintf("line %d:\n  per event: %s\n  batched:   %s", i, la[i], lb[i])
+			return fmt.Sprintf("line %d:\n  want: %s\n  got:  %s", i+1, la[i], lb[i])
 		}
 	}
 	return fmt.Sprintf("lengths %d and %d", len(la), len(lb))
 }
 
-// The set-based path writes exactly what the per-event handlers write when they apply the same
-// events one by one: the same store, the same desk events with the same ids and data, in the same
-// order for each identity — whatever the batch boundaries.
-func TestBatchedEqualsPerEvent(t *testing.T) {
+// The one path applies the workload to the store recorded in testdata (recorded, before the
+// set-based path became the only one, from the per-event handlers applying the events one by
+// one): the same store, the same desk events with the same ids and data, in the same order for
+// each identity — whatever the batch boundaries. go test -run TestWorkloadGolden -update records
+// the files again; review their diff.
+func TestWorkloadGolden(t *testing.T) {
 	t.Parallel()
 	for seed := range uint64(4) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			t.Parallel()
 			evs := workload(t, seed, 400, mix{customers: 9, statuses: 0.3, links: 0.25})
-			ref := setup(t)
-			engine.SetPerEvent(ref.en, true)
-			for _, d := range evs {
-				ref.apply(t, d)
-			}
 			got := setup(t)
 			r := rand.New(rand.NewPCG(seed, 5))
 			for rest := evs; len(rest) > 0; {
@@ -208,12 +208,11 @@ func TestBatchedEqualsPerEvent(t *testing.T) {
 				got.apply(t, rest[:n]...)
 				rest = rest[n:]
 			}
-			ref.checkMessages(t)
 			got.checkMessages(t)
-			sameState(t, ref, got)
-			if ref.count(t, `SELECT count(*) FROM customer_merges`) == 0 || ref.count(t, `SELECT count(*) FROM conversations WHERE close_reason = 'idle'`) == 0 {
+			if got.count(t, `SELECT count(*) FROM customer_merges`) == 0 || got.count(t, `SELECT count(*) FROM conversations WHERE close_reason = 'idle'`) == 0 {
 				t.Fatal("the workload exercised neither merges nor idle closes")
 			}
+			golden(t, fmt.Sprintf("workload-seed%d", seed), got)
 		})
 	}
 }
@@ -519,48 +518,50 @@ func TestRoundRedoneAfterIdentityConflict(t *testing.T) {
 
 // A status of a stored reply and, after it in the same batch, a merge that moves that reply's
 // conversation: the status's desk event names the conversation the reply was in when the status
-// came, as applying them one by one does.
+// came, as applying them one by one does (the recorded store).
 func TestStatusUpdateThenMergeInOneBatch(t *testing.T) {
 	t.Parallel()
 	wechat, phone := id{"wechat_openid", "o-merge"}, id{"phone", "+8613900000001"}
-	first := []bus.Delivery{
+	got := setup(t)
+	got.apply(t,
 		msg(t, "sms:1", "sms", t0, phone), // the older customer
 		msg(t, "wechat:1", "wechatkf", t0.Add(time.Minute), wechat),
 		status(t, "status:1", "wechatkf", "out-1", t0.Add(2*time.Minute), &wechat),
-	}
-	batch := []bus.Delivery{
+	)
+	got.apply(t,
 		statusOf(t, "status:2", "wechatkf", "out-1", "read", t0.Add(3*time.Minute), &wechat, false),
 		msg(t, "wechat:2", "wechatkf", t0.Add(4*time.Minute), wechat, phone), // merges the two customers
-	}
-	ref, got := setup(t), setup(t)
-	engine.SetPerEvent(ref.en, true)
-	for _, d := range append(append([]bus.Delivery{}, first...), batch...) {
-		ref.apply(t, d)
-	}
-	for _, d := range first {
-		got.apply(t, d)
-	}
-	got.apply(t, batch...)
-	if ref.count(t, `SELECT count(*) FROM customer_merges`) != 1 {
+	)
+	if got.count(t, `SELECT count(*) FROM customer_merges`) != 1 {
 		t.Fatal("no merge")
 	}
-	sameState(t, ref, got)
+	golden(t, "status-then-merge", got)
 }
 
-// sameState fails t unless got holds what ref holds: the store, the outbox, and the order of
-// each identity's desk events.
-func sameState(t *testing.T, ref, got *bundle) {
+var update = flag.Bool("update", false, "record the golden files in testdata again")
+
+// golden fails t unless b holds the store recorded in testdata/<name>.golden: the store, the
+// outbox, and the order of each identity's desk events. With -update it records them.
+func golden(t *testing.T, name string, b *bundle) {
 	t.Helper()
-	wantDump, wantOut, wantOrder := state(t, ref)
-	gotDump, gotOut, gotOrder := state(t, got)
-	if gotDump != wantDump {
-		t.Fatalf("store differs: %s", firstDiff(wantDump, gotDump))
+	dump, out, order := state(t, b)
+	got := "# store\n" + dump + "# outbox\n" + out + "\n# order of each identity's desk events\n" + order + "\n"
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
 	}
-	if gotOut != wantOut {
-		t.Fatalf("outbox differs: %s", firstDiff(wantOut, gotOut))
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (go test -update records it)", err)
 	}
-	if gotOrder != wantOrder {
-		t.Fatalf("desk events of one identity in another order: %s", firstDiff(wantOrder, gotOrder))
+	if got != string(want) {
+		t.Fatalf("the store differs from %s: %s", path, firstDiff(string(want), got))
 	}
 }
 
@@ -624,5 +625,93 @@ func TestConcurrentFirstNews(t *testing.T) {
 	}
 	if rounds, txs := engine.Retries(en); rounds+txs == 0 {
 		t.Error("the lanes never collided")
+	}
+}
+
+// toolResult builds a tool connector's result event about conv.
+func toolResult(t testing.TB, eventID, typ string, at time.Time, data map[string]any) bus.Delivery {
+	t.Helper()
+	e, err := event.New(typ, "/connectors/tool", data, event.WithID(eventID), event.WithTime(at), event.WithCorrelationID("req-"+eventID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bus.Delivery{Event: e}
+}
+
+// The events that are not messages or statuses — desk commands (close, reopen, unmerge), CRM
+// results that link identities (and merge) and fill the profile, other tools' results — mixed
+// with messages in batches of every size, give the store recorded in testdata.
+func TestCommandsGolden(t *testing.T) {
+	t.Parallel()
+	for _, size := range []int{1, 3, 100} {
+		t.Run(fmt.Sprint("batch", size), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			visitor, email := id{"web_visitor", "v-42"}, id{"email", "li.lei@example.com"}
+			conv := func(k id) string { // the customer's open conversation
+				var c string
+				if err := b.pool.QueryRow(context.Background(), `SELECT c.id::text FROM conversations c JOIN identities i ON i.customer_id = c.customer_id
+					WHERE i.kind = $1 AND i.value = $2 AND c.status = 'open'`, k.kind, k.value).Scan(&c); err != nil {
+					t.Fatalf("open conversation of %s: %v", k.value, err)
+				}
+				return c
+			}
+			cust := func(k id) string { return b.customerOf(t, k.kind, k.value) }
+			var pending []bus.Delivery
+			send := func(ds ...bus.Delivery) {
+				pending = append(pending, ds...)
+				for len(pending) >= size {
+					b.apply(t, pending[:size]...)
+					pending = pending[size:]
+				}
+			}
+			flush := func() { b.apply(t, pending...); pending = nil }
+			send(msg(t, "wechatkf:1", "wechatkf", t0, openid), msg(t, "sms:1", "sms", t0.Add(time.Minute), phone),
+				msg(t, "webchat:1", "webchat", t0.Add(2*time.Minute), visitor))
+			flush()
+			a, c2, c3 := conv(openid), conv(id{"phone", phoneN}), conv(visitor)
+			send(
+				command(t, "desk:close-1", engine.TypeCloseRequested, t0.Add(3*time.Minute), map[string]any{"conversation_id": c2, "reason": "resolved"}),
+				command(t, "desk:close-again", engine.TypeCloseRequested, t0.Add(3*time.Minute), map[string]any{"conversation_id": c2}),
+				toolResult(t, "oms:1", "omni.tool.oms.order.completed", t0.Add(4*time.Minute), map[string]any{"conversation_id": a,
+					"orders": []any{map[string]any{"id": "A-1", "phone": "13800138000"}}}),
+				toolResult(t, "oms:2", "omni.tool.oms.order.failed", t0.Add(4*time.Minute), map[string]any{"conversation_id": c3, "error": "timeout"}),
+				toolResult(t, "oms:3", "omni.tool.oms.order.completed", t0.Add(4*time.Minute), map[string]any{"note": "no conversation"}),
+				command(t, "desk:reopen-1", engine.TypeReopenRequested, t0.Add(5*time.Minute), map[string]any{"conversation_id": c2}),
+				toolResult(t, "crm:1", engine.TypeCRMLookupCompleted, t0.Add(6*time.Minute), map[string]any{"customer_id": cust(visitor),
+					"conversation_id": c3, "query": map[string]string{"kind": "web_visitor", "value": "v-42"}, "provider": "salesforce", "found": true,
+					"identities": []map[string]string{{"kind": "email", "value": "Li.Lei@Example.com"}, {"kind": "crm_id", "value": "003X1"}},
+					"profile":    map[string]string{"name": "Li Lei", "tier": "gold"}}),
+				toolResult(t, "crm:2", engine.TypeCRMLookupFailed, t0.Add(7*time.Minute), map[string]any{"customer_id": cust(openid),
+					"conversation_id": a, "query": map[string]string{"kind": "phone", "value": phoneN}, "provider": "salesforce", "found": false,
+					"error_code": "timeout", "error": "vendor timed out", "fallback": map[string]any{"link": "https://crm.example/manual"}}),
+				msg(t, "wechatkf:2", "wechatkf", t0.Add(8*time.Minute), openid, phone),              // merges B into A
+				msg(t, "webchat:2", "webchat", t0.Add(9*time.Minute), visitor, email, phone),        // merges C into A
+				msg(t, "sms:2", "sms", t0.Add(10*time.Minute), phone),                               // on the survivor
+				status(t, "status:1", "sms", "out-1", t0.Add(11*time.Minute), &id{"phone", phoneN}), // a reply
+			)
+			flush()
+			// The CRM record of the merged customer names it, not the survivor: it lands on the survivor.
+			send(toolResult(t, "crm:3", engine.TypeCRMLookupCompleted, t0.Add(12*time.Minute), map[string]any{"customer_id": cust(openid),
+				"query": map[string]string{"kind": "phone", "value": phoneN}, "provider": "u9", "found": true,
+				"identities": []map[string]string{{"kind": "member_id", "value": "M-1001"}}, "profile": map[string]string{"tier": "silver", "city": "杭州"}}))
+			flush()
+			merges := b.strings(t, `SELECT id::text FROM customer_merges ORDER BY at DESC, id`)
+			if len(merges) != 2 {
+				t.Fatalf("merges: %d", len(merges))
+			}
+			for i, m := range merges {
+				send(command(t, fmt.Sprintf("desk:unmerge-%d", i), engine.TypeUnmergeRequested, t0.Add(time.Hour), map[string]any{"merge_id": m, "reason": "wrong match"}),
+					msg(t, fmt.Sprintf("sms:after-%d", i), "sms", t0.Add(time.Hour+time.Duration(i+1)*time.Minute), phone))
+			}
+			send(command(t, "desk:unmerge-again", engine.TypeUnmergeRequested, t0.Add(2*time.Hour), map[string]any{"merge_id": merges[0]}),
+				msg(t, "wechatkf:3", "wechatkf", t0.Add(30*time.Hour), openid)) // after the idle timeout
+			flush()
+			if _, err := b.en.SweepIdle(context.Background(), t0.Add(100*time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			b.checkMessages(t)
+			golden(t, "commands", b)
+		})
 	}
 }
