@@ -31,17 +31,18 @@ import (
 //     wait on each other in a cycle — and reads their open conversations.
 //  3. In Go, the events are applied in order to that snapshot: new customers and identities,
 //     display names, idle closes, new and touched conversations, messages, and the desk events
-//     with the views they carry. The result is exactly what the per-event handlers would have
-//     written, one event after the other.
+//     with the views they carry. The result is exactly what applying the events one after the
+//     other would have written (the stores recorded in testdata hold it to that).
 //  4. One round trip writes it all: one multi-row INSERT ... SELECT FROM unnest(...) or UPDATE per
 //     table, the outbox rows in event order.
 //
-// Merges are the exception: an event whose identities belong to two or more customers is applied
-// by the per-event handler (resolve.go), in the same transaction, as soon as nothing that comes
-// before it in the run touches those customers; otherwise it waits for the next round, and so
-// does every later event that touches its customers or identities. Events that touch disjoint
-// customers and identities commute, so the result is still that of applying the run in order.
-// A round runs steps 2 to 4 again for the events that waited: usually one or two rounds.
+// Merges are applied on the snapshot too (merge.go): an event whose identities belong to two or
+// more customers reads what the merge moves, folds the customers into the oldest in Go, and
+// queues the merge's writes ahead of the round's others — as soon as nothing that comes before it
+// in the run touches those customers; otherwise it waits for the next round, and so does every
+// later event that touches its customers or identities. Events that touch disjoint customers and
+// identities commute, so the result is still that of applying the run in order. A round runs
+// steps 2 to 4 again for the events that waited: usually one or two rounds.
 //
 // Failures: deadlocks, serialization failures and unique violations (two transactions attaching
 // the same new identity) rerun the transaction. Any other failure splits the run in two and
@@ -425,6 +426,10 @@ type cust struct {
 	stored      []identRow // its identities in the database (read when a view needs them)
 	added       []identRow // identities this round attached
 	needStored  bool
+	storedRead  bool // stored was read (by a merge)
+	// A merging customer's conversations and its open conversation's messages (mergeRead).
+	convs    []convRef
+	openMsgs []string
 }
 
 // conv is a conversation as the round sees it: the view it would read back.
@@ -482,6 +487,7 @@ type round struct {
 	views    []pendingView
 	newMsgs  map[string]int  // replies (message ids) this round records: their index in msgs
 	updates  []pendingUpdate // statuses of stored replies, in order
+	merges   []mergeRec      // in order
 	// saved says the savepoint "round" is set: by the first batch the round sends (load's lock,
 	// before any merge it applies, or else its writes).
 	saved bool
@@ -573,9 +579,13 @@ func (rd *round) run(ctx context.Context, pending []*msgEvent) (next []*msgEvent
 				wait(e)
 				continue
 			}
-			// The database holds these customers' state: the handler merges them right now.
-			if _, err := rd.en.dispatch(ctx, rd.tx, e.ev, &rd.out); err != nil {
+			// The database holds these customers' state: they merge on the snapshot now.
+			into, err := rd.mergeCustomers(ctx, e, cs, "identity link via "+e.channel+" message")
+			if err != nil {
 				return nil, false, fmt.Errorf("%s %s: %w", e.ev.Type(), e.ev.ID(), err)
+			}
+			if _, err := rd.applyMessage(e, []uuid.UUID{into}); err != nil {
+				return nil, false, err
 			}
 			progress = true
 			for _, c := range cs {
@@ -897,7 +907,7 @@ func snapshot(v ConversationView) ConversationView {
 func (rd *round) buildViews(ctx context.Context) error {
 	var need []uuid.UUID
 	for _, c := range rd.custs {
-		if c.needStored {
+		if c.needStored && !c.storedRead {
 			need = append(need, c.id)
 		}
 	}
@@ -923,32 +933,38 @@ func (rd *round) buildViews(ctx context.Context) error {
 	}
 	for _, p := range rd.views {
 		c := p.c
-		v := CustomerView{ID: c.id.String(), CreatedAt: c.createdAt}
-		if p.name != nil {
-			v.DisplayName = *p.name
-		}
-		_ = json.Unmarshal(c.profile, &v.Profile)
-		_ = json.Unmarshal(c.sources, &v.ProfileSources)
 		idents := make([]identRow, 0, len(c.stored)+p.nAdded)
 		idents = append(append(idents, c.stored...), c.added[:p.nAdded]...)
-		// The order of customerView: first seen, then kind and value in byte order.
-		sort.SliceStable(idents, func(i, j int) bool {
-			a, b := idents[i], idents[j]
-			if !a.firstSeen.Equal(b.firstSeen) {
-				return a.firstSeen.Before(b.firstSeen)
-			}
-			if a.id.Kind != b.id.Kind {
-				return a.id.Kind < b.id.Kind
-			}
-			return a.id.Value < b.id.Value
-		})
-		v.Identities = make([]IdentityView, len(idents))
-		for i, r := range idents {
-			v.Identities[i] = IdentityView{Kind: r.id.Kind, Masked: identity.Mask(r.id), Source: r.source}
-		}
-		rd.out[p.row].data = deskCustomer{Customer: v}
+		rd.out[p.row].data = deskCustomer{Customer: customerView(c, idents, p.name)}
 	}
 	return nil
+}
+
+// customerView is what the desk shows of customer c with identities idents and name: the
+// identities masked, in the order they were first seen, ties in byte order.
+func customerView(c *cust, idents []identRow, name *string) CustomerView {
+	v := CustomerView{ID: c.id.String(), CreatedAt: c.createdAt}
+	if name != nil {
+		v.DisplayName = *name
+	}
+	_ = json.Unmarshal(c.profile, &v.Profile)
+	_ = json.Unmarshal(c.sources, &v.ProfileSources)
+	idents = slices.Clone(idents)
+	sort.SliceStable(idents, func(i, j int) bool {
+		a, b := idents[i], idents[j]
+		if !a.firstSeen.Equal(b.firstSeen) {
+			return a.firstSeen.Before(b.firstSeen)
+		}
+		if a.id.Kind != b.id.Kind {
+			return a.id.Kind < b.id.Kind
+		}
+		return a.id.Value < b.id.Value
+	})
+	v.Identities = make([]IdentityView, len(idents))
+	for i, r := range idents {
+		v.Identities[i] = IdentityView{Kind: r.id.Kind, Masked: identity.Mask(r.id), Source: r.source}
+	}
+	return v
 }
 
 // write sends every change of the round in one round trip.
@@ -956,6 +972,7 @@ func (rd *round) write(ctx context.Context) error {
 	b := &pgx.Batch{}
 	saving := !rd.saved
 	rd.savepoint(b)
+	rd.queueMerges(b)
 	if n := len(rd.newCusts); n > 0 {
 		ids, ats, evs, names := make([]pgtype.UUID, n), make([]time.Time, n), make([]string, n), make([]pgtype.Text, n)
 		for i, c := range rd.newCusts {

@@ -192,11 +192,6 @@ func (en *Engine) root(ctx context.Context, tx pgx.Tx, id uuid.UUID) (uuid.UUID,
 	return root, err
 }
 
-type movedMessage struct {
-	EventID        string    `json:"event_id"`
-	ConversationID uuid.UUID `json:"conversation_id"`
-}
-
 // merge folds customer from into into: identities, conversations, messages and tool results
 // move; both open conversations become one; the merge is recorded with what moved so that it
 // can be undone. Both customers must be locked by the caller. It takes three round trips: the
