@@ -811,7 +811,7 @@ func (rd *round) applyMessage(e *msgEvent, cs []uuid.UUID) (uuid.UUID, error) {
 		row.status, row.statusAt, row.stDB = e.st.Status, e.at, e.atDB
 	}
 	rd.msgs = append(rd.msgs, row)
-	if created || len(linked) > 0 { // customerChanged
+	if created || len(linked) > 0 { // the customer changed: its view, and the CRM asked about new phones and emails
 		c.needStored = c.needStored || !c.isNew
 		rd.views = append(rd.views, pendingView{c: c, nAdded: len(c.added), name: c.name, row: len(rd.out)})
 		rd.out = append(rd.out, newOutboxRow(e.ev, TypeDeskCustomerUpdated, TypeDeskCustomerUpdated, c.id.String(), ":"+c.id.String(), nil))
@@ -935,14 +935,14 @@ func (rd *round) buildViews(ctx context.Context) error {
 		c := p.c
 		idents := make([]identRow, 0, len(c.stored)+p.nAdded)
 		idents = append(append(idents, c.stored...), c.added[:p.nAdded]...)
-		rd.out[p.row].data = deskCustomer{Customer: customerView(c, idents, p.name)}
+		rd.out[p.row].data = deskCustomer{Customer: customerViewOf(c, idents, p.name)}
 	}
 	return nil
 }
 
-// customerView is what the desk shows of customer c with identities idents and name: the
+// customerViewOf is what the desk shows of customer c with identities idents and name: the
 // identities masked, in the order they were first seen, ties in byte order.
-func customerView(c *cust, idents []identRow, name *string) CustomerView {
+func customerViewOf(c *cust, idents []identRow, name *string) CustomerView {
 	v := CustomerView{ID: c.id.String(), CreatedAt: c.createdAt}
 	if name != nil {
 		v.DisplayName = *name

@@ -297,17 +297,24 @@ func TestBatchTwoEventsMergeTheSameCustomers(t *testing.T) {
 // A conversation that gains a channel is announced once, with the channel.
 func TestChannelAddedIsAnnounced(t *testing.T) {
 	t.Parallel()
-	for _, perEvent := range []bool{false, true} {
+	for _, split := range []bool{false, true} { // in two batches, or one event a batch
 		b := setup(t)
-		engine.SetPerEvent(b.en, perEvent)
-		b.apply(t, msg(t, "wechatkf:1", "wechatkf", t0, openid, phone), msg(t, "wechatkf:2", "wechatkf", t0.Add(time.Second), openid))
-		b.apply(t, msg(t, "sms:1", "sms", t0.Add(time.Minute), phone), msg(t, "sms:2", "sms", t0.Add(2*time.Minute), phone))
+		evs := []bus.Delivery{msg(t, "wechatkf:1", "wechatkf", t0, openid, phone), msg(t, "wechatkf:2", "wechatkf", t0.Add(time.Second), openid),
+			msg(t, "sms:1", "sms", t0.Add(time.Minute), phone), msg(t, "sms:2", "sms", t0.Add(2*time.Minute), phone)}
+		if split {
+			for _, d := range evs {
+				b.apply(t, d)
+			}
+		} else {
+			b.apply(t, evs[:2]...)
+			b.apply(t, evs[2:]...)
+		}
 		var change string
 		if err := b.pool.QueryRow(context.Background(), `SELECT data->>'change' FROM outbox WHERE type = $1`, engine.TypeDeskConversationUpdated).Scan(&change); err != nil {
-			t.Fatalf("per event %v: %v", perEvent, err)
+			t.Fatalf("one event a batch %v: %v", split, err)
 		}
 		if change != "channel added: sms" {
-			t.Fatalf("per event %v: change %q", perEvent, change)
+			t.Fatalf("one event a batch %v: change %q", split, change)
 		}
 	}
 }
@@ -442,35 +449,27 @@ func TestBatchSkipsCustomersHeldElsewhere(t *testing.T) {
 }
 
 // BenchmarkApplyBatch applies a workload over 2,000 customers (new customers, cross-channel links
-// and a few merges, idle gaps, redeliveries) in batches of 256, through the set-based path and
-// through the per-event handlers, on one connection; ns/op is per event. "mixed" adds 8 % outbound
-// statuses, which the per-event handlers apply between runs of messages.
+// and a few merges, idle gaps, redeliveries) in batches of 256 on one connection; ns/op is per
+// event. "mixed" adds 8 % outbound statuses.
 func BenchmarkApplyBatch(b *testing.B) {
 	for _, m := range []struct {
 		name string
 		mix  mix
 	}{{"messages", mix{customers: 2000, links: 0.04}}, {"mixed", mix{customers: 2000, links: 0.04, statuses: 0.08}}} {
-		for _, perEvent := range []bool{false, true} {
-			name := m.name + "/batched"
-			if perEvent {
-				name = m.name + "/per-event"
-			}
-			b.Run(name, func(b *testing.B) {
-				bd := setup(b)
-				engine.SetPerEvent(bd.en, perEvent)
-				evs := workload(b, 1, b.N, m.mix)
-				b.ResetTimer()
-				for rest := evs; len(rest) > 0; {
-					n := min(len(rest), 256)
-					for _, err := range bd.en.ApplyBatch(context.Background(), rest[:n]) {
-						if err != nil {
-							b.Fatal(err)
-						}
+		b.Run(m.name+"/batched", func(b *testing.B) {
+			bd := setup(b)
+			evs := workload(b, 1, b.N, m.mix)
+			b.ResetTimer()
+			for rest := evs; len(rest) > 0; {
+				n := min(len(rest), 256)
+				for _, err := range bd.en.ApplyBatch(context.Background(), rest[:n]) {
+					if err != nil {
+						b.Fatal(err)
 					}
-					rest = rest[n:]
 				}
-			})
-		}
+				rest = rest[n:]
+			}
+		})
 	}
 }
 

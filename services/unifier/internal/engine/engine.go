@@ -7,12 +7,11 @@
 // redelivered event changes nothing and replaying the log into an empty store rebuilds the same
 // rows.
 //
-// Two paths apply events. The per-event handlers (handlers.go, resolve.go) apply any event with
-// a few statements each. Inbound messages and the delivery statuses of replies, nearly all of
-// the traffic, take the set-based path (batch.go): a run of them costs a fixed handful of
-// statements whatever its length, and writes exactly what the handlers would have written
-// applying the same events one by one (TestBatchedEqualsPerEvent holds it to that). Merges, and
-// statuses of replies already stored, go through the handlers inside a run.
+// Inbound messages and the delivery statuses of replies, nearly all of the traffic, are applied
+// set-based (batch.go, merge.go): a run of them costs a fixed handful of statements whatever its
+// length, merges included, and writes exactly what applying the events one after the other
+// would (the stores recorded in testdata hold it to that). Desk commands, unmerges and tool
+// results are applied one at a time by their handlers (handlers.go, resolve.go).
 //
 // Locking: every writer of a customer's identities, conversations and messages first locks the
 // customer's row, and a transaction locks all its customers in one statement in id order, so
@@ -56,9 +55,6 @@ type Engine struct {
 	pool *pgxpool.Pool
 	// Committed is called after a transaction that wrote outbox rows committed.
 	Committed func()
-	// perEvent makes ApplyBatch run every event through its handler (the reference the
-	// set-based path is tested against).
-	perEvent bool
 	// beforeWrite, if set (tests), runs before a round writes.
 	beforeWrite func()
 	// roundConflicts counts rounds redone after a unique-key conflict; txRetries counts
@@ -87,9 +83,6 @@ func derive(parts ...string) uuid.UUID { return uuid.NewSHA1(ns, []byte(strings.
 // and each other event gets its own transaction, so events that fail get their own error and the
 // others commit.
 func (en *Engine) ApplyBatch(ctx context.Context, batch []bus.Delivery) []error {
-	if en.perEvent {
-		return en.applyPerEvent(ctx, batch)
-	}
 	errs := make([]error, len(batch))
 	first := map[string]int{} // event id -> index of its first copy in the batch
 	dups := map[int]int{}
@@ -128,7 +121,7 @@ func (en *Engine) ApplyBatch(ctx context.Context, batch []bus.Delivery) []error 
 				continue
 			}
 			d := batch[sg.i]
-			if err := en.inTx(ctx, func(tx pgx.Tx) (int, error) { return en.apply(ctx, tx, d, nil) }); err != nil {
+			if err := en.inTx(ctx, func(tx pgx.Tx) (int, error) { return en.apply(ctx, tx, d) }); err != nil {
 				errs[sg.i] = fmt.Errorf("%s %s: %w", d.Event.Type(), d.Event.ID(), err)
 			}
 		}
@@ -165,7 +158,7 @@ func (en *Engine) applyTogether(ctx context.Context, batch []bus.Delivery, segs 
 			if sg.run != nil {
 				n, err = (&runTx{en: en, tx: tx}).apply(ctx, sg.run)
 			} else {
-				n, err = en.apply(ctx, tx, batch[sg.i], nil)
+				n, err = en.apply(ctx, tx, batch[sg.i])
 			}
 			if err != nil {
 				return 0, err
@@ -178,36 +171,6 @@ func (en *Engine) applyTogether(ctx context.Context, batch []bus.Delivery, segs 
 		en.log.Debug("batch failed as one transaction; applying its runs and events one by one", "segments", len(segs), "err", err)
 	}
 	return err
-}
-
-// applyPerEvent is the reference implementation the set-based path is tested against: every
-// event through its handler, in one transaction, falling back to one transaction per event
-// when that fails.
-func (en *Engine) applyPerEvent(ctx context.Context, batch []bus.Delivery) []error {
-	err := en.inTx(ctx, func(tx pgx.Tx) (int, error) {
-		total := 0
-		for _, d := range batch {
-			n, err := en.apply(ctx, tx, d, nil)
-			if err != nil {
-				return 0, fmt.Errorf("%s %s: %w", d.Event.Type(), d.Event.ID(), err)
-			}
-			total += n
-		}
-		return total, nil
-	})
-	if err == nil {
-		return nil
-	}
-	errs := make([]error, len(batch))
-	if len(batch) == 1 {
-		errs[0] = err
-		return errs
-	}
-	en.log.Debug("batch failed; applying one by one", "size", len(batch), "err", err)
-	for i, d := range batch {
-		errs[i] = en.inTx(ctx, func(tx pgx.Tx) (int, error) { return en.apply(ctx, tx, d, nil) })
-	}
-	return errs
 }
 
 // inTx runs fn in a transaction, retrying deadlocks and serialization failures. fn returns how
@@ -244,10 +207,8 @@ func retryable(err error) bool {
 	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001" || pgErr.Code == "23505")
 }
 
-// apply applies one event inside tx and returns how many outbox rows it wrote. With hold set,
-// the outbox rows are appended to *hold instead of being written (the set-based path writes
-// them with its own, in order).
-func (en *Engine) apply(ctx context.Context, tx pgx.Tx, d bus.Delivery, hold *[]outboxRow) (int, error) {
+// apply applies one event inside tx and returns how many outbox rows it wrote.
+func (en *Engine) apply(ctx context.Context, tx pgx.Tx, d bus.Delivery) (int, error) {
 	e := d.Event
 	tag, err := tx.Exec(ctx, `INSERT INTO processed_events (event_id, type) VALUES ($1, $2) ON CONFLICT DO NOTHING`, e.ID(), e.Type())
 	if err != nil {
@@ -256,18 +217,14 @@ func (en *Engine) apply(ctx context.Context, tx pgx.Tx, d bus.Delivery, hold *[]
 	if tag.RowsAffected() == 0 {
 		return 0, nil // already applied: a redelivery or a replay
 	}
-	return en.dispatch(ctx, tx, e, hold)
+	return en.dispatch(ctx, tx, e)
 }
 
 // dispatch runs the handler of e's type; the caller recorded e in processed_events.
-func (en *Engine) dispatch(ctx context.Context, tx pgx.Tx, e event.Event, hold *[]outboxRow) (int, error) {
+func (en *Engine) dispatch(ctx context.Context, tx pgx.Tx, e event.Event) (int, error) {
 	var err error
-	w := &writer{en: en, tx: tx, ev: e, hold: hold}
+	w := &writer{en: en, tx: tx, ev: e}
 	switch t := e.Type(); {
-	case t == TypeMessageReceived:
-		err = en.onMessage(ctx, w)
-	case t == TypeStatusUpdated:
-		err = en.onStatus(ctx, w)
 	case t == TypeCloseRequested || t == TypeReopenRequested:
 		err = en.onConversationCommand(ctx, w)
 	case t == TypeUnmergeRequested:
@@ -311,11 +268,7 @@ type writer struct {
 	ev    event.Event
 	out   []outboxRow
 	batch pgx.Batch
-	hold  *[]outboxRow // when set, flush hands the outbox rows over instead of writing them
 }
-
-// queue adds a statement to the final round trip.
-func (w *writer) queue(sql string, args ...any) { w.batch.Queue(sql, args...) }
 
 type outboxRow struct {
 	id, subject, typ, ceSubject, partitionKey, corr string
@@ -338,13 +291,6 @@ func newOutboxRow(ev event.Event, typ, subject, ceSubject, disc string, data any
 }
 
 func (w *writer) flush(ctx context.Context) error {
-	if w.hold != nil {
-		*w.hold = append(*w.hold, w.out...)
-		if w.batch.Len() == 0 {
-			return nil
-		}
-		return w.tx.SendBatch(ctx, &w.batch).Close()
-	}
 	if len(w.out) == 0 && w.batch.Len() == 0 {
 		return nil
 	}

@@ -8,10 +8,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// SetPerEvent makes ApplyBatch run every event through its handler: the reference the
-// set-based path is compared with.
-func SetPerEvent(en *Engine, on bool) { en.perEvent = on }
-
 // FlushAfterCommit is the relay's flush after a Wake: it reads past the last row it relayed.
 func FlushAfterCommit(r *Relay, ctx context.Context) (int, error) {
 	n, _, err := r.flush(ctx, false)

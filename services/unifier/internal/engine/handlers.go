@@ -18,138 +18,6 @@ import (
 	"github.com/omnibus-dev/omnibus/services/unifier/internal/identity"
 )
 
-func (en *Engine) onMessage(ctx context.Context, w *writer) error {
-	var m MessageReceived
-	if err := decode(w.ev, &m); err != nil {
-		return err
-	}
-	ids, err := en.normalize(m.From, m.Identities)
-	if err != nil {
-		return err
-	}
-	at := eventTime(w.ev, m.SentAt)
-	res, err := en.resolve(ctx, w, ids, uuid.Nil, m.Channel, "identity link via "+m.Channel+" message", at)
-	if err != nil {
-		return err
-	}
-	if m.DisplayName != "" {
-		const setName = `UPDATE customers SET display_name = $2 WHERE id = $1 AND display_name IS NULL`
-		if res.created || len(res.linked) > 0 { // the customer view below must show it
-			if _, err := w.tx.Exec(ctx, setName, res.customer, m.DisplayName); err != nil {
-				return err
-			}
-		} else {
-			w.queue(setName, res.customer, m.DisplayName)
-		}
-	}
-	conv, err := en.touch(ctx, w, res.customer, m.Channel, at)
-	if err != nil {
-		return err
-	}
-	// Sent with the outbox rows at flush, in the same round trip.
-	w.queue(`INSERT INTO messages (event_id, conversation_id, customer_id, channel, direction, identity_kind,
-			identity_value, body, sent_at) VALUES ($1, $2, $3, $4, 'inbound', $5, $6, $7, $8)`,
-		w.ev.ID(), conv.ID, res.customer, m.Channel, ids[0].Kind, ids[0].Value, m.Message, at)
-	if err := en.customerChanged(ctx, w, res, conv.ID); err != nil {
-		return err
-	}
-	w.messageAdded(addedMessage{eventID: w.ev.ID(), conv: conv, customer: res.customer, channel: m.Channel, inbound: true,
-		who: ids[0], body: m.Message, at: at, displayName: m.DisplayName})
-	return nil
-}
-
-// customerChanged emits customer.updated and asks the CRM about new phones and emails when an
-// event created a customer or linked identities to it.
-func (en *Engine) customerChanged(ctx context.Context, w *writer, res resolution, convID string) error {
-	if !res.created && len(res.linked) == 0 {
-		return nil
-	}
-	view, err := en.customerView(ctx, w.tx, res.customer)
-	if err != nil {
-		return err
-	}
-	w.emit(TypeDeskCustomerUpdated, TypeDeskCustomerUpdated, res.customer.String(), ":"+res.customer.String(), deskCustomer{Customer: view})
-	for _, id := range res.linked {
-		if id.Kind != identity.Phone && id.Kind != identity.Email {
-			continue
-		}
-		// The discriminator is derived, never the identity itself: ids end up in logs and headers.
-		w.emit(TypeCRMLookupRequested, SubjectCRMLookup, res.customer.String(), ":"+derive("lookup", id.String()).String(), CRMLookupRequest{
-			CustomerID: res.customer.String(), ConversationID: convID, Query: Identity{Kind: id.Kind, Value: id.Value},
-		})
-	}
-	return nil
-}
-
-func (en *Engine) onStatus(ctx context.Context, w *writer) error {
-	var s StatusUpdated
-	if err := decode(w.ev, &s); err != nil {
-		return err
-	}
-	at := eventTime(w.ev, s.At)
-	// One round trip: the update, and whether the message exists at all — not updated, a known
-	// message means a status older than the one it has (statuses arrive out of order), which
-	// changes nothing.
-	var updated *string
-	var known bool
-	err := w.tx.QueryRow(ctx, sqlStatusUpdate, s.MessageID, s.Status, at).Scan(&updated, &known)
-	var convID string
-	switch {
-	case err != nil:
-	case updated != nil:
-		convID = *updated
-	case known:
-		return nil
-	default:
-		err = pgx.ErrNoRows
-	}
-	switch {
-	case err == nil:
-	case !errors.Is(err, pgx.ErrNoRows):
-		return err
-	case s.To == nil || len(s.Message) == 0:
-		return nil // a status for a message this store never saw, with nothing to record
-	default:
-		// First news of an outbound message: record it on the customer's conversation.
-		ids, err := en.normalize(*s.To, nil)
-		if err != nil {
-			return err
-		}
-		res, err := en.resolve(ctx, w, ids, uuid.Nil, s.Channel, "outbound via "+s.Channel, at)
-		if err != nil {
-			return err
-		}
-		conv, err := en.touch(ctx, w, res.customer, s.Channel, at)
-		if err != nil {
-			return err
-		}
-		convID = conv.ID
-		tag, err := w.tx.Exec(ctx, `INSERT INTO messages (event_id, conversation_id, customer_id, channel, direction, identity_kind,
-				identity_value, body, sent_at, status, status_at) VALUES ($1, $2, $3, $4, 'outbound', $5, $6, $7, $8, $9, $8)
-			ON CONFLICT (event_id) DO NOTHING`,
-			s.MessageID, conv.ID, res.customer, s.Channel, ids[0].Kind, ids[0].Value, s.Message, at, s.Status)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			// Another transaction recorded the message since our update found nothing (its
-			// first status arrived on another lane): this one is an update after all.
-			return en.onStatus(ctx, w)
-		}
-		if _, err := w.tx.Exec(ctx, `UPDATE conversations SET first_response_at = coalesce(first_response_at, $2) WHERE id = $1`, conv.ID, at); err != nil {
-			return err
-		}
-		if err := en.customerChanged(ctx, w, res, conv.ID); err != nil {
-			return err
-		}
-		w.messageAdded(addedMessage{eventID: s.MessageID, conv: conv, customer: res.customer, channel: s.Channel,
-			who: ids[0], body: s.Message, at: at, status: s.Status})
-		return nil
-	}
-	w.emit(TypeDeskMessageUpdated, TypeDeskMessageUpdated, convID, "", messageUpdatedData(s, convID, at))
-	return nil
-}
-
 // sqlStatusUpdate records status $2 at $3 on message $1 unless it has a later one, and returns the
 // message's conversation if it did, and whether the message exists: one round trip.
 const sqlStatusUpdate = `WITH u AS (UPDATE messages SET status = $2, status_at = $3
@@ -356,51 +224,6 @@ func redactJSON(doc []byte) json.RawMessage {
 
 func corr(w *writer) string { return event.CorrelationID(w.ev) }
 
-// touch returns the customer's open conversation after recording activity on channel at time
-// at, closing it first when it has been idle longer than the idle timeout and opening a new one
-// (linked to the previous) when there is none.
-func (en *Engine) touch(ctx context.Context, w *writer, customer uuid.UUID, channel string, at time.Time) (ConversationView, error) {
-	tx := w.tx
-	var id uuid.UUID
-	var last time.Time
-	var known bool // the conversation already lists channel
-	err := tx.QueryRow(ctx, `SELECT id, last_event_at, $2 = ANY(channels) FROM conversations WHERE customer_id = $1 AND status = 'open' FOR UPDATE`,
-		customer, channel).Scan(&id, &last, &known)
-	open := err == nil
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return ConversationView{}, err
-	}
-	if open && en.cfg.IdleTimeout > 0 && at.Sub(last) > en.cfg.IdleTimeout {
-		if err := en.closeIdle(ctx, w, id, last.Add(en.cfg.IdleTimeout)); err != nil {
-			return ConversationView{}, err
-		}
-		open = false
-	}
-	if !open {
-		newID := derive("conversation", w.ev.ID(), customer.String())
-		view, err := scanConversation(tx.QueryRow(ctx, `INSERT INTO conversations (id, customer_id, status, opened_at, opened_by_event, channels, last_event_at, previous_id)
-			VALUES ($1, $2, 'open', $3, $4, ARRAY[$5::text], $3,
-				(SELECT id FROM conversations WHERE customer_id = $2 AND status <> 'merged' ORDER BY opened_at DESC, id DESC LIMIT 1))
-			RETURNING `+conversationColumns, newID, customer, at, w.ev.ID(), channel))
-		if err != nil {
-			return view, err
-		}
-		w.emit(TypeDeskConversationOpened, TypeDeskConversationOpened, newID.String(), "", deskConversation{Conversation: view})
-		return view, nil
-	}
-	// (RETURNING sees the updated row: whether the channel is new was read above.)
-	view, err := scanConversation(tx.QueryRow(ctx, `UPDATE conversations SET channels = CASE WHEN $2 = ANY(channels) THEN channels ELSE channels || $2::text END,
-			last_event_at = greatest(last_event_at, $3) WHERE id = $1
-		RETURNING `+conversationColumns, id, channel, at))
-	if err != nil {
-		return view, err
-	}
-	if !known {
-		w.emit(TypeDeskConversationUpdated, TypeDeskConversationUpdated, id.String(), "", deskConversation{Conversation: view, Change: "channel added: " + channel})
-	}
-	return view, nil
-}
-
 func (en *Engine) closeIdle(ctx context.Context, w *writer, id uuid.UUID, closedAt time.Time) error {
 	if _, err := w.tx.Exec(ctx, `UPDATE conversations SET status = 'closed', closed_at = $2, close_reason = 'idle' WHERE id = $1`, id, closedAt); err != nil {
 		return err
@@ -475,10 +298,6 @@ type addedMessage struct {
 	at          time.Time
 	status      string // outbound only
 	displayName string // inbound only
-}
-
-func (w *writer) messageAdded(m addedMessage) {
-	w.emit(TypeDeskMessageAdded, TypeDeskMessageAdded, m.conv.ID, "", messageAddedData(m))
 }
 
 // messageAddedData is the data of the omni.desk.message.added event about m.

@@ -207,7 +207,7 @@ func (rd *round) fold(e *msgEvent, from, into *cust, reason string) {
 	from.stored = nil
 	rd.merges = append(rd.merges, rec)
 
-	view := customerView(into, into.stored, into.name)
+	view := customerViewOf(into, into.stored, into.name)
 	rd.out = append(rd.out, newOutboxRow(e.ev, TypeDeskCustomerMerged, TypeDeskCustomerMerged, into.id.String(), ":"+from.id.String(), map[string]any{
 		"merge_id": rec.id, "from_id": from.id, "into_id": into.id, "reason": reason, "event_id": e.ev.ID(), "at": e.at,
 		"moved_identities": len(rec.moved), "moved_conversations": len(rec.convs), "customer": view,
