@@ -21,11 +21,12 @@ import (
 	"github.com/omnibus-dev/omnibus/services/unifier/internal/identity"
 )
 
-// The set-based path: a run of consecutive inbound messages applied in one transaction with a
-// fixed number of statements, whatever the run's length.
+// The one path: a batch's events applied in one transaction with a fixed number of statements
+// per round, whatever the batch's length.
 //
 //  1. One round trip records every event in processed_events (those already there are skipped:
-//     redeliveries and replays) and looks up every identity of every event.
+//     redeliveries and replays) and looks up every identity of every event, the replies its
+//     statuses are about, and the conversations, merges and customers its commands name.
 //  2. One round trip locks all the customers those identities belong to, in id order — every
 //     transaction locks its customers in one statement in the same order, so two of them never
 //     wait on each other in a cycle — and reads their open conversations.
@@ -42,14 +43,15 @@ import (
 // in the run touches those customers; otherwise it waits for the next round, and so does every
 // later event that touches its customers or identities. Events that touch disjoint customers and
 // identities commute, so the result is still that of applying the run in order. A round runs
-// steps 2 to 4 again for the events that waited: usually one or two rounds.
+// steps 2 to 4 again for the events that waited: usually one or two rounds. A command (a desk
+// command or a tool result, commands.go) ends the round before it and has one of its own.
 //
 // Failures: deadlocks, serialization failures and unique violations (two transactions attaching
 // the same new identity) rerun the transaction. Any other failure splits the run in two and
 // applies each half on its own, down to the single events that fail: the others commit.
 
-// msgEvent is an inbound message, or a delivery status of an outbound one, of a batch, decoded
-// and normalised before any database work.
+// msgEvent is an event of a batch — an inbound message, a delivery status of an outbound one,
+// or a command — decoded and normalised before any database work.
 type msgEvent struct {
 	i      int // index in the batch
 	ev     event.Event
@@ -64,6 +66,7 @@ type msgEvent struct {
 	// status that is the first news of a reply, that reply.
 	msgID, channel string
 	body           json.RawMessage
+	cmd            *command // a command (then m is zero and st nil)
 }
 
 // prepareMessage decodes and normalises a message; its errors are permanent.
@@ -153,13 +156,17 @@ type runTx struct {
 	tx     pgx.Tx
 	idents map[identity.ID]uuid.UUID // identity -> customer, as last looked up
 	// known holds the replies (message ids) the statuses of the run are about that the store
-	// has, as last looked up; statuses says the lookup asked.
-	known    map[string]bool
-	statuses bool
+	// has, as last looked up.
+	known map[string]bool
 	// skipLocked makes the transaction leave out the events of customers another transaction
 	// holds (they are returned as left over) instead of waiting for it.
 	skipLocked bool
 	leftover   []*msgEvent
+	// Whom the commands are about, as last looked up: the customer of each conversation and of
+	// each merge (from, into) they name, and the live customer of each customer they name.
+	convCust   map[uuid.UUID]uuid.UUID
+	mergeCusts map[uuid.UUID][2]uuid.UUID
+	roots      map[uuid.UUID]uuid.UUID
 }
 
 const (
@@ -222,6 +229,20 @@ const (
 	sqlInsertOutbox = `INSERT INTO outbox_batches (n, events) VALUES ($1, $2)`
 )
 
+// lockCustomersSQL is the statement that locks the customers whose ids $1 holds, in the order it
+// holds them (callers sort them: every transaction locks its customers in id order, so none
+// waits on another in a cycle), and returns cols of those it locked, in that order: one
+// primary-key probe and lock per id, whatever plan Postgres cached. With skipLocked, customers
+// another transaction holds are left out.
+func lockCustomersSQL(cols string, skipLocked bool) string {
+	lock := "FOR UPDATE"
+	if skipLocked {
+		lock += " SKIP LOCKED"
+	}
+	return `SELECT ` + cols + ` FROM unnest($1::uuid[]) WITH ORDINALITY AS q(key, n)
+		CROSS JOIN LATERAL (SELECT * FROM customers WHERE id = q.key ` + lock + `) c ORDER BY q.n`
+}
+
 var (
 	sqlLock     = lockCustomersSQL("id, created_at, merged_into, display_name, profile, profile_sources", false)
 	sqlLockSkip = lockCustomersSQL("id, created_at, merged_into, display_name, profile, profile_sources", true)
@@ -257,11 +278,7 @@ func (r *runTx) apply(ctx context.Context, evs []*msgEvent) (int, error) {
 		_ = br.Close()
 		return 0, err
 	}
-	if err := r.readLookup(br); err != nil {
-		_ = br.Close()
-		return 0, err
-	}
-	if err := br.Close(); err != nil {
+	if err := br.Close(); err != nil { // runs the lookup's callbacks
 		return 0, err
 	}
 	pending := make([]*msgEvent, 0, len(fresh))
@@ -341,64 +358,45 @@ func identityArgs(evs []*msgEvent) (kinds, values []string) {
 func (r *runTx) lookup(ctx context.Context, evs []*msgEvent) error {
 	b := &pgx.Batch{}
 	r.queueLookup(b, evs)
-	br := r.tx.SendBatch(ctx, b)
-	if err := r.readLookup(br); err != nil {
-		_ = br.Close()
-		return err
-	}
-	return br.Close()
+	return r.tx.SendBatch(ctx, b).Close()
 }
 
-// queueLookup queues what readLookup reads: the customers of evs's identities and which replies
-// their statuses are about the store has.
+// queueLookup queues the lookups of a round: the customers of evs's identities, which replies
+// their statuses are about the store has, and whom their commands are about.
 func (r *runTx) queueLookup(b *pgx.Batch, evs []*msgEvent) {
 	kinds, values := identityArgs(evs)
-	b.Queue(sqlLookup, kinds, values)
+	r.idents = map[identity.ID]uuid.UUID{}
+	b.Queue(sqlLookup, kinds, values).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var id identity.ID
+			var c uuid.UUID
+			if err := rows.Scan(&id.Kind, &id.Value, &c); err != nil {
+				return err
+			}
+			r.idents[id] = c
+		}
+		return rows.Err()
+	})
 	var replies []string
 	for _, e := range evs {
 		if e.st != nil {
 			replies = append(replies, e.msgID)
 		}
 	}
-	r.statuses = len(replies) > 0
-	if r.statuses {
-		b.Queue(sqlKnownMessages, replies)
-	}
-}
-
-func (r *runTx) readLookup(br pgx.BatchResults) error {
-	rows, err := br.Query()
-	if err != nil {
-		return err
-	}
-	r.idents = map[identity.ID]uuid.UUID{}
-	for rows.Next() {
-		var id identity.ID
-		var c uuid.UUID
-		if err := rows.Scan(&id.Kind, &id.Value, &c); err != nil {
-			rows.Close()
-			return err
-		}
-		r.idents[id] = c
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil || !r.statuses {
-		return err
-	}
 	r.known = map[string]bool{}
-	rows, err = br.Query()
-	if err != nil {
-		return err
+	if len(replies) > 0 {
+		b.Queue(sqlKnownMessages, replies).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					return err
+				}
+				r.known[id] = true
+			}
+			return rows.Err()
+		})
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return err
-		}
-		r.known[id] = true
-	}
-	return rows.Err()
+	r.queueCommandLookup(b, evs)
 }
 
 // identRow is an identity as the customer view needs it.
@@ -488,6 +486,11 @@ type round struct {
 	newMsgs  map[string]int  // replies (message ids) this round records: their index in msgs
 	updates  []pendingUpdate // statuses of stored replies, in order
 	merges   []mergeRec      // in order
+	// mergedInto maps the customers merged this round to the customer they were merged into.
+	mergedInto map[uuid.UUID]uuid.UUID
+	unmerges   []unmergeRec
+	profiles   []profileUpdate
+	tools      []toolRow
 	// saved says the savepoint "round" is set: by the first batch the round sends (load's lock,
 	// before any merge it applies, or else its writes).
 	saved bool
@@ -504,8 +507,33 @@ func (rd *round) savepoint(b *pgx.Batch) {
 // run applies what it can of pending and returns the events left for the next round, and
 // whether it applied any.
 func (rd *round) run(ctx context.Context, pending []*msgEvent) (next []*msgEvent, progress bool, err error) {
+	// A command is applied in a round of its own: the round ends before the first command, or
+	// with it when it comes first.
+	var rest []*msgEvent
+	for k, e := range pending {
+		if e.cmd != nil {
+			k = max(k, 1)
+			pending, rest = pending[:k], pending[k:]
+			break
+		}
+	}
+	defer func() { next = append(next, rest...) }()
 	if err := rd.load(ctx, pending); err != nil {
 		return nil, false, err
+	}
+	rd.mergedInto = map[uuid.UUID]uuid.UUID{}
+	if e := pending[0]; e.cmd != nil {
+		cs, _ := rd.commandCustomers(e)
+		if anyOf(rd.busy, cs) {
+			return []*msgEvent{e}, false, nil // its customers are held by another transaction
+		}
+		if err := rd.applyCommand(ctx, e); err != nil {
+			return nil, false, fmt.Errorf("%s %s: %w", e.ev.Type(), e.ev.ID(), err)
+		}
+		if err := rd.buildViews(ctx); err != nil {
+			return nil, false, err
+		}
+		return nil, true, rd.write(ctx)
 	}
 	var (
 		dirty  = map[uuid.UUID]bool{}    // customers an applied event of this round touched
@@ -637,11 +665,17 @@ func (rd *round) load(ctx context.Context, pending []*msgEvent) error {
 		if attempt > 3 {
 			return fmt.Errorf("the customers of %d events kept being merged concurrently", len(pending))
 		}
-		set := map[uuid.UUID]bool{}
+		set, mayBeMerged := map[uuid.UUID]bool{}, map[uuid.UUID]bool{}
 		for _, e := range pending {
 			for _, id := range e.ids {
 				if c, ok := rd.idents[id]; ok {
 					set[c] = true
+				}
+			}
+			if e.cmd != nil {
+				cs, merged := rd.commandCustomers(e)
+				for _, c := range cs {
+					set[c], mayBeMerged[c] = true, merged
 				}
 			}
 		}
@@ -654,39 +688,9 @@ func (rd *round) load(ctx context.Context, pending []*msgEvent) error {
 		if len(ids) == 0 {
 			return nil
 		}
-		b := &pgx.Batch{}
-		rd.saved = false // a round that loads again sets it again: nothing it did before needs undoing
-		rd.savepoint(b)
-		pids := pgUUIDs(ids)
-		if rd.skipLocked {
-			b.Queue(sqlLockSkip, pids)
-		} else {
-			b.Queue(sqlLock, pids)
-		}
-		b.Queue(sqlConversations, pids, threshold)
-		br := rd.tx.SendBatch(ctx, b)
-		_, err := br.Exec() // the savepoint
-		var stale bool
-		if err == nil {
-			stale, err = rd.readCustomers(br)
-		}
-		if err == nil && !stale {
-			err = rd.readConversations(br)
-		}
-		if cerr := br.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
+		stale, err := rd.lock(ctx, ids, threshold, mayBeMerged)
+		if err != nil || !stale {
 			return err
-		}
-		if !stale {
-			rd.busy = map[uuid.UUID]bool{}
-			for _, id := range ids {
-				if rd.custs[id] == nil {
-					rd.busy[id] = true
-				}
-			}
-			return nil
 		}
 		// Merged by a concurrent transaction after the lookup: look up again.
 		if err := rd.lookup(ctx, pending); err != nil {
@@ -695,7 +699,44 @@ func (rd *round) load(ctx context.Context, pending []*msgEvent) error {
 	}
 }
 
-func (rd *round) readCustomers(br pgx.BatchResults) (stale bool, err error) {
+// readCustomers reads the customers load locked; stale says one was merged by a concurrent
+// transaction after the lookup (except those that may be: an unmerge's).
+// lock locks the customers ids (in id order) and reads them and their open conversations, and
+// for those whose open conversation is idle by threshold, or that have none, their latest.
+// Customers another transaction holds are busy (skipLocked). Stale says one was merged since
+// it was looked up, unless mayBeMerged says it may be.
+func (rd *round) lock(ctx context.Context, ids []uuid.UUID, threshold pgtype.Timestamptz, mayBeMerged map[uuid.UUID]bool) (stale bool, err error) {
+	b := &pgx.Batch{}
+	rd.saved = false // a round that loads again sets it again: nothing it did before needs undoing
+	rd.savepoint(b)
+	pids := pgUUIDs(ids)
+	if rd.skipLocked {
+		b.Queue(sqlLockSkip, pids)
+	} else {
+		b.Queue(sqlLock, pids)
+	}
+	b.Queue(sqlConversations, pids, threshold)
+	br := rd.tx.SendBatch(ctx, b)
+	_, err = br.Exec() // the savepoint
+	if err == nil {
+		stale, err = rd.readCustomers(br, mayBeMerged)
+	}
+	if err == nil && !stale {
+		err = rd.readConversations(br)
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	rd.busy = map[uuid.UUID]bool{}
+	for _, id := range ids {
+		if rd.custs[id] == nil {
+			rd.busy[id] = true
+		}
+	}
+	return stale, err
+}
+
+func (rd *round) readCustomers(br pgx.BatchResults, mayBeMerged map[uuid.UUID]bool) (stale bool, err error) {
 	rows, err := br.Query()
 	if err != nil {
 		return false, err
@@ -707,7 +748,7 @@ func (rd *round) readCustomers(br pgx.BatchResults) (stale bool, err error) {
 		if err := rows.Scan(&c.id, &c.createdAt, &merged, &c.name, &c.profile, &c.sources); err != nil {
 			return false, err
 		}
-		stale = stale || merged != nil
+		stale = stale || (merged != nil && !mayBeMerged[c.id])
 		rd.custs[c.id] = c
 	}
 	return stale, rows.Err()
@@ -774,17 +815,7 @@ func (rd *round) applyMessage(e *msgEvent, cs []uuid.UUID) (uuid.UUID, error) {
 	} else if c = rd.custs[cs[0]]; c == nil {
 		return uuid.Nil, fmt.Errorf("customer %s was not read", cs[0])
 	}
-	var linked []identity.ID
-	for _, id := range e.sorted {
-		if _, ok := rd.idents[id]; ok {
-			continue
-		}
-		rd.idents[id] = c.id
-		row := identRow{id: id, customer: c.id, source: e.channel, firstSeen: e.atDB, eventID: e.ev.ID()}
-		rd.newIDs = append(rd.newIDs, row)
-		c.added = append(c.added, row)
-		linked = append(linked, id)
-	}
+	linked := rd.link(e, c, e.channel)
 	if e.m.DisplayName != "" && c.name == nil {
 		name := e.m.DisplayName
 		c.name = &name
@@ -812,9 +843,7 @@ func (rd *round) applyMessage(e *msgEvent, cs []uuid.UUID) (uuid.UUID, error) {
 	}
 	rd.msgs = append(rd.msgs, row)
 	if created || len(linked) > 0 { // the customer changed: its view, and the CRM asked about new phones and emails
-		c.needStored = c.needStored || !c.isNew
-		rd.views = append(rd.views, pendingView{c: c, nAdded: len(c.added), name: c.name, row: len(rd.out)})
-		rd.out = append(rd.out, newOutboxRow(e.ev, TypeDeskCustomerUpdated, TypeDeskCustomerUpdated, c.id.String(), ":"+c.id.String(), nil))
+		rd.customerUpdated(e, c)
 		for _, id := range linked {
 			if id.Kind != identity.Phone && id.Kind != identity.Email {
 				continue
@@ -836,15 +865,8 @@ func (rd *round) applyMessage(e *msgEvent, cs []uuid.UUID) (uuid.UUID, error) {
 // after recording e on it, closing an idle one and opening a new one as needed.
 func (rd *round) touch(e *msgEvent, c *cust) (ConversationView, error) {
 	ch := e.channel
-	if o := c.open; o != nil && rd.en.cfg.IdleTimeout > 0 && e.at.Sub(o.v.LastEventAt) > rd.en.cfg.IdleTimeout {
-		closedAt := o.v.LastEventAt.Add(rd.en.cfg.IdleTimeout)
-		at := dbTime(closedAt)
-		o.v.Status, o.v.ClosedAt, o.v.CloseReason = "closed", &at, "idle"
-		rd.changed(o)
-		rd.out = append(rd.out, outboxRow{id: "unifier:desk.conversation.closed:" + o.id.String(), subject: TypeDeskConversationClosed,
-			typ: TypeDeskConversationClosed, ceSubject: o.id.String(), at: closedAt,
-			data: deskConversation{Conversation: snapshot(o.v), Reason: "idle"}})
-		c.open = nil
+	if o := c.open; o != nil && rd.idle(o, e.at) {
+		rd.closeIdle(c)
 	}
 	if c.open == nil {
 		if !c.latestKnown {
@@ -883,6 +905,25 @@ func (rd *round) touch(e *msgEvent, c *cust) (ConversationView, error) {
 			deskConversation{Conversation: view, Change: "channel added: " + ch}))
 	}
 	return view, nil
+}
+
+// idle says whether o has been idle longer than the idle timeout at time at.
+func (rd *round) idle(o *conv, at time.Time) bool {
+	return rd.en.cfg.IdleTimeout > 0 && at.Sub(o.v.LastEventAt) > rd.en.cfg.IdleTimeout
+}
+
+// closeIdle closes c's open conversation as idle. The closing time recorded is its last
+// activity + the idle timeout, so the result does not depend on when it is noticed.
+func (rd *round) closeIdle(c *cust) {
+	o := c.open
+	closedAt := o.v.LastEventAt.Add(rd.en.cfg.IdleTimeout)
+	at := dbTime(closedAt)
+	o.v.Status, o.v.ClosedAt, o.v.CloseReason = "closed", &at, "idle"
+	rd.changed(o)
+	rd.out = append(rd.out, outboxRow{id: "unifier:desk.conversation.closed:" + o.id.String(), subject: TypeDeskConversationClosed,
+		typ: TypeDeskConversationClosed, ceSubject: o.id.String(), at: closedAt,
+		data: deskConversation{Conversation: snapshot(o.v), Reason: "idle"}})
+	c.open = nil
 }
 
 func (rd *round) changed(o *conv) {
@@ -973,6 +1014,7 @@ func (rd *round) write(ctx context.Context) error {
 	saving := !rd.saved
 	rd.savepoint(b)
 	rd.queueMerges(b)
+	rd.queueCommands(b)
 	if n := len(rd.newCusts); n > 0 {
 		ids, ats, evs, names := make([]pgtype.UUID, n), make([]time.Time, n), make([]string, n), make([]pgtype.Text, n)
 		for i, c := range rd.newCusts {

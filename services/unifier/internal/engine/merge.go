@@ -185,6 +185,7 @@ func (rd *round) fold(e *msgEvent, from, into *cust, reason string) {
 		into.open = f
 	}
 	from.open = nil
+	rd.mergedInto[from.id] = into.id
 	into.convs = append(into.convs, from.convs...)
 	from.convs = nil
 	// The conversation a new one follows: the latest that was not merged.
