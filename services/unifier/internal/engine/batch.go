@@ -13,12 +13,12 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/services/unifier/internal/identity"
+	"github.com/omnibus-dev/omnibus/services/unifier/internal/store"
 )
 
 // The one path: a batch's events applied in one transaction with a fixed number of statements
@@ -169,85 +169,6 @@ type runTx struct {
 	roots      map[uuid.UUID]uuid.UUID
 }
 
-const (
-	sqlRecord = `INSERT INTO processed_events (event_id, type) SELECT * FROM unnest($1::text[], $2::text[])
-		ON CONFLICT DO NOTHING RETURNING event_id`
-	// A primary-key probe per identity whatever plan is cached: the statement is prepared once per
-	// connection, and Postgres keeps the generic plan it chose while identities was still small
-	// (until an ANALYZE), which for a plain join is a hash join over a scan of the whole table —
-	// 1.2 ms per lookup at 1,000 events/s in the bench, most of Postgres's time. OFFSET 0 keeps
-	// the subquery from being flattened into such a join, so each identity is one index probe
-	// (0.06 ms). Every statement below that reads rows by a list of keys is written the same way,
-	// for the same reason (id = ANY($1) on a table that was small became a scan of customers
-	// per transaction: 200 rows read per event at 3,000 events/s).
-	sqlLookup = `SELECT i.kind, i.value, i.customer_id FROM unnest($1::text[], $2::text[]) AS q(kind, value)
-		CROSS JOIN LATERAL (SELECT kind, value, customer_id FROM identities WHERE kind = q.kind AND value = q.value OFFSET 0) i`
-	sqlUnrecord = `DELETE FROM processed_events WHERE event_id = ANY($1)`
-	// The open conversation of each customer and, when the customer may need a new one (none is
-	// open, or the open one may be idle by $2), its latest conversation, which a new one follows.
-	sqlConversations = `SELECT q.id, o.id, o.status, o.channels, o.opened_at, o.closed_at, o.close_reason, o.last_event_at,
-			o.assignee, o.previous_id, coalesce(o.id IS NULL OR o.last_event_at <= $2, false), l.id, l.opened_at
-		FROM unnest($1::uuid[]) AS q(id)
-		LEFT JOIN LATERAL (SELECT * FROM conversations WHERE customer_id = q.id AND status = 'open' OFFSET 0) o ON true
-		LEFT JOIN LATERAL (SELECT c.id, c.opened_at FROM conversations c
-			WHERE c.customer_id = q.id AND c.status <> 'merged' AND (o.id IS NULL OR o.last_event_at <= $2)
-			ORDER BY c.opened_at DESC, c.id DESC LIMIT 1) l ON true`
-	sqlIdentitiesOf = `SELECT i.customer_id, i.kind, i.value, i.source, i.first_seen FROM unnest($1::uuid[]) AS q(id)
-		CROSS JOIN LATERAL (SELECT * FROM identities WHERE customer_id = q.id OFFSET 0) i`
-
-	sqlInsertCustomers = `INSERT INTO customers (id, created_at, created_by_event, updated_at, display_name)
-		SELECT id, at, ev, at, name FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[]) AS u(id, at, ev, name)`
-	sqlSetNames = `UPDATE customers c SET display_name = u.name FROM unnest($1::uuid[], $2::text[]) AS u(id, name)
-		WHERE c.id = u.id AND c.display_name IS NULL`
-	sqlInsertIdentities = `INSERT INTO identities (kind, value, customer_id, source, first_seen, event_id)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::timestamptz[], $6::text[])`
-	sqlUpdateConversations = `UPDATE conversations c SET status = u.status, closed_at = u.closed_at, close_reason = u.close_reason,
-			channels = ARRAY(SELECT jsonb_array_elements_text(u.channels::jsonb)), last_event_at = u.last_event_at,
-			first_response_at = coalesce(c.first_response_at, u.first_response_at)
-		FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[])
-			AS u(id, status, closed_at, close_reason, channels, last_event_at, first_response_at)
-		WHERE c.id = u.id`
-	sqlInsertConversations = `INSERT INTO conversations (id, customer_id, status, opened_at, opened_by_event, channels, last_event_at,
-			previous_id, closed_at, close_reason, first_response_at)
-		SELECT id, customer_id, status, opened_at, ev, ARRAY(SELECT jsonb_array_elements_text(channels::jsonb)), last_event_at,
-			previous_id, closed_at, close_reason, first_response_at
-		FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::timestamptz[], $8::uuid[],
-			$9::timestamptz[], $10::text[], $11::timestamptz[])
-			AS u(id, customer_id, status, opened_at, ev, channels, last_event_at, previous_id, closed_at, close_reason, first_response_at)`
-	// Inbound messages, and outbound ones first seen through a status (status set: it is also
-	// their status_at, as the status handler writes them).
-	sqlInsertMessages = `INSERT INTO messages (event_id, conversation_id, customer_id, channel, direction, identity_kind,
-			identity_value, body, sent_at, status, status_at)
-		SELECT ev, conv, cust, channel, CASE WHEN st IS NULL THEN 'inbound' ELSE 'outbound' END, kind, value, body::jsonb, at,
-			st, st_at
-		FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::text[],
-			$10::timestamptz[])
-			AS u(ev, conv, cust, channel, kind, value, body, at, st, st_at)`
-	// Which of the replies statuses are about the store has: one primary-key probe each.
-	sqlKnownMessages = `SELECT m.event_id FROM unnest($1::text[]) AS q(id)
-		CROSS JOIN LATERAL (SELECT event_id FROM messages WHERE event_id = q.id OFFSET 0) m`
-	sqlInsertOutbox = `INSERT INTO outbox_batches (n, events) VALUES ($1, $2)`
-)
-
-// lockCustomersSQL is the statement that locks the customers whose ids $1 holds, in the order it
-// holds them (callers sort them: every transaction locks its customers in id order, so none
-// waits on another in a cycle), and returns cols of those it locked, in that order: one
-// primary-key probe and lock per id, whatever plan Postgres cached. With skipLocked, customers
-// another transaction holds are left out.
-func lockCustomersSQL(cols string, skipLocked bool) string {
-	lock := "FOR UPDATE"
-	if skipLocked {
-		lock += " SKIP LOCKED"
-	}
-	return `SELECT ` + cols + ` FROM unnest($1::uuid[]) WITH ORDINALITY AS q(key, n)
-		CROSS JOIN LATERAL (SELECT * FROM customers WHERE id = q.key ` + lock + `) c ORDER BY q.n`
-}
-
-var (
-	sqlLock     = lockCustomersSQL("id, created_at, merged_into, display_name, profile, profile_sources", false)
-	sqlLockSkip = lockCustomersSQL("id, created_at, merged_into, display_name, profile, profile_sources", true)
-)
-
 // apply applies evs in tx and returns how many outbox rows it wrote.
 func (r *runTx) apply(ctx context.Context, evs []*msgEvent) (int, error) {
 	ids, types := make([]string, len(evs)), make([]string, len(evs))
@@ -255,30 +176,10 @@ func (r *runTx) apply(ctx context.Context, evs []*msgEvent) (int, error) {
 		ids[i], types[i] = e.ev.ID(), e.ev.Type()
 	}
 	b := &pgx.Batch{}
-	b.Queue(sqlRecord, ids, types)
-	r.queueLookup(b, evs)
-	br := r.tx.SendBatch(ctx, b)
-	rows, err := br.Query()
-	if err != nil {
-		_ = br.Close()
-		return 0, err
-	}
 	fresh := make(map[string]bool, len(evs))
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			_ = br.Close()
-			return 0, err
-		}
-		fresh[id] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		_ = br.Close()
-		return 0, err
-	}
-	if err := br.Close(); err != nil { // runs the lookup's callbacks
+	store.QueueRecord(b, ids, types, func(id string) { fresh[id] = true })
+	r.queueLookup(b, evs)
+	if err := r.tx.SendBatch(ctx, b).Close(); err != nil {
 		return 0, err
 	}
 	pending := make([]*msgEvent, 0, len(fresh))
@@ -303,7 +204,7 @@ func (r *runTx) apply(ctx context.Context, evs []*msgEvent) (int, error) {
 		if isUniqueViolation(err) && conflicts < maxRoundConflicts {
 			conflicts++
 			r.en.roundConflicts.Add(1)
-			if _, rerr := r.tx.Exec(ctx, `ROLLBACK TO SAVEPOINT round`); rerr != nil {
+			if rerr := store.RollbackRound(ctx, r.tx); rerr != nil {
 				return wrote, errors.Join(err, rerr)
 			}
 			first = false // the next iteration looks the identities up again
@@ -320,7 +221,7 @@ func (r *runTx) apply(ctx context.Context, evs []*msgEvent) (int, error) {
 			for i, e := range next {
 				ids[i] = e.ev.ID()
 			}
-			if _, err := r.tx.Exec(ctx, sqlUnrecord, ids); err != nil {
+			if err := store.Unrecord(ctx, r.tx, ids); err != nil {
 				return wrote, err
 			}
 			r.leftover = next
@@ -366,17 +267,7 @@ func (r *runTx) lookup(ctx context.Context, evs []*msgEvent) error {
 func (r *runTx) queueLookup(b *pgx.Batch, evs []*msgEvent) {
 	kinds, values := identityArgs(evs)
 	r.idents = map[identity.ID]uuid.UUID{}
-	b.Queue(sqlLookup, kinds, values).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			var id identity.ID
-			var c uuid.UUID
-			if err := rows.Scan(&id.Kind, &id.Value, &c); err != nil {
-				return err
-			}
-			r.idents[id] = c
-		}
-		return rows.Err()
-	})
+	store.QueueLookup(b, kinds, values, func(i store.Identity) { r.idents[identity.ID{Kind: i.Kind, Value: i.Value}] = i.Customer })
 	var replies []string
 	for _, e := range evs {
 		if e.st != nil {
@@ -385,16 +276,7 @@ func (r *runTx) queueLookup(b *pgx.Batch, evs []*msgEvent) {
 	}
 	r.known = map[string]bool{}
 	if len(replies) > 0 {
-		b.Queue(sqlKnownMessages, replies).Query(func(rows pgx.Rows) error {
-			for rows.Next() {
-				var id string
-				if err := rows.Scan(&id); err != nil {
-					return err
-				}
-				r.known[id] = true
-			}
-			return rows.Err()
-		})
+		store.QueueKnownMessages(b, replies, func(id string) { r.known[id] = true })
 	}
 	r.queueCommandLookup(b, evs)
 }
@@ -426,7 +308,7 @@ type cust struct {
 	needStored  bool
 	storedRead  bool // stored was read (by a merge)
 	// A merging customer's conversations and its open conversation's messages (mergeRead).
-	convs    []convRef
+	convs    []store.ConversationRef
 	openMsgs []string
 }
 
@@ -485,10 +367,10 @@ type round struct {
 	views    []pendingView
 	newMsgs  map[string]int  // replies (message ids) this round records: their index in msgs
 	updates  []pendingUpdate // statuses of stored replies, in order
-	merges   []mergeRec      // in order
+	merges   []store.Merge   // in order
 	// mergedInto maps the customers merged this round to the customer they were merged into.
 	mergedInto map[uuid.UUID]uuid.UUID
-	unmerges   []unmergeRec
+	unmerges   []store.Unmerge
 	profiles   []profileUpdate
 	tools      []toolRow
 	// saved says the savepoint "round" is set: by the first batch the round sends (load's lock,
@@ -500,7 +382,7 @@ type round struct {
 func (rd *round) savepoint(b *pgx.Batch) {
 	if !rd.saved {
 		rd.saved = true
-		b.Queue(`SAVEPOINT round`)
+		store.QueueSavepoint(b)
 	}
 }
 
@@ -651,7 +533,7 @@ func anyOf(set map[uuid.UUID]bool, ids []uuid.UUID) bool {
 
 // load locks the customers of pending's identities and reads them and their conversations.
 func (rd *round) load(ctx context.Context, pending []*msgEvent) error {
-	var threshold pgtype.Timestamptz // open conversations last active by then may be closed as idle
+	var threshold *time.Time // open conversations last active by then may be closed as idle
 	if idle := rd.en.cfg.IdleTimeout; idle > 0 {
 		latest := pending[0].at
 		for _, e := range pending {
@@ -659,7 +541,8 @@ func (rd *round) load(ctx context.Context, pending []*msgEvent) error {
 				latest = e.at
 			}
 		}
-		threshold = pgtype.Timestamptz{Time: latest.Add(-idle), Valid: true}
+		latest = latest.Add(-idle)
+		threshold = &latest
 	}
 	for attempt := 0; ; attempt++ {
 		if attempt > 3 {
@@ -699,34 +582,32 @@ func (rd *round) load(ctx context.Context, pending []*msgEvent) error {
 	}
 }
 
-// readCustomers reads the customers load locked; stale says one was merged by a concurrent
-// transaction after the lookup (except those that may be: an unmerge's).
 // lock locks the customers ids (in id order) and reads them and their open conversations, and
 // for those whose open conversation is idle by threshold, or that have none, their latest.
 // Customers another transaction holds are busy (skipLocked). Stale says one was merged since
 // it was looked up, unless mayBeMerged says it may be.
-func (rd *round) lock(ctx context.Context, ids []uuid.UUID, threshold pgtype.Timestamptz, mayBeMerged map[uuid.UUID]bool) (stale bool, err error) {
+func (rd *round) lock(ctx context.Context, ids []uuid.UUID, threshold *time.Time, mayBeMerged map[uuid.UUID]bool) (stale bool, err error) {
 	b := &pgx.Batch{}
 	rd.saved = false // a round that loads again sets it again: nothing it did before needs undoing
 	rd.savepoint(b)
-	pids := pgUUIDs(ids)
-	if rd.skipLocked {
-		b.Queue(sqlLockSkip, pids)
-	} else {
-		b.Queue(sqlLock, pids)
-	}
-	b.Queue(sqlConversations, pids, threshold)
-	br := rd.tx.SendBatch(ctx, b)
-	_, err = br.Exec() // the savepoint
-	if err == nil {
-		stale, err = rd.readCustomers(br, mayBeMerged)
-	}
-	if err == nil && !stale {
-		err = rd.readConversations(br)
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
+	store.QueueLockCustomers(b, ids, rd.skipLocked, func(r store.Customer) {
+		stale = stale || (r.MergedInto != nil && !mayBeMerged[r.ID])
+		rd.custs[r.ID] = &cust{id: r.ID, createdAt: r.CreatedAt, name: r.Name, profile: r.Profile, sources: r.Sources}
+	})
+	store.QueueOpenConversations(b, ids, threshold, func(r store.OpenConversation) {
+		c := rd.custs[r.Customer]
+		if c == nil || stale {
+			return // held by another transaction (skipLocked), or read again
+		}
+		if o := r.Open; o != nil {
+			c.open = &conv{id: o.ID, customer: c.id, prev: o.PreviousID, v: conversationView(*o)}
+		}
+		c.latestKnown = r.LatestKnown
+		if l := r.Latest; l != nil {
+			c.latest = &conv{id: l.ID, v: ConversationView{OpenedAt: l.OpenedAt}}
+		}
+	})
+	err = rd.tx.SendBatch(ctx, b).Close()
 	rd.busy = map[uuid.UUID]bool{}
 	for _, id := range ids {
 		if rd.custs[id] == nil {
@@ -734,72 +615,6 @@ func (rd *round) lock(ctx context.Context, ids []uuid.UUID, threshold pgtype.Tim
 		}
 	}
 	return stale, err
-}
-
-func (rd *round) readCustomers(br pgx.BatchResults, mayBeMerged map[uuid.UUID]bool) (stale bool, err error) {
-	rows, err := br.Query()
-	if err != nil {
-		return false, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		c := &cust{}
-		var merged *uuid.UUID
-		if err := rows.Scan(&c.id, &c.createdAt, &merged, &c.name, &c.profile, &c.sources); err != nil {
-			return false, err
-		}
-		stale = stale || (merged != nil && !mayBeMerged[c.id])
-		rd.custs[c.id] = c
-	}
-	return stale, rows.Err()
-}
-
-func (rd *round) readConversations(br pgx.BatchResults) error {
-	rows, err := br.Query()
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			custID             uuid.UUID
-			id, prev, latestID *uuid.UUID
-			status             *string
-			channels           []string
-			openedAt, lastAt   *time.Time
-			closedAt, latestAt *time.Time
-			reason, assignee   *string
-			latestKnown        bool
-		)
-		if err := rows.Scan(&custID, &id, &status, &channels, &openedAt, &closedAt, &reason, &lastAt, &assignee, &prev,
-			&latestKnown, &latestID, &latestAt); err != nil {
-			return err
-		}
-		c := rd.custs[custID]
-		if c == nil {
-			continue // held by another transaction (skipLocked)
-		}
-		if id != nil {
-			o := &conv{id: *id, customer: custID, prev: prev}
-			o.v = ConversationView{ID: id.String(), CustomerID: custID.String(), Status: *status, Channels: channels,
-				OpenedAt: *openedAt, ClosedAt: closedAt, LastEventAt: *lastAt}
-			if reason != nil {
-				o.v.CloseReason = *reason
-			}
-			if assignee != nil {
-				o.v.Assignee = *assignee
-			}
-			if prev != nil {
-				o.v.PreviousID = prev.String()
-			}
-			c.open = o
-		}
-		c.latestKnown = latestKnown
-		if latestID != nil {
-			c.latest = &conv{id: *latestID, v: ConversationView{OpenedAt: *latestAt}}
-		}
-	}
-	return rows.Err()
 }
 
 // applyMessage applies e, whose identities belong to at most one customer (cs), as onMessage
@@ -953,22 +768,13 @@ func (rd *round) buildViews(ctx context.Context) error {
 		}
 	}
 	if len(need) > 0 {
-		rows, err := rd.tx.Query(ctx, sqlIdentitiesOf, pgUUIDs(need))
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var r identRow
-			if err := rows.Scan(&r.customer, &r.id.Kind, &r.id.Value, &r.source, &r.firstSeen); err != nil {
-				rows.Close()
-				return err
+		b := &pgx.Batch{}
+		store.QueueIdentitiesOf(b, need, func(i store.Identity) {
+			if c := rd.custs[i.Customer]; c != nil {
+				c.stored = append(c.stored, identRowOf(i))
 			}
-			if c := rd.custs[r.customer]; c != nil {
-				c.stored = append(c.stored, r)
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		})
+		if err := rd.tx.SendBatch(ctx, b).Close(); err != nil {
 			return err
 		}
 	}
@@ -1015,96 +821,55 @@ func (rd *round) write(ctx context.Context) error {
 	rd.savepoint(b)
 	rd.queueMerges(b)
 	rd.queueCommands(b)
-	if n := len(rd.newCusts); n > 0 {
-		ids, ats, evs, names := make([]pgtype.UUID, n), make([]time.Time, n), make([]string, n), make([]pgtype.Text, n)
-		for i, c := range rd.newCusts {
-			ids[i], ats[i], evs[i] = pgUUID(c.id), c.createdAt, c.createdBy
-			if c.name != nil {
-				names[i] = pgtype.Text{String: *c.name, Valid: true}
-			}
-		}
-		b.Queue(sqlInsertCustomers, ids, ats, evs, names)
+	newCusts := make([]store.NewCustomer, len(rd.newCusts))
+	for i, c := range rd.newCusts {
+		newCusts[i] = store.NewCustomer{ID: c.id, CreatedAt: c.createdAt, CreatedBy: c.createdBy, Name: c.name}
 	}
-	if n := len(rd.names); n > 0 {
-		ids, names := make([]pgtype.UUID, n), make([]string, n)
-		for i, c := range rd.names {
-			ids[i], names[i] = pgUUID(c.id), *c.name
-		}
-		b.Queue(sqlSetNames, ids, names)
+	store.QueueInsertCustomers(b, newCusts)
+	names := make([]store.Named, len(rd.names))
+	for i, c := range rd.names {
+		names[i] = store.Named{ID: c.id, Name: *c.name}
 	}
-	if n := len(rd.newIDs); n > 0 {
-		kinds, values, custs, sources, seen, evs := make([]string, n), make([]string, n), make([]pgtype.UUID, n), make([]string, n), make([]time.Time, n), make([]string, n)
-		for i, r := range rd.newIDs {
-			kinds[i], values[i], custs[i], sources[i], seen[i], evs[i] = r.id.Kind, r.id.Value, pgUUID(r.customer), r.source, r.firstSeen, r.eventID
-		}
-		b.Queue(sqlInsertIdentities, kinds, values, custs, sources, seen, evs)
+	store.QueueSetNames(b, names)
+	idents := make([]store.Identity, len(rd.newIDs))
+	for i, r := range rd.newIDs {
+		idents[i] = store.Identity{Kind: r.id.Kind, Value: r.id.Value, Customer: r.customer, Source: r.source, FirstSeen: r.firstSeen, EventID: r.eventID}
 	}
-	var upd, ins []*conv
+	store.QueueInsertIdentities(b, idents)
+	var upd, ins []store.ConversationWrite
 	for _, o := range rd.convs {
+		w := store.ConversationWrite{ID: o.id, Customer: o.customer, Status: o.v.Status, OpenedAt: o.v.OpenedAt, OpenedBy: o.openedBy,
+			Channels: o.v.Channels, LastEventAt: o.v.LastEventAt, PreviousID: o.prev, ClosedAt: o.v.ClosedAt, CloseReason: o.v.CloseReason,
+			FirstResponseAt: o.firstResp}
 		if o.isNew {
-			ins = append(ins, o)
+			ins = append(ins, w)
 		} else {
-			upd = append(upd, o)
+			upd = append(upd, w)
 		}
 	}
 	// Updates first: an idle conversation closes before its successor opens (one open per customer).
-	if n := len(upd); n > 0 {
-		ids, statuses, closed, reasons, channels, last := make([]pgtype.UUID, n), make([]string, n), make([]pgtype.Timestamptz, n), make([]pgtype.Text, n), make([]string, n), make([]time.Time, n)
-		first := make([]pgtype.Timestamptz, n)
-		for i, o := range upd {
-			ids[i], statuses[i], last[i], first[i] = pgUUID(o.id), o.v.Status, o.v.LastEventAt, pgTime(o.firstResp)
-			closed[i], reasons[i] = closedArgs(o.v)
-			ch, err := json.Marshal(o.v.Channels)
-			if err != nil {
-				return err
-			}
-			channels[i] = string(ch)
-		}
-		b.Queue(sqlUpdateConversations, ids, statuses, closed, reasons, channels, last, first)
+	if err := store.QueueUpdateConversations(b, upd); err != nil {
+		return err
 	}
-	if n := len(ins); n > 0 {
-		ids, custs, statuses, opened, evs, channels, last, prev, closed, reasons := make([]pgtype.UUID, n), make([]pgtype.UUID, n),
-			make([]string, n), make([]time.Time, n), make([]string, n), make([]string, n), make([]time.Time, n),
-			make([]pgtype.UUID, n), make([]pgtype.Timestamptz, n), make([]pgtype.Text, n)
-		first := make([]pgtype.Timestamptz, n)
-		for i, o := range ins {
-			ids[i], custs[i], statuses[i], opened[i], evs[i], last[i] = pgUUID(o.id), pgUUID(o.customer), o.v.Status, o.v.OpenedAt, o.openedBy, o.v.LastEventAt
-			first[i] = pgTime(o.firstResp)
-			if o.prev != nil {
-				prev[i] = pgUUID(*o.prev)
-			}
-			closed[i], reasons[i] = closedArgs(o.v)
-			ch, err := json.Marshal(o.v.Channels)
-			if err != nil {
-				return err
-			}
-			channels[i] = string(ch)
-		}
-		b.Queue(sqlInsertConversations, ids, custs, statuses, opened, evs, channels, last, prev, closed, reasons, first)
+	if err := store.QueueInsertConversations(b, ins); err != nil {
+		return err
 	}
-	if n := len(rd.msgs); n > 0 {
-		evs, convs, custs, channels, kinds, values, bodies, ats := make([]string, n), make([]pgtype.UUID, n), make([]pgtype.UUID, n),
-			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]time.Time, n)
-		sts, stAts := make([]pgtype.Text, n), make([]pgtype.Timestamptz, n)
-		for i, m := range rd.msgs {
-			e := m.e
-			evs[i], convs[i], custs[i], channels[i] = e.msgID, pgUUID(m.conv), pgUUID(m.cust), e.channel
-			kinds[i], values[i], bodies[i], ats[i] = e.ids[0].Kind, e.ids[0].Value, string(e.body), e.at
-			if e.st != nil {
-				sts[i], stAts[i] = pgtype.Text{String: m.status, Valid: true}, pgtype.Timestamptz{Time: m.statusAt, Valid: true}
-			}
+	msgs := make([]store.Message, len(rd.msgs))
+	for i, m := range rd.msgs {
+		e := m.e
+		msgs[i] = store.Message{EventID: e.msgID, Conversation: m.conv, Customer: m.cust, Channel: e.channel,
+			IdentityKind: e.ids[0].Kind, IdentityValue: e.ids[0].Value, Body: e.body, SentAt: e.at}
+		if e.st != nil {
+			msgs[i].Status, msgs[i].StatusAt = &m.status, m.statusAt
 		}
-		b.Queue(sqlInsertMessages, evs, convs, custs, channels, kinds, values, bodies, ats, sts, stAts)
 	}
+	store.QueueInsertMessages(b, msgs)
 	if len(rd.updates) > 0 {
 		// The updates' outcomes decide which of their desk events exist: the outbox follows in
 		// a second round trip.
 		for i := range rd.updates {
 			u := &rd.updates[i]
-			b.Queue(sqlStatusUpdate, u.e.msgID, u.e.st.Status, u.e.at).QueryRow(func(row pgx.Row) error {
-				var known bool
-				return row.Scan(&u.updated, &known)
-			})
+			store.QueueStatusUpdate(b, u.e.msgID, u.e.st.Status, u.e.at, func(conv *string) { u.updated = conv })
 		}
 		if err := rd.tx.SendBatch(ctx, b).Close(); err != nil {
 			return err
@@ -1144,35 +909,6 @@ func (rd *round) fillUpdates() {
 	}
 }
 
-func pgUUID(u uuid.UUID) pgtype.UUID { return pgtype.UUID{Bytes: u, Valid: true} }
-
-func pgTime(t *time.Time) pgtype.Timestamptz {
-	if t == nil {
-		return pgtype.Timestamptz{}
-	}
-	return pgtype.Timestamptz{Time: *t, Valid: true}
-}
-
-func pgUUIDs(us []uuid.UUID) []pgtype.UUID {
-	out := make([]pgtype.UUID, len(us))
-	for i, u := range us {
-		out[i] = pgUUID(u)
-	}
-	return out
-}
-
-func closedArgs(v ConversationView) (pgtype.Timestamptz, pgtype.Text) {
-	var at pgtype.Timestamptz
-	var reason pgtype.Text
-	if v.ClosedAt != nil {
-		at = pgtype.Timestamptz{Time: *v.ClosedAt, Valid: true}
-	}
-	if v.CloseReason != "" {
-		reason = pgtype.Text{String: v.CloseReason, Valid: true}
-	}
-	return at, reason
-}
-
 // queueOutbox queues the statement writing rows as one outbox batch, in order.
 func queueOutbox(b *pgx.Batch, rows []outboxRow) error {
 	if len(rows) == 0 {
@@ -1182,6 +918,11 @@ func queueOutbox(b *pgx.Batch, rows []outboxRow) error {
 	if err != nil {
 		return err
 	}
-	b.Queue(sqlInsertOutbox, len(rows), enc)
+	store.QueueOutbox(b, len(rows), enc)
 	return nil
+}
+
+// identRowOf is a stored identity as a view needs it.
+func identRowOf(i store.Identity) identRow {
+	return identRow{id: identity.ID{Kind: i.Kind, Value: i.Value}, customer: i.Customer, source: i.Source, firstSeen: i.FirstSeen}
 }

@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,12 +10,12 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/services/unifier/internal/identity"
+	"github.com/omnibus-dev/omnibus/services/unifier/internal/store"
 )
 
 // Commands on the snapshot: the events of a batch that are not messages or statuses — desk
@@ -120,26 +119,6 @@ func prepareTool(e *msgEvent) error {
 	return nil
 }
 
-const (
-	// The customer of each conversation and of each merge commands name, and the live customer
-	// of each a CRM result names.
-	sqlConversationCustomers = `SELECT c.id, c.customer_id FROM unnest($1::uuid[]) AS q(id)
-		CROSS JOIN LATERAL (SELECT id, customer_id FROM conversations WHERE id = q.id OFFSET 0) c`
-	sqlMergeCustomers = `SELECT m.id, m.from_id, m.into_id FROM unnest($1::uuid[]) AS q(id)
-		CROSS JOIN LATERAL (SELECT id, from_id, into_id FROM customer_merges WHERE id = q.id OFFSET 0) m`
-	sqlRoot = `WITH RECURSIVE chain(id, merged_into, depth) AS (
-			SELECT id, merged_into, 0 FROM customers WHERE id = $1
-			UNION ALL SELECT c.id, c.merged_into, chain.depth + 1 FROM customers c JOIN chain ON c.id = chain.merged_into WHERE chain.depth < 100)
-		SELECT id FROM chain WHERE merged_into IS NULL LIMIT 1`
-	sqlConversation = `SELECT ` + conversationColumns + ` FROM conversations WHERE id = $1`
-	sqlMerge        = `SELECT moved_identities, moved_conversations, moved_messages, merged_conversation,
-			into_profile_before, into_sources_before, undone_at FROM customer_merges WHERE id = $1 FOR UPDATE`
-	// The identities a merge moved, wherever they are now.
-	sqlMovedIdentities = `SELECT i.customer_id, i.kind, i.value, i.source, i.first_seen FROM customer_merges m
-		CROSS JOIN LATERAL jsonb_to_recordset(m.moved_identities) AS q(kind text, value text)
-		JOIN identities i ON i.kind = q.kind AND i.value = q.value WHERE m.id = $1`
-)
-
 // queueCommandLookup queues the reads of whom the commands of evs are about.
 func (r *runTx) queueCommandLookup(b *pgx.Batch, evs []*msgEvent) {
 	var convs, merges []uuid.UUID
@@ -156,41 +135,15 @@ func (r *runTx) queueCommandLookup(b *pgx.Batch, evs []*msgEvent) {
 			merges = append(merges, cmd.merge)
 		}
 		if cmd.crm != nil {
-			prefer := cmd.prefer
-			b.Queue(sqlRoot, prefer).QueryRow(func(row pgx.Row) error {
-				var root uuid.UUID
-				err := row.Scan(&root)
-				if errors.Is(err, pgx.ErrNoRows) {
-					return nil // an unknown customer: the event fails when applied
-				}
-				r.roots[prefer] = root
-				return err
-			})
+			prefer := cmd.prefer // an unknown customer has no root: the event fails when applied
+			store.QueueRoot(b, prefer, func(root uuid.UUID) { r.roots[prefer] = root })
 		}
 	}
 	if len(convs) > 0 {
-		b.Queue(sqlConversationCustomers, pgUUIDs(convs)).Query(func(rows pgx.Rows) error {
-			for rows.Next() {
-				var id, c uuid.UUID
-				if err := rows.Scan(&id, &c); err != nil {
-					return err
-				}
-				r.convCust[id] = c
-			}
-			return rows.Err()
-		})
+		store.QueueConversationCustomers(b, convs, func(conv, customer uuid.UUID) { r.convCust[conv] = customer })
 	}
 	if len(merges) > 0 {
-		b.Queue(sqlMergeCustomers, pgUUIDs(merges)).Query(func(rows pgx.Rows) error {
-			for rows.Next() {
-				var id, from, into uuid.UUID
-				if err := rows.Scan(&id, &from, &into); err != nil {
-					return err
-				}
-				r.mergeCusts[id] = [2]uuid.UUID{from, into}
-			}
-			return rows.Err()
-		})
+		store.QueueMergeCustomers(b, merges, func(id, from, into uuid.UUID) { r.mergeCusts[id] = [2]uuid.UUID{from, into} })
 	}
 }
 
@@ -340,11 +293,11 @@ func (rd *round) applyConversationCommand(ctx context.Context, e *msgEvent) erro
 	}
 	o := c.open
 	if o == nil || o.id != cmd.conv {
-		v, err := scanConversation(rd.tx.QueryRow(ctx, sqlConversation, cmd.conv))
+		r, err := store.ReadConversation(ctx, rd.tx, cmd.conv)
 		if err != nil {
 			return err
 		}
-		o = &conv{id: cmd.conv, customer: customer, v: v}
+		o = &conv{id: cmd.conv, customer: customer, prev: r.PreviousID, v: conversationView(r)}
 	}
 	if cmd.close {
 		if o.v.Status != "open" {
@@ -381,18 +334,6 @@ func (rd *round) applyConversationCommand(ctx context.Context, e *msgEvent) erro
 	return nil
 }
 
-// unmergeRec is an undone merge: what moves back.
-type unmergeRec struct {
-	id, from, into   uuid.UUID
-	eventID          string
-	e                *msgEvent
-	moved            []Identity
-	convs            []uuid.UUID
-	msgs             []movedMessage
-	mergedConv       *uuid.UUID
-	profile, sources json.RawMessage
-}
-
 // applyUnmerge undoes a merge: what moved goes back, the merged conversation reopens, the
 // surviving customer's profile is restored. Undoing twice is a no-op.
 func (rd *round) applyUnmerge(ctx context.Context, e *msgEvent) error {
@@ -405,32 +346,20 @@ func (rd *round) applyUnmerge(ctx context.Context, e *msgEvent) error {
 	if from == nil || into == nil {
 		return fmt.Errorf("the customers of merge %s were not read", mid)
 	}
-	u := unmergeRec{id: mid, from: from.id, into: into.id, e: e}
-	var undone *time.Time
+	u := store.Unmerge{ID: mid, From: from.id, Into: into.id, EventID: e.ev.ID(), At: e.at}
 	var fromIdents, intoIdents, movedIdents []identRow
-	b := &pgx.Batch{}
-	b.Queue(sqlMerge, mid).QueryRow(func(row pgx.Row) error {
-		return row.Scan(&u.moved, &u.convs, &u.msgs, &u.mergedConv, &u.profile, &u.sources, &undone)
-	})
-	scanIdents := func(dst *[]identRow) func(pgx.Rows) error {
-		return func(rows pgx.Rows) error {
-			for rows.Next() {
-				var r identRow
-				if err := rows.Scan(&r.customer, &r.id.Kind, &r.id.Value, &r.source, &r.firstSeen); err != nil {
-					return err
-				}
-				*dst = append(*dst, r)
-			}
-			return rows.Err()
-		}
+	add := func(dst *[]identRow) func(store.Identity) {
+		return func(i store.Identity) { *dst = append(*dst, identRowOf(i)) }
 	}
-	b.Queue(sqlIdentitiesOf, pgUUIDs([]uuid.UUID{from.id})).Query(scanIdents(&fromIdents))
-	b.Queue(sqlIdentitiesOf, pgUUIDs([]uuid.UUID{into.id})).Query(scanIdents(&intoIdents))
-	b.Queue(sqlMovedIdentities, mid).Query(scanIdents(&movedIdents))
+	b := &pgx.Batch{}
+	store.QueueReadMerge(b, mid, &u.Record)
+	store.QueueIdentitiesOf(b, []uuid.UUID{from.id}, add(&fromIdents))
+	store.QueueIdentitiesOf(b, []uuid.UUID{into.id}, add(&intoIdents))
+	store.QueueMovedIdentities(b, mid, add(&movedIdents))
 	if err := rd.tx.SendBatch(ctx, b).Close(); err != nil {
 		return err
 	}
-	if undone != nil {
+	if u.Record.UndoneAt != nil {
 		return nil
 	}
 	moved := map[identity.ID]bool{}
@@ -440,7 +369,7 @@ func (rd *round) applyUnmerge(ctx context.Context, e *msgEvent) error {
 	fromIdents = slices.DeleteFunc(fromIdents, func(r identRow) bool { return moved[r.id] })
 	fromIdents = append(fromIdents, movedIdents...)
 	intoIdents = slices.DeleteFunc(intoIdents, func(r identRow) bool { return moved[r.id] })
-	into.profile, into.sources = u.profile, u.sources
+	into.profile, into.sources = u.Record.ProfileBefore, u.Record.SourcesBefore
 	rd.unmerges = append(rd.unmerges, u)
 	rd.out = append(rd.out, newOutboxRow(e.ev, TypeDeskCustomerUnmerged, TypeDeskCustomerUnmerged, from.id.String(), "", map[string]any{
 		"merge_id": mid, "from_id": from.id, "into_id": into.id, "reason": e.cmd.unmerge.Reason, "event_id": e.ev.ID(), "at": e.at,
@@ -453,38 +382,15 @@ func (rd *round) applyUnmerge(ctx context.Context, e *msgEvent) error {
 // queueCommands queues the writes of the round's unmerges, profile updates and tool results.
 func (rd *round) queueCommands(b *pgx.Batch) {
 	for _, u := range rd.unmerges {
-		kinds, values := make([]string, len(u.moved)), make([]string, len(u.moved))
-		for i, m := range u.moved {
-			kinds[i], values[i] = m.Kind, m.Value
-		}
-		at := u.e.at
-		b.Queue(`UPDATE identities i SET customer_id = $1 FROM unnest($2::text[], $3::text[]) AS q(kind, value)
-			WHERE i.kind = q.kind AND i.value = q.value`, u.from, kinds, values)
-		b.Queue(`UPDATE conversations SET customer_id = $1 WHERE id = ANY($2)`, u.from, u.convs)
-		if u.mergedConv != nil {
-			ids := make([]string, len(u.msgs))
-			for i, m := range u.msgs {
-				ids[i] = m.EventID
-			}
-			b.Queue(`UPDATE messages SET conversation_id = $1 WHERE event_id = ANY($2)`, *u.mergedConv, ids)
-			b.Queue(`UPDATE conversations SET status = 'open', merged_into = NULL, closed_at = NULL, close_reason = NULL
-				WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM conversations WHERE customer_id = $2 AND status = 'open')`, *u.mergedConv, u.from)
-		}
-		b.Queue(`UPDATE messages SET customer_id = $1 WHERE conversation_id = ANY($2)`, u.from, u.convs)
-		b.Queue(`UPDATE tool_results SET customer_id = $1 WHERE conversation_id = ANY($2)`, u.from, u.convs)
-		b.Queue(`UPDATE customers SET merged_into = NULL, updated_at = $2 WHERE id = $1`, u.from, at)
-		b.Queue(`UPDATE customers SET profile = $2, profile_sources = $3, updated_at = $4 WHERE id = $1`, u.into, u.profile, u.sources, at)
-		b.Queue(`UPDATE customer_merges SET undone_at = $2, undone_by_event = $3 WHERE id = $1`, u.id, at, u.e.ev.ID())
+		store.QueueUnmerge(b, u)
 	}
 	for _, p := range rd.profiles {
-		b.Queue(`UPDATE customers SET profile = profile || $2, profile_sources = profile_sources || $3,
-			updated_at = greatest(updated_at, $4) WHERE id = $1`, p.customer, p.fields, p.sources, p.at)
+		store.QueueProfile(b, p.customer, p.fields, p.sources, p.at)
 	}
 	for _, t := range rd.tools {
 		e, cmd := t.e, t.e.cmd
-		b.Queue(`INSERT INTO tool_results (event_id, conversation_id, customer_id, tool, op, outcome, correlation_id, body, at)
-			VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, ''), $8, $9) ON CONFLICT DO NOTHING`,
-			e.ev.ID(), cmd.conv, t.customer, cmd.tool, cmd.op, cmd.outcome, event.CorrelationID(e.ev), e.ev.Data(), e.at)
+		store.QueueInsertToolResult(b, store.ToolResult{EventID: e.ev.ID(), Conversation: cmd.conv, Customer: t.customer, Tool: cmd.tool,
+			Op: cmd.op, Outcome: cmd.outcome, CorrelationID: event.CorrelationID(e.ev), Body: e.ev.Data(), At: e.at})
 	}
 }
 
@@ -495,16 +401,7 @@ func (en *Engine) SweepIdle(ctx context.Context, now time.Time) (int, error) {
 	if en.cfg.IdleTimeout <= 0 {
 		return 0, nil
 	}
-	rows, err := en.pool.Query(ctx, `SELECT id, customer_id FROM conversations WHERE status = 'open' AND last_event_at < $1 LIMIT 1000`,
-		now.Add(-en.cfg.IdleTimeout))
-	if err != nil {
-		return 0, err
-	}
-	type pair struct{ conv, cust uuid.UUID }
-	idle, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pair, error) {
-		var p pair
-		return p, r.Scan(&p.conv, &p.cust)
-	})
+	idle, err := store.IdleConversations(ctx, en.pool, now.Add(-en.cfg.IdleTimeout), 1000)
 	if err != nil {
 		return 0, err
 	}
@@ -513,12 +410,12 @@ func (en *Engine) SweepIdle(ctx context.Context, now time.Time) (int, error) {
 		var done bool
 		err := en.inTx(ctx, func(tx pgx.Tx) (int, error) {
 			rd := &round{runTx: &runTx{en: en, tx: tx}, custs: map[uuid.UUID]*cust{}}
-			if _, err := rd.lock(ctx, []uuid.UUID{p.cust}, pgtype.Timestamptz{}, nil); err != nil {
+			if _, err := rd.lock(ctx, []uuid.UUID{p.Customer}, nil, nil); err != nil {
 				return 0, err
 			}
 			// Touched, closed or merged away meanwhile: nothing to do.
-			c := rd.custs[p.cust]
-			if done = c != nil && c.open != nil && c.open.id == p.conv && rd.idle(c.open, now); !done {
+			c := rd.custs[p.Customer]
+			if done = c != nil && c.open != nil && c.open.id == p.ID && rd.idle(c.open, now); !done {
 				return 0, nil
 			}
 			rd.closeIdle(c)

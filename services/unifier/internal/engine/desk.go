@@ -11,12 +11,6 @@ import (
 	"github.com/omnibus-dev/omnibus/services/unifier/internal/identity"
 )
 
-// sqlStatusUpdate records status $2 at $3 on message $1 unless it has a later one, and returns the
-// message's conversation if it did, and whether the message exists: one round trip.
-const sqlStatusUpdate = `WITH u AS (UPDATE messages SET status = $2, status_at = $3
-		WHERE event_id = $1 AND (status_at IS NULL OR status_at <= $3) RETURNING conversation_id::text)
-	SELECT (SELECT conversation_id FROM u), EXISTS (SELECT 1 FROM messages WHERE event_id = $1)`
-
 // messageUpdatedData is the data of the omni.desk.message.updated event about status s.
 func messageUpdatedData(s StatusUpdated, convID string, at time.Time) map[string]any {
 	upd := map[string]any{"message_id": s.MessageID, "conversation_id": convID, "channel": s.Channel, "status": s.Status, "at": at}

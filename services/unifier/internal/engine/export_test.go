@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/omnibus-dev/omnibus/services/unifier/internal/store"
 )
 
 // FlushAfterCommit is the relay's flush after a Wake: it reads past the last row it relayed.
@@ -42,8 +44,7 @@ func InsertOutbox(ctx context.Context, q interface {
 	if err != nil {
 		return err
 	}
-	_, err = q.Exec(ctx, sqlInsertOutbox, len(rows), enc)
-	return err
+	return store.InsertOutbox(ctx, q, len(rows), enc)
 }
 
 // SetAfterPublish sets a hook the relay runs between its publish and the commit of its delete,
