@@ -59,8 +59,8 @@ type msgEvent struct {
 	st     *StatusUpdated  // a status (m is then zero)
 	toErr  error           // a status: why its recipient is not a valid identity (matters if it is the first news)
 	ids    []identity.ID   // normalised, the sender (recipient) first
-	sorted []identity.ID   // ids in byte order: the order resolve attaches them in
-	at     time.Time       // when it was sent (UTC), as the handlers use it
+	sorted []identity.ID   // ids in byte order: the order they are attached in
+	at     time.Time       // when it was sent (UTC); a command's event time
 	atDB   time.Time       // at as Postgres stores it and pgx returns it
 	// What the messages row and the desk event hold: for a message, the event itself; for a
 	// status that is the first news of a reply, that reply.
@@ -617,8 +617,8 @@ func (rd *round) lock(ctx context.Context, ids []uuid.UUID, threshold *time.Time
 	return stale, err
 }
 
-// applyMessage applies e, whose identities belong to at most one customer (cs), as onMessage
-// would, and returns the customer.
+// applyMessage applies message (or first news of a reply) e, whose identities belong to at
+// most one customer (cs) — the event's merges are done — and returns the customer.
 func (rd *round) applyMessage(e *msgEvent, cs []uuid.UUID) (uuid.UUID, error) {
 	var c *cust
 	created := len(cs) == 0
@@ -676,7 +676,7 @@ func (rd *round) applyMessage(e *msgEvent, cs []uuid.UUID) (uuid.UUID, error) {
 	return c.id, nil
 }
 
-// touch is the handlers' touch on the snapshot: it returns the view of c's open conversation
+// touch records activity on the snapshot: it returns the view of c's open conversation
 // after recording e on it, closing an idle one and opening a new one as needed.
 func (rd *round) touch(e *msgEvent, c *cust) (ConversationView, error) {
 	ch := e.channel

@@ -56,7 +56,8 @@ type mix struct {
 
 // workload returns a random but reproducible sequence of events over a few customers: first
 // messages, cross-channel links that merge customers, display names, idle gaps, times that go
-// backwards, duplicates, and outbound statuses (applied by their own handler, between runs).
+// backwards, duplicates, and outbound statuses (first news of replies, later and older statuses,
+// statuses of replies never seen).
 func workload(t testing.TB, seed uint64, n int, w mix) []bus.Delivery {
 	customers := w.customers
 	r := rand.New(rand.NewPCG(seed, 99))

@@ -109,7 +109,7 @@ const (
 			$9::timestamptz[], $10::text[], $11::timestamptz[])
 			AS u(id, customer_id, status, opened_at, ev, channels, last_event_at, previous_id, closed_at, close_reason, first_response_at)`
 	// Inbound messages, and outbound ones first seen through a status (status set: it is also
-	// their status_at, as the status handler writes them).
+	// their status_at).
 	sqlInsertMessages = `INSERT INTO messages (event_id, conversation_id, customer_id, channel, direction, identity_kind,
 			identity_value, body, sent_at, status, status_at)
 		SELECT ev, conv, cust, channel, CASE WHEN st IS NULL THEN 'inbound' ELSE 'outbound' END, kind, value, body::jsonb, at,
