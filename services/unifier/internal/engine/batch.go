@@ -406,6 +406,11 @@ func (rd *round) run(ctx context.Context, pending []*msgEvent) (next []*msgEvent
 	rd.mergedInto = map[uuid.UUID]uuid.UUID{}
 	if e := pending[0]; e.cmd != nil {
 		cs, _ := rd.commandCustomers(e)
+		for _, id := range e.ids {
+			if c, ok := rd.idents[id]; ok {
+				cs = append(cs, c)
+			}
+		}
 		if anyOf(rd.busy, cs) {
 			return []*msgEvent{e}, false, nil // its customers are held by another transaction
 		}

@@ -715,3 +715,49 @@ func TestCommandsGolden(t *testing.T) {
 		})
 	}
 }
+
+// A CRM result whose record links an identity of a customer another transaction holds waits for
+// it (its round is left to the transaction that waits for locks) and then merges the two.
+func TestCRMResultWaitsForHeldCustomer(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	x, y := id{"phone", "+8613900000401"}, id{"phone", "+8613900000402"}
+	b.apply(t, msg(t, "sms:x", "sms", t0, x), msg(t, "sms:y", "sms", t0.Add(time.Minute), y))
+	named, held := b.customerOf(t, "phone", x.value), b.customerOf(t, "phone", y.value)
+	tx, err := b.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM customers WHERE id = $1 FOR UPDATE`, held); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan []error, 1)
+	go func() {
+		done <- b.en.ApplyBatch(ctx, []bus.Delivery{toolResult(t, "crm:1", engine.TypeCRMLookupCompleted, t0.Add(time.Hour), map[string]any{
+			"customer_id": named, "query": map[string]string{"kind": "phone", "value": x.value}, "provider": "salesforce", "found": true,
+			"identities": []map[string]string{{"kind": "phone", "value": y.value}}})})
+	}()
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case errs := <-done:
+		t.Fatalf("the result was applied while a customer it merges was held: %v", errs)
+	default:
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range <-done {
+		if err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+	}
+	if c := b.customerOf(t, "phone", y.value); c != named {
+		t.Fatalf("the linked phone is on %s, want %s", c, named)
+	}
+	if n := b.count(t, `SELECT count(*) FROM customer_merges`); n != 1 {
+		t.Fatalf("merges: %d", n)
+	}
+	b.checkMessages(t)
+}
