@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/services/unifier/internal/engine"
@@ -390,14 +392,7 @@ func TestBatchSkipsCustomersHeldElsewhere(t *testing.T) {
 	x, y := id{"phone", "+8613900000301"}, id{"phone", "+8613900000302"}
 	b.apply(t, msg(t, "sms:x1", "sms", t0, x), msg(t, "sms:y1", "sms", t0, y))
 	held := b.customerOf(t, "phone", x.value)
-	tx, err := b.pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM customers WHERE id = $1 FOR UPDATE`, held); err != nil {
-		t.Fatal(err)
-	}
+	tx := b.hold(t, held)
 	done := make(chan []error, 1)
 	go func() {
 		done <- b.en.ApplyBatch(ctx, []bus.Delivery{
@@ -725,14 +720,7 @@ func TestCRMResultWaitsForHeldCustomer(t *testing.T) {
 	x, y := id{"phone", "+8613900000401"}, id{"phone", "+8613900000402"}
 	b.apply(t, msg(t, "sms:x", "sms", t0, x), msg(t, "sms:y", "sms", t0.Add(time.Minute), y))
 	named, held := b.customerOf(t, "phone", x.value), b.customerOf(t, "phone", y.value)
-	tx, err := b.pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM customers WHERE id = $1 FOR UPDATE`, held); err != nil {
-		t.Fatal(err)
-	}
+	tx := b.hold(t, held)
 	done := make(chan []error, 1)
 	go func() {
 		done <- b.en.ApplyBatch(ctx, []bus.Delivery{toolResult(t, "crm:1", engine.TypeCRMLookupCompleted, t0.Add(time.Hour), map[string]any{
@@ -760,4 +748,20 @@ func TestCRMResultWaitsForHeldCustomer(t *testing.T) {
 		t.Fatalf("merges: %d", n)
 	}
 	b.checkMessages(t)
+}
+
+// hold locks customer's row in a transaction of its own, as another worker would; the caller
+// rolls it back (and so does the test's end).
+func (b *bundle) hold(t *testing.T, customer string) pgx.Tx {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := b.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM customers WHERE id = $1 FOR UPDATE`, customer); err != nil {
+		t.Fatal(err)
+	}
+	return tx
 }
