@@ -18,7 +18,7 @@ import (
 // conversations become one; profiles combine, the surviving customer's fields winning; and each
 // merge is recorded with what moved, so that it can be undone. The round reads what a merge
 // moves when it meets the event (mergeRead), applies it to the snapshot (fold), and writes it
-// with the round's other changes (queueMerges), ahead of them.
+// with the round's other changes (store.QueueMerge), ahead of them.
 
 // mergeCustomers folds the customers cs of e into the oldest of them and returns it. None of
 // them was changed earlier in the round: what the database holds is their state.
@@ -96,8 +96,10 @@ func (rd *round) fold(e *msgEvent, from, into *cust, reason string) {
 	slices.SortFunc(rec.Conversations, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
 
 	if f, o := from.open, into.open; f != nil && o != nil {
-		// Both open conversations become into's: channels (byte order), last activity, and
-		// (written by queueMerges) the earlier first response.
+		// Both open conversations become into's: channels (sorted in byte order — the SQL merge
+		// this replaces sorted in the database's collation, which agrees for channel names, being
+		// lowercase ASCII), last activity, and (written by store.QueueMerge) the earlier first
+		// response.
 		for _, id := range from.openMsgs {
 			rec.Messages = append(rec.Messages, store.MovedMessage{EventID: id, ConversationID: f.id})
 		}
