@@ -40,8 +40,8 @@ func Rebuild(ctx context.Context, c bus.Replayer, dbURL string, env config.Looku
 		return st, err
 	}
 	defer pool.Close()
-	var n int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM processed_events`).Scan(&n); err != nil {
+	n, err := store.ProcessedCount(ctx, pool)
+	if err != nil {
 		return st, err
 	}
 	if n > 0 {
@@ -121,7 +121,7 @@ func Rebuild(ctx context.Context, c bus.Replayer, dbURL string, env config.Looku
 		}
 	}
 	flush()
-	if _, err := pool.Exec(ctx, `DELETE FROM outbox_batches`); err != nil {
+	if err := store.ClearOutbox(ctx, pool); err != nil {
 		return st, err
 	}
 	st.Took = time.Since(start)

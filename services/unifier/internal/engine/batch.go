@@ -13,41 +13,44 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/services/unifier/internal/identity"
+	"github.com/omnibus-dev/omnibus/services/unifier/internal/store"
 )
 
-// The set-based path: a run of consecutive inbound messages applied in one transaction with a
-// fixed number of statements, whatever the run's length.
+// The one path: a batch's events applied in one transaction with a fixed number of statements
+// per round, whatever the batch's length.
 //
 //  1. One round trip records every event in processed_events (those already there are skipped:
-//     redeliveries and replays) and looks up every identity of every event.
+//     redeliveries and replays) and looks up every identity of every event, the replies its
+//     statuses are about, and the conversations, merges and customers its commands name.
 //  2. One round trip locks all the customers those identities belong to, in id order — every
 //     transaction locks its customers in one statement in the same order, so two of them never
 //     wait on each other in a cycle — and reads their open conversations.
 //  3. In Go, the events are applied in order to that snapshot: new customers and identities,
 //     display names, idle closes, new and touched conversations, messages, and the desk events
-//     with the views they carry. The result is exactly what the per-event handlers would have
-//     written, one event after the other.
+//     with the views they carry. The result is exactly what applying the events one after the
+//     other would have written (the stores recorded in testdata hold it to that).
 //  4. One round trip writes it all: one multi-row INSERT ... SELECT FROM unnest(...) or UPDATE per
 //     table, the outbox rows in event order.
 //
-// Merges are the exception: an event whose identities belong to two or more customers is applied
-// by the per-event handler (resolve.go), in the same transaction, as soon as nothing that comes
-// before it in the run touches those customers; otherwise it waits for the next round, and so
-// does every later event that touches its customers or identities. Events that touch disjoint
-// customers and identities commute, so the result is still that of applying the run in order.
-// A round runs steps 2 to 4 again for the events that waited: usually one or two rounds.
+// Merges are applied on the snapshot too (merge.go): an event whose identities belong to two or
+// more customers reads what the merge moves, folds the customers into the oldest in Go, and
+// queues the merge's writes ahead of the round's others — as soon as nothing that comes before it
+// in the run touches those customers; otherwise it waits for the next round, and so does every
+// later event that touches its customers or identities. Events that touch disjoint customers and
+// identities commute, so the result is still that of applying the run in order. A round runs
+// steps 2 to 4 again for the events that waited: usually one or two rounds. A command (a desk
+// command or a tool result, commands.go) ends the round before it and has one of its own.
 //
 // Failures: deadlocks, serialization failures and unique violations (two transactions attaching
 // the same new identity) rerun the transaction. Any other failure splits the run in two and
 // applies each half on its own, down to the single events that fail: the others commit.
 
-// msgEvent is an inbound message, or a delivery status of an outbound one, of a batch, decoded
-// and normalised before any database work.
+// msgEvent is an event of a batch — an inbound message, a delivery status of an outbound one,
+// or a command — decoded and normalised before any database work.
 type msgEvent struct {
 	i      int // index in the batch
 	ev     event.Event
@@ -55,13 +58,14 @@ type msgEvent struct {
 	st     *StatusUpdated  // a status (m is then zero)
 	toErr  error           // a status: why its recipient is not a valid identity (matters if it is the first news)
 	ids    []identity.ID   // normalised, the sender (recipient) first
-	sorted []identity.ID   // ids in byte order: the order resolve attaches them in
-	at     time.Time       // when it was sent (UTC), as the handlers use it
+	sorted []identity.ID   // ids in byte order: the order they are attached in
+	at     time.Time       // when it was sent (UTC); a command's event time
 	atDB   time.Time       // at as Postgres stores it and pgx returns it
 	// What the messages row and the desk event hold: for a message, the event itself; for a
 	// status that is the first news of a reply, that reply.
 	msgID, channel string
 	body           json.RawMessage
+	cmd            *command // a command (then m is zero and st nil)
 }
 
 // prepareMessage decodes and normalises a message; its errors are permanent.
@@ -151,79 +155,18 @@ type runTx struct {
 	tx     pgx.Tx
 	idents map[identity.ID]uuid.UUID // identity -> customer, as last looked up
 	// known holds the replies (message ids) the statuses of the run are about that the store
-	// has, as last looked up; statuses says the lookup asked.
-	known    map[string]bool
-	statuses bool
+	// has, as last looked up.
+	known map[string]bool
 	// skipLocked makes the transaction leave out the events of customers another transaction
 	// holds (they are returned as left over) instead of waiting for it.
 	skipLocked bool
 	leftover   []*msgEvent
+	// Whom the commands are about, as last looked up: the customer of each conversation and of
+	// each merge (from, into) they name, and the live customer of each customer they name.
+	convCust   map[uuid.UUID]uuid.UUID
+	mergeCusts map[uuid.UUID][2]uuid.UUID
+	roots      map[uuid.UUID]uuid.UUID
 }
-
-const (
-	sqlRecord = `INSERT INTO processed_events (event_id, type) SELECT * FROM unnest($1::text[], $2::text[])
-		ON CONFLICT DO NOTHING RETURNING event_id`
-	// A primary-key probe per identity whatever plan is cached: the statement is prepared once per
-	// connection, and Postgres keeps the generic plan it chose while identities was still small
-	// (until an ANALYZE), which for a plain join is a hash join over a scan of the whole table —
-	// 1.2 ms per lookup at 1,000 events/s in the bench, most of Postgres's time. OFFSET 0 keeps
-	// the subquery from being flattened into such a join, so each identity is one index probe
-	// (0.06 ms). Every statement below that reads rows by a list of keys is written the same way,
-	// for the same reason (id = ANY($1) on a table that was small became a scan of customers
-	// per transaction: 200 rows read per event at 3,000 events/s).
-	sqlLookup = `SELECT i.kind, i.value, i.customer_id FROM unnest($1::text[], $2::text[]) AS q(kind, value)
-		CROSS JOIN LATERAL (SELECT kind, value, customer_id FROM identities WHERE kind = q.kind AND value = q.value OFFSET 0) i`
-	sqlUnrecord = `DELETE FROM processed_events WHERE event_id = ANY($1)`
-	// The open conversation of each customer and, when the customer may need a new one (none is
-	// open, or the open one may be idle by $2), its latest conversation, which a new one follows.
-	sqlConversations = `SELECT q.id, o.id, o.status, o.channels, o.opened_at, o.closed_at, o.close_reason, o.last_event_at,
-			o.assignee, o.previous_id, coalesce(o.id IS NULL OR o.last_event_at <= $2, false), l.id, l.opened_at
-		FROM unnest($1::uuid[]) AS q(id)
-		LEFT JOIN LATERAL (SELECT * FROM conversations WHERE customer_id = q.id AND status = 'open' OFFSET 0) o ON true
-		LEFT JOIN LATERAL (SELECT c.id, c.opened_at FROM conversations c
-			WHERE c.customer_id = q.id AND c.status <> 'merged' AND (o.id IS NULL OR o.last_event_at <= $2)
-			ORDER BY c.opened_at DESC, c.id DESC LIMIT 1) l ON true`
-	sqlIdentitiesOf = `SELECT i.customer_id, i.kind, i.value, i.source, i.first_seen FROM unnest($1::uuid[]) AS q(id)
-		CROSS JOIN LATERAL (SELECT * FROM identities WHERE customer_id = q.id OFFSET 0) i`
-
-	sqlInsertCustomers = `INSERT INTO customers (id, created_at, created_by_event, updated_at, display_name)
-		SELECT id, at, ev, at, name FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[]) AS u(id, at, ev, name)`
-	sqlSetNames = `UPDATE customers c SET display_name = u.name FROM unnest($1::uuid[], $2::text[]) AS u(id, name)
-		WHERE c.id = u.id AND c.display_name IS NULL`
-	sqlInsertIdentities = `INSERT INTO identities (kind, value, customer_id, source, first_seen, event_id)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::timestamptz[], $6::text[])`
-	sqlUpdateConversations = `UPDATE conversations c SET status = u.status, closed_at = u.closed_at, close_reason = u.close_reason,
-			channels = ARRAY(SELECT jsonb_array_elements_text(u.channels::jsonb)), last_event_at = u.last_event_at,
-			first_response_at = coalesce(c.first_response_at, u.first_response_at)
-		FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[])
-			AS u(id, status, closed_at, close_reason, channels, last_event_at, first_response_at)
-		WHERE c.id = u.id`
-	sqlInsertConversations = `INSERT INTO conversations (id, customer_id, status, opened_at, opened_by_event, channels, last_event_at,
-			previous_id, closed_at, close_reason, first_response_at)
-		SELECT id, customer_id, status, opened_at, ev, ARRAY(SELECT jsonb_array_elements_text(channels::jsonb)), last_event_at,
-			previous_id, closed_at, close_reason, first_response_at
-		FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::timestamptz[], $8::uuid[],
-			$9::timestamptz[], $10::text[], $11::timestamptz[])
-			AS u(id, customer_id, status, opened_at, ev, channels, last_event_at, previous_id, closed_at, close_reason, first_response_at)`
-	// Inbound messages, and outbound ones first seen through a status (status set: it is also
-	// their status_at, as the status handler writes them).
-	sqlInsertMessages = `INSERT INTO messages (event_id, conversation_id, customer_id, channel, direction, identity_kind,
-			identity_value, body, sent_at, status, status_at)
-		SELECT ev, conv, cust, channel, CASE WHEN st IS NULL THEN 'inbound' ELSE 'outbound' END, kind, value, body::jsonb, at,
-			st, st_at
-		FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::text[],
-			$10::timestamptz[])
-			AS u(ev, conv, cust, channel, kind, value, body, at, st, st_at)`
-	// Which of the replies statuses are about the store has: one primary-key probe each.
-	sqlKnownMessages = `SELECT m.event_id FROM unnest($1::text[]) AS q(id)
-		CROSS JOIN LATERAL (SELECT event_id FROM messages WHERE event_id = q.id OFFSET 0) m`
-	sqlInsertOutbox = `INSERT INTO outbox_batches (n, events) VALUES ($1, $2)`
-)
-
-var (
-	sqlLock     = lockCustomersSQL("id, created_at, merged_into, display_name, profile, profile_sources", false)
-	sqlLockSkip = lockCustomersSQL("id, created_at, merged_into, display_name, profile, profile_sources", true)
-)
 
 // apply applies evs in tx and returns how many outbox rows it wrote.
 func (r *runTx) apply(ctx context.Context, evs []*msgEvent) (int, error) {
@@ -232,34 +175,10 @@ func (r *runTx) apply(ctx context.Context, evs []*msgEvent) (int, error) {
 		ids[i], types[i] = e.ev.ID(), e.ev.Type()
 	}
 	b := &pgx.Batch{}
-	b.Queue(sqlRecord, ids, types)
-	r.queueLookup(b, evs)
-	br := r.tx.SendBatch(ctx, b)
-	rows, err := br.Query()
-	if err != nil {
-		_ = br.Close()
-		return 0, err
-	}
 	fresh := make(map[string]bool, len(evs))
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			_ = br.Close()
-			return 0, err
-		}
-		fresh[id] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		_ = br.Close()
-		return 0, err
-	}
-	if err := r.readLookup(br); err != nil {
-		_ = br.Close()
-		return 0, err
-	}
-	if err := br.Close(); err != nil {
+	store.QueueRecord(b, ids, types, func(id string) { fresh[id] = true })
+	r.queueLookup(b, evs)
+	if err := r.tx.SendBatch(ctx, b).Close(); err != nil {
 		return 0, err
 	}
 	pending := make([]*msgEvent, 0, len(fresh))
@@ -284,7 +203,7 @@ func (r *runTx) apply(ctx context.Context, evs []*msgEvent) (int, error) {
 		if isUniqueViolation(err) && conflicts < maxRoundConflicts {
 			conflicts++
 			r.en.roundConflicts.Add(1)
-			if _, rerr := r.tx.Exec(ctx, `ROLLBACK TO SAVEPOINT round`); rerr != nil {
+			if rerr := store.RollbackRound(ctx, r.tx); rerr != nil {
 				return wrote, errors.Join(err, rerr)
 			}
 			first = false // the next iteration looks the identities up again
@@ -301,7 +220,7 @@ func (r *runTx) apply(ctx context.Context, evs []*msgEvent) (int, error) {
 			for i, e := range next {
 				ids[i] = e.ev.ID()
 			}
-			if _, err := r.tx.Exec(ctx, sqlUnrecord, ids); err != nil {
+			if err := store.Unrecord(ctx, r.tx, ids); err != nil {
 				return wrote, err
 			}
 			r.leftover = next
@@ -339,64 +258,26 @@ func identityArgs(evs []*msgEvent) (kinds, values []string) {
 func (r *runTx) lookup(ctx context.Context, evs []*msgEvent) error {
 	b := &pgx.Batch{}
 	r.queueLookup(b, evs)
-	br := r.tx.SendBatch(ctx, b)
-	if err := r.readLookup(br); err != nil {
-		_ = br.Close()
-		return err
-	}
-	return br.Close()
+	return r.tx.SendBatch(ctx, b).Close()
 }
 
-// queueLookup queues what readLookup reads: the customers of evs's identities and which replies
-// their statuses are about the store has.
+// queueLookup queues the lookups of a round: the customers of evs's identities, which replies
+// their statuses are about the store has, and whom their commands are about.
 func (r *runTx) queueLookup(b *pgx.Batch, evs []*msgEvent) {
 	kinds, values := identityArgs(evs)
-	b.Queue(sqlLookup, kinds, values)
+	r.idents = map[identity.ID]uuid.UUID{}
+	store.QueueLookup(b, kinds, values, func(i store.Identity) { r.idents[identity.ID{Kind: i.Kind, Value: i.Value}] = i.Customer })
 	var replies []string
 	for _, e := range evs {
 		if e.st != nil {
 			replies = append(replies, e.msgID)
 		}
 	}
-	r.statuses = len(replies) > 0
-	if r.statuses {
-		b.Queue(sqlKnownMessages, replies)
-	}
-}
-
-func (r *runTx) readLookup(br pgx.BatchResults) error {
-	rows, err := br.Query()
-	if err != nil {
-		return err
-	}
-	r.idents = map[identity.ID]uuid.UUID{}
-	for rows.Next() {
-		var id identity.ID
-		var c uuid.UUID
-		if err := rows.Scan(&id.Kind, &id.Value, &c); err != nil {
-			rows.Close()
-			return err
-		}
-		r.idents[id] = c
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil || !r.statuses {
-		return err
-	}
 	r.known = map[string]bool{}
-	rows, err = br.Query()
-	if err != nil {
-		return err
+	if len(replies) > 0 {
+		store.QueueKnownMessages(b, replies, func(id string) { r.known[id] = true })
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return err
-		}
-		r.known[id] = true
-	}
-	return rows.Err()
+	r.queueCommandLookup(b, evs)
 }
 
 // identRow is an identity as the customer view needs it.
@@ -424,6 +305,10 @@ type cust struct {
 	stored      []identRow // its identities in the database (read when a view needs them)
 	added       []identRow // identities this round attached
 	needStored  bool
+	storedRead  bool // stored was read (by a merge)
+	// A merging customer's conversations and its open conversation's messages (mergeRead).
+	convs    []store.ConversationRef
+	openMsgs []string
 }
 
 // conv is a conversation as the round sees it: the view it would read back.
@@ -481,6 +366,12 @@ type round struct {
 	views    []pendingView
 	newMsgs  map[string]int  // replies (message ids) this round records: their index in msgs
 	updates  []pendingUpdate // statuses of stored replies, in order
+	merges   []store.Merge   // in order
+	// mergedInto maps the customers merged this round to the customer they were merged into.
+	mergedInto map[uuid.UUID]uuid.UUID
+	unmerges   []store.Unmerge
+	profiles   []profileUpdate
+	tools      []toolRow
 	// saved says the savepoint "round" is set: by the first batch the round sends (load's lock,
 	// before any merge it applies, or else its writes).
 	saved bool
@@ -490,15 +381,45 @@ type round struct {
 func (rd *round) savepoint(b *pgx.Batch) {
 	if !rd.saved {
 		rd.saved = true
-		b.Queue(`SAVEPOINT round`)
+		store.QueueSavepoint(b)
 	}
 }
 
 // run applies what it can of pending and returns the events left for the next round, and
 // whether it applied any.
 func (rd *round) run(ctx context.Context, pending []*msgEvent) (next []*msgEvent, progress bool, err error) {
+	// A command is applied in a round of its own: the round ends before the first command, or
+	// with it when it comes first.
+	var rest []*msgEvent
+	for k, e := range pending {
+		if e.cmd != nil {
+			k = max(k, 1)
+			pending, rest = pending[:k], pending[k:]
+			break
+		}
+	}
+	defer func() { next = append(next, rest...) }()
 	if err := rd.load(ctx, pending); err != nil {
 		return nil, false, err
+	}
+	rd.mergedInto = map[uuid.UUID]uuid.UUID{}
+	if e := pending[0]; e.cmd != nil {
+		cs, _ := rd.commandCustomers(e)
+		for _, id := range e.ids {
+			if c, ok := rd.idents[id]; ok {
+				cs = append(cs, c)
+			}
+		}
+		if anyOf(rd.busy, cs) {
+			return []*msgEvent{e}, false, nil // its customers are held by another transaction
+		}
+		if err := rd.applyCommand(ctx, e); err != nil {
+			return nil, false, fmt.Errorf("%s %s: %w", e.ev.Type(), e.ev.ID(), err)
+		}
+		if err := rd.buildViews(ctx); err != nil {
+			return nil, false, err
+		}
+		return nil, true, rd.write(ctx)
 	}
 	var (
 		dirty  = map[uuid.UUID]bool{}    // customers an applied event of this round touched
@@ -572,9 +493,13 @@ func (rd *round) run(ctx context.Context, pending []*msgEvent) (next []*msgEvent
 				wait(e)
 				continue
 			}
-			// The database holds these customers' state: the handler merges them right now.
-			if _, err := rd.en.dispatch(ctx, rd.tx, e.ev, &rd.out); err != nil {
+			// The database holds these customers' state: they merge on the snapshot now.
+			into, err := rd.mergeCustomers(ctx, e, cs, "identity link via "+e.channel+" message")
+			if err != nil {
 				return nil, false, fmt.Errorf("%s %s: %w", e.ev.Type(), e.ev.ID(), err)
+			}
+			if _, err := rd.applyMessage(e, []uuid.UUID{into}); err != nil {
+				return nil, false, err
 			}
 			progress = true
 			for _, c := range cs {
@@ -612,7 +537,7 @@ func anyOf(set map[uuid.UUID]bool, ids []uuid.UUID) bool {
 
 // load locks the customers of pending's identities and reads them and their conversations.
 func (rd *round) load(ctx context.Context, pending []*msgEvent) error {
-	var threshold pgtype.Timestamptz // open conversations last active by then may be closed as idle
+	var threshold *time.Time // open conversations last active by then may be closed as idle
 	if idle := rd.en.cfg.IdleTimeout; idle > 0 {
 		latest := pending[0].at
 		for _, e := range pending {
@@ -620,17 +545,24 @@ func (rd *round) load(ctx context.Context, pending []*msgEvent) error {
 				latest = e.at
 			}
 		}
-		threshold = pgtype.Timestamptz{Time: latest.Add(-idle), Valid: true}
+		latest = latest.Add(-idle)
+		threshold = &latest
 	}
 	for attempt := 0; ; attempt++ {
 		if attempt > 3 {
 			return fmt.Errorf("the customers of %d events kept being merged concurrently", len(pending))
 		}
-		set := map[uuid.UUID]bool{}
+		set, mayBeMerged := map[uuid.UUID]bool{}, map[uuid.UUID]bool{}
 		for _, e := range pending {
 			for _, id := range e.ids {
 				if c, ok := rd.idents[id]; ok {
 					set[c] = true
+				}
+			}
+			if e.cmd != nil {
+				cs, merged := rd.commandCustomers(e)
+				for _, c := range cs {
+					set[c], mayBeMerged[c] = true, merged
 				}
 			}
 		}
@@ -643,39 +575,9 @@ func (rd *round) load(ctx context.Context, pending []*msgEvent) error {
 		if len(ids) == 0 {
 			return nil
 		}
-		b := &pgx.Batch{}
-		rd.saved = false // a round that loads again sets it again: nothing it did before needs undoing
-		rd.savepoint(b)
-		pids := pgUUIDs(ids)
-		if rd.skipLocked {
-			b.Queue(sqlLockSkip, pids)
-		} else {
-			b.Queue(sqlLock, pids)
-		}
-		b.Queue(sqlConversations, pids, threshold)
-		br := rd.tx.SendBatch(ctx, b)
-		_, err := br.Exec() // the savepoint
-		var stale bool
-		if err == nil {
-			stale, err = rd.readCustomers(br)
-		}
-		if err == nil && !stale {
-			err = rd.readConversations(br)
-		}
-		if cerr := br.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
+		stale, err := rd.lock(ctx, ids, threshold, mayBeMerged)
+		if err != nil || !stale {
 			return err
-		}
-		if !stale {
-			rd.busy = map[uuid.UUID]bool{}
-			for _, id := range ids {
-				if rd.custs[id] == nil {
-					rd.busy[id] = true
-				}
-			}
-			return nil
 		}
 		// Merged by a concurrent transaction after the lookup: look up again.
 		if err := rd.lookup(ctx, pending); err != nil {
@@ -684,74 +586,43 @@ func (rd *round) load(ctx context.Context, pending []*msgEvent) error {
 	}
 }
 
-func (rd *round) readCustomers(br pgx.BatchResults) (stale bool, err error) {
-	rows, err := br.Query()
-	if err != nil {
-		return false, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		c := &cust{}
-		var merged *uuid.UUID
-		if err := rows.Scan(&c.id, &c.createdAt, &merged, &c.name, &c.profile, &c.sources); err != nil {
-			return false, err
+// lock locks the customers ids (in id order) and reads them and their open conversations, and
+// for those whose open conversation is idle by threshold, or that have none, their latest.
+// Customers another transaction holds are busy (skipLocked). Stale says one was merged since
+// it was looked up, unless mayBeMerged says it may be.
+func (rd *round) lock(ctx context.Context, ids []uuid.UUID, threshold *time.Time, mayBeMerged map[uuid.UUID]bool) (stale bool, err error) {
+	b := &pgx.Batch{}
+	rd.saved = false // a round that loads again sets it again: nothing it did before needs undoing
+	rd.savepoint(b)
+	store.QueueLockCustomers(b, ids, rd.skipLocked, func(r store.Customer) {
+		stale = stale || (r.MergedInto != nil && !mayBeMerged[r.ID])
+		rd.custs[r.ID] = &cust{id: r.ID, createdAt: r.CreatedAt, name: r.Name, profile: r.Profile, sources: r.Sources}
+	})
+	store.QueueOpenConversations(b, ids, threshold, func(r store.OpenConversation) {
+		c := rd.custs[r.Customer]
+		if c == nil || stale {
+			return // held by another transaction (skipLocked), or read again
 		}
-		stale = stale || merged != nil
-		rd.custs[c.id] = c
+		if o := r.Open; o != nil {
+			c.open = &conv{id: o.ID, customer: c.id, prev: o.PreviousID, v: conversationView(*o)}
+		}
+		c.latestKnown = r.LatestKnown
+		if l := r.Latest; l != nil {
+			c.latest = &conv{id: l.ID, v: ConversationView{OpenedAt: l.OpenedAt}}
+		}
+	})
+	err = rd.tx.SendBatch(ctx, b).Close()
+	rd.busy = map[uuid.UUID]bool{}
+	for _, id := range ids {
+		if rd.custs[id] == nil {
+			rd.busy[id] = true
+		}
 	}
-	return stale, rows.Err()
+	return stale, err
 }
 
-func (rd *round) readConversations(br pgx.BatchResults) error {
-	rows, err := br.Query()
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			custID             uuid.UUID
-			id, prev, latestID *uuid.UUID
-			status             *string
-			channels           []string
-			openedAt, lastAt   *time.Time
-			closedAt, latestAt *time.Time
-			reason, assignee   *string
-			latestKnown        bool
-		)
-		if err := rows.Scan(&custID, &id, &status, &channels, &openedAt, &closedAt, &reason, &lastAt, &assignee, &prev,
-			&latestKnown, &latestID, &latestAt); err != nil {
-			return err
-		}
-		c := rd.custs[custID]
-		if c == nil {
-			continue // held by another transaction (skipLocked)
-		}
-		if id != nil {
-			o := &conv{id: *id, customer: custID, prev: prev}
-			o.v = ConversationView{ID: id.String(), CustomerID: custID.String(), Status: *status, Channels: channels,
-				OpenedAt: *openedAt, ClosedAt: closedAt, LastEventAt: *lastAt}
-			if reason != nil {
-				o.v.CloseReason = *reason
-			}
-			if assignee != nil {
-				o.v.Assignee = *assignee
-			}
-			if prev != nil {
-				o.v.PreviousID = prev.String()
-			}
-			c.open = o
-		}
-		c.latestKnown = latestKnown
-		if latestID != nil {
-			c.latest = &conv{id: *latestID, v: ConversationView{OpenedAt: *latestAt}}
-		}
-	}
-	return rows.Err()
-}
-
-// applyMessage applies e, whose identities belong to at most one customer (cs), as onMessage
-// would, and returns the customer.
+// applyMessage applies message (or first news of a reply) e, whose identities belong to at
+// most one customer (cs) — the event's merges are done — and returns the customer.
 func (rd *round) applyMessage(e *msgEvent, cs []uuid.UUID) (uuid.UUID, error) {
 	var c *cust
 	created := len(cs) == 0
@@ -763,17 +634,7 @@ func (rd *round) applyMessage(e *msgEvent, cs []uuid.UUID) (uuid.UUID, error) {
 	} else if c = rd.custs[cs[0]]; c == nil {
 		return uuid.Nil, fmt.Errorf("customer %s was not read", cs[0])
 	}
-	var linked []identity.ID
-	for _, id := range e.sorted {
-		if _, ok := rd.idents[id]; ok {
-			continue
-		}
-		rd.idents[id] = c.id
-		row := identRow{id: id, customer: c.id, source: e.channel, firstSeen: e.atDB, eventID: e.ev.ID()}
-		rd.newIDs = append(rd.newIDs, row)
-		c.added = append(c.added, row)
-		linked = append(linked, id)
-	}
+	linked := rd.link(e, c, e.channel)
 	if e.m.DisplayName != "" && c.name == nil {
 		name := e.m.DisplayName
 		c.name = &name
@@ -800,10 +661,8 @@ func (rd *round) applyMessage(e *msgEvent, cs []uuid.UUID) (uuid.UUID, error) {
 		row.status, row.statusAt, row.stDB = e.st.Status, e.at, e.atDB
 	}
 	rd.msgs = append(rd.msgs, row)
-	if created || len(linked) > 0 { // customerChanged
-		c.needStored = c.needStored || !c.isNew
-		rd.views = append(rd.views, pendingView{c: c, nAdded: len(c.added), name: c.name, row: len(rd.out)})
-		rd.out = append(rd.out, newOutboxRow(e.ev, TypeDeskCustomerUpdated, TypeDeskCustomerUpdated, c.id.String(), ":"+c.id.String(), nil))
+	if created || len(linked) > 0 { // the customer changed: its view, and the CRM asked about new phones and emails
+		rd.customerUpdated(e, c)
 		for _, id := range linked {
 			if id.Kind != identity.Phone && id.Kind != identity.Email {
 				continue
@@ -821,19 +680,12 @@ func (rd *round) applyMessage(e *msgEvent, cs []uuid.UUID) (uuid.UUID, error) {
 	return c.id, nil
 }
 
-// touch is the handlers' touch on the snapshot: it returns the view of c's open conversation
+// touch records activity on the snapshot: it returns the view of c's open conversation
 // after recording e on it, closing an idle one and opening a new one as needed.
 func (rd *round) touch(e *msgEvent, c *cust) (ConversationView, error) {
 	ch := e.channel
-	if o := c.open; o != nil && rd.en.cfg.IdleTimeout > 0 && e.at.Sub(o.v.LastEventAt) > rd.en.cfg.IdleTimeout {
-		closedAt := o.v.LastEventAt.Add(rd.en.cfg.IdleTimeout)
-		at := dbTime(closedAt)
-		o.v.Status, o.v.ClosedAt, o.v.CloseReason = "closed", &at, "idle"
-		rd.changed(o)
-		rd.out = append(rd.out, outboxRow{id: "unifier:desk.conversation.closed:" + o.id.String(), subject: TypeDeskConversationClosed,
-			typ: TypeDeskConversationClosed, ceSubject: o.id.String(), at: closedAt,
-			data: deskConversation{Conversation: snapshot(o.v), Reason: "idle"}})
-		c.open = nil
+	if o := c.open; o != nil && rd.idle(o, e.at) {
+		rd.closeIdle(c)
 	}
 	if c.open == nil {
 		if !c.latestKnown {
@@ -874,6 +726,25 @@ func (rd *round) touch(e *msgEvent, c *cust) (ConversationView, error) {
 	return view, nil
 }
 
+// idle says whether o has been idle longer than the idle timeout at time at.
+func (rd *round) idle(o *conv, at time.Time) bool {
+	return rd.en.cfg.IdleTimeout > 0 && at.Sub(o.v.LastEventAt) > rd.en.cfg.IdleTimeout
+}
+
+// closeIdle closes c's open conversation as idle. The closing time recorded is its last
+// activity + the idle timeout, so the result does not depend on when it is noticed.
+func (rd *round) closeIdle(c *cust) {
+	o := c.open
+	closedAt := o.v.LastEventAt.Add(rd.en.cfg.IdleTimeout)
+	at := dbTime(closedAt)
+	o.v.Status, o.v.ClosedAt, o.v.CloseReason = "closed", &at, "idle"
+	rd.changed(o)
+	rd.out = append(rd.out, outboxRow{id: "unifier:desk.conversation.closed:" + o.id.String(), subject: TypeDeskConversationClosed,
+		typ: TypeDeskConversationClosed, ceSubject: o.id.String(), at: closedAt,
+		data: deskConversation{Conversation: snapshot(o.v), Reason: "idle"}})
+	c.open = nil
+}
+
 func (rd *round) changed(o *conv) {
 	if !o.isNew && !o.changed {
 		o.changed = true
@@ -896,58 +767,55 @@ func snapshot(v ConversationView) ConversationView {
 func (rd *round) buildViews(ctx context.Context) error {
 	var need []uuid.UUID
 	for _, c := range rd.custs {
-		if c.needStored {
+		if c.needStored && !c.storedRead {
 			need = append(need, c.id)
 		}
 	}
 	if len(need) > 0 {
-		rows, err := rd.tx.Query(ctx, sqlIdentitiesOf, pgUUIDs(need))
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var r identRow
-			if err := rows.Scan(&r.customer, &r.id.Kind, &r.id.Value, &r.source, &r.firstSeen); err != nil {
-				rows.Close()
-				return err
+		b := &pgx.Batch{}
+		store.QueueIdentitiesOf(b, need, func(i store.Identity) {
+			if c := rd.custs[i.Customer]; c != nil {
+				c.stored = append(c.stored, identRowOf(i))
 			}
-			if c := rd.custs[r.customer]; c != nil {
-				c.stored = append(c.stored, r)
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		})
+		if err := rd.tx.SendBatch(ctx, b).Close(); err != nil {
 			return err
 		}
 	}
 	for _, p := range rd.views {
 		c := p.c
-		v := CustomerView{ID: c.id.String(), CreatedAt: c.createdAt}
-		if p.name != nil {
-			v.DisplayName = *p.name
-		}
-		_ = json.Unmarshal(c.profile, &v.Profile)
-		_ = json.Unmarshal(c.sources, &v.ProfileSources)
 		idents := make([]identRow, 0, len(c.stored)+p.nAdded)
 		idents = append(append(idents, c.stored...), c.added[:p.nAdded]...)
-		// The order of customerView: first seen, then kind and value in byte order.
-		sort.SliceStable(idents, func(i, j int) bool {
-			a, b := idents[i], idents[j]
-			if !a.firstSeen.Equal(b.firstSeen) {
-				return a.firstSeen.Before(b.firstSeen)
-			}
-			if a.id.Kind != b.id.Kind {
-				return a.id.Kind < b.id.Kind
-			}
-			return a.id.Value < b.id.Value
-		})
-		v.Identities = make([]IdentityView, len(idents))
-		for i, r := range idents {
-			v.Identities[i] = IdentityView{Kind: r.id.Kind, Masked: identity.Mask(r.id), Source: r.source}
-		}
-		rd.out[p.row].data = deskCustomer{Customer: v}
+		rd.out[p.row].data = deskCustomer{Customer: customerViewOf(c, idents, p.name)}
 	}
 	return nil
+}
+
+// customerViewOf is what the desk shows of customer c with identities idents and name: the
+// identities masked, in the order they were first seen, ties in byte order.
+func customerViewOf(c *cust, idents []identRow, name *string) CustomerView {
+	v := CustomerView{ID: c.id.String(), CreatedAt: c.createdAt}
+	if name != nil {
+		v.DisplayName = *name
+	}
+	_ = json.Unmarshal(c.profile, &v.Profile)
+	_ = json.Unmarshal(c.sources, &v.ProfileSources)
+	idents = slices.Clone(idents)
+	sort.SliceStable(idents, func(i, j int) bool {
+		a, b := idents[i], idents[j]
+		if !a.firstSeen.Equal(b.firstSeen) {
+			return a.firstSeen.Before(b.firstSeen)
+		}
+		if a.id.Kind != b.id.Kind {
+			return a.id.Kind < b.id.Kind
+		}
+		return a.id.Value < b.id.Value
+	})
+	v.Identities = make([]IdentityView, len(idents))
+	for i, r := range idents {
+		v.Identities[i] = IdentityView{Kind: r.id.Kind, Masked: identity.Mask(r.id), Source: r.source}
+	}
+	return v
 }
 
 // write sends every change of the round in one round trip.
@@ -955,96 +823,57 @@ func (rd *round) write(ctx context.Context) error {
 	b := &pgx.Batch{}
 	saving := !rd.saved
 	rd.savepoint(b)
-	if n := len(rd.newCusts); n > 0 {
-		ids, ats, evs, names := make([]pgtype.UUID, n), make([]time.Time, n), make([]string, n), make([]pgtype.Text, n)
-		for i, c := range rd.newCusts {
-			ids[i], ats[i], evs[i] = pgUUID(c.id), c.createdAt, c.createdBy
-			if c.name != nil {
-				names[i] = pgtype.Text{String: *c.name, Valid: true}
-			}
-		}
-		b.Queue(sqlInsertCustomers, ids, ats, evs, names)
+	rd.queueMerges(b)
+	rd.queueCommands(b)
+	newCusts := make([]store.NewCustomer, len(rd.newCusts))
+	for i, c := range rd.newCusts {
+		newCusts[i] = store.NewCustomer{ID: c.id, CreatedAt: c.createdAt, CreatedBy: c.createdBy, Name: c.name}
 	}
-	if n := len(rd.names); n > 0 {
-		ids, names := make([]pgtype.UUID, n), make([]string, n)
-		for i, c := range rd.names {
-			ids[i], names[i] = pgUUID(c.id), *c.name
-		}
-		b.Queue(sqlSetNames, ids, names)
+	store.QueueInsertCustomers(b, newCusts)
+	names := make([]store.Named, len(rd.names))
+	for i, c := range rd.names {
+		names[i] = store.Named{ID: c.id, Name: *c.name}
 	}
-	if n := len(rd.newIDs); n > 0 {
-		kinds, values, custs, sources, seen, evs := make([]string, n), make([]string, n), make([]pgtype.UUID, n), make([]string, n), make([]time.Time, n), make([]string, n)
-		for i, r := range rd.newIDs {
-			kinds[i], values[i], custs[i], sources[i], seen[i], evs[i] = r.id.Kind, r.id.Value, pgUUID(r.customer), r.source, r.firstSeen, r.eventID
-		}
-		b.Queue(sqlInsertIdentities, kinds, values, custs, sources, seen, evs)
+	store.QueueSetNames(b, names)
+	idents := make([]store.Identity, len(rd.newIDs))
+	for i, r := range rd.newIDs {
+		idents[i] = store.Identity{Kind: r.id.Kind, Value: r.id.Value, Customer: r.customer, Source: r.source, FirstSeen: r.firstSeen, EventID: r.eventID}
 	}
-	var upd, ins []*conv
+	store.QueueInsertIdentities(b, idents)
+	var upd, ins []store.ConversationWrite
 	for _, o := range rd.convs {
+		w := store.ConversationWrite{ID: o.id, Customer: o.customer, Status: o.v.Status, OpenedAt: o.v.OpenedAt, OpenedBy: o.openedBy,
+			Channels: o.v.Channels, LastEventAt: o.v.LastEventAt, PreviousID: o.prev, ClosedAt: o.v.ClosedAt, CloseReason: o.v.CloseReason,
+			FirstResponseAt: o.firstResp}
 		if o.isNew {
-			ins = append(ins, o)
+			ins = append(ins, w)
 		} else {
-			upd = append(upd, o)
+			upd = append(upd, w)
 		}
 	}
 	// Updates first: an idle conversation closes before its successor opens (one open per customer).
-	if n := len(upd); n > 0 {
-		ids, statuses, closed, reasons, channels, last := make([]pgtype.UUID, n), make([]string, n), make([]pgtype.Timestamptz, n), make([]pgtype.Text, n), make([]string, n), make([]time.Time, n)
-		first := make([]pgtype.Timestamptz, n)
-		for i, o := range upd {
-			ids[i], statuses[i], last[i], first[i] = pgUUID(o.id), o.v.Status, o.v.LastEventAt, pgTime(o.firstResp)
-			closed[i], reasons[i] = closedArgs(o.v)
-			ch, err := json.Marshal(o.v.Channels)
-			if err != nil {
-				return err
-			}
-			channels[i] = string(ch)
-		}
-		b.Queue(sqlUpdateConversations, ids, statuses, closed, reasons, channels, last, first)
+	if err := store.QueueUpdateConversations(b, upd); err != nil {
+		return err
 	}
-	if n := len(ins); n > 0 {
-		ids, custs, statuses, opened, evs, channels, last, prev, closed, reasons := make([]pgtype.UUID, n), make([]pgtype.UUID, n),
-			make([]string, n), make([]time.Time, n), make([]string, n), make([]string, n), make([]time.Time, n),
-			make([]pgtype.UUID, n), make([]pgtype.Timestamptz, n), make([]pgtype.Text, n)
-		first := make([]pgtype.Timestamptz, n)
-		for i, o := range ins {
-			ids[i], custs[i], statuses[i], opened[i], evs[i], last[i] = pgUUID(o.id), pgUUID(o.customer), o.v.Status, o.v.OpenedAt, o.openedBy, o.v.LastEventAt
-			first[i] = pgTime(o.firstResp)
-			if o.prev != nil {
-				prev[i] = pgUUID(*o.prev)
-			}
-			closed[i], reasons[i] = closedArgs(o.v)
-			ch, err := json.Marshal(o.v.Channels)
-			if err != nil {
-				return err
-			}
-			channels[i] = string(ch)
-		}
-		b.Queue(sqlInsertConversations, ids, custs, statuses, opened, evs, channels, last, prev, closed, reasons, first)
+	if err := store.QueueInsertConversations(b, ins); err != nil {
+		return err
 	}
-	if n := len(rd.msgs); n > 0 {
-		evs, convs, custs, channels, kinds, values, bodies, ats := make([]string, n), make([]pgtype.UUID, n), make([]pgtype.UUID, n),
-			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]time.Time, n)
-		sts, stAts := make([]pgtype.Text, n), make([]pgtype.Timestamptz, n)
-		for i, m := range rd.msgs {
-			e := m.e
-			evs[i], convs[i], custs[i], channels[i] = e.msgID, pgUUID(m.conv), pgUUID(m.cust), e.channel
-			kinds[i], values[i], bodies[i], ats[i] = e.ids[0].Kind, e.ids[0].Value, string(e.body), e.at
-			if e.st != nil {
-				sts[i], stAts[i] = pgtype.Text{String: m.status, Valid: true}, pgtype.Timestamptz{Time: m.statusAt, Valid: true}
-			}
+	msgs := make([]store.Message, len(rd.msgs))
+	for i, m := range rd.msgs {
+		e := m.e
+		msgs[i] = store.Message{EventID: e.msgID, Conversation: m.conv, Customer: m.cust, Channel: e.channel,
+			IdentityKind: e.ids[0].Kind, IdentityValue: e.ids[0].Value, Body: e.body, SentAt: e.at}
+		if e.st != nil {
+			msgs[i].Status, msgs[i].StatusAt = &m.status, m.statusAt
 		}
-		b.Queue(sqlInsertMessages, evs, convs, custs, channels, kinds, values, bodies, ats, sts, stAts)
 	}
+	store.QueueInsertMessages(b, msgs)
 	if len(rd.updates) > 0 {
 		// The updates' outcomes decide which of their desk events exist: the outbox follows in
 		// a second round trip.
 		for i := range rd.updates {
 			u := &rd.updates[i]
-			b.Queue(sqlStatusUpdate, u.e.msgID, u.e.st.Status, u.e.at).QueryRow(func(row pgx.Row) error {
-				var known bool
-				return row.Scan(&u.updated, &known)
-			})
+			store.QueueStatusUpdate(b, u.e.msgID, u.e.st.Status, u.e.at, func(conv *string) { u.updated = conv })
 		}
 		if err := rd.tx.SendBatch(ctx, b).Close(); err != nil {
 			return err
@@ -1084,35 +913,6 @@ func (rd *round) fillUpdates() {
 	}
 }
 
-func pgUUID(u uuid.UUID) pgtype.UUID { return pgtype.UUID{Bytes: u, Valid: true} }
-
-func pgTime(t *time.Time) pgtype.Timestamptz {
-	if t == nil {
-		return pgtype.Timestamptz{}
-	}
-	return pgtype.Timestamptz{Time: *t, Valid: true}
-}
-
-func pgUUIDs(us []uuid.UUID) []pgtype.UUID {
-	out := make([]pgtype.UUID, len(us))
-	for i, u := range us {
-		out[i] = pgUUID(u)
-	}
-	return out
-}
-
-func closedArgs(v ConversationView) (pgtype.Timestamptz, pgtype.Text) {
-	var at pgtype.Timestamptz
-	var reason pgtype.Text
-	if v.ClosedAt != nil {
-		at = pgtype.Timestamptz{Time: *v.ClosedAt, Valid: true}
-	}
-	if v.CloseReason != "" {
-		reason = pgtype.Text{String: v.CloseReason, Valid: true}
-	}
-	return at, reason
-}
-
 // queueOutbox queues the statement writing rows as one outbox batch, in order.
 func queueOutbox(b *pgx.Batch, rows []outboxRow) error {
 	if len(rows) == 0 {
@@ -1122,6 +922,11 @@ func queueOutbox(b *pgx.Batch, rows []outboxRow) error {
 	if err != nil {
 		return err
 	}
-	b.Queue(sqlInsertOutbox, len(rows), enc)
+	store.QueueOutbox(b, len(rows), enc)
 	return nil
+}
+
+// identRowOf is a stored identity as a view needs it.
+func identRowOf(i store.Identity) identRow {
+	return identRow{id: identity.ID{Kind: i.Kind, Value: i.Value}, customer: i.Customer, source: i.Source, firstSeen: i.FirstSeen}
 }

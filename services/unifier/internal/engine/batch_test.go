@@ -2,15 +2,20 @@ package engine_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
@@ -53,7 +58,8 @@ type mix struct {
 
 // workload returns a random but reproducible sequence of events over a few customers: first
 // messages, cross-channel links that merge customers, display names, idle gaps, times that go
-// backwards, duplicates, and outbound statuses (applied by their own handler, between runs).
+// backwards, duplicates, and outbound statuses (first news of replies, later and older statuses,
+// statuses of replies never seen).
 func workload(t testing.TB, seed uint64, n int, w mix) []bus.Delivery {
 	customers := w.customers
 	r := rand.New(rand.NewPCG(seed, 99))
@@ -181,26 +187,23 @@ func firstDiff(a, b string) string {
 	la, lb := strings.Split(a, "\n"), strings.Split(b, "\n")
 	for i := range min(len(la), len(lb)) {
 		if la[i] != lb[i] {
-			return fmt.Sprintf("line %d:\n  per event: %s\n  batched:   %s", i, la[i], lb[i])
+			return fmt.Sprintf("line %d:\n  want: %s\n  got:  %s", i+1, la[i], lb[i])
 		}
 	}
 	return fmt.Sprintf("lengths %d and %d", len(la), len(lb))
 }
 
-// The set-based path writes exactly what the per-event handlers write when they apply the same
-// events one by one: the same store, the same desk events with the same ids and data, in the same
-// order for each identity — whatever the batch boundaries.
-func TestBatchedEqualsPerEvent(t *testing.T) {
+// The one path applies the workload to the store recorded in testdata (recorded, before the
+// set-based path became the only one, from the per-event handlers applying the events one by
+// one): the same store, the same desk events with the same ids and data, in the same order for
+// each identity — whatever the batch boundaries. go test -run TestWorkloadGolden -update records
+// the files again; review their diff.
+func TestWorkloadGolden(t *testing.T) {
 	t.Parallel()
 	for seed := range uint64(4) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			t.Parallel()
 			evs := workload(t, seed, 400, mix{customers: 9, statuses: 0.3, links: 0.25})
-			ref := setup(t)
-			engine.SetPerEvent(ref.en, true)
-			for _, d := range evs {
-				ref.apply(t, d)
-			}
 			got := setup(t)
 			r := rand.New(rand.NewPCG(seed, 5))
 			for rest := evs; len(rest) > 0; {
@@ -208,12 +211,11 @@ func TestBatchedEqualsPerEvent(t *testing.T) {
 				got.apply(t, rest[:n]...)
 				rest = rest[n:]
 			}
-			ref.checkMessages(t)
 			got.checkMessages(t)
-			sameState(t, ref, got)
-			if ref.count(t, `SELECT count(*) FROM customer_merges`) == 0 || ref.count(t, `SELECT count(*) FROM conversations WHERE close_reason = 'idle'`) == 0 {
+			if got.count(t, `SELECT count(*) FROM customer_merges`) == 0 || got.count(t, `SELECT count(*) FROM conversations WHERE close_reason = 'idle'`) == 0 {
 				t.Fatal("the workload exercised neither merges nor idle closes")
 			}
+			golden(t, fmt.Sprintf("workload-seed%d", seed), got)
 		})
 	}
 }
@@ -298,17 +300,24 @@ func TestBatchTwoEventsMergeTheSameCustomers(t *testing.T) {
 // A conversation that gains a channel is announced once, with the channel.
 func TestChannelAddedIsAnnounced(t *testing.T) {
 	t.Parallel()
-	for _, perEvent := range []bool{false, true} {
+	for _, split := range []bool{false, true} { // in two batches, or one event a batch
 		b := setup(t)
-		engine.SetPerEvent(b.en, perEvent)
-		b.apply(t, msg(t, "wechatkf:1", "wechatkf", t0, openid, phone), msg(t, "wechatkf:2", "wechatkf", t0.Add(time.Second), openid))
-		b.apply(t, msg(t, "sms:1", "sms", t0.Add(time.Minute), phone), msg(t, "sms:2", "sms", t0.Add(2*time.Minute), phone))
+		evs := []bus.Delivery{msg(t, "wechatkf:1", "wechatkf", t0, openid, phone), msg(t, "wechatkf:2", "wechatkf", t0.Add(time.Second), openid),
+			msg(t, "sms:1", "sms", t0.Add(time.Minute), phone), msg(t, "sms:2", "sms", t0.Add(2*time.Minute), phone)}
+		if split {
+			for _, d := range evs {
+				b.apply(t, d)
+			}
+		} else {
+			b.apply(t, evs[:2]...)
+			b.apply(t, evs[2:]...)
+		}
 		var change string
 		if err := b.pool.QueryRow(context.Background(), `SELECT data->>'change' FROM outbox WHERE type = $1`, engine.TypeDeskConversationUpdated).Scan(&change); err != nil {
-			t.Fatalf("per event %v: %v", perEvent, err)
+			t.Fatalf("one event a batch %v: %v", split, err)
 		}
 		if change != "channel added: sms" {
-			t.Fatalf("per event %v: change %q", perEvent, change)
+			t.Fatalf("one event a batch %v: change %q", split, change)
 		}
 	}
 }
@@ -383,14 +392,7 @@ func TestBatchSkipsCustomersHeldElsewhere(t *testing.T) {
 	x, y := id{"phone", "+8613900000301"}, id{"phone", "+8613900000302"}
 	b.apply(t, msg(t, "sms:x1", "sms", t0, x), msg(t, "sms:y1", "sms", t0, y))
 	held := b.customerOf(t, "phone", x.value)
-	tx, err := b.pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM customers WHERE id = $1 FOR UPDATE`, held); err != nil {
-		t.Fatal(err)
-	}
+	tx := b.hold(t, held)
 	done := make(chan []error, 1)
 	go func() {
 		done <- b.en.ApplyBatch(ctx, []bus.Delivery{
@@ -443,35 +445,27 @@ func TestBatchSkipsCustomersHeldElsewhere(t *testing.T) {
 }
 
 // BenchmarkApplyBatch applies a workload over 2,000 customers (new customers, cross-channel links
-// and a few merges, idle gaps, redeliveries) in batches of 256, through the set-based path and
-// through the per-event handlers, on one connection; ns/op is per event. "mixed" adds 8 % outbound
-// statuses, which the per-event handlers apply between runs of messages.
+// and a few merges, idle gaps, redeliveries) in batches of 256 on one connection; ns/op is per
+// event. "mixed" adds 8 % outbound statuses.
 func BenchmarkApplyBatch(b *testing.B) {
 	for _, m := range []struct {
 		name string
 		mix  mix
 	}{{"messages", mix{customers: 2000, links: 0.04}}, {"mixed", mix{customers: 2000, links: 0.04, statuses: 0.08}}} {
-		for _, perEvent := range []bool{false, true} {
-			name := m.name + "/batched"
-			if perEvent {
-				name = m.name + "/per-event"
-			}
-			b.Run(name, func(b *testing.B) {
-				bd := setup(b)
-				engine.SetPerEvent(bd.en, perEvent)
-				evs := workload(b, 1, b.N, m.mix)
-				b.ResetTimer()
-				for rest := evs; len(rest) > 0; {
-					n := min(len(rest), 256)
-					for _, err := range bd.en.ApplyBatch(context.Background(), rest[:n]) {
-						if err != nil {
-							b.Fatal(err)
-						}
+		b.Run(m.name+"/batched", func(b *testing.B) {
+			bd := setup(b)
+			evs := workload(b, 1, b.N, m.mix)
+			b.ResetTimer()
+			for rest := evs; len(rest) > 0; {
+				n := min(len(rest), 256)
+				for _, err := range bd.en.ApplyBatch(context.Background(), rest[:n]) {
+					if err != nil {
+						b.Fatal(err)
 					}
-					rest = rest[n:]
 				}
-			})
-		}
+				rest = rest[n:]
+			}
+		})
 	}
 }
 
@@ -519,48 +513,50 @@ func TestRoundRedoneAfterIdentityConflict(t *testing.T) {
 
 // A status of a stored reply and, after it in the same batch, a merge that moves that reply's
 // conversation: the status's desk event names the conversation the reply was in when the status
-// came, as applying them one by one does.
+// came, as applying them one by one does (the recorded store).
 func TestStatusUpdateThenMergeInOneBatch(t *testing.T) {
 	t.Parallel()
 	wechat, phone := id{"wechat_openid", "o-merge"}, id{"phone", "+8613900000001"}
-	first := []bus.Delivery{
+	got := setup(t)
+	got.apply(t,
 		msg(t, "sms:1", "sms", t0, phone), // the older customer
 		msg(t, "wechat:1", "wechatkf", t0.Add(time.Minute), wechat),
 		status(t, "status:1", "wechatkf", "out-1", t0.Add(2*time.Minute), &wechat),
-	}
-	batch := []bus.Delivery{
+	)
+	got.apply(t,
 		statusOf(t, "status:2", "wechatkf", "out-1", "read", t0.Add(3*time.Minute), &wechat, false),
 		msg(t, "wechat:2", "wechatkf", t0.Add(4*time.Minute), wechat, phone), // merges the two customers
-	}
-	ref, got := setup(t), setup(t)
-	engine.SetPerEvent(ref.en, true)
-	for _, d := range append(append([]bus.Delivery{}, first...), batch...) {
-		ref.apply(t, d)
-	}
-	for _, d := range first {
-		got.apply(t, d)
-	}
-	got.apply(t, batch...)
-	if ref.count(t, `SELECT count(*) FROM customer_merges`) != 1 {
+	)
+	if got.count(t, `SELECT count(*) FROM customer_merges`) != 1 {
 		t.Fatal("no merge")
 	}
-	sameState(t, ref, got)
+	golden(t, "status-then-merge", got)
 }
 
-// sameState fails t unless got holds what ref holds: the store, the outbox, and the order of
-// each identity's desk events.
-func sameState(t *testing.T, ref, got *bundle) {
+var update = flag.Bool("update", false, "record the golden files in testdata again")
+
+// golden fails t unless b holds the store recorded in testdata/<name>.golden: the store, the
+// outbox, and the order of each identity's desk events. With -update it records them.
+func golden(t *testing.T, name string, b *bundle) {
 	t.Helper()
-	wantDump, wantOut, wantOrder := state(t, ref)
-	gotDump, gotOut, gotOrder := state(t, got)
-	if gotDump != wantDump {
-		t.Fatalf("store differs: %s", firstDiff(wantDump, gotDump))
+	dump, out, order := state(t, b)
+	got := "# store\n" + dump + "# outbox\n" + out + "\n# order of each identity's desk events\n" + order + "\n"
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
 	}
-	if gotOut != wantOut {
-		t.Fatalf("outbox differs: %s", firstDiff(wantOut, gotOut))
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (go test -update records it)", err)
 	}
-	if gotOrder != wantOrder {
-		t.Fatalf("desk events of one identity in another order: %s", firstDiff(wantOrder, gotOrder))
+	if got != string(want) {
+		t.Fatalf("the store differs from %s: %s", path, firstDiff(string(want), got))
 	}
 }
 
@@ -625,4 +621,147 @@ func TestConcurrentFirstNews(t *testing.T) {
 	if rounds, txs := engine.Retries(en); rounds+txs == 0 {
 		t.Error("the lanes never collided")
 	}
+}
+
+// toolResult builds a tool connector's result event about conv.
+func toolResult(t testing.TB, eventID, typ string, at time.Time, data map[string]any) bus.Delivery {
+	t.Helper()
+	e, err := event.New(typ, "/connectors/tool", data, event.WithID(eventID), event.WithTime(at), event.WithCorrelationID("req-"+eventID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bus.Delivery{Event: e}
+}
+
+// The events that are not messages or statuses — desk commands (close, reopen, unmerge), CRM
+// results that link identities (and merge) and fill the profile, other tools' results — mixed
+// with messages in batches of every size, give the store recorded in testdata.
+func TestCommandsGolden(t *testing.T) {
+	t.Parallel()
+	for _, size := range []int{1, 3, 100} {
+		t.Run(fmt.Sprint("batch", size), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			visitor, email := id{"web_visitor", "v-42"}, id{"email", "li.lei@example.com"}
+			conv := func(k id) string { // the customer's open conversation
+				var c string
+				if err := b.pool.QueryRow(context.Background(), `SELECT c.id::text FROM conversations c JOIN identities i ON i.customer_id = c.customer_id
+					WHERE i.kind = $1 AND i.value = $2 AND c.status = 'open'`, k.kind, k.value).Scan(&c); err != nil {
+					t.Fatalf("open conversation of %s: %v", k.value, err)
+				}
+				return c
+			}
+			cust := func(k id) string { return b.customerOf(t, k.kind, k.value) }
+			var pending []bus.Delivery
+			send := func(ds ...bus.Delivery) {
+				pending = append(pending, ds...)
+				for len(pending) >= size {
+					b.apply(t, pending[:size]...)
+					pending = pending[size:]
+				}
+			}
+			flush := func() { b.apply(t, pending...); pending = nil }
+			send(msg(t, "wechatkf:1", "wechatkf", t0, openid), msg(t, "sms:1", "sms", t0.Add(time.Minute), phone),
+				msg(t, "webchat:1", "webchat", t0.Add(2*time.Minute), visitor))
+			flush()
+			a, c2, c3 := conv(openid), conv(id{"phone", phoneN}), conv(visitor)
+			send(
+				command(t, "desk:close-1", engine.TypeCloseRequested, t0.Add(3*time.Minute), map[string]any{"conversation_id": c2, "reason": "resolved"}),
+				command(t, "desk:close-again", engine.TypeCloseRequested, t0.Add(3*time.Minute), map[string]any{"conversation_id": c2}),
+				toolResult(t, "oms:1", "omni.tool.oms.order.completed", t0.Add(4*time.Minute), map[string]any{"conversation_id": a,
+					"orders": []any{map[string]any{"id": "A-1", "phone": "13800138000"}}}),
+				toolResult(t, "oms:2", "omni.tool.oms.order.failed", t0.Add(4*time.Minute), map[string]any{"conversation_id": c3, "error": "timeout"}),
+				toolResult(t, "oms:3", "omni.tool.oms.order.completed", t0.Add(4*time.Minute), map[string]any{"note": "no conversation"}),
+				command(t, "desk:reopen-1", engine.TypeReopenRequested, t0.Add(5*time.Minute), map[string]any{"conversation_id": c2}),
+				toolResult(t, "crm:1", engine.TypeCRMLookupCompleted, t0.Add(6*time.Minute), map[string]any{"customer_id": cust(visitor),
+					"conversation_id": c3, "query": map[string]string{"kind": "web_visitor", "value": "v-42"}, "provider": "salesforce", "found": true,
+					"identities": []map[string]string{{"kind": "email", "value": "Li.Lei@Example.com"}, {"kind": "crm_id", "value": "003X1"}},
+					"profile":    map[string]string{"name": "Li Lei", "tier": "gold"}}),
+				toolResult(t, "crm:2", engine.TypeCRMLookupFailed, t0.Add(7*time.Minute), map[string]any{"customer_id": cust(openid),
+					"conversation_id": a, "query": map[string]string{"kind": "phone", "value": phoneN}, "provider": "salesforce", "found": false,
+					"error_code": "timeout", "error": "vendor timed out", "fallback": map[string]any{"link": "https://crm.example/manual"}}),
+				msg(t, "wechatkf:2", "wechatkf", t0.Add(8*time.Minute), openid, phone),              // merges B into A
+				msg(t, "webchat:2", "webchat", t0.Add(9*time.Minute), visitor, email, phone),        // merges C into A
+				msg(t, "sms:2", "sms", t0.Add(10*time.Minute), phone),                               // on the survivor
+				status(t, "status:1", "sms", "out-1", t0.Add(11*time.Minute), &id{"phone", phoneN}), // a reply
+			)
+			flush()
+			// The CRM record of the merged customer names it, not the survivor: it lands on the survivor.
+			send(toolResult(t, "crm:3", engine.TypeCRMLookupCompleted, t0.Add(12*time.Minute), map[string]any{"customer_id": cust(openid),
+				"query": map[string]string{"kind": "phone", "value": phoneN}, "provider": "u9", "found": true,
+				"identities": []map[string]string{{"kind": "member_id", "value": "M-1001"}}, "profile": map[string]string{"tier": "silver", "city": "杭州"}}))
+			flush()
+			merges := b.strings(t, `SELECT id::text FROM customer_merges ORDER BY at DESC, id`)
+			if len(merges) != 2 {
+				t.Fatalf("merges: %d", len(merges))
+			}
+			for i, m := range merges {
+				send(command(t, fmt.Sprintf("desk:unmerge-%d", i), engine.TypeUnmergeRequested, t0.Add(time.Hour), map[string]any{"merge_id": m, "reason": "wrong match"}),
+					msg(t, fmt.Sprintf("sms:after-%d", i), "sms", t0.Add(time.Hour+time.Duration(i+1)*time.Minute), phone))
+			}
+			send(command(t, "desk:unmerge-again", engine.TypeUnmergeRequested, t0.Add(2*time.Hour), map[string]any{"merge_id": merges[0]}),
+				msg(t, "wechatkf:3", "wechatkf", t0.Add(30*time.Hour), openid)) // after the idle timeout
+			flush()
+			if _, err := b.en.SweepIdle(context.Background(), t0.Add(100*time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			b.checkMessages(t)
+			golden(t, "commands", b)
+		})
+	}
+}
+
+// A CRM result whose record links an identity of a customer another transaction holds waits for
+// it (its round is left to the transaction that waits for locks) and then merges the two.
+func TestCRMResultWaitsForHeldCustomer(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	x, y := id{"phone", "+8613900000401"}, id{"phone", "+8613900000402"}
+	b.apply(t, msg(t, "sms:x", "sms", t0, x), msg(t, "sms:y", "sms", t0.Add(time.Minute), y))
+	named, held := b.customerOf(t, "phone", x.value), b.customerOf(t, "phone", y.value)
+	tx := b.hold(t, held)
+	done := make(chan []error, 1)
+	go func() {
+		done <- b.en.ApplyBatch(ctx, []bus.Delivery{toolResult(t, "crm:1", engine.TypeCRMLookupCompleted, t0.Add(time.Hour), map[string]any{
+			"customer_id": named, "query": map[string]string{"kind": "phone", "value": x.value}, "provider": "salesforce", "found": true,
+			"identities": []map[string]string{{"kind": "phone", "value": y.value}}})})
+	}()
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case errs := <-done:
+		t.Fatalf("the result was applied while a customer it merges was held: %v", errs)
+	default:
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range <-done {
+		if err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+	}
+	if c := b.customerOf(t, "phone", y.value); c != named {
+		t.Fatalf("the linked phone is on %s, want %s", c, named)
+	}
+	if n := b.count(t, `SELECT count(*) FROM customer_merges`); n != 1 {
+		t.Fatalf("merges: %d", n)
+	}
+	b.checkMessages(t)
+}
+
+// hold locks customer's row in a transaction of its own, as another worker would; the caller
+// rolls it back (and so does the test's end).
+func (b *bundle) hold(t *testing.T, customer string) pgx.Tx {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := b.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM customers WHERE id = $1 FOR UPDATE`, customer); err != nil {
+		t.Fatal(err)
+	}
+	return tx
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/goleak"
 
@@ -87,6 +88,20 @@ func (b *bundle) count(t testing.TB, sql string, args ...any) int {
 		t.Fatalf("%s: %v", sql, err)
 	}
 	return n
+}
+
+// strings returns the one text column of sql's rows.
+func (b *bundle) strings(t testing.TB, sql string, args ...any) []string {
+	t.Helper()
+	rows, err := b.pool.Query(context.Background(), sql, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return out
 }
 
 func (b *bundle) customerOf(t testing.TB, kind, value string) string {
@@ -286,14 +301,7 @@ func TestMergeChainAndUnmerge(t *testing.T) {
 	b.checkMessages(t)
 
 	// Undo both merges, newest first.
-	rows, _ := b.pool.Query(context.Background(), `SELECT id::text FROM customer_merges ORDER BY at DESC`)
-	var merges []string
-	for rows.Next() {
-		var m string
-		_ = rows.Scan(&m)
-		merges = append(merges, m)
-	}
-	rows.Close()
+	merges := b.strings(t, `SELECT id::text FROM customer_merges ORDER BY at DESC`)
 	if len(merges) != 2 {
 		t.Fatalf("merges recorded: %d", len(merges))
 	}

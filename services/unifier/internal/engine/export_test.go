@@ -6,11 +6,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-)
 
-// SetPerEvent makes ApplyBatch run every event through its handler: the reference the
-// set-based path is compared with.
-func SetPerEvent(en *Engine, on bool) { en.perEvent = on }
+	"github.com/omnibus-dev/omnibus/services/unifier/internal/store"
+)
 
 // FlushAfterCommit is the relay's flush after a Wake: it reads past the last row it relayed.
 func FlushAfterCommit(r *Relay, ctx context.Context) (int, error) {
@@ -46,8 +44,7 @@ func InsertOutbox(ctx context.Context, q interface {
 	if err != nil {
 		return err
 	}
-	_, err = q.Exec(ctx, sqlInsertOutbox, len(rows), enc)
-	return err
+	return store.InsertOutbox(ctx, q, len(rows), enc)
 }
 
 // SetAfterPublish sets a hook the relay runs between its publish and the commit of its delete,

@@ -13,6 +13,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
+	"github.com/omnibus-dev/omnibus/services/unifier/internal/store"
 )
 
 // Source is the CloudEvents source of everything the unifier emits.
@@ -166,7 +167,7 @@ func (r *Relay) flush(ctx context.Context, full bool) (n int, held bool, err err
 	}
 	b := &pgx.Batch{}
 	b.Queue(`BEGIN`)
-	b.Queue(sqlRelayRead, relayLock, after, relayMaxRows, r.batch)
+	store.QueueRelayRead(b, relayLock, after, relayMaxRows, r.batch)
 	br := conn.SendBatch(ctx, b)
 	var batches []relayBatch
 	var events int
@@ -213,7 +214,7 @@ func (r *Relay) flush(ctx context.Context, full bool) (n int, held bool, err err
 			r.afterPublish(conn.Conn().PgConn().PID())
 		}
 		if len(done) > 0 {
-			end.Queue(`DELETE FROM outbox_batches WHERE seq = ANY($1)`, done)
+			store.QueueDeleteOutbox(end, done)
 			lastDone = done[len(done)-1]
 		}
 		// Losing the delete in a crash only republishes rows, which JetStream drops as duplicates.
@@ -232,17 +233,7 @@ func (r *Relay) flush(ctx context.Context, full bool) (n int, held bool, err err
 	return n, held, nil
 }
 
-// sqlRelayRead takes the relay lock ($1) and, only if it got it, reads the outbox rows past seq
-// $2, in order, up to $3 rows and as many as it takes to reach $4 events. It returns the lock's
-// outcome and the rows (none: one row with nulls). Only the rows it returns are detoasted.
-const sqlRelayRead = `WITH l AS MATERIALIZED (SELECT pg_try_advisory_xact_lock($1) AS held)
-	SELECT l.held, b.seq, b.events FROM l LEFT JOIN LATERAL (
-		SELECT seq, events FROM (
-			SELECT seq, events, sum(n) OVER (ORDER BY seq) - n AS before FROM outbox_batches WHERE seq > $2 ORDER BY seq LIMIT $3
-		) q WHERE before < $4 AND l.held
-	) b ON true ORDER BY b.seq`
-
-// readBatches reads sqlRelayRead's result: the lock's outcome, the batches decoded and how many
+// readBatches reads store.QueueRelayRead's result: the lock's outcome, the batches decoded and how many
 // events they hold.
 func readBatches(br pgx.BatchResults) (held bool, batches []relayBatch, events int, err error) {
 	rows, err := br.Query()
@@ -330,7 +321,7 @@ func (r *Relay) publish(ctx context.Context, batches []relayBatch, end *pgx.Batc
 		if err != nil {
 			return 0, nil, published, err
 		}
-		end.Queue(`UPDATE outbox_batches SET n = $2, events = $3 WHERE seq = $1`, b.seq, len(left[i]), enc)
+		store.QueueRewriteOutbox(end, b.seq, len(left[i]), enc)
 	}
 	if stay > 0 {
 		err := fmt.Errorf("%d of %d outbox events not published; they stay for the next flush: %w", stay, len(out), berr)

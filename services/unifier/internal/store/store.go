@@ -1,5 +1,10 @@
-// Package store owns the unifier's Postgres schema: embedded, versioned migrations applied with
-// goose at start, and the canonical dump that proves a rebuilt store equals the live one.
+// Package store owns the unifier's Postgres schema and every statement the unifier sends it:
+// embedded, versioned migrations applied with goose at start; the reads and writes of the
+// engine's rounds (read.go, write.go), typed and marshalled here so that the engine holds only
+// the domain rules; and the canonical dump that proves a rebuilt store equals the live one.
+//
+// The functions queue statements on a pgx.Batch (one round trip for many of them) or run them
+// on a pgx.Tx; none begins or commits a transaction.
 package store
 
 import (
