@@ -201,3 +201,24 @@ func status(err error) int {
 	}
 	return 0
 }
+
+// waitBye fails the test with msg unless the connector sends a BYE within d.
+func (tr *trunk) waitBye(t *testing.T, d time.Duration, msg string) {
+	t.Helper()
+	select {
+	case <-tr.byes:
+	case <-time.After(d):
+		t.Fatal(msg)
+	}
+}
+
+// dial places an answered call from a new trunk.
+func dial(t *testing.T, tb *testBundle) (*trunk, *call) {
+	t.Helper()
+	tr := newTrunk(t, tb.sipAddr)
+	c, err := tr.invite(ctxFor(t, 10*time.Second), t, customer, hotline, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr, c
+}

@@ -81,6 +81,9 @@ func parseOffer(b []byte) (offer, error) {
 		}
 		o.Formats = append(o.Formats, pt)
 	}
+	if len(o.Formats) == 0 {
+		return offer{}, fmt.Errorf("%w: audio stream without payload types", errSDP)
+	}
 	for _, a := range append(slices.Clone(sd.Attributes), m.Attributes...) {
 		switch a.Key {
 		case "sendrecv", "sendonly", "recvonly", "inactive":

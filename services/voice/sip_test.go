@@ -163,11 +163,7 @@ func TestMalformedSIP(t *testing.T) {
 func TestForeignAndMisdirectedRTP(t *testing.T) {
 	t.Parallel()
 	tb := start(t, nil, nil)
-	tr := newTrunk(t, tb.sipAddr)
-	c, err := tr.invite(ctxFor(t, 10*time.Second), t, customer, hotline, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, c := dial(t, tb)
 	// 127.0.0.2 is loopback too on Linux, but not the trunk's address.
 	if foreign, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)}); err == nil {
 		for i := range 50 {
@@ -280,11 +276,7 @@ func TestMediaTimeout(t *testing.T) {
 	if _, err := tr.invite(ctxFor(t, 10*time.Second), t, customer, hotline, "", ""); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-tr.byes:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no BYE after the media timeout")
-	}
+	tr.waitBye(t, 10*time.Second, "no BYE after the media timeout")
 	d := ended(t, tb.waitEnded(t, 1, 10*time.Second)[voice.TypeCallEnded][0])
 	if d.HangupSide != "system" || d.Reason != "media_timeout" {
 		t.Fatalf("ended = %+v", d)
@@ -295,11 +287,7 @@ func TestMediaTimeout(t *testing.T) {
 func TestHangupCommand(t *testing.T) {
 	t.Parallel()
 	tb := start(t, nil, nil)
-	tr := newTrunk(t, tb.sipAddr)
-	c, err := tr.invite(ctxFor(t, 10*time.Second), t, customer, hotline, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr, c := dial(t, tb)
 	c.sendAudio(t, 300*time.Millisecond)
 	var callID string
 	for _, e := range tb.events(t)[voice.TypeCallAnswered] {
@@ -316,11 +304,7 @@ func TestHangupCommand(t *testing.T) {
 	if err := tb.bus.Client.Publish(ctxFor(t, 5*time.Second), voice.SubjectHangup, cmd); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-tr.byes:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no BYE after the hang-up command")
-	}
+	tr.waitBye(t, 10*time.Second, "no BYE after the hang-up command")
 	d := ended(t, tb.waitEnded(t, 1, 10*time.Second)[voice.TypeCallEnded][0])
 	if d.HangupSide != "omnibus" || d.Reason != "hangup_requested" || d.Recording == nil {
 		t.Fatalf("ended = %+v", d)
@@ -332,18 +316,10 @@ func TestHangupCommand(t *testing.T) {
 func TestShutdownHangsUp(t *testing.T) {
 	t.Parallel()
 	tb := start(t, nil, nil)
-	tr := newTrunk(t, tb.sipAddr)
-	c, err := tr.invite(ctxFor(t, 10*time.Second), t, customer, hotline, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr, c := dial(t, tb)
 	c.sendAudio(t, 500*time.Millisecond)
 	tb.stop()
-	select {
-	case <-tr.byes:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no BYE at shutdown")
-	}
+	tr.waitBye(t, 5*time.Second, "no BYE at shutdown")
 	d := ended(t, tb.waitEnded(t, 1, 5*time.Second)[voice.TypeCallEnded][0])
 	if d.HangupSide != "omnibus" || d.Reason != "shutdown" || d.Recording == nil {
 		t.Fatalf("ended = %+v", d)
