@@ -14,7 +14,7 @@ import (
 type Config struct {
 	Listen    string `env:"VOICE_SIP_LISTEN" default:"127.0.0.1:5060" desc:"host:port the SIP user agent server listens on (the trunk sends INVITEs here)"`
 	Transport string `env:"VOICE_SIP_TRANSPORT" default:"udp" desc:"SIP transport: udp or tcp"`
-	MediaIP   string `env:"VOICE_MEDIA_IP" desc:"IP the RTP sockets bind to and the SDP answer advertises; default the host of VOICE_SIP_LISTEN"`
+	MediaIP   string `env:"VOICE_MEDIA_IP" desc:"IP the trunk reaches this connector at: advertised in the SDP answer (RTP) and the Contact header (the sockets bind to the host of VOICE_SIP_LISTEN); default that host, required when it is 0.0.0.0"`
 	RTPPorts  string `env:"VOICE_RTP_PORTS" default:"20000-20999" desc:"RTP port range min-max; one even port per call"`
 
 	Trunk          string   `env:"VOICE_TRUNK" default:"trunk" desc:"name of the trunk, the trunk field of the call events"`
@@ -33,11 +33,10 @@ type Config struct {
 	Bucket    string        `env:"VOICE_RECORDING_BUCKET" default:"file://.omnibus/voice/recordings" desc:"gocloud.dev/blob URL of the recordings bucket: file:///dir (a relative file://dir is taken from the working directory) or mem:// (tests)"`
 	Retention time.Duration `env:"VOICE_RECORDING_RETENTION" default:"2160h" desc:"recordings older than this are deleted from the bucket (checked hourly); 0 = keep forever"`
 
-	mediaIP            netip.Addr
-	rtpMin, rtpMax     int
-	allow              []netip.Prefix
-	codecs             []int
-	listenHost, listen string
+	mediaIP, bindIP netip.Addr
+	rtpMin, rtpMax  int
+	allow           []netip.Prefix
+	codecs          []int
 }
 
 // Validate checks the configuration.
@@ -46,7 +45,7 @@ func (c *Config) Validate() error {
 	if err != nil {
 		return fmt.Errorf("VOICE_SIP_LISTEN %q: %w", c.Listen, err)
 	}
-	c.listenHost = host
+	c.bindIP = netip.MustParseAddr(host)
 	if c.Transport != "udp" && c.Transport != "tcp" {
 		return fmt.Errorf("VOICE_SIP_TRANSPORT must be udp or tcp, got %q", c.Transport)
 	}

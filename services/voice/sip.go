@@ -349,12 +349,7 @@ func (s *server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	port := recv.Conn.LocalAddr().(interface{ AddrPort() netip.AddrPort }).AddrPort().Port()
 	ver := uint64(req.CSeq().SeqNo)
 	res := sip.NewSDPResponseFromRequest(req, answer(s.cfg.mediaIP, int(port), pt, o, uint64(c.info.StartedAt.Unix()), ver+1))
-	res.AppendHeader(&sip.ContactHeader{Address: sip.Uri{User: "omnibus", Host: s.cfg.listenHost, Port: mustPort(s.cfg.Listen)}})
+	res.AppendHeader(sip.HeaderClone(&s.contact))
 	_ = tx.Respond(res)
 	s.rt.Log.Info("re-INVITE answered", "call_id", c.info.ID, "hold", o.Hold(), "codec", codecName(pt))
-}
-
-func mustPort(hp string) int {
-	_, p, _ := splitHostPort(hp)
-	return p
 }

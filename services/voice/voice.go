@@ -143,6 +143,7 @@ type server struct {
 	ua      *sipgo.UserAgent
 	srv     *sipgo.Server
 	dialogs *sipgo.DialogServerCache
+	contact sip.ContactHeader
 	secret  []byte
 
 	mu       sync.Mutex
@@ -155,7 +156,7 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 	s := &server{cfg: cfg, rt: rt, calls: map[string]*call{}, secret: make([]byte, 32)}
 	_, _ = rand.Read(s.secret)
 	var err error
-	if s.ports, err = media.NewPorts(cfg.mediaIP, cfg.rtpMin, cfg.rtpMax); err != nil {
+	if s.ports, err = media.NewPorts(cfg.bindIP, cfg.rtpMin, cfg.rtpMax); err != nil {
 		return err
 	}
 	if s.rec, err = newRecordings(ctx, cfg.SpoolDir, cfg.Bucket, rt.Log); err != nil {
@@ -179,7 +180,7 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 // hangs up every call and waits for their recordings to be stored.
 func (s *server) listen(ctx context.Context) error {
 	var err error
-	s.ua, err = sipgo.NewUA(sipgo.WithUserAgent("omnibus-voice"), sipgo.WithUserAgentHostname(s.cfg.listenHost))
+	s.ua, err = sipgo.NewUA(sipgo.WithUserAgent("omnibus-voice"), sipgo.WithUserAgentHostname(s.cfg.mediaIP.String()))
 	if err != nil {
 		return err
 	}
@@ -190,8 +191,6 @@ func (s *server) listen(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	host, port, _ := splitHostPort(s.cfg.Listen)
-	s.dialogs = sipgo.NewDialogServerCache(cli, sip.ContactHeader{Address: sip.Uri{User: "omnibus", Host: host, Port: port}})
 	s.srv.OnInvite(s.onInvite)
 	s.srv.OnAck(s.onAck)
 	s.srv.OnBye(s.onBye)
@@ -201,20 +200,29 @@ func (s *server) listen(ctx context.Context) error {
 	})
 	var closer func() error
 	var serve func() error
+	var bound net.Addr
 	if s.cfg.Transport == "tcp" {
 		l, err := net.Listen("tcp", s.cfg.Listen)
 		if err != nil {
 			return fmt.Errorf("VOICE_SIP_LISTEN: %w", err)
 		}
-		closer, serve = l.Close, func() error { return s.srv.ServeTCP(l) }
+		closer, serve, bound = l.Close, func() error { return s.srv.ServeTCP(l) }, l.Addr()
 	} else {
 		l, err := net.ListenPacket("udp", s.cfg.Listen)
 		if err != nil {
 			return fmt.Errorf("VOICE_SIP_LISTEN: %w", err)
 		}
-		closer, serve = l.Close, func() error { return s.srv.ServeUDP(l) }
+		closer, serve, bound = l.Close, func() error { return s.srv.ServeUDP(l) }, l.LocalAddr()
 	}
-	s.rt.Log.Info("SIP trunk listening", "addr", s.cfg.Listen, "transport", s.cfg.Transport,
+	// The Contact of our responses names the bound port (VOICE_SIP_LISTEN may say port 0).
+	ap, err := netip.ParseAddrPort(bound.String())
+	if err != nil {
+		_ = closer()
+		return err
+	}
+	s.contact = sip.ContactHeader{Address: sip.Uri{User: "omnibus", Host: s.cfg.mediaIP.String(), Port: int(ap.Port())}}
+	s.dialogs = sipgo.NewDialogServerCache(cli, s.contact)
+	s.rt.Log.Info("SIP trunk listening", "addr", bound.String(), "transport", s.cfg.Transport,
 		"rtp", s.cfg.RTPPorts, "media_ip", s.cfg.mediaIP, "digest", s.cfg.DigestUser != "")
 	s.rt.Go(ctx, "sip", func(ctx context.Context) error {
 		done := make(chan error, 1)
