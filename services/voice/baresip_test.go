@@ -2,6 +2,7 @@ package voice_test
 
 import (
 	"bufio"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -99,7 +100,11 @@ call_local_timeout 120
 	if err := os.WriteFile(filepath.Join(dir, "config"), []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	acct := fmt.Sprintf("<sip:%s@127.0.0.1>;regint=0;audio_codecs=%s%s\n", user, codec, strings.Join(account, ""))
+	params := strings.Join(account, "")
+	if !strings.Contains(params, "regint=") {
+		params += ";regint=0" // no REGISTER
+	}
+	acct := fmt.Sprintf("<sip:%s@127.0.0.1>;audio_codecs=%s%s\n", user, codec, params)
 	if err := os.WriteFile(filepath.Join(dir, "accounts"), []byte(acct), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -135,6 +140,22 @@ call_local_timeout 120
 	t.Cleanup(func() { _ = c.conn.Close() })
 	c.rd = bufio.NewReader(c.conn)
 	return c
+}
+
+// waitLog waits until baresip's log holds s.
+func (c *caller) waitLog(t *testing.T, s string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(c.log)
+		if strings.Contains(string(b), s) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("baresip never logged %q", s)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // send sends one command.
@@ -220,6 +241,19 @@ func TestBaresipCall(t *testing.T) {
 			if diff > 0.05 {
 				t.Errorf("recorded %s of %s played: off by %.1f %%, want within 5 %%", recorded, played, 100*diff)
 			}
+			// The recording is the speech, not silence: its loudness matches the played file's
+			// (G.711 keeps RMS within a few per cent).
+			pcm, err := io.ReadAll(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err := exec.Command("sox", in, "-t", "raw", "-").Output()
+			if err != nil {
+				t.Fatalf("sox raw: %v", err)
+			}
+			if a, b := rms(pcm), rms(raw); b == 0 || a/b < 0.8 || a/b > 1.25 {
+				t.Errorf("recording RMS %.0f, played %.0f: not the speech", a, b)
+			}
 			if leg.DurationMS != recorded.Milliseconds() {
 				t.Errorf("event duration_ms %d, file %d ms", leg.DurationMS, recorded.Milliseconds())
 			}
@@ -227,5 +261,59 @@ func TestBaresipCall(t *testing.T) {
 				t.Errorf("spool not emptied: %d files", len(entries))
 			}
 		})
+	}
+}
+
+// rms returns the root mean square of little-endian 16-bit samples.
+func rms(pcm []byte) float64 {
+	var sum float64
+	n := len(pcm) / 2
+	for i := range n {
+		v := float64(int16(binary.LittleEndian.Uint16(pcm[2*i:])))
+		sum += v * v
+	}
+	if n == 0 {
+		return 0
+	}
+	return math.Sqrt(sum / float64(n))
+}
+
+// TestBaresipDigest: a trunk that must authenticate. baresip registers (REGISTER with digest)
+// and its INVITE, challenged with 401, is retried with credentials and answered; the same
+// baresip with a wrong password gets no call through.
+func TestBaresipDigest(t *testing.T) {
+	t.Parallel()
+	need(t, "baresip", "espeak-ng", "sox")
+	tb := start(t, nil, map[string]string{"VOICE_DIGEST_USER": "pbx", "VOICE_DIGEST_PASSWORD": "s3cret"})
+	for _, tc := range []struct {
+		name, pass string
+		answered   bool
+	}{{"right password", "s3cret", true}, {"wrong password", "guess", false}} {
+		dir := t.TempDir()
+		in, _ := speech(t, dir, "Authenticated call.")
+		_, port := splitAddr(t, tb.sipAddr)
+		bs := baresip(t, dir, "pbx", in, "PCMU", fmt.Sprintf(";auth_user=pbx;auth_pass=%s;outbound=\"sip:127.0.0.1:%d\";regint=600", tc.pass, port))
+		// Registration may finish before the control socket connects: read baresip's log.
+		if tc.answered {
+			bs.waitLog(t, "pbx@127.0.0.1: {0/UDP/v4} 200 OK")
+		} else {
+			bs.waitLog(t, "403 Forbidden")
+		}
+		bs.send(t, "dial", "sip:"+hotline+"@"+tb.sipAddr)
+		if tc.answered {
+			bs.await(t, "CALL_ESTABLISHED", 10*time.Second)
+			time.Sleep(500 * time.Millisecond)
+			bs.send(t, "hangup", "")
+		}
+		bs.await(t, "CALL_CLOSED", 10*time.Second)
+	}
+	got := tb.waitEnded(t, 1, 10*time.Second)
+	time.Sleep(500 * time.Millisecond)
+	got = tb.events(t)
+	if n := len(got[voice.TypeCallStarted]); n != 1 {
+		t.Fatalf("%d calls started, want only the authenticated one", n)
+	}
+	if d := ended(t, got[voice.TypeCallEnded][0]); d.Reason != "bye" || d.From.Kind != "sip_uri" || d.From.Value != "sip:pbx@127.0.0.1" {
+		t.Fatalf("ended = %+v", d)
 	}
 }
