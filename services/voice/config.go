@@ -112,7 +112,7 @@ func (c *Config) Validate() error {
 	if c.SpoolDir == "" || c.Bucket == "" {
 		return fmt.Errorf("VOICE_SPOOL_DIR and VOICE_RECORDING_BUCKET are required")
 	}
-	if _, err := strconv.Atoi(c.CountryCode); err != nil || len(c.CountryCode) > 3 {
+	if c.CountryCode == "" || len(c.CountryCode) > 3 || strings.Trim(c.CountryCode, "0123456789") != "" || c.CountryCode[0] == '0' {
 		return fmt.Errorf("VOICE_COUNTRY_CODE must be 1-3 digits, got %q", c.CountryCode)
 	}
 	return nil
