@@ -30,7 +30,7 @@ type Config struct {
 	ShutdownGrace time.Duration `env:"VOICE_SHUTDOWN_GRACE" default:"5s" desc:"on stop, calls are hung up (BYE) and their recordings stored within this time"`
 
 	SpoolDir  string        `env:"VOICE_SPOOL_DIR" default:".omnibus/voice/spool" desc:"local directory where the legs of calls in progress are written, sample by sample; recordings left there by a crash are finalised and stored at the next start"`
-	Bucket    string        `env:"VOICE_RECORDING_BUCKET" default:"file://.omnibus/voice/recordings" desc:"gocloud.dev/blob URL of the recordings bucket: file:///dir (a relative file://dir is taken from the working directory) or mem:// (tests)"`
+	Bucket    string        `env:"VOICE_RECORDING_BUCKET" default:"file://.omnibus/voice/recordings" desc:"gocloud.dev/blob URL of the recordings bucket: file:///dir (a relative file://dir is taken from the working directory), s3://bucket?region=...&endpoint=... (AWS S3, or an S3-compatible store such as Aliyun OSS or MinIO; credentials from the AWS_* environment) or mem:// (tests)"`
 	Retention time.Duration `env:"VOICE_RECORDING_RETENTION" default:"2160h" desc:"recordings older than this are deleted from the bucket (checked hourly); 0 = keep forever"`
 
 	mediaIP, bindIP netip.Addr

@@ -104,3 +104,24 @@ func TestRetention(t *testing.T) {
 		t.Fatal("an expired recording was kept")
 	}
 }
+
+// TestOpenBucket: every scheme the connector documents opens (an s3:// bucket is not contacted
+// until a recording is stored), and recording URLs are the bucket URL without its query.
+func TestOpenBucket(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, tc := range []struct{ url, base string }{
+		{"mem://", "mem:/"},
+		{"s3://recordings?region=cn-hangzhou&endpoint=http://127.0.0.1:9&use_path_style=true", "s3://recordings"},
+		{"file://" + t.TempDir() + "/rec", ""},
+	} {
+		b, base, err := openBucket(ctx, tc.url)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.url, err)
+		}
+		_ = b.Close()
+		if tc.base != "" && base != tc.base {
+			t.Errorf("%s: base %q, want %q", tc.url, base, tc.base)
+		}
+	}
+}

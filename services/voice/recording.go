@@ -15,6 +15,7 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
 	_ "gocloud.dev/blob/memblob" // mem:// buckets for tests
+	_ "gocloud.dev/blob/s3blob"  // s3:// buckets: AWS S3 and S3-compatible stores (Aliyun OSS, MinIO) via ?endpoint=
 
 	"github.com/omnibus-dev/omnibus/services/voice/internal/media"
 	"github.com/omnibus-dev/omnibus/services/voice/internal/wav"
