@@ -328,3 +328,29 @@ func TestShutdownHangsUp(t *testing.T) {
 		t.Fatalf("recorded %d ms of 500", ms)
 	}
 }
+
+// TestTCPTransport: with VOICE_SIP_TRANSPORT=tcp the server answers over TCP, and a REGISTER
+// from an allowed trunk without digest configured is accepted.
+func TestTCPTransport(t *testing.T) {
+	t.Parallel()
+	tb := start(t, nil, map[string]string{"VOICE_SIP_TRANSPORT": "tcp"})
+	conn, err := net.DialTimeout("tcp", tb.sipAddr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, method := range []string{"OPTIONS", "REGISTER"} {
+		msg := method + " sip:" + tb.sipAddr + " SIP/2.0\r\nVia: SIP/2.0/TCP " + conn.LocalAddr().String() + ";branch=z9hG4bK" + method + "\r\n" +
+			"From: <sip:pbx@127.0.0.1>;tag=t1\r\nTo: <sip:pbx@127.0.0.1>\r\nCall-ID: tcp-" + method + "\r\nCSeq: 1 " + method + "\r\n" +
+			"Contact: <sip:pbx@" + conn.LocalAddr().String() + ";transport=tcp>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+		if _, err := conn.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 4096)
+		n, err := conn.Read(buf)
+		if err != nil || !strings.HasPrefix(string(buf[:n]), "SIP/2.0 200") {
+			t.Fatalf("%s over TCP: %q, %v", method, buf[:n], err)
+		}
+	}
+}
