@@ -32,6 +32,7 @@ COPY go.work go.work.su[m] ./
 COPY pkg/ pkg/
 COPY schemas/ schemas/
 COPY services/ services/
+COPY bench/ bench/
 
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \

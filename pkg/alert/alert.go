@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 )
 
@@ -29,11 +30,6 @@ const (
 	// KindDeadLetters is the kind of alert WatchDeadLetters raises.
 	KindDeadLetters = "dead_letters"
 )
-
-// BusPublisher is the one method of bus.Publisher alerts need (*bus.Client has it).
-type BusPublisher interface {
-	Publish(ctx context.Context, subject string, e event.Event) error
-}
 
 // JetStreamer gives access to JetStream; *bus.Client is one. A Monitor whose publisher is also a
 // JetStreamer keeps its state in a KVStore on it, unless Options.Store says otherwise.
@@ -166,7 +162,7 @@ const storeTimeout = 5 * time.Second
 // Monitor keeps one window per route. It is safe for concurrent use.
 type Monitor struct {
 	o        Options
-	pub      BusPublisher
+	pub      bus.Publisher
 	width    time.Duration
 	mu       sync.Mutex
 	routes   map[routeKey]*route
@@ -184,7 +180,7 @@ type Monitor struct {
 // the same Service and Instance, waiting at most 5 s. A store it cannot read then is not an
 // error: the monitor starts empty, tries again once per bucket, and saves nothing until it has
 // read it, so that what a previous process saved is never overwritten unread.
-func NewMonitor(pub BusPublisher, o Options) (*Monitor, error) {
+func NewMonitor(pub bus.Publisher, o Options) (*Monitor, error) {
 	if err := o.setDefaults(); err != nil {
 		return nil, err
 	}
@@ -452,7 +448,7 @@ func (m *Monitor) run() {
 }
 
 // publish publishes an alert event, trying three times; it logs what it could not publish.
-func publish(pub BusPublisher, log *slog.Logger, e event.Event) error {
+func publish(pub bus.Publisher, log *slog.Logger, e event.Event) error {
 	subject := SubjectRaised
 	if e.Type() == TypeResolved {
 		subject = SubjectResolved

@@ -33,7 +33,10 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 // recorder keeps published events and validates them against their schemas.
+// recorder fakes the one method of bus.Publisher a Monitor calls; the embedded nil interface
+// panics if another is.
 type recorder struct {
+	bus.Publisher
 	t      *testing.T
 	mu     sync.Mutex
 	events []event.Event

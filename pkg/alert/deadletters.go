@@ -13,16 +13,12 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 )
 
-// The dead-letter stream and its subjects, as pkg/bus names them (bus.StreamDLQ,
-// bus.SubjectDLQ); pkg/alert does not import pkg/bus, which must stay free to import what
-// imports pkg/alert.
-const (
-	streamDLQ  = "OMNI_DLQ"
-	subjectDLQ = "omni.dlq."
-)
+// subjectDLQ is the prefix of every service's dead-letter subject.
+var subjectDLQ = bus.SubjectDLQ("")
 
 // serviceName is the pattern of a service name, the last token of its dead-letter subject.
 var serviceName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
@@ -30,7 +26,7 @@ var serviceName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 // DeadLetterBus is what WatchDeadLetters needs of the bus: publishing the alerts, and JetStream
 // for OMNI_DLQ's state and the alert state bucket. *bus.Client is one.
 type DeadLetterBus interface {
-	BusPublisher
+	bus.Publisher
 	JetStreamer
 }
 
@@ -188,7 +184,7 @@ func (w *DeadLetterWatcher) poll(ctx context.Context) error {
 		w.loaded = true
 	}
 	if w.stream == nil {
-		st, err := w.b.JetStream().Stream(ctx, streamDLQ)
+		st, err := w.b.JetStream().Stream(ctx, bus.StreamDLQ)
 		if err != nil {
 			return fmt.Errorf("dead letters: %w", err)
 		}

@@ -136,15 +136,20 @@ func TestPublisherPublishesEveryRecord(t *testing.T) {
 	}
 }
 
-// failingBus refuses every publish.
-type failingBus struct{}
+// failingBus refuses every publish. It fakes the one method of bus.Publisher the audit trail
+// calls; the embedded nil interface panics if another is.
+type failingBus struct{ bus.Publisher }
 
 func (failingBus) Publish(context.Context, string, event.Event) error {
 	return errors.New("nats: no responders")
 }
 
 // blockedBus blocks publishes until released.
-type blockedBus struct{ release chan struct{} }
+// blockedBus holds every publish until release is closed (a bus.Publisher, like failingBus).
+type blockedBus struct {
+	bus.Publisher
+	release chan struct{}
+}
 
 func (b blockedBus) Publish(ctx context.Context, _ string, _ event.Event) error {
 	select {

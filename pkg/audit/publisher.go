@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 )
 
@@ -28,11 +29,6 @@ var Discard Sink = discard{}
 type discard struct{}
 
 func (discard) Emit(context.Context, Entry) {}
-
-// BusPublisher is the one method of bus.Publisher the audit trail needs (*bus.Client has it).
-type BusPublisher interface {
-	Publish(ctx context.Context, subject string, e event.Event) error
-}
 
 // Options configure a Publisher. Zero fields take the defaults shown.
 type Options struct {
@@ -61,7 +57,7 @@ var ErrInvalidOptions = errors.New("audit: invalid options")
 // Publisher is the Sink that publishes records on the bus (see the package documentation for
 // its delivery rules).
 type Publisher struct {
-	bus     BusPublisher
+	pub     bus.Publisher
 	o       Options
 	subject string
 	ch      chan Entry
@@ -75,8 +71,8 @@ type Publisher struct {
 }
 
 // NewPublisher starts a Publisher's workers; Close stops them.
-func NewPublisher(bus BusPublisher, o Options) (*Publisher, error) {
-	if bus == nil {
+func NewPublisher(pub bus.Publisher, o Options) (*Publisher, error) {
+	if pub == nil {
 		return nil, fmt.Errorf("%w: a bus publisher is required", ErrInvalidOptions)
 	}
 	if !ValidName(o.Service) {
@@ -103,7 +99,7 @@ func NewPublisher(bus BusPublisher, o Options) (*Publisher, error) {
 	if o.MeterProvider == nil {
 		o.MeterProvider = otel.GetMeterProvider()
 	}
-	p := &Publisher{bus: bus, o: o, subject: Subject(o.Service), ch: make(chan Entry, o.Buffer), results: map[string]metric.MeasurementOption{}}
+	p := &Publisher{pub: pub, o: o, subject: Subject(o.Service), ch: make(chan Entry, o.Buffer), results: map[string]metric.MeasurementOption{}}
 	var err error
 	p.count, err = o.MeterProvider.Meter("github.com/omnibus-dev/omnibus/pkg/audit").Int64Counter("omnibus.audit.records",
 		metric.WithDescription("Audit records by result: published on the bus, or spilled to the log (buffer full, bus down, or after close)."),
@@ -205,7 +201,7 @@ func (p *Publisher) publish(sc trace.SpanContext, rec Record) error {
 			}
 		}
 		pctx, cancel := context.WithTimeout(ctx, p.o.PublishTimeout)
-		err = p.bus.Publish(pctx, p.subject, ev)
+		err = p.pub.Publish(pctx, p.subject, ev)
 		cancel()
 		if err == nil {
 			return nil

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -45,7 +44,7 @@ func (c *Client) PublishAtomic(ctx context.Context, batch []Outgoing) error {
 	byStream := map[string][]preparedMsg{}
 	var streams []string
 	for _, m := range c.prepareAll(ctx, batch, errs) {
-		st := streamOf(m.msg.Subject)
+		st, _ := StreamOf(m.msg.Subject)
 		if _, ok := byStream[st]; !ok {
 			streams = append(streams, st)
 		}
@@ -94,7 +93,8 @@ func (c *Client) publishChunk(ctx context.Context, batch []Outgoing, msgs []prep
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstreamext.JSErrCodeBatchPublishDuplicateMsgID ||
 		apiErr.ErrorCode == jetstreamext.JSErrCodeBatchPublishNotEnabled) {
-		c.opts.log.Debug("atomic batch refused; publishing its messages one by one", "stream", streamOf(msgs[0].msg.Subject),
+		stream, _ := StreamOf(msgs[0].msg.Subject)
+		c.opts.log.Debug("atomic batch refused; publishing its messages one by one", "stream", stream,
 			"size", len(msgs), "reason", apiErr.Description)
 		for _, m := range nm {
 			m.Reply = ""
@@ -116,23 +116,3 @@ func (c *Client) publishChunk(ctx context.Context, batch []Outgoing, msgs []prep
 		m.span.End()
 	}
 }
-
-// streamOf names the omnibus stream that stores subject ("" for none).
-func streamOf(subject string) string {
-	for _, s := range streamPrefixes {
-		if strings.HasPrefix(subject, s.prefix) {
-			return s.stream
-		}
-	}
-	return ""
-}
-
-var streamPrefixes = func() []struct{ prefix, stream string } {
-	var out []struct{ prefix, stream string }
-	for _, sc := range Streams(StreamsConfig{}) {
-		for _, subj := range sc.Subjects {
-			out = append(out, struct{ prefix, stream string }{strings.TrimSuffix(subj, ">"), sc.Name})
-		}
-	}
-	return out
-}()

@@ -20,7 +20,6 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
 	"github.com/omnibus-dev/omnibus/pkg/event"
-	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
 )
 
@@ -264,7 +263,7 @@ func TestPermanentErrorsDeadLetterAtOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, func(context.Context, bus.Delivery) error {
-			return resilience.Permanent(errors.New("unknown channel account"))
+			return bus.Permanent(errors.New("unknown channel account"))
 		}, "permanent: unknown channel account"},
 		{"handler panic then max deliveries", func(t *testing.T, b *bustest.Bundle) {
 			if err := b.Client.Publish(context.Background(), subjIn, received(t, 8)); err != nil {
@@ -314,7 +313,7 @@ func TestRedrive(t *testing.T) {
 	}
 	sub, err := b.Client.Subscribe(ctx, fast("redrive"), func(ctx context.Context, d bus.Delivery) error {
 		if !healthy.Load() {
-			return resilience.Permanent(errors.New("vendor rejected"))
+			return bus.Permanent(errors.New("vendor rejected"))
 		}
 		return r.handle(ctx, d)
 	})
@@ -582,7 +581,7 @@ func TestSubscribeBatch(t *testing.T) {
 		errs := make([]error, len(ds))
 		for i, d := range ds {
 			if d.Event.ID() == poison {
-				errs[i] = resilience.Permanent(errors.New("poison"))
+				errs[i] = bus.Permanent(errors.New("poison"))
 				continue
 			}
 			order = append(order, d.Event.ID())

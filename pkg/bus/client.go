@@ -19,8 +19,28 @@ import (
 // ErrInvalidOption is wrapped by Connect for a bad option.
 var ErrInvalidOption = errors.New("invalid bus option")
 
-// Client is the omnibus JetStream client; it implements Publisher, Subscriber, StreamAdmin and
-// DeadLetters. It does not own the NATS connection: close that after draining subscriptions.
+// Bus is every role together: what a process hands the services it runs (service.Deps.Bus),
+// which pass each part on to the code that needs only that role (a Publisher to the audit trail,
+// KeyValues to a connector's state). *Client is one; a test may fake it.
+type Bus interface {
+	Publisher
+	Subscriber
+	StreamAdmin
+	DeadLetters
+	Replayer
+	KeyValues
+	// Schemas is the registry events are validated against.
+	Schemas() *schema.Registry
+	// JetStream is the escape hatch for what the roles do not cover — administering consumers,
+	// a service's own stream — and for tests and admin tools. A service that uses it says why.
+	JetStream() jetstream.JetStream
+}
+
+var _ Bus = (*Client)(nil)
+
+// Client is the omnibus JetStream client; it implements Bus: Publisher, Subscriber,
+// StreamAdmin, DeadLetters, Replayer and KeyValues. It does not own the NATS connection: close
+// that after draining subscriptions.
 type Client struct {
 	nc   *nats.Conn
 	js   jetstream.JetStream
@@ -124,7 +144,7 @@ func Connect(nc *nats.Conn, opts ...Option) (*Client, error) {
 	return &Client{nc: nc, js: js, opts: o, tel: tel}, nil
 }
 
-// JetStream exposes the underlying jetstream handle for what pkg/bus does not wrap (tests, admin).
+// JetStream exposes the underlying jetstream handle for what pkg/bus does not wrap (see Bus).
 func (c *Client) JetStream() jetstream.JetStream { return c.js }
 
 // Conn is the NATS connection the client uses.

@@ -16,7 +16,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/omnibus-dev/omnibus/pkg/event"
-	"github.com/omnibus-dev/omnibus/pkg/resilience"
 )
 
 // Delivery is one consumed event with its JetStream metadata.
@@ -31,8 +30,8 @@ type Delivery struct {
 }
 
 // Handler processes one delivery. Return nil once the effect is durable (the message is then
-// acked); an error to retry with backoff; resilience.Permanent(err) to dead-letter now;
-// resilience.RetryAfter(err, d) to retry after d. Handlers must be idempotent, keyed by event id:
+// acked); an error to retry with backoff; Permanent(err) to dead-letter now;
+// RetryAfter(err, d) to retry after d. Handlers must be idempotent, keyed by event id:
 // a message can be delivered more than once.
 type Handler func(ctx context.Context, d Delivery) error
 
@@ -55,7 +54,7 @@ type ConsumerConfig struct {
 	// Dependencies are what the handler needs besides its message (its database, a vendor
 	// route), each with a cheap check. When the handler fails with an error that is not
 	// Permanent, the consumer runs the checks: if one fails — or the error is marked
-	// resilience.Unavailable — the failure is the dependency's, not the message's. The consumer
+	// Unavailable — the failure is the dependency's, not the message's. The consumer
 	// then pauses: it holds the message (kept in progress, so JetStream neither redelivers it nor
 	// counts a delivery), handles nothing else, checks again with backoff from 250 ms to 15 s,
 	// and runs the handler again once the dependency serves, however long the outage. Only a
@@ -123,7 +122,7 @@ func (c ConsumerConfig) Validate() error {
 	case c.Service == "":
 		return fmt.Errorf("%w: Service is required (it names the dead-letter subject omni.dlq.<service>)", ErrInvalidConsumer)
 	case c.Stream == "":
-		return fmt.Errorf("%w: Stream is required (one of %s, %s, %s, %s, %s)", ErrInvalidConsumer, StreamIn, StreamOut, StreamTool, StreamDesk, StreamAudit)
+		return fmt.Errorf("%w: Stream is required (one of %s)", ErrInvalidConsumer, streamNames())
 	case c.MaxDeliver < 1:
 		return fmt.Errorf("%w: MaxDeliver must be >= 1, got %d", ErrInvalidConsumer, c.MaxDeliver)
 	case c.Concurrency < 1:
@@ -150,6 +149,9 @@ type Subscriber interface {
 	// cancelled (then it drains) or the returned Subscription is stopped. Errors wrap
 	// ErrInvalidConsumer or the JetStream error.
 	Subscribe(ctx context.Context, cfg ConsumerConfig, h Handler) (*Subscription, error)
+	// SubscribeBatch is Subscribe for a handler of up to maxBatch messages at a time, in order
+	// (see Client.SubscribeBatch).
+	SubscribeBatch(ctx context.Context, cfg ConsumerConfig, maxBatch int, h BatchHandler) (*Subscription, error)
 }
 
 // Subscription is a running consumer: a handle with Stop, Drain and Closed, like
@@ -362,13 +364,13 @@ func (s *Subscription) begin(msg jetstream.Msg) (*inflight, error) {
 	}
 	switch {
 	case err != nil:
-		return in, resilience.Permanent(fmt.Errorf("no JetStream metadata: %w", err))
+		return in, Permanent(fmt.Errorf("no JetStream metadata: %w", err))
 	case decErr != nil:
-		return in, resilience.Permanent(fmt.Errorf("undecodable: %w", decErr))
+		return in, Permanent(fmt.Errorf("undecodable: %w", decErr))
 	}
 	if cfg.AlwaysValidate || msg.Headers().Get(HeaderSchema) != c.opts.schemas.Fingerprint() {
 		if verr := c.validate(e); verr != nil {
-			return in, resilience.Permanent(fmt.Errorf("schema: %w", verr))
+			return in, Permanent(fmt.Errorf("schema: %w", verr))
 		}
 	}
 	return in, nil
@@ -431,12 +433,12 @@ func (s *Subscription) settle(in *inflight, herr error) {
 	case isClosingUnavailable(herr): // back for redelivery; a dependency's outage never dead-letters
 		_ = msg.NakWithDelay(pauseBackoff[0])
 		return
-	case resilience.IsPermanent(herr):
+	case IsPermanent(herr):
 		reason = herr.Error()
 	case meta.NumDelivered >= uint64(cfg.MaxDeliver):
 		reason = fmt.Sprintf("max deliveries (%d) reached: %v", cfg.MaxDeliver, herr)
 	default:
-		delay, ok := resilience.RetryDelay(herr)
+		delay, ok := RetryDelay(herr)
 		if !ok {
 			delay = backoff(cfg.Backoff, meta.NumDelivered)
 		}
@@ -462,7 +464,7 @@ func (s *Subscription) settle(in *inflight, herr error) {
 // delivery (nil for those that succeeded), read as for Handler.
 type BatchHandler func(ctx context.Context, batch []Delivery) []error
 
-// SubscribeBatch is Subscribe for handlers that work in batches. Batches adapt to the load: the
+// SubscribeBatch implements Subscriber: Subscribe for handlers that work in batches. Batches adapt to the load: the
 // loop takes every message already buffered, up to maxBatch, and never waits to fill a batch,
 // so a lone message is handled at once and a backlog is handled maxBatch at a time. Order within
 // the consumer is kept (Concurrency is ignored).
@@ -557,7 +559,7 @@ func (s *Subscription) processBatch(msgs []jetstream.Msg) {
 			for {
 				idx, valid = idx[:0], valid[:0]
 				for i, err := range errs {
-					if err != nil && !resilience.IsPermanent(err) {
+					if err != nil && !IsPermanent(err) {
 						idx, valid = append(idx, i), append(valid, all[i].d)
 					}
 				}
@@ -613,7 +615,7 @@ func (s *Subscription) batchDependency(idx []int, errs []error) (string, error) 
 		if name, cause := s.downDependency(s.hctx, errs[i]); name != "" {
 			return name, cause
 		}
-		if errs[i] != nil && !resilience.IsPermanent(errs[i]) {
+		if errs[i] != nil && !IsPermanent(errs[i]) {
 			return "", nil // the checks passed: the failures are the messages' own
 		}
 	}

@@ -128,6 +128,10 @@ type DeadLetters interface {
 	// stream) goes to its original subject instead. Dead letters whose consumer no longer exists
 	// stay in OMNI_DLQ and are named in the error. It returns how many were redriven.
 	Redrive(ctx context.Context, f DeadLetterFilter) (int, error)
+	// DeadLetterEvent puts an event that a service produced but cannot publish (it fails its
+	// schema, say) on omni.dlq.<service> with the reason, instead of dropping it or retrying it
+	// forever. subject is where it was meant to go.
+	DeadLetterEvent(ctx context.Context, service, subject string, e event.Event, reason string) error
 }
 
 // ListDeadLetters implements DeadLetters.
@@ -322,9 +326,7 @@ func (s *Subscription) consumeRedrives(ctx context.Context) error {
 
 var _ DeadLetters = (*Client)(nil)
 
-// DeadLetterEvent puts an event that a service produced but cannot publish (it fails its
-// schema, say) on omni.dlq.<service> with the reason, instead of dropping it or retrying it
-// forever. subject is where it was meant to go.
+// DeadLetterEvent implements DeadLetters.
 func (c *Client) DeadLetterEvent(ctx context.Context, service, subject string, e event.Event, reason string) error {
 	h, body, err := event.Encode(e)
 	if err != nil {

@@ -2,9 +2,11 @@ package bus_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
@@ -58,4 +60,36 @@ func Example() {
 	<-done
 	_ = sub.Shutdown(ctx)
 	// Output: omni.channel.message.received sms:up-1 omni.in.sms.message
+}
+
+// StreamOf names the stream a subject, or a consumer's subject pattern, is stored in.
+func ExampleStreamOf() {
+	for _, subject := range []string{"omni.in.wechatkf.message", "omni.tool.crm.>", "omni.ops.alert.raised", "elsewhere"} {
+		stream, ok := bus.StreamOf(subject)
+		fmt.Println(subject, stream, ok)
+	}
+	// Output:
+	// omni.in.wechatkf.message OMNI_IN true
+	// omni.tool.crm.> OMNI_TOOL true
+	// omni.ops.alert.raised OMNI_OPS true
+	// elsewhere  false
+}
+
+// A handler steers what happens to a message it could not handle by the kind of error it
+// returns.
+func ExamplePermanent() {
+	for _, err := range []error{
+		bus.Permanent(errors.New("unknown channel account")),            // dead-lettered now
+		bus.RetryAfter(errors.New("vendor rate limit"), 30*time.Second), // redelivered in 30 s
+		bus.Unavailable(errors.New("postgres: connection refused")),     // the consumer pauses
+		errors.New("timeout"), // redelivered with backoff
+	} {
+		d, _ := bus.RetryDelay(err)
+		fmt.Printf("%-40s permanent=%t delay=%s unavailable=%t\n", err, bus.IsPermanent(err), d, bus.IsUnavailable(err))
+	}
+	// Output:
+	// permanent: unknown channel account       permanent=true delay=0s unavailable=false
+	// vendor rate limit (retry after 30s)      permanent=false delay=30s unavailable=false
+	// unavailable: postgres: connection refused permanent=false delay=0s unavailable=true
+	// timeout                                  permanent=false delay=0s unavailable=false
 }

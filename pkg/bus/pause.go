@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/omnibus-dev/omnibus/pkg/resilience"
 )
 
 // Dependency is something a handler needs besides its message — its database, a vendor route —
@@ -38,16 +36,16 @@ const dependencyCheckTimeout = 3 * time.Second
 const pauseLease = time.Minute
 
 // downDependency reports the dependency that herr shows to be down: a failing check among the
-// subscription's dependencies, or herr marked resilience.Unavailable. Permanent errors, and
+// subscription's dependencies, or herr marked Unavailable. Permanent errors, and
 // failures while every dependency serves, are the message's own: "" is returned.
 func (s *Subscription) downDependency(ctx context.Context, herr error) (string, error) {
-	if herr == nil || resilience.IsPermanent(herr) || isClosingUnavailable(herr) {
+	if herr == nil || IsPermanent(herr) || isClosingUnavailable(herr) {
 		return "", nil
 	}
 	if name, err := s.checkDependencies(ctx); err != nil {
 		return name, err
 	}
-	if resilience.IsUnavailable(herr) {
+	if IsUnavailable(herr) {
 		return "handler", herr
 	}
 	return "", nil

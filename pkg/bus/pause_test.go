@@ -11,7 +11,6 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
-	"github.com/omnibus-dev/omnibus/pkg/resilience"
 )
 
 // db is a dependency that can be taken down: while down its check fails and so does every
@@ -149,7 +148,7 @@ func TestOwnFaultStillDeadLetters(t *testing.T) {
 	}
 }
 
-// A handler that marks its error resilience.Unavailable pauses the consumer without any
+// A handler that marks its error bus.Unavailable pauses the consumer without any
 // dependency check; a consumer closing while paused hands the message back, never dead-letters it.
 func TestUnavailableErrorPausesAndCloseHandsBack(t *testing.T) {
 	t.Parallel()
@@ -160,7 +159,7 @@ func TestUnavailableErrorPausesAndCloseHandsBack(t *testing.T) {
 	h := func(_ context.Context, d bus.Delivery) error {
 		calls.Add(1)
 		if !up.Load() {
-			return resilience.Unavailable(errors.New("salesforce: circuit breaker open"))
+			return bus.Unavailable(errors.New("salesforce: circuit breaker open"))
 		}
 		return nil
 	}
@@ -220,7 +219,7 @@ func TestRedriveTargetsTheFailingConsumer(t *testing.T) {
 	sub := func(name string, fails bool) {
 		s, err := b.Client.Subscribe(ctx, fast(name), func(_ context.Context, d bus.Delivery) error {
 			if fails && !healthy.Load() {
-				return resilience.Permanent(errors.New("schema of a newer version"))
+				return bus.Permanent(errors.New("schema of a newer version"))
 			}
 			r := rec[name]
 			r.mu.Lock()

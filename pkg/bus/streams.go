@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -86,6 +87,38 @@ func Streams(c StreamsConfig) []jetstream.StreamConfig {
 	}
 }
 
+// StreamOf returns the omnibus stream whose subjects hold subject, a subject or a subject pattern
+// under one stream's prefix ("omni.tool.crm.>" is in OMNI_TOOL); ok is false when no stream of
+// Streams holds it. It is derived from Streams, the one place a stream's subjects are written.
+func StreamOf(subject string) (stream string, ok bool) {
+	for _, s := range streamPrefixes {
+		if strings.HasPrefix(subject, s.prefix) {
+			return s.stream, true
+		}
+	}
+	return "", false
+}
+
+// streamPrefixes are the subject prefixes of Streams, each with its stream.
+var streamPrefixes = func() []struct{ prefix, stream string } {
+	var out []struct{ prefix, stream string }
+	for _, sc := range Streams(StreamsConfig{}) {
+		for _, subj := range sc.Subjects {
+			out = append(out, struct{ prefix, stream string }{strings.TrimSuffix(subj, ">"), sc.Name})
+		}
+	}
+	return out
+}()
+
+// streamNames lists the names of Streams, for messages.
+func streamNames() string {
+	var names []string
+	for _, sc := range Streams(StreamsConfig{}) {
+		names = append(names, sc.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
 // StreamAdmin provisions the omnibus streams.
 type StreamAdmin interface {
 	// Provision creates or updates every omnibus stream; it is idempotent.
@@ -93,14 +126,19 @@ type StreamAdmin interface {
 }
 
 // Provision creates or updates every stream of Streams(c.streams). It is safe to call from every
-// service at start.
+// service at start. Attempts the server answers late (still recovering its streams, a loaded
+// machine) are repeated, for up to 30 s per stream unless ctx says otherwise.
 func (c *Client) Provision(ctx context.Context) error {
-	ctx, cancel := withDefaultTimeout(ctx, c.opts.timeout)
-	defer cancel()
 	for _, sc := range Streams(c.opts.streams) {
-		if _, err := c.js.CreateOrUpdateStream(ctx, sc); err != nil {
+		err := retryAdmin(ctx, c.opts.timeout, func(ctx context.Context) error {
+			_, err := c.js.CreateOrUpdateStream(ctx, sc)
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("provision stream %s: %w", sc.Name, err)
 		}
 	}
 	return nil
 }
+
+var _ StreamAdmin = (*Client)(nil)

@@ -7,7 +7,7 @@
 //	}
 //
 // Load fills the struct (defaults first, then the environment) and then calls Validate() when the
-// struct has one. Describe lists the fields for the README's configuration table. An unknown
+// struct has one. Describe lists the fields for docs/configuration.md's tables. An unknown
 // variable with a known prefix is reported with a "did you mean" suggestion.
 package config
 

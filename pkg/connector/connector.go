@@ -8,7 +8,8 @@
 //	func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error { ... }
 //
 // The Runtime enforces the spec: publishing a subject or type not in Produces, or consuming one
-// not in Consumes, is an error. Inbound webhooks follow one flow, the same for every channel:
+// not in Consumes, is an error. A connector keeps its state in key-value buckets it declares
+// once, at setup, with Runtime.KeyValue, not through a JetStream handle of its own. Inbound webhooks follow one flow, the same for every channel:
 // cap the body → verify the vendor signature → decode into events → publish and wait for the
 // JetStream ack → only then answer the vendor. A vendor that gets no 2xx retries, and since
 // connectors use the vendor's message id as the event id, the retry is stored once.
@@ -24,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -31,12 +33,14 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/omnibus-dev/omnibus/pkg/alert"
 	"github.com/omnibus-dev/omnibus/pkg/audit"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
+	"github.com/omnibus-dev/omnibus/pkg/schema"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 )
 
@@ -94,11 +98,25 @@ func Register[C any](reg *service.Registry, spec Spec, setup SetupFunc[C]) {
 	reg.MustRegister(Define(spec, setup))
 }
 
+// Bus is the part of the bus a connector's Runtime uses: publishing, consuming, its key-value
+// buckets (through Runtime.KeyValue) and the schema registry. service.Deps.Bus (a *bus.Client)
+// is one.
+type Bus interface {
+	bus.Publisher
+	bus.Subscriber
+	bus.KeyValues
+	// Schemas is the registry events are validated against.
+	Schemas() *schema.Registry
+	// JetStream is the escape hatch for a stream the connector owns (webchat's visitor log) and
+	// for PutMany's batched puts; buckets go through Runtime.KeyValue.
+	JetStream() jetstream.JetStream
+}
+
 // Runtime is what a connector's setup gets: its bus, logger, configuration source and the means
-// to mount webhooks, consumers and background loops.
+// to mount webhooks, consumers, key-value buckets and background loops.
 type Runtime struct {
 	Spec Spec
-	Bus  *bus.Client
+	Bus  Bus
 	Log  *slog.Logger
 	// Env is the service's configuration source (service.Deps.Env), the one the connector's
 	// Config was loaded from. nil reads the process environment.
@@ -114,6 +132,48 @@ type Runtime struct {
 	subs  []*bus.Subscription
 	wg    sync.WaitGroup
 	res   *resilience.Registry // built by Resilience, closed by shutdown
+	kvs   map[string]bucket    // declared by KeyValue
+}
+
+// bucket is a key-value bucket a connector declared, and its handle.
+type bucket struct {
+	cfg jetstream.KeyValueConfig
+	kv  jetstream.KeyValue
+}
+
+// ErrInvalidBucket is wrapped by KeyValue for a bucket it cannot declare.
+var ErrInvalidBucket = errors.New("invalid key-value bucket")
+
+// KeyValue declares a key-value bucket the connector keeps state in, as bus.Streams declares
+// the streams: the first call for cfg.Bucket creates the bucket or updates it to cfg (every
+// replica does, at start); later calls with the same cfg return the same handle, and a call that
+// declares the bucket again differently fails with ErrInvalidBucket, as does a config without a
+// Bucket or a Runtime without a Bus. Buckets are file-backed unless cfg says otherwise. Other
+// errors are bus.KeyValues'.
+func (rt *Runtime) KeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	if cfg.Bucket == "" {
+		return nil, fmt.Errorf("%w: %s declares a bucket without a name", ErrInvalidBucket, rt.Spec.Name)
+	}
+	if rt.Bus == nil {
+		return nil, fmt.Errorf("%w: %s has no bus for bucket %s", ErrInvalidBucket, rt.Spec.Name, cfg.Bucket)
+	}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if b, ok := rt.kvs[cfg.Bucket]; ok {
+		if !reflect.DeepEqual(b.cfg, cfg) {
+			return nil, fmt.Errorf("%w: %s declares bucket %s twice, differently", ErrInvalidBucket, rt.Spec.Name, cfg.Bucket)
+		}
+		return b.kv, nil
+	}
+	kv, err := rt.Bus.KeyValue(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if rt.kvs == nil {
+		rt.kvs = map[string]bucket{}
+	}
+	rt.kvs[cfg.Bucket] = bucket{cfg: cfg, kv: kv}
+	return kv, nil
 }
 
 // ResilienceRoutes are the routes a connector's resilience registry (Runtime.Resilience)
@@ -153,10 +213,7 @@ func (rt *Runtime) Resilience() (*resilience.Registry, error) {
 			return nil, fmt.Errorf("%w: %s's resilience registry produces %s on %s", ErrUndeclared, rt.Spec.Name, r.Type, r.Subject)
 		}
 	}
-	o := resilience.Options{Service: rt.Spec.Name, Env: rt.Env, Log: rt.Log, MeterProvider: rt.Meter, TracerProvider: rt.Tracer}
-	if rt.Bus != nil { // a nil *bus.Client in the interface would not read as "no bus"
-		o.Bus = rt.Bus
-	}
+	o := resilience.Options{Service: rt.Spec.Name, Bus: rt.Bus, Env: rt.Env, Log: rt.Log, MeterProvider: rt.Meter, TracerProvider: rt.Tracer}
 	reg, err := resilience.New(o)
 	if err != nil {
 		return nil, fmt.Errorf("%s resilience: %w", rt.Spec.Name, err)
@@ -209,9 +266,9 @@ func (rt *Runtime) Consume(ctx context.Context, route Route, h bus.Handler, cfg 
 	if !declared(rt.Spec.Consumes, route.Subject, route.Type) {
 		return fmt.Errorf("%w: %s consumes %s on %s", ErrUndeclared, rt.Spec.Name, route.Type, route.Subject)
 	}
-	stream, err := StreamOf(route.Subject)
-	if err != nil {
-		return err
+	stream, ok := bus.StreamOf(route.Subject)
+	if !ok {
+		return fmt.Errorf("%w: %s consumes %s, which is in no omnibus stream", ErrUndeclared, rt.Spec.Name, route.Subject)
 	}
 	cfg.Service, cfg.Stream, cfg.FilterSubjects = rt.Spec.Name, stream, []string{route.Subject}
 	if cfg.Durable == "" {
@@ -219,7 +276,7 @@ func (rt *Runtime) Consume(ctx context.Context, route Route, h bus.Handler, cfg 
 	}
 	sub, err := rt.Bus.Subscribe(ctx, cfg, func(ctx context.Context, d bus.Delivery) error {
 		if d.Event.Type() != route.Type {
-			return resilience.Permanent(fmt.Errorf("%s expects %s on %s, got %s", rt.Spec.Name, route.Type, route.Subject, d.Event.Type()))
+			return bus.Permanent(fmt.Errorf("%s expects %s on %s, got %s", rt.Spec.Name, route.Type, route.Subject, d.Event.Type()))
 		}
 		return h(ctx, d)
 	})
@@ -265,19 +322,6 @@ func (rt *Runtime) shutdown(timeout time.Duration) {
 			rt.Log.Warn("resilience registry did not flush", "err", err)
 		}
 	}
-}
-
-// StreamOf returns the omnibus stream that stores subject.
-func StreamOf(subject string) (string, error) {
-	for prefix, stream := range map[string]string{
-		"omni.in.": bus.StreamIn, "omni.out.": bus.StreamOut, "omni.tool.": bus.StreamTool,
-		"omni.desk.": bus.StreamDesk, "omni.audit.": bus.StreamAudit, "omni.dlq.": bus.StreamDLQ,
-	} {
-		if strings.HasPrefix(subject, prefix) {
-			return stream, nil
-		}
-	}
-	return "", fmt.Errorf("%w: subject %q is in no omnibus stream", ErrUndeclared, subject)
 }
 
 func durableSuffix(subject string) string {

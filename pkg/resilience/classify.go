@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/omnibus-dev/omnibus/pkg/bus"
 )
 
 // Class is what an attempt's result means for the pipeline.
@@ -112,7 +114,7 @@ func (e *attemptError) Unwrap() error { return e.err }
 // actx is the attempt's context; parent the call's.
 func (r *Route) classify(parent, actx context.Context, a *Attempt, err error) *attemptError {
 	ae := &attemptError{status: a.status, code: a.code, retryAfter: a.retryAfter, err: err}
-	if d, ok := RetryDelay(err); ok && d > ae.retryAfter {
+	if d, ok := bus.RetryDelay(err); ok && d > ae.retryAfter {
 		ae.retryAfter = d
 	}
 	switch {
@@ -122,7 +124,7 @@ func (r *Route) classify(parent, actx context.Context, a *Attempt, err error) *a
 			return nil
 		}
 		switch {
-		case IsPermanent(err):
+		case bus.IsPermanent(err):
 			ae.class = ClassPermanent
 		case ae.class == ClassSuccess && ae.retryAfter > 0:
 			ae.class = ClassRateLimited
@@ -135,7 +137,7 @@ func (r *Route) classify(parent, actx context.Context, a *Attempt, err error) *a
 		}
 	case err == nil:
 		return nil
-	case IsPermanent(err):
+	case bus.IsPermanent(err):
 		ae.class = ClassPermanent
 	case ae.retryAfter > 0:
 		ae.class = ClassRateLimited

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/omnibus-dev/omnibus/pkg/audit"
+	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/pii"
 )
 
@@ -38,8 +39,8 @@ type Call struct {
 
 // Func makes one attempt of a call. It must honour ctx (the attempt's deadline: the route's
 // timeout within the caller's budget) and should report what it sent and received on a, so the
-// pipeline can classify the answer and audit it. Returning resilience.Permanent(err) or
-// resilience.RetryAfter(err, d) overrides the classification.
+// pipeline can classify the answer and audit it. Returning bus.Permanent(err) or
+// bus.RetryAfter(err, d) overrides the classification.
 type Func[T any] func(ctx context.Context, a *Attempt) (T, error)
 
 // Attempt is one try of a call, handed to Func.
@@ -303,7 +304,7 @@ func metricCode(status int, code string) string {
 func (rt *Route) outcomeOf(ctx context.Context, st *callState, err error) (string, error) {
 	switch {
 	case errors.Is(err, circuitbreaker.ErrOpen):
-		return audit.OutcomeCircuitOpen, ErrCircuitOpen
+		return audit.OutcomeCircuitOpen, bus.Unavailable(ErrCircuitOpen) // a consumer pauses until the vendor is back
 	case errors.Is(err, bulkhead.ErrFull):
 		return audit.OutcomeBulkheadFull, ErrBulkheadFull
 	case errors.Is(err, ratelimiter.ErrExceeded):
@@ -322,11 +323,11 @@ func (rt *Route) outcomeOf(ctx context.Context, st *callState, err error) (strin
 	}
 	switch ae.class {
 	case ClassPermanent:
-		return audit.OutcomePermanent, Permanent(ae.err)
+		return audit.OutcomePermanent, bus.Permanent(ae.err)
 	case ClassRateLimited:
 		cause := ae.err
 		if d := ae.retryAfter; d > 0 {
-			cause = RetryAfter(cause, d)
+			cause = bus.RetryAfter(cause, d)
 		}
 		return audit.OutcomeRateLimited, cause
 	case classTimeout:

@@ -1,7 +1,8 @@
 // Package resilience is how omnibus calls third parties: one failsafe-go pipeline per vendor
 // route (rate limiter, bulkhead, circuit breaker, per-attempt timeout, retries with backoff for
 // idempotent calls, fallback), with one span, metrics, one masked audit record and an alert feed
-// per call. It also holds the error kinds the bus reads: Permanent and RetryAfter.
+// per call. A failed call carries the error kinds the bus consumer reads (bus.Permanent,
+// bus.RetryAfter, bus.Unavailable), so a handler can return it as it is.
 //
 // # A connector's calls
 //
@@ -60,7 +61,7 @@
 // An attempt's answer is classified by the route: RouteSpec.Codes maps the vendor's result codes
 // (read by RouteSpec.CodeOf) to ClassSuccess, ClassRetryable, ClassRateLimited or ClassPermanent;
 // without a mapped code the HTTP status decides (StatusClass); Classify replaces both. A function
-// passed to Do can force a class by returning Permanent(err) or RetryAfter(err, d). Map business
+// passed to Do can force a class by returning bus.Permanent(err) or bus.RetryAfter(err, d). Map business
 // answers ("no such waybill") to success and read them from the body: failures are what the
 // vendor did not serve, and they drive the breaker and the alerts.
 //
@@ -79,8 +80,8 @@
 //
 // A failed call returns an *Error: its Outcome (one of the audit.Outcome* names), the last HTTP
 // status and vendor code, the attempts, the cause and the Fallback of the call or route. It
-// matches the outcome's sentinel (ErrTimeout, ErrCircuitOpen, ...), IsPermanent for refusals and
-// RetryDelay for rate limits.
+// matches the outcome's sentinel (ErrTimeout, ErrCircuitOpen, ...), bus.IsPermanent for refusals,
+// bus.RetryDelay for rate limits and bus.IsUnavailable for an open breaker.
 //
 // # Records
 //

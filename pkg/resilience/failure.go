@@ -44,9 +44,10 @@ type Fallback struct {
 //	var e *resilience.Error
 //	if errors.As(err, &e) { failed.ErrorCode, failed.Fallback = e.Code(), e.Fallback }
 //
-// It matches the outcome's sentinel (errors.Is(err, resilience.ErrCircuitOpen)), IsPermanent for
-// outcome permanent, and RetryDelay for a rate limit whose Retry-After did not fit the caller's
-// budget, so a bus handler that returns it is dead-lettered or redelivered correctly.
+// It matches the outcome's sentinel (errors.Is(err, resilience.ErrCircuitOpen)), bus.IsPermanent
+// for outcome permanent, bus.RetryDelay for a rate limit whose Retry-After did not fit the
+// caller's budget and bus.IsUnavailable for an open breaker, so a bus handler that returns it is
+// dead-lettered, redelivered or paused correctly.
 type Error struct {
 	Vendor, Op string
 	// Outcome is one of the audit.Outcome* values.
@@ -58,7 +59,8 @@ type Error struct {
 	Attempts int
 	// Fallback is the manual path for the agent, when the route or call has one.
 	Fallback *Fallback
-	// Err is the last attempt's error (wrapped in Permanent or RetryAfter as described above).
+	// Err is the last attempt's error (wrapped in bus.Permanent, bus.RetryAfter or
+	// bus.Unavailable as described above).
 	Err error
 
 	maybeSent bool

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/omnibus-dev/omnibus/pkg/bus"
 )
 
 // MaxResponseBody caps the response body Route.HTTP reads (a larger body fails the attempt as
@@ -41,7 +43,7 @@ func (rt *Route) HTTP(ctx context.Context, call Call, newReq NewRequest, out any
 	return Do(ctx, rt, call, func(ctx context.Context, a *Attempt) (*Reply, error) {
 		req, err := newReq(ctx)
 		if err != nil {
-			return nil, Permanent(fmt.Errorf("build request: %w", err))
+			return nil, bus.Permanent(fmt.Errorf("build request: %w", err))
 		}
 		if req.GetBody != nil {
 			if body, err := req.GetBody(); err == nil {
@@ -61,7 +63,7 @@ func (rt *Route) HTTP(ctx context.Context, call Call, newReq NewRequest, out any
 			return nil, fmt.Errorf("read %s %s answer: %w", rt.vendor, rt.op, err)
 		}
 		if len(body) > MaxResponseBody {
-			return nil, Permanent(fmt.Errorf("%s %s answer exceeds %d bytes", rt.vendor, rt.op, MaxResponseBody))
+			return nil, bus.Permanent(fmt.Errorf("%s %s answer exceeds %d bytes", rt.vendor, rt.op, MaxResponseBody))
 		}
 		reply := &Reply{Status: resp.StatusCode, Header: resp.Header, Body: body}
 		if rt.spec.CodeOf != nil {
@@ -76,7 +78,7 @@ func (rt *Route) HTTP(ctx context.Context, call Call, newReq NewRequest, out any
 		}
 		if out != nil && rt.classOf(reply.Status, reply.Code) == ClassSuccess {
 			if err := json.Unmarshal(body, out); err != nil {
-				return reply, Permanent(fmt.Errorf("decode %s %s answer: %w", rt.vendor, rt.op, err))
+				return reply, bus.Permanent(fmt.Errorf("decode %s %s answer: %w", rt.vendor, rt.op, err))
 			}
 		}
 		return reply, nil

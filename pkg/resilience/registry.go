@@ -23,15 +23,9 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/alert"
 	"github.com/omnibus-dev/omnibus/pkg/audit"
+	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/config"
-	"github.com/omnibus-dev/omnibus/pkg/event"
 )
-
-// BusPublisher is the one method of bus.Publisher the pipeline needs for audit records and
-// alerts; *bus.Client has it.
-type BusPublisher interface {
-	Publish(ctx context.Context, subject string, e event.Event) error
-}
 
 // AlertRecorder receives every call's outcome; *alert.Monitor is one.
 type AlertRecorder interface {
@@ -45,7 +39,7 @@ type Options struct {
 	Service string
 	// Bus, when set, carries the audit records (an audit.Publisher) and the alerts (an
 	// alert.Monitor) that New creates; Close flushes them.
-	Bus BusPublisher
+	Bus bus.Publisher
 	// Audit overrides the audit sink made from Bus (tests use an *audit.Memory). With neither,
 	// records are discarded.
 	Audit audit.Sink

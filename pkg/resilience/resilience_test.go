@@ -22,6 +22,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/omnibus-dev/omnibus/pkg/audit"
+	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/cache"
 	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
@@ -202,6 +203,9 @@ func TestBreakerOpensFallsBackWithinBudgetAndRecovers(t *testing.T) {
 			if fail.Attempts != 0 {
 				t.Fatalf("a call refused by the open breaker sent %d requests", fail.Attempts)
 			}
+			if !bus.IsUnavailable(err) || bus.IsPermanent(err) {
+				t.Fatalf("an open breaker's failure %v is not bus.Unavailable: a consumer would spend the message's deliveries", err)
+			}
 			opened = true
 			break
 		}
@@ -376,8 +380,8 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 			w.WriteHeader(http.StatusTooManyRequests)
 		})
 		_, err := rt.HTTP(context.Background(), resilience.Call{}, b.request(), nil)
-		d, ok := resilience.RetryDelay(err)
-		if !ok || d != 30*time.Second || !errors.Is(err, resilience.ErrRateLimited) || resilience.IsPermanent(err) {
+		d, ok := bus.RetryDelay(err)
+		if !ok || d != 30*time.Second || !errors.Is(err, resilience.ErrRateLimited) || bus.IsPermanent(err) {
 			t.Fatalf("err = %v, delay %s %v", err, d, ok)
 		}
 		if b.vendor.hits.Load() != 1 {
@@ -407,7 +411,7 @@ func TestPermanentCodeIsNotRetried(t *testing.T) {
 		fmt.Fprint(w, `{"errcode":40001,"errmsg":"invalid credential for 13800138000"}`)
 	})
 	_, err := rt.HTTP(context.Background(), resilience.Call{}, b.request(), nil)
-	if !resilience.IsPermanent(err) || !errors.Is(err, resilience.ErrRejected) || b.vendor.hits.Load() != 1 {
+	if !bus.IsPermanent(err) || !errors.Is(err, resilience.ErrRejected) || b.vendor.hits.Load() != 1 {
 		t.Fatalf("err = %v after %d requests", err, b.vendor.hits.Load())
 	}
 	if recs := b.mem.Records(); len(recs) != 1 || recs[0].Outcome != audit.OutcomePermanent || recs[0].Fallback != audit.FallbackManual {
@@ -771,7 +775,7 @@ func TestErrorTextIsMasked(t *testing.T) {
 	reg, _ := setup(t, nil)
 	rt := reg.MustRoute(spec("lookup", true, resilience.Settings{MaxAttempts: 1}))
 	_, err := resilience.Do(context.Background(), rt, resilience.Call{}, func(context.Context, *resilience.Attempt) (int, error) {
-		return 0, resilience.Permanent(errors.New("no customer with phone " + mobile))
+		return 0, bus.Permanent(errors.New("no customer with phone " + mobile))
 	})
 	if err == nil || pii.Contains(err.Error()) || !strings.Contains(err.Error(), "138****8000") {
 		t.Fatalf("error text %q", err)

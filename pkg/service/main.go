@@ -110,9 +110,12 @@ func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) 
 		return fmt.Errorf("listen %s: %w", base.HTTPAddr, err)
 	}
 	log.Info("service started", "http", "http://"+ln.Addr().String(), "nats", base.NATSURL)
+	deps := Deps{DB: pool, Mux: mux, Log: log, Health: health, Env: os.LookupEnv, Meter: tel.Meter, Tracer: tel.Tracer}
+	if client != nil { // a nil *bus.Client in Deps.Bus would not read as "no bus"
+		deps.Bus = client
+	}
 	return Serve(ctx, ln, startup.Gate(mux), base.ShutdownTimeout, log, func(ctx context.Context) error {
-		return s.Run(ctx, startup.For(s.Name, Deps{Bus: client, DB: pool, Mux: mux, Log: log, Health: health, Env: os.LookupEnv,
-			Meter: tel.Meter, Tracer: tel.Tracer}))
+		return s.Run(ctx, startup.For(s.Name, deps))
 	}, nc)
 }
 

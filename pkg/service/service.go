@@ -27,7 +27,9 @@ import (
 
 // Deps is what a service gets from the process that runs it.
 type Deps struct {
-	Bus    *bus.Client
+	// Bus is the process's bus, every role of it (a *bus.Client in production); nil for a NoBus
+	// service. Pass each part on as the role it is (bus.Publisher, bus.KeyValues, ...).
+	Bus    bus.Bus
 	DB     *pgxpool.Pool // set only for services with NeedsDB
 	Mux    *http.ServeMux
 	Log    *slog.Logger
@@ -58,7 +60,7 @@ type Service struct {
 	// does not dial NATS_URL, and Deps.Bus is nil.
 	NoBus bool
 	// Config, if set, is a pointer to a zero config struct; it documents the service's
-	// variables (config.Describe) for the README and "omnibus config".
+	// variables (config.Describe) for docs/configuration.md and "omnibus config".
 	Config any
 	// Publishes and Subscribes list the subjects and CloudEvents types the service produces and
 	// consumes; tests check each type has a schema and an AsyncAPI entry.

@@ -20,6 +20,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -31,7 +32,6 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/pkg/event"
-	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/services/audit/internal/store"
 )
@@ -132,6 +132,9 @@ func Run(ctx context.Context, d service.Deps) error {
 	sub, err := d.Bus.SubscribeBatch(ctx, bus.ConsumerConfig{Service: "audit", Durable: "audit", Stream: bus.StreamAudit,
 		FilterSubjects: Subjects, Dependencies: []bus.Dependency{{Name: "postgres", Check: d.DB.Ping}}}, cfg.BatchSize, s.handle)
 	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			return nil // stopped while starting
+		}
 		return err
 	}
 	d.Log.Info("audit running", "retention", cfg.retention, "batch", cfg.BatchSize, "dlq_watch", dlqWatchInterval)
@@ -183,12 +186,12 @@ func (s *sink) handle(ctx context.Context, batch []bus.Delivery) []error {
 	for i, d := range batch {
 		var r audit.Record
 		if err := event.DecodeData(d.Event, &r); err != nil {
-			errs[i] = resilience.Permanent(err)
+			errs[i] = bus.Permanent(err)
 			continue
 		}
 		switch {
 		case r.At.IsZero() || r.At.After(now.Add(24*time.Hour)):
-			errs[i] = resilience.Permanent(fmt.Errorf("record %s dated %s: more than a day ahead of this clock", d.Event.ID(), r.At))
+			errs[i] = bus.Permanent(fmt.Errorf("record %s dated %s: more than a day ahead of this clock", d.Event.ID(), r.At))
 			continue
 		case r.At.Before(oldest):
 			continue // past retention: nothing to keep

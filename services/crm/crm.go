@@ -160,7 +160,7 @@ func normalize(q Identity, region string) (Identity, error) {
 func (l *lookup) handle(ctx context.Context, d bus.Delivery) error {
 	var req Request
 	if err := event.DecodeData(d.Event, &req); err != nil {
-		return resilience.Permanent(err)
+		return bus.Permanent(err)
 	}
 	ans := Answer{CustomerID: req.CustomerID, ConversationID: req.ConversationID, Query: req.Query, Provider: l.provider.Name()}
 	q, err := normalize(req.Query, l.cfg.PhoneRegion)
@@ -191,7 +191,7 @@ func (l *lookup) handle(ctx context.Context, d bus.Delivery) error {
 	e, err := l.rt.NewEvent(typ, ans, event.WithID(d.Event.ID()+":answer"), event.WithCorrelationID(d.Event.ID()),
 		event.WithSubject(req.CustomerID), event.WithPartitionKey(event.PartitionKey(d.Event)))
 	if err != nil {
-		return resilience.Permanent(err)
+		return bus.Permanent(err)
 	}
 	return l.rt.Publish(ctx, bus.Outgoing{Subject: subject, Event: e})
 }

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/pkg/token"
 	sfwire "github.com/omnibus-dev/omnibus/pkg/wire/salesforce"
@@ -138,14 +139,14 @@ func (s *salesforce) fetchToken(ctx context.Context, _ string) (token.Token, err
 	sig, _ := tok.Extra("signature").(string)
 	if s.cfg.VerifyToken {
 		if err := sfwire.VerifyTokenSignature(s.cfg.ClientSecret, id, issued, sig); err != nil {
-			return token.Token{}, resilience.Permanent(err)
+			return token.Token{}, bus.Permanent(err)
 		}
 	}
 	if s.cfg.InstanceURL == "" {
 		inst, _ := tok.Extra("instance_url").(string)
 		u, err := url.Parse(inst)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return token.Token{}, resilience.Permanent(fmt.Errorf("salesforce: token response has no usable instance_url (%q)", inst))
+			return token.Token{}, bus.Permanent(fmt.Errorf("salesforce: token response has no usable instance_url (%q)", inst))
 		}
 		inst = strings.TrimRight(inst, "/")
 		s.instance.Store(&inst)
@@ -158,7 +159,7 @@ func (s *salesforce) fetchToken(ctx context.Context, _ string) (token.Token, err
 func (s *salesforce) Lookup(ctx context.Context, q Identity) (Result, error) {
 	soql, err := sfwire.ContactQuery(s.fields, q.Kind, q.Value, maxContacts)
 	if err != nil {
-		return Result{}, resilience.Permanent(err)
+		return Result{}, bus.Permanent(err)
 	}
 	for attempt := 0; ; attempt++ {
 		tok, err := s.tokens.Get(ctx, tokenKey)
@@ -203,7 +204,7 @@ func (s *salesforce) query(ctx context.Context, tok string, q Identity, soql str
 		a.Request(shape)
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		if err != nil {
-			return nil, resilience.Permanent(err)
+			return nil, bus.Permanent(err)
 		}
 		req.Header.Set("Authorization", "Bearer "+tok)
 		req.Header.Set("Accept", "application/json")
@@ -223,7 +224,7 @@ func (s *salesforce) query(ctx context.Context, tok string, q Identity, soql str
 		}
 		a.Response(resp.StatusCode, "", body)
 		out, err := sfwire.ParseQueryResponse(body)
-		return out, resilience.Permanent(err)
+		return out, bus.Permanent(err)
 	})
 }
 

@@ -16,7 +16,6 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/event"
-	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/pkg/webhook"
 )
@@ -88,10 +87,17 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 			return nil, fmt.Errorf("%w: want JSON {id, from, text, sent_at}", webhook.ErrMalformed)
 		}
 		from := map[string]string{"kind": "phone", "value": in.From}
-		e, err := rt.NewEvent(TypeReceived, map[string]any{
+		// A vendor clock far off (or a forged sent_at) must not date the message: out of
+		// bounds, it is the time of receipt, and the vendor's is kept as vendor_time.
+		at, original := connector.EventTime(in.SentAt, time.Now())
+		data := map[string]any{
 			"channel": "example", "channel_message_id": in.ID, "from": from,
-			"message": map[string]any{"type": "text", "text": in.Text}, "sent_at": in.SentAt.UTC(),
-		}, event.WithID("example:"+in.ID), event.WithPartitionKey("phone:"+in.From), event.WithTime(in.SentAt))
+			"message": map[string]any{"type": "text", "text": in.Text}, "sent_at": at,
+		}
+		if original != nil {
+			data["vendor_time"] = original.Format(time.RFC3339Nano)
+		}
+		e, err := rt.NewEvent(TypeReceived, data, event.WithID("example:"+in.ID), event.WithPartitionKey("phone:"+in.From), event.WithTime(at))
 		return []bus.Outgoing{{Subject: SubjectIn, Event: e}}, err
 	}
 	if err := rt.Webhook(connector.Webhook{Path: "/messages", Verify: verify, Decode: decode}); err != nil {
@@ -106,7 +112,7 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 		}
 		var text struct{ Text string }
 		if err := event.DecodeData(d.Event, &cmd); err != nil || json.Unmarshal(cmd.Message, &text) != nil {
-			return resilience.Permanent(fmt.Errorf("undecodable send command: %w", err))
+			return bus.Permanent(fmt.Errorf("undecodable send command: %w", err))
 		}
 		body, _ := json.Marshal(map[string]string{"to": cmd.To["value"], "text": text.Text, "ref": d.Event.ID()})
 		ts := strconv.FormatInt(time.Now().Unix(), 10)
@@ -140,7 +146,7 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 		st, err := rt.NewEvent(TypeStatus, status, event.WithID("example:status:"+d.Event.ID()),
 			event.WithCorrelationID(d.Event.ID()), event.WithPartitionKey(event.PartitionKey(d.Event)))
 		if err != nil {
-			return resilience.Permanent(err)
+			return bus.Permanent(err)
 		}
 		return rt.Publish(ctx, bus.Outgoing{Subject: SubjectState, Event: st})
 	}

@@ -21,7 +21,8 @@ const secret = "test-secret"
 
 func inbound(t *testing.T, n int, sign func(ts string, body []byte) string) *http.Request {
 	t.Helper()
-	body := []byte(fmt.Sprintf(`{"id":"msg-%d","from":"+86138001380%02d","text":"你好 %d","sent_at":"2026-11-27T08:00:00Z"}`, n, n%100, n))
+	sentAt := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
+	body := []byte(fmt.Sprintf(`{"id":"msg-%d","from":"+86138001380%02d","text":"你好 %d","sent_at":%q}`, n, n%100, n, sentAt))
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	req := httptest.NewRequest(http.MethodPost, "/hooks/example/messages", bytes.NewReader(body))
 	req.Header.Set("X-Example-Timestamp", ts)

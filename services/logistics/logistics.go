@@ -214,7 +214,7 @@ func (c *Connector) lookupAll(ctx context.Context, ls []lookup, call resilience.
 				l.res, l.err = c.cn.lookup(ctx, c.tracks, key, l.no)
 			}()
 		default:
-			l.err = resilience.Permanent(fmt.Errorf("%w: %s", errNotConfigured, l.provider))
+			l.err = bus.Permanent(fmt.Errorf("%w: %s", errNotConfigured, l.provider))
 		}
 	}
 	if len(sf) > 0 {
@@ -242,11 +242,11 @@ func (c *Connector) lookupAll(ctx context.Context, ls []lookup, call resilience.
 func (c *Connector) Handle(ctx context.Context, d bus.Delivery) error {
 	var req request
 	if err := event.DecodeData(d.Event, &req); err != nil {
-		return resilience.Permanent(err)
+		return bus.Permanent(err)
 	}
 	nos := req.numbers()
 	if len(nos) == 0 {
-		return resilience.Permanent(errors.New("request names no tracking number"))
+		return bus.Permanent(errors.New("request names no tracking number"))
 	}
 	budget, cancel := context.WithTimeout(ctx, c.cfg.Budget)
 	defer cancel()
@@ -264,7 +264,7 @@ func (c *Connector) Handle(ctx context.Context, d bus.Delivery) error {
 		out[i], errs[i] = c.answer(d.Event, req, l)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return resilience.Permanent(err)
+		return bus.Permanent(err)
 	}
 	// The budget may be spent: publishing the answers gets its own bound.
 	pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
 )
 
@@ -30,7 +31,7 @@ var (
 	// Cainiao publishes no quota (vendors/README.md §8: its gateway limits are per app, set with
 	// the account). Its trace query takes one waybill per call, so the tool's 100 lookups/s
 	// (issue 5) are up to 100 calls/s: the route allows that, with retries on top. At 50/s a
-	// Cainiao-heavy load queued for permits (p99 > 250 ms in `omnibus bench tools`). Set
+	// Cainiao-heavy load queued for permits (p99 > 250 ms in `go run ./bench tools`). Set
 	// RESILIENCE_CAINIAO_TRACE_QUERY_RATE_LIMIT to the account's figure.
 	cainiaoSettings = resilience.Settings{RateLimit: 100, MaxAttempts: 5, MaxWait: time.Second}
 )
@@ -57,7 +58,7 @@ func post(ctx context.Context, a *resilience.Attempt, client *http.Client, url, 
 	a.Request(audited)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
 	if err != nil {
-		return 0, nil, resilience.Permanent(err)
+		return 0, nil, bus.Permanent(err)
 	}
 	req.Header.Set("Content-Type", contentType)
 	resp, err := client.Do(req)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/pkg/wire/cainiao"
 )
@@ -72,7 +73,7 @@ func (c *cainiaoClient) deliveryCodeOf(no string) string {
 func (c *cainiaoClient) trace(ctx context.Context, a *resilience.Attempt, no string) (cainiao.TraceData, error) {
 	payload, err := json.Marshal(cainiao.TraceQuery{SupplierID: c.supplierID, DeliveryCode: c.deliveryCodeOf(no), MailNo: no, Type: cainiao.TypeOrigin})
 	if err != nil {
-		return cainiao.TraceData{}, resilience.Permanent(err)
+		return cainiao.TraceData{}, bus.Permanent(err)
 	}
 	req := cainiao.NewRequest(c.providerID, c.secret, c.msgType, "", payload)
 	audited := req.Form()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/pkg/wire/sfexpress"
 )
@@ -49,13 +50,13 @@ type sfClient struct {
 // query is one attempt asking SF for the routes of up to 10 numbers. It reports the exchange on a
 // (the msgDigest, a credential-derived value, is redacted from the audited form); the route
 // classifies the reported code. Errors: *sfexpress.Error for SF's refusals and failures,
-// transport errors, and resilience.Permanent for a request that cannot be built.
+// transport errors, and bus.Permanent for a request that cannot be built.
 func (c *sfClient) query(ctx context.Context, a *resilience.Attempt, nos []string, checkPhone string) ([]sfexpress.RouteResp, error) {
 	q := sfexpress.NewRouteQuery(nos, checkPhone)
 	q.Language = c.language
 	msg, err := json.Marshal(q)
 	if err != nil {
-		return nil, resilience.Permanent(err)
+		return nil, bus.Permanent(err)
 	}
 	req := sfexpress.NewRequest(c.partnerID, c.checkword, uuid.NewString(), sfexpress.ServiceRouteQuery, msg, c.now())
 	audited := req.Form()

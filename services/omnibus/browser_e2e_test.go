@@ -17,7 +17,8 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/browsertest"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
 	"github.com/omnibus-dev/omnibus/pkg/service"
-	"github.com/omnibus-dev/omnibus/services/omnibus/internal/allinone"
+	"github.com/omnibus-dev/omnibus/services/omnibus/allinone"
+	"github.com/omnibus-dev/omnibus/services/sandbox"
 )
 
 // The waybill the sandbox's SF Express knows (sfexpress.WaybillDelivered): a fixed, delivered timeline.
@@ -252,7 +253,7 @@ func startSimulated(t *testing.T) string {
 	done := make(chan error, 1)
 	go func() {
 		done <- allinone.Run(ctx, cfg, func(base string) []service.Service {
-			for k, v := range sandboxEnv(base) {
+			for k, v := range sandbox.ConnectorEnv(base) {
 				if _, set := env[k]; !set {
 					env[k] = v
 				}

@@ -22,8 +22,9 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/pkg/telemetry"
 	"github.com/omnibus-dev/omnibus/services/audit"
-	"github.com/omnibus-dev/omnibus/services/omnibus/internal/allinone"
+	"github.com/omnibus-dev/omnibus/services/omnibus/allinone"
 	"github.com/omnibus-dev/omnibus/services/omnibus/internal/demo"
+	"github.com/omnibus-dev/omnibus/services/sandbox"
 )
 
 const usage = `omnibus — the omnichannel message bus, all in one process.
@@ -35,8 +36,6 @@ Usage:
   omnibus dlq list [flags]      list dead letters with their reasons
   omnibus dlq redrive [flags]   republish chosen dead letters to their original subjects
   omnibus replay [flags]        print stored events, oldest first, as NDJSON CloudEvents (-h: flags)
-  omnibus bench [flags]         load-test the unifier on embedded NATS and Postgres (-h: flags)
-  omnibus bench tools [flags]   load-test the tool connectors against the vendor sandbox (-h: flags)
   omnibus unmerge --merge-id ID undo a customer merge (identities, conversations, messages go back)
   omnibus close|reopen --conversation ID   close or reopen a conversation
   omnibus audit [flags]         list third-party call records, newest first (-h: flags)
@@ -61,8 +60,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = dlq(args, stdout)
 	case "replay":
 		err = replay(args, stdout, stderr)
-	case "bench":
-		err = bench(args, stdout, stderr)
 	case "unmerge", "close", "reopen":
 		err = deskCommand(cmd, args, stdout)
 	case "audit":
@@ -127,7 +124,7 @@ func runAll(args []string, stderr io.Writer) error {
 	build := func(base string) []service.Service {
 		svcs := services()
 		if cfg.Simulate {
-			for k, v := range sandboxEnv(base) {
+			for k, v := range sandbox.ConnectorEnv(base) {
 				overlay[k] = v
 			}
 			svcs = append(svcs, simulated()...)
@@ -164,19 +161,17 @@ func printConfig(w io.Writer, markdown bool) {
 	_ = tw.Flush()
 }
 
-// printConfigMarkdown prints one table per service, as the README's "Configuration of each
-// service" section has them (omnibus config --markdown regenerates it).
+// printConfigMarkdown prints every variable as Markdown tables: the all-in-one's, the ones every
+// service run on its own reads, then one table per service. docs/configuration.md holds this
+// output between its config markers (TestConfigCommand keeps the two equal).
 func printConfigMarkdown(w io.Writer) {
 	cell := func(s string) string { return strings.ReplaceAll(s, "|", "\\|") }
-	for _, s := range append(services(), simulated()...) {
-		if s.Config == nil || s.Name == "unifier" || s.Name == "example" || s.Name == "sandbox" {
-			continue // documented in their own sections above
-		}
-		fields := config.Describe(s.Config)
+	table := func(title string, cfg any) {
+		fields := config.Describe(cfg)
 		if len(fields) == 0 {
-			continue
+			return
 		}
-		fmt.Fprintf(w, "`%s`:\n\n| variable | default | meaning |\n|---|---|---|\n", s.Name)
+		fmt.Fprintf(w, "### %s\n\n| variable | default | meaning |\n|---|---|---|\n", title)
 		for _, f := range fields {
 			def := ""
 			if f.Default != "" {
@@ -185,6 +180,13 @@ func printConfigMarkdown(w io.Writer) {
 			fmt.Fprintf(w, "| `%s` | %s | %s |\n", f.Env, cell(def), cell(f.Desc))
 		}
 		fmt.Fprintln(w)
+	}
+	table("The all-in-one (`go run ./services/omnibus`)", &allinone.Config{})
+	table("Every service run on its own (`services/<name>/cmd/<name>`)", &service.Base{})
+	for _, s := range append(services(), simulated()...) {
+		if s.Config != nil {
+			table("`"+s.Name+"`", s.Config)
+		}
 	}
 }
 

@@ -51,7 +51,8 @@ const (
 //  3. kills the all-in-one with kill -9, twice, restarting it on the same data directory;
 //  4. makes SF Express fail on the logistics connector's quiet route until the route's
 //     vendor_failure_ratio alert is raised, heals it, and waits for the alert to resolve;
-//  5. redrives whatever OMNI_DLQ holds;
+//  5. redrives whatever OMNI_DLQ holds (when the faults left it empty, copies of the dead letters
+//     OMNI_IN's consumers would write for a few processed messages);
 //
 // then stops the load, lets the system settle, and holds the ledger against OMNI_IN (each
 // acknowledged id stored once, no event stored twice), the unifier's messages table, OMNI_DESK
@@ -515,18 +516,42 @@ func (s *faultSuite) stepRedrive() {
 	if err != nil {
 		t.Fatalf("listing dead letters: %v", err)
 	}
+	injected := ""
+	if len(letters) == 0 {
+		// The faults dead-lettered nothing: what every consumer of OMNI_IN would write for a few
+		// messages it gave up on is redriven instead — the case where `dlq redrive --all` once
+		// put an event into OMNI_IN once per dead letter.
+		nl, nm, err := faultload.DeadLetterCopies(ctx, s.bus.JetStream(), s.load.Prefix(), 5)
+		if err != nil {
+			t.Fatalf("writing dead letters: %v", err)
+		}
+		if nm == 0 {
+			t.Fatalf("no message of the load in OMNI_IN to dead-letter")
+		}
+		injected = fmt.Sprintf(" (none from the faults; %d written as OMNI_IN's consumers would for %d processed messages)", nl, nm)
+		if letters, err = s.bus.ListDeadLetters(ctx, bus.DeadLetterFilter{}); err != nil {
+			t.Fatalf("listing dead letters: %v", err)
+		}
+	}
 	n, err := s.bus.Redrive(ctx, bus.DeadLetterFilter{})
 	if err != nil {
 		t.Errorf("redrive: %v", err)
 	}
-	step.note = fmt.Sprintf("%d dead letters, %d redriven", len(letters), n)
+	if n != len(letters) {
+		t.Errorf("redrive handed back %d of %d dead letters", n, len(letters))
+	}
+	step.note = fmt.Sprintf("%d dead letters%s, %d redriven", len(letters), injected, n)
 	step.healed = time.Since(step.start)
 	if len(letters) > 0 {
 		// Redriven messages go back to the consumer that failed them (OMNI_REDRIVE), not to
 		// OMNI_IN: the final check counts every OMNI_IN id once.
-		s.waitFor("OMNI_DLQ empty after the redrive", 3*time.Minute, func() bool {
+		s.waitFor("OMNI_DLQ and OMNI_REDRIVE empty after the redrive", 3*time.Minute, func() bool {
 			c, err := s.counts()
-			return err == nil && c.DeadLetters == 0
+			if err != nil || c.DeadLetters != 0 {
+				return false
+			}
+			left, err := faultload.StoredCount(s.ctx, s.bus.JetStream(), bus.StreamRedrive, ">")
+			return err == nil && left == 0
 		})
 	}
 	s.catchUp(&step, before)

@@ -49,6 +49,7 @@ require (
 	github.com/gobwas/pool v0.2.1 // indirect
 	github.com/gobwas/ws v1.3.2 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
+	github.com/google/uuid v1.6.0 // indirect
 	github.com/google/wire v0.7.0 // indirect
 	github.com/googleapis/gax-go/v2 v2.27.0 // indirect
 	github.com/icholy/digest v1.2.0 // indirect
@@ -116,7 +117,6 @@ require (
 require (
 	github.com/chromedp/chromedp v0.23.0
 	github.com/compose-spec/compose-go/v2 v2.16.2
-	github.com/google/uuid v1.6.0
 	github.com/omnibus-dev/omnibus/services/audit v0.0.0
 	github.com/omnibus-dev/omnibus/services/crm v0.0.0
 	github.com/omnibus-dev/omnibus/services/desk v0.0.0

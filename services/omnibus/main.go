@@ -8,7 +8,6 @@
 package main
 
 import (
-	"cmp"
 	"os"
 	"path/filepath"
 
@@ -50,32 +49,6 @@ func services() []service.Service {
 // (the vendors and the customers).
 func simulated() []service.Service {
 	return []service.Service{sandbox.Service()}
-}
-
-// sandboxEnv is the configuration that points every connector at the sandbox: its API bases and
-// the credentials the sandbox's vendors issued. Variables set in the environment win.
-func sandboxEnv(base string) map[string]string {
-	env := map[string]string{
-		"EXAMPLE_API_BASE":     base + "/sandbox/example",
-		"SANDBOX_HOOK_BASE":    base + "/hooks",
-		"SANDBOX_APP_BASE":     base,
-		"WECHATKF_API_BASE":    base + "/sandbox/wecom",
-		"SF_API_BASE":          base + "/sandbox/sfexpress",
-		"CAINIAO_API_BASE":     base + "/sandbox/cainiao",
-		"TICKET_PROVIDER":      "jira",
-		"DESK_DEV_LOGIN":       "true",
-		"DESK_PUBLIC_URL":      base,
-		"DESK_AGENTS":          "demo",
-		"SALESFORCE_LOGIN_URL": base + "/sandbox/salesforce",
-		"OMS_API_BASE":         base + "/sandbox/oms",
-		"SMS_API_BASE":         base + "/sandbox/" + cmp.Or(os.Getenv("SMS_PROVIDER"), sandbox.Credentials["SMS_PROVIDER"]),
-		"JIRA_BASE_URL":        base + "/sandbox/jira",
-		"ZENDESK_API_BASE":     base + "/sandbox/zendesk",
-	}
-	for k, v := range sandbox.Credentials {
-		env[k] = v
-	}
-	return env
 }
 
 // localEnv is the configuration of what services keep on local disk, under the all-in-one's data

@@ -19,11 +19,11 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
 	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/pkg/event"
-	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
 	"github.com/omnibus-dev/omnibus/pkg/service"
-	"github.com/omnibus-dev/omnibus/services/omnibus/internal/allinone"
+	"github.com/omnibus-dev/omnibus/services/omnibus/allinone"
 	"github.com/omnibus-dev/omnibus/services/omnibus/internal/demo"
+	"github.com/omnibus-dev/omnibus/services/sandbox"
 )
 
 func allServices() []service.Service {
@@ -69,7 +69,7 @@ func TestAllInOne(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- allinone.Run(ctx, cfg, func(base string) []service.Service {
-			for k, v := range sandboxEnv(base) {
+			for k, v := range sandbox.ConnectorEnv(base) {
 				env[k] = v
 			}
 			return append(append(services(), simulated()...), demo.Service(demo.Options{Base: base, Secret: "s", Interval: cfg.SimInterval}))
@@ -151,7 +151,7 @@ func TestDLQCommand(t *testing.T) {
 	var handled atomic.Int32
 	sub, err := b.Client.Subscribe(ctx, bus.ConsumerConfig{Service: "unifier", Stream: bus.StreamIn}, func(context.Context, bus.Delivery) error {
 		if handled.Add(1) == 1 {
-			return resilience.Permanent(errors.New("customer store unavailable"))
+			return bus.Permanent(errors.New("customer store unavailable"))
 		}
 		return nil
 	})
@@ -193,10 +193,24 @@ func TestConfigCommand(t *testing.T) {
 			t.Errorf("omnibus config lacks %s", v)
 		}
 	}
-	// The README's configuration tables list every variable the code reads.
-	readme, err := os.ReadFile("../../README.md")
+	// docs/configuration.md holds `omnibus config --markdown` between its markers, and so lists
+	// every variable the code reads.
+	doc, err := os.ReadFile("../../docs/configuration.md")
 	if err != nil {
 		t.Fatal(err)
+	}
+	const begin, end = "<!-- config:begin -->\n", "<!-- config:end -->"
+	_, block, ok := strings.Cut(string(doc), begin)
+	block, _, ok2 := strings.Cut(block, end)
+	if !ok || !ok2 {
+		t.Fatalf("docs/configuration.md lacks the %q ... %q markers", begin, end)
+	}
+	var md bytes.Buffer
+	if code := run([]string{"config", "--markdown"}, &md, io.Discard); code != 0 {
+		t.Fatal(code)
+	}
+	if block != md.String() {
+		t.Errorf("docs/configuration.md is out of date: paste `go run ./services/omnibus config --markdown` between its config markers")
 	}
 	vars := []any{&allinone.Config{}, &service.Base{}}
 	for _, s := range allServices() {
@@ -206,8 +220,8 @@ func TestConfigCommand(t *testing.T) {
 	}
 	for _, cfg := range vars {
 		for _, f := range config.Describe(cfg) {
-			if !strings.Contains(string(readme), "`"+f.Env+"`") {
-				t.Errorf("README.md's configuration table lacks %s", f.Env)
+			if !strings.Contains(block, "`"+f.Env+"`") {
+				t.Errorf("docs/configuration.md lacks %s", f.Env)
 			}
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 )
 
@@ -86,7 +87,7 @@ type replayFlags struct {
 func newReplayFlags(fs *flag.FlagSet) *replayFlags {
 	f := &replayFlags{}
 	fs.StringVar(&f.stream, "stream", bus.StreamIn, "stream to read: in, out, tool, desk, audit, dlq (or OMNI_IN, ...)")
-	fs.Var(&listFlag{list: &f.subjects}, "subject", "subject filter, wildcards allowed; repeat or comma-separate for several")
+	fs.Var(config.List(&f.subjects), "subject", "subject filter, wildcards allowed; repeat or comma-separate for several")
 	fs.Uint64Var(&f.fromSeq, "from-seq", 0, "first stream sequence (inclusive)")
 	fs.Uint64Var(&f.toSeq, "to-seq", 0, "last stream sequence (inclusive; default the last stored now)")
 	fs.StringVar(&f.since, "since", "", "stored at or after: RFC 3339 time, date, or duration ago (2h, 7d)")

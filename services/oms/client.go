@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	omswire "github.com/omnibus-dev/omnibus/pkg/wire/oms"
 )
@@ -111,7 +112,7 @@ func (c *client) do(ctx context.Context, rt *resilience.Route, call resilience.C
 		}
 		req, err := http.NewRequestWithContext(ctx, method, u, rd)
 		if err != nil {
-			return false, resilience.Permanent(err)
+			return false, bus.Permanent(err)
 		}
 		if body != nil {
 			req.Header.Set("Content-Type", "application/json; charset=utf-8")
@@ -145,7 +146,7 @@ func (c *client) do(ctx context.Context, rt *resilience.Route, call resilience.C
 			return false, err
 		default: // a success envelope whose data is not what the API documents
 			a.Response(resp.StatusCode, "0", raw)
-			return false, resilience.Permanent(err)
+			return false, bus.Permanent(err)
 		}
 	})
 }
@@ -168,7 +169,7 @@ func (c *client) order(ctx context.Context, call resilience.Call, no string) (o 
 func (c *client) archive(ctx context.Context, call resilience.Call, rec omswire.ServiceRecord) (omswire.ServiceRecordResult, error) {
 	body, err := json.Marshal(rec)
 	if err != nil {
-		return omswire.ServiceRecordResult{}, resilience.Permanent(err)
+		return omswire.ServiceRecordResult{}, bus.Permanent(err)
 	}
 	var res omswire.ServiceRecordResult
 	_, err = c.do(ctx, c.record, call, http.MethodPost, omswire.PathServiceRecords, nil, body, &res)

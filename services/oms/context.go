@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/omnibus-dev/omnibus/pkg/bus"
 )
 
 // ContextBucket is the JetStream key-value bucket where the connector remembers, per
@@ -41,8 +42,8 @@ func (c convContext) Order() string {
 
 type contextStore struct{ kv jetstream.KeyValue }
 
-func openContextStore(ctx context.Context, js jetstream.JetStream, ttl time.Duration, replicas int) (*contextStore, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+func openContextStore(ctx context.Context, kvs bus.KeyValues, ttl time.Duration, replicas int) (*contextStore, error) {
+	kv, err := kvs.KeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      ContextBucket,
 		Description: "oms connector: orders looked up per conversation, for archiving its service record on close",
 		History:     1,

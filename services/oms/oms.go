@@ -171,7 +171,7 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	store, err := openContextStore(ctx, rt.Bus.JetStream(), cfg.ContextTTL, cfg.ContextReplicas)
+	store, err := openContextStore(ctx, rt, cfg.ContextTTL, cfg.ContextReplicas)
 	if err != nil {
 		return err
 	}
@@ -261,7 +261,7 @@ func (c *conn) load(ctx context.Context, k lookupKey) (found, error) {
 func (c *conn) onLookup(ctx context.Context, d bus.Delivery) error {
 	var req LookupRequest
 	if err := event.DecodeData(d.Event, &req); err != nil {
-		return resilience.Permanent(err)
+		return bus.Permanent(err)
 	}
 	ans := LookupAnswer{CustomerID: req.CustomerID, ConversationID: req.ConversationID, Query: answerQuery(req.Query)}
 	k, err := c.normalize(req)
@@ -298,7 +298,7 @@ func (c *conn) onLookup(ctx context.Context, d bus.Delivery) error {
 	e, err := c.rt.NewEvent(typ, ans, event.WithID(d.Event.ID()+":answer"), event.WithCorrelationID(d.Event.ID()),
 		event.WithSubject(subjectOf(req)), event.WithPartitionKey(event.PartitionKey(d.Event)))
 	if err != nil {
-		return resilience.Permanent(err)
+		return bus.Permanent(err)
 	}
 	return c.rt.Publish(ctx, bus.Outgoing{Subject: typ, Event: e})
 }
@@ -361,7 +361,7 @@ func summary(cl Closed) string {
 func (c *conn) onClosed(ctx context.Context, d bus.Delivery) error {
 	var cl Closed
 	if err := event.DecodeData(d.Event, &cl); err != nil || cl.Conversation.ID == "" {
-		return resilience.Permanent(fmt.Errorf("undecodable closed event: %w", err))
+		return bus.Permanent(fmt.Errorf("undecodable closed event: %w", err))
 	}
 	conv := cl.Conversation
 	cc, ok, err := c.store.get(ctx, conv.ID)
@@ -385,7 +385,7 @@ func (c *conn) onClosed(ctx context.Context, d bus.Delivery) error {
 	out := ArchiveResult{ConversationID: conv.ID, CustomerID: conv.CustomerID, OrderNo: order, Outcome: rec.Outcome}
 	typ := TypeArchiveCompleted
 	if err != nil {
-		if !resilience.IsPermanent(err) && d.NumDelivered < uint64(archiveMaxDeliver) {
+		if !bus.IsPermanent(err) && d.NumDelivered < uint64(archiveMaxDeliver) {
 			c.rt.Log.WarnContext(ctx, "archive failed, will retry", "conversation", conv.ID, "delivery", d.NumDelivered, "err", redact(err))
 			return err
 		}
@@ -403,7 +403,7 @@ func (c *conn) onClosed(ctx context.Context, d bus.Delivery) error {
 	e, err := c.rt.NewEvent(typ, out, event.WithID("oms:archive:"+conv.ID), event.WithCorrelationID(d.Event.ID()),
 		event.WithSubject(conv.ID), event.WithPartitionKey(event.PartitionKey(d.Event)))
 	if err != nil {
-		return resilience.Permanent(err)
+		return bus.Permanent(err)
 	}
 	return c.rt.Publish(ctx, bus.Outgoing{Subject: typ, Event: e})
 }

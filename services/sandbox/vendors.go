@@ -1,8 +1,10 @@
 package sandbox
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"os"
 
 	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/services/sandbox/aliyun"
@@ -53,6 +55,33 @@ var Credentials = map[string]string{
 	"CAINIAO_PROVIDER_ID": "OMNIBUS_SANDBOX", "CAINIAO_SECRET_KEY": "sandbox-secret",
 	"JIRA_EMAIL": "bot@omnibus.local", "JIRA_API_TOKEN": "sandbox-jira-token", "JIRA_WEBHOOK_SECRET": "sandbox-jira-hook",
 	"ZENDESK_EMAIL": "bot@omnibus.local", "ZENDESK_API_TOKEN": "sandbox-zendesk-token", "ZENDESK_WEBHOOK_SECRET": "sandbox-zendesk-hook",
+}
+
+// ConnectorEnv is the configuration that points every connector at a sandbox served at base:
+// its API bases and the credentials the sandbox's vendors issued. The all-in-one and the bench
+// overlay it on their environment (variables set there win).
+func ConnectorEnv(base string) map[string]string {
+	env := map[string]string{
+		"EXAMPLE_API_BASE":     base + "/sandbox/example",
+		"SANDBOX_HOOK_BASE":    base + "/hooks",
+		"SANDBOX_APP_BASE":     base,
+		"WECHATKF_API_BASE":    base + "/sandbox/wecom",
+		"SF_API_BASE":          base + "/sandbox/sfexpress",
+		"CAINIAO_API_BASE":     base + "/sandbox/cainiao",
+		"TICKET_PROVIDER":      "jira",
+		"DESK_DEV_LOGIN":       "true",
+		"DESK_PUBLIC_URL":      base,
+		"DESK_AGENTS":          "demo",
+		"SALESFORCE_LOGIN_URL": base + "/sandbox/salesforce",
+		"OMS_API_BASE":         base + "/sandbox/oms",
+		"SMS_API_BASE":         base + "/sandbox/" + cmp.Or(os.Getenv("SMS_PROVIDER"), Credentials["SMS_PROVIDER"]),
+		"JIRA_BASE_URL":        base + "/sandbox/jira",
+		"ZENDESK_API_BASE":     base + "/sandbox/zendesk",
+	}
+	for k, v := range Credentials {
+		env[k] = v
+	}
+	return env
 }
 
 // cred reads a credential the way the connector does, defaulting to the sandbox's.

@@ -300,7 +300,7 @@ func TestRedeliveredCommandSentOnce(t *testing.T) {
 	t.Parallel()
 	b := bustest.New(t)
 	ctx := context.Background()
-	st, err := openState(ctx, b.Client.JetStream(), time.Hour, slog.New(slog.DiscardHandler))
+	st, err := openState(ctx, b.Client, b.Client.JetStream(), time.Hour, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
-	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
 )
 
@@ -43,7 +42,7 @@ type outcome struct {
 func (c *conn) handleSend(ctx context.Context, d bus.Delivery) error {
 	var cmd sendCommand
 	if err := event.DecodeData(d.Event, &cmd); err != nil {
-		return resilience.Permanent(fmt.Errorf("undecodable send command: %w", err))
+		return bus.Permanent(fmt.Errorf("undecodable send command: %w", err))
 	}
 	id := d.Event.ID()
 	out, err := c.attempt(ctx, id, &cmd)
@@ -52,7 +51,7 @@ func (c *conn) handleSend(ctx context.Context, d bus.Delivery) error {
 		switch {
 		case v == misconfigured:
 			c.rt.Log.ErrorContext(ctx, "sms provider refuses the connector's configuration; command dead-lettered", "command", id, "err", err)
-			return resilience.Permanent(err)
+			return bus.Permanent(err)
 		case int(d.NumDelivered) < c.cfg.SendMaxDeliver:
 			c.rt.Log.WarnContext(ctx, "sms send failed; will retry", "command", id, "attempt", d.NumDelivered, "err", err)
 			return err // redelivered after the consumer's backoff
@@ -153,11 +152,11 @@ func (c *conn) publishStatus(ctx context.Context, d bus.Delivery, cmd *sendComma
 	st, err := c.rt.NewEvent(TypeStatus, data, event.WithID("sms:status:"+id+":"+out.status), event.WithCorrelationID(id),
 		event.WithPartitionKey(key), event.WithTime(now))
 	if err != nil {
-		return resilience.Permanent(err)
+		return bus.Permanent(err)
 	}
 	if err := c.rt.Publish(ctx, bus.Outgoing{Subject: SubjectStatus, Event: st}); err != nil {
 		if errors.Is(err, schema.ErrInvalid) {
-			return resilience.Permanent(err)
+			return bus.Permanent(err)
 		}
 		return err // the command is redelivered; the state keeps it from being sent twice
 	}

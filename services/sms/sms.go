@@ -90,11 +90,12 @@ const (
 	pushMaxBody = 8 << 20
 	// pushPublishTimeout bounds the wait for JetStream's acks of a push's events.
 	pushPublishTimeout = 3 * time.Second
-	// markTimeout bounds recording a push's event ids in the state (in.*), after JetStream
-	// stored the events and before the vendor is answered; a failure only weakens
-	// de-duplication past JetStream's duplicate window.
-	markTimeout = time.Second
 )
+
+// markTimeout bounds recording a push's event ids in the state (in.*), after JetStream stored
+// the events and before the vendor is answered; a failure only weakens de-duplication past
+// JetStream's duplicate window. Tests that check the marks, not their timing, lengthen it.
+var markTimeout = time.Second
 
 // Service returns the connector as a service.
 func Service() service.Service { return connector.Define(Spec, setup) }
@@ -110,7 +111,7 @@ type conn struct {
 }
 
 func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
-	st, err := openState(ctx, rt.Bus.JetStream(), cfg.StateTTL, rt.Log)
+	st, err := openState(ctx, rt, rt.Bus.JetStream(), cfg.StateTTL, rt.Log)
 	if err != nil {
 		return err
 	}

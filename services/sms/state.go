@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/connector"
 )
 
@@ -42,8 +43,10 @@ type sentRecord struct {
 	At        time.Time `json:"at"`
 }
 
-func openState(ctx context.Context, js jetstream.JetStream, ttl time.Duration, log *slog.Logger) (*state, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+// openState declares the bucket on kvs (the connector's Runtime); js stores a push's marks in
+// atomic batches (connector.PutMany), which the KeyValue handle cannot.
+func openState(ctx context.Context, kvs bus.KeyValues, js jetstream.JetStream, ttl time.Duration, log *slog.Logger) (*state, error) {
+	kv, err := kvs.KeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      Bucket,
 		Description: "sms connector: sends by command id and vendor id, inbound pushes seen",
 		TTL:         ttl,

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
 )
 
@@ -100,7 +101,7 @@ func attempt(ctx context.Context, a *resilience.Attempt, client *http.Client, r 
 	}
 	req, err := http.NewRequestWithContext(ctx, r.method, r.url, body)
 	if err != nil {
-		return resilience.Permanent(err)
+		return bus.Permanent(err)
 	}
 	req.Header.Set("Authorization", r.auth)
 	req.Header.Set("Accept", "application/json")
@@ -125,7 +126,7 @@ func attempt(ctx context.Context, a *resilience.Attempt, client *http.Client, r 
 			r.inspect(resp.Header)
 		}
 		if err := r.parse(raw); err != nil {
-			return resilience.Permanent(err)
+			return bus.Permanent(err)
 		}
 		return nil
 	}

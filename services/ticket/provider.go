@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/pkg/wire/jira"
 	"github.com/omnibus-dev/omnibus/pkg/wire/zendesk"
@@ -71,7 +72,7 @@ var errKeyConflict = errors.New("the conversation's idempotency key was already 
 func jsonBody(v any) ([]byte, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		return nil, resilience.Permanent(err)
+		return nil, bus.Permanent(err)
 	}
 	return b, nil
 }
@@ -308,7 +309,7 @@ func (p *zendeskProvider) Create(ctx context.Context, conv string, t newTicket, 
 func (p *zendeskProvider) Comment(ctx context.Context, id, body string, public bool, call resilience.Call) (string, error) {
 	n, err := strconv.ParseInt(id, 10, 64)
 	if err != nil {
-		return "", resilience.Permanent(fmt.Errorf("zendesk ticket id %q is not a number", id))
+		return "", bus.Permanent(fmt.Errorf("zendesk ticket id %q is not a number", id))
 	}
 	call.Key = id
 	var res zendesk.TicketResponse

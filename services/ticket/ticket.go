@@ -243,7 +243,7 @@ type fallback struct {
 func (c *Connector) HandleCreate(ctx context.Context, d bus.Delivery) error {
 	var req createRequest
 	if err := event.DecodeData(d.Event, &req); err != nil || req.ConversationID == "" || req.Subject == "" {
-		return resilience.Permanent(errors.Join(errors.New("create request needs conversation_id and subject"), err))
+		return bus.Permanent(errors.Join(errors.New("create request needs conversation_id and subject"), err))
 	}
 	defer c.lock(req.ConversationID)()
 	budget, cancel := context.WithTimeout(ctx, c.cfg.Budget)
@@ -251,9 +251,9 @@ func (c *Connector) HandleCreate(ctx context.Context, d bus.Delivery) error {
 	call := resilience.Call{CustomerID: req.CustomerID, CorrelationID: d.Event.ID(), Key: req.ConversationID}
 	r, reused, err := c.ensure(budget, req, call)
 	if err != nil && !c.lastDelivery(d) {
-		if wait, ok := resilience.RetryDelay(err); ok && !errors.Is(err, errAmbiguous) {
+		if wait, ok := bus.RetryDelay(err); ok && !errors.Is(err, errAmbiguous) {
 			// The vendor rate-limited us before anything was created: redeliver after its Retry-After.
-			return resilience.RetryAfter(err, wait)
+			return bus.RetryAfter(err, wait)
 		}
 		if transient(err) {
 			// A redelivery starts with the search: it finds a ticket this delivery may have made.
@@ -268,7 +268,7 @@ func (c *Connector) HandleCreate(ctx context.Context, d bus.Delivery) error {
 		e, eerr := c.rt.NewEvent(TypeCreateCompleted, createCompleted{ConversationID: req.ConversationID, CustomerID: req.CustomerID,
 			Provider: c.prov.Name(), TicketID: r.ID, URL: r.URL, Status: r.Status, Reused: reused}, opts...)
 		if eerr != nil {
-			return resilience.Permanent(eerr)
+			return bus.Permanent(eerr)
 		}
 		out = bus.Outgoing{Subject: TypeCreateCompleted, Event: e}
 	} else {
@@ -276,7 +276,7 @@ func (c *Connector) HandleCreate(ctx context.Context, d bus.Delivery) error {
 			Provider: c.prov.Name(), ErrorCode: errorCode(err), Error: capText(err.Error()),
 			Fallback: &fallback{ManualURL: c.prov.NewTicketURL(), Note: "工单系统暂不可用，请手动创建工单（会话 " + req.ConversationID + "）"}}, opts...)
 		if eerr != nil {
-			return resilience.Permanent(eerr)
+			return bus.Permanent(eerr)
 		}
 		out = bus.Outgoing{Subject: TypeCreateFailed, Event: e}
 	}
@@ -393,7 +393,7 @@ var errNoTicket = errors.New("the conversation has no ticket yet")
 func (c *Connector) HandleComment(ctx context.Context, d bus.Delivery) error {
 	var req commentRequest
 	if err := event.DecodeData(d.Event, &req); err != nil || req.ConversationID == "" || req.Body == "" {
-		return resilience.Permanent(errors.Join(errors.New("comment request needs conversation_id and body"), err))
+		return bus.Permanent(errors.Join(errors.New("comment request needs conversation_id and body"), err))
 	}
 	defer c.lock(req.ConversationID)()
 	budget, cancel := context.WithTimeout(ctx, c.cfg.Budget)
@@ -419,8 +419,8 @@ func (c *Connector) HandleComment(ctx context.Context, d bus.Delivery) error {
 			}
 		}
 	}
-	if wait, ok := resilience.RetryDelay(err); ok && !c.lastDelivery(d) {
-		return resilience.RetryAfter(err, wait)
+	if wait, ok := bus.RetryDelay(err); ok && !c.lastDelivery(d) {
+		return bus.RetryAfter(err, wait)
 	}
 	opts := c.opts(d.Event, "ticket:comment:"+d.Event.ID(), req.ConversationID)
 	var out bus.Outgoing
@@ -428,7 +428,7 @@ func (c *Connector) HandleComment(ctx context.Context, d bus.Delivery) error {
 		e, eerr := c.rt.NewEvent(TypeCommentCompleted, commentCompleted{ConversationID: req.ConversationID, CustomerID: req.CustomerID,
 			Provider: c.prov.Name(), TicketID: id, CommentID: commentID, URL: c.prov.TicketURL(id)}, opts...)
 		if eerr != nil {
-			return resilience.Permanent(eerr)
+			return bus.Permanent(eerr)
 		}
 		out = bus.Outgoing{Subject: TypeCommentCompleted, Event: e}
 	} else {
@@ -442,7 +442,7 @@ func (c *Connector) HandleComment(ctx context.Context, d bus.Delivery) error {
 		e, eerr := c.rt.NewEvent(TypeCommentFailed, failure{ConversationID: req.ConversationID, CustomerID: req.CustomerID,
 			Provider: c.prov.Name(), TicketID: id, ErrorCode: errorCode(err), Error: capText(err.Error()), Fallback: fb}, opts...)
 		if eerr != nil {
-			return resilience.Permanent(eerr)
+			return bus.Permanent(eerr)
 		}
 		out = bus.Outgoing{Subject: TypeCommentFailed, Event: e}
 	}

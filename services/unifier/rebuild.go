@@ -25,7 +25,7 @@ type RebuildStats struct {
 // Rebuild recreates the session store in the empty database at dbURL from the log: OMNI_IN and
 // the tool results in OMNI_TOOL, merged in the order JetStream stored them, applied by the same
 // engine as live traffic. Desk events are not re-emitted (they are in OMNI_DESK already).
-func Rebuild(ctx context.Context, c *bus.Client, dbURL string, env config.Lookup, log *slog.Logger) (RebuildStats, error) {
+func Rebuild(ctx context.Context, c bus.Replayer, dbURL string, env config.Lookup, log *slog.Logger) (RebuildStats, error) {
 	var st RebuildStats
 	start := time.Now()
 	var cfg Config

@@ -43,7 +43,6 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/event"
-	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/services/voice/internal/media"
 )
@@ -314,7 +313,7 @@ func (s *server) onHangupCommand(_ context.Context, d bus.Delivery) error {
 		Reason string `json:"reason"`
 	}
 	if err := event.DecodeData(d.Event, &cmd); err != nil {
-		return resilience.Permanent(fmt.Errorf("undecodable hang-up command: %w", err))
+		return bus.Permanent(fmt.Errorf("undecodable hang-up command: %w", err))
 	}
 	s.mu.Lock()
 	c := s.calls[cmd.CallID]

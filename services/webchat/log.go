@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/omnibus-dev/omnibus/pkg/bus"
 )
 
 // The visitor log: every visitor's messages, both ways, in one JetStream stream owned by the
@@ -71,9 +72,9 @@ type visitorLog struct {
 
 func logSubject(visitor string) string { return logSubjectPrefix + visitor }
 
-// openLog creates or updates the connector's stream and KV bucket (idempotent: every replica
-// does it at start).
-func openLog(ctx context.Context, js jetstream.JetStream, cfg *Config) (*visitorLog, error) {
+// openLog creates or updates the connector's stream on js and declares its KV bucket on kvs (the
+// connector's Runtime); both are idempotent: every replica does it at start.
+func openLog(ctx context.Context, js jetstream.JetStream, kvs bus.KeyValues, cfg *Config) (*visitorLog, error) {
 	dup := min(logDuplicates, cfg.HistoryTTL)
 	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              LogStream,
@@ -90,7 +91,7 @@ func openLog(ctx context.Context, js jetstream.JetStream, cfg *Config) (*visitor
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", LogStream, err)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := kvs.KeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      CursorBucket,
 		Description: "web chat: per visitor, the last agent message seq reported delivered and read",
 		History:     1,

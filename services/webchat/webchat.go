@@ -36,7 +36,6 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/event"
-	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 )
 
@@ -82,7 +81,7 @@ type server struct {
 }
 
 func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
-	vl, err := openLog(ctx, rt.Bus.JetStream(), cfg)
+	vl, err := openLog(ctx, rt.Bus.JetStream(), rt, cfg)
 	if err != nil {
 		return err
 	}
@@ -262,7 +261,7 @@ func renderable(msg json.RawMessage) string {
 func (s *server) send(ctx context.Context, d bus.Delivery) error {
 	var cmd sendCommand
 	if err := event.DecodeData(d.Event, &cmd); err != nil {
-		return resilience.Permanent(fmt.Errorf("undecodable send command: %w", err))
+		return bus.Permanent(fmt.Errorf("undecodable send command: %w", err))
 	}
 	e := entry{From: fromAgent, ID: d.Event.ID(), Message: cmd.Message, At: s.now().UTC(), To: &cmd.To, ConversationID: cmd.ConversationID}
 	var code, reason string
@@ -281,7 +280,7 @@ func (s *server) send(ctx context.Context, d bus.Delivery) error {
 		s.rt.Log.Warn("send command refused", "id", e.ID, "code", code, "reason", reason)
 		st, err := s.statusEvent(e, "failed", e.At, code, reason)
 		if err != nil {
-			return resilience.Permanent(err)
+			return bus.Permanent(err)
 		}
 		return s.rt.Publish(ctx, st)
 	}
@@ -290,7 +289,7 @@ func (s *server) send(ctx context.Context, d bus.Delivery) error {
 	}
 	st, err := s.statusEvent(e, "sent", e.At, "", "")
 	if err != nil {
-		return resilience.Permanent(err)
+		return bus.Permanent(err)
 	}
 	return s.rt.Publish(ctx, st)
 }

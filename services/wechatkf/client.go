@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/pkg/token"
 	"github.com/omnibus-dev/omnibus/pkg/wire/wecom"
@@ -106,7 +107,7 @@ func (c *client) fetchToken(ctx context.Context, corpID string) (token.Token, er
 	out, err := resilience.Do(ctx, c.gettoken, resilience.Call{Key: corpID}, func(ctx context.Context, a *resilience.Attempt) (wecom.TokenResponse, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		if err != nil {
-			return wecom.TokenResponse{}, resilience.Permanent(err)
+			return wecom.TokenResponse{}, bus.Permanent(err)
 		}
 		var out wecom.TokenResponse
 		body, err := c.exchange(a, req, &out)
@@ -182,7 +183,7 @@ func callError(op string, err error) error {
 	switch {
 	case errors.As(err, &we):
 		return fmt.Errorf("wecom %s: %w", op, we)
-	case resilience.IsPermanent(err):
+	case bus.IsPermanent(err):
 		return errors.New(err.Error()) // a request that could not be built: the text says it all
 	}
 	return err
@@ -206,7 +207,7 @@ func (c *client) post(ctx context.Context, rt *resilience.Route, call resilience
 		_, err = resilience.Do(ctx, rt, call, func(ctx context.Context, a *resilience.Attempt) (struct{}, error) {
 			req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path+"?access_token="+url.QueryEscape(tok), bytes.NewReader(raw))
 			if err != nil {
-				return struct{}{}, resilience.Permanent(err)
+				return struct{}{}, bus.Permanent(err)
 			}
 			req.Header.Set("Content-Type", "application/json")
 			a.Request(raw)

@@ -70,11 +70,11 @@ const rateLimitWait = 30 * time.Second
 func (s *sender) handle(ctx context.Context, d bus.Delivery) error {
 	var cmd sendCommand
 	if err := event.DecodeData(d.Event, &cmd); err != nil {
-		return resilience.Permanent(fmt.Errorf("undecodable send command: %w", err))
+		return bus.Permanent(fmt.Errorf("undecodable send command: %w", err))
 	}
 	var msg outMessage
 	if err := json.Unmarshal(cmd.Message, &msg); err != nil {
-		return resilience.Permanent(fmt.Errorf("send command %s: message: %w", d.Event.ID(), err))
+		return bus.Permanent(fmt.Errorf("send command %s: message: %w", d.Event.ID(), err))
 	}
 	status := map[string]any{"channel": Channel, "message_id": d.Event.ID(), "status": "sent", "to": cmd.To, "message": cmd.Message}
 	if _, err := uuid.Parse(cmd.ConversationID); err == nil {
@@ -109,7 +109,7 @@ func (s *sender) handle(ctx context.Context, d bus.Delivery) error {
 	case errors.Is(err, errAccessToken):
 		return err // gettoken failed: says nothing about this message; redelivered
 	case errors.As(err, &we) && we.Code == wecom.CodeRateLimited:
-		return resilience.RetryAfter(err, rateLimitWait)
+		return bus.RetryAfter(err, rateLimitWait)
 	case errors.As(err, &we) && !we.Retryable() && !we.TokenRejected():
 		s.log.InfoContext(ctx, "wecom refused the send", "command", d.Event.ID(), "errcode", we.Code, "errmsg", we.Msg)
 		return fail(strconv.Itoa(we.Code), we.Msg)
@@ -128,7 +128,7 @@ func (s *sender) report(ctx context.Context, d bus.Delivery, cmd sendCommand, st
 	e, err := event.New(TypeStatus, s.source, status, event.WithID("wechatkf:status:"+d.Event.ID()),
 		event.WithCorrelationID(d.Event.ID()), event.WithPartitionKey(key))
 	if err != nil {
-		return resilience.Permanent(err)
+		return bus.Permanent(err)
 	}
 	return s.publish(ctx, bus.Outgoing{Subject: SubjectStatus, Event: e})
 }

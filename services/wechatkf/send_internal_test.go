@@ -111,8 +111,8 @@ func TestSendOutcomes(t *testing.T) {
 			t.Errorf("fault %q: %d send_msg calls, want %d", tc.fault, calls, tc.calls)
 		}
 		if tc.transient {
-			d, hasDelay := resilience.RetryDelay(err)
-			if err == nil || resilience.IsPermanent(err) || len(got) != 0 || (tc.retryAfter > 0) != hasDelay || d != tc.retryAfter {
+			d, hasDelay := bus.RetryDelay(err)
+			if err == nil || bus.IsPermanent(err) || len(got) != 0 || (tc.retryAfter > 0) != hasDelay || d != tc.retryAfter {
 				t.Errorf("fault %q: err %v (delay %s), %d statuses; want a transient error, retry after %s, no status", tc.fault, err, d, len(got), tc.retryAfter)
 			}
 			continue

@@ -86,7 +86,7 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	kv, err := rt.Bus.JetStream().CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := rt.KeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      cfg.KVBucket,
 		Description: "wechatkf: kf/sync_msg cursor per kf account (key cursor.<open_kfid>)",
 		History:     5,

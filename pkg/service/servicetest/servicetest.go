@@ -14,11 +14,11 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/service"
 )
 
-// Run starts s on client with its routes on mux (a fresh one when nil), reading its
+// Run starts s on b (a *bus.Client, or nil for a NoBus service) with its routes on mux (a fresh one when nil), reading its
 // configuration from env (read at each lookup, so a test may change it before the service reads
 // it). It returns stop, which cancels the service and fails t when the service returns an error or
 // does not stop within 20 s; stop also runs when the test ends, and only once.
-func Run(t testing.TB, s service.Service, client *bus.Client, mux *http.ServeMux, env map[string]string) (stop func()) {
+func Run(t testing.TB, s service.Service, b bus.Bus, mux *http.ServeMux, env map[string]string) (stop func()) {
 	t.Helper()
 	if mux == nil {
 		mux = http.NewServeMux()
@@ -26,7 +26,7 @@ func Run(t testing.TB, s service.Service, client *bus.Client, mux *http.ServeMux
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- s.Run(ctx, service.Deps{Bus: client, Mux: mux, Log: slog.New(slog.DiscardHandler), Health: service.NewHealth(),
+		done <- s.Run(ctx, service.Deps{Bus: b, Mux: mux, Log: slog.New(slog.DiscardHandler), Health: service.NewHealth(),
 			Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
 	}()
 	var once sync.Once

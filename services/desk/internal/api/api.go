@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
 	"github.com/omnibus-dev/omnibus/services/desk/auth"
@@ -47,15 +48,10 @@ const (
 // SubjectSend returns the subject of a reply on channel.
 func SubjectSend(channel string) string { return "omni.out." + channel + ".message.send" }
 
-// Publisher publishes an event (bus.Client).
-type Publisher interface {
-	Publish(ctx context.Context, subject string, e event.Event) error
-}
-
 // API serves /api/.
 type API struct {
 	Store    *store.Store
-	Bus      Publisher
+	Bus      bus.Publisher
 	Hub      *hub.Hub
 	Assigner *assign.Assigner
 	Verifier *auth.Verifier

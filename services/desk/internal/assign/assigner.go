@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/store"
 )
@@ -20,11 +21,6 @@ const (
 	By = "desk"
 )
 
-// Publisher publishes an event (bus.Client).
-type Publisher interface {
-	Publish(ctx context.Context, subject string, e event.Event) error
-}
-
 // Assigner assigns waiting conversations. One pass takes the open unassigned conversations
 // oldest first and applies the rules with the agents' current loads; each decision is published
 // (the log is the truth) and applied to the store at once (the projection's copy of the event
@@ -34,7 +30,7 @@ type Publisher interface {
 // replays the historical assignments instead of making new ones.
 type Assigner struct {
 	Store    *store.Store
-	Bus      Publisher
+	Bus      bus.Publisher
 	Log      *slog.Logger
 	CaughtUp func(ctx context.Context) bool
 	Notify   func(a store.AssignmentChanged) // after each assignment applied (SSE)
@@ -43,8 +39,8 @@ type Assigner struct {
 }
 
 // NewAssigner returns an assigner; set CaughtUp and Notify before Run.
-func NewAssigner(st *store.Store, bus Publisher, log *slog.Logger) *Assigner {
-	return &Assigner{Store: st, Bus: bus, Log: log, kick: make(chan struct{}, 1)}
+func NewAssigner(st *store.Store, pub bus.Publisher, log *slog.Logger) *Assigner {
+	return &Assigner{Store: st, Bus: pub, Log: log, kick: make(chan struct{}, 1)}
 }
 
 // Kick asks for a pass soon (a conversation opened, one closed, an agent changed).

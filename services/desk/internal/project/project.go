@@ -11,7 +11,7 @@
 //     once a stream stores it): the ops page.
 //
 // Handlers are idempotent (store keys rows on event ids and guards headers with the OMNI_DESK
-// sequence) and return resilience.Permanent for data that cannot be applied, which dead-letters it.
+// sequence) and return bus.Permanent for data that cannot be applied, which dead-letters it.
 package project
 
 import (
@@ -23,7 +23,6 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
-	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/assign"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/hub"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/store"
@@ -57,7 +56,7 @@ type Projector struct {
 
 func decode(e event.Event, v any) error {
 	if err := json.Unmarshal(e.Data(), v); err != nil {
-		return resilience.Permanent(fmt.Errorf("%s %s: data: %w", e.Type(), e.ID(), err))
+		return bus.Permanent(fmt.Errorf("%s %s: data: %w", e.Type(), e.ID(), err))
 	}
 	return nil
 }

@@ -20,7 +20,6 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
-	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/services/example"
 )
@@ -81,7 +80,7 @@ func run(ctx context.Context, d service.Deps, o Options) error {
 	})
 
 	// Tap: log every event on the bus (core NATS, no consumer state).
-	tap, err := d.Bus.Conn().Subscribe("omni.>", func(m *nats.Msg) {
+	tap, err := d.Bus.JetStream().Conn().Subscribe("omni.>", func(m *nats.Msg) {
 		if e, err := event.Decode(m.Header, m.Data); err == nil {
 			d.Log.Info("event", "subject", m.Subject, "type", e.Type(), "id", e.ID())
 		}
@@ -99,14 +98,14 @@ func run(ctx context.Context, d service.Deps, o Options) error {
 				Message struct{ Text string } `json:"message"`
 			}
 			if err := event.DecodeData(in.Event, &msg); err != nil {
-				return resilience.Permanent(err)
+				return bus.Permanent(err)
 			}
 			reply, err := event.New(example.TypeSend, "/demo/autoreply", map[string]any{
 				"channel": "example", "to": msg.From,
 				"message": map[string]any{"type": "text", "text": "收到 / received: " + msg.Message.Text},
 			}, event.WithID("demo:reply:"+in.Event.ID()), event.WithCorrelationID(in.Event.ID()), event.WithPartitionKey(event.PartitionKey(in.Event)))
 			if err != nil {
-				return resilience.Permanent(err)
+				return bus.Permanent(err)
 			}
 			return d.Bus.Publish(ctx, example.SubjectOut, reply)
 		})

@@ -17,7 +17,6 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
-	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/services/unifier/internal/identity"
 )
 
@@ -76,7 +75,7 @@ func (en *Engine) prepareMessage(i int, d bus.Delivery) (*msgEvent, error) {
 		return nil, err
 	}
 	if len(m.Message) == 0 {
-		return nil, resilience.Permanent(errors.New("the message has no body"))
+		return nil, bus.Permanent(errors.New("the message has no body"))
 	}
 	at := eventTime(d.Event, m.SentAt)
 	return &msgEvent{i: i, ev: d.Event, m: m, ids: ids, sorted: sortIDs(ids), at: at, atDB: dbTime(at),
@@ -131,7 +130,7 @@ func (en *Engine) applyRunTx(ctx context.Context, evs []*msgEvent, errs []error,
 		return
 	}
 	var pgErr *pgconn.PgError
-	aboutEvents := errors.As(err, &pgErr) || resilience.IsPermanent(err)
+	aboutEvents := errors.As(err, &pgErr) || bus.IsPermanent(err)
 	if len(evs) == 1 || ctx.Err() != nil || !aboutEvents {
 		// One event, or a failure that is not about the events (a lost connection): every
 		// event of the run gets it and is retried.

@@ -38,7 +38,6 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
-	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/services/unifier/internal/identity"
 )
 
@@ -280,7 +279,7 @@ func (en *Engine) dispatch(ctx context.Context, tx pgx.Tx, e event.Event, hold *
 	case strings.HasPrefix(t, "omni.tool.") && (strings.HasSuffix(t, ".completed") || strings.HasSuffix(t, ".failed")):
 		err = en.onToolResult(ctx, w)
 	default:
-		err = resilience.Permanent(fmt.Errorf("unifier does not handle %s", t))
+		err = bus.Permanent(fmt.Errorf("unifier does not handle %s", t))
 	}
 	if err != nil {
 		return 0, err
@@ -290,7 +289,7 @@ func (en *Engine) dispatch(ctx context.Context, tx pgx.Tx, e event.Event, hold *
 
 func decode(e event.Event, v any) error {
 	if err := event.DecodeData(e, v); err != nil {
-		return resilience.Permanent(err)
+		return bus.Permanent(err)
 	}
 	return nil
 }
@@ -360,7 +359,7 @@ func (w *writer) flush(ctx context.Context) error {
 func (en *Engine) normalize(from Identity, extra []Identity) ([]identity.ID, error) {
 	f, err := en.norm.Normalize(from.Kind, from.Value)
 	if err != nil {
-		return nil, resilience.Permanent(fmt.Errorf("sender identity: %w", err))
+		return nil, bus.Permanent(fmt.Errorf("sender identity: %w", err))
 	}
 	out := []identity.ID{f}
 	seen := map[identity.ID]bool{f: true}

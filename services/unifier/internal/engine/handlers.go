@@ -12,9 +12,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/pii"
-	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/services/unifier/internal/identity"
 )
 
@@ -175,14 +175,14 @@ func (en *Engine) onConversationCommand(ctx context.Context, w *writer) error {
 	}
 	id, err := uuid.Parse(c.ConversationID)
 	if err != nil {
-		return resilience.Permanent(fmt.Errorf("conversation_id %q: %w", c.ConversationID, err))
+		return bus.Permanent(fmt.Errorf("conversation_id %q: %w", c.ConversationID, err))
 	}
 	at := w.ev.Time().UTC()
 	var customer uuid.UUID
 	var status string
 	if err := w.tx.QueryRow(ctx, `SELECT customer_id, status FROM conversations WHERE id = $1`, id).Scan(&customer, &status); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
-			return resilience.Permanent(fmt.Errorf("no conversation %s", id))
+			return bus.Permanent(fmt.Errorf("no conversation %s", id))
 		}
 		return err
 	}
@@ -211,14 +211,14 @@ func (en *Engine) onConversationCommand(ctx context.Context, w *writer) error {
 		return nil
 	}
 	if status == "merged" {
-		return resilience.Permanent(fmt.Errorf("conversation %s was merged into another; reopen that one", id))
+		return bus.Permanent(fmt.Errorf("conversation %s was merged into another; reopen that one", id))
 	}
 	var other *uuid.UUID
 	if err := w.tx.QueryRow(ctx, `SELECT (SELECT id FROM conversations WHERE customer_id = $1 AND status = 'open')`, customer).Scan(&other); err != nil {
 		return err
 	}
 	if other != nil {
-		return resilience.Permanent(fmt.Errorf("customer %s already has open conversation %s", customer, *other))
+		return bus.Permanent(fmt.Errorf("customer %s already has open conversation %s", customer, *other))
 	}
 	if _, err := w.tx.Exec(ctx, `UPDATE conversations SET status = 'open', closed_at = NULL, close_reason = NULL,
 		last_event_at = greatest(last_event_at, $2) WHERE id = $1`, id, at); err != nil {
@@ -239,7 +239,7 @@ func (en *Engine) onCRMResult(ctx context.Context, w *writer) error {
 	}
 	customer, err := uuid.Parse(r.CustomerID)
 	if err != nil {
-		return resilience.Permanent(fmt.Errorf("customer_id %q: %w", r.CustomerID, err))
+		return bus.Permanent(fmt.Errorf("customer_id %q: %w", r.CustomerID, err))
 	}
 	if w.ev.Type() == TypeCRMLookupCompleted && r.Found {
 		at := w.ev.Time().UTC()
@@ -289,18 +289,18 @@ func (en *Engine) onToolResult(ctx context.Context, w *writer) error {
 	}
 	convID, err := uuid.Parse(conv)
 	if err != nil {
-		return resilience.Permanent(fmt.Errorf("conversation_id %q: %w", conv, err))
+		return bus.Permanent(fmt.Errorf("conversation_id %q: %w", conv, err))
 	}
 	var customer uuid.UUID
 	if err := w.tx.QueryRow(ctx, `SELECT customer_id FROM conversations WHERE id = $1`, convID).Scan(&customer); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
-			return resilience.Permanent(fmt.Errorf("tool result for unknown conversation %s", convID))
+			return bus.Permanent(fmt.Errorf("tool result for unknown conversation %s", convID))
 		}
 		return err
 	}
 	parts := strings.Split(w.ev.Type(), ".") // omni.tool.<tool>.<op>.<outcome>
 	if len(parts) != 5 {
-		return resilience.Permanent(fmt.Errorf("tool result type %q is not omni.tool.<tool>.<op>.<outcome>", w.ev.Type()))
+		return bus.Permanent(fmt.Errorf("tool result type %q is not omni.tool.<tool>.<op>.<outcome>", w.ev.Type()))
 	}
 	tool, op, outcome := parts[2], parts[3], parts[4]
 	at := w.ev.Time().UTC()

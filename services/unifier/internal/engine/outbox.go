@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
 )
 
@@ -35,7 +36,7 @@ const Source = "/services/unifier"
 // republishes rows, which JetStream drops as duplicates.
 type Relay struct {
 	pool  *pgxpool.Pool
-	pub   *bus.Client
+	pub   RelayBus
 	log   *slog.Logger
 	wake  chan struct{}
 	batch int   // events per flush, about: whole outbox rows are read until this many
@@ -54,8 +55,15 @@ type Relay struct {
 // duplicate window).
 const maxUncommitted = 100_000
 
+// RelayBus is what a Relay needs of the bus: publishing the rows, and dead-lettering an event
+// its stream refuses for good (bus.DeadLetters' DeadLetterEvent). *bus.Client is one.
+type RelayBus interface {
+	bus.Publisher
+	DeadLetterEvent(ctx context.Context, service, subject string, e event.Event, reason string) error
+}
+
 // NewRelay returns a relay.
-func NewRelay(pool *pgxpool.Pool, pub *bus.Client, log *slog.Logger) *Relay {
+func NewRelay(pool *pgxpool.Pool, pub RelayBus, log *slog.Logger) *Relay {
 	return &Relay{pool: pool, pub: pub, log: log, wake: make(chan struct{}, 1), batch: 1000}
 }
 

@@ -12,7 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/omnibus-dev/omnibus/pkg/resilience"
+	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/services/unifier/internal/identity"
 )
 
@@ -187,7 +187,7 @@ func (en *Engine) root(ctx context.Context, tx pgx.Tx, id uuid.UUID) (uuid.UUID,
 			UNION ALL SELECT c.id, c.merged_into, chain.depth + 1 FROM customers c JOIN chain ON c.id = chain.merged_into WHERE chain.depth < 100)
 		SELECT id FROM chain WHERE merged_into IS NULL LIMIT 1`, id).Scan(&root)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return uuid.Nil, resilience.Permanent(fmt.Errorf("unknown customer %s", id))
+		return uuid.Nil, bus.Permanent(fmt.Errorf("unknown customer %s", id))
 	}
 	return root, err
 }
@@ -300,7 +300,7 @@ func (en *Engine) unmerge(ctx context.Context, w *writer, c UnmergeCommand) erro
 	tx := w.tx
 	mid, err := uuid.Parse(c.MergeID)
 	if err != nil {
-		return resilience.Permanent(fmt.Errorf("merge_id %q: %w", c.MergeID, err))
+		return bus.Permanent(fmt.Errorf("merge_id %q: %w", c.MergeID, err))
 	}
 	var (
 		from, into       uuid.UUID
@@ -315,7 +315,7 @@ func (en *Engine) unmerge(ctx context.Context, w *writer, c UnmergeCommand) erro
 			into_profile_before, into_sources_before, undone_at FROM customer_merges WHERE id = $1 FOR UPDATE`, mid).
 		Scan(&from, &into, &moved, &convs, &msgs, &mergedConv, &profile, &sources, &undone)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return resilience.Permanent(fmt.Errorf("no merge %s", mid))
+		return bus.Permanent(fmt.Errorf("no merge %s", mid))
 	}
 	if err != nil || undone != nil {
 		return err

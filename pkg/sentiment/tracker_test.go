@@ -1,0 +1,130 @@
+package sentiment
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestTracker(t *testing.T) {
+	t.Parallel()
+
+	type turn struct {
+		score      float64
+		escalation bool
+		want       Transition
+	}
+	tests := []struct {
+		name         string
+		cfg          TrackerConfig
+		turns        []turn
+		wantEpisodes int
+	}{
+		{
+			name: "one episode raised once and cleared on recovery",
+			turns: []turn{
+				{0, false, Unchanged},
+				{-0.7, false, Unchanged},      // mean -0.35
+				{-0.7, false, TurnedNegative}, // mean -0.47
+				{-0.8, false, Unchanged},      // still negative: no second alert
+				{0.5, false, Unchanged},       // mean -0.33: between Enter and Leave, stays negative
+				{0.5, false, Recovered},       // mean 0.07, above Leave
+				{-0.3, false, Unchanged},      // mean 0.23
+			},
+			wantEpisodes: 1,
+		},
+		{
+			name: "hysteresis: a mean between Enter and Leave neither raises nor clears",
+			cfg:  TrackerConfig{Window: 1},
+			turns: []turn{
+				{-0.3, false, Unchanged},
+				{-0.5, false, TurnedNegative},
+				{-0.3, false, Unchanged},
+				{-0.2, false, Unchanged},
+				{-0.05, false, Recovered},
+				{-0.3, false, Unchanged},
+				{-0.45, false, TurnedNegative},
+			},
+			wantEpisodes: 2,
+		},
+		{
+			name: "a furious first turn alerts at once",
+			turns: []turn{
+				{-0.8, false, TurnedNegative},
+			},
+			wantEpisodes: 1,
+		},
+		{
+			name: "escalation turns negative whatever the mean and holds it",
+			turns: []turn{
+				{0.2, false, Unchanged},
+				{-0.1, true, TurnedNegative},
+				{0.9, true, Unchanged},
+				{0.9, false, Recovered},
+			},
+			wantEpisodes: 1,
+		},
+		{
+			name: "IgnoreEscalation leaves it to the mean",
+			cfg:  TrackerConfig{IgnoreEscalation: true},
+			turns: []turn{
+				{0.2, false, Unchanged},
+				{-0.1, true, Unchanged},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tr, err := NewTracker(tt.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, tu := range tt.turns {
+				got := tr.Observe(Result{Score: tu.score, Escalation: tu.escalation})
+				if got != tu.want {
+					t.Fatalf("turn %d (score %v): got %v, want %v (mean %.3f)", i, tu.score, got, tu.want, tr.Mean())
+				}
+			}
+			if tr.Episodes() != tt.wantEpisodes {
+				t.Errorf("episodes %d, want %d", tr.Episodes(), tt.wantEpisodes)
+			}
+		})
+	}
+}
+
+func TestTrackerWindowRecovery(t *testing.T) {
+	t.Parallel()
+	tr, err := NewTracker(TrackerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Three negative turns fill the window; recovery needs enough better turns to lift the
+	// mean of the last three above -0.1.
+	for _, s := range []float64{-0.6, -0.6, -0.6} {
+		tr.Observe(Result{Score: s})
+	}
+	if !tr.Negative() {
+		t.Fatal("not negative after three turns at -0.6")
+	}
+	if got := tr.Observe(Result{Score: 0.3}); got != Unchanged { // -0.3
+		t.Fatalf("one good turn: %v, want unchanged", got)
+	}
+	if got := tr.Observe(Result{Score: 0.3}); got != Recovered { // 0
+		t.Fatalf("two good turns: %v, want recovered (mean %.2f)", got, tr.Mean())
+	}
+}
+
+func TestTrackerConfigValidate(t *testing.T) {
+	t.Parallel()
+	for _, cfg := range []TrackerConfig{
+		{Window: -1},
+		{Window: 101},
+		{Enter: -0.2, Leave: -0.3},
+		{Enter: -1.5},
+		{Leave: 1},
+	} {
+		if _, err := NewTracker(cfg); !errors.Is(err, ErrInvalidOption) {
+			t.Errorf("NewTracker(%+v): %v, want ErrInvalidOption", cfg, err)
+		}
+	}
+}
