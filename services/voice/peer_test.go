@@ -66,13 +66,12 @@ func offer(rtpPort int, dir string) []byte {
 
 // call is one call of the trunk.
 type call struct {
-	sess    *sipgo.DialogClientSession
-	rtp     *net.UDPConn
-	to      *net.UDPAddr // the connector's RTP port
-	seq     uint16
-	ts      uint32
-	answer  string
-	trunkTo string
+	sess   *sipgo.DialogClientSession
+	rtp    *net.UDPConn
+	to     *net.UDPAddr // the connector's RTP port
+	seq    uint16
+	ts     uint32
+	answer string
 }
 
 func (tr *trunk) invite(ctx context.Context, t *testing.T, from, to string, user, pass string) (*call, error) {

@@ -45,7 +45,7 @@ func parseOffer(b []byte) (offer, error) {
 	}
 	var sd sdp.SessionDescription
 	if err := sd.Unmarshal(b); err != nil {
-		return offer{}, fmt.Errorf("%w: %v", errSDP, err)
+		return offer{}, fmt.Errorf("%w: %w", errSDP, err)
 	}
 	var m *sdp.MediaDescription
 	for _, md := range sd.MediaDescriptions {

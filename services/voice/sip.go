@@ -243,7 +243,9 @@ func (s *server) run(c *call, o offer, pt int, conn *net.UDPConn) {
 	go func() { recvDone <- recv.Run() }()
 	stopMedia := func() media.Stats {
 		recv.Stop()
-		<-recvDone
+		if err := <-recvDone; err != nil && !errors.Is(err, media.ErrTimeout) {
+			log.Warn("RTP receive stopped", "err", err)
+		}
 		if err := lw.w.Close(); err != nil || lw.err != nil {
 			log.Error("recording not finalised", "err", errors.Join(err, lw.err))
 		}

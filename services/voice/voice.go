@@ -236,7 +236,9 @@ func (s *server) listen(ctx context.Context) error {
 		}
 		s.drain()
 		_ = closer()
-		<-done
+		if err := <-done; err != nil {
+			s.rt.Log.Debug("SIP server stopped", "err", err)
+		}
 		_ = s.ua.Close()
 		return s.rec.Close()
 	})

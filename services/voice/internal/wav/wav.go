@@ -101,7 +101,7 @@ func Repair(path string) (samples int64, rate int, err error) {
 	defer f.Close()
 	h := make([]byte, HeaderSize)
 	if _, err := io.ReadFull(f, h); err != nil {
-		return 0, 0, fmt.Errorf("%w: %s: %v", ErrNotWAV, path, err)
+		return 0, 0, fmt.Errorf("%w: %s: %w", ErrNotWAV, path, err)
 	}
 	rate, err = parseHeader(h)
 	if err != nil {
@@ -128,7 +128,7 @@ func Repair(path string) (samples int64, rate int, err error) {
 func Info(r io.Reader) (samples int64, rate int, err error) {
 	h := make([]byte, HeaderSize)
 	if _, err := io.ReadFull(r, h); err != nil {
-		return 0, 0, fmt.Errorf("%w: %v", ErrNotWAV, err)
+		return 0, 0, fmt.Errorf("%w: %w", ErrNotWAV, err)
 	}
 	rate, err = parseHeader(h)
 	if err != nil {
