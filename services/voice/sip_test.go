@@ -354,3 +354,34 @@ func TestTCPTransport(t *testing.T) {
 		}
 	}
 }
+
+// TestHangupWhileRinging: a hang-up command for a call that still rings answers the INVITE
+// with 480; the call ends unanswered, by omnibus.
+func TestHangupWhileRinging(t *testing.T) {
+	t.Parallel()
+	tb := start(t, nil, map[string]string{"VOICE_RING": "20s"})
+	tr := newTrunk(t, tb.sipAddr)
+	go func() {
+		bustestWait(t, tb, voice.TypeCallStarted)
+		started := tb.events(t)[voice.TypeCallStarted]
+		if len(started) == 0 {
+			return
+		}
+		var d struct {
+			CallID string `json:"call_id"`
+		}
+		_ = event.DecodeData(started[0], &d)
+		cmd, err := event.New(voice.TypeHangup, "/desk", map[string]any{"channel": "voice", "call_id": d.CallID})
+		if err == nil {
+			_ = tb.bus.Client.Publish(context.Background(), voice.SubjectHangup, cmd)
+		}
+	}()
+	_, err := tr.invite(ctxFor(t, 15*time.Second), t, customer, hotline, "", "")
+	if got := status(err); got != 480 {
+		t.Fatalf("INVITE answered %d (%v), want 480", got, err)
+	}
+	d := ended(t, tb.waitEnded(t, 1, 10*time.Second)[voice.TypeCallEnded][0])
+	if d.HangupSide != "omnibus" || d.Reason != "hangup_requested" || d.AnsweredAt != "" {
+		t.Fatalf("ended = %+v", d)
+	}
+}
