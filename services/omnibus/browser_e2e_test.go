@@ -243,6 +243,10 @@ func startSimulated(t *testing.T) string {
 		Simulate: true, SimInterval: time.Hour, LogLevel: "warn", ShutdownTimeout: 15 * time.Second,
 	}
 	env := map[string]string{"EXAMPLE_SECRET": "s", "SANDBOX_SCENARIO_INTERVAL": "0"}
+	for k, v := range localEnv(cfg.DataDir) {
+		env[k] = v
+	}
+	env["VOICE_SIP_LISTEN"] = "127.0.0.1:0" // tests run side by side: no fixed port
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	baseCh := make(chan string, 1)

@@ -111,6 +111,9 @@ func runAll(args []string, stderr io.Writer) error {
 	defer stop()
 	// The demo's vendors share a secret with the connectors; generated per run unless set.
 	overlay := map[string]string{"EXAMPLE_SECRET": allinone.RandomSecret()}
+	for k, v := range localEnv(cfg.DataDir) {
+		overlay[k] = v
+	}
 	env := func(k string) (string, bool) {
 		if v, ok := os.LookupEnv(k); ok {
 			return v, true

@@ -200,6 +200,7 @@ func newFaultSuite(t *testing.T) *faultSuite {
 		"OMNIBUS_SIM_INTERVAL":      "1h",
 		"SANDBOX_SCENARIO_INTERVAL": "0",
 		"EXAMPLE_SECRET":            "fault-suite",
+		"VOICE_SIP_LISTEN":          "127.0.0.1:0", // beside the other all-in-one tests: no fixed SIP port
 		"LOG_LEVEL":                 "info",
 	})}
 	t.Cleanup(func() {

@@ -9,6 +9,7 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/services/audit"
@@ -21,6 +22,7 @@ import (
 	"github.com/omnibus-dev/omnibus/services/sms"
 	"github.com/omnibus-dev/omnibus/services/ticket"
 	"github.com/omnibus-dev/omnibus/services/unifier"
+	"github.com/omnibus-dev/omnibus/services/voice"
 	"github.com/omnibus-dev/omnibus/services/webchat"
 	"github.com/omnibus-dev/omnibus/services/wechatkf"
 )
@@ -33,6 +35,7 @@ func services() []service.Service {
 		wechatkf.Service(),
 		webchat.Service(),
 		sms.Service(),
+		voice.Service(),
 		crm.Service(),
 		oms.Service(),
 		audit.Service(),
@@ -46,6 +49,15 @@ func services() []service.Service {
 // (the vendors and the customers).
 func simulated() []service.Service {
 	return []service.Service{sandbox.Service()}
+}
+
+// localEnv is the configuration of what services keep on local disk, under the all-in-one's data
+// dir: the voice connector's spool of calls in progress and its recordings bucket.
+func localEnv(dataDir string) map[string]string {
+	return map[string]string{
+		"VOICE_SPOOL_DIR":        filepath.Join(dataDir, "voice", "spool"),
+		"VOICE_RECORDING_BUCKET": "file://" + filepath.Join(dataDir, "voice", "recordings"),
+	}
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }

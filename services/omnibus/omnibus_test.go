@@ -59,6 +59,10 @@ func TestAllInOne(t *testing.T) {
 		Simulate: true, SimInterval: 20 * time.Millisecond, LogLevel: "warn", ShutdownTimeout: 10 * time.Second,
 	}
 	env := map[string]string{"EXAMPLE_SECRET": "s"}
+	for k, v := range localEnv(cfg.DataDir) {
+		env[k] = v
+	}
+	env["VOICE_SIP_LISTEN"] = "127.0.0.1:0" // tests run side by side: no fixed port
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	baseCh := make(chan string, 1)

@@ -199,6 +199,7 @@ func (r *aioRig) start(args ...string) {
 		// the test's traffic writes.
 		"OMNIBUS_SIMULATE": "true", "OMNIBUS_SIM_INTERVAL": "1h", "SANDBOX_SCENARIO_INTERVAL": "0",
 		"EXAMPLE_SECRET": r.secret, "LOG_LEVEL": "info",
+		"VOICE_SIP_LISTEN": "127.0.0.1:0", // the tests run side by side: no fixed SIP port
 	}
 	var flags []string
 	for _, a := range args {

@@ -1,0 +1,137 @@
+package voice
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/omnibus-dev/omnibus/services/voice/internal/media"
+)
+
+// Config is read from the environment. Every field states its default.
+type Config struct {
+	Listen    string `env:"VOICE_SIP_LISTEN" default:"127.0.0.1:5060" desc:"host:port the SIP user agent server listens on (the trunk sends INVITEs here)"`
+	Transport string `env:"VOICE_SIP_TRANSPORT" default:"udp" desc:"SIP transport: udp or tcp"`
+	MediaIP   string `env:"VOICE_MEDIA_IP" desc:"IP the trunk reaches this connector at: advertised in the SDP answer (RTP) and the Contact header (the sockets bind to the host of VOICE_SIP_LISTEN); default that host, required when it is 0.0.0.0"`
+	RTPPorts  string `env:"VOICE_RTP_PORTS" default:"20000-20999" desc:"RTP port range min-max; one even port per call"`
+
+	Trunk          string   `env:"VOICE_TRUNK" default:"trunk" desc:"name of the trunk, the trunk field of the call events"`
+	Allow          []string `env:"VOICE_ALLOW" default:"127.0.0.1/32,::1/128" desc:"addresses (CIDR or IP) the trunk may send SIP from; INVITEs from anywhere else get 403"`
+	DigestUser     string   `env:"VOICE_DIGEST_USER" desc:"when set, REGISTER and INVITE must carry digest credentials of this user (RFC 3261 §22, MD5, qop=auth)"`
+	DigestPassword string   `env:"VOICE_DIGEST_PASSWORD" desc:"the digest password of VOICE_DIGEST_USER"`
+	Realm          string   `env:"VOICE_REALM" default:"omnibus" desc:"digest realm"`
+
+	Codecs        []string      `env:"VOICE_CODECS" default:"PCMU,PCMA" desc:"audio codecs answered, of PCMU and PCMA (G.711 µ-law, A-law)"`
+	Ring          time.Duration `env:"VOICE_RING" default:"0s" desc:"how long a call rings (180 Ringing) before it is answered"`
+	MediaTimeout  time.Duration `env:"VOICE_MEDIA_TIMEOUT" default:"30s" desc:"an answered call that is not on hold and receives no RTP this long is hung up; 0 = never"`
+	CountryCode   string        `env:"VOICE_COUNTRY_CODE" default:"86" desc:"country calling code of national numbers (0-prefixed, or 11-digit mobiles for 86) when a caller id has no +"`
+	ShutdownGrace time.Duration `env:"VOICE_SHUTDOWN_GRACE" default:"5s" desc:"on stop, calls are hung up (BYE) and their recordings stored within this time"`
+
+	SpoolDir  string        `env:"VOICE_SPOOL_DIR" default:".omnibus/voice/spool" desc:"local directory where the legs of calls in progress are written, sample by sample; recordings left there by a crash are finalised and stored at the next start"`
+	Bucket    string        `env:"VOICE_RECORDING_BUCKET" default:"file://.omnibus/voice/recordings" desc:"gocloud.dev/blob URL of the recordings bucket: file:///dir (a relative file://dir is taken from the working directory), s3://bucket?region=...&endpoint=... (AWS S3, or an S3-compatible store such as Aliyun OSS or MinIO; credentials from the AWS_* environment) or mem:// (tests)"`
+	Retention time.Duration `env:"VOICE_RECORDING_RETENTION" default:"2160h" desc:"recordings older than this are deleted from the bucket (checked hourly); 0 = keep forever"`
+
+	mediaIP, bindIP netip.Addr
+	rtpMin, rtpMax  int
+	allow           []netip.Prefix
+	codecs          []int
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	host, _, err := splitHostPort(c.Listen)
+	if err != nil {
+		return fmt.Errorf("VOICE_SIP_LISTEN %q: %w", c.Listen, err)
+	}
+	c.bindIP = netip.MustParseAddr(host)
+	if c.Transport != "udp" && c.Transport != "tcp" {
+		return fmt.Errorf("VOICE_SIP_TRANSPORT must be udp or tcp, got %q", c.Transport)
+	}
+	mip := c.MediaIP
+	if mip == "" {
+		mip = host
+	}
+	if c.mediaIP, err = netip.ParseAddr(mip); err != nil || c.mediaIP.IsUnspecified() {
+		return fmt.Errorf("VOICE_MEDIA_IP %q must be the IP the trunk can reach (set it when VOICE_SIP_LISTEN binds all addresses)", mip)
+	}
+	lo, hi, ok := strings.Cut(c.RTPPorts, "-")
+	c.rtpMin, err = strconv.Atoi(strings.TrimSpace(lo))
+	if err == nil {
+		c.rtpMax, err = strconv.Atoi(strings.TrimSpace(hi))
+	}
+	if !ok || err != nil || c.rtpMin < 1024 || c.rtpMax > 65534 || c.rtpMax < c.rtpMin+1 {
+		return fmt.Errorf("VOICE_RTP_PORTS must be min-max within 1024-65534, e.g. 20000-20999, got %q", c.RTPPorts)
+	}
+	c.allow = nil
+	for _, a := range c.Allow {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(a)
+		if err != nil {
+			ip, ierr := netip.ParseAddr(a)
+			if ierr != nil {
+				return fmt.Errorf("VOICE_ALLOW: %q is neither a CIDR nor an IP", a)
+			}
+			p = netip.PrefixFrom(ip, ip.BitLen())
+		}
+		c.allow = append(c.allow, p.Masked())
+	}
+	if len(c.allow) == 0 {
+		return fmt.Errorf("VOICE_ALLOW is empty: no trunk could call; list the trunk's addresses")
+	}
+	if (c.DigestUser == "") != (c.DigestPassword == "") {
+		return fmt.Errorf("VOICE_DIGEST_USER and VOICE_DIGEST_PASSWORD go together")
+	}
+	c.codecs = nil
+	for _, name := range c.Codecs {
+		switch strings.ToUpper(strings.TrimSpace(name)) {
+		case "PCMU":
+			c.codecs = append(c.codecs, media.PCMU)
+		case "PCMA":
+			c.codecs = append(c.codecs, media.PCMA)
+		default:
+			return fmt.Errorf("VOICE_CODECS: %q is not PCMU or PCMA", name)
+		}
+	}
+	if len(c.codecs) == 0 {
+		return fmt.Errorf("VOICE_CODECS is empty")
+	}
+	if c.Ring < 0 || c.Ring > 5*time.Minute {
+		return fmt.Errorf("VOICE_RING must be between 0 and 5m, got %s", c.Ring)
+	}
+	if c.MediaTimeout < 0 {
+		return fmt.Errorf("VOICE_MEDIA_TIMEOUT must be >= 0, got %s", c.MediaTimeout)
+	}
+	if c.Retention != 0 && c.Retention < time.Hour {
+		return fmt.Errorf("VOICE_RECORDING_RETENTION must be 0 (keep) or at least 1h, got %s", c.Retention)
+	}
+	if c.SpoolDir == "" || c.Bucket == "" {
+		return fmt.Errorf("VOICE_SPOOL_DIR and VOICE_RECORDING_BUCKET are required")
+	}
+	if c.CountryCode == "" || len(c.CountryCode) > 3 || strings.Trim(c.CountryCode, "0123456789") != "" || c.CountryCode[0] == '0' {
+		return fmt.Errorf("VOICE_COUNTRY_CODE must be 1-3 digits, got %q", c.CountryCode)
+	}
+	return nil
+}
+
+func (c *Config) allowed(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, p := range c.allow {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func splitHostPort(hp string) (string, int, error) {
+	ap, err := netip.ParseAddrPort(hp)
+	if err != nil {
+		return "", 0, err
+	}
+	return ap.Addr().String(), int(ap.Port()), nil
+}

@@ -1,0 +1,218 @@
+package voice
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/fileblob"
+	_ "gocloud.dev/blob/memblob" // mem:// buckets for tests
+	_ "gocloud.dev/blob/s3blob"  // s3:// buckets: AWS S3 and S3-compatible stores (Aliyun OSS, MinIO) via ?endpoint=
+
+	"github.com/omnibus-dev/omnibus/services/voice/internal/media"
+	"github.com/omnibus-dev/omnibus/services/voice/internal/wav"
+)
+
+// recordings stores the legs of calls: written to the spool directory sample by sample while
+// the call is up, finalised and uploaded to the bucket when it ends (or at the next start after
+// a crash), then removed from the spool.
+type recordings struct {
+	spool  string
+	bucket *blob.Bucket
+	base   string // the bucket URL without query, prefix of the recording URLs
+	log    *slog.Logger
+}
+
+// openBucket opens a gocloud.dev/blob URL. A file:// URL whose path is relative is taken from
+// the working directory, and its directory is created.
+func openBucket(ctx context.Context, u string) (*blob.Bucket, string, error) {
+	base, _, _ := strings.Cut(u, "?")
+	if dir, ok := strings.CutPrefix(u, "file://"); ok {
+		dir, _, _ = strings.Cut(dir, "?")
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return nil, "", err
+		}
+		b, err := fileblob.OpenBucket(abs, &fileblob.Options{CreateDir: true, Metadata: fileblob.MetadataDontWrite})
+		return b, "file://" + filepath.ToSlash(abs), err
+	}
+	b, err := blob.OpenBucket(ctx, u)
+	return b, strings.TrimSuffix(base, "/"), err
+}
+
+func newRecordings(ctx context.Context, spool, bucketURL string, log *slog.Logger) (*recordings, error) {
+	if err := os.MkdirAll(spool, 0o750); err != nil {
+		return nil, fmt.Errorf("VOICE_SPOOL_DIR: %w", err)
+	}
+	b, base, err := openBucket(ctx, bucketURL)
+	if err != nil {
+		return nil, fmt.Errorf("VOICE_RECORDING_BUCKET %q: %w", bucketURL, err)
+	}
+	return &recordings{spool: spool, bucket: b, base: base, log: log}, nil
+}
+
+func (r *recordings) Close() error { return r.bucket.Close() }
+
+// spoolMeta is what the spool keeps of a call beside its legs, enough to publish its ended
+// event after a crash.
+type spoolMeta struct {
+	Call       callInfo   `json:"call"`
+	AnsweredAt *time.Time `json:"answered_at,omitempty"`
+}
+
+func (r *recordings) metaPath(id string) string { return filepath.Join(r.spool, id+".json") }
+func (r *recordings) legPath(id string, leg media.Leg) string {
+	return filepath.Join(r.spool, id+"."+string(leg)+".wav")
+}
+
+// writeMeta records the call in the spool (atomically: temp file + rename).
+func (r *recordings) writeMeta(m spoolMeta) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	tmp := r.metaPath(m.Call.ID) + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o640); err != nil {
+		return err
+	}
+	return os.Rename(tmp, r.metaPath(m.Call.ID))
+}
+
+// legWriter is a Sink that writes one leg to the spool.
+type legWriter struct {
+	w   *wav.Writer
+	err error
+}
+
+func (l *legWriter) Frame(f media.Frame) {
+	if l.err == nil {
+		_, l.err = l.w.Write(f.PCM)
+	}
+}
+
+func (r *recordings) create(id string, leg media.Leg) (*legWriter, error) {
+	w, err := wav.Create(r.legPath(id, leg), media.Rate)
+	if err != nil {
+		return nil, err
+	}
+	return &legWriter{w: w}, nil
+}
+
+// recordedLeg is one entry of the ended event's recording.legs.
+type recordedLeg struct {
+	Leg        media.Leg `json:"leg"`
+	URL        string    `json:"url"`
+	Format     string    `json:"format"`
+	SampleRate int       `json:"sample_rate"`
+	DurationMS int64     `json:"duration_ms"`
+	Bytes      int64     `json:"bytes"`
+}
+
+// key is the blob key of a leg: day of the call, call id, leg.
+func key(c callInfo, leg media.Leg) string {
+	return c.StartedAt.UTC().Format("2006/01/02") + "/" + c.ID + "/" + string(leg) + ".wav"
+}
+
+// store uploads the finalised legs of a call found in the spool, and returns them. Legs
+// without a sample are not stored.
+func (r *recordings) store(ctx context.Context, c callInfo) ([]recordedLeg, error) {
+	var out []recordedLeg
+	for _, leg := range []media.Leg{media.LegCaller, media.LegCallee} {
+		p := r.legPath(c.ID, leg)
+		samples, rate, err := wav.Repair(p) // a no-op on a closed writer's file
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		if samples == 0 {
+			continue
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return out, err
+		}
+		k := key(c, leg)
+		err = r.bucket.Upload(ctx, k, f, &blob.WriterOptions{ContentType: "audio/wav"})
+		_ = f.Close()
+		if err != nil {
+			return out, fmt.Errorf("upload %s: %w", k, err)
+		}
+		out = append(out, recordedLeg{Leg: leg, URL: r.base + "/" + k, Format: "audio/wav", SampleRate: rate,
+			DurationMS: samples * 1000 / int64(rate), Bytes: wav.HeaderSize + 2*samples})
+	}
+	return out, nil
+}
+
+// remove deletes a call's spool files once its ended event is published.
+func (r *recordings) remove(id string) {
+	for _, p := range []string{r.metaPath(id), r.legPath(id, media.LegCaller), r.legPath(id, media.LegCallee)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			r.log.Warn("spool file not removed", "path", p, "err", err)
+		}
+	}
+}
+
+// orphans returns the calls the spool holds (left by a crash when called at start).
+func (r *recordings) orphans() ([]spoolMeta, error) {
+	paths, err := filepath.Glob(filepath.Join(r.spool, "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var out []spoolMeta
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		var m spoolMeta
+		if err == nil {
+			err = json.Unmarshal(b, &m)
+		}
+		if err != nil || m.Call.ID == "" || filepath.Base(p) != m.Call.ID+".json" {
+			r.log.Error("unreadable spool file left alone", "path", p, "err", err)
+			continue
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// lastWrite returns when a call's legs were last written (the end of a crashed call).
+func (r *recordings) lastWrite(id string, fallback time.Time) time.Time {
+	t := fallback
+	for _, leg := range []media.Leg{media.LegCaller, media.LegCallee} {
+		if st, err := os.Stat(r.legPath(id, leg)); err == nil && st.ModTime().After(t) {
+			t = st.ModTime()
+		}
+	}
+	return t
+}
+
+// expire deletes recordings older than retention; it returns how many it deleted.
+func (r *recordings) expire(ctx context.Context, retention time.Duration, now time.Time) (int, error) {
+	it := r.bucket.List(nil)
+	n := 0
+	for {
+		obj, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		if obj.IsDir || !obj.ModTime.Before(now.Add(-retention)) {
+			continue
+		}
+		if err := r.bucket.Delete(ctx, obj.Key); err != nil {
+			return n, err
+		}
+		n++
+	}
+}
