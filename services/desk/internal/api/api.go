@@ -114,7 +114,6 @@ type apiError struct {
 	Reason string `json:"reason"`
 }
 
-
 func fail(w http.ResponseWriter, code int, reason string) {
 	webhook.WriteJSON(w, code, apiError{Error: strings.ToLower(strings.ReplaceAll(http.StatusText(code), " ", "_")), Reason: reason})
 }
