@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/omnibus-dev/omnibus/pkg/audit"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
 	"github.com/omnibus-dev/omnibus/pkg/connector/connectortest"
@@ -297,12 +298,38 @@ func TestSendThroughAliyun(t *testing.T) {
 	if delivered.VendorMessageID != rec.BizID || delivered.To != nil {
 		t.Fatalf("delivered status %+v", delivered)
 	}
+	tb.auditOf(t, "aliyun", cmd.ID(), "13800138000")
 	events := tb.bus.Events(t, bus.StreamIn, sms.SubjectStatus+".>")
 	for _, e := range events {
 		if event.PartitionKey(e) != "phone:+8613800138000" || event.CorrelationID(e) != cmd.ID() {
 			t.Errorf("status %s: partition %q correlation %q", e.ID(), event.PartitionKey(e), event.CorrelationID(e))
 		}
 	}
+}
+
+// auditOf waits for the audit record of the send command id (omni.audit.sms) and checks that it
+// went through the vendor's send_sms route and masked the customer's number.
+func (tb *testBundle) auditOf(t *testing.T, vendor, id, number string) audit.Record {
+	t.Helper()
+	var rec audit.Record
+	bustest.WaitFor(t, 10*time.Second, "audit record of "+id, func() bool {
+		for _, e := range tb.bus.Events(t, bus.StreamAudit, audit.Subject(sms.Channel)) {
+			if err := json.Unmarshal(e.Data(), &rec); err != nil {
+				t.Fatal(err)
+			}
+			if rec.CorrelationID == id {
+				return true
+			}
+		}
+		return false
+	})
+	if rec.Vendor != vendor || rec.Op != "send_sms" || rec.Outcome != audit.OutcomeOK || rec.Attempts != 1 || rec.Request == nil || rec.Response == nil {
+		t.Fatalf("audit record %+v", rec)
+	}
+	if strings.Contains(rec.Request.Text, number) {
+		t.Fatalf("audit record shows the number: %s", rec.Request.Text)
+	}
+	return rec
 }
 
 func TestSendThroughTencent(t *testing.T) {
@@ -322,6 +349,7 @@ func TestSendThroughTencent(t *testing.T) {
 	if d := tb.waitStatus(t, cmd.ID(), "delivered"); d.VendorMessageID != rec.SerialNo {
 		t.Fatalf("delivered %+v", d)
 	}
+	tb.auditOf(t, "tencent", cmd.ID(), "13800138000")
 }
 
 func TestUndeliveredReceipt(t *testing.T) {
