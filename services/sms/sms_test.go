@@ -113,46 +113,42 @@ func recordOf[T any](t *testing.T, env *sim.Env, vendor string, match func(T) bo
 	return zero, false
 }
 
-func TestConformanceAliyun(t *testing.T) {
+// TestConformance runs the connector suite against each provider's simulator.
+func TestConformance(t *testing.T) {
 	t.Parallel()
-	mux := http.NewServeMux()
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	env, _, _ := sandbox(t, "", mux)
-	connectortest.Run(t, connectortest.Harness{
-		Spec: sms.Spec, Service: sms.Service(),
-		Env:     merge(aliyunEnv, map[string]string{"SMS_API_BASE": srv.URL + "/sandbox/aliyun"}),
-		Inbound: func(_ *testing.T, n int) *http.Request { return aliyunUp(n, token) },
-		Forged:  func(_ *testing.T, n int) *http.Request { return aliyunUp(n, "forged-token-0123456") },
-		Outbound: func(t *testing.T) (string, event.Event) {
-			return sms.SubjectOut, sendCommand(t, "+8613800138000", "您的包裹已发出")
-		},
-		Delivered: func(t *testing.T, e event.Event) bool {
-			rec, ok := recordOf(t, env, "aliyun", func(r aliyun.SendRecord) bool { return r.OutID == e.ID() })
+	for _, p := range []struct {
+		vars      map[string]string
+		push      func(n int, token string) *http.Request
+		delivered func(t *testing.T, env *sim.Env, id string) bool
+	}{
+		{aliyunEnv, aliyunUp, func(t *testing.T, env *sim.Env, id string) bool {
+			rec, ok := recordOf(t, env, "aliyun", func(r aliyun.SendRecord) bool { return r.OutID == id })
 			return ok && rec.TemplateParam["content"] == "您的包裹已发出" && rec.SignatureMethod == "ACS3-HMAC-SHA256"
-		},
-	})
-}
-
-func TestConformanceTencent(t *testing.T) {
-	t.Parallel()
-	mux := http.NewServeMux()
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	env, _, _ := sandbox(t, "", mux)
-	connectortest.Run(t, connectortest.Harness{
-		Spec: sms.Spec, Service: sms.Service(),
-		Env:     merge(tencentEnv, map[string]string{"SMS_API_BASE": srv.URL + "/sandbox/tencent"}),
-		Inbound: func(_ *testing.T, n int) *http.Request { return tencentReply(n, token) },
-		Forged:  func(_ *testing.T, n int) *http.Request { return tencentReply(n, "forged-token-0123456") },
-		Outbound: func(t *testing.T) (string, event.Event) {
-			return sms.SubjectOut, sendCommand(t, "+8613800138000", "您的包裹已发出")
-		},
-		Delivered: func(t *testing.T, e event.Event) bool {
-			rec, ok := recordOf(t, env, "tencent", func(r tencent.SendRecord) bool { return r.SessionContext == e.ID() })
+		}},
+		{tencentEnv, tencentReply, func(t *testing.T, env *sim.Env, id string) bool {
+			rec, ok := recordOf(t, env, "tencent", func(r tencent.SendRecord) bool { return r.SessionContext == id })
 			return ok && len(rec.TemplateParamSet) == 1 && rec.TemplateParamSet[0] == "您的包裹已发出" && rec.SignatureMethod == "TC3-HMAC-SHA256"
-		},
-	})
+		}},
+	} {
+		provider := p.vars["SMS_PROVIDER"]
+		t.Run(provider, func(t *testing.T) {
+			t.Parallel()
+			mux := http.NewServeMux()
+			srv := httptest.NewServer(mux)
+			t.Cleanup(srv.Close)
+			env, _, _ := sandbox(t, "", mux)
+			connectortest.Run(t, connectortest.Harness{
+				Spec: sms.Spec, Service: sms.Service(),
+				Env:     merge(p.vars, map[string]string{"SMS_API_BASE": srv.URL + "/sandbox/" + provider}),
+				Inbound: func(_ *testing.T, n int) *http.Request { return p.push(n, token) },
+				Forged:  func(_ *testing.T, n int) *http.Request { return p.push(n, "forged-token-0123456") },
+				Outbound: func(t *testing.T) (string, event.Event) {
+					return sms.SubjectOut, sendCommand(t, "+8613800138000", "您的包裹已发出")
+				},
+				Delivered: func(t *testing.T, e event.Event) bool { return p.delivered(t, env, e.ID()) },
+			})
+		})
+	}
 }
 
 // ---- the connector and the sandbox on one server, as in the all-in-one ----
