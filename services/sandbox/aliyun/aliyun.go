@@ -522,16 +522,11 @@ func (s *Sim) fail(w http.ResponseWriter, r *http.Request, code string) {
 // ---- customers ----
 
 // Channel returns the customers' side: Write pushes an SmsUp uplink.
-func (s *Sim) Channel() sim.Channel { return channel{s} }
+func (s *Sim) Channel() sim.Channel { return sim.NewChannel("sms", s.writeUp) }
 
-type channel struct{ s *Sim }
-
-func (channel) Name() string { return "sms" }
-
-// Write pushes one uplink from c.Phone (Aliyun's format: mainland numbers without +86) as a
+// writeUp pushes one uplink from c.Phone (Aliyun's format: mainland numbers without +86) as a
 // one-item SmsUp batch and returns the connector's answer.
-func (ch channel) Write(ctx context.Context, c sim.Customer, text string) error {
-	s := ch.s
+func (s *Sim) writeUp(ctx context.Context, c sim.Customer, text string) error {
 	if s.cfg.UpURL == "" {
 		return errors.New("aliyun simulator: no SmsUp URL (set SANDBOX_HOOK_BASE or SANDBOX_ALIYUN_UP_URL)")
 	}

@@ -402,16 +402,11 @@ func SplitE164(e164 string) (nationcode, national string) {
 // ---- customers ----
 
 // Channel returns the customers' side: Write posts a reply callback.
-func (s *Sim) Channel() sim.Channel { return channel{s} }
+func (s *Sim) Channel() sim.Channel { return sim.NewChannel("sms", s.writeReply) }
 
-type channel struct{ s *Sim }
-
-func (channel) Name() string { return "sms" }
-
-// Write posts one reply callback from c.Phone (nationcode and national number) and returns the
+// writeReply posts one reply callback from c.Phone (nationcode and national number) and returns the
 // connector's answer.
-func (ch channel) Write(ctx context.Context, c sim.Customer, text string) error {
-	s := ch.s
+func (s *Sim) writeReply(ctx context.Context, c sim.Customer, text string) error {
 	if s.cfg.ReplyURL == "" {
 		return errors.New("tencent simulator: no reply URL (set SANDBOX_HOOK_BASE or SANDBOX_TENCENT_REPLY_URL)")
 	}
