@@ -37,7 +37,6 @@ package sms
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -46,6 +45,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/service"
+	"github.com/omnibus-dev/omnibus/pkg/webhook"
 	aliwire "github.com/omnibus-dev/omnibus/pkg/wire/aliyun"
 	tcwire "github.com/omnibus-dev/omnibus/pkg/wire/tencent"
 )
@@ -162,8 +162,7 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 				ctx, cancel := context.WithTimeout(r.Context(), markTimeout)
 				c.st.markSeen(ctx, ids)
 				cancel()
-				w.Header().Set("Content-Type", "application/json")
-				_ = json.NewEncoder(w).Encode(ack)
+				webhook.WriteJSON(w, http.StatusOK, ack)
 			},
 		})
 		if err != nil {
