@@ -36,6 +36,13 @@ func WriteJSON(w http.ResponseWriter, status int, contentType string, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// WriteBody answers status with body, already encoded, under the vendor's Content-Type.
+func WriteBody(w http.ResponseWriter, status int, contentType string, body []byte) {
+	w.Header().Set("Content-Type", contentType)
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
 // FaultStatus reads the HTTP status of an injected fault code of a REST vendor: "" is 500,
 // a status (400-599, optionally "http_NNN") is itself, and "429:<s>" is 429 with Retry-After
 // <s>. retryAfter is "" except for 429 ("1" by default).
