@@ -1,6 +1,7 @@
 package connector_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -71,7 +72,7 @@ func TestHandle(t *testing.T) {
 // every one is recorded (under the runtime's lock) and listed when the connector runs.
 func TestRoutesMountedConcurrently(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs bytes.Buffer // written by the handler (which serializes writes) before Run returns, read after
 	ok := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
 	svc := connector.Define(connector.Spec{Name: "w"}, func(_ context.Context, rt *connector.Runtime, _ *struct{}) error {
 		var wg sync.WaitGroup
@@ -111,21 +112,4 @@ func TestRoutesMountedConcurrently(t *testing.T) {
 			}
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
