@@ -32,6 +32,14 @@ func data(id string) map[string]any {
 		"message": map[string]any{"type": "text", "text": "hi"}, "sent_at": "2026-11-27T08:00:00Z"}
 }
 
+// verify is the test connectors' signature check: the X-Sig header carries the secret.
+func (c *cfg) verify(r *http.Request, _ []byte) error {
+	if r.Header.Get("X-Sig") != c.Secret {
+		return webhook.ErrSignature
+	}
+	return nil
+}
+
 // run starts a test connector whose webhook publishes to subject (declared or not).
 func run(t *testing.T, subject string) (*bustest.Bundle, *httptest.Server) {
 	t.Helper()
@@ -40,12 +48,7 @@ func run(t *testing.T, subject string) (*bustest.Bundle, *httptest.Server) {
 	svc := connector.Define(spec, func(ctx context.Context, rt *connector.Runtime, c *cfg) error {
 		return rt.Webhook(connector.Webhook{
 			Path: "/in", MaxBody: 64,
-			Verify: func(r *http.Request, _ []byte) error {
-				if r.Header.Get("X-Sig") != c.Secret {
-					return webhook.ErrSignature
-				}
-				return nil
-			},
+			Verify: c.verify,
 			Decode: func(_ *http.Request, body []byte) ([]bus.Outgoing, error) {
 				if string(body) == "bad" {
 					return nil, webhook.ErrMalformed

@@ -127,12 +127,7 @@ func runPush(t *testing.T, subject string) (*bustest.Bundle, *httptest.Server, *
 	svc := connector.Define(spec, func(ctx context.Context, rt *connector.Runtime, c *cfg) error {
 		return rt.Webhook(connector.Webhook{
 			Path: "/push", MaxBody: 64,
-			Verify: func(r *http.Request, _ []byte) error {
-				if r.Header.Get("X-Sig") != c.Secret {
-					return webhook.ErrSignature
-				}
-				return nil
-			},
+			Verify: c.verify,
 			Decode: func(r *http.Request, body []byte) ([]bus.Outgoing, error) {
 				var n, bad int
 				if _, err := fmt.Sscanf(string(body), "%d %d", &n, &bad); err != nil {
