@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -89,11 +88,7 @@ func Unknown(cfg any, environ []string, prefixes ...string) []error {
 		k, _, _ := strings.Cut(kv, "=")
 		for _, p := range prefixes {
 			if strings.HasPrefix(k, p) && !known[k] {
-				msg := fmt.Sprintf("unknown variable %s", k)
-				if s := closest(k, names); s != "" {
-					msg += fmt.Sprintf(" (did you mean %s?)", s)
-				}
-				errs = append(errs, fmt.Errorf("%w: %s", ErrInvalid, msg))
+				errs = append(errs, fmt.Errorf("%w: unknown variable %s%s", ErrInvalid, k, DidYouMean(k, names)))
 				break
 			}
 		}
@@ -200,36 +195,4 @@ func set(f reflect.Value, raw string) error {
 		return fmt.Errorf("unsupported field type %s", f.Type())
 	}
 	return nil
-}
-
-// closest returns the candidate within edit distance 3 of s, or "".
-func closest(s string, candidates []string) string {
-	best, bestD := "", 4
-	sort.Strings(candidates)
-	for _, c := range candidates {
-		if d := distance(s, c); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	return best
-}
-
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -78,3 +78,36 @@ func TestDescribeAndUnknown(t *testing.T) {
 		t.Fatalf("%v", errs)
 	}
 }
+
+func TestSuggest(t *testing.T) {
+	t.Parallel()
+	providers := []string{"tencent", "aliyun"}
+	for name, tc := range map[string]struct {
+		s     string
+		known []string
+		want  string
+	}{
+		"one letter off":          {"alyun", providers, "aliyun"},
+		"transposed":              {"tencnet", providers, "tencent"},
+		"case does not count":     {"Salesforse", []string{"salesforce"}, "salesforce"},
+		"variable":                {"SMS_ALIYUN_TEMPLATE_COD", []string{"SMS_ALIYUN_TEMPLATE_CODE", "SMS_ALIYUN_SIGN_NAME"}, "SMS_ALIYUN_TEMPLATE_CODE"},
+		"too far":                 {"twilio", providers, ""},
+		"short names stay unsaid": {"ab", []string{"jira"}, ""},
+		"exact is no suggestion":  {"jira", []string{"jira"}, ""},
+		"ties go to the first":    {"ap-x", []string{"ap-z", "ap-y"}, "ap-y"},
+		"no names":                {"anything", nil, ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			if got := config.Suggest(tc.s, tc.known); got != tc.want {
+				t.Fatalf("Suggest(%q) = %q, want %q", tc.s, got, tc.want)
+			}
+		})
+	}
+	if got := config.DidYouMean("jria", []string{"jira", "zendesk"}); got != " (did you mean jira?)" {
+		t.Fatalf("DidYouMean = %q", got)
+	}
+	if got := config.DidYouMean("freshdesk", []string{"jira", "zendesk"}); got != "" {
+		t.Fatalf("DidYouMean = %q, want none", got)
+	}
+}

@@ -79,12 +79,12 @@ func Define[C any](spec Spec, setup SetupFunc[C]) service.Service {
 				Meter: d.Meter, Tracer: d.Tracer}
 			if err := setup(ctx, rt, cfg); err != nil {
 				rt.shutdown(10 * time.Second)
-				if ctx.Err() != nil && errors.Is(err, context.Canceled) {
-					return nil // stopped while starting
+				if service.StoppedWhileStarting(ctx, err) {
+					return nil
 				}
 				return fmt.Errorf("%s setup: %w", spec.Name, err)
 			}
-			rt.Log.Info("connector running", "webhooks", rt.hooks, "consumes", len(rt.subs))
+			rt.Log.Info("connector running", "webhooks", rt.routes(), "consumes", len(rt.subs))
 			d.MarkStarted()
 			<-ctx.Done()
 			rt.shutdown(20 * time.Second)

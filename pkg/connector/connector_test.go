@@ -32,6 +32,14 @@ func data(id string) map[string]any {
 		"message": map[string]any{"type": "text", "text": "hi"}, "sent_at": "2026-11-27T08:00:00Z"}
 }
 
+// verify is the test connectors' signature check: the X-Sig header carries the secret.
+func (c *cfg) verify(r *http.Request, _ []byte) error {
+	if r.Header.Get("X-Sig") != c.Secret {
+		return webhook.ErrSignature
+	}
+	return nil
+}
+
 // run starts a test connector whose webhook publishes to subject (declared or not).
 func run(t *testing.T, subject string) (*bustest.Bundle, *httptest.Server) {
 	t.Helper()
@@ -40,12 +48,7 @@ func run(t *testing.T, subject string) (*bustest.Bundle, *httptest.Server) {
 	svc := connector.Define(spec, func(ctx context.Context, rt *connector.Runtime, c *cfg) error {
 		return rt.Webhook(connector.Webhook{
 			Path: "/in", MaxBody: 64,
-			Verify: func(r *http.Request, _ []byte) error {
-				if r.Header.Get("X-Sig") != c.Secret {
-					return webhook.ErrSignature
-				}
-				return nil
-			},
+			Verify: c.verify,
 			Decode: func(_ *http.Request, body []byte) ([]bus.Outgoing, error) {
 				if string(body) == "bad" {
 					return nil, webhook.ErrMalformed
@@ -55,10 +58,17 @@ func run(t *testing.T, subject string) (*bustest.Bundle, *httptest.Server) {
 			},
 		})
 	})
+	return b, serve(t, b, svc, mux, "/hooks/t/in")
+}
+
+// serve runs svc on b and mux until the test ends (failing it if Run fails) and returns a server
+// for mux once probe (a webhook path) is mounted.
+func serve(t *testing.T, b *bustest.Bundle, svc service.Service, mux *http.ServeMux, probe string) *httptest.Server {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- svc.Run(ctx, service.Deps{Bus: b.Client, Mux: mux, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		done <- svc.Run(ctx, service.Deps{Bus: b.Client, Mux: mux, Log: slog.New(slog.DiscardHandler),
 			Env: func(string) (string, bool) { return "", false }})
 	}()
 	t.Cleanup(func() {
@@ -70,14 +80,14 @@ func run(t *testing.T, subject string) (*bustest.Bundle, *httptest.Server) {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	bustest.WaitFor(t, 5*time.Second, "webhook mounted", func() bool {
-		resp, err := http.Post(srv.URL+"/hooks/t/in", "text/plain", strings.NewReader("probe"))
+		resp, err := http.Post(srv.URL+probe, "text/plain", strings.NewReader("probe"))
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
 		return resp.StatusCode != http.StatusNotFound
 	})
-	return b, srv
+	return srv
 }
 
 func post(t *testing.T, url, body, sig string) int {

@@ -350,6 +350,22 @@ func getChunk(ctx context.Context, js jetstream.JetStream, bucket string, b buck
 
 // getEach looks the keys at idx up with kv.Get, kvParallel at a time.
 func getEach(ctx context.Context, kv jetstream.KeyValue, keys []string, idx []int, entries []jetstream.KeyValueEntry, failed map[int]error) {
+	eachParallel(idx, failed, func(i int) error {
+		e, err := kv.Get(ctx, keys[i])
+		switch {
+		case err == nil:
+			entries[i] = e
+		case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
+		default:
+			return err
+		}
+		return nil
+	})
+}
+
+// eachParallel runs f for every index of idx, kvParallel at a time, and records in failed the
+// error of each index whose f failed. f may write its own index's slot of a shared slice.
+func eachParallel(idx []int, failed map[int]error, f func(i int) error) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, kvParallel)
@@ -357,12 +373,7 @@ func getEach(ctx context.Context, kv jetstream.KeyValue, keys []string, idx []in
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			e, err := kv.Get(ctx, keys[i])
-			switch {
-			case err == nil:
-				entries[i] = e
-			case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
-			default:
+			if err := f(i); err != nil {
 				mu.Lock()
 				failed[i] = err
 				mu.Unlock()
@@ -529,19 +540,8 @@ func putAsync(ctx context.Context, js jetstream.JetStream, idx []int, msgs []*na
 
 // putEach stores the puts at idx with kv.Put, kvParallel at a time.
 func putEach(ctx context.Context, kv jetstream.KeyValue, puts []KVPut, idx []int, failed map[int]error) {
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, kvParallel)
-	for _, i := range idx {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if _, err := kv.Put(ctx, puts[i].Key, puts[i].Value); err != nil {
-				mu.Lock()
-				failed[i] = err
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
+	eachParallel(idx, failed, func(i int) error {
+		_, err := kv.Put(ctx, puts[i].Key, puts[i].Value)
+		return err
+	})
 }

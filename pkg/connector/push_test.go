@@ -21,7 +21,6 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
 	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/event"
-	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/pkg/webhook"
 )
 
@@ -128,12 +127,7 @@ func runPush(t *testing.T, subject string) (*bustest.Bundle, *httptest.Server, *
 	svc := connector.Define(spec, func(ctx context.Context, rt *connector.Runtime, c *cfg) error {
 		return rt.Webhook(connector.Webhook{
 			Path: "/push", MaxBody: 64,
-			Verify: func(r *http.Request, _ []byte) error {
-				if r.Header.Get("X-Sig") != c.Secret {
-					return webhook.ErrSignature
-				}
-				return nil
-			},
+			Verify: c.verify,
 			Decode: func(r *http.Request, body []byte) ([]bus.Outgoing, error) {
 				var n, bad int
 				if _, err := fmt.Sscanf(string(body), "%d %d", &n, &bad); err != nil {
@@ -162,29 +156,7 @@ func runPush(t *testing.T, subject string) (*bustest.Bundle, *httptest.Server, *
 			},
 		})
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- svc.Run(ctx, service.Deps{Bus: b.Client, Mux: mux, Log: slog.New(slog.DiscardHandler),
-			Env: func(string) (string, bool) { return "", false }})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	bustest.WaitFor(t, 5*time.Second, "webhook mounted", func() bool {
-		resp, err := http.Post(srv.URL+"/hooks/t/push", "text/plain", strings.NewReader("probe"))
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode != http.StatusNotFound
-	})
-	return b, srv, &responded
+	return b, serve(t, b, svc, mux, "/hooks/t/push"), &responded
 }
 
 func postPush(t *testing.T, url, body, sig string) (int, http.Header, string) {

@@ -3,6 +3,7 @@ package connector
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -30,8 +31,21 @@ func (rt *Runtime) Handle(pattern string, h http.Handler) error {
 		return fmt.Errorf("%s route %q: the service runs without an HTTP mux", rt.Spec.Name, pattern)
 	}
 	rt.mux.Handle(pattern, h)
+	rt.addRoute(pattern)
+	return nil
+}
+
+// addRoute records a mounted pattern for the start-up log line, under rt.mu: setup may mount
+// routes from several goroutines.
+func (rt *Runtime) addRoute(pattern string) {
 	rt.mu.Lock()
 	rt.hooks = append(rt.hooks, pattern)
 	rt.mu.Unlock()
-	return nil
+}
+
+// routes returns the patterns mounted so far.
+func (rt *Runtime) routes() []string {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return slices.Clone(rt.hooks)
 }

@@ -1,14 +1,18 @@
 package connector_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 )
@@ -61,5 +65,51 @@ func TestHandle(t *testing.T) {
 				t.Fatalf("Handle(%q) = %v, want an error containing %q", tt.pattern, got, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestRoutesMountedConcurrently: setup may mount webhooks and routes from several goroutines;
+// every one is recorded (under the runtime's lock) and listed when the connector runs.
+func TestRoutesMountedConcurrently(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer // written by the handler (which serializes writes) before Run returns, read after
+	ok := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	svc := connector.Define(connector.Spec{Name: "w"}, func(_ context.Context, rt *connector.Runtime, _ *struct{}) error {
+		var wg sync.WaitGroup
+		errs := make(chan error, 16)
+		for i := range 8 {
+			wg.Go(func() { errs <- rt.Handle(fmt.Sprintf("GET /w/asset%d.js", i), ok) })
+			wg.Go(func() {
+				errs <- rt.Webhook(connector.Webhook{Path: fmt.Sprintf("/hook%d", i), NoSignature: true,
+					Decode: func(*http.Request, []byte) ([]bus.Outgoing, error) { return nil, nil }})
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- svc.Run(ctx, service.Deps{Mux: http.NewServeMux(), Log: slog.New(slog.NewTextHandler(&logs, nil)),
+			Env: func(string) (string, bool) { return "", false }, Started: func() { close(started) }})
+	}()
+	<-started
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for i := range 8 {
+		for _, want := range []string{fmt.Sprintf("GET /w/asset%d.js", i), fmt.Sprintf("POST /hooks/w/hook%d", i)} {
+			if !strings.Contains(logs.String(), want) {
+				t.Errorf("start-up log lacks %q: %s", want, logs.String())
+			}
+		}
 	}
 }

@@ -2,10 +2,8 @@ package connector
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
@@ -51,52 +49,38 @@ func (rt *Runtime) Webhook(h Webhook) error {
 		h.Method = http.MethodPost
 	}
 	if h.MaxBody == 0 {
-		h.MaxBody = 1 << 20
+		h.MaxBody = webhook.MaxBody
 	}
 	if h.PublishTimeout == 0 {
 		h.PublishTimeout = 3 * time.Second
 	}
 	if h.Respond == nil {
 		h.Respond = func(w http.ResponseWriter, _ *http.Request, _ []bus.Outgoing) {
-			writeJSON(w, http.StatusOK, map[string]any{"ok": true})
+			webhook.WriteJSON(w, http.StatusOK, map[string]any{"ok": true})
 		}
 	}
 	pattern := h.Method + " /hooks/" + rt.Spec.Name + h.Path
 	rt.mux.HandleFunc(pattern, rt.inbound(h))
-	rt.hooks = append(rt.hooks, pattern)
+	rt.addRoute(pattern)
 	return nil
 }
 
 func (rt *Runtime) inbound(h Webhook) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.MaxBody))
+		body, err := webhook.ReadBody(w, r, h.MaxBody)
 		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				rt.reject(w, r, http.StatusRequestEntityTooLarge, fmt.Errorf("body larger than %d bytes", h.MaxBody))
-				return
-			}
-			rt.reject(w, r, http.StatusBadRequest, fmt.Errorf("read body: %w", err))
+			webhook.Fail(w, r, rt.Log, webhook.Status(err, http.StatusBadRequest), err)
 			return
 		}
 		if h.Verify != nil {
 			if err := h.Verify(r, body); err != nil {
-				status := http.StatusUnauthorized
-				if errors.Is(err, webhook.ErrMalformed) {
-					status = http.StatusBadRequest
-				}
-				rt.reject(w, r, status, err)
+				webhook.Fail(w, r, rt.Log, webhook.Status(err, http.StatusUnauthorized), err)
 				return
 			}
 		}
 		batch, err := h.Decode(r, body)
 		if err != nil {
-			if errors.Is(err, webhook.ErrUnavailable) {
-				w.Header().Set("Retry-After", "1")
-				rt.reject(w, r, http.StatusServiceUnavailable, err)
-				return
-			}
-			rt.reject(w, r, http.StatusBadRequest, err)
+			webhook.Fail(w, r, rt.Log, webhook.Status(err, http.StatusBadRequest), err)
 			return
 		}
 		if len(batch) > 0 {
@@ -111,22 +95,10 @@ func (rt *Runtime) inbound(h Webhook) http.HandlerFunc {
 				if errors.Is(err, ErrUndeclared) {
 					status = http.StatusInternalServerError
 				}
-				w.Header().Set("Retry-After", "1")
-				writeJSON(w, status, map[string]any{"error": "not stored, retry", "reason": err.Error()})
+				webhook.WriteNotStored(w, status, err)
 				return
 			}
 		}
 		h.Respond(w, r, batch)
 	}
-}
-
-func (rt *Runtime) reject(w http.ResponseWriter, r *http.Request, status int, err error) {
-	rt.Log.WarnContext(r.Context(), "webhook rejected", "path", r.URL.Path, "status", status, "reason", err.Error(), "remote", r.RemoteAddr)
-	writeJSON(w, status, map[string]any{"error": http.StatusText(status), "reason": err.Error()})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }

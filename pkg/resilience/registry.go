@@ -287,11 +287,7 @@ func (r *Registry) UnknownEnv(environ []string) []error {
 		if !strings.HasPrefix(k, "RESILIENCE_") || contains(known, k) {
 			continue
 		}
-		msg := "unknown variable " + k
-		if c := closest(k, known); c != "" {
-			msg += " (did you mean " + c + "?)"
-		}
-		errs = append(errs, fmt.Errorf("%w: %s", config.ErrInvalid, msg))
+		errs = append(errs, fmt.Errorf("%w: unknown variable %s%s", config.ErrInvalid, k, config.DidYouMean(k, known)))
 	}
 	return errs
 }
@@ -299,34 +295,4 @@ func (r *Registry) UnknownEnv(environ []string) []error {
 func contains(sorted []string, s string) bool {
 	i := sort.SearchStrings(sorted, s)
 	return i < len(sorted) && sorted[i] == s
-}
-
-func closest(s string, names []string) string {
-	best, bestD := "", 4
-	for _, n := range names {
-		if d := levenshtein(s, n); d < bestD {
-			best, bestD = n, d
-		}
-	}
-	return best
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

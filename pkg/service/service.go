@@ -125,6 +125,13 @@ func (r *Registry) Services() []Service {
 	return out
 }
 
+// StoppedWhileStarting reports whether err is only the echo of ctx's cancellation: the service
+// was told to stop before it had started, which is a clean stop, not a failure. A Run that
+// cancels its start-up on ctx returns nil when this holds.
+func StoppedWhileStarting(ctx context.Context, err error) bool {
+	return err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled)
+}
+
 // RunAll runs every service with deps until ctx is cancelled or one fails; then it cancels the
 // others and waits for all of them. It returns the errors of the services that failed.
 func RunAll(ctx context.Context, services []Service, deps func(Service) Deps) error {
@@ -141,8 +148,8 @@ func RunAll(ctx context.Context, services []Service, deps func(Service) Deps) er
 			defer wg.Done()
 			d := deps(s)
 			err := s.Run(ctx, d)
-			if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
-				err = nil // stopped while starting: a clean stop, not a failure
+			if StoppedWhileStarting(ctx, err) {
+				err = nil
 			}
 			if err != nil {
 				mu.Lock()

@@ -3,6 +3,7 @@ package service_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -134,4 +135,30 @@ func TestStartup(t *testing.T) {
 		t.Fatalf("checks %v", fail)
 	}
 	service.Deps{}.MarkStarted() // no hook: nothing happens
+}
+
+func TestStoppedWhileStarting(t *testing.T) {
+	t.Parallel()
+	live := context.Background()
+	stopped, cancel := context.WithCancel(context.Background())
+	cancel()
+	wrapped := fmt.Errorf("open bucket: %w", context.Canceled)
+	for name, tc := range map[string]struct {
+		ctx  context.Context
+		err  error
+		want bool
+	}{
+		"nil error":              {stopped, nil, false},
+		"cancelled start":        {stopped, wrapped, true},
+		"other error after stop": {stopped, errors.New("bind: address in use"), false},
+		"canceled without stop":  {live, wrapped, false},
+		"deadline is not a stop": {stopped, context.DeadlineExceeded, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			if got := service.StoppedWhileStarting(tc.ctx, tc.err); got != tc.want {
+				t.Fatalf("StoppedWhileStarting(%v) = %v, want %v", tc.err, got, tc.want)
+			}
+		})
+	}
 }

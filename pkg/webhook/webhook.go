@@ -1,6 +1,9 @@
 // Package webhook holds the checks every vendor webhook shares: HMAC signatures compared in
 // constant time, the timestamp window, and the sentinels connectors return so the HTTP layer
-// answers with the right status and reason.
+// answers with the right status and reason. It also holds that HTTP layer's pieces, for
+// pkg/connector's webhook flow and for routes a connector serves itself (a WeCom callback, the
+// web chat API): ReadBody caps a body, Status maps an error to its status (sentinels, or
+// Reject for any other), Fail logs and answers a refusal, WriteJSON and WriteNotStored answer.
 package webhook
 
 import (

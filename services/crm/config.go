@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/omnibus-dev/omnibus/pkg/config"
 	sfwire "github.com/omnibus-dev/omnibus/pkg/wire/salesforce"
 )
 
@@ -39,8 +41,8 @@ type Config struct {
 // Validate checks the configuration.
 func (c *Config) Validate() error {
 	var errs []error
-	if !contains(Providers, c.Provider) {
-		errs = append(errs, fmt.Errorf("CRM_PROVIDER %q is not one of %s%s", c.Provider, strings.Join(Providers, ", "), didYouMean(c.Provider, Providers)))
+	if !slices.Contains(Providers, c.Provider) {
+		errs = append(errs, fmt.Errorf("CRM_PROVIDER %q is not one of %s%s", c.Provider, strings.Join(Providers, ", "), config.DidYouMean(c.Provider, Providers)))
 	}
 	if c.ClientID == "" || c.ClientSecret == "" {
 		errs = append(errs, errors.New("SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET are required (the connected app's consumer key and secret)"))
@@ -77,47 +79,4 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("CRM_CONCURRENCY must be >= 1"))
 	}
 	return errors.Join(errs...)
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-// didYouMean suggests the closest known name.
-func didYouMean(s string, known []string) string {
-	best, bestD := "", 1<<30
-	for _, k := range known {
-		if d := distance(strings.ToLower(s), k); d < bestD {
-			best, bestD = k, d
-		}
-	}
-	if best == "" || bestD > len(best)/2+1 {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }

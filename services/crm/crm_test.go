@@ -386,7 +386,7 @@ func TestConfig(t *testing.T) {
 		mutate func(*crm.Config)
 		want   string
 	}{
-		"typo provider": {func(c *crm.Config) { c.Provider = "salesforse" }, `did you mean "salesforce"`},
+		"typo provider": {func(c *crm.Config) { c.Provider = "salesforse" }, `did you mean salesforce?`},
 		"no secret":     {func(c *crm.Config) { c.ClientSecret = "" }, "SALESFORCE_CLIENT_SECRET"},
 		"bad version":   {func(c *crm.Config) { c.APIVersion = "60" }, "SALESFORCE_API_VERSION"},
 		"bad field":     {func(c *crm.Config) { c.MemberField = "Member Number" }, "SALESFORCE_MEMBER_FIELD"},

@@ -92,8 +92,8 @@ func consumers(prefix string) []bus.ConsumerConfig {
 // Run runs the desk until ctx is cancelled.
 func Run(ctx context.Context, d service.Deps) error {
 	err := run(ctx, d)
-	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
-		return nil // stopped while starting
+	if service.StoppedWhileStarting(ctx, err) {
+		return nil
 	}
 	return err
 }

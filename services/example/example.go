@@ -1,13 +1,15 @@
 // Package example is the connector template; copy this folder to start a connector. Its vendor
 // POSTs {"id","from","text","sent_at"} to /hooks/example/messages with X-Example-Timestamp (Unix
 // seconds) and X-Example-Signature = hex(HMAC-SHA256(secret, timestamp + "." + body)); sends go
-// to POST {EXAMPLE_API_BASE}/send, signed the same way, and answer {"message_id"}.
+// to POST {EXAMPLE_API_BASE}/send, signed the same way, and answer {"message_id"}; the vendor
+// keeps one message per ref, so a send may be retried.
 package example
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -16,6 +18,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/pkg/webhook"
 )
@@ -37,8 +40,9 @@ var (
 	Spec        = connector.Spec{
 		Name:        "example",
 		Description: "template channel: signed JSON webhooks in, signed JSON sends out",
-		Produces:    []connector.Route{RouteIn, RouteStatus},
-		Consumes:    []connector.Route{RouteSend},
+		// The resilience routes carry the audit record of every vendor call and the route alerts.
+		Produces: append([]connector.Route{RouteIn, RouteStatus}, connector.ResilienceRoutes("example")...),
+		Consumes: []connector.Route{RouteSend},
 	}
 )
 
@@ -65,11 +69,6 @@ func Sign(secret, ts string, b []byte) string {
 	return webhook.HMACSHA256Hex([]byte(secret), []byte(ts+"."), b)
 }
 
-type inbound struct {
-	ID, From, Text string
-	SentAt         time.Time `json:"sent_at"`
-}
-
 func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 	verify := func(r *http.Request, body []byte) error {
 		ts := r.Header.Get("X-Example-Timestamp")
@@ -86,16 +85,13 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 		if err := json.Unmarshal(body, &in); err != nil || in.ID == "" || in.From == "" {
 			return nil, fmt.Errorf("%w: want JSON {id, from, text, sent_at}", webhook.ErrMalformed)
 		}
-		from := map[string]string{"kind": "phone", "value": in.From}
 		// A vendor clock far off (or a forged sent_at) must not date the message: out of
 		// bounds, it is the time of receipt, and the vendor's is kept as vendor_time.
 		at, original := connector.EventTime(in.SentAt, time.Now())
-		data := map[string]any{
-			"channel": "example", "channel_message_id": in.ID, "from": from,
-			"message": map[string]any{"type": "text", "text": in.Text}, "sent_at": at,
-		}
+		data := received{Channel: "example", ChannelMessageID: in.ID, From: identity{"phone", in.From},
+			Message: text{"text", in.Text}, SentAt: at}
 		if original != nil {
-			data["vendor_time"] = original.Format(time.RFC3339Nano)
+			data.VendorTime = original.Format(time.RFC3339Nano)
 		}
 		e, err := rt.NewEvent(TypeReceived, data, event.WithID("example:"+in.ID), event.WithPartitionKey("phone:"+in.From), event.WithTime(at))
 		return []bus.Outgoing{{Subject: SubjectIn, Event: e}}, err
@@ -103,52 +99,59 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 	if err := rt.Webhook(connector.Webhook{Path: "/messages", Verify: verify, Decode: decode}); err != nil {
 		return err
 	}
-	client := &http.Client{Timeout: 5 * time.Second}
+	// Every send goes through a resilience route: rate limit, breaker, per-attempt timeout,
+	// retries (the vendor dedupes by ref) and one masked audit record on omni.audit.example.
+	reg, err := rt.Resilience()
+	if err != nil {
+		return err
+	}
+	route, err := reg.Route(resilience.RouteSpec{Vendor: "example", Op: "send", Idempotent: true,
+		Settings: resilience.Settings{RateLimit: 50}})
+	if err != nil {
+		return err
+	}
 	send := func(ctx context.Context, d bus.Delivery) error {
-		var cmd struct {
-			To             map[string]string `json:"to"`
-			Message        json.RawMessage   `json:"message"`
-			ConversationID string            `json:"conversation_id,omitempty"`
-		}
-		var text struct{ Text string }
-		if err := event.DecodeData(d.Event, &cmd); err != nil || json.Unmarshal(cmd.Message, &text) != nil {
+		var cmd sendCommand
+		var msg text
+		if err := event.DecodeData(d.Event, &cmd); err != nil {
 			return bus.Permanent(fmt.Errorf("undecodable send command: %w", err))
 		}
-		body, _ := json.Marshal(map[string]string{"to": cmd.To["value"], "text": text.Text, "ref": d.Event.ID()})
-		ts := strconv.FormatInt(time.Now().Unix(), 10)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, cfg.APIBase+"/send", bytes.NewReader(body))
-		req.Header.Set("X-Example-Timestamp", ts)
-		req.Header.Set("X-Example-Signature", Sign(cfg.Secret, ts, body))
-		resp, err := client.Do(req)
+		if err := json.Unmarshal(cmd.Message, &msg); err != nil || msg.Type != "text" {
+			return bus.Permanent(fmt.Errorf("example sends text messages only, not %s", cmd.Message))
+		}
+		body, err := json.Marshal(vendorSend{To: cmd.To.Value, Text: msg.Text, Ref: d.Event.ID()})
 		if err != nil {
-			return err // transient: redelivered with backoff
+			return bus.Permanent(err)
 		}
-		defer resp.Body.Close()
-		var out struct {
-			MessageID string `json:"message_id"`
-		}
-		_ = json.NewDecoder(resp.Body).Decode(&out)
+		var out sent
+		_, err = route.HTTP(ctx, resilience.Call{CorrelationID: d.Event.ID(), Key: d.Event.ID()}, func(ctx context.Context) (*http.Request, error) {
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, cfg.APIBase+"/send", bytes.NewReader(body))
+			if err != nil {
+				return nil, err
+			}
+			ts := strconv.FormatInt(time.Now().Unix(), 10) // signed afresh for every attempt
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-Example-Timestamp", ts)
+			req.Header.Set("X-Example-Signature", Sign(cfg.Secret, ts, body))
+			return req, nil
+		}, &out)
 		// The status carries what was sent, so the unifier records the outbound message.
-		status := map[string]any{"channel": "example", "message_id": d.Event.ID(), "status": "sent", "at": time.Now().UTC(),
-			"to": cmd.To, "message": cmd.Message}
-		if cmd.ConversationID != "" {
-			status["conversation_id"] = cmd.ConversationID
-		}
+		st := status{Channel: "example", MessageID: d.Event.ID(), VendorMessageID: out.MessageID, Status: "sent",
+			At: time.Now().UTC(), To: cmd.To, Message: cmd.Message, ConversationID: cmd.ConversationID}
+		var failed *resilience.Error
 		switch {
-		case resp.StatusCode >= 500:
-			return fmt.Errorf("vendor answered %d", resp.StatusCode)
-		case resp.StatusCode >= 400:
-			status["status"], status["error_code"] = "failed", strconv.Itoa(resp.StatusCode)
-		case out.MessageID != "":
-			status["vendor_message_id"] = out.MessageID
+		case errors.As(err, &failed) && bus.IsPermanent(err): // the vendor refused it (4xx): say so
+			st.Status, st.ErrorCode = "failed", failed.Code()
+		case err != nil:
+			return err // transient: redelivered with backoff, or when the vendor or breaker says
 		}
 		// Deterministic id: a redelivered command republishes the same status, stored once.
-		st, err := rt.NewEvent(TypeStatus, status, event.WithID("example:status:"+d.Event.ID()),
+		e, err := rt.NewEvent(TypeStatus, st, event.WithID("example:status:"+d.Event.ID()),
 			event.WithCorrelationID(d.Event.ID()), event.WithPartitionKey(event.PartitionKey(d.Event)))
 		if err != nil {
 			return bus.Permanent(err)
 		}
-		return rt.Publish(ctx, bus.Outgoing{Subject: SubjectState, Event: st})
+		return rt.Publish(ctx, bus.Outgoing{Subject: SubjectState, Event: e})
 	}
 	return rt.Consume(ctx, RouteSend, send, bus.ConsumerConfig{})
 }

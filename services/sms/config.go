@@ -6,8 +6,11 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/omnibus-dev/omnibus/pkg/config"
 )
 
 // Providers are the SMS vendors the connector speaks.
@@ -76,11 +79,7 @@ func (c *Config) Validate() error {
 	case "":
 		bad("SMS_PROVIDER is required: aliyun or tencent")
 	default:
-		msg := fmt.Sprintf("SMS_PROVIDER=%q is not a provider (aliyun, tencent)", c.Provider)
-		if s := closest(strings.ToLower(c.Provider), providers); s != "" {
-			msg += fmt.Sprintf("; did you mean %s?", s)
-		}
-		bad("%s", msg)
+		bad("SMS_PROVIDER=%q is not a provider (aliyun, tencent)%s", c.Provider, config.DidYouMean(c.Provider, providers))
 	}
 	required := func(name, v string) {
 		if strings.TrimSpace(v) == "" {
@@ -113,12 +112,8 @@ func (c *Config) Validate() error {
 		if !numeric.MatchString(t.TemplateID) {
 			bad("SMS_TENCENT_TEMPLATE_ID=%q: want the numeric template id", t.TemplateID)
 		}
-		if !contains(tencentRegions, t.Region) {
-			msg := fmt.Sprintf("SMS_TENCENT_REGION=%q: want one of %s", t.Region, strings.Join(tencentRegions, ", "))
-			if s := closest(t.Region, tencentRegions); s != "" {
-				msg += fmt.Sprintf(" (did you mean %s?)", s)
-			}
-			bad("%s", msg)
+		if !slices.Contains(tencentRegions, t.Region) {
+			bad("SMS_TENCENT_REGION=%q: want one of %s%s", t.Region, strings.Join(tencentRegions, ", "), config.DidYouMean(t.Region, tencentRegions))
 		}
 		if c.APIBase == "" {
 			c.APIBase = "https://" + tencentHost
@@ -181,44 +176,4 @@ func parsePrefix(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, err
 	}
 	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// closest returns the candidate within edit distance 2 of s, or "".
-func closest(s string, candidates []string) string {
-	best, bestD := "", 3
-	for _, c := range candidates {
-		if d := distance(s, c); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	return best
-}
-
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }

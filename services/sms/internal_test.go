@@ -14,6 +14,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
 	"github.com/omnibus-dev/omnibus/pkg/webhook"
 	tcwire "github.com/omnibus-dev/omnibus/pkg/wire/tencent"
@@ -336,5 +337,41 @@ func TestRedeliveredCommandSentOnce(t *testing.T) {
 	}()
 	if got := c.sendsOf(c.newBatch(ctx), []*pending{fresh}); got[fresh] != "cmd-4" {
 		t.Fatalf("a receipt overtaking its send maps to %q", got[fresh])
+	}
+}
+
+// The send_sms routes' classes: the breaker counts outages only, the pipeline never retries a
+// refusal, and throttling is a rate limit.
+func TestSendClasses(t *testing.T) {
+	t.Parallel()
+	ali, ten := &aliyun{}, &tencent{}
+	for name, tc := range map[string]struct {
+		v      vendor
+		status int
+		code   string
+		want   resilience.Class
+	}{
+		"aliyun ok":              {ali, 200, "OK", resilience.ClassSuccess},
+		"aliyun no BizId":        {ali, 200, "NoBizId", resilience.ClassRetryable},
+		"aliyun system error":    {ali, 200, "isp.SYSTEM_ERROR", resilience.ClassRetryable},
+		"aliyun flow control":    {ali, 200, "isv.BUSINESS_LIMIT_CONTROL", resilience.ClassRateLimited},
+		"aliyun throttling":      {ali, 400, "Throttling.User", resilience.ClassRateLimited},
+		"aliyun bad number":      {ali, 200, "isv.MOBILE_NUMBER_ILLEGAL", resilience.ClassPermanent},
+		"aliyun bad key":         {ali, 404, "InvalidAccessKeyId.NotFound", resilience.ClassPermanent},
+		"aliyun wrong path":      {ali, 404, "HTTP404", resilience.ClassPermanent},
+		"aliyun gateway":         {ali, 502, "HTTP502", resilience.ClassRetryable},
+		"aliyun 429":             {ali, 429, "HTTP429", resilience.ClassRateLimited},
+		"tencent ok":             {ten, 200, "Ok", resilience.ClassSuccess},
+		"tencent internal error": {ten, 200, "InternalError.Timeout", resilience.ClassRetryable},
+		"tencent limit":          {ten, 200, "LimitExceeded.PhoneNumberDailyLimit", resilience.ClassRateLimited},
+		"tencent request limit":  {ten, 200, "RequestLimitExceeded", resilience.ClassRateLimited},
+		"tencent bad signature":  {ten, 200, "AuthFailure.SignatureFailure", resilience.ClassPermanent},
+		"tencent blacklisted":    {ten, 200, "FailedOperation.PhoneNumberInBlacklist", resilience.ClassPermanent},
+		"tencent gateway":        {ten, 404, "HTTP404", resilience.ClassRetryable},
+		"tencent no send status": {ten, 200, "NoSendStatus", resilience.ClassRetryable},
+	} {
+		if got := classOf(tc.v, tc.status, tc.code); got != tc.want {
+			t.Errorf("%s: %s, want %s", name, got, tc.want)
+		}
 	}
 }

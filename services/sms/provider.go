@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
+
+	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/resilience"
 )
 
 // provider is one SMS vendor's outbound side.
@@ -57,18 +61,83 @@ func verdictOf(err error) (verdict, *vendorError) {
 	return transient, nil
 }
 
-// call performs req and returns the status and body (capped), closing the body.
-func call(client *http.Client, req *http.Request) (int, []byte, error) {
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return resp.StatusCode, nil, fmt.Errorf("read answer: %w", err)
-	}
-	return resp.StatusCode, body, nil
+// vendor is one SMS vendor's SendSms on the wire; resilientSend makes the calls.
+type vendor interface {
+	// newSend builds one signed SendSms attempt (fresh timestamp and nonce) for text to one E.164
+	// number from sign; ref is the send command's id, passed where the vendor echoes it (Aliyun
+	// OutId, Tencent SessionContext). shown is what the audit record holds of the request (it
+	// is masked there): the business parameters.
+	newSend(ctx context.Context, to, text, sign, ref string) (req *http.Request, shown []byte, err error)
+	// readSend reads the answer: the vendor's id of the message and its result code, or a
+	// *vendorError whose Code is the code.
+	readSend(status int, body []byte) (vendorID, code string, err error)
+	// verdict classifies an error answer by its HTTP status and code.
+	verdict(status int, code string) verdict
+	// throttled reports the codes that say the account's quota is spent for now.
+	throttled(code string) bool
 }
 
-func newClient(timeout time.Duration) *http.Client { return &http.Client{Timeout: timeout} }
+// sendRateLimit is this process's share of the account's SendSms quota, in calls per second
+// (override with RESILIENCE_<ALIYUN|TENCENT>_SEND_SMS_RATE_LIMIT).
+const sendRateLimit = 100
+
+// maxAnswer caps a SendSms answer.
+const maxAnswer = 1 << 20
+
+// resilientSend is the provider of a vendor: every SendSms goes through the route
+// <vendor>.send_sms of pkg/resilience — rate limit, breaker, the attempt's timeout and one
+// masked audit record on omni.audit.sms. SendSms is not idempotent (neither vendor dedupes),
+// so a call is retried only when its request provably never left; throttling and outages are
+// retried through the bus's backoff (handleSend).
+type resilientSend struct {
+	name   string
+	v      vendor
+	route  *resilience.Route
+	client *http.Client
+}
+
+func newResilientSend(reg *resilience.Registry, name string, v vendor, timeout time.Duration) (*resilientSend, error) {
+	route, err := reg.Route(resilience.RouteSpec{Vendor: name, Op: "send_sms",
+		Settings: resilience.Settings{Timeout: timeout, Budget: timeout, RateLimit: sendRateLimit},
+		Classify: func(status int, code string) resilience.Class { return classOf(v, status, code) }})
+	if err != nil {
+		return nil, err
+	}
+	return &resilientSend{name: name, v: v, route: route, client: &http.Client{}}, nil
+}
+
+// classOf is the pipeline's class of an answer: success, a refusal (rejected or misconfigured,
+// never retried and not counted by the breaker), a rate limit, or a retryable failure.
+func classOf(v vendor, status int, code string) resilience.Class {
+	switch {
+	case status == http.StatusOK && strings.EqualFold(code, "ok"): // Aliyun's "OK", Tencent's "Ok"
+		return resilience.ClassSuccess
+	case status == http.StatusTooManyRequests || v.throttled(code):
+		return resilience.ClassRateLimited
+	case v.verdict(status, code) != transient:
+		return resilience.ClassPermanent
+	}
+	return resilience.ClassRetryable
+}
+
+func (s *resilientSend) send(ctx context.Context, to, text, sign, ref string) (string, error) {
+	return resilience.Do(ctx, s.route, resilience.Call{CorrelationID: ref, Key: ref}, func(ctx context.Context, a *resilience.Attempt) (string, error) {
+		req, shown, err := s.v.newSend(ctx, to, text, sign, ref)
+		if err != nil {
+			return "", bus.Permanent(fmt.Errorf("%s SendSms request: %w", s.name, err))
+		}
+		a.Request(shown)
+		resp, err := s.client.Do(req)
+		if err != nil {
+			return "", fmt.Errorf("%s SendSms: %w", s.name, err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+		if err != nil {
+			return "", fmt.Errorf("%s SendSms: read answer: %w", s.name, err)
+		}
+		id, code, err := s.v.readSend(resp.StatusCode, body)
+		a.Response(resp.StatusCode, code, body)
+		return id, err
+	})
+}

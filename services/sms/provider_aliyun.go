@@ -21,10 +21,9 @@ const aliyunHost = wire.Host
 // signed with V3 (ACS3-HMAC-SHA256). The API base's path, if any, is a mount prefix (the
 // sandbox's /sandbox/aliyun) and not part of the signed canonical URI, which is "/".
 type aliyun struct {
-	cfg    AliyunConfig
-	base   string
-	client *http.Client
-	now    func() time.Time
+	cfg  AliyunConfig
+	base string
+	now  func() time.Time
 }
 
 // signedRequest builds a V3-signed RPC call: POST base/?query, empty body.
@@ -43,41 +42,54 @@ func signedRequest(ctx context.Context, base, action, version string, query url.
 	return req, nil
 }
 
-func (p *aliyun) send(ctx context.Context, to, text, sign, ref string) (string, error) {
+func (p *aliyun) newSend(ctx context.Context, to, text, sign, ref string) (*http.Request, []byte, error) {
 	param, err := json.Marshal(map[string]string{p.cfg.TemplateParam: text})
 	if err != nil {
-		return "", err
+		return nil, nil, err
 	}
 	params := wire.SendSms{PhoneNumbers: aliyunNumber(to), SignName: sign, TemplateCode: p.cfg.TemplateCode, TemplateParam: string(param)}
 	if len(ref) <= 64 {
 		params.OutID = ref // echoed as out_id in the receipt
 	}
-	req, err := signedRequest(ctx, p.base, wire.ActionSendSms, wire.Version, params.Query(), p.cfg.AccessKeyID, p.cfg.AccessKeySecret,
+	query := params.Query()
+	req, err := signedRequest(ctx, p.base, wire.ActionSendSms, wire.Version, query, p.cfg.AccessKeyID, p.cfg.AccessKeySecret,
 		p.now(), uuid.NewString())
-	if err != nil {
-		return "", err
-	}
-	status, body, err := call(p.client, req)
-	if err != nil {
-		return "", fmt.Errorf("aliyun SendSms: %w", err)
-	}
+	return req, []byte(query.Encode()), err
+}
+
+func (p *aliyun) readSend(status int, body []byte) (string, string, error) {
 	var out struct {
 		Code, Message, BizId, RequestId string
 	}
 	if jerr := json.Unmarshal(body, &out); jerr != nil || out.Code == "" {
-		verdict := transient
-		if status >= 400 && status < 500 && status != http.StatusTooManyRequests {
-			verdict = misconfigured
-		}
-		return "", &vendorError{Provider: ProviderAliyun, Code: fmt.Sprintf("HTTP%d", status), Message: snippet(body), Status: status, Verdict: verdict}
+		code := fmt.Sprintf("HTTP%d", status)
+		return "", code, &vendorError{Provider: ProviderAliyun, Code: code, Message: snippet(body), Status: status, Verdict: p.verdict(status, code)}
 	}
 	if status == http.StatusOK && out.Code == wire.CodeOK {
 		if out.BizId == "" {
-			return "", &vendorError{Provider: ProviderAliyun, Code: "OK", Message: "no BizId in the answer", Status: status, Verdict: transient}
+			return "", "NoBizId", &vendorError{Provider: ProviderAliyun, Code: "NoBizId", Message: "no BizId in the answer", Status: status, Verdict: transient}
 		}
-		return out.BizId, nil
+		return out.BizId, out.Code, nil
 	}
-	return "", &vendorError{Provider: ProviderAliyun, Code: out.Code, Message: out.Message, Status: status, Verdict: aliyunVerdict(out.Code)}
+	return "", out.Code, &vendorError{Provider: ProviderAliyun, Code: out.Code, Message: out.Message, Status: status, Verdict: p.verdict(status, out.Code)}
+}
+
+// verdict: an answer that is not SendSms's JSON is the connector's fault on a 4xx other than
+// 429 (a wrong API base or path), else transient; a code is classified by aliyunVerdict.
+func (p *aliyun) verdict(status int, code string) verdict {
+	if code == fmt.Sprintf("HTTP%d", status) {
+		if status >= 400 && status < 500 && status != http.StatusTooManyRequests {
+			return misconfigured
+		}
+		return transient
+	}
+	return aliyunVerdict(code)
+}
+
+// throttled: the flow controls on the account, sign or number (isv.BUSINESS_LIMIT_CONTROL,
+// isv.DAY_LIMIT_CONTROL) and the API's own Throttling.*.
+func (p *aliyun) throttled(code string) bool {
+	return code == "isv.BUSINESS_LIMIT_CONTROL" || code == "isv.DAY_LIMIT_CONTROL" || strings.HasPrefix(code, "Throttling")
 }
 
 // aliyunRejected are the codes that make a message unsendable.

@@ -21,10 +21,9 @@ var tencentSigned = []string{"content-type", "host", "x-tc-action"}
 // TC3-HMAC-SHA256 over content-type, host and x-tc-action. The API base's path, if any, is a
 // mount prefix (the sandbox's /sandbox/tencent); the canonical URI is always "/".
 type tencent struct {
-	cfg    TencentConfig
-	base   string
-	client *http.Client
-	now    func() time.Time
+	cfg  TencentConfig
+	base string
+	now  func() time.Time
 }
 
 func (p *tencent) request(ctx context.Context, body []byte) (*http.Request, error) {
@@ -51,36 +50,49 @@ func (p *tencent) body(to, text, sign, ref string) ([]byte, error) {
 	return json.Marshal(in)
 }
 
-func (p *tencent) send(ctx context.Context, to, text, sign, ref string) (string, error) {
+func (p *tencent) newSend(ctx context.Context, to, text, sign, ref string) (*http.Request, []byte, error) {
 	body, err := p.body(to, text, sign, ref)
 	if err != nil {
-		return "", err
+		return nil, nil, err
 	}
 	req, err := p.request(ctx, body)
-	if err != nil {
-		return "", err
-	}
-	status, answer, err := call(p.client, req)
-	if err != nil {
-		return "", fmt.Errorf("tencent SendSms: %w", err)
-	}
+	return req, body, err
+}
+
+func (p *tencent) readSend(status int, answer []byte) (string, string, error) {
 	var out wire.SendSmsResponse
 	if jerr := json.Unmarshal(answer, &out); jerr != nil || status != http.StatusOK {
-		return "", &vendorError{Provider: ProviderTencent, Code: fmt.Sprintf("HTTP%d", status), Message: snippet(answer), Status: status, Verdict: transient}
+		code := fmt.Sprintf("HTTP%d", status)
+		return "", code, &vendorError{Provider: ProviderTencent, Code: code, Message: snippet(answer), Status: status, Verdict: transient}
 	}
 	r := out.Response
 	if r.Error != nil {
-		return "", &vendorError{Provider: ProviderTencent, Code: r.Error.Code, Message: r.Error.Message, Status: status, Verdict: tencentVerdict(r.Error.Code)}
+		return "", r.Error.Code, &vendorError{Provider: ProviderTencent, Code: r.Error.Code, Message: r.Error.Message, Status: status, Verdict: tencentVerdict(r.Error.Code)}
 	}
 	for _, st := range r.SendStatusSet {
 		if st.Code == wire.CodeOk && st.SerialNo != "" {
-			return st.SerialNo, nil
+			return st.SerialNo, st.Code, nil
 		}
 		if st.Code != wire.CodeOk {
-			return "", &vendorError{Provider: ProviderTencent, Code: st.Code, Message: st.Message, Status: status, Verdict: tencentVerdict(st.Code)}
+			return "", st.Code, &vendorError{Provider: ProviderTencent, Code: st.Code, Message: st.Message, Status: status, Verdict: tencentVerdict(st.Code)}
 		}
 	}
-	return "", &vendorError{Provider: ProviderTencent, Code: "NoSendStatus", Message: "no SendStatus with a SerialNo in the answer", Status: status, Verdict: transient}
+	return "", "NoSendStatus", &vendorError{Provider: ProviderTencent, Code: "NoSendStatus", Message: "no SendStatus with a SerialNo in the answer", Status: status, Verdict: transient}
+}
+
+// verdict: every answer that is not SendSms's JSON is transient (a gateway failing); a code is
+// classified by tencentVerdict.
+func (p *tencent) verdict(status int, code string) verdict {
+	if code == fmt.Sprintf("HTTP%d", status) {
+		return transient
+	}
+	return tencentVerdict(code)
+}
+
+// throttled: the frequency limits on the account and number (LimitExceeded.*) and the API's
+// RequestLimitExceeded.
+func (p *tencent) throttled(code string) bool {
+	return strings.HasPrefix(code, "LimitExceeded.") || strings.HasPrefix(code, "RequestLimitExceeded")
 }
 
 // tencentVerdict classifies an API-level or per-number code. Throttling (RequestLimitExceeded,

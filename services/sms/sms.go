@@ -30,13 +30,13 @@
 // sms:status:<command id>:<status>: "sent" with the vendor id, or "failed" with the vendor
 // code when the vendor rejected the message. Throttling and outages are retried through the
 // bus's backoff (SMS_SEND_BACKOFF, SMS_SEND_MAX_DELIVER); a wrong credential dead-letters the
-// command with the reason. Delivery receipts then report "delivered" or "failed" for the same
+// command with the reason. Every call goes through the resilience route <provider>.send_sms
+// (rate limit, breaker, timeout, a masked audit record on omni.audit.sms; see provider.go). Delivery receipts then report "delivered" or "failed" for the same
 // message id.
 package sms
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -45,6 +45,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/service"
+	"github.com/omnibus-dev/omnibus/pkg/webhook"
 	aliwire "github.com/omnibus-dev/omnibus/pkg/wire/aliyun"
 	tcwire "github.com/omnibus-dev/omnibus/pkg/wire/tencent"
 )
@@ -69,7 +70,7 @@ var (
 	Spec        = connector.Spec{
 		Name:        Channel,
 		Description: "SMS through Aliyun or Tencent Cloud: uplinks and receipts pushed in, template sends out",
-		Produces:    []connector.Route{RouteIn, RouteStatus},
+		Produces:    append([]connector.Route{RouteIn, RouteStatus}, connector.ResilienceRoutes(Channel)...),
 		Consumes:    []connector.Route{RouteSend},
 	}
 )
@@ -120,7 +121,10 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 		p, _ := parsePrefix(a) // checked by Validate
 		c.allow = append(c.allow, p)
 	}
-	client := newClient(cfg.Timeout)
+	reg, err := rt.Resilience()
+	if err != nil {
+		return err
+	}
 	type hook struct {
 		path   string
 		decode func(context.Context, []byte) ([]bus.Outgoing, error)
@@ -129,15 +133,18 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 	var ack any
 	switch cfg.Provider {
 	case ProviderAliyun:
-		c.prov = &aliyun{cfg: cfg.Aliyun, base: cfg.APIBase, client: client, now: time.Now}
+		c.prov, err = newResilientSend(reg, ProviderAliyun, &aliyun{cfg: cfg.Aliyun, base: cfg.APIBase, now: time.Now}, cfg.Timeout)
 		hooks = []hook{{"/aliyun/up", c.decodeAliyunUp}, {"/aliyun/report", c.decodeAliyunReport}}
 		ack = aliwire.PushOK
 	case ProviderTencent:
-		c.prov = &tencent{cfg: cfg.Tencent, base: cfg.APIBase, client: client, now: time.Now}
+		c.prov, err = newResilientSend(reg, ProviderTencent, &tencent{cfg: cfg.Tencent, base: cfg.APIBase, now: time.Now}, cfg.Timeout)
 		hooks = []hook{{"/tencent/reply", c.decodeTencentReply}, {"/tencent/status", c.decodeTencentStatus}}
 		ack = tcwire.CallbackOK
 	default:
 		return fmt.Errorf("unknown provider %q", cfg.Provider) // Validate rejects it first
+	}
+	if err != nil {
+		return err
 	}
 	for _, h := range hooks {
 		err := rt.Webhook(connector.Webhook{
@@ -156,8 +163,7 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 				ctx, cancel := context.WithTimeout(r.Context(), markTimeout)
 				c.st.markSeen(ctx, ids)
 				cancel()
-				w.Header().Set("Content-Type", "application/json")
-				_ = json.NewEncoder(w).Encode(ack)
+				webhook.WriteJSON(w, http.StatusOK, ack)
 			},
 		})
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/omnibus-dev/omnibus/pkg/audit"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
 	"github.com/omnibus-dev/omnibus/pkg/connector/connectortest"
@@ -112,46 +113,42 @@ func recordOf[T any](t *testing.T, env *sim.Env, vendor string, match func(T) bo
 	return zero, false
 }
 
-func TestConformanceAliyun(t *testing.T) {
+// TestConformance runs the connector suite against each provider's simulator.
+func TestConformance(t *testing.T) {
 	t.Parallel()
-	mux := http.NewServeMux()
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	env, _, _ := sandbox(t, "", mux)
-	connectortest.Run(t, connectortest.Harness{
-		Spec: sms.Spec, Service: sms.Service(),
-		Env:     merge(aliyunEnv, map[string]string{"SMS_API_BASE": srv.URL + "/sandbox/aliyun"}),
-		Inbound: func(_ *testing.T, n int) *http.Request { return aliyunUp(n, token) },
-		Forged:  func(_ *testing.T, n int) *http.Request { return aliyunUp(n, "forged-token-0123456") },
-		Outbound: func(t *testing.T) (string, event.Event) {
-			return sms.SubjectOut, sendCommand(t, "+8613800138000", "您的包裹已发出")
-		},
-		Delivered: func(t *testing.T, e event.Event) bool {
-			rec, ok := recordOf(t, env, "aliyun", func(r aliyun.SendRecord) bool { return r.OutID == e.ID() })
+	for _, p := range []struct {
+		vars      map[string]string
+		push      func(n int, token string) *http.Request
+		delivered func(t *testing.T, env *sim.Env, id string) bool
+	}{
+		{aliyunEnv, aliyunUp, func(t *testing.T, env *sim.Env, id string) bool {
+			rec, ok := recordOf(t, env, "aliyun", func(r aliyun.SendRecord) bool { return r.OutID == id })
 			return ok && rec.TemplateParam["content"] == "您的包裹已发出" && rec.SignatureMethod == "ACS3-HMAC-SHA256"
-		},
-	})
-}
-
-func TestConformanceTencent(t *testing.T) {
-	t.Parallel()
-	mux := http.NewServeMux()
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	env, _, _ := sandbox(t, "", mux)
-	connectortest.Run(t, connectortest.Harness{
-		Spec: sms.Spec, Service: sms.Service(),
-		Env:     merge(tencentEnv, map[string]string{"SMS_API_BASE": srv.URL + "/sandbox/tencent"}),
-		Inbound: func(_ *testing.T, n int) *http.Request { return tencentReply(n, token) },
-		Forged:  func(_ *testing.T, n int) *http.Request { return tencentReply(n, "forged-token-0123456") },
-		Outbound: func(t *testing.T) (string, event.Event) {
-			return sms.SubjectOut, sendCommand(t, "+8613800138000", "您的包裹已发出")
-		},
-		Delivered: func(t *testing.T, e event.Event) bool {
-			rec, ok := recordOf(t, env, "tencent", func(r tencent.SendRecord) bool { return r.SessionContext == e.ID() })
+		}},
+		{tencentEnv, tencentReply, func(t *testing.T, env *sim.Env, id string) bool {
+			rec, ok := recordOf(t, env, "tencent", func(r tencent.SendRecord) bool { return r.SessionContext == id })
 			return ok && len(rec.TemplateParamSet) == 1 && rec.TemplateParamSet[0] == "您的包裹已发出" && rec.SignatureMethod == "TC3-HMAC-SHA256"
-		},
-	})
+		}},
+	} {
+		provider := p.vars["SMS_PROVIDER"]
+		t.Run(provider, func(t *testing.T) {
+			t.Parallel()
+			mux := http.NewServeMux()
+			srv := httptest.NewServer(mux)
+			t.Cleanup(srv.Close)
+			env, _, _ := sandbox(t, "", mux)
+			connectortest.Run(t, connectortest.Harness{
+				Spec: sms.Spec, Service: sms.Service(),
+				Env:     merge(p.vars, map[string]string{"SMS_API_BASE": srv.URL + "/sandbox/" + provider}),
+				Inbound: func(_ *testing.T, n int) *http.Request { return p.push(n, token) },
+				Forged:  func(_ *testing.T, n int) *http.Request { return p.push(n, "forged-token-0123456") },
+				Outbound: func(t *testing.T) (string, event.Event) {
+					return sms.SubjectOut, sendCommand(t, "+8613800138000", "您的包裹已发出")
+				},
+				Delivered: func(t *testing.T, e event.Event) bool { return p.delivered(t, env, e.ID()) },
+			})
+		})
+	}
 }
 
 // ---- the connector and the sandbox on one server, as in the all-in-one ----
@@ -297,12 +294,38 @@ func TestSendThroughAliyun(t *testing.T) {
 	if delivered.VendorMessageID != rec.BizID || delivered.To != nil {
 		t.Fatalf("delivered status %+v", delivered)
 	}
+	tb.auditOf(t, "aliyun", cmd.ID(), "13800138000")
 	events := tb.bus.Events(t, bus.StreamIn, sms.SubjectStatus+".>")
 	for _, e := range events {
 		if event.PartitionKey(e) != "phone:+8613800138000" || event.CorrelationID(e) != cmd.ID() {
 			t.Errorf("status %s: partition %q correlation %q", e.ID(), event.PartitionKey(e), event.CorrelationID(e))
 		}
 	}
+}
+
+// auditOf waits for the audit record of the send command id (omni.audit.sms) and checks that it
+// went through the vendor's send_sms route and masked the customer's number.
+func (tb *testBundle) auditOf(t *testing.T, vendor, id, number string) audit.Record {
+	t.Helper()
+	var rec audit.Record
+	bustest.WaitFor(t, 10*time.Second, "audit record of "+id, func() bool {
+		for _, e := range tb.bus.Events(t, bus.StreamAudit, audit.Subject(sms.Channel)) {
+			if err := json.Unmarshal(e.Data(), &rec); err != nil {
+				t.Fatal(err)
+			}
+			if rec.CorrelationID == id {
+				return true
+			}
+		}
+		return false
+	})
+	if rec.Vendor != vendor || rec.Op != "send_sms" || rec.Outcome != audit.OutcomeOK || rec.Attempts != 1 || rec.Request == nil || rec.Response == nil {
+		t.Fatalf("audit record %+v", rec)
+	}
+	if strings.Contains(rec.Request.Text, number) {
+		t.Fatalf("audit record shows the number: %s", rec.Request.Text)
+	}
+	return rec
 }
 
 func TestSendThroughTencent(t *testing.T) {
@@ -322,6 +345,7 @@ func TestSendThroughTencent(t *testing.T) {
 	if d := tb.waitStatus(t, cmd.ID(), "delivered"); d.VendorMessageID != rec.SerialNo {
 		t.Fatalf("delivered %+v", d)
 	}
+	tb.auditOf(t, "tencent", cmd.ID(), "13800138000")
 }
 
 func TestUndeliveredReceipt(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/omnibus-dev/omnibus/pkg/config"
 )
 
 // Config is read from the environment. Every field states its default.
@@ -58,13 +60,8 @@ func (c *Config) Validate() error {
 			errs = append(errs, errors.New("TICKET_PROVIDER=zendesk needs ZENDESK_SUBDOMAIN (or ZENDESK_API_BASE), ZENDESK_EMAIL and ZENDESK_API_TOKEN"))
 		}
 	default:
-		hint := ""
-		if strings.HasPrefix(c.Provider, "j") {
-			hint = " (did you mean jira?)"
-		} else if strings.HasPrefix(c.Provider, "z") {
-			hint = " (did you mean zendesk?)"
-		}
-		errs = append(errs, fmt.Errorf("TICKET_PROVIDER=%q: want jira or zendesk%s", c.Provider, hint))
+		errs = append(errs, fmt.Errorf("TICKET_PROVIDER=%q: want jira or zendesk%s", c.Provider,
+			config.DidYouMean(c.Provider, []string{ProviderJira, ProviderZendesk})))
 	}
 	for _, u := range []struct{ name, v string }{{"JIRA_BASE_URL", c.JiraBaseURL}, {"ZENDESK_API_BASE", c.ZendeskAPIBase}} {
 		if u.v == "" {

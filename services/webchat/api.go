@@ -5,12 +5,13 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/http"
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/omnibus-dev/omnibus/pkg/webhook"
 )
 
 // The HTTP API is the widget protocol for clients without a WebSocket (server-side
@@ -41,14 +42,9 @@ func (srv *server) apiPost(w http.ResponseWriter, r *http.Request) {
 		srv.refuse(w, r, status, err)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(srv.cfg.MaxFrame)))
+	body, err := webhook.ReadBody(w, r, int64(srv.cfg.MaxFrame))
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			srv.refuse(w, r, http.StatusRequestEntityTooLarge, fmt.Errorf("frame larger than %d bytes", srv.cfg.MaxFrame))
-			return
-		}
-		srv.refuse(w, r, http.StatusBadRequest, fmt.Errorf("read body: %w", err))
+		srv.refuse(w, r, webhook.Status(err, http.StatusBadRequest), fmt.Errorf("frame: %w", err))
 		return
 	}
 	f, err := ParseClientFrame(body, srv.cfg.MaxText)
@@ -69,7 +65,7 @@ func (srv *server) apiPost(w http.ResponseWriter, r *http.Request) {
 		srv.refuse(w, r, ie.status(), ie)
 		return
 	}
-	writeJSON(w, http.StatusOK, ack)
+	webhook.WriteJSON(w, http.StatusOK, ack)
 }
 
 // apiGet is GET /webchat/api/messages?since=N&limit=M: msg frames of the visitor's log after
@@ -108,7 +104,7 @@ func (srv *server) apiGet(w http.ResponseWriter, r *http.Request) {
 		frames = append(frames, e.frame())
 		last = e.Seq
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"messages": frames, "last": last})
+	webhook.WriteJSON(w, http.StatusOK, map[string]any{"messages": frames, "last": last})
 }
 
 func pathMatch(pattern, s string) (bool, error) {

@@ -14,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
+
+	"github.com/omnibus-dev/omnibus/pkg/webhook"
 )
 
 const (
@@ -141,9 +143,7 @@ func (s *session) goingAway() {
 }
 
 func (srv *server) refuse(w http.ResponseWriter, r *http.Request, status int, err error) {
-	srv.rt.Log.Warn("web chat request refused", "path", r.URL.Path, "status", status, "reason", err.Error(),
-		"origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
-	writeJSON(w, status, map[string]any{"error": http.StatusText(status), "reason": err.Error()})
+	webhook.Fail(w, r, srv.rt.Log, status, err, "origin", r.Header.Get("Origin"))
 }
 
 // serveWS is GET /webchat/ws.
@@ -387,11 +387,4 @@ func (s *session) keepalive(base context.Context, done <-chan struct{}) {
 			return
 		}
 	}
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }

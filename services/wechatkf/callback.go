@@ -2,10 +2,8 @@ package wechatkf
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -40,41 +38,25 @@ type callbacks struct {
 // maxCallbackBody caps a callback body: WeCom's are well under 1 KiB.
 const maxCallbackBody = 64 << 10
 
-// rejection is a callback answered with a 4xx and its reason.
-type rejection struct {
-	status int
-	err    error
-}
-
-func (r *rejection) Error() string { return r.err.Error() }
-func (r *rejection) Unwrap() error { return r.err }
-
-func reject(status int, format string, a ...any) error {
-	return &rejection{status: status, err: fmt.Errorf(format, a...)}
-}
-
 // open authenticates a callback's query and decrypts encrypt.
 func (c *callbacks) open(r *http.Request, encrypt string) ([]byte, error) {
 	q := r.URL.Query()
 	ts := q.Get("timestamp")
 	if _, err := webhook.CheckTimestamp(ts, c.window, c.now()); err != nil {
-		if errors.Is(err, webhook.ErrMalformed) {
-			return nil, reject(http.StatusBadRequest, "%w", err)
-		}
-		return nil, reject(http.StatusUnauthorized, "%w", err)
+		return nil, err // ErrMalformed (400) or ErrExpired (401)
 	}
 	sig := q.Get("msg_signature")
 	if sig == "" {
-		return nil, reject(http.StatusUnauthorized, "%w: msg_signature missing", webhook.ErrSignature)
+		return nil, fmt.Errorf("%w: msg_signature missing", webhook.ErrSignature)
 	}
 	msg, err := c.crypto.Open(sig, ts, q.Get("nonce"), encrypt)
 	switch {
 	case errors.Is(err, wecom.ErrSignature):
-		return nil, reject(http.StatusUnauthorized, "%w: msg_signature does not match sha1(sort(token, timestamp, nonce, encrypt))", webhook.ErrSignature)
+		return nil, fmt.Errorf("%w: msg_signature does not match sha1(sort(token, timestamp, nonce, encrypt))", webhook.ErrSignature)
 	case errors.Is(err, wecom.ErrReceiveID):
-		return nil, reject(http.StatusUnauthorized, "%w: %w (want WECHATKF_CORP_ID)", webhook.ErrSignature, err)
+		return nil, fmt.Errorf("%w: %w (want WECHATKF_CORP_ID)", webhook.ErrSignature, err)
 	case err != nil:
-		return nil, reject(http.StatusBadRequest, "%w: %w", webhook.ErrMalformed, err)
+		return nil, fmt.Errorf("%w: %w", webhook.ErrMalformed, err)
 	}
 	return msg, nil
 }
@@ -85,7 +67,7 @@ func (c *callbacks) verifyURL(w http.ResponseWriter, r *http.Request) {
 	// Base64 has no spaces: a "+" that reached us unencoded was decoded to " " by the query parser.
 	echo := strings.ReplaceAll(r.URL.Query().Get("echostr"), " ", "+")
 	if echo == "" {
-		c.fail(w, r, reject(http.StatusBadRequest, "%w: echostr missing", webhook.ErrMalformed))
+		c.fail(w, r, fmt.Errorf("%w: echostr missing", webhook.ErrMalformed))
 		return
 	}
 	plain, err := c.open(r, echo)
@@ -99,19 +81,14 @@ func (c *callbacks) verifyURL(w http.ResponseWriter, r *http.Request) {
 
 // notice handles a message callback.
 func (c *callbacks) notice(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxCallbackBody))
+	body, err := webhook.ReadBody(w, r, maxCallbackBody)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			c.fail(w, r, reject(http.StatusRequestEntityTooLarge, "body larger than %d bytes", maxCallbackBody))
-			return
-		}
-		c.fail(w, r, reject(http.StatusBadRequest, "read body: %w", err))
+		c.fail(w, r, err)
 		return
 	}
 	env, err := wecom.ParseEnvelope(body)
 	if err != nil {
-		c.fail(w, r, reject(http.StatusBadRequest, "%w: %w", webhook.ErrMalformed, err))
+		c.fail(w, r, fmt.Errorf("%w: %w", webhook.ErrMalformed, err))
 		return
 	}
 	plain, err := c.open(r, env.Encrypt)
@@ -121,7 +98,7 @@ func (c *callbacks) notice(w http.ResponseWriter, r *http.Request) {
 	}
 	cb, err := wecom.ParseCallback(plain)
 	if err != nil {
-		c.fail(w, r, reject(http.StatusBadRequest, "%w: %w", webhook.ErrMalformed, err))
+		c.fail(w, r, fmt.Errorf("%w: %w", webhook.ErrMalformed, err))
 		return
 	}
 	if !cb.IsKfNotice() {
@@ -132,7 +109,7 @@ func (c *callbacks) notice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !kfIDPattern.MatchString(cb.OpenKfID) {
-		c.fail(w, r, reject(http.StatusBadRequest, "%w: OpenKfId %q is not an open_kfid", webhook.ErrMalformed, truncate(cb.OpenKfID, 80)))
+		c.fail(w, r, fmt.Errorf("%w: OpenKfId %q is not an open_kfid", webhook.ErrMalformed, truncate(cb.OpenKfID, 80)))
 		return
 	}
 	token := cb.Token
@@ -141,8 +118,7 @@ func (c *callbacks) notice(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := c.pull(r.Context(), cb.OpenKfID, token); err != nil {
 		c.log.ErrorContext(r.Context(), "kf callback: pull failed; WeCom will retry", "open_kfid", cb.OpenKfID, "err", err)
-		w.Header().Set("Retry-After", "1")
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": "not stored, retry", "reason": err.Error()})
+		webhook.WriteNotStored(w, http.StatusServiceUnavailable, err)
 		return
 	}
 	success(w)
@@ -176,18 +152,7 @@ func success(w http.ResponseWriter) {
 	_, _ = w.Write([]byte("success"))
 }
 
+// fail answers a refused callback: 400 malformed, 401 signature or timestamp, 413 too large.
 func (c *callbacks) fail(w http.ResponseWriter, r *http.Request, err error) {
-	status := http.StatusBadRequest
-	var rj *rejection
-	if errors.As(err, &rj) {
-		status = rj.status
-	}
-	c.log.WarnContext(r.Context(), "webhook rejected", "path", r.URL.Path, "status", status, "reason", err.Error(), "remote", r.RemoteAddr)
-	writeJSON(w, status, map[string]any{"error": http.StatusText(status), "reason": err.Error()})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	webhook.Fail(w, r, c.log, webhook.Status(err, http.StatusBadRequest), err)
 }

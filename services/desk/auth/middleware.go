@@ -2,10 +2,11 @@ package auth
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
+
+	"github.com/omnibus-dev/omnibus/pkg/webhook"
 )
 
 // CookieName is the cookie the workbench keeps its token in (set by the dev login or the token
@@ -58,7 +59,7 @@ func (v *Verifier) Middleware(next http.Handler) http.Handler {
 			return
 		}
 		if cookie && r.Method != http.MethodGet && r.Method != http.MethodHead && r.Header.Get(CSRFHeader) == "" {
-			writeJSON(w, http.StatusForbidden, "forbidden", "cookie-authenticated requests that change state need the "+CSRFHeader+" header")
+			refuse(w, http.StatusForbidden, "forbidden", "cookie-authenticated requests that change state need the "+CSRFHeader+" header")
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
@@ -69,20 +70,18 @@ func (v *Verifier) Middleware(next http.Handler) http.Handler {
 func Deny(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, ErrKeys):
-		writeJSON(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		refuse(w, http.StatusServiceUnavailable, "unavailable", err.Error())
 	case errors.Is(err, ErrNoToken):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="omnibus-desk"`)
-		writeJSON(w, http.StatusUnauthorized, "unauthorized", err.Error())
+		refuse(w, http.StatusUnauthorized, "unauthorized", err.Error())
 	default:
 		desc := strings.NewReplacer(`"`, "'", "\\", "/").Replace(err.Error())
 		w.Header().Set("WWW-Authenticate", `Bearer realm="omnibus-desk", error="invalid_token", error_description="`+desc+`"`)
-		writeJSON(w, http.StatusUnauthorized, "unauthorized", err.Error())
+		refuse(w, http.StatusUnauthorized, "unauthorized", err.Error())
 	}
 }
 
-func writeJSON(w http.ResponseWriter, code int, errCode, reason string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": errCode, "reason": reason})
+// refuse answers code with the desk API's error body {"error": errCode, "reason": reason}.
+func refuse(w http.ResponseWriter, code int, errCode, reason string) {
+	webhook.WriteJSON(w, code, map[string]string{"error": errCode, "reason": reason})
 }

@@ -36,9 +36,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -157,11 +160,7 @@ func New(env *sim.Env, cfg Config) (*Sim, error) {
 		cfg.ReportURL = env.HookWithToken("/sms/aliyun/report", cfg.Token)
 	}
 	templates, _ := parseTemplates(cfg.Templates)
-	log := env.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	log = log.With("vendor", Vendor)
+	log := env.VendorLog(Vendor)
 	s := &Sim{env: env, cfg: cfg, log: log, templates: templates, g: sim.NewGroup(), nonces: map[string]time.Time{}}
 	s.seq.Store(cfg.Now().Unix() * 1000)
 	// Aliyun's HTTP batch push: receipts collected for ReportDelay, up to 100 a push, re-pushed
@@ -178,7 +177,7 @@ func (s *Sim) Close() { s.g.Close() }
 // ---- SendSms ----
 
 // Aliyun's messages for the codes the simulator answers with.
-var messages = map[string]string{
+var messages = sim.Messages{
 	"isv.BUSINESS_LIMIT_CONTROL":      "触发分钟级流控Permits:1",
 	"isv.DAY_LIMIT_CONTROL":           "触发日发送限额",
 	"isv.MOBILE_NUMBER_ILLEGAL":       "非法手机号",
@@ -213,20 +212,9 @@ var gatewayStatus = map[string]int{
 }
 
 // apiError is an error answered in Aliyun's shape.
-type apiError struct{ code, message string }
+type apiError = sim.APIError
 
-func (e *apiError) Error() string { return e.code + ": " + e.message }
-
-func errCode(code string, detail ...string) *apiError {
-	msg := messages[code]
-	if msg == "" {
-		msg = code
-	}
-	if len(detail) > 0 && detail[0] != "" {
-		msg += " " + detail[0]
-	}
-	return &apiError{code: code, message: msg}
-}
+var errCode = messages.Err
 
 // business reports whether code is a business (isv./isp.) code, answered with HTTP 200.
 func business(code string) bool {
@@ -251,16 +239,16 @@ func write(w http.ResponseWriter, status int, xmlFormat bool, v any) {
 
 func (s *Sim) writeErr(w http.ResponseWriter, xmlFormat bool, e *apiError) {
 	id := requestID()
-	if business(e.code) {
-		write(w, http.StatusOK, xmlFormat, wire.SendSmsResponse{Code: e.code, Message: e.message, RequestID: id})
+	if business(e.Code) {
+		write(w, http.StatusOK, xmlFormat, wire.SendSmsResponse{Code: e.Code, Message: e.Message, RequestID: id})
 		return
 	}
-	status := gatewayStatus[e.code]
+	status := gatewayStatus[e.Code]
 	if status == 0 {
 		status = http.StatusBadRequest
 	}
-	write(w, status, xmlFormat, wire.ErrorResponse{RequestID: id, HostID: wire.Host, Code: e.code, Message: e.message,
-		Recommend: "https://api.aliyun.com/troubleshoot?q=" + url.QueryEscape(e.code) + "&product=Dysmsapi&requestId=" + id})
+	write(w, status, xmlFormat, wire.ErrorResponse{RequestID: id, HostID: wire.Host, Code: e.Code, Message: e.Message,
+		Recommend: "https://api.aliyun.com/troubleshoot?q=" + url.QueryEscape(e.Code) + "&product=Dysmsapi&requestId=" + id})
 }
 
 // request is a parsed SendSms call.
@@ -385,7 +373,7 @@ func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
 	req, e := s.parse(r)
 	xmlFormat := req != nil && req.xml
 	if e != nil {
-		s.env.Record(Vendor, OpSendSms, paramsOf(req).Get("PhoneNumbers"), map[string]string{"Code": e.code}, e)
+		s.env.Record(Vendor, OpSendSms, paramsOf(req).Get("PhoneNumbers"), map[string]string{"Code": e.Code}, e)
 		s.writeErr(w, xmlFormat, e)
 		return
 	}
@@ -442,7 +430,7 @@ func (s *Sim) check(p wire.SendSms) ([]string, map[string]string, *apiError) {
 		}
 		numbers = append(numbers, v)
 	}
-	if len(s.cfg.SignNames) > 0 && !contains(s.cfg.SignNames, p.SignName) {
+	if len(s.cfg.SignNames) > 0 && !slices.Contains(s.cfg.SignNames, p.SignName) {
 		return nil, nil, errCode("isv.SMS_SIGNATURE_ILLEGAL")
 	}
 	want, known := s.templates[p.TemplateCode]
@@ -461,15 +449,6 @@ func (s *Sim) check(p wire.SendSms) ([]string, map[string]string, *apiError) {
 		}
 	}
 	return numbers, params, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // VendorNumber reads a PhoneNumbers entry as Aliyun does: a mainland mobile with or without
@@ -493,7 +472,7 @@ func VendorNumber(s string) (string, bool) {
 	} else if rest, ok := strings.CutPrefix(s, "00"); ok {
 		s, intl = rest, true
 	}
-	if len(s) < 8 || len(s) > 15 || s[0] == '0' || !allDigits(s) || strings.HasPrefix(s, "86") {
+	if len(s) < 8 || len(s) > 15 || s[0] == '0' || !sim.AllDigits(s) || strings.HasPrefix(s, "86") {
 		return "", false
 	}
 	// A bare number starting with 1 is read as a mainland number (and this one is not valid);
@@ -504,28 +483,11 @@ func VendorNumber(s string) (string, bool) {
 	return s, true
 }
 
-func mainland(s string) bool { return len(s) == 11 && s[0] == '1' && s[1] >= '3' && allDigits(s) }
+func mainland(s string) bool { return len(s) == 11 && s[0] == '1' && s[1] >= '3' && sim.AllDigits(s) }
 
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
-}
-
-// smsSize is the number of billed SMS: 70 characters fit one, longer messages are split in
-// parts of 67. The content is approximated by the sign (in 【】) and the parameter values.
+// smsSize is the number of billed SMS, as Aliyun's SmsSize writes it.
 func smsSize(sign string, params map[string]string) string {
-	n := len([]rune(sign)) + 2
-	for _, v := range params {
-		n += len([]rune(v))
-	}
-	if n <= 70 {
-		return "1"
-	}
-	return fmt.Sprint((n + 66) / 67)
+	return strconv.Itoa(sim.SMSParts(sign, slices.Collect(maps.Values(params))))
 }
 
 // receipt schedules the delivery receipt of one accepted number.
@@ -536,18 +498,11 @@ func (s *Sim) receipt(rep wire.SmsReport) {
 		rep.Success, rep.ErrCode, rep.ErrMsg = true, "DELIVERED", "用户接收成功"
 	}
 	rep.ReportTime = wire.FormatTime(s.cfg.Now().Add(s.cfg.ReportDelay))
-	s.reports.Add(rep)
-	if s.cfg.Repeat > 0 && rand.Float64() < s.cfg.Repeat {
-		s.g.Go(func(ctx context.Context) {
-			if sim.Sleep(ctx, s.cfg.ReportDelay+time.Duration(rand.Int64N(int64(s.cfg.ReportDelay)+1))) {
-				s.reports.Add(rep)
-			}
-		})
-	}
+	s.reports.AddRepeated(rep, s.cfg.Repeat)
 }
 
 func (s *Sim) undeliverable(n string) (string, bool) {
-	if contains(s.cfg.Undeliverable, n) {
+	if slices.Contains(s.cfg.Undeliverable, n) {
 		return "MK:0001", true
 	}
 	return "", false
@@ -567,16 +522,11 @@ func (s *Sim) fail(w http.ResponseWriter, r *http.Request, code string) {
 // ---- customers ----
 
 // Channel returns the customers' side: Write pushes an SmsUp uplink.
-func (s *Sim) Channel() sim.Channel { return channel{s} }
+func (s *Sim) Channel() sim.Channel { return sim.NewChannel("sms", s.writeUp) }
 
-type channel struct{ s *Sim }
-
-func (channel) Name() string { return "sms" }
-
-// Write pushes one uplink from c.Phone (Aliyun's format: mainland numbers without +86) as a
+// writeUp pushes one uplink from c.Phone (Aliyun's format: mainland numbers without +86) as a
 // one-item SmsUp batch and returns the connector's answer.
-func (ch channel) Write(ctx context.Context, c sim.Customer, text string) error {
-	s := ch.s
+func (s *Sim) writeUp(ctx context.Context, c sim.Customer, text string) error {
 	if s.cfg.UpURL == "" {
 		return errors.New("aliyun simulator: no SmsUp URL (set SANDBOX_HOOK_BASE or SANDBOX_ALIYUN_UP_URL)")
 	}

@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,55 +15,21 @@ import (
 
 	wire "github.com/omnibus-dev/omnibus/pkg/wire/aliyun"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
+	"github.com/omnibus-dev/omnibus/services/sandbox/sim/simtest"
 )
-
-// receiver is a fake connector webhook recording pushed bodies; fail makes it answer 500 that
-// many times first.
-type receiver struct {
-	mu     sync.Mutex
-	bodies []string
-	fail   int
-}
-
-func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	b, _ := io.ReadAll(r.Body)
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	if rc.fail > 0 {
-		rc.fail--
-		http.Error(w, `{"error":"not stored"}`, http.StatusServiceUnavailable)
-		return
-	}
-	if r.URL.Query().Get("token") != "tok" {
-		http.Error(w, `{"error":"token"}`, http.StatusUnauthorized)
-		return
-	}
-	rc.bodies = append(rc.bodies, r.URL.Path+" "+string(b))
-	_ = json.NewEncoder(w).Encode(wire.PushOK)
-}
-
-func (rc *receiver) got() []string {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return append([]string(nil), rc.bodies...)
-}
 
 type bundle struct {
 	env  *sim.Env
 	srv  *httptest.Server
 	sim  *Sim
-	hook *receiver
+	hook *simtest.Receiver
 }
 
 func setup(t *testing.T, cfg Config) *bundle {
 	t.Helper()
-	hook := &receiver{}
-	hooks := httptest.NewServer(hook)
-	t.Cleanup(hooks.Close)
-	mux := http.NewServeMux()
-	env := sim.NewEnv(mux, hooks.URL+"/hooks", nil, 0, slog.New(slog.DiscardHandler))
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	hook := &simtest.Receiver{Token: "tok", Ack: wire.PushOK}
+	sb := simtest.New(t, hook)
+	env, srv := sb.Env, sb.Srv
 	if cfg.AccessKeyID == "" {
 		cfg.AccessKeyID, cfg.AccessKeySecret = "LTAIkey", "secret"
 	}
@@ -272,28 +236,17 @@ func TestInjectedFaults(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestReceiptsPushedInBatchesAndRetried(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Config{Retry: []time.Duration{10 * time.Millisecond}, ReportDelay: 50 * time.Millisecond, Undeliverable: []string{"13900139000"}})
-	b.hook.fail = 1 // the first push is refused: Aliyun pushes the batch again
+	b.hook.FailNext(1) // the first push is refused: Aliyun pushes the batch again
 	p := sendOK
 	p.PhoneNumbers = "13800138000,+8613900139000"
 	if status, body := do(t, b.v3Request(t, p, "LTAIkey", "secret", time.Now(), uuid.NewString())); status != 200 {
 		t.Fatalf("send %d %s", status, body)
 	}
-	waitFor(t, "receipt push", func() bool { return len(b.hook.got()) == 1 })
-	path, body, _ := strings.Cut(b.hook.got()[0], " ")
+	simtest.WaitFor(t, "receipt push", func() bool { return len(b.hook.Got()) == 1 })
+	path, body, _ := strings.Cut(b.hook.Got()[0], " ")
 	if path != "/hooks/sms/aliyun/report" {
 		t.Fatalf("pushed to %s", path)
 	}
@@ -317,9 +270,9 @@ func TestReceiptsRepeated(t *testing.T) {
 	}
 	// The repeat goes into a later push, or into the same one if that has not left yet.
 	var reps []wire.SmsReport
-	waitFor(t, "the repeated receipt", func() bool {
+	simtest.WaitFor(t, "the repeated receipt", func() bool {
 		reps = nil
-		for _, g := range b.hook.got() {
+		for _, g := range b.hook.Got() {
 			_, body, _ := strings.Cut(g, " ")
 			items, err := wire.ParseSmsReport([]byte(body))
 			if err != nil {
@@ -345,7 +298,7 @@ func TestChannelPushesUplink(t *testing.T) {
 	if err := ch.Write(context.Background(), c, "我的快递到哪了？"); err != nil {
 		t.Fatal(err)
 	}
-	got := b.hook.got()
+	got := b.hook.Got()
 	if len(got) != 1 {
 		t.Fatalf("pushes %v", got)
 	}
@@ -358,7 +311,7 @@ func TestChannelPushesUplink(t *testing.T) {
 		t.Fatalf("uplink %+v for %s", u, c.Phone)
 	}
 	// A refused push is the connector's answer.
-	b.hook.fail = 1
+	b.hook.FailNext(1)
 	if err := ch.Write(context.Background(), c, "again"); err == nil || !strings.Contains(err.Error(), "503") {
 		t.Fatalf("refused push: %v", err)
 	}

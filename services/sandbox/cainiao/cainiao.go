@@ -73,9 +73,7 @@ func New(env *sim.Env, cfg Config) (*Sim, error) {
 }
 
 func writeJSON(w http.ResponseWriter, body []byte) {
-	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body)
+	sim.WriteBody(w, http.StatusOK, "application/json;charset=UTF-8", body)
 }
 
 func (s *Sim) fail(w http.ResponseWriter, _ *http.Request, code string) {

@@ -30,15 +30,11 @@
 package jira
 
 import (
-	"bytes"
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"sort"
 	"strconv"
 	"strings"
@@ -141,7 +137,7 @@ func New(env *sim.Env, cfg Config) (*Sim, error) {
 		{OpTransition, "POST " + wire.PathIssueKey + "{key}/transitions"},
 	} {
 		h := s.auth(r.op, s.handler(r.op))
-		env.Handle(sim.Route{Vendor: Vendor, Op: r.op, Pattern: r.pattern, Handler: h, Fail: s.failer(h)})
+		env.Handle(sim.Route{Vendor: Vendor, Op: r.op, Pattern: r.pattern, Handler: h, Fail: sim.Processed(h, s.fail)})
 	}
 	return s, nil
 }
@@ -162,9 +158,7 @@ func (s *Sim) handler(op string) http.HandlerFunc {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	sim.WriteJSON(w, status, "application/json;charset=UTF-8", v)
 }
 
 func writeErr(w http.ResponseWriter, status int, messages []string, fields map[string]string) {
@@ -177,49 +171,22 @@ func writeErr(w http.ResponseWriter, status int, messages []string, fields map[s
 	writeJSON(w, status, wire.ErrorCollection{ErrorMessages: messages, Errors: fields})
 }
 
-// failer renders an injected fault of the route served by h: see the package doc for the codes.
-func (s *Sim) failer(h http.HandlerFunc) func(http.ResponseWriter, *http.Request, string) {
-	return func(w http.ResponseWriter, r *http.Request, code string) {
-		if rest, ok := strings.CutPrefix(code, "processed"); ok {
-			h(httptest.NewRecorder(), r) // Jira did the work; its answer is lost
-			if rest == "_drop" {
-				panic(http.ErrAbortHandler) // net/http closes the connection without a response
-			}
-			code = strings.TrimPrefix(rest, "_")
-		}
-		s.fail(w, r, code)
-	}
-}
-
+// fail renders an injected fault that fails before the request is processed (see the package
+// doc; sim.Processed adds the lost-answer faults).
 func (s *Sim) fail(w http.ResponseWriter, _ *http.Request, code string) {
-	status := http.StatusInternalServerError
-	if code != "" {
-		c, secs, hasSecs := strings.Cut(code, ":")
-		if n, err := strconv.Atoi(strings.TrimPrefix(c, "http_")); err == nil && n >= 400 && n <= 599 {
-			status = n
-		}
-		if status == http.StatusTooManyRequests {
-			ra := "1"
-			if hasSecs {
-				ra = secs
-			}
-			w.Header().Set("Retry-After", ra)
-		}
+	status, retryAfter := sim.FaultStatus(code)
+	if retryAfter != "" {
+		w.Header().Set("Retry-After", retryAfter)
 	}
 	writeErr(w, status, []string{http.StatusText(status) + " (injected fault " + code + ")"}, nil)
 }
 
 func (s *Sim) auth(op string, next http.HandlerFunc) http.HandlerFunc {
-	want := []byte(wire.BasicAuth(s.cfg.Email, s.cfg.APIToken))
-	return func(w http.ResponseWriter, r *http.Request) {
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
-			s.env.Record(Vendor, op, "", map[string]string{"path": r.URL.Path}, errors.New("401: bad or missing Basic credentials"))
-			w.Header().Set("WWW-Authenticate", `Basic realm="protected-area"`)
-			writeErr(w, http.StatusUnauthorized, []string{"Client must be authenticated to access this resource."}, nil)
-			return
-		}
-		next(w, r)
-	}
+	return sim.RequireAuthorization(wire.BasicAuth(s.cfg.Email, s.cfg.APIToken), next, func(w http.ResponseWriter, r *http.Request) {
+		s.env.Record(Vendor, op, "", map[string]string{"path": r.URL.Path}, errors.New("401: bad or missing Basic credentials"))
+		w.Header().Set("WWW-Authenticate", `Basic realm="protected-area"`)
+		writeErr(w, http.StatusUnauthorized, []string{"Client must be authenticated to access this resource."}, nil)
+	})
 }
 
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
@@ -624,35 +591,10 @@ func (s *Sim) Transition(ctx context.Context, key, status string) error {
 }
 
 func (s *Sim) deliver(ctx context.Context, body []byte, ident string) error {
-	var last error
-	for attempt := range 3 {
-		if attempt > 0 {
-			select {
-			case <-ctx.Done():
-				return errors.Join(last, ctx.Err())
-			case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
-			}
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.env.Hook(s.cfg.WebhookPath), bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(wire.HeaderIdentifier, ident)
+	return sim.Deliver(ctx, s.env.Client, s.env.Hook(s.cfg.WebhookPath), body, func(h http.Header) {
+		h.Set(wire.HeaderIdentifier, ident) // the same on every attempt
 		if s.cfg.WebhookSecret != "" {
-			req.Header.Set(wire.HeaderSignature, wire.WebhookSignature(s.cfg.WebhookSecret, body))
+			h.Set(wire.HeaderSignature, wire.WebhookSignature(s.cfg.WebhookSecret, body))
 		}
-		resp, err := s.env.Client.Do(req)
-		if err != nil {
-			last = err
-			continue
-		}
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		resp.Body.Close()
-		if resp.StatusCode/100 == 2 {
-			return nil
-		}
-		last = fmt.Errorf("webhook answered %d: %s", resp.StatusCode, bytes.TrimSpace(b))
-	}
-	return last
+	})
 }

@@ -17,53 +17,30 @@ import (
 	wire "github.com/omnibus-dev/omnibus/pkg/wire/jira"
 	"github.com/omnibus-dev/omnibus/services/sandbox/jira"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
+	"github.com/omnibus-dev/omnibus/services/sandbox/sim/simtest"
 )
 
 type bundle struct {
 	env   *sim.Env
 	srv   *httptest.Server
 	sim   *jira.Sim
-	hooks chan *http.Request
-	body  chan []byte
+	hooks *simtest.Recorder
 }
 
 func setup(t *testing.T) bundle {
 	t.Helper()
-	hooks, bodies := make(chan *http.Request, 10), make(chan []byte, 10)
-	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		hooks <- r
-		bodies <- b
-	}))
-	t.Cleanup(recv.Close)
-	mux := http.NewServeMux()
-	env := sim.NewEnv(mux, recv.URL+"/hooks", nil, 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	s, err := jira.New(env, jira.Config{Email: "bot@example.com", APIToken: "tok", WebhookSecret: "hook-secret"})
+	hooks := simtest.NewRecorder()
+	sb := simtest.New(t, hooks)
+	s, err := jira.New(sb.Env, jira.Config{Email: "bot@example.com", APIToken: "tok", WebhookSecret: "hook-secret"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return bundle{env, srv, s, hooks, bodies}
+	return bundle{sb.Env, sb.Srv, s, hooks}
 }
 
 func (b bundle) do(t *testing.T, method, path, auth string, body any) (int, http.Header, []byte) {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		raw, _ := json.Marshal(body)
-		rd = bytes.NewReader(raw)
-	}
-	req, _ := http.NewRequest(method, b.srv.URL+"/sandbox/jira"+path, rd)
-	req.Header.Set("Authorization", auth)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, out
+	return simtest.Do(t, method, b.srv.URL+"/sandbox/jira"+path, auth, body)
 }
 
 func TestCreateSearchCommentTransition(t *testing.T) {
@@ -102,7 +79,7 @@ func TestCreateSearchCommentTransition(t *testing.T) {
 	if err := b.sim.Transition(context.Background(), "CS-1", "Done"); err != nil {
 		t.Fatal(err)
 	}
-	r, raw := <-b.hooks, <-b.body
+	r, raw := <-b.hooks.Requests, <-b.hooks.Bodies
 	if r.URL.Path != "/hooks/ticket/jira" || !wire.VerifyWebhook("hook-secret", raw, r.Header.Get(wire.HeaderSignature)) || r.Header.Get(wire.HeaderIdentifier) == "" {
 		t.Fatalf("webhook %s %v", r.URL.Path, r.Header)
 	}

@@ -34,7 +34,6 @@ package salesforce
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -246,9 +245,7 @@ func salesforceID(prefix string, n int) string {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	sim.WriteJSON(w, status, "application/json;charset=UTF-8", v)
 }
 
 func writeErr(w http.ResponseWriter, status int, code, msg string) {

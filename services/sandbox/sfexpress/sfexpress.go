@@ -133,9 +133,7 @@ func (s *Sim) responseID() string {
 }
 
 func writeJSON(w http.ResponseWriter, body []byte) {
-	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body)
+	sim.WriteBody(w, http.StatusOK, "application/json;charset=UTF-8", body)
 }
 
 func (s *Sim) platform(w http.ResponseWriter, code, msg string) {

@@ -53,3 +53,18 @@ type Channel interface {
 	// connector (2xx), or with the connector's answer as the error.
 	Write(ctx context.Context, c Customer, text string) error
 }
+
+// NewChannel is the Channel of a simulator whose customers reach the connector through write.
+func NewChannel(name string, write func(ctx context.Context, c Customer, text string) error) Channel {
+	return funcChannel{name, write}
+}
+
+type funcChannel struct {
+	name  string
+	write func(context.Context, Customer, string) error
+}
+
+func (f funcChannel) Name() string { return f.name }
+func (f funcChannel) Write(ctx context.Context, c Customer, text string) error {
+	return f.write(ctx, c, text)
+}

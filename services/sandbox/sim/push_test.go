@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
+	"github.com/omnibus-dev/omnibus/services/sandbox/sim/simtest"
 )
 
 // hook is a fake connector webhook: it records every pushed batch and refuses the first fail
@@ -79,17 +80,6 @@ func (l *lockedBuf) String() string {
 	return l.b.String()
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestPusherBatchesUpToMax(t *testing.T) {
 	t.Parallel()
 	h := &hook{}
@@ -99,7 +89,7 @@ func TestPusherBatchesUpToMax(t *testing.T) {
 	p.Add(1, 2, 3)
 	p.Add(4, 5) // within Delay: joins the same push
 	var batches [][]int
-	waitUntil(t, "five items pushed", func() bool {
+	simtest.WaitFor(t, "five items pushed", func() bool {
 		_, batches = h.state()
 		n := 0
 		for _, b := range batches {
@@ -129,7 +119,7 @@ func TestPusherRepushesThenDrops(t *testing.T) {
 		t.Cleanup(g.Close)
 		p := sim.NewPusher[int](g, sim.PushOptions{URL: serve(t, h), Delay: time.Millisecond, Retry: []time.Duration{time.Millisecond}})
 		p.Add(7)
-		waitUntil(t, "the re-push", func() bool { _, b := h.state(); return len(b) == 1 })
+		simtest.WaitFor(t, "the re-push", func() bool { _, b := h.state(); return len(b) == 1 })
 		if n, b := h.state(); n != 2 || !slices.Equal(b[0], []int{7}) {
 			t.Fatalf("%d requests, batches %v: want the same batch pushed again after the refusal", n, b)
 		}
@@ -143,7 +133,7 @@ func TestPusherRepushesThenDrops(t *testing.T) {
 		p := sim.NewPusher[int](g, sim.PushOptions{Name: "receipts", URL: serve(t, h), Delay: time.Millisecond,
 			Retry: []time.Duration{time.Millisecond, time.Millisecond}, Log: slog.New(slog.NewTextHandler(&logs, nil))})
 		p.Add(7)
-		waitUntil(t, "the batch dropped", func() bool { return strings.Contains(logs.String(), "dropped after retries") })
+		simtest.WaitFor(t, "the batch dropped", func() bool { return strings.Contains(logs.String(), "dropped after retries") })
 		g.Close()
 		if n, _ := h.state(); n != 3 {
 			t.Fatalf("%d requests, want the first push and one per Retry wait", n)

@@ -429,11 +429,7 @@ func (e *Env) Stats() map[string]Stats {
 	return out
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { WriteJSON(w, status, "application/json", v) }
 
 func (e *Env) getFaults(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, e.Faults()) }
 

@@ -34,6 +34,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -142,11 +143,7 @@ func New(env *sim.Env, cfg Config) (*Sim, error) {
 		cfg.StatusURL = env.HookWithToken("/sms/tencent/status", cfg.Token)
 	}
 	templates, _ := parseTemplates(cfg.Templates)
-	log := env.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	log = log.With("vendor", Vendor)
+	log := env.VendorLog(Vendor)
 	s := &Sim{env: env, cfg: cfg, log: log, templates: templates, g: sim.NewGroup()}
 	s.status = sim.NewPusher[wire.StatusReport](s.g, sim.PushOptions{Name: "status callback", URL: cfg.StatusURL, Client: cfg.Client,
 		Delay: cfg.ReportDelay, Retry: cfg.Retry, Max: 100, Log: log})
@@ -160,7 +157,7 @@ func (s *Sim) Close() { s.g.Close() }
 // ---- SendSms ----
 
 // Tencent's messages for the codes the simulator answers with.
-var messages = map[string]string{
+var messages = sim.Messages{
 	"AuthFailure.SignatureFailure":                             "The provided credentials could not be validated. Please check your signature is correct.",
 	"AuthFailure.SignatureExpire":                              "Signature expired. Timestamp and server time cannot differ by more than 5 minutes.",
 	"AuthFailure.SecretIdNotFound":                             "The SecretId is not found, please ensure that your SecretId is correct.",
@@ -185,13 +182,6 @@ var messages = map[string]string{
 	"LimitExceeded.PhoneNumberSameContentDailyLimit":           "The number of SMS messages with the same content sent to this mobile number today exceeds the upper limit.",
 }
 
-func message(code string) string {
-	if m := messages[code]; m != "" {
-		return m
-	}
-	return code
-}
-
 // perNumber reports whether code is reported per number in SendStatusSet rather than as the
 // API error.
 func perNumber(code string) bool {
@@ -202,26 +192,16 @@ func perNumber(code string) bool {
 	return strings.HasPrefix(code, "LimitExceeded.PhoneNumber") && code != "LimitExceeded.PhoneNumberCountLimit"
 }
 
-type apiError struct{ code, message string }
+type apiError = sim.APIError
 
-func (e *apiError) Error() string { return e.code + ": " + e.message }
-
-func errCode(code string, detail ...string) *apiError {
-	msg := message(code)
-	if len(detail) > 0 && detail[0] != "" {
-		msg += " " + detail[0]
-	}
-	return &apiError{code, msg}
-}
+var errCode = messages.Err
 
 func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK) // API 3.0 answers errors with 200 too
-	_ = json.NewEncoder(w).Encode(v)
+	sim.WriteJSON(w, http.StatusOK, "application/json", v) // API 3.0 answers errors with 200 too
 }
 
 func writeErr(w http.ResponseWriter, e *apiError) {
-	writeJSON(w, wire.SendSmsResponse{Response: wire.Result{Error: &wire.Error{Code: e.code, Message: e.message}, RequestID: uuid.NewString()}})
+	writeJSON(w, wire.SendSmsResponse{Response: wire.Result{Error: &wire.Error{Code: e.Code, Message: e.Message}, RequestID: uuid.NewString()}})
 }
 
 var regions = map[string]bool{"ap-guangzhou": true, "ap-beijing": true, "ap-nanjing": true, "ap-singapore": true}
@@ -269,11 +249,11 @@ func (s *Sim) check(req *wire.SendSmsRequest) *apiError {
 		return errCode("MissingParameter", "PhoneNumberSet")
 	case len(req.PhoneNumberSet) > 200:
 		return errCode("LimitExceeded.PhoneNumberCountLimit")
-	case !contains(s.cfg.SdkAppIDs, req.SmsSdkAppID):
+	case !slices.Contains(s.cfg.SdkAppIDs, req.SmsSdkAppID):
 		return errCode("InvalidParameterValue.SdkAppIdNotExist")
 	case req.TemplateID == "":
 		return errCode("MissingParameter", "TemplateId")
-	case len(s.cfg.SignNames) > 0 && !contains(s.cfg.SignNames, req.SignName):
+	case len(s.cfg.SignNames) > 0 && !slices.Contains(s.cfg.SignNames, req.SignName):
 		return errCode("FailedOperation.SignatureIncorrectOrUnapproved")
 	}
 	if n, known := s.templates[req.TemplateID]; len(s.templates) > 0 {
@@ -285,15 +265,6 @@ func (s *Sim) check(req *wire.SendSmsRequest) *apiError {
 		}
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // SendRecord is the Data of a SendSms record: what the connector sent, as Tencent parsed it.
@@ -320,19 +291,19 @@ func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
 		if req != nil {
 			to = strings.Join(req.PhoneNumberSet, ",")
 		}
-		s.env.Record(Vendor, OpSendSms, to, map[string]string{"Code": e.code, "SecretId": id}, e)
+		s.env.Record(Vendor, OpSendSms, to, map[string]string{"Code": e.Code, "SecretId": id}, e)
 		writeErr(w, e)
 		return
 	}
-	fee := fee(req.SignName, req.TemplateParamSet)
+	fee := sim.SMSParts(req.SignName, req.TemplateParamSet)
 	now := s.cfg.Now()
 	set := make([]wire.SendStatus, 0, len(req.PhoneNumberSet))
 	for _, raw := range req.PhoneNumberSet {
 		num, ok := E164(raw)
 		if !ok {
 			e := errCode("InvalidParameterValue.IncorrectPhoneNumber")
-			set = append(set, wire.SendStatus{PhoneNumber: raw, SessionContext: req.SessionContext, Code: e.code, Message: e.message})
-			s.env.Record(Vendor, OpSendSms, raw, map[string]string{"Code": e.code}, e)
+			set = append(set, wire.SendStatus{PhoneNumber: raw, SessionContext: req.SessionContext, Code: e.Code, Message: e.Message})
+			s.env.Record(Vendor, OpSendSms, raw, map[string]string{"Code": e.Code}, e)
 			continue
 		}
 		serial := fmt.Sprintf("%04d:%d%018d", 2000+rand.IntN(8000), 1_000_000_000+rand.Int64N(9_000_000_000), rand.Int64N(1e18))
@@ -347,19 +318,6 @@ func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, wire.SendSmsResponse{Response: wire.Result{SendStatusSet: set, RequestID: uuid.NewString()}})
 }
 
-// fee is the number of billed SMS (70 characters in one, longer ones in parts of 67),
-// approximated from the sign and the parameters.
-func fee(sign string, params []string) int {
-	n := len([]rune(sign)) + 2
-	for _, p := range params {
-		n += len([]rune(p))
-	}
-	if n <= 70 {
-		return 1
-	}
-	return (n + 66) / 67
-}
-
 func isoCode(cc string) string {
 	return map[string]string{"86": "CN", "852": "HK", "853": "MO", "886": "TW", "65": "SG", "1": "US", "44": "GB", "81": "JP", "82": "KR"}[cc]
 }
@@ -368,17 +326,10 @@ func (s *Sim) receipt(num, serial string, sent time.Time) {
 	cc, national := SplitE164(num)
 	rep := wire.StatusReport{UserReceiveTime: wire.FormatReportTime(sent.Add(s.cfg.ReportDelay)), Nationcode: cc, Mobile: national,
 		ReportStatus: wire.ReportSuccess, Errmsg: "DELIVRD", Description: "用户短信送达成功", Sid: serial}
-	if contains(s.cfg.Undeliverable, num) {
+	if slices.Contains(s.cfg.Undeliverable, num) {
 		rep.ReportStatus, rep.Errmsg, rep.Description = wire.ReportFail, "MK:0001", "用户短信接收失败"
 	}
-	s.status.Add(rep)
-	if s.cfg.Repeat > 0 && rand.Float64() < s.cfg.Repeat {
-		s.g.Go(func(ctx context.Context) {
-			if sim.Sleep(ctx, s.cfg.ReportDelay+time.Duration(rand.Int64N(int64(s.cfg.ReportDelay)+1))) {
-				s.status.Add(rep)
-			}
-		})
-	}
+	s.status.AddRepeated(rep, s.cfg.Repeat)
 }
 
 // fail answers an injected fault in Tencent's shape and records it: per-number codes in
@@ -398,7 +349,7 @@ func (s *Sim) fail(w http.ResponseWriter, r *http.Request, code string) {
 	}
 	set := make([]wire.SendStatus, 0, len(req.PhoneNumberSet))
 	for _, n := range req.PhoneNumberSet {
-		set = append(set, wire.SendStatus{PhoneNumber: n, SessionContext: req.SessionContext, Code: code, Message: e.message})
+		set = append(set, wire.SendStatus{PhoneNumber: n, SessionContext: req.SessionContext, Code: code, Message: e.Message})
 	}
 	writeJSON(w, wire.SendSmsResponse{Response: wire.Result{SendStatusSet: set, RequestID: uuid.NewString()}})
 }
@@ -409,26 +360,17 @@ func (s *Sim) fail(w http.ResponseWriter, r *http.Request, code string) {
 // mobile may omit +86. ok is false for anything else.
 func E164(s string) (string, bool) {
 	s = strings.TrimSpace(s)
-	if len(s) == 11 && s[0] == '1' && allDigits(s) {
+	if len(s) == 11 && s[0] == '1' && sim.AllDigits(s) {
 		s = "+86" + s
 	}
 	d, ok := strings.CutPrefix(s, "+")
-	if !ok || len(d) < 8 || len(d) > 15 || d[0] == '0' || !allDigits(d) {
+	if !ok || len(d) < 8 || len(d) > 15 || d[0] == '0' || !sim.AllDigits(d) {
 		return "", false
 	}
 	if rest, cn := strings.CutPrefix(d, "86"); cn && (len(rest) != 11 || rest[0] != '1' || rest[1] < '3') {
 		return "", false
 	}
 	return s, true
-}
-
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // twoDigit are the ITU-T E.164 country codes of two digits; 1 and 7 are the one-digit codes,
@@ -460,16 +402,11 @@ func SplitE164(e164 string) (nationcode, national string) {
 // ---- customers ----
 
 // Channel returns the customers' side: Write posts a reply callback.
-func (s *Sim) Channel() sim.Channel { return channel{s} }
+func (s *Sim) Channel() sim.Channel { return sim.NewChannel("sms", s.writeReply) }
 
-type channel struct{ s *Sim }
-
-func (channel) Name() string { return "sms" }
-
-// Write posts one reply callback from c.Phone (nationcode and national number) and returns the
+// writeReply posts one reply callback from c.Phone (nationcode and national number) and returns the
 // connector's answer.
-func (ch channel) Write(ctx context.Context, c sim.Customer, text string) error {
-	s := ch.s
+func (s *Sim) writeReply(ctx context.Context, c sim.Customer, text string) error {
 	if s.cfg.ReplyURL == "" {
 		return errors.New("tencent simulator: no reply URL (set SANDBOX_HOOK_BASE or SANDBOX_TENCENT_REPLY_URL)")
 	}

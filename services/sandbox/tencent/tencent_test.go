@@ -4,17 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	wire "github.com/omnibus-dev/omnibus/pkg/wire/tencent"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
+	"github.com/omnibus-dev/omnibus/services/sandbox/sim/simtest"
 )
 
 const (
@@ -24,51 +22,18 @@ const (
 	demoPayload = `{"PhoneNumberSet":["+8618511122266"],"SmsSdkAppId":"1400006666","TemplateId":"1234","SignName":"腾讯云","TemplateParamSet":["12345"],"SessionContext":"test"}`
 )
 
-type receiver struct {
-	mu     sync.Mutex
-	bodies []string
-	fail   int
-}
-
-func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	b, _ := io.ReadAll(r.Body)
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	if rc.fail > 0 {
-		rc.fail--
-		http.Error(w, `{"error":"not stored"}`, http.StatusServiceUnavailable)
-		return
-	}
-	if r.URL.Query().Get("token") != "tok" {
-		http.Error(w, `{"error":"token"}`, http.StatusUnauthorized)
-		return
-	}
-	rc.bodies = append(rc.bodies, r.URL.Path+" "+string(b))
-	_ = json.NewEncoder(w).Encode(wire.CallbackOK)
-}
-
-func (rc *receiver) got() []string {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return append([]string(nil), rc.bodies...)
-}
-
 type bundle struct {
 	env  *sim.Env
 	srv  *httptest.Server
 	sim  *Sim
-	hook *receiver
+	hook *simtest.Receiver
 }
 
 func setup(t *testing.T, cfg Config) *bundle {
 	t.Helper()
-	hook := &receiver{}
-	hooks := httptest.NewServer(hook)
-	t.Cleanup(hooks.Close)
-	mux := http.NewServeMux()
-	env := sim.NewEnv(mux, hooks.URL+"/hooks", nil, 0, slog.New(slog.DiscardHandler))
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	hook := &simtest.Receiver{Token: "tok", Ack: wire.CallbackOK}
+	sb := simtest.New(t, hook)
+	env, srv := sb.Env, sb.Srv
 	if cfg.SecretID == "" {
 		cfg.SecretID, cfg.SecretKey = exampleID, exampleKey
 	}
@@ -231,25 +196,14 @@ func TestInjectedFaults(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestStatusCallback(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Config{ReportDelay: 50 * time.Millisecond, Retry: []time.Duration{10 * time.Millisecond}, Undeliverable: []string{"+8613800138000"}})
-	b.hook.fail = 1
+	b.hook.FailNext(1)
 	body := strings.Replace(demoPayload, `["+8618511122266"]`, `["+8618511122266","+8613800138000"]`, 1)
 	res := do(t, b.request(t, body, exampleID, exampleKey, time.Now().Unix()))
-	waitFor(t, "status callback", func() bool { return len(b.hook.got()) == 1 })
-	path, raw, _ := strings.Cut(b.hook.got()[0], " ")
+	simtest.WaitFor(t, "status callback", func() bool { return len(b.hook.Got()) == 1 })
+	path, raw, _ := strings.Cut(b.hook.Got()[0], " ")
 	reps, err := wire.ParseStatus([]byte(raw))
 	if path != "/hooks/sms/tencent/status" || err != nil || len(reps) != 2 {
 		t.Fatalf("callback %s %s (%v)", path, raw, err)
@@ -269,7 +223,7 @@ func TestChannelPostsReply(t *testing.T) {
 	if err := b.sim.Channel().Write(context.Background(), c, "可以开发票吗？"); err != nil {
 		t.Fatal(err)
 	}
-	path, raw, _ := strings.Cut(b.hook.got()[0], " ")
+	path, raw, _ := strings.Cut(b.hook.Got()[0], " ")
 	r, err := wire.ParseReply([]byte(raw))
 	if path != "/hooks/sms/tencent/reply" || err != nil || "+"+r.Nationcode+r.Mobile != c.Phone || r.Nationcode != "86" ||
 		r.Text != "可以开发票吗？" || r.Sign != "omnibus" || r.Extend != "12" || r.Time == 0 {

@@ -442,8 +442,7 @@ func (s *Sim) writeCode(w http.ResponseWriter, r *http.Request, code int, detail
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
-	_ = json.NewEncoder(w).Encode(v)
+	sim.WriteJSON(w, http.StatusOK, "application/json; charset=UTF-8", v) // errors too: WeCom answers 200 with an errcode
 }
 
 // fail renders an injected fault: "" → -1 system busy, "http_NNN" → a bare HTTP NNN, a number →

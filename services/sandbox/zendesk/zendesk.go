@@ -36,16 +36,13 @@
 package zendesk
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -149,43 +146,21 @@ func New(env *sim.Env, cfg Config) (*Sim, error) {
 		{OpUpdate, "PUT /api/v2/tickets/{file}", s.update},
 	} {
 		h := s.auth(r.op, r.h)
-		env.Handle(sim.Route{Vendor: Vendor, Op: r.op, Pattern: r.pattern, Handler: h, Fail: s.failer(h)})
+		env.Handle(sim.Route{Vendor: Vendor, Op: r.op, Pattern: r.pattern, Handler: h, Fail: sim.Processed(h, s.fail)})
 	}
 	return s, nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	sim.WriteJSON(w, status, "application/json; charset=utf-8", v)
 }
 
-// failer renders an injected fault of the route served by h: see the package doc for the codes.
-func (s *Sim) failer(h http.HandlerFunc) func(http.ResponseWriter, *http.Request, string) {
-	return func(w http.ResponseWriter, r *http.Request, code string) {
-		if rest, ok := strings.CutPrefix(code, "processed"); ok {
-			h(httptest.NewRecorder(), r) // the vendor did the work; its answer is lost
-			if rest == "_drop" {
-				panic(http.ErrAbortHandler) // net/http closes the connection without a response
-			}
-			code = strings.TrimPrefix(rest, "_")
-		}
-		s.fail(w, r, code)
-	}
-}
-
+// fail renders an injected fault that fails before the request is processed (see the package
+// doc; sim.Processed adds the lost-answer faults).
 func (s *Sim) fail(w http.ResponseWriter, _ *http.Request, code string) {
-	status := http.StatusInternalServerError
-	c, secs, hasSecs := strings.Cut(code, ":")
-	if n, err := strconv.Atoi(strings.TrimPrefix(c, "http_")); err == nil && n >= 400 && n <= 599 {
-		status = n
-	}
+	status, retryAfter := sim.FaultStatus(code)
 	if status == http.StatusTooManyRequests {
-		ra := "1"
-		if hasSecs {
-			ra = secs
-		}
-		w.Header().Set("Retry-After", ra)
+		w.Header().Set("Retry-After", retryAfter)
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.WriteHeader(status)
 		_, _ = io.WriteString(w, "Rate limit for ticket updates exceeded, please wait before updating this ticket again")
@@ -195,15 +170,10 @@ func (s *Sim) fail(w http.ResponseWriter, _ *http.Request, code string) {
 }
 
 func (s *Sim) auth(op string, next http.HandlerFunc) http.HandlerFunc {
-	want := []byte(wire.BasicAuth(s.cfg.Email, s.cfg.APIToken))
-	return func(w http.ResponseWriter, r *http.Request) {
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
-			s.env.Record(Vendor, op, "", map[string]string{"path": r.URL.Path}, errors.New("401: bad or missing API token credentials"))
-			writeJSON(w, http.StatusUnauthorized, wire.ErrorBody{Error: wire.MsgUnauthorized})
-			return
-		}
-		next(w, r)
-	}
+	return sim.RequireAuthorization(wire.BasicAuth(s.cfg.Email, s.cfg.APIToken), next, func(w http.ResponseWriter, r *http.Request) {
+		s.env.Record(Vendor, op, "", map[string]string{"path": r.URL.Path}, errors.New("401: bad or missing API token credentials"))
+		writeJSON(w, http.StatusUnauthorized, wire.ErrorBody{Error: wire.MsgUnauthorized})
+	})
 }
 
 func (s *Sim) url(id int64) string {
@@ -534,36 +504,11 @@ func (s *Sim) notify(ctx context.Context, id int64, prev, cur string) error {
 	if err != nil {
 		return err
 	}
-	var last error
-	for attempt := range 3 {
-		if attempt > 0 {
-			select {
-			case <-ctx.Done():
-				return errors.Join(last, ctx.Err())
-			case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
-			}
-		}
-		ts := s.cfg.Now().UTC().Format(time.RFC3339)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.env.Hook(s.cfg.WebhookPath), bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Content-Type", "application/json")
+	return sim.Deliver(ctx, s.env.Client, s.env.Hook(s.cfg.WebhookPath), body, func(h http.Header) {
 		if s.cfg.WebhookSecret != "" {
-			req.Header.Set(wire.HeaderTimestamp, ts)
-			req.Header.Set(wire.HeaderSignature, wire.WebhookSignature(s.cfg.WebhookSecret, ts, body))
+			ts := s.cfg.Now().UTC().Format(time.RFC3339) // signed afresh on every attempt
+			h.Set(wire.HeaderTimestamp, ts)
+			h.Set(wire.HeaderSignature, wire.WebhookSignature(s.cfg.WebhookSecret, ts, body))
 		}
-		resp, err := s.env.Client.Do(req)
-		if err != nil {
-			last = err
-			continue
-		}
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		resp.Body.Close()
-		if resp.StatusCode/100 == 2 {
-			return nil
-		}
-		last = fmt.Errorf("webhook answered %d: %s", resp.StatusCode, bytes.TrimSpace(b))
-	}
-	return last
+	})
 }

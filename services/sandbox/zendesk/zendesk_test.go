@@ -3,7 +3,6 @@ package zendesk_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,41 +17,21 @@ import (
 
 	wire "github.com/omnibus-dev/omnibus/pkg/wire/zendesk"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
+	"github.com/omnibus-dev/omnibus/services/sandbox/sim/simtest"
 	"github.com/omnibus-dev/omnibus/services/sandbox/zendesk"
 )
 
 func TestTickets(t *testing.T) {
 	t.Parallel()
-	hooks, bodies := make(chan *http.Request, 10), make(chan []byte, 10)
-	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		hooks <- r
-		bodies <- b
-	}))
-	defer recv.Close()
-	mux := http.NewServeMux()
-	env := sim.NewEnv(mux, recv.URL+"/hooks", nil, 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	s, err := zendesk.New(env, zendesk.Config{Email: "bot@example.com", APIToken: "tok", WebhookSecret: "zsecret"})
+	hooks := simtest.NewRecorder()
+	sb := simtest.New(t, hooks)
+	s, err := zendesk.New(sb.Env, zendesk.Config{Email: "bot@example.com", APIToken: "tok", WebhookSecret: "zsecret"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
+	env := sb.Env
 	do := func(method, path, auth string, body any) (int, http.Header, []byte) {
-		var rd io.Reader
-		if body != nil {
-			raw, _ := json.Marshal(body)
-			rd = bytes.NewReader(raw)
-		}
-		req, _ := http.NewRequest(method, srv.URL+"/sandbox/zendesk"+path, rd)
-		req.Header.Set("Authorization", auth)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		out, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, resp.Header, out
+		return simtest.Do(t, method, sb.Srv.URL+"/sandbox/zendesk"+path, auth, body)
 	}
 	auth := wire.BasicAuth("bot@example.com", "tok")
 	if st, _, body := do("POST", wire.PathTickets, wire.BasicAuth("bot@example.com", "no"), nil); st != 401 || !errors.Is(wire.DecodeError(st, body, ""), wire.ErrUnauthorized) || !bytes.Contains(body, []byte(wire.MsgUnauthorized)) {
@@ -84,7 +63,7 @@ func TestTickets(t *testing.T) {
 	if err := s.SetStatus(context.Background(), tr.Ticket.ID, "solved"); err != nil {
 		t.Fatal(err)
 	}
-	r, raw := <-hooks, <-bodies
+	r, raw := <-hooks.Requests, <-hooks.Bodies
 	if r.URL.Path != "/hooks/ticket/zendesk" || !wire.VerifyWebhook("zsecret", r.Header.Get(wire.HeaderTimestamp), raw, r.Header.Get(wire.HeaderSignature)) {
 		t.Fatalf("webhook %s %v", r.URL.Path, r.Header)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
+	"github.com/omnibus-dev/omnibus/pkg/webhook"
 	"github.com/omnibus-dev/omnibus/services/desk/auth"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/assign"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/hub"
@@ -113,15 +114,8 @@ type apiError struct {
 	Reason string `json:"reason"`
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
 func fail(w http.ResponseWriter, code int, reason string) {
-	writeJSON(w, code, apiError{Error: strings.ToLower(strings.ReplaceAll(http.StatusText(code), " ", "_")), Reason: reason})
+	webhook.WriteJSON(w, code, apiError{Error: strings.ToLower(strings.ReplaceAll(http.StatusText(code), " ", "_")), Reason: reason})
 }
 
 func (a *API) internal(w http.ResponseWriter, r *http.Request, err error) {
@@ -209,7 +203,7 @@ func (a *API) me(w http.ResponseWriter, r *http.Request) {
 	if ag, err := a.Store.GetAgent(r.Context(), p.AgentID); err == nil {
 		out["agent"] = ag
 	}
-	writeJSON(w, http.StatusOK, out)
+	webhook.WriteJSON(w, http.StatusOK, out)
 }
 
 var channelRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
@@ -245,12 +239,12 @@ func (a *API) listConversations(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"conversations": list})
+	webhook.WriteJSON(w, http.StatusOK, map[string]any{"conversations": list})
 }
 
 func (a *API) getConversation(w http.ResponseWriter, r *http.Request) {
 	if c, ok := a.conversation(w, r); ok {
-		writeJSON(w, http.StatusOK, c)
+		webhook.WriteJSON(w, http.StatusOK, c)
 	}
 }
 
@@ -264,7 +258,7 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"messages": msgs})
+	webhook.WriteJSON(w, http.StatusOK, map[string]any{"messages": msgs})
 }
 
 func (a *API) timeline(w http.ResponseWriter, r *http.Request) {
@@ -277,7 +271,7 @@ func (a *API) timeline(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"conversation": c, "items": items})
+	webhook.WriteJSON(w, http.StatusOK, map[string]any{"conversation": c, "items": items})
 }
 
 func (a *API) markRead(w http.ResponseWriter, r *http.Request) {
@@ -366,7 +360,7 @@ func (a *API) reply(w http.ResponseWriter, r *http.Request) {
 		a.Log.Warn("pending reply not recorded (the unifier's record will show it)", "id", e.ID(), "err", err)
 	}
 	a.notify(ctx, "desk.reply", c.ID)
-	writeJSON(w, http.StatusAccepted, map[string]any{"message_id": e.ID(), "channel": channel, "subject": subject})
+	webhook.WriteJSON(w, http.StatusAccepted, map[string]any{"message_id": e.ID(), "channel": channel, "subject": subject})
 }
 
 var tokenRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
@@ -438,7 +432,7 @@ func (a *API) toolRequest(w http.ResponseWriter, r *http.Request) {
 		a.Log.Warn("tool request not recorded (its copy on OMNI_TOOL will be)", "id", e.ID(), "err", err)
 	}
 	a.notify(ctx, "desk.tool_request", c.ID)
-	writeJSON(w, http.StatusAccepted, map[string]any{"request_id": e.ID(), "type": typ, "subject": subject})
+	webhook.WriteJSON(w, http.StatusAccepted, map[string]any{"request_id": e.ID(), "type": typ, "subject": subject})
 }
 
 // AssignRequest is the body of POST /api/conversations/{id}/assign.
@@ -475,7 +469,7 @@ func (a *API) assign(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		a.internal(w, r, err)
 	default:
-		writeJSON(w, http.StatusOK, ch)
+		webhook.WriteJSON(w, http.StatusOK, ch)
 	}
 }
 
@@ -509,7 +503,7 @@ func (a *API) command(w http.ResponseWriter, r *http.Request, typ string) {
 		a.publishError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, map[string]any{"request_id": e.ID(), "type": typ, "subject": SubjectConversation})
+	webhook.WriteJSON(w, http.StatusAccepted, map[string]any{"request_id": e.ID(), "type": typ, "subject": SubjectConversation})
 }
 
 func (a *API) customer(w http.ResponseWriter, r *http.Request) {
@@ -523,7 +517,7 @@ func (a *API) customer(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, c)
+	webhook.WriteJSON(w, http.StatusOK, c)
 }
 
 func (a *API) agents(w http.ResponseWriter, r *http.Request) {
@@ -532,7 +526,7 @@ func (a *API) agents(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"agents": list})
+	webhook.WriteJSON(w, http.StatusOK, map[string]any{"agents": list})
 }
 
 func (a *API) putAgent(w http.ResponseWriter, r *http.Request) {
@@ -608,7 +602,7 @@ func (a *API) putAgent(w http.ResponseWriter, r *http.Request) {
 	}
 	a.Hub.Publish(hub.Notice{Type: TypeAgentUpdated})
 	a.Assigner.Kick()
-	writeJSON(w, http.StatusOK, ag)
+	webhook.WriteJSON(w, http.StatusOK, ag)
 }
 
 func (a *API) alerts(w http.ResponseWriter, r *http.Request) {
@@ -618,7 +612,7 @@ func (a *API) alerts(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"alerts": list})
+	webhook.WriteJSON(w, http.StatusOK, map[string]any{"alerts": list})
 }
 
 func (a *API) opsRoutes(w http.ResponseWriter, r *http.Request) {
@@ -642,5 +636,5 @@ func (a *API) opsRoutes(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"window": window.String(), "step": step.String(), "routes": stats, "alerts": alerts})
+	webhook.WriteJSON(w, http.StatusOK, map[string]any{"window": window.String(), "step": step.String(), "routes": stats, "alerts": alerts})
 }

@@ -53,6 +53,7 @@ type sent struct {
 func run(ctx context.Context, d service.Deps, o Options) error {
 	var mu sync.Mutex
 	var outbox []sent
+	ids := map[string]string{} // ref → message_id: the vendor keeps one message per ref, so a retried send is not sent twice
 	d.Mux.HandleFunc("POST /sandbox/example/send", func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 		if r.Header.Get("X-Example-Signature") != example.Sign(o.Secret, r.Header.Get("X-Example-Timestamp"), body) {
@@ -66,11 +67,18 @@ func run(ctx context.Context, d service.Deps, o Options) error {
 		}
 		s.At = time.Now().UTC()
 		mu.Lock()
-		outbox = append(outbox, s)
-		n := len(outbox)
+		id, repeated := ids[s.Ref]
+		repeated = repeated && s.Ref != ""
+		if !repeated {
+			outbox = append(outbox, s)
+			id = "ex-" + strconv.Itoa(len(outbox))
+			ids[s.Ref] = id
+		}
 		mu.Unlock()
-		d.Log.Info("vendor delivered to customer", "to", s.To, "text", s.Text)
-		_ = json.NewEncoder(w).Encode(map[string]string{"message_id": "ex-" + strconv.Itoa(n)})
+		if !repeated {
+			d.Log.Info("vendor delivered to customer", "to", s.To, "text", s.Text)
+		}
+		_ = json.NewEncoder(w).Encode(map[string]string{"message_id": id})
 	})
 	d.Mux.HandleFunc("GET /sandbox/example/sent", func(w http.ResponseWriter, _ *http.Request) {
 		mu.Lock()
