@@ -20,7 +20,6 @@ package audit
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -132,8 +131,8 @@ func Run(ctx context.Context, d service.Deps) error {
 	sub, err := d.Bus.SubscribeBatch(ctx, bus.ConsumerConfig{Service: "audit", Durable: "audit", Stream: bus.StreamAudit,
 		FilterSubjects: Subjects, Dependencies: []bus.Dependency{{Name: "postgres", Check: d.DB.Ping}}}, cfg.BatchSize, s.handle)
 	if err != nil {
-		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
-			return nil // stopped while starting
+		if service.StoppedWhileStarting(ctx, err) {
+			return nil
 		}
 		return err
 	}
