@@ -76,7 +76,7 @@ func Define[C any](spec Spec, setup SetupFunc[C]) service.Service {
 				return fmt.Errorf("%s config: %w", spec.Name, err)
 			}
 			rt := &Runtime{Spec: spec, Bus: d.Bus, Log: d.Log.With("connector", spec.Name), Env: d.Env, mux: d.Mux,
-				Meter: d.Meter, Tracer: d.Tracer}
+				Meter: d.Meter, Tracer: d.Tracer, Instance: d.Instance}
 			if err := setup(ctx, rt, cfg); err != nil {
 				rt.shutdown(10 * time.Second)
 				if service.StoppedWhileStarting(ctx, err) {
@@ -125,6 +125,9 @@ type Runtime struct {
 	// The resilience registry uses them; a connector passes Meter to the caches it builds.
 	Meter  metric.MeterProvider
 	Tracer trace.TracerProvider
+	// Instance is this replica's stable name (service.Deps.Instance); its vendor routes' alert
+	// state is kept under it, apart from other replicas'.
+	Instance string
 
 	mux   *http.ServeMux
 	hooks []string
@@ -214,6 +217,7 @@ func (rt *Runtime) Resilience() (*resilience.Registry, error) {
 		}
 	}
 	o := resilience.Options{Service: rt.Spec.Name, Bus: rt.Bus, Env: rt.Env, Log: rt.Log, MeterProvider: rt.Meter, TracerProvider: rt.Tracer}
+	o.AlertOptions.Instance = rt.Instance
 	reg, err := resilience.New(o)
 	if err != nil {
 		return nil, fmt.Errorf("%s resilience: %w", rt.Spec.Name, err)

@@ -28,6 +28,7 @@ type Base struct {
 	DatabaseURL     string        `env:"DATABASE_URL" desc:"Postgres URL for services that keep state (empty: the all-in-one runs its own, kept in OMNIBUS_DATA_DIR)"`
 	LogLevel        string        `env:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	LogFormat       string        `env:"LOG_FORMAT" default:"text" desc:"text or json"`
+	Instance        string        `env:"SERVICE_INSTANCE" desc:"this replica's stable name, such as its StatefulSet pod name: replicas of one service keep their vendor routes' alert state apart under it (empty: 0, for one replica)"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" default:"20s" desc:"how long a graceful stop may take before in-flight work is cancelled"`
 }
 
@@ -110,7 +111,7 @@ func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) 
 		return fmt.Errorf("listen %s: %w", base.HTTPAddr, err)
 	}
 	log.Info("service started", "http", "http://"+ln.Addr().String(), "nats", base.NATSURL)
-	deps := Deps{DB: pool, Mux: mux, Log: log, Health: health, Env: os.LookupEnv, Meter: tel.Meter, Tracer: tel.Tracer}
+	deps := Deps{DB: pool, Mux: mux, Log: log, Health: health, Env: os.LookupEnv, Meter: tel.Meter, Tracer: tel.Tracer, Instance: base.Instance}
 	if client != nil { // a nil *bus.Client in Deps.Bus would not read as "no bus"
 		deps.Bus = client
 	}

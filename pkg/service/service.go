@@ -35,6 +35,9 @@ type Deps struct {
 	Log    *slog.Logger
 	Health *Health
 	Env    config.Lookup // the service's configuration source (os.LookupEnv in production)
+	// Instance is this replica's stable name (SERVICE_INSTANCE), "" for the only one: what a
+	// replica keeps in shared state under its own key (its routes' alert state) is kept under it.
+	Instance string
 	// Meter and Tracer are the process's OTel providers, served on its /metrics; nil means the
 	// OTel globals. Services pass them on (the connector runtime does) rather than read the
 	// globals, so several all-in-ones in one process (tests) keep their own.
