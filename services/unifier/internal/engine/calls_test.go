@@ -193,3 +193,26 @@ func TestCallInOneBatch(t *testing.T) {
 		t.Fatalf("one by one and in one batch differ:\n%s\n%s\n%v\n%v", firstDiff(d1, d2), firstDiff(o1, o2), c1, c2)
 	}
 }
+
+// A call from a number not yet linked opens its own customer; when a message links that number
+// to an older customer, the merge takes the call along, and an unmerge gives it back.
+func TestCallFollowsMergeAndUnmerge(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.apply(t, msg(t, "wechatkf:1", "wechatkf", t0, openid))
+	b.apply(t, call(t, "started", callA, phoneN, t0.Add(time.Minute), false))
+	caller := b.customerOf(t, "phone", phoneN)
+	b.apply(t, msg(t, "wechatkf:2", "wechatkf", t0.Add(2*time.Minute), openid, phone))
+	into := b.customerOf(t, "wechat_openid", openid.value)
+	if got := b.strings(t, `SELECT customer_id::text FROM calls`); len(got) != 1 || got[0] != into || into == caller {
+		t.Fatalf("after the merge the call's customer is %v, want %s (not %s)", got, into, caller)
+	}
+	merge := b.strings(t, `SELECT id::text FROM customer_merges`)
+	if len(merge) != 1 {
+		t.Fatalf("merges: %v", merge)
+	}
+	b.apply(t, command(t, "unmerge-1", engine.TypeUnmergeRequested, t0.Add(3*time.Minute), map[string]any{"merge_id": merge[0]}))
+	if got := b.strings(t, `SELECT customer_id::text FROM calls`); len(got) != 1 || got[0] != caller {
+		t.Fatalf("after the unmerge the call's customer is %v, want %s", got, caller)
+	}
+}
