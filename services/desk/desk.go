@@ -65,6 +65,8 @@ func Service() service.Service {
 			{Subject: project.TypeCustomerMerged, Type: project.TypeCustomerMerged},
 			{Subject: project.TypeCustomerUnmerged, Type: project.TypeCustomerUnmerged},
 			{Subject: project.TypeToolResult, Type: project.TypeToolResult},
+			{Subject: project.TypeCallRinging, Type: project.TypeCallRinging},
+			{Subject: project.TypeCallUpdated, Type: project.TypeCallUpdated},
 			{Subject: assign.SubjectAssignment, Type: assign.TypeAssignmentChanged},
 			{Subject: api.SubjectAgentUpdated, Type: api.TypeAgentUpdated},
 			{Subject: "omni.in.*.message", Type: project.TypeMessageReceived},

@@ -168,4 +168,27 @@ func TestBrowserEndToEnd(t *testing.T) {
 		t.Errorf("after the language toggle the track button reads %q", label)
 	}
 	screenshot("06-english")
+
+	// The customer calls: a banner pops with who is calling before the call is answered, and the
+	// call is on the timeline; once it ends the banner goes and the timeline links its recording.
+	callID, rang := "0193a1c6-9a8b-7c6d-b5e4-f3a2b1c0d9e8", time.Now().UTC()
+	w.publish("omni.desk.call.ringing", "omni.desk.call.ringing", map[string]any{
+		"call":         w.callView(callID, "ringing", rang, map[string]any{"started_at": rang}),
+		"conversation": w.convView(w.conv, w.cust, "open", []string{"wechatkf", "voice"}, w.t0, rang),
+		"customer": map[string]any{"id": w.cust, "display_name": "张伟", "created_at": w.t0, "profile": map[string]any{}, "profile_sources": map[string]any{},
+			"identities": []map[string]string{{"kind": "phone", "masked": "+86 138****8000", "source": "sms"}}},
+	}, event.WithSubject(w.conv))
+	banner := `.banner-call[data-call-id="` + callID + `"]`
+	run("the ringing banner", chromedp.WaitVisible(css(banner)), chromedp.WaitVisible(css("#timeline .call.call-ringing")))
+	if text := read("the ringing banner", chromedp.Text(css(banner))); !strings.Contains(text, "张伟") || !strings.Contains(text, "+86 138****8000") {
+		t.Errorf("the ringing banner reads %q", text)
+	}
+	screenshot("07-call-ringing")
+	ended := rang.Add(2 * time.Minute)
+	w.publish("omni.desk.call.updated", "omni.desk.call.updated", map[string]any{"call": w.callView(callID, "ended", ended, map[string]any{
+		"started_at": rang, "answered_at": rang.Add(5 * time.Second), "ended_at": ended, "duration_ms": 120000, "talk_ms": 115000,
+		"hangup_side": "caller", "reason": "bye", "recording_url": "file:///var/lib/omnibus/recordings/" + callID + "/caller.wav"})},
+		event.WithSubject(w.conv))
+	run("the ended call with its recording", chromedp.WaitVisible(css("#timeline .call.call-ended a.recording")), chromedp.WaitNotPresent(css(banner)))
+	screenshot("08-call-ended")
 }

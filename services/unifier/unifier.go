@@ -62,7 +62,7 @@ func (c *Config) Validate() error {
 // p % UNIFIER_REPLICAS == UNIFIER_REPLICA and spreads them over UNIFIER_WORKERS consumers, so
 // every identity's events are applied in order by exactly one consumer.
 var (
-	LiveSubjects = []string{"omni.in.*.message", "omni.in.*.status", "omni.in.desk.conversation", "omni.in.desk.customer"}
+	LiveSubjects = []string{"omni.in.*.message", "omni.in.*.status", "omni.in.desk.conversation", "omni.in.desk.customer", "omni.in.voice.call"}
 	BulkSubjects = []string{"omni.in.*.backfill"}
 	ToolSubjects = []string{"omni.tool.*.*.completed", "omni.tool.*.*.failed"}
 )
@@ -116,6 +116,8 @@ func Service() service.Service {
 			{Subject: engine.TypeDeskCustomerMerged, Type: engine.TypeDeskCustomerMerged},
 			{Subject: engine.TypeDeskCustomerUnmerged, Type: engine.TypeDeskCustomerUnmerged},
 			{Subject: engine.TypeDeskToolResult, Type: engine.TypeDeskToolResult},
+			{Subject: engine.TypeDeskCallRinging, Type: engine.TypeDeskCallRinging},
+			{Subject: engine.TypeDeskCallUpdated, Type: engine.TypeDeskCallUpdated},
 		},
 		Subscribes: []service.Route{
 			{Subject: "omni.in.*.message", Type: engine.TypeMessageReceived},
@@ -124,6 +126,9 @@ func Service() service.Service {
 			{Subject: "omni.in.desk.conversation", Type: engine.TypeCloseRequested},
 			{Subject: "omni.in.desk.conversation", Type: engine.TypeReopenRequested},
 			{Subject: "omni.in.desk.customer", Type: engine.TypeUnmergeRequested},
+			{Subject: "omni.in.voice.call", Type: engine.TypeCallStarted},
+			{Subject: "omni.in.voice.call", Type: engine.TypeCallAnswered},
+			{Subject: "omni.in.voice.call", Type: engine.TypeCallEnded},
 			{Subject: "omni.tool.crm.lookup.completed", Type: engine.TypeCRMLookupCompleted},
 			{Subject: "omni.tool.crm.lookup.failed", Type: engine.TypeCRMLookupFailed},
 		},

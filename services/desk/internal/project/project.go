@@ -39,6 +39,8 @@ const (
 	TypeCustomerMerged      = "omni.desk.customer.merged"
 	TypeCustomerUnmerged    = "omni.desk.customer.unmerged"
 	TypeToolResult          = "omni.desk.tool.result"
+	TypeCallRinging         = "omni.desk.call.ringing"
+	TypeCallUpdated         = "omni.desk.call.updated"
 	TypeAssignmentChanged   = assign.TypeAssignmentChanged
 	TypeAgentUpdated        = "omni.desk.agent.updated"
 	TypeMessageReceived     = "omni.channel.message.received"
@@ -146,6 +148,25 @@ func (p *Projector) HandleDesk(ctx context.Context, d bus.Delivery) error {
 		if label, _ := store.Sentiment(r.Result); label == "negative" {
 			p.alertsChanged(ctx)
 		}
+	case TypeCallRinging, TypeCallUpdated:
+		var v struct {
+			Call         store.Call              `json:"call"`
+			Conversation *store.ConversationView `json:"conversation"`
+			Customer     *store.CustomerView     `json:"customer"`
+		}
+		if err := decode(e, &v); err != nil {
+			return err
+		}
+		if err := p.Store.ApplyCall(ctx, seq, v.Call, v.Conversation, v.Customer); err != nil {
+			return err
+		}
+		p.conversationChanged(ctx, e.Type(), v.Call.ConversationID)
+		// The workbench's call banner: the call, and on ringing the customer to pop.
+		data, _ := json.Marshal(struct {
+			Call     store.Call          `json:"call"`
+			Customer *store.CustomerView `json:"customer,omitempty"`
+		}{v.Call, v.Customer})
+		p.Hub.Publish(hub.Notice{Type: "desk.call", ConversationID: v.Call.ConversationID, CustomerID: v.Call.CustomerID, Data: data})
 	case TypeAssignmentChanged:
 		var a store.AssignmentChanged
 		if err := decode(e, &a); err != nil {

@@ -265,6 +265,7 @@ func (s *Store) ApplyMerged(ctx context.Context, seq uint64, m CustomerMerged) e
 			`UPDATE desk.messages SET customer_id = $2 WHERE customer_id = $1`,
 			`UPDATE desk.tool_results SET customer_id = $2 WHERE customer_id = $1`,
 			`UPDATE desk.tool_requests SET customer_id = $2 WHERE customer_id = $1`,
+			`UPDATE desk.calls SET customer_id = $2 WHERE customer_id = $1`,
 			`UPDATE desk.addresses SET customer_id = $2 WHERE customer_id = $1`,
 		} {
 			if _, err := tx.Exec(ctx, q, m.FromID, m.IntoID); err != nil {
@@ -315,6 +316,7 @@ func (s *Store) ApplyUnmerged(ctx context.Context, seq uint64, u CustomerUnmerge
 				`UPDATE desk.messages SET customer_id = $1 WHERE conversation_id::text = ANY($2)`,
 				`UPDATE desk.tool_results SET customer_id = $1 WHERE conversation_id::text = ANY($2)`,
 				`UPDATE desk.tool_requests SET customer_id = $1 WHERE conversation_id::text = ANY($2)`,
+				`UPDATE desk.calls SET customer_id = $1 WHERE conversation_id::text = ANY($2)`,
 			} {
 				if _, err := tx.Exec(ctx, q, u.FromID, convs); err != nil {
 					return err

@@ -160,14 +160,15 @@ func (s *Store) Messages(ctx context.Context, conversationID string) ([]Message,
 }
 
 // TimelineItem is one entry of a conversation's timeline: a message, a tool request, a tool
-// result or an assignment, in time order.
+// result, an assignment or a phone call (at its start), in time order.
 type TimelineItem struct {
-	Kind       string           `json:"kind"` // message | tool_request | tool_result | assignment
+	Kind       string           `json:"kind"` // message | tool_request | tool_result | assignment | call
 	At         time.Time        `json:"at"`
 	Message    *Message         `json:"message,omitempty"`
 	Request    *ToolRequest     `json:"request,omitempty"`
 	Result     *ToolResultRow   `json:"result,omitempty"`
 	Assignment *AssignmentEntry `json:"assignment,omitempty"`
+	Call       *CallRow         `json:"call,omitempty"`
 }
 
 // ToolRequest is a tool button press (or another service's tool request about the conversation).
@@ -241,6 +242,13 @@ func (s *Store) Timeline(ctx context.Context, conversationID string) ([]Timeline
 	}
 	for i := range asg {
 		items = append(items, TimelineItem{Kind: "assignment", At: asg[i].At, Assignment: &asg[i]})
+	}
+	calls, err := s.Calls(ctx, conversationID)
+	if err != nil {
+		return nil, err
+	}
+	for i := range calls {
+		items = append(items, TimelineItem{Kind: "call", At: calls[i].At, Call: &calls[i]})
 	}
 	sort.SliceStable(items, func(i, j int) bool { return items[i].At.Before(items[j].At) })
 	return items, nil

@@ -65,7 +65,8 @@ type msgEvent struct {
 	// status that is the first news of a reply, that reply.
 	msgID, channel string
 	body           json.RawMessage
-	cmd            *command // a command (then m is zero and st nil)
+	cmd            *command   // a command (then m is zero and st nil)
+	call           *callEvent // a call event (calls.go; then m is zero and st nil)
 }
 
 // prepareMessage decodes and normalises a message; its errors are permanent.
@@ -166,6 +167,8 @@ type runTx struct {
 	convCust   map[uuid.UUID]uuid.UUID
 	mergeCusts map[uuid.UUID][2]uuid.UUID
 	roots      map[uuid.UUID]uuid.UUID
+	// knownCalls holds the calls of the run's call events the store has, as last looked up.
+	knownCalls map[string]store.KnownCall
 }
 
 // apply applies evs in tx and returns how many outbox rows it wrote.
@@ -277,6 +280,16 @@ func (r *runTx) queueLookup(b *pgx.Batch, evs []*msgEvent) {
 	if len(replies) > 0 {
 		store.QueueKnownMessages(b, replies, func(id string) { r.known[id] = true })
 	}
+	var calls []string
+	for _, e := range evs {
+		if e.call != nil {
+			calls = append(calls, e.call.CallID)
+		}
+	}
+	r.knownCalls = map[string]store.KnownCall{}
+	if len(calls) > 0 {
+		store.QueueKnownCalls(b, calls, func(c store.KnownCall) { r.knownCalls[c.ID] = c })
+	}
 	r.queueCommandLookup(b, evs)
 }
 
@@ -332,6 +345,8 @@ type pendingView struct {
 	nAdded int
 	name   *string
 	row    int // index in out
+	// ringing, if set, makes the event an omni.desk.call.ringing with the view as its customer.
+	ringing *deskCallRinging
 }
 
 // pendingUpdate is a status of a stored reply: its update runs with the round's writes, and
@@ -372,6 +387,8 @@ type round struct {
 	unmerges   []store.Unmerge
 	profiles   []profileUpdate
 	tools      []toolRow
+	callRows   []store.Call   // one per call, in order of first event
+	callIdx    map[string]int // call id -> index in callRows
 	// saved says the savepoint "round" is set: by the first batch the round sends (load's lock,
 	// before any merge it applies, or else its writes).
 	saved bool
@@ -483,6 +500,10 @@ func (rd *round) run(ctx context.Context, pending []*msgEvent) (next []*msgEvent
 				return nil, false, fmt.Errorf("%s %s: %w", e.ev.Type(), e.ev.ID(), e.toErr)
 			}
 			// The first news of a reply: recorded like an inbound message.
+		}
+		if e.call != nil && !tainted && len(cs) <= 1 && rd.knownCall(e) {
+			progress = true
+			continue
 		}
 		merge := len(cs) > 1
 		if tainted || merge {
@@ -660,7 +681,9 @@ func (rd *round) applyMessage(e *msgEvent, cs []uuid.UUID) (uuid.UUID, error) {
 		rd.newMsgs[e.msgID] = len(rd.msgs)
 		row.status, row.statusAt, row.stDB = e.st.Status, e.at, e.atDB
 	}
-	rd.msgs = append(rd.msgs, row)
+	if e.call == nil {
+		rd.msgs = append(rd.msgs, row)
+	}
 	if created || len(linked) > 0 { // the customer changed: its view, and the CRM asked about new phones and emails
 		rd.customerUpdated(e, c)
 		for _, id := range linked {
@@ -670,6 +693,10 @@ func (rd *round) applyMessage(e *msgEvent, cs []uuid.UUID) (uuid.UUID, error) {
 			rd.out = append(rd.out, newOutboxRow(e.ev, TypeCRMLookupRequested, SubjectCRMLookup, c.id.String(), ":"+derive("lookup", id.String()).String(),
 				CRMLookupRequest{CustomerID: c.id.String(), ConversationID: view.ID, Query: Identity{Kind: id.Kind, Value: id.Value}}))
 		}
+	}
+	if e.call != nil {
+		rd.newCall(e, c, view)
+		return c.id, nil
 	}
 	added := addedMessage{eventID: e.msgID, conv: view, customer: c.id, channel: e.channel, inbound: e.st == nil, who: e.ids[0],
 		body: e.body, at: e.at, displayName: e.m.DisplayName}
@@ -786,7 +813,14 @@ func (rd *round) buildViews(ctx context.Context) error {
 		c := p.c
 		idents := make([]identRow, 0, len(c.stored)+p.nAdded)
 		idents = append(append(idents, c.stored...), c.added[:p.nAdded]...)
-		rd.out[p.row].data = deskCustomer{Customer: customerViewOf(c, idents, p.name)}
+		view := customerViewOf(c, idents, p.name)
+		if p.ringing != nil {
+			r := *p.ringing
+			r.Customer = view
+			rd.out[p.row].data = r
+			continue
+		}
+		rd.out[p.row].data = deskCustomer{Customer: view}
 	}
 	return nil
 }
@@ -868,6 +902,7 @@ func (rd *round) write(ctx context.Context) error {
 		}
 	}
 	store.QueueInsertMessages(b, msgs)
+	store.QueueUpsertCalls(b, rd.callRows)
 	if len(rd.updates) > 0 {
 		// The updates' outcomes decide which of their desk events exist: the outbox follows in
 		// a second round trip.

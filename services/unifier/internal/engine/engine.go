@@ -97,6 +97,8 @@ func (en *Engine) ApplyBatch(ctx context.Context, batch []bus.Delivery) []error 
 			m, err = en.prepareMessage(i, d)
 		case TypeStatusUpdated:
 			m, err = en.prepareStatus(i, d)
+		case TypeCallStarted, TypeCallAnswered, TypeCallEnded:
+			m, err = en.prepareCall(i, d)
 		default:
 			m, err = en.prepareCommand(i, d)
 		}

@@ -15,6 +15,9 @@ const (
 	TypeCRMLookupRequested = "omni.tool.crm.lookup.requested"
 	TypeCRMLookupCompleted = "omni.tool.crm.lookup.completed"
 	TypeCRMLookupFailed    = "omni.tool.crm.lookup.failed"
+	TypeCallStarted        = "omni.channel.call.started"
+	TypeCallAnswered       = "omni.channel.call.answered"
+	TypeCallEnded          = "omni.channel.call.ended"
 
 	TypeDeskConversationOpened  = "omni.desk.conversation.opened"
 	TypeDeskConversationUpdated = "omni.desk.conversation.updated"
@@ -25,6 +28,8 @@ const (
 	TypeDeskCustomerMerged      = "omni.desk.customer.merged"
 	TypeDeskCustomerUnmerged    = "omni.desk.customer.unmerged"
 	TypeDeskToolResult          = "omni.desk.tool.result"
+	TypeDeskCallRinging         = "omni.desk.call.ringing"
+	TypeDeskCallUpdated         = "omni.desk.call.updated"
 )
 
 // Subjects the unifier publishes on.
@@ -62,6 +67,30 @@ type StatusUpdated struct {
 	To              *Identity       `json:"to,omitempty"`
 	Message         json.RawMessage `json:"message,omitempty"`
 	ConversationID  string          `json:"conversation_id,omitempty"`
+}
+
+// CallEvent is the data of omni.channel.call.started, .answered and .ended (the fields the
+// unifier keeps; ended has them all).
+type CallEvent struct {
+	Channel    string     `json:"channel"`
+	CallID     string     `json:"call_id"`
+	Direction  string     `json:"direction"`
+	From       Identity   `json:"from"`
+	To         Identity   `json:"to"`
+	At         time.Time  `json:"at"`          // started, answered
+	StartedAt  time.Time  `json:"started_at"`  // ended
+	AnsweredAt *time.Time `json:"answered_at"` // ended, if it was answered
+	EndedAt    time.Time  `json:"ended_at"`    // ended
+	DurationMS int64      `json:"duration_ms"` // ended
+	TalkMS     int64      `json:"talk_ms"`     // ended
+	HangupSide string     `json:"hangup_side"` // ended
+	Reason     string     `json:"reason"`      // ended
+	Recording  *struct {
+		Legs []struct {
+			Leg string `json:"leg"`
+			URL string `json:"url"`
+		} `json:"legs"`
+	} `json:"recording"` // ended, if something was recorded
 }
 
 // ConversationCommand is the data of omni.conversation.close|reopen.requested.

@@ -186,6 +186,21 @@ func QueueKnownMessages(b *pgx.Batch, ids []string, fn func(id string)) {
 	b.Queue(sqlKnownMessages, ids).Query(each(func(r pgx.Rows, id *string) error { return r.Scan(id) }, fn))
 }
 
+// KnownCall is a call the store has: its conversation and customer.
+type KnownCall struct {
+	ID                     string
+	Conversation, Customer uuid.UUID
+	Ended                  bool // the store knows it ended
+}
+
+// QueueKnownCalls looks up which of the calls ids the store has; fn gets those.
+func QueueKnownCalls(b *pgx.Batch, ids []string, fn func(KnownCall)) {
+	b.Queue(`SELECT call_id, conversation_id, customer_id, ended_at IS NOT NULL FROM calls
+		WHERE call_id = ANY($1)`, ids).Query(each(func(r pgx.Rows, c *KnownCall) error {
+		return r.Scan(&c.ID, &c.Conversation, &c.Customer, &c.Ended)
+	}, fn))
+}
+
 // QueueLockCustomers locks customers ids in that order (callers sort them by id), leaving out
 // those another transaction holds when skipLocked; fn gets those it locked.
 func QueueLockCustomers(b *pgx.Batch, ids []uuid.UUID, skipLocked bool, fn func(Customer)) {

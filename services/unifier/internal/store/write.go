@@ -122,6 +122,16 @@ const (
 	sqlStatusUpdate = `WITH u AS (UPDATE messages SET status = $2, status_at = $3
 			WHERE event_id = $1 AND (status_at IS NULL OR status_at <= $3) RETURNING conversation_id::text)
 		SELECT (SELECT conversation_id FROM u), EXISTS (SELECT 1 FROM messages WHERE event_id = $1)`
+	// Calls: each column keeps the first value any of the call's events gave it, so the row is
+	// the same whatever order its events come in.
+	sqlUpsertCalls = `INSERT INTO calls AS c (call_id, conversation_id, customer_id, direction, from_kind, from_value, to_kind,
+			to_value, started_at, answered_at, ended_at, hangup_side, end_reason, recording_url, event_id)
+		SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+			$9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::text[], $13::text[], $14::text[], $15::text[])
+		ON CONFLICT (call_id) DO UPDATE SET started_at = coalesce(c.started_at, EXCLUDED.started_at),
+			answered_at = coalesce(c.answered_at, EXCLUDED.answered_at), ended_at = coalesce(c.ended_at, EXCLUDED.ended_at),
+			hangup_side = coalesce(c.hangup_side, EXCLUDED.hangup_side), end_reason = coalesce(c.end_reason, EXCLUDED.end_reason),
+			recording_url = coalesce(c.recording_url, EXCLUDED.recording_url)`
 	sqlInsertOutbox = `INSERT INTO outbox_batches (n, events) VALUES ($1, $2)`
 	sqlProfile      = `UPDATE customers SET profile = profile || $2, profile_sources = profile_sources || $3,
 		updated_at = greatest(updated_at, $4) WHERE id = $1`
@@ -258,6 +268,47 @@ func QueueStatusUpdate(b *pgx.Batch, id, status string, at time.Time, fn func(co
 	})
 }
 
+// Call is what a round learnt of a call: one row per call id (a round folds the call's events
+// into one), nil times and empty strings for what it did not learn.
+type Call struct {
+	ID                     string
+	Conversation, Customer uuid.UUID
+	Direction              string
+	FromKind, FromValue    string
+	ToKind, ToValue        string
+	StartedAt, AnsweredAt  *time.Time
+	EndedAt                *time.Time
+	HangupSide, EndReason  string
+	RecordingURL           string
+	EventID                string // the first of the round's events about the call
+}
+
+// QueueUpsertCalls records calls cs, keeping what the store already has of each (see sqlUpsertCalls).
+func QueueUpsertCalls(b *pgx.Batch, cs []Call) {
+	n := len(cs)
+	if n == 0 {
+		return
+	}
+	ids, convs, custs, dirs := make([]string, n), make([]pgtype.UUID, n), make([]pgtype.UUID, n), make([]string, n)
+	fk, fv, tk, tv, evs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	started, answered, ended := make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n)
+	sides, reasons, recs := make([]pgtype.Text, n), make([]pgtype.Text, n), make([]pgtype.Text, n)
+	ts := func(t *time.Time) pgtype.Timestamptz {
+		if t == nil {
+			return pgtype.Timestamptz{}
+		}
+		return pgtype.Timestamptz{Time: *t, Valid: true}
+	}
+	txt := func(s string) pgtype.Text { return pgtype.Text{String: s, Valid: s != ""} }
+	for i, c := range cs {
+		ids[i], convs[i], custs[i], dirs[i] = c.ID, pgUUID(c.Conversation), pgUUID(c.Customer), c.Direction
+		fk[i], fv[i], tk[i], tv[i], evs[i] = c.FromKind, c.FromValue, c.ToKind, c.ToValue, c.EventID
+		started[i], answered[i], ended[i] = ts(c.StartedAt), ts(c.AnsweredAt), ts(c.EndedAt)
+		sides[i], reasons[i], recs[i] = txt(c.HangupSide), txt(c.EndReason), txt(c.RecordingURL)
+	}
+	b.Queue(sqlUpsertCalls, ids, convs, custs, dirs, fk, fv, tk, tv, started, answered, ended, sides, reasons, recs, evs)
+}
+
 // QueueOutbox writes one outbox batch of n events (encoded as migration 00006 describes).
 func QueueOutbox(b *pgx.Batch, n int, events []byte) { b.Queue(sqlInsertOutbox, n, events) }
 
@@ -287,6 +338,7 @@ func QueueMerge(b *pgx.Batch, m Merge) {
 	b.Queue(`UPDATE conversations SET customer_id = $2 WHERE customer_id = $1`, m.From, m.Into)
 	b.Queue(`UPDATE identities SET customer_id = $2 WHERE customer_id = $1`, m.From, m.Into)
 	b.Queue(`UPDATE tool_results SET customer_id = $2 WHERE customer_id = $1`, m.From, m.Into)
+	b.Queue(`UPDATE calls SET customer_id = $2 WHERE customer_id = $1`, m.From, m.Into)
 	b.Queue(`UPDATE customers i SET
 			profile = f.profile || i.profile, profile_sources = f.profile_sources || i.profile_sources,
 			display_name = coalesce(i.display_name, f.display_name), updated_at = greatest(i.updated_at, $3)
@@ -322,6 +374,7 @@ func QueueUnmerge(b *pgx.Batch, u Unmerge) {
 	}
 	b.Queue(`UPDATE messages SET customer_id = $1 WHERE conversation_id = ANY($2)`, u.From, r.Conversations)
 	b.Queue(`UPDATE tool_results SET customer_id = $1 WHERE conversation_id = ANY($2)`, u.From, r.Conversations)
+	b.Queue(`UPDATE calls SET customer_id = $1 WHERE conversation_id = ANY($2)`, u.From, r.Conversations)
 	b.Queue(`UPDATE customers SET merged_into = NULL, updated_at = $2 WHERE id = $1`, u.From, u.At)
 	b.Queue(`UPDATE customers SET profile = $2, profile_sources = $3, updated_at = $4 WHERE id = $1`, u.Into, r.ProfileBefore, r.SourcesBefore, u.At)
 	b.Queue(`UPDATE customer_merges SET undone_at = $2, undone_by_event = $3 WHERE id = $1`, u.ID, u.At, u.EventID)

@@ -6,7 +6,7 @@ const CHANNELS = ["wechatkf", "wecom", "douyin", "kuaishou", "weibo", "sms", "we
 const state = {
   me: null, agents: [], conversations: new Map(), selected: null, timeline: null, customer: null,
   filters: { channel: "", status: "open", assignee: "" }, alerts: [], dismissed: new Set(JSON.parse(sessionStorage.getItem("desk.dismissed") || "[]")),
-  openForm: null, replyChannel: "",
+  openForm: null, replyChannel: "", calls: new Map(), // ringing calls: call_id -> {call, customer}
 };
 
 const $ = (sel) => document.querySelector(sel);
@@ -199,9 +199,54 @@ function renderToolResult(r) {
   return el("div", { class: "card tool-card" }, head(r.outcome), el("pre", { class: "card-body json" }, JSON.stringify(res, null, 2)));
 }
 
+// ---------- calls
+
+function fmtDuration(ms) { const s = Math.round((ms || 0) / 1000); return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0"); }
+
+function renderCall(c) {
+  const party = c.party || {};
+  return el("div", { class: "sys call call-" + c.state, dataset: { id: c.call_id } },
+    el("strong", {}, "☎ " + t("call." + c.direction) + " · " + t("call.state." + c.state)), " ",
+    el("code", {}, party.masked || ""), " · " + fmtTime(c.started_at || c.at),
+    c.ended_at ? " · " + t("call.duration") + " " + fmtDuration(c.duration_ms) + (c.talk_ms ? " (" + t("call.talk") + " " + fmtDuration(c.talk_ms) + ")" : "") : "",
+    c.hangup_side ? el("span", { class: "muted" }, " · " + t("call.hangup") + ": " + c.hangup_side) : null,
+    c.recording_url ? [" · ", el("a", { class: "recording", href: c.recording_url, target: "_blank", rel: "noopener noreferrer" }, t("call.recording") + " ↗")] : null);
+}
+
+// The ringing calls' banners (screen pop): the caller's customer — name and identities — before
+// the call is answered, and the way to its conversation.
+function renderCalls() {
+  const box = $("#calls");
+  if (!box) return;
+  box.replaceChildren(...[...state.calls.values()].map(({ call, customer }) => {
+    const cu = customer || {};
+    const party = call.direction === "outbound" ? call.to : call.from;
+    return el("div", { class: "banner banner-call", role: "alert", dataset: { callId: call.call_id, conversationId: call.conversation_id } },
+      el("strong", {}, "☎ " + t("call.ringing")), " ",
+      el("span", { class: "call-customer" }, cu.display_name || call.customer_id.slice(0, 8)), " ",
+      el("code", {}, (party && party.masked) || ""),
+      el("span", { class: "call-identities muted" }, ...(cu.identities || []).map((i) => " · " + i.kind + " " + i.masked)),
+      el("button", { class: "ghost small", onclick: () => select(call.conversation_id) }, t("call.open")));
+  }));
+}
+
+function onCall(n) {
+  const { call, customer } = n.data || {};
+  if (!call) return;
+  if (call.state === "ringing") {
+    state.calls.set(call.call_id, { call, customer });
+    // Screen pop: an agent with no conversation open gets the caller's at once.
+    if (!state.selected) select(call.conversation_id).catch(() => {});
+  } else {
+    state.calls.delete(call.call_id);
+  }
+  renderCalls();
+}
+
 function renderItem(it) {
   switch (it.kind) {
     case "message": return renderMessage(it.message);
+    case "call": return renderCall(it.call);
     case "tool_result": return renderToolResult(it.result);
     case "tool_request": {
       const q = it.request;
@@ -412,6 +457,7 @@ function connect() {
       return;
     }
     if (n.type === "desk.alerts") { state.alerts = n.data || []; renderAlerts(); return; }
+    if (n.type === "desk.call") { onCall(n); if (n.conversation_id === state.selected) reloadSelectedSoon(); return; }
     if (n.type === "omni.desk.agent.updated" || n.type === "omni.desk.assignment.changed") loadAgents().then(renderInbox);
     if (n.data && n.conversation_id) { state.conversations.set(n.conversation_id, n.data); renderInbox(); }
     if (n.conversation_id && n.conversation_id === state.selected) reloadSelectedSoon();

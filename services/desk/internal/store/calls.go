@@ -1,0 +1,106 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Call is a phone call as the unifier describes it (schemas/desk.defs.json#/$defs/callView) and
+// as a timeline shows it.
+type Call struct {
+	CallID         string       `json:"call_id"`
+	EventID        string       `json:"event_id,omitempty"`
+	ConversationID string       `json:"conversation_id"`
+	CustomerID     string       `json:"customer_id"`
+	Direction      string       `json:"direction"`
+	From           IdentityView `json:"from"`
+	To             IdentityView `json:"to"`
+	State          string       `json:"state"` // ringing | answered | ended | missed
+	At             time.Time    `json:"at"`
+	CallDetails
+}
+
+// CallDetails is what the events of a call tell about it besides who and where.
+type CallDetails struct {
+	StartedAt    *time.Time `json:"started_at,omitempty"`
+	AnsweredAt   *time.Time `json:"answered_at,omitempty"`
+	EndedAt      *time.Time `json:"ended_at,omitempty"`
+	DurationMS   *int64     `json:"duration_ms,omitempty"`
+	TalkMS       *int64     `json:"talk_ms,omitempty"`
+	HangupSide   string     `json:"hangup_side,omitempty"`
+	Reason       string     `json:"reason,omitempty"`
+	RecordingURL string     `json:"recording_url,omitempty"`
+}
+
+// party is the customer's side of the call.
+func (c Call) party() IdentityView {
+	if c.Direction == "outbound" {
+		return c.To
+	}
+	return c.From
+}
+
+// ApplyCall records what an omni.desk.call.ringing or .updated says of a call. Times and
+// details keep the first value the desk saw; the state moves forward only (ringing, answered,
+// then ended or missed), so a late or redelivered event does not bring an ended call back.
+// With ringing set, the conversation and the customer it carries are applied first (the screen
+// pop needs them even if their own events were before the log's horizon).
+func (s *Store) ApplyCall(ctx context.Context, seq uint64, c Call, conv *ConversationView, cust *CustomerView) error {
+	party, err := json.Marshal(c.party())
+	if err != nil {
+		return err
+	}
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		if conv != nil {
+			if err := upsertConversation(ctx, tx, seq, *conv); err != nil {
+				return err
+			}
+		}
+		if cust != nil {
+			if err := upsertCustomer(ctx, tx, seq, *cust); err != nil {
+				return err
+			}
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO desk.calls AS c (call_id, conversation_id, customer_id, direction, state, party, started_at,
+				answered_at, ended_at, duration_ms, talk_ms, hangup_side, reason, recording_url, at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+			ON CONFLICT (call_id) DO UPDATE SET
+				state = CASE WHEN c.state IN ('ended', 'missed') THEN c.state
+					WHEN EXCLUDED.state = 'ringing' THEN c.state ELSE EXCLUDED.state END,
+				started_at = coalesce(c.started_at, EXCLUDED.started_at), answered_at = coalesce(c.answered_at, EXCLUDED.answered_at),
+				ended_at = coalesce(c.ended_at, EXCLUDED.ended_at), duration_ms = coalesce(c.duration_ms, EXCLUDED.duration_ms),
+				talk_ms = coalesce(c.talk_ms, EXCLUDED.talk_ms), hangup_side = coalesce(c.hangup_side, EXCLUDED.hangup_side),
+				reason = coalesce(c.reason, EXCLUDED.reason), recording_url = coalesce(c.recording_url, EXCLUDED.recording_url)`,
+			c.CallID, c.ConversationID, c.CustomerID, c.Direction, c.State, party, c.StartedAt, c.AnsweredAt, c.EndedAt,
+			c.DurationMS, c.TalkMS, nullable(c.HangupSide), nullable(c.Reason), nullable(c.RecordingURL), c.At)
+		return err
+	})
+}
+
+// CallRow is a call on a timeline: the customer's side (masked) as Party.
+type CallRow struct {
+	CallID    string          `json:"call_id"`
+	Direction string          `json:"direction"`
+	State     string          `json:"state"`
+	Party     json.RawMessage `json:"party"`
+	At        time.Time       `json:"at"`
+	CallDetails
+}
+
+// Calls returns a conversation's calls, oldest first.
+func (s *Store) Calls(ctx context.Context, conversationID string) ([]CallRow, error) {
+	rows, err := s.pool.Query(ctx, `SELECT call_id, direction, state, party, started_at, answered_at, ended_at, duration_ms, talk_ms,
+			coalesce(hangup_side, ''), coalesce(reason, ''), coalesce(recording_url, ''), coalesce(started_at, at)
+		FROM desk.calls WHERE conversation_id::text = $1 ORDER BY coalesce(started_at, at), call_id`, conversationID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (CallRow, error) {
+		var c CallRow
+		return c, r.Scan(&c.CallID, &c.Direction, &c.State, &c.Party, &c.StartedAt, &c.AnsweredAt, &c.EndedAt, &c.DurationMS, &c.TalkMS,
+			&c.HangupSide, &c.Reason, &c.RecordingURL, &c.At)
+	})
+}
