@@ -221,8 +221,10 @@ func TestVendorFaults(t *testing.T) {
 		completed bool
 		code      string
 		minCalls  int64
+		// minLatency is the least provenance.latency_ms of a completed answer (Retry-After).
+		minLatency int64
 	}{
-		{name: "429 then ok", fault: sim.Fault{ErrorRatio: 1, Code: "429:1"}, completed: true, minCalls: 2},
+		{name: "429 then ok", fault: sim.Fault{ErrorRatio: 1, Code: "429:1"}, completed: true, minCalls: 2, minLatency: 1000},
 		{name: "truncated then ok", fault: sim.Fault{ErrorRatio: 1, Code: openai.FaultTruncated}, completed: true, minCalls: 2},
 		{name: "500 always", fault: sim.Fault{ErrorRatio: 1, Code: "500"}, code: "server_error", minCalls: 3},
 		{name: "bad key", env: map[string]string{"ASSIST_API_KEY": "sk-wrong"}, code: "invalid_api_key", minCalls: 1},
@@ -256,6 +258,9 @@ func TestVendorFaults(t *testing.T) {
 			if c.completed {
 				if e.Type() != assist.TypeCompleted || !strings.Contains(r.Suggestions[0].Text, "在吗") {
 					t.Fatalf("%s %s", e.Type(), e.Data())
+				}
+				if *r.Provenance.LatencyMS < c.minLatency {
+					t.Fatalf("latency %d ms: the vendor's Retry-After (%d ms) was not waited", *r.Provenance.LatencyMS, c.minLatency)
 				}
 				return
 			}
