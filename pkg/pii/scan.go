@@ -60,24 +60,33 @@ func Contains(s string) bool {
 
 // Redact returns s with every finding of Scan replaced by its mask. Scan(Redact(s)) is empty.
 func Redact(s string) string {
+	if out, ok := replaceFindings(s, Finding.Mask); ok {
+		return out
+	}
+	// Pathological input that keeps producing findings: mask every digit run.
+	return digitRunRE.ReplaceAllString(s, "****")
+}
+
+// replaceFindings replaces every finding of Scan in s by what repl returns for it, again until
+// Scan finds nothing (ok) or 8 rounds have passed.
+func replaceFindings(s string, repl func(Finding) string) (out string, ok bool) {
 	for range 8 {
 		fs := Scan(s)
 		if len(fs) == 0 {
-			return s
+			return s, true
 		}
 		var b strings.Builder
 		b.Grow(len(s))
 		last := 0
 		for _, f := range fs {
 			b.WriteString(s[last:f.Start])
-			b.WriteString(f.Mask())
+			b.WriteString(repl(f))
 			last = f.End
 		}
 		b.WriteString(s[last:])
 		s = b.String()
 	}
-	// Pathological input that keeps producing findings: mask every digit run.
-	return digitRunRE.ReplaceAllString(s, "****")
+	return s, false
 }
 
 var digitRunRE = regexp.MustCompile(`[0-9]+`)

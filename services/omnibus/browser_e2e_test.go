@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -301,27 +300,7 @@ func waitMounted(t *testing.T, base string, paths ...string) {
 // sandboxCall does a JSON request against the all-in-one and decodes a 2xx answer into out.
 func sandboxCall(t *testing.T, base, method, path string, body, out any) int {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, base+path, rd)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		t.Logf("%s %s: %d %s", method, path, resp.StatusCode, b)
-	} else if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("%s %s: %v in %s", method, path, err, b)
-		}
-	}
-	return resp.StatusCode
+	return apiCall(t, base, method, path, "", body, out) // e2e_test.go
 }
 
 // jsString quotes s as a JavaScript string literal.

@@ -24,31 +24,7 @@ func TestCustomerAcrossChannels(t *testing.T) {
 
 	call := func(method, path, token string, body any, out any) int {
 		t.Helper()
-		var rd io.Reader
-		if body != nil {
-			b, _ := json.Marshal(body)
-			rd = bytes.NewReader(b)
-		}
-		req, _ := http.NewRequest(method, base+path, rd)
-		req.Header.Set("Content-Type", "application/json")
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if out != nil && resp.StatusCode < 300 {
-			if err := json.Unmarshal(b, out); err != nil {
-				t.Fatalf("%s %s: %v in %s", method, path, err, b)
-			}
-		}
-		if resp.StatusCode >= 300 {
-			t.Logf("%s %s: %d %s", method, path, resp.StatusCode, b)
-		}
-		return resp.StatusCode
+		return apiCall(t, base, method, path, token, body, out)
 	}
 
 	var people struct {
@@ -165,4 +141,35 @@ func lastRecord(t *testing.T, base string) string {
 	}
 	b, _ := json.Marshal(recs[len(recs)-1].Seq)
 	return string(b)
+}
+
+// apiCall does a JSON request against the all-in-one, as an agent with token ("" for none), and
+// decodes a 2xx answer into out; other answers are logged.
+func apiCall(t *testing.T, base, method, path, token string, body, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, base+path, rd)
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %v in %s", method, path, err, b)
+		}
+	}
+	if resp.StatusCode >= 300 {
+		t.Logf("%s %s: %d %s", method, path, resp.StatusCode, b)
+	}
+	return resp.StatusCode
 }

@@ -117,6 +117,7 @@ require (
 require (
 	github.com/chromedp/chromedp v0.23.0
 	github.com/compose-spec/compose-go/v2 v2.16.2
+	github.com/omnibus-dev/omnibus/services/assist v0.0.0
 	github.com/omnibus-dev/omnibus/services/audit v0.0.0
 	github.com/omnibus-dev/omnibus/services/crm v0.0.0
 	github.com/omnibus-dev/omnibus/services/desk v0.0.0
@@ -148,6 +149,8 @@ replace github.com/omnibus-dev/omnibus/services/wechatkf => ../wechatkf
 replace github.com/omnibus-dev/omnibus/services/logistics => ../logistics
 
 replace github.com/omnibus-dev/omnibus/services/ticket => ../ticket
+
+replace github.com/omnibus-dev/omnibus/services/assist => ../assist
 
 replace github.com/omnibus-dev/omnibus/services/webchat => ../webchat
 

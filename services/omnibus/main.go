@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 
 	"github.com/omnibus-dev/omnibus/pkg/service"
+	"github.com/omnibus-dev/omnibus/services/assist"
 	"github.com/omnibus-dev/omnibus/services/audit"
 	"github.com/omnibus-dev/omnibus/services/crm"
 	"github.com/omnibus-dev/omnibus/services/desk"
@@ -42,6 +43,7 @@ func services() []service.Service {
 		desk.Service(),
 		logistics.Service(),
 		ticket.Service(),
+		assist.Service(),
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/omnibus-dev/omnibus/services/sandbox/cainiao"
 	"github.com/omnibus-dev/omnibus/services/sandbox/jira"
 	omssim "github.com/omnibus-dev/omnibus/services/sandbox/oms"
+	"github.com/omnibus-dev/omnibus/services/sandbox/openai"
 	sfsim "github.com/omnibus-dev/omnibus/services/sandbox/salesforce"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sfexpress"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
@@ -54,7 +55,8 @@ var Credentials = map[string]string{
 	"SF_PARTNER_ID": "OMNIBUS_SANDBOX", "SF_CHECKWORD": "sandbox-checkword",
 	"CAINIAO_PROVIDER_ID": "OMNIBUS_SANDBOX", "CAINIAO_SECRET_KEY": "sandbox-secret",
 	"JIRA_EMAIL": "bot@omnibus.local", "JIRA_API_TOKEN": "sandbox-jira-token", "JIRA_WEBHOOK_SECRET": "sandbox-jira-hook",
-	"ZENDESK_EMAIL": "bot@omnibus.local", "ZENDESK_API_TOKEN": "sandbox-zendesk-token", "ZENDESK_WEBHOOK_SECRET": "sandbox-zendesk-hook",
+	"ASSIST_API_KEY": "sk-sandbox-omnibus-assist",
+	"ZENDESK_EMAIL":  "bot@omnibus.local", "ZENDESK_API_TOKEN": "sandbox-zendesk-token", "ZENDESK_WEBHOOK_SECRET": "sandbox-zendesk-hook",
 }
 
 // ConnectorEnv is the configuration that points every connector at a sandbox served at base:
@@ -77,6 +79,7 @@ func ConnectorEnv(base string) map[string]string {
 		"SMS_API_BASE":         base + "/sandbox/" + cmp.Or(os.Getenv("SMS_PROVIDER"), Credentials["SMS_PROVIDER"]),
 		"JIRA_BASE_URL":        base + "/sandbox/jira",
 		"ZENDESK_API_BASE":     base + "/sandbox/zendesk",
+		"ASSIST_API_BASE":      base + "/sandbox/openai/v1",
 	}
 	for k, v := range Credentials {
 		env[k] = v
@@ -139,6 +142,10 @@ var vendors = []vendor{
 	}},
 	{"jira", func(_ context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {
 		_, err := jira.New(env, jira.Config{Email: cred(l, "JIRA_EMAIL"), APIToken: cred(l, "JIRA_API_TOKEN"), WebhookSecret: cred(l, "JIRA_WEBHOOK_SECRET")})
+		return nil, err
+	}},
+	{"openai", func(_ context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {
+		_, err := openai.New(env, openai.Config{APIKey: cred(l, "ASSIST_API_KEY")})
 		return nil, err
 	}},
 	{"zendesk", func(_ context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {

@@ -1,0 +1,259 @@
+// Package assist is the AI assist tool connector: it answers omni.tool.ai.suggest.requested (the
+// desk's "AI suggestion" button, with the conversation's recent turns) with one
+// omni.tool.ai.suggest.completed — a reply suggestion and its provenance — or .failed with the
+// reason and a fallback text, each with correlationid = the request's id and the deterministic id
+// assist:suggest:<request id>, so a redelivered request is answered once.
+//
+// The suggestion comes from an OpenAI-compatible chat completions API (OpenAI, Aliyun Bailian's
+// DashScope compatible mode; vendors/README.md §13): POST <ASSIST_API_BASE>/chat/completions with
+// a bearer key and "stream": true, read as server-sent events (ReadStream) and assembled. The
+// call goes through the resilience route llm.chat (per-attempt timeout within ASSIST_BUDGET,
+// retries on 429 after Retry-After, 5xx, timeouts and cut streams, breaker, bulkhead, one masked
+// audit record per call on omni.audit.assist).
+//
+// No personal data leaves: phone, ID-card and bank-card numbers and e-mails in the turns are
+// replaced by stable placeholders (<PHONE_1>, ...; pii.Placeholders) before the prompt is built,
+// and restored in the suggestion the agent sees. The provenance keeps the model's text as it
+// wrote it, placeholders and all, with the provider, model, prompt template id and SHA-256, the
+// request's id, the latency and the vendor's token counts.
+package assist
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/connector"
+	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/pkg/pii"
+	"github.com/omnibus-dev/omnibus/pkg/resilience"
+	"github.com/omnibus-dev/omnibus/pkg/service"
+)
+
+// Event types and subjects.
+const (
+	TypeRequested    = "omni.tool.ai.suggest.requested"
+	TypeCompleted    = "omni.tool.ai.suggest.completed"
+	TypeFailed       = "omni.tool.ai.suggest.failed"
+	SubjectRequested = TypeRequested
+	SubjectCompleted = TypeCompleted
+	SubjectFailed    = TypeFailed
+	SubjectAudit     = "omni.audit.assist"
+)
+
+// Routes and the Spec.
+var (
+	RouteRequested = connector.Route{Subject: SubjectRequested, Type: TypeRequested}
+	RouteCompleted = connector.Route{Subject: SubjectCompleted, Type: TypeCompleted}
+	RouteFailed    = connector.Route{Subject: SubjectFailed, Type: TypeFailed}
+	// Spec declares the connector. Audit records and route alerts are published by its
+	// resilience registry.
+	Spec = connector.Spec{
+		Name:        "assist",
+		Description: "AI reply suggestions from an OpenAI-compatible chat completions API (Bailian, OpenAI), personal data masked",
+		Consumes:    []connector.Route{RouteRequested},
+		Produces:    append([]connector.Route{RouteCompleted, RouteFailed}, connector.ResilienceRoutes("assist")...),
+	}
+)
+
+// Service returns the connector as a service.
+func Service() service.Service { return connector.Define(Spec, setup) }
+
+// request is the data of omni.tool.ai.suggest.requested.
+type request struct {
+	ConversationID string `json:"conversation_id"`
+	CustomerID     string `json:"customer_id,omitempty"`
+	Language       string `json:"language,omitempty"`
+	Context        []turn `json:"context"`
+	AgentID        string `json:"agent_id,omitempty"`
+}
+
+// completed is the data of omni.tool.ai.suggest.completed.
+type completed struct {
+	ConversationID string       `json:"conversation_id,omitempty"`
+	CustomerID     string       `json:"customer_id,omitempty"`
+	Provider       string       `json:"provider"`
+	Model          string       `json:"model,omitempty"`
+	Suggestions    []suggestion `json:"suggestions"`
+	Provenance     Provenance   `json:"provenance"`
+}
+
+type suggestion struct {
+	Text string `json:"text"`
+}
+
+// Provenance is where a suggestion came from.
+type Provenance struct {
+	Provider             string   `json:"provider"`
+	Model                string   `json:"model"`
+	PromptTemplateID     string   `json:"prompt_template_id"`
+	PromptTemplateSHA256 string   `json:"prompt_template_sha256"`
+	InputEventIDs        []string `json:"input_event_ids"`
+	LatencyMS            int64    `json:"latency_ms"`
+	Usage                *Usage   `json:"usage,omitempty"`
+	FinishReason         string   `json:"finish_reason,omitempty"`
+	// Text is the suggestion as the model wrote it: placeholders, not personal data.
+	Text string `json:"text"`
+}
+
+// failed is the data of omni.tool.ai.suggest.failed.
+type failed struct {
+	ConversationID string               `json:"conversation_id,omitempty"`
+	CustomerID     string               `json:"customer_id,omitempty"`
+	Provider       string               `json:"provider"`
+	ErrorCode      string               `json:"error_code,omitempty"`
+	Error          string               `json:"error"`
+	Fallback       *resilience.Fallback `json:"fallback,omitempty"`
+}
+
+// maxText bounds a suggestion (the schema's maxLength, in characters).
+const maxText = 4000
+
+// Connector is the running connector.
+type Connector struct {
+	cfg    Config
+	rt     *connector.Runtime
+	route  *resilience.Route
+	client *chatClient
+	now    func() time.Time
+}
+
+func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
+	c, err := New(rt, *cfg, Options{})
+	if err != nil {
+		return err
+	}
+	return rt.Consume(ctx, RouteRequested, c.Handle, bus.ConsumerConfig{
+		Concurrency:   cfg.Concurrency,
+		MaxAckPending: max(256, cfg.Concurrency),
+		AckWait:       cfg.Budget + 30*time.Second,
+	})
+}
+
+// Options are the knobs tests set; production uses the zero value.
+type Options struct {
+	// HTTP is the vendor's HTTP client. Default: one with no overall timeout (every attempt is
+	// bounded by the route's timeout).
+	HTTP *http.Client
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// New builds the connector on rt, its route on rt's resilience registry.
+func New(rt *connector.Runtime, cfg Config, o Options) (*Connector, error) {
+	if o.HTTP == nil {
+		o.HTTP = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	reg, err := rt.Resilience()
+	if err != nil {
+		return nil, err
+	}
+	route, err := reg.Route(chatRoute(cfg))
+	if err != nil {
+		return nil, err
+	}
+	return &Connector{cfg: cfg, rt: rt, route: route, now: o.Now,
+		client: &chatClient{http: o.HTTP, url: cfg.APIBase + "/chat/completions", key: cfg.APIKey}}, nil
+}
+
+// Handle answers one request delivery with one result event.
+func (c *Connector) Handle(ctx context.Context, d bus.Delivery) error {
+	var req request
+	if err := event.DecodeData(d.Event, &req); err != nil {
+		return bus.Permanent(err)
+	}
+	if len(req.Context) == 0 {
+		return bus.Permanent(errors.New("request has no context turns"))
+	}
+	ph := pii.NewPlaceholders()
+	body, err := json.Marshal(chatRequest{Model: c.cfg.Model, Messages: buildPrompt(req.Context, req.Language, ph), Stream: true,
+		StreamOptions: streamOptions{IncludeUsage: true}, MaxTokens: c.cfg.MaxTokens, Temperature: c.cfg.Temperature})
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	budget, cancel := context.WithTimeout(ctx, c.cfg.Budget)
+	defer cancel()
+	start := c.now()
+	comp, err := resilience.Do(budget, c.route, resilience.Call{CustomerID: req.CustomerID, CorrelationID: d.Event.ID(), Key: req.ConversationID},
+		func(ctx context.Context, a *resilience.Attempt) (Completion, error) {
+			return c.client.complete(ctx, a, body)
+		})
+	latency := c.now().Sub(start)
+	text := strings.TrimSpace(comp.Text)
+	if err == nil && text == "" {
+		err = errEmpty
+	}
+	var out bus.Outgoing
+	if err == nil {
+		out, err = c.completed(d.Event, req, comp, text, ph, latency)
+	} else {
+		out, err = c.failed(d.Event, req, err)
+	}
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	// The budget may be spent: publishing the answer gets its own bound.
+	pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer pcancel()
+	return c.rt.Publish(pctx, out)
+}
+
+var errEmpty = errors.New("the model answered no text")
+
+func (c *Connector) options(req event.Event, data request) []event.Option {
+	opts := []event.Option{event.WithID("assist:suggest:" + req.ID()), event.WithCorrelationID(req.ID())}
+	if data.ConversationID != "" {
+		opts = append(opts, event.WithSubject(data.ConversationID))
+	}
+	if pk := event.PartitionKey(req); pk != "" {
+		opts = append(opts, event.WithPartitionKey(pk))
+	}
+	return opts
+}
+
+func (c *Connector) completed(req event.Event, data request, comp Completion, text string, ph *pii.Placeholders, latency time.Duration) (bus.Outgoing, error) {
+	model := comp.Model
+	if model == "" {
+		model = c.cfg.Model
+	}
+	e, err := c.rt.NewEvent(TypeCompleted, completed{ConversationID: data.ConversationID, CustomerID: data.CustomerID,
+		Provider: c.cfg.Provider, Model: model,
+		Suggestions: []suggestion{{Text: truncate(ph.Restore(text), maxText)}},
+		Provenance: Provenance{Provider: c.cfg.Provider, Model: model, PromptTemplateID: TemplateID, PromptTemplateSHA256: TemplateSHA256,
+			InputEventIDs: []string{req.ID()}, LatencyMS: latency.Milliseconds(), Usage: comp.Usage, FinishReason: comp.FinishReason,
+			Text: truncate(text, maxText)},
+	}, c.options(req, data)...)
+	return bus.Outgoing{Subject: SubjectCompleted, Event: e}, err
+}
+
+func (c *Connector) failed(req event.Event, data request, cause error) (bus.Outgoing, error) {
+	code, msg := "empty", cause.Error()
+	fb := &resilience.Fallback{Note: c.cfg.Fallback}
+	var re *resilience.Error
+	if errors.As(cause, &re) {
+		code = re.Code()
+		if re.Fallback != nil {
+			fb = re.Fallback
+		}
+	}
+	e, err := c.rt.NewEvent(TypeFailed, failed{ConversationID: data.ConversationID, CustomerID: data.CustomerID,
+		Provider: c.cfg.Provider, ErrorCode: truncate(code, 128), Error: truncate(pii.Redact(msg), 2000), Fallback: fb},
+		c.options(req, data)...)
+	return bus.Outgoing{Subject: SubjectFailed, Event: e}, err
+}
+
+// truncate cuts s to at most n characters.
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n])
+}

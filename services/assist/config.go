@@ -1,0 +1,65 @@
+package assist
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Config is read from the environment. Every field states its default.
+type Config struct {
+	Provider string `env:"ASSIST_PROVIDER" default:"bailian" desc:"name of the model provider in results and audit records (bailian, openai, ...); any OpenAI-compatible chat completions API works"`
+	APIBase  string `env:"ASSIST_API_BASE" default:"https://dashscope.aliyuncs.com/compatible-mode/v1" desc:"base of the OpenAI-compatible API; calls go to <base>/chat/completions (OpenAI: https://api.openai.com/v1, Bailian Singapore: https://dashscope-intl.aliyuncs.com/compatible-mode/v1, omnibus sandbox: http://127.0.0.1:8080/sandbox/openai/v1)"`
+	APIKey   string `env:"ASSIST_API_KEY" desc:"API key, sent as Authorization: Bearer (required)"`
+	Model    string `env:"ASSIST_MODEL" default:"qwen-plus" desc:"model asked for suggestions"`
+
+	MaxTokens   int     `env:"ASSIST_MAX_TOKENS" default:"512" desc:"max_tokens of a suggestion"`
+	Temperature float64 `env:"ASSIST_TEMPERATURE" default:"0.3" desc:"sampling temperature (0-2)"`
+
+	Budget      time.Duration `env:"ASSIST_BUDGET" default:"30s" desc:"time a request may take end to end, retries included; then it is answered with .failed and the fallback text"`
+	Concurrency int           `env:"ASSIST_CONCURRENCY" default:"16" desc:"requests handled at once"`
+	Fallback    string        `env:"ASSIST_FALLBACK_TEXT" default:"AI 建议暂不可用，请参考知识库手动回复。" desc:"what a .failed result tells the agent to do instead"`
+}
+
+var providerRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+
+// Validate checks the configuration with actionable messages.
+func (c *Config) Validate() error {
+	var errs []error
+	c.Provider = strings.ToLower(strings.TrimSpace(c.Provider))
+	if !providerRE.MatchString(c.Provider) {
+		errs = append(errs, fmt.Errorf("ASSIST_PROVIDER=%q: want a lower-case name such as bailian or openai", c.Provider))
+	}
+	if p, err := url.Parse(c.APIBase); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+		errs = append(errs, fmt.Errorf("ASSIST_API_BASE=%q: want an http(s) URL", c.APIBase))
+	}
+	c.APIBase = strings.TrimRight(c.APIBase, "/")
+	if strings.HasSuffix(c.APIBase, "/chat/completions") {
+		errs = append(errs, fmt.Errorf("ASSIST_API_BASE=%q: give the base, without /chat/completions", c.APIBase))
+	}
+	if c.APIKey == "" {
+		errs = append(errs, errors.New("ASSIST_API_KEY is required (the provider's API key)"))
+	}
+	if strings.TrimSpace(c.Model) == "" {
+		errs = append(errs, errors.New("ASSIST_MODEL must name a model, e.g. qwen-plus"))
+	}
+	if c.MaxTokens < 1 {
+		errs = append(errs, errors.New("ASSIST_MAX_TOKENS must be >= 1"))
+	}
+	if c.Temperature < 0 || c.Temperature > 2 {
+		errs = append(errs, errors.New("ASSIST_TEMPERATURE must be within 0-2"))
+	}
+	if c.Budget <= 0 {
+		errs = append(errs, errors.New("ASSIST_BUDGET must be > 0"))
+	}
+	if c.Concurrency < 1 {
+		errs = append(errs, errors.New("ASSIST_CONCURRENCY must be >= 1"))
+	}
+	if strings.TrimSpace(c.Fallback) == "" {
+		errs = append(errs, errors.New("ASSIST_FALLBACK_TEXT must not be empty"))
+	}
+	return errors.Join(errs...)
+}

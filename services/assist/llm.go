@@ -1,0 +1,127 @@
+package assist
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/resilience"
+)
+
+// This file is the connector's seam to the vendor: the llm.chat resilience route and one
+// streamed chat completions attempt.
+
+// Codes an attempt reports when a 200 stream is unusable: transient, retried like a 5xx.
+const (
+	codeTruncated = "truncated"
+	codeMalformed = "malformed"
+)
+
+// chatSettings are the route's figures: a model takes seconds, not milliseconds, to answer.
+// Completions have no side effect at the vendor, so the route is idempotent (retried on 429 —
+// after Retry-After —, 5xx, timeouts and cut streams). Operators override any figure with
+// RESILIENCE_LLM_CHAT_*.
+var chatSettings = resilience.Settings{Timeout: 20 * time.Second, Budget: 30 * time.Second, MaxAttempts: 3,
+	Backoff: 500 * time.Millisecond, MaxBackoff: 5 * time.Second, MaxConcurrent: 16, MaxWait: time.Second}
+
+// chatRoute declares the llm.chat route: a non-200 status is classified by StatusClass (429 rate
+// limited, 5xx retryable, other 4xx a refusal); a 200 whose stream is cut or garbled is retryable.
+func chatRoute(cfg Config) resilience.RouteSpec {
+	return resilience.RouteSpec{Vendor: "llm", Op: "chat", Idempotent: true, Settings: chatSettings,
+		Classify: func(status int, code string) resilience.Class {
+			if status != http.StatusOK {
+				return resilience.StatusClass(status)
+			}
+			if code == codeTruncated || code == codeMalformed {
+				return resilience.ClassRetryable
+			}
+			return resilience.ClassSuccess
+		},
+		Fallback: func(resilience.Call, error) *resilience.Fallback { return &resilience.Fallback{Note: cfg.Fallback} },
+	}
+}
+
+// chatRequest is the body of POST {base}/chat/completions.
+type chatRequest struct {
+	Model         string        `json:"model"`
+	Messages      []message     `json:"messages"`
+	Stream        bool          `json:"stream"`
+	StreamOptions streamOptions `json:"stream_options"`
+	MaxTokens     int           `json:"max_tokens,omitempty"`
+	Temperature   float64       `json:"temperature"`
+}
+
+type streamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
+}
+
+// chatClient makes chat completions attempts.
+type chatClient struct {
+	http *http.Client
+	url  string
+	key  string
+}
+
+// complete is one attempt: it sends body (audited as it is — the prompt holds placeholders, not
+// personal data, and the key is in a header), reads the event stream and reports the answer on
+// a. Errors: *VendorError for an error answer, ErrTruncated or ErrMalformed for an unusable
+// stream, transport errors, and bus.Permanent for a request that cannot be built.
+func (c *chatClient) complete(ctx context.Context, a *resilience.Attempt, body []byte) (Completion, error) {
+	a.Request(body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
+	if err != nil {
+		return Completion{}, bus.Permanent(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return Completion{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		ve := parseError(resp.StatusCode, raw)
+		code := ""
+		if ve != nil {
+			code = ve.Code
+		} else {
+			ve = &VendorError{Status: resp.StatusCode, Message: strings.TrimSpace(string(raw[:min(len(raw), 200)]))}
+		}
+		a.Response(resp.StatusCode, code, raw)
+		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+			if d, ok := resilience.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+				a.RetryAfter(d)
+			}
+		}
+		return Completion{}, ve
+	}
+	comp, err := ReadStream(io.LimitReader(resp.Body, resilience.MaxResponseBody), nil)
+	// The audit record gets what was assembled, not the raw chunks.
+	summary, _ := json.Marshal(map[string]any{"model": comp.Model, "text": comp.Text, "finish_reason": comp.FinishReason, "usage": comp.Usage})
+	var ve *VendorError
+	switch {
+	case err == nil:
+		a.Response(resp.StatusCode, "", summary)
+		return comp, nil
+	case errors.As(err, &ve):
+		a.Response(resp.StatusCode, codeMalformed, summary)
+		return comp, err
+	case errors.Is(err, ErrTruncated):
+		a.Response(resp.StatusCode, codeTruncated, summary)
+		return comp, err
+	case errors.Is(err, ErrMalformed):
+		a.Response(resp.StatusCode, codeMalformed, summary)
+		return comp, err
+	}
+	// Reading the body failed (the connection dropped, the attempt timed out): transient.
+	return comp, fmt.Errorf("read chat stream: %w", err)
+}

@@ -1,0 +1,94 @@
+package openai_test
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/omnibus-dev/omnibus/services/sandbox/openai"
+	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
+)
+
+func setup(t *testing.T) (*sim.Env, string) {
+	t.Helper()
+	mux := http.NewServeMux()
+	env := sim.NewEnv(mux, "http://127.0.0.1:1/hooks", nil, 0, slog.New(slog.DiscardHandler))
+	if _, err := openai.New(env, openai.Config{APIKey: "sk-test"}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return env, srv.URL + "/sandbox/openai/v1/chat/completions"
+}
+
+func post(t *testing.T, url, key, body string) (int, http.Header, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+const body = `{"model":"qwen-plus","stream":true,"stream_options":{"include_usage":true},"messages":[
+	{"role":"system","content":"be kind"},{"role":"user","content":"我的电话 <PHONE_1>"},{"role":"assistant","content":"好的"},{"role":"user","content":"快递到哪了"}]}`
+
+func TestChatCompletions(t *testing.T) {
+	t.Parallel()
+	env, url := setup(t)
+	t.Run("stream", func(t *testing.T) {
+		status, h, got := post(t, url, "sk-test", body)
+		if status != 200 || h.Get("Content-Type") != "text/event-stream" {
+			t.Fatalf("%d %s: %s", status, h.Get("Content-Type"), got)
+		}
+		if !strings.HasSuffix(got, "data: [DONE]\n\n") || !strings.Contains(got, `"usage":{"prompt_tokens"`) ||
+			!strings.Contains(got, `"finish_reason":"stop"`) || !strings.Contains(got, `"delta":{"content":"","role":"assistant"}`) {
+			t.Fatalf("stream:\n%s", got)
+		}
+		if want := "您好，已收到您的消息「快递到哪了」。我们已记录 <PHONE_1>，会尽快为您处理。"; openai.Reply([]openai.Message{
+			{Role: "user", Content: "我的电话 <PHONE_1>"}, {Role: "user", Content: "快递到哪了"}}) != want {
+			t.Fatalf("Reply template changed")
+		}
+	})
+	t.Run("bad key", func(t *testing.T) {
+		status, _, got := post(t, url, "sk-wrong", body)
+		if status != 401 || !strings.Contains(got, `"code":"invalid_api_key"`) {
+			t.Fatalf("%d %s", status, got)
+		}
+	})
+	t.Run("no model", func(t *testing.T) {
+		status, _, got := post(t, url, "sk-test", `{"messages":[{"role":"user","content":"x"}]}`)
+		if status != 400 || !strings.Contains(got, `"param":"model"`) {
+			t.Fatalf("%d %s", status, got)
+		}
+	})
+	if len(env.Records(sim.Filter{Vendor: openai.Vendor})) == 0 {
+		t.Fatal("no record of the accepted call")
+	}
+}
+
+func TestFaults(t *testing.T) {
+	t.Parallel()
+	env, url := setup(t)
+	key := openai.Vendor + " " + openai.OpChat
+	if err := env.SetFault(key, sim.Fault{ErrorRatio: 1, Code: "429:2"}); err != nil {
+		t.Fatal(err)
+	}
+	if status, h, got := post(t, url, "sk-test", body); status != 429 || h.Get("Retry-After") != "2" || !strings.Contains(got, "rate_limit") {
+		t.Fatalf("429: %d %v %s", status, h, got)
+	}
+	if err := env.SetFault(key, sim.Fault{ErrorRatio: 1, Code: openai.FaultTruncated}); err != nil {
+		t.Fatal(err)
+	}
+	if status, _, got := post(t, url, "sk-test", body); status != 200 || strings.Contains(got, "[DONE]") {
+		t.Fatalf("truncated: %d %s", status, got)
+	}
+}
