@@ -3,6 +3,7 @@ package assist_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
 	"github.com/omnibus-dev/omnibus/pkg/config"
+	"github.com/omnibus-dev/omnibus/pkg/connector/connectortest"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
@@ -45,6 +47,18 @@ type testBundle struct {
 func setup(t testing.TB, extra map[string]string) testBundle {
 	t.Helper()
 	b := bustest.New(t, bus.WithLogger(quiet()))
+	env, cfg := sandbox(t)
+	for k, v := range extra {
+		cfg[k] = v
+	}
+	servicetest.Run(t, assist.Service(), b.Client, nil, cfg)
+	return testBundle{bus: b, env: env}
+}
+
+// sandbox starts the simulated OpenAI-compatible vendor and returns the connector's environment
+// pointing at it.
+func sandbox(t testing.TB) (*sim.Env, map[string]string) {
+	t.Helper()
 	mux := http.NewServeMux()
 	env := sim.NewEnv(mux, "http://127.0.0.1:1/hooks", nil, 0, quiet())
 	if _, err := openai.New(env, openai.Config{APIKey: apiKey}); err != nil {
@@ -52,13 +66,26 @@ func setup(t testing.TB, extra map[string]string) testBundle {
 	}
 	sb := httptest.NewServer(mux)
 	t.Cleanup(sb.Close)
-	cfg := map[string]string{"ASSIST_API_KEY": apiKey, "ASSIST_API_BASE": sb.URL + "/sandbox/openai/v1", "ASSIST_BUDGET": "10s",
+	return env, map[string]string{"ASSIST_API_KEY": apiKey, "ASSIST_API_BASE": sb.URL + "/sandbox/openai/v1", "ASSIST_BUDGET": "10s",
 		"RESILIENCE_LLM_CHAT_TIMEOUT": "2s", "RESILIENCE_LLM_CHAT_BACKOFF": "10ms"}
-	for k, v := range extra {
-		cfg[k] = v
-	}
-	servicetest.Run(t, assist.Service(), b.Client, nil, cfg)
-	return testBundle{bus: b, env: env}
+}
+
+// TestConformance runs the tool connectors' conformance suite against the sandbox.
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	connectortest.RunTool(t, connectortest.ToolHarness{
+		Spec: assist.Spec, Service: assist.Service(),
+		Setup: func(t *testing.T) map[string]string { _, cfg := sandbox(t); return cfg },
+		Request: func(t *testing.T, n int) (string, event.Event) {
+			e, err := event.New(assist.TypeRequested, "/desk", map[string]any{"conversation_id": convID, "customer_id": custID,
+				"context": []turn{{Role: "customer", Text: fmt.Sprintf("我的订单 %d 什么时候到？", n)}}},
+				event.WithSubject(convID), event.WithPartitionKey(convID))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return assist.SubjectRequested, e
+		},
+	})
 }
 
 type turn struct {

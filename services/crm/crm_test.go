@@ -21,6 +21,7 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
+	"github.com/omnibus-dev/omnibus/pkg/connector/connectortest"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
@@ -69,24 +70,56 @@ func setup(t *testing.T, env map[string]string) *testBundle {
 	}
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
 	tb.now.Store(time.Now().UnixNano())
-	mux := http.NewServeMux()
-	tb.env = sim.NewEnv(mux, "http://127.0.0.1:1/hooks", nil, 0, quiet())
-	tb.sf, err = sfsim.New(tb.env, sfsim.Config{ClientID: clientID, ClientSecret: clientSecret, Customers: customers, Seed: seed,
-		SessionTTL: 2 * time.Hour, Now: func() time.Time { return time.Unix(0, tb.now.Load()) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	vars := map[string]string{
-		"SALESFORCE_LOGIN_URL": srv.URL + "/sandbox/salesforce", "SALESFORCE_CLIENT_ID": clientID,
-		"SALESFORCE_CLIENT_SECRET": clientSecret, "CRM_LOOKUP_BUDGET": "2s",
-	}
+	var vars map[string]string
+	tb.env, tb.sf, vars = salesforce(t, tb.now)
 	for k, v := range env {
 		vars[k] = v
 	}
 	tb.stop = servicetest.Run(t, crm.Service(), tb.bus.Client, nil, vars)
 	return tb
+}
+
+// salesforce runs the sandbox's Salesforce on loopback, on the clock now, and returns the
+// connector's environment pointing at it.
+func salesforce(t *testing.T, now *atomic.Int64) (*sim.Env, *sfsim.Sim, map[string]string) {
+	t.Helper()
+	mux := http.NewServeMux()
+	env := sim.NewEnv(mux, "http://127.0.0.1:1/hooks", nil, 0, quiet())
+	sf, err := sfsim.New(env, sfsim.Config{ClientID: clientID, ClientSecret: clientSecret, Customers: customers, Seed: seed,
+		SessionTTL: 2 * time.Hour, Now: func() time.Time { return time.Unix(0, now.Load()) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return env, sf, map[string]string{
+		"SALESFORCE_LOGIN_URL": srv.URL + "/sandbox/salesforce", "SALESFORCE_CLIENT_ID": clientID,
+		"SALESFORCE_CLIENT_SECRET": clientSecret, "CRM_LOOKUP_BUDGET": "2s",
+	}
+}
+
+// TestConformance runs the tool connectors' conformance suite against the sandbox.
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	pop := sim.Population(customers, seed)
+	connectortest.RunTool(t, connectortest.ToolHarness{
+		Spec: crm.Spec, Service: crm.Service(),
+		Setup: func(t *testing.T) map[string]string {
+			now := &atomic.Int64{}
+			now.Store(time.Now().UnixNano())
+			_, _, vars := salesforce(t, now)
+			return vars
+		},
+		Request: func(t *testing.T, n int) (string, event.Event) {
+			customer := uuid.NewString()
+			e, err := event.New(crm.TypeRequested, "/services/unifier", crm.Request{CustomerID: customer, ConversationID: uuid.NewString(),
+				Query: crm.Identity{Kind: "phone", Value: pop[n%len(pop)].Phone}}, event.WithSubject(customer), event.WithPartitionKey("customer:"+customer))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return crm.TypeRequested, e
+		},
+	})
 }
 
 // request publishes a lookup request as the unifier does and returns it.

@@ -22,6 +22,7 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
+	"github.com/omnibus-dev/omnibus/pkg/connector/connectortest"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
@@ -52,6 +53,18 @@ type testBundle struct {
 func setup(t testing.TB, extra map[string]string) testBundle {
 	t.Helper()
 	b := bustest.New(t, bus.WithLogger(quiet()))
+	env, sb, cfg := sandbox(t)
+	for k, v := range extra {
+		cfg[k] = v
+	}
+	servicetest.Run(t, logistics.Service(), b.Client, nil, cfg)
+	return testBundle{bus: b, env: env, sb: sb}
+}
+
+// sandbox starts the simulated SF Express and Cainiao and returns the connector's environment
+// pointing at them.
+func sandbox(t testing.TB) (*sim.Env, *httptest.Server, map[string]string) {
+	t.Helper()
 	mux := http.NewServeMux()
 	env := sim.NewEnv(mux, "http://127.0.0.1:1/hooks", nil, 0, quiet())
 	if _, err := sbsf.New(env, sbsf.Config{PartnerID: "OMNIBUS_SB", Checkword: "sandbox-checkword"}); err != nil {
@@ -62,15 +75,27 @@ func setup(t testing.TB, extra map[string]string) testBundle {
 	}
 	sb := httptest.NewServer(mux)
 	t.Cleanup(sb.Close)
-	cfg := map[string]string{
+	return env, sb, map[string]string{
 		"SF_PARTNER_ID": "OMNIBUS_SB", "SF_CHECKWORD": "sandbox-checkword", "SF_API_BASE": sb.URL + "/sandbox/sfexpress",
 		"CAINIAO_PROVIDER_ID": "OMNIBUS_CN", "CAINIAO_SECRET_KEY": "sandbox-secret", "CAINIAO_API_BASE": sb.URL + "/sandbox/cainiao",
 	}
-	for k, v := range extra {
-		cfg[k] = v
-	}
-	servicetest.Run(t, logistics.Service(), b.Client, nil, cfg)
-	return testBundle{bus: b, env: env, sb: sb}
+}
+
+// TestConformance runs the tool connectors' conformance suite against the sandbox.
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	connectortest.RunTool(t, connectortest.ToolHarness{
+		Spec: logistics.Spec, Service: logistics.Service(),
+		Setup: func(t *testing.T) map[string]string { _, _, cfg := sandbox(t); return cfg },
+		Request: func(t *testing.T, n int) (string, event.Event) {
+			e, err := event.New(logistics.TypeRequested, "/desk", map[string]any{
+				"conversation_id": convID, "tracking_number": fmt.Sprintf("SF10000000%04d", n)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return logistics.SubjectRequested, e
+		},
+	})
 }
 
 // request publishes a route request and returns its id.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
+	"github.com/omnibus-dev/omnibus/pkg/connector/connectortest"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
@@ -67,20 +68,47 @@ func setup(t *testing.T, vars map[string]string) *testBundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
-	mux := http.NewServeMux()
-	tb.env = sim.NewEnv(mux, "http://127.0.0.1:1/hooks", nil, 0, quiet())
-	tb.oms, err = omssim.New(tb.env, omssim.Config{AppKey: appKey, AppSecret: appSecret, Customers: customers, Seed: seed})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	env := map[string]string{"OMS_API_BASE": srv.URL + "/sandbox/oms", "OMS_APP_KEY": appKey, "OMS_APP_SECRET": appSecret}
+	var env map[string]string
+	tb.env, tb.oms, env = sandbox(t)
 	for k, v := range vars {
 		env[k] = v
 	}
 	tb.stop = servicetest.Run(t, oms.Service(), tb.bus.Client, nil, env)
 	return tb
+}
+
+// sandbox runs the sandbox's OMS on loopback and returns the connector's environment pointing
+// at it.
+func sandbox(t *testing.T) (*sim.Env, *omssim.Sim, map[string]string) {
+	t.Helper()
+	mux := http.NewServeMux()
+	env := sim.NewEnv(mux, "http://127.0.0.1:1/hooks", nil, 0, quiet())
+	o, err := omssim.New(env, omssim.Config{AppKey: appKey, AppSecret: appSecret, Customers: customers, Seed: seed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return env, o, map[string]string{"OMS_API_BASE": srv.URL + "/sandbox/oms", "OMS_APP_KEY": appKey, "OMS_APP_SECRET": appSecret}
+}
+
+// TestConformance runs the tool connectors' conformance suite against the sandbox.
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	pop := sim.Population(customers, seed)
+	connectortest.RunTool(t, connectortest.ToolHarness{
+		Spec: oms.Spec, Service: oms.Service(),
+		Setup: func(t *testing.T) map[string]string { _, _, env := sandbox(t); return env },
+		Request: func(t *testing.T, n int) (string, event.Event) {
+			conv := uuid.NewString()
+			req := oms.LookupRequest{CustomerID: uuid.NewString(), ConversationID: conv, Query: oms.Query{Kind: "phone", Value: pop[n%len(pop)].Phone}}
+			e, err := event.New(oms.TypeLookupRequested, "/services/desk", req, event.WithSubject(conv))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return oms.TypeLookupRequested, e
+		},
+	})
 }
 
 func (tb *testBundle) publish(t *testing.T, subject string, e event.Event) {

@@ -15,8 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
+	"github.com/omnibus-dev/omnibus/pkg/connector/connectortest"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
@@ -71,18 +74,8 @@ func setup(t *testing.T, provider string, extra map[string]string) *testBundle {
 		mux.ServeHTTP(w, r)
 	}))
 	t.Cleanup(tb.app.Close)
-	tb.env = sim.NewEnv(mux, tb.app.URL+"/hooks", nil, 0, quiet())
-	var err error
-	if tb.jira, err = sbjira.New(tb.env, sbjira.Config{Email: "bot@example.com", APIToken: "jira-token", WebhookSecret: "jira-hook"}); err != nil {
-		t.Fatal(err)
-	}
-	if tb.zd, err = sbzendesk.New(tb.env, sbzendesk.Config{Email: "bot@example.com", APIToken: "zd-token", WebhookSecret: "zd-hook"}); err != nil {
-		t.Fatal(err)
-	}
-	cfg := map[string]string{"TICKET_PROVIDER": provider,
-		"JIRA_BASE_URL": tb.app.URL + "/sandbox/jira", "JIRA_EMAIL": "bot@example.com", "JIRA_API_TOKEN": "jira-token", "JIRA_WEBHOOK_SECRET": "jira-hook",
-		"ZENDESK_API_BASE": tb.app.URL + "/sandbox/zendesk", "ZENDESK_EMAIL": "bot@example.com", "ZENDESK_API_TOKEN": "zd-token", "ZENDESK_WEBHOOK_SECRET": "zd-hook",
-		"TICKET_RECONCILE_DELAY": "50ms"}
+	var cfg map[string]string
+	tb.env, tb.jira, tb.zd, cfg = sandbox(t, mux, tb.app.URL, provider)
 	for k, v := range extra {
 		cfg[k] = v
 	}
@@ -97,6 +90,54 @@ func setup(t *testing.T, provider string, extra map[string]string) *testBundle {
 		return resp.StatusCode == http.StatusUnauthorized
 	})
 	return tb
+}
+
+// sandbox runs the sandbox's Jira and Zendesk on mux, served at base, and returns the
+// environment of a connector for provider pointing at them.
+func sandbox(t *testing.T, mux *http.ServeMux, base, provider string) (*sim.Env, *sbjira.Sim, *sbzendesk.Sim, map[string]string) {
+	t.Helper()
+	env := sim.NewEnv(mux, base+"/hooks", nil, 0, quiet())
+	jira, err := sbjira.New(env, sbjira.Config{Email: "bot@example.com", APIToken: "jira-token", WebhookSecret: "jira-hook"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zd, err := sbzendesk.New(env, sbzendesk.Config{Email: "bot@example.com", APIToken: "zd-token", WebhookSecret: "zd-hook"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env, jira, zd, map[string]string{"TICKET_PROVIDER": provider,
+		"JIRA_BASE_URL": base + "/sandbox/jira", "JIRA_EMAIL": "bot@example.com", "JIRA_API_TOKEN": "jira-token", "JIRA_WEBHOOK_SECRET": "jira-hook",
+		"ZENDESK_API_BASE": base + "/sandbox/zendesk", "ZENDESK_EMAIL": "bot@example.com", "ZENDESK_API_TOKEN": "zd-token", "ZENDESK_WEBHOOK_SECRET": "zd-hook",
+		"TICKET_RECONCILE_DELAY": "50ms"}
+}
+
+// TestConformance runs the tool connectors' conformance suite against the sandbox, for each
+// provider.
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	for _, provider := range []string{"jira", "zendesk"} {
+		t.Run(provider, func(t *testing.T) {
+			t.Parallel()
+			connectortest.RunTool(t, connectortest.ToolHarness{
+				Spec: ticket.Spec, Service: ticket.Service(),
+				Setup: func(t *testing.T) map[string]string {
+					mux := http.NewServeMux()
+					srv := httptest.NewServer(mux)
+					t.Cleanup(srv.Close)
+					_, _, _, cfg := sandbox(t, mux, srv.URL, provider)
+					return cfg
+				},
+				Request: func(t *testing.T, n int) (string, event.Event) {
+					e, err := event.New(ticket.TypeCreateRequested, "/desk", map[string]any{"conversation_id": uuid.NewString(),
+						"customer_id": convB, "subject": fmt.Sprintf("包裹破损 %d", n)})
+					if err != nil {
+						t.Fatal(err)
+					}
+					return ticket.TypeCreateRequested, e
+				},
+			})
+		})
+	}
 }
 
 func (tb *testBundle) publish(t *testing.T, typ string, data map[string]any) event.Event {

@@ -3,8 +3,11 @@
 // JetStream and checks what every connector owes the bus — a forged signature is rejected with
 // nothing published, a duplicate vendor message is stored once, the vendor is acked only after
 // JetStream acked, every produced event is schema-valid and declared in the spec, outbound
-// commands are delivered, and the connector shuts down cleanly. Connectors add only their
-// vendor-specific cases. Production code must not import this package.
+// commands are delivered, and the connector shuts down cleanly. Tool connectors, which answer
+// requests on the bus instead of taking webhooks, run RunTool: every request answered with
+// declared, schema-valid events correlated to it, a redelivered request answered no second time,
+// a clean shutdown. Connectors add only their vendor-specific cases. Production code must not
+// import this package.
 package connectortest
 
 import (
