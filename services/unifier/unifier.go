@@ -62,7 +62,7 @@ func (c *Config) Validate() error {
 // p % UNIFIER_REPLICAS == UNIFIER_REPLICA and spreads them over UNIFIER_WORKERS consumers, so
 // every identity's events are applied in order by exactly one consumer.
 var (
-	LiveSubjects = []string{"omni.in.*.message", "omni.in.*.status", "omni.in.desk.conversation", "omni.in.desk.customer", "omni.in.voice.call"}
+	LiveSubjects = []string{"omni.in.*.message", "omni.in.*.status", "omni.in.desk.conversation", "omni.in.desk.customer", "omni.in.voice.call", "omni.in.voice.transcript"}
 	BulkSubjects = []string{"omni.in.*.backfill"}
 	ToolSubjects = []string{"omni.tool.*.*.completed", "omni.tool.*.*.failed"}
 )
@@ -129,6 +129,7 @@ func Service() service.Service {
 			{Subject: "omni.in.voice.call", Type: engine.TypeCallStarted},
 			{Subject: "omni.in.voice.call", Type: engine.TypeCallAnswered},
 			{Subject: "omni.in.voice.call", Type: engine.TypeCallEnded},
+			{Subject: "omni.in.voice.transcript", Type: engine.TypeSegment},
 			{Subject: "omni.tool.crm.lookup.completed", Type: engine.TypeCRMLookupCompleted},
 			{Subject: "omni.tool.crm.lookup.failed", Type: engine.TypeCRMLookupFailed},
 		},

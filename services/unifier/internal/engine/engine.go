@@ -84,6 +84,7 @@ func (en *Engine) ApplyBatch(ctx context.Context, batch []bus.Delivery) []error 
 	first := map[string]int{} // event id -> index of its first copy in the batch
 	dups := map[int]int{}
 	run := make([]*msgEvent, 0, len(batch))
+	var segs map[*msgEvent]*Segment
 	for i, d := range batch {
 		if j, ok := first[d.Event.ID()]; ok {
 			dups[i] = j // a second copy changes nothing: it shares the first one's outcome
@@ -99,6 +100,17 @@ func (en *Engine) ApplyBatch(ctx context.Context, batch []bus.Delivery) []error 
 			m, err = en.prepareStatus(i, d)
 		case TypeCallStarted, TypeCallAnswered, TypeCallEnded:
 			m, err = en.prepareCall(i, d)
+		case TypeSegment:
+			var seg *Segment
+			if m, seg, err = en.prepareSegment(i, d); err == nil && m == nil {
+				continue // not kept
+			}
+			if seg != nil {
+				if segs == nil {
+					segs = map[*msgEvent]*Segment{}
+				}
+				segs[m] = seg
+			}
 		default:
 			m, err = en.prepareCommand(i, d)
 		}
@@ -108,6 +120,7 @@ func (en *Engine) ApplyBatch(ctx context.Context, batch []bus.Delivery) []error 
 		}
 		run = append(run, m)
 	}
+	run = en.resolveSegments(ctx, run, segs, errs)
 	if len(run) > 0 {
 		en.applyRun(ctx, run, errs)
 	}

@@ -18,6 +18,7 @@ const (
 	TypeCallStarted        = "omni.channel.call.started"
 	TypeCallAnswered       = "omni.channel.call.answered"
 	TypeCallEnded          = "omni.channel.call.ended"
+	TypeSegment            = "omni.channel.call.segment.transcribed"
 
 	TypeDeskConversationOpened  = "omni.desk.conversation.opened"
 	TypeDeskConversationUpdated = "omni.desk.conversation.updated"
@@ -91,6 +92,18 @@ type CallEvent struct {
 			URL string `json:"url"`
 		} `json:"legs"`
 	} `json:"recording"` // ended, if something was recorded
+}
+
+// Segment is the data of omni.channel.call.segment.transcribed.
+type Segment struct {
+	Channel   string `json:"channel"`
+	CallID    string `json:"call_id"`
+	SegmentID int64  `json:"segment_id"`
+	Speaker   string `json:"speaker"` // caller or callee
+	StartMS   int64  `json:"start_ms"`
+	EndMS     int64  `json:"end_ms"`
+	Text      string `json:"text"`
+	Final     bool   `json:"final"`
 }
 
 // ConversationCommand is the data of omni.conversation.close|reopen.requested.

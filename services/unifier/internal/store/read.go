@@ -201,6 +201,31 @@ func QueueKnownCalls(b *pgx.Batch, ids []string, fn func(KnownCall)) {
 	}, fn))
 }
 
+// CallParty is the customer's side of a stored call: the caller of an inbound call, the callee
+// of an outbound one, as the call's row recorded it (normalised).
+type CallParty struct {
+	CallID      string
+	Kind, Value string
+}
+
+// CallParties returns the customer's side of the stored calls among ids.
+func CallParties(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, ids []string) ([]CallParty, error) {
+	rows, err := q.Query(ctx, `SELECT call_id,
+		CASE WHEN direction = 'outbound' THEN to_kind ELSE from_kind END,
+		CASE WHEN direction = 'outbound' THEN to_value ELSE from_value END
+		FROM calls WHERE call_id = ANY($1)`, ids)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (CallParty, error) {
+		var c CallParty
+		err := r.Scan(&c.CallID, &c.Kind, &c.Value)
+		return c, err
+	})
+}
+
 // QueueLockCustomers locks customers ids in that order (callers sort them by id), leaving out
 // those another transaction holds when skipLocked; fn gets those it locked.
 func QueueLockCustomers(b *pgx.Batch, ids []uuid.UUID, skipLocked bool, fn func(Customer)) {
