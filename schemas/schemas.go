@@ -12,6 +12,8 @@
 //     [Examples] and require at least one valid and one invalid example per type.
 package schemas
 
+//go:generate go run ./internal/gentypes
+
 import "embed"
 
 //go:embed *.json asyncapi.yaml

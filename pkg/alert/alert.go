@@ -17,12 +17,13 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/schemas"
 )
 
 // CloudEvents types and subjects of alerts.
 const (
-	TypeRaised      = "omni.ops.alert.raised"
-	TypeResolved    = "omni.ops.alert.resolved"
+	TypeRaised      = schemas.TypeOpsAlertRaised
+	TypeResolved    = schemas.TypeOpsAlertResolved
 	SubjectRaised   = "omni.ops.alert.raised"
 	SubjectResolved = "omni.ops.alert.resolved"
 	// KindVendorFailureRatio is the kind of alert a Monitor raises.

@@ -20,10 +20,12 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/omnibus-dev/omnibus/schemas"
 )
 
 // TypeCallRecorded is the CloudEvents type of an audit record.
-const TypeCallRecorded = "omni.audit.call.recorded"
+const TypeCallRecorded = schemas.TypeAuditCallRecorded
 
 // Subject returns the subject a service's records are published on.
 func Subject(service string) string { return "omni.audit." + service }

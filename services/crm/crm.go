@@ -30,13 +30,14 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	sfwire "github.com/omnibus-dev/omnibus/pkg/wire/salesforce"
+	"github.com/omnibus-dev/omnibus/schemas"
 )
 
 // Event types and subjects.
 const (
-	TypeRequested = "omni.tool.crm.lookup.requested"
-	TypeCompleted = "omni.tool.crm.lookup.completed"
-	TypeFailed    = "omni.tool.crm.lookup.failed"
+	TypeRequested = schemas.TypeToolCrmLookupRequested
+	TypeCompleted = schemas.TypeToolCrmLookupCompleted
+	TypeFailed    = schemas.TypeToolCrmLookupFailed
 )
 
 var (

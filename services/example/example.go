@@ -21,13 +21,14 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/pkg/webhook"
+	"github.com/omnibus-dev/omnibus/schemas"
 )
 
 // Event types, subjects, routes and the Spec that declares them.
 const (
-	TypeReceived = "omni.channel.message.received"
-	TypeSend     = "omni.channel.message.send.requested"
-	TypeStatus   = "omni.channel.message.status.updated"
+	TypeReceived = schemas.TypeChannelMessageReceived
+	TypeSend     = schemas.TypeChannelMessageSendRequested
+	TypeStatus   = schemas.TypeChannelMessageStatusUpdated
 	SubjectIn    = "omni.in.example.message"
 	SubjectOut   = "omni.out.example.message.send"
 	SubjectState = "omni.in.example.status"

@@ -35,13 +35,14 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/pkg/service"
+	"github.com/omnibus-dev/omnibus/schemas"
 )
 
 // Event types and subjects.
 const (
-	TypeRequested    = "omni.tool.logistics.route.requested"
-	TypeCompleted    = "omni.tool.logistics.route.completed"
-	TypeFailed       = "omni.tool.logistics.route.failed"
+	TypeRequested    = schemas.TypeToolLogisticsRouteRequested
+	TypeCompleted    = schemas.TypeToolLogisticsRouteCompleted
+	TypeFailed       = schemas.TypeToolLogisticsRouteFailed
 	SubjectRequested = TypeRequested
 	SubjectCompleted = TypeCompleted
 	SubjectFailed    = TypeFailed

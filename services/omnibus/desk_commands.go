@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/schemas"
 )
 
 // deskCommand publishes an operator's command to the unifier through the log (so a rebuild
@@ -33,11 +34,11 @@ func deskCommand(cmd string, args []string, w io.Writer) error {
 	typ, subject, data := "", "", map[string]any{}
 	switch cmd {
 	case "unmerge":
-		typ, subject, data["merge_id"] = "omni.customer.unmerge.requested", "omni.in.desk.customer", *id
+		typ, subject, data["merge_id"] = schemas.TypeCustomerUnmergeRequested, "omni.in.desk.customer", *id
 	case "close":
-		typ, subject, data["conversation_id"] = "omni.conversation.close.requested", "omni.in.desk.conversation", *id
+		typ, subject, data["conversation_id"] = schemas.TypeConversationCloseRequested, "omni.in.desk.conversation", *id
 	case "reopen":
-		typ, subject, data["conversation_id"] = "omni.conversation.reopen.requested", "omni.in.desk.conversation", *id
+		typ, subject, data["conversation_id"] = schemas.TypeConversationReopenRequested, "omni.in.desk.conversation", *id
 	}
 	if *reason != "" {
 		data["reason"] = *reason

@@ -69,7 +69,6 @@ require (
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/nyaruka/phonenumbers v1.8.1 // indirect
-	github.com/omnibus-dev/omnibus/schemas v0.0.0 // indirect
 	github.com/opencontainers/go-digest v1.0.0 // indirect
 	github.com/pion/randutil v0.1.0 // indirect
 	github.com/pion/rtp v1.10.6 // indirect
@@ -117,6 +116,7 @@ require (
 require (
 	github.com/chromedp/chromedp v0.23.0
 	github.com/compose-spec/compose-go/v2 v2.16.2
+	github.com/omnibus-dev/omnibus/schemas v0.0.0
 	github.com/omnibus-dev/omnibus/services/assist v0.0.0
 	github.com/omnibus-dev/omnibus/services/audit v0.0.0
 	github.com/omnibus-dev/omnibus/services/crm v0.0.0

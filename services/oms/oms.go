@@ -40,16 +40,17 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	omswire "github.com/omnibus-dev/omnibus/pkg/wire/oms"
+	"github.com/omnibus-dev/omnibus/schemas"
 )
 
 // Event types (each is also its subject).
 const (
-	TypeLookupRequested   = "omni.tool.oms.lookup.requested"
-	TypeLookupCompleted   = "omni.tool.oms.lookup.completed"
-	TypeLookupFailed      = "omni.tool.oms.lookup.failed"
-	TypeArchiveCompleted  = "omni.tool.oms.archive.completed"
-	TypeArchiveFailed     = "omni.tool.oms.archive.failed"
-	TypeConversationClose = "omni.desk.conversation.closed"
+	TypeLookupRequested   = schemas.TypeToolOmsLookupRequested
+	TypeLookupCompleted   = schemas.TypeToolOmsLookupCompleted
+	TypeLookupFailed      = schemas.TypeToolOmsLookupFailed
+	TypeArchiveCompleted  = schemas.TypeToolOmsArchiveCompleted
+	TypeArchiveFailed     = schemas.TypeToolOmsArchiveFailed
+	TypeConversationClose = schemas.TypeDeskConversationClosed
 )
 
 func route(t string) connector.Route { return connector.Route{Subject: t, Type: t} }

@@ -48,6 +48,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/webhook"
 	aliwire "github.com/omnibus-dev/omnibus/pkg/wire/aliyun"
 	tcwire "github.com/omnibus-dev/omnibus/pkg/wire/tencent"
+	"github.com/omnibus-dev/omnibus/schemas"
 )
 
 // Channel is the omnibus channel name.
@@ -55,9 +56,9 @@ const Channel = "sms"
 
 // Event types, subjects, routes and the Spec that declares them.
 const (
-	TypeReceived  = "omni.channel.message.received"
-	TypeSend      = "omni.channel.message.send.requested"
-	TypeStatus    = "omni.channel.message.status.updated"
+	TypeReceived  = schemas.TypeChannelMessageReceived
+	TypeSend      = schemas.TypeChannelMessageSendRequested
+	TypeStatus    = schemas.TypeChannelMessageStatusUpdated
 	SubjectIn     = "omni.in.sms.message"
 	SubjectStatus = "omni.in.sms.status"
 	SubjectOut    = "omni.out.sms.message.send"

@@ -57,17 +57,18 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/pkg/wire/jira"
 	"github.com/omnibus-dev/omnibus/pkg/wire/zendesk"
+	"github.com/omnibus-dev/omnibus/schemas"
 )
 
 // Event types (each is also its subject).
 const (
-	TypeCreateRequested  = "omni.tool.ticket.create.requested"
-	TypeCreateCompleted  = "omni.tool.ticket.create.completed"
-	TypeCreateFailed     = "omni.tool.ticket.create.failed"
-	TypeCommentRequested = "omni.tool.ticket.comment.requested"
-	TypeCommentCompleted = "omni.tool.ticket.comment.completed"
-	TypeCommentFailed    = "omni.tool.ticket.comment.failed"
-	TypeStatusChanged    = "omni.tool.ticket.status.changed"
+	TypeCreateRequested  = schemas.TypeToolTicketCreateRequested
+	TypeCreateCompleted  = schemas.TypeToolTicketCreateCompleted
+	TypeCreateFailed     = schemas.TypeToolTicketCreateFailed
+	TypeCommentRequested = schemas.TypeToolTicketCommentRequested
+	TypeCommentCompleted = schemas.TypeToolTicketCommentCompleted
+	TypeCommentFailed    = schemas.TypeToolTicketCommentFailed
+	TypeStatusChanged    = schemas.TypeToolTicketStatusChanged
 	TypeAudit            = audit.TypeCallRecorded
 	SubjectAudit         = "omni.audit.ticket"
 )

@@ -37,14 +37,15 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/service"
+	"github.com/omnibus-dev/omnibus/schemas"
 )
 
 // Event types, subjects, routes and the Spec that declares them.
 const (
 	Name         = "webchat"
-	TypeReceived = "omni.channel.message.received"
-	TypeSend     = "omni.channel.message.send.requested"
-	TypeStatus   = "omni.channel.message.status.updated"
+	TypeReceived = schemas.TypeChannelMessageReceived
+	TypeSend     = schemas.TypeChannelMessageSendRequested
+	TypeStatus   = schemas.TypeChannelMessageStatusUpdated
 	SubjectIn    = "omni.in.webchat.message"
 	SubjectOut   = "omni.out.webchat.message.send"
 	SubjectState = "omni.in.webchat.status"

@@ -38,6 +38,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/pkg/wire/wecom"
+	"github.com/omnibus-dev/omnibus/schemas"
 )
 
 // Channel is the omnibus channel name.
@@ -45,9 +46,9 @@ const Channel = "wechatkf"
 
 // Event types, subjects and the Spec that declares them.
 const (
-	TypeReceived   = "omni.channel.message.received"
-	TypeSend       = "omni.channel.message.send.requested"
-	TypeStatus     = "omni.channel.message.status.updated"
+	TypeReceived   = schemas.TypeChannelMessageReceived
+	TypeSend       = schemas.TypeChannelMessageSendRequested
+	TypeStatus     = schemas.TypeChannelMessageStatusUpdated
 	SubjectMessage = "omni.in.wechatkf.message"
 	SubjectStatus  = "omni.in.wechatkf.status"
 	SubjectSend    = "omni.out.wechatkf.message.send"

@@ -14,6 +14,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/alert"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/schemas"
 )
 
 // The tool route the suite fails and heals: the logistics connector's SF Express route query.
@@ -24,7 +25,7 @@ const (
 	RouteOp       = "route_query"                      // the alert's op
 	RouteFaultKey = "sfexpress EXP_RECE_SEARCH_ROUTES" // the sandbox's route key
 	RouteFailCode = "A1099"                            // SF's system error: retryable
-	typeRouteReq  = "omni.tool.logistics.route.requested"
+	typeRouteReq  = schemas.TypeToolLogisticsRouteRequested
 	subjRouteRes  = "omni.tool.logistics.route.*" // .completed and .failed
 )
 

@@ -3,34 +3,36 @@ package engine
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/omnibus-dev/omnibus/schemas"
 )
 
 // Event types the unifier consumes and produces (schemas/ has one JSON Schema each).
 const (
-	TypeMessageReceived    = "omni.channel.message.received"
-	TypeStatusUpdated      = "omni.channel.message.status.updated"
-	TypeCloseRequested     = "omni.conversation.close.requested"
-	TypeReopenRequested    = "omni.conversation.reopen.requested"
-	TypeUnmergeRequested   = "omni.customer.unmerge.requested"
-	TypeCRMLookupRequested = "omni.tool.crm.lookup.requested"
-	TypeCRMLookupCompleted = "omni.tool.crm.lookup.completed"
-	TypeCRMLookupFailed    = "omni.tool.crm.lookup.failed"
-	TypeCallStarted        = "omni.channel.call.started"
-	TypeCallAnswered       = "omni.channel.call.answered"
-	TypeCallEnded          = "omni.channel.call.ended"
-	TypeSegment            = "omni.channel.call.segment.transcribed"
+	TypeMessageReceived    = schemas.TypeChannelMessageReceived
+	TypeStatusUpdated      = schemas.TypeChannelMessageStatusUpdated
+	TypeCloseRequested     = schemas.TypeConversationCloseRequested
+	TypeReopenRequested    = schemas.TypeConversationReopenRequested
+	TypeUnmergeRequested   = schemas.TypeCustomerUnmergeRequested
+	TypeCRMLookupRequested = schemas.TypeToolCrmLookupRequested
+	TypeCRMLookupCompleted = schemas.TypeToolCrmLookupCompleted
+	TypeCRMLookupFailed    = schemas.TypeToolCrmLookupFailed
+	TypeCallStarted        = schemas.TypeChannelCallStarted
+	TypeCallAnswered       = schemas.TypeChannelCallAnswered
+	TypeCallEnded          = schemas.TypeChannelCallEnded
+	TypeSegment            = schemas.TypeChannelCallSegmentTranscribed
 
-	TypeDeskConversationOpened  = "omni.desk.conversation.opened"
-	TypeDeskConversationUpdated = "omni.desk.conversation.updated"
-	TypeDeskConversationClosed  = "omni.desk.conversation.closed"
-	TypeDeskMessageAdded        = "omni.desk.message.added"
-	TypeDeskMessageUpdated      = "omni.desk.message.updated"
-	TypeDeskCustomerUpdated     = "omni.desk.customer.updated"
-	TypeDeskCustomerMerged      = "omni.desk.customer.merged"
-	TypeDeskCustomerUnmerged    = "omni.desk.customer.unmerged"
-	TypeDeskToolResult          = "omni.desk.tool.result"
-	TypeDeskCallRinging         = "omni.desk.call.ringing"
-	TypeDeskCallUpdated         = "omni.desk.call.updated"
+	TypeDeskConversationOpened  = schemas.TypeDeskConversationOpened
+	TypeDeskConversationUpdated = schemas.TypeDeskConversationUpdated
+	TypeDeskConversationClosed  = schemas.TypeDeskConversationClosed
+	TypeDeskMessageAdded        = schemas.TypeDeskMessageAdded
+	TypeDeskMessageUpdated      = schemas.TypeDeskMessageUpdated
+	TypeDeskCustomerUpdated     = schemas.TypeDeskCustomerUpdated
+	TypeDeskCustomerMerged      = schemas.TypeDeskCustomerMerged
+	TypeDeskCustomerUnmerged    = schemas.TypeDeskCustomerUnmerged
+	TypeDeskToolResult          = schemas.TypeDeskToolResult
+	TypeDeskCallRinging         = schemas.TypeDeskCallRinging
+	TypeDeskCallUpdated         = schemas.TypeDeskCallUpdated
 )
 
 // Subjects the unifier publishes on.
