@@ -1,0 +1,306 @@
+// Package caller is the sandbox's telephone: a SIP user agent client that calls a trunk
+// endpoint (the voice connector) from a customer's number, plays 8 kHz speech to it as G.711
+// RTP paced in real time, and hangs up with BYE — how simulated customers call in the demo, and
+// what a load tool places calls with.
+//
+// One Dialer is one SIP user agent on one local UDP port; it places any number of concurrent
+// calls, each with its own RTP socket. The offer is PCMU, PCMA and telephone-event/8000; the
+// far end's answer picks the codec. Digest credentials, when set, answer a 401/407 challenge.
+package caller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+	"github.com/zaf/g711"
+)
+
+// Config configures a Dialer.
+type Config struct {
+	// Target is the SIP endpoint called, host:port (UDP), e.g. the voice connector's
+	// 127.0.0.1:5060.
+	Target string
+	// LocalIP is the address SIP and RTP bind to and advertise; default 127.0.0.1.
+	LocalIP string
+	// Username and Password answer a digest challenge; empty sends none.
+	Username, Password string
+	// Log, default slog.Default().
+	Log *slog.Logger
+}
+
+// Dialer places calls.
+type Dialer struct {
+	cfg    Config
+	host   string
+	port   int
+	local  net.IP
+	ua     *sipgo.UserAgent
+	dc     *sipgo.DialogClientCache
+	conn   net.PacketConn
+	closed atomic.Bool
+	wg     sync.WaitGroup
+}
+
+// New starts a Dialer: its SIP socket listens on LocalIP (a free port) for in-dialog requests
+// (the far end's BYE).
+func New(cfg Config) (*Dialer, error) {
+	if cfg.LocalIP == "" {
+		cfg.LocalIP = "127.0.0.1"
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	host, p, err := net.SplitHostPort(cfg.Target)
+	if err != nil {
+		return nil, fmt.Errorf("caller: target %q: %w", cfg.Target, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return nil, fmt.Errorf("caller: target %q: bad port", cfg.Target)
+	}
+	local := net.ParseIP(cfg.LocalIP)
+	if local == nil {
+		return nil, fmt.Errorf("caller: LocalIP %q is not an IP address", cfg.LocalIP)
+	}
+	conn, err := net.ListenPacket("udp", net.JoinHostPort(cfg.LocalIP, "0"))
+	if err != nil {
+		return nil, fmt.Errorf("caller: %w", err)
+	}
+	sipPort := conn.LocalAddr().(*net.UDPAddr).Port
+	d := &Dialer{cfg: cfg, host: host, port: port, local: local, conn: conn}
+	fail := func(err error) (*Dialer, error) {
+		_ = conn.Close()
+		if d.ua != nil {
+			_ = d.ua.Close()
+		}
+		return nil, fmt.Errorf("caller: %w", err)
+	}
+	if d.ua, err = sipgo.NewUA(sipgo.WithUserAgent("omnibus-sandbox-caller"), sipgo.WithUserAgentHostname(cfg.LocalIP)); err != nil {
+		return fail(err)
+	}
+	srv, err := sipgo.NewServer(d.ua, sipgo.WithServerLogger(cfg.Log))
+	if err != nil {
+		return fail(err)
+	}
+	cli, err := sipgo.NewClient(d.ua, sipgo.WithClientAddr(conn.LocalAddr().String()), sipgo.WithClientLogger(cfg.Log))
+	if err != nil {
+		return fail(err)
+	}
+	d.dc = sipgo.NewDialogClientCache(cli, sip.ContactHeader{Address: sip.Uri{User: "caller", Host: cfg.LocalIP, Port: sipPort}})
+	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+		if err := d.dc.ReadBye(req, tx); err != nil {
+			_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
+		}
+	})
+	srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
+	})
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := srv.ServeUDP(conn); err != nil && !d.closed.Load() {
+			cfg.Log.Warn("caller: SIP socket stopped", "err", err)
+		}
+	}()
+	return d, nil
+}
+
+// Close stops the Dialer; calls in progress end with their contexts' errors.
+func (d *Dialer) Close() error {
+	if d.closed.Swap(true) {
+		return nil
+	}
+	err := d.ua.Close()
+	_ = d.conn.Close()
+	d.wg.Wait()
+	return err
+}
+
+// Call is what a call did.
+type Call struct {
+	Status     int           // the final SIP status of the INVITE (200 when answered)
+	Codec      string        // PCMU or PCMA, as answered
+	Sent       int           // RTP packets sent
+	Received   int           // RTP packets received from the far end
+	HungUpBy   string        // caller (we sent BYE) or callee (the far end did)
+	AnsweredIn time.Duration // from INVITE to 200 OK
+	Talk       time.Duration // from ACK to hang-up
+}
+
+// ErrRejected is wrapped when the far end refuses the call; Call.Status says how.
+var ErrRejected = errors.New("call rejected")
+
+// Call calls to (a number or user at the target) from from, plays audio (8 kHz, 16-bit signed
+// mono samples) followed by tail of silence, then hangs up — sooner if the far end hangs up or
+// ctx ends (then it still sends BYE). It returns what happened; an error when the call could
+// not be set up (wrapping ErrRejected for a final non-2xx answer).
+func (d *Dialer) Call(ctx context.Context, from, to string, audio []int16, tail time.Duration) (Call, error) {
+	var res Call
+	rtpConn, err := net.ListenUDP("udp", &net.UDPAddr{IP: d.local})
+	if err != nil {
+		return res, fmt.Errorf("caller: RTP socket: %w", err)
+	}
+	defer rtpConn.Close()
+	fromH := &sip.FromHeader{Address: sip.Uri{User: from, Host: d.cfg.LocalIP}, Params: sip.NewParams()}
+	fromH.Params.Add("tag", sip.GenerateTagN(16))
+	began := time.Now()
+	sess, err := d.dc.Invite(ctx, sip.Uri{User: to, Host: d.host, Port: d.port}, offer(d.local, rtpConn.LocalAddr().(*net.UDPAddr).Port),
+		sip.NewHeader("Content-Type", "application/sdp"), fromH)
+	if err != nil {
+		return res, fmt.Errorf("caller: INVITE: %w", err)
+	}
+	defer sess.Close()
+	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{Username: d.cfg.Username, Password: d.cfg.Password}); err != nil {
+		var de *sipgo.ErrDialogResponse
+		if errors.As(err, &de) {
+			res.Status = de.Res.StatusCode
+			return res, fmt.Errorf("%w: %d %s", ErrRejected, de.Res.StatusCode, de.Res.Reason)
+		}
+		return res, fmt.Errorf("caller: waiting for the answer: %w", err)
+	}
+	res.Status, res.AnsweredIn = sess.InviteResponse.StatusCode, time.Since(began)
+	if err := sess.Ack(ctx); err != nil {
+		return res, fmt.Errorf("caller: ACK: %w", err)
+	}
+	talk := time.Now()
+	defer func() { res.Talk = time.Since(talk) }()
+	peer, pt, codec, err := answerMedia(sess.InviteResponse.Body())
+	if err != nil {
+		_ = sess.Bye(context.WithoutCancel(ctx))
+		return res, fmt.Errorf("caller: %w", err)
+	}
+	res.Codec = codec
+
+	var received atomic.Int64
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := rtpConn.ReadFrom(buf); err != nil {
+				return
+			}
+			received.Add(1)
+		}
+	}()
+	ended := sess.Context().Done()
+	res.Sent, err = play(ctx, ended, rtpConn, peer, pt, audio, tail)
+	res.Received = int(received.Load())
+	select {
+	case <-ended:
+		res.HungUpBy = "callee"
+		return res, nil
+	default:
+	}
+	res.HungUpBy = "caller"
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if berr := sess.Bye(bctx); berr != nil {
+		return res, errors.Join(err, fmt.Errorf("caller: BYE: %w", berr))
+	}
+	return res, err
+}
+
+// offer is the SDP offer: PCMU, PCMA and RFC 4733 events, media at ip:port.
+func offer(ip net.IP, port int) []byte {
+	return []byte(fmt.Sprintf("v=0\r\no=caller %d 1 IN IP4 %s\r\ns=omnibus sandbox call\r\nc=IN IP4 %s\r\nt=0 0\r\n"+
+		"m=audio %d RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"+
+		"a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n", time.Now().Unix(), ip, ip, port))
+}
+
+// answerMedia reads the answer's media address and the first G.711 payload type it accepted.
+func answerMedia(body []byte) (*net.UDPAddr, uint8, string, error) {
+	var sd sdp.SessionDescription
+	if err := sd.Unmarshal(body); err != nil {
+		return nil, 0, "", fmt.Errorf("the answer's SDP: %w", err)
+	}
+	for _, m := range sd.MediaDescriptions {
+		if m.MediaName.Media != "audio" || m.MediaName.Port.Value == 0 {
+			continue
+		}
+		c := sd.ConnectionInformation
+		if m.ConnectionInformation != nil {
+			c = m.ConnectionInformation
+		}
+		if c == nil || c.Address == nil {
+			return nil, 0, "", errors.New("the answer has no connection address")
+		}
+		ip := net.ParseIP(c.Address.Address)
+		if ip == nil {
+			return nil, 0, "", fmt.Errorf("the answer's address %q is not an IP", c.Address.Address)
+		}
+		for _, f := range m.MediaName.Formats {
+			switch f {
+			case "0":
+				return &net.UDPAddr{IP: ip, Port: m.MediaName.Port.Value}, 0, "PCMU", nil
+			case "8":
+				return &net.UDPAddr{IP: ip, Port: m.MediaName.Port.Value}, 8, "PCMA", nil
+			}
+		}
+	}
+	return nil, 0, "", errors.New("the answer accepts neither PCMU nor PCMA")
+}
+
+// samplesPerPacket is 20 ms at 8 kHz.
+const samplesPerPacket = 160
+
+// play sends audio then tail of silence as RTP to peer, one packet each 20 ms, until done, the
+// far end hangs up (ended) or ctx ends; it returns the packets sent.
+func play(ctx context.Context, ended <-chan struct{}, conn *net.UDPConn, peer *net.UDPAddr, pt uint8, audio []int16, tail time.Duration) (int, error) {
+	total := (len(audio) + samplesPerPacket - 1) / samplesPerPacket
+	total += int(tail / (20 * time.Millisecond))
+	var ssrc [4]byte
+	now := time.Now().UnixNano()
+	for i := range ssrc {
+		ssrc[i] = byte(now >> (8 * i))
+	}
+	pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: pt, SSRC: uint32(ssrc[0])<<24 | uint32(ssrc[1])<<16 | uint32(ssrc[2])<<8 | uint32(ssrc[3])}}
+	pcm := make([]int16, samplesPerPacket)
+	payload := make([]byte, samplesPerPacket)
+	buf := make([]byte, 12+samplesPerPacket)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	sent := 0
+	for n := range total {
+		clear(pcm)
+		if off := n * samplesPerPacket; off < len(audio) {
+			copy(pcm, audio[off:])
+		}
+		for i, s := range pcm {
+			if pt == 8 {
+				payload[i] = g711.EncodeAlawFrame(s)
+			} else {
+				payload[i] = g711.EncodeUlawFrame(s)
+			}
+		}
+		pkt.Marker = n == 0
+		pkt.SequenceNumber = uint16(n)
+		pkt.Timestamp = uint32(n * samplesPerPacket)
+		pkt.Payload = payload
+		m, err := pkt.MarshalTo(buf)
+		if err != nil {
+			return sent, err
+		}
+		if _, err := conn.WriteToUDP(buf[:m], peer); err != nil {
+			return sent, fmt.Errorf("RTP: %w", err)
+		}
+		sent++
+		select {
+		case <-ctx.Done():
+			return sent, ctx.Err()
+		case <-ended:
+			return sent, nil
+		case <-tick.C:
+		}
+	}
+	return sent, nil
+}
