@@ -1,0 +1,96 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/omnibus-dev/omnibus/services/sandbox/caller"
+	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
+)
+
+// Utterance is a sentence of speech a simulated caller can say: 8 kHz 16-bit mono samples and
+// the text they say (what a recogniser should hear).
+type Utterance struct {
+	Text string
+	PCM  []int16
+}
+
+// CallScenario makes simulated customers phone the contact centre: one call per Interval, from
+// a customer's mobile to Hotline, saying a few utterances separated by pauses, then hanging up.
+// Calls overlap (each runs on its own), up to MaxConcurrent at once.
+type CallScenario struct {
+	Dialer        *caller.Dialer
+	Customers     []sim.Customer
+	Hotline       string
+	Utterances    []Utterance
+	Interval      time.Duration
+	PerCall       int           // utterances per call, default 2
+	Pause         time.Duration // between utterances, default 800 ms
+	MaxConcurrent int           // default 4
+	Seed          int64
+	Log           *slog.Logger
+}
+
+// Run places calls until ctx ends, then waits for the calls in progress to hang up.
+func (s *CallScenario) Run(ctx context.Context) error {
+	if s.Dialer == nil || len(s.Customers) == 0 || len(s.Utterances) == 0 || s.Interval <= 0 {
+		return errors.New("call scenario: needs a dialer, customers, utterances and an interval")
+	}
+	per, pause, most := s.PerCall, s.Pause, s.MaxConcurrent
+	if per <= 0 {
+		per = 2
+	}
+	if pause <= 0 {
+		pause = 800 * time.Millisecond
+	}
+	if most <= 0 {
+		most = 4
+	}
+	r := rand.New(rand.NewPCG(uint64(s.Seed), 5060))
+	slots := make(chan struct{}, most)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	t := time.NewTicker(s.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		select {
+		case slots <- struct{}{}:
+		default:
+			s.Log.Debug("simulated call skipped: the most calls are up", "max", most)
+			continue
+		}
+		c := s.Customers[r.IntN(len(s.Customers))]
+		var said []string
+		audio := make([]int16, 0, 8000*per*4)
+		for i := range per {
+			u := s.Utterances[r.IntN(len(s.Utterances))]
+			if i > 0 {
+				audio = append(audio, make([]int16, int(pause.Seconds()*8000))...)
+			}
+			audio = append(audio, u.PCM...)
+			said = append(said, u.Text)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			res, err := s.Dialer.Call(ctx, c.Phone, s.Hotline, audio, time.Second)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				s.Log.Warn("simulated customer could not call", "customer", c.ID, "status", res.Status, "err", err)
+			case err == nil:
+				s.Log.Debug("simulated customer called", "customer", c.ID, "said", said, "talk", res.Talk.Round(time.Millisecond),
+					"rtp_sent", res.Sent, "hung_up_by", res.HungUpBy)
+			}
+		}()
+	}
+}
