@@ -10,7 +10,10 @@ package unifier
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"runtime"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -18,6 +21,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/pkg/service"
+	"github.com/omnibus-dev/omnibus/schemas"
 	"github.com/omnibus-dev/omnibus/services/unifier/internal/engine"
 	"github.com/omnibus-dev/omnibus/services/unifier/internal/store"
 )
@@ -61,11 +65,66 @@ func (c *Config) Validate() error {
 // partition token (bus.PartitionedSubject); each replica owns the partitions p with
 // p % UNIFIER_REPLICAS == UNIFIER_REPLICA and spreads them over UNIFIER_WORKERS consumers, so
 // every identity's events are applied in order by exactly one consumer.
+//
+// Each lane's filter subjects are derived from the routes it consumes (consumed), which are also
+// the service's declared Subscribes: what the unifier says it consumes is what its consumers
+// take.
 var (
-	LiveSubjects = []string{"omni.in.*.message", "omni.in.*.status", "omni.in.desk.conversation", "omni.in.desk.customer", "omni.in.voice.call", "omni.in.voice.transcript"}
-	BulkSubjects = []string{"omni.in.*.backfill"}
+	liveRoutes = []service.Route{
+		{Subject: "omni.in.*.message", Type: engine.TypeMessageReceived},
+		{Subject: "omni.in.*.status", Type: engine.TypeStatusUpdated},
+		{Subject: "omni.in.desk.conversation", Type: engine.TypeCloseRequested},
+		{Subject: "omni.in.desk.conversation", Type: engine.TypeReopenRequested},
+		{Subject: "omni.in.desk.customer", Type: engine.TypeUnmergeRequested},
+		{Subject: "omni.in.voice.call", Type: engine.TypeCallStarted},
+		{Subject: "omni.in.voice.call", Type: engine.TypeCallAnswered},
+		{Subject: "omni.in.voice.call", Type: engine.TypeCallEnded},
+		{Subject: "omni.in.voice.transcript", Type: engine.TypeSegment},
+	}
+	bulkRoutes = []service.Route{
+		{Subject: "omni.in.*.backfill", Type: engine.TypeMessageReceived},
+	}
+	// Every tool result goes on its conversation's timeline (CRM results also enrich the
+	// customer): the tool lane takes each omni.tool.<tool>.<op>.completed|failed type that has a
+	// schema, on the subject of its name.
+	toolRoutes = toolResults()
+
+	LiveSubjects = subjects(liveRoutes)
+	BulkSubjects = subjects(bulkRoutes)
 	ToolSubjects = []string{"omni.tool.*.*.completed", "omni.tool.*.*.failed"}
 )
+
+// consumed is every route the unifier's lanes take: its declared Subscribes.
+func consumed() []service.Route {
+	return slices.Concat(liveRoutes, bulkRoutes, toolRoutes)
+}
+
+// subjects returns the distinct subjects of routes, in order.
+func subjects(routes []service.Route) []string {
+	var out []string
+	for _, r := range routes {
+		if !slices.Contains(out, r.Subject) {
+			out = append(out, r.Subject)
+		}
+	}
+	return out
+}
+
+// toolResults returns a route for every tool result type in schemas/.
+func toolResults() []service.Route {
+	var out []service.Route
+	for _, pattern := range []string{"omni.tool.*.*.completed.json", "omni.tool.*.*.failed.json"} {
+		names, err := fs.Glob(schemas.FS(), pattern)
+		if err != nil {
+			panic(err) // a constant, valid pattern
+		}
+		for _, n := range names {
+			typ := strings.TrimSuffix(n, ".json")
+			out = append(out, service.Route{Subject: typ, Type: typ})
+		}
+	}
+	return out
+}
 
 // lanes returns the consumers of one replica.
 func lanes(cfg Config) []bus.ConsumerConfig {
@@ -119,20 +178,8 @@ func Service() service.Service {
 			{Subject: engine.TypeDeskCallRinging, Type: engine.TypeDeskCallRinging},
 			{Subject: engine.TypeDeskCallUpdated, Type: engine.TypeDeskCallUpdated},
 		},
-		Subscribes: []service.Route{
-			{Subject: "omni.in.*.message", Type: engine.TypeMessageReceived},
-			{Subject: "omni.in.*.backfill", Type: engine.TypeMessageReceived},
-			{Subject: "omni.in.*.status", Type: engine.TypeStatusUpdated},
-			{Subject: "omni.in.desk.conversation", Type: engine.TypeCloseRequested},
-			{Subject: "omni.in.desk.conversation", Type: engine.TypeReopenRequested},
-			{Subject: "omni.in.desk.customer", Type: engine.TypeUnmergeRequested},
-			{Subject: "omni.in.voice.call", Type: engine.TypeCallStarted},
-			{Subject: "omni.in.voice.call", Type: engine.TypeCallAnswered},
-			{Subject: "omni.in.voice.call", Type: engine.TypeCallEnded},
-			{Subject: "omni.in.voice.transcript", Type: engine.TypeSegment},
-			{Subject: "omni.tool.crm.lookup.completed", Type: engine.TypeCRMLookupCompleted},
-			{Subject: "omni.tool.crm.lookup.failed", Type: engine.TypeCRMLookupFailed},
-		},
+		Subscribes: consumed(),
+
 		Run: Run,
 	}
 }
