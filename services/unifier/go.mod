@@ -7,6 +7,7 @@ require (
 	github.com/google/uuid v1.6.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/nats-io/nats.go v1.55.0
+	github.com/nyaruka/phonenumbers v1.8.1
 	github.com/omnibus-dev/omnibus/pkg v0.0.0
 	github.com/omnibus-dev/omnibus/schemas v0.0.0
 	github.com/pressly/goose/v3 v3.30.0

@@ -16,40 +16,28 @@
 //
 // # Phone numbers
 //
-// Phones are stored in E.164 ("+8613800138000"), produced by [NormalizePhone] without a
-// libphonenumber dependency:
+// Phones are stored in E.164 ("+8613800138000"), produced by [NormalizePhone] in two steps:
+// a strict reading of what was written, then Google's libphonenumber metadata
+// (github.com/nyaruka/phonenumbers, the library the web chat connector checks numbers with, so the
+// two never disagree) for the numbering plan:
 //
 //   - Accepted decoration: white space (including the ideographic space), dashes (ASCII and the
 //     Unicode hyphens/dashes), dots and parentheses. Full-width forms (１３８…, ＋, （）, －) are
 //     folded to ASCII first.
 //   - International form: a leading "+" (also inside a leading parenthesis, "(+86)138…") or the
-//     "00" international prefix ("0086…"); in the NANP region also "011". The country code must
-//     not start with 0, and the result must have 8–15 digits. A "(0)" group right after the
-//     country code is the conventional trunk-prefix notation and is dropped ("+44 (0)20 …",
-//     "+86 (0)10 …").
-//   - +86 (China) and +1 (NANP) numbers are validated against their numbering plan even in
-//     international form; other country codes are only checked for E.164 shape. For +86 a stray
-//     trunk 0 after the country code ("+86 010 1234 5678") is tolerated and dropped, since no
-//     Chinese national number starts with 0.
+//     "00" international prefix ("0086…"); in the US region also "011". The country code must
+//     not start with 0. A "(0)" group right after the country code is the conventional
+//     trunk-prefix notation and is dropped ("+44 (0)20 …", "+86 (0)10 …"); for +86 a stray trunk
+//     0 after the country code ("+86 010 1234 5678") is dropped too.
 //   - National form (no "+" or "00") is read in the default region, "CN" unless the
-//     [Normalizer] says otherwise. Supported regions:
-//     CN: mobiles are exactly 11 digits 1[3-9]xxxxxxxxx; "86" before a mobile (13 digits
-//     starting 861) is read as the country code; landlines need the trunk 0 and the area code
-//     (010-12345678 → +861012345678, 0755-1234-5678 → +8675512345678): two-digit area codes
-//     10 and 2x take an 8-digit subscriber number, three-digit area codes 3xx–9xx a 7- or 8-digit
-//     one, and subscriber numbers do not start with 0. A trunk 0 before a mobile (the old long-distance
-//     habit, 013800138000) is tolerated.
-//     US: 10 digits under NANP rules (area code and exchange start with 2–9), optionally preceded
-//     by the trunk 1 → +1….
-//     HK: 8 digits starting 2–9 → +852….
-//     TW: mobiles 9 digits starting 9 (with or without the trunk 0) → +886…; landlines need the
-//     trunk 0 and have 8 or 9 national digits starting 2–8.
-//     SG: 8 digits starting 3, 6, 8 or 9 → +65….
-//     GB: the trunk 0 followed by 10 national digits → +44… (the few 9-digit UK numbers must be
-//     given with +44).
-//     Any other region rejects national numbers: give them with a country code.
+//     [Normalizer] says otherwise; any region libphonenumber knows works. In CN, "86" written
+//     before a mobile (13 digits starting 861) is read as the country code.
+//   - The number must be valid in its country's plan (libphonenumber's IsValidNumber: a real
+//     area code or mobile range and a length it has), so ranges reserved for fiction (UK 07700
+//     900xxx) are refused; the error says whether the number is too short, too long, of a length
+//     the plan does not have, or outside its ranges.
 //   - Rejected: empty input, letters, any other character, a misplaced or repeated "+",
-//     unbalanced or nested parentheses, too few or too many digits. Extensions ("ext", "x",
+//     unbalanced or nested parentheses, more than 20 digits. Extensions ("ext", "x",
 //     "转"/"轉", "分机"/"分機", "#", ",", ";") are rejected rather than stripped: whether the
 //     extension belongs to the customer or to a switchboard is ambiguous, and stripping it could
 //     merge everyone who ever called from the same office switchboard into one customer.

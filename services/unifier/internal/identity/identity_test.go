@@ -20,7 +20,7 @@ var normalizeCases = []normalizeCase{
 	{name: "phone default region CN", kind: Phone, raw: "138 0013 8000", want: ID{Phone, "+8613800138000"}},
 	{name: "phone region US", n: Normalizer{DefaultRegion: "US"}, kind: Phone, raw: "(415) 555-2671", want: ID{Phone, "+14155552671"}},
 	{name: "phone region HK", n: Normalizer{DefaultRegion: "HK"}, kind: Phone, raw: "5123 4567", want: ID{Phone, "+85251234567"}},
-	{name: "phone unsupported region national", n: Normalizer{DefaultRegion: "JP"}, kind: Phone, raw: "090-1234-5678", errHas: "not supported"},
+	{name: "phone national in any region", n: Normalizer{DefaultRegion: "JP"}, kind: Phone, raw: "090-1234-5678", want: ID{Phone, "+819012345678"}},
 	{name: "phone unsupported region with cc", n: Normalizer{DefaultRegion: "JP"}, kind: Phone, raw: "+81 90-1234-5678", want: ID{Phone, "+819012345678"}},
 	{name: "email", kind: Email, raw: " Jane@Example.com ", want: ID{Email, "jane@example.com"}},
 	{name: "email invalid", kind: Email, raw: "jane", errHas: "email"},

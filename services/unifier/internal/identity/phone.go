@@ -1,22 +1,25 @@
 package identity
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/nyaruka/phonenumbers"
 )
 
 const (
 	maxPhoneRunes  = 64 // of raw input, decoration included
 	maxPhoneDigits = 20 // before prefixes are removed: "00" + 15 + trunk zeros, with room to spare
-	minE164Digits  = 8  // country code included
-	maxE164Digits  = 15
+	minE164Digits  = 8  // country code included: what Mask takes for an E.164 number
+	maxE164Digits  = 15 // ITU-T E.164, country code included
 )
 
 // NormalizePhone returns raw as an E.164 number ("+8613800138000"). A number written without
-// "+" or "00" is read in defaultRegion ("" means "CN"; supported: CN, US, HK, TW, SG, GB). The rules
-// are in the package documentation. Errors wrap [ErrInvalid].
+// "+" or "00" is read in defaultRegion ("" means "CN"; any ISO 3166 region libphonenumber knows).
+// The rules are in the package documentation. Errors wrap [ErrInvalid].
 func NormalizePhone(raw, defaultRegion string) (string, error) {
 	if !utf8.ValidString(raw) {
 		return "", phoneErr("not valid UTF-8")
@@ -47,8 +50,65 @@ func NormalizePhone(raw, defaultRegion string) (string, error) {
 		return international(digits[2:])
 	case region == "US" && strings.HasPrefix(digits, "011"):
 		return international(digits[3:])
+	case region == "CN" && len(digits) == 13 && strings.HasPrefix(digits, "861"):
+		return international(digits) // the country code written without "+" before a mobile
 	}
-	return national(digits, region)
+	if phonenumbers.GetCountryCodeForRegion(region) == 0 {
+		return "", phoneErr(fmt.Sprintf("region %s is unknown: write the number with +<country code> or 00<country code>", quoteShort(region)))
+	}
+	return parsePhone(digits, region)
+}
+
+// international reads d, the digits after "+" or the international prefix: country code and
+// national number.
+func international(d string) (string, error) {
+	switch {
+	case d == "":
+		return "", phoneErr("no digits after the international prefix")
+	case d[0] == '0':
+		return "", phoneErr("country code cannot start with 0")
+	case strings.HasPrefix(d, "860"):
+		// A stray trunk 0 after +86 ("+86 010 …"): no Chinese national number starts with 0.
+		d = "86" + d[3:]
+	}
+	return parsePhone("+"+d, "ZZ")
+}
+
+// parsePhone parses s in region with libphonenumber and returns it in E.164 if it is a valid
+// number of its country's numbering plan.
+func parsePhone(s, region string) (string, error) {
+	n, err := phonenumbers.Parse(s, region)
+	if err != nil {
+		switch {
+		case errors.Is(err, phonenumbers.ErrInvalidCountryCode):
+			return "", phoneErr("unknown country code")
+		case errors.Is(err, phonenumbers.ErrTooShortNSN), errors.Is(err, phonenumbers.ErrTooShortAfterIDD), errors.Is(err, phonenumbers.ErrNotANumber):
+			return "", phoneErr("too short")
+		}
+		return "", phoneErr(err.Error())
+	}
+	if phonenumbers.IsValidNumber(n) {
+		e := phonenumbers.Format(n, phonenumbers.E164)
+		if len(e)-1 > maxE164Digits {
+			// libphonenumber's metadata allows a few national numbers (German) longer than
+			// E.164's 15 digits, which no carrier routes internationally.
+			return "", phoneErr(fmt.Sprintf("too long: E.164 numbers have at most %d digits", maxE164Digits))
+		}
+		return e, nil
+	}
+	cc := n.GetCountryCode()
+	where := fmt.Sprintf("+%d (%s)", cc, phonenumbers.GetRegionCodeForCountryCode(int(cc)))
+	switch phonenumbers.IsPossibleNumberWithReason(n) {
+	case phonenumbers.INVALID_COUNTRY_CODE:
+		return "", phoneErr("unknown country code")
+	case phonenumbers.TOO_SHORT:
+		return "", phoneErr("too short for a " + where + " number")
+	case phonenumbers.TOO_LONG:
+		return "", phoneErr("too long for a " + where + " number")
+	case phonenumbers.INVALID_LENGTH:
+		return "", phoneErr("not a length " + where + " numbers have")
+	}
+	return "", phoneErr("not a number of the " + where + " numbering plan (no such area code or mobile range)")
 }
 
 // foldWidth maps full-width ASCII variants (U+FF01–U+FF5E: digits, ＋, （）, －, ＃, letters) to
@@ -146,153 +206,6 @@ func scanPhone(s string) (digits string, plus bool, err error) {
 	return string(b), plus, nil
 }
 
-// international checks d, the digits after "+" or the international prefix: country code and
-// national number.
-func international(d string) (string, error) {
-	switch {
-	case d == "":
-		return "", phoneErr("no digits after the international prefix")
-	case d[0] == '0':
-		return "", phoneErr("country code cannot start with 0")
-	}
-	switch {
-	case strings.HasPrefix(d, "86"):
-		nsn, err := cnNational(strings.TrimPrefix(d[2:], "0"))
-		if err != nil {
-			return "", err
-		}
-		d = "86" + nsn
-	case d[0] == '1':
-		if err := nanp(d[1:]); err != nil {
-			return "", err
-		}
-	}
-	switch {
-	case len(d) < minE164Digits:
-		return "", phoneErr(fmt.Sprintf("too short: E.164 numbers have at least %d digits", minE164Digits))
-	case len(d) > maxE164Digits:
-		return "", phoneErr(fmt.Sprintf("too long: E.164 numbers have at most %d digits", maxE164Digits))
-	}
-	return "+" + d, nil
-}
-
-// national reads d, a number without country code, in region.
-func national(d, region string) (string, error) {
-	switch region {
-	case "CN":
-		return cnBare(d)
-	case "US":
-		if len(d) == 11 && d[0] == '1' { // trunk prefix 1
-			d = d[1:]
-		}
-		if err := nanp(d); err != nil {
-			return "", err
-		}
-		return "+1" + d, nil
-	case "HK":
-		if len(d) != 8 || !between(d[0], '2', '9') {
-			return "", phoneErr("Hong Kong numbers have 8 digits starting 2–9")
-		}
-		return "+852" + d, nil
-	case "SG":
-		if len(d) != 8 || !strings.ContainsRune("3689", rune(d[0])) {
-			return "", phoneErr("Singapore numbers have 8 digits starting 3, 6, 8 or 9")
-		}
-		return "+65" + d, nil
-	case "TW":
-		return twBare(d)
-	case "GB":
-		if d[0] != '0' {
-			return "", phoneErr("UK national numbers start with the trunk 0")
-		}
-		nsn := d[1:]
-		if len(nsn) != 10 || !strings.ContainsRune("1235789", rune(nsn[0])) {
-			return "", phoneErr("UK national numbers are 0 and 10 digits starting 1, 2, 3, 5, 7, 8 or 9")
-		}
-		return "+44" + nsn, nil
-	}
-	return "", phoneErr(fmt.Sprintf("region %s is not supported without an explicit country code: write the number with +<country code> or 00<country code>", quoteShort(region)))
-}
-
-// cnBare reads a Chinese number written without country code.
-func cnBare(d string) (string, error) {
-	var nsn string
-	switch {
-	case d[0] == '0': // trunk 0 + area code + subscriber (or, tolerated, + mobile)
-		nsn = d[1:]
-	case len(d) == 13 && strings.HasPrefix(d, "861"): // country code without "+"
-		nsn = d[2:]
-	case d[0] == '1':
-		if len(d) == 10 && d[1] == '0' {
-			return "", phoneErr("Chinese landline numbers need the trunk 0 before the area code (010-…)")
-		}
-		nsn = d
-	default:
-		return "", phoneErr("not a Chinese mobile number (11 digits starting 13–19) and no area code with its trunk 0 (010-…, 0755-…)")
-	}
-	nsn, err := cnNational(nsn)
-	if err != nil {
-		return "", err
-	}
-	return "+86" + nsn, nil
-}
-
-// cnNational checks a Chinese national significant number (no trunk 0): a mobile, 1[3-9] and 9
-// more digits, or a landline, area code (10, 2x, 3xx–9xx) and subscriber number (8 digits after a
-// two-digit area code, 7 or 8 after a three-digit one, not starting 0).
-func cnNational(nsn string) (string, error) {
-	if len(nsn) < 4 {
-		return "", phoneErr("too short for a Chinese number")
-	}
-	switch c0, c1 := nsn[0], nsn[1]; {
-	case c0 == '1' && between(c1, '3', '9'):
-		if len(nsn) != 11 {
-			return "", phoneErr(fmt.Sprintf("Chinese mobile numbers have 11 digits, not %d", len(nsn)))
-		}
-		return nsn, nil
-	case c0 == '1' && c1 == '0', c0 == '2':
-		if len(nsn) != 10 || nsn[2] == '0' {
-			return "", phoneErr("Chinese landlines with a two-digit area code (10, 2x) have an 8-digit number not starting 0")
-		}
-		return nsn, nil
-	case c0 == '1':
-		return "", phoneErr("not a Chinese mobile number: mobiles start 13–19")
-	case c0 == '0':
-		return "", phoneErr("unexpected 0 after the trunk prefix or country code")
-	default:
-		if (len(nsn) != 10 && len(nsn) != 11) || nsn[3] == '0' {
-			return "", phoneErr("Chinese landlines with a three-digit area code have a 7- or 8-digit number not starting 0")
-		}
-		return nsn, nil
-	}
-}
-
-// nanp checks a North American national number: NXX NXX XXXX, N = 2–9.
-func nanp(nsn string) error {
-	if len(nsn) != 10 || !between(nsn[0], '2', '9') || !between(nsn[3], '2', '9') {
-		return phoneErr("North American numbers have 10 digits, area code and exchange starting 2–9")
-	}
-	return nil
-}
-
-// twBare reads a Taiwanese number written without country code.
-func twBare(d string) (string, error) {
-	if d[0] != '0' {
-		if len(d) == 9 && d[0] == '9' {
-			return "+886" + d, nil
-		}
-		return "", phoneErr("Taiwanese numbers are mobiles (9 digits starting 9) or landlines with the trunk 0 and area code")
-	}
-	nsn := d[1:]
-	switch {
-	case len(nsn) == 9 && nsn[0] == '9':
-	case (len(nsn) == 8 || len(nsn) == 9) && between(nsn[0], '2', '8'):
-	default:
-		return "", phoneErr("Taiwanese numbers after the trunk 0 are mobiles (9 digits starting 9) or landlines (8–9 digits starting 2–8)")
-	}
-	return "+886" + nsn, nil
-}
+func phoneErr(reason string) error { return invalid(Phone, reason) }
 
 func between(c, lo, hi byte) bool { return c >= lo && c <= hi }
-
-func phoneErr(reason string) error { return invalid(Phone, reason) }
