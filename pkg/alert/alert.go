@@ -428,7 +428,7 @@ func (m *Monitor) run() {
 	for {
 		select {
 		case e := <-m.out:
-			publish(m.pub, m.o.Log, e)
+			_ = publish(context.Background(), m.pub, m.o.Log, e) // logged when it fails
 		case <-m.save:
 			m.flush()
 		case <-tick.C:
@@ -438,7 +438,7 @@ func (m *Monitor) run() {
 			for {
 				select {
 				case e := <-m.out:
-					publish(m.pub, m.o.Log, e)
+					_ = publish(context.Background(), m.pub, m.o.Log, e) // logged when it fails
 				default:
 					m.flush()
 					return
@@ -449,7 +449,9 @@ func (m *Monitor) run() {
 }
 
 // publish publishes an alert event, trying three times; it logs what it could not publish.
-func publish(pub bus.Publisher, log *slog.Logger, e event.Event) error {
+// publish publishes alert e, three attempts of up to 5 s each. parent gives the attempts their
+// values, not its cancellation: an alert decided while stopping is still published.
+func publish(parent context.Context, pub bus.Publisher, log *slog.Logger, e event.Event) error {
 	subject := SubjectRaised
 	if e.Type() == TypeResolved {
 		subject = SubjectResolved
@@ -459,7 +461,7 @@ func publish(pub bus.Publisher, log *slog.Logger, e event.Event) error {
 		if attempt > 0 {
 			time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), 5*time.Second)
 		err = pub.Publish(ctx, subject, e)
 		cancel()
 		if err == nil {

@@ -272,7 +272,7 @@ func (w *DeadLetterWatcher) transition(ctx context.Context, svc string, cur dead
 	}
 	e, err := event.New(typ, w.o.Source, data, event.WithTime(now), event.WithSubject(next.Subject))
 	if err == nil {
-		err = publish(w.b, w.o.Log, e)
+		err = publish(ctx, w.b, w.o.Log, e)
 	}
 	if err == nil {
 		w.states[next.Subject] = deadLetterEntry{next, rev}

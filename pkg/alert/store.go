@@ -135,7 +135,7 @@ func (s *KVStore) entries(ctx context.Context, prefix string) (map[string]kvEntr
 	if err != nil {
 		return nil, fmt.Errorf("alert state %s: %w", prefix, err)
 	}
-	defer w.Stop()
+	defer func() { _ = w.Stop() }()
 	out := map[string]kvEntry{}
 	for {
 		select {

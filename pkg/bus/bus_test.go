@@ -419,7 +419,7 @@ func TestTraceContinues(t *testing.T) {
 	t.Parallel()
 	rec := tracetest.NewSpanRecorder()
 	tp := trace.NewTracerProvider(trace.WithSpanProcessor(rec))
-	defer tp.Shutdown(context.Background())
+	defer func() { _ = tp.Shutdown(context.Background()) }()
 	b := bustest.New(t, bus.WithTracerProvider(tp))
 	ctx, parent := tp.Tracer("test").Start(context.Background(), "webhook")
 	if err := b.Client.Publish(ctx, subjIn, received(t, 1)); err != nil {

@@ -211,7 +211,7 @@ func (c *Client) subscribe(ctx context.Context, cfg ConsumerConfig, h Handler, b
 	if bh != nil {
 		s.queue = make(chan jetstream.Msg, cfg.PullMaxMessages)
 		s.wg.Add(1)
-		go s.batchLoop()
+		go s.batchLoop() //nolint:contextcheck // the loop's handlers run on s.hctx, the subscription's own context
 	}
 	s.cc, err = cons.Consume(s.onMsg,
 		jetstream.PullMaxMessages(cfg.PullMaxMessages),

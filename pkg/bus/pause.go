@@ -83,11 +83,11 @@ type pause struct {
 // pauseFor pauses s over msgs because dependency name failed with cause.
 func (s *Subscription) pauseFor(ctx context.Context, msgs []jetstream.Msg, name string, cause error) *pause {
 	s.paused.Add(1)
-	s.c.tel.paused.Add(context.Background(), 1, s.pauseAttrs)
+	s.c.tel.paused.Add(ctx, 1, s.pauseAttrs)
 	s.c.opts.log.Warn("consumer paused: a dependency is unavailable; its messages wait without counting toward MaxDeliver",
 		"consumer", s.cfg.Durable, "stream", s.cfg.Stream, "dependency", name, "err", cause, "held", len(msgs))
 	p := &pause{s: s, ctx: ctx, name: name, cause: cause, since: time.Now(), keep: s.keepAlive(msgs)}
-	p.renew()
+	p.renew() //nolint:contextcheck // the server-side pause outlives this batch's ctx: renew uses its own deadline
 	return p
 }
 

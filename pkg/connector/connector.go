@@ -78,7 +78,7 @@ func Define[C any](spec Spec, setup SetupFunc[C]) service.Service {
 			rt := &Runtime{Spec: spec, Bus: d.Bus, Log: d.Log.With("connector", spec.Name), Env: d.Env, mux: d.Mux,
 				Meter: d.Meter, Tracer: d.Tracer, Instance: d.Instance}
 			if err := setup(ctx, rt, cfg); err != nil {
-				rt.shutdown(10 * time.Second)
+				rt.shutdown(ctx, 10*time.Second)
 				if service.StoppedWhileStarting(ctx, err) {
 					return nil
 				}
@@ -87,7 +87,7 @@ func Define[C any](spec Spec, setup SetupFunc[C]) service.Service {
 			rt.Log.Info("connector running", "webhooks", rt.routes(), "consumes", len(rt.subs))
 			d.MarkStarted()
 			<-ctx.Done()
-			rt.shutdown(20 * time.Second)
+			rt.shutdown(ctx, 20*time.Second)
 			return nil
 		},
 	}
@@ -304,8 +304,10 @@ func (rt *Runtime) Go(ctx context.Context, name string, loop func(ctx context.Co
 	}()
 }
 
-func (rt *Runtime) shutdown(timeout time.Duration) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+// shutdown drains the connector within timeout; ctx is the service's (already cancelled):
+// shutdown keeps its values (trace, logger) but not its cancellation.
+func (rt *Runtime) shutdown(parent context.Context, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), timeout)
 	defer cancel()
 	rt.mu.Lock()
 	subs := rt.subs
@@ -320,7 +322,7 @@ func (rt *Runtime) shutdown(timeout time.Duration) {
 	reg := rt.res
 	rt.mu.Unlock()
 	if reg != nil {
-		fctx, cancel := context.WithTimeout(context.Background(), resilienceFlush)
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(parent), resilienceFlush)
 		defer cancel()
 		if err := reg.Close(fctx); err != nil {
 			rt.Log.Warn("resilience registry did not flush", "err", err)

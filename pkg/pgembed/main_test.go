@@ -38,22 +38,27 @@ const helperBusyEnv = "PGEMBED_TEST_HELPER_BUSY"
 // helperMain starts a server, prints its data directory and sleeps until it
 // is killed.
 func helperMain() {
+	os.Exit(helper())
+}
+
+// helper is helperMain's body; it returns the exit code, so that its deferred calls run.
+func helper() int {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	s, err := pgembed.Start(ctx, pgembed.Options{DataDir: os.Getenv(helperDataDirEnv), Settings: map[string]string{"fsync": "off"}})
 	if err != nil {
 		fmt.Println("ERROR", err)
-		os.Exit(1)
+		return 1
 	}
 	if os.Getenv(helperBusyEnv) != "" {
 		if err := busy(ctx, s.URL("")); err != nil {
 			fmt.Println("ERROR", err)
-			os.Exit(1)
+			return 1
 		}
 	}
 	fmt.Println("READY", s.DataDir())
 	time.Sleep(time.Hour)
-	os.Exit(2)
+	return 2
 }
 
 // busy records a round in table rounds and leaves a backend running a long
@@ -70,7 +75,7 @@ func busy(ctx context.Context, url string) error {
 	if err != nil {
 		return err
 	}
-	go func() { _, _ = sleeper.Exec(context.Background(), "SELECT pg_sleep(3600)") }()
+	go func() { _, _ = sleeper.Exec(context.WithoutCancel(ctx), "SELECT pg_sleep(3600)") }()
 	for {
 		var n int
 		if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(3600)' AND state = 'active'").Scan(&n); err != nil {

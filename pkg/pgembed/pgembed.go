@@ -259,6 +259,7 @@ func (s *Server) launch(ctx context.Context, postgres string, owner *osUser, por
 	for _, kv := range serverSettings(port, socketDir, settings) {
 		args = append(args, "-c", kv)
 	}
+	//nolint:contextcheck // the server outlives ctx, which bounds only its start; Stop ends it
 	proc, err := startProcess(postgres, args, owner, newOutputLog(s.logger, "postgres"))
 	if err != nil {
 		return nil, false, err
@@ -313,7 +314,7 @@ func waitReady(ctx context.Context, proc *process, connString, dataDir string) e
 		case <-proc.done:
 			return fmt.Errorf("postgres exited before accepting connections (%s)", exitStatus(proc.err))
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for postgres to accept connections: %w (last attempt: %v)", ctx.Err(), lastErr)
+			return fmt.Errorf("waiting for postgres to accept connections: %w (last attempt: %w)", ctx.Err(), lastErr)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

@@ -397,7 +397,7 @@ func (c *cluster) createDB(ctx context.Context, name, tmpl string) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("pgtest: %s: %w (after %v)", stmt, ctx.Err(), err)
+			return fmt.Errorf("pgtest: %s: %w (after %w)", stmt, ctx.Err(), err)
 		case <-time.After(time.Duration(attempt) * 20 * time.Millisecond):
 		}
 	}

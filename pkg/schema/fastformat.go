@@ -138,7 +138,7 @@ func fastTime(str []byte) bool {
 		}
 		str = rem[n:]
 	}
-	if !(len(str) == 1 && (str[0] == 'z' || str[0] == 'Z')) {
+	if len(str) != 1 || (str[0] != 'z' && str[0] != 'Z') {
 		if len(str) != 6 {
 			return false
 		}

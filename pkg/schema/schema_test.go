@@ -220,7 +220,7 @@ func TestValidateReasons(t *testing.T) {
 
 func TestDefaultIsShared(t *testing.T) {
 	t.Parallel()
-	if Default() != Default() {
+	if a, b := Default(), Default(); a != b {
 		t.Fatal("Default() returned two registries")
 	}
 }

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -62,13 +63,19 @@ func TestStandaloneGatesHooks(t *testing.T) {
 	case err := <-done:
 		t.Fatalf("service exited: %v", err)
 	}
-	post := func(path string) *http.Response {
+	// post returns the answer's status and headers (its body is read and closed).
+	post := func(path string) (resp struct {
+		StatusCode int
+		Header     http.Header
+	}) {
 		t.Helper()
-		resp, err := http.Post(base+path, "application/json", strings.NewReader("{}"))
+		r, err := http.Post(base+path, "application/json", strings.NewReader("{}"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		_, _ = io.Copy(io.Discard, r.Body)
+		_ = r.Body.Close()
+		resp.StatusCode, resp.Header = r.StatusCode, r.Header
 		return resp
 	}
 	if resp := post("/hooks/example/messages"); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {

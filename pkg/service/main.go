@@ -81,7 +81,7 @@ func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) 
 	if err != nil {
 		return err
 	}
-	defer func() { _ = tel.Shutdown(context.Background()) }()
+	defer func() { _ = tel.Shutdown(context.WithoutCancel(ctx)) }()
 	var nc *nats.Conn
 	var client *bus.Client
 	if !s.NoBus {

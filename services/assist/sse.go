@@ -104,7 +104,7 @@ func ReadStream(r io.Reader, onDelta func(string)) (Completion, error) {
 		}
 		var ch chunk
 		if err := json.Unmarshal(d, &ch); err != nil {
-			return fmt.Errorf("%w: %v", ErrMalformed, err)
+			return fmt.Errorf("%w: %w", ErrMalformed, err)
 		}
 		if ch.Error != nil {
 			return &VendorError{Code: ch.Error.code(), Message: ch.Error.Message}

@@ -199,7 +199,7 @@ func validNumber(no string) bool {
 		return false
 	}
 	for _, c := range no {
-		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == '-') {
+		if (c < '0' || c > '9') && (c < 'A' || c > 'Z') && (c < 'a' || c > 'z') && c != '-' {
 			return false
 		}
 	}

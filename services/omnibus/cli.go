@@ -192,7 +192,7 @@ func printConfigMarkdown(w io.Writer) {
 
 func dlq(args []string, w io.Writer) error {
 	if len(args) == 0 || (args[0] != "list" && args[0] != "redrive") {
-		return errors.New("dlq: want list or redrive\n\n" + usage)
+		return errors.New("dlq: want list or redrive\n\n" + usage) //nolint:staticcheck // ST1005: the usage follows, printed as is
 	}
 	sub := args[0]
 	fs := flag.NewFlagSet("dlq "+sub, flag.ContinueOnError)

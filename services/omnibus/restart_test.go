@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -162,7 +161,7 @@ func newAIORig(t *testing.T) *aioRig {
 	r.bin = filepath.Join(t.TempDir(), "omnibus")
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		t.Fatalf("go is not on PATH: %v", err)
 	}
 	if out, err := exec.Command(goBin, "build", "-o", r.bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build ./services/omnibus: %v\n%s", err, out)

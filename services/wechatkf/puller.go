@@ -120,6 +120,7 @@ func (p *puller) drain(ctx context.Context, kfID, msgToken string, budget time.D
 		if err != nil {
 			return published, true, err
 		}
+		//nolint:contextcheck // events only decodes; the warnings it logs need no deadline
 		if batch := p.norm.events(kfID, resp.MsgList); len(batch) > 0 {
 			if err := p.publish(ctx, batch...); err != nil {
 				return published, true, fmt.Errorf("publish %d events of %s: %w", len(batch), kfID, err)

@@ -108,7 +108,7 @@ func decide(l logState, s storeState, rebuild bool, rebuildable []string) (actio
 		if rebuild && s.Empty {
 			return actRebuild, nil // nothing but the binding is left of the other log's stores
 		}
-		return 0, fmt.Errorf("%w.\n"+
+		return 0, fmt.Errorf("%w.\n"+ //nolint:staticcheck // ST1005: a multi-line message for the operator, printed as is
 			"  Postgres (%s) holds stores built from the log %s (bound %s),\n"+
 			"  but NATS (%s) holds the log %s: NATS's data was reset or replaced, or NATS_URL / DATABASE_URL point at another pair.\n"+
 			"Either\n"+
@@ -121,7 +121,7 @@ func decide(l logState, s storeState, rebuild bool, rebuildable []string) (actio
 		if rebuild && s.Empty {
 			return actRebuild, nil
 		}
-		return 0, fmt.Errorf("%w.\n"+
+		return 0, fmt.Errorf("%w.\n"+ //nolint:staticcheck // ST1005: a multi-line message for the operator, printed as is
 			"  Postgres (%s): a rebuild from the log, begun %s, did not finish; its stores are partial.\n"+
 			"Empty the database (%s) and start with --rebuild (or OMNIBUS_REBUILD=true) again.",
 			ErrDisagree, s.Where, s.Binding.At.UTC().Format(time.RFC3339), s.Reset)
@@ -147,7 +147,7 @@ func decide(l logState, s storeState, rebuild bool, rebuildable []string) (actio
 		case len(without) > 1:
 			what += "; " + strings.Join(without, ", ") + " have no rebuild and start on an empty store"
 		}
-		return 0, fmt.Errorf("%w.\n"+
+		return 0, fmt.Errorf("%w.\n"+ //nolint:staticcheck // ST1005: a multi-line message for the operator, printed as is
 			"  NATS (%s): services that keep their state in the database have acked messages — %s.\n"+
 			"  Postgres (%s): empty.\n"+
 			"What those services built from the acked messages is gone, and their consumers will not deliver them again. Either\n"+

@@ -67,7 +67,7 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 	if err != nil {
 		return err
 	}
-	defer func() { _ = tel.Shutdown(context.Background()) }()
+	defer func() { _ = tel.Shutdown(context.WithoutCancel(ctx)) }()
 
 	natsURL, natsWhere := cfg.NATSURL, redactURL(cfg.NATSURL)
 	if natsURL == "" {
@@ -186,7 +186,7 @@ func openDB(ctx context.Context, cfg Config, log *slog.Logger) (_ *pgxpool.Pool,
 			return nil, nil, fmt.Errorf("postgres in %s: %w (or set DATABASE_URL)", dir, err)
 		}
 		stops = append(stops, func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer cancel()
 			if err := pg.Stop(sctx); err != nil {
 				log.Warn("postgres stop", "err", err)

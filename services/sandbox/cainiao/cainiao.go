@@ -155,7 +155,7 @@ func (s *Sim) Traces(no string) []wire.TraceEntry {
 		return nil
 	}
 	for _, c := range no {
-		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z') {
+		if (c < '0' || c > '9') && (c < 'A' || c > 'Z') && (c < 'a' || c > 'z') {
 			return nil
 		}
 	}

@@ -89,8 +89,9 @@ func TestRouteRecordsAndFaults(t *testing.T) {
 func TestHangEndsWithClient(t *testing.T) {
 	_, srv := newEnv(t, map[string]sim.Fault{"acme send": {TimeoutRatio: 1, Hold: time.Minute}})
 	c := &http.Client{Timeout: 100 * time.Millisecond}
-	_, err := c.Post(srv.URL+"/sandbox/acme/v1/send", "application/json", strings.NewReader(`{}`))
+	resp, err := c.Post(srv.URL+"/sandbox/acme/v1/send", "application/json", strings.NewReader(`{}`))
 	if err == nil {
+		_ = resp.Body.Close()
 		t.Fatal("a hung route answered")
 	}
 }

@@ -53,8 +53,8 @@ func TestProcessed(t *testing.T) {
 	t.Run("drop", func(t *testing.T) {
 		t.Parallel()
 		defer func() {
-			if r := recover(); r != http.ErrAbortHandler {
-				t.Fatalf("recovered %v, want http.ErrAbortHandler", r)
+			if err, _ := recover().(error); !errors.Is(err, http.ErrAbortHandler) {
+				t.Fatalf("recovered %v, want http.ErrAbortHandler", err)
 			}
 		}()
 		sim.Processed(func(http.ResponseWriter, *http.Request) {}, nil)(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/", nil), "processed_drop")

@@ -130,7 +130,7 @@ func run(ctx context.Context, d service.Deps, o Options) error {
 	for n := 1; ; n++ {
 		select {
 		case <-ctx.Done():
-			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			defer cancel()
 			return sub.Shutdown(sctx)
 		case <-tick.C:

@@ -209,8 +209,7 @@ func (r *runTx) apply(ctx context.Context, evs []*msgEvent) (int, error) {
 			if rerr := store.RollbackRound(ctx, r.tx); rerr != nil {
 				return wrote, errors.Join(err, rerr)
 			}
-			first = false // the next iteration looks the identities up again
-			continue
+			continue // the loop's post statement makes the next iteration look the identities up again
 		}
 		if err != nil {
 			return wrote, err

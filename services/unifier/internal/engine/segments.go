@@ -58,12 +58,6 @@ func (en *Engine) prepareSegment(i int, d bus.Delivery) (*msgEvent, *Segment, er
 	return &msgEvent{i: i, ev: d.Event, m: m, at: at, atDB: dbTime(at), msgID: d.Event.ID(), channel: ch, body: body}, &s, nil
 }
 
-// segmentOf is a final caller segment of a batch waiting for its customer's identity.
-type segmentOf struct {
-	e   *msgEvent
-	seg *Segment
-}
-
 // resolveSegments gives each segment of run its call's customer identity: that of a call event
 // before it in run, else the calls table's. It returns run without the segments whose call is
 // not known, whose errors it sets.
