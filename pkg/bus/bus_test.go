@@ -680,3 +680,41 @@ func TestSchemaStamp(t *testing.T) {
 	bustest.WaitFor(t, 5*time.Second, "the forged one dead-lettered", func() bool { return b.StoredCount(t, bus.StreamDLQ, ">") == 1 })
 	bustest.WaitFor(t, 5*time.Second, "the valid one handled", func() bool { return r.count() == 1 })
 }
+
+// A message no consumer can decode is dead-lettered once, whatever number of consumers meet
+// it: each of three services' consumers takes it off its queue, and OMNI_DLQ holds one letter.
+func TestUndecodableDeadLetteredOnce(t *testing.T) {
+	t.Parallel()
+	b := bustest.New(t)
+	ctx := context.Background()
+	if _, err := b.Client.JetStream().Publish(ctx, subjIn, []byte(`{"specversion":"1.0","id":`)); err != nil {
+		t.Fatal(err)
+	}
+	var cfgs []bus.ConsumerConfig
+	for _, svc := range []string{"unifier", "audit", "desk"} {
+		cfg := fast(svc)
+		cfg.Durable = svc + "-in"
+		sub, err := b.Client.Subscribe(ctx, cfg, func(context.Context, bus.Delivery) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Stop()
+		cfgs = append(cfgs, cfg)
+	}
+	bustest.WaitFor(t, 10*time.Second, "every consumer past the message", func() bool {
+		for _, cfg := range cfgs {
+			c, err := b.Client.JetStream().Consumer(ctx, cfg.Stream, cfg.Durable)
+			if err != nil {
+				return false
+			}
+			info, err := c.Info(ctx)
+			if err != nil || info.NumPending != 0 || info.NumAckPending != 0 || info.Delivered.Stream == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if n := b.StoredCount(t, bus.StreamDLQ, ">"); n != 1 {
+		t.Fatalf("%d dead letters for one undecodable message, want 1", n)
+	}
+}

@@ -320,6 +320,9 @@ type inflight struct {
 	ctx   context.Context
 	span  trace.Span
 	attrs metric.MeasurementOption
+	// intrinsic marks a message every consumer refuses alike (undecodable, schema-invalid): it
+	// is dead-lettered once, by the first consumer that meets it, not once per consumer.
+	intrinsic bool
 }
 
 // begin decodes and validates msg and starts its consumer span. A non-nil error is permanent
@@ -366,10 +369,12 @@ func (s *Subscription) begin(msg jetstream.Msg) (*inflight, error) {
 	case err != nil:
 		return in, Permanent(fmt.Errorf("no JetStream metadata: %w", err))
 	case decErr != nil:
+		in.intrinsic = true
 		return in, Permanent(fmt.Errorf("undecodable: %w", decErr))
 	}
 	if cfg.AlwaysValidate || msg.Headers().Get(HeaderSchema) != c.opts.schemas.Fingerprint() {
 		if verr := c.validate(e); verr != nil {
+			in.intrinsic = true
 			return in, Permanent(fmt.Errorf("schema: %w", verr))
 		}
 	}

@@ -38,8 +38,14 @@ func (c *Client) deadLetter(ctx context.Context, cfg ConsumerConfig, in *infligh
 	h.Set(HeaderDLQStream, in.d.Stream)
 	h.Set(HeaderDLQSequence, strconv.FormatUint(in.d.StreamSeq, 10))
 	// Deterministic id from the message as delivered: a dead-letter publish repeated after a
-	// crash is stored once, and a redriven message that fails again is a new dead letter.
-	h.Set(jetstream.MsgIDHeader, fmt.Sprintf("dlq:%s:%s:%d", cfg.Durable, meta.Stream, meta.Sequence.Stream))
+	// crash is stored once, and a redriven message that fails again is a new dead letter. A
+	// message no consumer can take (undecodable, schema-invalid) has one id whichever consumer
+	// meets it, so the stream's duplicate window stores it once, not once per consumer.
+	owner := cfg.Durable
+	if in.intrinsic {
+		owner = "message"
+	}
+	h.Set(jetstream.MsgIDHeader, fmt.Sprintf("dlq:%s:%s:%d", owner, meta.Stream, meta.Sequence.Stream))
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.timeout)
 	defer cancel()
 	_, err := c.js.PublishMsg(ctx, &nats.Msg{Subject: SubjectDLQ(cfg.Service), Header: h, Data: msg.Data()})

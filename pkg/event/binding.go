@@ -18,6 +18,14 @@ const (
 	HeaderContentType = "content-type"
 	// ContentTypeStructured marks a structured-mode message: the whole event, JSON-encoded, is the body.
 	ContentTypeStructured = "application/cloudevents+json"
+	// HeaderEncoding says how the ce- header values of a binary-mode message are written. Encode
+	// sets it to EncodingRaw: values as they are, as the CloudEvents NATS binding and the official
+	// SDK write and read them (the SDK ignores this header). A message without it is read as
+	// earlier omnibus versions wrote it: percent-encoded where the value held a byte outside
+	// printable ASCII, '"' or '%' — and a value that is not a valid percent-encoding (an SDK
+	// producer's "100%") as it is.
+	HeaderEncoding = "Omnibus-Ce-Encoding"
+	EncodingRaw    = "raw"
 )
 
 // Encode returns the NATS headers and body of e in binary content mode.
@@ -27,11 +35,34 @@ func Encode(e Event) (nats.Header, []byte, error) {
 		return nil, nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	exts := extensions(e)
-	h := make(nats.Header, 8+len(exts))
-	set := func(name, v string) {
-		if v != "" {
-			h[HeaderPrefix+name] = []string{percentEncode(v)}
+	h := make(nats.Header, 9+len(exts))
+	// Values go as they are, unless one holds what a NATS header line cannot (a control
+	// character): then every value is percent-encoded, as earlier omnibus versions wrote them,
+	// and the message says so by lacking HeaderEncoding.
+	raw := headerValueOK(e.ID()) && headerValueOK(e.Source()) && headerValueOK(e.Type()) &&
+		headerValueOK(e.Subject()) && headerValueOK(e.DataSchema())
+	for _, v := range exts {
+		if s, ok := v.(string); ok {
+			raw = raw && headerValueOK(s)
 		}
+	}
+	if raw {
+		h[HeaderEncoding] = []string{EncodingRaw}
+	}
+	setExt := func(name, v string) {
+		if !raw {
+			v = percentEncode(v)
+		}
+		h[HeaderPrefix+name] = []string{v}
+	}
+	set := func(name, v string) {
+		if v == "" {
+			return // an optional attribute left out
+		}
+		if !raw {
+			v = percentEncode(v)
+		}
+		h[HeaderPrefix+name] = []string{v}
 	}
 	set("specversion", e.SpecVersion())
 	set("id", e.ID())
@@ -50,9 +81,20 @@ func Encode(e Event) (nats.Header, []byte, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: extension %s: %w", ErrInvalid, name, err)
 		}
-		set(name, s)
+		setExt(name, s) // an extension keeps an empty value
 	}
 	return h, e.Data(), nil
+}
+
+// headerValueOK reports whether v can be a NATS header value as it is: valid UTF-8 without
+// control characters (CR and LF would end the header line).
+func headerValueOK(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return utf8.ValidString(v)
 }
 
 // extensions returns e's extensions without copying them (Event.Extensions copies the map on
@@ -80,10 +122,16 @@ func EncodeStructured(e Event) (nats.Header, []byte, error) {
 	return nats.Header{HeaderContentType: []string{ContentTypeStructured}}, body, nil
 }
 
-// IsStructured reports whether a message with these headers is in structured content mode.
+// IsStructured reports whether a message with these headers is in structured content mode: its
+// content-type says so, or (as the official SDK's NATS binding decides) it has no
+// ce-specversion header and no content-type.
 func IsStructured(h nats.Header) bool {
-	ct, _ := headerCI(h, HeaderContentType)
-	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct)), ContentTypeStructured)
+	ct, hasCT := headerCI(h, HeaderContentType)
+	if strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct)), ContentTypeStructured) {
+		return true
+	}
+	_, binary := headerCI(h, HeaderPrefix+"specversion")
+	return !binary && !hasCT
 }
 
 // Decode reads a CloudEvent from a NATS message in either content mode. Header names are matched
@@ -112,12 +160,14 @@ func Decode(h nats.Header, body []byte) (Event, error) {
 	}
 	e := ce.New(ce.CloudEventsVersionV1)
 	var sawSpec bool
+	enc, _ := headerCI(h, HeaderEncoding)
+	raw := enc == EncodingRaw
 	for k, vs := range h {
 		if len(vs) == 0 || len(k) <= len(HeaderPrefix) || !strings.EqualFold(k[:len(HeaderPrefix)], HeaderPrefix) {
 			continue
 		}
 		name := strings.ToLower(k[len(HeaderPrefix):])
-		v, err := percentDecode(vs[0])
+		v, err := headerValue(vs[0], raw)
 		if err != nil {
 			return e, fmt.Errorf("%w: header %s: %w", ErrInvalid, k, err)
 		}
@@ -179,6 +229,23 @@ func headerCI(h nats.Header, name string) (string, bool) {
 	return "", false
 }
 
+// headerValue reads a ce- header value: as it is when the message says its values are raw
+// (HeaderEncoding), else as earlier omnibus versions wrote them — percent-decoded — unless it is
+// not a valid percent-encoding, which a producer that does not encode (the official SDK) sends
+// as it is.
+func headerValue(v string, raw bool) (string, error) {
+	if !utf8.ValidString(v) {
+		return "", fmt.Errorf("header value is not UTF-8")
+	}
+	if raw || !strings.Contains(v, "%") {
+		return v, nil
+	}
+	if d, err := percentDecode(v); err == nil {
+		return d, nil
+	}
+	return v, nil
+}
+
 const hexDigits = "0123456789ABCDEF"
 
 // percentEncode encodes a header value as the CloudEvents HTTP binding (§3.1.3.2) prescribes:
@@ -209,6 +276,7 @@ func percentEncode(s string) string {
 }
 
 func headerSafe(c byte) bool { return c > 0x20 && c < 0x7f && c != '"' && c != '%' }
+
 
 func percentDecode(s string) (string, error) {
 	if !strings.Contains(s, "%") {

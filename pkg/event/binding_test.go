@@ -71,8 +71,9 @@ func TestBinaryHeaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := h.Get("ce-subject"); got != "%E5%AE%A2%E6%88%B7%2042%20/%20conv%251" {
-		t.Errorf("subject not percent-encoded as the binding says: %q", got)
+	// As the CloudEvents NATS binding and the official SDK write them: values as they are.
+	if got := h.Get("ce-subject"); got != "客户 42 / conv%1" || h.Get(event.HeaderEncoding) != event.EncodingRaw {
+		t.Errorf("subject %q, %s %q; want the value as it is, marked raw", got, event.HeaderEncoding, h.Get(event.HeaderEncoding))
 	}
 	if h.Get("content-type") != event.ContentTypeJSON || h.Get("ce-specversion") != "1.0" {
 		t.Errorf("headers: %v", h)
@@ -106,7 +107,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"no headers", nats.Header{}},
 		{"missing id", nats.Header{"ce-specversion": {"1.0"}, "ce-source": {"/s"}, "ce-type": {"t"}}},
 		{"old spec", nats.Header{"ce-specversion": {"0.3"}, "ce-id": {"1"}, "ce-source": {"/s"}, "ce-type": {"t"}}},
-		{"bad escape", nats.Header{"ce-specversion": {"1.0"}, "ce-id": {"%zz"}, "ce-source": {"/s"}, "ce-type": {"t"}}},
+		{"not UTF-8", nats.Header{"ce-specversion": {"1.0"}, "ce-id": {"\xff"}, "ce-source": {"/s"}, "ce-type": {"t"}}},
 		{"bad time", nats.Header{"ce-specversion": {"1.0"}, "ce-id": {"1"}, "ce-source": {"/s"}, "ce-type": {"t"}, "ce-time": {"yesterday"}}},
 		{"bad structured", nats.Header{"content-type": {"application/cloudevents+json; charset=utf-8"}}},
 	} {
@@ -150,4 +151,70 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("not stable:\n%s\n%s", e, e2)
 		}
 	})
+}
+
+// Header values are read as the message says they were written: raw (this version, the official
+// SDK), or percent-encoded (earlier omnibus versions, whose events stay in the log); a value that
+// is not a valid percent-encoding in an unmarked message (an SDK producer's "100%") is taken as it
+// is. A value a NATS header cannot carry (a control character) makes Encode percent-encode the
+// whole message, which then decodes to the same event.
+func TestHeaderValueEncodings(t *testing.T) {
+	t.Parallel()
+	base := func(extra nats.Header) nats.Header {
+		h := nats.Header{"ce-specversion": {"1.0"}, "ce-id": {"x1"}, "ce-source": {"/s"}, "ce-type": {"omni.test"}, "content-type": {"application/json"}}
+		for k, v := range extra {
+			h[k] = v
+		}
+		return h
+	}
+	for _, tc := range []struct {
+		name string
+		h    nats.Header
+		want string
+	}{
+		{"legacy percent-encoded", base(nats.Header{"ce-subject": {"%E5%AE%A2%E6%88%B7%2042"}}), "客户 42"},
+		{"raw marked", base(nats.Header{"ce-subject": {"%E5%AE%A2 100%"}, event.HeaderEncoding: {event.EncodingRaw}}), "%E5%AE%A2 100%"},
+		{"unmarked, not an escape (SDK)", base(nats.Header{"ce-subject": {"100% \"quoted\" 客户"}}), "100% \"quoted\" 客户"},
+	} {
+		e, err := event.Decode(tc.h, []byte(`{}`))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if e.Subject() != tc.want {
+			t.Errorf("%s: subject %q, want %q", tc.name, e.Subject(), tc.want)
+		}
+	}
+	in := sample(t)
+	in.SetSubject("line one\nline two\t%")
+	h, body, err := event.Encode(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Get(event.HeaderEncoding) != "" || strings.ContainsAny(h.Get("ce-subject"), "\n\t") {
+		t.Fatalf("a control character went out raw: %v", h)
+	}
+	out, err := event.Decode(h, body)
+	if err != nil || out.Subject() != in.Subject() {
+		t.Fatalf("round trip: %q %v", out.Subject(), err)
+	}
+}
+
+// A structured event as the official SDK's NATS binding sends it: the JSON event as the body,
+// no content-type header, no ce- headers.
+func TestDecodeStructuredWithoutContentType(t *testing.T) {
+	t.Parallel()
+	_, body, err := event.EncodeStructured(sample(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := event.Decode(nats.Header{}, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.ID() != sample(t).ID() || e.Subject() != sample(t).Subject() {
+		t.Fatalf("decoded %s", e)
+	}
+	if _, err := event.Decode(nil, body); err != nil {
+		t.Fatalf("no headers at all: %v", err)
+	}
 }
