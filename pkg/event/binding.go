@@ -277,7 +277,6 @@ func percentEncode(s string) string {
 
 func headerSafe(c byte) bool { return c > 0x20 && c < 0x7f && c != '"' && c != '%' }
 
-
 func percentDecode(s string) (string, error) {
 	if !strings.Contains(s, "%") {
 		if !utf8.ValidString(s) {
