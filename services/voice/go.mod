@@ -64,6 +64,7 @@ require (
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/omnibus-dev/omnibus/schemas v0.0.0 // indirect
+	github.com/omnibus-dev/omnibus/services/sandbox v0.0.0
 	github.com/pion/randutil v0.1.0 // indirect
 	github.com/prometheus/client_golang v1.25.0 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
@@ -94,11 +95,11 @@ require (
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261110000943-09e21b237f2c // indirect
 	google.golang.org/grpc v1.85.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
-	gotest.tools/v3 v3.5.2 // indirect
 	sigs.k8s.io/yaml v1.6.0 // indirect
 )
 
 replace (
 	github.com/omnibus-dev/omnibus/pkg => ../../pkg
 	github.com/omnibus-dev/omnibus/schemas => ../../schemas
+	github.com/omnibus-dev/omnibus/services/sandbox => ../sandbox
 )
