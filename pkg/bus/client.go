@@ -54,6 +54,7 @@ type options struct {
 	tp           trace.TracerProvider
 	mp           metric.MeterProvider
 	streams      StreamsConfig
+	streamsSet   bool // WithStreams was given: configuration, not defaults
 	timeout      time.Duration
 	asyncPending int
 	skipValidate bool
@@ -89,7 +90,9 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 }
 
 // WithStreams sets the stream tunables used by Provision.
-func WithStreams(c StreamsConfig) Option { return func(o *options) error { o.streams = c; return nil } }
+func WithStreams(c StreamsConfig) Option {
+	return func(o *options) error { o.streams, o.streamsSet = c, true; return nil }
+}
 
 // WithDefaultTimeout sets the timeout applied to calls whose context has no deadline (default 5s).
 func WithDefaultTimeout(d time.Duration) Option {

@@ -30,6 +30,8 @@ type Base struct {
 	LogFormat       string        `env:"LOG_FORMAT" default:"text" desc:"text or json"`
 	Instance        string        `env:"SERVICE_INSTANCE" desc:"this replica's stable name, such as its StatefulSet pod name: replicas of one service keep their vendor routes' alert state apart under it (empty: 0, for one replica)"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" default:"20s" desc:"how long a graceful stop may take before in-flight work is cancelled"`
+	// Streams: the omnibus streams' settings, applied by every service's Provision.
+	Streams bus.StreamsEnv
 }
 
 // Main runs s as a standalone process (the container entry point) and exits. "health" as the
@@ -85,7 +87,11 @@ func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) 
 	var nc *nats.Conn
 	var client *bus.Client
 	if !s.NoBus {
-		if nc, client, err = bus.Dial(ctx, base.NATSURL, s.Name, bus.WithLogger(log), bus.WithAtomicBatches(base.NATSAtomic),
+		streams, err := base.Streams.Config()
+		if err != nil {
+			return err
+		}
+		if nc, client, err = bus.Dial(ctx, base.NATSURL, s.Name, bus.WithLogger(log), bus.WithAtomicBatches(base.NATSAtomic), bus.WithStreams(streams),
 			bus.WithMeterProvider(tel.Meter), bus.WithTracerProvider(tel.Tracer)); err != nil {
 			return err
 		}

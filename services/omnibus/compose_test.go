@@ -437,3 +437,18 @@ func workspaceModules(t *testing.T, root string) []string {
 	}
 	return mods
 }
+
+// In the cluster stack every service that talks to NATS provisions the streams with 3 replicas.
+func TestComposeClusterReplicas(t *testing.T) {
+	t.Parallel()
+	p := loadComposeProject(t, composeProjects["cluster"])
+	for _, name := range slices.Sorted(maps.Keys(p.Services)) {
+		env := p.Services[name].Environment
+		if env["NATS_URL"] == nil {
+			continue
+		}
+		if r := env["OMNIBUS_STREAM_REPLICAS"]; r == nil || *r != "3" {
+			t.Errorf("%s talks to NATS but does not set OMNIBUS_STREAM_REPLICAS=3 in docker-compose.cluster.yml", name)
+		}
+	}
+}

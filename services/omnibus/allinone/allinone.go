@@ -44,6 +44,8 @@ type Config struct {
 	LogLevel        string        `env:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	LogFormat       string        `env:"LOG_FORMAT" default:"text" desc:"text or json"`
 	ShutdownTimeout time.Duration `env:"OMNIBUS_SHUTDOWN_TIMEOUT" default:"20s" desc:"graceful stop budget before in-flight work is cancelled"`
+	// Streams: the omnibus streams' settings (replicas, retention, size), applied at start.
+	Streams bus.StreamsEnv
 }
 
 // Validate checks cross-field rules.
@@ -56,7 +58,8 @@ func (c *Config) Validate() error {
 	if c.SimInterval <= 0 {
 		return errors.New("OMNIBUS_SIM_INTERVAL must be > 0")
 	}
-	return nil
+	_, err := c.Streams.Config()
+	return err
 }
 
 // Run runs the services that build returns, given the HTTP base URL everything is served on,
@@ -94,7 +97,8 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 	}
 	// Batches as atomic batches when every write is fsynced: one fsync per batch.
 	atomic := cfg.NATSAtomic || (cfg.NATSURL == "" && cfg.NATSSync == "always")
-	nc, client, err := bus.Dial(ctx, natsURL, "omnibus", bus.WithLogger(log), bus.WithAtomicBatches(atomic),
+	streams, _ := cfg.Streams.Config() // checked by Validate
+	nc, client, err := bus.Dial(ctx, natsURL, "omnibus", bus.WithLogger(log), bus.WithAtomicBatches(atomic), bus.WithStreams(streams),
 		bus.WithMeterProvider(tel.Meter), bus.WithTracerProvider(tel.Tracer))
 	if err != nil {
 		return err
