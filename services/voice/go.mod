@@ -11,6 +11,7 @@ require (
 	github.com/pion/rtp v1.10.6
 	github.com/pion/sdp/v3 v3.0.20
 	github.com/zaf/g711 v1.4.0
+	go.uber.org/goleak v1.3.0
 	gocloud.dev v0.49.0
 )
 
@@ -65,6 +66,7 @@ require (
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/omnibus-dev/omnibus/schemas v0.0.0 // indirect
+	github.com/omnibus-dev/omnibus/services/sandbox v0.0.0-00010101000000-000000000000
 	github.com/pion/randutil v0.1.0 // indirect
 	github.com/prometheus/client_golang v1.25.0 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
@@ -103,3 +105,5 @@ replace (
 	github.com/omnibus-dev/omnibus/pkg => ../../pkg
 	github.com/omnibus-dev/omnibus/schemas => ../../schemas
 )
+
+replace github.com/omnibus-dev/omnibus/services/sandbox => ../sandbox

@@ -29,16 +29,19 @@ func CreateTokenParams(accessKeyID, secret string, ts time.Time, nonce string) u
 
 // TokenResponse is CreateToken's answer; ExpireTime is in unix seconds.
 type TokenResponse struct {
-	NlsRequestID string `json:"NlsRequestId,omitempty"`
-	RequestID    string `json:"RequestId,omitempty"`
-	Token        *struct {
-		ExpireTime int64  `json:"ExpireTime"`
-		ID         string `json:"Id"`
-		UserID     string `json:"UserId"`
-	} `json:"Token,omitempty"`
-	ErrMsg  string `json:"ErrMsg"`
-	Code    string `json:"Code,omitempty"`
-	Message string `json:"Message,omitempty"`
+	NlsRequestID string    `json:"NlsRequestId,omitempty"`
+	RequestID    string    `json:"RequestId,omitempty"`
+	Token        *NLSToken `json:"Token,omitempty"`
+	ErrMsg       string    `json:"ErrMsg"`
+	Code         string    `json:"Code,omitempty"`
+	Message      string    `json:"Message,omitempty"`
+}
+
+// NLSToken is the token CreateToken issued.
+type NLSToken struct {
+	ExpireTime int64  `json:"ExpireTime"`
+	ID         string `json:"Id"`
+	UserID     string `json:"UserId"`
 }
 
 // The transcriber's namespace, commands and events.

@@ -181,9 +181,11 @@ func (s *Stream) Close(ctx context.Context) string {
 	case <-ctx.Done():
 		s.cancel()
 		<-s.done
+		s.gap(1) // cut short: what was queued or in flight is not transcribed
 	case <-t.C:
 		s.cancel()
 		<-s.done
+		s.gap(1)
 	}
 	s.cancel()
 	s.mu.Lock()
@@ -261,11 +263,13 @@ func (s *Stream) run(ctx context.Context) {
 					s.gap(1) // never sent, and no longer kept for the next vendor
 				}
 			}
-			if r.cur != nil && !r.send(f) {
-				if ctx.Err() != nil {
-					return
+			if r.cur != nil {
+				if err := r.send(f); err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					r.fail(err)
 				}
-				r.fail(r.cur.Err())
 			}
 		}
 	}
@@ -335,8 +339,8 @@ func (r *runner) open() bool {
 		cur.Session, r.cur = sess, cur
 		r.s.o.Log.Debug("ASR stream open", "vendor", v.Name(), "replay", r.replayD)
 		for _, f := range r.replay {
-			if !r.send(f) {
-				r.fail(sess.Err())
+			if err := r.send(f); err != nil {
+				r.fail(err)
 				return false
 			}
 		}
@@ -362,37 +366,49 @@ func (r *runner) leave() {
 	}
 }
 
-// send writes one frame to the current session; false when the session failed.
-func (r *runner) send(f frame) bool {
+// send writes one frame to the current session.
+func (r *runner) send(f frame) error {
 	if r.cur.base < 0 {
 		r.cur.base = f.off
 	}
-	return r.cur.Send(r.ctx, f.pcm) == nil
+	return r.cur.Send(r.ctx, f.pcm)
 }
 
-// finish ends the current session at the end of the leg and delivers its last results.
+// finish ends the current session at the end of the leg and delivers its last results. A
+// session that fails before its last result hands over to the next vendor, which gets the
+// audio since the last final result, once per vendor, all within FinishTimeout.
 func (r *runner) finish() {
-	if r.cur == nil {
-		if len(r.replay) > 0 {
-			r.s.gap(len(r.replay)) // audio that never reached a vendor
-		}
-		return
-	}
 	fctx, cancel := context.WithTimeout(r.ctx, r.s.o.FinishTimeout)
 	defer cancel()
+	for range len(r.s.o.Vendors) + 1 {
+		if r.cur == nil && (fctx.Err() != nil || !r.open()) {
+			break
+		}
+		err := r.finishOne(fctx)
+		if err == nil {
+			return
+		}
+		if fctx.Err() != nil {
+			r.s.o.Log.Warn("ASR stream did not finish in time", "vendor", r.cur.vendor.Name(), "err", err)
+			break
+		}
+		r.fail(err)
+	}
+	if len(r.replay) > 0 {
+		r.s.gap(len(r.replay)) // audio whose results never came
+	}
+}
+
+func (r *runner) finishOne(ctx context.Context) error {
 	errc := make(chan error, 1)
-	go func() { errc <- r.cur.Finish(fctx) }()
+	go func() { errc <- r.cur.Finish(ctx) }()
 	for {
 		select {
 		case res := <-r.cur.results:
 			r.deliver(res)
 		case err := <-errc:
 			r.drain()
-			if err != nil {
-				r.s.o.Log.Warn("ASR stream did not finish", "vendor", r.cur.vendor.Name(), "err", err)
-				r.s.gap(1)
-			}
-			return
+			return err
 		}
 	}
 }
