@@ -227,12 +227,18 @@ func (s *Stream) run(ctx context.Context) {
 	r := runner{s: s, ctx: ctx}
 	defer r.leave()
 	for {
+		// Connect eagerly at the start and after a failure with audio to resend; after a stream
+		// ended with nothing to resend (the vendor's idle timeout while the call is on hold), only
+		// once audio comes again. When every vendor failed, wait Retry before the next round.
 		var retry <-chan time.Time
-		if r.cur == nil {
-			if !r.open() {
+		if r.cur == nil && (!r.opened || len(r.replay) > 0) {
+			if wait := time.Until(r.retryAt); wait > 0 {
+				retry = time.After(wait)
+			} else if !r.open() {
 				if ctx.Err() != nil {
 					return
 				}
+				r.retryAt = time.Now().Add(s.o.Retry)
 				retry = time.After(s.o.Retry)
 			}
 		}
@@ -282,8 +288,10 @@ type runner struct {
 	cur     *session
 	replay  []frame // audio since the last final result, resent on a failover
 	replayD time.Duration
-	next    int // index of the vendor to try next
-	nextSeg int // renumbered segment ids continue from here
+	next    int       // index of the vendor to try next
+	nextSeg int       // renumbered segment ids continue from here
+	opened  bool      // a session was open once
+	retryAt time.Time // when every vendor failed: no new round before
 }
 
 func (r *runner) deliver(res Result) {
@@ -336,7 +344,7 @@ func (r *runner) open() bool {
 			r.next++
 			continue
 		}
-		cur.Session, r.cur = sess, cur
+		cur.Session, r.cur, r.opened = sess, cur, true
 		r.s.o.Log.Debug("ASR stream open", "vendor", v.Name(), "replay", r.replayD)
 		for _, f := range r.replay {
 			if err := r.send(f); err != nil {

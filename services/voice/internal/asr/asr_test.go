@@ -220,3 +220,22 @@ func TestQueueDrops(t *testing.T) {
 		t.Errorf("transcript %s", st)
 	}
 }
+
+// TestBothDownRetries: while both vendors are down the stream tries them once per Retry, not
+// once per frame.
+func TestBothDownRetries(t *testing.T) {
+	t.Parallel()
+	env, fly, ali := vendors(t)
+	for _, k := range []string{"iflytek rtasr", "nls SpeechTranscriber"} {
+		if err := env.SetFault(k, sim.Fault{ErrorRatio: 1, Code: speech.FaultDown}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := asr.Start(media.LegCaller, asr.Options{Vendors: []asr.Vendor{fly, ali}, Retry: 500 * time.Millisecond})
+	play(s, make([]byte, 320*50), 20*time.Millisecond) // 1 s
+	s.Close(context.Background())
+	calls := env.Stats()["iflytek rtasr"].Calls
+	if calls > 4 {
+		t.Errorf("iflytek tried %d times in about a second with a retry every 500ms", calls)
+	}
+}
