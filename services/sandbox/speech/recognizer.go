@@ -95,7 +95,7 @@ func (r *Recognizer) partial() (Result, bool) {
 		if len(full) < len(p)*3/4 {
 			continue
 		}
-		if d := Distance(p, Fingerprint(full[:min(len(p), len(full))])); d < bestD {
+		if d := Distance(p, renormalise(full[:min(len(p), len(full))])); d < bestD {
 			best, bestD = c, d
 		}
 	}

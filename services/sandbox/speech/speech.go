@@ -122,6 +122,21 @@ func Fingerprint(env []Feat) []Feat {
 	return out
 }
 
+// renormalise normalises each feature of a part of a print again (a print's prefix is compared
+// with an utterance heard so far, normalised on its own).
+func renormalise(p []Feat) []Feat {
+	db, tilt := make([]float64, len(p)), make([]float64, len(p))
+	for i, f := range p {
+		db[i], tilt[i] = f.DB, f.Tilt
+	}
+	db, tilt = normalise(db), normalise(tilt)
+	out := make([]Feat, len(p))
+	for i := range out {
+		out[i] = Feat{db[i], tilt[i]}
+	}
+	return out
+}
+
 func smooth(c []float64) []float64 {
 	n := len(c)
 	s := make([]float64, n)

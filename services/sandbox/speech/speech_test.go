@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/omnibus-dev/omnibus/services/sandbox/speech"
@@ -191,5 +192,29 @@ func BenchmarkMatch(b *testing.B) {
 	p := speech.Dequantize(cat[0].Print)
 	for b.Loop() {
 		speech.Match(p, cat)
+	}
+}
+
+// TestPartials: a long utterance gets partials with a growing prefix of its text while it is
+// spoken.
+func TestPartials(t *testing.T) {
+	t.Parallel()
+	audio := synth(t)
+	u, _ := speech.Find("zh-double-charge")
+	r := speech.NewRecognizer(speech.Catalogue())
+	res := r.Write(append(append(make([]byte, 8000), ulaw(audio[u.ID])...), make([]byte, 2*8000)...))
+	var partials []string
+	for _, x := range res {
+		if !x.Final && x.Text != u.Text {
+			partials = append(partials, x.Text)
+		}
+	}
+	if len(partials) < 3 {
+		t.Fatalf("partials %q", partials)
+	}
+	for i, p := range partials {
+		if !strings.HasPrefix(u.Text, p) || (i > 0 && len(p) < len(partials[i-1])) {
+			t.Errorf("partials %q: not growing prefixes of %q", partials, u.Text)
+		}
 	}
 }
