@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -99,6 +100,15 @@ func (c *Aliyun) Token(ctx context.Context) (string, error) {
 	return c.token, nil
 }
 
+// forget drops the cached token if it is still tok.
+func (c *Aliyun) forget(tok string) {
+	c.mu.Lock()
+	if c.token == tok {
+		c.token = ""
+	}
+	c.mu.Unlock()
+}
+
 // DecodeNLS decodes an event of the transcriber. It returns the result of SentenceEnd (final) or
 // TranscriptionResultChanged (partial), last=true for TranscriptionCompleted, a *VendorError for
 // TaskFailed or any status other than 20000000, and an error wrapping ErrMalformed for anything
@@ -170,6 +180,10 @@ func (c *Aliyun) Open(ctx context.Context, results func(Result)) (Session, error
 	if err := json.Unmarshal(b, &m); err != nil || m.Header.Name != aliyun.NLSStarted {
 		_ = conn.CloseNow()
 		if _, _, _, derr := DecodeNLS(b); derr != nil {
+			var ve *VendorError
+			if errors.As(derr, &ve) && ve.Code == strconv.Itoa(aliyun.NLSStatusBadToken) {
+				c.forget(tok) // revoked or expired early: the next session asks for a new one
+			}
 			return nil, derr
 		}
 		return nil, fmt.Errorf("aliyun handshake: %w: %.200s", ErrMalformed, b)

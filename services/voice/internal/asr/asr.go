@@ -267,6 +267,8 @@ func (s *Stream) run(ctx context.Context) {
 				r.replay = r.replay[1:]
 				if r.cur == nil {
 					s.gap(1) // never sent, and no longer kept for the next vendor
+				} else {
+					r.unsure++ // sent, not yet final, and no longer kept: lost if this session fails
 				}
 			}
 			if r.cur != nil {
@@ -290,6 +292,7 @@ type runner struct {
 	replayD time.Duration
 	next    int       // index of the vendor to try next
 	nextSeg int       // renumbered segment ids continue from here
+	unsure  int       // frames dropped from the replay while the session had no final for them
 	opened  bool      // a session was open once
 	retryAt time.Time // when every vendor failed: no new round before
 }
@@ -301,6 +304,7 @@ func (r *runner) deliver(res Result) {
 	res.End += max(r.cur.base, 0)
 	res.Vendor, res.Model = r.cur.vendor.Name(), r.cur.vendor.Model()
 	if res.Final {
+		r.unsure = 0
 		// Audio before the end of a final result never needs resending.
 		for len(r.replay) > 0 && r.replay[0].off+dur(r.replay[0].pcm) <= res.End {
 			r.replayD -= dur(r.replay[0].pcm)
@@ -346,20 +350,32 @@ func (r *runner) open() bool {
 		}
 		cur.Session, r.cur, r.opened = sess, cur, true
 		r.s.o.Log.Debug("ASR stream open", "vendor", v.Name(), "replay", r.replayD)
-		for _, f := range r.replay {
-			if err := r.send(f); err != nil {
-				r.fail(err)
-				return false
-			}
+		if err := r.resend(); err != nil {
+			r.fail(err)
+			continue
 		}
 		return true
 	}
 	return false
 }
 
+// resend sends the replay buffer to a new session.
+func (r *runner) resend() error {
+	for _, f := range r.replay {
+		if err := r.send(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // fail abandons the current session for the next vendor.
 func (r *runner) fail(err error) {
 	r.drain()
+	if r.unsure > 0 {
+		r.s.gap(r.unsure)
+		r.unsure = 0
+	}
 	r.s.o.Log.Warn("ASR stream failed, failing over", "vendor", r.cur.vendor.Name(), "err", err)
 	r.leave()
 	r.next++
