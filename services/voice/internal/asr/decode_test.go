@@ -125,3 +125,16 @@ func invariant(t *testing.T, r asr.Result, ok bool, err error) {
 		t.Fatalf("bad result %+v (%v)", r, err)
 	}
 }
+
+// TestHandshakeURL: the A.1 inputs give the documented signa, URL-encoded, with the lang (a
+// dialect's console value) and pd options.
+func TestHandshakeURL(t *testing.T) {
+	t.Parallel()
+	c := &asr.IFlytek{URL: "wss://rtasr.xfyun.cn/v1/ws", AppID: "595f23df", APIKey: "d9f4aa7ea6d94faca62cd88a28fd5234",
+		Lang: "cn_cantonese", PD: "edu"}
+	got := c.HandshakeURL(time.Unix(1512041814, 0))
+	want := "wss://rtasr.xfyun.cn/v1/ws?appid=595f23df&lang=cn_cantonese&pd=edu&signa=IrrzsJeOFk1NGfJHW6SkHUoN9CU%3D&ts=1512041814"
+	if got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}
