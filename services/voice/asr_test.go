@@ -224,3 +224,34 @@ func TestTranscriptHangupMidHandshake(t *testing.T) {
 		t.Errorf("transcript %q, recording %+v", d.Transcript, d.Recording)
 	}
 }
+
+// TestTranscriptBreaker: with iFlytek down, its breaker opens after two failed handshakes and
+// the next calls go straight to Aliyun NLS, without trying iFlytek.
+func TestTranscriptBreaker(t *testing.T) {
+	t.Parallel()
+	env, vars := asrSandbox(t)
+	vars["RESILIENCE_IFLYTEK_ASR_CONNECT_BREAKER_MIN_CALLS"] = "2"
+	if err := env.SetFault("iflytek rtasr", sim.Fault{ErrorRatio: 1, Code: speechsim.FaultDown}); err != nil {
+		t.Fatal(err)
+	}
+	tb := start(t, nil, vars)
+	for i := range 4 {
+		_, c := dial(t, tb)
+		c.sendAudio(t, 600*time.Millisecond)
+		if err := c.sess.Bye(ctxFor(t, 5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		got := tb.waitEnded(t, i+1, 15*time.Second)[voice.TypeCallEnded]
+		for _, e := range got {
+			if d := ended(t, e); d.Transcript != "complete" {
+				t.Errorf("call %s: transcript %q, want complete (from aliyun)", d.CallID, d.Transcript)
+			}
+		}
+	}
+	if n := env.Stats()["iflytek rtasr"].Calls; n != 2 {
+		t.Errorf("iflytek was tried %d times over 4 calls, want 2 before its breaker opened", n)
+	}
+	if n := len(env.Records(sim.Filter{Vendor: "nls", Op: "SpeechTranscriber"})); n != 4 {
+		t.Errorf("aliyun transcribed %d of 4 calls", n)
+	}
+}
