@@ -103,6 +103,12 @@ func checkTranscript(t *testing.T, all, finals []segment, ids ...string) {
 			t.Errorf("no partial before final %d", f.SegmentID)
 		}
 	}
+	// No partial is left dangling, across a failover too.
+	for _, s := range all {
+		if !slices.ContainsFunc(finals, func(f segment) bool { return f.SegmentID == s.SegmentID }) {
+			t.Errorf("partial %+v has no final", s)
+		}
+	}
 }
 
 // utterances synthesises catalogue utterances, each followed by 1.5 s of silence, skipping

@@ -25,7 +25,8 @@ import (
 // Result is one recognition result of a leg.
 type Result struct {
 	// Segment is the vendor's sequence number of the sentence (iFlytek seg_id, Aliyun index),
-	// renumbered by Stream so that it keeps increasing across a failover.
+	// renumbered by Stream so that it keeps increasing across a failover; a sentence a failed
+	// vendor left with only partials keeps its number on the next vendor.
 	Segment int
 	// Begin and End are offsets into the leg (End == Begin for a partial whose end is unknown).
 	Begin, End time.Duration
@@ -224,7 +225,7 @@ func (s *Stream) run(ctx context.Context) {
 		}
 		return
 	}
-	r := runner{s: s, ctx: ctx}
+	r := runner{s: s, ctx: ctx, pending: -1}
 	defer r.leave()
 	for {
 		// Connect eagerly at the start and after a failure with audio to resend; after a stream
@@ -293,6 +294,7 @@ type runner struct {
 	next    int       // index of the vendor to try next
 	nextSeg int       // renumbered segment ids continue from here
 	unsure  int       // frames dropped from the replay while the session had no final for them
+	pending int       // segment with a partial but no final yet, -1 if none
 	opened  bool      // a session was open once
 	retryAt time.Time // when every vendor failed: no new round before
 }
@@ -303,6 +305,11 @@ func (r *runner) deliver(res Result) {
 	res.Begin += max(r.cur.base, 0)
 	res.End += max(r.cur.base, 0)
 	res.Vendor, res.Model = r.cur.vendor.Name(), r.cur.vendor.Model()
+	if !res.Final {
+		r.pending = res.Segment
+	} else if res.Segment == r.pending {
+		r.pending = -1
+	}
 	if res.Final {
 		r.unsure = 0
 		// Audio before the end of a final result never needs resending.
@@ -372,6 +379,11 @@ func (r *runner) resend() error {
 // fail abandons the current session for the next vendor.
 func (r *runner) fail(err error) {
 	r.drain()
+	if r.pending >= 0 {
+		// The next vendor hears that sentence again (the replay): its result supersedes the
+		// partial under the same segment id.
+		r.nextSeg, r.pending = r.pending, -1
+	}
 	if r.unsure > 0 {
 		r.s.gap(r.unsure)
 		r.unsure = 0
