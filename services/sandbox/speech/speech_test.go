@@ -143,6 +143,18 @@ func TestRecognizer(t *testing.T) {
 			}
 		}
 	}
+	// Lost packets (the receiver fills them with silence) do not change the match.
+	for i, u := range sentences {
+		pcm := ulaw(audio[u.ID])
+		rnd := rand.New(rand.NewPCG(uint64(i), 9))
+		for range 6 {
+			at := 320 * rnd.IntN(len(pcm)/320)
+			clear(pcm[at:min(at+320, len(pcm))])
+		}
+		if got := recognise(t, pcm, uint64(i)); len(got) != 1 || got[0].Match != u.ID {
+			t.Errorf("%s with lost packets: %+v", u.ID, got)
+		}
+	}
 	two := append(append(append([]byte(nil), audio["zh-double-charge"]...), make([]byte, 2*8000*3/2)...), audio["en-manager"]...)
 	r := speech.NewRecognizer(speech.Catalogue())
 	res := append(r.Write(two), r.Write(make([]byte, 2*8000))...)
