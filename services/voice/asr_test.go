@@ -261,3 +261,26 @@ func TestTranscriptBreaker(t *testing.T) {
 		t.Errorf("aliyun transcribed %d of 4 calls", n)
 	}
 }
+
+// TestTranscriptShutdown: stopping the connector mid-sentence hangs up, lets the vendor deliver
+// the sentence and closes its stream before the connector returns.
+func TestTranscriptShutdown(t *testing.T) {
+	t.Parallel()
+	pcm := utterances(t, "en-manager")
+	env, vars := asrSandbox(t)
+	tb := start(t, nil, vars)
+	tr, c := dial(t, tb)
+	c.sendPCM(t, pcm[:len(pcm)-2*8000]) // the sentence, not all the silence after it
+	tb.stop()
+	tr.waitBye(t, 5*time.Second, "no BYE at shutdown")
+	d := ended(t, tb.waitEnded(t, 1, 5*time.Second)[voice.TypeCallEnded][0])
+	if d.Reason != "shutdown" || d.Transcript != "complete" {
+		t.Fatalf("ended %+v", d)
+	}
+	all, finals := tb.segments(t)
+	checkTranscript(t, all, finals, "en-manager")
+	recs := env.Records(sim.Filter{Vendor: "iflytek"})
+	if len(recs) != 1 || !strings.Contains(string(recs[0].Data), `"end":"end"`) {
+		t.Errorf("the vendor's stream did not end with the end marker: %+v", recs)
+	}
+}
