@@ -5,11 +5,14 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/services/sandbox/aliyun"
 	"github.com/omnibus-dev/omnibus/services/sandbox/cainiao"
+	"github.com/omnibus-dev/omnibus/services/sandbox/iflytek"
 	"github.com/omnibus-dev/omnibus/services/sandbox/jira"
+	"github.com/omnibus-dev/omnibus/services/sandbox/nls"
 	omssim "github.com/omnibus-dev/omnibus/services/sandbox/oms"
 	"github.com/omnibus-dev/omnibus/services/sandbox/openai"
 	sfsim "github.com/omnibus-dev/omnibus/services/sandbox/salesforce"
@@ -57,6 +60,9 @@ var Credentials = map[string]string{
 	"JIRA_EMAIL": "bot@omnibus.local", "JIRA_API_TOKEN": "sandbox-jira-token", "JIRA_WEBHOOK_SECRET": "sandbox-jira-hook",
 	"ASSIST_API_KEY": "sk-sandbox-omnibus-assist",
 	"ZENDESK_EMAIL":  "bot@omnibus.local", "ZENDESK_API_TOKEN": "sandbox-zendesk-token", "ZENDESK_WEBHOOK_SECRET": "sandbox-zendesk-hook",
+	"VOICE_IFLYTEK_APP_ID": "5f0a1b2c", "VOICE_IFLYTEK_API_KEY": "sandbox-iflytek-rtasr-api-key",
+	"VOICE_ALIYUN_ACCESS_KEY_ID": "LTAI5tSandboxAliyunNls01", "VOICE_ALIYUN_ACCESS_KEY_SECRET": "sandbox-aliyun-nls-secret",
+	"VOICE_ALIYUN_APPKEY": "sandboxNlsAppKey01",
 }
 
 // ConnectorEnv is the configuration that points every connector at a sandbox served at base:
@@ -80,11 +86,24 @@ func ConnectorEnv(base string) map[string]string {
 		"JIRA_BASE_URL":        base + "/sandbox/jira",
 		"ZENDESK_API_BASE":     base + "/sandbox/zendesk",
 		"ASSIST_API_BASE":      base + "/sandbox/openai/v1",
+		// Calls are transcribed live by the simulated iFlytek, Aliyun NLS taking over.
+		"VOICE_ASR":              "iflytek",
+		"VOICE_IFLYTEK_URL":      wsBase(base) + "/sandbox/iflytek/v1/ws",
+		"VOICE_ALIYUN_TOKEN_URL": base + "/sandbox/nls/meta/",
+		"VOICE_ALIYUN_NLS_URL":   wsBase(base) + "/sandbox/nls/ws/v1",
 	}
 	for k, v := range Credentials {
 		env[k] = v
 	}
 	return env
+}
+
+// wsBase is the WebSocket URL of an http(s) base.
+func wsBase(base string) string {
+	if rest, ok := strings.CutPrefix(base, "https://"); ok {
+		return "wss://" + rest
+	}
+	return "ws://" + strings.TrimPrefix(base, "http://")
 }
 
 // cred reads a credential the way the connector does, defaulting to the sandbox's.
@@ -146,6 +165,17 @@ var vendors = []vendor{
 	}},
 	{"openai", func(_ context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {
 		_, err := openai.New(env, openai.Config{APIKey: cred(l, "ASSIST_API_KEY")})
+		return nil, err
+	}},
+	// Real-time speech recognition for the voice connector: both vendors recognise the
+	// catalogue of package speech.
+	{"iflytek", func(_ context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {
+		_, err := iflytek.New(env, iflytek.Config{AppID: cred(l, "VOICE_IFLYTEK_APP_ID"), APIKey: cred(l, "VOICE_IFLYTEK_API_KEY")})
+		return nil, err
+	}},
+	{"nls", func(_ context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {
+		_, err := nls.New(env, nls.Config{AccessKeyID: cred(l, "VOICE_ALIYUN_ACCESS_KEY_ID"),
+			AccessKeySecret: cred(l, "VOICE_ALIYUN_ACCESS_KEY_SECRET"), AppKey: cred(l, "VOICE_ALIYUN_APPKEY")})
 		return nil, err
 	}},
 	{"zendesk", func(_ context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {

@@ -191,17 +191,31 @@ func (c *caller) await(t *testing.T, want string, timeout time.Duration) {
 }
 
 // TestBaresipCall places a real SIP call: baresip dials the connector over loopback, plays
-// espeak-ng speech as G.711, and hangs up (BYE). The call's events are published in order and
-// the caller leg's recording is as long as the speech, within 5 %.
+// espeak-ng speech as G.711 — a Chinese complaint, then an English one —, and hangs up (BYE).
+// The call's events are published in order, the caller leg's recording is as long as the
+// speech, within 5 %, and the live transcript (the sandbox's iFlytek) has both sentences, in
+// order, with the catalogue's text.
 func TestBaresipCall(t *testing.T) {
 	t.Parallel()
 	need(t, "baresip", "espeak-ng", "sox")
 	for _, codec := range []string{"PCMU", "PCMA"} {
 		t.Run(codec, func(t *testing.T) {
 			t.Parallel()
-			tb := start(t, nil, nil)
+			_, vars := asrSandbox(t)
+			tb := start(t, nil, vars)
 			dir := t.TempDir()
-			in, played := speech(t, dir, "Hello, this is a test call to omnibus. Please record every word of it, thank you.")
+			pcm := utterances(t, "zh-double-charge", "en-manager")
+			in, played := filepath.Join(dir, "in8k.wav"), time.Duration(len(pcm)/2)*time.Second/8000
+			w, err := wav.Create(in, 8000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Write(pcm); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
 			bs := baresip(t, dir, "+8613800138000", in, codec)
 			bs.send(t, "dial", "sip:4008001234@"+tb.sipAddr)
 			bs.await(t, "CALL_ESTABLISHED", 10*time.Second)
@@ -243,7 +257,7 @@ func TestBaresipCall(t *testing.T) {
 			}
 			// The recording is the speech, not silence: its loudness matches the played file's
 			// (G.711 keeps RMS within a few per cent).
-			pcm, err := io.ReadAll(f)
+			recPCM, err := io.ReadAll(f)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -251,7 +265,7 @@ func TestBaresipCall(t *testing.T) {
 			if err != nil {
 				t.Fatalf("sox raw: %v", err)
 			}
-			if a, b := rms(pcm), rms(raw); b == 0 || a/b < 0.8 || a/b > 1.25 {
+			if a, b := rms(recPCM), rms(raw); b == 0 || a/b < 0.8 || a/b > 1.25 {
 				t.Errorf("recording RMS %.0f, played %.0f: not the speech", a, b)
 			}
 			if leg.DurationMS != recorded.Milliseconds() {
@@ -259,6 +273,11 @@ func TestBaresipCall(t *testing.T) {
 			}
 			if entries, _ := os.ReadDir(tb.spool); len(entries) != 0 {
 				t.Errorf("spool not emptied: %d files", len(entries))
+			}
+			all, finals := tb.segments(t)
+			checkTranscript(t, all, finals, "zh-double-charge", "en-manager")
+			if d.Transcript != "complete" || finals[0].Vendor != "iflytek" {
+				t.Errorf("transcript %q from %s, want complete from iflytek", d.Transcript, finals[0].Vendor)
 			}
 		})
 	}

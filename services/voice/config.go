@@ -33,6 +33,23 @@ type Config struct {
 	Bucket    string        `env:"VOICE_RECORDING_BUCKET" default:"file://.omnibus/voice/recordings" desc:"gocloud.dev/blob URL of the recordings bucket: file:///dir (a relative file://dir is taken from the working directory), s3://bucket?region=...&endpoint=... (AWS S3, or an S3-compatible store such as Aliyun OSS or MinIO; credentials from the AWS_* environment) or mem:// (tests)"`
 	Retention time.Duration `env:"VOICE_RECORDING_RETENTION" default:"2160h" desc:"recordings older than this are deleted from the bucket (checked hourly); 0 = keep forever"`
 
+	ASR         string        `env:"VOICE_ASR" default:"none" desc:"live transcription of the caller leg: iflytek (RTASR), aliyun (NLS SpeechTranscriber) or none; the other vendor, when its credentials are set, takes over when this one is down (VOICE_ASR_FAILOVER)"`
+	ASRFailover bool          `env:"VOICE_ASR_FAILOVER" default:"true" desc:"fail over to the other ASR vendor (when its credentials are set) when the chosen one refuses the handshake, its breaker is open or its stream breaks mid-call; the audio since the last final result is resent"`
+	ASRQueue    int           `env:"VOICE_ASR_QUEUE" default:"500" desc:"20 ms frames a leg may queue for its ASR vendor before frames are dropped (and the transcript marked partial); the recording never waits for ASR"`
+	ASRFinish   time.Duration `env:"VOICE_ASR_FINISH_TIMEOUT" default:"5s" desc:"after a hang-up, how long the ASR vendor may take to deliver its last results before the ended event is published"`
+
+	IFlytekURL    string `env:"VOICE_IFLYTEK_URL" default:"wss://rtasr.xfyun.cn/v1/ws" desc:"iFlytek RTASR (实时语音转写) WebSocket endpoint"`
+	IFlytekAppID  string `env:"VOICE_IFLYTEK_APP_ID" desc:"iFlytek appid of the RTASR app"`
+	IFlytekAPIKey string `env:"VOICE_IFLYTEK_API_KEY" desc:"iFlytek RTASR APIKey (signs the handshake, signa)"`
+	IFlytekLang   string `env:"VOICE_IFLYTEK_LANG" default:"cn" desc:"RTASR lang: cn (Chinese and Chinese-English mixed), en, or the value the console shows for a dialect (方言) enabled on the app"`
+	IFlytekPD     string `env:"VOICE_IFLYTEK_PD" desc:"RTASR vertical domain (pd), e.g. finance or ecom; empty for none"`
+
+	AliyunTokenURL     string `env:"VOICE_ALIYUN_TOKEN_URL" default:"https://nls-meta.cn-shanghai.aliyuncs.com/" desc:"Aliyun NLS CreateToken endpoint"`
+	AliyunURL          string `env:"VOICE_ALIYUN_NLS_URL" default:"wss://nls-gateway-cn-shanghai.aliyuncs.com/ws/v1" desc:"Aliyun NLS gateway WebSocket (SpeechTranscriber)"`
+	AliyunAccessKeyID  string `env:"VOICE_ALIYUN_ACCESS_KEY_ID" desc:"Aliyun AccessKeyId allowed to call CreateToken"`
+	AliyunAccessSecret string `env:"VOICE_ALIYUN_ACCESS_KEY_SECRET" desc:"its AccessKeySecret"`
+	AliyunAppKey       string `env:"VOICE_ALIYUN_APPKEY" desc:"appkey of the NLS project (it fixes the language model)"`
+
 	mediaIP, bindIP netip.Addr
 	rtpMin, rtpMax  int
 	allow           []netip.Prefix
@@ -114,6 +131,58 @@ func (c *Config) Validate() error {
 	}
 	if c.CountryCode == "" || len(c.CountryCode) > 3 || strings.Trim(c.CountryCode, "0123456789") != "" || c.CountryCode[0] == '0' {
 		return fmt.Errorf("VOICE_COUNTRY_CODE must be 1-3 digits, got %q", c.CountryCode)
+	}
+	return c.validateASR()
+}
+
+// ASR vendors.
+const (
+	asrNone    = "none"
+	asrIFlytek = "iflytek"
+	asrAliyun  = "aliyun"
+)
+
+func (c *Config) hasIFlytek() bool { return c.IFlytekAppID != "" && c.IFlytekAPIKey != "" }
+func (c *Config) hasAliyun() bool {
+	return c.AliyunAccessKeyID != "" && c.AliyunAccessSecret != "" && c.AliyunAppKey != ""
+}
+
+func (c *Config) validateASR() error {
+	c.ASR = strings.ToLower(strings.TrimSpace(c.ASR))
+	switch c.ASR {
+	case asrNone, "":
+		c.ASR = asrNone
+		return nil
+	case asrIFlytek:
+		if !c.hasIFlytek() {
+			return fmt.Errorf("VOICE_ASR=iflytek needs VOICE_IFLYTEK_APP_ID and VOICE_IFLYTEK_API_KEY")
+		}
+	case asrAliyun:
+		if !c.hasAliyun() {
+			return fmt.Errorf("VOICE_ASR=aliyun needs VOICE_ALIYUN_ACCESS_KEY_ID, VOICE_ALIYUN_ACCESS_KEY_SECRET and VOICE_ALIYUN_APPKEY")
+		}
+	default:
+		hint := ""
+		for _, v := range []string{asrIFlytek, asrAliyun, asrNone} {
+			if strings.HasPrefix(v, c.ASR[:1]) {
+				hint = fmt.Sprintf(" (did you mean %q?)", v)
+			}
+		}
+		return fmt.Errorf("VOICE_ASR must be iflytek, aliyun or none, got %q%s", c.ASR, hint)
+	}
+	for _, u := range []struct{ name, v string }{{"VOICE_IFLYTEK_URL", c.IFlytekURL}, {"VOICE_ALIYUN_NLS_URL", c.AliyunURL}} {
+		if !strings.HasPrefix(u.v, "ws://") && !strings.HasPrefix(u.v, "wss://") {
+			return fmt.Errorf("%s must be a ws:// or wss:// URL, got %q", u.name, u.v)
+		}
+	}
+	if !strings.HasPrefix(c.AliyunTokenURL, "http://") && !strings.HasPrefix(c.AliyunTokenURL, "https://") {
+		return fmt.Errorf("VOICE_ALIYUN_TOKEN_URL must be an http(s):// URL, got %q", c.AliyunTokenURL)
+	}
+	if c.ASRQueue < 10 {
+		return fmt.Errorf("VOICE_ASR_QUEUE must be at least 10 frames, got %d", c.ASRQueue)
+	}
+	if c.ASRFinish <= 0 || c.ASRFinish > time.Minute {
+		return fmt.Errorf("VOICE_ASR_FINISH_TIMEOUT must be within (0, 1m], got %s", c.ASRFinish)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ module github.com/omnibus-dev/omnibus/services/voice
 go 1.26.0
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/emiago/sipgo v1.7.3
 	github.com/google/uuid v1.6.0
 	github.com/icholy/digest v1.2.0
@@ -10,6 +11,7 @@ require (
 	github.com/pion/rtp v1.10.6
 	github.com/pion/sdp/v3 v3.0.20
 	github.com/zaf/g711 v1.4.0
+	go.uber.org/goleak v1.3.0
 	gocloud.dev v0.49.0
 )
 

@@ -151,6 +151,7 @@ type endedData struct {
 	TalkMS     int64  `json:"talk_ms"`
 	DTMF       string `json:"dtmf"`
 	AnsweredAt string `json:"answered_at"`
+	Transcript string `json:"transcript"`
 	Recording  *struct {
 		Legs []struct {
 			Leg        string `json:"leg"`

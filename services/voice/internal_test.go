@@ -15,6 +15,7 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/omnibus-dev/omnibus/pkg/config"
+	"github.com/omnibus-dev/omnibus/services/voice/internal/media"
 )
 
 func TestPartyIdentity(t *testing.T) {
@@ -62,6 +63,13 @@ func TestConfigValidate(t *testing.T) {
 		{map[string]string{"VOICE_CODECS": "PCMU,G729"}, "not PCMU or PCMA"},
 		{map[string]string{"VOICE_RECORDING_RETENTION": "10m"}, "at least 1h"},
 		{map[string]string{"VOICE_COUNTRY_CODE": "+86"}, "VOICE_COUNTRY_CODE"},
+		{map[string]string{"VOICE_ASR": "iflytek"}, "VOICE_IFLYTEK_APP_ID"},
+		{map[string]string{"VOICE_ASR": "aliyun", "VOICE_ALIYUN_ACCESS_KEY_ID": "k"}, "VOICE_ALIYUN_APPKEY"},
+		{map[string]string{"VOICE_ASR": "ifly"}, `did you mean "iflytek"`},
+		{map[string]string{"VOICE_ASR": "iflytek", "VOICE_IFLYTEK_APP_ID": "a", "VOICE_IFLYTEK_API_KEY": "k",
+			"VOICE_IFLYTEK_URL": "https://rtasr.xfyun.cn/v1/ws"}, "ws:// or wss://"},
+		{map[string]string{"VOICE_ASR": "iflytek", "VOICE_IFLYTEK_APP_ID": "a", "VOICE_IFLYTEK_API_KEY": "k"}, ""},
+		{map[string]string{"VOICE_ASR": "iflytek", "VOICE_IFLYTEK_APP_ID": "a", "VOICE_IFLYTEK_API_KEY": "k", "VOICE_ASR_QUEUE": "2"}, "VOICE_ASR_QUEUE"},
 	} {
 		var cfg Config
 		err := config.Load(&cfg, func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok })
@@ -123,5 +131,26 @@ func TestOpenBucket(t *testing.T) {
 		if tc.base != "" && base != tc.base {
 			t.Errorf("%s: base %q, want %q", tc.url, base, tc.base)
 		}
+	}
+}
+
+// TestSegmentEventID: a result's event id derives from the call, the leg, the segment and
+// final-or-partial-number only, so a republished result dedupes and distinct ones do not.
+func TestSegmentEventID(t *testing.T) {
+	t.Parallel()
+	const id = "0b8f6c1e-5d2a-4c1b-9a57-3f2e1d0c9b8a"
+	if got := segmentEventID(id, media.LegCaller, 3, true, 2); got != "voice:"+id+":caller:seg3:final" {
+		t.Errorf("final: %s", got)
+	}
+	seen := map[string]bool{}
+	for _, c := range []struct {
+		seg, n int
+		final  bool
+	}{{0, 0, false}, {0, 1, false}, {0, 0, true}, {1, 0, false}, {1, 0, true}} {
+		e := segmentEventID(id, media.LegCaller, c.seg, c.final, c.n)
+		if seen[e] || e != segmentEventID(id, media.LegCaller, c.seg, c.final, c.n) {
+			t.Errorf("%+v: %s not unique or not deterministic", c, e)
+		}
+		seen[e] = true
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/icholy/digest"
 
+	"github.com/omnibus-dev/omnibus/services/voice/internal/asr"
 	"github.com/omnibus-dev/omnibus/services/voice/internal/media"
 )
 
@@ -206,7 +207,7 @@ func (s *server) run(c *call, o offer, pt int, conn *net.UDPConn) {
 	if err := s.rec.writeMeta(spoolMeta{Call: c.info}); err != nil {
 		log.Error("call refused: spool", "err", err)
 		_ = c.dlg.Respond(sip.StatusServiceUnavailable, "Service Unavailable", nil)
-		s.end(ctx, c, nil, nil, sideSystem, reasonFailed)
+		s.end(ctx, c, nil, nil, sideSystem, reasonFailed, "")
 		return
 	}
 	log.Info("call started", "from", c.info.From.Value, "to", c.info.To.Value, "codec", c.info.Codec)
@@ -216,12 +217,12 @@ func (s *server) run(c *call, o offer, pt int, conn *net.UDPConn) {
 	select {
 	case <-ring.C:
 	case <-c.dlg.Context().Done():
-		s.end(ctx, c, nil, nil, sideCaller, reasonCancel)
+		s.end(ctx, c, nil, nil, sideCaller, reasonCancel, "")
 		return
 	case r := <-c.hangup:
 		ring.Stop()
 		_ = c.dlg.Respond(sip.StatusTemporarilyUnavailable, "Temporarily Unavailable", nil)
-		s.end(ctx, c, nil, nil, sideOmnibus, r)
+		s.end(ctx, c, nil, nil, sideOmnibus, r, "")
 		return
 	}
 
@@ -229,12 +230,18 @@ func (s *server) run(c *call, o offer, pt int, conn *net.UDPConn) {
 	if err != nil {
 		log.Error("call refused: recording", "err", err)
 		_ = c.dlg.Respond(sip.StatusServiceUnavailable, "Service Unavailable", nil)
-		s.end(ctx, c, nil, nil, sideSystem, reasonFailed)
+		s.end(ctx, c, nil, nil, sideSystem, reasonFailed, "")
 		return
 	}
 	sinks := []media.Sink{lw}
 	if s.sinks != nil {
 		sinks = append(sinks, s.sinks(c.info)...)
+	}
+	var tr *asr.Stream
+	var transcript string // the transcript's state, once stopMedia closed it
+	if s.asr != nil {
+		tr = s.asr.start(c.info, media.LegCaller)
+		sinks = append(sinks, tr)
 	}
 	recv := &media.Receiver{Conn: conn, Peer: o.IP, Signal: c.source, PT: pt, DTMF: o.DTMF, Sinks: sinks, Timeout: s.cfg.MediaTimeout,
 		Paused: c.hold.Load}
@@ -249,7 +256,15 @@ func (s *server) run(c *call, o offer, pt int, conn *net.UDPConn) {
 		if err := lw.w.Close(); err != nil || lw.err != nil {
 			log.Error("recording not finalised", "err", errors.Join(err, lw.err))
 		}
-		return recv.Stats()
+		st := recv.Stats()
+		if tr != nil {
+			// The vendor's last results come before the ended event (within VOICE_ASR_FINISH_TIMEOUT).
+			transcript = tr.Close(ctx)
+			if n := tr.Dropped(); n > 0 {
+				log.Warn("ASR queue overflowed", "frames_dropped", n)
+			}
+		}
+		return st
 	}
 
 	port := conn.LocalAddr().(interface{ AddrPort() netip.AddrPort }).AddrPort().Port()
@@ -261,7 +276,7 @@ func (s *server) run(c *call, o offer, pt int, conn *net.UDPConn) {
 			side, reason = sideCaller, reasonCancel
 		}
 		log.Warn("call not answered", "err", err)
-		s.end(ctx, c, nil, &st, side, reason)
+		s.end(ctx, c, nil, &st, side, reason, transcript)
 		return
 	}
 	answered := time.Now().UTC()
@@ -286,7 +301,7 @@ func (s *server) run(c *call, o offer, pt int, conn *net.UDPConn) {
 		s.bye(c, log)
 	}
 	st := stopMedia()
-	s.end(ctx, c, &answered, &st, side, reason)
+	s.end(ctx, c, &answered, &st, side, reason, transcript)
 }
 
 func (s *server) bye(c *call, log interface{ Warn(string, ...any) }) {
@@ -297,9 +312,10 @@ func (s *server) bye(c *call, log interface{ Warn(string, ...any) }) {
 	}
 }
 
-// end stores the call's legs and publishes its ended event; the spool is cleared only once the
+// end stores the call's legs and publishes its ended event (transcript: the live transcript's
+// state, "" when there was none); the spool is cleared only once the
 // event is published, so a failure leaves the call to the recovery of the next start.
-func (s *server) end(ctx context.Context, c *call, answered *time.Time, st *media.Stats, side, reason string) {
+func (s *server) end(ctx context.Context, c *call, answered *time.Time, st *media.Stats, side, reason, transcript string) {
 	endAt := time.Now().UTC()
 	log := s.rt.Log.With("call_id", c.info.ID)
 	legs, err := s.rec.store(ctx, c.info)
@@ -312,7 +328,7 @@ func (s *server) end(ctx context.Context, c *call, answered *time.Time, st *medi
 		digits = st.Digits
 		log = log.With("rtp_packets", st.Packets, "foreign", st.Foreign, "invalid", st.Invalid, "samples", st.Samples)
 	}
-	if err := s.publishEnded(ctx, c.info, answered, endAt, side, reason, legs, digits); err != nil {
+	if err := s.publishEnded(ctx, c.info, answered, endAt, side, reason, legs, digits, transcript); err != nil {
 		log.Error("ended event not published; left in the spool for the next start", "err", err)
 		return
 	}

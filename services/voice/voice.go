@@ -23,8 +23,12 @@
 // all-in-one, S3-compatible storage in production, by URL) under <yyyy/mm/dd>/<call id>/<leg>.wav;
 // recordings older than VOICE_RECORDING_RETENTION are deleted.
 //
-// Every decoded frame also goes to the call's sinks (media.Sink): the attach point of the
-// real-time ASR clients, which will publish omni.channel.call.segment.transcribed.
+// Every decoded frame also goes to the call's sinks (media.Sink), among them, with VOICE_ASR set,
+// the live transcription of the caller leg (internal/asr: iFlytek RTASR or Aliyun NLS, failing
+// over to the other mid-call), whose partial and final results are published as
+// omni.channel.call.segment.transcribed on omni.in.voice.transcript. ASR never holds up the
+// recording: frames queue (bounded) and are dropped when the vendor falls behind, and the ended
+// event says whether the transcript is complete, partial or none.
 package voice
 
 import (
@@ -65,12 +69,12 @@ var (
 	Spec        = connector.Spec{
 		Name:        "voice",
 		Description: "phone calls from a SIP trunk: G.711 over RTP, recorded legs in blob storage, call events",
-		Produces: []connector.Route{
+		Produces: append([]connector.Route{
 			{Subject: SubjectCall, Type: TypeCallStarted},
 			{Subject: SubjectCall, Type: TypeCallAnswered},
 			{Subject: SubjectCall, Type: TypeCallEnded},
 			{Subject: SubjectTranscript, Type: TypeSegment},
-		},
+		}, connector.ResilienceRoutes("voice")...), // audit records and alerts of the ASR vendor calls
 		Consumes: []connector.Route{RouteHangup},
 	}
 )
@@ -136,8 +140,10 @@ type server struct {
 	rt    *connector.Runtime
 	ports *media.Ports
 	rec   *recordings
-	// Sinks, when set, returns extra frame sinks for a call (the ASR clients' attach point).
+	// Sinks, when set, returns extra frame sinks for a call.
 	sinks func(callInfo) []media.Sink
+	// asr transcribes the caller leg live (nil: VOICE_ASR=none).
+	asr *transcriber
 
 	ua      *sipgo.UserAgent
 	srv     *sipgo.Server
@@ -159,6 +165,10 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 		return err
 	}
 	if s.rec, err = newRecordings(ctx, cfg.SpoolDir, cfg.Bucket, rt.Log); err != nil {
+		return err
+	}
+	if s.asr, err = newTranscriber(s); err != nil {
+		_ = s.rec.Close()
 		return err
 	}
 	if err := s.recover(ctx); err != nil {
@@ -360,7 +370,7 @@ func (s *server) recover(ctx context.Context) error {
 			return fmt.Errorf("recover call %s: %w", m.Call.ID, err)
 		}
 		end := s.rec.lastWrite(m.Call.ID, m.Call.StartedAt)
-		if err := s.publishEnded(ctx, m.Call, m.AnsweredAt, end, sideSystem, reasonRecovered, legs, ""); err != nil {
+		if err := s.publishEnded(ctx, m.Call, m.AnsweredAt, end, sideSystem, reasonRecovered, legs, "", ""); err != nil {
 			return fmt.Errorf("recover call %s: %w", m.Call.ID, err)
 		}
 		s.rec.remove(m.Call.ID)
@@ -369,8 +379,10 @@ func (s *server) recover(ctx context.Context) error {
 	return nil
 }
 
+// publishEnded publishes a call's ended event; transcript is the state of its live transcript
+// (asr.Complete, Partial, None), "" when the call was not transcribed.
 func (s *server) publishEnded(ctx context.Context, c callInfo, answered *time.Time, end time.Time, side, reason string,
-	legs []recordedLeg, digits string) error {
+	legs []recordedLeg, digits, transcript string) error {
 	d := c.data()
 	d["started_at"], d["ended_at"] = c.StartedAt.UTC(), end.UTC()
 	d["duration_ms"] = max(0, end.Sub(c.StartedAt).Milliseconds())
@@ -388,6 +400,9 @@ func (s *server) publishEnded(ctx context.Context, c callInfo, answered *time.Ti
 	}
 	if len(legs) > 0 {
 		d["recording"] = map[string]any{"legs": legs}
+	}
+	if transcript != "" {
+		d["transcript"] = transcript
 	}
 	return s.publish(ctx, c, TypeCallEnded, "ended", d, end)
 }

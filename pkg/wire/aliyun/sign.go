@@ -1,5 +1,6 @@
-// Package aliyun is the wire format of Aliyun SMS (Dysmsapi 2017-05-25) that both the sms
-// connector and the sandbox simulator speak: the two OpenAPI request signatures (RPC V1,
+// Package aliyun is the wire format of Aliyun SMS (Dysmsapi 2017-05-25) and of the NLS speech
+// transcriber (CreateToken, the SpeechTranscriber WebSocket: nls.go) that both the sms and voice
+// connectors and the sandbox simulators speak: the two OpenAPI request signatures (RPC V1,
 // HMAC-SHA1 over the percent-encoded query, and V3, ACS3-HMAC-SHA256 over a canonical request),
 // their verifiers, the RFC 3986 encoder they share, the SendSms request and response, and the
 // SmsUp / SmsReport HTTP batch pushes.

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Vector 4.1 of /work/shared/vendors/vectors.md (VERIFIED): the Aliyun SMS doc's SendSms example.
@@ -276,4 +277,15 @@ func FuzzParseAuthorizationV3(f *testing.F) {
 			t.Fatalf("round trip of %q: %+v, %v", s, again, err)
 		}
 	})
+}
+
+// TestCreateTokenVector is the NLS CreateToken example of the official documentation (vendors
+// part 2, A.4).
+func TestCreateTokenVector(t *testing.T) {
+	t.Parallel()
+	ts, _ := time.Parse(time.RFC3339, "2019-04-18T08:32:31Z")
+	p := CreateTokenParams("my_access_key_id", "my_access_key_secret", ts, "b924c8c3-6d03-4c5d-ad36-d984d3116788")
+	if got := p.Get("Signature"); got != "hHq4yNsPitlfDJ2L0nQPdugdEzM=" {
+		t.Fatalf("signature %s, string to sign %s", got, StringToSignV1("GET", p))
+	}
 }
