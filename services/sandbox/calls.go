@@ -3,13 +3,17 @@ package sandbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"sync"
 	"time"
 
+	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/services/sandbox/caller"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
+	"github.com/omnibus-dev/omnibus/services/sandbox/speech"
 )
 
 // Utterance is a sentence of speech a simulated caller can say: 8 kHz 16-bit mono samples and
@@ -54,13 +58,16 @@ func (s *CallScenario) Run(ctx context.Context) error {
 	slots := make(chan struct{}, most)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	t := time.NewTicker(s.Interval)
-	defer t.Stop()
+	// The first call comes soon (a newcomer watching the desk should not wait a whole interval),
+	// the others every Interval.
+	next := time.NewTimer(min(s.Interval, 10*time.Second))
+	defer next.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-next.C:
+			next.Reset(s.Interval)
 		}
 		select {
 		case slots <- struct{}{}:
@@ -93,4 +100,52 @@ func (s *CallScenario) Run(ctx context.Context) error {
 			}
 		}()
 	}
+}
+
+// callScenario is the demo's phone traffic: the simulated customers calling the voice connector
+// (cfg.CallTarget, else its VOICE_SIP_LISTEN) with the speech catalogue's audio, with the
+// connector's digest credentials when it has some. nil when calls are off.
+func callScenario(cfg *Config, lookup config.Lookup, people []sim.Customer, log *slog.Logger) (*CallScenario, error) {
+	if cfg.CallInterval == 0 {
+		return nil, nil
+	}
+	get := func(k string) string {
+		if lookup == nil {
+			return ""
+		}
+		v, _ := lookup(k)
+		return v
+	}
+	target := cfg.CallTarget
+	if target == "" {
+		target = get("VOICE_SIP_LISTEN")
+	}
+	if target == "" {
+		target = "127.0.0.1:5060"
+	}
+	host, port, err := net.SplitHostPort(target)
+	if err != nil {
+		return nil, fmt.Errorf("SANDBOX_CALL_TARGET %q: %w", target, err)
+	}
+	if port == "0" {
+		log.Info("simulated calls off: the voice connector listens on a port chosen at start", "target", target)
+		return nil, nil
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		target = net.JoinHostPort("127.0.0.1", port)
+	}
+	var utts []Utterance
+	for _, u := range speech.Catalogue() {
+		pcm, err := speech.Audio(u.ID)
+		if err != nil {
+			return nil, err
+		}
+		utts = append(utts, Utterance{Text: u.Text, PCM: pcm})
+	}
+	d, err := caller.New(caller.Config{Target: target, Username: get("VOICE_DIGEST_USER"), Password: get("VOICE_DIGEST_PASSWORD"), Log: log})
+	if err != nil {
+		return nil, err
+	}
+	return &CallScenario{Dialer: d, Customers: people, Hotline: cfg.Hotline, Utterances: utts, Interval: cfg.CallInterval,
+		Seed: cfg.Seed, Log: log}, nil
 }

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/omnibus-dev/omnibus/pkg/config"
@@ -30,6 +31,10 @@ type Config struct {
 	Customers int           `env:"SANDBOX_CUSTOMERS" default:"40" desc:"size of the simulated customer population"`
 	Interval  time.Duration `env:"SANDBOX_SCENARIO_INTERVAL" default:"3s" desc:"how often a simulated customer writes; 0 stops the scenario"`
 	Seed      int64         `env:"SANDBOX_SEED" default:"1" desc:"seed of the simulated population and scenario"`
+	// Simulated customers also phone the hotline (calls.go).
+	CallInterval time.Duration `env:"SANDBOX_CALL_INTERVAL" default:"40s" desc:"how often a simulated customer phones the hotline, saying catalogue sentences the simulated ASR recognises; 0 stops the calls"`
+	CallTarget   string        `env:"SANDBOX_CALL_TARGET" desc:"SIP host:port the simulated customers call (the voice connector); default the voice connector's VOICE_SIP_LISTEN (127.0.0.1:5060); a port 0 there turns the calls off"`
+	Hotline      string        `env:"SANDBOX_HOTLINE" default:"4008001234" desc:"the number the simulated customers call"`
 }
 
 // Validate checks the configuration.
@@ -39,6 +44,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Interval < 0 {
 		return errors.New("SANDBOX_SCENARIO_INTERVAL must be >= 0")
+	}
+	if c.CallInterval < 0 {
+		return errors.New("SANDBOX_CALL_INTERVAL must be >= 0")
 	}
 	if _, err := sim.ParseFaults(c.Faults); err != nil {
 		return fmt.Errorf("SANDBOX_FAULTS: %w", err)
@@ -67,7 +75,23 @@ func Service() service.Service {
 			customerAPI(d.Mux, people, channels)
 			d.Log.Info("sandbox up", "vendors", vendorNames(), "channels", len(channels), "faults", len(faults),
 				"admin", "/sandbox/_admin/{faults,records,routes,customers}")
+			calls, err := callScenario(cfg, d.Env, people, d.Log)
+			if err != nil {
+				return err
+			}
 			d.MarkStarted()
+			var wg sync.WaitGroup
+			if calls != nil {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer func() { _ = calls.Dialer.Close() }()
+					if err := calls.Run(ctx); err != nil {
+						d.Log.Warn("simulated calls stopped", "err", err)
+					}
+				}()
+			}
+			defer wg.Wait()
 			if cfg.Interval == 0 || len(channels) == 0 {
 				<-ctx.Done()
 				return nil
