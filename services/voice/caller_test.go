@@ -65,6 +65,9 @@ func TestSandboxCallerCalls(t *testing.T) {
 		if ms := got.Recording.Legs[0].DurationMS; ms < 1380 || ms > 1420 {
 			t.Fatalf("recording of %d ms, want 1400 ± 20", ms)
 		}
+		if m := got.Media; m == nil || m.Packets != 70 || m.Lost != 0 {
+			t.Fatalf("media %+v, want the 70 packets sent and none lost", m)
+		}
 	}
 
 	// A wrong password is refused, and the caller says how.

@@ -150,6 +150,9 @@ type endedData struct {
 	Reason     string `json:"reason"`
 	TalkMS     int64  `json:"talk_ms"`
 	DTMF       string `json:"dtmf"`
+	Media      *struct {
+		Packets, Lost, Late, Invalid, Foreign int
+	} `json:"media"`
 	AnsweredAt string `json:"answered_at"`
 	Transcript string `json:"transcript"`
 	Recording  *struct {

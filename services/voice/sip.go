@@ -323,12 +323,10 @@ func (s *server) end(ctx context.Context, c *call, answered *time.Time, st *medi
 		log.Error("recording not stored; left in the spool for the next start", "err", err)
 		return
 	}
-	var digits string
 	if st != nil {
-		digits = st.Digits
-		log = log.With("rtp_packets", st.Packets, "foreign", st.Foreign, "invalid", st.Invalid, "samples", st.Samples)
+		log = log.With("rtp_packets", st.Packets, "rtp_lost", st.Lost, "foreign", st.Foreign, "invalid", st.Invalid, "samples", st.Samples)
 	}
-	if err := s.publishEnded(ctx, c.info, answered, endAt, side, reason, legs, digits, transcript); err != nil {
+	if err := s.publishEnded(ctx, c.info, answered, endAt, side, reason, legs, st, transcript); err != nil {
 		log.Error("ended event not published; left in the spool for the next start", "err", err)
 		return
 	}

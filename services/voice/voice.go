@@ -370,7 +370,7 @@ func (s *server) recover(ctx context.Context) error {
 			return fmt.Errorf("recover call %s: %w", m.Call.ID, err)
 		}
 		end := s.rec.lastWrite(m.Call.ID, m.Call.StartedAt)
-		if err := s.publishEnded(ctx, m.Call, m.AnsweredAt, end, sideSystem, reasonRecovered, legs, "", ""); err != nil {
+		if err := s.publishEnded(ctx, m.Call, m.AnsweredAt, end, sideSystem, reasonRecovered, legs, nil, ""); err != nil {
 			return fmt.Errorf("recover call %s: %w", m.Call.ID, err)
 		}
 		s.rec.remove(m.Call.ID)
@@ -379,10 +379,11 @@ func (s *server) recover(ctx context.Context) error {
 	return nil
 }
 
-// publishEnded publishes a call's ended event; transcript is the state of its live transcript
+// publishEnded publishes a call's ended event; st is what the caller leg's RTP receiver counted
+// (nil for a call recovered after a crash); transcript is the state of its live transcript
 // (asr.Complete, Partial, None), "" when the call was not transcribed.
 func (s *server) publishEnded(ctx context.Context, c callInfo, answered *time.Time, end time.Time, side, reason string,
-	legs []recordedLeg, digits, transcript string) error {
+	legs []recordedLeg, st *media.Stats, transcript string) error {
 	d := c.data()
 	d["started_at"], d["ended_at"] = c.StartedAt.UTC(), end.UTC()
 	d["duration_ms"] = max(0, end.Sub(c.StartedAt).Milliseconds())
@@ -395,8 +396,11 @@ func (s *server) publishEnded(ctx context.Context, c callInfo, answered *time.Ti
 	if c.Codec != "" {
 		d["codec"] = c.Codec
 	}
-	if digits != "" {
-		d["dtmf"] = digits
+	if st != nil {
+		if st.Digits != "" {
+			d["dtmf"] = st.Digits
+		}
+		d["media"] = map[string]int{"packets": st.Packets, "lost": st.Lost, "late": st.Late, "invalid": st.Invalid + st.Unknown, "foreign": st.Foreign}
 	}
 	if len(legs) > 0 {
 		d["recording"] = map[string]any{"legs": legs}

@@ -122,11 +122,14 @@ func (p *Ports) InUse() int {
 
 // Stats counts what a Receiver saw.
 type Stats struct {
-	Packets  int // RTP packets of the negotiated codec, decoded
-	Foreign  int // datagrams from an address other than the peer's, dropped
-	Invalid  int // datagrams that were not RTP version 2, dropped
-	Unknown  int // RTP packets of a payload type not negotiated, dropped
-	Late     int // packets older than what was already written, dropped
+	Packets int // RTP packets of the negotiated codec, decoded
+	Foreign int // datagrams from an address other than the peer's, dropped
+	Invalid int // datagrams that were not RTP version 2, dropped
+	Unknown int // RTP packets of a payload type not negotiated, dropped
+	Late    int // packets older than what was already written, dropped
+	// Lost is the audio packets the sender sent that never arrived: the extended sequence
+	// numbers expected minus those received (RFC 3550 A.3), per stream; never negative.
+	Lost     int
 	Samples  int64
 	Digits   string // RFC 4733 DTMF digits, in order
 	LastRecv time.Time
@@ -153,14 +156,19 @@ type Receiver struct {
 	Timeout time.Duration
 	Paused  func() bool
 
-	stopped  atomic.Bool
-	mu       sync.Mutex
-	stats    Stats
-	started  bool
-	ssrc     uint32
-	nextTS   uint32
-	lastDTMF uint32 // RTP timestamp of the last DTMF event reported
-	haveDTMF bool
+	stopped atomic.Bool
+	mu      sync.Mutex
+	stats   Stats
+	started bool
+	ssrc    uint32
+	nextTS  uint32
+	// RFC 3550 A.3 loss accounting of the current stream: its first sequence number, the highest
+	// extended one seen, and the packets received; lostBefore is the loss of earlier streams.
+	baseSeq, maxSeq uint32
+	recvd           int
+	lostBefore      int
+	lastDTMF        uint32 // RTP timestamp of the last DTMF event reported
+	haveDTMF        bool
 }
 
 // ErrTimeout is returned by Run when no RTP arrived for Timeout.
@@ -262,8 +270,13 @@ func (r *Receiver) audio(p *rtp.Packet) {
 	if !r.started || p.SSRC != r.ssrc {
 		// A new stream (the first, or the sender restarted it after a re-INVITE): continue the
 		// recording where it is, without a gap.
+		if r.started {
+			r.lostBefore = r.stats.Lost
+		}
 		r.started, r.ssrc, r.nextTS = true, p.SSRC, p.Timestamp
+		r.baseSeq, r.maxSeq, r.recvd = uint32(p.SequenceNumber), uint32(p.SequenceNumber), 0
 	}
+	r.countSeq(p.SequenceNumber)
 	d := int32(p.Timestamp - r.nextTS)
 	if d < 0 {
 		r.stats.Late++
@@ -282,6 +295,22 @@ func (r *Receiver) audio(p *rtp.Packet) {
 	r.emit(pcm)
 	r.stats.Packets++
 	r.nextTS = p.Timestamp + uint32(len(p.Payload))
+}
+
+// countSeq does RFC 3550 A.3's loss accounting for a packet of the current stream with sequence
+// number seq: the highest extended sequence number (16-bit wraps counted) and the packets
+// received; Lost is what was expected up to the highest minus what arrived.
+func (r *Receiver) countSeq(seq uint16) {
+	r.recvd++
+	hi := uint16(r.maxSeq)
+	if d := seq - hi; d != 0 && d < 0x8000 { // ahead (modulo 2^16): a new highest
+		if seq < hi {
+			r.maxSeq += 1 << 16 // wrapped
+		}
+		r.maxSeq = r.maxSeq&^0xffff | uint32(seq)
+	}
+	expected := int(r.maxSeq - r.baseSeq + 1)
+	r.stats.Lost = r.lostBefore + max(0, expected-r.recvd)
 }
 
 func (r *Receiver) emit(pcm []byte) {

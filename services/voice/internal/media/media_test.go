@@ -91,3 +91,34 @@ func FuzzReceiver(f *testing.F) {
 		}
 	})
 }
+
+// Lost counts the audio packets that never arrived (RFC 3550 A.3): a gap, a late packet that
+// fills it, a sequence number wrapping past 65535, and a new stream after a re-INVITE.
+func TestReceiverLoss(t *testing.T) {
+	t.Parallel()
+	r := &Receiver{PT: PCMU, DTMF: 101}
+	p := make([]byte, 160)
+	ts, first := uint32(0), uint16(65530)
+	send := func(ssrc uint32, seqs ...uint16) {
+		for _, s := range seqs {
+			r.Handle(packet(0, s, ts+uint32(s-first)*160, ssrc, p)) // timestamps follow the sequence across the wrap
+		}
+	}
+	send(1, 65530, 65531, 65533, 65534) // 65532 lost
+	if got := r.Stats().Lost; got != 1 {
+		t.Fatalf("lost %d after a gap, want 1", got)
+	}
+	send(1, 65532) // arrives late: not lost after all
+	if got := r.Stats().Lost; got != 0 {
+		t.Fatalf("lost %d after the late packet, want 0", got)
+	}
+	send(1, 65535, 0, 1, 4) // wraps; 2 and 3 lost
+	if got := r.Stats().Lost; got != 2 {
+		t.Fatalf("lost %d across the wrap, want 2", got)
+	}
+	ts, first = 1<<20, 100
+	send(2, 100, 101, 103) // a new stream: its own loss, 102, on top
+	if st := r.Stats(); st.Lost != 3 || st.Late != 1 {
+		t.Fatalf("stats %+v, want 3 lost, 1 late", st)
+	}
+}
