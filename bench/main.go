@@ -3,6 +3,7 @@
 //	go run ./bench [flags]         the unifier under load: embedded NATS JetStream, a throwaway
 //	                               Postgres, the unifier in-process, a realistic omnichannel workload
 //	go run ./bench tools [flags]   the tool connectors under load against the vendor sandbox
+//	go run ./bench calls [flags]   concurrent phone calls through the voice connector, live ASR
 //
 // Each prints a report table (or --json) and exits non-zero when the run broke a guarantee: an
 // event not applied exactly once, a tool request left without an answer. docs/performance.md has
@@ -21,9 +22,12 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 // else is the unifier's flags.
 func run(args []string, stdout, stderr io.Writer) int {
 	var err error
-	if len(args) > 0 && args[0] == "tools" {
+	switch {
+	case len(args) > 0 && args[0] == "tools":
 		err = benchTools(args[1:], stdout, stderr)
-	} else {
+	case len(args) > 0 && args[0] == "calls":
+		err = benchCalls(args[1:], stdout, stderr)
+	default:
 		err = benchUnifier(args, stdout, stderr)
 	}
 	if err != nil {

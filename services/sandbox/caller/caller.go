@@ -136,6 +136,9 @@ type Call struct {
 	HungUpBy   string        // caller (we sent BYE) or callee (the far end did)
 	AnsweredIn time.Duration // from INVITE to 200 OK
 	Talk       time.Duration // from ACK to hang-up
+	// Invited is when the INVITE was sent; FirstRTP when the first audio packet was: sample n of
+	// the audio left at FirstRTP + n/8000 s.
+	Invited, FirstRTP time.Time
 }
 
 // ErrRejected is wrapped when the far end refuses the call; Call.Status says how.
@@ -155,6 +158,7 @@ func (d *Dialer) Call(ctx context.Context, from, to string, audio []int16, tail 
 	fromH := &sip.FromHeader{Address: sip.Uri{User: from, Host: d.cfg.LocalIP}, Params: sip.NewParams()}
 	fromH.Params.Add("tag", sip.GenerateTagN(16))
 	began := time.Now()
+	res.Invited = began
 	sess, err := d.dc.Invite(ctx, sip.Uri{User: to, Host: d.host, Port: d.port}, offer(d.local, rtpConn.LocalAddr().(*net.UDPAddr).Port),
 		sip.NewHeader("Content-Type", "application/sdp"), fromH)
 	if err != nil {
@@ -193,7 +197,7 @@ func (d *Dialer) Call(ctx context.Context, from, to string, audio []int16, tail 
 		}
 	}()
 	ended := sess.Context().Done()
-	res.Sent, err = play(ctx, ended, rtpConn, peer, pt, audio, tail)
+	res.Sent, res.FirstRTP, err = play(ctx, ended, rtpConn, peer, pt, audio, tail)
 	res.Received = int(received.Load())
 	select {
 	case <-ended:
@@ -254,8 +258,8 @@ func answerMedia(body []byte) (*net.UDPAddr, uint8, string, error) {
 const samplesPerPacket = 160
 
 // play sends audio then tail of silence as RTP to peer, one packet each 20 ms, until done, the
-// far end hangs up (ended) or ctx ends; it returns the packets sent.
-func play(ctx context.Context, ended <-chan struct{}, conn *net.UDPConn, peer *net.UDPAddr, pt uint8, audio []int16, tail time.Duration) (int, error) {
+// far end hangs up (ended) or ctx ends; it returns the packets sent and when the first was.
+func play(ctx context.Context, ended <-chan struct{}, conn *net.UDPConn, peer *net.UDPAddr, pt uint8, audio []int16, tail time.Duration) (sent int, first time.Time, err error) {
 	total := (len(audio) + samplesPerPacket - 1) / samplesPerPacket
 	total += int(tail / (20 * time.Millisecond))
 	var ssrc [4]byte
@@ -269,7 +273,6 @@ func play(ctx context.Context, ended <-chan struct{}, conn *net.UDPConn, peer *n
 	buf := make([]byte, 12+samplesPerPacket)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	sent := 0
 	for n := range total {
 		clear(pcm)
 		if off := n * samplesPerPacket; off < len(audio) {
@@ -288,19 +291,22 @@ func play(ctx context.Context, ended <-chan struct{}, conn *net.UDPConn, peer *n
 		pkt.Payload = payload
 		m, err := pkt.MarshalTo(buf)
 		if err != nil {
-			return sent, err
+			return sent, first, err
+		}
+		if n == 0 {
+			first = time.Now()
 		}
 		if _, err := conn.WriteToUDP(buf[:m], peer); err != nil {
-			return sent, fmt.Errorf("RTP: %w", err)
+			return sent, first, fmt.Errorf("RTP: %w", err)
 		}
 		sent++
 		select {
 		case <-ctx.Done():
-			return sent, ctx.Err()
+			return sent, first, ctx.Err()
 		case <-ended:
-			return sent, nil
+			return sent, first, nil
 		case <-tick.C:
 		}
 	}
-	return sent, nil
+	return sent, first, nil
 }

@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"time"
 )
 
 // Rate is the sample rate the recogniser works at; FrameSamples is one 20 ms analysis frame.
@@ -38,6 +39,10 @@ const (
 	matchMax     = 0.6  // mean feature distance (in standard deviations) accepted as a match
 	maxStretch   = 1.15 // longest/shortest length of a match: the same audio keeps its length
 )
+
+// FinalAfter is how much silence ends an utterance: a final result comes that long after the
+// utterance's last speech frame (what a latency measurement starts its clock from).
+const FinalAfter = endSilence * 20 * time.Millisecond
 
 // Unintelligible is the text of a final result for audio not in the catalogue.
 const Unintelligible = "[unintelligible]"

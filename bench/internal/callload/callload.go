@@ -1,0 +1,480 @@
+// Package callload is the phone channel's load generator: it places concurrent SIP calls (the
+// sandbox's caller: sipgo, paced G.711 RTP of catalogue speech) to the voice connector running
+// in-process on an embedded JetStream, with live ASR against the sandbox's simulated vendor, and
+// reports RTP loss as the connector counted it, frame→transcript-segment latency, INVITE→call
+// started latency and CPU per call — against a raw ceiling measured in the same run: the same
+// RTP streams received and written to disk by plain UDP sockets doing nothing else.
+package callload
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zaf/g711"
+
+	"github.com/omnibus-dev/omnibus/bench/internal/cpustat"
+	"github.com/omnibus-dev/omnibus/bench/internal/stats"
+	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/pkg/natsembed"
+	"github.com/omnibus-dev/omnibus/pkg/service"
+	"github.com/omnibus-dev/omnibus/services/sandbox"
+	"github.com/omnibus-dev/omnibus/services/sandbox/caller"
+	"github.com/omnibus-dev/omnibus/services/sandbox/speech"
+	"github.com/omnibus-dev/omnibus/services/voice"
+)
+
+// Config is a run.
+type Config struct {
+	Calls    int           // concurrent calls
+	Duration time.Duration // each call's audio
+	Ramp     time.Duration // calls start spread over this
+	ASR      string        // iflytek, aliyun or none
+	Log      *slog.Logger
+	Progress io.Writer // progress lines; nil for none
+}
+
+// Defaults is the issue's load: 50 concurrent calls.
+func Defaults() Config {
+	return Config{Calls: 50, Duration: 20 * time.Second, Ramp: 2 * time.Second, ASR: "iflytek"}
+}
+
+// Validate checks c.
+func (c Config) Validate() error {
+	switch {
+	case c.Calls < 1 || c.Calls > 400:
+		return errors.New("--calls must be 1 to 400")
+	case c.Duration < 3*time.Second:
+		return errors.New("--duration must be at least 3s (a sentence)")
+	case c.ASR != "iflytek" && c.ASR != "aliyun" && c.ASR != "none":
+		return errors.New("--asr must be iflytek, aliyun or none")
+	}
+	return nil
+}
+
+// Phase is one measured phase.
+type Phase struct {
+	Name       string  `json:"name"`
+	Calls      int     `json:"calls"`
+	Failed     int     `json:"failed"` // calls not set up or not ended
+	Sent       int     `json:"rtp_sent"`
+	Received   int     `json:"rtp_received"`
+	Lost       int     `json:"rtp_lost"`
+	LossRatio  float64 `json:"rtp_loss_ratio"`
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// CPUPerCall is CPU seconds per second of one call: 1/CPUPerCall calls fit one core.
+	CPUPerCall   float64 `json:"cpu_per_call_second"`
+	CallsPerCore float64 `json:"calls_per_core"`
+}
+
+// Report is a run's result.
+type Report struct {
+	Config struct {
+		Calls    int    `json:"calls"`
+		Duration string `json:"duration"`
+		ASR      string `json:"asr"`
+		CPUs     int    `json:"cpus"`
+	} `json:"config"`
+	Raw     Phase `json:"raw"`
+	Omnibus Phase `json:"omnibus"`
+	// Ratio is the connector's calls per core against the raw ceiling's.
+	Ratio float64 `json:"ratio"`
+	// Segment latency: from the audio frame that completes a final segment (its last speech
+	// frame plus the recogniser's end-of-utterance silence) to the segment event stored.
+	Segments        int            `json:"final_segments"`
+	SegmentLatency  *stats.Dist    `json:"segment_latency_ms,omitempty"`
+	InviteToStarted *stats.Dist    `json:"invite_to_started_ms,omitempty"`
+	Transcripts     map[string]int `json:"transcripts"` // complete / partial / none
+}
+
+// Run runs both phases.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	rep := &Report{Transcripts: map[string]int{}}
+	rep.Config.Calls, rep.Config.Duration, rep.Config.ASR, rep.Config.CPUs = cfg.Calls, cfg.Duration.String(), cfg.ASR, runtime.NumCPU()
+	audio, err := speechAudio(cfg.Duration)
+	if err != nil {
+		return nil, err
+	}
+	progress(cfg, "raw ceiling: %d RTP streams of %s received and written to disk", cfg.Calls, cfg.Duration)
+	if rep.Raw, err = raw(ctx, cfg, audio); err != nil {
+		return nil, err
+	}
+	progress(cfg, "omnibus: %d concurrent calls of %s through the voice connector (ASR %s)", cfg.Calls, cfg.Duration, cfg.ASR)
+	if err := connector(ctx, cfg, audio, rep); err != nil {
+		return nil, err
+	}
+	if rep.Raw.CallsPerCore > 0 {
+		rep.Ratio = rep.Omnibus.CallsPerCore / rep.Raw.CallsPerCore
+	}
+	return rep, nil
+}
+
+func progress(cfg Config, format string, args ...any) {
+	if cfg.Progress != nil {
+		fmt.Fprintf(cfg.Progress, format+"\n", args...)
+	}
+}
+
+// speechAudio is d of catalogue sentences with one-second pauses: what every caller says.
+func speechAudio(d time.Duration) ([]int16, error) {
+	want := int(d.Seconds() * 8000)
+	var out []int16
+	for i := 0; len(out) < want; i++ {
+		cat := speech.Catalogue()
+		pcm, err := speech.Audio(cat[i%len(cat)].ID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pcm...)
+		out = append(out, make([]int16, 8000)...)
+	}
+	return out[:want], nil
+}
+
+// raw is the ceiling: cfg.Calls UDP sockets receiving paced G.711 streams and writing the
+// decoded PCM to a file each, nothing else.
+func raw(ctx context.Context, cfg Config, audio []int16) (Phase, error) {
+	ph := Phase{Name: "raw: UDP receive + decode + write", Calls: cfg.Calls}
+	dir, err := os.MkdirTemp("", "callload-raw")
+	if err != nil {
+		return ph, err
+	}
+	defer os.RemoveAll(dir)
+	var received atomic.Int64
+	var wg sync.WaitGroup
+	conns := make([]*net.UDPConn, cfg.Calls)
+	for i := range conns {
+		if conns[i], err = net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}); err != nil {
+			return ph, err
+		}
+		f, err := os.Create(filepath.Join(dir, strconv.Itoa(i)+".pcm"))
+		if err != nil {
+			return ph, err
+		}
+		wg.Add(1)
+		go func(c *net.UDPConn, f *os.File) {
+			defer wg.Done()
+			defer f.Close()
+			buf := make([]byte, 1500)
+			for {
+				n, _, err := c.ReadFromUDP(buf)
+				if err != nil {
+					return
+				}
+				if n > 12 {
+					_, _ = f.Write(g711.DecodeUlaw(buf[12:n]))
+					received.Add(1)
+				}
+			}
+		}(conns[i], f)
+	}
+	cpu0, start := cpustat.Self(), time.Now()
+	var sent atomic.Int64
+	var sw sync.WaitGroup
+	for i := range conns {
+		sw.Add(1)
+		go func(i int) {
+			defer sw.Done()
+			time.Sleep(time.Duration(i) * cfg.Ramp / time.Duration(cfg.Calls))
+			sent.Add(int64(sendRTP(ctx, conns[i].LocalAddr().(*net.UDPAddr), audio)))
+		}(i)
+	}
+	sw.Wait()
+	time.Sleep(200 * time.Millisecond) // the last packets in flight
+	cpu := cpustat.Self() - cpu0
+	for _, c := range conns {
+		_ = c.Close()
+	}
+	wg.Wait()
+	ph.Sent, ph.Received = int(sent.Load()), int(received.Load())
+	ph.Lost = ph.Sent - ph.Received
+	fill(&ph, cpu, time.Since(start), cfg)
+	return ph, nil
+}
+
+// sendRTP sends audio to addr as paced µ-law RTP and returns the packets sent.
+func sendRTP(ctx context.Context, addr *net.UDPAddr, audio []int16) int {
+	c, err := net.DialUDP("udp", nil, addr)
+	if err != nil {
+		return 0
+	}
+	defer c.Close()
+	pkt := make([]byte, 12+160)
+	pkt[0], pkt[1] = 0x80, 0
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	n := 0
+	for off := 0; off+160 <= len(audio); off += 160 {
+		pkt[2], pkt[3] = byte(n>>8), byte(n)
+		for i, s := range audio[off : off+160] {
+			pkt[12+i] = g711.EncodeUlawFrame(s)
+		}
+		if _, err := c.Write(pkt); err != nil {
+			return n
+		}
+		n++
+		select {
+		case <-ctx.Done():
+			return n
+		case <-tick.C:
+		}
+	}
+	return n
+}
+
+// fill computes the CPU figures of ph.
+func fill(ph *Phase, cpu, wall time.Duration, cfg Config) {
+	if ph.Sent > 0 {
+		ph.LossRatio = float64(ph.Lost) / float64(ph.Sent)
+	}
+	ph.CPUSeconds = cpu.Seconds()
+	callSeconds := float64(cfg.Calls) * cfg.Duration.Seconds()
+	if callSeconds > 0 && cpu > 0 {
+		ph.CPUPerCall = cpu.Seconds() / callSeconds
+		ph.CallsPerCore = 1 / ph.CPUPerCall
+	}
+}
+
+// connector runs the voice connector (and the sandbox's ASR) in-process and places the calls.
+func connector(ctx context.Context, cfg Config, audio []int16, rep *Report) error {
+	dir, err := os.MkdirTemp("", "callload")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ns, err := natsembed.Start(natsembed.Options{StoreDir: filepath.Join(dir, "nats"), Sync: "2m"})
+	if err != nil {
+		return err
+	}
+	defer ns.Shutdown()
+	nc, err := ns.Connect("callload")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	client, err := bus.Connect(nc, bus.WithLogger(cfg.Log))
+	if err != nil {
+		return err
+	}
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	if err := client.Provision(rctx); err != nil {
+		return err
+	}
+
+	// The sandbox (ASR vendors) on a loopback HTTP server.
+	mux := http.NewServeMux()
+	web := httptest.NewServer(mux)
+	defer web.Close()
+	env := sandbox.ConnectorEnv(web.URL)
+	env["SANDBOX_SCENARIO_INTERVAL"], env["SANDBOX_CALL_INTERVAL"] = "0", "0"
+	sip, err := freePort()
+	if err != nil {
+		return err
+	}
+	rtpLo, err := freePort()
+	if err != nil {
+		return err
+	}
+	rtpLo = min(max(rtpLo-rtpLo%2, 10000), 60000)
+	env["VOICE_SIP_LISTEN"] = "127.0.0.1:" + strconv.Itoa(sip)
+	env["VOICE_RTP_PORTS"] = fmt.Sprintf("%d-%d", rtpLo, rtpLo+2*cfg.Calls+20)
+	env["VOICE_SPOOL_DIR"], env["VOICE_RECORDING_BUCKET"] = filepath.Join(dir, "spool"), "file://"+filepath.Join(dir, "recordings")
+	if cfg.ASR == "none" {
+		env["VOICE_ASR"] = "none"
+	} else {
+		env["VOICE_ASR"] = cfg.ASR
+	}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	var wg sync.WaitGroup
+	runSvc := func(s service.Service, d service.Deps) error {
+		started, done := make(chan struct{}), make(chan error, 1)
+		d.Started, d.Log, d.Env, d.Health = func() { close(started) }, cfg.Log, lookup, service.NewHealth()
+		wg.Add(1)
+		go func() { defer wg.Done(); done <- s.Run(rctx, d) }()
+		select {
+		case <-started:
+			return nil
+		case err := <-done:
+			return fmt.Errorf("%s: %w", s.Name, err)
+		case <-time.After(30 * time.Second):
+			return fmt.Errorf("%s did not start in 30s", s.Name)
+		}
+	}
+	defer wg.Wait()
+	defer stop()
+	if err := runSvc(sandbox.Service(), service.Deps{Mux: mux}); err != nil {
+		return err
+	}
+	if err := runSvc(voice.Service(), service.Deps{Bus: client, Mux: http.NewServeMux()}); err != nil {
+		return err
+	}
+
+	// What the connector publishes.
+	var mu sync.Mutex
+	startedAt := map[string]time.Time{} // from number -> when call.started was stored
+	callOf := map[string]string{}       // call id -> from number
+	type seg struct {
+		callID string
+		endMS  int64
+		stored time.Time
+	}
+	var segs []seg
+	var ended []event.Event
+	sub, err := client.Subscribe(rctx, bus.ConsumerConfig{Service: "callload", Durable: "callload", Stream: bus.StreamIn,
+		FilterSubjects: []string{"omni.in.voice.>"}}, func(_ context.Context, d bus.Delivery) error {
+		var x struct {
+			CallID string `json:"call_id"`
+			From   struct{ Value string }
+			EndMS  int64 `json:"end_ms"`
+			Final  bool  `json:"final"`
+		}
+		_ = event.DecodeData(d.Event, &x)
+		mu.Lock()
+		defer mu.Unlock()
+		switch d.Event.Type() {
+		case voice.TypeCallStarted:
+			startedAt[x.From.Value], callOf[x.CallID] = d.Published, x.From.Value
+		case voice.TypeSegment:
+			if x.Final {
+				segs = append(segs, seg{x.CallID, x.EndMS, d.Published})
+			}
+		case voice.TypeCallEnded:
+			ended = append(ended, d.Event)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = sub.Shutdown(context.WithoutCancel(ctx)) }()
+
+	dialer, err := caller.New(caller.Config{Target: env["VOICE_SIP_LISTEN"], Log: cfg.Log})
+	if err != nil {
+		return err
+	}
+	defer dialer.Close()
+	results := make([]caller.Call, cfg.Calls)
+	errs := make([]error, cfg.Calls)
+	from := func(i int) string { return fmt.Sprintf("+86139%08d", 10000000+i) }
+	cpu0, start := cpustat.Self(), time.Now()
+	var cw sync.WaitGroup
+	for i := range cfg.Calls {
+		cw.Add(1)
+		go func() {
+			defer cw.Done()
+			time.Sleep(time.Duration(i) * cfg.Ramp / time.Duration(cfg.Calls))
+			cctx, cancel := context.WithTimeout(rctx, cfg.Duration+30*time.Second)
+			defer cancel()
+			results[i], errs[i] = dialer.Call(cctx, from(i), "4008001234", audio, time.Second)
+		}()
+	}
+	cw.Wait()
+	// Wait for every ended event (the recordings stored, the transcripts flushed).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mu.Lock()
+		n := len(ended)
+		mu.Unlock()
+		if n >= cfg.Calls || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cpu := cpustat.Self() - cpu0
+	wall := time.Since(start)
+
+	ph := Phase{Name: "omnibus: SIP + RTP + recording + ASR + events", Calls: cfg.Calls}
+	byFrom := map[string]caller.Call{}
+	for i, r := range results {
+		if errs[i] != nil {
+			ph.Failed++
+			continue
+		}
+		ph.Sent += r.Sent
+		byFrom[from(i)] = r
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var invite []float64
+	for f, r := range byFrom {
+		if t, ok := startedAt[f]; ok {
+			invite = append(invite, float64(t.Sub(r.Invited).Microseconds())/1000)
+		}
+	}
+	for _, e := range ended {
+		var x struct {
+			Transcript string `json:"transcript"`
+			Media      *struct{ Packets, Lost int }
+		}
+		if err := event.DecodeData(e, &x); err != nil || x.Media == nil {
+			ph.Failed++
+			continue
+		}
+		ph.Received += x.Media.Packets
+		ph.Lost += x.Media.Lost
+		rep.Transcripts[x.Transcript]++
+	}
+	ph.Failed += cfg.Calls - len(ended)
+	fill(&ph, cpu, wall, cfg)
+	rep.Omnibus = ph
+	var lat []float64
+	for _, s := range segs {
+		r, ok := byFrom[callOf[s.callID]]
+		if !ok || r.FirstRTP.IsZero() {
+			continue
+		}
+		frame := r.FirstRTP.Add(time.Duration(s.endMS)*time.Millisecond + speech.FinalAfter)
+		lat = append(lat, float64(s.stored.Sub(frame).Microseconds())/1000)
+	}
+	rep.Segments = len(segs)
+	rep.SegmentLatency, rep.InviteToStarted = stats.Of(lat), stats.Of(invite)
+	return nil
+}
+
+func freePort() (int, error) {
+	l, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.LocalAddr().(*net.UDPAddr).Port, nil
+}
+
+// WriteTable prints the report.
+func (r *Report) WriteTable(w io.Writer) {
+	fmt.Fprintf(w, "calls %d × %s, ASR %s, %d CPUs\n\n", r.Config.Calls, r.Config.Duration, r.Config.ASR, r.Config.CPUs)
+	fmt.Fprintf(w, "%-48s %8s %10s %8s %10s %12s %10s\n", "phase", "failed", "rtp sent", "lost", "loss", "cpu s/call-s", "calls/core")
+	for _, p := range []Phase{r.Raw, r.Omnibus} {
+		fmt.Fprintf(w, "%-48s %8d %10d %8d %9.4f%% %12.5f %10.0f\n", p.Name, p.Failed, p.Sent, p.Lost, 100*p.LossRatio, p.CPUPerCall, p.CallsPerCore)
+	}
+	fmt.Fprintf(w, "\nratio (omnibus calls/core ÷ raw calls/core): %.3f\n", r.Ratio)
+	if d := r.SegmentLatency; d != nil {
+		fmt.Fprintf(w, "frame→final segment stored (ms, %d segments): p50 %.1f  p99 %.1f  max %.1f\n", r.Segments, d.P50, d.P99, d.Max)
+	}
+	if d := r.InviteToStarted; d != nil {
+		fmt.Fprintf(w, "INVITE→call.started stored (ms): p50 %.1f  p99 %.1f  max %.1f\n", d.P50, d.P99, d.Max)
+	}
+	b, _ := json.Marshal(r.Transcripts)
+	fmt.Fprintf(w, "transcripts: %s\n", b)
+}
