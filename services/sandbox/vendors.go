@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/omnibus-dev/omnibus/pkg/config"
+	"github.com/omnibus-dev/omnibus/services/sandbox/alinlp"
 	"github.com/omnibus-dev/omnibus/services/sandbox/aliyun"
 	"github.com/omnibus-dev/omnibus/services/sandbox/cainiao"
 	"github.com/omnibus-dev/omnibus/services/sandbox/jira"
@@ -16,6 +17,7 @@ import (
 	"github.com/omnibus-dev/omnibus/services/sandbox/sfexpress"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
 	"github.com/omnibus-dev/omnibus/services/sandbox/tencent"
+	"github.com/omnibus-dev/omnibus/services/sandbox/tencentnlp"
 	"github.com/omnibus-dev/omnibus/services/sandbox/webchatsim"
 	"github.com/omnibus-dev/omnibus/services/sandbox/wecom"
 	"github.com/omnibus-dev/omnibus/services/sandbox/zendesk"
@@ -55,8 +57,11 @@ var Credentials = map[string]string{
 	"SF_PARTNER_ID": "OMNIBUS_SANDBOX", "SF_CHECKWORD": "sandbox-checkword",
 	"CAINIAO_PROVIDER_ID": "OMNIBUS_SANDBOX", "CAINIAO_SECRET_KEY": "sandbox-secret",
 	"JIRA_EMAIL": "bot@omnibus.local", "JIRA_API_TOKEN": "sandbox-jira-token", "JIRA_WEBHOOK_SECRET": "sandbox-jira-hook",
-	"ASSIST_API_KEY": "sk-sandbox-omnibus-assist",
-	"ZENDESK_EMAIL":  "bot@omnibus.local", "ZENDESK_API_TOKEN": "sandbox-zendesk-token", "ZENDESK_WEBHOOK_SECRET": "sandbox-zendesk-hook",
+	"ASSIST_API_KEY":              "sk-sandbox-omnibus-assist",
+	"SENTIMENT_PROVIDER":          "tencent",
+	"SENTIMENT_TENCENT_SECRET_ID": "AKIDsandboxTencentNlp000000000000000", "SENTIMENT_TENCENT_SECRET_KEY": "sandbox-tencent-nlp-secret-key",
+	"SENTIMENT_ALIYUN_ACCESS_KEY_ID": "LTAI5tSandboxAliyunNlp01", "SENTIMENT_ALIYUN_ACCESS_KEY_SECRET": "sandbox-aliyun-nlp-access-key-secret",
+	"ZENDESK_EMAIL": "bot@omnibus.local", "ZENDESK_API_TOKEN": "sandbox-zendesk-token", "ZENDESK_WEBHOOK_SECRET": "sandbox-zendesk-hook",
 }
 
 // ConnectorEnv is the configuration that points every connector at a sandbox served at base:
@@ -80,11 +85,20 @@ func ConnectorEnv(base string) map[string]string {
 		"JIRA_BASE_URL":        base + "/sandbox/jira",
 		"ZENDESK_API_BASE":     base + "/sandbox/zendesk",
 		"ASSIST_API_BASE":      base + "/sandbox/openai/v1",
+		"SENTIMENT_API_BASE":   base + "/sandbox/" + sentimentVendor(cmp.Or(os.Getenv("SENTIMENT_PROVIDER"), Credentials["SENTIMENT_PROVIDER"])),
 	}
 	for k, v := range Credentials {
 		env[k] = v
 	}
 	return env
+}
+
+// sentimentVendor is the simulator of a sentiment connector's SENTIMENT_PROVIDER.
+func sentimentVendor(provider string) string {
+	if provider == "aliyun" {
+		return alinlp.Vendor
+	}
+	return tencentnlp.Vendor
 }
 
 // cred reads a credential the way the connector does, defaulting to the sandbox's.
@@ -146,6 +160,15 @@ var vendors = []vendor{
 	}},
 	{"openai", func(_ context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {
 		_, err := openai.New(env, openai.Config{APIKey: cred(l, "ASSIST_API_KEY")})
+		return nil, err
+	}},
+	// The sentiment vendors: Tencent Cloud NLP and Aliyun NLP, both simulated.
+	{"tencentnlp", func(_ context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {
+		_, err := tencentnlp.New(env, tencentnlp.Config{SecretID: cred(l, "SENTIMENT_TENCENT_SECRET_ID"), SecretKey: cred(l, "SENTIMENT_TENCENT_SECRET_KEY")})
+		return nil, err
+	}},
+	{"alinlp", func(_ context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {
+		_, err := alinlp.New(env, alinlp.Config{AccessKeyID: cred(l, "SENTIMENT_ALIYUN_ACCESS_KEY_ID"), AccessKeySecret: cred(l, "SENTIMENT_ALIYUN_ACCESS_KEY_SECRET")})
 		return nil, err
 	}},
 	{"zendesk", func(_ context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {
