@@ -21,12 +21,7 @@ func TestSentimentAlertOnTheDesk(t *testing.T) {
 		t.Helper()
 		return apiCall(t, base, method, path, token, body, out) // e2e_test.go
 	}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	bustest.WaitFor(t, 30*time.Second, "the desk's dev login", func() bool {
-		return call("POST", "/desk/dev/login?agent=supervisor-wang&role=supervisor&format=token", "", nil, &tok) == 200 && tok.AccessToken != ""
-	})
+	token := devToken(t, base, "agent=supervisor-wang&role=supervisor")
 	write := func(text string) {
 		t.Helper()
 		if code := call("POST", "/sandbox/_admin/customers/7/write", "", map[string]string{"channel": "wechatkf", "text": text}, nil); code != 200 {
@@ -57,7 +52,7 @@ func TestSentimentAlertOnTheDesk(t *testing.T) {
 	var tl timeline
 	load := func() int {
 		var out timeline
-		code := call("GET", "/api/conversations/"+convID+"/timeline", tok.AccessToken, nil, &out)
+		code := call("GET", "/api/conversations/"+convID+"/timeline", token, nil, &out)
 		tl = out
 		return code
 	}
@@ -72,24 +67,7 @@ func TestSentimentAlertOnTheDesk(t *testing.T) {
 	}
 
 	write("我的快递一周了还没到，怎么回事？都说了三天到，你们这服务太差了，再不解决我就要投诉！！")
-	bustest.WaitFor(t, 30*time.Second, "the WeChat conversation on the desk", func() bool {
-		var out struct {
-			Conversations []struct {
-				ID       string   `json:"id"`
-				Channels []string `json:"channels"`
-			} `json:"conversations"`
-		}
-		if call("GET", "/api/conversations?limit=200", tok.AccessToken, nil, &out) != 200 {
-			return false
-		}
-		for _, c := range out.Conversations {
-			if len(c.Channels) == 1 && c.Channels[0] == "wechatkf" {
-				convID = c.ID
-				return true
-			}
-		}
-		return false
-	})
+	convID = channelConversation(t, base, token, "wechatkf")
 	ok := false
 	defer func() {
 		if !ok {
