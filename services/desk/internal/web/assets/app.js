@@ -66,7 +66,7 @@ function renderInbox() {
     dataset: { id: c.id }, tabindex: "0", onclick: () => select(c.id), onkeydown: (e) => { if (e.key === "Enter") select(c.id); },
   },
     el("div", { class: "conv-top" },
-      el("span", { class: "conv-name" }, c.customer_name || c.customer_id.slice(0, 8)),
+      el("span", { class: "conv-name" }, c.sentiment === "negative" ? el("span", { class: "neg-flag", title: t("alert.sentiment") }, "⚠ ") : null, c.customer_name || c.customer_id.slice(0, 8)),
       el("span", { class: "badges" }, ...c.channels.map(badge)),
       c.unread ? el("span", { class: "unread-count", title: "unread" }, c.unread) : null),
     el("div", { class: "conv-preview" }, c.last_direction === "outbound" ? "↩ " : "", c.last_preview || ""),
