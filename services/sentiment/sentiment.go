@@ -17,7 +17,8 @@
 // audit record per call on omni.audit.sentiment). When the vendor is not configured, fails, or
 // does not answer within the budget, the built-in analyser (pkg/sentiment) scores the message,
 // and the provenance says "builtin" and why. The built-in analyser also runs beside a vendor for
-// its escalation flag (投诉, 12315, "speak to your manager"), which vendors do not give.
+// its escalation flag (投诉, 12315, "speak to your manager"), which vendors do not give. Phone,
+// ID-card and bank-card numbers and e-mails are masked (pkg/pii) before a text leaves.
 //
 // Every event id derives from the message's id (sentiment:scored:<id>, sentiment:raised:<id>,
 // sentiment:cleared:<id>), and each conversation's episode state — the tracker's window, whether
@@ -39,6 +40,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	analysis "github.com/omnibus-dev/omnibus/pkg/sentiment"
 	"github.com/omnibus-dev/omnibus/pkg/service"
@@ -265,7 +267,8 @@ func (c *Connector) score(ctx context.Context, text string, call resilience.Call
 		s.Provenance.LatencyMS = c.now().Sub(start).Milliseconds()
 		return s
 	}
-	sent, truncated := cut(text, maxVendorText(c.cfg.Provider))
+	// Phone, ID-card and bank-card numbers and e-mails do not leave: they carry no sentiment.
+	sent, truncated := cut(pii.Redact(text), maxVendorText(c.cfg.Provider))
 	budget, cancel := context.WithTimeout(ctx, c.cfg.Budget)
 	defer cancel()
 	v, err := resilience.Do(budget, c.route, call, func(ctx context.Context, a *resilience.Attempt) (vendorScore, error) {

@@ -184,15 +184,16 @@ func TestVendors(t *testing.T) {
 		t.Run(tt.provider, func(t *testing.T) {
 			t.Parallel()
 			tb := setup(t, tt.provider, nil)
-			s := tb.say(t, "m1", "你们这服务太差了，再不解决我就要投诉！！")
+			s := tb.say(t, "m1", "你们这服务太差了，再不解决我就要投诉！！我的手机 13800138000")
 			p := s.Provenance
 			if s.Label != "negative" || s.Score >= 0 || s.Confidence <= 0.5 || !s.Escalation || p.Provider != tt.provider ||
 				p.Model != tt.model || p.Version != tt.version || p.FallbackFrom != "" || p.VendorRequestID == "" ||
 				len(p.InputEventIDs) != 2 || p.InputEventIDs[0] != "desk:msg:m1" || p.InputEventIDs[1] != "m1" {
 				t.Fatalf("%+v", s)
 			}
-			if recs := tb.env.Records(sim.Filter{Vendor: tt.vendor}); len(recs) != 1 || recs[0].Error != "" {
-				t.Fatalf("vendor records %+v", recs)
+			if recs := tb.env.Records(sim.Filter{Vendor: tt.vendor}); len(recs) != 1 || recs[0].Error != "" ||
+				strings.Contains(string(recs[0].Data), "13800138000") {
+				t.Fatalf("vendor records %+v (no raw phone number may reach the vendor)", recs)
 			}
 			// One masked audit record of the call.
 			bustest.WaitFor(t, timeout, "the audit record", func() bool {
