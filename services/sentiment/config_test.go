@@ -39,7 +39,9 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 	var c Config
-	_ = config.Load(&c, func(k string) (string, bool) { return map[string]string{"SENTIMENT_PROVIDER": "aliyun"}[k], k == "SENTIMENT_PROVIDER" })
+	_ = config.Load(&c, func(k string) (string, bool) {
+		return map[string]string{"SENTIMENT_PROVIDER": "aliyun"}[k], k == "SENTIMENT_PROVIDER"
+	})
 	if ok, why := c.configured(); ok || !strings.Contains(why, "SENTIMENT_ALIYUN_ACCESS_KEY_ID") {
 		t.Fatalf("configured %v %q", ok, why)
 	}
