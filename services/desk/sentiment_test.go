@@ -48,9 +48,9 @@ func TestSentimentAlert(t *testing.T) {
 	w := newWorld(t, b)
 	w.opened("wechatkf")
 	m1 := w.inbound("wechatkf", "wechat_openid", "oWx-1", "你们这服务太差了，再不解决我就要投诉！！", w.t0.Add(time.Second), "wechatkf")
-	if code := d.call(t, d.super, "POST", "/api/conversations/"+w.conv+"/assign", map[string]string{"agent_id": "agent-li"}, nil); code != 200 {
-		t.Fatalf("assign: %d", code)
-	}
+	bustest.WaitFor(t, 15*time.Second, "the conversation assigned to agent-li", func() bool { // once the desk has it
+		return d.call(t, d.super, "POST", "/api/conversations/"+w.conv+"/assign", map[string]string{"agent_id": "agent-li"}, nil) == 200
+	})
 	w.scored(m1, "negative", -0.97, true)
 	w.sentimentEvent("omni.tool.ai.sentiment.alert.raised", "raised", m1, map[string]any{"episode": 1, "mean_score": -0.97,
 		"label": "negative", "escalation": true, "provider": "builtin", "input_event_ids": []string{"sentiment:scored:" + m1, m1}})
