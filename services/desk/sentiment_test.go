@@ -86,6 +86,22 @@ func TestSentimentAlert(t *testing.T) {
 		t.Fatalf("inbox mark %q", c.Sentiment)
 	}
 
+	// An AI suggestion that reads the mood as neutral does not end the connector's episode.
+	w.toolResult("ai", "suggest", "completed", "c1", map[string]any{"provider": "bailian", "suggestions": []any{},
+		"sentiment": map[string]any{"label": "neutral"}}, w.t0.Add(1500*time.Millisecond))
+	bustest.WaitFor(t, 15*time.Second, "the AI result on the timeline", func() bool {
+		d.call(t, d.token, "GET", "/api/conversations/"+w.conv+"/timeline", nil, &tl)
+		for _, it := range tl.Items {
+			if it["kind"] == "tool_result" {
+				return true
+			}
+		}
+		return false
+	})
+	if tl.Alert == nil {
+		t.Fatal("a neutral AI suggestion took the episode's banner down")
+	}
+
 	// Redelivered: nothing changes.
 	w.sentimentEvent("omni.tool.ai.sentiment.alert.raised", "raised", m1, map[string]any{"episode": 1, "mean_score": -0.97,
 		"input_event_ids": []string{m1}})
