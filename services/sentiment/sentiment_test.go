@@ -362,3 +362,15 @@ func TestRedelivery(t *testing.T) {
 		t.Fatalf("alerts %v", ids(got))
 	}
 }
+
+// TestVoiceTranscript: a call's transcript arrives as a voice inbound text message and is scored
+// like any other.
+func TestVoiceTranscript(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, "aliyun", nil)
+	tb.publish(t, messageAdded(t, "voice:call-1:seg-3", "voice", "我已经打了三次电话了，还是没人处理，太失望了"))
+	s := tb.scoreOf(t, "voice:call-1:seg-3")
+	if s.Channel != "voice" || s.Label != "negative" || s.Provenance.Provider != "aliyun" {
+		t.Fatalf("%+v", s)
+	}
+}
