@@ -1,6 +1,8 @@
 package sentiment
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -77,6 +79,7 @@ type Cue struct {
 type Analyzer struct {
 	lex      *trie
 	neg, pos float64 // label thresholds on Score
+	version  string
 	scratch  sync.Pool
 }
 
@@ -168,11 +171,15 @@ func New(opts ...Option) (*Analyzer, error) {
 	if o.useDefault {
 		entries = DefaultLexicon()
 	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%v %v\n", a.neg, a.pos)
 	for _, e := range append(entries, o.extraEntries...) {
 		if err := a.lex.add(e); err != nil {
 			return nil, err
 		}
+		fmt.Fprintf(h, "%s\t%v\t%v\n", e.Term, e.Kind, e.Value)
 	}
+	a.version = "lexicon-" + hex.EncodeToString(h.Sum(nil))[:12]
 	a.scratch.New = func() any { return &scratch{} }
 	return a, nil
 }
@@ -184,6 +191,17 @@ var defaultAnalyzer = sync.OnceValue(func() *Analyzer {
 	}
 	return a
 })
+
+// Version names what the analyser scores with: "lexicon-" and the first 12 hex digits of the
+// SHA-256 of its thresholds and lexicon entries, in the order loaded. Two analysers with the same
+// Version label every text alike; services put it in the provenance of their scores.
+func (a *Analyzer) Version() string { return a.version }
+
+// Default returns the analyser of [Analyze]: the default lexicon and thresholds, built once.
+func Default() *Analyzer { return defaultAnalyzer() }
+
+// Version is the default analyser's [Analyzer.Version].
+func Version() string { return defaultAnalyzer().Version() }
 
 // Analyze scores text with the default lexicon and thresholds.
 func Analyze(text string) Result { return defaultAnalyzer().Analyze(text) }

@@ -420,3 +420,21 @@ func FuzzAnalyze(f *testing.F) {
 		checkInvariants(t, a, text)
 	})
 }
+
+// TestVersion: the version names the lexicon and thresholds: stable for the default, changed by
+// a tenant entry or other thresholds.
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	a, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Version() != Version() || Default().Version() != Version() || len(Version()) != len("lexicon-")+12 {
+		t.Fatalf("version %q, default %q", a.Version(), Version())
+	}
+	b, _ := New(WithEntries(Entry{Term: "chargeback", Kind: Escalation, Value: -3}))
+	c, _ := New(WithThresholds(-0.2, 0.3))
+	if b.Version() == a.Version() || c.Version() == a.Version() {
+		t.Fatalf("versions %q %q %q", a.Version(), b.Version(), c.Version())
+	}
+}

@@ -139,3 +139,50 @@ func (t *Tracker) Negative() bool { return t.negative }
 
 // Episodes is how many negative episodes the conversation has had.
 func (t *Tracker) Episodes() int { return t.episodes }
+
+// TrackerState is what a [Tracker] remembers, for a service that keeps episodes across restarts
+// (in a key-value bucket): restoring it gives a Tracker that answers the next turns exactly as
+// the one it was taken from, so an alert already raised is not raised again. Its JSON form is
+// stable.
+type TrackerState struct {
+	// Scores are the window's scores, oldest first.
+	Scores   []float64 `json:"scores,omitempty"`
+	Negative bool      `json:"negative,omitempty"`
+	Episodes int       `json:"episodes,omitempty"`
+}
+
+// State returns a copy of what t remembers.
+func (t *Tracker) State() TrackerState {
+	s := TrackerState{Negative: t.negative, Episodes: t.episodes, Scores: make([]float64, 0, len(t.scores))}
+	if len(t.scores) < t.cfg.Window {
+		s.Scores = append(s.Scores, t.scores...)
+	} else {
+		s.Scores = append(append(s.Scores, t.scores[t.next:]...), t.scores[:t.next]...)
+	}
+	return s
+}
+
+// RestoreTracker returns a Tracker for cfg that continues from s. Scores beyond cfg's window are
+// dropped, oldest first, and NaN reads as 0, as Observe does; a negative Episodes count, or a
+// negative state with no episode, fails with [ErrInvalidOption], as does a bad cfg.
+func RestoreTracker(cfg TrackerConfig, s TrackerState) (*Tracker, error) {
+	t, err := NewTracker(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if s.Episodes < 0 || s.Negative && s.Episodes == 0 {
+		return nil, fmt.Errorf("%w: tracker state with %d episodes, negative %v", ErrInvalidOption, s.Episodes, s.Negative)
+	}
+	scores := s.Scores
+	if len(scores) > t.cfg.Window {
+		scores = scores[len(scores)-t.cfg.Window:]
+	}
+	for _, v := range scores {
+		if math.IsNaN(v) {
+			v = 0
+		}
+		t.scores = append(t.scores, v)
+	}
+	t.negative, t.episodes = s.Negative, s.Episodes
+	return t, nil
+}

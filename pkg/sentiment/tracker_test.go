@@ -1,7 +1,9 @@
 package sentiment
 
 import (
+	"encoding/json"
 	"errors"
+	"math"
 	"testing"
 )
 
@@ -126,5 +128,60 @@ func TestTrackerConfigValidate(t *testing.T) {
 		if _, err := NewTracker(cfg); !errors.Is(err, ErrInvalidOption) {
 			t.Errorf("NewTracker(%+v): %v, want ErrInvalidOption", cfg, err)
 		}
+	}
+}
+
+// TestTrackerRestore: a tracker restored from the state of another, at any turn, answers every
+// later turn as the original does (so a restarted service raises no alert twice), whatever the
+// JSON round trip; a state that cannot be is refused.
+func TestTrackerRestore(t *testing.T) {
+	t.Parallel()
+	scores := []float64{0.2, -0.7, -0.9, -0.8, 0.4, 0.6, 0.7, -0.9, -0.95, -0.9, 0.1, 0.9, 0.9}
+	for cut := range len(scores) {
+		orig, err := NewTracker(TrackerConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range scores[:cut] {
+			orig.Observe(Result{Score: s})
+		}
+		raw, err := json.Marshal(orig.State())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st TrackerState
+		if err := json.Unmarshal(raw, &st); err != nil {
+			t.Fatal(err)
+		}
+		restored, err := RestoreTracker(TrackerConfig{}, st)
+		if err != nil {
+			t.Fatalf("cut %d: %v", cut, err)
+		}
+		for i, s := range scores[cut:] {
+			if a, b := orig.Observe(Result{Score: s}), restored.Observe(Result{Score: s}); a != b || math.Abs(orig.Mean()-restored.Mean()) > 1e-12 {
+				t.Fatalf("cut %d, turn %d: original %v (mean %v), restored %v (mean %v)", cut, cut+i, a, orig.Mean(), b, restored.Mean())
+			}
+		}
+		if orig.Episodes() != restored.Episodes() || orig.Negative() != restored.Negative() {
+			t.Fatalf("cut %d: episodes %d/%d", cut, orig.Episodes(), restored.Episodes())
+		}
+	}
+	t.Run("window shrinks", func(t *testing.T) {
+		t.Parallel()
+		tr, err := RestoreTracker(TrackerConfig{Window: 2}, TrackerState{Scores: []float64{-1, 0.5, math.NaN()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tr.State().Scores; len(got) != 2 || got[0] != 0.5 || got[1] != 0 {
+			t.Fatalf("scores %v", got)
+		}
+	})
+	for _, bad := range []TrackerState{{Episodes: -1}, {Negative: true}} {
+		if _, err := RestoreTracker(TrackerConfig{}, bad); !errors.Is(err, ErrInvalidOption) {
+			t.Errorf("RestoreTracker(%+v) = %v, want ErrInvalidOption", bad, err)
+		}
+	}
+	if _, err := RestoreTracker(TrackerConfig{Window: -1}, TrackerState{}); !errors.Is(err, ErrInvalidOption) {
+		t.Errorf("bad config: %v", err)
 	}
 }

@@ -75,6 +75,9 @@ func Service() service.Service {
 			{Subject: "omni.audit.*", Type: project.TypeAuditCallRecorded},
 			{Subject: "omni.ops.alert.raised", Type: project.TypeOpsAlertRaised},
 			{Subject: "omni.ops.alert.resolved", Type: project.TypeOpsAlertResolved},
+			{Subject: project.TypeSentimentScored, Type: project.TypeSentimentScored},
+			{Subject: project.TypeSentimentAlertRaised, Type: project.TypeSentimentAlertRaised},
+			{Subject: project.TypeSentimentAlertCleared, Type: project.TypeSentimentAlertCleared},
 		},
 		Run: Run,
 	}
@@ -88,6 +91,7 @@ func consumers(prefix string) []bus.ConsumerConfig {
 		{Service: "desk", Durable: prefix + "-tool", Stream: bus.StreamTool, FilterSubjects: []string{"omni.tool.*.*.requested", "omni.tool.crm.lookup.completed"}},
 		{Service: "desk", Durable: prefix + "-audit", Stream: bus.StreamAudit, FilterSubjects: []string{"omni.audit.>"}, Concurrency: 4},
 		{Service: "desk", Durable: prefix + "-alerts", Stream: bus.StreamOps, FilterSubjects: []string{"omni.ops.alert.>"}},
+		{Service: "desk", Durable: prefix + "-sentiment", Stream: bus.StreamTool, FilterSubjects: []string{project.SubjectSentiment}},
 	}
 }
 
@@ -147,7 +151,7 @@ func run(ctx context.Context, d service.Deps) error {
 	w := &web.Web{Store: st, Verifier: verifier, Dev: dev, DevTTL: cfg.DevTokenTTL, CookieSecure: cfg.CookieSecure, Log: log}
 	w.Mount(d.Mux)
 
-	handlers := []bus.Handler{proj.HandleDesk, proj.HandleInbound, proj.HandleTool, proj.HandleAudit, proj.HandleOpsAlert}
+	handlers := []bus.Handler{proj.HandleDesk, proj.HandleInbound, proj.HandleTool, proj.HandleAudit, proj.HandleOpsAlert, proj.HandleSentiment}
 	// A store outage pauses the consumers instead of dead-lettering what arrives meanwhile.
 	for i := range cons {
 		cons[i].Dependencies = append(cons[i].Dependencies, bus.Dependency{Name: "postgres", Check: st.Ping})

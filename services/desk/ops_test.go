@@ -144,8 +144,8 @@ func TestOpsAndAlerts(t *testing.T) {
 	w.inbound("wechatkf", "wechat_openid", "oWx-1", "你们太慢了！", w.t0.Add(time.Second), "wechatkf")
 	w.toolResult("ai", "suggest", "completed", "c1", map[string]any{"provider": "bailian", "suggestions": []any{map[string]any{"text": "非常抱歉"}},
 		"sentiment": map[string]any{"label": "negative", "score": -0.8}}, w.t0.Add(2*time.Second))
-	bustest.WaitFor(t, 15*time.Second, "the sentiment alert", func() bool {
-		d.call(t, d.token, "GET", "/api/alerts", nil, &alerts)
+	bustest.WaitFor(t, 15*time.Second, "the sentiment alert", func() bool { // a supervisor sees every conversation's
+		d.call(t, d.super, "GET", "/api/alerts", nil, &alerts)
 		return len(alerts.Alerts) == 1 && alerts.Alerts[0].Kind == "sentiment"
 	})
 	var c store.Conversation
@@ -156,7 +156,7 @@ func TestOpsAndAlerts(t *testing.T) {
 	w.toolResult("ai", "suggest", "completed", "c2", map[string]any{"provider": "bailian", "suggestions": []any{},
 		"sentiment": map[string]any{"label": "neutral"}}, w.t0.Add(3*time.Second))
 	bustest.WaitFor(t, 15*time.Second, "the sentiment alert resolved", func() bool {
-		d.call(t, d.token, "GET", "/api/alerts", nil, &alerts)
+		d.call(t, d.super, "GET", "/api/alerts", nil, &alerts)
 		return len(alerts.Alerts) == 0
 	})
 }

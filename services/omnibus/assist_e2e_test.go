@@ -35,31 +35,8 @@ func TestAISuggestionOnTheDesk(t *testing.T) {
 		"text": "你好，我的快递还没到，手机 " + local}, nil); code != 200 {
 		t.Fatalf("wechat write: %d", code)
 	}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	bustest.WaitFor(t, 30*time.Second, "the desk's dev login", func() bool {
-		return call("POST", "/desk/dev/login?agent=agent-li&format=token", "", nil, &tok) == 200 && tok.AccessToken != ""
-	})
-	var convID string
-	bustest.WaitFor(t, 30*time.Second, "the WeChat conversation on the desk", func() bool {
-		var out struct {
-			Conversations []struct {
-				ID       string   `json:"id"`
-				Channels []string `json:"channels"`
-			} `json:"conversations"`
-		}
-		if call("GET", "/api/conversations?limit=200", tok.AccessToken, nil, &out) != 200 {
-			return false
-		}
-		for _, c := range out.Conversations {
-			if len(c.Channels) == 1 && c.Channels[0] == "wechatkf" {
-				convID = c.ID
-				return true
-			}
-		}
-		return false
-	})
+	token := devToken(t, base, "agent=agent-li")
+	convID := channelConversation(t, base, token, "wechatkf")
 	// Wait for the message itself on the timeline: the button sends the recent turns.
 	type item struct {
 		Kind   string `json:"kind"`
@@ -74,7 +51,7 @@ func TestAISuggestionOnTheDesk(t *testing.T) {
 		var out struct {
 			Items []item `json:"items"`
 		}
-		call("GET", "/api/conversations/"+convID+"/timeline", tok.AccessToken, nil, &out)
+		call("GET", "/api/conversations/"+convID+"/timeline", token, nil, &out)
 		return out.Items
 	}
 	bustest.WaitFor(t, 30*time.Second, "the customer's message on the timeline", func() bool {
@@ -88,7 +65,7 @@ func TestAISuggestionOnTheDesk(t *testing.T) {
 	// The desk fills the request's context from its store, which may lag its timeline by a
 	// moment (a 400 "data/context: minItems" then): press again, as an agent would.
 	bustest.WaitFor(t, 30*time.Second, "the AI suggestion request accepted", func() bool {
-		return call("POST", "/api/conversations/"+convID+"/tools/ai/suggest", tok.AccessToken, map[string]any{}, nil) == http.StatusAccepted
+		return call("POST", "/api/conversations/"+convID+"/tools/ai/suggest", token, map[string]any{}, nil) == http.StatusAccepted
 	})
 	var res struct {
 		Suggestions []struct {

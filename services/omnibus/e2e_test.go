@@ -173,3 +173,41 @@ func apiCall(t *testing.T, base, method, path, token string, body, out any) int 
 	}
 	return resp.StatusCode
 }
+
+// devToken signs in on the desk's development login (query: agent=...&role=...) and returns the
+// bearer token, waiting for the desk to serve.
+func devToken(t *testing.T, base, query string) string {
+	t.Helper()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	bustest.WaitFor(t, 30*time.Second, "the desk's dev login", func() bool {
+		return apiCall(t, base, "POST", "/desk/dev/login?"+query+"&format=token", "", nil, &tok) == 200 && tok.AccessToken != ""
+	})
+	return tok.AccessToken
+}
+
+// channelConversation waits for the desk's first conversation on channel alone and returns its id.
+func channelConversation(t *testing.T, base, token, channel string) string {
+	t.Helper()
+	var id string
+	bustest.WaitFor(t, 30*time.Second, "the "+channel+" conversation on the desk", func() bool {
+		var out struct {
+			Conversations []struct {
+				ID       string   `json:"id"`
+				Channels []string `json:"channels"`
+			} `json:"conversations"`
+		}
+		if apiCall(t, base, "GET", "/api/conversations?limit=200", token, nil, &out) != 200 {
+			return false
+		}
+		for _, c := range out.Conversations {
+			if len(c.Channels) == 1 && c.Channels[0] == channel {
+				id = c.ID
+				return true
+			}
+		}
+		return false
+	})
+	return id
+}

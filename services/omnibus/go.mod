@@ -125,6 +125,7 @@ require (
 	github.com/omnibus-dev/omnibus/services/logistics v0.0.0
 	github.com/omnibus-dev/omnibus/services/oms v0.0.0
 	github.com/omnibus-dev/omnibus/services/sandbox v0.0.0
+	github.com/omnibus-dev/omnibus/services/sentiment v0.0.0
 	github.com/omnibus-dev/omnibus/services/sms v0.0.0
 	github.com/omnibus-dev/omnibus/services/ticket v0.0.0
 	github.com/omnibus-dev/omnibus/services/unifier v0.0.0
@@ -165,3 +166,5 @@ replace github.com/omnibus-dev/omnibus/services/audit => ../audit
 replace github.com/omnibus-dev/omnibus/services/desk => ../desk
 
 replace github.com/omnibus-dev/omnibus/services/voice => ../voice
+
+replace github.com/omnibus-dev/omnibus/services/sentiment => ../sentiment

@@ -20,6 +20,7 @@ import (
 	"github.com/omnibus-dev/omnibus/services/logistics"
 	"github.com/omnibus-dev/omnibus/services/oms"
 	"github.com/omnibus-dev/omnibus/services/sandbox"
+	"github.com/omnibus-dev/omnibus/services/sentiment"
 	"github.com/omnibus-dev/omnibus/services/sms"
 	"github.com/omnibus-dev/omnibus/services/ticket"
 	"github.com/omnibus-dev/omnibus/services/unifier"
@@ -44,6 +45,7 @@ func services() []service.Service {
 		logistics.Service(),
 		ticket.Service(),
 		assist.Service(),
+		sentiment.Service(),
 	}
 }
 

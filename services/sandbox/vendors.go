@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/omnibus-dev/omnibus/pkg/config"
+	"github.com/omnibus-dev/omnibus/services/sandbox/alinlp"
 	"github.com/omnibus-dev/omnibus/services/sandbox/aliyun"
 	"github.com/omnibus-dev/omnibus/services/sandbox/cainiao"
 	"github.com/omnibus-dev/omnibus/services/sandbox/iflytek"
@@ -19,6 +20,7 @@ import (
 	"github.com/omnibus-dev/omnibus/services/sandbox/sfexpress"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
 	"github.com/omnibus-dev/omnibus/services/sandbox/tencent"
+	"github.com/omnibus-dev/omnibus/services/sandbox/tencentnlp"
 	"github.com/omnibus-dev/omnibus/services/sandbox/webchatsim"
 	"github.com/omnibus-dev/omnibus/services/sandbox/wecom"
 	"github.com/omnibus-dev/omnibus/services/sandbox/zendesk"
@@ -62,7 +64,10 @@ var Credentials = map[string]string{
 	"ZENDESK_EMAIL":  "bot@omnibus.local", "ZENDESK_API_TOKEN": "sandbox-zendesk-token", "ZENDESK_WEBHOOK_SECRET": "sandbox-zendesk-hook",
 	"VOICE_IFLYTEK_APP_ID": "5f0a1b2c", "VOICE_IFLYTEK_API_KEY": "sandbox-iflytek-rtasr-api-key",
 	"VOICE_ALIYUN_ACCESS_KEY_ID": "LTAI5tSandboxAliyunNls01", "VOICE_ALIYUN_ACCESS_KEY_SECRET": "sandbox-aliyun-nls-secret",
-	"VOICE_ALIYUN_APPKEY": "sandboxNlsAppKey01",
+	"VOICE_ALIYUN_APPKEY":         "sandboxNlsAppKey01",
+	"SENTIMENT_PROVIDER":          "tencent",
+	"SENTIMENT_TENCENT_SECRET_ID": "AKIDsandboxTencentNlp000000000000000", "SENTIMENT_TENCENT_SECRET_KEY": "sandbox-tencent-nlp-secret-key",
+	"SENTIMENT_ALIYUN_ACCESS_KEY_ID": "LTAI5tSandboxAliyunNlp01", "SENTIMENT_ALIYUN_ACCESS_KEY_SECRET": "sandbox-aliyun-nlp-access-key-secret",
 }
 
 // ConnectorEnv is the configuration that points every connector at a sandbox served at base:
@@ -91,6 +96,7 @@ func ConnectorEnv(base string) map[string]string {
 		"VOICE_IFLYTEK_URL":      wsBase(base) + "/sandbox/iflytek/v1/ws",
 		"VOICE_ALIYUN_TOKEN_URL": base + "/sandbox/nls/meta/",
 		"VOICE_ALIYUN_NLS_URL":   wsBase(base) + "/sandbox/nls/ws/v1",
+		"SENTIMENT_API_BASE":     base + "/sandbox/" + sentimentVendor(cmp.Or(os.Getenv("SENTIMENT_PROVIDER"), Credentials["SENTIMENT_PROVIDER"])),
 	}
 	for k, v := range Credentials {
 		env[k] = v
@@ -104,6 +110,14 @@ func wsBase(base string) string {
 		return "wss://" + rest
 	}
 	return "ws://" + strings.TrimPrefix(base, "http://")
+}
+
+// sentimentVendor is the simulator of a sentiment connector's SENTIMENT_PROVIDER.
+func sentimentVendor(provider string) string {
+	if provider == "aliyun" {
+		return alinlp.Vendor
+	}
+	return tencentnlp.Vendor
 }
 
 // cred reads a credential the way the connector does, defaulting to the sandbox's.
@@ -176,6 +190,15 @@ var vendors = []vendor{
 	{"nls", func(_ context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {
 		_, err := nls.New(env, nls.Config{AccessKeyID: cred(l, "VOICE_ALIYUN_ACCESS_KEY_ID"),
 			AccessKeySecret: cred(l, "VOICE_ALIYUN_ACCESS_KEY_SECRET"), AppKey: cred(l, "VOICE_ALIYUN_APPKEY")})
+		return nil, err
+	}},
+	// The sentiment vendors: Tencent Cloud NLP and Aliyun NLP, both simulated.
+	{"tencentnlp", func(_ context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {
+		_, err := tencentnlp.New(env, tencentnlp.Config{SecretID: cred(l, "SENTIMENT_TENCENT_SECRET_ID"), SecretKey: cred(l, "SENTIMENT_TENCENT_SECRET_KEY")})
+		return nil, err
+	}},
+	{"alinlp", func(_ context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {
+		_, err := alinlp.New(env, alinlp.Config{AccessKeyID: cred(l, "SENTIMENT_ALIYUN_ACCESS_KEY_ID"), AccessKeySecret: cred(l, "SENTIMENT_ALIYUN_ACCESS_KEY_SECRET")})
 		return nil, err
 	}},
 	{"zendesk", func(_ context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {

@@ -20,7 +20,9 @@ import (
 
 // ToolHarness describes a tool connector under test: one that answers requests on
 // omni.tool.<tool>.<op>.requested with .completed or .failed events, calling its vendor (the
-// sandbox's, which Setup starts).
+// sandbox's, which Setup starts). A tool that answers another event (the sentiment connector
+// scores omni.desk.message.added) runs the suite too: its Request returns that event and its
+// subject, in whatever stream stores it; its answers are on OMNI_TOOL.
 type ToolHarness struct {
 	// Spec and Service are the connector's declaration and its service (connector.Define).
 	Spec    connector.Spec
@@ -106,7 +108,8 @@ func RunTool(t *testing.T, h ToolHarness) {
 			t.Fatal(err)
 		}
 		bustest.WaitFor(t, answerTimeout, "the redelivered request handled", func() bool {
-			info, err := b.Client.JetStream().Consumer(context.Background(), bus.StreamTool, consumerOf(t, b, subject))
+			stream, _ := bus.StreamOf(subject)
+			info, err := b.Client.JetStream().Consumer(context.Background(), stream, consumerOf(t, b, subject))
 			return err == nil && info.CachedInfo().NumAckPending == 0 && info.CachedInfo().NumPending == 0
 		})
 		if again := answers(t, b, req.ID()); len(again) != len(first) {
@@ -122,12 +125,17 @@ func RunTool(t *testing.T, h ToolHarness) {
 	})
 }
 
-// consumerOf returns the name of the durable consumer of OMNI_TOOL that receives subject.
+// consumerOf returns the name of the durable consumer that receives subject, in the stream that
+// stores it (OMNI_TOOL for requests; OMNI_DESK for a tool that answers desk events).
 func consumerOf(t *testing.T, b *bustest.Bundle, subject string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	st, err := b.Client.JetStream().Stream(ctx, bus.StreamTool)
+	stream, ok := bus.StreamOf(subject)
+	if !ok {
+		t.Fatalf("request subject %s is in no omnibus stream", subject)
+	}
+	st, err := b.Client.JetStream().Stream(ctx, stream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,6 +150,6 @@ func consumerOf(t *testing.T, b *bustest.Bundle, subject string) string {
 			}
 		}
 	}
-	t.Fatalf("no durable consumer of %s receives %s", bus.StreamTool, subject)
+	t.Fatalf("no durable consumer of %s receives %s", stream, subject)
 	return ""
 }

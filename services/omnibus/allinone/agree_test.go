@@ -2,6 +2,7 @@ package allinone
 
 import (
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -101,5 +102,15 @@ func TestRedactURL(t *testing.T) {
 		if got := redactURL(in); got != want {
 			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestOpenDBFailureCleansUp: a database that cannot be opened is an error, not a panic in the
+// cleanup (a failing return used to leave the deferred cleanup calling a nil closeDB).
+func TestOpenDBFailureCleansUp(t *testing.T) {
+	t.Parallel()
+	pool, closeDB, err := openDB(t.Context(), Config{DatabaseURL: "postgres://omnibus@127.0.0.1:1/x?pool_max_conns=not-a-number"}, slog.New(slog.DiscardHandler))
+	if err == nil || pool != nil || closeDB != nil {
+		t.Fatalf("openDB = %v, %v, %v: want an error", pool, closeDB != nil, err)
 	}
 }

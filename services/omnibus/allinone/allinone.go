@@ -168,14 +168,14 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 // (initialised on first use and kept). closeDB closes the pool and stops the server in order.
 func openDB(ctx context.Context, cfg Config, log *slog.Logger) (_ *pgxpool.Pool, closeDB func(), err error) {
 	var stops []func()
-	closeDB = func() {
+	stopAll := func() {
 		for i := len(stops) - 1; i >= 0; i-- {
 			stops[i]()
 		}
 	}
 	defer func() {
 		if err != nil {
-			closeDB()
+			stopAll() // not closeDB: a failing return has set it to nil
 		}
 	}()
 	dbURL := cfg.DatabaseURL
@@ -204,7 +204,7 @@ func openDB(ctx context.Context, cfg Config, log *slog.Logger) (_ *pgxpool.Pool,
 		return nil, nil, fmt.Errorf("postgres: %w", err)
 	}
 	stops = append(stops, pool.Close)
-	return pool, closeDB, nil
+	return pool, stopAll, nil
 }
 
 // logOf describes the log for messages: where it is and how to start over.

@@ -43,7 +43,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -129,8 +128,7 @@ type Sim struct {
 	g         *sim.Group
 	seq       atomic.Int64
 
-	mu     sync.Mutex
-	nonces map[string]time.Time
+	nonces *sim.Nonces
 }
 
 // New mounts the simulator on env. Close stops its pushes.
@@ -161,7 +159,7 @@ func New(env *sim.Env, cfg Config) (*Sim, error) {
 	}
 	templates, _ := parseTemplates(cfg.Templates)
 	log := env.VendorLog(Vendor)
-	s := &Sim{env: env, cfg: cfg, log: log, templates: templates, g: sim.NewGroup(), nonces: map[string]time.Time{}}
+	s := &Sim{env: env, cfg: cfg, log: log, templates: templates, g: sim.NewGroup(), nonces: sim.NewNonces(cfg.Window)}
 	s.seq.Store(cfg.Now().Unix() * 1000)
 	// Aliyun's HTTP batch push: receipts collected for ReportDelay, up to 100 a push, re-pushed
 	// after each wait of Retry, then dropped (as Aliyun gives up).
@@ -177,7 +175,7 @@ func (s *Sim) Close() { s.g.Close() }
 // ---- SendSms ----
 
 // Aliyun's messages for the codes the simulator answers with.
-var messages = sim.Messages{
+var messages = GatewayMessages.With(sim.Messages{
 	"isv.BUSINESS_LIMIT_CONTROL":      "触发分钟级流控Permits:1",
 	"isv.DAY_LIMIT_CONTROL":           "触发日发送限额",
 	"isv.MOBILE_NUMBER_ILLEGAL":       "非法手机号",
@@ -189,21 +187,27 @@ var messages = sim.Messages{
 	"isv.AMOUNT_NOT_ENOUGH":           "账户余额不足",
 	"isv.OUT_OF_SERVICE":              "业务停机",
 	"isp.SYSTEM_ERROR":                "系统出现错误，请重新调用",
-	"InternalError":                   "The request processing has failed due to some unknown error, exception or failure.",
-	"ServiceUnavailable":              "The request has failed due to a temporary failure of the server.",
-	"Throttling.User":                 "Request was denied due to user flow control.",
-	"Throttling.Api":                  "Request was denied due to api flow control.",
-	"SignatureDoesNotMatch":           "Specified signature does not match our calculation.",
-	"InvalidAccessKeyId.NotFound":     "Specified access key is not found.",
-	"InvalidTimeStamp.Expired":        "Specified time stamp or date value is expired.",
-	"InvalidTimeStamp.Format":         "Specified time stamp or date value is not well formatted.",
-	"SignatureNonceUsed":              "Specified signature nonce was used already.",
-	"IncompleteSignature":             "The request signature does not conform to Aliyun standards.",
-	"InvalidAction.NotFound":          "Specified api is not found, please check your url and method.",
-	"InvalidVersion":                  "Specified parameter Version is not valid.",
 	"MissingPhoneNumbers":             "PhoneNumbers is mandatory for this action.",
 	"MissingSignName":                 "SignName is mandatory for this action.",
 	"MissingTemplateCode":             "TemplateCode is mandatory for this action.",
+})
+
+// GatewayMessages are the OpenAPI gateway's error codes and messages (signature, timestamp,
+// nonce, action, version, throttling, server errors), shared by every Aliyun product the
+// sandbox simulates.
+var GatewayMessages = sim.Messages{
+	"InternalError":               "The request processing has failed due to some unknown error, exception or failure.",
+	"ServiceUnavailable":          "The request has failed due to a temporary failure of the server.",
+	"Throttling.User":             "Request was denied due to user flow control.",
+	"Throttling.Api":              "Request was denied due to api flow control.",
+	"SignatureDoesNotMatch":       "Specified signature does not match our calculation.",
+	"InvalidAccessKeyId.NotFound": "Specified access key is not found.",
+	"InvalidTimeStamp.Expired":    "Specified time stamp or date value is expired.",
+	"InvalidTimeStamp.Format":     "Specified time stamp or date value is not well formatted.",
+	"SignatureNonceUsed":          "Specified signature nonce was used already.",
+	"IncompleteSignature":         "The request signature does not conform to Aliyun standards.",
+	"InvalidAction.NotFound":      "Specified api is not found, please check your url and method.",
+	"InvalidVersion":              "Specified parameter Version is not valid.",
 }
 
 // gatewayStatus is the HTTP status of the OpenAPI gateway's errors.
@@ -286,7 +290,7 @@ func (s *Sim) parse(r *http.Request) (*request, *apiError) {
 		req.version = wire.AlgorithmV3
 		uri := wire.CanonicalURI(strings.TrimPrefix(r.URL.Path, sim.Prefix+Vendor))
 		v, err := wire.VerifyV3(r, body, uri, s.secret)
-		if e := s.authErr(v.StringToSign, err); e != nil {
+		if e := AuthError(v.StringToSign, err); e != nil {
 			return req, e
 		}
 		req.keyID = v.AccessKeyID
@@ -296,7 +300,7 @@ func (s *Sim) parse(r *http.Request) (*request, *apiError) {
 		req.version = "1.0"
 		req.xml = strings.EqualFold(params.Get("Format"), "XML")
 		v, err := wire.VerifyV1(r.Method, params, s.secret)
-		if e := s.authErr(v.StringToSign, err); e != nil {
+		if e := AuthError(v.StringToSign, err); e != nil {
 			return req, e
 		}
 		req.keyID = v.AccessKeyID
@@ -314,7 +318,7 @@ func (s *Sim) parse(r *http.Request) (*request, *apiError) {
 	if nonce == "" {
 		return req, errCode("IncompleteSignature", "SignatureNonce is mandatory.")
 	}
-	if !s.useNonce(nonce, now) {
+	if !s.nonces.Use(nonce, now) {
 		return req, errCode("SignatureNonceUsed")
 	}
 	if action != wire.ActionSendSms {
@@ -326,33 +330,20 @@ func (s *Sim) parse(r *http.Request) (*request, *apiError) {
 	return req, nil
 }
 
-func (s *Sim) authErr(stringToSign string, err error) *apiError {
+// AuthError is the gateway's answer to a failed signature check (VerifyV1 or VerifyV3): nil for
+// none, InvalidAccessKeyId.NotFound, SignatureDoesNotMatch (with the server's string to sign, as
+// Aliyun's message has it) or IncompleteSignature.
+func AuthError(stringToSign string, err error) *sim.APIError {
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, wire.ErrUnknownAccessKey):
-		return errCode("InvalidAccessKeyId.NotFound")
+		return GatewayMessages.Err("InvalidAccessKeyId.NotFound")
 	case errors.Is(err, wire.ErrSignature):
-		return errCode("SignatureDoesNotMatch", "server string to sign is:"+stringToSign)
+		return GatewayMessages.Err("SignatureDoesNotMatch", "server string to sign is:"+stringToSign)
 	default:
-		return errCode("IncompleteSignature", err.Error())
+		return GatewayMessages.Err("IncompleteSignature", err.Error())
 	}
-}
-
-// useNonce remembers nonce for the window; false when it was used within it.
-func (s *Sim) useNonce(nonce string, now time.Time) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for n, at := range s.nonces {
-		if now.Sub(at) > s.cfg.Window {
-			delete(s.nonces, n)
-		}
-	}
-	if _, used := s.nonces[nonce]; used {
-		return false
-	}
-	s.nonces[nonce] = now
-	return true
 }
 
 // SendRecord is the Data of a SendSms record: what the connector sent, as Aliyun parsed it.

@@ -132,6 +132,19 @@ func (e *APIError) Error() string { return e.Code + ": " + e.Message }
 // Messages are a vendor's messages for its error codes.
 type Messages map[string]string
 
+// With returns m and more in one table (more wins on a code in both): a product's codes on top
+// of its vendor's gateway codes.
+func (m Messages) With(more Messages) Messages {
+	out := make(Messages, len(m)+len(more))
+	for k, v := range m {
+		out[k] = v
+	}
+	for k, v := range more {
+		out[k] = v
+	}
+	return out
+}
+
 // Err is the error of code with the vendor's message (the code itself when it has none), detail
 // appended.
 func (m Messages) Err(code string, detail ...string) *APIError {

@@ -156,19 +156,24 @@ func (s *Sim) Close() { s.g.Close() }
 
 // ---- SendSms ----
 
+// GatewayMessages are API 3.0's common error codes and messages (signature, action, version,
+// region, parameters, throttling), shared by every Tencent Cloud product the sandbox simulates.
+var GatewayMessages = sim.Messages{
+	"AuthFailure.SignatureFailure":     "The provided credentials could not be validated. Please check your signature is correct.",
+	"AuthFailure.SignatureExpire":      "Signature expired. Timestamp and server time cannot differ by more than 5 minutes.",
+	"AuthFailure.SecretIdNotFound":     "The SecretId is not found, please ensure that your SecretId is correct.",
+	"AuthFailure.InvalidAuthorization": "The Authorization in the request header is invalid.",
+	"InvalidAction":                    "The requested action is not supported.",
+	"NoSuchVersion":                    "The requested version does not exist or is not supported.",
+	"UnsupportedRegion":                "The API does not support this region.",
+	"InvalidParameter":                 "The parameter is invalid.",
+	"MissingParameter":                 "A required parameter is missing.",
+	"RequestLimitExceeded":             "Your current request times exceeds the frequency limit. Please reduce the frequency of calls.",
+	"InternalError":                    "An internal error has occurred. Retry your request, but if the problem persists, contact us.",
+}
+
 // Tencent's messages for the codes the simulator answers with.
-var messages = sim.Messages{
-	"AuthFailure.SignatureFailure":                             "The provided credentials could not be validated. Please check your signature is correct.",
-	"AuthFailure.SignatureExpire":                              "Signature expired. Timestamp and server time cannot differ by more than 5 minutes.",
-	"AuthFailure.SecretIdNotFound":                             "The SecretId is not found, please ensure that your SecretId is correct.",
-	"AuthFailure.InvalidAuthorization":                         "The Authorization in the request header is invalid.",
-	"InvalidAction":                                            "The requested action is not supported.",
-	"NoSuchVersion":                                            "The requested version does not exist or is not supported.",
-	"UnsupportedRegion":                                        "The API does not support this region.",
-	"InvalidParameter":                                         "The parameter is invalid.",
-	"MissingParameter":                                         "A required parameter is missing.",
-	"RequestLimitExceeded":                                     "Your current request times exceeds the frequency limit. Please reduce the frequency of calls.",
-	"InternalError":                                            "An internal error has occurred. Retry your request, but if the problem persists, contact us.",
+var messages = GatewayMessages.With(sim.Messages{
 	"InvalidParameterValue.SdkAppIdNotExist":                   "The SdkAppId does not exist.",
 	"InvalidParameterValue.IncorrectPhoneNumber":               "Incorrect mobile number format.",
 	"FailedOperation.SignatureIncorrectOrUnapproved":           "The signature is not approved or its format is incorrect.",
@@ -180,7 +185,7 @@ var messages = sim.Messages{
 	"LimitExceeded.PhoneNumberThirtySecondLimit":               "The number of SMS messages sent to this mobile number in 30 seconds exceeds the upper limit.",
 	"LimitExceeded.PhoneNumberOneHourLimit":                    "The number of SMS messages sent to this mobile number in one hour exceeds the upper limit.",
 	"LimitExceeded.PhoneNumberSameContentDailyLimit":           "The number of SMS messages with the same content sent to this mobile number today exceeds the upper limit.",
-}
+})
 
 // perNumber reports whether code is reported per number in SendStatusSet rather than as the
 // API error.

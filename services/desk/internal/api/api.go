@@ -271,7 +271,12 @@ func (a *API) timeline(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, err)
 		return
 	}
-	webhook.WriteJSON(w, http.StatusOK, map[string]any{"conversation": c, "items": items})
+	marks, alert, err := a.sentiment(r, c)
+	if err != nil {
+		a.internal(w, r, err)
+		return
+	}
+	webhook.WriteJSON(w, http.StatusOK, map[string]any{"conversation": c, "items": items, "sentiment": marks, "sentiment_alert": alert})
 }
 
 func (a *API) markRead(w http.ResponseWriter, r *http.Request) {
@@ -607,7 +612,8 @@ func (a *API) putAgent(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) alerts(w http.ResponseWriter, r *http.Request) {
 	active := r.URL.Query().Get("active") != "false"
-	list, err := a.Store.Alerts(r.Context(), active, 50)
+	p := principal(r)
+	list, err := a.Store.VisibleAlerts(r.Context(), active, 50, p.AgentID, p.HasRole(auth.RoleSupervisor))
 	if err != nil {
 		a.internal(w, r, err)
 		return

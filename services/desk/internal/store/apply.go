@@ -372,7 +372,9 @@ func (s *Store) ApplyToolResult(ctx context.Context, r ToolResult) (bool, error)
 			return err
 		}
 		if label != "negative" {
-			_, err := tx.Exec(ctx, `UPDATE desk.alerts SET resolved_at = $2 WHERE kind = 'sentiment' AND conversation_id = $1 AND resolved_at IS NULL`, r.ConversationID, r.At)
+			// Not the sentiment connector's episode alerts (detail.episode): their own cleared event ends them.
+			_, err := tx.Exec(ctx, `UPDATE desk.alerts SET resolved_at = $2 WHERE kind = 'sentiment' AND conversation_id = $1 AND resolved_at IS NULL
+				AND detail->>'episode' IS NULL`, r.ConversationID, r.At)
 			return err
 		}
 		detail, _ := json.Marshal(map[string]any{"score": score, "tool": r.Tool, "op": r.Op, "customer_id": r.CustomerID})

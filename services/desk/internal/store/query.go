@@ -438,12 +438,5 @@ func (s *Store) Alerts(ctx context.Context, active bool, limit int) ([]Alert, er
 	if err != nil {
 		return nil, err
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Alert, error) {
-		var a Alert
-		return a, r.Scan(&a.ID, &a.Kind, &a.Severity, &a.Title, &a.Detail, &a.ConversationID, &a.Route, &a.At, &a.ResolvedAt)
-	})
-	if out == nil {
-		out = []Alert{}
-	}
-	return out, err
+	return collectAlerts(rows)
 }

@@ -66,7 +66,7 @@ function renderInbox() {
     dataset: { id: c.id }, tabindex: "0", onclick: () => select(c.id), onkeydown: (e) => { if (e.key === "Enter") select(c.id); },
   },
     el("div", { class: "conv-top" },
-      el("span", { class: "conv-name" }, c.customer_name || c.customer_id.slice(0, 8)),
+      el("span", { class: "conv-name" }, c.sentiment === "negative" ? el("span", { class: "neg-flag", title: t("alert.sentiment") }, "⚠ ") : null, c.customer_name || c.customer_id.slice(0, 8)),
       el("span", { class: "badges" }, ...c.channels.map(badge)),
       c.unread ? el("span", { class: "unread-count", title: "unread" }, c.unread) : null),
     el("div", { class: "conv-preview" }, c.last_direction === "outbound" ? "↩ " : "", c.last_preview || ""),
@@ -129,7 +129,7 @@ function renderMessage(m) {
     : el("span", {}, textOf(body));
   return el("div", { class: "msg " + m.direction, dataset: { id: m.event_id } },
     el("div", { class: "msg-bubble" }, content),
-    el("div", { class: "msg-meta" }, badge(m.channel), " ",
+    el("div", { class: "msg-meta" }, sentimentMark(m), badge(m.channel), " ",
       m.direction === "outbound" && m.agent_id ? agentName(m.agent_id) + " · " : "",
       fmtTime(m.sent_at),
       m.direction === "outbound" ? el("span", { class: "status st-" + (m.status || "pending"), title: m.error || "" },
@@ -375,7 +375,7 @@ function renderConversation() {
     el("div", { class: "reply-actions" }, el("span", { class: "muted" }, t("reply.via") + " "),
       el("select", { id: "reply-channel", "aria-label": "channel", onchange: (e) => { state.replyChannel = e.target.value; } }),
       el("button", { type: "submit", class: "primary", id: "reply-send", disabled: c.status !== "open" }, t("reply.send"))));
-  root.replaceChildren(head, items, el("div", { id: "tools", class: "tools" }), reply);
+  root.replaceChildren(head, sentimentBanner(tl) || "", items, el("div", { id: "tools", class: "tools" }), reply);
   renderTools();
   renderReplyChannels();
   items.scrollTop = items.scrollHeight;
@@ -425,7 +425,7 @@ function renderPanel() {
 
 function renderAlerts() {
   const box = $("#alerts");
-  const list = state.alerts.filter((a) => !a.resolved_at && !state.dismissed.has(a.id));
+  const list = state.alerts.filter((a) => !a.resolved_at && !state.dismissed.has(a.id) && alertVisible(a));
   box.replaceChildren(...list.slice(0, 3).map((a) => el("div", { class: "banner " + (a.kind === "ops" ? "banner-error" : "banner-warn"), role: "alert", dataset: { id: a.id } },
     el("strong", {}, a.kind === "ops" ? t("alert.ops") : t("alert.sentiment")), " ",
     a.kind === "ops" ? a.title : el("a", { href: "#", onclick: (e) => { e.preventDefault(); select(a.conversation_id); } }, (state.conversations.get(a.conversation_id) || {}).customer_name || a.conversation_id.slice(0, 8)),
