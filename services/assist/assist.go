@@ -57,7 +57,7 @@ var (
 		Name:        "assist",
 		Description: "AI reply suggestions from an OpenAI-compatible chat completions API (Bailian, OpenAI), personal data masked",
 		Consumes:    []connector.Route{RouteRequested},
-		Produces:    append([]connector.Route{RouteCompleted, RouteFailed}, connector.ResilienceRoutes("assist")...),
+		Produces:    append([]connector.Route{RouteCompleted, RouteFailed, RouteDelta}, connector.ResilienceRoutes("assist")...),
 	}
 )
 
@@ -182,9 +182,18 @@ func (c *Connector) Handle(ctx context.Context, d bus.Delivery) error {
 	budget, cancel := context.WithTimeout(ctx, c.cfg.Budget)
 	defer cancel()
 	start := c.now()
+	live := c.streamer(d.Event, req, ph)
 	comp, err := resilience.Do(budget, c.route, resilience.Call{CustomerID: req.CustomerID, CorrelationID: d.Event.ID(), Key: req.ConversationID},
 		func(ctx context.Context, a *resilience.Attempt) (Completion, error) {
-			return c.client.complete(ctx, a, body)
+			if live == nil {
+				return c.client.complete(ctx, a, body, nil)
+			}
+			live.begin(a.Number())
+			comp, err := c.client.complete(ctx, a, body, func(p string) { live.piece(ctx, p) })
+			if err == nil {
+				live.end(ctx)
+			}
+			return comp, err
 		})
 	latency := c.now().Sub(start)
 	text := strings.TrimSpace(comp.Text)

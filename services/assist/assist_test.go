@@ -35,6 +35,9 @@ const (
 	bankCard = "6222021234567890128"
 )
 
+// chunkDelay paces the sandbox model's stream, so that its pieces arrive one by one.
+const chunkDelay = 5 * time.Millisecond
+
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 type testBundle struct {
@@ -61,7 +64,7 @@ func sandbox(t testing.TB) (*sim.Env, map[string]string) {
 	t.Helper()
 	mux := http.NewServeMux()
 	env := sim.NewEnv(mux, "http://127.0.0.1:1/hooks", nil, 0, quiet())
-	if _, err := openai.New(env, openai.Config{APIKey: apiKey}); err != nil {
+	if _, err := openai.New(env, openai.Config{APIKey: apiKey, ChunkDelay: chunkDelay}); err != nil {
 		t.Fatal(err)
 	}
 	sb := httptest.NewServer(mux)

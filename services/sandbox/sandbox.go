@@ -30,12 +30,17 @@ type Config struct {
 	Customers int           `env:"SANDBOX_CUSTOMERS" default:"40" desc:"size of the simulated customer population"`
 	Interval  time.Duration `env:"SANDBOX_SCENARIO_INTERVAL" default:"3s" desc:"how often a simulated customer writes; 0 stops the scenario"`
 	Seed      int64         `env:"SANDBOX_SEED" default:"1" desc:"seed of the simulated population and scenario"`
+
+	OpenAIChunkDelay time.Duration `env:"SANDBOX_OPENAI_CHUNK_DELAY" default:"60ms" desc:"pause before each streamed piece (8 characters) of the simulated model's reply, so suggestions arrive as a model writes them; 0 sends the whole reply at once"`
 }
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
 	if c.Customers < 1 {
 		return errors.New("SANDBOX_CUSTOMERS must be >= 1")
+	}
+	if c.OpenAIChunkDelay < 0 || c.OpenAIChunkDelay > 5*time.Second {
+		return errors.New("SANDBOX_OPENAI_CHUNK_DELAY must be within 0-5s")
 	}
 	if c.Interval < 0 {
 		return errors.New("SANDBOX_SCENARIO_INTERVAL must be >= 0")

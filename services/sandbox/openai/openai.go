@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
@@ -43,6 +44,9 @@ const FaultTruncated = "truncated"
 type Config struct {
 	// APIKey is the bearer key the connector must send (its ASSIST_API_KEY). Required.
 	APIKey string
+	// ChunkDelay is the pause before each content chunk of a stream, as a model takes time to
+	// write (0: none). Callers see the reply arrive progressively.
+	ChunkDelay time.Duration
 }
 
 // Sim is the running simulator.
@@ -181,6 +185,13 @@ func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	st.event(chunk(map[string]string{"role": "assistant", "content": ""}, nil))
 	for _, c := range chunks {
+		if s.cfg.ChunkDelay > 0 {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(s.cfg.ChunkDelay):
+			}
+		}
 		st.event(chunk(map[string]string{"content": c}, nil))
 	}
 	st.event(chunk(map[string]string{}, "stop"))
