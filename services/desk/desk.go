@@ -75,6 +75,7 @@ func Service() service.Service {
 			{Subject: "omni.audit.*", Type: project.TypeAuditCallRecorded},
 			{Subject: "omni.ops.alert.raised", Type: project.TypeOpsAlertRaised},
 			{Subject: "omni.ops.alert.resolved", Type: project.TypeOpsAlertResolved},
+			{Subject: SubjectSuggestDelta, Type: TypeSuggestDelta},
 		},
 		Run: Run,
 	}
@@ -153,7 +154,12 @@ func run(ctx context.Context, d service.Deps) error {
 		cons[i].Dependencies = append(cons[i].Dependencies, bus.Dependency{Name: "postgres", Check: st.Ping})
 	}
 	var subs []*bus.Subscription
+	relay, err := relaySuggestions(d.Bus, h, log)
+	if err != nil {
+		return err
+	}
 	stop := func() {
+		_ = relay.Stop()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 		defer cancel()
 		for _, s := range subs {

@@ -379,6 +379,7 @@ function renderConversation() {
   renderTools();
   renderReplyChannels();
   items.scrollTop = items.scrollHeight;
+  decorateLive(); // assist.js: suggestions being written
 }
 
 async function transfer(agentId) {
@@ -456,6 +457,7 @@ function connect() {
       first = false;
       return;
     }
+    if (n.type === "omni.live.ai.suggest.delta") { onSuggestDelta(n); return; } // assist.js
     if (n.type === "desk.alerts") { state.alerts = n.data || []; renderAlerts(); return; }
     if (n.type === "desk.call") { onCall(n); if (n.conversation_id === state.selected) reloadSelectedSoon(); return; }
     if (n.type === "omni.desk.agent.updated" || n.type === "omni.desk.assignment.changed") loadAgents().then(renderInbox);

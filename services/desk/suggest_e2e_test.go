@@ -1,0 +1,96 @@
+package desk_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/omnibus-dev/omnibus/pkg/browsertest"
+	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
+	"github.com/omnibus-dev/omnibus/pkg/event"
+)
+
+// liveDelta publishes a piece of a suggestion as the assist connector does (core NATS).
+func liveDelta(t *testing.T, b *bustest.Bundle, request, conv, agent string, seq, offset int, text string) {
+	t.Helper()
+	e, err := event.New("omni.live.ai.suggest.delta", "/connectors/assist", map[string]any{"conversation_id": conv, "agent_id": agent,
+		"seq": seq, "attempt": 1, "offset": offset, "text": text}, event.WithCorrelationID(request))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Client.PublishLive(context.Background(), "omni.live.ai.suggest."+request, e); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBrowserStreamsSuggestion: the agent presses the AI button; the pieces of the suggestion
+// appear one after the other under the request, for that agent only, and the completed result
+// replaces them.
+func TestBrowserStreamsSuggestion(t *testing.T) {
+	t.Parallel()
+	br := browsertest.Start(t, "the desk's suggestion streaming test", "desk-suggest")
+	b := bustest.New(t, bus.WithLogger(quiet()))
+	d := startDesk(t, b, map[string]string{"DESK_DEV_LOGIN": "true", "DESK_ASSIGN": "false"})
+	ctx, cancel := context.WithTimeout(br.Ctx, 90*time.Second)
+	defer cancel()
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			br.Shot(t, "failed")
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	waitText := func(what, sel, want string) {
+		t.Helper()
+		var got string
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			v, err := chromedp.Run(ctx, chromedp.Text(css(sel)))
+			if got = v; err == nil && got == want {
+				return
+			}
+		}
+		br.Shot(t, "failed")
+		t.Fatalf("%s: %q, want %q", what, got, want)
+	}
+
+	run("dev login", chromedp.EmulateViewport(1280, 800), chromedp.Navigate(d.url+"/?lang=zh"),
+		chromedp.WaitVisible(css(`input[name="agent"][value="agent-li"]`)),
+		chromedp.Click(css(`input[name="agent"][value="agent-li"]`)), chromedp.Click(css("#dev-login-submit")),
+		chromedp.WaitVisible(css("#live.on")))
+	w := newWorld(t, b)
+	w.customer("张伟", nil)
+	w.opened("wechatkf")
+	w.inbound("wechatkf", "wechat_openid", "oWx-zhangwei", "我的银行卡被扣了两次款", time.Now().UTC().Add(-time.Minute), "wechatkf")
+	row := `li.conv[data-id="` + w.conv + `"]`
+	run("open the conversation", chromedp.WaitVisible(css(row)), chromedp.Click(css(row)), chromedp.WaitVisible(css("#timeline .msg.inbound")))
+
+	run("press the AI button", chromedp.Click(css("#tool-ai")))
+	waitCount(t, b, bus.StreamTool, "omni.tool.ai.suggest.requested", 1)
+	req := lastEvent(t, b, bus.StreamTool, "omni.tool.ai.suggest.requested")
+	live := `.ai-live[data-live="` + req.ID() + `"] .live-text`
+
+	liveDelta(t, b, req.ID(), w.conv, "agent-li", 1, 0, "您好，")
+	waitText("the first piece", live, "您好，")
+	br.Shot(t, "10-suggestion-streaming")
+	liveDelta(t, b, req.ID(), w.conv, "agent-wang", 2, 3, "（给别的坐席）") // addressed to another agent: not shown
+	liveDelta(t, b, req.ID(), w.conv, "agent-li", 2, 3, "重复扣款会在 1-3 个工作日内")
+	waitText("the second piece", live, "您好，重复扣款会在 1-3 个工作日内")
+	liveDelta(t, b, req.ID(), w.conv, "agent-li", 3, 19, "原路退回。")
+	waitText("the third piece", live, "您好，重复扣款会在 1-3 个工作日内原路退回。")
+
+	final := "您好，重复扣款会在 1-3 个工作日内原路退回，请留意银行通知。"
+	w.toolResult("ai", "suggest", "completed", req.ID(), map[string]any{"conversation_id": w.conv, "provider": "bailian",
+		"suggestions": []map[string]string{{"text": final}}}, time.Now().UTC())
+	run("the completed suggestion replaces the streamed one", chromedp.WaitVisible(css(".ai-card .use-suggestion")),
+		chromedp.WaitNotPresent(css(".ai-live")))
+	text, err := chromedp.Run(ctx, chromedp.Text(css(".ai-card .suggestions li span")))
+	if err != nil || !strings.Contains(text, "请留意银行通知") {
+		t.Fatalf("completed suggestion %q (%v)", text, err)
+	}
+	br.Shot(t, "11-suggestion-completed")
+}
