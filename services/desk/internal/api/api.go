@@ -409,6 +409,13 @@ func (a *API) toolRequest(w http.ResponseWriter, r *http.Request) {
 				}
 				ctxTurns = append(ctxTurns, map[string]string{"role": role, "channel": t[1], "text": t[2]})
 			}
+			if len(ctxTurns) == 0 {
+				// The store has no text turn yet (the customer's first message is still being
+				// projected, or it was not text): a moment later there will be one.
+				w.Header().Set("Retry-After", "1")
+				fail(w, http.StatusConflict, "the conversation has no text message on the desk yet; try again in a moment")
+				return
+			}
 			data["context"] = ctxTurns
 		}
 		if _, given := data["language"]; !given && c.Language != "" {
