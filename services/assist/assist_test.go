@@ -254,11 +254,17 @@ func TestVendorFaults(t *testing.T) {
 		// minLatency is the least provenance.latency_ms of a completed answer (Retry-After).
 		minLatency int64
 	}{
-		{name: "429 then ok", fault: sim.Fault{ErrorRatio: 1, Code: "429:1"}, completed: true, minCalls: 2, minLatency: 1000},
+		// Waiting out a Retry-After of 1 s needs a first-token timeout longer than that.
+		{name: "429 then ok", fault: sim.Fault{ErrorRatio: 1, Code: "429:1"}, env: map[string]string{"ASSIST_FIRST_TOKEN_TIMEOUT": "5s"},
+			completed: true, minCalls: 2, minLatency: 1000},
 		{name: "truncated then ok", fault: sim.Fault{ErrorRatio: 1, Code: openai.FaultTruncated}, completed: true, minCalls: 2},
 		{name: "500 always", fault: sim.Fault{ErrorRatio: 1, Code: "500"}, code: "server_error", minCalls: 3},
 		{name: "bad key", env: map[string]string{"ASSIST_API_KEY": "sk-wrong"}, code: "invalid_api_key", minCalls: 1},
-		{name: "slow vendor", fault: sim.Fault{Latency: 3 * time.Second}, env: map[string]string{"ASSIST_BUDGET": "1500ms"}, code: "timeout", minCalls: 1},
+		{name: "slow vendor", fault: sim.Fault{Latency: 3 * time.Second}, env: map[string]string{"ASSIST_BUDGET": "1500ms", "ASSIST_FIRST_TOKEN_TIMEOUT": "1500ms"},
+			code: "timeout", minCalls: 1},
+		{name: "silent vendor", fault: sim.Fault{Latency: 3 * time.Second}, code: "first_token_timeout", minCalls: 1},
+		{name: "rate limited for longer than the first token may take", fault: sim.Fault{ErrorRatio: 1, Code: "429:2"},
+			code: "first_token_timeout", minCalls: 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
