@@ -99,8 +99,13 @@ type turn struct {
 // request publishes a suggestion request as the desk does and returns its id.
 func (tb testBundle) request(t testing.TB, turns ...turn) string {
 	t.Helper()
-	e, err := event.New(assist.TypeRequested, "/desk", map[string]any{"conversation_id": convID, "customer_id": custID,
-		"language": "zh", "context": turns, "agent_id": "demo"}, event.WithSubject(convID), event.WithPartitionKey(convID))
+	return tb.publishRequest(t, map[string]any{"conversation_id": convID, "customer_id": custID, "language": "zh", "context": turns, "agent_id": "demo"})
+}
+
+// publishRequest publishes a suggestion request with data and returns its id.
+func (tb testBundle) publishRequest(t testing.TB, data map[string]any) string {
+	t.Helper()
+	e, err := event.New(assist.TypeRequested, "/desk", data, event.WithSubject(convID), event.WithPartitionKey(convID))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,15 +1,12 @@
 package assist_test
 
 import (
-	"context"
 	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/omnibus-dev/omnibus/pkg/event"
-	"github.com/omnibus-dev/omnibus/pkg/schema"
 	"github.com/omnibus-dev/omnibus/services/assist"
 	"github.com/omnibus-dev/omnibus/services/sandbox/openai"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
@@ -30,19 +27,8 @@ var articles = []kbArticle{
 // requestWithKnowledge publishes a request carrying knowledge-base articles, as the desk does.
 func (tb testBundle) requestWithKnowledge(t testing.TB, text string, kb []kbArticle) string {
 	t.Helper()
-	e, err := event.New(assist.TypeRequested, "/desk", map[string]any{"conversation_id": convID, "customer_id": custID, "language": "zh",
-		"context": []turn{{"customer", text}}, "agent_id": "demo", "knowledge": kb}, event.WithSubject(convID), event.WithPartitionKey(convID))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.SetExtension(event.ExtCorrelationID, e.ID())
-	if err := schema.Default().Validate(e.Type(), e.Data()); err != nil {
-		t.Fatal(err)
-	}
-	if err := tb.bus.Client.Publish(context.Background(), assist.SubjectRequested, e); err != nil {
-		t.Fatal(err)
-	}
-	return e.ID()
+	return tb.publishRequest(t, map[string]any{"conversation_id": convID, "customer_id": custID, "language": "zh",
+		"context": []turn{{"customer", text}}, "agent_id": "demo", "knowledge": kb})
 }
 
 // TestKnowledgeGroundsTheSuggestion: the request's articles go into the prompt, the model answers
