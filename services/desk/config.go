@@ -29,6 +29,7 @@ type Config struct {
 	AuditKeep    time.Duration `env:"DESK_AUDIT_RETENTION" default:"24h" desc:"how long the ops page keeps per-call audit rows"`
 	Consumer     string        `env:"DESK_CONSUMER" default:"desk" desc:"prefix of the desk's durable consumer names (a second desk with its own store needs its own)"`
 	Rebuild      bool          `env:"DESK_REBUILD" default:"false" desc:"empty the store at start and replay the log into it"`
+	KBSeed       bool          `env:"DESK_KB_SEED" default:"true" desc:"write the demo knowledge-base articles (refunds, double charges, parcel delays, membership; Chinese and English) into a knowledge base that was never seeded, once"`
 }
 
 var consumerRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)

@@ -33,6 +33,7 @@ import (
 	"github.com/omnibus-dev/omnibus/services/desk/internal/api"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/assign"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/hub"
+	"github.com/omnibus-dev/omnibus/services/desk/internal/kb"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/project"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/store"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/web"
@@ -115,6 +116,13 @@ func run(ctx context.Context, d service.Deps) error {
 	cons := consumers(cfg.Consumer)
 	if err := prepareStore(ctx, st, js, cons, cfg.Rebuild, log); err != nil {
 		return err
+	}
+	if cfg.KBSeed {
+		if seeded, err := st.SeedArticles(ctx, kb.Seeds()); err != nil {
+			return fmt.Errorf("seed the knowledge base: %w", err)
+		} else if seeded {
+			log.Info("knowledge base seeded with the demo articles", "articles", len(kb.Seeds()))
+		}
 	}
 	seeds, _ := cfg.SeedAgents()
 	for _, a := range seeds {

@@ -2,6 +2,7 @@ package desk_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,27 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 )
+
+func css(s string) chromedp.CSS { return chromedp.CSS(s) }
+
+// browserDesk starts a browser and a desk with the development login on a fresh bus; run does
+// browser actions, failing the test with a screenshot.
+func browserDesk(t *testing.T, what, name string) (*browsertest.Browser, *bustest.Bundle, *deskBundle, context.Context,
+	func(what string, actions ...chromedp.Action[chromedp.Void])) {
+	t.Helper()
+	br := browsertest.Start(t, what, name)
+	b := bustest.New(t, bus.WithLogger(quiet()))
+	d := startDesk(t, b, map[string]string{"DESK_DEV_LOGIN": "true", "DESK_ASSIGN": "false"})
+	ctx, cancel := context.WithTimeout(br.Ctx, 90*time.Second)
+	t.Cleanup(cancel)
+	return br, b, d, ctx, func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			br.Shot(t, "failed")
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+}
 
 // liveDelta publishes a piece of a suggestion as the assist connector does (core NATS).
 func liveDelta(t *testing.T, b *bustest.Bundle, request, conv, agent string, seq, offset int, text string) {
@@ -32,19 +54,7 @@ func liveDelta(t *testing.T, b *bustest.Bundle, request, conv, agent string, seq
 // replaces them.
 func TestBrowserStreamsSuggestion(t *testing.T) {
 	t.Parallel()
-	br := browsertest.Start(t, "the desk's suggestion streaming test", "desk-suggest")
-	b := bustest.New(t, bus.WithLogger(quiet()))
-	d := startDesk(t, b, map[string]string{"DESK_DEV_LOGIN": "true", "DESK_ASSIGN": "false"})
-	ctx, cancel := context.WithTimeout(br.Ctx, 90*time.Second)
-	defer cancel()
-	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
-	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			br.Shot(t, "failed")
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
+	br, b, d, ctx, run := browserDesk(t, "the desk's suggestion streaming test", "desk-suggest")
 	waitText := func(what, sel, want string) {
 		t.Helper()
 		var got string
@@ -93,4 +103,52 @@ func TestBrowserStreamsSuggestion(t *testing.T) {
 		t.Fatalf("completed suggestion %q (%v)", text, err)
 	}
 	br.Shot(t, "11-suggestion-completed")
+}
+
+// TestBrowserKnowledgeBase: a supervisor searches the knowledge base in Chinese, writes an
+// article, edits and deletes it on the /kb page.
+func TestBrowserKnowledgeBase(t *testing.T) {
+	t.Parallel()
+	br, _, d, ctx, run := browserDesk(t, "the desk's knowledge-base page test", "desk-kb")
+	first := func(what, want string) {
+		t.Helper()
+		var got string
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if got, _ = chromedp.Run(ctx, chromedp.Text(css("#kb-articles li"))); strings.Contains(got, want) {
+				return
+			}
+		}
+		br.Shot(t, "failed")
+		t.Fatalf("%s: first article %q, want %q", what, got, want)
+	}
+	// set replaces a field's value as typing would (chromedp's Clear leaves these fields as they are).
+	set := func(sel, v string) {
+		t.Helper()
+		js := `(() => { const i = document.querySelector(` + strconv.Quote(sel) + `); i.value = ` + strconv.Quote(v) +
+			`; i.dispatchEvent(new Event("input")); return true })()`
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js)); err != nil {
+			t.Fatalf("set %s to %q: %v", sel, v, err)
+		}
+	}
+	search := func(q string) { t.Helper(); set("#kb-q", q) }
+	run("supervisor login", chromedp.EmulateViewport(1280, 800),
+		chromedp.Navigate(d.url+"/desk/dev/login?agent=supervisor-wang&role=supervisor&next=/kb%3Flang%3Dzh"),
+		chromedp.WaitVisible(css("#kb-articles li.kb-article")), chromedp.WaitVisible(css("#kb-new")))
+	search("银行卡被扣了两次款")
+	first("the search", "银行卡重复扣款")
+	br.Shot(t, "20-kb-search")
+
+	run("write an article", chromedp.Click(css("#kb-new")), chromedp.WaitVisible(css("#kb-title")),
+		chromedp.SendKeys(css("#kb-title"), "发票开具"), chromedp.SendKeys(css("#kb-tags"), "发票，售后"),
+		chromedp.SendKeys(css("#kb-body"), "电子发票在订单完成后 24 小时内发送到预留邮箱。"), chromedp.Click(css("#kb-save")),
+		chromedp.WaitVisible(css("#kb-delete")))
+	search("发票")
+	first("the new article", "发票开具")
+	run("open it", chromedp.Click(css("#kb-articles li.kb-article")))
+	set("#kb-title", "电子发票开具")
+	run("save it", chromedp.Click(css("#kb-save")))
+	first("the edited article", "电子发票开具 zh")
+	br.Shot(t, "21-kb-edited")
+	run("delete it", chromedp.Click(css("#kb-delete")), chromedp.Click(css("#kb-delete")))
+	first("after the delete", "没有文章")
 }

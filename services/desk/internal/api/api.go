@@ -74,7 +74,7 @@ type Route struct {
 
 // Routes returns every operation of the API (what openapi.json documents).
 func (a *API) Routes() []Route {
-	return []Route{
+	return append([]Route{
 		{"GET", "/api/openapi.json", true, a.openapi},
 		{"GET", "/api/me", false, a.me},
 		{"GET", "/api/conversations", false, a.listConversations},
@@ -93,7 +93,7 @@ func (a *API) Routes() []Route {
 		{"GET", "/api/alerts", false, a.alerts},
 		{"GET", "/api/ops/routes", false, a.opsRoutes},
 		{"GET", "/api/events", false, a.events},
-	}
+	}, a.knowledgeRoutes()...) // kb.go
 }
 
 // Mount registers the routes on mux, the non-public ones behind the token check.
@@ -420,6 +420,9 @@ func (a *API) toolRequest(w http.ResponseWriter, r *http.Request) {
 		}
 		if _, given := data["language"]; !given && c.Language != "" {
 			data["language"] = c.Language
+		}
+		if _, given := data["knowledge"]; !given {
+			data["knowledge"] = a.knowledgeFor(ctx, data) // kb.go
 		}
 	}
 	e, err := event.New(typ, Source, data, event.WithSubject(c.ID), event.WithPartitionKey(c.ID))

@@ -155,3 +155,7 @@ function fmtDuration(ms) {
   if (h < 48) return h + t("h") + (m % 60 ? " " + (m % 60) + t("min") : "");
   return Math.floor(h / 24) + t("d");
 }
+
+// The knowledge-base page's nav link (kb.html; kb.js holds the page's own messages).
+Object.assign(MESSAGES.zh, { "nav.kb": "知识库" });
+Object.assign(MESSAGES.en, { "nav.kb": "Knowledge" });
