@@ -205,13 +205,18 @@ func (c *Connector) Handle(ctx context.Context, d bus.Delivery) error {
 	// while the agent still waits at the button.
 	call, stopCall := context.WithCancelCause(budget)
 	defer stopCall(nil)
+	// A window as long as the budget is no window of its own: the budget's timeout applies.
 	var wrote atomic.Bool
-	firstToken := time.AfterFunc(c.cfg.FirstToken, func() {
-		if !wrote.Load() {
-			stopCall(errFirstToken)
-		}
-	})
-	defer firstToken.Stop()
+	window := c.cfg.FirstToken < c.cfg.Budget
+	firstDeadline := time.Now().Add(c.cfg.FirstToken)
+	if window {
+		firstToken := time.AfterFunc(c.cfg.FirstToken, func() {
+			if !wrote.Load() {
+				stopCall(errFirstToken)
+			}
+		})
+		defer firstToken.Stop()
+	}
 	start := c.now()
 	live := c.streamer(d.Event, req, ph)
 	comp, err := resilience.Do(call, c.route, resilience.Call{CustomerID: req.CustomerID, CorrelationID: d.Event.ID(), Key: req.ConversationID},
@@ -227,6 +232,11 @@ func (c *Connector) Handle(ctx context.Context, d bus.Delivery) error {
 			})
 			if err == nil && live != nil {
 				live.end(ctx)
+			}
+			// A model that fails before writing, with less of the window left than a retry
+			// waits, cannot start in time: answer with the fallback now, not at the deadline.
+			if window && err != nil && call.Err() == nil && !wrote.Load() && time.Until(firstDeadline) < c.route.Settings().Backoff {
+				stopCall(errFirstToken)
 			}
 			return comp, err
 		})

@@ -159,7 +159,8 @@ function renderToolResult(r) {
     return el("div", { class: "card tool-card failed", dataset: { tool: r.tool, op: r.op } }, head(t("failed")),
       el("div", { class: "card-body" }, (res.error_code ? "[" + res.error_code + "] " : "") + (res.error || ""),
         fb.note || fb.manual_url ? el("div", { class: "fallback" }, el("strong", {}, t("fallback") + ": "), fb.note || "",
-          fb.manual_url ? el("a", { href: fb.manual_url, target: "_blank", rel: "noopener noreferrer", class: "manual-link" }, " " + t("manual") + " ↗") : null) : null));
+          fb.manual_url ? el("a", { href: fb.manual_url, target: "_blank", rel: "noopener noreferrer", class: "manual-link" }, " " + t("manual") + " ↗") : null) : null,
+        renderFallbackArticles(fb))); // assist.js
   }
   if (r.tool === "logistics" && r.op === "route") {
     const events = (res.events || []).slice(0, 6);

@@ -6,8 +6,8 @@
 // onSuggestDelta and decorateLive.
 "use strict";
 
-Object.assign(MESSAGES.zh, { "ai.writing": "AI 正在撰写…" });
-Object.assign(MESSAGES.en, { "ai.writing": "AI is writing…" });
+Object.assign(MESSAGES.zh, { "ai.writing": "AI 正在撰写…", "kb.fallback": "可参考的知识库文章" });
+Object.assign(MESSAGES.en, { "ai.writing": "AI is writing…", "kb.fallback": "Knowledge-base articles to answer from" });
 
 // request id -> { conversation_id, attempt, seq, text, at }
 const liveSuggest = new Map();
@@ -52,4 +52,15 @@ function decorateLive() {
     card.querySelector(".live-text").textContent = s.text;
   }
   if (atBottom) tl.scrollTop = tl.scrollHeight;
+}
+
+// renderFallbackArticles shows the knowledge-base articles of a failed suggestion's fallback, each
+// with a button that puts its body into the reply box.
+function renderFallbackArticles(fb) {
+  const list = (fb && fb.articles) || [];
+  if (!list.length) return null;
+  return el("div", { class: "fallback-articles" }, el("strong", {}, t("kb.fallback")),
+    el("ul", { class: "suggestions" }, ...list.map((a) => el("li", { dataset: { article: a.id } },
+      el("div", {}, el("strong", {}, a.title), el("div", { class: "muted" }, a.body)),
+      el("button", { class: "ghost use-article", onclick: () => { $("#reply-text").value = a.body; $("#reply-text").focus(); } }, t("use"))))));
 }
