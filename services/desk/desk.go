@@ -53,6 +53,7 @@ func Service() service.Service {
 			{Subject: "omni.tool.ticket.create.requested", Type: "omni.tool.ticket.create.requested"},
 			{Subject: "omni.tool.payment.link.requested", Type: "omni.tool.payment.link.requested"},
 			{Subject: "omni.tool.ai.suggest.requested", Type: "omni.tool.ai.suggest.requested"},
+			{Subject: api.SubjectSuggestFeedback, Type: api.TypeSuggestFeedback},
 			{Subject: assign.SubjectAssignment, Type: assign.TypeAssignmentChanged},
 			{Subject: api.SubjectAgentUpdated, Type: api.TypeAgentUpdated},
 		},

@@ -51,7 +51,8 @@ func liveDelta(t *testing.T, b *bustest.Bundle, request, conv, agent string, seq
 
 // TestBrowserStreamsSuggestion: the agent presses the AI button; the pieces of the suggestion
 // appear one after the other under the request, for that agent only, and the completed result
-// replaces them.
+// replaces them; the agent uses it and sends it, which is recorded as accepted and counted on
+// the supervisor's analytics page.
 func TestBrowserStreamsSuggestion(t *testing.T) {
 	t.Parallel()
 	br, b, d, ctx, run := browserDesk(t, "the desk's suggestion streaming test", "desk-suggest")
@@ -95,7 +96,8 @@ func TestBrowserStreamsSuggestion(t *testing.T) {
 
 	final := "您好，重复扣款会在 1-3 个工作日内原路退回，请留意银行通知。"
 	w.toolResult("ai", "suggest", "completed", req.ID(), map[string]any{"conversation_id": w.conv, "provider": "bailian",
-		"suggestions": []map[string]string{{"text": final}}}, time.Now().UTC())
+		"model": "qwen-plus", "suggestions": []map[string]string{{"text": final}},
+		"provenance": map[string]any{"provider": "bailian", "model": "qwen-plus", "prompt_template_id": "assist.suggest.v2", "text": final}}, time.Now().UTC())
 	run("the completed suggestion replaces the streamed one", chromedp.WaitVisible(css(".ai-card .use-suggestion")),
 		chromedp.WaitNotPresent(css(".ai-live")))
 	text, err := chromedp.Run(ctx, chromedp.Text(css(".ai-card .suggestions li span")))
@@ -103,6 +105,27 @@ func TestBrowserStreamsSuggestion(t *testing.T) {
 		t.Fatalf("completed suggestion %q (%v)", text, err)
 	}
 	br.Shot(t, "11-suggestion-completed")
+
+	// Use it and send it as it is: the desk records the suggestion as accepted.
+	run("use the suggestion", chromedp.Click(css(".ai-card .use-suggestion")))
+	if v, err := chromedp.Run(ctx, chromedp.Value(css("#reply-text"))); err != nil || v != final {
+		t.Fatalf("the reply box holds %q (%v)", v, err)
+	}
+	run("send it", chromedp.Click(css("#reply-send")))
+	waitCount(t, b, bus.StreamTool, "omni.tool.ai.suggest.feedback", 1)
+	fb := dataOf(t, lastEvent(t, b, bus.StreamTool, "omni.tool.ai.suggest.feedback"))
+	if fb["verdict"] != "accepted" || fb["edit_distance"] != float64(0) || fb["model"] != "qwen-plus" || fb["agent_id"] != "agent-li" ||
+		fb["request_id"] != req.ID() {
+		t.Fatalf("feedback %v", fb)
+	}
+
+	// The supervisor's analytics count it.
+	run("the analytics page", chromedp.Navigate(d.url+"/desk/dev/login?agent=supervisor-wang&role=supervisor&next=/analytics"),
+		chromedp.WaitVisible(css(`#an-rows tr[data-model="qwen-plus"] .rate`)))
+	if rate, err := chromedp.Run(ctx, chromedp.Text(css(`#an-rows tr[data-model="qwen-plus"] .rate`))); err != nil || rate != "100.0%" {
+		t.Fatalf("acceptance rate %q (%v)", rate, err)
+	}
+	br.Shot(t, "12-analytics")
 }
 
 // TestBrowserKnowledgeBase: a supervisor searches the knowledge base in Chinese, writes an

@@ -93,7 +93,7 @@ func (a *API) Routes() []Route {
 		{"GET", "/api/alerts", false, a.alerts},
 		{"GET", "/api/ops/routes", false, a.opsRoutes},
 		{"GET", "/api/events", false, a.events},
-	}, a.knowledgeRoutes()...) // kb.go
+	}, append(a.knowledgeRoutes(), a.feedbackRoutes()...)...) // kb.go, feedback.go
 }
 
 // Mount registers the routes on mux, the non-public ones behind the token check.

@@ -190,7 +190,7 @@ function renderToolResult(r) {
       el("div", { class: "card-body" },
         s ? el("div", { class: "sentiment s-" + s.label }, t("sentiment") + ": " + t("sentiment." + s.label)) : null,
         el("ul", { class: "suggestions" }, ...(res.suggestions || []).map((x) => el("li", {}, el("span", {}, x.text),
-          el("button", { class: "ghost use-suggestion", onclick: () => { $("#reply-text").value = x.text; $("#reply-text").focus(); } }, t("use")))))));
+          el("button", { class: "ghost use-suggestion", onclick: () => useSuggestion(r, x.text) }, t("use")), rejectButton(r)))))); // assist.js
   }
   if (r.tool === "crm") {
     const found = res.found;
@@ -368,7 +368,7 @@ function renderConversation() {
   const reply = el("form", { class: "reply", id: "reply-form", onsubmit: async (e) => {
     e.preventDefault();
     const ta = $("#reply-text"); const text = ta.value.trim(); if (!text) return;
-    if (await sendText(text, $("#reply-send"))) ta.value = "";
+    if (await sendText(text, $("#reply-send"))) { suggestionSent(text); ta.value = ""; } // assist.js: feedback
     $("#reply-send").disabled = false;
   } },
     el("textarea", { id: "reply-text", rows: "3", placeholder: t("reply.placeholder"), disabled: c.status !== "open",

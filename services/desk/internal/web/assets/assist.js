@@ -6,8 +6,9 @@
 // onSuggestDelta and decorateLive.
 "use strict";
 
-Object.assign(MESSAGES.zh, { "ai.writing": "AI 正在撰写…", "kb.fallback": "可参考的知识库文章" });
-Object.assign(MESSAGES.en, { "ai.writing": "AI is writing…", "kb.fallback": "Knowledge-base articles to answer from" });
+Object.assign(MESSAGES.zh, { "ai.writing": "AI 正在撰写…", "kb.fallback": "可参考的知识库文章", "ai.reject": "不采用", "ai.rejected": "已标记为不采用" });
+Object.assign(MESSAGES.en, { "ai.writing": "AI is writing…", "kb.fallback": "Knowledge-base articles to answer from", "ai.reject": "Reject",
+  "ai.rejected": "Marked as rejected" });
 
 // request id -> { conversation_id, attempt, seq, text, at }
 const liveSuggest = new Map();
@@ -63,4 +64,32 @@ function renderFallbackArticles(fb) {
     el("ul", { class: "suggestions" }, ...list.map((a) => el("li", { dataset: { article: a.id } },
       el("div", {}, el("strong", {}, a.title), el("div", { class: "muted" }, a.body)),
       el("button", { class: "ghost use-article", onclick: () => { $("#reply-text").value = a.body; $("#reply-text").focus(); } }, t("use"))))));
+}
+
+// Feedback: "use" puts a suggestion into the reply box; when the reply is sent the desk records
+// accepted (sent as suggested) or edited (with the edit distance); "reject" records rejected.
+let usedSuggestion = null; // { conversation, id, text }
+
+function useSuggestion(r, text) {
+  usedSuggestion = { conversation: state.selected, id: r.event_id };
+  $("#reply-text").value = text;
+  $("#reply-text").focus();
+}
+
+function suggestionFeedback(id, verdict, text) {
+  return api("/api/conversations/" + state.selected + "/suggestions/feedback", { method: "POST", body: { suggestion_event_id: id, verdict, text } });
+}
+
+function suggestionSent(text) {
+  const u = usedSuggestion;
+  usedSuggestion = null;
+  if (u && u.conversation === state.selected) suggestionFeedback(u.id, "used", text).catch(() => {});
+}
+
+function rejectButton(r) {
+  return el("button", { class: "ghost reject-suggestion", onclick: async (e) => {
+    e.target.disabled = true;
+    try { await suggestionFeedback(r.event_id, "rejected"); toast(t("ai.rejected"), "ok"); }
+    catch (err) { e.target.disabled = false; toast(t("error") + ": " + err.message, "error"); }
+  } }, t("ai.reject"));
 }

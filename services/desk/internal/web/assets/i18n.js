@@ -156,6 +156,6 @@ function fmtDuration(ms) {
   return Math.floor(h / 24) + t("d");
 }
 
-// The knowledge-base page's nav link (kb.html; kb.js holds the page's own messages).
-Object.assign(MESSAGES.zh, { "nav.kb": "知识库" });
-Object.assign(MESSAGES.en, { "nav.kb": "Knowledge" });
+// The knowledge-base and analytics pages' nav links (kb.js, analytics.js hold the pages' own messages).
+Object.assign(MESSAGES.zh, { "nav.kb": "知识库", "nav.analytics": "AI 分析" });
+Object.assign(MESSAGES.en, { "nav.kb": "Knowledge", "nav.analytics": "AI analytics" });
