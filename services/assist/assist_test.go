@@ -62,9 +62,15 @@ func setup(t testing.TB, extra map[string]string) testBundle {
 // pointing at it.
 func sandbox(t testing.TB) (*sim.Env, map[string]string) {
 	t.Helper()
+	return sandboxPaced(t, chunkDelay)
+}
+
+// sandboxPaced is sandbox with the model's pause before each streamed piece.
+func sandboxPaced(t testing.TB, delay time.Duration) (*sim.Env, map[string]string) {
+	t.Helper()
 	mux := http.NewServeMux()
 	env := sim.NewEnv(mux, "http://127.0.0.1:1/hooks", nil, 0, quiet())
-	if _, err := openai.New(env, openai.Config{APIKey: apiKey, ChunkDelay: chunkDelay}); err != nil {
+	if _, err := openai.New(env, openai.Config{APIKey: apiKey, ChunkDelay: delay}); err != nil {
 		t.Fatal(err)
 	}
 	sb := httptest.NewServer(mux)
