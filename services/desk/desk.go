@@ -154,6 +154,13 @@ func run(ctx context.Context, d service.Deps) error {
 	a := &api.API{Store: st, Bus: d.Bus, Hub: h, Assigner: assigner, Verifier: verifier, Log: log,
 		Notify: proj.NotifyConversation, Schemas: d.Bus.Schemas(), Done: ctx.Done()}
 	a.Mount(d.Mux)
+	autoChannels, _ := cfg.AutoChannels()
+	auto := &autoSuggester{ctx: ctx, channels: autoChannels, quiet: cfg.AIAutoQuiet, live: caught, suggest: a.AutoSuggest, log: log,
+		timers: map[string]*time.Timer{}}
+	defer auto.stop()
+	if len(autoChannels) > 0 {
+		proj.OnInbound = auto.inbound
+	}
 	w := &web.Web{Store: st, Verifier: verifier, Dev: dev, DevTTL: cfg.DevTokenTTL, CookieSecure: cfg.CookieSecure, Log: log}
 	w.Mount(d.Mux)
 
