@@ -9,6 +9,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
 	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/services/desk/internal/api"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/store"
 )
 
@@ -92,4 +93,13 @@ func TestSuggestionFeedback(t *testing.T) {
 	if g := an.Rows[1]; g.Model != "gpt-4o-mini" || g.Suggestions != 1 || g.Rejected != 1 || g.AcceptanceRate != 0 {
 		t.Fatalf("gpt row %+v", g)
 	}
+	// A verdict recorded by another desk (only its event reaches this one) is projected too, and
+	// as the suggestion's last verdict it is the one that counts.
+	w.publish(api.SubjectSuggestFeedback, api.TypeSuggestFeedback, map[string]any{"conversation_id": w.conv, "suggestion_event_id": s4,
+		"verdict": "accepted", "edit_distance": 0, "model": "gpt-4o-mini", "prompt_template_id": "assist.suggest.v1", "agent_id": "agent-zhang"},
+		event.WithSubject(w.conv))
+	bustest.WaitFor(t, 10*time.Second, "the projected verdict counted", func() bool {
+		d.call(t, d.super, "GET", "/api/analytics/suggestions?window=24h", nil, &an)
+		return len(an.Rows) == 2 && an.Rows[1].Accepted == 1 && an.Rows[1].Rejected == 0
+	})
 }

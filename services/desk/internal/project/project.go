@@ -269,6 +269,8 @@ func (p *Projector) HandleTool(ctx context.Context, d bus.Delivery) error {
 			return err
 		}
 		p.conversationChanged(ctx, e.Type(), r.ConversationID)
+	case e.Type() == TypeSuggestFeedback:
+		return p.applyFeedback(ctx, e) // feedback.go
 	case e.Type() == TypeCRMLookupCompleted:
 		var r struct {
 			CustomerID string `json:"customer_id"`

@@ -1,7 +1,8 @@
 -- +goose Up
--- Agents' verdicts on AI suggestions (omni.tool.ai.suggest.feedback, published by the desk's API
--- and written here by it): the acceptance rate per model and prompt template. A suggestion's
--- last verdict counts.
+-- Agents' verdicts on AI suggestions (omni.tool.ai.suggest.feedback, published by the desk's API,
+-- written here by it and projected again from OMNI_TOOL, idempotently on the event id): the
+-- acceptance rate per model and prompt template. A suggestion's last verdict counts. Reset
+-- leaves it alone: replaying the stream adds back what it holds, and older verdicts stay.
 CREATE TABLE desk.suggestion_feedback (
     event_id            text PRIMARY KEY,
     suggestion_event_id text NOT NULL,
