@@ -9,9 +9,13 @@
 // omni.channel.message.send.requested on omni.out.<channel>.message.send, a tool button an
 // omni.tool.<tool>.<op>.requested, close/reopen an omni.in.desk.conversation command, and every
 // assignment an omni.desk.assignment.changed. The workbench is live: each change the projection
-// commits is pushed to open pages over Server-Sent Events.
+// commits is pushed to open pages over Server-Sent Events, and so are the pieces of an AI
+// suggestion as the model writes them (omni.live.ai.suggest.*, core NATS), to the agent who asked
+// only. The desk also owns the knowledge base AI suggestions are grounded in (source data, not a
+// projection), and counts the agents' verdicts on suggestions.
 //
-// Routes on the shared mux: "/" (the workbench), "/ops" (vendor routes), "/api/..." (the API,
+// Routes on the shared mux: "/" (the workbench), "/kb" (the knowledge base), "/analytics"
+// (suggestion acceptance), "/ops" (vendor routes), "/api/..." (the API,
 // OAuth2 bearer tokens), "/desk/assets/...", "/desk/login", and, with DESK_DEV_LOGIN=true,
 // "/desk/dev/..." (the development issuer and its login).
 package desk
