@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/omnibus-dev/omnibus/pkg/browsertest"
+	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
 	"github.com/omnibus-dev/omnibus/pkg/pii"
 )
 
@@ -143,6 +144,37 @@ func TestBrowserAISuggestion(t *testing.T) {
 		if strings.Contains(string(r.Data), local) || pii.Contains(string(r.Data)) {
 			p.fail("the model was sent personal data: %s", r.Data)
 		}
+	}
+
+	// The agent uses it, adds a sentence and sends it: an edited suggestion, counted on the
+	// supervisors' analytics with its edit distance.
+	p.click("use the suggestion", ".ai-card:not(.ai-live) .use-suggestion")
+	p.poll("the suggestion in the reply box, edited", `(() => {
+		const ta = document.querySelector("#reply-text");
+		if (!ta || !ta.value) return "";
+		ta.value += "祝您生活愉快。";
+		return "y";
+	})()`, 50*time.Millisecond)
+	p.click("send the reply", "#reply-send")
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if code := apiCall(t, base, "POST", "/desk/dev/login?agent=supervisor-wang&role=supervisor&format=token", "", nil, &tok); code != 200 {
+		p.fail("supervisor token: %d", code)
+	}
+	var an struct {
+		Rows []struct {
+			Model            string  `json:"model"`
+			TemplateID       string  `json:"prompt_template_id"`
+			Edited           int     `json:"edited"`
+			MeanEditDistance float64 `json:"mean_edit_distance"`
+		} `json:"rows"`
+	}
+	bustest.WaitFor(t, 30*time.Second, "the edited suggestion counted", func() bool {
+		return apiCall(t, base, "GET", "/api/analytics/suggestions", tok.AccessToken, nil, &an) == 200 && len(an.Rows) == 1 && an.Rows[0].Edited == 1
+	})
+	if r := an.Rows[0]; r.TemplateID != "assist.suggest.v2" || r.MeanEditDistance != 7 {
+		p.fail("analytics row %+v", r)
 	}
 
 	// The model goes down: the button still answers, with the articles to answer from.

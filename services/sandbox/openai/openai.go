@@ -8,7 +8,7 @@
 // with a deterministic reply built from the prompt (Reply): the last user message it saw, the
 // first sentence of the first knowledge-base article in the system message ("[kb:<id>] <title>"
 // and the body on the next line, as the assist connector writes them) and the personal-data
-// placeholders (<PHONE_1>, ...) anywhere in the messages, so tests can assert what the model was
+// placeholders (<PHONE_1>, ...) in the conversation's messages, so tests can assert what the model was
 // shown and that its answer is grounded in the article. With "stream": true the reply comes as server-sent events —
 // chat.completion.chunk objects whose first delta is the role, then the content in pieces, then
 // an empty delta with finish_reason "stop", a usage chunk when stream_options.include_usage is
@@ -133,6 +133,9 @@ func Reply(messages []Message) string {
 	for _, m := range messages {
 		if m.Role == "user" {
 			last = m.Content
+		}
+		if m.Role == "system" {
+			continue // the instructions name the placeholders as examples
 		}
 		for _, p := range placeholderRE.FindAllString(m.Content, -1) {
 			if !contains(seen, p) {
