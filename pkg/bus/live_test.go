@@ -106,6 +106,13 @@ func TestLive(t *testing.T) {
 		}
 	})
 
+	t.Run("SpanNamesDoNotMultiplyByRequest", func(t *testing.T) {
+		t.Parallel()
+		if got := bus.SubjectTemplate("omni.live.ai.suggest.0193a3f0-7c1e"); got != "omni.live.ai.suggest.*" {
+			t.Fatalf("SubjectTemplate = %q", got)
+		}
+	})
+
 	t.Run("ValidatesBothSides", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
