@@ -29,6 +29,7 @@ type Bus interface {
 	DeadLetters
 	Replayer
 	KeyValues
+	Live
 	// Schemas is the registry events are validated against.
 	Schemas() *schema.Registry
 	// JetStream is the escape hatch for what the roles do not cover — administering consumers,
@@ -39,7 +40,7 @@ type Bus interface {
 var _ Bus = (*Client)(nil)
 
 // Client is the omnibus JetStream client; it implements Bus: Publisher, Subscriber,
-// StreamAdmin, DeadLetters, Replayer and KeyValues. It does not own the NATS connection: close
+// StreamAdmin, DeadLetters, Replayer, KeyValues and Live. It does not own the NATS connection: close
 // that after draining subscriptions.
 type Client struct {
 	nc   *nats.Conn

@@ -4,7 +4,7 @@
 // ack-after-effect consumers, an operable dead-letter stream and OpenTelemetry spans and metrics.
 //
 // The roles are small interfaces — Publisher, Subscriber, StreamAdmin, DeadLetters, Replayer,
-// KeyValues — composed into Bus, which Client implements, the way nats.go's jetstream.JetStream
+// KeyValues, Live — composed into Bus, which Client implements, the way nats.go's jetstream.JetStream
 // is composed. A process hands its services a Bus (service.Deps); code below a service depends on
 // the one role it uses (pkg/audit, pkg/alert and pkg/resilience on Publisher, a connector's state
 // on KeyValues), so a test fakes only that role.
@@ -19,4 +19,8 @@
 // with backoff; a permanent error (undecodable, schema-invalid, Permanent) or the last
 // allowed delivery moves it to OMNI_DLQ with the reason in headers. Nothing is dropped silently:
 // if the dead-letter publish fails the message is nak'ed and tried again.
+//
+// Live (PublishLive, SubscribeLive) is the one exception, and it is kept apart: ephemeral events
+// on core NATS under omni.live.>, which no stream stores, delivered at most once — progress shown
+// while it happens (an AI suggestion's tokens), always superseded by a durable event.
 package bus

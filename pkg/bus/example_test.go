@@ -93,3 +93,47 @@ func ExamplePermanent() {
 	// unavailable: postgres: connection refused permanent=false delay=0s unavailable=true
 	// timeout                                  permanent=false delay=0s unavailable=false
 }
+
+// A connector streams progress on a live subject (core NATS, at most once, never stored); a
+// subscriber that is listening gets it, validated like any event.
+func ExampleClient_PublishLive() {
+	srv, err := natsembed.Start(natsembed.Options{Sync: "2m"})
+	if err != nil {
+		panic(err)
+	}
+	defer srv.Shutdown()
+	nc, err := srv.Connect("example")
+	if err != nil {
+		panic(err)
+	}
+	defer nc.Close()
+	client, err := bus.Connect(nc, bus.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		panic(err)
+	}
+	got := make(chan string, 1)
+	sub, err := client.SubscribeLive("omni.live.ai.suggest.*", func(_ context.Context, subject string, e event.Event) {
+		got <- subject + " " + string(e.Data())
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer func() { _ = sub.Stop() }()
+	if err := nc.Flush(); err != nil { // the subscription is in place before the publish
+		panic(err)
+	}
+	e, err := event.New("omni.live.ai.suggest.delta", "/connectors/assist",
+		map[string]any{"conversation_id": "c1d2e3f4-a5b6-5c7d-8e9f-0a1b2c3d4e5f", "seq": 1, "text": "您好，"})
+	if err != nil {
+		panic(err)
+	}
+	if err := client.PublishLive(context.Background(), "omni.live.ai.suggest.r1", e); err != nil {
+		panic(err)
+	}
+	fmt.Println(<-got)
+	err = client.PublishLive(context.Background(), "omni.tool.ai.suggest.completed", e)
+	fmt.Println(errors.Is(err, bus.ErrNotLive))
+	// Output:
+	// omni.live.ai.suggest.r1 {"conversation_id":"c1d2e3f4-a5b6-5c7d-8e9f-0a1b2c3d4e5f","seq":1,"text":"您好，"}
+	// true
+}

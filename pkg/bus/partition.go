@@ -43,11 +43,15 @@ func PartitionFilters(p int, patterns ...string) []string {
 	return out
 }
 
-// SubjectTemplate strips the partition token from an inbound subject (for span names and
-// metrics, which must not multiply by partition).
+// SubjectTemplate strips the partition token from an inbound subject, and writes the last token
+// of a live subject (an id: omni.live.ai.suggest.<request id>) as *, for span names and metrics,
+// which must not multiply by partition or by request.
 func SubjectTemplate(subject string) string {
 	if strings.HasPrefix(subject, "omni.in.") && strings.Count(subject, ".") == 4 {
 		return subject[:strings.LastIndexByte(subject, '.')]
+	}
+	if strings.HasPrefix(subject, LivePrefix) && strings.Count(subject, ".") >= 3 {
+		return subject[:strings.LastIndexByte(subject, '.')] + ".*"
 	}
 	return subject
 }

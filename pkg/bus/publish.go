@@ -68,7 +68,7 @@ func (c *Client) prepare(ctx context.Context, subject string, e *event.Event, va
 	// The extension keeps the creation context (the caller's span), set once when the event
 	// first leaves; the per-hop header below carries the publish span.
 	creation := ctx
-	sctx, span := c.tel.tracer.Start(ctx, "publish "+subject,
+	sctx, span := c.tel.tracer.Start(ctx, "publish "+SubjectTemplate(subject),
 		trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(attrSystem, keyDestination.String(stored), keyOperationType.String("send"),
 			keyOperationName.String("publish"), keyMessageID.String(e.ID()), keyCEID.String(e.ID()),

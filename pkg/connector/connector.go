@@ -98,13 +98,15 @@ func Register[C any](reg *service.Registry, spec Spec, setup SetupFunc[C]) {
 	reg.MustRegister(Define(spec, setup))
 }
 
-// Bus is the part of the bus a connector's Runtime uses: publishing, consuming, its key-value
-// buckets (through Runtime.KeyValue) and the schema registry. service.Deps.Bus (a *bus.Client)
+// Bus is the part of the bus a connector's Runtime uses: publishing, consuming, live events
+// (through Runtime.PublishLive), its key-value buckets (through Runtime.KeyValue) and the schema
+// registry. service.Deps.Bus (a *bus.Client)
 // is one.
 type Bus interface {
 	bus.Publisher
 	bus.Subscriber
 	bus.KeyValues
+	bus.Live
 	// Schemas is the registry events are validated against.
 	Schemas() *schema.Registry
 	// JetStream is the escape hatch for a stream the connector owns (webchat's visitor log) and
@@ -261,6 +263,15 @@ func (rt *Runtime) Publish(ctx context.Context, batch ...bus.Outgoing) error {
 		return rt.Bus.Publish(ctx, batch[0].Subject, batch[0].Event)
 	}
 	return rt.Bus.PublishBatch(ctx, batch)
+}
+
+// PublishLive publishes a live event (bus.Live: core NATS under omni.live.>, at most once, never
+// stored) declared in Spec.Produces. Errors wrap ErrUndeclared or are bus.Live's.
+func (rt *Runtime) PublishLive(ctx context.Context, o bus.Outgoing) error {
+	if err := rt.checkProduces([]bus.Outgoing{o}); err != nil {
+		return err
+	}
+	return rt.Bus.PublishLive(ctx, o.Subject, o.Event)
 }
 
 // Consume runs h on a durable consumer of route, which must be in Spec.Consumes. The consumer

@@ -339,6 +339,18 @@ func TestAsyncAPIStreams(t *testing.T) {
 		}
 	}
 	for name, ch := range doc.Channels {
+		if ch.Stream == "" {
+			// A live channel (core NATS, at most once): under omni.live. and stored by no stream.
+			if !strings.HasPrefix(ch.Address, "omni.live.") {
+				t.Errorf("channels.%s: no x-stream, and %s is not a live subject (omni.live.>)", name, ch.Address)
+			}
+			for sname, s := range doc.Streams {
+				if slices.ContainsFunc(s.Subjects, func(subj string) bool { return subjectCovers(subj, ch.Address) }) {
+					t.Errorf("channels.%s: live address %s is stored by %s", name, ch.Address, sname)
+				}
+			}
+			continue
+		}
 		s, ok := doc.Streams[ch.Stream]
 		if !ok {
 			t.Errorf("channels.%s: x-stream %q is not in x-streams", name, ch.Stream)

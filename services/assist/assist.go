@@ -16,14 +16,22 @@
 // and restored in the suggestion the agent sees. The provenance keeps the model's text as it
 // wrote it, placeholders and all, with the provider, model, prompt template id and SHA-256, the
 // request's id, the latency and the vendor's token counts.
+//
+// The request's knowledge-base articles (the desk's knowledge base) ground the prompt and are
+// named in the provenance; they are also the fallback: a model that has not started writing
+// within ASSIST_FIRST_TOKEN_TIMEOUT (down, erroring or silent) is answered at once with .failed
+// carrying them. While the model writes, its pieces are streamed to the desk as live events
+// (live.go).
 package assist
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -57,7 +65,7 @@ var (
 		Name:        "assist",
 		Description: "AI reply suggestions from an OpenAI-compatible chat completions API (Bailian, OpenAI), personal data masked",
 		Consumes:    []connector.Route{RouteRequested},
-		Produces:    append([]connector.Route{RouteCompleted, RouteFailed}, connector.ResilienceRoutes("assist")...),
+		Produces:    append([]connector.Route{RouteCompleted, RouteFailed, RouteDelta}, connector.ResilienceRoutes("assist")...),
 	}
 )
 
@@ -66,11 +74,12 @@ func Service() service.Service { return connector.Define(Spec, setup) }
 
 // request is the data of omni.tool.ai.suggest.requested.
 type request struct {
-	ConversationID string `json:"conversation_id"`
-	CustomerID     string `json:"customer_id,omitempty"`
-	Language       string `json:"language,omitempty"`
-	Context        []turn `json:"context"`
-	AgentID        string `json:"agent_id,omitempty"`
+	ConversationID string    `json:"conversation_id"`
+	CustomerID     string    `json:"customer_id,omitempty"`
+	Language       string    `json:"language,omitempty"`
+	Context        []turn    `json:"context"`
+	AgentID        string    `json:"agent_id,omitempty"`
+	Knowledge      []article `json:"knowledge,omitempty"`
 }
 
 // completed is the data of omni.tool.ai.suggest.completed.
@@ -97,18 +106,28 @@ type Provenance struct {
 	LatencyMS            int64    `json:"latency_ms"`
 	Usage                *Usage   `json:"usage,omitempty"`
 	FinishReason         string   `json:"finish_reason,omitempty"`
+	// KnowledgeArticleIDs are the knowledge-base articles the prompt included, best first.
+	KnowledgeArticleIDs []string `json:"knowledge_article_ids,omitempty"`
 	// Text is the suggestion as the model wrote it: placeholders, not personal data.
 	Text string `json:"text"`
 }
 
 // failed is the data of omni.tool.ai.suggest.failed.
 type failed struct {
-	ConversationID string               `json:"conversation_id,omitempty"`
-	CustomerID     string               `json:"customer_id,omitempty"`
-	Provider       string               `json:"provider"`
-	ErrorCode      string               `json:"error_code,omitempty"`
-	Error          string               `json:"error"`
-	Fallback       *resilience.Fallback `json:"fallback,omitempty"`
+	ConversationID string    `json:"conversation_id,omitempty"`
+	CustomerID     string    `json:"customer_id,omitempty"`
+	Provider       string    `json:"provider"`
+	ErrorCode      string    `json:"error_code,omitempty"`
+	Error          string    `json:"error"`
+	Fallback       *fallback `json:"fallback,omitempty"`
+}
+
+// fallback is what the agent can do instead: the note, and the request's knowledge-base
+// articles to answer from (tool.defs.json fallback).
+type fallback struct {
+	ManualURL string    `json:"manual_url,omitempty"`
+	Note      string    `json:"note,omitempty"`
+	Articles  []article `json:"articles,omitempty"`
 }
 
 // maxText bounds a suggestion (the schema's maxLength, in characters).
@@ -174,18 +193,56 @@ func (c *Connector) Handle(ctx context.Context, d bus.Delivery) error {
 		return bus.Permanent(errors.New("request has no context turns"))
 	}
 	ph := pii.NewPlaceholders()
-	body, err := json.Marshal(chatRequest{Model: c.cfg.Model, Messages: buildPrompt(req.Context, req.Language, ph), Stream: true,
+	body, err := json.Marshal(chatRequest{Model: c.cfg.Model, Messages: buildPrompt(req.Context, req.Knowledge, req.Language, ph), Stream: true,
 		StreamOptions: streamOptions{IncludeUsage: true}, MaxTokens: c.cfg.MaxTokens, Temperature: c.cfg.Temperature})
 	if err != nil {
 		return bus.Permanent(err)
 	}
 	budget, cancel := context.WithTimeout(ctx, c.cfg.Budget)
 	defer cancel()
-	start := c.now()
-	comp, err := resilience.Do(budget, c.route, resilience.Call{CustomerID: req.CustomerID, CorrelationID: d.Event.ID(), Key: req.ConversationID},
-		func(ctx context.Context, a *resilience.Attempt) (Completion, error) {
-			return c.client.complete(ctx, a, body)
+	// The model must start writing within ASSIST_FIRST_TOKEN_TIMEOUT, retries included: a model
+	// that is down (refused, 5xx, breaker open) or silent is answered with the fallback at once,
+	// while the agent still waits at the button.
+	call, stopCall := context.WithCancelCause(budget)
+	defer stopCall(nil)
+	// A window as long as the budget is no window of its own: the budget's timeout applies.
+	var wrote atomic.Bool
+	window := c.cfg.FirstToken < c.cfg.Budget
+	firstDeadline := time.Now().Add(c.cfg.FirstToken)
+	if window {
+		firstToken := time.AfterFunc(c.cfg.FirstToken, func() {
+			if !wrote.Load() {
+				stopCall(errFirstToken)
+			}
 		})
+		defer firstToken.Stop()
+	}
+	start := c.now()
+	live := c.streamer(d.Event, req, ph)
+	comp, err := resilience.Do(call, c.route, resilience.Call{CustomerID: req.CustomerID, CorrelationID: d.Event.ID(), Key: req.ConversationID},
+		func(ctx context.Context, a *resilience.Attempt) (Completion, error) {
+			if live != nil {
+				live.begin(a.Number())
+			}
+			comp, err := c.client.complete(ctx, a, body, func(p string) {
+				wrote.Store(true)
+				if live != nil {
+					live.piece(ctx, p)
+				}
+			})
+			if err == nil && live != nil {
+				live.end(ctx)
+			}
+			// A model that fails before writing, with less of the window left than a retry
+			// waits, cannot start in time: answer with the fallback now, not at the deadline.
+			if window && err != nil && call.Err() == nil && !wrote.Load() && time.Until(firstDeadline) < c.route.Settings().Backoff {
+				stopCall(errFirstToken)
+			}
+			return comp, err
+		})
+	if err != nil && errors.Is(context.Cause(call), errFirstToken) {
+		err = fmt.Errorf("%w (%s)", errFirstToken, c.cfg.FirstToken)
+	}
 	latency := c.now().Sub(start)
 	text := strings.TrimSpace(comp.Text)
 	if err == nil && text == "" {
@@ -206,7 +263,10 @@ func (c *Connector) Handle(ctx context.Context, d bus.Delivery) error {
 	return c.rt.Publish(pctx, out)
 }
 
-var errEmpty = errors.New("the model answered no text")
+var (
+	errEmpty      = errors.New("the model answered no text")
+	errFirstToken = errors.New("the model wrote nothing within ASSIST_FIRST_TOKEN_TIMEOUT")
+)
 
 func (c *Connector) options(req event.Event, data request) []event.Option {
 	opts := []event.Option{event.WithID("assist:suggest:" + req.ID()), event.WithCorrelationID(req.ID())}
@@ -229,19 +289,25 @@ func (c *Connector) completed(req event.Event, data request, comp Completion, te
 		Suggestions: []suggestion{{Text: truncate(ph.Restore(text), maxText)}},
 		Provenance: Provenance{Provider: c.cfg.Provider, Model: model, PromptTemplateID: TemplateID, PromptTemplateSHA256: TemplateSHA256,
 			InputEventIDs: []string{req.ID()}, LatencyMS: latency.Milliseconds(), Usage: comp.Usage, FinishReason: comp.FinishReason,
-			Text: truncate(text, maxText)},
+			KnowledgeArticleIDs: articleIDs(data.Knowledge), Text: truncate(text, maxText)},
 	}, c.options(req, data)...)
 	return bus.Outgoing{Subject: SubjectCompleted, Event: e}, err
 }
 
 func (c *Connector) failed(req event.Event, data request, cause error) (bus.Outgoing, error) {
 	code, msg := "empty", cause.Error()
-	fb := &resilience.Fallback{Note: c.cfg.Fallback}
+	fb := &fallback{Note: c.cfg.Fallback, Articles: data.Knowledge}
 	var re *resilience.Error
-	if errors.As(cause, &re) {
+	switch {
+	case errors.Is(cause, errFirstToken):
+		code = "first_token_timeout"
+	case errors.As(cause, &re):
 		code = re.Code()
 		if re.Fallback != nil {
-			fb = re.Fallback
+			fb.ManualURL = re.Fallback.ManualURL
+			if re.Fallback.Note != "" {
+				fb.Note = re.Fallback.Note
+			}
 		}
 	}
 	e, err := c.rt.NewEvent(TypeFailed, failed{ConversationID: data.ConversationID, CustomerID: data.CustomerID,
@@ -256,4 +322,13 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return string([]rune(s)[:n])
+}
+
+// articleIDs returns the ids of articles, in order.
+func articleIDs(articles []article) []string {
+	var ids []string
+	for _, a := range articles {
+		ids = append(ids, a.ID)
+	}
+	return ids
 }

@@ -35,6 +35,9 @@ const (
 	bankCard = "6222021234567890128"
 )
 
+// chunkDelay paces the sandbox model's stream, so that its pieces arrive one by one.
+const chunkDelay = 5 * time.Millisecond
+
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 type testBundle struct {
@@ -59,9 +62,15 @@ func setup(t testing.TB, extra map[string]string) testBundle {
 // pointing at it.
 func sandbox(t testing.TB) (*sim.Env, map[string]string) {
 	t.Helper()
+	return sandboxPaced(t, chunkDelay)
+}
+
+// sandboxPaced is sandbox with the model's pause before each streamed piece.
+func sandboxPaced(t testing.TB, delay time.Duration) (*sim.Env, map[string]string) {
+	t.Helper()
 	mux := http.NewServeMux()
 	env := sim.NewEnv(mux, "http://127.0.0.1:1/hooks", nil, 0, quiet())
-	if _, err := openai.New(env, openai.Config{APIKey: apiKey}); err != nil {
+	if _, err := openai.New(env, openai.Config{APIKey: apiKey, ChunkDelay: delay}); err != nil {
 		t.Fatal(err)
 	}
 	sb := httptest.NewServer(mux)
@@ -96,8 +105,13 @@ type turn struct {
 // request publishes a suggestion request as the desk does and returns its id.
 func (tb testBundle) request(t testing.TB, turns ...turn) string {
 	t.Helper()
-	e, err := event.New(assist.TypeRequested, "/desk", map[string]any{"conversation_id": convID, "customer_id": custID,
-		"language": "zh", "context": turns, "agent_id": "demo"}, event.WithSubject(convID), event.WithPartitionKey(convID))
+	return tb.publishRequest(t, map[string]any{"conversation_id": convID, "customer_id": custID, "language": "zh", "context": turns, "agent_id": "demo"})
+}
+
+// publishRequest publishes a suggestion request with data and returns its id.
+func (tb testBundle) publishRequest(t testing.TB, data map[string]any) string {
+	t.Helper()
+	e, err := event.New(assist.TypeRequested, "/desk", data, event.WithSubject(convID), event.WithPartitionKey(convID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,11 +265,17 @@ func TestVendorFaults(t *testing.T) {
 		// minLatency is the least provenance.latency_ms of a completed answer (Retry-After).
 		minLatency int64
 	}{
-		{name: "429 then ok", fault: sim.Fault{ErrorRatio: 1, Code: "429:1"}, completed: true, minCalls: 2, minLatency: 1000},
+		// Waiting out a Retry-After of 1 s needs a first-token timeout longer than that.
+		{name: "429 then ok", fault: sim.Fault{ErrorRatio: 1, Code: "429:1"}, env: map[string]string{"ASSIST_FIRST_TOKEN_TIMEOUT": "5s"},
+			completed: true, minCalls: 2, minLatency: 1000},
 		{name: "truncated then ok", fault: sim.Fault{ErrorRatio: 1, Code: openai.FaultTruncated}, completed: true, minCalls: 2},
 		{name: "500 always", fault: sim.Fault{ErrorRatio: 1, Code: "500"}, code: "server_error", minCalls: 3},
 		{name: "bad key", env: map[string]string{"ASSIST_API_KEY": "sk-wrong"}, code: "invalid_api_key", minCalls: 1},
-		{name: "slow vendor", fault: sim.Fault{Latency: 3 * time.Second}, env: map[string]string{"ASSIST_BUDGET": "1500ms"}, code: "timeout", minCalls: 1},
+		{name: "slow vendor", fault: sim.Fault{Latency: 3 * time.Second}, env: map[string]string{"ASSIST_BUDGET": "1500ms", "ASSIST_FIRST_TOKEN_TIMEOUT": "1500ms"},
+			code: "timeout", minCalls: 1},
+		{name: "silent vendor", fault: sim.Fault{Latency: 3 * time.Second}, code: "first_token_timeout", minCalls: 1},
+		{name: "rate limited for longer than the first token may take", fault: sim.Fault{ErrorRatio: 1, Code: "429:2"},
+			code: "first_token_timeout", minCalls: 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -20,6 +20,7 @@ type Config struct {
 	Temperature float64 `env:"ASSIST_TEMPERATURE" default:"0.3" desc:"sampling temperature (0-2)"`
 
 	Budget      time.Duration `env:"ASSIST_BUDGET" default:"30s" desc:"time a request may take end to end, retries included; then it is answered with .failed and the fallback text"`
+	FirstToken  time.Duration `env:"ASSIST_FIRST_TOKEN_TIMEOUT" default:"800ms" desc:"time the model has to start writing, retries included; a model that is down or silent is answered at once with .failed and the fallback (the note and the request's knowledge-base articles), so the agent's button answers within a second. Raise it for a model slow to start; equal to ASSIST_BUDGET turns the window off"`
 	Concurrency int           `env:"ASSIST_CONCURRENCY" default:"16" desc:"requests handled at once"`
 	Fallback    string        `env:"ASSIST_FALLBACK_TEXT" default:"AI 建议暂不可用，请参考知识库手动回复。" desc:"what a .failed result tells the agent to do instead"`
 }
@@ -54,6 +55,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Budget <= 0 {
 		errs = append(errs, errors.New("ASSIST_BUDGET must be > 0"))
+	}
+	if c.FirstToken <= 0 || c.FirstToken > c.Budget {
+		errs = append(errs, fmt.Errorf("ASSIST_FIRST_TOKEN_TIMEOUT=%s must be > 0 and at most ASSIST_BUDGET (%s)", c.FirstToken, c.Budget))
 	}
 	if c.Concurrency < 1 {
 		errs = append(errs, errors.New("ASSIST_CONCURRENCY must be >= 1"))

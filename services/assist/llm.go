@@ -70,10 +70,10 @@ type chatClient struct {
 }
 
 // complete is one attempt: it sends body (audited as it is — the prompt holds placeholders, not
-// personal data, and the key is in a header), reads the event stream and reports the answer on
-// a. Errors: *VendorError for an error answer, ErrTruncated or ErrMalformed for an unusable
+// personal data, and the key is in a header), reads the event stream — calling onDelta, if not
+// nil, with each piece of content as it arrives — and reports the answer on a. Errors: *VendorError for an error answer, ErrTruncated or ErrMalformed for an unusable
 // stream, transport errors, and bus.Permanent for a request that cannot be built.
-func (c *chatClient) complete(ctx context.Context, a *resilience.Attempt, body []byte) (Completion, error) {
+func (c *chatClient) complete(ctx context.Context, a *resilience.Attempt, body []byte, onDelta func(string)) (Completion, error) {
 	a.Request(body)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
 	if err != nil {
@@ -104,7 +104,7 @@ func (c *chatClient) complete(ctx context.Context, a *resilience.Attempt, body [
 		}
 		return Completion{}, ve
 	}
-	comp, err := ReadStream(io.LimitReader(resp.Body, resilience.MaxResponseBody), nil)
+	comp, err := ReadStream(io.LimitReader(resp.Body, resilience.MaxResponseBody), onDelta)
 	// The audit record gets what was assembled, not the raw chunks.
 	summary, _ := json.Marshal(map[string]any{"model": comp.Model, "text": comp.Text, "finish_reason": comp.FinishReason, "usage": comp.Usage})
 	var ve *VendorError

@@ -29,6 +29,9 @@ type Config struct {
 	AuditKeep    time.Duration `env:"DESK_AUDIT_RETENTION" default:"24h" desc:"how long the ops page keeps per-call audit rows"`
 	Consumer     string        `env:"DESK_CONSUMER" default:"desk" desc:"prefix of the desk's durable consumer names (a second desk with its own store needs its own)"`
 	Rebuild      bool          `env:"DESK_REBUILD" default:"false" desc:"empty the store at start and replay the log into it"`
+	AIAuto       string        `env:"DESK_AI_AUTO_CHANNELS" desc:"channels whose customer messages get an AI suggestion without the button (comma-separated, e.g. webchat,wechatkf), for the conversation's assignee; empty: none"`
+	AIAutoQuiet  time.Duration `env:"DESK_AI_AUTO_QUIET" default:"1500ms" desc:"how long a conversation must be quiet after a customer message before its automatic suggestion is asked for (one per burst of messages)"`
+	KBSeed       bool          `env:"DESK_KB_SEED" default:"true" desc:"write the demo knowledge-base articles (refunds, double charges, parcel delays, membership; Chinese and English) into a knowledge base that was never seeded, once"`
 }
 
 var consumerRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
@@ -62,7 +65,30 @@ func (c *Config) Validate() error {
 	if _, err := c.SeedAgents(); err != nil {
 		return err
 	}
+	if _, err := c.AutoChannels(); err != nil {
+		return err
+	}
+	if c.AIAutoQuiet < 0 || c.AIAutoQuiet > time.Minute {
+		return fmt.Errorf("DESK_AI_AUTO_QUIET must be within 0-1m, got %s", c.AIAutoQuiet)
+	}
 	return nil
+}
+
+var channelRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+// AutoChannels returns the channels of DESK_AI_AUTO_CHANNELS.
+func (c *Config) AutoChannels() (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, ch := range strings.Split(c.AIAuto, ",") {
+		if ch = strings.TrimSpace(ch); ch == "" {
+			continue
+		}
+		if !channelRE.MatchString(ch) || ch == "desk" {
+			return nil, fmt.Errorf("DESK_AI_AUTO_CHANNELS: %q is not a channel name (e.g. webchat,wechatkf)", ch)
+		}
+		out[ch] = true
+	}
+	return out, nil
 }
 
 // DemoAgents are the agents DESK_AGENTS=demo seeds. supervisor-wang is the demo supervisor.

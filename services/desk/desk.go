@@ -9,9 +9,13 @@
 // omni.channel.message.send.requested on omni.out.<channel>.message.send, a tool button an
 // omni.tool.<tool>.<op>.requested, close/reopen an omni.in.desk.conversation command, and every
 // assignment an omni.desk.assignment.changed. The workbench is live: each change the projection
-// commits is pushed to open pages over Server-Sent Events.
+// commits is pushed to open pages over Server-Sent Events, and so are the pieces of an AI
+// suggestion as the model writes them (omni.live.ai.suggest.*, core NATS), to the agent who asked
+// only. The desk also owns the knowledge base AI suggestions are grounded in (source data, not a
+// projection), and counts the agents' verdicts on suggestions.
 //
-// Routes on the shared mux: "/" (the workbench), "/ops" (vendor routes), "/api/..." (the API,
+// Routes on the shared mux: "/" (the workbench), "/kb" (the knowledge base), "/analytics"
+// (suggestion acceptance), "/ops" (vendor routes), "/api/..." (the API,
 // OAuth2 bearer tokens), "/desk/assets/...", "/desk/login", and, with DESK_DEV_LOGIN=true,
 // "/desk/dev/..." (the development issuer and its login).
 package desk
@@ -33,6 +37,7 @@ import (
 	"github.com/omnibus-dev/omnibus/services/desk/internal/api"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/assign"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/hub"
+	"github.com/omnibus-dev/omnibus/services/desk/internal/kb"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/project"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/store"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/web"
@@ -52,6 +57,7 @@ func Service() service.Service {
 			{Subject: "omni.tool.ticket.create.requested", Type: "omni.tool.ticket.create.requested"},
 			{Subject: "omni.tool.payment.link.requested", Type: "omni.tool.payment.link.requested"},
 			{Subject: "omni.tool.ai.suggest.requested", Type: "omni.tool.ai.suggest.requested"},
+			{Subject: api.SubjectSuggestFeedback, Type: api.TypeSuggestFeedback},
 			{Subject: assign.SubjectAssignment, Type: assign.TypeAssignmentChanged},
 			{Subject: api.SubjectAgentUpdated, Type: api.TypeAgentUpdated},
 		},
@@ -72,12 +78,14 @@ func Service() service.Service {
 			{Subject: "omni.in.*.message", Type: project.TypeMessageReceived},
 			{Subject: "omni.in.*.backfill", Type: project.TypeMessageReceived},
 			{Subject: "omni.tool.crm.lookup.completed", Type: project.TypeCRMLookupCompleted},
+			{Subject: project.TypeSuggestFeedback, Type: project.TypeSuggestFeedback},
 			{Subject: "omni.audit.*", Type: project.TypeAuditCallRecorded},
 			{Subject: "omni.ops.alert.raised", Type: project.TypeOpsAlertRaised},
 			{Subject: "omni.ops.alert.resolved", Type: project.TypeOpsAlertResolved},
 			{Subject: project.TypeSentimentScored, Type: project.TypeSentimentScored},
 			{Subject: project.TypeSentimentAlertRaised, Type: project.TypeSentimentAlertRaised},
 			{Subject: project.TypeSentimentAlertCleared, Type: project.TypeSentimentAlertCleared},
+			{Subject: SubjectSuggestDelta, Type: TypeSuggestDelta},
 		},
 		Run: Run,
 	}
@@ -88,7 +96,7 @@ func consumers(prefix string) []bus.ConsumerConfig {
 	return []bus.ConsumerConfig{
 		{Service: "desk", Durable: prefix, Stream: bus.StreamDesk, FilterSubjects: []string{"omni.desk.>"}},
 		{Service: "desk", Durable: prefix + "-in", Stream: bus.StreamIn, FilterSubjects: []string{"omni.in.*.message", "omni.in.*.backfill"}, Concurrency: 4},
-		{Service: "desk", Durable: prefix + "-tool", Stream: bus.StreamTool, FilterSubjects: []string{"omni.tool.*.*.requested", "omni.tool.crm.lookup.completed"}},
+		{Service: "desk", Durable: prefix + "-tool", Stream: bus.StreamTool, FilterSubjects: []string{"omni.tool.*.*.requested", "omni.tool.crm.lookup.completed", project.TypeSuggestFeedback}},
 		{Service: "desk", Durable: prefix + "-audit", Stream: bus.StreamAudit, FilterSubjects: []string{"omni.audit.>"}, Concurrency: 4},
 		{Service: "desk", Durable: prefix + "-alerts", Stream: bus.StreamOps, FilterSubjects: []string{"omni.ops.alert.>"}},
 		{Service: "desk", Durable: prefix + "-sentiment", Stream: bus.StreamTool, FilterSubjects: []string{project.SubjectSentiment}},
@@ -119,6 +127,13 @@ func run(ctx context.Context, d service.Deps) error {
 	if err := prepareStore(ctx, st, js, cons, cfg.Rebuild, log); err != nil {
 		return err
 	}
+	if cfg.KBSeed {
+		if seeded, err := st.SeedArticles(ctx, kb.Seeds()); err != nil {
+			return fmt.Errorf("seed the knowledge base: %w", err)
+		} else if seeded {
+			log.Info("knowledge base seeded with the demo articles", "articles", len(kb.Seeds()))
+		}
+	}
 	seeds, _ := cfg.SeedAgents()
 	for _, a := range seeds {
 		if err := st.SeedAgent(ctx, a); err != nil {
@@ -148,6 +163,13 @@ func run(ctx context.Context, d service.Deps) error {
 	a := &api.API{Store: st, Bus: d.Bus, Hub: h, Assigner: assigner, Verifier: verifier, Log: log,
 		Notify: proj.NotifyConversation, Schemas: d.Bus.Schemas(), Done: ctx.Done()}
 	a.Mount(d.Mux)
+	autoChannels, _ := cfg.AutoChannels()
+	auto := &autoSuggester{ctx: ctx, channels: autoChannels, quiet: cfg.AIAutoQuiet, live: caught, suggest: a.AutoSuggest, log: log,
+		timers: map[string]*time.Timer{}}
+	defer auto.stop()
+	if len(autoChannels) > 0 {
+		proj.OnInbound = auto.inbound
+	}
 	w := &web.Web{Store: st, Verifier: verifier, Dev: dev, DevTTL: cfg.DevTokenTTL, CookieSecure: cfg.CookieSecure, Log: log}
 	w.Mount(d.Mux)
 
@@ -157,7 +179,12 @@ func run(ctx context.Context, d service.Deps) error {
 		cons[i].Dependencies = append(cons[i].Dependencies, bus.Dependency{Name: "postgres", Check: st.Ping})
 	}
 	var subs []*bus.Subscription
+	relay, err := relaySuggestions(d.Bus, h, log)
+	if err != nil {
+		return err
+	}
 	stop := func() {
+		_ = relay.Stop()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 		defer cancel()
 		for _, s := range subs {

@@ -370,6 +370,16 @@ func TestReplyToolsAndCommands(t *testing.T) {
 	if ctx, _ := ai["context"].([]any); len(ctx) != 2 || ai["language"] != "zh" {
 		t.Fatalf("ai request context %v", ai)
 	}
+	// A conversation whose first message the desk has not projected yet: 409 and Retry-After,
+	// not the schema's 400 (the agent presses again a moment later).
+	quiet := newWorld(t, b)
+	quiet.opened("sms")
+	bustest.WaitFor(t, 10*time.Second, "the conversation without messages", func() bool {
+		return d.call(t, d.token, "GET", "/api/conversations/"+quiet.conv, nil, nil) == 200
+	})
+	if code := d.call(t, d.token, "POST", "/api/conversations/"+quiet.conv+"/tools/ai/suggest", nil, &r); code != 409 {
+		t.Fatalf("ai suggest without messages: %d %v, want 409", code, r)
+	}
 	for name, tc := range map[string]struct {
 		path string
 		body any

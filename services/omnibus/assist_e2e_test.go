@@ -63,7 +63,7 @@ func TestAISuggestionOnTheDesk(t *testing.T) {
 		return false
 	})
 	// The desk fills the request's context from its store, which may lag its timeline by a
-	// moment (a 400 "data/context: minItems" then): press again, as an agent would.
+	// moment (a 409 with Retry-After then): press again, as an agent would.
 	bustest.WaitFor(t, 30*time.Second, "the AI suggestion request accepted", func() bool {
 		return call("POST", "/api/conversations/"+convID+"/tools/ai/suggest", token, map[string]any{}, nil) == http.StatusAccepted
 	})

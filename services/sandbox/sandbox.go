@@ -35,12 +35,17 @@ type Config struct {
 	CallInterval time.Duration `env:"SANDBOX_CALL_INTERVAL" default:"40s" desc:"how often a simulated customer phones the hotline, saying catalogue sentences the simulated ASR recognises; 0 stops the calls"`
 	CallTarget   string        `env:"SANDBOX_CALL_TARGET" desc:"SIP host:port the simulated customers call (the voice connector); default the voice connector's VOICE_SIP_LISTEN (127.0.0.1:5060); a port 0 there turns the calls off"`
 	Hotline      string        `env:"SANDBOX_HOTLINE" default:"4008001234" desc:"the number the simulated customers call"`
+
+	OpenAIChunkDelay time.Duration `env:"SANDBOX_OPENAI_CHUNK_DELAY" default:"60ms" desc:"pause before each streamed piece (8 characters) of the simulated model's reply, so suggestions arrive as a model writes them; 0 sends the whole reply at once"`
 }
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
 	if c.Customers < 1 {
 		return errors.New("SANDBOX_CUSTOMERS must be >= 1")
+	}
+	if c.OpenAIChunkDelay < 0 || c.OpenAIChunkDelay > 5*time.Second {
+		return errors.New("SANDBOX_OPENAI_CHUNK_DELAY must be within 0-5s")
 	}
 	if c.Interval < 0 {
 		return errors.New("SANDBOX_SCENARIO_INTERVAL must be >= 0")

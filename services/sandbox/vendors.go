@@ -177,8 +177,8 @@ var vendors = []vendor{
 		_, err := jira.New(env, jira.Config{Email: cred(l, "JIRA_EMAIL"), APIToken: cred(l, "JIRA_API_TOKEN"), WebhookSecret: cred(l, "JIRA_WEBHOOK_SECRET")})
 		return nil, err
 	}},
-	{"openai", func(_ context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {
-		_, err := openai.New(env, openai.Config{APIKey: cred(l, "ASSIST_API_KEY")})
+	{"openai", func(_ context.Context, env *sim.Env, c *Config, l config.Lookup) (sim.Channel, error) {
+		_, err := openai.New(env, openai.Config{APIKey: cred(l, "ASSIST_API_KEY"), ChunkDelay: c.OpenAIChunkDelay})
 		return nil, err
 	}},
 	// Real-time speech recognition for the voice connector: both vendors recognise the

@@ -5,9 +5,11 @@
 //
 // It checks the bearer key (401 invalid_api_key otherwise) and the body (400
 // invalid_request_error without a model or messages), records what it was sent, and answers
-// with a deterministic reply built from the prompt (Reply): the last user message it saw and the
-// personal-data placeholders (<PHONE_1>, ...) anywhere in the messages, so tests can assert what
-// the model was shown. With "stream": true the reply comes as server-sent events —
+// with a deterministic reply built from the prompt (Reply): the last user message it saw, the
+// first sentence of the first knowledge-base article in the system message ("[kb:<id>] <title>"
+// and the body on the next line, as the assist connector writes them) and the personal-data
+// placeholders (<PHONE_1>, ...) in the conversation's messages, so tests can assert what the model was
+// shown and that its answer is grounded in the article. With "stream": true the reply comes as server-sent events —
 // chat.completion.chunk objects whose first delta is the role, then the content in pieces, then
 // an empty delta with finish_reason "stop", a usage chunk when stream_options.include_usage is
 // set, and "data: [DONE]" — as the vendors send it; otherwise as one chat.completion object.
@@ -25,6 +27,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
@@ -43,6 +46,9 @@ const FaultTruncated = "truncated"
 type Config struct {
 	// APIKey is the bearer key the connector must send (its ASSIST_API_KEY). Required.
 	APIKey string
+	// ChunkDelay is the pause before each content chunk of a stream, as a model takes time to
+	// write (0: none). Callers see the reply arrive progressively.
+	ChunkDelay time.Duration
 }
 
 // Sim is the running simulator.
@@ -92,14 +98,44 @@ type Usage struct {
 
 var placeholderRE = regexp.MustCompile(`<(?:PHONE|ID_CARD|BANK_CARD|EMAIL)_[0-9]+>`)
 
-// Reply is the simulator's answer to messages: the last user message and the placeholders seen
-// (each once, in order of appearance) in a fixed template.
+// articleRE finds a knowledge-base article in a system message, as the assist connector writes
+// them: a line "[kb:<id>] <title>", then the body.
+var articleRE = regexp.MustCompile(`(?m)^\[kb:([^\]\s]+)\] (.+)\n(.+)$`)
+
+// Grounding returns the first knowledge-base article of the system messages (id, title and the
+// first sentence of its body); ok is false when there is none.
+func Grounding(messages []Message) (id, title, sentence string, ok bool) {
+	for _, m := range messages {
+		if m.Role != "system" {
+			continue
+		}
+		if g := articleRE.FindStringSubmatch(m.Content); g != nil {
+			body := []rune(strings.TrimSpace(g[3]))
+			end := len(body)
+			for i, r := range body {
+				if r == '。' || r == '！' || r == '；' || (r == '.' && (i+1 == len(body) || body[i+1] == ' ')) {
+					end = i + 1
+					break
+				}
+			}
+			return g[1], strings.TrimSpace(g[2]), string(body[:min(end, 160)]), true
+		}
+	}
+	return "", "", "", false
+}
+
+// Reply is the simulator's answer to messages: the last user message, the first sentence of the
+// first knowledge-base article it was given (Grounding), and the placeholders seen (each once, in
+// order of appearance) in a fixed template.
 func Reply(messages []Message) string {
 	last := ""
 	var seen []string
 	for _, m := range messages {
 		if m.Role == "user" {
 			last = m.Content
+		}
+		if m.Role == "system" {
+			continue // the instructions name the placeholders as examples
 		}
 		for _, p := range placeholderRE.FindAllString(m.Content, -1) {
 			if !contains(seen, p) {
@@ -111,6 +147,9 @@ func Reply(messages []Message) string {
 		last = string(r[:80]) + "…"
 	}
 	out := "您好，已收到您的消息「" + last + "」。"
+	if _, title, sentence, ok := Grounding(messages); ok {
+		out += "根据《" + title + "》：" + sentence
+	}
 	if len(seen) > 0 {
 		out += "我们已记录 " + strings.Join(seen, "、") + "，会尽快为您处理。"
 	} else {
@@ -181,6 +220,13 @@ func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	st.event(chunk(map[string]string{"role": "assistant", "content": ""}, nil))
 	for _, c := range chunks {
+		if s.cfg.ChunkDelay > 0 {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(s.cfg.ChunkDelay):
+			}
+		}
 		st.event(chunk(map[string]string{"content": c}, nil))
 	}
 	st.event(chunk(map[string]string{}, "stop"))

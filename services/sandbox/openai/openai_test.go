@@ -92,3 +92,25 @@ func TestFaults(t *testing.T) {
 		t.Fatalf("truncated: %d %s", status, got)
 	}
 }
+
+// TestGroundedReply: given knowledge-base articles, the model answers from the first one.
+func TestGroundedReply(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, system, want string
+	}{
+		{"chinese", "你是助手。\n\n知识库文章：\n[kb:kb-refund] 银行卡重复扣款\n重复扣款的金额会在 1-3 个工作日内原路退回。如未到账请联系发卡行。\n[kb:kb-2] 其他\n无关。",
+			"您好，已收到您的消息「扣了两次」。根据《银行卡重复扣款》：重复扣款的金额会在 1-3 个工作日内原路退回。我们会尽快为您处理。"},
+		{"english", "Assist.\n[kb:kb-en] Refund times\nRefunds reach the original card within 3-5 days. Contact us otherwise.",
+			"您好，已收到您的消息「扣了两次」。根据《Refund times》：Refunds reach the original card within 3-5 days.我们会尽快为您处理。"},
+		{"no article", "你是助手。", "您好，已收到您的消息「扣了两次」。我们会尽快为您处理。"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := openai.Reply([]openai.Message{{Role: "system", Content: tc.system}, {Role: "user", Content: "扣了两次"}})
+			if got != tc.want {
+				t.Fatalf("got  %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}

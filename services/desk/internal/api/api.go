@@ -74,7 +74,7 @@ type Route struct {
 
 // Routes returns every operation of the API (what openapi.json documents).
 func (a *API) Routes() []Route {
-	return []Route{
+	return append([]Route{
 		{"GET", "/api/openapi.json", true, a.openapi},
 		{"GET", "/api/me", false, a.me},
 		{"GET", "/api/conversations", false, a.listConversations},
@@ -93,7 +93,7 @@ func (a *API) Routes() []Route {
 		{"GET", "/api/alerts", false, a.alerts},
 		{"GET", "/api/ops/routes", false, a.opsRoutes},
 		{"GET", "/api/events", false, a.events},
-	}
+	}, append(a.knowledgeRoutes(), a.feedbackRoutes()...)...) // kb.go, feedback.go
 }
 
 // Mount registers the routes on mux, the non-public ones behind the token check.
@@ -400,43 +400,23 @@ func (a *API) toolRequest(w http.ResponseWriter, r *http.Request) {
 	p := principal(r)
 	data["conversation_id"], data["customer_id"], data["agent_id"] = c.ID, c.CustomerID, p.AgentID
 	if tool == "ai" && op == "suggest" {
-		if _, given := data["context"]; !given {
-			turns, err := a.Store.RecentTexts(ctx, c.ID, 20)
-			if err != nil {
-				a.internal(w, r, err)
-				return
-			}
-			ctxTurns := []map[string]string{}
-			for _, t := range turns {
-				role := "customer"
-				if t[0] == "outbound" {
-					role = "agent"
-				}
-				ctxTurns = append(ctxTurns, map[string]string{"role": role, "channel": t[1], "text": t[2]})
-			}
-			data["context"] = ctxTurns
-		}
-		if _, given := data["language"]; !given && c.Language != "" {
-			data["language"] = c.Language
+		if err := a.fillSuggestion(ctx, c, data); errors.Is(err, errNoTurns) { // suggest.go
+			// The store has no text turn yet (the customer's first message is still being
+			// projected, or it was not text): a moment later there will be one.
+			w.Header().Set("Retry-After", "1")
+			fail(w, http.StatusConflict, "the conversation has no text message on the desk yet; try again in a moment")
+			return
+		} else if err != nil {
+			a.internal(w, r, err)
+			return
 		}
 	}
-	e, err := event.New(typ, Source, data, event.WithSubject(c.ID), event.WithPartitionKey(c.ID))
+	e, err := a.publishToolRequest(ctx, c, tool, op, p.AgentID, data) // suggest.go
 	if err != nil {
-		a.internal(w, r, err)
-		return
-	}
-	// The request's correlationid is its own id: the tool's result carries it back.
-	e.SetExtension(event.ExtCorrelationID, e.ID())
-	subject := typ
-	if err := a.Bus.Publish(ctx, subject, e); err != nil {
 		a.publishError(w, r, err)
 		return
 	}
-	raw, _ := json.Marshal(data)
-	if err := a.Store.ApplyToolRequest(ctx, e.ID(), c.ID, c.CustomerID, tool, op, p.AgentID, raw, e.Time()); err != nil {
-		a.Log.Warn("tool request not recorded (its copy on OMNI_TOOL will be)", "id", e.ID(), "err", err)
-	}
-	a.notify(ctx, "desk.tool_request", c.ID)
+	subject := typ
 	webhook.WriteJSON(w, http.StatusAccepted, map[string]any{"request_id": e.ID(), "type": typ, "subject": subject})
 }
 

@@ -19,7 +19,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusInternalServerError, "streaming unsupported")
 		return
 	}
-	ch, cancel := a.Hub.Subscribe()
+	ch, cancel := a.Hub.SubscribeAs(principal(r).AgentID)
 	defer cancel()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")

@@ -14,6 +14,9 @@ type Notice struct {
 	ConversationID string          `json:"conversation_id,omitempty"`
 	CustomerID     string          `json:"customer_id,omitempty"`
 	Data           json.RawMessage `json:"data,omitempty"`
+	// AgentID, when set, addresses the notice to that agent's streams only (an AI suggestion
+	// streamed to the agent who asked); it is not sent.
+	AgentID string `json:"-"`
 }
 
 // Buffer is how many notices a slow subscriber may fall behind before it is cut off (its
@@ -23,18 +26,22 @@ const Buffer = 256
 // Hub fans notices out to subscribers.
 type Hub struct {
 	mu   sync.Mutex
-	subs map[chan Notice]struct{}
+	subs map[chan Notice]string // → the subscriber's agent id
 }
 
 // New returns an empty hub.
-func New() *Hub { return &Hub{subs: map[chan Notice]struct{}{}} }
+func New() *Hub { return &Hub{subs: map[chan Notice]string{}} }
 
 // Subscribe returns a channel of notices and a cancel function. The channel is closed by
-// cancel, or by the hub when the subscriber falls Buffer notices behind.
-func (h *Hub) Subscribe() (<-chan Notice, func()) {
+// cancel, or by the hub when the subscriber falls Buffer notices behind. It receives no notice
+// addressed to an agent (Notice.AgentID); SubscribeAs does.
+func (h *Hub) Subscribe() (<-chan Notice, func()) { return h.SubscribeAs("") }
+
+// SubscribeAs is Subscribe for a page of agent: it also receives the notices addressed to agent.
+func (h *Hub) SubscribeAs(agent string) (<-chan Notice, func()) {
 	ch := make(chan Notice, Buffer)
 	h.mu.Lock()
-	h.subs[ch] = struct{}{}
+	h.subs[ch] = agent
 	h.mu.Unlock()
 	return ch, func() {
 		h.mu.Lock()
@@ -50,7 +57,10 @@ func (h *Hub) Subscribe() (<-chan Notice, func()) {
 func (h *Hub) Publish(n Notice) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for ch := range h.subs {
+	for ch, agent := range h.subs {
+		if n.AgentID != "" && n.AgentID != agent {
+			continue
+		}
 		select {
 		case ch <- n:
 		default:

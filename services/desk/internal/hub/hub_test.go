@@ -36,3 +36,24 @@ func TestFanOutAndSlowSubscriber(t *testing.T) {
 		t.Fatalf("subscribers = %d after cancel", h.Subscribers())
 	}
 }
+
+func TestAddressedNotices(t *testing.T) {
+	t.Parallel()
+	h := New()
+	li, cancelLi := h.SubscribeAs("agent-li")
+	defer cancelLi()
+	wang, cancelWang := h.SubscribeAs("agent-wang")
+	defer cancelWang()
+	anon, cancelAnon := h.Subscribe()
+	defer cancelAnon()
+	h.Publish(Notice{Type: "private", AgentID: "agent-li"})
+	h.Publish(Notice{Type: "all"})
+	if n := <-li; n.Type != "private" {
+		t.Fatalf("agent-li got %+v first", n)
+	}
+	for name, ch := range map[string]<-chan Notice{"agent-li": li, "agent-wang": wang, "anonymous": anon} {
+		if n := <-ch; n.Type != "all" {
+			t.Fatalf("%s got %+v, want only the broadcast", name, n)
+		}
+	}
+}

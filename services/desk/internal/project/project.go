@@ -54,6 +54,8 @@ type Projector struct {
 	Log   *slog.Logger
 	// Kick asks the assigner for a pass (conversation opened or closed, agent changed).
 	Kick func()
+	// OnInbound, if set, is told of each customer message applied (automatic AI suggestions).
+	OnInbound func(ctx context.Context, conversationID, channel string)
 }
 
 func decode(e event.Event, v any) error {
@@ -98,6 +100,9 @@ func (p *Projector) HandleDesk(ctx context.Context, d bus.Delivery) error {
 			return err
 		}
 		p.conversationChanged(ctx, e.Type(), m.Message.ConversationID)
+		if m.Message.Direction == "inbound" && p.OnInbound != nil {
+			p.OnInbound(ctx, m.Message.ConversationID, m.Message.Channel)
+		}
 	case TypeMessageUpdated:
 		var u store.MessageUpdated
 		if err := decode(e, &u); err != nil {
@@ -264,6 +269,8 @@ func (p *Projector) HandleTool(ctx context.Context, d bus.Delivery) error {
 			return err
 		}
 		p.conversationChanged(ctx, e.Type(), r.ConversationID)
+	case e.Type() == TypeSuggestFeedback:
+		return p.applyFeedback(ctx, e) // feedback.go
 	case e.Type() == TypeCRMLookupCompleted:
 		var r struct {
 			CustomerID string `json:"customer_id"`

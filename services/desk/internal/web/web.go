@@ -45,6 +45,8 @@ func (w *Web) Mount(mux *http.ServeMux) {
 	}))
 	mux.HandleFunc("GET /{$}", w.page("index.html"))
 	mux.HandleFunc("GET /ops", w.page("ops.html"))
+	mux.HandleFunc("GET /kb", w.page("kb.html"))
+	mux.HandleFunc("GET /analytics", w.page("analytics.html"))
 	mux.HandleFunc("GET /desk/login", w.login)
 	mux.HandleFunc("POST /desk/session", w.session)
 	mux.HandleFunc("POST /desk/logout", w.logout)

@@ -159,7 +159,8 @@ function renderToolResult(r) {
     return el("div", { class: "card tool-card failed", dataset: { tool: r.tool, op: r.op } }, head(t("failed")),
       el("div", { class: "card-body" }, (res.error_code ? "[" + res.error_code + "] " : "") + (res.error || ""),
         fb.note || fb.manual_url ? el("div", { class: "fallback" }, el("strong", {}, t("fallback") + ": "), fb.note || "",
-          fb.manual_url ? el("a", { href: fb.manual_url, target: "_blank", rel: "noopener noreferrer", class: "manual-link" }, " " + t("manual") + " ↗") : null) : null));
+          fb.manual_url ? el("a", { href: fb.manual_url, target: "_blank", rel: "noopener noreferrer", class: "manual-link" }, " " + t("manual") + " ↗") : null) : null,
+        renderFallbackArticles(fb))); // assist.js
   }
   if (r.tool === "logistics" && r.op === "route") {
     const events = (res.events || []).slice(0, 6);
@@ -189,7 +190,7 @@ function renderToolResult(r) {
       el("div", { class: "card-body" },
         s ? el("div", { class: "sentiment s-" + s.label }, t("sentiment") + ": " + t("sentiment." + s.label)) : null,
         el("ul", { class: "suggestions" }, ...(res.suggestions || []).map((x) => el("li", {}, el("span", {}, x.text),
-          el("button", { class: "ghost use-suggestion", onclick: () => { $("#reply-text").value = x.text; $("#reply-text").focus(); } }, t("use")))))));
+          el("button", { class: "ghost use-suggestion", onclick: () => useSuggestion(r, x.text) }, t("use")), rejectButton(r)))))); // assist.js
   }
   if (r.tool === "crm") {
     const found = res.found;
@@ -367,7 +368,7 @@ function renderConversation() {
   const reply = el("form", { class: "reply", id: "reply-form", onsubmit: async (e) => {
     e.preventDefault();
     const ta = $("#reply-text"); const text = ta.value.trim(); if (!text) return;
-    if (await sendText(text, $("#reply-send"))) ta.value = "";
+    if (await sendText(text, $("#reply-send"))) { suggestionSent(text); ta.value = ""; } // assist.js: feedback
     $("#reply-send").disabled = false;
   } },
     el("textarea", { id: "reply-text", rows: "3", placeholder: t("reply.placeholder"), disabled: c.status !== "open",
@@ -379,6 +380,7 @@ function renderConversation() {
   renderTools();
   renderReplyChannels();
   items.scrollTop = items.scrollHeight;
+  decorateLive(); // assist.js: suggestions being written
 }
 
 async function transfer(agentId) {
@@ -456,6 +458,7 @@ function connect() {
       first = false;
       return;
     }
+    if (n.type === "omni.live.ai.suggest.delta") { onSuggestDelta(n); return; } // assist.js
     if (n.type === "desk.alerts") { state.alerts = n.data || []; renderAlerts(); return; }
     if (n.type === "desk.call") { onCall(n); if (n.conversation_id === state.selected) reloadSelectedSoon(); return; }
     if (n.type === "omni.desk.agent.updated" || n.type === "omni.desk.assignment.changed") loadAgents().then(renderInbox);

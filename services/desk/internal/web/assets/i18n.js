@@ -155,3 +155,7 @@ function fmtDuration(ms) {
   if (h < 48) return h + t("h") + (m % 60 ? " " + (m % 60) + t("min") : "");
   return Math.floor(h / 24) + t("d");
 }
+
+// The knowledge-base and analytics pages' nav links (kb.js, analytics.js hold the pages' own messages).
+Object.assign(MESSAGES.zh, { "nav.kb": "知识库", "nav.analytics": "AI 分析" });
+Object.assign(MESSAGES.en, { "nav.kb": "Knowledge", "nav.analytics": "AI analytics" });
