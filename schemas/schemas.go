@@ -14,7 +14,12 @@ package schemas
 
 //go:generate go run ./internal/gentypes
 
-import "embed"
+import (
+	"embed"
+	"io/fs"
+	"sort"
+	"strings"
+)
 
 //go:embed *.json asyncapi.yaml
 var files embed.FS
@@ -30,3 +35,44 @@ func FS() embed.FS { return files }
 // They exist for tests (this package's and other modules'), which cannot read another module's
 // files by relative path.
 func Examples() embed.FS { return examples }
+
+// Types returns every CloudEvents type that has a schema here, sorted: the names of the
+// "<type>.json" files.
+func Types() []string {
+	names, _ := fs.Glob(files, "omni.*.json") // a constant, valid pattern
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		if t := strings.TrimSuffix(n, ".json"); !strings.HasSuffix(t, ".defs") {
+			out = append(out, t)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TypesMatching returns the types of Types that match pattern, a NATS-style pattern over the
+// type's dot-separated tokens ("*" one token, ">" the rest): "omni.tool.*.*.completed" is every
+// tool's completed result.
+func TypesMatching(pattern string) []string {
+	var out []string
+	for _, t := range Types() {
+		if matches(strings.Split(pattern, "."), strings.Split(t, ".")) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func matches(pat, toks []string) bool {
+	for i, p := range pat {
+		switch {
+		case p == ">":
+			return i < len(toks)
+		case i >= len(toks):
+			return false
+		case p != "*" && p != toks[i]:
+			return false
+		}
+	}
+	return len(pat) == len(toks)
+}

@@ -364,6 +364,31 @@ func outcomesText(by map[string]int) string {
 	return s
 }
 
+// Data is the data of an omni.ops.alert.raised or .resolved event as a consumer reads it: the
+// fields of every kind of alert (KindVendorFailureRatio, the dead-letter watcher's), zero where an
+// alert's kind does not carry them. Producers write each kind's own fields (schemas/omni.ops.alert.*).
+type Data struct {
+	AlertID  string    `json:"alert_id"`
+	Kind     string    `json:"kind"`
+	Service  string    `json:"service"`
+	Summary  string    `json:"summary"`
+	RaisedAt time.Time `json:"raised_at"`
+	// A vendor route's failure ratio.
+	Vendor            string         `json:"vendor,omitempty"`
+	Op                string         `json:"op,omitempty"`
+	Ratio             float64        `json:"ratio,omitempty"`
+	Threshold         float64        `json:"threshold,omitempty"`
+	Calls             int            `json:"calls,omitempty"`
+	Failures          int            `json:"failures,omitempty"`
+	WindowSeconds     int            `json:"window_seconds,omitempty"`
+	FailuresByOutcome map[string]int `json:"failures_by_outcome,omitempty"`
+	// Dead letters held: the service's dead-letter subject and how many.
+	Subject  string `json:"subject,omitempty"`
+	Messages int    `json:"messages,omitempty"`
+	// ResolvedAt is set on a resolved alert.
+	ResolvedAt *time.Time `json:"resolved_at,omitempty"`
+}
+
 type common struct {
 	AlertID       string    `json:"alert_id"`
 	Kind          string    `json:"kind"`

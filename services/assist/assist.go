@@ -41,13 +41,14 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/pkg/service"
+	"github.com/omnibus-dev/omnibus/schemas"
 )
 
 // Event types and subjects.
 const (
-	TypeRequested    = "omni.tool.ai.suggest.requested"
-	TypeCompleted    = "omni.tool.ai.suggest.completed"
-	TypeFailed       = "omni.tool.ai.suggest.failed"
+	TypeRequested    = schemas.TypeToolAiSuggestRequested
+	TypeCompleted    = schemas.TypeToolAiSuggestCompleted
+	TypeFailed       = schemas.TypeToolAiSuggestFailed
 	SubjectRequested = TypeRequested
 	SubjectCompleted = TypeCompleted
 	SubjectFailed    = TypeFailed

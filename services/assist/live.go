@@ -10,6 +10,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/pii"
+	"github.com/omnibus-dev/omnibus/schemas"
 )
 
 // This file streams a suggestion to the desk while the model writes it: each piece the vendor
@@ -19,7 +20,7 @@ import (
 
 // The live event type and its subject's prefix.
 const (
-	TypeDelta         = "omni.live.ai.suggest.delta"
+	TypeDelta         = schemas.TypeLiveAiSuggestDelta
 	SubjectLivePrefix = "omni.live.ai.suggest."
 )
 

@@ -33,6 +33,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/pkg/service"
+	"github.com/omnibus-dev/omnibus/schemas"
 	"github.com/omnibus-dev/omnibus/services/desk/auth"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/api"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/assign"
@@ -53,15 +54,15 @@ func Service() service.Service {
 			{Subject: "omni.out.*.message.send", Type: api.TypeSendRequested},
 			{Subject: api.SubjectConversation, Type: api.TypeCloseRequested},
 			{Subject: api.SubjectConversation, Type: api.TypeReopenRequested},
-			{Subject: "omni.tool.logistics.route.requested", Type: "omni.tool.logistics.route.requested"},
-			{Subject: "omni.tool.ticket.create.requested", Type: "omni.tool.ticket.create.requested"},
-			{Subject: "omni.tool.payment.link.requested", Type: "omni.tool.payment.link.requested"},
-			{Subject: "omni.tool.ai.suggest.requested", Type: "omni.tool.ai.suggest.requested"},
+			{Subject: "omni.tool.logistics.route.requested", Type: schemas.TypeToolLogisticsRouteRequested},
+			{Subject: "omni.tool.ticket.create.requested", Type: schemas.TypeToolTicketCreateRequested},
+			{Subject: "omni.tool.payment.link.requested", Type: schemas.TypeToolPaymentLinkRequested},
+			{Subject: "omni.tool.ai.suggest.requested", Type: schemas.TypeToolAiSuggestRequested},
 			{Subject: api.SubjectSuggestFeedback, Type: api.TypeSuggestFeedback},
 			{Subject: assign.SubjectAssignment, Type: assign.TypeAssignmentChanged},
 			{Subject: api.SubjectAgentUpdated, Type: api.TypeAgentUpdated},
 		},
-		Subscribes: []service.Route{
+		Subscribes: append([]service.Route{
 			{Subject: project.TypeConversationOpened, Type: project.TypeConversationOpened},
 			{Subject: project.TypeConversationUpdated, Type: project.TypeConversationUpdated},
 			{Subject: project.TypeConversationClosed, Type: project.TypeConversationClosed},
@@ -86,9 +87,19 @@ func Service() service.Service {
 			{Subject: project.TypeSentimentAlertRaised, Type: project.TypeSentimentAlertRaised},
 			{Subject: project.TypeSentimentAlertCleared, Type: project.TypeSentimentAlertCleared},
 			{Subject: SubjectSuggestDelta, Type: TypeSuggestDelta},
-		},
+		}, toolRequests()...),
 		Run: Run,
 	}
+}
+
+// toolRequests is every tool request type in schemas/, on the subject of its name: the desk
+// shows a request on the timeline until its result comes (whoever asked).
+func toolRequests() []service.Route {
+	var out []service.Route
+	for _, typ := range schemas.TypesMatching("omni.tool.*.*.requested") {
+		out = append(out, service.Route{Subject: typ, Type: typ})
+	}
+	return out
 }
 
 // consumers returns the desk's durable consumers; the first is the projection of OMNI_DESK.

@@ -68,7 +68,7 @@ func TestSuggestionFeedback(t *testing.T) {
 		"used without text":  {"suggestion_event_id": s1, "verdict": "used"},
 		"unknown suggestion": {"suggestion_event_id": "assist:suggest:nope", "verdict": "rejected"},
 	} {
-		if code := d.call(t, d.token, "POST", path, body, nil); code != 400 && !(name == "unknown suggestion" && code == 404) {
+		if code := d.call(t, d.token, "POST", path, body, nil); code != 400 && (name != "unknown suggestion" || code != 404) {
 			t.Errorf("%s: %d", name, code)
 		}
 	}

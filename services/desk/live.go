@@ -8,12 +8,13 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/schemas"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/hub"
 )
 
 // The assist connector's live suggestion pieces (bus.Live: core NATS, at most once).
 const (
-	TypeSuggestDelta    = "omni.live.ai.suggest.delta"
+	TypeSuggestDelta    = schemas.TypeLiveAiSuggestDelta
 	SubjectSuggestDelta = "omni.live.ai.suggest.*"
 )
 

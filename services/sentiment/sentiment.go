@@ -45,14 +45,15 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	analysis "github.com/omnibus-dev/omnibus/pkg/sentiment"
 	"github.com/omnibus-dev/omnibus/pkg/service"
+	"github.com/omnibus-dev/omnibus/schemas"
 )
 
 // Event types and subjects.
 const (
-	TypeMessageAdded    = "omni.desk.message.added"
-	TypeScored          = "omni.tool.ai.sentiment.scored"
-	TypeAlertRaised     = "omni.tool.ai.sentiment.alert.raised"
-	TypeAlertCleared    = "omni.tool.ai.sentiment.alert.cleared"
+	TypeMessageAdded    = schemas.TypeDeskMessageAdded
+	TypeScored          = schemas.TypeToolAiSentimentScored
+	TypeAlertRaised     = schemas.TypeToolAiSentimentAlertRaised
+	TypeAlertCleared    = schemas.TypeToolAiSentimentAlertCleared
 	SubjectMessageAdded = TypeMessageAdded
 	SubjectScored       = TypeScored
 	SubjectAlertRaised  = TypeAlertRaised

@@ -10,10 +10,8 @@ package unifier
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"runtime"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -110,18 +108,12 @@ func subjects(routes []service.Route) []string {
 	return out
 }
 
-// toolResults returns a route for every tool result type in schemas/.
+// toolResults returns a route for every tool result type in schemas/, on the subject of its
+// name.
 func toolResults() []service.Route {
 	var out []service.Route
-	for _, pattern := range []string{"omni.tool.*.*.completed.json", "omni.tool.*.*.failed.json"} {
-		names, err := fs.Glob(schemas.FS(), pattern)
-		if err != nil {
-			panic(err) // a constant, valid pattern
-		}
-		for _, n := range names {
-			typ := strings.TrimSuffix(n, ".json")
-			out = append(out, service.Route{Subject: typ, Type: typ})
-		}
+	for _, typ := range slices.Concat(schemas.TypesMatching("omni.tool.*.*.completed"), schemas.TypesMatching("omni.tool.*.*.failed")) {
+		out = append(out, service.Route{Subject: typ, Type: typ})
 	}
 	return out
 }

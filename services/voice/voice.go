@@ -48,16 +48,17 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/service"
+	"github.com/omnibus-dev/omnibus/schemas"
 	"github.com/omnibus-dev/omnibus/services/voice/internal/media"
 )
 
 // Event types, subjects and the Spec that declares them.
 const (
-	TypeCallStarted  = "omni.channel.call.started"
-	TypeCallAnswered = "omni.channel.call.answered"
-	TypeCallEnded    = "omni.channel.call.ended"
-	TypeSegment      = "omni.channel.call.segment.transcribed"
-	TypeHangup       = "omni.channel.call.hangup.requested"
+	TypeCallStarted  = schemas.TypeChannelCallStarted
+	TypeCallAnswered = schemas.TypeChannelCallAnswered
+	TypeCallEnded    = schemas.TypeChannelCallEnded
+	TypeSegment      = schemas.TypeChannelCallSegmentTranscribed
+	TypeHangup       = schemas.TypeChannelCallHangupRequested
 
 	SubjectCall       = "omni.in.voice.call"
 	SubjectTranscript = "omni.in.voice.transcript"

@@ -13,14 +13,15 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/schemas"
 )
 
 // Event types the load generator publishes and observes (the unifier's engine constants are
 // internal to its module).
 const (
-	typeReceived   = "omni.channel.message.received"
-	typeStatus     = "omni.channel.message.status.updated"
-	typeDeskAdded  = "omni.desk.message.added"
+	typeReceived   = schemas.TypeChannelMessageReceived
+	typeStatus     = schemas.TypeChannelMessageStatusUpdated
+	typeDeskAdded  = schemas.TypeDeskMessageAdded
 	subjectDeskAdd = "omni.desk.message.added"
 )
 

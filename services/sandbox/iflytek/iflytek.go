@@ -104,7 +104,7 @@ func (s *Sim) newSID() string { return fmt.Sprintf("rta%08x@sandbox", s.sid.Add(
 
 // refuse sends an error frame and closes.
 func (s *Sim) refuse(ctx context.Context, conn *websocket.Conn, code, desc string) {
-	s.send(ctx, conn, iflytek.Message{Action: iflytek.ActionError, Code: code, Desc: desc, SID: s.newSID()})
+	_ = s.send(ctx, conn, iflytek.Message{Action: iflytek.ActionError, Code: code, Desc: desc, SID: s.newSID()}) // the close below ends it either way
 	_ = conn.Close(websocket.StatusNormalClosure, "")
 }
 

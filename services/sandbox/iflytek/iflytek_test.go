@@ -37,7 +37,7 @@ func first(t *testing.T, base string, q url.Values) (wire.Message, *websocket.Co
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, base+"?"+q.Encode(), nil)
+	c, _, err := websocket.Dial(ctx, base+"?"+q.Encode(), nil) //nolint:bodyclose // coder/websocket owns the handshake response: its docs say never to close resp.Body
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestDown(t *testing.T) {
 	if err := env.SetFault("iflytek rtasr", sim.Fault{ErrorRatio: 1, Code: "down"}); err != nil {
 		t.Fatal(err)
 	}
-	_, resp, err := websocket.Dial(context.Background(), base+"?"+query(time.Now(), apiKey, "").Encode(), nil)
+	_, resp, err := websocket.Dial(context.Background(), base+"?"+query(time.Now(), apiKey, "").Encode(), nil) //nolint:bodyclose // coder/websocket owns the handshake response: its docs say never to close resp.Body
 	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("err %v, resp %+v", err, resp)
 	}

@@ -79,11 +79,11 @@ func TestTranscriber(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			c, _, err := websocket.Dial(ctx, ws, &websocket.DialOptions{HTTPHeader: http.Header{aliyun.NLSTokenHeader: {tc.token}}})
+			c, _, err := websocket.Dial(ctx, ws, &websocket.DialOptions{HTTPHeader: http.Header{aliyun.NLSTokenHeader: {tc.token}}}) //nolint:bodyclose // coder/websocket owns the handshake response: its docs say never to close resp.Body
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer c.CloseNow()
+			defer func() { _ = c.CloseNow() }()
 			cmd := func(name string, payload any) {
 				m := aliyun.NLSMessage{Header: aliyun.NLSHeader{AppKey: tc.appKey, MessageID: "m", TaskID: "t", Namespace: aliyun.NLSNamespace, Name: name}}
 				if payload != nil {

@@ -39,7 +39,7 @@ func at(frame int) time.Duration { return time.Duration(frame) * 20 * time.Milli
 // Write feeds audio and returns the results it completes.
 func (r *Recognizer) Write(pcm []byte) []Result {
 	var out []Result
-	buf := append(r.carry, pcm...)
+	buf := append(r.carry, pcm...) //nolint:gocritic // r.carry is replaced below with what is left of buf
 	i := 0
 	for ; i+2*FrameSamples <= len(buf); i += 2 * FrameSamples {
 		out = append(out, r.step(frameFeat(buf[i:i+2*FrameSamples]))...)

@@ -23,6 +23,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
 	"github.com/omnibus-dev/omnibus/pkg/webhook"
+	"github.com/omnibus-dev/omnibus/schemas"
 	"github.com/omnibus-dev/omnibus/services/desk/auth"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/assign"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/hub"
@@ -38,10 +39,10 @@ func OpenAPI() []byte { return openAPI }
 // Event types and subjects the API publishes.
 const (
 	Source              = "/services/desk"
-	TypeSendRequested   = "omni.channel.message.send.requested"
-	TypeCloseRequested  = "omni.conversation.close.requested"
-	TypeReopenRequested = "omni.conversation.reopen.requested"
-	TypeAgentUpdated    = "omni.desk.agent.updated"
+	TypeSendRequested   = schemas.TypeChannelMessageSendRequested
+	TypeCloseRequested  = schemas.TypeConversationCloseRequested
+	TypeReopenRequested = schemas.TypeConversationReopenRequested
+	TypeAgentUpdated    = schemas.TypeDeskAgentUpdated
 	SubjectConversation = "omni.in.desk.conversation"
 	SubjectAgentUpdated = "omni.desk.agent.updated"
 )

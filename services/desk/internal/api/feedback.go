@@ -8,13 +8,14 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/webhook"
+	"github.com/omnibus-dev/omnibus/schemas"
 	"github.com/omnibus-dev/omnibus/services/desk/auth"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/store"
 )
 
 // Feedback on AI suggestions and its analytics.
 const (
-	TypeSuggestFeedback    = "omni.tool.ai.suggest.feedback"
+	TypeSuggestFeedback    = schemas.TypeToolAiSuggestFeedback
 	SubjectSuggestFeedback = TypeSuggestFeedback
 )
 

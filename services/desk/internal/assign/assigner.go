@@ -9,12 +9,13 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/schemas"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/store"
 )
 
 // Event type, subject and source of the assignments the desk publishes.
 const (
-	TypeAssignmentChanged = "omni.desk.assignment.changed"
+	TypeAssignmentChanged = schemas.TypeDeskAssignmentChanged
 	SubjectAssignment     = "omni.desk.assignment.changed"
 	Source                = "/services/desk"
 	// By is the "by" of assignments the rules made.

@@ -4,13 +4,14 @@ import (
 	"context"
 
 	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/schemas"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/store"
 )
 
 // TypeSuggestFeedback is an agent's verdict on an AI suggestion, which the desk's API publishes
 // and writes at once; projecting it again (idempotent on the event id) is what rebuilds the
 // analytics of a lost store from OMNI_TOOL.
-const TypeSuggestFeedback = "omni.tool.ai.suggest.feedback"
+const TypeSuggestFeedback = schemas.TypeToolAiSuggestFeedback
 
 func (p *Projector) applyFeedback(ctx context.Context, e event.Event) error {
 	var f store.Feedback

@@ -6,16 +6,18 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/omnibus-dev/omnibus/pkg/alert"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/schemas"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/hub"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/store"
 )
 
 // Ops event types (schemas/omni.audit.call.recorded.json, omni.ops.alert.*.json).
 const (
-	TypeAuditCallRecorded = "omni.audit.call.recorded"
-	TypeOpsAlertRaised    = "omni.ops.alert.raised"
-	TypeOpsAlertResolved  = "omni.ops.alert.resolved"
+	TypeAuditCallRecorded = schemas.TypeAuditCallRecorded
+	TypeOpsAlertRaised    = alert.TypeRaised
+	TypeOpsAlertResolved  = alert.TypeResolved
 )
 
 // auditCall is the part of an audit record the ops page reads.
@@ -61,28 +63,10 @@ func (p *Projector) HandleAudit(ctx context.Context, d bus.Delivery) error {
 	return nil
 }
 
-// opsAlert is the part of an omni.ops.alert.* event the desk shows.
-type opsAlert struct {
-	AlertID    string     `json:"alert_id"`
-	Kind       string     `json:"kind"`
-	Service    string     `json:"service"`
-	Vendor     string     `json:"vendor"`
-	Op         string     `json:"op"`
-	Ratio      float64    `json:"ratio"`
-	Threshold  float64    `json:"threshold"`
-	Calls      int        `json:"calls"`
-	Failures   int        `json:"failures"`
-	Subject    string     `json:"subject"`  // dead_letters: omni.dlq.<service>
-	Messages   int        `json:"messages"` // dead_letters: messages held
-	Summary    string     `json:"summary"`
-	RaisedAt   time.Time  `json:"raised_at"`
-	ResolvedAt *time.Time `json:"resolved_at"`
-}
-
 // HandleOpsAlert records a raised ops alert (a banner) or resolves it.
 func (p *Projector) HandleOpsAlert(ctx context.Context, d bus.Delivery) error {
 	e := d.Event
-	var a opsAlert
+	var a alert.Data
 	switch e.Type() {
 	case TypeOpsAlertRaised, TypeOpsAlertResolved:
 		if err := decode(e, &a); err != nil {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/schemas"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/assign"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/hub"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/store"
@@ -30,21 +31,21 @@ import (
 
 // Desk event types.
 const (
-	TypeConversationOpened  = "omni.desk.conversation.opened"
-	TypeConversationUpdated = "omni.desk.conversation.updated"
-	TypeConversationClosed  = "omni.desk.conversation.closed"
-	TypeMessageAdded        = "omni.desk.message.added"
-	TypeMessageUpdated      = "omni.desk.message.updated"
-	TypeCustomerUpdated     = "omni.desk.customer.updated"
-	TypeCustomerMerged      = "omni.desk.customer.merged"
-	TypeCustomerUnmerged    = "omni.desk.customer.unmerged"
-	TypeToolResult          = "omni.desk.tool.result"
-	TypeCallRinging         = "omni.desk.call.ringing"
-	TypeCallUpdated         = "omni.desk.call.updated"
+	TypeConversationOpened  = schemas.TypeDeskConversationOpened
+	TypeConversationUpdated = schemas.TypeDeskConversationUpdated
+	TypeConversationClosed  = schemas.TypeDeskConversationClosed
+	TypeMessageAdded        = schemas.TypeDeskMessageAdded
+	TypeMessageUpdated      = schemas.TypeDeskMessageUpdated
+	TypeCustomerUpdated     = schemas.TypeDeskCustomerUpdated
+	TypeCustomerMerged      = schemas.TypeDeskCustomerMerged
+	TypeCustomerUnmerged    = schemas.TypeDeskCustomerUnmerged
+	TypeToolResult          = schemas.TypeDeskToolResult
+	TypeCallRinging         = schemas.TypeDeskCallRinging
+	TypeCallUpdated         = schemas.TypeDeskCallUpdated
 	TypeAssignmentChanged   = assign.TypeAssignmentChanged
-	TypeAgentUpdated        = "omni.desk.agent.updated"
-	TypeMessageReceived     = "omni.channel.message.received"
-	TypeCRMLookupCompleted  = "omni.tool.crm.lookup.completed"
+	TypeAgentUpdated        = schemas.TypeDeskAgentUpdated
+	TypeMessageReceived     = schemas.TypeChannelMessageReceived
+	TypeCRMLookupCompleted  = schemas.TypeToolCrmLookupCompleted
 )
 
 // Projector applies events to the store and publishes notices.

@@ -4,14 +4,15 @@ import (
 	"context"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/schemas"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/store"
 )
 
 // The sentiment connector's events (OMNI_TOOL omni.tool.ai.sentiment.>, durable desk-sentiment).
 const (
-	TypeSentimentScored       = "omni.tool.ai.sentiment.scored"
-	TypeSentimentAlertRaised  = "omni.tool.ai.sentiment.alert.raised"
-	TypeSentimentAlertCleared = "omni.tool.ai.sentiment.alert.cleared"
+	TypeSentimentScored       = schemas.TypeToolAiSentimentScored
+	TypeSentimentAlertRaised  = schemas.TypeToolAiSentimentAlertRaised
+	TypeSentimentAlertCleared = schemas.TypeToolAiSentimentAlertCleared
 	SubjectSentiment          = "omni.tool.ai.sentiment.>"
 )
 

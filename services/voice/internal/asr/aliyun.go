@@ -90,7 +90,7 @@ func (c *Aliyun) Token(ctx context.Context) (string, error) {
 	}
 	var tr aliyun.TokenResponse
 	if err := json.Unmarshal(b, &tr); err != nil {
-		return "", &HandshakeError{Status: resp.StatusCode, Err: fmt.Errorf("CreateToken: %w: %v", ErrMalformed, err)}
+		return "", &HandshakeError{Status: resp.StatusCode, Err: fmt.Errorf("CreateToken: %w: %w", ErrMalformed, err)}
 	}
 	if resp.StatusCode != http.StatusOK || tr.Token == nil || tr.Token.ID == "" {
 		return "", &HandshakeError{Status: resp.StatusCode,
@@ -116,7 +116,7 @@ func (c *Aliyun) forget(tok string) {
 func DecodeNLS(b []byte) (r Result, ok, last bool, err error) {
 	var m aliyun.NLSMessage
 	if err := json.Unmarshal(b, &m); err != nil {
-		return r, false, false, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return r, false, false, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	h := m.Header
 	if h.Name == aliyun.NLSTaskFailed || (h.Status != 0 && h.Status != aliyun.NLSStatusOK) {
@@ -133,7 +133,7 @@ func DecodeNLS(b []byte) (r Result, ok, last bool, err error) {
 	}
 	var p aliyun.NLSResult
 	if err := json.Unmarshal(m.Payload, &p); err != nil {
-		return r, false, false, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
+		return r, false, false, fmt.Errorf("%w: payload: %w", ErrMalformed, err)
 	}
 	if p.Index < 1 || p.Time < 0 || p.BeginTime < 0 {
 		return r, false, false, fmt.Errorf("%w: index %d time %d begin_time %d", ErrMalformed, p.Index, p.Time, p.BeginTime)
@@ -156,6 +156,7 @@ func (c *Aliyun) Open(ctx context.Context, results func(Result)) (Session, error
 	if err != nil {
 		return nil, err
 	}
+	//nolint:bodyclose // coder/websocket owns the handshake response: its docs say never to close resp.Body
 	conn, resp, err := websocket.Dial(ctx, c.URL, &websocket.DialOptions{HTTPClient: c.HTTP,
 		HTTPHeader: http.Header{aliyun.NLSTokenHeader: {tok}}})
 	if err != nil {

@@ -258,7 +258,7 @@ func (s *Stream) run(ctx context.Context) {
 		case <-retry:
 		case f, ok := <-s.frames:
 			if !ok {
-				r.finish()
+				r.finish() //nolint:contextcheck // finish derives its deadline from the runner's own context, r.ctx
 				return
 			}
 			r.replay = append(r.replay, f)

@@ -66,7 +66,7 @@ var ErrMalformed = errors.New("malformed ASR vendor message")
 func DecodeRTASR(b []byte) (r Result, ok bool, err error) {
 	var m iflytek.Message
 	if err := json.Unmarshal(b, &m); err != nil {
-		return r, false, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return r, false, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	switch m.Action {
 	case iflytek.ActionStarted:
@@ -82,7 +82,7 @@ func DecodeRTASR(b []byte) (r Result, ok bool, err error) {
 	}
 	var d iflytek.Data
 	if err := json.Unmarshal([]byte(m.Data), &d); err != nil {
-		return r, false, fmt.Errorf("%w: data: %v", ErrMalformed, err)
+		return r, false, fmt.Errorf("%w: data: %w", ErrMalformed, err)
 	}
 	if d.Biz == "trans" {
 		return r, false, nil
@@ -115,7 +115,7 @@ func (c *IFlytek) Open(ctx context.Context, results func(Result)) (Session, erro
 	if c.Now != nil {
 		now = c.Now
 	}
-	conn, resp, err := websocket.Dial(ctx, c.HandshakeURL(now()), &websocket.DialOptions{HTTPClient: c.HTTP})
+	conn, resp, err := websocket.Dial(ctx, c.HandshakeURL(now()), &websocket.DialOptions{HTTPClient: c.HTTP}) //nolint:bodyclose // coder/websocket owns the handshake response: its docs say never to close resp.Body
 	if err != nil {
 		if resp != nil {
 			return nil, &HandshakeError{Status: resp.StatusCode, Err: err}
