@@ -23,15 +23,15 @@ type Config struct {
 	AlipayPublicKey  string `env:"ALIPAY_PUBLIC_KEY" desc:"Alipay's public key (PEM, base64 or its certificate): verifies every response and notify"`
 	AlipayGateway    string `env:"ALIPAY_GATEWAY" default:"https://openapi.alipay.com/gateway.do" desc:"the gateway (sandbox: https://openapi-sandbox.dl.alipaydev.com/gateway.do, omnibus sandbox: http://127.0.0.1:8080/sandbox/alipay/gateway.do)"`
 
-	WechatMchID        string `env:"WECHATPAY_MCH_ID" desc:"WeChat Pay merchant id (mchid); required for wechatpay"`
-	WechatAppID        string `env:"WECHATPAY_APP_ID" desc:"the appid bound to the merchant"`
-	WechatPrivateKey   string `env:"WECHATPAY_MCH_PRIVATE_KEY" desc:"the merchant API private key (apiclient_key.pem, PEM or base64): signs every request"`
-	WechatSerial       string `env:"WECHATPAY_MCH_SERIAL" desc:"serial number of the merchant API certificate (serial_no of the Authorization)"`
-	WechatPlatformKey  string `env:"WECHATPAY_PLATFORM_PUBLIC_KEY" desc:"the WeChat Pay public key or platform certificate (PEM or base64): verifies responses and notifies"`
-	WechatPlatformID   string `env:"WECHATPAY_PLATFORM_SERIAL" desc:"its serial (PUB_KEY_ID_... or the certificate serial); a Wechatpay-Serial naming another is refused"`
-	WechatAPIv3Key     string `env:"WECHATPAY_APIV3_KEY" desc:"the 32-byte APIv3 key: decrypts notify resources"`
-	WechatAPIBase      string `env:"WECHATPAY_API_BASE" default:"https://api.mch.weixin.qq.com" desc:"API v3 base (omnibus sandbox: http://127.0.0.1:8080/sandbox/wechatpay)"`
-	WechatPayerIP      string `env:"WECHATPAY_H5_PAYER_IP" default:"127.0.0.1" desc:"payer_client_ip of H5 orders (the desk does not know the customer's IP; WeChat may refuse an H5 link opened elsewhere, the Native QR always works)"`
+	WechatMchID        string        `env:"WECHATPAY_MCH_ID" desc:"WeChat Pay merchant id (mchid); required for wechatpay"`
+	WechatAppID        string        `env:"WECHATPAY_APP_ID" desc:"the appid bound to the merchant"`
+	WechatPrivateKey   string        `env:"WECHATPAY_MCH_PRIVATE_KEY" desc:"the merchant API private key (apiclient_key.pem, PEM or base64): signs every request"`
+	WechatSerial       string        `env:"WECHATPAY_MCH_SERIAL" desc:"serial number of the merchant API certificate (serial_no of the Authorization)"`
+	WechatPlatformKey  string        `env:"WECHATPAY_PLATFORM_PUBLIC_KEY" desc:"the WeChat Pay public key or platform certificate (PEM or base64): verifies responses and notifies"`
+	WechatPlatformID   string        `env:"WECHATPAY_PLATFORM_SERIAL" desc:"its serial (PUB_KEY_ID_... or the certificate serial); a Wechatpay-Serial naming another is refused"`
+	WechatAPIv3Key     string        `env:"WECHATPAY_APIV3_KEY" desc:"the 32-byte APIv3 key: decrypts notify resources"`
+	WechatAPIBase      string        `env:"WECHATPAY_API_BASE" default:"https://api.mch.weixin.qq.com" desc:"API v3 base (omnibus sandbox: http://127.0.0.1:8080/sandbox/wechatpay)"`
+	WechatPayerIP      string        `env:"WECHATPAY_H5_PAYER_IP" default:"127.0.0.1" desc:"payer_client_ip of H5 orders (the desk does not know the customer's IP; WeChat may refuse an H5 link opened elsewhere, the Native QR always works)"`
 	WechatNotifyWindow time.Duration `env:"WECHATPAY_NOTIFY_WINDOW" default:"5m" desc:"how far a notify's or response's Wechatpay-Timestamp may be from now; older ones are refused as replays"`
 
 	Expiry      time.Duration `env:"PAYMENT_EXPIRY" default:"30m" desc:"how long a link can be paid; then the connector closes the trade"`

@@ -23,10 +23,10 @@ var alipayCodes = resilience.Codes{
 
 // alipayProvider calls the Alipay gateway.
 type alipayProvider struct {
-	cfg                     Config
-	k                       keys
-	http                    *http.Client
-	now                     func() time.Time
+	cfg                         Config
+	k                           keys
+	http                        *http.Client
+	now                         func() time.Time
 	precreate, queryRt, closeRt *resilience.Route
 }
 

@@ -25,10 +25,10 @@ var wechatCodes = resilience.Codes{
 
 // wechatProvider calls WeChat Pay API v3.
 type wechatProvider struct {
-	cfg                           Config
-	k                             keys
-	http                          *http.Client
-	now                           func() time.Time
+	cfg                          Config
+	k                            keys
+	http                         *http.Client
+	now                          func() time.Time
 	native, h5, queryRt, closeRt *resilience.Route
 }
 
@@ -72,7 +72,9 @@ func (p *wechatProvider) create(ctx context.Context, o order) (link, error) {
 	h5Body.OutTradeNo = h5TradeNo(o.OutTradeNo)
 	h5Body.SceneInfo = &wechatpay.SceneInfo{PayerClientIP: p.cfg.WechatPayerIP, H5Info: &wechatpay.H5Info{Type: "Wap"}}
 	err := concurrently(
-		func() error { return p.call(ctx, p.native, o.OutTradeNo, http.MethodPost, wechatpay.PathNative, body, &native) },
+		func() error {
+			return p.call(ctx, p.native, o.OutTradeNo, http.MethodPost, wechatpay.PathNative, body, &native)
+		},
 		func() error { return p.call(ctx, p.h5, o.OutTradeNo, http.MethodPost, wechatpay.PathH5, h5Body, &h5) },
 	)
 	if err != nil {
