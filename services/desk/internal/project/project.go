@@ -45,6 +45,8 @@ const (
 	TypeAgentUpdated        = "omni.desk.agent.updated"
 	TypeMessageReceived     = "omni.channel.message.received"
 	TypeCRMLookupCompleted  = "omni.tool.crm.lookup.completed"
+	// TypePaymentStatusChanged is applied by applyPaymentStatus (payment.go).
+	TypePaymentStatusChanged = "omni.tool.payment.status.changed"
 )
 
 // Projector applies events to the store and publishes notices.
@@ -264,6 +266,8 @@ func (p *Projector) HandleTool(ctx context.Context, d bus.Delivery) error {
 			return err
 		}
 		p.conversationChanged(ctx, e.Type(), r.ConversationID)
+	case e.Type() == TypePaymentStatusChanged:
+		return p.applyPaymentStatus(ctx, e)
 	case e.Type() == TypeCRMLookupCompleted:
 		var r struct {
 			CustomerID string `json:"customer_id"`
