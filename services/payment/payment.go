@@ -73,7 +73,7 @@ var (
 )
 
 // Service returns the connector as a service.
-func Service() service.Service { return connector.Define(Spec, setup) }
+func Service() service.Service { return connector.Define(Spec, setupWith(Options{})) }
 
 // money is tool.defs.json's money.
 type money struct {
@@ -171,8 +171,13 @@ type Connector struct {
 	now       func() time.Time
 }
 
-func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
-	c, err := New(ctx, rt, *cfg, Options{})
+// setupWith is the connector's setup with o (tests set a clock).
+func setupWith(o Options) connector.SetupFunc[Config] {
+	return func(ctx context.Context, rt *connector.Runtime, cfg *Config) error { return setup(ctx, rt, cfg, o) }
+}
+
+func setup(ctx context.Context, rt *connector.Runtime, cfg *Config, o Options) error {
+	c, err := New(ctx, rt, *cfg, o)
 	if err != nil {
 		return err
 	}

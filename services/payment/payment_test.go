@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -494,5 +495,31 @@ func TestSweep(t *testing.T) {
 		if st.Status != "paid" || st.Source != "query" || st.TransactionID == "" {
 			t.Errorf("%s status %+v", provider, st)
 		}
+	}
+}
+
+// TestExpiredLinkClosed: past PAYMENT_EXPIRY an unpaid link is closed at the provider and
+// reported closed.
+func TestExpiredLinkClosed(t *testing.T) {
+	t.Parallel()
+	var offset atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	tb := &testBundle{bus: bustest.New(t, bus.WithLogger(quiet())), keys: getKeys(t)}
+	mux := http.NewServeMux()
+	tb.srv = httptest.NewServer(mux)
+	t.Cleanup(tb.srv.Close)
+	var cfg map[string]string
+	tb.env, tb.alipay, tb.wx, cfg = sandbox(t, mux, tb.srv, -1)
+	cfg["PAYMENT_SWEEP"], cfg["PAYMENT_EXPIRY"] = "100ms", "30m"
+	servicetest.Run(t, payment.ServiceWith(payment.Options{Now: now}), tb.bus.Client, mux, cfg)
+	req := tb.request(t, 1, "alipay", "8.00")
+	done := decode(t, tb.wait(t, payment.TypeCompleted, req.ID()))
+	offset.Store(int64(31 * time.Minute))
+	st := decode(t, tb.wait(t, payment.TypeStatusChanged, req.ID()))
+	if st.Status != "closed" || st.Source != "close" {
+		t.Errorf("status %+v", st)
+	}
+	if tr, _ := tb.alipay.Trade(done.OutTradeNo); tr.Status != wirealipay.TradeClosed {
+		t.Errorf("the sandbox's trade is %s", tr.Status)
 	}
 }
