@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/connector"
@@ -127,7 +126,7 @@ func (c *Connector) decodeAlipay(r *http.Request, body []byte) ([]bus.Outgoing, 
 		}
 	case alipay.TradeClosed:
 		out.Status = StatusClosed
-		if r := n; r.TradeNo != "" && isRefund(body) {
+		if isRefund(body) {
 			out.Status = StatusRefunded
 		}
 	default:
@@ -187,9 +186,6 @@ func (c *Connector) decodeWechat(r *http.Request, body []byte) ([]bus.Outgoing, 
 	}
 	if out.Status == StatusPending {
 		return nil, nil
-	}
-	if out.At.IsZero() {
-		out.At = time.Now()
 	}
 	e, err := c.statusEvent(o, out, "notify")
 	if err != nil {

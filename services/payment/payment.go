@@ -36,7 +36,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
+	"regexp"
 	"sync"
 	"time"
 
@@ -322,7 +322,7 @@ func (c *Connector) answer(ctx context.Context, req event.Event, o order, l link
 			fb.Note = fallbackNote(err)
 		}
 		prov := o.Provider
-		if prov == "" || len(prov) > 64 || strings.ContainsAny(prov, ". ") {
+		if !providerPattern.MatchString(prov) {
 			prov = "unknown"
 		}
 		e, eerr := c.rt.NewEvent(TypeFailed, failed{ConversationID: o.ConversationID, CustomerID: o.CustomerID, Provider: prov,
@@ -337,6 +337,9 @@ func (c *Connector) answer(ctx context.Context, req event.Event, o order, l link
 	defer cancel()
 	return c.rt.Publish(pctx, out)
 }
+
+// providerPattern is common.defs.json's provider.
+var providerPattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
 
 // fallbackNote tells the agent what to do when no link could be made.
 func fallbackNote(err error) string {

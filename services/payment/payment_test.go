@@ -523,3 +523,22 @@ func TestExpiredLinkClosed(t *testing.T) {
 		t.Errorf("the sandbox's trade is %s", tr.Status)
 	}
 }
+
+// TestBadRequests: a request the providers cannot take is answered .failed at once, without a
+// vendor call.
+func TestBadRequests(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, -1, nil)
+	for i, tt := range []struct{ provider, amount, code string }{
+		{"", "0.00", "invalid_request"},
+		{"paypal", "1.00", "not_configured"},
+	} {
+		req := tb.request(t, i, tt.provider, tt.amount)
+		if f := decode(t, tb.wait(t, payment.TypeFailed, req.ID())); f.ErrorCode != tt.code || f.Fallback == nil {
+			t.Errorf("%+v: %+v", tt, f)
+		}
+	}
+	if n := tb.env.Stats()["alipay gateway.do"].Calls; n != 0 {
+		t.Errorf("%d gateway calls for bad requests", n)
+	}
+}
