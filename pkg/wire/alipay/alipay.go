@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -223,12 +224,16 @@ func SplitResponse(body []byte, method string) (raw json.RawMessage, sign string
 }
 
 // VerifyResponse splits body and verifies its sign over the raw response text with the Alipay
-// public key, then decodes the answer into out. An unsigned answer is accepted only when it is a
+// public key, then decodes the answer into out, which is zeroed first (a retry must not inherit
+// the sub_code of the attempt before it). An unsigned answer is accepted only when it is a
 // gateway error (a code other than 10000), which Alipay does not always sign; out then carries it.
 func VerifyResponse(key *rsa.PublicKey, body []byte, method string, out Result) error {
 	raw, sign, err := SplitResponse(body, method)
 	if err != nil {
 		return err
+	}
+	if v := reflect.ValueOf(out); v.Kind() == reflect.Pointer && !v.IsNil() {
+		v.Elem().SetZero()
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
 		return fmt.Errorf("%w: %w", ErrMalformed, err)

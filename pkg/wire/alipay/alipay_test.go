@@ -204,3 +204,15 @@ func FuzzParseNotify(f *testing.F) {
 		}
 	})
 }
+
+func TestVerifyResponseResetsOut(t *testing.T) {
+	t.Parallel()
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	failed, _ := alipay.EncodeResponse(key, alipay.MethodPrecreate, alipay.Common{Code: alipay.CodeUnavailable, Msg: "busy", SubCode: "isp.unknow-error"})
+	ok, _ := alipay.EncodeResponse(key, alipay.MethodPrecreate, alipay.PrecreateResponse{Common: alipay.Common{Code: alipay.CodeSuccess, Msg: "Success"}, QRCode: "q"})
+	var out alipay.PrecreateResponse
+	_ = alipay.VerifyResponse(&key.PublicKey, failed, alipay.MethodPrecreate, &out)
+	if err := alipay.VerifyResponse(&key.PublicKey, ok, alipay.MethodPrecreate, &out); err != nil || out.SubCode != "" || out.Head().Err() != nil {
+		t.Fatalf("a success after a failure kept the failure: %+v %v", out, err)
+	}
+}
