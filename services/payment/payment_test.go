@@ -542,3 +542,17 @@ func TestBadRequests(t *testing.T) {
 		t.Errorf("%d gateway calls for bad requests", n)
 	}
 }
+
+// TestNotifyBeforeAnswer: the customer pays (and the provider notifies) before the connector has
+// published the link — the order is stored before the provider is asked, so the notify is taken.
+func TestNotifyBeforeAnswer(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, time.Millisecond, nil)
+	for i, provider := range []string{"alipay", "wechatpay"} {
+		req := tb.request(t, i, provider, "3.30")
+		if st := decode(t, tb.wait(t, payment.TypeStatusChanged, req.ID())); st.Status != "paid" {
+			t.Errorf("%s: %+v", provider, st)
+		}
+		tb.wait(t, payment.TypeCompleted, req.ID())
+	}
+}
