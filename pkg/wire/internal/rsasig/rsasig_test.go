@@ -28,7 +28,9 @@ func TestParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	armour := func(typ string, der []byte) string { return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})) }
+	armour := func(typ string, der []byte) string {
+		return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
+	}
 	b64 := base64.StdEncoding.EncodeToString
 	for name, s := range map[string]string{"PKCS#8 PEM": armour("PRIVATE KEY", pkcs8), "PKCS#1 PEM": armour("RSA PRIVATE KEY", pkcs1),
 		"PKCS#8 base64": b64(pkcs8), "PKCS#1 base64 with line breaks": b64(pkcs1)[:64] + "\n" + b64(pkcs1)[64:]} {
