@@ -96,7 +96,7 @@ require (
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/nyaruka/phonenumbers v1.8.1 // indirect
-	github.com/omnibus-dev/omnibus/schemas v0.0.0 // indirect
+	github.com/omnibus-dev/omnibus/schemas v0.0.0
 	github.com/omnibus-dev/omnibus/services/voice v0.0.0
 	github.com/pion/randutil v0.1.0 // indirect
 	github.com/pion/rtp v1.10.6 // indirect

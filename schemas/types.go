@@ -55,6 +55,7 @@ const (
 	TypeToolPaymentLinkCompleted      = "omni.tool.payment.link.completed"
 	TypeToolPaymentLinkFailed         = "omni.tool.payment.link.failed"
 	TypeToolPaymentLinkRequested      = "omni.tool.payment.link.requested"
+	TypeToolPaymentStatusChanged      = "omni.tool.payment.status.changed"
 	TypeToolTicketCommentCompleted    = "omni.tool.ticket.comment.completed"
 	TypeToolTicketCommentFailed       = "omni.tool.ticket.comment.failed"
 	TypeToolTicketCommentRequested    = "omni.tool.ticket.comment.requested"

@@ -80,6 +80,7 @@ func Service() service.Service {
 			{Subject: "omni.in.*.backfill", Type: project.TypeMessageReceived},
 			{Subject: "omni.tool.crm.lookup.completed", Type: project.TypeCRMLookupCompleted},
 			{Subject: project.TypeSuggestFeedback, Type: project.TypeSuggestFeedback},
+			{Subject: project.TypePaymentStatusChanged, Type: project.TypePaymentStatusChanged},
 			{Subject: "omni.audit.*", Type: project.TypeAuditCallRecorded},
 			{Subject: "omni.ops.alert.raised", Type: project.TypeOpsAlertRaised},
 			{Subject: "omni.ops.alert.resolved", Type: project.TypeOpsAlertResolved},
@@ -107,7 +108,7 @@ func consumers(prefix string) []bus.ConsumerConfig {
 	return []bus.ConsumerConfig{
 		{Service: "desk", Durable: prefix, Stream: bus.StreamDesk, FilterSubjects: []string{"omni.desk.>"}},
 		{Service: "desk", Durable: prefix + "-in", Stream: bus.StreamIn, FilterSubjects: []string{"omni.in.*.message", "omni.in.*.backfill"}, Concurrency: 4},
-		{Service: "desk", Durable: prefix + "-tool", Stream: bus.StreamTool, FilterSubjects: []string{"omni.tool.*.*.requested", "omni.tool.crm.lookup.completed", project.TypeSuggestFeedback}},
+		{Service: "desk", Durable: prefix + "-tool", Stream: bus.StreamTool, FilterSubjects: []string{"omni.tool.*.*.requested", "omni.tool.crm.lookup.completed", project.TypeSuggestFeedback, project.TypePaymentStatusChanged}},
 		{Service: "desk", Durable: prefix + "-audit", Stream: bus.StreamAudit, FilterSubjects: []string{"omni.audit.>"}, Concurrency: 4},
 		{Service: "desk", Durable: prefix + "-alerts", Stream: bus.StreamOps, FilterSubjects: []string{"omni.ops.alert.>"}},
 		{Service: "desk", Durable: prefix + "-sentiment", Stream: bus.StreamTool, FilterSubjects: []string{project.SubjectSentiment}},

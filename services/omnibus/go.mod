@@ -124,6 +124,7 @@ require (
 	github.com/omnibus-dev/omnibus/services/example v0.0.0
 	github.com/omnibus-dev/omnibus/services/logistics v0.0.0
 	github.com/omnibus-dev/omnibus/services/oms v0.0.0
+	github.com/omnibus-dev/omnibus/services/payment v0.0.0
 	github.com/omnibus-dev/omnibus/services/sandbox v0.0.0
 	github.com/omnibus-dev/omnibus/services/sentiment v0.0.0
 	github.com/omnibus-dev/omnibus/services/sms v0.0.0
@@ -160,6 +161,8 @@ replace github.com/omnibus-dev/omnibus/services/sms => ../sms
 replace github.com/omnibus-dev/omnibus/services/crm => ../crm
 
 replace github.com/omnibus-dev/omnibus/services/oms => ../oms
+
+replace github.com/omnibus-dev/omnibus/services/payment => ../payment
 
 replace github.com/omnibus-dev/omnibus/services/audit => ../audit
 

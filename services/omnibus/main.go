@@ -19,6 +19,7 @@ import (
 	"github.com/omnibus-dev/omnibus/services/example"
 	"github.com/omnibus-dev/omnibus/services/logistics"
 	"github.com/omnibus-dev/omnibus/services/oms"
+	"github.com/omnibus-dev/omnibus/services/payment"
 	"github.com/omnibus-dev/omnibus/services/sandbox"
 	"github.com/omnibus-dev/omnibus/services/sentiment"
 	"github.com/omnibus-dev/omnibus/services/sms"
@@ -44,6 +45,7 @@ func services() []service.Service {
 		desk.Service(),
 		logistics.Service(),
 		ticket.Service(),
+		payment.Service(),
 		assist.Service(),
 		sentiment.Service(),
 	}

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/services/sandbox/alinlp"
+	alipaysim "github.com/omnibus-dev/omnibus/services/sandbox/alipay"
 	"github.com/omnibus-dev/omnibus/services/sandbox/aliyun"
 	"github.com/omnibus-dev/omnibus/services/sandbox/cainiao"
 	"github.com/omnibus-dev/omnibus/services/sandbox/iflytek"
@@ -22,6 +24,7 @@ import (
 	"github.com/omnibus-dev/omnibus/services/sandbox/tencent"
 	"github.com/omnibus-dev/omnibus/services/sandbox/tencentnlp"
 	"github.com/omnibus-dev/omnibus/services/sandbox/webchatsim"
+	wxpaysim "github.com/omnibus-dev/omnibus/services/sandbox/wechatpay"
 	"github.com/omnibus-dev/omnibus/services/sandbox/wecom"
 	"github.com/omnibus-dev/omnibus/services/sandbox/zendesk"
 )
@@ -97,6 +100,9 @@ func ConnectorEnv(base string) map[string]string {
 		"VOICE_ALIYUN_TOKEN_URL": base + "/sandbox/nls/meta/",
 		"VOICE_ALIYUN_NLS_URL":   wsBase(base) + "/sandbox/nls/ws/v1",
 		"SENTIMENT_API_BASE":     base + "/sandbox/" + sentimentVendor(cmp.Or(os.Getenv("SENTIMENT_PROVIDER"), Credentials["SENTIMENT_PROVIDER"])),
+		"ALIPAY_GATEWAY":         base + "/sandbox/alipay/gateway.do",
+		"WECHATPAY_API_BASE":     base + "/sandbox/wechatpay",
+		"PAYMENT_NOTIFY_BASE":    base + "/hooks/payment",
 	}
 	for k, v := range Credentials {
 		env[k] = v
@@ -201,10 +207,66 @@ var vendors = []vendor{
 		_, err := alinlp.New(env, alinlp.Config{AccessKeyID: cred(l, "SENTIMENT_ALIYUN_ACCESS_KEY_ID"), AccessKeySecret: cred(l, "SENTIMENT_ALIYUN_ACCESS_KEY_SECRET")})
 		return nil, err
 	}},
+	{"alipay", func(ctx context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {
+		return nil, mountAlipay(ctx, env, l)
+	}},
+	{"wechatpay", func(ctx context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {
+		return nil, mountWechatPay(ctx, env, l)
+	}},
 	{"zendesk", func(_ context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {
 		_, err := zendesk.New(env, zendesk.Config{Email: cred(l, "ZENDESK_EMAIL"), APIToken: cred(l, "ZENDESK_API_TOKEN"), WebhookSecret: cred(l, "ZENDESK_WEBHOOK_SECRET")})
 		return nil, err
 	}},
+}
+
+// The simulated Alipay and WeChat Pay each verify the connector's signatures with the public key
+// the merchant gave them and sign with their own key (providerKeys); their simulated customer
+// pays each link SANDBOX_PAY_AFTER (default 3s; "off": never) after it was created. They stop
+// (pending payments and notifies) when ctx ends.
+func payAfter(l config.Lookup) (time.Duration, error) {
+	switch v := get(l, "SANDBOX_PAY_AFTER", ""); v {
+	case "":
+		return 3 * time.Second, nil
+	case "off":
+		return -1, nil
+	default:
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return 0, fmt.Errorf("SANDBOX_PAY_AFTER=%q: want a duration or off", v)
+		}
+		return d, nil
+	}
+}
+
+func providerKey(l config.Lookup, k string) string { return get(l, k, providerKeys[k]) }
+
+func mountAlipay(ctx context.Context, env *sim.Env, l config.Lookup) error {
+	after, err := payAfter(l)
+	if err != nil {
+		return err
+	}
+	s, err := alipaysim.New(env, alipaysim.Config{AppID: cred(l, "ALIPAY_APP_ID"), AppPublicKey: providerKey(l, "SANDBOX_ALIPAY_APP_PUBLIC_KEY"),
+		PrivateKey: providerKey(l, "SANDBOX_ALIPAY_PRIVATE_KEY"), PayAfter: after})
+	if err != nil {
+		return err
+	}
+	context.AfterFunc(ctx, s.Close)
+	return nil
+}
+
+func mountWechatPay(ctx context.Context, env *sim.Env, l config.Lookup) error {
+	after, err := payAfter(l)
+	if err != nil {
+		return err
+	}
+	s, err := wxpaysim.New(env, wxpaysim.Config{MchID: cred(l, "WECHATPAY_MCH_ID"), MerchantPublicKey: providerKey(l, "SANDBOX_WECHATPAY_MCH_PUBLIC_KEY"),
+		MerchantSerial: cred(l, "WECHATPAY_MCH_SERIAL"), PrivateKey: providerKey(l, "SANDBOX_WECHATPAY_PLATFORM_PRIVATE_KEY"),
+		Serial: cred(l, "WECHATPAY_PLATFORM_SERIAL"), APIv3Key: cred(l, "WECHATPAY_APIV3_KEY"), PayAfter: after})
+	if err != nil {
+		return err
+	}
+	context.AfterFunc(ctx, s.Close)
+	return nil
 }
 
 // mountSMS mounts an SMS simulator: its Config is read the way the sms connector reads its own

@@ -65,7 +65,7 @@ require (
 	github.com/nats-io/nats.go v1.55.0 // indirect
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
-	github.com/omnibus-dev/omnibus/schemas v0.0.0 // indirect
+	github.com/omnibus-dev/omnibus/schemas v0.0.0
 	github.com/omnibus-dev/omnibus/services/sandbox v0.0.0
 	github.com/pion/randutil v0.1.0 // indirect
 	github.com/prometheus/client_golang v1.25.0 // indirect

@@ -46,6 +46,8 @@ const (
 	TypeAgentUpdated        = schemas.TypeDeskAgentUpdated
 	TypeMessageReceived     = schemas.TypeChannelMessageReceived
 	TypeCRMLookupCompleted  = schemas.TypeToolCrmLookupCompleted
+	// TypePaymentStatusChanged is applied by applyPaymentStatus (payment.go).
+	TypePaymentStatusChanged = schemas.TypeToolPaymentStatusChanged
 )
 
 // Projector applies events to the store and publishes notices.
@@ -272,6 +274,8 @@ func (p *Projector) HandleTool(ctx context.Context, d bus.Delivery) error {
 		p.conversationChanged(ctx, e.Type(), r.ConversationID)
 	case e.Type() == TypeSuggestFeedback:
 		return p.applyFeedback(ctx, e) // feedback.go
+	case e.Type() == TypePaymentStatusChanged:
+		return p.applyPaymentStatus(ctx, e)
 	case e.Type() == TypeCRMLookupCompleted:
 		var r struct {
 			CustomerID string `json:"customer_id"`

@@ -151,6 +151,14 @@ function routeText(r, lang) {
 
 function customerLang() { const c = state.timeline && state.timeline.conversation; return c && c.language === "en" ? "en" : "zh"; }
 
+// paymentStatus is the status (paid, closed, refunded) the timeline has for the payment link
+// requested as correlationID, or "".
+function paymentStatus(correlationID) {
+  const items = (state.timeline && state.timeline.items) || [];
+  const s = items.find((i) => i.kind === "tool_result" && i.result && i.result.tool === "payment" && i.result.op === "status" && i.result.correlation_id === correlationID);
+  return s ? s.result.outcome : "";
+}
+
 function renderToolResult(r) {
   const res = r.result || {};
   const head = (title) => el("div", { class: "card-head" }, el("span", { class: "tool-name" }, r.tool + "." + r.op), " ", title, el("span", { class: "time" }, fmtTime(r.at)));
@@ -180,9 +188,15 @@ function renderToolResult(r) {
   if (r.tool === "payment" && r.op === "link") {
     const amt = res.amount ? res.amount.value + " " + res.amount.currency : "";
     const text = (customerLang() === "zh" ? "请通过以下链接完成支付（" + amt + "）：" : "Please complete your payment (" + amt + ") here: ") + res.url;
-    return el("div", { class: "card tool-card payment-card" }, head(t("payment.created")),
+    const st = paymentStatus(r.correlation_id);
+    return el("div", { class: "card tool-card payment-card" + (st ? " " + st : ""), dataset: { status: st || "pending" } }, head(t(st ? "payment." + st : "payment.created")),
       el("div", { class: "card-body" }, el("strong", {}, amt), " · ", res.provider, " ", el("a", { href: res.url, target: "_blank", rel: "noopener noreferrer" }, res.url),
-        el("button", { class: "primary send-payment", onclick: (ev) => sendText(text, ev.target) }, t("send.customer"))));
+        res.qr_code ? el("div", { class: "qr-code" }, t("payment.qr") + ": ", el("code", {}, res.qr_code)) : null,
+        st ? null : el("button", { class: "primary send-payment", onclick: (ev) => sendText(text, ev.target) }, t("send.customer"))));
+  }
+  if (r.tool === "payment" && r.op === "status") {
+    return el("div", { class: "card tool-card payment-status " + r.outcome }, head(t("payment." + r.outcome)),
+      el("div", { class: "card-body" }, res.amount ? el("strong", {}, res.amount.value + " " + res.amount.currency) : null, " · ", res.provider || "", res.transaction_id ? " · " + res.transaction_id : ""));
   }
   if (r.tool === "ai" && r.op === "suggest") {
     const s = res.sentiment;
