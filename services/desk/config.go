@@ -31,7 +31,10 @@ type Config struct {
 	Rebuild      bool          `env:"DESK_REBUILD" default:"false" desc:"empty the store at start and replay the log into it"`
 	AIAuto       string        `env:"DESK_AI_AUTO_CHANNELS" desc:"channels whose customer messages get an AI suggestion without the button (comma-separated, e.g. webchat,wechatkf), for the conversation's assignee; empty: none"`
 	AIAutoQuiet  time.Duration `env:"DESK_AI_AUTO_QUIET" default:"1500ms" desc:"how long a conversation must be quiet after a customer message before its automatic suggestion is asked for (one per burst of messages)"`
-	KBSeed       bool          `env:"DESK_KB_SEED" default:"true" desc:"write the demo knowledge-base articles (refunds, double charges, parcel delays, membership; Chinese and English) into a knowledge base that was never seeded, once"`
+	// Recordings: the voice connector's bucket, played to agents through signed links.
+	RecordingBucket string        `env:"DESK_RECORDING_BUCKET" desc:"gocloud.dev/blob URL of the voice connector's recordings (its VOICE_RECORDING_BUCKET): the desk plays a call's recording to agents who may see the conversation, through a signed link; empty: calls show no player"`
+	RecordingTTL    time.Duration `env:"DESK_RECORDING_LINK_TTL" default:"15m" desc:"how long a signed recording link works"`
+	KBSeed          bool          `env:"DESK_KB_SEED" default:"true" desc:"write the demo knowledge-base articles (refunds, double charges, parcel delays, membership; Chinese and English) into a knowledge base that was never seeded, once"`
 }
 
 var consumerRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)

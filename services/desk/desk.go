@@ -22,6 +22,7 @@ package desk
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/omnibus-dev/omnibus/pkg/blobstore"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/pkg/service"
@@ -42,6 +44,8 @@ import (
 	"github.com/omnibus-dev/omnibus/services/desk/internal/project"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/store"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/web"
+
+	_ "gocloud.dev/blob/s3blob" // s3:// recording buckets (AWS S3, Aliyun OSS, MinIO)
 )
 
 // Service returns the desk as a service.
@@ -174,6 +178,16 @@ func run(ctx context.Context, d service.Deps) error {
 
 	a := &api.API{Store: st, Bus: d.Bus, Hub: h, Assigner: assigner, Verifier: verifier, Log: log,
 		Notify: proj.NotifyConversation, Schemas: d.Bus.Schemas(), Done: ctx.Done()}
+	if cfg.RecordingBucket != "" {
+		b, base, err := blobstore.Open(ctx, cfg.RecordingBucket)
+		if err != nil {
+			return fmt.Errorf("DESK_RECORDING_BUCKET %q: %w", cfg.RecordingBucket, err)
+		}
+		defer func() { _ = b.Close() }()
+		key := make([]byte, 32)
+		_, _ = rand.Read(key)
+		a.Recordings = &api.Recordings{Bucket: b, Base: base, Key: key, TTL: cfg.RecordingTTL}
+	}
 	a.Mount(d.Mux)
 	autoChannels, _ := cfg.AutoChannels()
 	auto := &autoSuggester{ctx: ctx, channels: autoChannels, quiet: cfg.AIAutoQuiet, live: caught, suggest: a.AutoSuggest, log: log,

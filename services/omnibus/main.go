@@ -58,11 +58,14 @@ func simulated() []service.Service {
 }
 
 // localEnv is the configuration of what services keep on local disk, under the all-in-one's data
-// dir: the voice connector's spool of calls in progress and its recordings bucket.
+// dir: the voice connector's spool of calls in progress and its recordings bucket, which the
+// desk plays recordings from.
 func localEnv(dataDir string) map[string]string {
+	recordings := "file://" + filepath.Join(dataDir, "voice", "recordings")
 	return map[string]string{
 		"VOICE_SPOOL_DIR":        filepath.Join(dataDir, "voice", "spool"),
-		"VOICE_RECORDING_BUCKET": "file://" + filepath.Join(dataDir, "voice", "recordings"),
+		"VOICE_RECORDING_BUCKET": recordings,
+		"DESK_RECORDING_BUCKET":  recordings,
 	}
 }
 

@@ -3,6 +3,7 @@ package voice
 import (
 	"bytes"
 	"context"
+	"github.com/omnibus-dev/omnibus/pkg/blobstore"
 	"io"
 	"log/slog"
 	"os"
@@ -123,7 +124,7 @@ func TestOpenBucket(t *testing.T) {
 		{"s3://recordings?region=cn-hangzhou&endpoint=http://127.0.0.1:9&use_path_style=true", "s3://recordings"},
 		{"file://" + t.TempDir() + "/rec", ""},
 	} {
-		b, base, err := openBucket(ctx, tc.url)
+		b, base, err := blobstore.Open(ctx, tc.url)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.url, err)
 		}

@@ -9,14 +9,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"gocloud.dev/blob"
-	"gocloud.dev/blob/fileblob"
-	_ "gocloud.dev/blob/memblob" // mem:// buckets for tests
-	_ "gocloud.dev/blob/s3blob"  // s3:// buckets: AWS S3 and S3-compatible stores (Aliyun OSS, MinIO) via ?endpoint=
+	_ "gocloud.dev/blob/s3blob" // s3:// buckets: AWS S3 and S3-compatible stores (Aliyun OSS, MinIO) via ?endpoint=
 
+	"github.com/omnibus-dev/omnibus/pkg/blobstore"
 	"github.com/omnibus-dev/omnibus/services/voice/internal/media"
 	"github.com/omnibus-dev/omnibus/services/voice/internal/wav"
 )
@@ -31,28 +29,11 @@ type recordings struct {
 	log    *slog.Logger
 }
 
-// openBucket opens a gocloud.dev/blob URL. A file:// URL whose path is relative is taken from
-// the working directory, and its directory is created.
-func openBucket(ctx context.Context, u string) (*blob.Bucket, string, error) {
-	base, _, _ := strings.Cut(u, "?")
-	if dir, ok := strings.CutPrefix(u, "file://"); ok {
-		dir, _, _ = strings.Cut(dir, "?")
-		abs, err := filepath.Abs(dir)
-		if err != nil {
-			return nil, "", err
-		}
-		b, err := fileblob.OpenBucket(abs, &fileblob.Options{CreateDir: true, Metadata: fileblob.MetadataDontWrite})
-		return b, "file://" + filepath.ToSlash(abs), err
-	}
-	b, err := blob.OpenBucket(ctx, u)
-	return b, strings.TrimSuffix(base, "/"), err
-}
-
 func newRecordings(ctx context.Context, spool, bucketURL string, log *slog.Logger) (*recordings, error) {
 	if err := os.MkdirAll(spool, 0o750); err != nil {
 		return nil, fmt.Errorf("VOICE_SPOOL_DIR: %w", err)
 	}
-	b, base, err := openBucket(ctx, bucketURL)
+	b, base, err := blobstore.Open(ctx, bucketURL)
 	if err != nil {
 		return nil, fmt.Errorf("VOICE_RECORDING_BUCKET %q: %w", bucketURL, err)
 	}

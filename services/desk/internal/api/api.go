@@ -64,6 +64,8 @@ type API struct {
 	Schemas SchemaChecker
 	// Done ends the event streams (the service is stopping).
 	Done <-chan struct{}
+	// Recordings, if set, serves call recordings through signed links (recordings.go).
+	Recordings *Recordings
 }
 
 // Route is one API operation.
@@ -94,6 +96,7 @@ func (a *API) Routes() []Route {
 		{"GET", "/api/alerts", false, a.alerts},
 		{"GET", "/api/ops/routes", false, a.opsRoutes},
 		{"GET", "/api/events", false, a.events},
+		{"GET", "/api/recordings/{call}", true, a.recording}, // the signed link is the credential
 	}, append(a.knowledgeRoutes(), a.feedbackRoutes()...)...) // kb.go, feedback.go
 }
 
@@ -277,6 +280,7 @@ func (a *API) timeline(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, err)
 		return
 	}
+	a.signLinks(items)
 	webhook.WriteJSON(w, http.StatusOK, map[string]any{"conversation": c, "items": items, "sentiment": marks, "sentiment_alert": alert})
 }
 

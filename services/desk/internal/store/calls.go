@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -33,6 +34,9 @@ type CallDetails struct {
 	HangupSide   string     `json:"hangup_side,omitempty"`
 	Reason       string     `json:"reason,omitempty"`
 	RecordingURL string     `json:"recording_url,omitempty"`
+	// PlayURL is a signed, expiring link the page plays the recording from (set by the API for
+	// the agent it answers, not stored).
+	PlayURL string `json:"play_url,omitempty"`
 }
 
 // party is the customer's side of the call.
@@ -88,6 +92,16 @@ type CallRow struct {
 	Party     json.RawMessage `json:"party"`
 	At        time.Time       `json:"at"`
 	CallDetails
+}
+
+// RecordingURL returns the recording of call id ("" when the call has none or is unknown).
+func (s *Store) RecordingURL(ctx context.Context, id string) (string, error) {
+	var u string
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(recording_url, '') FROM desk.calls WHERE call_id = $1`, id).Scan(&u)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	return u, err
 }
 
 // Calls returns a conversation's calls, oldest first.

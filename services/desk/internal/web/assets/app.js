@@ -225,7 +225,8 @@ function renderCall(c) {
     el("code", {}, party.masked || ""), " · " + fmtTime(c.started_at || c.at),
     c.ended_at ? " · " + t("call.duration") + " " + fmtDuration(c.duration_ms) + (c.talk_ms ? " (" + t("call.talk") + " " + fmtDuration(c.talk_ms) + ")" : "") : "",
     c.hangup_side ? el("span", { class: "muted" }, " · " + t("call.hangup") + ": " + c.hangup_side) : null,
-    c.recording_url ? [" · ", el("a", { class: "recording", href: c.recording_url, target: "_blank", rel: "noopener noreferrer" }, t("call.recording") + " ↗")] : null);
+    c.play_url ? el("div", { class: "recording" }, el("audio", { controls: true, preload: "none", src: c.play_url, title: t("call.recording") }))
+      : c.recording_url ? [" · ", el("span", { class: "muted recording" }, t("call.recording") + ": " + c.recording_url)] : null);
 }
 
 // The ringing calls' banners (screen pop): the caller's customer — name and identities — before
