@@ -49,7 +49,7 @@ type world struct {
 	conf    map[string]string
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	w := &world{bus: bustest.New(t, bus.WithLogger(quiet()))}
 	w.hooks = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
@@ -77,7 +77,7 @@ func newWorld(t *testing.T) *world {
 }
 
 // start runs a connector instance behind the world's hook server.
-func (w *world) start(t *testing.T) {
+func (w *world) start(t testing.TB) {
 	t.Helper()
 	client := w.bus.Connect(t, bus.WithLogger(quiet()))
 	mux := http.NewServeMux()
@@ -113,7 +113,7 @@ func (w *world) start(t *testing.T) {
 }
 
 // signedPush is a push request as Weibo sends it: body, signed query at at with nonce.
-func signedPush(t *testing.T, base, secret string, at time.Time, nonce string, body []byte) *http.Request {
+func signedPush(t testing.TB, base, secret string, at time.Time, nonce string, body []byte) *http.Request {
 	t.Helper()
 	q := wire.SignQuery(secret, at, nonce, "")
 	req, err := http.NewRequest(http.MethodPost, base+weibo.CallbackPath+"?"+q.Encode(), bytes.NewReader(body))
@@ -142,7 +142,7 @@ func do(t *testing.T, req *http.Request) response {
 	return response{resp.StatusCode, string(b)}
 }
 
-func pushBody(t *testing.T, p wire.Push) []byte {
+func pushBody(t testing.TB, p wire.Push) []byte {
 	t.Helper()
 	b, err := json.Marshal(p)
 	if err != nil {
