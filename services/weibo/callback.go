@@ -1,14 +1,19 @@
 package weibo
 
 import (
+	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/connector"
@@ -25,12 +30,14 @@ const maxPushBody = 64 << 10
 // Weibo's signature covers the query (secret, timestamp, nonce), not the body: whoever saw one
 // signed push could post another body under the same query within the window. So a nonce is
 // bound to the first body it came with: the same body again (Weibo retrying) is accepted and
-// deduplicated, another body is refused with 401. Nonces are remembered in memory, per instance,
-// for twice the signature window.
+// deduplicated, another body is refused with 401. Nonces are remembered for twice the signature
+// window in memory (which also knows which pushes were stored) and in a KV bucket shared by the
+// replicas (key n.<hash of timestamp.nonce>, value the body's SHA-256).
 type callback struct {
 	secret  string
 	window  time.Duration
 	nonces  *nonces
+	shared  jetstream.KeyValue // the nonces of every replica (bucket TTL twice the window)
 	rt      *connector.Runtime
 	windows *windows
 	now     func() time.Time
@@ -77,8 +84,38 @@ func (c *callback) verify(r *http.Request, body []byte) error {
 	}
 	q := r.URL.Query()
 	sum := sha256.Sum256(body)
-	if c.nonces.use(q.Get("timestamp")+"."+q.Get("nonce"), sum, c.now()) == nonceOtherBody {
+	key := q.Get("timestamp") + "." + q.Get("nonce")
+	use := c.nonces.use(key, sum, c.now())
+	if use == nonceOtherBody {
 		return fmt.Errorf("%w: nonce already used with another body (replay)", webhook.ErrSignature)
+	}
+	if c.shared == nil || use != nonceFirst {
+		return nil // known here with this body: the bucket has it too
+	}
+	if err := c.share(r.Context(), key, sum); err != nil {
+		c.nonces.forget(key) // another replica bound it to another body, or the bucket failed
+		return err
+	}
+	return nil
+}
+
+// share binds key to body in the replicas' bucket, unless another replica bound it to another
+// body first (ErrSignature).
+func (c *callback) share(ctx context.Context, key string, sum [32]byte) error {
+	// The other replicas' nonces: the first to see a nonce binds it to its body for all.
+	ctx, cancel := context.WithTimeout(ctx, kvTimeout)
+	defer cancel()
+	h := sha256.Sum256([]byte(key))
+	kvKey := "n." + hex.EncodeToString(h[:20])
+	_, err := c.shared.Create(ctx, kvKey, sum[:])
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		var e jetstream.KeyValueEntry
+		if e, err = c.shared.Get(ctx, kvKey); err == nil && !bytes.Equal(e.Value(), sum[:]) {
+			return fmt.Errorf("%w: nonce already used with another body (replay)", webhook.ErrSignature)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%w: nonce bucket: %w", webhook.ErrUnavailable, err)
 	}
 	return nil
 }
@@ -160,7 +197,8 @@ type nonceEntry struct {
 type nonceUse int
 
 const (
-	nonceNew       nonceUse = iota // first use, or the same body again before it was stored
+	nonceFirst     nonceUse = iota // first use here
+	nonceNew                       // the same body again, before it was stored
 	nonceStored                    // the same body, already stored
 	nonceOtherBody                 // another body: a replayed query
 )
@@ -190,7 +228,13 @@ func (n *nonces) use(key string, body [32]byte, now time.Time) nonceUse {
 		n.next = max(1024, 2*len(n.seen))
 	}
 	n.seen[key] = &nonceEntry{body: body, at: now}
-	return nonceNew
+	return nonceFirst
+}
+
+func (n *nonces) forget(key string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.seen, key)
 }
 
 func (n *nonces) stored(key string, body [32]byte) bool {

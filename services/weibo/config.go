@@ -16,8 +16,8 @@ type Config struct {
 	APIBase     string        `env:"WEIBO_API_BASE" default:"https://m.api.weibo.com" desc:"Weibo API base URL (the all-in-one's sandbox: http://127.0.0.1:8080/sandbox/weibo)"`
 	Window      time.Duration `env:"WEIBO_SIGNATURE_WINDOW" default:"5m" desc:"accepted clock skew of callback timestamps (milliseconds on the wire); a used nonce is refused for twice as long"`
 	PushBudget  time.Duration `env:"WEIBO_PUSH_BUDGET" default:"3s" desc:"how long a push waits for JetStream before answering 503 (Weibo gives up after 5s and retries)"`
-	KVBucket    string        `env:"WEIBO_KV_BUCKET" default:"weibo" desc:"JetStream key-value bucket holding each fan's last message time (the 48 h reply window)"`
-	KVReplicas  int           `env:"WEIBO_KV_REPLICAS" default:"1" desc:"replicas of the reply-window bucket (3 in a NATS cluster)"`
+	KVBucket    string        `env:"WEIBO_KV_BUCKET" default:"weibo" desc:"JetStream key-value bucket holding each fan's last message time (the 48 h reply window); <bucket>_nonces holds the callback nonces shared by the replicas"`
+	KVReplicas  int           `env:"WEIBO_KV_REPLICAS" default:"1" desc:"replicas of the reply-window and nonce buckets (3 in a NATS cluster)"`
 }
 
 var bucketPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)

@@ -5,7 +5,8 @@
 // query (signature = hex SHA-1 of the sorted app secret, timestamp in milliseconds and nonce;
 // see pkg/wire/weibo). A push is refused with 401 when its signature is wrong, its timestamp is
 // outside WEIBO_SIGNATURE_WINDOW or its nonce was already used for another body; with 400 when
-// it is not a push; with 413 over 64 KiB. A valid push becomes omni.channel.message.received on
+// it is not a push; with 413 over 64 KiB. A nonce is bound to its body across replicas by the KV
+// bucket <WEIBO_KV_BUCKET>_nonces (see callback). A valid push becomes omni.channel.message.received on
 // omni.in.weibo.message (from = weibo_uid:<sender_id>, partition key the same, account = the
 // receiving account's uid) and is answered 200 with an empty body (Weibo: no passive reply, no
 // retry) only once JetStream stored it; a JetStream failure or WEIBO_PUSH_BUDGET elapsing is a
@@ -89,7 +90,18 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 		return fmt.Errorf("reply-window bucket %s: %w", cfg.KVBucket, err)
 	}
 	win := &windows{kv: kv}
-	cb := &callback{secret: cfg.AppSecret, window: cfg.Window, nonces: newNonces(2 * cfg.Window), rt: rt, windows: win, now: time.Now}
+	shared, err := rt.KeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      cfg.KVBucket + "_nonces",
+		Description: "weibo: the callback nonces of the signature window, each bound to its body's SHA-256",
+		History:     1,
+		TTL:         2 * cfg.Window,
+		Replicas:    cfg.KVReplicas,
+	})
+	if err != nil {
+		return fmt.Errorf("nonce bucket %s_nonces: %w", cfg.KVBucket, err)
+	}
+	cb := &callback{secret: cfg.AppSecret, window: cfg.Window, nonces: newNonces(2 * cfg.Window), shared: shared,
+		rt: rt, windows: win, now: time.Now}
 	if err := rt.Handle("GET "+CallbackPath, http.HandlerFunc(cb.verifyURL)); err != nil {
 		return err
 	}

@@ -314,3 +314,28 @@ func TestPushDuringOutageIsRetried(t *testing.T) {
 		t.Errorf("%d stored", n)
 	}
 }
+
+// TestReplayOnAnotherReplicaRefused: the nonce of a push stored by one replica is bound to its body
+// for every replica (the shared nonce bucket).
+func TestReplayOnAnotherReplicaRefused(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.start(t) // replica A serves the hook
+	now := time.Now()
+	body := pushBody(t, w.sim.Text(5_000_000_010, "原消息"))
+	if r := do(t, signedPush(t, w.hooks.URL, appSecret, now, "20202020", body)); r.Status != http.StatusOK {
+		t.Fatalf("push answered %d %s", r.Status, r.Body)
+	}
+	w.start(t) // replica B now serves the hook
+	forged := pushBody(t, w.sim.Text(5_000_000_011, "冒充的消息"))
+	if r := do(t, signedPush(t, w.hooks.URL, appSecret, now, "20202020", forged)); r.Status != http.StatusUnauthorized {
+		t.Errorf("replayed query with another body on replica B answered %d %s, want 401", r.Status, r.Body)
+	}
+	// Weibo's retry of the same push reaching replica B is accepted and stored once.
+	if r := do(t, signedPush(t, w.hooks.URL, appSecret, now, "20202020", body)); r.Status != http.StatusOK {
+		t.Errorf("retry on replica B answered %d %s", r.Status, r.Body)
+	}
+	if n := w.stored(t); n != 1 {
+		t.Errorf("%d stored, want 1", n)
+	}
+}
