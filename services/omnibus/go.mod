@@ -133,6 +133,7 @@ require (
 	github.com/omnibus-dev/omnibus/services/voice v0.0.0
 	github.com/omnibus-dev/omnibus/services/webchat v0.0.0
 	github.com/omnibus-dev/omnibus/services/wechatkf v0.0.0
+	github.com/omnibus-dev/omnibus/services/weibo v0.0.0
 )
 
 replace (
@@ -147,6 +148,8 @@ replace github.com/omnibus-dev/omnibus/services/unifier => ../unifier
 replace github.com/omnibus-dev/omnibus/services/sandbox => ../sandbox
 
 replace github.com/omnibus-dev/omnibus/services/wechatkf => ../wechatkf
+
+replace github.com/omnibus-dev/omnibus/services/weibo => ../weibo
 
 replace github.com/omnibus-dev/omnibus/services/logistics => ../logistics
 

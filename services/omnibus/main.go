@@ -28,6 +28,7 @@ import (
 	"github.com/omnibus-dev/omnibus/services/voice"
 	"github.com/omnibus-dev/omnibus/services/webchat"
 	"github.com/omnibus-dev/omnibus/services/wechatkf"
+	"github.com/omnibus-dev/omnibus/services/weibo"
 )
 
 // services is every service the all-in-one composes; a new service adds one line here.
@@ -38,6 +39,7 @@ func services() []service.Service {
 		wechatkf.Service(),
 		webchat.Service(),
 		sms.Service(),
+		weibo.Service(),
 		voice.Service(),
 		crm.Service(),
 		oms.Service(),

@@ -26,6 +26,7 @@ import (
 	"github.com/omnibus-dev/omnibus/services/sandbox/webchatsim"
 	wxpaysim "github.com/omnibus-dev/omnibus/services/sandbox/wechatpay"
 	"github.com/omnibus-dev/omnibus/services/sandbox/wecom"
+	"github.com/omnibus-dev/omnibus/services/sandbox/weibo"
 	"github.com/omnibus-dev/omnibus/services/sandbox/zendesk"
 )
 
@@ -60,6 +61,7 @@ var Credentials = map[string]string{
 	"WECHATKF_CORP_ID":  "wwOmnibusSandbox01", "WECHATKF_SECRET": "sandbox-kf-secret",
 	"WECHATKF_TOKEN": "OmnibusSandbox", "WECHATKF_AES_KEY": "lM7/Yv3UOFPG++ipKh3A7ho3Yo6FvJGmMXxfyociK4s",
 	"WECHATKF_SCENE_KEY": "sandbox-scene-key-0001", "WECHATKF_OPEN_KFID": "wkSandboxKf0000000000000000000001",
+	"WEIBO_APP_SECRET": "sandbox-weibo-app-secret", "WEIBO_ACCESS_TOKEN": "2.00SandboxWeiboAccessToken0001",
 	"SF_PARTNER_ID": "OMNIBUS_SANDBOX", "SF_CHECKWORD": "sandbox-checkword",
 	"CAINIAO_PROVIDER_ID": "OMNIBUS_SANDBOX", "CAINIAO_SECRET_KEY": "sandbox-secret",
 	"JIRA_EMAIL": "bot@omnibus.local", "JIRA_API_TOKEN": "sandbox-jira-token", "JIRA_WEBHOOK_SECRET": "sandbox-jira-hook",
@@ -82,6 +84,7 @@ func ConnectorEnv(base string) map[string]string {
 		"SANDBOX_HOOK_BASE":    base + "/hooks",
 		"SANDBOX_APP_BASE":     base,
 		"WECHATKF_API_BASE":    base + "/sandbox/wecom",
+		"WEIBO_API_BASE":       base + "/sandbox/weibo",
 		"SF_API_BASE":          base + "/sandbox/sfexpress",
 		"CAINIAO_API_BASE":     base + "/sandbox/cainiao",
 		"TICKET_PROVIDER":      "jira",
@@ -170,6 +173,13 @@ var vendors = []vendor{
 			return nil, err
 		}
 		return s, nil // the customers' WeChat: sim.Channel "wechatkf"
+	}},
+	{"weibo", func(_ context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {
+		s, err := weibo.New(env, weibo.Config{AppSecret: cred(l, "WEIBO_APP_SECRET"), AccessToken: cred(l, "WEIBO_ACCESS_TOKEN")})
+		if err != nil {
+			return nil, err
+		}
+		return s, nil // the customers' Weibo: sim.Channel "weibo"
 	}},
 	{"sfexpress", func(_ context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {
 		_, err := sfexpress.New(env, sfexpress.Config{PartnerID: cred(l, "SF_PARTNER_ID"), Checkword: cred(l, "SF_CHECKWORD")})
