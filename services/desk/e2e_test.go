@@ -2,6 +2,9 @@ package desk_test
 
 import (
 	"context"
+	"encoding/binary"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +22,8 @@ func TestBrowserEndToEnd(t *testing.T) {
 	br := browsertest.Start(t, "the desk's browser test", "desk-e2e")
 	bctx := br.Ctx
 	b := bustest.New(t, bus.WithLogger(quiet()))
-	d := startDesk(t, b, map[string]string{"DESK_DEV_LOGIN": "true", "DESK_ASSIGN": "false"})
+	recordings := t.TempDir()
+	d := startDesk(t, b, map[string]string{"DESK_DEV_LOGIN": "true", "DESK_ASSIGN": "false", "DESK_RECORDING_BUCKET": "file://" + recordings})
 
 	ctx, cancel := context.WithTimeout(bctx, 120*time.Second)
 	defer cancel()
@@ -185,10 +189,47 @@ func TestBrowserEndToEnd(t *testing.T) {
 	}
 	screenshot("07-call-ringing")
 	ended := rang.Add(2 * time.Minute)
+	if err := os.MkdirAll(filepath.Join(recordings, callID), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(recordings, callID, "caller.wav"), silentWAV(2), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	w.publish("omni.desk.call.updated", "omni.desk.call.updated", map[string]any{"call": w.callView(callID, "ended", ended, map[string]any{
 		"started_at": rang, "answered_at": rang.Add(5 * time.Second), "ended_at": ended, "duration_ms": 120000, "talk_ms": 115000,
-		"hangup_side": "caller", "reason": "bye", "recording_url": "file:///var/lib/omnibus/recordings/" + callID + "/caller.wav"})},
+		"hangup_side": "caller", "reason": "bye", "recording_url": "file://" + filepath.ToSlash(recordings) + "/" + callID + "/caller.wav"})},
 		event.WithSubject(w.conv))
-	run("the ended call with its recording", chromedp.WaitVisible(css("#timeline .call.call-ended a.recording")), chromedp.WaitNotPresent(css(banner)))
+	player := "#timeline .call.call-ended .recording audio"
+	run("the ended call with its recording's player", chromedp.WaitVisible(css(player)), chromedp.WaitNotPresent(css(banner)))
+	// The player's signed link serves the recording to the page.
+	duration, err := chromedp.Run(ctx, chromedp.Poll[float64](`(() => { const a = document.querySelector("`+player+`");
+		if (a.readyState < 1) { if (!a.dataset.asked) { a.dataset.asked = "1"; a.preload = "metadata"; a.load(); } return 0 } return a.duration })()`,
+		chromedp.WithPollingTimeout(20*time.Second)))
+	if err != nil {
+		br.Shot(t, "failed")
+		t.Fatalf("the recording loads in the player: %v", err)
+	}
+	if duration < 1.9 || duration > 2.1 {
+		t.Errorf("the player reads a recording of %.2f s, want 2 s", duration)
+	}
 	screenshot("08-call-ended")
+}
+
+// silentWAV is secs of 8 kHz 16-bit mono silence as a WAV file.
+func silentWAV(secs int) []byte {
+	n := 8000 * 2 * secs
+	b := make([]byte, 44+n)
+	copy(b, "RIFF")
+	binary.LittleEndian.PutUint32(b[4:], uint32(36+n))
+	copy(b[8:], "WAVEfmt ")
+	binary.LittleEndian.PutUint32(b[16:], 16)
+	binary.LittleEndian.PutUint16(b[20:], 1) // PCM
+	binary.LittleEndian.PutUint16(b[22:], 1) // mono
+	binary.LittleEndian.PutUint32(b[24:], 8000)
+	binary.LittleEndian.PutUint32(b[28:], 16000)
+	binary.LittleEndian.PutUint16(b[32:], 2)
+	binary.LittleEndian.PutUint16(b[34:], 16)
+	copy(b[36:], "data")
+	binary.LittleEndian.PutUint32(b[40:], uint32(n))
+	return b
 }
