@@ -10,7 +10,7 @@ func Suggest(s string, known []string) string {
 	best, bestD := "", 0
 	ls := strings.ToLower(s)
 	for _, k := range known {
-		d := distance(ls, strings.ToLower(k))
+		d := EditDistance(ls, strings.ToLower(k))
 		if d == 0 || d > 3 || d > len(k)/2 {
 			continue
 		}
@@ -30,23 +30,25 @@ func DidYouMean(s string, known []string) string {
 	return ""
 }
 
-// distance is the Levenshtein distance between a and b, in bytes.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
+// EditDistance is the Levenshtein distance between a and b in characters (Unicode code points):
+// what "did you mean" ranks names by, and what the desk counts an agent's edits of a suggestion
+// in. It takes O(len(a)·len(b)) time: callers bound the texts.
+func EditDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev, cur := make([]int, len(rb)+1), make([]int, len(rb)+1)
 	for j := range prev {
 		prev[j] = j
 	}
-	for i := 1; i <= len(a); i++ {
+	for i := 1; i <= len(ra); i++ {
 		cur[0] = i
-		for j := 1; j <= len(b); j++ {
+		for j := 1; j <= len(rb); j++ {
 			cost := 1
-			if a[i-1] == b[j-1] {
+			if ra[i-1] == rb[j-1] {
 				cost = 0
 			}
 			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
 		}
 		prev, cur = cur, prev
 	}
-	return prev[len(b)]
+	return prev[len(rb)]
 }

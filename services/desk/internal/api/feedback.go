@@ -6,6 +6,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/webhook"
 	"github.com/omnibus-dev/omnibus/schemas"
@@ -126,27 +127,12 @@ func (a *API) suggestionAnalytics(w http.ResponseWriter, r *http.Request) {
 	webhook.WriteJSON(w, http.StatusOK, map[string]any{"window": window.String(), "rows": rows})
 }
 
-// EditDistance is the Levenshtein distance between a and b in characters (Unicode code
-// points). Texts longer than the desk's reply limit are compared by length alone.
+// EditDistance is the Levenshtein distance between a and b in characters (config.EditDistance).
+// Texts longer than the desk's reply limit are compared by length alone.
 func EditDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	if len(ra)*len(rb) > 16_000_000 {
-		return max(len(ra), len(rb))
+	na, nb := utf8.RuneCountInString(a), utf8.RuneCountInString(b)
+	if na*nb > 16_000_000 {
+		return max(na, nb)
 	}
-	prev, cur := make([]int, len(rb)+1), make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
+	return config.EditDistance(a, b)
 }
