@@ -41,6 +41,7 @@ const (
 	TypeToolAiSuggestFailed           = "omni.tool.ai.suggest.failed"
 	TypeToolAiSuggestFeedback         = "omni.tool.ai.suggest.feedback"
 	TypeToolAiSuggestRequested        = "omni.tool.ai.suggest.requested"
+	TypeToolAiSummaryCompleted        = "omni.tool.ai.summary.completed"
 	TypeToolCrmLookupCompleted        = "omni.tool.crm.lookup.completed"
 	TypeToolCrmLookupFailed           = "omni.tool.crm.lookup.failed"
 	TypeToolCrmLookupRequested        = "omni.tool.crm.lookup.requested"
