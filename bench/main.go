@@ -4,6 +4,8 @@
 //	                               Postgres, the unifier in-process, a realistic omnichannel workload
 //	go run ./bench tools [flags]   the tool connectors under load against the vendor sandbox
 //	go run ./bench calls [flags]   concurrent phone calls through the voice connector, live ASR
+//	go run ./bench suggest [flags] concurrent streamed AI suggestions, from the AI button to the
+//	                               agent's page, against direct streams to the same model
 //
 // Each prints a report table (or --json) and exits non-zero when the run broke a guarantee: an
 // event not applied exactly once, a tool request left without an answer. docs/performance.md has
@@ -27,6 +29,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = benchTools(args[1:], stdout, stderr)
 	case len(args) > 0 && args[0] == "calls":
 		err = benchCalls(args[1:], stdout, stderr)
+	case len(args) > 0 && args[0] == "suggest":
+		err = benchSuggest(args[1:], stdout, stderr)
 	default:
 		err = benchUnifier(args, stdout, stderr)
 	}
