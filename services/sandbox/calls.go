@@ -104,11 +104,10 @@ func (s *CallScenario) Run(ctx context.Context) error {
 
 // callScenario is the demo's phone traffic: the simulated customers calling the voice connector
 // (cfg.CallTarget, else its VOICE_SIP_LISTEN) with the speech catalogue's audio, with the
-// connector's digest credentials when it has some. nil when calls are off.
+// connector's digest credentials when it has some. nil when the connector's port is unknown
+// (chosen at start); with SANDBOX_CALL_INTERVAL=0 it is built but not run, so that the admin
+// API (callAPI) can still place calls.
 func callScenario(cfg *Config, lookup config.Lookup, people []sim.Customer, log *slog.Logger) (*CallScenario, error) {
-	if cfg.CallInterval == 0 {
-		return nil, nil
-	}
 	get := func(k string) string {
 		if lookup == nil {
 			return ""

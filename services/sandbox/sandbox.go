@@ -32,7 +32,7 @@ type Config struct {
 	Interval  time.Duration `env:"SANDBOX_SCENARIO_INTERVAL" default:"3s" desc:"how often a simulated customer writes; 0 stops the scenario"`
 	Seed      int64         `env:"SANDBOX_SEED" default:"1" desc:"seed of the simulated population and scenario"`
 	// Simulated customers also phone the hotline (calls.go).
-	CallInterval time.Duration `env:"SANDBOX_CALL_INTERVAL" default:"40s" desc:"how often a simulated customer phones the hotline, saying catalogue sentences the simulated ASR recognises; 0 stops the calls"`
+	CallInterval time.Duration `env:"SANDBOX_CALL_INTERVAL" default:"40s" desc:"how often a simulated customer phones the hotline, saying catalogue sentences the simulated ASR recognises; 0 stops these scheduled calls (POST /sandbox/_admin/customers/{id}/call still places one)"`
 	CallTarget   string        `env:"SANDBOX_CALL_TARGET" desc:"SIP host:port the simulated customers call (the voice connector); default the voice connector's VOICE_SIP_LISTEN (127.0.0.1:5060); a port 0 there turns the calls off"`
 	Hotline      string        `env:"SANDBOX_HOTLINE" default:"4008001234" desc:"the number the simulated customers call"`
 
@@ -84,17 +84,19 @@ func Service() service.Service {
 			if err != nil {
 				return err
 			}
-			d.MarkStarted()
 			var wg sync.WaitGroup
+			callAPI(ctx, d.Mux, calls, people, &wg)
+			d.MarkStarted()
 			if calls != nil {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					defer func() { _ = calls.Dialer.Close() }()
+				// Closed after every call, the scenario's and the admin API's, hung up.
+				defer func() { _ = calls.Dialer.Close() }()
+			}
+			if calls != nil && calls.Interval > 0 {
+				wg.Go(func() {
 					if err := calls.Run(ctx); err != nil {
 						d.Log.Warn("simulated calls stopped", "err", err)
 					}
-				}()
+				})
 			}
 			defer wg.Wait()
 			if cfg.Interval == 0 || len(channels) == 0 {
