@@ -237,6 +237,12 @@ func TestBrowserEndToEnd(t *testing.T) {
 // scenario off, until the test ends; it returns the base URL.
 func startSimulated(t *testing.T) string {
 	t.Helper()
+	return startSimulatedWith(t, nil)
+}
+
+// startSimulatedWith is startSimulated with some variables set (they win over the test's).
+func startSimulatedWith(t *testing.T, set map[string]string) string {
+	t.Helper()
 	cfg := allinone.Config{
 		HTTPAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0", NATSSync: "always", DataDir: t.TempDir(),
 		Simulate: true, SimInterval: time.Hour, LogLevel: "warn", ShutdownTimeout: 15 * time.Second,
@@ -246,6 +252,9 @@ func startSimulated(t *testing.T) string {
 		env[k] = v
 	}
 	env["VOICE_SIP_LISTEN"] = "127.0.0.1:0" // tests run side by side: no fixed port
+	for k, v := range set {
+		env[k] = v
+	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	baseCh := make(chan string, 1)

@@ -117,6 +117,7 @@ func TestCustomerAcrossChannels(t *testing.T) {
 
 type record struct {
 	Seq   int64           `json:"seq"`
+	Op    string          `json:"op"`
 	To    string          `json:"to"`
 	Data  json.RawMessage `json:"data"`
 	Error string          `json:"error"`
