@@ -25,8 +25,10 @@ require (
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/nats-io/nats.go v1.55.0
 	github.com/omnibus-dev/omnibus/pkg v0.0.0
+	github.com/omnibus-dev/omnibus/services/assist v0.0.0
 	github.com/omnibus-dev/omnibus/services/audit v0.0.0
 	github.com/omnibus-dev/omnibus/services/crm v0.0.0
+	github.com/omnibus-dev/omnibus/services/desk v0.0.0
 	github.com/omnibus-dev/omnibus/services/logistics v0.0.0
 	github.com/omnibus-dev/omnibus/services/omnibus v0.0.0-00010101000000-000000000000
 	github.com/omnibus-dev/omnibus/services/oms v0.0.0
@@ -55,12 +57,22 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/ssooidc v1.43.4 // indirect
 	github.com/aws/aws-sdk-go-v2/service/sts v1.51.4 // indirect
 	github.com/aws/smithy-go v1.28.5 // indirect
+	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
+	github.com/felixge/httpsnoop v1.1.0 // indirect
+	github.com/go-jose/go-jose/v4 v4.1.9 // indirect
 	github.com/google/wire v0.7.0 // indirect
 	github.com/googleapis/gax-go/v2 v2.27.0 // indirect
+	github.com/grpc-ecosystem/grpc-gateway/v2 v2.31.0 // indirect
+	go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp v0.72.0 // indirect
+	go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp v1.47.0 // indirect
+	go.opentelemetry.io/otel/exporters/otlp/otlptrace v1.47.0 // indirect
+	go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp v1.47.0 // indirect
+	go.opentelemetry.io/proto/otlp v1.11.1 // indirect
 	gocloud.dev v0.49.0 // indirect
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/xerrors v0.0.0-20240903120638-7835f813f4da // indirect
 	google.golang.org/api v0.308.0 // indirect
+	google.golang.org/genproto/googleapis/api v0.0.0-20261110000943-09e21b237f2c // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261110000943-09e21b237f2c // indirect
 	google.golang.org/grpc v1.85.0 // indirect
 )
@@ -133,3 +145,5 @@ require (
 )
 
 replace github.com/omnibus-dev/omnibus/services/voice => ../services/voice
+
+replace github.com/omnibus-dev/omnibus/services/assist => ../services/assist

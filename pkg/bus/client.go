@@ -47,6 +47,8 @@ type Client struct {
 	js   jetstream.JetStream
 	opts options
 	tel  *instruments
+	// consumers are the durable consumers this client runs (their lag is a gauge).
+	consumers consumerSet
 }
 
 type options struct {
@@ -145,7 +147,11 @@ func Connect(nc *nats.Conn, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{nc: nc, js: js, opts: o, tel: tel}, nil
+	c := &Client{nc: nc, js: js, opts: o, tel: tel}
+	if err := c.registerGauges(o.mp); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // JetStream exposes the underlying jetstream handle for what pkg/bus does not wrap (see Bus).

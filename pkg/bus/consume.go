@@ -229,6 +229,7 @@ func (c *Client) subscribe(ctx context.Context, cfg ConsumerConfig, h Handler, b
 		s.hcancel()
 		return nil, err
 	}
+	c.consumers.add(s)
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -285,6 +286,7 @@ func (s *Subscription) finish() {
 			}
 			s.wg.Wait()
 			s.hcancel()
+			s.c.consumers.remove(s)
 			close(s.done)
 		}()
 	})

@@ -79,11 +79,14 @@ func HealthCheck(addr string) int {
 }
 
 func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) error {
-	tel, err := telemetry.Setup(s.Name)
+	tel, err := telemetry.Setup(ctx, s.Name)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = tel.Shutdown(context.WithoutCancel(ctx)) }()
+	if tel.Exports != "" {
+		log.Info("OpenTelemetry export", "to", tel.Exports)
+	}
 	var nc *nats.Conn
 	var client *bus.Client
 	if !s.NoBus {
@@ -121,7 +124,7 @@ func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) 
 	if client != nil { // a nil *bus.Client in Deps.Bus would not read as "no bus"
 		deps.Bus = client
 	}
-	return Serve(ctx, ln, startup.Gate(mux), base.ShutdownTimeout, log, func(ctx context.Context) error {
+	return Serve(ctx, ln, tel.HTTPHandler(startup.Gate(mux), s.Name), base.ShutdownTimeout, log, func(ctx context.Context) error {
 		return s.Run(ctx, startup.For(s.Name, deps))
 	}, nc)
 }

@@ -2,6 +2,12 @@
 // Prometheus format on /metrics, a tracer provider whose trace ids reach the logs, the W3C
 // propagator, and the slog logger (text or JSON) that stamps trace_id/span_id on every record
 // logged with a context.
+//
+// Spans and metrics leave the process per the standard OTEL_* variables (export.go): with
+// OTEL_EXPORTER_OTLP_ENDPOINT (or the per-signal OTEL_EXPORTER_OTLP_TRACES_ENDPOINT /
+// _METRICS_ENDPOINT) set, traces are batched to an OTLP/HTTP receiver and metrics pushed to it
+// every OTEL_METRIC_EXPORT_INTERVAL, besides /metrics. HTTPHandler traces and measures an HTTP
+// server by route (otelhttp).
 package telemetry
 
 import (
@@ -11,13 +17,17 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -31,23 +41,68 @@ type Telemetry struct {
 	Tracer   *sdktrace.TracerProvider
 	Meter    *sdkmetric.MeterProvider
 	Registry *prometheus.Registry
+	// Exports says where spans and metrics go besides /metrics ("" when nowhere), for the
+	// start-up log.
+	Exports string
 }
 
-// Setup creates the providers for serviceName and installs them as the OTel globals.
-// Span export is left to an OTel collector setup (add a span processor to t.Tracer); metrics are
-// always served on MetricsHandler.
-func Setup(serviceName string) (*Telemetry, error) {
+// Option configures Setup.
+type Option func(*options)
+
+type options struct {
+	lookup func(string) (string, bool)
+}
+
+// WithLookup reads the OTEL_* variables through lookup instead of the process environment (the
+// all-in-one's configuration, a test's).
+func WithLookup(lookup func(string) (string, bool)) Option {
+	return func(o *options) { o.lookup = lookup }
+}
+
+// Setup creates the providers for serviceName and installs them as the OTel globals. Metrics
+// are always served on MetricsHandler; spans and metrics are also exported over OTLP/HTTP when
+// the OTEL_* variables say so (see exportConfig). OTEL_SERVICE_NAME, when set, names the service
+// instead, and OTEL_RESOURCE_ATTRIBUTES adds resource attributes.
+func Setup(ctx context.Context, serviceName string, opts ...Option) (*Telemetry, error) {
+	o := options{lookup: os.LookupEnv}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	ec, err := exportConfig(o.lookup)
+	if err != nil {
+		return nil, err
+	}
+	if ec.serviceName != "" {
+		serviceName = ec.serviceName
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	exp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo())
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: prometheus exporter: %w", err)
 	}
-	res := resource.NewSchemaless(attribute.String("service.name", serviceName))
+	res := resource.NewSchemaless(append(ec.resource, attribute.String("service.name", serviceName))...)
+	mopts := []sdkmetric.Option{sdkmetric.WithReader(exp), sdkmetric.WithResource(res)}
+	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	if ec.traces != nil {
+		te, err := otlptracehttp.New(ctx, ec.traces...)
+		if err != nil {
+			return nil, fmt.Errorf("telemetry: OTLP trace exporter: %w", err)
+		}
+		topts = append(topts, sdktrace.WithBatcher(te))
+	}
+	if ec.metrics != nil {
+		me, err := otlpmetrichttp.New(ctx, ec.metrics...)
+		if err != nil {
+			return nil, fmt.Errorf("telemetry: OTLP metric exporter: %w", err)
+		}
+		mopts = append(mopts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(me, sdkmetric.WithInterval(ec.metricInterval))))
+	}
 	t := &Telemetry{
 		Registry: reg,
-		Meter:    sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp), sdkmetric.WithResource(res)),
-		Tracer:   sdktrace.NewTracerProvider(sdktrace.WithResource(res)),
+		Meter:    sdkmetric.NewMeterProvider(mopts...),
+		Tracer:   sdktrace.NewTracerProvider(topts...),
+		Exports:  ec.describe(),
 	}
 	otel.SetMeterProvider(t.Meter)
 	otel.SetTracerProvider(t.Tracer)
@@ -58,6 +113,28 @@ func Setup(serviceName string) (*Telemetry, error) {
 // MetricsHandler serves the Prometheus exposition of every metric.
 func (t *Telemetry) MetricsHandler() http.Handler {
 	return promhttp.HandlerFor(t.Registry, promhttp.HandlerOpts{})
+}
+
+// HTTPHandler traces and measures h, an HTTP server's handler (otelhttp): a server span per
+// request, continuing the caller's trace (traceparent), and http.server.request.duration by
+// method, route (the ServeMux pattern) and status. Probes, /metrics and the desk's event
+// stream (hours long) are left out.
+func (t *Telemetry) HTTPHandler(h http.Handler, server string) http.Handler {
+	return otelhttp.NewHandler(h, server,
+		otelhttp.WithTracerProvider(t.Tracer), otelhttp.WithMeterProvider(t.Meter),
+		otelhttp.WithFilter(func(r *http.Request) bool {
+			switch r.URL.Path {
+			case "/healthz", "/readyz", "/metrics", "/api/events":
+				return false
+			}
+			return true
+		}),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+			if r.Pattern != "" {
+				return r.Pattern
+			}
+			return r.Method
+		}))
 }
 
 // Shutdown flushes and stops the providers.

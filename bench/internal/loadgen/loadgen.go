@@ -309,7 +309,7 @@ func (r *runner) run(ctx context.Context, rep *Report) error {
 // setup starts the servers, connects and provisions.
 func (r *runner) setup(ctx context.Context, rep *Report) error {
 	if r.cfg.Telemetry {
-		tel, err := telemetry.Setup("omnibus")
+		tel, err := telemetry.Setup(ctx, "omnibus")
 		if err != nil {
 			return err
 		}

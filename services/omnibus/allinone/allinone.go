@@ -66,11 +66,14 @@ func (c *Config) Validate() error {
 // until ctx is cancelled. env is the services' configuration source; ready, if non-nil, is
 // called with the base URL once everything listens.
 func Run(ctx context.Context, cfg Config, build func(base string) []service.Service, env func(string) (string, bool), log *slog.Logger, ready func(string)) error {
-	tel, err := telemetry.Setup("omnibus")
+	tel, err := telemetry.Setup(ctx, "omnibus", telemetry.WithLookup(env))
 	if err != nil {
 		return err
 	}
 	defer func() { _ = tel.Shutdown(context.WithoutCancel(ctx)) }()
+	if tel.Exports != "" {
+		log.Info("OpenTelemetry export", "to", tel.Exports)
+	}
 
 	natsURL, natsWhere := cfg.NATSURL, redactURL(cfg.NATSURL)
 	if natsURL == "" {
@@ -134,7 +137,7 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 		d.Log = log.With("service", s.Name)
 		return startup.For(s.Name, d)
 	}
-	return service.Serve(ctx, ln, startup.Gate(mux), cfg.ShutdownTimeout, log, func(ctx context.Context) error {
+	return service.Serve(ctx, ln, tel.HTTPHandler(startup.Gate(mux), "omnibus"), cfg.ShutdownTimeout, log, func(ctx context.Context) error {
 		if needsDB {
 			pool, closeDB, err := openDB(ctx, cfg, log)
 			if err != nil {
