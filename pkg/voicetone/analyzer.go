@@ -16,10 +16,10 @@ const FrameDuration = 20
 
 // Pitch search range and the YIN window.
 const (
-	minF0     = 70.0
+	minF0     = 60.0
 	maxF0     = 400.0
 	minLag    = Rate / 400        // 20 samples (maxF0)
-	maxLag    = Rate/70 + 1       // 115 samples (minF0)
+	maxLag    = Rate/60 + 1       // 134 samples (minF0)
 	window    = 2 * FrameSamples  // the previous frame and this one, 40 ms
 	integrate = window - maxLag   // samples summed per lag
 	yinThresh = 0.2               // a dip of the normalised difference below this is a period

@@ -6,7 +6,7 @@
 //
 // Per 20 ms frame an [Analyzer] measures the power and, for voiced frames, the fundamental
 // frequency F0 (YIN: the cumulative-mean-normalised difference function over a 40 ms window,
-// 70–400 Hz, parabolic interpolation). Over a stretch of frames (an ASR segment) [Measure] gives
+// 60–400 Hz, parabolic interpolation). Over a stretch of frames (an ASR segment) [Measure] gives
 // [Features]: the energy in dBFS of the active frames, the median F0 of the voiced ones, and the
 // speaking rate — syllable nuclei per second of active speech, a nucleus being a voiced rise of
 // the loudness envelope by at least 3 dB out of a valley followed by a fall of 3 dB.

@@ -20,7 +20,7 @@ func (f Features) Speech() bool { return f.ActiveMS > 0 }
 // Pitch histogram: quarter-semitone bins from minF0 up to maxF0.
 const (
 	binsPerSemitone = 4
-	pitchBins       = 31 * binsPerSemitone // log2(400/70)·12 ≈ 30.2 semitones
+	pitchBins       = 33 * binsPerSemitone // log2(400/60)·12 ≈ 32.8 semitones
 )
 
 func pitchBin(f0 float64) int {

@@ -55,7 +55,7 @@ func TestAnalyzerPitchAndLevel(t *testing.T) {
 		for _, level := range []float64{-6, -20, -35} {
 			fr := frames(voice(500*time.Millisecond, f0, level, 0))
 			// A full-scale sine is -3 dBFS; this signal's RMS relative to its peak:
-			want := 20*math.Log10(math.Sqrt((1+0.25+0.0625)/2)/1.75*math.Pow(10, level/20))
+			want := 20 * math.Log10(math.Sqrt((1+0.25+0.0625)/2)/1.75*math.Pow(10, level/20))
 			for i, f := range fr[1:] {
 				if math.Abs(float64(f.F0)-f0) > 0.02*f0 {
 					t.Fatalf("f0 %v level %v frame %d: F0 %v", f0, level, i+1, f.F0)

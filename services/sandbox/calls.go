@@ -102,6 +102,61 @@ func (s *CallScenario) Run(ctx context.Context) error {
 	}
 }
 
+// CallScript is a named call: the catalogue utterances (services/sandbox/speech) a simulated
+// caller says, in order, with Pause between them — long enough (> speech.FinalAfter) for a
+// recogniser to end each sentence as its own segment.
+type CallScript struct {
+	Name       string
+	Utterances []string
+	Pause      time.Duration
+}
+
+// CallBankCardComplaint is the bank case's caller: a calm question about the credit-card bill
+// (zh-card-bill: "你好，我想查一下我的信用卡账单。"), then, louder, higher and faster, the double
+// charge (zh-double-charge-angry: "我的银行卡被扣了两次钱，你们到底怎么回事！") — the words and
+// the raised voice a sentiment alert is made from.
+var CallBankCardComplaint = CallScript{Name: "bank-card-complaint",
+	Utterances: []string{"zh-card-bill", "zh-double-charge-angry"}, Pause: 1500 * time.Millisecond}
+
+// CallScripts are the named calls, by name.
+var CallScripts = map[string]CallScript{CallBankCardComplaint.Name: CallBankCardComplaint}
+
+// Audio returns what the script's caller says: 8 kHz samples (half a second of silence first)
+// and the catalogue texts, in order.
+func (c CallScript) Audio() ([]int16, []string, error) {
+	audio := make([]int16, 4000, 8000*12)
+	var said []string
+	for i, id := range c.Utterances {
+		u, ok := speech.Find(id)
+		if !ok {
+			return nil, nil, fmt.Errorf("call script %s: no utterance %q in the speech catalogue", c.Name, id)
+		}
+		pcm, err := speech.Audio(id)
+		if err != nil {
+			return nil, nil, fmt.Errorf("call script %s: %w", c.Name, err)
+		}
+		if i > 0 {
+			audio = append(audio, make([]int16, int(c.Pause.Seconds()*8000))...)
+		}
+		audio = append(audio, pcm...)
+		said = append(said, u.Text)
+	}
+	return audio, said, nil
+}
+
+// Place makes one scripted call from the number from to the scenario's Hotline, and returns
+// when it hung up (after a second of silence at the end), or ctx ended.
+func (s *CallScenario) Place(ctx context.Context, from string, script CallScript) (caller.Call, error) {
+	if s.Dialer == nil {
+		return caller.Call{}, errors.New("call scenario: no dialer")
+	}
+	audio, _, err := script.Audio()
+	if err != nil {
+		return caller.Call{}, err
+	}
+	return s.Dialer.Call(ctx, from, s.Hotline, audio, time.Second)
+}
+
 // callScenario is the demo's phone traffic: the simulated customers calling the voice connector
 // (cfg.CallTarget, else its VOICE_SIP_LISTEN) with the speech catalogue's audio, with the
 // connector's digest credentials when it has some. nil when calls are off.
