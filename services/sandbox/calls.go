@@ -35,8 +35,12 @@ type CallScenario struct {
 	PerCall       int           // utterances per call, default 2
 	Pause         time.Duration // between utterances, default 800 ms
 	MaxConcurrent int           // default 4
-	Seed          int64
-	Log           *slog.Logger
+	// Scripts are named calls (CallBankCardComplaint) that a share of the calls, ScriptShare in
+	// [0, 1], follow instead of random utterances.
+	Scripts     []CallScript
+	ScriptShare float64
+	Seed        int64
+	Log         *slog.Logger
 }
 
 // Run places calls until ctx ends, then waits for the calls in progress to hang up.
@@ -78,13 +82,22 @@ func (s *CallScenario) Run(ctx context.Context) error {
 		c := s.Customers[r.IntN(len(s.Customers))]
 		var said []string
 		audio := make([]int16, 0, 8000*per*4)
-		for i := range per {
-			u := s.Utterances[r.IntN(len(s.Utterances))]
-			if i > 0 {
-				audio = append(audio, make([]int16, int(pause.Seconds()*8000))...)
+		if len(s.Scripts) > 0 && r.Float64() < s.ScriptShare {
+			var err error
+			if audio, said, err = s.Scripts[r.IntN(len(s.Scripts))].Audio(); err != nil {
+				s.Log.Warn("simulated call skipped", "err", err)
+				<-slots
+				continue
 			}
-			audio = append(audio, u.PCM...)
-			said = append(said, u.Text)
+		} else {
+			for i := range per {
+				u := s.Utterances[r.IntN(len(s.Utterances))]
+				if i > 0 {
+					audio = append(audio, make([]int16, int(pause.Seconds()*8000))...)
+				}
+				audio = append(audio, u.PCM...)
+				said = append(said, u.Text)
+			}
 		}
 		wg.Add(1)
 		go func() {
@@ -201,6 +214,7 @@ func callScenario(cfg *Config, lookup config.Lookup, people []sim.Customer, log 
 	if err != nil {
 		return nil, err
 	}
+	// A quarter of the demo's calls are the bank-card caller who turns angry (words and voice).
 	return &CallScenario{Dialer: d, Customers: people, Hotline: cfg.Hotline, Utterances: utts, Interval: cfg.CallInterval,
-		Seed: cfg.Seed, Log: log}, nil
+		Scripts: []CallScript{CallBankCardComplaint}, ScriptShare: 0.25, Seed: cfg.Seed, Log: log}, nil
 }
