@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/pkg/schema"
 	"github.com/omnibus-dev/omnibus/services/sentiment"
 )
 
@@ -22,6 +23,9 @@ func toneMessage(t *testing.T, msgID, text string, arousal float64, label string
 		"rate": 6.5, "delta": map[string]any{"energy_db": 5, "pitch_st": 8.5, "rate_pct": 22}, "arousal": arousal, "label": label,
 		"baseline_ms": 3000}
 	if err := e.SetData("application/json", data); err != nil {
+		t.Fatal(err)
+	}
+	if err := schema.Default().Validate(e.Type(), e.Data()); err != nil {
 		t.Fatal(err)
 	}
 	return e
