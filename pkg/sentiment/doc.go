@@ -62,6 +62,15 @@
 // = "good" from firing). Changes to the default lexicon must keep TestLabelledSet above its
 // floors and must not add a term only the held-out split contains (TestLexiconHeldOut).
 //
+// # Voice
+//
+// A call's transcript segment comes with the caller's voice tone (pkg/voicetone: an arousal
+// against their own first seconds of speech). [ToneShift] is what that voice adds to the words'
+// score — nothing for a calm voice or clearly positive words, up to -0.6 for an agitated one —
+// and [Analyzer.Classify] labels the combined score; the sentiment connector feeds the combined
+// score to the [Tracker], so angry words in a raised voice raise the alert sooner than the same
+// words said calmly.
+//
 // # Accuracy and limits
 //
 // testdata/labelled.tsv holds 330 contact-centre utterances (180 zh, 135 en, 15 mixed; banking,

@@ -35,8 +35,12 @@ type CallScenario struct {
 	PerCall       int           // utterances per call, default 2
 	Pause         time.Duration // between utterances, default 800 ms
 	MaxConcurrent int           // default 4
-	Seed          int64
-	Log           *slog.Logger
+	// Scripts are named calls (CallBankCardComplaint) that a share of the calls, ScriptShare in
+	// [0, 1], follow instead of random utterances.
+	Scripts     []CallScript
+	ScriptShare float64
+	Seed        int64
+	Log         *slog.Logger
 }
 
 // Run places calls until ctx ends, then waits for the calls in progress to hang up.
@@ -78,13 +82,22 @@ func (s *CallScenario) Run(ctx context.Context) error {
 		c := s.Customers[r.IntN(len(s.Customers))]
 		var said []string
 		audio := make([]int16, 0, 8000*per*4)
-		for i := range per {
-			u := s.Utterances[r.IntN(len(s.Utterances))]
-			if i > 0 {
-				audio = append(audio, make([]int16, int(pause.Seconds()*8000))...)
+		if len(s.Scripts) > 0 && r.Float64() < s.ScriptShare {
+			var err error
+			if audio, said, err = s.Scripts[r.IntN(len(s.Scripts))].Audio(); err != nil {
+				s.Log.Warn("simulated call skipped", "err", err)
+				<-slots
+				continue
 			}
-			audio = append(audio, u.PCM...)
-			said = append(said, u.Text)
+		} else {
+			for i := range per {
+				u := s.Utterances[r.IntN(len(s.Utterances))]
+				if i > 0 {
+					audio = append(audio, make([]int16, int(pause.Seconds()*8000))...)
+				}
+				audio = append(audio, u.PCM...)
+				said = append(said, u.Text)
+			}
 		}
 		wg.Add(1)
 		go func() {
@@ -100,6 +113,61 @@ func (s *CallScenario) Run(ctx context.Context) error {
 			}
 		}()
 	}
+}
+
+// CallScript is a named call: the catalogue utterances (services/sandbox/speech) a simulated
+// caller says, in order, with Pause between them — long enough (> speech.FinalAfter) for a
+// recogniser to end each sentence as its own segment.
+type CallScript struct {
+	Name       string
+	Utterances []string
+	Pause      time.Duration
+}
+
+// CallBankCardComplaint is the bank case's caller: a calm question about the credit-card bill
+// (zh-card-bill: "你好，我想查一下我的信用卡账单。"), then, louder, higher and faster, the double
+// charge (zh-double-charge-angry: "我的银行卡被扣了两次钱，你们到底怎么回事！") — the words and
+// the raised voice a sentiment alert is made from.
+var CallBankCardComplaint = CallScript{Name: "bank-card-complaint",
+	Utterances: []string{"zh-card-bill", "zh-double-charge-angry"}, Pause: 1500 * time.Millisecond}
+
+// CallScripts are the named calls, by name.
+var CallScripts = map[string]CallScript{CallBankCardComplaint.Name: CallBankCardComplaint}
+
+// Audio returns what the script's caller says: 8 kHz samples (half a second of silence first)
+// and the catalogue texts, in order.
+func (c CallScript) Audio() ([]int16, []string, error) {
+	audio := make([]int16, 4000, 8000*12)
+	var said []string
+	for i, id := range c.Utterances {
+		u, ok := speech.Find(id)
+		if !ok {
+			return nil, nil, fmt.Errorf("call script %s: no utterance %q in the speech catalogue", c.Name, id)
+		}
+		pcm, err := speech.Audio(id)
+		if err != nil {
+			return nil, nil, fmt.Errorf("call script %s: %w", c.Name, err)
+		}
+		if i > 0 {
+			audio = append(audio, make([]int16, int(c.Pause.Seconds()*8000))...)
+		}
+		audio = append(audio, pcm...)
+		said = append(said, u.Text)
+	}
+	return audio, said, nil
+}
+
+// Place makes one scripted call from the number from to the scenario's Hotline, and returns
+// when it hung up (after a second of silence at the end), or ctx ended.
+func (s *CallScenario) Place(ctx context.Context, from string, script CallScript) (caller.Call, error) {
+	if s.Dialer == nil {
+		return caller.Call{}, errors.New("call scenario: no dialer")
+	}
+	audio, _, err := script.Audio()
+	if err != nil {
+		return caller.Call{}, err
+	}
+	return s.Dialer.Call(ctx, from, s.Hotline, audio, time.Second)
 }
 
 // callScenario is the demo's phone traffic: the simulated customers calling the voice connector
@@ -145,6 +213,7 @@ func callScenario(cfg *Config, lookup config.Lookup, people []sim.Customer, log 
 	if err != nil {
 		return nil, err
 	}
+	// A quarter of the demo's calls are the bank-card caller who turns angry (words and voice).
 	return &CallScenario{Dialer: d, Customers: people, Hotline: cfg.Hotline, Utterances: utts, Interval: cfg.CallInterval,
-		Seed: cfg.Seed, Log: log}, nil
+		Scripts: []CallScript{CallBankCardComplaint}, ScriptShare: 0.25, Seed: cfg.Seed, Log: log}, nil
 }

@@ -20,6 +20,11 @@
 // its escalation flag (投诉, 12315, "speak to your manager"), which vendors do not give. Phone,
 // ID-card and bank-card numbers and e-mails are masked (pkg/pii) before a text leaves.
 //
+// A call's transcript segment carries the caller's voice tone (body.tone, from the voice
+// connector through the unifier): a raised or agitated voice shifts the words' score negative
+// (pkg/sentiment ToneShift, up to -0.6), and provenance.tone records the tone, the words' own
+// score and the shift.
+//
 // Every event id derives from the message's id (sentiment:scored:<id>, sentiment:raised:<id>,
 // sentiment:cleared:<id>), and each conversation's episode state — the tracker's window, whether
 // it is negative, the messages already applied — is kept in the JetStream KV bucket
@@ -32,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -90,6 +96,8 @@ type messageAdded struct {
 		Body           struct {
 			Type string `json:"type"`
 			Text string `json:"text"`
+			// Tone is set on a call's transcript segment: the caller's voice over it.
+			Tone *analysis.Tone `json:"tone"`
 		} `json:"body"`
 	} `json:"message"`
 }
@@ -119,6 +127,17 @@ type Provenance struct {
 	FallbackReason  string   `json:"fallback_reason,omitempty"`
 	VendorRequestID string   `json:"vendor_request_id,omitempty"`
 	Truncated       bool     `json:"truncated,omitempty"`
+	// Tone is set when the caller's voice tone contributed to the score.
+	Tone *ToneContribution `json:"tone,omitempty"`
+}
+
+// ToneContribution is how the caller's voice moved a transcript segment's score:
+// Score = WordsScore + Shift (pkg/sentiment ToneShift).
+type ToneContribution struct {
+	Label      string  `json:"label"`
+	Arousal    float64 `json:"arousal"`
+	WordsScore float64 `json:"words_score"`
+	Shift      float64 `json:"shift"`
 }
 
 // Alert is the data of omni.tool.ai.sentiment.alert.raised and .cleared.
@@ -235,6 +254,9 @@ func (c *Connector) Handle(ctx context.Context, d bus.Delivery) error {
 		inputs = append(inputs, msg.EventID)
 	}
 	s := c.score(ctx, msg.Body.Text, resilience.Call{CustomerID: msg.CustomerID, CorrelationID: d.Event.ID(), Key: msg.ConversationID}, inputs)
+	if t := msg.Body.Tone; t != nil && validTone(*t) {
+		c.withTone(&s, *t)
+	}
 	transition := tr.Observe(analysis.Result{Score: s.Score, Escalation: s.Escalation})
 	s.ConversationID, s.CustomerID, s.MessageID, s.Channel = msg.ConversationID, msg.CustomerID, msg.EventID, msg.Channel
 	s.NegativeEpisode = tr.Negative()
@@ -288,6 +310,32 @@ func (c *Connector) score(ctx context.Context, text string, call resilience.Call
 		VendorRequestID: truncate(v.RequestID, 128), Truncated: truncated}
 	return s
 }
+
+// withTone combines the caller's voice with the words' score (pkg/sentiment ToneShift: a raised
+// or agitated voice pushes it negative, a calm one or clearly positive words leave it), relabels
+// a shifted score with the built-in analyser's thresholds, and records the contribution in the
+// provenance.
+func (c *Connector) withTone(s *Scored, t analysis.Tone) {
+	shift := round3(analysis.ToneShift(s.Score, t))
+	s.Provenance.Tone = &ToneContribution{Label: t.Label, Arousal: t.Arousal, WordsScore: s.Score, Shift: shift}
+	if shift == 0 {
+		return
+	}
+	s.Score = max(-1, min(1, s.Score+shift))
+	label, conf := c.analyzer.Classify(s.Score)
+	s.Label, s.Confidence = string(label), conf
+}
+
+// validTone: a tone the schema allows (the unifier copies it from the voice connector).
+func validTone(t analysis.Tone) bool {
+	switch t.Label {
+	case "calm", "raised", "agitated":
+		return t.Arousal >= 0 && t.Arousal <= 1
+	}
+	return false
+}
+
+func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
 
 func maxVendorText(provider string) int {
 	if provider == ProviderAliyun {

@@ -53,6 +53,19 @@ type segment struct {
 	Final      bool     `json:"final"`
 	Vendor     string   `json:"vendor"`
 	Confidence *float64 `json:"confidence"`
+	Tone       *struct {
+		EnergyDBFS float64 `json:"energy_dbfs"`
+		PitchHz    float64 `json:"pitch_hz"`
+		Rate       float64 `json:"rate"`
+		Delta      struct {
+			EnergyDB float64 `json:"energy_db"`
+			PitchST  float64 `json:"pitch_st"`
+			RatePct  float64 `json:"rate_pct"`
+		} `json:"delta"`
+		Arousal    float64 `json:"arousal"`
+		Label      string  `json:"label"`
+		BaselineMS int     `json:"baseline_ms"`
+	} `json:"tone"`
 }
 
 // segments returns the transcript events stored, in order, and the finals among them.

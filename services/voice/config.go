@@ -37,6 +37,7 @@ type Config struct {
 	ASRFailover bool          `env:"VOICE_ASR_FAILOVER" default:"true" desc:"fail over to the other ASR vendor (when its credentials are set) when the chosen one refuses the handshake, its breaker is open or its stream breaks mid-call; the audio since the last final result is resent"`
 	ASRQueue    int           `env:"VOICE_ASR_QUEUE" default:"500" desc:"20 ms frames a leg may queue for its ASR vendor before frames are dropped (and the transcript marked partial); the recording never waits for ASR"`
 	ASRFinish   time.Duration `env:"VOICE_ASR_FINISH_TIMEOUT" default:"5s" desc:"after a hang-up, how long the ASR vendor may take to deliver its last results before the ended event is published"`
+	Tone        bool          `env:"VOICE_TONE" default:"true" desc:"measure the caller's voice tone (energy, pitch, speaking rate against their first seconds of speech) and put it on each final transcript segment, for the sentiment connector; off the RTP path, needs VOICE_ASR"`
 
 	IFlytekURL    string `env:"VOICE_IFLYTEK_URL" default:"wss://rtasr.xfyun.cn/v1/ws" desc:"iFlytek RTASR (实时语音转写) WebSocket endpoint"`
 	IFlytekAppID  string `env:"VOICE_IFLYTEK_APP_ID" desc:"iFlytek appid of the RTASR app"`

@@ -238,9 +238,14 @@ func (s *server) run(c *call, o offer, pt int, conn *net.UDPConn) {
 		sinks = append(sinks, s.sinks(c.info)...)
 	}
 	var tr *asr.Stream
+	var tone *toneMeter
 	var transcript string // the transcript's state, once stopMedia closed it
 	if s.asr != nil {
-		tr = s.asr.start(c.info, media.LegCaller)
+		if s.cfg.Tone {
+			tone = startTone(media.LegCaller, s.cfg.ASRQueue)
+			sinks = append(sinks, tone)
+		}
+		tr = s.asr.start(c.info, media.LegCaller, tone)
 		sinks = append(sinks, tr)
 	}
 	recv := &media.Receiver{Conn: conn, Peer: o.IP, Signal: c.source, PT: pt, DTMF: o.DTMF, Sinks: sinks, Timeout: s.cfg.MediaTimeout,
@@ -257,6 +262,10 @@ func (s *server) run(c *call, o offer, pt int, conn *net.UDPConn) {
 			log.Error("recording not finalised", "err", errors.Join(err, lw.err))
 		}
 		st := recv.Stats()
+		if tone != nil {
+			tone.endInput() // the last segments measure what came, without waiting for more
+			defer tone.close()
+		}
 		if tr != nil {
 			// The vendor's last results come before the ended event (within VOICE_ASR_FINISH_TIMEOUT).
 			transcript = tr.Close(ctx)

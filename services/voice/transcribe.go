@@ -105,9 +105,10 @@ func (t *transcriber) connector(c callInfo) asr.Connector {
 	}
 }
 
-// start begins transcribing a leg of c; its results are published as they come.
-func (t *transcriber) start(c callInfo, leg media.Leg) *asr.Stream {
-	p := &segmentPublisher{s: t.s, call: c, leg: leg, partials: map[int]int{}}
+// start begins transcribing a leg of c; its results are published as they come, the final ones
+// with the leg's voice tone over the segment when tone is not nil.
+func (t *transcriber) start(c callInfo, leg media.Leg, tone *toneMeter) *asr.Stream {
+	p := &segmentPublisher{s: t.s, call: c, leg: leg, tone: tone, partials: map[int]int{}}
 	return asr.Start(leg, asr.Options{Vendors: t.vendors, Connect: t.connector(c), Queue: t.s.cfg.ASRQueue,
 		FinishTimeout: t.s.cfg.ASRFinish, OnResult: p.publish, Log: t.s.rt.Log.With("call_id", c.ID, "leg", string(leg))})
 }
@@ -117,23 +118,25 @@ type segmentPublisher struct {
 	s        *server
 	call     callInfo
 	leg      media.Leg
+	tone     *toneMeter // nil: no tone
 	mu       sync.Mutex
 	partials map[int]int // partials published per segment
 }
 
 // segmentData is the event's data (schemas/omni.channel.call.segment.transcribed.json).
 type segmentData struct {
-	Channel    string   `json:"channel"`
-	CallID     string   `json:"call_id"`
-	SegmentID  int      `json:"segment_id"`
-	Speaker    string   `json:"speaker"`
-	StartMS    int64    `json:"start_ms"`
-	EndMS      int64    `json:"end_ms"`
-	Text       string   `json:"text"`
-	Final      bool     `json:"final"`
-	Vendor     string   `json:"vendor"`
-	Model      string   `json:"model"`
-	Confidence *float64 `json:"confidence,omitempty"`
+	Channel    string    `json:"channel"`
+	CallID     string    `json:"call_id"`
+	SegmentID  int       `json:"segment_id"`
+	Speaker    string    `json:"speaker"`
+	StartMS    int64     `json:"start_ms"`
+	EndMS      int64     `json:"end_ms"`
+	Text       string    `json:"text"`
+	Final      bool      `json:"final"`
+	Vendor     string    `json:"vendor"`
+	Model      string    `json:"model"`
+	Confidence *float64  `json:"confidence,omitempty"`
+	Tone       *toneData `json:"tone,omitempty"`
 }
 
 // maxText is the schema's bound on a segment's text (in characters).
@@ -166,6 +169,9 @@ func (p *segmentPublisher) publish(r asr.Result) {
 	if r.Confidence >= 0 && r.Confidence <= 1 {
 		conf := r.Confidence
 		d.Confidence = &conf
+	}
+	if r.Final && p.tone != nil {
+		d.Tone = p.tone.segment(r.Begin, max(r.End, r.Begin))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

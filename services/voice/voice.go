@@ -28,7 +28,9 @@
 // over to the other mid-call), whose partial and final results are published as
 // omni.channel.call.segment.transcribed on omni.in.voice.transcript. ASR never holds up the
 // recording: frames queue (bounded) and are dropped when the vendor falls behind, and the ended
-// event says whether the transcript is complete, partial or none.
+// event says whether the transcript is complete, partial or none. Beside it a tone meter
+// (pkg/voicetone, VOICE_TONE) measures the caller's voice, and each final segment carries its
+// tone against the caller's first seconds of speech.
 package voice
 
 import (

@@ -53,6 +53,12 @@ type Utterance struct {
 	Lang  string `json:"lang"`  // zh or en
 	Voice string `json:"voice"` // the espeak-ng voice
 	Text  string `json:"text"`
+	// Amplitude, Pitch and Speed are espeak-ng's -a (0-200, default 100), -p (0-99, default 50)
+	// and -s (words per minute, default 175) when the utterance is not said in the voice's
+	// ordinary way — an angry caller is louder, higher and faster.
+	Amplitude int `json:"amplitude,omitempty"`
+	Pitch     int `json:"pitch,omitempty"`
+	Speed     int `json:"speed,omitempty"`
 	// Print is the fingerprint: per 20 ms frame, the normalised loudness and spectral tilt,
 	// interleaved, in hundredths.
 	Print []int16 `json:"print"`

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/zaf/g711"
+
 	"github.com/omnibus-dev/omnibus/services/sandbox/speech"
 )
 
@@ -25,6 +27,10 @@ var sentences = []speech.Utterance{
 	{ID: "en-manager", Lang: "en", Voice: "en-us", Text: "I want to speak to a manager, this is unacceptable."},
 	{ID: "en-order-number", Lang: "en", Voice: "en-us", Text: "My order number is 5 5 8 8 1 2 3 4."},
 	{ID: "en-refund", Lang: "en", Voice: "en-us", Text: "Hello, I would like a refund for my last purchase."},
+	// The bank-card caller (the sandbox's CallBankCardComplaint): a calm opening, then the
+	// double charge said angrily — louder, higher and faster.
+	{ID: "zh-card-bill", Lang: "zh", Voice: "cmn", Text: "你好，我想查一下我的信用卡账单。"},
+	{ID: "zh-double-charge-angry", Lang: "zh", Voice: "cmn", Text: "我的银行卡被扣了两次钱，你们到底怎么回事！", Amplitude: 180, Pitch: 80, Speed: 230},
 }
 
 // synth returns the audio of every source sentence, skipping when espeak-ng is missing.
@@ -32,7 +38,7 @@ func synth(t testing.TB) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
 	for _, u := range sentences {
-		pcm, err := speech.Synthesize(context.Background(), u.Voice, u.Text, "")
+		pcm, err := speech.SynthesizeUtterance(context.Background(), u, "")
 		if errors.Is(err, speech.ErrNoTTS) {
 			t.Skip(err)
 		}
@@ -75,6 +81,17 @@ func TestCatalogue(t *testing.T) {
 		}
 		if err := os.WriteFile("catalogue.json", append(b, '\n'), 0o644); err != nil {
 			t.Fatal(err)
+		}
+		// The committed audio of a new utterance (existing files are kept: another espeak-ng
+		// build would change their bytes for nothing).
+		for _, u := range sentences {
+			path := "audio/" + u.ID + ".ul"
+			if _, err := os.Stat(path); err == nil {
+				continue
+			}
+			if err := os.WriteFile(path, g711.EncodeUlaw(audio[u.ID]), 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	cat := speech.Catalogue()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 )
 
 // ErrNoTTS is returned by Synthesize when espeak-ng or sox is not installed.
@@ -17,6 +18,25 @@ var ErrNoTTS = errors.New("speech: espeak-ng and sox are needed to synthesise ut
 // PCM. It returns the raw samples (little-endian) and writes the same audio as a WAV file to
 // wavPath when that is not empty (what a SIP caller plays).
 func Synthesize(ctx context.Context, voice, text, wavPath string) ([]byte, error) {
+	return synthesize(ctx, []string{"-v", voice}, text, wavPath)
+}
+
+// SynthesizeUtterance speaks a catalogue utterance with its voice and prosody (amplitude, pitch
+// and speed, when set), as Synthesize does.
+func SynthesizeUtterance(ctx context.Context, u Utterance, wavPath string) ([]byte, error) {
+	args := []string{"-v", u.Voice}
+	for _, o := range []struct {
+		flag string
+		v    int
+	}{{"-a", u.Amplitude}, {"-p", u.Pitch}, {"-s", u.Speed}} {
+		if o.v != 0 {
+			args = append(args, o.flag, strconv.Itoa(o.v))
+		}
+	}
+	return synthesize(ctx, args, u.Text, wavPath)
+}
+
+func synthesize(ctx context.Context, args []string, text, wavPath string) ([]byte, error) {
 	for _, tool := range []string{"espeak-ng", "sox"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return nil, ErrNoTTS
@@ -28,7 +48,7 @@ func Synthesize(ctx context.Context, voice, text, wavPath string) ([]byte, error
 	}
 	defer os.RemoveAll(dir)
 	raw := filepath.Join(dir, "espeak.wav")
-	if b, err := exec.CommandContext(ctx, "espeak-ng", "-v", voice, "-w", raw, text).CombinedOutput(); err != nil {
+	if b, err := exec.CommandContext(ctx, "espeak-ng", append(args, "-w", raw, text)...).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("espeak-ng: %w: %s", err, bytes.TrimSpace(b))
 	}
 	conv := []string{raw, "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer"}

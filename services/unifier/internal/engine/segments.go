@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,6 +27,10 @@ import (
 // Partial segments are superseded by the final one and the agent's leg (callee) is the agent's
 // own speech: neither is stored (the desk's live view of partials is the voice connector's
 // business, not the store's). An empty final segment (nothing intelligible) is not stored either.
+//
+// A final segment's tone (the caller's voice over it, measured by the voice connector) goes onto
+// the message's body as "tone", beside the text, so the desk and the sentiment connector read it
+// with the words.
 
 // segmentRetry is how long a segment whose call is not recorded yet waits before it is tried
 // again.
@@ -45,7 +50,7 @@ func (en *Engine) prepareSegment(i int, d bus.Delivery) (*msgEvent, *Segment, er
 	if !s.Final || s.Speaker != "caller" || text == "" {
 		return nil, nil, nil
 	}
-	body, err := json.Marshal(map[string]string{"type": "text", "text": text})
+	body, err := json.Marshal(voiceText{Type: "text", Text: text, Tone: toneOf(s.Tone)})
 	if err != nil {
 		return nil, nil, bus.Permanent(err)
 	}
@@ -56,6 +61,25 @@ func (en *Engine) prepareSegment(i int, d bus.Delivery) (*msgEvent, *Segment, er
 	at := eventTime(d.Event, time.Time{})
 	m := MessageReceived{Channel: ch, Message: body}
 	return &msgEvent{i: i, ev: d.Event, m: m, at: at, atDB: dbTime(at), msgID: d.Event.ID(), channel: ch, body: body}, &s, nil
+}
+
+// voiceText is the body of a transcript's message: its text and, when the voice connector
+// measured it, the caller's voice tone over the segment (what the sentiment connector combines
+// with the words).
+type voiceText struct {
+	Type string          `json:"type"`
+	Text string          `json:"text"`
+	Tone json.RawMessage `json:"tone,omitempty"`
+}
+
+// toneOf returns the segment's tone when it is a JSON object (the schema validated it), else
+// nothing.
+func toneOf(raw json.RawMessage) json.RawMessage {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '{' || !json.Valid(raw) {
+		return nil
+	}
+	return raw
 }
 
 // resolveSegments gives each segment of run its call's customer identity: that of a call event

@@ -2,8 +2,10 @@ package engine_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,8 +20,17 @@ import (
 // segment builds a transcript segment of call callID.
 func segment(t testing.TB, callID, from string, n int, speaker, text string, final bool, at time.Time) bus.Delivery {
 	t.Helper()
+	return toneSegment(t, callID, from, n, speaker, text, final, at, nil)
+}
+
+// toneSegment builds a transcript segment with the caller's voice tone (none when tone is nil).
+func toneSegment(t testing.TB, callID, from string, n int, speaker, text string, final bool, at time.Time, tone map[string]any) bus.Delivery {
+	t.Helper()
 	data := map[string]any{"channel": "voice", "call_id": callID, "segment_id": n, "speaker": speaker, "start_ms": n * 3000,
 		"end_ms": n*3000 + 2500, "text": text, "final": final, "vendor": "iflytek", "model": "rtasr"}
+	if tone != nil {
+		data["tone"] = tone
+	}
 	kind := "p"
 	if final {
 		kind = "f"
@@ -99,6 +110,62 @@ func TestTranscriptOnTheCallsConversation(t *testing.T) {
 		t.Fatalf("%d desk events dead-lettered", got)
 	}
 	checkRelayedOnce(t, b, nb, rows)
+}
+
+// A final segment's voice tone is stored on the voice message's body beside its text, comes out
+// the same in omni.desk.message.added (valid: the relay dead-letters nothing), and a segment
+// without one stores a plain text body.
+func TestTranscriptTone(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	at := t0.Add(10 * time.Minute)
+	tone := map[string]any{"energy_dbfs": -15.19, "pitch_hz": 127.14, "rate": 6.54,
+		"delta": map[string]any{"energy_db": 5.07, "pitch_st": 8.5, "rate_pct": 22.6}, "arousal": 0.68, "label": "agitated", "baseline_ms": 3000}
+	b.apply(t, call(t, "started", callA, phoneN, at, false), call(t, "answered", callA, phoneN, at.Add(5*time.Second), false),
+		segment(t, callA, phoneN, 0, "caller", "你好，我想查一下我的信用卡账单。", true, at.Add(9*time.Second)),
+		toneSegment(t, callA, phoneN, 1, "caller", "我的银行卡被扣了两次钱，你们到底怎么回事！", true, at.Add(15*time.Second), tone))
+
+	var want any // the tone as JSON decodes it
+	if raw, err := json.Marshal(tone); err != nil || json.Unmarshal(raw, &want) != nil {
+		t.Fatal(err)
+	}
+	stored := b.strings(t, `SELECT body::text FROM messages WHERE channel = 'voice' ORDER BY sent_at`)
+	if len(stored) != 2 {
+		t.Fatalf("voice messages %q", stored)
+	}
+	var plain, toned map[string]any
+	if err := json.Unmarshal([]byte(stored[0]), &plain); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(stored[1]), &toned); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := plain["tone"]; ok || plain["type"] != "text" {
+		t.Errorf("a segment without tone stored %v", plain)
+	}
+	if !reflect.DeepEqual(toned["tone"], want) || toned["text"] != "我的银行卡被扣了两次钱，你们到底怎么回事！" {
+		t.Errorf("stored body %v, want the segment's tone %v", toned, tone)
+	}
+	n := 0
+	for _, m := range b.outboxData(t, engine.TypeDeskMessageAdded) {
+		body := m["message"].(map[string]any)["body"].(map[string]any)
+		if body["text"] == toned["text"] {
+			n++
+			if !reflect.DeepEqual(body["tone"], want) {
+				t.Errorf("desk message body %v, want the tone %v", body, tone)
+			}
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d desk messages of the toned segment", n)
+	}
+	nb := bustest.New(t, bus.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if _, err := engine.NewRelay(b.pool, nb.Client, slog.New(slog.NewTextHandler(io.Discard, nil))).Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := nb.StoredCount(t, bus.StreamDLQ, ">"); got != 0 {
+		t.Fatalf("%d desk events dead-lettered", got)
+	}
 }
 
 // A segment with no call id is refused for good.

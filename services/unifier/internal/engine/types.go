@@ -106,6 +106,9 @@ type Segment struct {
 	EndMS     int64  `json:"end_ms"`
 	Text      string `json:"text"`
 	Final     bool   `json:"final"`
+	// Tone is the caller's voice tone over the segment (common.defs.json voiceTone), copied as
+	// is onto the voice message's body.
+	Tone json.RawMessage `json:"tone,omitempty"`
 }
 
 // ConversationCommand is the data of omni.conversation.close|reopen.requested.
