@@ -3,6 +3,7 @@ package desk_test
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -126,9 +127,20 @@ func TestBrowserEndToEnd(t *testing.T) {
 		"business_type": "order", "model": "qwen-plus", "closed_at": prevClosed, "event_id": "assist:summary:" + prev, "at": prevClosed.Add(3 * time.Second)}
 	w.publish("omni.desk.conversation.updated", "omni.desk.conversation.updated", map[string]any{"conversation": withSummary,
 		"change": "summary added (llm)"}, event.WithSubject(prev))
-	waitText("the summary in past conversations", "#past-conversations .conv-summary", "OD202612070001 的退款进度")
-	waitText("the summary's source", "#past-conversations .conv-summary .summary-source", "小结 · AI")
-	waitText("the summary's business type", "#past-conversations .conv-summary .summary-biz", "订单")
+	// The panel re-renders as the events land: poll in the page rather than hold a node.
+	waitIn := func(what, sel, want string) {
+		t.Helper()
+		q, _ := json.Marshal(sel)
+		w, _ := json.Marshal(want)
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`(() => { const e = document.querySelector(`+string(q)+`);
+			return !!e && e.textContent.includes(`+string(w)+`) })()`, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+			br.Shot(t, "failed")
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	waitIn("the summary in past conversations", "#past-conversations .conv-summary .summary-text", "OD202612070001 的退款进度")
+	waitIn("the summary's source", "#past-conversations .conv-summary .summary-source", "小结 · AI")
+	waitIn("the summary's business type", "#past-conversations .conv-summary .summary-biz", "订单")
 	screenshot("03b-past-conversation-summary")
 
 	// Track the parcel: the number is prefilled from the customer's message.

@@ -206,6 +206,11 @@ function renderToolResult(r) {
         el("ul", { class: "suggestions" }, ...(res.suggestions || []).map((x) => el("li", {}, el("span", {}, x.text),
           el("button", { class: "ghost use-suggestion", onclick: () => useSuggestion(r, x.text) }, t("use")), rejectButton(r)))))); // assist.js
   }
+  if (r.tool === "ai" && r.op === "summary") {
+    return el("div", { class: "card tool-card summary-card" }, head(t("summary")),
+      el("div", { class: "card-body" }, summaryView({ text: res.summary, source: res.source, business_type: res.business_type,
+        model: res.provenance && res.provenance.model })));
+  }
   if (r.tool === "crm") {
     const found = res.found;
     return el("div", { class: "card tool-card crm-card" }, head(found ? t("crm.found") : t("crm.notfound")),
