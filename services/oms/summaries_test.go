@@ -61,7 +61,8 @@ func (tb *testBundle) customerWithOrders(t *testing.T) sim.Customer {
 // nothing; conversations without an order lookup get nothing.
 func TestSummaryOnArchive(t *testing.T) {
 	t.Parallel()
-	tb := setup(t, nil)
+	// The slow OMS below answers within the archive's per-attempt timeout.
+	tb := setup(t, map[string]string{"RESILIENCE_OMS_SERVICE_RECORD_TIMEOUT": "3s", "RESILIENCE_OMS_SERVICE_RECORD_BUDGET": "4s"})
 	c := tb.customerWithOrders(t)
 	ctx := context.Background()
 
@@ -124,14 +125,35 @@ func TestSummaryOnArchive(t *testing.T) {
 		t.Fatalf("remarks on a record that carries its summary: %+v", got)
 	}
 
+	// The summary comes while the record is being written (the OMS is slow): the close read the
+	// context before it, so the record goes without it and the close's handler appends it.
+	conv4 := uuid.NewString()
+	tb.result(t, tb.lookup(t, conv4, "phone", c.Phone).ID(), &a)
+	if err := tb.env.SetFault("oms "+omssim.OpArchive, sim.Fault{Latency: 1500 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	close4 := tb.closed(t, conv4, "resolved")
+	bustest.WaitFor(t, 10*time.Second, "the archive call under way", func() bool { return tb.env.Stats()["oms "+omssim.OpArchive].Calls >= 3 })
+	tb.summary(t, conv4, closedAt, "llm", "客户在写入档案时收到的小结。")
+	tb.result(t, close4.ID(), &res)
+	if err := tb.env.SetFault("oms "+omssim.OpArchive, sim.Fault{}); err != nil {
+		t.Fatal(err)
+	}
+	bustest.WaitFor(t, 10*time.Second, "the summary appended after the slow archive", func() bool { return len(tb.oms.Remarks(conv4)) == 1 })
+	for _, r := range tb.oms.ServiceRecords() {
+		if r.ExternalID == conv4 && strings.Contains(r.Summary, "会话小结") {
+			t.Fatalf("the record carries a summary its close never read: %s", r.Summary)
+		}
+	}
+
 	// No order looked up: nothing archived, nothing appended.
 	conv3 := uuid.NewString()
 	tb.summary(t, conv3, closedAt, "rules", "没有订单的会话")
 	time.Sleep(300 * time.Millisecond)
-	if len(tb.oms.Remarks(conv3)) != 0 || len(tb.env.Records(sim.Filter{Vendor: "oms", Op: omssim.OpRemark})) != 1 {
+	if len(tb.oms.Remarks(conv3)) != 0 || len(tb.env.Records(sim.Filter{Vendor: "oms", Op: omssim.OpRemark})) != 2 {
 		t.Fatalf("remarks: %d records", len(tb.env.Records(sim.Filter{Vendor: "oms", Op: omssim.OpRemark})))
 	}
-	if n := len(tb.oms.ServiceRecords()); n != 2 {
-		t.Fatalf("%d service records, want 2", n)
+	if n := len(tb.oms.ServiceRecords()); n != 3 {
+		t.Fatalf("%d service records, want 3", n)
 	}
 }
