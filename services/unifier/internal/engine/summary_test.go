@@ -71,6 +71,15 @@ func TestSummaryStoredOnConversation(t *testing.T) {
 	if got := b2.strings(t, `SELECT source FROM conversation_summaries`); len(got) != 1 || got[0] != "llm" {
 		t.Fatalf("stored: %v, want the llm summary of the later close", got)
 	}
+	// The conversation is open (as after a reopen): its updates carry the open view, valid too.
+	for _, data := range b2.strings(t, `SELECT data::text FROM outbox WHERE type = $1`, engine.TypeDeskConversationUpdated) {
+		if err := schema.Default().Validate(engine.TypeDeskConversationUpdated, []byte(data)); err != nil {
+			t.Fatalf("conversation.updated of an open conversation: %v\n%s", err, data)
+		}
+	}
+	if n := b2.count(t, `SELECT count(*) FROM outbox WHERE type = $1`, engine.TypeDeskConversationUpdated); n != 2 {
+		t.Fatalf("conversation.updated: %d, want 2 (each summary replaced the one before)", n)
+	}
 
 	errs := b.en.ApplyBatch(ctx, []bus.Delivery{summary(t, "0190a3b2-7c4d-7e5f-8a9b-0c1d2e3f4a5b", closed1, closed1, "rules")})
 	if len(errs) != 1 || !bus.IsPermanent(errs[0]) {
