@@ -3,6 +3,7 @@ package desk_test
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/google/uuid"
 
 	"github.com/omnibus-dev/omnibus/pkg/browsertest"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
@@ -112,6 +114,34 @@ func TestBrowserEndToEnd(t *testing.T) {
 		t.Error("the 360 panel shows a raw identity")
 	}
 	screenshot("03-conversation-360")
+
+	// The customer's previous conversation, closed an hour ago, gets its summary (the unifier's
+	// conversation.updated carrying it): past conversations show it live, with its source and
+	// business type.
+	prev, prevClosed := uuid.NewString(), w.t0.Add(-time.Hour)
+	w.publish("omni.desk.conversation.closed", "omni.desk.conversation.closed", map[string]any{
+		"conversation": w.convView(prev, w.cust, "closed", []string{"sms"}, w.t0.Add(-2*time.Hour), prevClosed), "reason": "closed by agent"},
+		event.WithSubject(prev))
+	withSummary := w.convView(prev, w.cust, "closed", []string{"sms"}, w.t0.Add(-2*time.Hour), prevClosed)
+	withSummary["summary"] = map[string]any{"text": "客户 138****8000 询问订单 OD202612070001 的退款进度；坐席确认退款已提交。", "source": "llm",
+		"business_type": "order", "model": "qwen-plus", "closed_at": prevClosed, "event_id": "assist:summary:" + prev, "at": prevClosed.Add(3 * time.Second)}
+	w.publish("omni.desk.conversation.updated", "omni.desk.conversation.updated", map[string]any{"conversation": withSummary,
+		"change": "summary added (llm)"}, event.WithSubject(prev))
+	// The panel re-renders as the events land: poll in the page rather than hold a node.
+	waitIn := func(what, sel, want string) {
+		t.Helper()
+		q, _ := json.Marshal(sel)
+		w, _ := json.Marshal(want)
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`(() => { const e = document.querySelector(`+string(q)+`);
+			return !!e && e.textContent.includes(`+string(w)+`) })()`, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+			br.Shot(t, "failed")
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	waitIn("the summary in past conversations", "#past-conversations .conv-summary .summary-text", "OD202612070001 的退款进度")
+	waitIn("the summary's source", "#past-conversations .conv-summary .summary-source", "小结 · AI")
+	waitIn("the summary's business type", "#past-conversations .conv-summary .summary-biz", "订单")
+	screenshot("03b-past-conversation-summary")
 
 	// Track the parcel: the number is prefilled from the customer's message.
 	toggle("open the track form", "#tool-track", "#track-number")

@@ -22,17 +22,18 @@ import (
 // maxResponse bounds a response body read from the OMS.
 const maxResponse = 4 << 20
 
-// Route specs of the OMS calls (vendor oms). All three are idempotent: lookups are reads, and the
-// OMS keys service records by external_id. Lookups get five attempts — an OMS failing one call in
+// Route specs of the OMS calls (vendor oms). All four are idempotent: lookups are reads, the
+// OMS keys service records by external_id and their remarks by remark_id. Lookups get five attempts — an OMS failing one call in
 // five then fails 0.03 % of lookups (three attempts: 0.8 %) — with a short backoff (25 ms,
 // doubled, with jitter: at most ~375 ms of waiting) well within OMS_LOOKUP_BUDGET; the archive
 // keeps the defaults (a failed delivery is redelivered by the bus). Operators override them with
-// RESILIENCE_OMS_<ORDERS_LIST|ORDERS_GET|SERVICE_RECORD>_*.
+// RESILIENCE_OMS_<ORDERS_LIST|ORDERS_GET|SERVICE_RECORD|SERVICE_RECORD_REMARK>_*.
 var (
 	lookupSettings = resilience.Settings{MaxAttempts: 5, Backoff: 25 * time.Millisecond}
 	listSpec       = resilience.RouteSpec{Vendor: "oms", Op: "orders_list", Idempotent: true, Classify: classify(false), Settings: lookupSettings}
 	getSpec        = resilience.RouteSpec{Vendor: "oms", Op: "orders_get", Idempotent: true, Classify: classify(true), Settings: lookupSettings}
 	archiveSpec    = resilience.RouteSpec{Vendor: "oms", Op: "service_record", Idempotent: true, Classify: classify(false)}
+	remarkSpec     = resilience.RouteSpec{Vendor: "oms", Op: "service_record_remark", Idempotent: true, Classify: classify(false)}
 )
 
 // classify maps the OMS's envelope codes to the pipeline's classes: 0 success (and 40401 for
@@ -63,6 +64,7 @@ type client struct {
 	base, key, secret string
 	http              *http.Client
 	list, get, record *resilience.Route
+	remark            *resilience.Route
 }
 
 func newClient(cfg *Config, hc *http.Client, reg *resilience.Registry) (*client, error) {
@@ -70,7 +72,7 @@ func newClient(cfg *Config, hc *http.Client, reg *resilience.Registry) (*client,
 	for _, r := range []struct {
 		dst  **resilience.Route
 		spec resilience.RouteSpec
-	}{{&c.list, listSpec}, {&c.get, getSpec}, {&c.record, archiveSpec}} {
+	}{{&c.list, listSpec}, {&c.get, getSpec}, {&c.record, archiveSpec}, {&c.remark, remarkSpec}} {
 		rt, err := reg.Route(r.spec)
 		if err != nil {
 			return nil, err
@@ -173,5 +175,18 @@ func (c *client) archive(ctx context.Context, call resilience.Call, rec omswire.
 	}
 	var res omswire.ServiceRecordResult
 	_, err = c.do(ctx, c.record, call, http.MethodPost, omswire.PathServiceRecords, nil, body, &res)
+	return res, err
+}
+
+// addRemark appends a remark to the service record of rm.ExternalID (idempotent by its
+// remark_id). A record the OMS does not have fails with omswire.ErrRecordNotFound (a refusal:
+// not retried).
+func (c *client) addRemark(ctx context.Context, call resilience.Call, rm omswire.RecordRemark) (omswire.RecordRemarkResult, error) {
+	body, err := json.Marshal(rm)
+	if err != nil {
+		return omswire.RecordRemarkResult{}, bus.Permanent(err)
+	}
+	var res omswire.RecordRemarkResult
+	_, err = c.do(ctx, c.remark, call, http.MethodPost, omswire.PathRecordRemarks, nil, body, &res)
 	return res, err
 }

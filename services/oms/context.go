@@ -1,11 +1,11 @@
 package oms
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,8 +24,43 @@ type convContext struct {
 	// Pinned is the order the agent looked up by number (the most recent such lookup).
 	Pinned string `json:"pinned,omitempty"`
 	// Orders are the orders of the latest lookup by phone, newest first.
-	Orders []string  `json:"orders,omitempty"`
-	At     time.Time `json:"at"`
+	Orders []string `json:"orders,omitempty"`
+	// Summary is the summary of the conversation's latest close the connector heard of
+	// (omni.tool.ai.summary.completed).
+	Summary *savedSummary `json:"summary,omitempty"`
+	// Archived is set once the OMS has the conversation's service record.
+	Archived *archived `json:"archived,omitempty"`
+	At       time.Time `json:"at"`
+}
+
+// savedSummary is a conversation's summary as the connector keeps it until it is on the record.
+type savedSummary struct {
+	EventID      string    `json:"event_id"`
+	ClosedAt     time.Time `json:"closed_at"`
+	Text         string    `json:"text"`
+	Source       string    `json:"source"`
+	BusinessType string    `json:"business_type,omitempty"`
+}
+
+// replaces reports whether s replaces old (nil: none): it summarises a later close, or the same
+// close with a greater event id — the unifier's rule, so both keep the same summary.
+func (s savedSummary) replaces(old *savedSummary) bool {
+	if old == nil {
+		return true
+	}
+	if !s.ClosedAt.Equal(old.ClosedAt) {
+		return s.ClosedAt.After(old.ClosedAt)
+	}
+	return s.EventID > old.EventID
+}
+
+// archived says the OMS has the conversation's service record.
+type archived struct {
+	RecordID string `json:"record_id"`
+	// Included is the event id of the summary the record itself carries ("" for none, or when
+	// the OMS answered with a record written earlier): any other summary goes on as a remark.
+	Included string    `json:"included,omitempty"`
+	At       time.Time `json:"at"`
 }
 
 // Order is the order a conversation's record belongs on: the one looked up by number, else the
@@ -73,8 +108,9 @@ func (s *contextStore) get(ctx context.Context, conv string) (c convContext, ok 
 }
 
 // update applies f to the context of a conversation with compare-and-set, retrying on a
-// concurrent write.
-func (s *contextStore) update(ctx context.Context, conv string, f func(*convContext)) error {
+// concurrent write, and returns the context as stored after it. Two updates of one conversation
+// are serialised by the compare-and-set: the second sees what the first wrote.
+func (s *contextStore) update(ctx context.Context, conv string, f func(*convContext)) (convContext, error) {
 	for range 5 {
 		var c convContext
 		var rev uint64
@@ -82,18 +118,17 @@ func (s *contextStore) update(ctx context.Context, conv string, f func(*convCont
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 		case err != nil:
-			return err
+			return c, err
 		default:
 			rev = e.Revision()
 			if err := json.Unmarshal(e.Value(), &c); err != nil {
 				c = convContext{} // unreadable: start over
 			}
 		}
-		before := c
-		before.Orders = slices.Clone(c.Orders)
+		before, _ := json.Marshal(c)
 		f(&c)
-		if c.Pinned == before.Pinned && slices.Equal(c.Orders, before.Orders) && c.CustomerID == before.CustomerID && rev != 0 {
-			return nil // nothing new
+		if after, _ := json.Marshal(c); bytes.Equal(before, after) && rev != 0 {
+			return c, nil // nothing new
 		}
 		c.At = time.Now().UTC()
 		b, _ := json.Marshal(c)
@@ -103,13 +138,13 @@ func (s *contextStore) update(ctx context.Context, conv string, f func(*convCont
 			_, err = s.kv.Update(ctx, conv, b, rev)
 		}
 		if err == nil {
-			return nil
+			return c, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongSequence(err) {
-			return err
+			return c, err
 		}
 	}
-	return fmt.Errorf("oms context of %s: too many concurrent updates", conv)
+	return convContext{}, fmt.Errorf("oms context of %s: too many concurrent updates", conv)
 }
 
 func isWrongSequence(err error) bool {

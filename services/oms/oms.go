@@ -22,6 +22,13 @@
 //     conversation id and the result event's id derives from it, so a redelivered close writes
 //     nothing twice and publishes nothing new. Conversations without an order lookup are not
 //     archived.
+//
+//   - Summaries on the archive. omni.tool.ai.summary.completed (the assist connector's summary of
+//     a close) joins the service record of its conversation, if one was or will be archived: in
+//     the record itself when the summary comes before the close is archived, otherwise appended
+//     to the archived record as a remark keyed by the summary's event id (idempotent in the OMS).
+//     The close never waits for a summary, so one that never comes loses nothing; the summary of
+//     an older close than the one kept adds nothing. See summaries.go.
 package oms
 
 import (
@@ -51,18 +58,20 @@ const (
 	TypeArchiveCompleted  = schemas.TypeToolOmsArchiveCompleted
 	TypeArchiveFailed     = schemas.TypeToolOmsArchiveFailed
 	TypeConversationClose = schemas.TypeDeskConversationClosed
+	TypeSummaryCompleted  = schemas.TypeToolAiSummaryCompleted
 )
 
 func route(t string) connector.Route { return connector.Route{Subject: t, Type: t} }
 
 var (
-	RouteLookup = route(TypeLookupRequested)
-	RouteClosed = route(TypeConversationClose)
+	RouteLookup  = route(TypeLookupRequested)
+	RouteClosed  = route(TypeConversationClose)
+	RouteSummary = route(TypeSummaryCompleted)
 	// Spec declares the connector.
 	Spec = connector.Spec{
 		Name:        "oms",
-		Description: "order lookups by phone or order number; service records of closed conversations archived on their order",
-		Consumes:    []connector.Route{RouteLookup, RouteClosed},
+		Description: "order lookups by phone or order number; service records of closed conversations, with their summaries, archived on their order",
+		Consumes:    []connector.Route{RouteLookup, RouteClosed, RouteSummary},
 		Produces: append([]connector.Route{route(TypeLookupCompleted), route(TypeLookupFailed),
 			route(TypeArchiveCompleted), route(TypeArchiveFailed)}, connector.ResilienceRoutes("oms")...),
 	}
@@ -129,6 +138,16 @@ type ArchiveResult struct {
 	Fallback       *Fallback `json:"fallback,omitempty"`
 }
 
+// SummaryCompleted is the part of omni.tool.ai.summary.completed the connector reads.
+type SummaryCompleted struct {
+	ConversationID string    `json:"conversation_id"`
+	CustomerID     string    `json:"customer_id,omitempty"`
+	ClosedAt       time.Time `json:"closed_at"`
+	Summary        string    `json:"summary"`
+	BusinessType   string    `json:"business_type,omitempty"`
+	Source         string    `json:"source"`
+}
+
 // Closed is the part of omni.desk.conversation.closed the connector reads.
 type Closed struct {
 	Conversation struct {
@@ -188,7 +207,11 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 		MaxAckPending: max(1024, cfg.Concurrency)}); err != nil {
 		return err
 	}
-	return rt.Consume(ctx, RouteClosed, c.onClosed, bus.ConsumerConfig{Concurrency: cfg.Concurrency,
+	if err := rt.Consume(ctx, RouteClosed, c.onClosed, bus.ConsumerConfig{Concurrency: cfg.Concurrency,
+		MaxAckPending: max(1024, cfg.Concurrency), MaxDeliver: archiveMaxDeliver, Backoff: archiveBackoff}); err != nil {
+		return err
+	}
+	return rt.Consume(ctx, RouteSummary, c.onSummary, bus.ConsumerConfig{Durable: "oms-summary", Concurrency: cfg.Concurrency,
 		MaxAckPending: max(1024, cfg.Concurrency), MaxDeliver: archiveMaxDeliver, Backoff: archiveBackoff})
 }
 
@@ -312,7 +335,7 @@ func subjectOf(r LookupRequest) string {
 }
 
 func (c *conn) remember(ctx context.Context, req LookupRequest, k lookupKey, orders []Order) error {
-	return c.store.update(ctx, req.ConversationID, func(cc *convContext) {
+	_, err := c.store.update(ctx, req.ConversationID, func(cc *convContext) {
 		if req.CustomerID != "" {
 			cc.CustomerID = req.CustomerID
 		}
@@ -325,6 +348,7 @@ func (c *conn) remember(ctx context.Context, req LookupRequest, k lookupKey, ord
 			cc.Orders = append(cc.Orders, o.OrderNo)
 		}
 	})
+	return err
 }
 
 // outcome of a closed conversation for the OMS.
@@ -377,7 +401,12 @@ func (c *conn) onClosed(ctx context.Context, d bus.Delivery) error {
 	if channels == nil {
 		channels = []string{}
 	}
-	rec := omswire.ServiceRecord{OrderNo: order, ExternalID: conv.ID, Source: "omnibus", Summary: summary(cl),
+	text, included := summary(cl), ""
+	if sm := cc.Summary; sm != nil && sameClose(sm.ClosedAt, conv.ClosedAt) {
+		// The summary of this close came first: the record carries it.
+		text, included = clip(text+summaryLine(*sm), maxRecordSummary), sm.EventID
+	}
+	rec := omswire.ServiceRecord{OrderNo: order, ExternalID: conv.ID, Source: "omnibus", Summary: text,
 		Agent: conv.Assignee, Outcome: outcome(cl), Channels: channels,
 		OpenedAt: omswire.FormatTime(conv.OpenedAt), ClosedAt: omswire.FormatTime(conv.ClosedAt)}
 	actx, cancel := context.WithTimeout(ctx, c.cfg.ArchiveBudget)
@@ -397,6 +426,12 @@ func (c *conn) onClosed(ctx context.Context, d bus.Delivery) error {
 	} else {
 		dup := res.Duplicate
 		out.RecordID, out.Duplicate = res.RecordID, &dup
+		if dup {
+			included = "" // the record the OMS kept was written earlier: what it carries is not known here
+		}
+		if err := c.archivedWith(ctx, d, conv.ID, conv.CustomerID, order, res.RecordID, included); err != nil {
+			return err
+		}
 	}
 	if out.CustomerID == "" {
 		out.CustomerID = cc.CustomerID

@@ -2,6 +2,7 @@ package unifier_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,6 +69,15 @@ func TestRebuildEqualsLive(t *testing.T) {
 	}
 	publish("omni.tool.crm.lookup.completed", crm)
 	publish("omni.in.desk.conversation", command("desk:close-1", "omni.conversation.close.requested", map[string]any{"conversation_id": conv, "reason": "resolved"}))
+	// The assist connector's summary of that close: stored on the conversation, kept by the rebuild.
+	closedAt := query(`SELECT to_char(closed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') FROM conversations WHERE id = $1`, conv)
+	sum, err := event.New("omni.tool.ai.summary.completed", "/connectors/assist", map[string]any{
+		"conversation_id": conv, "closed_at": closedAt, "summary": "客户询问订单 123 的进度；已答复。", "source": "rules", "business_type": "order",
+	}, event.WithID("assist:summary:"+conv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish("omni.tool.ai.summary.completed", sum)
 	publish("omni.in.sms.message", inbound(t, "s2", "sms", "phone", "13800138000", "又有问题", t0.Add(time.Hour)))
 	merge := query(`SELECT id::text FROM customer_merges`)
 	publish("omni.in.desk.customer", command("desk:unmerge-1", "omni.customer.unmerge.requested", map[string]any{"merge_id": merge}))
@@ -76,6 +86,9 @@ func TestRebuildEqualsLive(t *testing.T) {
 	want, err := unifier.Dump(ctx, live)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(want, `"event_id":"assist:summary:`+conv+`"`) {
+		t.Fatalf("the live store has no summary:\n%s", want)
 	}
 	rebuiltURL := pgtest.NewDBURL(t)
 	st, err := unifier.Rebuild(ctx, b.Client, rebuiltURL, func(string) (string, bool) { return "", false }, quiet())

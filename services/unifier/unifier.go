@@ -5,6 +5,13 @@
 // Lanes: live channel traffic, desk commands and tool results each have their own durable
 // consumer, and bulk imports (omni.in.<channel>.backfill) have theirs, so a backfill never
 // delays a customer's new message.
+//
+// Summaries: omni.tool.ai.summary.completed (the assist connector's summary of a conversation's
+// close) is a tool result like the others — it goes on the timeline — and is also stored on its
+// conversation (conversation_summaries), one per conversation: the summary of the latest close
+// wins whatever order they arrive in (a summary of an older close never replaces one of a newer
+// close; a redelivery or a replay changes nothing), and the desk hears of it through an
+// omni.desk.conversation.updated whose conversation carries the summary.
 package unifier
 
 import (

@@ -33,6 +33,7 @@
 //	GET  {base}/v1/orders?mobile=13800138000&page=1&page_size=10   recent orders of a buyer, newest first
 //	GET  {base}/v1/orders/{order_no}                               one order
 //	POST {base}/v1/aftersale/service-records                       archive a customer-service record
+//	POST {base}/v1/aftersale/service-records/remarks               append a remark to an archived record
 //
 // mobile is the buyer's mobile as the shops store it (11 national digits for Chinese numbers;
 // E.164 is accepted too). Orders come with their items, amounts (yuan, two decimals, as strings),
@@ -41,6 +42,11 @@
 //
 // A service record is idempotent by external_id: posting the same external_id again returns the
 // first record with duplicate true and writes nothing.
+//
+// A remark (追加备注: what was learnt after the record was written, e.g. the conversation's
+// summary) names its record by external_id and is idempotent by remark_id within it: posting the
+// same remark_id again returns the first remark with duplicate true. A remark on a record the OMS
+// does not have is refused with 40402 (HTTP 404).
 package oms
 
 import (
@@ -74,6 +80,7 @@ const (
 const (
 	PathOrders         = "/v1/orders"
 	PathServiceRecords = "/v1/aftersale/service-records"
+	PathRecordRemarks  = "/v1/aftersale/service-records/remarks"
 )
 
 // Window is how far a request timestamp may be from the server's clock.
@@ -221,6 +228,7 @@ const (
 	CodeTimestamp       = 40103
 	CodeNonceReplayed   = 40104
 	CodeOrderNotFound   = 40401
+	CodeRecordNotFound  = 40402
 	CodeRateLimited     = 42901
 	CodeSystemError     = 50001
 	CodeServiceUnavail  = 50301
@@ -263,9 +271,10 @@ func (e *Error) Temporary() bool { return e.Code == CodeRateLimited || e.Code >=
 
 // Sentinels matched by code.
 var (
-	ErrOrderNotFound = &Error{Code: CodeOrderNotFound}
-	ErrRateLimited   = &Error{Code: CodeRateLimited}
-	ErrNonceReplayed = &Error{Code: CodeNonceReplayed}
+	ErrOrderNotFound  = &Error{Code: CodeOrderNotFound}
+	ErrRecordNotFound = &Error{Code: CodeRecordNotFound}
+	ErrRateLimited    = &Error{Code: CodeRateLimited}
+	ErrNonceReplayed  = &Error{Code: CodeNonceReplayed}
 )
 
 // Envelope is the shape of every response.

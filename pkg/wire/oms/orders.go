@@ -97,6 +97,31 @@ type ServiceRecordResult struct {
 	Duplicate  bool   `json:"duplicate"`
 }
 
+// RecordRemark is the body of POST /v1/aftersale/service-records/remarks.
+type RecordRemark struct {
+	ExternalID string `json:"external_id"` // the record's external_id
+	RemarkID   string `json:"remark_id"`   // idempotency key within the record (1 to 128 characters)
+	Kind       string `json:"kind"`        // what the remark is: "summary"
+	Content    string `json:"content"`     // at most 2000 characters
+	Source     string `json:"source"`      // "omnibus"
+}
+
+// RecordRemarkResult is the data of a remark POST.
+type RecordRemarkResult struct {
+	RecordID  string `json:"record_id"`
+	RemarkID  string `json:"remark_id"`
+	CreatedAt string `json:"created_at"`
+	Duplicate bool   `json:"duplicate"`
+}
+
+// Check validates a remark result.
+func (r *RecordRemarkResult) Check() error {
+	if r.RecordID == "" || r.RemarkID == "" {
+		return fmt.Errorf("remark result without record_id or remark_id")
+	}
+	return nil
+}
+
 var (
 	amountRE  = regexp.MustCompile(`^-?[0-9]{1,12}\.[0-9]{2}$`)
 	orderNoRE = regexp.MustCompile(`^[0-9A-Za-z_-]{6,64}$`)

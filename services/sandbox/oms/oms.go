@@ -6,6 +6,7 @@
 //	GET  /sandbox/oms/v1/orders?mobile=13800138000&page=1&page_size=10   a buyer's orders, newest first
 //	GET  /sandbox/oms/v1/orders/{order_no}                               one order
 //	POST /sandbox/oms/v1/aftersale/service-records                       archive a service record
+//	POST /sandbox/oms/v1/aftersale/service-records/remarks               append a remark to a record
 //
 // so the connector's OMS_API_BASE is http://<host>/sandbox/oms. Unsigned requests get 400 with
 // code 40001; mis-signed ones 401 with 40101 (unknown app_key), 40102 (signature), 40103
@@ -24,7 +25,12 @@
 // a repeat answers the same record with duplicate true and writes nothing (counted by
 // Duplicates).
 //
-// Fault keys: "oms orders/list", "oms orders/get", "oms aftersale/service-records". Injected
+// Remarks are idempotent by remark_id within their record: the first POST appends the remark and
+// is recorded (op "aftersale/service-records/remarks", To = the order number); a repeat answers
+// the same remark with duplicate true; a remark on an unknown external_id gets 404 (40402).
+//
+// Fault keys: "oms orders/list", "oms orders/get", "oms aftersale/service-records",
+// "oms aftersale/service-records/remarks". Injected
 // codes are OMS codes ("42901" throttled with Retry-After: 1, "50301" maintenance, ""
 // system busy 50001).
 package oms
@@ -55,6 +61,7 @@ const (
 	OpList    = "orders/list"
 	OpGet     = "orders/get"
 	OpArchive = "aftersale/service-records"
+	OpRemark  = "aftersale/service-records/remarks"
 )
 
 // Config configures the simulator.
@@ -85,6 +92,9 @@ type Sim struct {
 	written    []omswire.ServiceRecord
 	duplicates int
 	reqSeq     int
+	// remarks: external_id → the record's remarks in order; remarkIDs: external_id → remark_id → result.
+	remarks   map[string][]omswire.RecordRemark
+	remarkIDs map[string]map[string]omswire.RecordRemarkResult
 }
 
 // New generates the population's orders and mounts the routes on env.
@@ -104,7 +114,8 @@ func New(env *sim.Env, cfg Config) (*Sim, error) {
 	now := cfg.Now().In(omswire.CST)
 	s := &Sim{cfg: cfg, env: env, today: time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, omswire.CST),
 		orders: map[string]*omswire.Order{}, byMobile: map[string][]string{}, generated: map[string]bool{},
-		nonces: map[string]time.Time{}, records: map[string]omswire.ServiceRecordResult{}}
+		nonces: map[string]time.Time{}, records: map[string]omswire.ServiceRecordResult{},
+		remarks: map[string][]omswire.RecordRemark{}, remarkIDs: map[string]map[string]omswire.RecordRemarkResult{}}
 	for _, c := range sim.Population(cfg.Customers, cfg.Seed) {
 		n := 1 + c.ID%4
 		if c.ID%5 == 0 {
@@ -115,6 +126,7 @@ func New(env *sim.Env, cfg Config) (*Sim, error) {
 	env.Handle(sim.Route{Vendor: Vendor, Op: OpList, Pattern: "GET " + omswire.PathOrders, Handler: s.list, Fail: s.fail})
 	env.Handle(sim.Route{Vendor: Vendor, Op: OpGet, Pattern: "GET " + omswire.PathOrders + "/{order_no}", Handler: s.get, Fail: s.fail})
 	env.Handle(sim.Route{Vendor: Vendor, Op: OpArchive, Pattern: "POST " + omswire.PathServiceRecords, Handler: s.archive, Fail: s.fail})
+	env.Handle(sim.Route{Vendor: Vendor, Op: OpRemark, Pattern: "POST " + omswire.PathRecordRemarks, Handler: s.remark, Fail: s.fail})
 	return s, nil
 }
 
@@ -130,6 +142,13 @@ func (s *Sim) Orders(phone string) []omswire.Order {
 		out = append(out, *s.orders[no])
 	}
 	return out
+}
+
+// Remarks returns the remarks appended to the record of externalID, in order.
+func (s *Sim) Remarks(externalID string) []omswire.RecordRemark {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]omswire.RecordRemark(nil), s.remarks[externalID]...)
 }
 
 // ServiceRecords returns the records written, in order.
@@ -440,5 +459,54 @@ func (s *Sim) archive(w http.ResponseWriter, r *http.Request) {
 	s.written = append(s.written, rec)
 	s.mu.Unlock()
 	s.env.Record(Vendor, OpArchive, rec.OrderNo, rec, nil)
+	s.respond(w, omswire.CodeOK, "success", res)
+}
+
+func (s *Sim) remark(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err != nil {
+		s.respond(w, omswire.CodeInvalidParam, "body too large", nil)
+		return
+	}
+	if !s.verify(w, r, OpRemark, body) {
+		return
+	}
+	var rm omswire.RecordRemark
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rm); err != nil {
+		s.respond(w, omswire.CodeInvalidParam, "body: "+err.Error(), nil)
+		return
+	}
+	switch {
+	case rm.ExternalID == "" || rm.RemarkID == "" || len(rm.RemarkID) > 128 || rm.Kind == "" || rm.Source == "":
+		s.respond(w, omswire.CodeMissingParam, "external_id, remark_id（最长 128）, kind, source 必填", nil)
+		return
+	case strings.TrimSpace(rm.Content) == "" || len([]rune(rm.Content)) > 2000:
+		s.respond(w, omswire.CodeInvalidParam, "content 必填，最长 2000 字", nil)
+		return
+	}
+	s.mu.Lock()
+	rec, ok := s.records[rm.ExternalID]
+	if !ok {
+		s.mu.Unlock()
+		s.env.Record(Vendor, OpRemark, "", rm, errors.New("service record not found"))
+		s.respond(w, omswire.CodeRecordNotFound, "服务记录不存在", nil)
+		return
+	}
+	if prev, dup := s.remarkIDs[rm.ExternalID][rm.RemarkID]; dup {
+		s.mu.Unlock()
+		prev.Duplicate = true
+		s.respond(w, omswire.CodeOK, "success", prev)
+		return
+	}
+	res := omswire.RecordRemarkResult{RecordID: rec.RecordID, RemarkID: rm.RemarkID, CreatedAt: omswire.FormatTime(s.cfg.Now())}
+	if s.remarkIDs[rm.ExternalID] == nil {
+		s.remarkIDs[rm.ExternalID] = map[string]omswire.RecordRemarkResult{}
+	}
+	s.remarkIDs[rm.ExternalID][rm.RemarkID] = res
+	s.remarks[rm.ExternalID] = append(s.remarks[rm.ExternalID], rm)
+	s.mu.Unlock()
+	s.env.Record(Vendor, OpRemark, rec.OrderNo, rm, nil)
 	s.respond(w, omswire.CodeOK, "success", res)
 }

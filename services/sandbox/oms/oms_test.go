@@ -225,3 +225,51 @@ func TestServiceRecordIdempotent(t *testing.T) {
 		t.Fatalf("throttle fault: %v", err)
 	}
 }
+
+// A remark joins its record once per remark_id; a remark on an unknown record is refused with
+// 40402 (HTTP 404).
+func TestRecordRemarkIdempotent(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 10, 2)
+	var order string
+	for _, c := range sim.Population(10, 2) {
+		if os := b.sim.Orders(c.Phone); len(os) > 0 {
+			order = os[0].OrderNo
+			break
+		}
+	}
+	conv := "c1d2e3f4-a5b6-5c7d-8e9f-0a1b2c3d4e5f"
+	rm := omswire.RecordRemark{ExternalID: conv, RemarkID: "assist:summary:" + conv + ":1", Kind: "summary", Source: "omnibus",
+		Content: "会话小结（AI · 物流）：客户询问快递进度，已告知今日派送。"}
+	body, _ := json.Marshal(rm)
+	var oe *omswire.Error
+	if err := b.call(t, http.MethodPost, omswire.PathRecordRemarks, body, &omswire.RecordRemarkResult{}, nil); !errors.Is(err, omswire.ErrRecordNotFound) ||
+		!errors.As(err, &oe) || oe.HTTPStatus != http.StatusNotFound {
+		t.Fatalf("remark before its record: %v", err)
+	}
+	rec := omswire.ServiceRecord{OrderNo: order, ExternalID: conv, Source: "omnibus", Summary: "客户咨询物流", Outcome: "resolved",
+		Channels: []string{"wechatkf"}, OpenedAt: "2026-11-27 16:00:00", ClosedAt: "2026-11-27 16:20:00"}
+	rb, _ := json.Marshal(rec)
+	var created omswire.ServiceRecordResult
+	if err := b.call(t, http.MethodPost, omswire.PathServiceRecords, rb, &created, nil); err != nil {
+		t.Fatal(err)
+	}
+	var first, second omswire.RecordRemarkResult
+	if err := b.call(t, http.MethodPost, omswire.PathRecordRemarks, body, &first, nil); err != nil || first.Duplicate || first.RecordID != created.RecordID {
+		t.Fatalf("%+v %v", first, err)
+	}
+	if err := b.call(t, http.MethodPost, omswire.PathRecordRemarks, body, &second, nil); err != nil || !second.Duplicate || second.RemarkID != first.RemarkID {
+		t.Fatalf("%+v %v", second, err)
+	}
+	if got := b.sim.Remarks(conv); len(got) != 1 || got[0].Content != rm.Content {
+		t.Fatalf("remarks %+v", got)
+	}
+	if n := len(b.env.Records(sim.Filter{Vendor: "oms", Op: oms.OpRemark})); n != 2 { // the refused one and the first write
+		t.Fatalf("%d remark records, want 2", n)
+	}
+	rm.Content = ""
+	body, _ = json.Marshal(rm)
+	if err := b.call(t, http.MethodPost, omswire.PathRecordRemarks, body, &second, nil); !errors.As(err, &oe) || oe.Code != omswire.CodeInvalidParam {
+		t.Fatalf("empty content: %v", err)
+	}
+}

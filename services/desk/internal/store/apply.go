@@ -76,8 +76,28 @@ func (s *Store) ApplyConversation(ctx context.Context, seq uint64, c Conversatio
 		if err := ensureCustomer(ctx, tx, c.CustomerID, "", c.OpenedAt); err != nil {
 			return err
 		}
-		return upsertConversation(ctx, tx, seq, c)
+		if err := upsertConversation(ctx, tx, seq, c); err != nil {
+			return err
+		}
+		return setSummary(ctx, tx, c)
 	})
+}
+
+// setSummary keeps the summary c carries, if any, unless the conversation has the summary of a
+// later close (or of the same close from a greater event id), whatever the event's seq: the
+// events without a summary leave it be.
+func setSummary(ctx context.Context, tx pgx.Tx, c ConversationView) error {
+	if c.Summary == nil {
+		return nil
+	}
+	doc, err := json.Marshal(c.Summary)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `UPDATE desk.conversations SET summary = $2
+		WHERE id = $1 AND (summary IS NULL OR ((summary->>'closed_at')::timestamptz, summary->>'event_id') <= ($3::timestamptz, $4::text))`,
+		c.ID, doc, c.Summary.ClosedAt, c.Summary.EventID)
+	return err
 }
 
 // ApplyCustomer applies omni.desk.customer.updated.

@@ -36,6 +36,20 @@ type ConversationView struct {
 	CloseReason string     `json:"close_reason,omitempty"`
 	LastEventAt time.Time  `json:"last_event_at"`
 	PreviousID  string     `json:"previous_id,omitempty"`
+	// Summary is set only on the conversation.updated that announces a stored summary.
+	Summary *Summary `json:"summary,omitempty"`
+}
+
+// Summary is the summary of a conversation's close (desk.defs.json#/$defs/conversationSummary):
+// masked text, written by a model (source llm) or by the assist connector's rules.
+type Summary struct {
+	Text         string    `json:"text"`
+	Source       string    `json:"source"`
+	BusinessType string    `json:"business_type,omitempty"`
+	Model        string    `json:"model,omitempty"`
+	ClosedAt     time.Time `json:"closed_at"`
+	EventID      string    `json:"event_id"`
+	At           time.Time `json:"at"`
 }
 
 // MessageAdded is omni.desk.message.added.

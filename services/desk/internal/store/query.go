@@ -34,13 +34,15 @@ type Conversation struct {
 	Unread         int        `json:"unread"`
 	WaitingSince   *time.Time `json:"waiting_since,omitempty"`
 	Sentiment      string     `json:"sentiment,omitempty"`
+	// Summary is the summary of its latest summarised close (past conversations show it).
+	Summary *Summary `json:"summary,omitempty"`
 }
 
 const convColumns = `c.id::text, c.customer_id::text, coalesce(cu.display_name, ''), c.status, c.channels,
 	coalesce(c.current_channel, ''), c.opened_at, c.closed_at, coalesce(c.close_reason, ''), c.last_event_at,
 	coalesce(c.previous_id::text, ''), coalesce(c.assignee, ''), c.assigned_at, coalesce(c.language, ''),
 	coalesce(c.last_preview, ''), coalesce(c.last_direction, ''), c.last_message_at, c.unread, c.waiting_since,
-	coalesce(c.sentiment, '')`
+	coalesce(c.sentiment, ''), c.summary`
 
 const convFrom = ` FROM desk.conversations c LEFT JOIN desk.customers cu ON cu.id = c.customer_id`
 
@@ -48,7 +50,7 @@ func scanConversation(r pgx.Row) (Conversation, error) {
 	var c Conversation
 	err := r.Scan(&c.ID, &c.CustomerID, &c.CustomerName, &c.Status, &c.Channels, &c.CurrentChannel, &c.OpenedAt,
 		&c.ClosedAt, &c.CloseReason, &c.LastEventAt, &c.PreviousID, &c.Assignee, &c.AssignedAt, &c.Language,
-		&c.LastPreview, &c.LastDirection, &c.LastMessageAt, &c.Unread, &c.WaitingSince, &c.Sentiment)
+		&c.LastPreview, &c.LastDirection, &c.LastMessageAt, &c.Unread, &c.WaitingSince, &c.Sentiment, &c.Summary)
 	if c.Channels == nil {
 		c.Channels = []string{}
 	}

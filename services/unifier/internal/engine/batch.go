@@ -386,6 +386,7 @@ type round struct {
 	unmerges   []store.Unmerge
 	profiles   []profileUpdate
 	tools      []toolRow
+	summaries  []store.Summary
 	callRows   []store.Call   // one per call, in order of first event
 	callIdx    map[string]int // call id -> index in callRows
 	// saved says the savepoint "round" is set: by the first batch the round sends (load's lock,

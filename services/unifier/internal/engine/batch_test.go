@@ -633,6 +633,18 @@ func toolResult(t testing.TB, eventID, typ string, at time.Time, data map[string
 	return bus.Delivery{Event: e}
 }
 
+// summary builds the assist connector's summary of conv's close at closedAt.
+func summary(t testing.TB, conv string, closedAt, at time.Time, source string) bus.Delivery {
+	t.Helper()
+	data := map[string]any{"conversation_id": conv, "closed_at": closedAt, "source": source, "business_type": "order", "language": "zh",
+		"summary": "客户 138****8000 询问订单 A-1 的退款进度（" + source + "）"}
+	if source == "llm" {
+		data["provenance"] = map[string]any{"provider": "bailian", "model": "qwen-plus", "prompt_template_id": "assist.summary.v1",
+			"prompt_template_sha256": strings.Repeat("ab", 32), "input_event_ids": []string{"sms:1"}, "latency_ms": 420, "text": "…"}
+	}
+	return toolResult(t, fmt.Sprintf("assist:summary:%s:%d", conv, closedAt.UnixMilli()), engine.TypeSummaryCompleted, at, data)
+}
+
 // The events that are not messages or statuses — desk commands (close, reopen, unmerge), CRM
 // results that link identities (and merge) and fill the profile, other tools' results — mixed
 // with messages in batches of every size, give the store recorded in testdata.
@@ -672,6 +684,10 @@ func TestCommandsGolden(t *testing.T) {
 					"orders": []any{map[string]any{"id": "A-1", "phone": "13800138000"}}}),
 				toolResult(t, "oms:2", "omni.tool.oms.order.failed", t0.Add(4*time.Minute), map[string]any{"conversation_id": c3, "error": "timeout"}),
 				toolResult(t, "oms:3", "omni.tool.oms.order.completed", t0.Add(4*time.Minute), map[string]any{"note": "no conversation"}),
+				// The summary of close-1 (twice: a redelivery), then one of an older close: it changes nothing.
+				summary(t, c2, t0.Add(3*time.Minute), t0.Add(3*time.Minute+20*time.Second), "llm"),
+				summary(t, c2, t0.Add(3*time.Minute), t0.Add(3*time.Minute+20*time.Second), "llm"),
+				summary(t, c2, t0.Add(time.Minute), t0.Add(4*time.Minute), "rules"),
 				command(t, "desk:reopen-1", engine.TypeReopenRequested, t0.Add(5*time.Minute), map[string]any{"conversation_id": c2}),
 				toolResult(t, "crm:1", engine.TypeCRMLookupCompleted, t0.Add(6*time.Minute), map[string]any{"customer_id": cust(visitor),
 					"conversation_id": c3, "query": map[string]string{"kind": "web_visitor", "value": "v-42"}, "provider": "salesforce", "found": true,

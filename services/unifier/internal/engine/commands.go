@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -36,6 +37,8 @@ type command struct {
 	source, reason string
 	// A tool result on a conversation's timeline (tool empty: not about a conversation).
 	tool, op, outcome string
+	// A conversation's summary (omni.tool.ai.summary.completed), stored on it besides the timeline.
+	summary *store.Summary
 }
 
 // prepareCommand decodes and checks a command event; its errors are permanent.
@@ -87,6 +90,23 @@ func (en *Engine) prepareCommand(i int, d bus.Delivery) (*msgEvent, error) {
 			e.sorted = sortIDs(e.ids)
 		}
 		return e, prepareTool(e)
+	case t == TypeSummaryCompleted:
+		var sc SummaryCompleted
+		if err := decode(ev, &sc); err != nil {
+			return nil, err
+		}
+		if err := prepareTool(e); err != nil {
+			return nil, err
+		}
+		if cmd.conv == uuid.Nil || sc.ClosedAt.IsZero() || sc.Summary == "" || (sc.Source != "llm" && sc.Source != "rules") {
+			return nil, bus.Permanent(errors.New("a summary needs conversation_id, closed_at, summary and source llm or rules"))
+		}
+		cmd.summary = &store.Summary{Conversation: cmd.conv, EventID: ev.ID(), ClosedAt: dbTime(sc.ClosedAt), Text: sc.Summary,
+			Source: sc.Source, BusinessType: sc.BusinessType, Language: sc.Language, At: e.atDB}
+		if p := sc.Provenance; p != nil {
+			cmd.summary.Provider, cmd.summary.Model = p.Provider, p.Model
+		}
+		return e, nil
 	case strings.HasPrefix(t, "omni.tool.") && (strings.HasSuffix(t, ".completed") || strings.HasSuffix(t, ".failed")):
 		return e, prepareTool(e)
 	default:
@@ -175,8 +195,52 @@ func (rd *round) applyCommand(ctx context.Context, e *msgEvent) error {
 		if err := rd.applyCRM(ctx, e); err != nil {
 			return err
 		}
+	case cmd.summary != nil:
+		if err := rd.applySummary(ctx, e); err != nil {
+			return err
+		}
 	}
 	return rd.applyTool(e)
+}
+
+// applySummary stores the summary of a conversation's close on the conversation, unless it has
+// one the new one does not replace (a summary of a later close: store.Summary.Replaces), and
+// announces it to the desk with an omni.desk.conversation.updated whose view carries it. The
+// summary also goes on the timeline, as every tool result does (applyTool).
+func (rd *round) applySummary(ctx context.Context, e *msgEvent) error {
+	cmd := e.cmd
+	customer, ok := rd.convCust[cmd.conv]
+	if !ok {
+		return bus.Permanent(fmt.Errorf("summary of unknown conversation %s", cmd.conv))
+	}
+	c := rd.custs[customer]
+	if c == nil {
+		return fmt.Errorf("customer %s was not read", customer)
+	}
+	old, err := store.ReadSummary(ctx, rd.tx, cmd.conv)
+	if err != nil {
+		return err
+	}
+	s := *cmd.summary
+	if !s.Replaces(old) {
+		return nil // the summary of an older close (or this one, from another event): the stored one stays
+	}
+	var v ConversationView
+	if o := c.open; o != nil && o.id == cmd.conv {
+		v = snapshot(o.v) // reopened since the close it summarises
+	} else {
+		r, err := store.ReadConversation(ctx, rd.tx, cmd.conv)
+		if err != nil {
+			return err
+		}
+		v = conversationView(r)
+	}
+	v.Summary = &SummaryView{Text: s.Text, Source: s.Source, BusinessType: s.BusinessType, Model: s.Model, ClosedAt: s.ClosedAt,
+		EventID: s.EventID, At: s.At}
+	rd.summaries = append(rd.summaries, s)
+	rd.out = append(rd.out, newOutboxRow(e.ev, TypeDeskConversationUpdated, TypeDeskConversationUpdated, cmd.conv.String(), "",
+		deskConversation{Conversation: v, Change: "summary added (" + s.Source + ")"}))
+	return nil
 }
 
 // applyCRM applies what a CRM record found: its identities join the customer the result names
@@ -385,6 +449,9 @@ func (rd *round) queueCommands(b *pgx.Batch) {
 	}
 	for _, p := range rd.profiles {
 		store.QueueProfile(b, p.customer, p.fields, p.sources, p.at)
+	}
+	for _, s := range rd.summaries {
+		store.QueueUpsertSummary(b, s)
 	}
 	for _, t := range rd.tools {
 		e, cmd := t.e, t.e.cmd

@@ -21,6 +21,7 @@ const (
 	TypeCallAnswered       = schemas.TypeChannelCallAnswered
 	TypeCallEnded          = schemas.TypeChannelCallEnded
 	TypeSegment            = schemas.TypeChannelCallSegmentTranscribed
+	TypeSummaryCompleted   = schemas.TypeToolAiSummaryCompleted
 
 	TypeDeskConversationOpened  = schemas.TypeDeskConversationOpened
 	TypeDeskConversationUpdated = schemas.TypeDeskConversationUpdated
@@ -175,4 +176,33 @@ type ConversationView struct {
 	LastEventAt time.Time  `json:"last_event_at"`
 	Assignee    string     `json:"assignee,omitempty"`
 	PreviousID  string     `json:"previous_id,omitempty"`
+	// Summary is set on the omni.desk.conversation.updated that announces a stored summary; the
+	// other events leave it out (the desk keeps the last one it got).
+	Summary *SummaryView `json:"summary,omitempty"`
+}
+
+// SummaryView is the summary of a conversation's close as the desk shows it
+// (desk.defs.json#/$defs/conversationSummary).
+type SummaryView struct {
+	Text         string    `json:"text"`
+	Source       string    `json:"source"`
+	BusinessType string    `json:"business_type,omitempty"`
+	Model        string    `json:"model,omitempty"`
+	ClosedAt     time.Time `json:"closed_at"`
+	EventID      string    `json:"event_id"`
+	At           time.Time `json:"at"`
+}
+
+// SummaryCompleted is the data of omni.tool.ai.summary.completed (the fields the unifier keeps).
+type SummaryCompleted struct {
+	ConversationID string    `json:"conversation_id"`
+	ClosedAt       time.Time `json:"closed_at"`
+	Summary        string    `json:"summary"`
+	Language       string    `json:"language,omitempty"`
+	BusinessType   string    `json:"business_type,omitempty"`
+	Source         string    `json:"source"`
+	Provenance     *struct {
+		Provider string `json:"provider"`
+		Model    string `json:"model"`
+	} `json:"provenance,omitempty"`
 }

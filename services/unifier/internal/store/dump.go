@@ -20,6 +20,8 @@ var dumpQueries = []struct{ name, sql string }{
 	{"messages", `SELECT event_id, conversation_id, customer_id, channel, direction, identity_kind, identity_value, body, sent_at,
 		status, status_at FROM messages ORDER BY event_id`},
 	{"tool_results", `SELECT event_id, conversation_id, customer_id, tool, op, outcome, correlation_id, body, at FROM tool_results ORDER BY event_id`},
+	{"conversation_summaries", `SELECT conversation_id, event_id, closed_at, summary, source, business_type, language, provider, model, at
+		FROM conversation_summaries ORDER BY conversation_id`},
 }
 
 // Dump returns a canonical text dump of the session store: equal stores give equal dumps.

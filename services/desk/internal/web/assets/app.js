@@ -206,6 +206,11 @@ function renderToolResult(r) {
         el("ul", { class: "suggestions" }, ...(res.suggestions || []).map((x) => el("li", {}, el("span", {}, x.text),
           el("button", { class: "ghost use-suggestion", onclick: () => useSuggestion(r, x.text) }, t("use")), rejectButton(r)))))); // assist.js
   }
+  if (r.tool === "ai" && r.op === "summary") {
+    return el("div", { class: "card tool-card summary-card" }, head(t("summary")),
+      el("div", { class: "card-body" }, summaryView({ text: res.summary, source: res.source, business_type: res.business_type,
+        model: res.provenance && res.provenance.model })));
+  }
   if (r.tool === "crm") {
     const found = res.found;
     return el("div", { class: "card tool-card crm-card" }, head(found ? t("crm.found") : t("crm.notfound")),
@@ -434,8 +439,18 @@ function renderPanel() {
     section("panel.history", el("ul", { class: "history", id: "past-conversations" }, ...(cu.conversations || []).map((c) =>
       el("li", { class: c.id === state.selected ? "current" : "", onclick: () => { if (!state.conversations.has(c.id)) state.conversations.set(c.id, c); select(c.id); } },
         el("span", { class: "badges" }, ...c.channels.map(badge)), " ", el("span", { class: "pill st-" + c.status }, t("status." + c.status)),
-        " ", el("span", { class: "muted" }, fmtTime(c.opened_at)), el("div", { class: "conv-preview" }, c.last_preview || ""))))),
+        " ", el("span", { class: "muted" }, fmtTime(c.opened_at)), el("div", { class: "conv-preview" }, c.last_preview || ""),
+        c.summary ? summaryView(c.summary) : null)))),
   );
+}
+
+// summaryView is the summary of a past conversation's close: where it came from (AI or rules,
+// the model in the tooltip), its business type, and the masked text.
+function summaryView(s) {
+  return el("div", { class: "conv-summary", dataset: { source: s.source } },
+    el("span", { class: "pill summary-source src-" + s.source, title: s.model || "" }, t("summary") + " · " + t("summary." + s.source)),
+    s.business_type ? el("span", { class: "pill summary-biz" }, t("biz." + s.business_type)) : null,
+    " ", el("span", { class: "summary-text" }, s.text));
 }
 
 // ---------- alerts
