@@ -16,11 +16,12 @@ import (
 // given sentences of the speech catalogue:
 //
 //	POST /sandbox/_admin/customers/{id}/call   {"say": ["zh-order-number", "zh-double-charge"], "pause_ms": 800, "tail_ms": 1000}
+//	POST /sandbox/_admin/customers/{id}/call   {"script": "bank-card-complaint"}   (CallScripts)
 //
 // It answers 202 once the call is placed (it runs on: the answer does not wait for the hang-up)
 // with the caller's number, the hotline and the sentences' text; 409 when simulated calls are off
-// (SANDBOX_CALL_INTERVAL=0, or the voice connector's port is chosen at start); 400 naming the
-// sentences the catalogue lacks. Calls placed this way end with the sandbox (ctx).
+// (the voice connector's port is chosen at start); 400 naming the sentence the catalogue lacks
+// or the script there is not. Calls placed this way end with the sandbox (ctx).
 func callAPI(ctx context.Context, mux *http.ServeMux, calls *CallScenario, people []sim.Customer, wg *sync.WaitGroup) {
 	reply := func(w http.ResponseWriter, status int, v any) {
 		w.Header().Set("Content-Type", "application/json")
@@ -38,43 +39,42 @@ func callAPI(ctx context.Context, mux *http.ServeMux, calls *CallScenario, peopl
 			return
 		}
 		var in struct {
+			Script  string   `json:"script"`
 			Say     []string `json:"say"`
 			PauseMS int      `json:"pause_ms"`
 			TailMS  int      `json:"tail_ms"`
 		}
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&in); err != nil || len(in.Say) == 0 || len(in.Say) > 20 ||
-			in.PauseMS < 0 || in.PauseMS > 60_000 || in.TailMS < 0 || in.TailMS > 60_000 {
-			reply(w, http.StatusBadRequest, map[string]string{"error": `want {"say": ["<catalogue id>", ...] (1-20), "pause_ms": 0-60000, "tail_ms": 0-60000}`})
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&in); err != nil || (len(in.Say) == 0) == (in.Script == "") ||
+			len(in.Say) > 20 || in.PauseMS < 0 || in.PauseMS > 60_000 || in.TailMS < 0 || in.TailMS > 60_000 {
+			reply(w, http.StatusBadRequest, map[string]string{"error": `want {"script": "<name>"} or {"say": ["<catalogue id>", ...] (1-20), "pause_ms": 0-60000}, and "tail_ms": 0-60000`})
 			return
 		}
-		pause, tail := 800*time.Millisecond, time.Second
-		if in.PauseMS > 0 {
-			pause = time.Duration(in.PauseMS) * time.Millisecond
+		script := CallScript{Name: "say", Utterances: in.Say, Pause: 800 * time.Millisecond}
+		if in.Script != "" {
+			var ok bool
+			if script, ok = CallScripts[in.Script]; !ok {
+				names := make([]string, 0, len(CallScripts))
+				for n := range CallScripts {
+					names = append(names, n)
+				}
+				reply(w, http.StatusBadRequest, map[string]any{"error": "no call script " + strconv.Quote(in.Script), "scripts": names})
+				return
+			}
 		}
+		if in.PauseMS > 0 {
+			script.Pause = time.Duration(in.PauseMS) * time.Millisecond
+		}
+		tail := time.Second
 		if in.TailMS > 0 {
 			tail = time.Duration(in.TailMS) * time.Millisecond
 		}
-		var audio []int16
-		var said, unknown []string
-		for i, sid := range in.Say {
-			u, ok := speech.Find(sid)
-			pcm, err := speech.Audio(sid)
-			if !ok || err != nil {
-				unknown = append(unknown, sid)
-				continue
-			}
-			if i > 0 {
-				audio = append(audio, make([]int16, int(pause.Seconds()*8000))...)
-			}
-			audio = append(audio, pcm...)
-			said = append(said, u.Text)
-		}
-		if len(unknown) > 0 {
+		audio, said, err := script.Audio()
+		if err != nil {
 			ids := make([]string, 0)
 			for _, u := range speech.Catalogue() {
 				ids = append(ids, u.ID)
 			}
-			reply(w, http.StatusBadRequest, map[string]any{"error": "not in the speech catalogue", "unknown": unknown, "catalogue": ids})
+			reply(w, http.StatusBadRequest, map[string]any{"error": err.Error(), "catalogue": ids})
 			return
 		}
 		if ctx.Err() != nil {

@@ -35,7 +35,9 @@ func TestCallAPIRefusals(t *testing.T) {
 	}{
 		{on, "/sandbox/_admin/customers/9/call", `{"say":["zh-parcel"]}`, 404, "no customer 9"},
 		{nil, "/sandbox/_admin/customers/1/call", `{"say":["zh-parcel"]}`, 409, "simulated calls are off"},
-		{on, "/sandbox/_admin/customers/1/call", `{}`, 400, `want {\"say\"`},
+		{on, "/sandbox/_admin/customers/1/call", `{}`, 400, `want {\"script\"`},
+		{on, "/sandbox/_admin/customers/1/call", `{"script":"x","say":["zh-parcel"]}`, 400, `want {\"script\"`},
+		{on, "/sandbox/_admin/customers/1/call", `{"script":"x"}`, 400, "no call script"},
 		{on, "/sandbox/_admin/customers/1/call", `{"say":["zh-parcel"],"pause_ms":-1}`, 400, "pause_ms"},
 		{on, "/sandbox/_admin/customers/1/call", `{"say":["zh-parcel","xx-nothing"]}`, 400, "xx-nothing"},
 	} {
