@@ -53,6 +53,17 @@ const (
 	SubjectCompleted = TypeCompleted
 	SubjectFailed    = TypeFailed
 	SubjectAudit     = "omni.audit.assist"
+
+	TypeMessageAdded       = schemas.TypeDeskMessageAdded
+	TypeClosed             = schemas.TypeDeskConversationClosed
+	TypeCallUpdated        = schemas.TypeDeskCallUpdated
+	TypeSummary            = schemas.TypeToolAiSummaryCompleted
+	TypeTicketRequested    = schemas.TypeToolTicketCreateRequested
+	SubjectMessageAdded    = TypeMessageAdded
+	SubjectClosed          = TypeClosed
+	SubjectCallUpdated     = TypeCallUpdated
+	SubjectSummary         = TypeSummary
+	SubjectTicketRequested = TypeTicketRequested
 )
 
 // Routes and the Spec.
@@ -60,13 +71,20 @@ var (
 	RouteRequested = connector.Route{Subject: SubjectRequested, Type: TypeRequested}
 	RouteCompleted = connector.Route{Subject: SubjectCompleted, Type: TypeCompleted}
 	RouteFailed    = connector.Route{Subject: SubjectFailed, Type: TypeFailed}
+	// The read model's and the jobs' routes.
+	RouteMessageAdded    = connector.Route{Subject: SubjectMessageAdded, Type: TypeMessageAdded}
+	RouteClosed          = connector.Route{Subject: SubjectClosed, Type: TypeClosed}
+	RouteCallUpdated     = connector.Route{Subject: SubjectCallUpdated, Type: TypeCallUpdated}
+	RouteSummary         = connector.Route{Subject: SubjectSummary, Type: TypeSummary}
+	RouteTicketRequested = connector.Route{Subject: SubjectTicketRequested, Type: TypeTicketRequested}
 	// Spec declares the connector. Audit records and route alerts are published by its
 	// resilience registry.
 	Spec = connector.Spec{
 		Name:        "assist",
-		Description: "AI reply suggestions from an OpenAI-compatible chat completions API (Bailian, OpenAI), personal data masked",
-		Consumes:    []connector.Route{RouteRequested},
-		Produces:    append([]connector.Route{RouteCompleted, RouteFailed, RouteDelta}, connector.ResilienceRoutes("assist")...),
+		Description: "AI reply suggestions, conversation summaries and automatic tickets from an OpenAI-compatible chat completions API (Bailian, OpenAI), personal data masked",
+		Consumes:    []connector.Route{RouteRequested, RouteMessageAdded, RouteClosed, RouteCallUpdated},
+		Produces: append([]connector.Route{RouteCompleted, RouteFailed, RouteDelta, RouteSummary, RouteTicketRequested},
+			connector.ResilienceRoutes("assist")...),
 	}
 )
 
@@ -141,6 +159,8 @@ type Connector struct {
 	route  *resilience.Route
 	client *chatClient
 	now    func() time.Time
+	// transcripts is the conversations' read model (transcript.go), opened by Open.
+	transcripts *transcripts
 }
 
 func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
@@ -148,11 +168,42 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	return rt.Consume(ctx, RouteRequested, c.Handle, bus.ConsumerConfig{
+	if err := c.Open(ctx); err != nil {
+		return err
+	}
+	if err := rt.Consume(ctx, RouteRequested, c.Handle, bus.ConsumerConfig{
 		Concurrency:   cfg.Concurrency,
 		MaxAckPending: max(256, cfg.Concurrency),
 		AckWait:       cfg.Budget + 30*time.Second,
-	})
+	}); err != nil {
+		return err
+	}
+	// The read model: quick KV writes, a few at once (writes to one conversation are
+	// compare-and-set).
+	if err := rt.Consume(ctx, RouteMessageAdded, c.HandleMessage, bus.ConsumerConfig{Durable: transcriptConsumer,
+		Concurrency: 4, MaxAckPending: 256}); err != nil {
+		return err
+	}
+	// The jobs wait (100 ms apart, ASSIST_SETTLE_DELIVERIES times) for the read model to catch
+	// up, then ask the model twice at most within ASSIST_SUMMARY_BUDGET each.
+	jobs := bus.ConsumerConfig{Concurrency: cfg.Concurrency, MaxAckPending: max(256, cfg.Concurrency),
+		MaxDeliver: cfg.SettleDeliveries + 5, AckWait: 2*cfg.SummaryBudget + 30*time.Second}
+	closed, calls := jobs, jobs
+	closed.Durable, calls.Durable = "assist-conversation-closed", "assist-call-updated"
+	if err := rt.Consume(ctx, RouteClosed, c.HandleClosed, closed); err != nil {
+		return err
+	}
+	return rt.Consume(ctx, RouteCallUpdated, c.HandleCallUpdated, calls)
+}
+
+// Open opens the conversations' read model (the KV bucket TranscriptBucket).
+func (c *Connector) Open(ctx context.Context) error {
+	ts, err := openTranscripts(ctx, c.rt, c.cfg)
+	if err != nil {
+		return err
+	}
+	c.transcripts = ts
+	return nil
 }
 
 // Options are the knobs tests set; production uses the zero value.

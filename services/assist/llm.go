@@ -56,6 +56,50 @@ type chatRequest struct {
 	StreamOptions streamOptions `json:"stream_options"`
 	MaxTokens     int           `json:"max_tokens,omitempty"`
 	Temperature   float64       `json:"temperature"`
+	// ResponseFormat asks for JSON (summaries and extractions); nil for suggestions.
+	ResponseFormat *responseFormat `json:"response_format,omitempty"`
+}
+
+// responseFormat is the OpenAI-compatible response_format: {"type":"json_object"}, or
+// {"type":"json_schema","json_schema":{"name","strict","schema"}} (structured outputs).
+type responseFormat struct {
+	Type       string            `json:"type"`
+	JSONSchema *jsonSchemaFormat `json:"json_schema,omitempty"`
+}
+
+type jsonSchemaFormat struct {
+	Name   string          `json:"name"`
+	Strict bool            `json:"strict"`
+	Schema json.RawMessage `json:"schema"`
+}
+
+// format is the response_format of a job whose answer follows schema.
+func (c *Connector) format(name, schema string) *responseFormat {
+	if c.cfg.ResponseFormat == FormatJSONSchema {
+		return &responseFormat{Type: FormatJSONSchema, JSONSchema: &jsonSchemaFormat{Name: name, Strict: true, Schema: json.RawMessage(schema)}}
+	}
+	return &responseFormat{Type: FormatJSONObject}
+}
+
+// ask makes one chat completion for a background job (a summary, an extraction) through the
+// llm.chat route, within ASSIST_SUMMARY_BUDGET, and returns it with the time it took. Errors:
+// the route's (*resilience.Error, the budget's context error) and errEmpty.
+func (c *Connector) ask(ctx context.Context, msgs []message, format *responseFormat, call resilience.Call) (Completion, time.Duration, error) {
+	body, err := json.Marshal(chatRequest{Model: c.cfg.Model, Messages: msgs, Stream: true, StreamOptions: streamOptions{IncludeUsage: true},
+		MaxTokens: c.cfg.MaxTokens, Temperature: 0, ResponseFormat: format})
+	if err != nil {
+		return Completion{}, 0, err
+	}
+	budget, cancel := context.WithTimeout(ctx, c.cfg.SummaryBudget)
+	defer cancel()
+	start := c.now()
+	comp, err := resilience.Do(budget, c.route, call, func(ctx context.Context, a *resilience.Attempt) (Completion, error) {
+		return c.client.complete(ctx, a, body, nil)
+	})
+	if err == nil && strings.TrimSpace(comp.Text) == "" {
+		err = errEmpty
+	}
+	return comp, c.now().Sub(start), err
 }
 
 type streamOptions struct {
