@@ -25,11 +25,11 @@ func turnsOf(lines ...string) []Turn {
 func TestExtractRules(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
-		name                       string
-		turns                      []Turn
+		name                      string
+		turns                     []Turn
 		orders, waybills, amounts []string
-		request, biz               string
-		complaint, actionable      bool
+		request, biz              string
+		complaint, actionable     bool
 	}{
 		{name: "order refund spoken with spaces", turns: turnsOf("customer:你好", "customer:我的订单号是 SO 2612 0701 2345 6789，想退款 299 元", "agent:好的，已为您登记"),
 			orders: []string{"SO2612070123456789"}, amounts: []string{"299.00"}, request: "我的订单号是 SO 2612 0701 2345 6789，想退款 299 元", biz: BizOrder, actionable: true},

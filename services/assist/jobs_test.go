@@ -91,8 +91,8 @@ func (tb testBundle) callEnded(t testing.TB, c *conversation, callID string) eve
 	end := t0.Add(10 * time.Minute)
 	return tb.publish(t, assist.TypeCallUpdated, map[string]any{"call": map[string]any{"call_id": callID, "event_id": "voice:" + callID + ":ended",
 		"conversation_id": c.id, "customer_id": c.customer, "direction": "inbound",
-		"from": map[string]any{"kind": "phone", "masked": "+86 138****8000", "source": "voice"},
-		"to":   map[string]any{"kind": "phone", "masked": "+86 400****0000", "source": "voice"},
+		"from":  map[string]any{"kind": "phone", "masked": "+86 138****8000", "source": "voice"},
+		"to":    map[string]any{"kind": "phone", "masked": "+86 400****0000", "source": "voice"},
 		"state": "ended", "at": end.Format(time.RFC3339Nano), "started_at": t0.Format(time.RFC3339Nano),
 		"answered_at": t0.Add(time.Second).Format(time.RFC3339Nano), "ended_at": end.Format(time.RFC3339Nano),
 		"duration_ms": 600000, "talk_ms": 599000, "hangup_side": "caller", "reason": "bye"}}, event.WithSubject(c.id))
