@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // This file is the simulated model's JSON mode: answers to summary and extraction prompts,
@@ -96,10 +97,10 @@ func fields(messages []Message, rf *ResponseFormat) ([]string, error) {
 }
 
 // JSONReply is the simulator's answer in JSON mode: one object with the fields asked for
-// (fields), each grounded in the transcript — summary restates the customer's first request,
+// (fields), each grounded in the transcript — summary restates the customer's first request (request),
 // the order numbers, waybills and amounts found and the agent's last reply; order_numbers
 // (SO + 16 digits), waybills (SF or YT + 12-13 digits) and amounts (¥ before or 元 after, as
-// "299.00") are those in the text, in order; request is the customer's first line; complaint is
+// "299.00") are those in the text, in order; request is the customer's first line longer than a greeting (4 characters); complaint is
 // whether the customer wrote 投诉 or "complain"; business_type follows from those.
 func JSONReply(messages []Message, rf *ResponseFormat) (string, error) {
 	want, err := fields(messages, rf)
@@ -113,7 +114,7 @@ func JSONReply(messages []Message, rf *ResponseFormat) (string, error) {
 		all.WriteString(t.text + "\n")
 		if t.customer {
 			customer.WriteString(t.text + "\n")
-			if first == "" {
+			if first == "" && utf8.RuneCountInString(t.text) > 4 { // past the greetings (喂你好, 在吗, hello)
 				first = t.text
 			}
 		} else {
