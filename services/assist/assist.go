@@ -22,6 +22,35 @@
 // within ASSIST_FIRST_TOKEN_TIMEOUT (down, erroring or silent) is answered at once with .failed
 // carrying them. While the model writes, its pieces are streamed to the desk as live events
 // (live.go).
+//
+// # Summaries and automatic tickets
+//
+// The connector keeps a read model of conversations (transcript.go): every text message of
+// omni.desk.message.added — chat in and out, and calls' final caller segments, which the unifier
+// adds as voice inbound messages — is appended, once by its event_id, to its conversation's
+// bounded transcript in the JetStream KV bucket assist_transcripts (ASSIST_TRANSCRIPT_*).
+//
+// On omni.desk.conversation.closed it publishes exactly one omni.tool.ai.summary.completed
+// (summary.go; id assist:summary:<conversation id>:<closed_at unix ms>, correlationid the close's
+// id, subject the conversation): the model's summary from the masked transcript (prompt template
+// assist.summary.v1, JSON answer with the business type, provenance with the template's hash and
+// the messages' ids), its placeholders restored and then masked for display (138****5678); or,
+// when the model is down, not answering within ASSIST_SUMMARY_BUDGET or off the schema, the rules'
+// extractive summary (source rules): the first customer request, the last agent reply and the
+// order numbers, waybills and amounts found, with a keyword (zh/en) business type.
+//
+// With ASSIST_AUTO_TICKETS (tickets.go), a call that ends (omni.desk.call.updated, state ended)
+// and a chat that closes are searched for order numbers in the OMS's formats, SF and Cainiao
+// waybills, amounts and the customer's request — by the model (assist.extract.v1, response_format
+// json_object or json_schema, every value checked against the transcript) and by the rules — and
+// something actionable (an identifier with a request, or a complaint) becomes one
+// omni.tool.ticket.create.requested routed by business_type (id assist:ticket:<call id> or
+// assist:ticket:<conversation id>:<closed ms>; priority high for a complaint or a negative
+// customer). A close skips the ticket when a call of the conversation already asked for one.
+//
+// Both jobs first wait for the transcript consumer to have applied every message stored before
+// their event (its ack floor; ASSIST_SETTLE_DELIVERIES), and record what they did in the
+// transcript, so a redelivered or replayed close or call end publishes nothing twice.
 package assist
 
 import (

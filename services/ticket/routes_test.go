@@ -68,10 +68,10 @@ func TestRoutesByBusinessType(t *testing.T) {
 func TestRoutesConfig(t *testing.T) {
 	t.Parallel()
 	for spec, want := range map[string]string{
-		"oder=Orders":            "did you mean order?",
-		"order":                  "not business_type=department",
-		"order=A,order=B":        "routed twice",
-		"order=Orders,payment= ": "not business_type=department",
+		"oder=Orders":           "did you mean order?",
+		"order":                 "not business_type=department",
+		"order=A,order=B":       "routed twice",
+		"order=Orders,payment=": "not business_type=department",
 	} {
 		cfg := ticket.Config{Provider: "jira", JiraBaseURL: "https://x.atlassian.net", JiraEmail: "a@b.c", JiraAPIToken: "t", JiraProjectKey: "CS",
 			Budget: 8e9, ReconcileDelay: 1, WebhookWindow: 1, Concurrency: 1, MaxDeliver: 4, Routes: spec}
