@@ -179,3 +179,22 @@ func FuzzParseSummary(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkExtractRules: the rules' extraction over a full transcript (200 turns), the fallback's
+// cost per close or call end.
+func BenchmarkExtractRules(b *testing.B) {
+	var lines []string
+	for i := range 200 {
+		if i%2 == 0 {
+			lines = append(lines, "customer:我的订单 SO2612070123456789 还没到，快递 SF1234567890123，付了 299 元，电话 13800138000")
+		} else {
+			lines = append(lines, "agent:好的，正在为您查询物流，请稍等")
+		}
+	}
+	turns := turnsOf(lines...)
+	b.ReportAllocs()
+	for b.Loop() {
+		f := extractRules(turns)
+		_ = rulesSummary(turns, f, "zh")
+	}
+}

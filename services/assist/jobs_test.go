@@ -206,8 +206,10 @@ func TestSummaryOnClose(t *testing.T) {
 		tb.say(t, c, "webchat", "agent", "好的，已为您提交退款，预计 3 个工作日到账"),
 	}
 	closedAt := t0.Add(20 * time.Minute)
+	start := time.Now()
 	closed := tb.close(t, c, closedAt)
 	e := tb.waitOne(t, assist.TypeSummary, c.id)
+	t.Logf("llm summary %s after the close", time.Since(start).Round(time.Millisecond))
 	s := data[summaryData](t, e)
 	ms := strconv.FormatInt(closedAt.UnixMilli(), 10)
 	if e.ID() != "assist:summary:"+c.id+":"+ms || event.CorrelationID(e) != closed.ID() || e.Subject() != c.id {
