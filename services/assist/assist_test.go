@@ -329,6 +329,8 @@ func TestConfig(t *testing.T) {
 		{map[string]string{"ASSIST_API_KEY": "k", "ASSIST_API_BASE": "ftp://x"}, "ASSIST_API_BASE"},
 		{map[string]string{"ASSIST_API_KEY": "k", "ASSIST_API_BASE": "https://api.openai.com/v1/chat/completions"}, "without /chat/completions"},
 		{map[string]string{"ASSIST_API_KEY": "k", "ASSIST_PROVIDER": "Open AI"}, "ASSIST_PROVIDER"},
+		{map[string]string{"ASSIST_API_KEY": "k", "ASSIST_RESPONSE_FORMAT": "json_shema"}, "did you mean json_schema?"},
+		{map[string]string{"ASSIST_API_KEY": "k", "ASSIST_TRANSCRIPT_MAX_TURNS": "0"}, "ASSIST_TRANSCRIPT_MAX_TURNS"},
 	} {
 		var cfg assist.Config
 		err := loadConfig(&cfg, c.env)

@@ -343,3 +343,25 @@ func TestComplaintTicketIsHigh(t *testing.T) {
 		t.Fatalf("%d ticket requests for a conversation with nothing actionable", n)
 	}
 }
+
+// TestJSONSchemaFormat: with ASSIST_RESPONSE_FORMAT=json_schema the model is asked for the
+// answer's JSON Schema (structured outputs, strict) and the summary is still the model's.
+func TestJSONSchemaFormat(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, map[string]string{"ASSIST_RESPONSE_FORMAT": "json_schema", "ASSIST_AUTO_TICKETS": "false"})
+	c := newConversation()
+	tb.say(t, c, "webchat", "customer", "Where is my parcel SF1234567890123? It is late.")
+	tb.say(t, c, "webchat", "agent", "It is out for delivery today.")
+	tb.close(t, c, t0.Add(time.Hour))
+	s := data[summaryData](t, tb.waitOne(t, assist.TypeSummary, c.id))
+	want := "The customer asked: Where is my parcel SF1234567890123? It is late. Waybills: SF1234567890123. The agent replied: It is out for delivery today."
+	if s.Source != assist.SourceLLM || s.Summary != want || s.Language != "en" || s.BusinessType != "logistics" {
+		t.Fatalf("summary %+v\nwant %s", s, want)
+	}
+	saw := vendorSaw(t, tb.env)
+	if len(saw) != 1 || saw[0].ResponseFormat.Type != "json_schema" || saw[0].ResponseFormat.JSONSchema == nil ||
+		saw[0].ResponseFormat.JSONSchema.Name != "conversation_summary" || !saw[0].ResponseFormat.JSONSchema.Strict ||
+		!strings.Contains(string(saw[0].ResponseFormat.JSONSchema.Schema), `"business_type"`) {
+		t.Fatalf("the model saw %+v", saw)
+	}
+}
