@@ -40,12 +40,12 @@ var (
 	orderRE = regexp.MustCompile(`(?i)\bSO(?:[ -]?[0-9]){16}\b`)
 	// platformOrderRE: a marketplace's order number the OMS keeps as platform_order_no (19 digits
 	// starting with 2, as Tmall's), not glued to other digits.
-	platformOrderRE = regexp.MustCompile(`(?:^|[^0-9])(2[0-9]{18})(?:[^0-9]|$)`)
+	platformOrderRE = regexp.MustCompile(`2[0-9]{18}`)
 	// waybillRE: SF Express (SF + 12 or 13 digits) and the Cainiao carriers' numbers (YT, JT,
 	// ZT, YD, ST + 12-13 digits; JD + 2 letters + 11-12 digits).
 	waybillRE = regexp.MustCompile(`(?i)\b(?:(?:SF|YT|JT|ZT|YD|ST)(?:[ -]?[0-9]){12,13}|JD[A-Z]{2}[0-9]{11,12})\b`)
 	// amountRE: an amount in yuan: ¥/￥/RMB before, or 元/块/yuan/RMB/CNY after.
-	amountRE = regexp.MustCompile(`(?i)(?:[¥￥]\s?|RMB\s?|CNY\s?)([0-9]{1,9}(?:\.[0-9]{1,2})?)|([0-9]{1,9}(?:\.[0-9]{1,2})?)\s?(?:元|块钱|块|yuan|rmb|cny)`)
+	amountRE = regexp.MustCompile(`(?i)(?:[¥￥]\s?|RMB\s?|CNY\s?)[0-9]{1,9}(?:\.[0-9]{1,2})?|[0-9]{1,9}(?:\.[0-9]{1,2})?\s?(?:元|块钱|块|yuan|rmb|cny)`)
 	// numberRE: any number, to check that an amount the model names was in the text.
 	numberRE = regexp.MustCompile(`[0-9]{1,9}(?:\.[0-9]{1,2})?`)
 	// canonical forms of what an extraction keeps.
@@ -54,10 +54,12 @@ var (
 	amountCanonRE  = regexp.MustCompile(`^[0-9]{1,9}\.[0-9]{2}$`)
 )
 
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
 // squeeze removes the spaces and dashes between an identifier's characters and upper-cases it.
-func squeeze(s string) string {
-	return strings.ToUpper(strings.NewReplacer(" ", "", "-", "").Replace(s))
-}
+func squeeze(s string) string { return strings.ToUpper(separators.Replace(s)) }
+
+var separators = strings.NewReplacer(" ", "", "-", "")
 
 // canonAmount writes an amount with two decimals ("" when it is not one).
 func canonAmount(s string) string {
@@ -99,24 +101,33 @@ func (f Found) Actionable() bool {
 	return (f.identifiers() && strings.TrimSpace(f.Request) != "") || f.Complaint
 }
 
-// findIdentifiers returns the order numbers, waybills and amounts in text, in order of
-// appearance, canonical.
-func findIdentifiers(text string) (orders, waybills, amounts []string) {
+// findIdentifiers returns the order numbers, waybills and amounts in the turns, in order of
+// appearance, canonical. It matches turn by turn, and only turns with digits: on short texts Go's
+// regexp takes its backtracking path, much faster than the NFA a whole transcript needs.
+func findIdentifiers(turns []Turn) (orders, waybills, amounts []string) {
+	for _, t := range turns {
+		if strings.ContainsAny(t.Text, "0123456789") {
+			orders, waybills, amounts = findIn(t.Text, orders, waybills, amounts)
+		}
+	}
+	return orders, waybills, amounts
+}
+
+// findIn adds the order numbers, waybills and amounts in text to those given.
+func findIn(text string, orders, waybills, amounts []string) ([]string, []string, []string) {
 	for _, m := range orderRE.FindAllString(text, -1) {
 		orders = addUnique(orders, squeeze(m))
 	}
-	for _, m := range platformOrderRE.FindAllStringSubmatch(text, -1) {
-		orders = addUnique(orders, m[1])
+	for _, loc := range platformOrderRE.FindAllStringIndex(text, -1) {
+		if (loc[0] == 0 || !isDigit(text[loc[0]-1])) && (loc[1] == len(text) || !isDigit(text[loc[1]])) {
+			orders = addUnique(orders, text[loc[0]:loc[1]])
+		}
 	}
 	for _, m := range waybillRE.FindAllString(text, -1) {
 		waybills = addUnique(waybills, squeeze(m))
 	}
-	for _, m := range amountRE.FindAllStringSubmatch(text, -1) {
-		v := m[1]
-		if v == "" {
-			v = m[2]
-		}
-		amounts = addUnique(amounts, canonAmount(v))
+	for _, m := range amountRE.FindAllString(text, -1) {
+		amounts = addUnique(amounts, canonAmount(numberRE.FindString(m)))
 	}
 	return orders, waybills, amounts
 }
@@ -204,22 +215,12 @@ func customerText(turns []Turn) string {
 	return b.String()
 }
 
-// allText joins every turn.
-func allText(turns []Turn) string {
-	var b strings.Builder
-	for _, t := range turns {
-		b.WriteString(t.Text)
-		b.WriteByte('\n')
-	}
-	return b.String()
-}
-
 // extractRules is the rules' extraction: identifiers from every turn, the request from the
 // customer's first substantive turn, the business type and complaint flag from the customer's
 // turns.
 func extractRules(turns []Turn) Found {
 	var f Found
-	f.OrderNumbers, f.Waybills, f.Amounts = findIdentifiers(allText(turns))
+	f.OrderNumbers, f.Waybills, f.Amounts = findIdentifiers(turns)
 	f.Request = truncate(firstRequest(turns), maxRequest)
 	f.BusinessType = classify(customerText(turns), f)
 	f.Complaint = f.BusinessType == BizComplaint
