@@ -282,6 +282,10 @@ func TestSummaryWhenTheModelFails(t *testing.T) {
 			tb.close(t, c, t0.Add(time.Hour))
 			s := data[summaryData](t, tb.waitOne(t, assist.TypeSummary, c.id))
 			t.Logf("rules summary %s after the close", time.Since(start).Round(time.Millisecond))
+			// The bound is structural: the route's attempts within ASSIST_SUMMARY_BUDGET, once.
+			if calls := tb.env.Stats()[chatKey].Calls; calls < 1 || calls > 3 {
+				t.Errorf("%d model calls, want 1 to 3 (the route's attempts)", calls)
+			}
 			want := "客户诉求：订单 " + orderNo + " 什么时候发货？手机 138****8000。坐席答复：今天下午发出。订单号：" + orderNo + "。"
 			if s.Source != assist.SourceRules || s.Provenance != nil || s.Summary != want || s.BusinessType != "order" {
 				t.Fatalf("summary %+v\nwant %s", s, want)
