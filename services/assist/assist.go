@@ -48,9 +48,11 @@
 // assist:ticket:<conversation id>:<closed ms>; priority high for a complaint or a negative
 // customer). A close skips the ticket when a call of the conversation already asked for one.
 //
-// Both jobs first wait for the transcript consumer to have applied every message stored before
-// their event (its ack floor; ASSIST_SETTLE_DELIVERIES), and record what they did in the
-// transcript, so a redelivered or replayed close or call end publishes nothing twice.
+// Both jobs ask the model through their own resilience route, llm.jobs (a small bulkhead that
+// waits, its own breaker), apart from the agents' llm.chat. Both first wait for the transcript
+// consumer to have applied every message stored before their event (its ack floor;
+// ASSIST_SETTLE_DELIVERIES), and record what they did in the transcript, so a redelivered or
+// replayed close or call end publishes nothing twice.
 package assist
 
 import (
@@ -185,7 +187,8 @@ const maxText = 4000
 type Connector struct {
 	cfg    Config
 	rt     *connector.Runtime
-	route  *resilience.Route
+	route  *resilience.Route // llm.chat: the agents' suggestions
+	jobs   *resilience.Route // llm.jobs: summaries and extractions
 	client *chatClient
 	now    func() time.Time
 	// transcripts is the conversations' read model (transcript.go), opened by Open.
@@ -260,7 +263,11 @@ func New(rt *connector.Runtime, cfg Config, o Options) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Connector{cfg: cfg, rt: rt, route: route, now: o.Now,
+	jobs, err := reg.Route(jobRoute(cfg))
+	if err != nil {
+		return nil, err
+	}
+	return &Connector{cfg: cfg, rt: rt, route: route, jobs: jobs, now: o.Now,
 		client: &chatClient{http: o.HTTP, url: cfg.APIBase + "/chat/completions", key: cfg.APIKey}}, nil
 }
 

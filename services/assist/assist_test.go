@@ -76,7 +76,7 @@ func sandboxPaced(t testing.TB, delay time.Duration) (*sim.Env, map[string]strin
 	sb := httptest.NewServer(mux)
 	t.Cleanup(sb.Close)
 	return env, map[string]string{"ASSIST_API_KEY": apiKey, "ASSIST_API_BASE": sb.URL + "/sandbox/openai/v1", "ASSIST_BUDGET": "10s",
-		"RESILIENCE_LLM_CHAT_TIMEOUT": "2s", "RESILIENCE_LLM_CHAT_BACKOFF": "10ms"}
+		"RESILIENCE_LLM_CHAT_TIMEOUT": "2s", "RESILIENCE_LLM_CHAT_BACKOFF": "10ms", "RESILIENCE_LLM_JOBS_TIMEOUT": "2s", "RESILIENCE_LLM_JOBS_BACKOFF": "10ms"}
 }
 
 // TestConformance runs the tool connectors' conformance suite against the sandbox.

@@ -31,6 +31,20 @@ const (
 var chatSettings = resilience.Settings{Timeout: 20 * time.Second, Budget: 30 * time.Second, MaxAttempts: 3,
 	Backoff: 500 * time.Millisecond, MaxBackoff: 5 * time.Second, MaxConcurrent: 16, MaxWait: time.Second}
 
+// jobSettings are the llm.jobs route's figures: summaries and extractions run in the background,
+// so they may wait for a slot (MaxWait) but take few of them (MaxConcurrent), leaving the vendor's
+// quota and the llm.chat bulkhead to the agents' buttons; their own breaker keeps a flood of
+// closes from opening the buttons' one. Operators override any figure with RESILIENCE_LLM_JOBS_*.
+var jobSettings = resilience.Settings{Timeout: 20 * time.Second, Budget: 30 * time.Second, MaxAttempts: 3,
+	Backoff: 500 * time.Millisecond, MaxBackoff: 5 * time.Second, MaxConcurrent: 4, MaxWait: 30 * time.Second}
+
+// jobRoute declares the llm.jobs route: llm.chat's classification, jobSettings.
+func jobRoute(cfg Config) resilience.RouteSpec {
+	r := chatRoute(cfg)
+	r.Op, r.Settings = "jobs", jobSettings
+	return r
+}
+
 // chatRoute declares the llm.chat route: a non-200 status is classified by StatusClass (429 rate
 // limited, 5xx retryable, other 4xx a refusal); a 200 whose stream is cut or garbled is retryable.
 func chatRoute(cfg Config) resilience.RouteSpec {
@@ -82,7 +96,7 @@ func (c *Connector) format(name, schema string) *responseFormat {
 }
 
 // ask makes one chat completion for a background job (a summary, an extraction) through the
-// llm.chat route, within ASSIST_SUMMARY_BUDGET, and returns it with the time it took. Errors:
+// llm.jobs route, within ASSIST_SUMMARY_BUDGET, and returns it with the time it took. Errors:
 // the route's (*resilience.Error, the budget's context error) and errEmpty.
 func (c *Connector) ask(ctx context.Context, msgs []message, format *responseFormat, call resilience.Call) (Completion, time.Duration, error) {
 	body, err := json.Marshal(chatRequest{Model: c.cfg.Model, Messages: msgs, Stream: true, StreamOptions: streamOptions{IncludeUsage: true},
@@ -93,7 +107,7 @@ func (c *Connector) ask(ctx context.Context, msgs []message, format *responseFor
 	budget, cancel := context.WithTimeout(ctx, c.cfg.SummaryBudget)
 	defer cancel()
 	start := c.now()
-	comp, err := resilience.Do(budget, c.route, call, func(ctx context.Context, a *resilience.Attempt) (Completion, error) {
+	comp, err := resilience.Do(budget, c.jobs, call, func(ctx context.Context, a *resilience.Attempt) (Completion, error) {
 		return c.client.complete(ctx, a, body, nil)
 	})
 	if err == nil && strings.TrimSpace(comp.Text) == "" {
