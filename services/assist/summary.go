@@ -47,9 +47,9 @@ type closedEvent struct {
 }
 
 // HandleClosed answers a conversation's close, once per close (closed_at): it waits for the
-// transcript to hold the messages stored before the close, then publishes the summary and, with
-// ASSIST_AUTO_TICKETS, the automatic ticket request, and marks both done in the transcript, so a
-// redelivery or a replay of the close publishes nothing again.
+// transcript to hold the messages stored before the close, then publishes the summary and marks
+// it done in the transcript, then, with ASSIST_AUTO_TICKETS, the automatic ticket request and its
+// mark, so a redelivery or a replay of the close publishes nothing again.
 func (c *Connector) HandleClosed(ctx context.Context, d bus.Delivery) error {
 	var ev closedEvent
 	if err := event.DecodeData(d.Event, &ev); err != nil {
@@ -73,7 +73,6 @@ func (c *Connector) HandleClosed(ctx context.Context, d bus.Delivery) error {
 	ms := strconv.FormatInt(closedAt.UnixMilli(), 10)
 	summaryMark, closeMark := "summary:"+ms, "close:"+ms
 	call := resilience.Call{CustomerID: t.CustomerID, CorrelationID: d.Event.ID(), Key: conv.ID}
-	var batch []bus.Outgoing
 	if !t.marked(summaryMark) {
 		s := c.summarise(ctx, call, t.Turns)
 		s.ConversationID, s.CustomerID, s.ClosedAt = conv.ID, t.CustomerID, conv.ClosedAt
@@ -81,11 +80,15 @@ func (c *Connector) HandleClosed(ctx context.Context, d bus.Delivery) error {
 		if err != nil {
 			return bus.Permanent(err)
 		}
-		batch = append(batch, bus.Outgoing{Subject: SubjectSummary, Event: e})
+		// The summary goes out at once, not after the ticket's extraction.
+		if err := c.publishAndMark(ctx, conv.ID, []bus.Outgoing{{Subject: SubjectSummary, Event: e}}, "", summaryMark); err != nil {
+			return err
+		}
 	}
 	// A call of the conversation that already asked for a ticket answers for the close too: the
 	// ticket connector keeps one ticket per conversation, and a second request would only name it
 	// again.
+	var batch []bus.Outgoing
 	ticket := ""
 	if c.cfg.AutoTickets && !t.marked(closeMark) && t.Ticket == "" {
 		out, err := c.autoTicket(ctx, call, d.Event, ticketTrigger{id: "assist:ticket:" + conv.ID + ":" + ms, conv: conv.ID,
@@ -98,10 +101,7 @@ func (c *Connector) HandleClosed(ctx context.Context, d bus.Delivery) error {
 			ticket = out.Event.ID()
 		}
 	}
-	if err := c.publishAndMark(ctx, conv.ID, batch, ticket, summaryMark, closeMark); err != nil {
-		return err
-	}
-	return nil
+	return c.publishAndMark(ctx, conv.ID, batch, ticket, closeMark)
 }
 
 // publishAndMark publishes batch, then records marks (and the ticket request's id) in the
