@@ -22,6 +22,37 @@
 // within ASSIST_FIRST_TOKEN_TIMEOUT (down, erroring or silent) is answered at once with .failed
 // carrying them. While the model writes, its pieces are streamed to the desk as live events
 // (live.go).
+//
+// # Summaries and automatic tickets
+//
+// The connector keeps a read model of conversations (transcript.go): every text message of
+// omni.desk.message.added — chat in and out, and calls' final caller segments, which the unifier
+// adds as voice inbound messages — is appended, once by its event_id, to its conversation's
+// bounded transcript in the JetStream KV bucket assist_transcripts (ASSIST_TRANSCRIPT_*).
+//
+// On omni.desk.conversation.closed it publishes exactly one omni.tool.ai.summary.completed
+// (summary.go; id assist:summary:<conversation id>:<closed_at unix ms>, correlationid the close's
+// id, subject the conversation): the model's summary from the masked transcript (prompt template
+// assist.summary.v1, JSON answer with the business type, provenance with the template's hash and
+// the messages' ids), its placeholders restored and then masked for display (138****5678); or,
+// when the model is down, not answering within ASSIST_SUMMARY_BUDGET or off the schema, the rules'
+// extractive summary (source rules): the first customer request, the last agent reply and the
+// order numbers, waybills and amounts found, with a keyword (zh/en) business type.
+//
+// With ASSIST_AUTO_TICKETS (tickets.go), a call that ends (omni.desk.call.updated, state ended)
+// and a chat that closes are searched for order numbers in the OMS's formats, SF and Cainiao
+// waybills, amounts and the customer's request — by the model (assist.extract.v1, response_format
+// json_object or json_schema, every value checked against the transcript) and by the rules — and
+// something actionable (an identifier with a request, or a complaint) becomes one
+// omni.tool.ticket.create.requested routed by business_type (id assist:ticket:<call id> or
+// assist:ticket:<conversation id>:<closed ms>; priority high for a complaint or a negative
+// customer). A close skips the ticket when a call of the conversation already asked for one.
+//
+// Both jobs ask the model through their own resilience route, llm.jobs (a small bulkhead that
+// waits, its own breaker), apart from the agents' llm.chat. Both first wait for the transcript
+// consumer to have applied every message stored before their event (its ack floor;
+// ASSIST_SETTLE_DELIVERIES), and record what they did in the transcript, so a redelivered or
+// replayed close or call end publishes nothing twice.
 package assist
 
 import (
@@ -53,6 +84,17 @@ const (
 	SubjectCompleted = TypeCompleted
 	SubjectFailed    = TypeFailed
 	SubjectAudit     = "omni.audit.assist"
+
+	TypeMessageAdded       = schemas.TypeDeskMessageAdded
+	TypeClosed             = schemas.TypeDeskConversationClosed
+	TypeCallUpdated        = schemas.TypeDeskCallUpdated
+	TypeSummary            = schemas.TypeToolAiSummaryCompleted
+	TypeTicketRequested    = schemas.TypeToolTicketCreateRequested
+	SubjectMessageAdded    = TypeMessageAdded
+	SubjectClosed          = TypeClosed
+	SubjectCallUpdated     = TypeCallUpdated
+	SubjectSummary         = TypeSummary
+	SubjectTicketRequested = TypeTicketRequested
 )
 
 // Routes and the Spec.
@@ -60,13 +102,20 @@ var (
 	RouteRequested = connector.Route{Subject: SubjectRequested, Type: TypeRequested}
 	RouteCompleted = connector.Route{Subject: SubjectCompleted, Type: TypeCompleted}
 	RouteFailed    = connector.Route{Subject: SubjectFailed, Type: TypeFailed}
+	// The read model's and the jobs' routes.
+	RouteMessageAdded    = connector.Route{Subject: SubjectMessageAdded, Type: TypeMessageAdded}
+	RouteClosed          = connector.Route{Subject: SubjectClosed, Type: TypeClosed}
+	RouteCallUpdated     = connector.Route{Subject: SubjectCallUpdated, Type: TypeCallUpdated}
+	RouteSummary         = connector.Route{Subject: SubjectSummary, Type: TypeSummary}
+	RouteTicketRequested = connector.Route{Subject: SubjectTicketRequested, Type: TypeTicketRequested}
 	// Spec declares the connector. Audit records and route alerts are published by its
 	// resilience registry.
 	Spec = connector.Spec{
 		Name:        "assist",
-		Description: "AI reply suggestions from an OpenAI-compatible chat completions API (Bailian, OpenAI), personal data masked",
-		Consumes:    []connector.Route{RouteRequested},
-		Produces:    append([]connector.Route{RouteCompleted, RouteFailed, RouteDelta}, connector.ResilienceRoutes("assist")...),
+		Description: "AI reply suggestions, conversation summaries and automatic tickets from an OpenAI-compatible chat completions API (Bailian, OpenAI), personal data masked",
+		Consumes:    []connector.Route{RouteRequested, RouteMessageAdded, RouteClosed, RouteCallUpdated},
+		Produces: append([]connector.Route{RouteCompleted, RouteFailed, RouteDelta, RouteSummary, RouteTicketRequested},
+			connector.ResilienceRoutes("assist")...),
 	}
 )
 
@@ -138,9 +187,12 @@ const maxText = 4000
 type Connector struct {
 	cfg    Config
 	rt     *connector.Runtime
-	route  *resilience.Route
+	route  *resilience.Route // llm.chat: the agents' suggestions
+	jobs   *resilience.Route // llm.jobs: summaries and extractions
 	client *chatClient
 	now    func() time.Time
+	// transcripts is the conversations' read model (transcript.go), opened by Open.
+	transcripts *transcripts
 }
 
 func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
@@ -148,11 +200,42 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	return rt.Consume(ctx, RouteRequested, c.Handle, bus.ConsumerConfig{
+	if err := c.Open(ctx); err != nil {
+		return err
+	}
+	if err := rt.Consume(ctx, RouteRequested, c.Handle, bus.ConsumerConfig{
 		Concurrency:   cfg.Concurrency,
 		MaxAckPending: max(256, cfg.Concurrency),
 		AckWait:       cfg.Budget + 30*time.Second,
-	})
+	}); err != nil {
+		return err
+	}
+	// The read model: quick KV writes, a few at once (writes to one conversation are
+	// compare-and-set).
+	if err := rt.Consume(ctx, RouteMessageAdded, c.HandleMessage, bus.ConsumerConfig{Durable: transcriptConsumer,
+		Concurrency: 4, MaxAckPending: 256}); err != nil {
+		return err
+	}
+	// The jobs wait (100 ms apart, ASSIST_SETTLE_DELIVERIES times) for the read model to catch
+	// up, then ask the model twice at most within ASSIST_SUMMARY_BUDGET each.
+	jobs := bus.ConsumerConfig{Concurrency: cfg.Concurrency, MaxAckPending: max(256, cfg.Concurrency),
+		MaxDeliver: cfg.SettleDeliveries + 5, AckWait: 2*cfg.SummaryBudget + 30*time.Second}
+	closed, calls := jobs, jobs
+	closed.Durable, calls.Durable = "assist-conversation-closed", "assist-call-updated"
+	if err := rt.Consume(ctx, RouteClosed, c.HandleClosed, closed); err != nil {
+		return err
+	}
+	return rt.Consume(ctx, RouteCallUpdated, c.HandleCallUpdated, calls)
+}
+
+// Open opens the conversations' read model (the KV bucket TranscriptBucket).
+func (c *Connector) Open(ctx context.Context) error {
+	ts, err := openTranscripts(ctx, c.rt, c.cfg)
+	if err != nil {
+		return err
+	}
+	c.transcripts = ts
+	return nil
 }
 
 // Options are the knobs tests set; production uses the zero value.
@@ -180,7 +263,11 @@ func New(rt *connector.Runtime, cfg Config, o Options) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Connector{cfg: cfg, rt: rt, route: route, now: o.Now,
+	jobs, err := reg.Route(jobRoute(cfg))
+	if err != nil {
+		return nil, err
+	}
+	return &Connector{cfg: cfg, rt: rt, route: route, jobs: jobs, now: o.Now,
 		client: &chatClient{http: o.HTTP, url: cfg.APIBase + "/chat/completions", key: cfg.APIKey}}, nil
 }
 

@@ -76,7 +76,7 @@ func sandboxPaced(t testing.TB, delay time.Duration) (*sim.Env, map[string]strin
 	sb := httptest.NewServer(mux)
 	t.Cleanup(sb.Close)
 	return env, map[string]string{"ASSIST_API_KEY": apiKey, "ASSIST_API_BASE": sb.URL + "/sandbox/openai/v1", "ASSIST_BUDGET": "10s",
-		"RESILIENCE_LLM_CHAT_TIMEOUT": "2s", "RESILIENCE_LLM_CHAT_BACKOFF": "10ms"}
+		"RESILIENCE_LLM_CHAT_TIMEOUT": "2s", "RESILIENCE_LLM_CHAT_BACKOFF": "10ms", "RESILIENCE_LLM_JOBS_TIMEOUT": "2s", "RESILIENCE_LLM_JOBS_BACKOFF": "10ms"}
 }
 
 // TestConformance runs the tool connectors' conformance suite against the sandbox.
@@ -329,6 +329,8 @@ func TestConfig(t *testing.T) {
 		{map[string]string{"ASSIST_API_KEY": "k", "ASSIST_API_BASE": "ftp://x"}, "ASSIST_API_BASE"},
 		{map[string]string{"ASSIST_API_KEY": "k", "ASSIST_API_BASE": "https://api.openai.com/v1/chat/completions"}, "without /chat/completions"},
 		{map[string]string{"ASSIST_API_KEY": "k", "ASSIST_PROVIDER": "Open AI"}, "ASSIST_PROVIDER"},
+		{map[string]string{"ASSIST_API_KEY": "k", "ASSIST_RESPONSE_FORMAT": "json_shema"}, "did you mean json_schema?"},
+		{map[string]string{"ASSIST_API_KEY": "k", "ASSIST_TRANSCRIPT_MAX_TURNS": "0"}, "ASSIST_TRANSCRIPT_MAX_TURNS"},
 	} {
 		var cfg assist.Config
 		err := loadConfig(&cfg, c.env)

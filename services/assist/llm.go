@@ -31,6 +31,20 @@ const (
 var chatSettings = resilience.Settings{Timeout: 20 * time.Second, Budget: 30 * time.Second, MaxAttempts: 3,
 	Backoff: 500 * time.Millisecond, MaxBackoff: 5 * time.Second, MaxConcurrent: 16, MaxWait: time.Second}
 
+// jobSettings are the llm.jobs route's figures: summaries and extractions run in the background,
+// so they may wait for a slot (MaxWait) but take few of them (MaxConcurrent), leaving the vendor's
+// quota and the llm.chat bulkhead to the agents' buttons; their own breaker keeps a flood of
+// closes from opening the buttons' one. Operators override any figure with RESILIENCE_LLM_JOBS_*.
+var jobSettings = resilience.Settings{Timeout: 20 * time.Second, Budget: 30 * time.Second, MaxAttempts: 3,
+	Backoff: 500 * time.Millisecond, MaxBackoff: 5 * time.Second, MaxConcurrent: 4, MaxWait: 30 * time.Second}
+
+// jobRoute declares the llm.jobs route: llm.chat's classification, jobSettings.
+func jobRoute(cfg Config) resilience.RouteSpec {
+	r := chatRoute(cfg)
+	r.Op, r.Settings = "jobs", jobSettings
+	return r
+}
+
 // chatRoute declares the llm.chat route: a non-200 status is classified by StatusClass (429 rate
 // limited, 5xx retryable, other 4xx a refusal); a 200 whose stream is cut or garbled is retryable.
 func chatRoute(cfg Config) resilience.RouteSpec {
@@ -56,6 +70,50 @@ type chatRequest struct {
 	StreamOptions streamOptions `json:"stream_options"`
 	MaxTokens     int           `json:"max_tokens,omitempty"`
 	Temperature   float64       `json:"temperature"`
+	// ResponseFormat asks for JSON (summaries and extractions); nil for suggestions.
+	ResponseFormat *responseFormat `json:"response_format,omitempty"`
+}
+
+// responseFormat is the OpenAI-compatible response_format: {"type":"json_object"}, or
+// {"type":"json_schema","json_schema":{"name","strict","schema"}} (structured outputs).
+type responseFormat struct {
+	Type       string            `json:"type"`
+	JSONSchema *jsonSchemaFormat `json:"json_schema,omitempty"`
+}
+
+type jsonSchemaFormat struct {
+	Name   string          `json:"name"`
+	Strict bool            `json:"strict"`
+	Schema json.RawMessage `json:"schema"`
+}
+
+// format is the response_format of a job whose answer follows schema.
+func (c *Connector) format(name, schema string) *responseFormat {
+	if c.cfg.ResponseFormat == FormatJSONSchema {
+		return &responseFormat{Type: FormatJSONSchema, JSONSchema: &jsonSchemaFormat{Name: name, Strict: true, Schema: json.RawMessage(schema)}}
+	}
+	return &responseFormat{Type: FormatJSONObject}
+}
+
+// ask makes one chat completion for a background job (a summary, an extraction) through the
+// llm.jobs route, within ASSIST_SUMMARY_BUDGET, and returns it with the time it took. Errors:
+// the route's (*resilience.Error, the budget's context error) and errEmpty.
+func (c *Connector) ask(ctx context.Context, msgs []message, format *responseFormat, call resilience.Call) (Completion, time.Duration, error) {
+	body, err := json.Marshal(chatRequest{Model: c.cfg.Model, Messages: msgs, Stream: true, StreamOptions: streamOptions{IncludeUsage: true},
+		MaxTokens: c.cfg.MaxTokens, Temperature: 0, ResponseFormat: format})
+	if err != nil {
+		return Completion{}, 0, err
+	}
+	budget, cancel := context.WithTimeout(ctx, c.cfg.SummaryBudget)
+	defer cancel()
+	start := c.now()
+	comp, err := resilience.Do(budget, c.jobs, call, func(ctx context.Context, a *resilience.Attempt) (Completion, error) {
+		return c.client.complete(ctx, a, body, nil)
+	})
+	if err == nil && strings.TrimSpace(comp.Text) == "" {
+		err = errEmpty
+	}
+	return comp, c.now().Sub(start), err
 }
 
 type streamOptions struct {

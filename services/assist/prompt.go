@@ -86,3 +86,52 @@ func buildPrompt(turns []turn, articles []article, language string, ph *pii.Plac
 
 // oneLine joins a text's lines with spaces.
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// The summary and extraction templates: system messages for a transcript sent as one user
+// message, one line per turn ("[客户] ..." or "[坐席] ..."; transcriptLines), personal data
+// replaced by placeholders. Each asks for one JSON object; its JSON Schema is in the text (for
+// response_format json_object) and in response_format (json_schema).
+const (
+	SummaryTemplateID = "assist.summary.v1"
+	summaryTemplate   = `你是客服质检助手。下面是一段已结束的客服会话（电话通话已转成文字），每行以 [客户] 或 [坐席] 开头。` +
+		`请用会话的语言（中文会话用中文，英文会话用英文）写 1-3 句摘要：客户要什么、坐席做了什么、还有什么待办；` +
+		`写明出现的订单号、运单号和金额，不要编造。形如 <PHONE_1>、<ID_CARD_1>、<BANK_CARD_1>、<EMAIL_1> 的占位符代表已隐藏的个人信息，需要时原样写出。` +
+		`再判断业务类型 business_type：order（订单、退换货、退款）、logistics（快递、物流、运单）、payment（支付、扣款、发票）、account（账号、会员、登录）、complaint（投诉服务本身）、other。` +
+		`只输出一个 JSON 对象，符合 JSON Schema：` + summarySchema
+
+	ExtractTemplateID = "assist.extract.v1"
+	extractTemplate   = `你是客服工单助手。下面是一段已结束的客服会话（电话通话已转成文字），每行以 [客户] 或 [坐席] 开头。` +
+		`找出会话中出现的：订单号 order_numbers（如 SO2612070123456789）、快递运单号 waybills（如 SF1234567890123、YT7512345678901）、金额 amounts（以元计，两位小数的字符串，如 "299.00"），` +
+		`客户的诉求 request（一句话，用会话的语言；没有诉求时为空字符串），业务类型 business_type（order、logistics、payment、account、complaint、other），` +
+		`以及客户是否在投诉 complaint（true/false）。只列出会话原文中出现的号码和金额，不要编造；没有就给空数组。` +
+		`形如 <PHONE_1> 的占位符代表已隐藏的个人信息，不是订单号。只输出一个 JSON 对象，符合 JSON Schema：` + extractSchema
+
+	summarySchema = `{"type":"object","additionalProperties":false,"required":["summary","business_type"],"properties":{"summary":{"type":"string"},"business_type":{"type":"string","enum":["order","logistics","payment","account","complaint","other"]}}}`
+	extractSchema = `{"type":"object","additionalProperties":false,"required":["order_numbers","waybills","amounts","request","business_type","complaint"],"properties":{"order_numbers":{"type":"array","items":{"type":"string"}},"waybills":{"type":"array","items":{"type":"string"}},"amounts":{"type":"array","items":{"type":"string"}},"request":{"type":"string"},"business_type":{"type":"string","enum":["order","logistics","payment","account","complaint","other"]},"complaint":{"type":"boolean"}}}`
+)
+
+// SummaryTemplateSHA256 and ExtractTemplateSHA256 are the hex SHA-256 of the templates' text.
+var (
+	SummaryTemplateSHA256 = func() string { s := sha256.Sum256([]byte(summaryTemplate)); return hex.EncodeToString(s[:]) }()
+	ExtractTemplateSHA256 = func() string { s := sha256.Sum256([]byte(extractTemplate)); return hex.EncodeToString(s[:]) }()
+)
+
+// roleLabels prefix a transcript's lines.
+var roleLabels = map[string]string{"customer": "[客户] ", "agent": "[坐席] "}
+
+// transcriptLines writes turns one per line, personal data replaced by its placeholder in ph.
+func transcriptLines(turns []Turn, ph *pii.Placeholders) string {
+	var b strings.Builder
+	for _, t := range turns {
+		b.WriteString(roleLabels[t.Role])
+		b.WriteString(oneLine(ph.Replace(t.Text)))
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// jobPrompt is the chat messages of a summary or extraction: the template as the system
+// message, the transcript as the user message.
+func jobPrompt(template, transcript string) []message {
+	return []message{{Role: "system", Content: template}, {Role: "user", Content: transcript}}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,7 +32,43 @@ type Config struct {
 	ReconcileDelay time.Duration `env:"TICKET_RECONCILE_DELAY" default:"500ms" desc:"wait before searching for a ticket whose create had no clear answer; Jira's search index lags behind writes, and a Jira create is sent again when this search finds nothing, so raise it if your site's index is slower"`
 	WebhookWindow  time.Duration `env:"TICKET_WEBHOOK_WINDOW" default:"5m" desc:"accepted clock skew of signed webhook timestamps (Zendesk)"`
 	Concurrency    int           `env:"TICKET_CONCURRENCY" default:"64" desc:"requests handled at once (requests of one conversation are serialised); a request mostly waits on the vendor (and up to TICKET_RECONCILE_DELAY after an ambiguous create), the routes' rate limits bound the calls"`
+	Routes         string        `env:"TICKET_ROUTES" default:"order=Orders,logistics=Logistics,payment=Payments,account=Accounts,complaint=Complaints" desc:"departments by business type (按业务类型分配), business_type=department pairs separated by commas (order, logistics, payment, account, complaint, other): a request's business_type (set by assist's automatic tickets) routes its ticket to that Jira component or Zendesk group (by name, looked up in the account's groups; a number is a group id). A type not listed, or a request without one, is not routed. A Jira project without the component, or a Zendesk account without the group, gets the ticket unrouted and a warning in the log"`
 	MaxDeliver     int           `env:"TICKET_MAX_DELIVER" default:"4" desc:"deliveries of one request: a transient failure (vendor 5xx or timeout after the retries, outcome unknown, local throttling) is redelivered after 1s, 2s, 4s; the last delivery answers .failed"`
+
+	routes map[string]string // parsed Routes: business type → department
+}
+
+// BusinessTypes are the business types TICKET_ROUTES may name (tool.defs.json businessType).
+var BusinessTypes = []string{"order", "logistics", "payment", "account", "complaint", "other"}
+
+// Department returns the department a business type is routed to ("" when none).
+func (c *Config) Department(businessType string) string { return c.routes[businessType] }
+
+// parseRoutes reads TICKET_ROUTES.
+func parseRoutes(spec string) (map[string]string, error) {
+	out := map[string]string{}
+	var errs []error
+	for _, pair := range strings.Split(spec, ",") {
+		if strings.TrimSpace(pair) == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(pair, "=")
+		k, v = strings.ToLower(strings.TrimSpace(k)), strings.TrimSpace(v)
+		switch {
+		case !ok || v == "":
+			errs = append(errs, fmt.Errorf("TICKET_ROUTES: %q is not business_type=department", pair))
+		case !slices.Contains(BusinessTypes, k):
+			errs = append(errs, fmt.Errorf("TICKET_ROUTES: unknown business type %q, want one of %s%s", k, strings.Join(BusinessTypes, ", "),
+				config.DidYouMean(k, BusinessTypes)))
+		case len(v) > 255:
+			errs = append(errs, fmt.Errorf("TICKET_ROUTES: department of %s longer than 255 bytes", k))
+		case out[k] != "":
+			errs = append(errs, fmt.Errorf("TICKET_ROUTES: %s is routed twice", k))
+		default:
+			out[k] = v
+		}
+	}
+	return out, errors.Join(errs...)
 }
 
 // Providers.
@@ -82,6 +119,11 @@ func (c *Config) Validate() error {
 	if c.WebhookWindow <= 0 || c.Concurrency < 1 {
 		errs = append(errs, errors.New("TICKET_WEBHOOK_WINDOW must be > 0 and TICKET_CONCURRENCY >= 1"))
 	}
+	routes, err := parseRoutes(c.Routes)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	c.routes = routes
 	if c.MaxDeliver < 1 || c.MaxDeliver > 20 {
 		errs = append(errs, fmt.Errorf("TICKET_MAX_DELIVER (%d) must be between 1 and 20", c.MaxDeliver))
 	}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,6 +42,8 @@ type newTicket struct {
 	Subject, Description, Priority string
 	RequesterName, RequesterEmail  string
 	Tags                           []string
+	// Department is the Jira component or Zendesk group the ticket goes to ("" for none).
+	Department string
 }
 
 // provider is one ticketing system. Find is idempotent (retried by the pipeline) and answers the
@@ -173,11 +176,25 @@ func (p *jiraProvider) Create(ctx context.Context, conv string, t newTicket, cal
 	if prio := map[string]string{"urgent": "Highest", "high": "High", "normal": "Medium", "low": "Low"}[t.Priority]; prio != "" {
 		f.Priority = &jira.Ref{Name: prio}
 	}
+	if t.Department != "" {
+		f.Components = []jira.Ref{{Name: t.Department}}
+	}
 	var c jira.CreatedIssue
-	err := p.do(ctx, p.routes.create, call, http.MethodPost, jira.PathIssue, jira.CreateIssueRequest{Fields: f}, func(b []byte) (err error) {
-		c, err = jira.ParseCreated(b)
-		return err
-	})
+	create := func() error {
+		return p.do(ctx, p.routes.create, call, http.MethodPost, jira.PathIssue, jira.CreateIssueRequest{Fields: f}, func(b []byte) (err error) {
+			c, err = jira.ParseCreated(b)
+			return err
+		})
+	}
+	err := create()
+	var je *jira.Error
+	if errors.As(err, &je) && je.Status == http.StatusBadRequest && je.Body.Errors["components"] != "" && f.Components != nil {
+		// The project has no such component: a 400 created nothing, so create it unrouted.
+		p.log.Warn("the Jira project refused the component of TICKET_ROUTES; creating the issue without it", "conversation", conv,
+			"component", t.Department, "err", err)
+		f.Components = nil
+		err = create()
+	}
 	if err != nil {
 		return ref{}, err
 	}
@@ -203,6 +220,49 @@ type zendeskProvider struct {
 	routes routes
 	auth   string
 	log    *slog.Logger
+
+	mu       sync.Mutex
+	groups   map[string]int64 // group name → id, as last listed
+	listedAt time.Time
+}
+
+// groupsRelist is how often a department missing from the groups is looked up again.
+const groupsRelist = time.Minute
+
+// groupID returns the id of the group named dept (a number is an id), listing the account's
+// groups when it is not known yet; 0 (no group) when there is none or the list fails.
+func (p *zendeskProvider) groupID(ctx context.Context, dept string, call resilience.Call) int64 {
+	if id, err := strconv.ParseInt(dept, 10, 64); err == nil && id > 0 {
+		return id
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if id, ok := p.groups[dept]; ok {
+		return id
+	}
+	if !p.listedAt.IsZero() && time.Since(p.listedAt) < groupsRelist {
+		return 0
+	}
+	var res zendesk.GroupsResponse
+	err := p.do(ctx, p.routes.search, call, http.MethodGet, zendesk.PathGroups, nil, func(b []byte) (err error) {
+		res, err = zendesk.ParseGroups(b)
+		return err
+	})
+	if err != nil {
+		p.log.Warn("listing the Zendesk groups failed; the ticket is not routed", "group", dept, "err", err)
+		return 0
+	}
+	p.listedAt, p.groups = time.Now(), map[string]int64{}
+	for _, g := range res.Groups {
+		if !g.Deleted {
+			p.groups[g.Name] = g.ID
+		}
+	}
+	id, ok := p.groups[dept]
+	if !ok {
+		p.log.Warn("the Zendesk account has no group of TICKET_ROUTES; the ticket is not routed", "group", dept)
+	}
+	return id
 }
 
 func (p *zendeskProvider) Name() string { return ProviderZendesk }
@@ -279,6 +339,9 @@ func (p *zendeskProvider) Create(ctx context.Context, conv string, t newTicket, 
 		Tags: append([]string{"omnibus"}, t.Tags...), ExternalID: ExternalIDPrefix + conv}
 	if t.RequesterEmail != "" {
 		nt.Requester = &zendesk.Requester{Name: t.RequesterName, Email: t.RequesterEmail}
+	}
+	if t.Department != "" {
+		nt.GroupID = p.groupID(ctx, t.Department, call)
 	}
 	// The key makes the create idempotent: the route retries it (a 5xx, a timeout, a lost answer);
 	// Zendesk replays the first answer for a repeat (x-idempotency-lookup: hit) and creates nothing.

@@ -28,6 +28,16 @@
 //     a second time. Find then answers every later request with the oldest issue (lowest id) and
 //     logs a warning, so every answer names one ticket, the same one from then on.
 //
+// # Routing by business type
+//
+// A request's business_type (assist's automatic tickets set it) routes the ticket to the
+// department TICKET_ROUTES names for it: a Jira component (fields.components), or a Zendesk group
+// (group_id; the name is looked up in GET /api/v2/groups.json, listed once and again when a name
+// is missing, at most once a minute; a number is taken as the id). A department the vendor does
+// not know does not lose the ticket: Jira's refusal of the component (400 errors.components) is
+// answered by creating it without, and a Zendesk group not found leaves it unassigned; both log a
+// warning.
+//
 // A request that still fails for a transient reason (the vendor's 5xx or timeouts after the
 // retries, an outcome still unknown, local throttling) is redelivered by the bus after 1s, 2s,
 // 4s — a redelivery starts with the search, so it is safe — and only its last delivery
@@ -212,7 +222,8 @@ type createRequest struct {
 		Name  string `json:"name,omitempty"`
 		Email string `json:"email,omitempty"`
 	} `json:"requester,omitempty"`
-	Tags []string `json:"tags,omitempty"`
+	Tags         []string `json:"tags,omitempty"`
+	BusinessType string   `json:"business_type,omitempty"`
 }
 
 type createCompleted struct {
@@ -293,7 +304,8 @@ func (c *Connector) ensure(ctx context.Context, req createRequest, call resilien
 	if r, ok, err := c.prov.Find(ctx, conv, call); err != nil || ok {
 		return r, ok, err
 	}
-	t := newTicket{Subject: capRunes(pii.Redact(req.Subject), 255), Description: pii.Redact(req.Description), Priority: req.Priority, Tags: req.Tags}
+	t := newTicket{Subject: capRunes(pii.Redact(req.Subject), 255), Description: pii.Redact(req.Description), Priority: req.Priority, Tags: req.Tags,
+		Department: c.cfg.Department(req.BusinessType)}
 	if req.Requester != nil {
 		t.RequesterName, t.RequesterEmail = req.Requester.Name, req.Requester.Email
 	}

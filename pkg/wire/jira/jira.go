@@ -130,6 +130,8 @@ type IssueFields struct {
 	Description *Doc     `json:"description,omitempty"`
 	Labels      []string `json:"labels,omitempty"`
 	Priority    *Ref     `json:"priority,omitempty"`
+	// Components route the issue to a team (by name, as the project defines them).
+	Components []Ref `json:"components,omitempty"`
 }
 
 // CreateIssueRequest is the body of POST /rest/api/3/issue.

@@ -25,7 +25,37 @@ const (
 	PathTickets = "/api/v2/tickets.json" // POST create, GET list (?external_id=)
 	// PathTicket is /api/v2/tickets/{id}.json (GET show, PUT update).
 	PathTicketPrefix = "/api/v2/tickets/"
+	// PathGroups lists the account's groups (GET; cursor pages of up to 100).
+	PathGroups = "/api/v2/groups.json"
 )
+
+// Group is one group (team) of the account.
+type Group struct {
+	ID      int64  `json:"id"`
+	Name    string `json:"name"`
+	Deleted bool   `json:"deleted,omitempty"`
+}
+
+// GroupsResponse is the answer of GET /api/v2/groups.json.
+type GroupsResponse struct {
+	Groups   []Group `json:"groups"`
+	NextPage *string `json:"next_page"`
+	Count    int     `json:"count"`
+}
+
+// ParseGroups decodes a group list.
+func ParseGroups(body []byte) (GroupsResponse, error) {
+	var r GroupsResponse
+	if err := json.Unmarshal(body, &r); err != nil {
+		return r, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	for i, g := range r.Groups {
+		if g.ID <= 0 {
+			return r, fmt.Errorf("%w: groups[%d] without id", ErrMalformed, i)
+		}
+	}
+	return r, nil
+}
 
 // TicketPath returns /api/v2/tickets/{id}.json.
 func TicketPath(id int64) string { return PathTicketPrefix + strconv.FormatInt(id, 10) + ".json" }
@@ -92,6 +122,8 @@ type NewTicket struct {
 	Requester  *Requester `json:"requester,omitempty"`
 	Tags       []string   `json:"tags,omitempty"`
 	ExternalID string     `json:"external_id,omitempty"`
+	// GroupID assigns the ticket to a group (a team; GET /api/v2/groups.json lists them).
+	GroupID int64 `json:"group_id,omitempty"`
 }
 
 // CreateRequest is the body of POST /api/v2/tickets.json.
@@ -121,6 +153,7 @@ type Ticket struct {
 	Priority    *string   `json:"priority"`
 	RequesterID int64     `json:"requester_id,omitempty"`
 	Tags        []string  `json:"tags"`
+	GroupID     *int64    `json:"group_id,omitempty"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
 }

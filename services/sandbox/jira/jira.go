@@ -8,7 +8,7 @@
 //
 // Every call needs Basic auth with Config.Email and Config.APIToken, else 401 with Jira's error
 // collection. Create checks the project key, the issue type, a non-empty summary, an ADF
-// description and labels without spaces, answering 400 {"errorMessages":[],"errors":{field: msg}}
+// description, labels without spaces and components among Config.Components, answering 400 {"errorMessages":[],"errors":{field: msg}}
 // as Jira does, and 201 {"id","key","self"}. Search understands the JQL the connector sends: clauses
 // `project = X`, `labels = X` and `key = X` joined by AND, then optionally `ORDER BY key|id|created
 // [ASC|DESC]` (anything else is 400; without ORDER BY, issues come in creation order). Like Jira,
@@ -35,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -80,12 +81,19 @@ type Config struct {
 	WebhookSecret string
 	// WebhookPath is the webhook path below the hook base (see sim.Env.Hook). Default "/ticket/jira".
 	WebhookPath string
+	// Components are the project's components (names); a create naming another is refused
+	// with 400 errors.components, as Jira does. Default DefaultComponents.
+	Components []string
 	// SearchLag is how long after its creation an issue becomes visible to search (Jira's index
 	// lags behind writes). Default 0: at once.
 	SearchLag time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
+
+// DefaultComponents are the sandbox project's components: the ticket connector's default
+// TICKET_ROUTES departments.
+var DefaultComponents = []string{"Orders", "Logistics", "Payments", "Accounts", "Complaints"}
 
 // Issue is a stored issue.
 type Issue struct {
@@ -95,6 +103,7 @@ type Issue struct {
 	Labels      []string
 	Priority    string
 	IssueType   string
+	Components  []string
 	Status      string
 	Comments    []wire.Doc
 	Created     time.Time
@@ -118,6 +127,9 @@ func New(env *sim.Env, cfg Config) (*Sim, error) {
 	}
 	if cfg.ProjectKey == "" {
 		cfg.ProjectKey = "CS"
+	}
+	if cfg.Components == nil {
+		cfg.Components = DefaultComponents
 	}
 	if cfg.SiteURL == "" {
 		cfg.SiteURL = "https://omnibus-sandbox.atlassian.net"
@@ -207,6 +219,7 @@ func (s *Sim) create(w http.ResponseWriter, r *http.Request) {
 			Description json.RawMessage `json:"description"`
 			Labels      []string        `json:"labels"`
 			Priority    *wire.Ref       `json:"priority"`
+			Components  []wire.Ref      `json:"components"`
 		} `json:"fields"`
 	}
 	if !readJSON(w, r, &raw) {
@@ -248,6 +261,13 @@ func (s *Sim) create(w http.ResponseWriter, r *http.Request) {
 			errs["priority"] = "Specify the Priority (name) in the string format"
 		}
 	}
+	var components []string
+	for _, c := range f.Components {
+		if !slices.Contains(s.cfg.Components, c.Name) {
+			errs["components"] = fmt.Sprintf("Component name '%s' is not valid", c.Name)
+		}
+		components = append(components, c.Name)
+	}
 	if len(errs) > 0 {
 		s.env.Record(Vendor, OpCreate, "", raw, fmt.Errorf("400: %v", errs))
 		writeErr(w, http.StatusBadRequest, nil, errs)
@@ -256,7 +276,7 @@ func (s *Sim) create(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	n := len(s.issues) + 1
 	is := &Issue{ID: strconv.Itoa(10000 + n), Key: fmt.Sprintf("%s-%d", s.cfg.ProjectKey, n), Summary: f.Summary,
-		Description: desc, Labels: append([]string(nil), f.Labels...), Priority: prio, IssueType: f.IssueType.Name,
+		Description: desc, Labels: append([]string(nil), f.Labels...), Priority: prio, IssueType: f.IssueType.Name, Components: components,
 		Status: workflow[0].name, Created: s.cfg.Now()}
 	s.issues = append(s.issues, is)
 	s.byKey[is.Key] = is

@@ -13,7 +13,10 @@
 // chat.completion.chunk objects whose first delta is the role, then the content in pieces, then
 // an empty delta with finish_reason "stop", a usage chunk when stream_options.include_usage is
 // set, and "data: [DONE]" — as the vendors send it; otherwise as one chat.completion object.
-// Token counts are deterministic (runes of the prompt, pieces of the reply).
+// Token counts are deterministic (runes of the prompt, pieces of the reply). A request with
+// response_format json_object or json_schema is answered with one JSON object instead
+// (JSONReply): a summary, or the order numbers, waybills, amounts and request found in the
+// transcript it was given, so tests can assert that a summary or extraction restates the prompt.
 //
 // Injected faults (sim.Fault.Code): "" is a 500 server_error; "429" or "429:<seconds>" a rate
 // limit with Retry-After; any other status (400-599, optionally "http_NNN") that status with the
@@ -87,6 +90,19 @@ type Request struct {
 	} `json:"stream_options,omitempty"`
 	Temperature *float64 `json:"temperature,omitempty"`
 	MaxTokens   int      `json:"max_tokens,omitempty"`
+	// ResponseFormat asks for a JSON answer (JSONReply).
+	ResponseFormat *ResponseFormat `json:"response_format,omitempty"`
+}
+
+// ResponseFormat is the request's response_format: {"type":"json_object"} or
+// {"type":"json_schema","json_schema":{"name","strict","schema"}}; "text" is a plain answer.
+type ResponseFormat struct {
+	Type       string `json:"type"`
+	JSONSchema *struct {
+		Name   string          `json:"name"`
+		Strict bool            `json:"strict,omitempty"`
+		Schema json.RawMessage `json:"schema"`
+	} `json:"json_schema,omitempty"`
 }
 
 // Usage is the vendor's token count.
@@ -199,6 +215,13 @@ func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	s.env.Record(Vendor, OpChat, req.Model, req, nil)
 	reply := Reply(req.Messages)
+	if rf := req.ResponseFormat; rf != nil && (rf.Type == "json_object" || rf.Type == "json_schema") {
+		var err error
+		if reply, err = JSONReply(req.Messages, rf); err != nil {
+			writeError(w, http.StatusBadRequest, "response_format", err.Error(), "invalid_request_error", "")
+			return
+		}
+	}
 	chunks := pieces(reply, 8)
 	prompt := 0
 	for _, m := range req.Messages {

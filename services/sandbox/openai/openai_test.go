@@ -1,6 +1,7 @@
 package openai_test
 
 import (
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -112,5 +113,35 @@ func TestGroundedReply(t *testing.T) {
 				t.Fatalf("got  %s\nwant %s", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestJSONReply: in JSON mode the model answers summaries and extractions from the transcript it
+// was given, with the fields its json_schema (or the system message) asks for.
+func TestJSONReply(t *testing.T) {
+	t.Parallel()
+	msgs := []openai.Message{{Role: "system", Content: `Answer in JSON with "summary", "business_type", "order_numbers", "waybills", "amounts", "request", "complaint".`},
+		{Role: "user", Content: "[客户] 我的订单 SO2612070123456789 要退款 299 元，电话 <PHONE_1>\n[坐席] 好的，已为您提交退款\n[客户] 快递单号 SF1234567890123"}}
+	got, err := openai.JSONReply(msgs, &openai.ResponseFormat{Type: "json_object"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"amounts":["299.00"],"business_type":"logistics","complaint":false,"order_numbers":["SO2612070123456789"],"request":"我的订单 SO2612070123456789 要退款 299 元，电话 <PHONE_1>",` +
+		`"summary":"客户诉求：我的订单 SO2612070123456789 要退款 299 元，电话 <PHONE_1>。涉及订单 SO2612070123456789。运单 SF1234567890123。金额 299.00 元。坐席答复：好的，已为您提交退款。","waybills":["SF1234567890123"]}`
+	if got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+	rf := &openai.ResponseFormat{Type: "json_schema"}
+	rf.JSONSchema = &struct {
+		Name   string          `json:"name"`
+		Strict bool            `json:"strict,omitempty"`
+		Schema json.RawMessage `json:"schema"`
+	}{Name: "s", Schema: json.RawMessage(`{"type":"object","properties":{"summary":{"type":"string"}}}`)}
+	if got, err := openai.JSONReply([]openai.Message{{Role: "user", Content: "Where is my parcel YT7512345678901?"}}, rf); err != nil ||
+		got != `{"summary":"The customer asked: Where is my parcel YT7512345678901. Waybills: YT7512345678901."}` {
+		t.Fatalf("%s %v", got, err)
+	}
+	if _, err := openai.JSONReply([]openai.Message{{Role: "user", Content: "hi"}}, &openai.ResponseFormat{Type: "json_object"}); err == nil {
+		t.Fatal("json_object without the word json in the messages")
 	}
 }

@@ -5,6 +5,7 @@
 //	GET  /sandbox/zendesk/api/v2/tickets.json?external_id=..   op "tickets/list"
 //	GET  /sandbox/zendesk/api/v2/tickets/{id}.json     op "tickets/show"
 //	PUT  /sandbox/zendesk/api/v2/tickets/{id}.json     op "tickets/update"
+//	GET  /sandbox/zendesk/api/v2/groups.json           op "groups/list"  (Config.Groups; a create with another group_id is refused)
 //
 // (the .json suffix is optional, as on Zendesk). Every call needs API-token Basic auth
 // ("<Config.Email>/token:<Config.APIToken>"), else 401 {"error":"Couldn't authenticate you"}.
@@ -36,13 +37,16 @@
 package zendesk
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,11 +77,21 @@ type Config struct {
 	WebhookSecret string
 	// WebhookPath is the webhook path below the hook base (see sim.Env.Hook). Default "/ticket/zendesk".
 	WebhookPath string
+	// Groups are the account's groups, name → id (GET /api/v2/groups.json). Default
+	// DefaultGroups. A create naming another group_id is refused with 422, as Zendesk does.
+	Groups map[string]int64
 	// IdempotencyTTL is how long an Idempotency-Key is remembered. Default 2h (Zendesk's).
 	IdempotencyTTL time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
+
+// DefaultGroups are the sandbox account's groups: the ticket connector's default TICKET_ROUTES
+// departments.
+var DefaultGroups = map[string]int64{"Orders": 360000101, "Logistics": 360000102, "Payments": 360000103, "Accounts": 360000104, "Complaints": 360000105}
+
+// OpGroups is the op of the group list.
+const OpGroups = "groups/list"
 
 // Ticket is a stored ticket.
 type Ticket struct {
@@ -130,6 +144,9 @@ func New(env *sim.Env, cfg Config) (*Sim, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Groups == nil {
+		cfg.Groups = DefaultGroups
+	}
 	if cfg.IdempotencyTTL <= 0 {
 		cfg.IdempotencyTTL = wire.IdempotencyKeyTTL
 	}
@@ -144,6 +161,8 @@ func New(env *sim.Env, cfg Config) (*Sim, error) {
 		{OpList, "GET /api/v2/tickets", s.list},
 		{OpShow, "GET /api/v2/tickets/{file}", s.show},
 		{OpUpdate, "PUT /api/v2/tickets/{file}", s.update},
+		{OpGroups, "GET /api/v2/groups.json", s.groups},
+		{OpGroups, "GET /api/v2/groups", s.groups},
 	} {
 		h := s.auth(r.op, r.h)
 		env.Handle(sim.Route{Vendor: Vendor, Op: r.op, Pattern: r.pattern, Handler: h, Fail: sim.Processed(h, s.fail)})
@@ -319,6 +338,10 @@ func (s *Sim) createTicket(raw []byte) answer {
 		s.env.Record(Vendor, OpCreate, t.ExternalID, req, errors.New("422: priority"))
 		return invalidAnswer("priority", "Priority: is not valid")
 	}
+	if t.GroupID != 0 && !slices.Contains(slices.Collect(maps.Values(s.cfg.Groups)), t.GroupID) {
+		s.env.Record(Vendor, OpCreate, t.ExternalID, req, errors.New("422: group"))
+		return invalidAnswer("group", "Group: is invalid")
+	}
 	now := s.cfg.Now().UTC().Truncate(time.Second)
 	subject := t.Subject
 	if subject == "" {
@@ -336,6 +359,10 @@ func (s *Sim) createTicket(raw []byte) answer {
 	if t.Priority != "" {
 		p := t.Priority
 		tk.Priority = &p
+	}
+	if t.GroupID != 0 {
+		g := t.GroupID
+		tk.GroupID = &g
 	}
 	s.tickets = append(s.tickets, tk)
 	s.byID[id] = tk
@@ -511,4 +538,16 @@ func (s *Sim) notify(ctx context.Context, id int64, prev, cur string) error {
 			h.Set(wire.HeaderSignature, wire.WebhookSignature(s.cfg.WebhookSecret, ts, body))
 		}
 	})
+}
+
+// groups answers GET /api/v2/groups.json: the account's groups in one page, by id.
+func (s *Sim) groups(w http.ResponseWriter, _ *http.Request) {
+	out := wire.GroupsResponse{Groups: []wire.Group{}}
+	for name, id := range s.cfg.Groups {
+		out.Groups = append(out.Groups, wire.Group{ID: id, Name: name})
+	}
+	slices.SortFunc(out.Groups, func(a, b wire.Group) int { return cmp.Compare(a.ID, b.ID) })
+	out.Count = len(out.Groups)
+	s.env.Record(Vendor, OpGroups, "", nil, nil)
+	writeJSON(w, http.StatusOK, out)
 }
