@@ -119,8 +119,14 @@ func FuzzParseRecordPush(f *testing.F) {
 	f.Add([]byte(`{"SessionId":"s","RecordURL":"https://a/b","EndpointUser":1.5e3}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, parse := range []func([]byte) (string, string, error){
-			func(b []byte) (string, string, error) { p, err := ParseRecordPush(b); return p.SessionID, p.RecordURL, err },
-			func(b []byte) (string, string, error) { p, err := ParseVoicemailPush(b); return p.SessionID, p.RecordURL, err },
+			func(b []byte) (string, string, error) {
+				p, err := ParseRecordPush(b)
+				return p.SessionID, p.RecordURL, err
+			},
+			func(b []byte) (string, string, error) {
+				p, err := ParseVoicemailPush(b)
+				return p.SessionID, p.RecordURL, err
+			},
 		} {
 			s, u, err := parse(body)
 			if err != nil {
