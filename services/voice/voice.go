@@ -183,6 +183,11 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 	if cfg.Retention > 0 {
 		rt.Go(ctx, "recording-retention", s.retention)
 	}
+	if cfg.TCCC.enabled() {
+		if err := startTCCC(ctx, s); err != nil { // tccc.go
+			return err
+		}
+	}
 	return rt.Consume(ctx, RouteHangup, s.onHangupCommand, bus.ConsumerConfig{})
 }
 
