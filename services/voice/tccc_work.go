@@ -91,11 +91,12 @@ type tcccState struct {
 	Files     []tcccFile `json:"files,omitempty"`
 }
 
-// add appends f unless a file with its URL is there; it names f and numbers its segments.
+// add appends f unless a file of its kind and URL is there; it names f and numbers its
+// segments.
 func (st *tcccState) add(f tcccFile) {
 	n := 0
 	for _, g := range st.Files {
-		if g.URL == f.URL {
+		if g.Kind == f.Kind && g.URL == f.URL {
 			return
 		}
 		if g.Kind == f.Kind {
@@ -342,7 +343,7 @@ func (t *tccc) workCall(ctx context.Context, id string) error {
 	}
 	return t.update(ctx, id, func(cur *tcccState) {
 		for i, f := range changed {
-			if i < len(cur.Files) && cur.Files[i].URL == f.URL {
+			if i < len(cur.Files) && cur.Files[i].URL == f.URL && cur.Files[i].Kind == f.Kind {
 				cur.Files[i] = f
 			}
 		}
