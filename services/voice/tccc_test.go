@@ -368,7 +368,9 @@ func TestTCCCOAuth2Push(t *testing.T) {
 	t.Parallel()
 	tb := startTCCC(t, map[string]string{"VOICE_TCCC_PUSH_AUTH": "oauth2", "VOICE_TCCC_OAUTH_CLIENT_ID": "tccc",
 		"VOICE_TCCC_OAUTH_CLIENT_SECRET": "sandbox-oauth-client-secret", "VOICE_TCCC_TRANSCRIBE": "false"},
-		func(c *tccc.Config) { c.PushAuth, c.ClientID, c.ClientSecret = "oauth2", "tccc", "sandbox-oauth-client-secret" })
+		func(c *tccc.Config) {
+			c.PushAuth, c.ClientID, c.ClientSecret = "oauth2", "tccc", "sandbox-oauth-client-secret"
+		})
 	p, err := tb.tccc.Place(tccc.Call{Customer: "13800138003", Says: []string{"en-refund"}})
 	if err != nil {
 		t.Fatal(err)

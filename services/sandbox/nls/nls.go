@@ -56,7 +56,7 @@ type Config struct {
 	Idle time.Duration
 	// FileTransDelay is the least time a recording-file task takes (filetrans.go); default 1s.
 	FileTransDelay time.Duration
-	Now  func() time.Time
+	Now            func() time.Time
 }
 
 // Sim is the running simulator.
