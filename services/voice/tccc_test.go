@@ -407,12 +407,12 @@ func TestTCCCVendorsDownRetriedLater(t *testing.T) {
 	if segs := tb.transcript(t, id); len(segs) != 0 {
 		t.Fatalf("transcript while the vendors are down: %+v", segs)
 	}
-	tb.env.SetFault("tccc recording", sim.Fault{})
+	_ = tb.env.SetFault("tccc recording", sim.Fault{})
 	bustest.WaitFor(t, 20*time.Second, "recording stored after the outage", func() bool {
 		m, _ := filepath.Glob(filepath.Join(tb.records, "tccc", "*", "*", "*", id, "call.wav"))
 		return len(m) == 1
 	})
-	tb.env.SetFault("nls SubmitTask", sim.Fault{})
+	_ = tb.env.SetFault("nls SubmitTask", sim.Fault{})
 	segs := tb.waitTranscript(t, id, 2)
 	if segs[0].Text != p.Said[0] || segs[1].Text != p.Said[1] || segs[1].Speaker != "callee" {
 		t.Fatalf("transcript %+v, said %q", segs, p.Said)
