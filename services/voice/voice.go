@@ -69,7 +69,7 @@ var (
 	RouteHangup = connector.Route{Subject: SubjectHangup, Type: TypeHangup}
 	Spec        = connector.Spec{
 		Name:        "voice",
-		Description: "phone calls from a SIP trunk: G.711 over RTP, recorded legs in blob storage, call events",
+		Description: "phone calls from a SIP trunk (G.711 over RTP, recorded legs in blob storage, live transcripts) and from Tencent Cloud Contact Center (after-call records, recordings, file transcripts): call events",
 		Produces: append([]connector.Route{
 			{Subject: SubjectCall, Type: TypeCallStarted},
 			{Subject: SubjectCall, Type: TypeCallAnswered},
