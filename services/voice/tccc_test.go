@@ -464,3 +464,32 @@ func TestTCCCConformance(t *testing.T) {
 		Forged:  func(_ *testing.T, n int) *http.Request { return req(n, tcccUser, "forged") },
 	})
 }
+
+// The simulated TCCC pushes with wrong credentials (refused, nothing published) while
+// DescribeTelCdr is down: once the API is back, reconciliation publishes the call once.
+func TestTCCCBadAuthPushAndAPIDownReconciled(t *testing.T) {
+	t.Parallel()
+	tb := startTCCC(t, map[string]string{"VOICE_TCCC_RECONCILE_INTERVAL": "1s", "VOICE_TCCC_TRANSCRIBE": "false",
+		"RESILIENCE_TCCC_DESCRIBE_TEL_CDR_BREAKER_OPEN_FOR": "500ms"}, nil)
+	for k, f := range map[string]sim.Fault{"tccc push": {ErrorRatio: 1, Code: "bad_auth"}, "tccc DescribeTelCdr": {ErrorRatio: 1, Code: "InternalError"}} {
+		if err := tb.env.SetFault(k, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := tb.tccc.Place(tccc.Call{Customer: "13800138006", Says: []string{"en-refund"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bustest.WaitFor(t, 10*time.Second, "refused CDR push and failed reconciliations", func() bool {
+		refused := false
+		for _, r := range tb.env.Records(sim.Filter{Vendor: tccc.Vendor, Op: tccc.OpPush}) {
+			refused = refused || r.Error != "" && strings.Contains(string(r.Data), `"action":"cdr"`)
+		}
+		return refused && len(tb.env.Records(sim.Filter{Vendor: tccc.Vendor, Op: tccc.OpDescribeTelCdr})) >= 2
+	})
+	if n := tb.bus.StoredCount(t, bus.StreamIn, ">"); n != 0 {
+		t.Fatalf("%d events from refused pushes", n)
+	}
+	_ = tb.env.SetFault("tccc DescribeTelCdr", sim.Fault{})
+	tb.waitCall(t, voice.TCCCCallID(tcccApp, p.CDR.SessionID))
+}
