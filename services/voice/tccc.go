@@ -376,7 +376,14 @@ type tcccCall struct {
 	StartedAt time.Time `json:"started_at"`
 }
 
-func (c tcccCall) partitionKey() string { return c.From.Kind + ":" + c.From.Value }
+// partitionKey is the customer's identity: the caller of an inbound call, the callee of an
+// outbound one (not the contact centre's number, which every outbound call shares).
+func (c tcccCall) partitionKey() string {
+	if c.Direction == "outbound" {
+		return c.To.Kind + ":" + c.To.Value
+	}
+	return c.From.Kind + ":" + c.From.Value
+}
 
 func (c tcccCall) data() map[string]any {
 	d := map[string]any{"channel": "voice", "call_id": c.ID, "direction": c.Direction, "from": c.From, "to": c.To,

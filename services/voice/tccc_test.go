@@ -493,3 +493,28 @@ func TestTCCCBadAuthPushAndAPIDownReconciled(t *testing.T) {
 	_ = tb.env.SetFault("tccc DescribeTelCdr", sim.Fault{})
 	tb.waitCall(t, voice.TCCCCallID(tcccApp, p.CDR.SessionID))
 }
+
+// An outbound call (the agent called the customer): from is the contact centre's number, the
+// customer hung up as the callee, and the customer's channel is still the caller leg of the
+// transcript (the customer's audio, as the unifier reads it).
+func TestTCCCOutboundCall(t *testing.T) {
+	t.Parallel()
+	tb := startTCCC(t, nil, nil)
+	p, err := tb.tccc.Place(tccc.Call{Customer: "13800138007", Outbound: true, Says: []string{"en-order-number", "zh-parcel"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := voice.TCCCCallID(tcccApp, p.CDR.SessionID)
+	d := tb.waitCall(t, id)
+	if d.Direction != "outbound" || d.From.Value != "+864008001234" || d.To.Value != "+8613800138007" || d.HangupSide != "callee" {
+		t.Fatalf("%+v", d)
+	}
+	e := tb.callEvents(t, id)[voice.TypeCallEnded][0]
+	if event.PartitionKey(e) != "phone:+8613800138007" {
+		t.Fatalf("partition key %q, want the customer's", event.PartitionKey(e))
+	}
+	segs := tb.waitTranscript(t, id, 2)
+	if segs[0].Speaker != "caller" || segs[0].Text != p.Said[0] || segs[1].Speaker != "callee" {
+		t.Fatalf("%+v", segs)
+	}
+}

@@ -451,18 +451,14 @@ func (t *tccc) taskResult(ctx context.Context, callID, taskID string) (aliyun.Ge
 	return aliyun.ParseGetTaskResult(reply.Body)
 }
 
-// speakerOf is whose audio a sentence of f is: a voicemail is the customer's; of the call's
-// recording, channel 0 is the customer (the caller of an inbound call, the callee of an outbound
-// one) and any other channel the agent.
-func speakerOf(c tcccCall, f *tcccFile, channel int) string {
-	customer, agent := "caller", "callee"
-	if c.Direction == "outbound" {
-		customer, agent = agent, customer
-	}
+// speakerOf is whose audio a sentence of f is, in the legs' terms of the SIP path (caller: the
+// customer's audio, callee: the agent's), which the unifier reads so: a voicemail is the
+// customer's; of the call's recording, channel 0 is the customer and any other the agent.
+func speakerOf(f *tcccFile, channel int) string {
 	if f.Kind == fileVoicemail || channel == 0 {
-		return customer
+		return "caller"
 	}
-	return agent
+	return "callee"
 }
 
 // publishTranscript publishes the sentences, in time order, as final segments.
@@ -484,7 +480,7 @@ func (t *tccc) publishTranscript(ctx context.Context, c tcccCall, f *tcccFile, s
 		if utf8.RuneCountInString(text) > maxText {
 			text = string([]rune(text)[:maxText])
 		}
-		d := map[string]any{"channel": "voice", "call_id": c.ID, "segment_id": f.Seg0 + i, "speaker": speakerOf(c, f, s.ChannelID),
+		d := map[string]any{"channel": "voice", "call_id": c.ID, "segment_id": f.Seg0 + i, "speaker": speakerOf(f, s.ChannelID),
 			"start_ms": s.BeginTime, "end_ms": s.EndTime, "text": text, "final": true, "vendor": "aliyun", "model": "filetrans",
 			"source": source}
 		e, err := t.rt.NewEvent(TypeSegment, d, event.WithID(fmt.Sprintf("voice:%s:%s:seg%d", c.ID, f.Name, i)),
