@@ -60,7 +60,10 @@ func TestTCCCAllInOneWiring(t *testing.T) {
 		cancel()
 		for _, ch := range done {
 			select {
-			case <-ch:
+			case err := <-ch:
+				if err != nil {
+					t.Errorf("a service stopped with %v", err)
+				}
 			case <-time.After(20 * time.Second):
 				t.Error("a service did not stop within 20s")
 			}

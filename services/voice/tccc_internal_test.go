@@ -59,7 +59,8 @@ func TestTCCCMappings(t *testing.T) {
 			t.Errorf("hangupSide(%q, %q) = %q, want %q", tc.side, tc.dir, got, tc.want)
 		}
 	}
-	if TCCCCallID(1, "s") != TCCCCallID(1, "s") || TCCCCallID(1, "s") == TCCCCallID(2, "s") {
+	first, again := TCCCCallID(1, "s"), TCCCCallID(1, "s")
+	if first != again || first == TCCCCallID(2, "s") || len(first) != 36 {
 		t.Error("call ids are not a function of SdkAppId and SessionId")
 	}
 	var st tcccState
