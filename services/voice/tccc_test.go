@@ -42,6 +42,10 @@ type tcccBundle struct {
 	tccc    *tccc.Sim
 	hook    string // the push URL
 	records string // the bucket directory
+	vars    map[string]string
+	mux     *atomic.Pointer[http.ServeMux]
+	cancel  context.CancelFunc
+	done    chan error
 }
 
 // startTCCC runs it all; extra overrides the connector's environment, simCfg adjusts the
@@ -92,13 +96,22 @@ func startTCCC(t *testing.T, extra map[string]string, simCfg func(*tccc.Config))
 	for k, v := range extra {
 		vars[k] = v
 	}
+	tb.vars, tb.mux = vars, &voiceMux
+	tb.run(t)
+	t.Cleanup(func() { tb.stop(t) })
+	return tb
+}
+
+// run starts the voice connector on tb's bus and environment and serves it.
+func (tb *tcccBundle) run(t *testing.T) {
+	t.Helper()
 	mux := http.NewServeMux()
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- voice.Service().Run(ctx, service.Deps{Bus: b.Client, Mux: mux, Log: quiet(), Health: service.NewHealth(),
-			Started: func() { close(started) }, Env: func(k string) (string, bool) { v, ok := vars[k]; return v, ok }})
+		done <- voice.Service().Run(ctx, service.Deps{Bus: tb.bus.Client, Mux: mux, Log: quiet(), Health: service.NewHealth(),
+			Started: func() { close(started) }, Env: func(k string) (string, bool) { v, ok := tb.vars[k]; return v, ok }})
 	}()
 	select {
 	case <-started:
@@ -109,19 +122,27 @@ func startTCCC(t *testing.T, extra map[string]string, simCfg func(*tccc.Config))
 		cancel()
 		t.Fatal("voice did not start in 10s")
 	}
-	voiceMux.Store(mux)
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("voice stopped with %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("voice did not stop within 20s")
+	tb.mux.Store(mux)
+	tb.cancel, tb.done = cancel, done
+}
+
+// stop stops the voice connector (its pushes then get 404).
+func (tb *tcccBundle) stop(t *testing.T) {
+	t.Helper()
+	if tb.cancel == nil {
+		return
+	}
+	tb.mux.Store(nil)
+	tb.cancel()
+	tb.cancel = nil
+	select {
+	case err := <-tb.done:
+		if err != nil {
+			t.Errorf("voice stopped with %v", err)
 		}
-	})
-	return tb
+	case <-time.After(20 * time.Second):
+		t.Error("voice did not stop within 20s")
+	}
 }
 
 // callEvents returns the stored call events of callID by type.
@@ -517,4 +538,32 @@ func TestTCCCOutboundCall(t *testing.T) {
 	if segs[0].Speaker != "caller" || segs[0].Text != p.Said[0] || segs[1].Speaker != "callee" {
 		t.Fatalf("%+v", segs)
 	}
+}
+
+// The connector stops while a call's recording and transcript are pending (the vendors down):
+// the next start resumes the work from the voice_tccc bucket, and the transcript arrives once.
+func TestTCCCRestartResumesWork(t *testing.T) {
+	t.Parallel()
+	tb := startTCCC(t, map[string]string{"RESILIENCE_TCCC_RECORDING_BREAKER_OPEN_FOR": "500ms"}, nil)
+	_ = tb.env.SetFault("tccc recording", sim.Fault{ErrorRatio: 1, Code: "503"})
+	p, err := tb.tccc.Place(tccc.Call{Customer: "13800138008", Says: []string{"zh-order-number", "en-refund"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := voice.TCCCCallID(tcccApp, p.CDR.SessionID)
+	if d := tb.waitCall(t, id); d.Recording != nil {
+		t.Fatalf("%+v", d)
+	}
+	tb.stop(t)
+	_ = tb.env.SetFault("tccc recording", sim.Fault{})
+	tb.run(t)
+	segs := tb.waitTranscript(t, id, 2)
+	if segs[0].Text != p.Said[0] || segs[1].Text != p.Said[1] {
+		t.Fatalf("%+v, said %q", segs, p.Said)
+	}
+	time.Sleep(time.Second)
+	if n := len(tb.transcript(t, id)); n != 2 {
+		t.Fatalf("%d segments after the restart, want 2", n)
+	}
+	tb.waitCall(t, id) // and still one started, one ended
 }
