@@ -102,13 +102,13 @@ func startTCCC(ctx context.Context, s *server) error {
 		spec resilience.RouteSpec
 	}{
 		{&t.describe, resilience.RouteSpec{Vendor: "tccc", Op: "describe_tel_cdr", Idempotent: true, Settings: tcccAPISettings,
-			CodeOf: tencentErrorCode, Classify: classifyTencent}},
+			Classify: classifyTencent}},
 		{&t.fetch, resilience.RouteSpec{Vendor: "tccc", Op: "recording", Idempotent: true, Settings: tcccRecordingSetting}},
 		// A resubmitted task is a second task on the same file: harmless, so retried.
 		{&t.submit, resilience.RouteSpec{Vendor: "aliyun", Op: "filetrans_submit", Idempotent: true, Settings: tcccAPISettings,
-			CodeOf: resilience.JSONCode("Code"), Classify: classifyAliyunPOP}},
+			Classify: classifyAliyunPOP}},
 		{&t.result, resilience.RouteSpec{Vendor: "aliyun", Op: "filetrans_result", Idempotent: true, Settings: tcccAPISettings,
-			CodeOf: resilience.JSONCode("Code"), Classify: classifyAliyunPOP}},
+			Classify: classifyAliyunPOP}},
 	}
 	for _, r := range routes {
 		if *r.dst, err = reg.Route(r.spec); err != nil {

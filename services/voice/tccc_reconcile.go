@@ -81,24 +81,43 @@ func (t *tccc) describeTelCdr(ctx context.Context, in tencent.DescribeTelCdrRequ
 	if err != nil {
 		return tencent.DescribeTelCdrResponse{}, err
 	}
-	var out tencent.DescribeTelCdrResponse
 	signer := tencent.Signer{SecretID: t.cfg.SecretID, SecretKey: t.cfg.SecretKey, Service: tencent.CCCService}
-	_, err = t.describe.HTTP(ctx, resilience.Call{Key: fmt.Sprintf("page %d", in.PageNumber)}, func(ctx context.Context) (*http.Request, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.cfg.APIURL, bytes.NewReader(body))
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Content-Type", tencent.ContentType)
-		req.Header.Set(tencent.HeaderAction, tencent.ActionDescribeTelCdr)
-		req.Header.Set(tencent.HeaderVersion, tencent.CCCVersion)
-		signer.Sign(req, body, t.now().Unix())
-		return req, nil
-	}, &out)
+	reply, err := t.callAPI(ctx, t.describe, resilience.Call{Key: fmt.Sprintf("page %d", in.PageNumber)}, body,
+		func(ctx context.Context) (*http.Request, error) {
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.cfg.APIURL, bytes.NewReader(body))
+			if err != nil {
+				return nil, err
+			}
+			req.Header.Set("Content-Type", tencent.ContentType)
+			req.Header.Set(tencent.HeaderAction, tencent.ActionDescribeTelCdr)
+			req.Header.Set(tencent.HeaderVersion, tencent.CCCVersion)
+			signer.Sign(req, body, t.now().Unix())
+			return req, nil
+		}, func(b []byte) string { return tencentErrorCode(0, nil, b) }, cdrSummary)
 	if err != nil {
-		return out, err
+		return tencent.DescribeTelCdrResponse{}, err
+	}
+	var out tencent.DescribeTelCdrResponse
+	if err := json.Unmarshal(reply.Body, &out); err != nil {
+		return out, fmt.Errorf("DescribeTelCdr answer: %w", err)
 	}
 	if out.Response.Error != nil {
 		return out, fmt.Errorf("DescribeTelCdr: %s: %s", out.Response.Error.Code, out.Response.Error.Message)
 	}
 	return out, nil
+}
+
+// cdrSummary is what the audit record keeps of a DescribeTelCdr answer: the count, the
+// sessions listed and the error, not the records (customers' numbers, recording links).
+func cdrSummary(body []byte) []byte {
+	var r tencent.DescribeTelCdrResponse
+	if json.Unmarshal(body, &r) != nil {
+		return nil
+	}
+	sessions := make([]string, 0, len(r.Response.TelCdrList))
+	for _, c := range r.Response.TelCdrList {
+		sessions = append(sessions, c.SessionID)
+	}
+	return marshal(map[string]any{"Response": map[string]any{"TotalCount": r.Response.TotalCount, "SessionIds": sessions,
+		"Error": r.Response.Error, "RequestId": r.Response.RequestID}})
 }

@@ -262,6 +262,8 @@ func TestTCCCPushToEventsAndTranscript(t *testing.T) {
 	if endedSeq == 0 || firstSeg < endedSeq {
 		t.Fatalf("ended at %d, first segment at %d", endedSeq, firstSeg)
 	}
+	// The file-transcription audit records keep statuses and counts, not what was said.
+	tb.auditFree(t, "filetrans_result", "SUCCESS", p.Said[0], p.Said[1])
 }
 
 // TCCC retries a push (same X-TCCC-PUSH-UUID) and may push a call record again (a new id):
@@ -315,6 +317,29 @@ func TestTCCCLostPushReconciled(t *testing.T) {
 	})
 	if n := tb.bus.StoredCount(t, bus.StreamIn, voice.SubjectCall+".>"); n != 4 {
 		t.Fatalf("%d call events stored, want 4 (two calls)", n)
+	}
+	// The audit records of DescribeTelCdr name the sessions, not the customers' numbers.
+	tb.auditFree(t, "describe_tel_cdr", lost.CDR.SessionID, "13800138002", "/records/")
+}
+
+// auditFree waits for an audit record of op that mentions want, and checks that no audit
+// record of the connector contains any of secrets.
+func (tb *tcccBundle) auditFree(t *testing.T, op, want string, secrets ...string) {
+	t.Helper()
+	bustest.WaitFor(t, 15*time.Second, "audit record of "+op, func() bool {
+		for _, e := range tb.bus.Events(t, bus.StreamAudit, "omni.audit.voice") {
+			if strings.Contains(string(e.Data()), op) && strings.Contains(string(e.Data()), want) {
+				return true
+			}
+		}
+		return false
+	})
+	for _, e := range tb.bus.Events(t, bus.StreamAudit, "omni.audit.voice") {
+		for _, s := range secrets {
+			if strings.Contains(string(e.Data()), s) {
+				t.Fatalf("audit record %s contains %q: %s", e.ID(), s, e.Data())
+			}
+		}
 	}
 }
 

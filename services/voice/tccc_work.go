@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -399,6 +400,68 @@ func (t *tccc) advance(ctx context.Context, c tcccCall, f *tcccFile) {
 	}
 }
 
+// vendorReply is an API answer as callAPI read it.
+type vendorReply struct {
+	Status int
+	Code   string
+	Body   []byte
+}
+
+// callAPI makes one vendor API call through route, like resilience.Route.HTTP, except for what
+// the audit record keeps: not the bodies, which carry customers' numbers, signed recording links
+// and what they said, but summary(status, body) of the answer and reqSummary of the request.
+func (t *tccc) callAPI(ctx context.Context, route *resilience.Route, call resilience.Call, reqSummary []byte,
+	newReq func(ctx context.Context) (*http.Request, error), codeOf func(body []byte) string,
+	summary func(body []byte) []byte) (vendorReply, error) {
+	return resilience.Do(ctx, route, call, func(ctx context.Context, a *resilience.Attempt) (vendorReply, error) {
+		req, err := newReq(ctx)
+		if err != nil {
+			return vendorReply{}, bus.Permanent(fmt.Errorf("build request: %w", err))
+		}
+		a.Request(reqSummary)
+		resp, err := t.client.Do(req)
+		if err != nil {
+			return vendorReply{}, err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(io.LimitReader(resp.Body, resilience.MaxResponseBody+1))
+		if err != nil {
+			return vendorReply{}, err
+		}
+		if len(body) > resilience.MaxResponseBody {
+			return vendorReply{}, bus.Permanent(fmt.Errorf("answer exceeds %d bytes", resilience.MaxResponseBody))
+		}
+		r := vendorReply{Status: resp.StatusCode, Code: codeOf(body), Body: body}
+		a.Response(r.Status, r.Code, summary(body))
+		if r.Status == http.StatusTooManyRequests || r.Status == http.StatusServiceUnavailable {
+			if d, ok := resilience.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+				a.RetryAfter(d)
+			}
+		}
+		return r, nil
+	})
+}
+
+// popCode reads the Code of an Aliyun POP error answer.
+func popCode(body []byte) string { return resilience.JSONCode("Code")(0, nil, body) }
+
+// summaryJSON keeps the named top-level fields of a JSON answer (nothing else reaches the audit).
+func summaryJSON(fields ...string) func([]byte) []byte {
+	return func(body []byte) []byte {
+		var m map[string]json.RawMessage
+		if json.Unmarshal(body, &m) != nil {
+			return nil
+		}
+		out := map[string]json.RawMessage{}
+		for _, f := range fields {
+			if v, ok := m[f]; ok {
+				out[f] = v
+			}
+		}
+		return marshal(out)
+	}
+}
+
 func nonce() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
@@ -412,22 +475,27 @@ func (t *tccc) aliyunCreds() (id, secret, appKey string) {
 
 func (t *tccc) submitTask(ctx context.Context, callID, fileLink string) (string, error) {
 	id, secret, appKey := t.aliyunCreds()
-	var resp aliyun.SubmitTaskResponse
-	_, err := t.submit.HTTP(ctx, resilience.Call{CorrelationID: callID, Key: callID}, func(ctx context.Context) (*http.Request, error) {
-		p, err := aliyun.SubmitTaskParams(id, secret, nonce(), t.now(), aliyun.FileTransTask{AppKey: appKey, FileLink: fileLink,
-			Version: aliyun.FileTransTaskVersion, EnableSampleRateAdaptive: true})
-		if err != nil {
-			return nil, err
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.cfg.FileTransURL, strings.NewReader(p.Encode()))
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		return req, nil
-	}, &resp)
+	reply, err := t.callAPI(ctx, t.submit, resilience.Call{CorrelationID: callID, Key: callID},
+		marshal(map[string]string{"Action": aliyun.ActionSubmitTask, "appkey": appKey, "file_link": redactURL(fileLink)}),
+		func(ctx context.Context) (*http.Request, error) {
+			p, err := aliyun.SubmitTaskParams(id, secret, nonce(), t.now(), aliyun.FileTransTask{AppKey: appKey, FileLink: fileLink,
+				Version: aliyun.FileTransTaskVersion, EnableSampleRateAdaptive: true})
+			if err != nil {
+				return nil, err
+			}
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.cfg.FileTransURL, strings.NewReader(p.Encode()))
+			if err != nil {
+				return nil, err
+			}
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			return req, nil
+		}, popCode, summaryJSON("TaskId", "StatusText", "StatusCode", "RequestId", "Code", "Message"))
 	if err != nil {
 		return "", err
+	}
+	var resp aliyun.SubmitTaskResponse
+	if err := json.Unmarshal(reply.Body, &resp); err != nil {
+		return "", fmt.Errorf("SubmitTask answer: %w", err)
 	}
 	if resp.StatusText != aliyun.FileTransSuccess || resp.TaskID == "" {
 		return "", fmt.Errorf("SubmitTask answered %s (%d) %s", resp.StatusText, resp.StatusCode, resp.Message)
@@ -437,14 +505,27 @@ func (t *tccc) submitTask(ctx context.Context, callID, fileLink string) (string,
 
 func (t *tccc) taskResult(ctx context.Context, callID, taskID string) (aliyun.GetTaskResultResponse, error) {
 	id, secret, _ := t.aliyunCreds()
-	reply, err := t.result.HTTP(ctx, resilience.Call{CorrelationID: callID, Key: callID}, func(ctx context.Context) (*http.Request, error) {
-		q := aliyun.GetTaskResultParams(id, secret, nonce(), t.now(), taskID)
-		sep := "?"
-		if strings.Contains(t.cfg.FileTransURL, "?") {
-			sep = "&"
-		}
-		return http.NewRequestWithContext(ctx, http.MethodGet, t.cfg.FileTransURL+sep+q.Encode(), nil)
-	}, nil)
+	reply, err := t.callAPI(ctx, t.result, resilience.Call{CorrelationID: callID, Key: callID},
+		marshal(map[string]string{"Action": aliyun.ActionGetTaskResult, "TaskId": taskID}),
+		func(ctx context.Context) (*http.Request, error) {
+			q := aliyun.GetTaskResultParams(id, secret, nonce(), t.now(), taskID)
+			sep := "?"
+			if strings.Contains(t.cfg.FileTransURL, "?") {
+				sep = "&"
+			}
+			return http.NewRequestWithContext(ctx, http.MethodGet, t.cfg.FileTransURL+sep+q.Encode(), nil)
+		}, popCode, func(body []byte) []byte {
+			// The status and how many sentences: the text is what the customer said.
+			r, err := aliyun.ParseGetTaskResult(body)
+			if err != nil {
+				return summaryJSON("Code", "Message", "RequestId")(body)
+			}
+			n := 0
+			if r.Result != nil {
+				n = len(r.Result.Sentences)
+			}
+			return marshal(map[string]any{"TaskId": r.TaskID, "StatusText": r.StatusText, "StatusCode": r.StatusCode, "Sentences": n})
+		})
 	if err != nil {
 		return aliyun.GetTaskResultResponse{}, err
 	}
