@@ -49,14 +49,14 @@ func TestBrowserBankCase(t *testing.T) {
 	p.click("sign in", "#dev-login-submit")
 	p.visible("the live connection", "#live.on")
 
-	// The customer calls: a calm opening with the order number, then the anger.
+	// The customer calls: a calm opening, the order number, then the anger.
 	var placed struct {
 		From string   `json:"from"`
 		Said []string `json:"said"`
 	}
 	bustest.WaitFor(t, 30*time.Second, "the sandbox placing the call", func() bool {
 		return sandboxCall(t, base, "POST", "/sandbox/_admin/customers/"+strconv.Itoa(bankCaseCustomer)+"/call",
-			map[string]any{"say": []string{"zh-order-number", "zh-double-charge"}, "pause_ms": 700, "tail_ms": 2500}, &placed) == 202
+			map[string]any{"say": []string{"zh-card-bill", "zh-order-so", "zh-double-charge-angry"}, "pause_ms": 1500, "tail_ms": 2500}, &placed) == 202
 	})
 	t.Logf("customer %d calls from %s saying %q", bankCaseCustomer, placed.From, placed.Said)
 
@@ -74,7 +74,7 @@ func TestBrowserBankCase(t *testing.T) {
 
 	// The live transcript: the order number, then the anger, as the customer's messages.
 	p.poll("the transcript's order number", `(() => {
-		for (const m of document.querySelectorAll("#timeline .msg.inbound")) if (m.innerText.includes("订单号")) return "y";
+		for (const m of document.querySelectorAll("#timeline .msg.inbound")) if (m.innerText.includes("SO2026120700001234")) return "y";
 		return "";
 	})()`, 100*time.Millisecond)
 	p.poll("the transcript's complaint", `(() => {
@@ -93,7 +93,7 @@ func TestBrowserBankCase(t *testing.T) {
 	if code := apiCall(t, base, "POST", "/desk/dev/login?agent=supervisor-wang&role=supervisor&format=token", "", nil, &tok); code != 200 {
 		p.fail("supervisor token: %d", code)
 	}
-	reportAlertDelay(t, base, tok.AccessToken)
+	convID := reportAlertDelay(t, base, tok.AccessToken)
 
 	// A calming suggestion, grounded in the double-charge article, streams in.
 	p.click("the AI button", "#tool-ai")
@@ -108,14 +108,74 @@ func TestBrowserBankCase(t *testing.T) {
 		p.fail("the suggestion is not grounded in the double-charge article: %q", final)
 	}
 
-	// The caller hangs up: the call ends on the timeline.
+	// The caller hangs up: the call ends, and one ticket carries the spoken order number.
 	p.visible("the ended call", "#timeline .call-ended")
-	shot("06-call-ended")
+	ticket := p.poll("the automatic ticket on the timeline", `(() => {
+		for (const c of document.querySelectorAll("#timeline .tool-card")) if (c.innerText.includes("ticket")) return c.innerText;
+		return "";
+	})()`, 200*time.Millisecond)
+	shot("06-ticket")
+	t.Logf("ticket card: %q", ticket)
+	var created []record
+	bustest.WaitFor(t, 30*time.Second, "the ticket in the sandbox's tracker", func() bool {
+		created = nil
+		for _, r := range append(records(t, base, "vendor=jira"), records(t, base, "vendor=zendesk")...) {
+			if (r.Op == "issue/create" || r.Op == "tickets/create") && r.Error == "" {
+				created = append(created, r)
+			}
+		}
+		return len(created) > 0
+	})
+	if !strings.Contains(string(created[0].Data), "SO2026120700001234") {
+		p.fail("the ticket lacks the spoken order number: %s", created[0].Data)
+	}
+
+	// The agent closes the conversation: its summary shows in past conversations.
+	p.click("close the conversation", "#close")
+	summary := p.visible("the summary in past conversations", "#past-conversations .conv-summary")
+	shot("07-summary")
+	t.Logf("summary: %q", summary)
+	if !strings.Contains(summary, "SO2026120700001234") {
+		p.fail("the summary does not name the order: %q", summary)
+	}
+	// The voice that turned angry was measured so, against the caller's calm opening.
+	var msgs struct {
+		Messages []struct {
+			Body struct {
+				Text string `json:"text"`
+				Tone *struct {
+					Label   string  `json:"label"`
+					Arousal float64 `json:"arousal"`
+				} `json:"tone"`
+			} `json:"body"`
+		} `json:"messages"`
+	}
+	if code := apiCall(t, base, "GET", "/api/conversations/"+convID+"/messages", tok.AccessToken, nil, &msgs); code != 200 {
+		p.fail("messages: %d", code)
+	}
+	for _, m := range msgs.Messages {
+		if tone := m.Body.Tone; tone != nil {
+			t.Logf("%q: voice %s (arousal %.2f)", m.Body.Text, tone.Label, tone.Arousal)
+			if strings.Contains(m.Body.Text, "扣了两次") && tone.Label == "calm" {
+				p.fail("the angry sentence's voice measured calm")
+			}
+		}
+	}
+	// Once: a second ticket (the close after the call) would have come by now.
+	if n := len(created); n != 1 {
+		p.fail("%d tickets created for the call, want 1", n)
+	}
+	for _, r := range append(records(t, base, "vendor=jira"), records(t, base, "vendor=zendesk")...) {
+		if (r.Op == "issue/create" || r.Op == "tickets/create") && r.Error == "" && r.Seq != created[0].Seq {
+			p.fail("a second ticket: %s", r.Data)
+		}
+	}
 }
 
 // reportAlertDelay logs how long after the customer's angry segment the alert was raised (the
 // issue's ≤ 2 s; reported, not asserted: the machine is shared).
-func reportAlertDelay(t *testing.T, base, token string) {
+// It returns the alert's conversation.
+func reportAlertDelay(t *testing.T, base, token string) string {
 	t.Helper()
 	var alerts struct {
 		Alerts []struct {
@@ -125,13 +185,14 @@ func reportAlertDelay(t *testing.T, base, token string) {
 		} `json:"alerts"`
 	}
 	if code := apiCall(t, base, "GET", "/api/alerts", token, nil, &alerts); code != 200 {
-		t.Logf("alerts: %d", code)
-		return
+		t.Fatalf("alerts: %d", code)
 	}
+	conv := ""
 	for _, a := range alerts.Alerts {
 		if a.Kind == "ops" {
 			continue
 		}
+		conv = a.ConversationID
 		var msgs struct {
 			Messages []struct {
 				Direction string          `json:"direction"`
@@ -149,6 +210,7 @@ func reportAlertDelay(t *testing.T, base, token string) {
 			}
 		}
 	}
+	return conv
 }
 
 // freeUDPPort returns a loopback UDP port free at the time of the call.

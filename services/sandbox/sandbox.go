@@ -35,6 +35,9 @@ type Config struct {
 	CallInterval time.Duration `env:"SANDBOX_CALL_INTERVAL" default:"40s" desc:"how often a simulated customer phones the hotline, saying catalogue sentences the simulated ASR recognises; 0 stops these scheduled calls (POST /sandbox/_admin/customers/{id}/call still places one)"`
 	CallTarget   string        `env:"SANDBOX_CALL_TARGET" desc:"SIP host:port the simulated customers call (the voice connector); default the voice connector's VOICE_SIP_LISTEN (127.0.0.1:5060); a port 0 there turns the calls off"`
 	Hotline      string        `env:"SANDBOX_HOTLINE" default:"4008001234" desc:"the number the simulated customers call"`
+	// And the simulated Tencent Cloud Contact Center reports calls it took (sandbox/tccc).
+	Base             string        `env:"SANDBOX_BASE" default:"http://127.0.0.1:8080" desc:"where the connectors (and the simulated vendors) reach the sandbox: the simulated TCCC's recording links start with it"`
+	TCCCCallInterval time.Duration `env:"SANDBOX_TCCC_CALL_INTERVAL" default:"60s" desc:"how often the simulated Tencent Cloud Contact Center takes a call and pushes its records to the voice connector (every fourth call's CDR push is lost, for reconciliation to find; every fifth ends in voicemail); 0 stops them"`
 
 	OpenAIChunkDelay time.Duration `env:"SANDBOX_OPENAI_CHUNK_DELAY" default:"60ms" desc:"pause before each streamed piece (8 characters) of the simulated model's reply, so suggestions arrive as a model writes them; 0 sends the whole reply at once"`
 }
@@ -52,6 +55,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CallInterval < 0 {
 		return errors.New("SANDBOX_CALL_INTERVAL must be >= 0")
+	}
+	if c.TCCCCallInterval < 0 {
+		return errors.New("SANDBOX_TCCC_CALL_INTERVAL must be >= 0")
 	}
 	if _, err := sim.ParseFaults(c.Faults); err != nil {
 		return fmt.Errorf("SANDBOX_FAULTS: %w", err)

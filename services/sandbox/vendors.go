@@ -69,7 +69,10 @@ var Credentials = map[string]string{
 	"ZENDESK_EMAIL":  "bot@omnibus.local", "ZENDESK_API_TOKEN": "sandbox-zendesk-token", "ZENDESK_WEBHOOK_SECRET": "sandbox-zendesk-hook",
 	"VOICE_IFLYTEK_APP_ID": "5f0a1b2c", "VOICE_IFLYTEK_API_KEY": "sandbox-iflytek-rtasr-api-key",
 	"VOICE_ALIYUN_ACCESS_KEY_ID": "LTAI5tSandboxAliyunNls01", "VOICE_ALIYUN_ACCESS_KEY_SECRET": "sandbox-aliyun-nls-secret",
-	"VOICE_ALIYUN_APPKEY":         "sandboxNlsAppKey01",
+	"VOICE_ALIYUN_APPKEY":   "sandboxNlsAppKey01",
+	"VOICE_TCCC_SDK_APP_ID": "1400000001", "VOICE_TCCC_SECRET_ID": "AKIDsandboxTencentCcc000000000000000",
+	"VOICE_TCCC_SECRET_KEY": "sandbox-tencent-ccc-secret-key", "VOICE_TCCC_PUSH_USER": "tccc-push",
+	"VOICE_TCCC_PUSH_PASSWORD":    "sandbox-tccc-push-password",
 	"SENTIMENT_PROVIDER":          "tencent",
 	"SENTIMENT_TENCENT_SECRET_ID": "AKIDsandboxTencentNlp000000000000000", "SENTIMENT_TENCENT_SECRET_KEY": "sandbox-tencent-nlp-secret-key",
 	"SENTIMENT_ALIYUN_ACCESS_KEY_ID": "LTAI5tSandboxAliyunNlp01", "SENTIMENT_ALIYUN_ACCESS_KEY_SECRET": "sandbox-aliyun-nlp-access-key-secret",
@@ -102,10 +105,16 @@ func ConnectorEnv(base string) map[string]string {
 		"VOICE_IFLYTEK_URL":      wsBase(base) + "/sandbox/iflytek/v1/ws",
 		"VOICE_ALIYUN_TOKEN_URL": base + "/sandbox/nls/meta/",
 		"VOICE_ALIYUN_NLS_URL":   wsBase(base) + "/sandbox/nls/ws/v1",
-		"SENTIMENT_API_BASE":     base + "/sandbox/" + sentimentVendor(cmp.Or(os.Getenv("SENTIMENT_PROVIDER"), Credentials["SENTIMENT_PROVIDER"])),
-		"ALIPAY_GATEWAY":         base + "/sandbox/alipay/gateway.do",
-		"WECHATPAY_API_BASE":     base + "/sandbox/wechatpay",
-		"PAYMENT_NOTIFY_BASE":    base + "/hooks/payment",
+		// The simulated Tencent Cloud Contact Center: pushes, DescribeTelCdr, recordings; their
+		// transcripts come from the simulated Aliyun recording-file transcription.
+		"SANDBOX_BASE":                  base,
+		"VOICE_TCCC_API_URL":            base + "/sandbox/tccc/",
+		"VOICE_TCCC_FILETRANS_URL":      base + "/sandbox/nls/filetrans/",
+		"VOICE_TCCC_RECONCILE_INTERVAL": "30s",
+		"SENTIMENT_API_BASE":            base + "/sandbox/" + sentimentVendor(cmp.Or(os.Getenv("SENTIMENT_PROVIDER"), Credentials["SENTIMENT_PROVIDER"])),
+		"ALIPAY_GATEWAY":                base + "/sandbox/alipay/gateway.do",
+		"WECHATPAY_API_BASE":            base + "/sandbox/wechatpay",
+		"PAYMENT_NOTIFY_BASE":           base + "/hooks/payment",
 	}
 	for k, v := range Credentials {
 		env[k] = v
@@ -203,10 +212,18 @@ var vendors = []vendor{
 		_, err := iflytek.New(env, iflytek.Config{AppID: cred(l, "VOICE_IFLYTEK_APP_ID"), APIKey: cred(l, "VOICE_IFLYTEK_API_KEY")})
 		return nil, err
 	}},
-	{"nls", func(_ context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {
-		_, err := nls.New(env, nls.Config{AccessKeyID: cred(l, "VOICE_ALIYUN_ACCESS_KEY_ID"),
+	{"nls", func(ctx context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {
+		s, err := nls.New(env, nls.Config{AccessKeyID: cred(l, "VOICE_ALIYUN_ACCESS_KEY_ID"),
 			AccessKeySecret: cred(l, "VOICE_ALIYUN_ACCESS_KEY_SECRET"), AppKey: cred(l, "VOICE_ALIYUN_APPKEY")})
-		return nil, err
+		if err != nil {
+			return nil, err
+		}
+		context.AfterFunc(ctx, s.Close)
+		return nil, nil
+	}},
+	// The cloud contact centre: calls reported after they ended (tcccsim.go).
+	{"tccc", func(ctx context.Context, env *sim.Env, cfg *Config, l config.Lookup) (sim.Channel, error) {
+		return nil, mountTCCC(ctx, env, cfg, l)
 	}},
 	// The sentiment vendors: Tencent Cloud NLP and Aliyun NLP, both simulated.
 	{"tencentnlp", func(_ context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {

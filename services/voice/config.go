@@ -51,6 +51,9 @@ type Config struct {
 	AliyunAccessSecret string `env:"VOICE_ALIYUN_ACCESS_KEY_SECRET" desc:"its AccessKeySecret"`
 	AliyunAppKey       string `env:"VOICE_ALIYUN_APPKEY" desc:"appkey of the NLS project (it fixes the language model)"`
 
+	// TCCC is the cloud contact centre provider (tccc_config.go).
+	TCCC TCCCConfig `envprefix:"VOICE_TCCC_"`
+
 	mediaIP, bindIP netip.Addr
 	rtpMin, rtpMax  int
 	allow           []netip.Prefix
@@ -132,6 +135,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CountryCode == "" || len(c.CountryCode) > 3 || strings.Trim(c.CountryCode, "0123456789") != "" || c.CountryCode[0] == '0' {
 		return fmt.Errorf("VOICE_COUNTRY_CODE must be 1-3 digits, got %q", c.CountryCode)
+	}
+	if err := c.TCCC.validate(c.hasAliyun()); err != nil {
+		return err
 	}
 	return c.validateASR()
 }

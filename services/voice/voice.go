@@ -71,7 +71,7 @@ var (
 	RouteHangup = connector.Route{Subject: SubjectHangup, Type: TypeHangup}
 	Spec        = connector.Spec{
 		Name:        "voice",
-		Description: "phone calls from a SIP trunk: G.711 over RTP, recorded legs in blob storage, call events",
+		Description: "phone calls from a SIP trunk (G.711 over RTP, recorded legs in blob storage, live transcripts) and from Tencent Cloud Contact Center (after-call records, recordings, file transcripts): call events",
 		Produces: append([]connector.Route{
 			{Subject: SubjectCall, Type: TypeCallStarted},
 			{Subject: SubjectCall, Type: TypeCallAnswered},
@@ -184,6 +184,11 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 	}
 	if cfg.Retention > 0 {
 		rt.Go(ctx, "recording-retention", s.retention)
+	}
+	if cfg.TCCC.enabled() {
+		if err := startTCCC(ctx, s); err != nil { // tccc.go
+			return err
+		}
 	}
 	return rt.Consume(ctx, RouteHangup, s.onHangupCommand, bus.ConsumerConfig{})
 }

@@ -288,6 +288,7 @@ func connector(ctx context.Context, cfg Config, audio []int16, rep *Report) erro
 	defer web.Close()
 	env := sandbox.ConnectorEnv(web.URL)
 	env["SANDBOX_SCENARIO_INTERVAL"], env["SANDBOX_CALL_INTERVAL"] = "0", "0"
+	env["SANDBOX_TCCC_CALL_INTERVAL"] = "0" // the SIP load alone: no simulated TCCC calls beside it
 	sip, err := freePort()
 	if err != nil {
 		return err

@@ -1,7 +1,9 @@
 // Package tencent is the wire format of Tencent Cloud SMS (API 3.0, sms 2021-01-11) that both the
 // sms connector and the sandbox simulator speak: the TC3-HMAC-SHA256 request signature and its
 // verifier, the RFC 3986 encoder of its canonical query string, the SendSms request and
-// response, the API error shape, and the two unsigned callbacks (reply and delivery status).
+// response, the API error shape, and the two unsigned callbacks (reply and delivery status); and
+// of the Tencent Cloud Contact Center (ccc.go): DescribeTelCdr and the CDR, recording and
+// voicemail pushes the voice connector takes and the sandbox sends.
 //
 // The signature covers the exact body bytes and the exact Content-Type that is sent: the
 // verifier takes the request and the body it read, never a re-marshalled struct.

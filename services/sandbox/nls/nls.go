@@ -3,6 +3,7 @@
 //
 //	GET|POST /sandbox/nls/meta/     op "CreateToken"        (nls-meta.cn-shanghai.aliyuncs.com)
 //	GET      /sandbox/nls/ws/v1     op "SpeechTranscriber"  (nls-gateway-cn-shanghai.aliyuncs.com)
+//	POST|GET /sandbox/nls/filetrans/ ops "SubmitTask", "GetTaskResult" (recording files, filetrans.go)
 //
 // CreateToken checks the RPC V1 signature (HMAC-SHA1 with AccessKeySecret+"&"), the action,
 // version and a timestamp within 15 minutes, and issues a token valid for a day; a bad
@@ -53,7 +54,9 @@ type Config struct {
 	AccessKeyID, AccessKeySecret, AppKey string
 	// Idle ends a stream without messages; default 10 s.
 	Idle time.Duration
-	Now  func() time.Time
+	// FileTransDelay is the least time a recording-file task takes (filetrans.go); default 1s.
+	FileTransDelay time.Duration
+	Now            func() time.Time
 }
 
 // Sim is the running simulator.
@@ -62,6 +65,8 @@ type Sim struct {
 	cfg    Config
 	mu     sync.Mutex
 	tokens map[string]time.Time
+	files  map[string]*fileTask // recording-file tasks by TaskId
+	g      *sim.Group
 }
 
 // New mounts the simulator on env.
@@ -75,7 +80,10 @@ func New(env *sim.Env, cfg Config) (*Sim, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Sim{env: env, cfg: cfg, tokens: map[string]time.Time{}}
+	if cfg.FileTransDelay == 0 {
+		cfg.FileTransDelay = time.Second
+	}
+	s := &Sim{env: env, cfg: cfg, tokens: map[string]time.Time{}, files: map[string]*fileTask{}, g: sim.NewGroup()}
 	env.Handle(sim.Route{Vendor: Vendor, Op: OpToken, Pattern: "/meta/{$}", Handler: s.createToken,
 		Fail: func(w http.ResponseWriter, _ *http.Request, code string) {
 			st, _ := sim.FaultStatus(code)
@@ -83,6 +91,7 @@ func New(env *sim.Env, cfg Config) (*Sim, error) {
 		}})
 	env.Handle(sim.Route{Vendor: Vendor, Op: OpTranscriber, Pattern: "GET /ws/v1",
 		Handler: func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, 0) }, Fail: s.fail})
+	s.mountFileTrans()
 	return s, nil
 }
 
@@ -293,3 +302,6 @@ func (s *Sim) serve(w http.ResponseWriter, r *http.Request, cut time.Duration) {
 }
 
 var errInvalid = errors.New("invalid message")
+
+// Close stops the recording-file tasks in progress.
+func (s *Sim) Close() { s.g.Close() }

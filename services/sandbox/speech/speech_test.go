@@ -31,6 +31,9 @@ var sentences = []speech.Utterance{
 	// double charge said angrily — louder, higher and faster.
 	{ID: "zh-card-bill", Lang: "zh", Voice: "cmn", Text: "你好，我想查一下我的信用卡账单。"},
 	{ID: "zh-double-charge-angry", Lang: "zh", Voice: "cmn", Text: "我的银行卡被扣了两次钱，你们到底怎么回事！", Amplitude: 180, Pitch: 80, Speed: 230},
+	// An order number in the OMS's format, as an ASR with inverse text normalisation writes it
+	// (the bank case's automatic ticket finds it in the transcript).
+	{ID: "zh-order-so", Lang: "zh", Voice: "cmn", Text: "我的订单号是SO2026120700001234。"},
 }
 
 // synth returns the audio of every source sentence, skipping when espeak-ng is missing.
