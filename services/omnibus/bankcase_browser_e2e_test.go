@@ -32,9 +32,10 @@ func TestBrowserBankCase(t *testing.T) {
 	t.Parallel()
 	br := browsertest.Start(t, "the bank case browser test", "omnibus-bankcase")
 	base := startSimulatedWith(t, map[string]string{
-		"VOICE_SIP_LISTEN":      "127.0.0.1:" + freeUDPPort(t),
-		"VOICE_RING":            "3s", // the screen pop is asserted while it rings
-		"SANDBOX_CALL_INTERVAL": "0",  // no scheduled calls: only this test's
+		"VOICE_SIP_LISTEN":           "127.0.0.1:" + freeUDPPort(t),
+		"VOICE_RING":                 "3s", // the screen pop is asserted while it rings
+		"SANDBOX_CALL_INTERVAL":      "0",  // no scheduled calls: only this test's
+		"SANDBOX_TCCC_CALL_INTERVAL": "0",
 	})
 	waitMounted(t, base, "/sandbox/_admin/customers", "/desk/login", "/api/openapi.json")
 	ctx, cancel := context.WithTimeout(br.Ctx, 3*time.Minute)
@@ -48,6 +49,27 @@ func TestBrowserBankCase(t *testing.T) {
 	p.click("agent-li on the dev login page", `input[name="agent"][value="agent-li"]`)
 	p.click("sign in", "#dev-login-submit")
 	p.visible("the live connection", "#live.on")
+
+	// Agent Li is the one agent on shift: the call's conversation is hers.
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if code := apiCall(t, base, "POST", "/desk/dev/login?agent=supervisor-wang&role=supervisor&format=token", "", nil, &tok); code != 200 {
+		p.fail("supervisor token: %d", code)
+	}
+	var agents struct {
+		Agents []struct {
+			ID string `json:"id"`
+		} `json:"agents"`
+	}
+	if code := apiCall(t, base, "GET", "/api/agents", tok.AccessToken, nil, &agents); code != 200 {
+		p.fail("agents: %d", code)
+	}
+	for _, a := range agents.Agents {
+		if code := apiCall(t, base, "PUT", "/api/agents/"+a.ID, tok.AccessToken, map[string]bool{"active": a.ID == "agent-li"}, nil); code != 200 {
+			p.fail("agent %s on shift=%v: %d", a.ID, a.ID == "agent-li", code)
+		}
+	}
 
 	// The customer calls: a calm opening, the order number, then the anger.
 	var placed struct {
@@ -87,13 +109,11 @@ func TestBrowserBankCase(t *testing.T) {
 	alert := p.visible("the sentiment alert", "#alerts .banner-warn")
 	shot("03-emotion-alert")
 	t.Logf("alert: %q", alert)
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if code := apiCall(t, base, "POST", "/desk/dev/login?agent=supervisor-wang&role=supervisor&format=token", "", nil, &tok); code != 200 {
-		p.fail("supervisor token: %d", code)
-	}
-	convID := reportAlertDelay(t, base, tok.AccessToken)
+	convID := strings.TrimSpace(p.poll("the call's conversation", `(() => {
+		const li = document.querySelector("#conversations li.conv");
+		return li ? li.dataset.id : "";
+	})()`, 50*time.Millisecond))
+	reportAlertDelay(t, base, tok.AccessToken, convID)
 
 	// A calming suggestion, grounded in the double-charge article, streams in.
 	p.click("the AI button", "#tool-ai")
@@ -153,13 +173,21 @@ func TestBrowserBankCase(t *testing.T) {
 	if code := apiCall(t, base, "GET", "/api/conversations/"+convID+"/messages", tok.AccessToken, nil, &msgs); code != 200 {
 		p.fail("messages: %d", code)
 	}
+	toned := 0
 	for _, m := range msgs.Messages {
 		if tone := m.Body.Tone; tone != nil {
+			toned++
 			t.Logf("%q: voice %s (arousal %.2f)", m.Body.Text, tone.Label, tone.Arousal)
 			if strings.Contains(m.Body.Text, "扣了两次") && tone.Label == "calm" {
 				p.fail("the angry sentence's voice measured calm")
 			}
 		}
+	}
+	if toned == 0 {
+		raw := map[string]any{}
+		apiCall(t, base, "GET", "/api/conversations/"+convID+"/messages", tok.AccessToken, nil, &raw)
+		b, _ := json.Marshal(raw)
+		p.fail("no message of the call carries the caller's voice tone: %s", b)
 	}
 	// Once: a second ticket (the close after the call) would have come by now.
 	if n := len(created); n != 1 {
@@ -174,8 +202,7 @@ func TestBrowserBankCase(t *testing.T) {
 
 // reportAlertDelay logs how long after the customer's angry segment the alert was raised (the
 // issue's ≤ 2 s; reported, not asserted: the machine is shared).
-// It returns the alert's conversation.
-func reportAlertDelay(t *testing.T, base, token string) string {
+func reportAlertDelay(t *testing.T, base, token, conv string) {
 	t.Helper()
 	var alerts struct {
 		Alerts []struct {
@@ -187,12 +214,10 @@ func reportAlertDelay(t *testing.T, base, token string) string {
 	if code := apiCall(t, base, "GET", "/api/alerts", token, nil, &alerts); code != 200 {
 		t.Fatalf("alerts: %d", code)
 	}
-	conv := ""
 	for _, a := range alerts.Alerts {
-		if a.Kind == "ops" {
+		if a.Kind == "ops" || a.ConversationID != conv {
 			continue
 		}
-		conv = a.ConversationID
 		var msgs struct {
 			Messages []struct {
 				Direction string          `json:"direction"`
@@ -210,7 +235,6 @@ func reportAlertDelay(t *testing.T, base, token string) string {
 			}
 		}
 	}
-	return conv
 }
 
 // freeUDPPort returns a loopback UDP port free at the time of the call.

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/config"
@@ -205,6 +206,14 @@ func Run(ctx context.Context, d service.Deps) error {
 		return fmt.Errorf("unifier pool: %w", err)
 	}
 	defer pool.Close()
+	mp := d.Meter
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	met, err := newMetrics(mp, pool)
+	if err != nil {
+		return fmt.Errorf("unifier metrics: %w", err)
+	}
 	en := engine.New(pool, engine.Config{IdleTimeout: cfg.IdleTimeout, DefaultRegion: cfg.DefaultRegion}, log)
 	relay := engine.NewRelay(pool, d.Bus, log)
 	en.Committed = relay.Wake
@@ -229,7 +238,7 @@ func Run(ctx context.Context, d service.Deps) error {
 		// A Postgres outage, however long, pauses the lane: its messages wait for the store
 		// instead of running out their deliveries into the dead-letter queue.
 		lane.Dependencies = append(lane.Dependencies, bus.Dependency{Name: "postgres", Check: pool.Ping})
-		s, err := d.Bus.SubscribeBatch(ctx, lane, cfg.BatchSize, handle)
+		s, err := d.Bus.SubscribeBatch(ctx, lane, cfg.BatchSize, met.wrap(lane.Durable, handle))
 		if err != nil {
 			stopAll()
 			return err

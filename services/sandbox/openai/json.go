@@ -29,9 +29,16 @@ type turnLine struct {
 }
 
 // transcript reads the user and assistant messages as turns: lines "[客户] ..." / "[坐席] ..."
-// (as the assist connector writes a transcript), else user messages as the customer's and
-// assistant messages as the agent's.
+// (as the assist connector writes a transcript; the other lines are then instructions), else
+// user messages as the customer's and assistant messages as the agent's.
 func transcript(messages []Message) []turnLine {
+	// When any line is marked, the unmarked ones are the prompt's instructions, not turns.
+	marked := false
+	for _, m := range messages {
+		if m.Role != "system" && (strings.Contains(m.Content, "[客户]") || strings.Contains(m.Content, "[坐席]")) {
+			marked = true
+		}
+	}
 	var out []turnLine
 	for _, m := range messages {
 		if m.Role == "system" {
@@ -45,7 +52,7 @@ func transcript(messages []Message) []turnLine {
 				out = append(out, turnLine{true, strings.TrimSpace(strings.TrimPrefix(l, "[客户]"))})
 			case strings.HasPrefix(l, "[坐席]"):
 				out = append(out, turnLine{false, strings.TrimSpace(strings.TrimPrefix(l, "[坐席]"))})
-			default:
+			case !marked:
 				out = append(out, turnLine{m.Role == "user", l})
 			}
 		}
@@ -96,12 +103,49 @@ func fields(messages []Message, rf *ResponseFormat) ([]string, error) {
 	return out, nil
 }
 
+// businessWords are the words a model reads a business type from (a few of each).
+var businessWords = []struct {
+	biz   string
+	words []string
+}{
+	{"order", []string{"订单", "退款", "退货", "换货", "order", "refund", "return"}},
+	{"logistics", []string{"快递", "物流", "包裹", "派送", "parcel", "delivery", "shipping"}},
+	{"payment", []string{"扣款", "扣了", "银行卡", "信用卡", "账单", "支付", "付款", "payment", "charged", "card"}},
+	{"account", []string{"账号", "登录", "密码", "会员", "account", "login", "password"}},
+}
+
+// business is the type with the most words in the customer's text (an order number counts for
+// order, a waybill for logistics; ties go to the earlier type), complaint when they complain,
+// other when nothing matched.
+func business(low string, orders, waybills int, complaint bool) string {
+	if complaint {
+		return "complaint"
+	}
+	best, bestN := "other", 0
+	for _, b := range businessWords {
+		n := 0
+		for _, w := range b.words {
+			n += strings.Count(low, w)
+		}
+		switch b.biz {
+		case "order":
+			n += orders
+		case "logistics":
+			n += waybills
+		}
+		if n > bestN {
+			best, bestN = b.biz, n
+		}
+	}
+	return best
+}
+
 // JSONReply is the simulator's answer in JSON mode: one object with the fields asked for
 // (fields), each grounded in the transcript — summary restates the customer's first request (request),
 // the order numbers, waybills and amounts found and the agent's last reply; order_numbers
 // (SO + 16 digits), waybills (SF or YT + 12-13 digits) and amounts (¥ before or 元 after, as
 // "299.00") are those in the text, in order; request is the customer's first line longer than a greeting (4 characters); complaint is
-// whether the customer wrote 投诉 or "complain"; business_type follows from those.
+// whether the customer wrote 投诉 or "complain"; business_type follows from those (business).
 func JSONReply(messages []Message, rf *ResponseFormat) (string, error) {
 	want, err := fields(messages, rf)
 	if err != nil {
@@ -135,19 +179,7 @@ func JSONReply(messages []Message, rf *ResponseFormat) (string, error) {
 	}
 	low := strings.ToLower(customer.String())
 	complaint := strings.Contains(low, "投诉") || strings.Contains(low, "complain")
-	biz := "other"
-	switch {
-	case complaint:
-		biz = "complaint"
-	case len(waybills) > 0 || strings.Contains(low, "快递") || strings.Contains(low, "parcel"):
-		biz = "logistics"
-	case len(orders) > 0 || strings.Contains(low, "订单") || strings.Contains(low, "退款") || strings.Contains(low, "refund"):
-		biz = "order"
-	case strings.Contains(low, "扣款") || strings.Contains(low, "支付") || strings.Contains(low, "payment"):
-		biz = "payment"
-	case strings.Contains(low, "账号") || strings.Contains(low, "登录") || strings.Contains(low, "account"):
-		biz = "account"
-	}
+	biz := business(low, len(orders), len(waybills), complaint)
 	zh := strings.ContainsFunc(all.String(), func(r rune) bool { return unicode.Is(unicode.Han, r) })
 	out := map[string]any{}
 	for _, f := range want {

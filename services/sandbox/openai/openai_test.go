@@ -126,7 +126,7 @@ func TestJSONReply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"amounts":["299.00"],"business_type":"logistics","complaint":false,"order_numbers":["SO2612070123456789"],"request":"我的订单 SO2612070123456789 要退款 299 元，电话 <PHONE_1>",` +
+	want := `{"amounts":["299.00"],"business_type":"order","complaint":false,"order_numbers":["SO2612070123456789"],"request":"我的订单 SO2612070123456789 要退款 299 元，电话 <PHONE_1>",` +
 		`"summary":"客户诉求：我的订单 SO2612070123456789 要退款 299 元，电话 <PHONE_1>。涉及订单 SO2612070123456789。运单 SF1234567890123。金额 299.00 元。坐席答复：好的，已为您提交退款。","waybills":["SF1234567890123"]}`
 	if got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
