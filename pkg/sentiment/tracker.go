@@ -17,6 +17,10 @@ type TrackerConfig struct {
 	// Leave. Default -0.1. Leave must be above Enter: the gap is the hysteresis that keeps a
 	// conversation hovering around one threshold from raising alert after alert.
 	Leave float64
+	// Spike: one turn scoring at or below Spike turns the conversation negative whatever the
+	// mean — a furious turn after a calm opening is the moment the agent must change course, and
+	// the window's calm turns must not dilute it. Default -0.8; -1 turns it off.
+	Spike float64
 	// IgnoreEscalation: by default a turn with [Result.Escalation] (投诉, "speak to your
 	// manager") turns the conversation negative whatever the mean; set to leave it to the mean.
 	IgnoreEscalation bool
@@ -32,6 +36,9 @@ func (c *TrackerConfig) setDefaults() {
 	if c.Leave == 0 {
 		c.Leave = -0.1
 	}
+	if c.Spike == 0 {
+		c.Spike = -0.8
+	}
 }
 
 // Validate reports a configuration that cannot work, wrapping [ErrInvalidOption]. Zero fields
@@ -43,6 +50,8 @@ func (c TrackerConfig) Validate() error {
 		return fmt.Errorf("%w: tracker Window %d: want 1 to 100 customer turns", ErrInvalidOption, c.Window)
 	case c.Enter <= -1 || c.Enter >= 1 || c.Leave <= -1 || c.Leave >= 1:
 		return fmt.Errorf("%w: tracker Enter %v and Leave %v must lie in (-1, 1), the range of a score", ErrInvalidOption, c.Enter, c.Leave)
+	case c.Spike < -1 || c.Spike >= 0:
+		return fmt.Errorf("%w: tracker Spike %v must lie in [-1, 0) (-1 turns it off)", ErrInvalidOption, c.Spike)
 	case c.Leave <= c.Enter:
 		return fmt.Errorf("%w: tracker Leave %v must be above Enter %v, or a negative conversation could never recover", ErrInvalidOption, c.Leave, c.Enter)
 	}
@@ -110,12 +119,13 @@ func (t *Tracker) Observe(r Result) Transition {
 	}
 	mean := t.Mean()
 	escalates := r.Escalation && !t.cfg.IgnoreEscalation
+	spikes := t.cfg.Spike > -1 && s <= t.cfg.Spike
 	switch {
-	case !t.negative && (mean < t.cfg.Enter || escalates):
+	case !t.negative && (mean < t.cfg.Enter || escalates || spikes):
 		t.negative = true
 		t.episodes++
 		return TurnedNegative
-	case t.negative && mean > t.cfg.Leave && !escalates:
+	case t.negative && mean > t.cfg.Leave && !escalates && !spikes:
 		t.negative = false
 		return Recovered
 	}

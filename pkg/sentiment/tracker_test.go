@@ -116,6 +116,27 @@ func TestTrackerWindowRecovery(t *testing.T) {
 	}
 }
 
+// TestTrackerSpike: a furious turn after a calm opening turns the conversation negative at
+// once, though the window's mean stays above Enter; Spike -1 leaves it to the mean; the
+// episode does not end on the same furious turn's mean.
+func TestTrackerSpike(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		spike float64
+		want  Transition
+	}{{0, TurnedNegative}, {-0.95, Unchanged}, {-1, Unchanged}} {
+		tr, err := NewTracker(TrackerConfig{Spike: c.spike})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr.Observe(Result{Score: 0.2}) // 你好，我想查一下我的信用卡账单
+		tr.Observe(Result{Score: 0})   // 我的订单号是……
+		if got := tr.Observe(Result{Score: -0.9}); got != c.want {
+			t.Errorf("Spike %v: the furious turn (mean %.2f): %v, want %v", c.spike, tr.Mean(), got, c.want)
+		}
+	}
+}
+
 func TestTrackerConfigValidate(t *testing.T) {
 	t.Parallel()
 	for _, cfg := range []TrackerConfig{
@@ -124,6 +145,8 @@ func TestTrackerConfigValidate(t *testing.T) {
 		{Enter: -0.2, Leave: -0.3},
 		{Enter: -1.5},
 		{Leave: 1},
+		{Spike: 0.1},
+		{Spike: -1.5},
 	} {
 		if _, err := NewTracker(cfg); !errors.Is(err, ErrInvalidOption) {
 			t.Errorf("NewTracker(%+v): %v, want ErrInvalidOption", cfg, err)

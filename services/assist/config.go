@@ -23,7 +23,7 @@ type Config struct {
 
 	Budget      time.Duration `env:"ASSIST_BUDGET" default:"30s" desc:"time a request may take end to end, retries included; then it is answered with .failed and the fallback text"`
 	FirstToken  time.Duration `env:"ASSIST_FIRST_TOKEN_TIMEOUT" default:"800ms" desc:"time the model has to start writing, retries included; a model that is down or silent is answered at once with .failed and the fallback (the note and the request's knowledge-base articles), so the agent's button answers within a second. Raise it for a model slow to start; equal to ASSIST_BUDGET turns the window off"`
-	Concurrency int           `env:"ASSIST_CONCURRENCY" default:"16" desc:"requests handled at once"`
+	Concurrency int           `env:"ASSIST_CONCURRENCY" default:"128" desc:"suggestion requests handled at once: each is a stream of seconds, so this is how many agents can watch a suggestion being written at the same time (bench suggest: 100 at once)"`
 	Fallback    string        `env:"ASSIST_FALLBACK_TEXT" default:"AI 建议暂不可用，请参考知识库手动回复。" desc:"what a .failed result tells the agent to do instead"`
 
 	TranscriptTTL      time.Duration `env:"ASSIST_TRANSCRIPT_TTL" default:"72h" desc:"how long a conversation's transcript (JetStream KV bucket assist_transcripts, built from omni.desk.message.added) is kept after its last message; a conversation closed later than this after its last message is summarised by the rules from what is left"`

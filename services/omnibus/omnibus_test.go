@@ -123,6 +123,19 @@ func TestAllInOne(t *testing.T) {
 	if _, body := get("/metrics"); !strings.Contains(body, "omnibus_bus_published_total") || !strings.Contains(body, "omnibus_bus_acked_total") {
 		t.Fatal("/metrics lacks the bus metrics")
 	}
+	// Every metric the shipped alert rules and dashboard read exists under that name (those
+	// counting rare events once they happened).
+	always, _ := deployMetrics(t)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		_, body := get("/metrics")
+		missing := missingMetrics(body, always)
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics lacks what deploy/ (alert rules, dashboard) reads: %v", missing)
+		}
+	}
 	cancel()
 	select {
 	case err := <-done:

@@ -35,6 +35,7 @@ type Config struct {
 	Window int     `env:"SENTIMENT_WINDOW" default:"3" desc:"customer turns whose mean score decides a conversation's episode"`
 	Enter  float64 `env:"SENTIMENT_ENTER" default:"-0.4" desc:"an alert is raised when the mean falls below this (or a turn escalates: 投诉, 12315, \"speak to your manager\")"`
 	Leave  float64 `env:"SENTIMENT_LEAVE" default:"-0.1" desc:"the alert is cleared when the mean rises above this (must be above SENTIMENT_ENTER)"`
+	Spike  float64 `env:"SENTIMENT_SPIKE" default:"-0.8" desc:"one customer turn scoring at or below this raises the alert whatever the mean (a furious turn after a calm opening); -1 turns it off"`
 
 	EpisodeTTL time.Duration `env:"SENTIMENT_EPISODE_TTL" default:"720h" desc:"how long a quiet conversation's episode state is kept (JetStream KV bucket sentiment_episodes)"`
 }
@@ -77,7 +78,7 @@ func (c *Config) Validate() error {
 }
 
 func (c *Config) tracker() analysis.TrackerConfig {
-	return analysis.TrackerConfig{Window: c.Window, Enter: c.Enter, Leave: c.Leave}
+	return analysis.TrackerConfig{Window: c.Window, Enter: c.Enter, Leave: c.Leave, Spike: c.Spike}
 }
 
 // configured reports whether the named vendor has its credentials; the reason says what is
