@@ -472,6 +472,63 @@ func TestTraceContinues(t *testing.T) {
 	}
 }
 
+// An event that carries its creation context, published outside any span (an outbox relay), is
+// published in that trace; a batch handler gets one span linking its deliveries' spans, and each
+// delivery's own span context to continue.
+func TestTraceThroughBatchesAndRelays(t *testing.T) {
+	t.Parallel()
+	rec := tracetest.NewSpanRecorder()
+	tp := trace.NewTracerProvider(trace.WithSpanProcessor(rec))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	b := bustest.New(t, bus.WithTracerProvider(tp))
+	const creation = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	var events []bus.Outgoing
+	for i := range 3 {
+		e := received(t, i)
+		if i == 0 {
+			e.SetExtension(event.ExtTraceParent, creation)
+		}
+		events = append(events, bus.Outgoing{Subject: subjIn, Event: e})
+	}
+	if err := b.Client.PublishBatch(context.Background(), events); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []bus.Delivery, 4)
+	cfg := fast("batched")
+	cfg.PullMaxMessages = 8
+	sub, err := b.Client.SubscribeBatch(context.Background(), cfg, 8, func(_ context.Context, batch []bus.Delivery) []error {
+		got <- batch
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []bus.Delivery
+	for len(all) < 3 {
+		all = append(all, <-got...)
+	}
+	if err := sub.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range all {
+		if !d.SpanContext.IsValid() {
+			t.Fatalf("delivery %s has no span context", d.Event.ID())
+		}
+		if d.Event.ID() == events[0].Event.ID() && d.SpanContext.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" {
+			t.Errorf("the relayed event was consumed in trace %s, want its creation trace", d.SpanContext.TraceID())
+		}
+	}
+	for _, s := range rec.Ended() {
+		if s.Name() == "publish "+subjIn && s.Parent().TraceID().String() == "4bf92f3577b34da6a3ce929d0e0e4736" &&
+			s.Parent().SpanID().String() != "00f067aa0ba902b7" {
+			t.Errorf("the relayed event's publish span's parent is %s, want its creation span", s.Parent().SpanID())
+		}
+		if strings.HasPrefix(s.Name(), "process batch ") && len(s.Links()) < 2 {
+			t.Errorf("batch span %s links %d deliveries", s.Name(), len(s.Links()))
+		}
+	}
+}
+
 // Publishers run while the consumer shuts down and a new one takes over: every event a publisher
 // got an ack for is handled.
 func TestShutdownUnderLoseNothing(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
@@ -27,6 +28,10 @@ type Delivery struct {
 	StreamSeq    uint64    // its sequence in Stream
 	NumDelivered uint64    // 1 on first delivery
 	Published    time.Time // when JetStream stored it
+	// SpanContext is the consumer span of this delivery ("process <subject>"): what work done
+	// for it continues (a batch handler's outputs, an outbox row), whatever context the handler
+	// got — a batch handler's is the batch's, which links every delivery's.
+	SpanContext trace.SpanContext
 }
 
 // Handler processes one delivery. Return nil once the effect is durable (the message is then
@@ -358,7 +363,8 @@ func (s *Subscription) begin(msg jetstream.Msg) (*inflight, error) {
 	in := &inflight{msg: msg, meta: meta, ctx: ctx, span: span,
 		attrs: tel.attrs(keyConsumerGroup.String(cfg.Durable), keyCEType.String(e.Type())),
 		d: Delivery{Event: e, Subject: msg.Subject(), Stream: meta.Stream, Consumer: meta.Consumer,
-			StreamSeq: meta.Sequence.Stream, NumDelivered: meta.NumDelivered, Published: meta.Timestamp}}
+			StreamSeq: meta.Sequence.Stream, NumDelivered: meta.NumDelivered, Published: meta.Timestamp,
+			SpanContext: span.SpanContext()}}
 	if meta.Stream == StreamRedrive { // a redriven dead letter: the handler sees where it came from
 		in.d.Subject, in.d.Stream, in.d.StreamSeq = redriveOrigin(msg.Headers(), in.d)
 		in.d.Consumer = cfg.Durable
@@ -602,6 +608,20 @@ func (s *Subscription) handleBatch(all []*inflight, idx []int, valid []Delivery,
 	ctx := s.hctx
 	if len(idx) == 1 {
 		ctx = all[idx[0]].ctx
+	} else {
+		// One span for the batch's work, linked to every delivery's span: a batch applies many
+		// events at once, so it belongs to no single event's trace (each delivery's
+		// SpanContext is there for what its own outputs continue).
+		links := make([]trace.Link, len(idx))
+		for j, i := range idx {
+			links[j] = trace.Link{SpanContext: all[i].span.SpanContext()}
+		}
+		var span trace.Span
+		ctx, span = s.c.tel.tracer.Start(ctx, "process batch "+s.cfg.Durable, trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithLinks(links...), trace.WithAttributes(attrSystem, keyOperationType.String("process"),
+				keyOperationName.String("process"), keyConsumerGroup.String(s.cfg.Durable),
+				attribute.Int("messaging.batch.message_count", len(idx))))
+		defer span.End()
 	}
 	start := time.Now()
 	herrs := s.safeHandleBatch(ctx, valid)

@@ -66,7 +66,12 @@ func (c *Client) prepare(ctx context.Context, subject string, e *event.Event, va
 		e.SetDataSchema(c.opts.schemas.SchemaURL(e.Type()))
 	}
 	// The extension keeps the creation context (the caller's span), set once when the event
-	// first leaves; the per-hop header below carries the publish span.
+	// first leaves; the per-hop header below carries the publish span. An event published outside
+	// any span that carries its creation context (an outbox relay publishing what a transaction
+	// wrote) is published in that trace.
+	if !trace.SpanContextFromContext(ctx).IsValid() && event.Ext(*e, event.ExtTraceParent) != "" {
+		ctx = ContextFromEvent(ctx, *e)
+	}
 	creation := ctx
 	sctx, span := c.tel.tracer.Start(ctx, "publish "+SubjectTemplate(subject),
 		trace.WithSpanKind(trace.SpanKindProducer),

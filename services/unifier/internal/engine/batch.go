@@ -65,6 +65,7 @@ type msgEvent struct {
 	// status that is the first news of a reply, that reply.
 	msgID, channel string
 	body           json.RawMessage
+	trace          string     // W3C traceparent of its delivery's consumer span: what its outputs continue
 	cmd            *command   // a command (then m is zero and st nil)
 	call           *callEvent // a call event (calls.go; then m is zero and st nil)
 }
@@ -389,9 +390,21 @@ type round struct {
 	summaries  []store.Summary
 	callRows   []store.Call   // one per call, in order of first event
 	callIdx    map[string]int // call id -> index in callRows
+	pending    []*msgEvent    // the round's events
 	// saved says the savepoint "round" is set: by the first batch the round sends (load's lock,
 	// before any merge it applies, or else its writes).
 	saved bool
+}
+
+// traces maps the round's events' ids to the trace contexts their outputs continue.
+func (rd *round) traces() map[string]string {
+	out := make(map[string]string, len(rd.pending))
+	for _, e := range rd.pending {
+		if e.trace != "" {
+			out[e.ev.ID()] = e.trace
+		}
+	}
+	return out
 }
 
 // savepoint queues the round's savepoint at the head of b, once.
@@ -416,6 +429,7 @@ func (rd *round) run(ctx context.Context, pending []*msgEvent) (next []*msgEvent
 		}
 	}
 	defer func() { next = append(next, rest...) }()
+	rd.pending = pending
 	if err := rd.load(ctx, pending); err != nil {
 		return nil, false, err
 	}
@@ -916,7 +930,7 @@ func (rd *round) write(ctx context.Context) error {
 		rd.fillUpdates()
 		b, saving = &pgx.Batch{}, false
 	}
-	if err := queueOutbox(b, rd.out); err != nil {
+	if err := queueOutbox(b, rd.out, rd.traces()); err != nil {
 		return err
 	}
 	if b.Len() == 0 || (saving && b.Len() == 1) {
@@ -948,12 +962,13 @@ func (rd *round) fillUpdates() {
 	}
 }
 
-// queueOutbox queues the statement writing rows as one outbox batch, in order.
-func queueOutbox(b *pgx.Batch, rows []outboxRow) error {
+// queueOutbox queues the statement writing rows as one outbox batch, in order; traces are the
+// trace contexts of the events that caused them, by event id.
+func queueOutbox(b *pgx.Batch, rows []outboxRow, traces map[string]string) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	enc, err := encodeOutbox(rows)
+	enc, err := encodeOutbox(rows, traces)
 	if err != nil {
 		return err
 	}

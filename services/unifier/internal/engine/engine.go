@@ -118,6 +118,7 @@ func (en *Engine) ApplyBatch(ctx context.Context, batch []bus.Delivery) []error 
 			errs[i] = fmt.Errorf("%s %s: %w", d.Event.Type(), d.Event.ID(), err)
 			continue
 		}
+		m.trace = traceParent(d)
 		run = append(run, m)
 	}
 	run = en.resolveSegments(ctx, run, segs, errs)
@@ -190,6 +191,15 @@ type outboxRow struct {
 	id, subject, typ, ceSubject, partitionKey, corr string
 	at                                              time.Time
 	data                                            any
+}
+
+// traceParent is the W3C trace context a delivery's outputs continue: its consumer span, else
+// the context its event was created in.
+func traceParent(d bus.Delivery) string {
+	if sc := d.SpanContext; sc.IsValid() {
+		return "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + "-" + sc.TraceFlags().String()
+	}
+	return event.Ext(d.Event, event.ExtTraceParent)
 }
 
 // newOutboxRow is the outbox row of a desk event or tool request caused by ev; its id is derived

@@ -29,6 +29,7 @@ func Retries(en *Engine) (rounds, txs int64) { return en.roundConflicts.Load(), 
 type OutboxEvent struct {
 	ID, Subject, Type, CESubject string
 	Data                         string // JSON
+	Trace                        string // W3C traceparent the event continues
 }
 
 // InsertOutbox writes evs to the outbox through q as one batch, as a transaction of the engine
@@ -37,10 +38,13 @@ func InsertOutbox(ctx context.Context, q interface {
 	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
 }, evs ...OutboxEvent) error {
 	rows := make([]outboxRow, len(evs))
+	traces := map[string]string{}
 	for i, e := range evs {
-		rows[i] = outboxRow{id: e.ID, subject: e.Subject, typ: e.Type, ceSubject: e.CESubject, at: time.Now(), data: json.RawMessage(e.Data)}
+		rows[i] = outboxRow{id: e.ID, subject: e.Subject, typ: e.Type, ceSubject: e.CESubject, corr: "cause-" + e.ID, at: time.Now(),
+			data: json.RawMessage(e.Data)}
+		traces[rows[i].corr] = e.Trace
 	}
-	enc, err := encodeOutbox(rows)
+	enc, err := encodeOutbox(rows, traces)
 	if err != nil {
 		return err
 	}

@@ -16,24 +16,32 @@ import (
 // The outbox batch encoding: what one transaction writes to outbox_batches.events (migration
 // 00006 describes it, and its outbox_events function decodes it in SQL):
 //
-//	batch := version(1 byte, = 1) event*
+//	batch := version(1 byte, = 2) event*
 //	event := str(id) str(subject) str(type) str(ce_subject) str(partitionkey) str(correlationid)
-//	         int64(time, µs since the Unix epoch) str(data)
+//	         str(traceparent) int64(time, µs since the Unix epoch) str(data)
 //	str   := uint32(byte count) bytes
 //
-// Integers are big-endian; an empty string means the attribute is absent.
+// Integers are big-endian; an empty string means the attribute is absent. traceparent is the
+// W3C trace context the event continues (the consumer span of the event that caused it), so the
+// relay publishes it in that trace; version 1 (before migration 00009) had no traceparent and
+// is still read.
 
-const outboxVersion = 1
+const (
+	outboxVersion   = 2
+	outboxVersionV1 = 1
+)
 
 // outboxEvent is one event of an outbox batch.
 type outboxEvent struct {
 	id, subject, typ, ceSubject, partitionKey, corr string
+	trace                                           string    // W3C traceparent, "" for none
 	at                                              time.Time // microseconds, UTC
 	data                                            []byte    // JSON
 }
 
-// encodeOutbox encodes rows as one batch, marshalling their data.
-func encodeOutbox(rows []outboxRow) ([]byte, error) {
+// encodeOutbox encodes rows as one batch, marshalling their data; traces maps the id of the
+// event a row was caused by (its correlation id) to the trace context the row continues.
+func encodeOutbox(rows []outboxRow, traces map[string]string) ([]byte, error) {
 	b := make([]byte, 1, 1+len(rows)*1024)
 	b[0] = outboxVersion
 	for _, r := range rows {
@@ -42,7 +50,7 @@ func encodeOutbox(rows []outboxRow) ([]byte, error) {
 			return nil, fmt.Errorf("outbox event %s: %w", r.id, err)
 		}
 		b = appendOutboxEvent(b, outboxEvent{id: r.id, subject: r.subject, typ: r.typ, ceSubject: r.ceSubject,
-			partitionKey: r.partitionKey, corr: r.corr, at: r.at, data: data})
+			partitionKey: r.partitionKey, corr: r.corr, trace: traces[r.corr], at: r.at, data: data})
 	}
 	return b, nil
 }
@@ -60,7 +68,7 @@ func encodeOutboxEvents(evs []outboxEvent) ([]byte, error) {
 }
 
 func appendOutboxEvent(b []byte, e outboxEvent) []byte {
-	for _, s := range [...]string{e.id, e.subject, e.typ, e.ceSubject, e.partitionKey, e.corr} {
+	for _, s := range [...]string{e.id, e.subject, e.typ, e.ceSubject, e.partitionKey, e.corr, e.trace} {
 		b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
 		b = append(b, s...)
 	}
@@ -75,9 +83,10 @@ var errOutboxBatch = errors.New("malformed outbox batch")
 // decodeOutbox decodes a batch. The events' data are slices of b; their strings share no memory
 // with it.
 func decodeOutbox(b []byte) ([]outboxEvent, error) {
-	if len(b) == 0 || b[0] != outboxVersion {
+	if len(b) == 0 || (b[0] != outboxVersion && b[0] != outboxVersionV1) {
 		return nil, fmt.Errorf("%w: unknown encoding version", errOutboxBatch)
 	}
+	v1 := b[0] == outboxVersionV1
 	// One string holds every field's bytes: a conversion per batch, not per field.
 	all := string(b)
 	pos := 1
@@ -105,7 +114,10 @@ func decodeOutbox(b []byte) ([]outboxEvent, error) {
 			name string
 			to   *string
 		}{{"id", &e.id}, {"subject", &e.subject}, {"type", &e.typ}, {"ce_subject", &e.ceSubject},
-			{"partitionkey", &e.partitionKey}, {"correlationid", &e.corr}} {
+			{"partitionkey", &e.partitionKey}, {"correlationid", &e.corr}, {"traceparent", &e.trace}} {
+			if v1 && f.to == &e.trace {
+				break
+			}
 			if *f.to, err = field(f.name); err != nil {
 				return nil, err
 			}
@@ -146,6 +158,9 @@ func (o outboxEvent) cloudEvent() (event.Event, error) {
 	event.WithCorrelationID(o.corr)(&e)
 	if o.ceSubject != "" {
 		e.SetSubject(o.ceSubject)
+	}
+	if o.trace != "" {
+		e.SetExtension(event.ExtTraceParent, o.trace)
 	}
 	if err := e.Validate(); err != nil {
 		return e, fmt.Errorf("%w: %w", event.ErrInvalid, err)
