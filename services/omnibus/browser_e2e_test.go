@@ -247,7 +247,7 @@ func startSimulatedWith(t *testing.T, set map[string]string) string {
 		HTTPAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0", NATSSync: "always", DataDir: t.TempDir(),
 		Simulate: true, SimInterval: time.Hour, LogLevel: "warn", ShutdownTimeout: 15 * time.Second,
 	}
-	env := map[string]string{"EXAMPLE_SECRET": "s", "SANDBOX_SCENARIO_INTERVAL": "0"}
+	env := map[string]string{"EXAMPLE_SECRET": "s", "SANDBOX_SCENARIO_INTERVAL": "0", "SANDBOX_TCCC_CALL_INTERVAL": "0"}
 	for k, v := range localEnv(cfg.DataDir) {
 		env[k] = v
 	}

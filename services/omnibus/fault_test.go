@@ -196,12 +196,13 @@ func newFaultSuite(t *testing.T) *faultSuite {
 		"DATABASE_URL":      pg.URL(),
 		// The sandbox stays on: it is the vendors (Aliyun, SF Express, Salesforce for the
 		// unifier's CRM lookups). Its customers and the demo's stay quiet: only the load writes.
-		"OMNIBUS_SIMULATE":          "true",
-		"OMNIBUS_SIM_INTERVAL":      "1h",
-		"SANDBOX_SCENARIO_INTERVAL": "0",
-		"EXAMPLE_SECRET":            "fault-suite",
-		"VOICE_SIP_LISTEN":          "127.0.0.1:0", // beside the other all-in-one tests: no fixed SIP port
-		"LOG_LEVEL":                 "info",
+		"OMNIBUS_SIMULATE":           "true",
+		"OMNIBUS_SIM_INTERVAL":       "1h",
+		"SANDBOX_SCENARIO_INTERVAL":  "0",
+		"SANDBOX_TCCC_CALL_INTERVAL": "0",
+		"EXAMPLE_SECRET":             "fault-suite",
+		"VOICE_SIP_LISTEN":           "127.0.0.1:0", // beside the other all-in-one tests: no fixed SIP port
+		"LOG_LEVEL":                  "info",
 	})}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

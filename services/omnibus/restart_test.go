@@ -196,7 +196,7 @@ func (r *aioRig) start(args ...string) {
 		"OMNIBUS_DATA_DIR": r.dir, "OMNIBUS_HTTP_ADDR": r.httpAddr, "OMNIBUS_NATS_ADDR": r.natsAddr,
 		// The sandbox is the connectors' vendors; its customers and the demo's stay quiet: only
 		// the test's traffic writes.
-		"OMNIBUS_SIMULATE": "true", "OMNIBUS_SIM_INTERVAL": "1h", "SANDBOX_SCENARIO_INTERVAL": "0",
+		"OMNIBUS_SIMULATE": "true", "OMNIBUS_SIM_INTERVAL": "1h", "SANDBOX_SCENARIO_INTERVAL": "0", "SANDBOX_TCCC_CALL_INTERVAL": "0",
 		"EXAMPLE_SECRET": r.secret, "LOG_LEVEL": "info",
 		"VOICE_SIP_LISTEN": "127.0.0.1:0", // the tests run side by side: no fixed SIP port
 	}

@@ -220,6 +220,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	overlay := map[string]string{
 		"SANDBOX_SCENARIO_INTERVAL":  "0", // no simulated customers: the load is the generator's
 		"SANDBOX_CALL_INTERVAL":      "0",
+		"SANDBOX_TCCC_CALL_INTERVAL": "0",
 		"SANDBOX_OPENAI_CHUNK_DELAY": cfg.ChunkDelay.String(),
 		"DESK_DEV_LOGIN":             "true",
 		"DESK_ASSIGN":                "false",

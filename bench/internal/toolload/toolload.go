@@ -316,9 +316,10 @@ func (r *runner) env(rep *Report) *serviceEnv {
 	c := r.cfg
 	e := &serviceEnv{r: r, overlay: map[string]string{}}
 	bench := map[string]string{
-		"SANDBOX_SCENARIO_INTERVAL": "0", // no simulated customers: the load is the generator's
-		"SANDBOX_CUSTOMERS":         strconv.Itoa(c.Customers),
-		"SANDBOX_SEED":              strconv.FormatUint(c.Seed, 10),
+		"SANDBOX_SCENARIO_INTERVAL":  "0", // no simulated customers: the load is the generator's
+		"SANDBOX_TCCC_CALL_INTERVAL": "0",
+		"SANDBOX_CUSTOMERS":          strconv.Itoa(c.Customers),
+		"SANDBOX_SEED":               strconv.FormatUint(c.Seed, 10),
 		// Keep every call record: once the sandbox's record buffer is full, each call copies the
 		// whole buffer under its lock (sim.Env.Record), which would slow the sandbox down mid-run.
 		"SANDBOX_RECORDS": "1000000",
