@@ -152,7 +152,16 @@ func NewLogger(w io.Writer, format, level string) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: lv}
 	var h slog.Handler
 	if strings.EqualFold(format, "json") {
-		h = slog.NewJSONHandler(w, opts)
+		// Durations as Go writes them (1.5s, 300ms), as the text format does, not as a count of
+		// nanoseconds that log pipelines read as a bare number.
+		jopts := *opts
+		jopts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+			if a.Value.Kind() == slog.KindDuration {
+				a.Value = slog.StringValue(a.Value.Duration().String())
+			}
+			return a
+		}
+		h = slog.NewJSONHandler(w, &jopts)
 	} else {
 		h = slog.NewTextHandler(w, opts)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
@@ -164,5 +165,15 @@ func TestExportConfig(t *testing.T) {
 			}
 			_ = tel.Shutdown(context.Background())
 		}
+	}
+}
+
+// JSON logs write durations as text (1.5s), as the text format does, not as nanoseconds.
+func TestJSONLogDurations(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	telemetry.NewLogger(&b, "json", "info").Info("stopped", "after", 1500*time.Millisecond, "n", 3)
+	if !strings.Contains(b.String(), `"after":"1.5s"`) || !strings.Contains(b.String(), `"n":3`) {
+		t.Fatalf("log line %s", b.String())
 	}
 }

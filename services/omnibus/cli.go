@@ -42,9 +42,9 @@ Usage:
   omnibus config                print every environment variable with its default
   omnibus health                exit 0 if the running all-in-one answers /healthz
 
-dlq flags: --service S  --subject PATTERN  --reason TEXT  --seq 1,2,3  --limit N  --json
+dlq flags: --service S  --subject PATTERN  --reason TEXT  --seq 1,2,3  --limit N  --json  --server URL
            (redrive needs at least one selector, or --all)
-dlq and replay connect to NATS_URL, default the all-in-one's nats://127.0.0.1:4222.
+dlq and replay connect to --server, default $NATS_URL, else the all-in-one's nats://127.0.0.1:4222.
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -206,6 +206,7 @@ func dlq(args []string, w io.Writer) error {
 	fs.IntVar(&f.Limit, "limit", 0, "at most this many")
 	fs.BoolVar(&asJSON, "json", false, "list as NDJSON")
 	fs.BoolVar(&all, "all", false, "redrive every dead letter")
+	server := fs.String("server", defaultServer(), serverFlagHelp)
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -219,7 +220,7 @@ func dlq(args []string, w io.Writer) error {
 		}
 		f.Seqs = append(f.Seqs, n)
 	}
-	nc, client, err := connectCLI("omnibus-dlq")
+	nc, client, err := connectCLI("omnibus-dlq", *server)
 	if err != nil {
 		return err
 	}
@@ -259,14 +260,22 @@ func dlq(args []string, w io.Writer) error {
 
 // connectCLI connects an operator command to NATS_URL (default: the all-in-one's embedded
 // server), failing fast when nothing listens there.
-func connectCLI(name string) (*nats.Conn, *bus.Client, error) {
-	url := os.Getenv("NATS_URL")
-	if url == "" {
-		url = "nats://127.0.0.1:4222"
+// defaultServer is the NATS server the commands connect to without --server: $NATS_URL, else
+// the all-in-one's.
+func defaultServer() string {
+	if url := os.Getenv("NATS_URL"); url != "" {
+		return url
 	}
+	return "nats://127.0.0.1:4222"
+}
+
+// serverFlagHelp is the --server flag's help, as the nats CLI names it.
+const serverFlagHelp = "NATS server URL(s), comma-separated (default $NATS_URL, else the all-in-one's nats://127.0.0.1:4222)"
+
+func connectCLI(name, url string) (*nats.Conn, *bus.Client, error) {
 	nc, err := nats.Connect(url, nats.Name(name), nats.Timeout(3*time.Second))
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect %s: %w (is omnibus running? set NATS_URL otherwise)", url, err)
+		return nil, nil, fmt.Errorf("connect %s: %w (is omnibus running? give --server or NATS_URL otherwise)", url, err)
 	}
 	client, err := bus.Connect(nc)
 	if err != nil {

@@ -25,6 +25,7 @@ func deskCommand(cmd string, args []string, w io.Writer) error {
 	id := fs.String(name, "", "the merge (unmerge) or conversation (close, reopen) to act on")
 	reason := fs.String("reason", "", "why, recorded with the change")
 	agent := fs.String("agent", os.Getenv("USER"), "who asks")
+	server := fs.String("server", defaultServer(), serverFlagHelp)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -50,7 +51,7 @@ func deskCommand(cmd string, args []string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	nc, client, err := connectCLI("omnibus-" + cmd)
+	nc, client, err := connectCLI("omnibus-"+cmd, *server)
 	if err != nil {
 		return err
 	}

@@ -193,6 +193,15 @@ func TestDLQCommand(t *testing.T) {
 	if code := run([]string{"dlq", "list", "--json"}, &out, &errOut); code != 0 || out.Len() != 0 {
 		t.Fatalf("after redrive: %d %q", code, out.String())
 	}
+	// --server wins over NATS_URL, as the nats CLI's does.
+	errOut.Reset()
+	if code := run([]string{"dlq", "list", "--server", "nats://127.0.0.1:1"}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "nats://127.0.0.1:1") {
+		t.Fatalf("dlq list --server to nowhere: %d %s", code, errOut.String())
+	}
+	errOut.Reset()
+	if code := run([]string{"replay", "--stream", "in", "--server", b.Server.ClientURL(), "--limit", "1"}, &out, &errOut); code != 0 {
+		t.Fatalf("replay --server: %d %s", code, errOut.String())
+	}
 }
 
 func TestConfigCommand(t *testing.T) {

@@ -48,6 +48,8 @@ func rebuildStore(ctx context.Context, client *bus.Client, args []string) error 
 		switch {
 		case a == "--rebuild" || a == "-rebuild":
 			own = append(own, a)
+		case a == "--server" || a == "-server":
+			i++ // connected already (serverArg)
 		case a == "--database-url" || a == "-database-url":
 			own = append(own, a)
 			if i+1 < len(args) {

@@ -116,6 +116,26 @@ func (f *replayFlags) options(now time.Time) (bus.ReplayOptions, error) {
 	return o, nil
 }
 
+// serverArg is the --server value in args (before any "--"), else defaultServer.
+func serverArg(args []string) string {
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "server" {
+			continue
+		}
+		if hasVal {
+			return val
+		}
+		if i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return defaultServer()
+}
+
 // replayWantsRebuild reports whether args ask for --rebuild (before any "--").
 func replayWantsRebuild(args []string) bool {
 	for _, a := range args {
@@ -144,7 +164,7 @@ func replay(args []string, stdout, stderr io.Writer) error {
 		if rebuild == nil {
 			return errors.New("replay --rebuild: not available in this build")
 		}
-		nc, client, err := connectCLI("omnibus-replay")
+		nc, client, err := connectCLI("omnibus-replay", serverArg(args))
 		if err != nil {
 			return err
 		}
@@ -155,7 +175,9 @@ func replay(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	f := newReplayFlags(fs)
-	fs.Bool("rebuild", false, "rebuild the stores from the replayed events")
+	fs.Bool("rebuild", false, "rebuild the unifier's store from the log into the empty --database-url (the selection flags do not apply)")
+	fs.String("database-url", os.Getenv("DATABASE_URL"), "with --rebuild: the EMPTY Postgres database to rebuild into (default $DATABASE_URL)")
+	server := fs.String("server", defaultServer(), serverFlagHelp)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -169,7 +191,7 @@ func replay(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	nc, client, err := connectCLI("omnibus-replay")
+	nc, client, err := connectCLI("omnibus-replay", *server)
 	if err != nil {
 		return err
 	}

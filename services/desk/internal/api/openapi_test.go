@@ -33,12 +33,14 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		t.Fatalf("want a global bearerAuth requirement, got %+v %+v", doc.Security, doc.Comps.SecuritySchemes)
 	}
 	var documented, served []string
+	opIDs := map[string]string{}
 	for path, ops := range doc.Paths {
 		for method, raw := range ops {
 			documented = append(documented, strings.ToUpper(method)+" "+path)
 			var op struct {
-				Security   *[]any `json:"security"`
-				Parameters []struct {
+				OperationID string `json:"operationId"`
+				Security    *[]any `json:"security"`
+				Parameters  []struct {
 					Name, In string
 				} `json:"parameters"`
 				Responses map[string]json.RawMessage `json:"responses"`
@@ -54,6 +56,11 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 					}
 				}
 			}
+			// Client generators name methods by operationId: every operation has one, unique.
+			if op.OperationID == "" || opIDs[op.OperationID] != "" {
+				t.Errorf("%s %s: operationId %q missing or also on %s", method, path, op.OperationID, opIDs[op.OperationID])
+			}
+			opIDs[op.OperationID] = method + " " + path
 			public := op.Security != nil && len(*op.Security) == 0
 			for _, r := range (&API{}).Routes() {
 				if r.Method == strings.ToUpper(method) && r.Path == path && r.Public != public {
