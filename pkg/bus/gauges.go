@@ -81,14 +81,11 @@ func (c *Client) registerGauges(mp metric.MeterProvider) error {
 		ctx, cancel := context.WithTimeout(ctx, gaugeTimeout)
 		defer cancel()
 		for _, cfg := range c.consumers.list() {
-			cons, err := c.js.Consumer(ctx, cfg.Stream, cfg.Durable)
+			cons, err := c.js.Consumer(ctx, cfg.Stream, cfg.Durable) // one CONSUMER.INFO request
 			if err != nil {
 				continue
 			}
-			info := cons.CachedInfo()
-			if fresh, err := cons.Info(ctx); err == nil {
-				info = fresh
-			}
+			info := cons.CachedInfo() // what that request answered
 			attrs := metric.WithAttributes(attrSystem, keyConsumerGroup.String(cfg.Durable), keyDestination.String(cfg.Stream))
 			o.ObserveInt64(pending, int64(info.NumPending), attrs)
 			o.ObserveInt64(ackPending, int64(info.NumAckPending), attrs)
