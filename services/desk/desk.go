@@ -65,6 +65,7 @@ func Service() service.Service {
 			{Subject: api.SubjectSuggestFeedback, Type: api.TypeSuggestFeedback},
 			{Subject: assign.SubjectAssignment, Type: assign.TypeAssignmentChanged},
 			{Subject: api.SubjectAgentUpdated, Type: api.TypeAgentUpdated},
+			{Subject: api.SubjectDLQAction, Type: api.TypeDLQAction},
 		},
 		Subscribes: append([]service.Route{
 			{Subject: project.TypeConversationOpened, Type: project.TypeConversationOpened},
@@ -177,7 +178,7 @@ func run(ctx context.Context, d service.Deps) error {
 	assigner.CaughtUp = caught
 
 	a := &api.API{Store: st, Bus: d.Bus, Hub: h, Assigner: assigner, Verifier: verifier, Log: log,
-		Notify: proj.NotifyConversation, Schemas: d.Bus.Schemas(), Done: ctx.Done()}
+		Notify: proj.NotifyConversation, Schemas: d.Bus.Schemas(), Done: ctx.Done(), DeadLetters: d.Bus}
 	if cfg.RecordingBucket != "" {
 		b, base, err := blobstore.Open(ctx, cfg.RecordingBucket)
 		if err != nil {
