@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/google/uuid"
 
+	"github.com/omnibus-dev/omnibus/pkg/browsertest"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
 	"github.com/omnibus-dev/omnibus/pkg/event"
@@ -231,5 +233,81 @@ func TestDeadLettersAPI(t *testing.T) {
 	bustest.WaitFor(t, 5*time.Second, "three omni.ops.dlq.action events", func() bool { acts = dlqActions(t, b); return len(acts) == 3 })
 	if f, _ := acts[2]["filter"].(map[string]any); f["service"] != "crm" {
 		t.Errorf("selection action: %v", acts[2])
+	}
+}
+
+// TestBrowserDeadLetters works the dead letters on /ops as a supervisor: inspects one (masked),
+// redrives it, and discards the other with a note.
+func TestBrowserDeadLetters(t *testing.T) {
+	t.Parallel()
+	br := browsertest.Start(t, "the desk's dead-letter page test", "desk-e2e")
+	b := bustest.New(t, bus.WithLogger(quiet()))
+	d := startDesk(t, b, map[string]string{"DESK_DEV_LOGIN": "true", "DESK_ASSIGN": "false"})
+	idA := deadLetter(t, b, "sms", "permanent: template rejected")
+	idB := deadLetter(t, b, "crm", "crm lookup: 503")
+	letters, err := b.Client.ListDeadLetters(context.Background(), bus.DeadLetterFilter{})
+	if err != nil || len(letters) != 2 {
+		t.Fatalf("dead letters: %d %v", len(letters), err)
+	}
+	seqA, seqB := letters[0].Seq, letters[1].Seq
+
+	ctx, cancel := context.WithTimeout(br.Ctx, 90*time.Second)
+	defer cancel()
+	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			br.Shot(t, "dlq-failed")
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	waitIn := func(what, sel, want string) {
+		t.Helper()
+		q, _ := json.Marshal(sel)
+		w, _ := json.Marshal(want)
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`(() => { const e = document.querySelector(`+string(q)+`);
+			return !!e && e.textContent.includes(`+string(w)+`) })()`, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+			br.Shot(t, "dlq-failed")
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	row := func(seq uint64) string { return fmt.Sprintf(`#dlq-rows tr[data-seq="%d"]`, seq) }
+	run("the ops page", chromedp.EmulateViewport(1280, 1000),
+		chromedp.Navigate(d.url+"/desk/dev/login?agent=supervisor-wang&role=supervisor&next=%2Fops%3Flang%3Den"),
+		chromedp.WaitVisible(chromedp.CSS(row(seqA))), chromedp.WaitVisible(chromedp.CSS(row(seqB))),
+		chromedp.WaitNotVisible(chromedp.CSS("#dlq-note")), chromedp.WaitNotVisible(chromedp.CSS("#dlq-detail")))
+	waitIn("the summary", "#dlq-summary", "permanent: template rejected × 1")
+	waitIn("the total", "#dlq-total", "2 in total")
+
+	run("inspect", chromedp.Click(chromedp.CSS(row(seqA)+" td.reason")), chromedp.WaitVisible(chromedp.CSS("#dlq-detail pre.data")))
+	waitIn("the event", "#dlq-detail pre.data", "call me on")
+	waitIn("the error", "#dlq-detail .err", "permanent: template rejected")
+	detail, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#dlq-detail")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(detail, "13800138000") || strings.Contains(detail, "zhang.wei@example.com") || !strings.Contains(detail, idA) {
+		t.Errorf("detail shows personal data or lacks the event id: %s", detail)
+	}
+	br.Shot(t, "08-dlq-inspect")
+
+	run("redrive", chromedp.Click(chromedp.CSS(row(seqA)+` input[type="checkbox"]`)), chromedp.Click(chromedp.CSS("#dlq-redrive")))
+	waitIn("the redrive result", "#dlq-result", "Redrove 1")
+	if id := lastEventID(t, b, bus.StreamOut, dlqSubject); id != idA {
+		t.Fatalf("redriven %q, want %s", id, idA)
+	}
+
+	run("discard asks for a note", chromedp.Click(chromedp.CSS(row(seqB)+` input[type="checkbox"]`)), chromedp.Click(chromedp.CSS("#dlq-discard")),
+		chromedp.WaitVisible(chromedp.CSS("#dlq-note")), chromedp.SendKeys(chromedp.CSS("#dlq-note"), "crm sandbox outage, replayed by hand"))
+	br.Shot(t, "09-dlq-discard-note")
+	run("discard", chromedp.Click(chromedp.CSS("#dlq-note-ok")))
+	waitIn("the discard result", "#dlq-result", "Discarded 1")
+	waitIn("the empty queue", "#dlq-rows", "No dead letters")
+	br.Shot(t, "10-dlq-worked")
+
+	var acts []map[string]any
+	bustest.WaitFor(t, 5*time.Second, "two omni.ops.dlq.action events", func() bool { acts = dlqActions(t, b); return len(acts) == 2 })
+	if acts[0]["action"] != "redrive" || acts[1]["action"] != "discard" || acts[1]["note"] != "crm sandbox outage, replayed by hand" ||
+		fmt.Sprint(acts[1]["event_ids"]) != fmt.Sprint([]string{idB}) || acts[1]["operator"] != "supervisor-wang" {
+		t.Errorf("actions: %v", acts)
 	}
 }
