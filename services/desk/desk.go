@@ -15,7 +15,8 @@
 // projection), and counts the agents' verdicts on suggestions.
 //
 // Routes on the shared mux: "/" (the workbench), "/kb" (the knowledge base), "/analytics"
-// (suggestion acceptance), "/ops" (vendor routes), "/api/..." (the API,
+// (suggestion acceptance), "/ops" (vendor routes and dead letters; a supervisor's redrive or
+// discard is an omni.ops.dlq.action), "/api/..." (the API,
 // OAuth2 bearer tokens), "/desk/assets/...", "/desk/login", and, with DESK_DEV_LOGIN=true,
 // "/desk/dev/..." (the development issuer and its login).
 package desk
