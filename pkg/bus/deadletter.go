@@ -167,11 +167,17 @@ func (c *Client) ListDeadLetters(ctx context.Context, f DeadLetterFilter) ([]Dea
 	if err != nil {
 		return nil, fmt.Errorf("dead letters: %w", err)
 	}
-	info, err := st.Info(ctx)
+	// How many the filter holds: a fetch of exactly that many returns at once instead of
+	// waiting out its deadline for more.
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(filter))
 	if err != nil {
 		return nil, fmt.Errorf("dead letters: %w", err)
 	}
-	if info.State.Msgs == 0 {
+	var held uint64
+	for _, n := range info.State.Subjects {
+		held += n
+	}
+	if info.State.Msgs == 0 || held == 0 {
 		return nil, nil
 	}
 	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
@@ -179,8 +185,13 @@ func (c *Client) ListDeadLetters(ctx context.Context, f DeadLetterFilter) ([]Dea
 		return nil, fmt.Errorf("dead letters: %w", err)
 	}
 	var out []DeadLetter
+	var seen uint64
 	for {
-		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(time.Second))
+		want := 256
+		if held > seen && held-seen < uint64(want) {
+			want = int(held - seen)
+		}
+		batch, err := cons.Fetch(want, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			return nil, fmt.Errorf("dead letters: %w", err)
 		}
@@ -188,6 +199,7 @@ func (c *Client) ListDeadLetters(ctx context.Context, f DeadLetterFilter) ([]Dea
 		var pending uint64
 		for m := range batch.Messages() {
 			n++
+			seen++
 			meta, err := m.Metadata()
 			if err != nil {
 				continue

@@ -80,8 +80,9 @@ type DeadLetterAction struct {
 	Note    string   `json:"note,omitempty"`
 }
 
+// toDeadLetter is d as the API shows it, personal data in the reason masked.
 func toDeadLetter(d bus.DeadLetter) DeadLetter {
-	return DeadLetter{Seq: d.Seq, Service: strings.TrimPrefix(d.Subject, "omni.dlq."), Time: d.Time, Reason: d.Reason,
+	return DeadLetter{Seq: d.Seq, Service: strings.TrimPrefix(d.Subject, "omni.dlq."), Time: d.Time, Reason: pii.Redact(d.Reason),
 		OriginalSubject: d.OriginalSubject, OriginalStream: d.OriginalStream, OriginalSeq: d.OriginalSeq, Consumer: d.Consumer,
 		Deliveries: d.Deliveries, EventID: d.EventID, EventType: d.EventType}
 }
@@ -126,7 +127,8 @@ func (a *API) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 	}
 	counts := map[[2]string]int{}
 	for _, d := range all {
-		counts[[2]string{toDeadLetter(d).Service, shortReason(d.Reason)}]++
+		l := toDeadLetter(d)
+		counts[[2]string{l.Service, shortReason(l.Reason)}]++
 	}
 	summary := make([]DeadLetterCount, 0, len(counts))
 	for k, n := range counts {
@@ -198,7 +200,6 @@ func (a *API) getDeadLetter(w http.ResponseWriter, r *http.Request) {
 		data, out.Truncated = data[:maxDLQShown], true
 	}
 	out.Data = pii.Redact(strings.ToValidUTF8(string(data), "\uFFFD"))
-	out.Reason = pii.Redact(out.Reason)
 	webhook.WriteJSON(w, http.StatusOK, out)
 }
 
@@ -310,10 +311,11 @@ func (a *API) audit(w http.ResponseWriter, r *http.Request, action string, req D
 		if d.EventID != "" && !slices.Contains(ids, d.EventID) {
 			ids = append(ids, d.EventID)
 		}
-		if s := toDeadLetter(d).Service; !slices.Contains(services, s) && len(services) < 256 {
-			services = append(services, s)
+		l := toDeadLetter(d)
+		if !slices.Contains(services, l.Service) && len(services) < 256 {
+			services = append(services, l.Service)
 		}
-		if s := string([]rune(d.Reason)[:min(utf8.RuneCountInString(d.Reason), 512)]); !slices.Contains(reasons, s) && len(reasons) < 256 {
+		if s := string([]rune(l.Reason)[:min(utf8.RuneCountInString(l.Reason), 512)]); !slices.Contains(reasons, s) && len(reasons) < 256 {
 			reasons = append(reasons, s)
 		}
 	}
