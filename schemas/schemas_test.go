@@ -14,7 +14,7 @@ func TestTypesMatching(t *testing.T) {
 	if !slices.Equal(got, []string{TypeToolCrmLookupCompleted, TypeToolCrmLookupFailed, TypeToolCrmLookupRequested}) {
 		t.Fatalf("omni.tool.crm.*.*: %v", got)
 	}
-	if got := TypesMatching("omni.ops.>"); !slices.Equal(got, []string{TypeOpsAlertRaised, TypeOpsAlertResolved}) {
+	if got := TypesMatching("omni.ops.>"); !slices.Equal(got, []string{TypeOpsAlertRaised, TypeOpsAlertResolved, TypeOpsDlqAction}) {
 		t.Fatalf("omni.ops.>: %v", got)
 	}
 	if got := TypesMatching("omni.tool.*.*.requested"); slices.Contains(got, TypeToolCrmLookupCompleted) || !slices.Contains(got, TypeToolAiSuggestRequested) {

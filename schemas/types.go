@@ -34,6 +34,7 @@ const (
 	TypeLiveAiSuggestDelta            = "omni.live.ai.suggest.delta"
 	TypeOpsAlertRaised                = "omni.ops.alert.raised"
 	TypeOpsAlertResolved              = "omni.ops.alert.resolved"
+	TypeOpsDlqAction                  = "omni.ops.dlq.action"
 	TypeToolAiSentimentAlertCleared   = "omni.tool.ai.sentiment.alert.cleared"
 	TypeToolAiSentimentAlertRaised    = "omni.tool.ai.sentiment.alert.raised"
 	TypeToolAiSentimentScored         = "omni.tool.ai.sentiment.scored"

@@ -345,6 +345,48 @@ func TestRedrive(t *testing.T) {
 	}
 }
 
+func TestDiscardDeadLetters(t *testing.T) {
+	t.Parallel()
+	b := bustest.New(t)
+	ctx := context.Background()
+	for i, svc := range []string{"sms", "sms", "crm"} {
+		if err := b.Client.DeadLetterEvent(ctx, svc, subjIn, received(t, i), fmt.Sprintf("reason %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.Client.DiscardDeadLetters(ctx, bus.DeadLetterFilter{}); !errors.Is(err, bus.ErrEmptyFilter) {
+		t.Fatalf("empty filter: %v", err)
+	}
+	if n := b.StoredCount(t, bus.StreamDLQ, ">"); n != 3 {
+		t.Fatalf("an empty filter discarded: %d left", n)
+	}
+	all, err := b.Client.ListDeadLetters(ctx, bus.DeadLetterFilter{})
+	if err != nil || len(all) != 3 {
+		t.Fatalf("list: %d %v", len(all), err)
+	}
+	got, err := b.Client.DiscardDeadLetters(ctx, bus.DeadLetterFilter{Seqs: []uint64{all[1].Seq}})
+	if err != nil || len(got) != 1 || got[0].EventID != all[1].EventID || got[0].Reason != "reason 1" {
+		t.Fatalf("discard by seq: %+v %v", got, err)
+	}
+	if got, err = b.Client.DiscardDeadLetters(ctx, bus.DeadLetterFilter{Service: "crm"}); err != nil || len(got) != 1 || got[0].Subject != "omni.dlq.crm" {
+		t.Fatalf("discard by service: %+v %v", got, err)
+	}
+	left, err := b.Client.ListDeadLetters(ctx, bus.DeadLetterFilter{})
+	if err != nil || len(left) != 1 || left[0].Seq != all[0].Seq {
+		t.Fatalf("left: %+v %v", left, err)
+	}
+	if got, err = b.Client.DiscardDeadLetters(ctx, bus.DeadLetterFilter{All: true}); err != nil || len(got) != 1 {
+		t.Fatalf("discard all: %+v %v", got, err)
+	}
+	if n := b.StoredCount(t, bus.StreamDLQ, ">"); n != 0 {
+		t.Fatalf("left after all: %d", n)
+	}
+	// Nothing sent anywhere: a discarded letter is gone, not redriven.
+	if n := b.StoredCount(t, bus.StreamIn, ">"); n != 0 {
+		t.Fatalf("discard published %d", n)
+	}
+}
+
 // An idempotent handler (effects keyed by event id) on a consumer stopped mid-stream — by
 // cancellation (drain) and by a hard stop without drain — and restarted sees every event and
 // applies each effect once.

@@ -88,6 +88,17 @@ type DeadLetterFilter struct {
 	Subject        string   // original subject, NATS wildcards allowed ("omni.in.sms.>")
 	ReasonContains string   // case-insensitive substring of the reason
 	Limit          int      // at most this many (0: no limit)
+	// All says an empty filter means every dead letter: DiscardDeadLetters refuses an empty
+	// filter without it (ErrEmptyFilter).
+	All bool
+}
+
+// ErrEmptyFilter is returned by DiscardDeadLetters for a filter that selects nothing in
+// particular (no service, sequences, subject or reason) without All.
+var ErrEmptyFilter = errors.New("dead letters: choose what to select (sequences, service, subject or reason) or set All")
+
+func (f DeadLetterFilter) empty() bool {
+	return f.Service == "" && len(f.Seqs) == 0 && f.Subject == "" && f.ReasonContains == ""
 }
 
 func (f DeadLetterFilter) match(d DeadLetter) bool {
@@ -123,7 +134,7 @@ func SubjectMatches(pattern, subject string) bool {
 	return len(p) == len(s)
 }
 
-// DeadLetters lists and redrives messages in OMNI_DLQ.
+// DeadLetters lists, redrives and discards messages in OMNI_DLQ.
 type DeadLetters interface {
 	// ListDeadLetters returns the dead letters matching f, oldest first.
 	ListDeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLetter, error)
@@ -138,6 +149,10 @@ type DeadLetters interface {
 	// schema, say) on omni.dlq.<service> with the reason, instead of dropping it or retrying it
 	// forever. subject is where it was meant to go.
 	DeadLetterEvent(ctx context.Context, service, subject string, e event.Event, reason string) error
+	// DiscardDeadLetters deletes the dead letters matching f from OMNI_DLQ without redriving
+	// them, and returns them (what was discarded, for the caller's audit record). An empty
+	// filter without f.All returns ErrEmptyFilter and deletes nothing.
+	DiscardDeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLetter, error)
 }
 
 // ListDeadLetters implements DeadLetters.
@@ -152,11 +167,17 @@ func (c *Client) ListDeadLetters(ctx context.Context, f DeadLetterFilter) ([]Dea
 	if err != nil {
 		return nil, fmt.Errorf("dead letters: %w", err)
 	}
-	info, err := st.Info(ctx)
+	// How many the filter holds: a fetch of exactly that many returns at once instead of
+	// waiting out its deadline for more.
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(filter))
 	if err != nil {
 		return nil, fmt.Errorf("dead letters: %w", err)
 	}
-	if info.State.Msgs == 0 {
+	var held uint64
+	for _, n := range info.State.Subjects {
+		held += n
+	}
+	if info.State.Msgs == 0 || held == 0 {
 		return nil, nil
 	}
 	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
@@ -164,8 +185,13 @@ func (c *Client) ListDeadLetters(ctx context.Context, f DeadLetterFilter) ([]Dea
 		return nil, fmt.Errorf("dead letters: %w", err)
 	}
 	var out []DeadLetter
+	var seen uint64
 	for {
-		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(time.Second))
+		want := 256
+		if held > seen && held-seen < uint64(want) {
+			want = int(held - seen)
+		}
+		batch, err := cons.Fetch(want, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			return nil, fmt.Errorf("dead letters: %w", err)
 		}
@@ -173,6 +199,7 @@ func (c *Client) ListDeadLetters(ctx context.Context, f DeadLetterFilter) ([]Dea
 		var pending uint64
 		for m := range batch.Messages() {
 			n++
+			seen++
 			meta, err := m.Metadata()
 			if err != nil {
 				continue
@@ -274,6 +301,29 @@ func (c *Client) Redrive(ctx context.Context, f DeadLetterFilter) (int, error) {
 		return n, fmt.Errorf("redrive: %w", errors.Join(errs...))
 	}
 	return n, nil
+}
+
+// DiscardDeadLetters implements DeadLetters.
+func (c *Client) DiscardDeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLetter, error) {
+	if f.empty() && !f.All {
+		return nil, ErrEmptyFilter
+	}
+	letters, err := c.ListDeadLetters(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := withDefaultTimeout(ctx, 30*time.Second)
+	defer cancel()
+	st, err := c.js.Stream(ctx, StreamDLQ)
+	if err != nil {
+		return nil, fmt.Errorf("discard: %w", err)
+	}
+	for i, d := range letters {
+		if err := st.DeleteMsg(ctx, d.Seq); err != nil {
+			return letters[:i], fmt.Errorf("discard %d from %s: %w", d.Seq, StreamDLQ, err)
+		}
+	}
+	return letters, nil
 }
 
 // Headers of a redriven dead letter in OMNI_REDRIVE: where the message was first consumed from.

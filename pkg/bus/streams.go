@@ -20,7 +20,7 @@ const (
 	StreamDesk  = "OMNI_DESK"
 	StreamAudit = "OMNI_AUDIT"
 	StreamDLQ   = "OMNI_DLQ"
-	StreamOps   = "OMNI_OPS" // omni.ops.> operational alerts, 7 days
+	StreamOps   = "OMNI_OPS" // omni.ops.> operational alerts and dead-letter actions, 7 days
 	// StreamRedrive is a work queue of dead letters handed back to the consumer that failed
 	// them (omni.redrive.<consumer>, see Redrive).
 	StreamRedrive = "OMNI_REDRIVE"

@@ -15,7 +15,8 @@
 // projection), and counts the agents' verdicts on suggestions.
 //
 // Routes on the shared mux: "/" (the workbench), "/kb" (the knowledge base), "/analytics"
-// (suggestion acceptance), "/ops" (vendor routes), "/api/..." (the API,
+// (suggestion acceptance), "/ops" (vendor routes and dead letters; a supervisor's redrive or
+// discard is an omni.ops.dlq.action), "/api/..." (the API,
 // OAuth2 bearer tokens), "/desk/assets/...", "/desk/login", and, with DESK_DEV_LOGIN=true,
 // "/desk/dev/..." (the development issuer and its login).
 package desk
@@ -65,6 +66,7 @@ func Service() service.Service {
 			{Subject: api.SubjectSuggestFeedback, Type: api.TypeSuggestFeedback},
 			{Subject: assign.SubjectAssignment, Type: assign.TypeAssignmentChanged},
 			{Subject: api.SubjectAgentUpdated, Type: api.TypeAgentUpdated},
+			{Subject: api.SubjectDLQAction, Type: api.TypeDLQAction},
 		},
 		Subscribes: append([]service.Route{
 			{Subject: project.TypeConversationOpened, Type: project.TypeConversationOpened},
@@ -177,7 +179,7 @@ func run(ctx context.Context, d service.Deps) error {
 	assigner.CaughtUp = caught
 
 	a := &api.API{Store: st, Bus: d.Bus, Hub: h, Assigner: assigner, Verifier: verifier, Log: log,
-		Notify: proj.NotifyConversation, Schemas: d.Bus.Schemas(), Done: ctx.Done()}
+		Notify: proj.NotifyConversation, Schemas: d.Bus.Schemas(), Done: ctx.Done(), DeadLetters: d.Bus}
 	if cfg.RecordingBucket != "" {
 		b, base, err := blobstore.Open(ctx, cfg.RecordingBucket)
 		if err != nil {

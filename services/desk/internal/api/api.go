@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -66,6 +67,8 @@ type API struct {
 	Done <-chan struct{}
 	// Recordings, if set, serves call recordings through signed links (recordings.go).
 	Recordings *Recordings
+	// DeadLetters, if set, lets supervisors work OMNI_DLQ from /ops (dlq.go).
+	DeadLetters bus.DeadLetters
 }
 
 // Route is one API operation.
@@ -97,7 +100,7 @@ func (a *API) Routes() []Route {
 		{"GET", "/api/ops/routes", false, a.opsRoutes},
 		{"GET", "/api/events", false, a.events},
 		{"GET", "/api/recordings/{call}", true, a.recording}, // the signed link is the credential
-	}, append(a.knowledgeRoutes(), a.feedbackRoutes()...)...) // kb.go, feedback.go
+	}, slices.Concat(a.knowledgeRoutes(), a.feedbackRoutes(), a.dlqRoutes())...) // kb.go, feedback.go, dlq.go
 }
 
 // Mount registers the routes on mux, the non-public ones behind the token check.

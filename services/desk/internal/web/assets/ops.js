@@ -1,5 +1,7 @@
 // The ops page: per vendor route success rate, p50/p99 latency, error codes, breaker state and a
 // small SVG chart, from /api/ops/routes (a projection of the audit records); refreshed live.
+// Below them, the dead letters (/api/ops/dlq, supervisors only): a summary by service and
+// reason, a table to select, inspect, redrive and discard (with a note) them.
 "use strict";
 
 const $ = (s) => document.querySelector(s);
@@ -28,6 +30,7 @@ function chart(series) {
 
 function render() {
   applyI18n();
+  renderDLQ();
   const tbody = $("#routes");
   if (!data) return;
   if (!data.routes.length) { tbody.replaceChildren(el("tr", {}, el("td", { colspan: "8", class: "muted" }, t("ops.empty")))); }
@@ -49,6 +52,102 @@ function render() {
 
 async function load() { data = await api("/api/ops/routes?window=" + $("#window").value); render(); }
 
+// --- dead letters
+
+let dlq = null, dlqDenied = false, dlqOpen = null;
+const dlqSel = new Set();
+
+async function loadDLQ() {
+  const q = new URLSearchParams();
+  if ($("#dlq-service").value) q.set("service", $("#dlq-service").value);
+  if ($("#dlq-reason").value.trim()) q.set("reason", $("#dlq-reason").value.trim());
+  try { dlq = await api("/api/ops/dlq?" + q); dlqDenied = false; }
+  catch (e) { if (e.status !== 403) throw e; dlq = null; dlqDenied = true; }
+  const present = new Set((dlq ? dlq.letters : []).map((l) => l.seq));
+  for (const s of [...dlqSel]) if (!present.has(s)) dlqSel.delete(s);
+  renderDLQ();
+}
+
+function renderDLQ() {
+  $("#dlq-denied").hidden = !dlqDenied;
+  for (const id of ["#dlq-summary", ".dlq-actions", "#dlq table"]) $(id).hidden = dlqDenied;
+  if (!dlq) return;
+  $("#dlq-total").textContent = t("dlq.total", { n: dlq.total });
+  const svc = $("#dlq-service"), cur = svc.value;
+  const services = [...new Set(dlq.summary.map((c) => c.service))].sort();
+  if (cur && !services.includes(cur)) services.push(cur);
+  svc.replaceChildren(el("option", { value: "" }, t("dlq.any")), ...services.map((s) => el("option", { value: s }, s)));
+  svc.value = cur;
+  $("#dlq-summary").replaceChildren(...dlq.summary.map((c) => el("li", {
+    class: svc.value === c.service && $("#dlq-reason").value === c.reason ? "on" : "", title: c.reason,
+    dataset: { service: c.service },
+    onclick: () => { svc.value = c.service; $("#dlq-reason").value = c.reason.replace(/…$/, ""); loadDLQ().catch(showDLQError); },
+  }, el("strong", {}, c.service), " · ", c.reason.length > 80 ? c.reason.slice(0, 80) + "…" : c.reason, " × " + c.count)));
+  const rows = dlq.letters.map((l) => el("tr", { dataset: { seq: l.seq }, class: dlqOpen === l.seq ? "sel" : "", onclick: (ev) => { if (ev.target.type !== "checkbox") inspect(l.seq); } },
+    el("td", {}, el("input", { type: "checkbox", checked: dlqSel.has(l.seq), "aria-label": "#" + l.seq,
+      onchange: (ev) => { ev.target.checked ? dlqSel.add(l.seq) : dlqSel.delete(l.seq); renderButtons(); } })),
+    el("td", { class: "num" }, l.seq), el("td", {}, fmtTime(l.time)), el("td", {}, l.service),
+    el("td", { class: "reason", title: l.reason }, l.reason), el("td", {}, l.original_subject),
+    el("td", {}, l.consumer || "—"), el("td", { class: "num" }, l.deliveries), el("td", { class: "muted" }, l.event_type || "—")));
+  $("#dlq-rows").replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: "9", class: "muted" }, t("dlq.empty")))]));
+  $("#dlq-all").checked = dlq.letters.length > 0 && dlq.letters.every((l) => dlqSel.has(l.seq));
+  renderButtons();
+}
+
+function renderButtons() {
+  $("#dlq-redrive").disabled = $("#dlq-discard").disabled = dlqSel.size === 0;
+}
+
+async function inspect(seq) {
+  dlqOpen = seq;
+  const d = await api("/api/ops/dlq/" + seq).catch((e) => { showDLQError(e); return null; });
+  if (!d) return;
+  let body = d.data;
+  try { body = JSON.stringify(JSON.parse(d.data), null, 2); } catch { /* not JSON: as is */ }
+  $("#dlq-detail").replaceChildren(
+    el("strong", {}, "#" + d.seq + " · " + d.service + " · " + (d.event_type || "") + " " + (d.event_id || "")),
+    el("h3", {}, t("dlq.error")), el("div", { class: "err" }, d.reason),
+    el("h3", {}, t("dlq.headers")), el("pre", { class: "json headers" }, Object.entries(d.headers).sort().map(([k, v]) => k + ": " + v).join("\n")),
+    el("h3", {}, t("dlq.data"), d.truncated ? " " + t("dlq.truncated") : ""), el("pre", { class: "json data" }, body));
+  $("#dlq-detail").hidden = false;
+  document.querySelectorAll("#dlq-rows tr").forEach((tr) => tr.classList.toggle("sel", tr.dataset.seq === String(seq)));
+}
+
+function showResult(text, ok) { const r = $("#dlq-result"); r.className = ok ? "ok" : "bad"; r.textContent = text; }
+function showDLQError(e) { showResult(t("error") + ": " + e.message, false); }
+
+async function act(action, note) {
+  const body = { seqs: [...dlqSel] };
+  if (note) body.note = note;
+  try {
+    const res = await api("/api/ops/dlq/" + action, { method: "POST", body });
+    showResult(t(action === "redrive" ? "dlq.redriven" : "dlq.discarded", { n: res.count }) + (res.error ? " · " + res.error : ""), !res.error);
+    dlqSel.clear();
+    if (res.seqs.includes(dlqOpen)) { dlqOpen = null; $("#dlq-detail").hidden = true; }
+  } catch (e) { showDLQError(e); }
+  await loadDLQ().catch(showDLQError);
+}
+
+function startDLQ() {
+  $("#dlq-service").addEventListener("change", () => loadDLQ().catch(showDLQError));
+  $("#dlq-reason").addEventListener("change", () => loadDLQ().catch(showDLQError));
+  $("#dlq-refresh").addEventListener("click", () => loadDLQ().catch(showDLQError));
+  $("#dlq-all").addEventListener("change", (ev) => {
+    for (const l of dlq ? dlq.letters : []) ev.target.checked ? dlqSel.add(l.seq) : dlqSel.delete(l.seq);
+    renderDLQ();
+  });
+  $("#dlq-redrive").addEventListener("click", () => act("redrive"));
+  $("#dlq-discard").addEventListener("click", () => { $("#dlq-note-form").hidden = false; $("#dlq-note").focus(); });
+  $("#dlq-note-cancel").addEventListener("click", () => { $("#dlq-note-form").hidden = true; });
+  $("#dlq-note-ok").addEventListener("click", () => {
+    const note = $("#dlq-note").value.trim();
+    if (!note) { showResult(t("dlq.note.required"), false); return; }
+    $("#dlq-note-form").hidden = true; $("#dlq-note").value = "";
+    act("discard", note);
+  });
+  loadDLQ().catch(showDLQError);
+}
+
 let timer = null;
 function loadSoon() { clearTimeout(timer); timer = setTimeout(() => load().catch(() => {}), 1000); }
 
@@ -57,10 +156,11 @@ function start() {
   $("#lang-toggle").addEventListener("click", () => toggleLang(render));
   $("#window").addEventListener("change", load);
   load().catch(() => {});
+  startDLQ();
   const es = new EventSource("/api/events");
   es.onopen = () => $("#live").classList.add("on");
   es.onerror = () => $("#live").classList.remove("on");
   es.onmessage = (m) => { const n = JSON.parse(m.data); if (n.type === "omni.audit.call.recorded" || n.type === "desk.alerts") loadSoon(); };
-  setInterval(() => load().catch(() => {}), 15000);
+  setInterval(() => { load().catch(() => {}); loadDLQ().catch(() => {}); }, 15000);
 }
 start();
