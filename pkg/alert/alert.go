@@ -55,6 +55,12 @@ type Options struct {
 	ResolveRatio float64
 	// MinCalls is the least number of calls in the window for the ratio to count. Default 100.
 	MinCalls int
+	// QuietFailures and QuietRatio raise the alert of a route with fewer than MinCalls calls in
+	// the window: at least QuietFailures failed calls making at least QuietRatio of its calls
+	// (an open breaker on a quiet route, 49 of 60 calls failing, is an outage the 1 % rule's
+	// floor would keep silent). Defaults 5 and 0.1 (10 %): 1 failure in 3 calls stays quiet.
+	QuietFailures int
+	QuietRatio    float64
 	// QuietPeriod is how long a route with fewer than MinCalls calls in the window must go
 	// without a failure for its alert to resolve (with RecoveryCalls). Default two buckets
 	// (1 minute); at most Window.
@@ -102,6 +108,12 @@ func (o *Options) setDefaults() error {
 	}
 	if o.MinCalls <= 0 {
 		o.MinCalls = 100
+	}
+	if o.QuietFailures <= 0 {
+		o.QuietFailures = 5
+	}
+	if o.QuietRatio <= 0 {
+		o.QuietRatio = 0.1
 	}
 	if o.QuietPeriod <= 0 {
 		o.QuietPeriod = 2 * (o.Window / time.Duration(o.Buckets))
@@ -319,6 +331,14 @@ func (m *Monitor) evaluate(k routeKey, r *route, now time.Time, idx int64) {
 			common: m.common(k, r.alertID, r.raisedAt, rt, m.o.Threshold, calls, failures,
 				fmt.Sprintf("%s %s: %d of %d calls failed in the last %s (%.1f%% ≥ %.1f%%)%s", k.vendor, k.op, failures, calls,
 					m.o.Window, rt*100, m.o.Threshold*100, outcomesText(byOutcome))),
+			FailuresByOutcome: byOutcome,
+		}, now)
+	case !r.raised && calls < m.o.MinCalls && failures >= m.o.QuietFailures && rt >= m.o.QuietRatio:
+		r.raised, r.raisedAt, r.alertID, r.dirty = true, now, newAlertID(), true
+		m.emit(TypeRaised, raised{
+			common: m.common(k, r.alertID, r.raisedAt, rt, m.o.QuietRatio, calls, failures,
+				fmt.Sprintf("%s %s: %d of %d calls failed in the last %s (%.1f%% ≥ %.1f%% on a route with fewer than the %d calls the %.1f%% rule needs)%s",
+					k.vendor, k.op, failures, calls, m.o.Window, rt*100, m.o.QuietRatio*100, m.o.MinCalls, m.o.Threshold*100, outcomesText(byOutcome))),
 			FailuresByOutcome: byOutcome,
 		}, now)
 	case r.raised && calls == 0:

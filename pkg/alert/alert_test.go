@@ -289,6 +289,30 @@ func decode(t *testing.T, e event.Event) (d struct {
 	return d
 }
 
+// A quiet route that fails outright — an open breaker answering 49 of 60 calls with its
+// fallback — raises its alert although the 1 % rule's floor (100 calls) is not reached; one
+// failure in three calls does not.
+func TestQuietRouteOutageRaises(t *testing.T) {
+	t.Parallel()
+	m, b := setup(t)
+	calls(m, b, 2*time.Second, "ok", "timeout", "ok")
+	if st := m.Status("salesforce", "lookup"); st.Raised {
+		t.Fatalf("1 failure in 3 calls: %+v, want quiet", st)
+	}
+	calls(m, b, 2*time.Second, repeat(57, func(i int) bool { return i < 48 })...)
+	st := m.Status("salesforce", "lookup")
+	if !st.Raised || st.Calls != 60 || st.Failures != 49 {
+		t.Fatalf("49 of 60 calls failed: %+v, want raised", st)
+	}
+	m.Close()
+	if got := b.rec.types(); len(got) != 1 || got[0] != alert.TypeRaised {
+		t.Fatalf("events %v", got)
+	}
+	if r := decode(t, b.rec.events[0]); !strings.Contains(r.Summary, "fewer than the 100 calls the 1.0% rule needs") {
+		t.Fatalf("summary %q", r.Summary)
+	}
+}
+
 func TestQuietRouteResolvesOnRecovery(t *testing.T) {
 	t.Parallel()
 	m, b := setup(t)

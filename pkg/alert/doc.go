@@ -18,6 +18,10 @@
 //   - Raise when the window holds at least MinCalls calls (100) and failures/calls >= Threshold
 //     (1 %). MinCalls keeps small samples quiet: 1 failure in 3 calls is 33 % but says little,
 //     and 100 calls is the least for which 1 % means one failure.
+//   - Raise a quiet route (fewer than MinCalls calls in the window) when at least QuietFailures
+//     calls (5) failed and they are at least QuietRatio (10 %) of its calls: an open breaker or a
+//     down vendor on a route that sees 60 calls in 5 minutes is an outage, which the 1 % rule's
+//     floor would keep silent; 1 failure in 3 calls is not.
 //   - Resolve a busy route (at least MinCalls calls in the window) when failures/calls <=
 //     ResolveRatio (half the threshold). The gap between the two thresholds is the hysteresis
 //     that keeps a ratio hovering around 1 % from flapping.
