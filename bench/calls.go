@@ -1,22 +1,16 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/omnibus-dev/omnibus/bench/internal/callload"
-	"github.com/omnibus-dev/omnibus/pkg/telemetry"
 )
 
 // benchCallsFlags parses the flags of `go run ./bench calls`.
-func benchCallsFlags(args []string, stderr io.Writer) (cfg callload.Config, asJSON, quiet bool, logLevel string, err error) {
+func benchCallsFlags(args []string, stderr io.Writer) (cfg callload.Config, out output, err error) {
 	cfg = callload.Defaults()
 	fs := flag.NewFlagSet("bench calls", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -37,44 +31,33 @@ Usage: go run ./bench calls [flags]
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "each call's length")
 	fs.DurationVar(&cfg.Ramp, "ramp", cfg.Ramp, "calls start spread over this")
 	fs.StringVar(&cfg.ASR, "asr", cfg.ASR, "ASR vendor of the calls: iflytek, aliyun or none")
-	fs.StringVar(&logLevel, "log-level", "error", "the services' log level on stderr")
-	fs.BoolVar(&asJSON, "json", false, "print the report as JSON instead of a table")
-	fs.BoolVar(&quiet, "quiet", false, "no progress lines on stderr")
+	out.register(fs, true)
 	if err = fs.Parse(args); err != nil {
-		return cfg, false, false, "", err
+		return cfg, out, err
 	}
 	if fs.NArg() > 0 {
-		return cfg, false, false, "", fmt.Errorf("bench calls: unexpected argument %q", fs.Arg(0))
+		return cfg, out, fmt.Errorf("bench calls: unexpected argument %q", fs.Arg(0))
 	}
-	return cfg, asJSON, quiet, logLevel, cfg.Validate()
+	return cfg, out, cfg.Validate()
 }
 
 // benchCalls is `go run ./bench calls`.
 func benchCalls(args []string, stdout, stderr io.Writer) error {
-	cfg, asJSON, quiet, logLevel, err := benchCallsFlags(args, stderr)
+	cfg, out, err := benchCallsFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if !quiet {
-		cfg.Progress = stderr
-	}
-	cfg.Log = telemetry.NewLogger(stderr, "text", logLevel)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	cfg.Progress, cfg.Log = out.progress(stderr), out.logger(stderr)
+	ctx, stop := interruptible()
 	defer stop()
 	rep, err := callload.Run(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	if asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(rep)
-	} else {
-		rep.WriteTable(stdout)
-	}
+	out.print(stdout, rep)
 	if rep.Omnibus.Failed > 0 || rep.Omnibus.Lost > 0 {
 		return fmt.Errorf("bench calls: %d calls failed, %d RTP packets lost", rep.Omnibus.Failed, rep.Omnibus.Lost)
 	}

@@ -15,7 +15,7 @@ func TestBenchCallsSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("places SIP calls through the voice connector; skipped with -short")
 	}
-	if _, _, _, _, err := benchCallsFlags([]string{"--calls", "0"}, io.Discard); err == nil {
+	if _, _, err := benchCallsFlags([]string{"--calls", "0"}, io.Discard); err == nil {
 		t.Error("--calls 0 accepted")
 	}
 	var out bytes.Buffer

@@ -1,23 +1,18 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/omnibus-dev/omnibus/bench/internal/suggestload"
 	"github.com/omnibus-dev/omnibus/pkg/config"
-	"github.com/omnibus-dev/omnibus/pkg/telemetry"
 )
 
 // benchSuggestFlags parses the flags of `go run ./bench suggest`.
-func benchSuggestFlags(args []string, stderr io.Writer) (cfg suggestload.Config, asJSON, quiet bool, logLevel string, err error) {
+func benchSuggestFlags(args []string, stderr io.Writer) (cfg suggestload.Config, out output, err error) {
 	cfg = suggestload.Defaults()
 	cfg.Set = map[string]string{}
 	fs := flag.NewFlagSet("bench suggest", flag.ContinueOnError)
@@ -45,43 +40,31 @@ Usage: go run ./bench suggest [flags]
 	fs.StringVar(&cfg.DatabaseURL, "database-url", os.Getenv("DATABASE_URL"), "Postgres instead of a throwaway one (default $DATABASE_URL)")
 	fs.Var(config.KeyValues(cfg.Set), "set", "NAME=value service variable for this run, e.g. ASSIST_CONCURRENCY=16 (repeatable; wins over everything)")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "give up after this long")
-	fs.StringVar(&logLevel, "log-level", "error", "the services' log level on stderr: debug, info, warn, error")
-	fs.BoolVar(&asJSON, "json", false, "print the report as JSON instead of a table")
-	fs.BoolVar(&quiet, "quiet", false, "no progress lines on stderr")
+	out.register(fs, true)
 	if err = fs.Parse(args); err != nil {
-		return cfg, false, false, "", err
+		return cfg, out, err
 	}
 	if fs.NArg() > 0 {
-		return cfg, false, false, "", fmt.Errorf("bench suggest: unexpected argument %q", fs.Arg(0))
+		return cfg, out, fmt.Errorf("bench suggest: unexpected argument %q", fs.Arg(0))
 	}
-	return cfg, asJSON, quiet, logLevel, cfg.Validate()
+	return cfg, out, cfg.Validate()
 }
 
 // benchSuggest is `go run ./bench suggest`.
 func benchSuggest(args []string, stdout, stderr io.Writer) error {
-	cfg, asJSON, quiet, logLevel, err := benchSuggestFlags(args, stderr)
+	cfg, out, err := benchSuggestFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if !quiet {
-		cfg.Progress = stderr
-	}
-	cfg.Log = telemetry.NewLogger(stderr, "text", logLevel)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	cfg.Progress, cfg.Log = out.progress(stderr), out.logger(stderr)
+	ctx, stop := interruptible()
 	defer stop()
-	go func() { <-ctx.Done(); stop() }() // a second Ctrl-C kills
 	rep, err := suggestload.Run(ctx, cfg)
 	if rep != nil && rep.Accepted > 0 {
-		if asJSON {
-			enc := json.NewEncoder(stdout)
-			enc.SetIndent("", "  ")
-			_ = enc.Encode(rep)
-		} else {
-			rep.WriteTable(stdout)
-		}
+		out.print(stdout, rep)
 	}
 	if err == nil && rep != nil && !rep.OK() {
 		err = errors.New("bench suggest: a request went unanswered, a stream lost a piece, or a page's stream was cut off")

@@ -20,7 +20,7 @@ func TestBenchSuggestHundredStreams(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts NATS, Postgres, the sandbox, the unifier, the desk and the assist connector; skipped with -short")
 	}
-	cfg, _, _, _, err := benchSuggestFlags([]string{"--streams", "100", "--chunk-delay", "20ms", "--baseline=false", "--timeout", "3m"}, io.Discard)
+	cfg, _, err := benchSuggestFlags([]string{"--streams", "100", "--chunk-delay", "20ms", "--baseline=false", "--timeout", "3m"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,23 +1,18 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/omnibus-dev/omnibus/bench/internal/toolload"
 	"github.com/omnibus-dev/omnibus/pkg/config"
-	"github.com/omnibus-dev/omnibus/pkg/telemetry"
 )
 
 // benchToolsFlags parses the flags of `go run ./bench tools`.
-func benchToolsFlags(args []string, stderr io.Writer) (cfg toolload.Config, asJSON, quiet bool, logLevel string, err error) {
+func benchToolsFlags(args []string, stderr io.Writer) (cfg toolload.Config, out output, err error) {
 	cfg = toolload.Defaults()
 	cfg.ErrorCodes = map[string]string{}
 	for k, v := range toolload.DefaultErrorCodes {
@@ -61,43 +56,31 @@ Usage: go run ./bench tools [flags]
 	fs.StringVar(&cfg.DatabaseURL, "database-url", os.Getenv("DATABASE_URL"), "Postgres for the audit service instead of a throwaway one (default $DATABASE_URL)")
 	fs.Var(config.KeyValues(cfg.Set), "set", "NAME=value service variable for this run, e.g. TICKET_CONCURRENCY=32 (repeatable; wins over everything)")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "give up after this long")
-	fs.StringVar(&logLevel, "log-level", "error", "the services' log level on stderr: debug, info, warn, error")
-	fs.BoolVar(&asJSON, "json", false, "print the report as JSON instead of a table")
-	fs.BoolVar(&quiet, "quiet", false, "no progress lines on stderr")
+	out.register(fs, true)
 	if err = fs.Parse(args); err != nil {
-		return cfg, false, false, "", err
+		return cfg, out, err
 	}
 	if fs.NArg() > 0 {
-		return cfg, false, false, "", fmt.Errorf("bench tools: unexpected argument %q", fs.Arg(0))
+		return cfg, out, fmt.Errorf("bench tools: unexpected argument %q", fs.Arg(0))
 	}
-	return cfg, asJSON, quiet, logLevel, cfg.Validate()
+	return cfg, out, cfg.Validate()
 }
 
 // benchTools is `go run ./bench tools`.
 func benchTools(args []string, stdout, stderr io.Writer) error {
-	cfg, asJSON, quiet, logLevel, err := benchToolsFlags(args, stderr)
+	cfg, out, err := benchToolsFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if !quiet {
-		cfg.Progress = stderr
-	}
-	cfg.Log = telemetry.NewLogger(stderr, "text", logLevel)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	cfg.Progress, cfg.Log = out.progress(stderr), out.logger(stderr)
+	ctx, stop := interruptible()
 	defer stop()
-	go func() { <-ctx.Done(); stop() }() // a second Ctrl-C kills
 	rep, err := toolload.Run(ctx, cfg)
 	if rep != nil && len(rep.Tools) > 0 {
-		if asJSON {
-			enc := json.NewEncoder(stdout)
-			enc.SetIndent("", "  ")
-			_ = enc.Encode(rep)
-		} else {
-			rep.WriteTable(stdout)
-		}
+		out.print(stdout, rep)
 	}
 	if err == nil && rep != nil && rep.Lost > 0 {
 		err = fmt.Errorf("bench tools: %d requests got no answer within %s", rep.Lost, cfg.Wait)

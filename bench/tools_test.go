@@ -24,7 +24,7 @@ func TestBenchToolsSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts NATS, Postgres, the sandbox and four connectors; skipped with -short")
 	}
-	cfg, _, _, _, err := benchToolsFlags([]string{"--rate", "20", "--duration", "600ms", "--warmup", "2", "--wait", "20s",
+	cfg, _, err := benchToolsFlags([]string{"--rate", "20", "--duration", "600ms", "--warmup", "2", "--wait", "20s",
 		"--customers", "200", "--seed", "7", "--timeout", "2m"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -102,24 +102,24 @@ func TestBenchToolsSmoke(t *testing.T) {
 
 func TestBenchToolsFlags(t *testing.T) {
 	t.Parallel()
-	cfg, asJSON, quiet, level, err := benchToolsFlags([]string{"--tools", "crm, ticket", "--phases", "errors", "--rate", "50", "--duration", "3s",
+	cfg, out, err := benchToolsFlags([]string{"--tools", "crm, ticket", "--phases", "errors", "--rate", "50", "--duration", "3s",
 		"--error-code", "jira=429", "--set", "TICKET_CONCURRENCY=32", "--ticket-provider", "zendesk", "--cache-ttl", "0", "--json", "--quiet", "--log-level", "warn"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(cfg.Tools, ",") != "crm,ticket" || strings.Join(cfg.Phases, ",") != "errors" || cfg.Rate != 50 || cfg.Duration != 3*time.Second ||
 		cfg.ErrorCodes["jira"] != "429" || cfg.ErrorCodes["salesforce"] != "SERVER_UNAVAILABLE" || cfg.Set["TICKET_CONCURRENCY"] != "32" ||
-		cfg.TicketProvider != "zendesk" || cfg.CacheTTL != 0 || !asJSON || !quiet || level != "warn" {
-		t.Fatalf("parsed %+v json=%v quiet=%v level=%s", cfg, asJSON, quiet, level)
+		cfg.TicketProvider != "zendesk" || cfg.CacheTTL != 0 || !out.asJSON || !out.quiet || out.logLevel != "warn" {
+		t.Fatalf("parsed %+v output %+v", cfg, out)
 	}
-	def, _, _, _, err := benchToolsFlags(nil, io.Discard)
+	def, _, err := benchToolsFlags(nil, io.Discard)
 	if err != nil || def.Rate != 100 || def.Duration != 30*time.Second || def.Latency != 10*time.Millisecond || def.ErrorRatio != 0.2 ||
 		len(def.Tools) != 4 || len(def.Phases) != 2 || def.CacheTTL != time.Millisecond || def.TicketProvider != "jira" || !def.Baseline {
 		t.Fatalf("defaults %+v, %v", def, err)
 	}
 	for _, bad := range [][]string{{"--tools", "crm,payment"}, {"--phases", "spikes"}, {"--error-ratio", "2"}, {"--ticket-provider", "servicenow"},
 		{"--set", "novalue"}, {"extra"}} {
-		if _, _, _, _, err := benchToolsFlags(bad, io.Discard); err == nil {
+		if _, _, err := benchToolsFlags(bad, io.Discard); err == nil {
 			t.Errorf("%v: no error", bad)
 		}
 	}

@@ -1,23 +1,19 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/omnibus-dev/omnibus/bench/internal/loadgen"
 	"github.com/omnibus-dev/omnibus/pkg/config"
 )
 
 // benchFlags parses the flags of `go run ./bench` into a loadgen configuration.
-func benchFlags(args []string, stderr io.Writer) (cfg loadgen.Config, asJSON, quiet bool, err error) {
+func benchFlags(args []string, stderr io.Writer) (cfg loadgen.Config, out output, err error) {
 	cfg = loadgen.Defaults()
 	cfg.PGSettings = config.KeyValues{}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -55,44 +51,34 @@ Usage: go run ./bench [flags]
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "give up after this long")
 	fs.DurationVar(&cfg.Stall, "stall", cfg.Stall, "fail a phase when no event is applied for this long")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the unifier phases to this file")
-	fs.BoolVar(&asJSON, "json", false, "print the report as JSON instead of a table")
-	fs.BoolVar(&quiet, "quiet", false, "no progress lines on stderr")
+	out.register(fs, false)
 	if err = fs.Parse(args); err != nil {
-		return cfg, false, false, err
+		return cfg, out, err
 	}
 	if fs.NArg() > 0 {
-		return cfg, false, false, fmt.Errorf("bench: unexpected argument %q", fs.Arg(0))
+		return cfg, out, fmt.Errorf("bench: unexpected argument %q", fs.Arg(0))
 	}
 	if cfg.DatabaseURL != "" && len(cfg.PGSettings) > 0 {
-		return cfg, false, false, errors.New("bench: --pg-set applies to the throwaway Postgres, not to --database-url")
+		return cfg, out, errors.New("bench: --pg-set applies to the throwaway Postgres, not to --database-url")
 	}
-	return cfg, asJSON, quiet, nil
+	return cfg, out, nil
 }
 
 // benchUnifier is `go run ./bench`.
 func benchUnifier(args []string, stdout, stderr io.Writer) error {
-	cfg, asJSON, quiet, err := benchFlags(args, stderr)
+	cfg, out, err := benchFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if !quiet {
-		cfg.Progress = stderr
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	cfg.Progress = out.progress(stderr)
+	ctx, stop := interruptible()
 	defer stop()
-	go func() { <-ctx.Done(); stop() }() // a second Ctrl-C kills
 	rep, err := loadgen.Run(ctx, cfg)
 	if rep != nil {
-		if asJSON {
-			enc := json.NewEncoder(stdout)
-			enc.SetIndent("", "  ")
-			_ = enc.Encode(rep)
-		} else {
-			rep.WriteTable(stdout)
-		}
+		out.print(stdout, rep)
 	}
 	if err == nil && rep != nil && !rep.Verify.ExactlyOnce {
 		err = fmt.Errorf("bench: not every event was applied exactly once: %s", strings.Join(rep.Verify.Problems, "; "))

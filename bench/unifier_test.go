@@ -104,24 +104,24 @@ func TestBenchSmoke(t *testing.T) {
 
 func TestBenchFlags(t *testing.T) {
 	t.Setenv("DATABASE_URL", "")
-	cfg, asJSON, quiet, err := benchFlags([]string{"--events", "10", "--rate", "500", "--backlog", "0", "--pg-set", "synchronous_commit=off",
+	cfg, out, err := benchFlags([]string{"--events", "10", "--rate", "500", "--backlog", "0", "--pg-set", "synchronous_commit=off",
 		"--pg-set", "deadlock_timeout = 200ms", "--nats-sync", "always", "--json", "--quiet", "--workers", "2"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Events != 10 || cfg.Rate != 500 || cfg.Backlog != 0 || cfg.NATSSync != "always" || cfg.Workers != 2 || !asJSON || !quiet {
-		t.Fatalf("parsed %+v json=%v quiet=%v", cfg, asJSON, quiet)
+	if cfg.Events != 10 || cfg.Rate != 500 || cfg.Backlog != 0 || cfg.NATSSync != "always" || cfg.Workers != 2 || !out.asJSON || !out.quiet {
+		t.Fatalf("parsed %+v output %+v", cfg, out)
 	}
 	if cfg.PGSettings["synchronous_commit"] != "off" || cfg.PGSettings["deadlock_timeout"] != "200ms" {
 		t.Fatalf("pg settings %v", cfg.PGSettings)
 	}
-	def, _, _, err := benchFlags(nil, io.Discard)
+	def, _, err := benchFlags(nil, io.Discard)
 	if err != nil || def.Events != 100000 || def.Backlog != 50000 || def.Customers != 20000 || def.NATSSync != "2m" ||
 		def.CrossChannel != 0.3 || def.Duplicates != 0.01 {
 		t.Fatalf("defaults %+v, %v", def, err)
 	}
 	for _, bad := range [][]string{{"--pg-set", "novalue"}, {"extra"}, {"--database-url", "postgres://x", "--pg-set", "a=b"}} {
-		if _, _, _, err := benchFlags(bad, io.Discard); err == nil {
+		if _, _, err := benchFlags(bad, io.Discard); err == nil {
 			t.Errorf("%v: no error", bad)
 		}
 	}
