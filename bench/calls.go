@@ -12,10 +12,7 @@ import (
 // benchCallsFlags parses the flags of `go run ./bench calls`.
 func benchCallsFlags(args []string, stderr io.Writer) (cfg callload.Config, out output, err error) {
 	cfg = callload.Defaults()
-	fs := flag.NewFlagSet("bench calls", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `bench calls — the phone channel's load generator: embedded NATS JetStream, the sandbox's
+	fs := newFlags("bench calls", `bench calls — the phone channel's load generator: embedded NATS JetStream, the sandbox's
 simulated ASR vendors and the voice connector in-process; --calls concurrent SIP calls (sipgo,
 paced G.711 RTP of catalogue speech) for --duration each. Reports RTP loss as the connector
 counted it, frame→transcript-segment and INVITE→call.started latencies, and CPU per call against
@@ -24,19 +21,14 @@ plain sockets). Exits non-zero when a call failed or lost packets.
 
 Usage: go run ./bench calls [flags]
 
-`)
-		fs.PrintDefaults()
-	}
+`, stderr)
 	fs.IntVar(&cfg.Calls, "calls", cfg.Calls, "concurrent calls")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "each call's length")
 	fs.DurationVar(&cfg.Ramp, "ramp", cfg.Ramp, "calls start spread over this")
 	fs.StringVar(&cfg.ASR, "asr", cfg.ASR, "ASR vendor of the calls: iflytek, aliyun or none")
 	out.register(fs, true)
-	if err = fs.Parse(args); err != nil {
+	if err = parse(fs, args); err != nil {
 		return cfg, out, err
-	}
-	if fs.NArg() > 0 {
-		return cfg, out, fmt.Errorf("bench calls: unexpected argument %q", fs.Arg(0))
 	}
 	return cfg, out, cfg.Validate()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -12,6 +13,29 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/telemetry"
 )
+
+// newFlags is a bench command's flag set: usage (the command's description, then its flags)
+// and errors on stderr.
+func newFlags(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses args, refusing arguments that are not flags.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return nil
+}
 
 // output is what a bench command's flags say about its output: the report as JSON or as a
 // table, progress lines on stderr or none, and the services' log level.

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"os"
 
@@ -15,10 +14,7 @@ import (
 func benchSuggestFlags(args []string, stderr io.Writer) (cfg suggestload.Config, out output, err error) {
 	cfg = suggestload.Defaults()
 	cfg.Set = map[string]string{}
-	fs := flag.NewFlagSet("bench suggest", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `bench suggest — concurrent streamed AI suggestions, button to page: embedded NATS JetStream, a
+	fs := newFlags("bench suggest", `bench suggest — concurrent streamed AI suggestions, button to page: embedded NATS JetStream, a
 throwaway Postgres, the vendor sandbox, the unifier, the desk, the assist connector and the audit
 service in-process. One web-chat customer per agent writes; each agent opens the desk's event
 stream; all press the AI button at once. It reports, per request, whether every streamed piece
@@ -29,9 +25,7 @@ piece or a page's stream was cut off.
 
 Usage: go run ./bench suggest [flags]
 
-`)
-		fs.PrintDefaults()
-	}
+`, stderr)
 	fs.IntVar(&cfg.Streams, "streams", cfg.Streams, "agents pressing the AI button at once (one conversation each)")
 	fs.DurationVar(&cfg.ChunkDelay, "chunk-delay", cfg.ChunkDelay, "the sandbox model's pause before each streamed piece (SANDBOX_OPENAI_CHUNK_DELAY)")
 	fs.BoolVar(&cfg.Baseline, "baseline", cfg.Baseline, "measure the same number of direct streams to the sandbox model first")
@@ -41,11 +35,8 @@ Usage: go run ./bench suggest [flags]
 	fs.Var(config.KeyValues(cfg.Set), "set", "NAME=value service variable for this run, e.g. ASSIST_CONCURRENCY=16 (repeatable; wins over everything)")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "give up after this long")
 	out.register(fs, true)
-	if err = fs.Parse(args); err != nil {
+	if err = parse(fs, args); err != nil {
 		return cfg, out, err
-	}
-	if fs.NArg() > 0 {
-		return cfg, out, fmt.Errorf("bench suggest: unexpected argument %q", fs.Arg(0))
 	}
 	return cfg, out, cfg.Validate()
 }

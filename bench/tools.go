@@ -19,10 +19,7 @@ func benchToolsFlags(args []string, stderr io.Writer) (cfg toolload.Config, out 
 		cfg.ErrorCodes[k] = v
 	}
 	cfg.Set = map[string]string{}
-	fs := flag.NewFlagSet("bench tools", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `bench tools — the tool connectors' load generator: embedded NATS JetStream, the vendor
+	fs := newFlags("bench tools", `bench tools — the tool connectors' load generator: embedded NATS JetStream, the vendor
 sandbox, the crm, oms, logistics and ticket connectors and the audit service in-process. For each tool
 and phase (latency: the sandbox answers every call of the tool's routes after --latency; errors: the
 same plus --error-ratio of the calls failed with the vendor's own error code) it measures bare vendor
@@ -32,9 +29,7 @@ made and the cache hit share. Exits non-zero when a request got no answer.
 
 Usage: go run ./bench tools [flags]
 
-`)
-		fs.PrintDefaults()
-	}
+`, stderr)
 	fs.Var(config.List(&cfg.Tools), "tools", "tools to load, in order: crm, oms, logistics, ticket")
 	fs.Var(config.List(&cfg.Phases), "phases", "phases per tool: latency, errors")
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "requests/s of each tool phase (and bare calls/s of its baseline)")
@@ -57,11 +52,8 @@ Usage: go run ./bench tools [flags]
 	fs.Var(config.KeyValues(cfg.Set), "set", "NAME=value service variable for this run, e.g. TICKET_CONCURRENCY=32 (repeatable; wins over everything)")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "give up after this long")
 	out.register(fs, true)
-	if err = fs.Parse(args); err != nil {
+	if err = parse(fs, args); err != nil {
 		return cfg, out, err
-	}
-	if fs.NArg() > 0 {
-		return cfg, out, fmt.Errorf("bench tools: unexpected argument %q", fs.Arg(0))
 	}
 	return cfg, out, cfg.Validate()
 }

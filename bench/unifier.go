@@ -16,19 +16,14 @@ import (
 func benchFlags(args []string, stderr io.Writer) (cfg loadgen.Config, out output, err error) {
 	cfg = loadgen.Defaults()
 	cfg.PGSettings = config.KeyValues{}
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `bench — the unifier's load generator: embedded NATS JetStream, a throwaway Postgres,
+	fs := newFlags("bench", `bench — the unifier's load generator: embedded NATS JetStream, a throwaway Postgres,
 the unifier in-process, a realistic omnichannel workload; prints raw ceilings, sustained throughput
 and latency, backlog catch-up rate, their ratios, and an exactly-once check.
 
 Usage: go run ./bench [flags]
        go run ./bench tools [flags]   (the tool connectors' load generator; -h: its flags)
 
-`)
-		fs.PrintDefaults()
-	}
+`, stderr)
 	fs.IntVar(&cfg.Events, "events", cfg.Events, "events published to the running unifier (sustained phase)")
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "events/s of the sustained phase; 0 = as fast as possible")
 	fs.IntVar(&cfg.Backlog, "backlog", cfg.Backlog, "events published while the unifier is stopped, then caught up (0 = skip)")
@@ -52,11 +47,8 @@ Usage: go run ./bench [flags]
 	fs.DurationVar(&cfg.Stall, "stall", cfg.Stall, "fail a phase when no event is applied for this long")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the unifier phases to this file")
 	out.register(fs, false)
-	if err = fs.Parse(args); err != nil {
+	if err = parse(fs, args); err != nil {
 		return cfg, out, err
-	}
-	if fs.NArg() > 0 {
-		return cfg, out, fmt.Errorf("bench: unexpected argument %q", fs.Arg(0))
 	}
 	if cfg.DatabaseURL != "" && len(cfg.PGSettings) > 0 {
 		return cfg, out, errors.New("bench: --pg-set applies to the throwaway Postgres, not to --database-url")

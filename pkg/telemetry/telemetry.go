@@ -117,17 +117,18 @@ func (t *Telemetry) MetricsHandler() http.Handler {
 
 // HTTPHandler traces and measures h, an HTTP server's handler (otelhttp): a server span per
 // request, continuing the caller's trace (traceparent), and http.server.request.duration by
-// method, route (the ServeMux pattern) and status. Probes, /metrics and the desk's event
-// stream (hours long) are left out.
+// method, route (the ServeMux pattern) and status. Probes, /metrics and event streams (a
+// browser's EventSource asks for text/event-stream and holds the request for hours) are left
+// out.
 func (t *Telemetry) HTTPHandler(h http.Handler, server string) http.Handler {
 	return otelhttp.NewHandler(h, server,
 		otelhttp.WithTracerProvider(t.Tracer), otelhttp.WithMeterProvider(t.Meter),
 		otelhttp.WithFilter(func(r *http.Request) bool {
 			switch r.URL.Path {
-			case "/healthz", "/readyz", "/metrics", "/api/events":
+			case "/healthz", "/readyz", "/metrics":
 				return false
 			}
-			return true
+			return !strings.Contains(r.Header.Get("Accept"), "text/event-stream")
 		}),
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
 			if r.Pattern != "" {

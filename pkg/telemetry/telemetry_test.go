@@ -98,6 +98,14 @@ func TestExportsOverOTLP(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+	// An event stream (hours long) is not traced.
+	mux.HandleFunc("GET /api/events", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	sse, _ := http.NewRequest(http.MethodGet, app.URL+"/api/events", nil)
+	sse.Header.Set("Accept", "text/event-stream")
+	if resp, err = http.DefaultClient.Do(sse); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
 	rec := httptest.NewRecorder()
 	tel.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	if !strings.Contains(rec.Body.String(), `http_route="/hooks/sms/{account}"`) {
@@ -108,6 +116,9 @@ func TestExportsOverOTLP(t *testing.T) {
 	}
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
+	if _, traced := rc.spans["GET /api/events"]; traced {
+		t.Error("the event stream was traced")
+	}
 	if got := rc.spans["POST /hooks/sms/{account}"]; got != parent {
 		t.Errorf("spans %v: want the webhook's span in the caller's trace %s", rc.spans, parent)
 	}

@@ -26,7 +26,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"runtime"
 	"slices"
 	"sort"
@@ -38,6 +37,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/omnibus-dev/omnibus/bench/internal/aio"
 	"github.com/omnibus-dev/omnibus/bench/internal/stats"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
@@ -47,7 +47,6 @@ import (
 	"github.com/omnibus-dev/omnibus/services/assist"
 	"github.com/omnibus-dev/omnibus/services/audit"
 	"github.com/omnibus-dev/omnibus/services/desk"
-	"github.com/omnibus-dev/omnibus/services/omnibus/allinone"
 	"github.com/omnibus-dev/omnibus/services/sandbox"
 	"github.com/omnibus-dev/omnibus/services/unifier"
 )
@@ -206,18 +205,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep := &Report{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Streams: cfg.Streams,
 		ChunkDelay: float64(cfg.ChunkDelay) / float64(time.Millisecond), Settings: map[string]string{}}
 
-	dir, err := os.MkdirTemp("", "omnibus-bench-suggest-")
-	if err != nil {
-		return rep, err
-	}
-	defer os.RemoveAll(dir)
-	ns, err := natsembed.Start(natsembed.Options{StoreDir: dir + "/nats", Sync: cfg.NATSSync})
-	if err != nil {
-		return rep, fmt.Errorf("embedded nats: %w", err)
-	}
-	defer ns.Shutdown()
-
-	overlay := map[string]string{
+	settings := map[string]string{
 		"SANDBOX_SCENARIO_INTERVAL":  "0", // no simulated customers: the load is the generator's
 		"SANDBOX_CALL_INTERVAL":      "0",
 		"SANDBOX_TCCC_CALL_INTERVAL": "0",
@@ -225,63 +213,29 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		"DESK_DEV_LOGIN":             "true",
 		"DESK_ASSIGN":                "false",
 	}
-	for k, v := range overlay {
+	for k, v := range settings {
 		rep.Settings[k] = v
 	}
 	for k, v := range cfg.Set {
-		overlay[k] = v
+		settings[k] = v
 		rep.Settings[k] = v + " (--set)"
 	}
-	var mu sync.Mutex
-	lookup := func(k string) (string, bool) {
-		if v, ok := cfg.Set[k]; ok {
-			return v, true
-		}
-		mu.Lock()
-		v, ok := overlay[k]
-		mu.Unlock()
-		if ok {
-			return v, true
-		}
-		return os.LookupEnv(k)
-	}
-	actx, stopAll := context.WithCancel(ctx)
-	defer stopAll()
-	ready, done := make(chan string, 1), make(chan error, 1)
-	acfg := allinone.Config{HTTPAddr: "127.0.0.1:0", NATSURL: ns.URL(), DatabaseURL: cfg.DatabaseURL, DataDir: dir,
-		NATSSync: cfg.NATSSync, ShutdownTimeout: 10 * time.Second, SimInterval: time.Second}
-	go func() {
-		done <- allinone.Run(actx, acfg, func(base string) []service.Service {
-			mu.Lock()
-			for k, v := range sandbox.ConnectorEnv(base) {
-				if _, set := overlay[k]; !set {
-					overlay[k] = v
-				}
-			}
-			mu.Unlock()
+	aioi, err := aio.Start(ctx, aio.Options{Name: "suggest", NATSSync: cfg.NATSSync, DatabaseURL: cfg.DatabaseURL, Log: cfg.Log,
+		Env: func(k string) (string, bool) { v, ok := settings[k]; return v, ok },
+		Services: func() []service.Service {
 			return []service.Service{sandbox.Service(), unifier.Service(), desk.Service(), assist.Service(), audit.Service()}
-		}, lookup, cfg.Log, func(base string) { ready <- base })
-	}()
-	select {
-	case r.base = <-ready:
-	case err := <-done:
-		return rep, fmt.Errorf("all-in-one: %w", err)
-	case <-ctx.Done():
-		return rep, ctx.Err()
+		}})
+	if err != nil {
+		return rep, err
 	}
 	defer func() {
-		stopAll()
-		select {
-		case err := <-done:
-			if err != nil {
-				r.logf("all-in-one stopped with %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			r.logf("all-in-one did not stop within 30s")
+		if err := aioi.Close(); err != nil {
+			r.logf("all-in-one stopped with %v", err)
 		}
 	}()
+	r.base = aioi.Base
 	r.logf("all-in-one up on %s: sandbox, unifier, desk, assist, audit", r.base)
-	nc, client, err := bus.Dial(ctx, ns.URL(), "omnibus-bench-suggest", bus.WithLogger(cfg.Log))
+	nc, client, err := bus.Dial(ctx, aioi.NATSURL, "omnibus-bench-suggest", bus.WithLogger(cfg.Log))
 	if err != nil {
 		return rep, err
 	}

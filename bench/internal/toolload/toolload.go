@@ -41,6 +41,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/omnibus-dev/omnibus/bench/internal/aio"
 	"github.com/omnibus-dev/omnibus/bench/internal/cpustat"
 	"github.com/omnibus-dev/omnibus/bench/internal/stats"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
@@ -51,7 +52,6 @@ import (
 	"github.com/omnibus-dev/omnibus/services/audit"
 	"github.com/omnibus-dev/omnibus/services/crm"
 	"github.com/omnibus-dev/omnibus/services/logistics"
-	"github.com/omnibus-dev/omnibus/services/omnibus/allinone"
 	"github.com/omnibus-dev/omnibus/services/oms"
 	"github.com/omnibus-dev/omnibus/services/sandbox"
 	"github.com/omnibus-dev/omnibus/services/ticket"
@@ -207,50 +207,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return rep, err
 	}
 
-	dir, err := os.MkdirTemp("", "omnibus-bench-tools-")
+	// The all-in-one with the chosen services on loopback.
+	in, err := aio.Start(ctx, aio.Options{Name: "tools", NATSSync: cfg.NATSSync, DatabaseURL: cfg.DatabaseURL, Log: cfg.Log,
+		Env: r.env(rep), Fallback: cfg.Env, Services: r.services})
 	if err != nil {
 		return rep, err
 	}
-	defer os.RemoveAll(dir)
-	ns, err := natsembed.Start(natsembed.Options{StoreDir: dir, Sync: cfg.NATSSync})
-	if err != nil {
-		return rep, fmt.Errorf("embedded nats: %w", err)
-	}
-	defer ns.Shutdown()
-	r.logf("embedded NATS JetStream on %s (%s)", ns.URL(), natsembed.SyncDescription(cfg.NATSSync))
-
-	// The all-in-one with the chosen services on loopback.
-	env := r.env(rep)
-	actx, stopAll := context.WithCancel(ctx)
-	defer stopAll()
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	acfg := allinone.Config{HTTPAddr: "127.0.0.1:0", NATSURL: ns.URL(), DatabaseURL: cfg.DatabaseURL, DataDir: dir,
-		NATSSync: cfg.NATSSync, ShutdownTimeout: 10 * time.Second, SimInterval: time.Second}
-	go func() {
-		done <- allinone.Run(actx, acfg, func(base string) []service.Service {
-			env.base(base)
-			return r.services()
-		}, env.lookup, cfg.Log, func(base string) { ready <- base })
-	}()
-	select {
-	case r.base = <-ready:
-	case err := <-done:
-		return rep, fmt.Errorf("all-in-one: %w", err)
-	case <-ctx.Done():
-		return rep, ctx.Err()
-	}
 	defer func() {
-		stopAll()
-		select {
-		case err := <-done:
-			if err != nil {
-				r.logf("all-in-one stopped with %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			r.logf("all-in-one did not stop within 30s")
+		if err := in.Close(); err != nil {
+			r.logf("all-in-one stopped with %v", err)
 		}
 	}()
+	r.base = in.Base
+	r.logf("embedded NATS JetStream on %s (%s)", in.NATSURL, natsembed.SyncDescription(cfg.NATSSync))
 	if cfg.DatabaseURL == "" {
 		rep.Setup.Postgres = "throwaway (for the audit service)"
 	}
@@ -258,14 +227,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r.adm = &admin{base: r.base, hc: &http.Client{Timeout: 10 * time.Second}}
 	r.dir = newDirect(r.base, cfg.TicketProvider)
 
-	if r.nc, r.bus, err = bus.Dial(ctx, ns.URL(), "omnibus-bench-tools", bus.WithLogger(cfg.Log)); err != nil {
+	if r.nc, r.bus, err = bus.Dial(ctx, in.NATSURL, "omnibus-bench-tools", bus.WithLogger(cfg.Log)); err != nil {
 		return rep, err
 	}
 	defer r.nc.Close()
 	if err := r.subscribe(); err != nil {
 		return rep, err
 	}
-	if err := r.waitConsumers(ctx, done); err != nil {
+	if err := r.waitConsumers(ctx, in.Done()); err != nil {
 		return rep, err
 	}
 
@@ -303,18 +272,11 @@ func (r *runner) setup() Setup {
 	return s
 }
 
-// serviceEnv is the services' configuration: the bench's --set variables, then RESILIENCE_*
-// variables of the process environment, then the sandbox configuration and the bench's
-// settings, then the process environment.
-type serviceEnv struct {
-	r       *runner
-	mu      sync.Mutex
-	overlay map[string]string
-}
-
-func (r *runner) env(rep *Report) *serviceEnv {
+// env is the services' settings, the bench's own (under the sandbox's connector settings and
+// the process environment, which aio consults after it): the --set variables, then RESILIENCE_*
+// variables of the process environment, then the bench's settings. It records them in the report.
+func (r *runner) env(rep *Report) func(string) (string, bool) {
 	c := r.cfg
-	e := &serviceEnv{r: r, overlay: map[string]string{}}
 	bench := map[string]string{
 		"SANDBOX_SCENARIO_INTERVAL":  "0", // no simulated customers: the load is the generator's
 		"SANDBOX_TCCC_CALL_INTERVAL": "0",
@@ -338,7 +300,6 @@ func (r *runner) env(rep *Report) *serviceEnv {
 		bench["RESILIENCE_"+vendor+"_"+op+"_RATE_LIMIT"] = strconv.FormatFloat(c.TicketRateLimit, 'f', -1, 64)
 	}
 	for k, v := range bench {
-		e.overlay[k] = v
 		rep.Setup.Settings[k] = v
 	}
 	for _, kv := range c.Environ() {
@@ -349,35 +310,18 @@ func (r *runner) env(rep *Report) *serviceEnv {
 	for k, v := range c.Set {
 		rep.Setup.Settings[k] = v + " (--set)"
 	}
-	return e
-}
-
-func (e *serviceEnv) base(base string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for k, v := range sandbox.ConnectorEnv(base) {
-		if _, set := e.overlay[k]; !set {
-			e.overlay[k] = v
-		}
-	}
-}
-
-func (e *serviceEnv) lookup(k string) (string, bool) {
-	if v, ok := e.r.cfg.Set[k]; ok {
-		return v, true
-	}
-	if strings.HasPrefix(k, "RESILIENCE_") {
-		if v, ok := e.r.cfg.Env(k); ok {
+	return func(k string) (string, bool) {
+		if v, ok := c.Set[k]; ok {
 			return v, true
 		}
+		if strings.HasPrefix(k, "RESILIENCE_") {
+			if v, ok := c.Env(k); ok {
+				return v, true
+			}
+		}
+		v, ok := bench[k]
+		return v, ok
 	}
-	e.mu.Lock()
-	v, ok := e.overlay[k]
-	e.mu.Unlock()
-	if ok {
-		return v, true
-	}
-	return e.r.cfg.Env(k)
 }
 
 // services are the sandbox, the chosen tools and the audit service.
