@@ -81,8 +81,24 @@ type caller struct {
 }
 
 // baresip starts a headless baresip (config written to dir) registered as user, playing the WAV
-// as its audio source, and connects to its control socket.
+// as its audio source, and connects to its control socket. baresip binds its SIP port for UDP,
+// TCP and TLS (the next port): a port another test took between freePort and the bind makes it
+// fail at start, and it is started again on other ports.
 func baresip(t *testing.T, dir, user, wavPath, codec string, account ...string) *caller {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		c, busy := startBaresip(t, dir, user, wavPath, codec, account...)
+		if !busy {
+			return c
+		}
+		if attempt == 3 {
+			t.Fatalf("baresip: its ports were taken at start three times:\n%s", c.logText())
+		}
+	}
+}
+
+// startBaresip is one attempt of baresip; busy says it could not bind its ports.
+func startBaresip(t *testing.T, dir, user, wavPath, codec string, account ...string) (c *caller, busy bool) {
 	t.Helper()
 	ctrl := freePort(t)
 	conf := fmt.Sprintf(`poll_method epoll
@@ -108,7 +124,7 @@ call_local_timeout 120
 	if err := os.WriteFile(filepath.Join(dir, "accounts"), []byte(acct), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := &caller{cmd: exec.Command("baresip", "-f", dir, "-4", "-t", "120"), log: filepath.Join(dir, "baresip.log")}
+	c = &caller{cmd: exec.Command("baresip", "-f", dir, "-4", "-t", "120"), log: filepath.Join(dir, "baresip.log")}
 	out, err := os.Create(c.log)
 	if err != nil {
 		t.Fatal(err)
@@ -117,29 +133,42 @@ call_local_timeout 120
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
+	stop := func() {
 		_ = c.cmd.Process.Kill()
 		_ = c.cmd.Wait()
 		_ = out.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(c.log)
-			t.Logf("baresip log:\n%s", b)
-		}
-	})
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c.conn, err = net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(ctrl))
 		if err == nil {
 			break
 		}
+		if strings.Contains(c.logText(), "Address already in use") {
+			stop()
+			return c, true
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("baresip control socket: %v", err)
+			stop()
+			t.Fatalf("baresip control socket: %v\nbaresip log:\n%s", err, c.logText())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Cleanup(func() { _ = c.conn.Close() })
+	t.Cleanup(func() {
+		_ = c.conn.Close()
+		stop()
+		if t.Failed() {
+			t.Logf("baresip log:\n%s", c.logText())
+		}
+	})
 	c.rd = bufio.NewReader(c.conn)
-	return c
+	return c, false
+}
+
+// logText is what baresip has logged so far.
+func (c *caller) logText() string {
+	b, _ := os.ReadFile(c.log)
+	return string(b)
 }
 
 // waitLog waits until baresip's log holds s.
