@@ -13,12 +13,14 @@
 # `/service health` (GET http://127.0.0.1:8080/healthz, exit 0 or 1), and docker-compose.yml
 # uses that as the healthcheck.
 
-ARG GO_VERSION=1.26
+# Base images are pinned by digest (the tag stays for readers): a rebuild gets the same bytes.
+# `task compose:pin` looks up each tag's current digest and rewrites the pins (and the compose
+# files'); review the diff and rebuild.
 
 # ---- build ---------------------------------------------------------------------------------
 # Runs on the build host's platform and cross-compiles (CGO off), so multi-arch builds
 # (docker buildx build --platform linux/amd64,linux/arm64) need no emulation.
-FROM --platform=$BUILDPLATFORM golang:${GO_VERSION}-bookworm AS build
+FROM --platform=$BUILDPLATFORM golang:1.26-bookworm@sha256:116d58cbd88c1297624acc6e967a060012422bacf9930927e23fb719189c6f36 AS build
 
 ARG SERVICE
 ARG TARGETOS
@@ -48,7 +50,7 @@ RUN --mount=type=cache,target=/go/pkg/mod \
         go build -trimpath -ldflags="-s -w" -o /out/service "./services/${SERVICE}/cmd/${SERVICE}"
 
 # ---- run -----------------------------------------------------------------------------------
-FROM gcr.io/distroless/static-debian12:nonroot
+FROM gcr.io/distroless/static-debian12:nonroot@sha256:b7bb25d9f7c31d2bdd1982feb4dafcaf137703c7075dbe2febb41c24212b946f
 
 ARG SERVICE
 LABEL org.opencontainers.image.title="omnibus-${SERVICE}" \

@@ -3,7 +3,8 @@
 //
 // Layout:
 //   - "<type>.json": the schema of the data of CloudEvents type <type>; its $id is
-//     https://omnibus.dev/schemas/<type>.json (the event's dataschema).
+//     https://omnibus.dev/schemas/<type>.json; every service serves it at /schemas/<type>.json, the
+//     URL events name as their dataschema (see pkg/schema.Registry.Handler).
 //   - "*.defs.json": shared $defs referenced by the type schemas (not event types).
 //   - "asyncapi.yaml": subjects, streams, producers and consumers of every type.
 //   - "testdata/<type>/valid/*.json" and "testdata/<type>/invalid/*.json": example data payloads;

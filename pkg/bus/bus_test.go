@@ -817,3 +817,44 @@ func TestUndecodableDeadLetteredOnce(t *testing.T) {
 		t.Fatalf("%d dead letters for one undecodable message, want 1", n)
 	}
 }
+
+// TestDataSchemaBase: with a base, published events' dataschema is the base's URL of their
+// type's schema (where the process serves it), a dataschema the producer set is kept, and a base
+// that is not an absolute http(s) URL is refused.
+func TestDataSchemaBase(t *testing.T) {
+	t.Parallel()
+	b := bustest.New(t)
+	ctx := context.Background()
+	c, err := bus.Connect(b.Conn, bus.WithDataSchemaBase("http://127.0.0.1:8080/schemas"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, own := received(t, 1), received(t, 2, event.WithDataSchema("https://example.com/mine.json"))
+	for _, e := range []event.Event{plain, own} {
+		if err := c.Publish(ctx, subjIn, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := newRecorder()
+	sub, err := b.Client.Subscribe(ctx, fast("ds"), r.handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop()
+	bustest.WaitFor(t, 5*time.Second, "2 deliveries", func() bool { return r.count() == 2 })
+	got := map[string]string{}
+	for _, d := range r.got {
+		got[d.Event.ID()] = d.Event.DataSchema()
+	}
+	if want := "http://127.0.0.1:8080/schemas/" + typeReceived + ".json"; got[plain.ID()] != want {
+		t.Errorf("dataschema %q, want %q", got[plain.ID()], want)
+	}
+	if got[own.ID()] != "https://example.com/mine.json" {
+		t.Errorf("the producer's dataschema was replaced: %q", got[own.ID()])
+	}
+	for _, bad := range []string{"schemas/", "ftp://x/", "http:///schemas/", "://"} {
+		if _, err := bus.Connect(b.Conn, bus.WithDataSchemaBase(bad)); !errors.Is(err, bus.ErrInvalidOption) {
+			t.Errorf("base %q: %v, want ErrInvalidOption", bad, err)
+		}
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -62,6 +64,7 @@ type options struct {
 	asyncPending int
 	skipValidate bool
 	atomic       bool
+	schemaBase   string // dataschema base ("": the schemas' canonical $id)
 }
 
 // Option configures a Client.
@@ -70,6 +73,29 @@ type Option func(*options) error
 // WithSchemas sets the schema registry (default schema.Default()).
 func WithSchemas(r *schema.Registry) Option {
 	return func(o *options) error { o.schemas = r; return nil }
+}
+
+// WithDataSchemaBase makes the dataschema of published events base + type + ".json" instead of
+// the schema's canonical $id (https://omnibus.dev/schemas/<type>.json): a URL where the process
+// serves its schemas (schema.Registry.Handler, mounted at schema.Path), so a consumer that
+// dereferences dataschema gets the schema the event was validated against. base is an absolute
+// http(s) URL; a missing final "/" is added. "" keeps the canonical $id.
+func WithDataSchemaBase(base string) Option {
+	return func(o *options) error {
+		if base == "" {
+			o.schemaBase = ""
+			return nil
+		}
+		u, err := url.Parse(base)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("%w: dataschema base %q is not an absolute http(s) URL", ErrInvalidOption, base)
+		}
+		if !strings.HasSuffix(base, "/") {
+			base += "/"
+		}
+		o.schemaBase = base
+		return nil
+	}
 }
 
 // WithAtomicBatches makes PublishBatch store each stream's events as JetStream atomic batches

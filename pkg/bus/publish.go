@@ -63,7 +63,7 @@ func (c *Client) prepare(ctx context.Context, subject string, e *event.Event, va
 	}
 	stored := PartitionedSubject(subject, key)
 	if e.DataSchema() == "" {
-		e.SetDataSchema(c.opts.schemas.SchemaURL(e.Type()))
+		e.SetDataSchema(c.dataSchema(e.Type()))
 	}
 	// The extension keeps the creation context (the caller's span), set once when the event
 	// first leaves; the per-hop header below carries the publish span. An event published outside
@@ -292,3 +292,12 @@ func (e *BatchError) Unwrap() []error {
 
 var _ Publisher = (*Client)(nil)
 var _ = schema.ErrInvalid
+
+// dataSchema is the dataschema of an event of ceType: its schema's URL under the configured base,
+// else the schema's $id; "" for a type without a schema.
+func (c *Client) dataSchema(ceType string) string {
+	if c.opts.schemaBase == "" || !c.opts.schemas.Has(ceType) {
+		return c.opts.schemas.SchemaURL(ceType)
+	}
+	return c.opts.schemaBase + ceType + ".json"
+}

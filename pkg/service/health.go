@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/omnibus-dev/omnibus/pkg/schema"
+
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 )
@@ -87,4 +89,6 @@ func (h *Health) Mount(mux *http.ServeMux, metrics http.Handler) {
 	if metrics != nil {
 		mux.Handle("GET /metrics", metrics)
 	}
+	// The events' schemas, where a dataschema under SCHEMA_BASE_URL points.
+	mux.Handle("GET "+schema.Path, schema.Default().Handler())
 }

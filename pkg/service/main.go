@@ -30,6 +30,7 @@ type Base struct {
 	LogFormat       string        `env:"LOG_FORMAT" default:"text" desc:"text or json"`
 	Instance        string        `env:"SERVICE_INSTANCE" desc:"this replica's stable name, such as its StatefulSet pod name: replicas of one service keep their vendor routes' alert state apart under it (empty: 0, for one replica)"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" default:"20s" desc:"how long a graceful stop may take before in-flight work is cancelled"`
+	SchemaBaseURL   string        `env:"SCHEMA_BASE_URL" desc:"where consumers fetch the events' schemas: dataschema becomes <it>/<type>.json (every service serves them at /schemas/, so e.g. http://desk.example.com/schemas/); empty: the schema's canonical $id https://omnibus.dev/schemas/<type>.json"`
 	// Streams: the omnibus streams' settings, applied by every service's Provision.
 	Streams bus.StreamsEnv
 }
@@ -95,7 +96,7 @@ func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) 
 			return err
 		}
 		if nc, client, err = bus.Dial(ctx, base.NATSURL, s.Name, bus.WithLogger(log), bus.WithAtomicBatches(base.NATSAtomic), bus.WithStreams(streams),
-			bus.WithMeterProvider(tel.Meter), bus.WithTracerProvider(tel.Tracer)); err != nil {
+			bus.WithDataSchemaBase(base.SchemaBaseURL), bus.WithMeterProvider(tel.Meter), bus.WithTracerProvider(tel.Tracer)); err != nil {
 			return err
 		}
 		defer nc.Close()

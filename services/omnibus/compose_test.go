@@ -12,6 +12,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -450,5 +451,54 @@ func TestComposeClusterReplicas(t *testing.T) {
 		if r := env["OMNIBUS_STREAM_REPLICAS"]; r == nil || *r != "3" {
 			t.Errorf("%s talks to NATS but does not set OMNIBUS_STREAM_REPLICAS=3 in docker-compose.cluster.yml", name)
 		}
+	}
+}
+
+// pinnedImage is an image reference with its tag (for readers) and its digest (what is pulled).
+var pinnedImage = regexp.MustCompile(`^[a-z0-9][a-z0-9./_-]*:[A-Za-z0-9._-]+@sha256:[0-9a-f]{64}$`)
+
+// TestImagesPinned: every image the stacks pull, the compose files' and the Dockerfile's bases,
+// is pinned by digest beside its tag (task compose:pin refreshes them), so a rebuild or a new
+// node gets the bytes that were tested, and one tag is pinned to one digest everywhere.
+func TestImagesPinned(t *testing.T) {
+	t.Parallel()
+	digests := map[string]string{} // repo:tag → digest
+	check := func(where, ref string) {
+		if !pinnedImage.MatchString(ref) {
+			t.Errorf("%s: image %q is not pinned as repo:tag@sha256:<digest> (run task compose:pin)", where, ref)
+			return
+		}
+		tag, digest, _ := strings.Cut(ref, "@")
+		if d, ok := digests[tag]; ok && d != digest {
+			t.Errorf("%s: %s pinned to %s here and to %s elsewhere", where, tag, digest, d)
+		}
+		digests[tag] = digest
+	}
+	forEachComposeProject(t, func(t *testing.T, file string, p *types.Project) {
+		for _, name := range slices.Sorted(maps.Keys(p.Services)) {
+			if svc := p.Services[name]; svc.Build == nil {
+				check(file+": "+name, svc.Image)
+			}
+		}
+	})
+	b, err := os.ReadFile(filepath.Join(composeRootDir(t), composeDockerfile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	froms := 0
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) < 2 || f[0] != "FROM" {
+			continue
+		}
+		froms++
+		ref := f[1]
+		if strings.HasPrefix(ref, "--platform=") && len(f) > 2 {
+			ref = f[2]
+		}
+		check("Dockerfile", ref)
+	}
+	if froms < 2 {
+		t.Fatalf("Dockerfile: %d FROM lines, want the build and the run stage", froms)
 	}
 }

@@ -18,7 +18,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
+
+	"github.com/omnibus-dev/omnibus/pkg/schema"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -32,6 +35,7 @@ import (
 // Config is the all-in-one's own configuration.
 type Config struct {
 	HTTPAddr        string        `env:"OMNIBUS_HTTP_ADDR" default:"127.0.0.1:8080" desc:"the one listener for every service: /healthz, /readyz, /metrics, /hooks/<connector>/..., the desk at /"`
+	PublicURL       string        `env:"OMNIBUS_PUBLIC_URL" desc:"the URL others reach the all-in-one at (default http://<OMNIBUS_HTTP_ADDR>); events' dataschema is <it>/schemas/<type>.json, served there"`
 	NATSURL         string        `env:"NATS_URL" desc:"external NATS to use instead of the embedded one"`
 	NATSAddr        string        `env:"OMNIBUS_NATS_ADDR" default:"127.0.0.1:4222" desc:"listen address of the embedded NATS (for the nats CLI and omnibus dlq/replay)"`
 	NATSSync        string        `env:"OMNIBUS_NATS_SYNC" default:"always" desc:"embedded JetStream fsync: always (ack means on disk) or a duration such as 2m"`
@@ -53,6 +57,11 @@ func (c *Config) Validate() error {
 	if c.NATSURL == "" {
 		if _, _, err := natsembed.ParseSync(c.NATSSync); err != nil {
 			return fmt.Errorf("OMNIBUS_NATS_SYNC: %w", err)
+		}
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("OMNIBUS_PUBLIC_URL must be an http(s) URL, got %q", c.PublicURL)
 		}
 	}
 	if c.SimInterval <= 0 {
@@ -98,22 +107,26 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 		natsURL, natsWhere = ns.URL(), dir
 		log.Info("embedded NATS JetStream", "url", natsURL, "store", dir, "sync", natsembed.SyncDescription(cfg.NATSSync))
 	}
-	// Batches as atomic batches when every write is fsynced: one fsync per batch.
-	atomic := cfg.NATSAtomic || (cfg.NATSURL == "" && cfg.NATSSync == "always")
-	streams, _ := cfg.Streams.Config() // checked by Validate
-	nc, client, err := bus.Dial(ctx, natsURL, "omnibus", bus.WithLogger(log), bus.WithAtomicBatches(atomic), bus.WithStreams(streams),
-		bus.WithMeterProvider(tel.Meter), bus.WithTracerProvider(tel.Tracer))
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w (set OMNIBUS_HTTP_ADDR to another address)", cfg.HTTPAddr, err)
 	}
 	defer ln.Close() // closed by Serve on the normal path; this covers the early returns
 	base := "http://" + ln.Addr().String()
+	public := strings.TrimSuffix(cfg.PublicURL, "/")
+	if public == "" {
+		public = base
+	}
+	// Batches as atomic batches when every write is fsynced: one fsync per batch.
+	atomic := cfg.NATSAtomic || (cfg.NATSURL == "" && cfg.NATSSync == "always")
+	streams, _ := cfg.Streams.Config() // checked by Validate
+	nc, client, err := bus.Dial(ctx, natsURL, "omnibus", bus.WithLogger(log), bus.WithAtomicBatches(atomic), bus.WithStreams(streams),
+		bus.WithDataSchemaBase(public+schema.Path), bus.WithMeterProvider(tel.Meter), bus.WithTracerProvider(tel.Tracer))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+
 	services := build(base)
 	needsDB := false
 	for _, s := range services {
