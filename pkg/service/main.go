@@ -80,7 +80,7 @@ func HealthCheck(addr string) int {
 }
 
 func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) error {
-	tel, err := telemetry.Setup(ctx, s.Name)
+	tel, err := telemetry.Setup(ctx, s.Name, telemetry.WithLogger(log))
 	if err != nil {
 		return err
 	}

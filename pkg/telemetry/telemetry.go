@@ -19,6 +19,8 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -51,6 +53,14 @@ type Option func(*options)
 
 type options struct {
 	lookup func(string) (string, bool)
+	log    *slog.Logger
+}
+
+// WithLogger is where OpenTelemetry's own errors go (an OTLP collector that cannot be reached,
+// a dropped batch): logged as warnings, at most one a minute with the count of those left out
+// since, instead of the standard logger's line every few seconds. Default slog.Default().
+func WithLogger(log *slog.Logger) Option {
+	return func(o *options) { o.log = log }
 }
 
 // WithLookup reads the OTEL_* variables through lookup instead of the process environment (the
@@ -107,7 +117,45 @@ func Setup(ctx context.Context, serviceName string, opts ...Option) (*Telemetry,
 	otel.SetMeterProvider(t.Meter)
 	otel.SetTracerProvider(t.Tracer)
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	log := o.log
+	if log == nil {
+		log = slog.Default()
+	}
+	otel.SetErrorHandler(newErrorLog(log, time.Minute))
 	return t, nil
+}
+
+// errorLog logs OpenTelemetry's errors as warnings, at most one per interval; the next one
+// says how many were left out.
+type errorLog struct {
+	log      *slog.Logger
+	interval time.Duration
+	mu       sync.Mutex
+	last     time.Time
+	dropped  int
+}
+
+func newErrorLog(log *slog.Logger, interval time.Duration) *errorLog {
+	return &errorLog{log: log.With("component", "opentelemetry"), interval: interval}
+}
+
+// Handle implements otel.ErrorHandler.
+func (l *errorLog) Handle(err error) {
+	l.mu.Lock()
+	now := time.Now()
+	if !l.last.IsZero() && now.Sub(l.last) < l.interval {
+		l.dropped++
+		l.mu.Unlock()
+		return
+	}
+	dropped := l.dropped
+	l.last, l.dropped = now, 0
+	l.mu.Unlock()
+	if dropped > 0 {
+		l.log.Warn("telemetry export failing", "err", err, "similar_errors_not_logged", dropped, "over", l.interval.String())
+		return
+	}
+	l.log.Warn("telemetry export failing", "err", err)
 }
 
 // MetricsHandler serves the Prometheus exposition of every metric.

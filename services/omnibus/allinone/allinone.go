@@ -75,7 +75,7 @@ func (c *Config) Validate() error {
 // until ctx is cancelled. env is the services' configuration source; ready, if non-nil, is
 // called with the base URL once everything listens.
 func Run(ctx context.Context, cfg Config, build func(base string) []service.Service, env func(string) (string, bool), log *slog.Logger, ready func(string)) error {
-	tel, err := telemetry.Setup(ctx, "omnibus", telemetry.WithLookup(env))
+	tel, err := telemetry.Setup(ctx, "omnibus", telemetry.WithLookup(env), telemetry.WithLogger(log))
 	if err != nil {
 		return err
 	}
