@@ -2,8 +2,10 @@ package desk_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -83,6 +85,16 @@ func TestAPIAuth(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/desk/login") {
 		t.Errorf("GET / without a session: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	// The icon every page asks for, without a session.
+	resp, err = http.Get(d.url + "/favicon.ico")
+	if err != nil {
+		t.Fatal(err)
+	}
+	icon, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/svg+xml" || !bytes.HasPrefix(icon, []byte("<svg")) {
+		t.Errorf("GET /favicon.ico: %d %s %.40q", resp.StatusCode, resp.Header.Get("Content-Type"), icon)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -149,6 +150,18 @@ func TestBrowserEndToEnd(t *testing.T) {
 	if number != "SF1234567890123" {
 		t.Fatalf("prefilled tracking number %q", number)
 	}
+	// Its pattern compiles under the v flag current Chromium applies (an invalid one is silently
+	// ignored, and every value passes): too short, a space, refused; a dash, accepted.
+	for value, want := range map[string]bool{"ab": false, "SF 123": false, "SF-1234": true, "SF1234567890123": true} {
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const e = document.querySelector("#track-number"), was = e.value;
+			e.value = `+strconv.Quote(value)+`; const ok = e.checkValidity(); e.value = was; return ok })()`))
+		if err != nil {
+			t.Fatalf("check %q: %v", value, err)
+		}
+		if ok != want {
+			t.Errorf("the track form accepts %q: %v, want %v", value, ok, want)
+		}
+	}
 	run("submit the track form", chromedp.Click(css("#tool-submit")))
 	waitCount(t, b, bus.StreamTool, "omni.tool.logistics.route.requested", 1)
 	req := lastEvent(t, b, bus.StreamTool, "omni.tool.logistics.route.requested")
@@ -192,6 +205,23 @@ func TestBrowserEndToEnd(t *testing.T) {
 		"channel": "wechatkf", "status": "delivered", "at": now.Add(time.Second)})
 	run("the delivered status", chromedp.WaitVisible(css(`.msg.outbound[data-id="`+send.ID()+`"] .st-delivered`)))
 	screenshot("05-sent-delivered")
+
+	// A channel's system event (the customer entering the session from a scene) is a note on the
+	// timeline, not a chat bubble.
+	enter := "wechatkf:" + uuid.NewString()
+	w.publish("omni.desk.message.added", "omni.desk.message.added", map[string]any{
+		"message": map[string]any{"event_id": enter, "conversation_id": w.conv, "customer_id": w.cust, "channel": "wechatkf", "direction": "inbound",
+			"from": map[string]string{"kind": "wechat_openid", "masked": "wmAb…45", "source": "wechatkf"},
+			"body": map[string]any{"type": "event", "event": map[string]any{"name": "enter_session", "detail": map[string]any{"scene": "app"}}}, "sent_at": now.Add(2 * time.Second)},
+		"conversation": w.convView(w.conv, w.cust, "open", []string{"wechatkf"}, w.t0, now.Add(2*time.Second)), "customer": map[string]any{"id": w.cust},
+	}, event.WithSubject(w.conv))
+	note := read("the system event", chromedp.Text(css(`.system-event[data-id="`+enter+`"]`)))
+	if !strings.Contains(note, "客户进入会话") || !strings.Contains(note, "app") {
+		t.Errorf("system event note %q", note)
+	}
+	if bubbles, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('.msg[data-id="`+enter+`"]').length`)); err != nil || bubbles != 0 {
+		t.Errorf("the system event is also rendered as a message (%d, %v)", bubbles, err)
+	}
 
 	// Chinese (chosen with ?lang=zh at sign-in), then English.
 	if label := read("the track button", chromedp.Text(css("#tool-track"))); label != "查询物流" {

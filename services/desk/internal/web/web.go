@@ -43,6 +43,12 @@ func (w *Web) Mount(mux *http.ServeMux) {
 		rw.Header().Set("Cache-Control", "no-cache")
 		static.ServeHTTP(rw, r)
 	}))
+	// Browsers ask for /favicon.ico on every page that names no icon (the web chat's too).
+	mux.HandleFunc("GET /favicon.ico", func(rw http.ResponseWriter, r *http.Request) {
+		rw.Header().Set("Content-Type", "image/svg+xml")
+		rw.Header().Set("Cache-Control", "public, max-age=86400")
+		http.ServeFileFS(rw, r, sub, "favicon.svg")
+	})
 	mux.HandleFunc("GET /{$}", w.page("index.html"))
 	mux.HandleFunc("GET /ops", w.page("ops.html"))
 	mux.HandleFunc("GET /kb", w.page("kb.html"))

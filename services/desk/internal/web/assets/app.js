@@ -121,8 +121,20 @@ function textOf(body) {
   }
 }
 
+// renderSystemEvent renders a channel's system event (a customer entering the session, sharing
+// a contact) as a note on the timeline, not as something the customer said.
+function renderSystemEvent(m) {
+  const ev = m.body.event || {};
+  const key = "sysevent." + ev.name;
+  const label = MESSAGES.en[key] ? t(key) : t("sysevent.other") + " · " + (ev.name || "?");
+  const scene = ev.detail && ev.detail.scene;
+  return el("div", { class: "timeline-note system-event", dataset: { id: m.event_id, event: ev.name || "" } },
+    badge(m.channel), " ", label, scene ? " · " + t("sysevent.scene") + " " + scene : "", " · ", fmtTime(m.sent_at));
+}
+
 function renderMessage(m) {
   const body = m.body || {};
+  if (body.type === "event" && body.event) return renderSystemEvent(m);
   const content = body.type === "image" && body.media_url
     ? el("img", { src: body.media_url, alt: "image", class: "msg-image" })
     : body.type === "link" && body.link ? el("a", { href: body.link.url, target: "_blank", rel: "noopener" }, body.link.title || body.link.url)
@@ -320,7 +332,7 @@ function renderTools() {
       if (f.get("carrier")) body.carrier = f.get("carrier");
       requestTool("logistics", "route", body);
     }) },
-      field("track.number", el("input", { name: "tracking_number", id: "track-number", required: true, value: guessTracking(), pattern: "[A-Za-z0-9-]{4,64}" })),
+      field("track.number", el("input", { name: "tracking_number", id: "track-number", required: true, value: guessTracking(), pattern: "[A-Za-z0-9\\-]{4,64}" })),
       field("track.carrier", el("select", { name: "carrier" }, el("option", { value: "" }, "—"), el("option", { value: "sf_express" }, "顺丰 SF Express"), el("option", { value: "cainiao" }, "菜鸟 Cainiao"))),
       actions());
   } else if (state.openForm === "ticket") {

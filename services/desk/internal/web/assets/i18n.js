@@ -4,6 +4,8 @@
 
 const MESSAGES = {
   zh: {
+    "sysevent.enter_session": "客户进入会话", "sysevent.contact_shared": "客户分享了联系方式", "sysevent.msg_send_fail": "消息发送失败",
+    "sysevent.user_recall_msg": "客户撤回了一条消息", "sysevent.other": "系统事件", "sysevent.scene": "来源",
     "app.title": "坐席工作台", "nav.desk": "工作台", "nav.ops": "运维", "lang.toggle": "EN", "logout": "退出",
     "inbox": "会话", "filter.channel": "渠道", "filter.status": "状态", "filter.assignee": "处理人",
     "all": "全部", "status.open": "进行中", "status.closed": "已关闭", "status.merged": "已合并", "status.all": "全部",
@@ -51,6 +53,8 @@ const MESSAGES = {
     "min": "分", "h": "小时", "d": "天", "s": "秒",
   },
   en: {
+    "sysevent.enter_session": "Customer entered the session", "sysevent.contact_shared": "Customer shared contact details", "sysevent.msg_send_fail": "A message could not be delivered",
+    "sysevent.user_recall_msg": "Customer recalled a message", "sysevent.other": "System event", "sysevent.scene": "from",
     "app.title": "Agent workbench", "nav.desk": "Workbench", "nav.ops": "Ops", "lang.toggle": "中文", "logout": "Sign out",
     "inbox": "Conversations", "filter.channel": "Channel", "filter.status": "Status", "filter.assignee": "Assignee",
     "all": "All", "status.open": "Open", "status.closed": "Closed", "status.merged": "Merged", "status.all": "All",
