@@ -203,6 +203,25 @@ func TestBrowserOpsPage(t *testing.T) {
 			t.Errorf("ops row lacks %q: %q", want, text)
 		}
 	}
+	// The banner speaks the page's language, built from the alert's figures (the server's
+	// summary is English), in English and then in Chinese.
+	for _, lang := range []struct{ code, want string }{
+		{"en", "sfexpress route_query: 10 of 40 calls failed in the last 5 min (25% ≥ 1%)"},
+		{"zh", "sfexpress route_query：最近 5 分钟内 40 次调用失败 10 次（25% ≥ 1%）"},
+	} {
+		if lang.code == "zh" {
+			if err := chromedp.Do(ctx, chromedp.Navigate(d.url+"/ops?lang=zh"), chromedp.WaitVisible(chromedp.CSS("#alerts .banner-error"))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		banner, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#alerts .banner-error")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(banner, lang.want) {
+			t.Errorf("%s banner %q, want %q", lang.code, banner, lang.want)
+		}
+	}
 	br.Shot(t, "07-ops")
 }
 

@@ -77,7 +77,7 @@ func (p *Projector) HandleOpsAlert(ctx context.Context, d bus.Delivery) error {
 	}
 	route := a.Vendor + "." + a.Op
 	detail, _ := json.Marshal(map[string]any{"service": a.Service, "vendor": a.Vendor, "op": a.Op, "kind": a.Kind,
-		"ratio": a.Ratio, "threshold": a.Threshold, "calls": a.Calls, "failures": a.Failures, "summary": a.Summary})
+		"ratio": a.Ratio, "threshold": a.Threshold, "calls": a.Calls, "failures": a.Failures, "window_seconds": a.WindowSeconds, "summary": a.Summary})
 	if a.Kind == "dead_letters" { // no vendor route: the alert names the dead-letter subject
 		route = a.Subject
 		detail, _ = json.Marshal(map[string]any{"service": a.Service, "kind": a.Kind, "subject": a.Subject, "messages": a.Messages, "summary": a.Summary})

@@ -472,7 +472,7 @@ function renderAlerts() {
   const list = state.alerts.filter((a) => !a.resolved_at && !state.dismissed.has(a.id) && alertVisible(a));
   box.replaceChildren(...list.slice(0, 3).map((a) => el("div", { class: "banner " + (a.kind === "ops" ? "banner-error" : "banner-warn"), role: "alert", dataset: { id: a.id } },
     el("strong", {}, a.kind === "ops" ? t("alert.ops") : t("alert.sentiment")), " ",
-    a.kind === "ops" ? a.title : el("a", { href: "#", onclick: (e) => { e.preventDefault(); select(a.conversation_id); } }, (state.conversations.get(a.conversation_id) || {}).customer_name || a.conversation_id.slice(0, 8)),
+    a.kind === "ops" ? el("span", { title: a.title }, opsAlertText(a)) : el("a", { href: "#", onclick: (e) => { e.preventDefault(); select(a.conversation_id); } }, (state.conversations.get(a.conversation_id) || {}).customer_name || a.conversation_id.slice(0, 8)),
     el("span", { class: "muted" }, " · " + fmtTime(a.at)),
     el("button", { class: "ghost small", onclick: () => { state.dismissed.add(a.id); sessionStorage.setItem("desk.dismissed", JSON.stringify([...state.dismissed])); renderAlerts(); } }, t("dismiss")))));
 }

@@ -33,6 +33,8 @@ const MESSAGES = {
     "biz.order": "订单", "biz.logistics": "物流", "biz.payment": "支付", "biz.account": "账户", "biz.complaint": "投诉", "biz.other": "其他",
     "transfer": "转接", "close": "关闭会话", "reopen": "重新打开", "take": "接手",
     "alert.sentiment": "客户情绪负面", "alert.ops": "运维告警", "dismiss": "知道了",
+    "opsalert.vendor_failure_ratio": "{vendor} {op}：最近 {window}内 {calls} 次调用失败 {failures} 次（{ratio} ≥ {threshold}）",
+    "opsalert.dead_letters": "{subject} 积压 {messages} 条死信：在运维页查看原因、修复后重投",
     "call.ringing": "来电", "call.open": "打开会话", "call.inbound": "呼入", "call.outbound": "呼出",
     "call.state.ringing": "振铃中", "call.state.answered": "通话中", "call.state.ended": "已结束", "call.state.missed": "未接",
     "call.duration": "时长", "call.talk": "通话", "call.hangup": "挂断方", "call.recording": "录音",
@@ -82,6 +84,8 @@ const MESSAGES = {
     "biz.order": "order", "biz.logistics": "logistics", "biz.payment": "payment", "biz.account": "account", "biz.complaint": "complaint", "biz.other": "other",
     "transfer": "Transfer", "close": "Close", "reopen": "Reopen", "take": "Take",
     "alert.sentiment": "Negative customer sentiment", "alert.ops": "Ops alert", "dismiss": "Dismiss",
+    "opsalert.vendor_failure_ratio": "{vendor} {op}: {failures} of {calls} calls failed in the last {window} ({ratio} ≥ {threshold})",
+    "opsalert.dead_letters": "{subject} holds {messages} dead letters: see why on the ops page, fix the cause, then redrive",
     "call.ringing": "Incoming call", "call.open": "Open conversation", "call.inbound": "Inbound call", "call.outbound": "Outbound call",
     "call.state.ringing": "ringing", "call.state.answered": "answered", "call.state.ended": "ended", "call.state.missed": "missed",
     "call.duration": "duration", "call.talk": "talk", "call.hangup": "hung up by", "call.recording": "Recording",
@@ -113,6 +117,19 @@ function t(key, vars) {
   let s = (MESSAGES[LANG] && MESSAGES[LANG][key]) || MESSAGES.en[key] || key;
   if (vars) for (const [k, v] of Object.entries(vars)) s = s.replaceAll("{" + k + "}", v);
   return s;
+}
+
+// opsAlertText is an ops alert's banner text in the page's language, built from its detail (the
+// server's summary is English); the summary when the kind is not one the page knows.
+function opsAlertText(a) {
+  const d = a.detail || {};
+  const key = "opsalert." + d.kind;
+  if (!MESSAGES.en[key]) return a.title;
+  const pct = (x) => (Math.round((x || 0) * 1000) / 10) + "%";
+  const w = d.window_seconds || 0;
+  const window = w >= 60 && w % 60 === 0 ? (w / 60) + (LANG === "zh" ? " 分钟" : " min") : w + (LANG === "zh" ? " 秒" : " s");
+  return t(key, { vendor: d.vendor || "", op: d.op || "", calls: d.calls || 0, failures: d.failures || 0,
+    ratio: pct(d.ratio), threshold: pct(d.threshold), window, subject: d.subject || "", messages: d.messages || 0 });
 }
 
 function applyI18n(root) {

@@ -45,9 +45,9 @@ function render() {
     el("td", {}, chart(r.series)))));
   $("#ops-alerts").replaceChildren(...data.alerts.map((a) => el("li", {},
     el("span", { class: "pill " + (a.resolved_at ? "" : "negative") }, a.resolved_at ? t("resolved") : t("active")), " ",
-    el("strong", {}, a.kind === "ops" ? a.route || "" : t("alert.sentiment")), " ", a.title, el("span", { class: "muted" }, " · " + fmtTime(a.at)))));
+    el("strong", {}, a.kind === "ops" ? a.route || "" : t("alert.sentiment")), " ", a.kind === "ops" ? opsAlertText(a) : a.title, el("span", { class: "muted" }, " · " + fmtTime(a.at)))));
   const active = data.alerts.filter((a) => !a.resolved_at && a.kind === "ops");
-  $("#alerts").replaceChildren(...active.slice(0, 3).map((a) => el("div", { class: "banner banner-error", role: "alert" }, el("strong", {}, t("alert.ops")), " ", a.title)));
+  $("#alerts").replaceChildren(...active.slice(0, 3).map((a) => el("div", { class: "banner banner-error", role: "alert" }, el("strong", {}, t("alert.ops")), " ", el("span", { title: a.title }, opsAlertText(a)))));
 }
 
 async function load() { data = await api("/api/ops/routes?window=" + $("#window").value); render(); }
