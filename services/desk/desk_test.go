@@ -196,6 +196,18 @@ func TestProjection(t *testing.T) {
 	if code := d.call(t, d.token, "GET", "/api/conversations/not-a-uuid", nil, nil); code != 400 {
 		t.Errorf("bad id: %d", code)
 	}
+
+	// The CRM names the customer: its name wins over the channel nickname in the inbox, the
+	// header and the 360° panel.
+	w.customer("张伟", map[string]any{"name": "黄杰", "vip_level": "gold"})
+	bustest.WaitFor(t, 10*time.Second, "the CRM's name on the conversation", func() bool {
+		d.call(t, d.token, "GET", "/api/conversations/"+w.conv, nil, &after)
+		return after.CustomerName == "黄杰"
+	})
+	var named store.Customer
+	if d.call(t, d.token, "GET", "/api/customers/"+w.cust, nil, &named); named.DisplayName != "黄杰" {
+		t.Errorf("360° panel name %q, want the CRM's", named.DisplayName)
+	}
 }
 
 func mustJSON(t *testing.T, v any) []byte {

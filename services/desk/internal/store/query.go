@@ -38,7 +38,15 @@ type Conversation struct {
 	Summary *Summary `json:"summary,omitempty"`
 }
 
-const convColumns = `c.id::text, c.customer_id::text, coalesce(cu.display_name, ''), c.status, c.channels,
+// The name the desk shows for a customer: the CRM's (profile.name, a record the contact centre
+// keeps) over the channel profile's nickname (display_name, what the customer calls themself on
+// WeChat or web chat), so a caller the CRM knows is not shown as an id.
+const (
+	customerNameOfCu = `coalesce(nullif(cu.profile->>'name', ''), cu.display_name, '')`
+	customerName     = `coalesce(nullif(profile->>'name', ''), display_name, '')`
+)
+
+const convColumns = `c.id::text, c.customer_id::text, ` + customerNameOfCu + `, c.status, c.channels,
 	coalesce(c.current_channel, ''), c.opened_at, c.closed_at, coalesce(c.close_reason, ''), c.last_event_at,
 	coalesce(c.previous_id::text, ''), coalesce(c.assignee, ''), c.assigned_at, coalesce(c.language, ''),
 	coalesce(c.last_preview, ''), coalesce(c.last_direction, ''), c.last_message_at, c.unread, c.waiting_since,
@@ -306,7 +314,7 @@ func (s *Store) Customer360(ctx context.Context, id string) (Customer, error) {
 	var c Customer
 	for range 8 { // follow merged_into to the surviving customer
 		var into *string
-		err := s.pool.QueryRow(ctx, `SELECT id::text, coalesce(display_name, ''), identities, profile, profile_sources, created_at, merged_into::text
+		err := s.pool.QueryRow(ctx, `SELECT id::text, `+customerName+`, identities, profile, profile_sources, created_at, merged_into::text
 			FROM desk.customers WHERE id::text = $1`, id).
 			Scan(&c.ID, &c.DisplayName, &c.Identities, &c.Profile, &c.ProfileSources, &c.CreatedAt, &into)
 		if errors.Is(err, pgx.ErrNoRows) {
