@@ -360,6 +360,19 @@ func TestReplyToolsAndCommands(t *testing.T) {
 	if len(msgs.Messages) != 2 || msgs.Messages[1].Status != "pending" || msgs.Messages[1].EventID != send.ID() {
 		t.Fatalf("pending reply not on the timeline: %+v", msgs.Messages)
 	}
+	// Replying claimed the unassigned conversation, said so on the bus, and only once.
+	var claimed store.Conversation
+	if d.call(t, d.token, "GET", base, nil, &claimed); claimed.Assignee != "agent-li" {
+		t.Fatalf("after replying to an unassigned conversation, assignee %q", claimed.Assignee)
+	}
+	if ch := dataOf(t, lastEvent(t, b, bus.StreamDesk, "omni.desk.assignment.changed")); ch["agent_id"] != "agent-li" || ch["rule"] != "claimed" || ch["by"] != "agent-li" {
+		t.Fatalf("assignment %v", ch)
+	}
+	if code := d.call(t, d.token, "POST", base+"/reply", map[string]any{"text": "稍等"}, nil); code != 202 {
+		t.Fatalf("second reply: %d", code)
+	}
+	waitCount(t, b, bus.StreamOut, "omni.out.wechatkf.message.send", 2)
+	waitCount(t, b, bus.StreamDesk, "omni.desk.assignment.changed", 1)
 	for name, tc := range map[string]struct {
 		body any
 		want int
@@ -373,8 +386,8 @@ func TestReplyToolsAndCommands(t *testing.T) {
 			t.Errorf("%s: %d, want %d", name, code, tc.want)
 		}
 	}
-	if n := b.StoredCount(t, bus.StreamOut, "omni.out.>"); n != 1 {
-		t.Fatalf("rejected replies published something: %d commands", n)
+	if n := b.StoredCount(t, bus.StreamOut, "omni.out.>"); n != 2 {
+		t.Fatalf("rejected replies published something: %d commands, want the 2 replies", n)
 	}
 
 	// Tool requests: correlationid = own id, conversation in the data.
@@ -391,7 +404,7 @@ func TestReplyToolsAndCommands(t *testing.T) {
 		t.Fatalf("ai suggest: %d %v", code, r)
 	}
 	ai := dataOf(t, lastEvent(t, b, bus.StreamTool, "omni.tool.ai.suggest.requested"))
-	if ctx, _ := ai["context"].([]any); len(ctx) != 2 || ai["language"] != "zh" {
+	if ctx, _ := ai["context"].([]any); len(ctx) != 3 || ai["language"] != "zh" { // the customer and the two replies
 		t.Fatalf("ai request context %v", ai)
 	}
 	// A conversation whose first message the desk has not projected yet: 409 and Retry-After,

@@ -372,6 +372,11 @@ func (a *API) reply(w http.ResponseWriter, r *http.Request) {
 	if err := a.Store.AddPendingReply(ctx, e.ID(), c.ID, c.CustomerID, channel, p.AgentID, a.Store.MaskedParty(ctx, c.ID, channel), bj, e.Time()); err != nil {
 		a.Log.Warn("pending reply not recorded (the unifier's record will show it)", "id", e.ID(), "err", err)
 	}
+	if c.Assignee == "" && a.Assigner != nil { // replying claims an unassigned conversation
+		if _, _, err := a.Assigner.Claim(ctx, c.ID, p.AgentID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			a.Log.Warn("reply sent; claiming the conversation failed", "conversation", c.ID, "agent", p.AgentID, "err", err)
+		}
+	}
 	a.notify(ctx, "desk.reply", c.ID)
 	webhook.WriteJSON(w, http.StatusAccepted, map[string]any{"message_id": e.ID(), "channel": channel, "subject": subject})
 }

@@ -132,6 +132,21 @@ func (a *Assigner) Transfer(ctx context.Context, conversationID, agentID, by, no
 	return a.assign(ctx, c.ID, c.CustomerID, c.Assignee, Decision{AgentID: agentID, Rule: RuleTransfer, Note: note}, by)
 }
 
+// Claim assigns an open, unassigned conversation to agentID, who answered it: replying takes it
+// (so nobody else answers the same customer at once). A conversation that is assigned, or not
+// open, is left as it is: claimed is false.
+func (a *Assigner) Claim(ctx context.Context, conversationID, agentID string) (ch store.AssignmentChanged, claimed bool, err error) {
+	c, err := a.Store.GetConversation(ctx, conversationID)
+	if err != nil || c.Status != "open" || c.Assignee != "" {
+		return ch, false, err
+	}
+	if _, err := a.Store.GetAgent(ctx, agentID); err != nil {
+		return ch, false, err // an agent the desk does not know (a supervisor answering) claims nothing
+	}
+	ch, err = a.assign(ctx, c.ID, c.CustomerID, "", Decision{AgentID: agentID, Rule: RuleClaimed, Note: "replied"}, agentID)
+	return ch, err == nil, err
+}
+
 func (a *Assigner) assign(ctx context.Context, convID, customerID, previous string, d Decision, by string) (store.AssignmentChanged, error) {
 	ch := store.AssignmentChanged{ConversationID: convID, CustomerID: customerID, AgentID: d.AgentID,
 		PreviousAgentID: previous, Rule: d.Rule, Note: truncateNote(d.Note), By: by, At: time.Now().UTC()}

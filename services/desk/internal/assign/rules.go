@@ -27,6 +27,7 @@ const (
 	RuleLeastLoaded = "least_loaded"
 	RuleRelaxed     = "relaxed"
 	RuleTransfer    = "transfer"
+	RuleClaimed     = "claimed"
 )
 
 // Need is what a conversation asks of its agent.

@@ -121,6 +121,8 @@ function textOf(body) {
   }
 }
 
+function isSupervisor() { return !!(state.me && state.me.principal.roles.includes("supervisor")); }
+
 // renderSystemEvent renders a channel's system event (a customer entering the session, sharing
 // a contact) as a note on the timeline, not as something the customer said.
 function renderSystemEvent(m) {
@@ -392,7 +394,8 @@ function renderConversation() {
       c.sentiment === "negative" ? el("span", { class: "pill negative" }, t("sentiment") + ": " + t("sentiment.negative")) : null),
     el("div", { class: "conv-actions" },
       el("span", { class: "muted" }, t("filter.assignee") + ": "), el("strong", { id: "assignee-name" }, c.assignee ? agentName(c.assignee) : t("unassigned")),
-      c.status === "open" && c.assignee !== meId ? el("button", { class: "ghost", id: "take", onclick: () => transfer(meId) }, t("take")) : null,
+      // Take where it is allowed: an unassigned conversation, or any for a supervisor.
+      c.status === "open" && c.assignee !== meId && (!c.assignee || isSupervisor()) ? el("button", { class: "ghost", id: "take", onclick: () => transfer(meId) }, t("take")) : null,
       c.status === "open" ? [transferSel, el("button", { class: "ghost", id: "transfer", onclick: () => transfer($("#transfer-agent").value) }, t("transfer"))] : null,
       c.status === "open" ? el("button", { class: "ghost danger", id: "close", onclick: () => command("close") }, t("close"))
         : c.status === "closed" ? el("button", { class: "ghost", id: "reopen", onclick: () => command("reopen") }, t("reopen")) : null));
