@@ -1,0 +1,165 @@
+package connectortest
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
+	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/pkg/service"
+)
+
+// Hooks is a connector test's vendor-facing endpoint: an HTTP server, at URL, that forwards every
+// request to the connector instance currently running (Start) and answers 503 while none runs,
+// as a stopped connector behind a load balancer does. Instances come and go behind the one URL,
+// so a test can restart a connector, or hand its traffic to a second replica, while a simulated
+// vendor keeps pushing to the same address.
+type Hooks struct {
+	// URL is the server's base URL: a vendor pushes to URL + "/hooks/<connector>/...".
+	URL     string
+	current atomic.Pointer[http.ServeMux]
+}
+
+// NewHooks starts the endpoint; it closes when the test ends.
+func NewHooks(t testing.TB) *Hooks {
+	t.Helper()
+	h := &Hooks{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mux := h.current.Load()
+		if mux == nil {
+			http.Error(w, `{"error":"connector down"}`, http.StatusServiceUnavailable)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	h.URL = srv.URL
+	return h
+}
+
+// Instance is one connector instance for Hooks.Start.
+type Instance struct {
+	// Service is the connector (connector.Define).
+	Service service.Service
+	// Bus is the instance's own connection (bustest.Bundle.Connect: another process, as far
+	// as the bus is concerned).
+	Bus *bus.Client
+	// Env configures it.
+	Env map[string]string
+	// Probe is a webhook path the connector mounts (e.g. "/hooks/weibo/callback"): the instance
+	// takes the traffic once an empty POST there is no longer 404.
+	Probe string
+	// Log, default discarding.
+	Log *slog.Logger
+}
+
+// Start runs in behind h and returns its stop function, also run when the test ends. The test
+// fails if the connector exits during setup, returns an error once cancelled, or does not stop
+// within 15s.
+func (h *Hooks) Start(t testing.TB, in Instance) (stop func()) {
+	t.Helper()
+	log := in.Log
+	if log == nil {
+		log = quiet()
+	}
+	env := make(map[string]string, len(in.Env))
+	for k, v := range in.Env {
+		env[k] = v
+	}
+	mux := http.NewServeMux()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- in.Service.Run(ctx, service.Deps{Bus: in.Bus, Mux: mux, Log: log, Health: service.NewHealth(),
+			Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+	}()
+	bustest.WaitFor(t, 10*time.Second, in.Probe+" mounted", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("connector exited during setup: %v", err)
+		default:
+		}
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, in.Probe, strings.NewReader("")))
+		return rec.Code != http.StatusNotFound
+	})
+	h.current.Store(mux)
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		h.current.CompareAndSwap(mux, nil)
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("connector Run returned %v after cancellation", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("connector did not stop within 15s")
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// Client bounds every test request: a handler that hangs fails the test instead.
+var Client = &http.Client{Timeout: 20 * time.Second}
+
+// Answer is a webhook's answer as Do read it.
+type Answer struct {
+	Status int
+	Body   string
+}
+
+// Do sends req with Client and reads the answer; a transport error fails the test.
+func Do(t testing.TB, req *http.Request) Answer {
+	t.Helper()
+	resp, err := Client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return Answer{resp.StatusCode, string(b)}
+}
+
+// Data decodes e's data into a T; an undecodable event fails the test.
+func Data[T any](t testing.TB, e event.Event) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(e.Data(), &v); err != nil {
+		t.Fatalf("event %s: %v", e.ID(), err)
+	}
+	return v
+}
+
+// WaitEvent waits (up to 30s) for the event with id on stream under filter and returns it.
+func WaitEvent(t testing.TB, b *bustest.Bundle, stream, filter, id string) event.Event {
+	t.Helper()
+	var found event.Event
+	bustest.WaitFor(t, 30*time.Second, "event "+id, func() bool {
+		if b.StoredCount(t, stream, filter) == 0 {
+			return false
+		}
+		for _, e := range b.Events(t, stream, filter) {
+			if e.ID() == id {
+				found = e
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
