@@ -16,6 +16,7 @@ import (
 	"github.com/omnibus-dev/omnibus/services/audit"
 	"github.com/omnibus-dev/omnibus/services/crm"
 	"github.com/omnibus-dev/omnibus/services/desk"
+	"github.com/omnibus-dev/omnibus/services/douyin"
 	"github.com/omnibus-dev/omnibus/services/example"
 	"github.com/omnibus-dev/omnibus/services/logistics"
 	"github.com/omnibus-dev/omnibus/services/oms"
@@ -40,6 +41,7 @@ func services() []service.Service {
 		webchat.Service(),
 		sms.Service(),
 		weibo.Service(),
+		douyin.Service(),
 		voice.Service(),
 		crm.Service(),
 		oms.Service(),
