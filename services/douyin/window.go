@@ -72,7 +72,7 @@ func (w *windows) get(ctx context.Context, openID string) (*conversation, uint64
 // Why a reply is refused without calling Douyin.
 var (
 	errOutsideWindow = errors.New("outside Douyin's reply window")
-	errQuota         = errors.New("Douyin's reply quota is used up until the user writes again")
+	errQuota         = errors.New("reply quota used up until the user writes again")
 )
 
 // open returns the conversation a reply to openID at now answers, errOutsideWindow or errQuota
