@@ -2,16 +2,10 @@ package douyin
 
 import (
 	"bytes"
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/connector"
@@ -28,7 +22,7 @@ type callback struct {
 	cfg     *Config
 	rt      *connector.Runtime
 	windows *windows
-	seen    jetstream.KeyValue // server_message_ids stored in the last 24 h
+	seen    *connector.Seen // server_message_ids stored in the last 24 h
 	now     func() time.Time
 }
 
@@ -79,7 +73,7 @@ func (c *callback) decode(r *http.Request, body []byte) ([]bus.Outgoing, error) 
 	if len(id) > 200 || len(e.FromUserID) > 200 || len(e.ToUserID) > 200 {
 		return nil, fmt.Errorf("%w: ids over 200 bytes", webhook.ErrMalformed)
 	}
-	if stored, err := c.stored(r.Context(), id); err != nil {
+	if stored, err := c.seen.Stored(r.Context(), id); err != nil {
 		return nil, err
 	} else if stored {
 		return nil, nil // Douyin's retry of a stored message: acknowledged again
@@ -108,35 +102,15 @@ func (c *callback) decode(r *http.Request, body []byte) ([]bus.Outgoing, error) 
 	return []bus.Outgoing{{Subject: SubjectMessage, Event: ev}}, nil
 }
 
-func seenKey(id string) string {
-	h := sha256.Sum256([]byte(id))
-	return "m." + hex.EncodeToString(h[:20])
-}
-
-// stored reports whether message id was stored within the last 24 h.
-func (c *callback) stored(ctx context.Context, id string) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, kvTimeout)
-	defer cancel()
-	_, err := c.seen.Get(ctx, seenKey(id))
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, jetstream.ErrKeyNotFound):
-		return false, nil
-	}
-	return false, fmt.Errorf("%w: seen bucket: %w", webhook.ErrUnavailable, err)
-}
-
 // respond notes the stored messages' ids (best effort: JetStream's duplicate window still
 // covers a retry within 2 minutes) and answers 200, which stops Douyin's retries.
 func (c *callback) respond(w http.ResponseWriter, r *http.Request, published []bus.Outgoing) {
-	for _, o := range published {
-		id := strings.TrimPrefix(o.Event.ID(), Channel+":")
-		ctx, cancel := context.WithTimeout(r.Context(), kvTimeout)
-		if _, err := c.seen.Put(ctx, seenKey(id), nil); err != nil {
-			c.rt.Log.WarnContext(r.Context(), "douyin: stored message not noted as seen; a late retry may be published again (same id)", "id", id, "err", err)
-		}
-		cancel()
+	ids := make([]string, len(published))
+	for i, o := range published {
+		ids[i] = strings.TrimPrefix(o.Event.ID(), Channel+":")
+	}
+	if err := c.seen.Mark(r.Context(), ids...); err != nil {
+		c.rt.Log.WarnContext(r.Context(), "douyin: stored message not noted as seen; a late retry may be published again (same id)", "err", err)
 	}
 	webhook.WriteJSON(w, http.StatusOK, map[string]int{"err_no": 0})
 }

@@ -93,15 +93,9 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 	if err != nil {
 		return fmt.Errorf("reply-window bucket %s: %w", cfg.KVBucket, err)
 	}
-	seen, err := rt.KeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      cfg.KVBucket + "_seen",
-		Description: "douyin: the server_message_ids stored in the last 24 h, so that Douyin's retries are stored once",
-		History:     1,
-		TTL:         seenTTL,
-		Replicas:    cfg.KVReplicas,
-	})
+	seen, err := rt.Seen(ctx, cfg.KVBucket+"_seen", seenTTL, cfg.KVReplicas)
 	if err != nil {
-		return fmt.Errorf("seen bucket %s_seen: %w", cfg.KVBucket, err)
+		return err
 	}
 	win := &windows{kv: kv, window: cfg.ReplyWindow, quota: cfg.ReplyQuota}
 	cb := &callback{cfg: cfg, rt: rt, windows: win, seen: seen, now: time.Now}

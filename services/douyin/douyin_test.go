@@ -2,8 +2,6 @@ package douyin_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
+	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/connector/connectortest"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	wire "github.com/omnibus-dev/omnibus/pkg/wire/douyin"
@@ -214,10 +213,7 @@ func TestRetryAfterDuplicateWindowStoredOnce(t *testing.T) {
 	w := newWorld(t)
 	w.start(t)
 	const user = "_000lateRetryUser"
-	key := func(id wire.ID) string {
-		h := sha256.Sum256([]byte(id))
-		return "m." + hex.EncodeToString(h[:20])
-	}
+	key := func(id wire.ID) string { return connector.SeenKey(string(id)) }
 	seen, err := w.bus.Client.JetStream().KeyValue(context.Background(), "douyin_seen")
 	if err != nil {
 		t.Fatal(err)
