@@ -4,10 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,37 +22,8 @@ func BenchmarkEvents(b *testing.B) {
 	const workers = 32
 	w := newWorld(b)
 	w.start(b)
-	var seq atomic.Int64
-	measure := func(name string, one func(n int64) error) {
-		lat := make([]time.Duration, b.N)
-		var next atomic.Int64
-		start := time.Now()
-		var wg sync.WaitGroup
-		for range workers {
-			wg.Go(func() {
-				for {
-					i := next.Add(1) - 1
-					if i >= int64(b.N) {
-						return
-					}
-					t0 := time.Now()
-					if err := one(seq.Add(1)); err != nil {
-						b.Error(err)
-						return
-					}
-					lat[i] = time.Since(t0)
-				}
-			})
-		}
-		wg.Wait()
-		el := time.Since(start)
-		slices.Sort(lat)
-		b.ReportMetric(float64(b.N)/el.Seconds(), name+"_msgs/s")
-		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, name+"_p50_ms")
-		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, name+"_p99_ms")
-	}
 	b.ResetTimer()
-	measure("event", func(n int64) error {
+	connectortest.Measure(b, workers, "event", func(n int64) error {
 		user := "_000bench" + strconv.FormatInt(n%5000, 10)
 		req := signed(b, w.hooks.URL, clientSecret, w.envelope(b, user, w.sim.Text(user, "第 "+strconv.FormatInt(n, 10)+" 条")))
 		resp, err := connectortest.Client.Do(req)
@@ -68,7 +36,7 @@ func BenchmarkEvents(b *testing.B) {
 		}
 		return nil
 	})
-	measure("bare", func(n int64) error {
+	connectortest.Measure(b, workers, "bare", func(n int64) error {
 		e, err := event.New(douyin.TypeReceived, "/connectors/douyin", map[string]any{"channel": "douyin", "channel_message_id": strconv.FormatInt(n, 10),
 			"from": map[string]string{"kind": "douyin_openid", "value": "_000bare"}, "message": map[string]any{"type": "text", "text": "x"},
 			"sent_at": time.Now().UTC()}, event.WithID("bench:"+strconv.FormatInt(n, 10)), event.WithPartitionKey("douyin_openid:_000bare"+strconv.FormatInt(n%5000, 10)))

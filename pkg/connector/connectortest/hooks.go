@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -162,4 +164,38 @@ func WaitEvent(t testing.TB, b *bustest.Bundle, stream, filter, id string) event
 		return false
 	})
 	return found
+}
+
+// Measure runs one(n) b.N times from workers goroutines, n counting up from 1 across the run,
+// and reports name_msgs/s, name_p50_ms and name_p99_ms: the webhook benchmarks' measure of a
+// connector's pushes against the bare publish of the same events in the same run. An error
+// fails the benchmark.
+func Measure(b *testing.B, workers int, name string, one func(n int64) error) {
+	b.Helper()
+	lat := make([]time.Duration, b.N)
+	var next, seq atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(b.N) {
+					return
+				}
+				t0 := time.Now()
+				if err := one(seq.Add(1)); err != nil {
+					b.Error(err)
+					return
+				}
+				lat[i] = time.Since(t0)
+			}
+		})
+	}
+	wg.Wait()
+	el := time.Since(start)
+	slices.Sort(lat)
+	b.ReportMetric(float64(b.N)/el.Seconds(), name+"_msgs/s")
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, name+"_p50_ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, name+"_p99_ms")
 }
