@@ -129,6 +129,7 @@ require (
 	github.com/omnibus-dev/omnibus/services/crm v0.0.0
 	github.com/omnibus-dev/omnibus/services/desk v0.0.0
 	github.com/omnibus-dev/omnibus/services/douyin v0.0.0
+	github.com/omnibus-dev/omnibus/services/kuaishou v0.0.0
 	github.com/omnibus-dev/omnibus/services/example v0.0.0
 	github.com/omnibus-dev/omnibus/services/logistics v0.0.0
 	github.com/omnibus-dev/omnibus/services/oms v0.0.0
@@ -162,6 +163,8 @@ replace github.com/omnibus-dev/omnibus/services/wechatkf => ../wechatkf
 replace github.com/omnibus-dev/omnibus/services/weibo => ../weibo
 
 replace github.com/omnibus-dev/omnibus/services/douyin => ../douyin
+
+replace github.com/omnibus-dev/omnibus/services/kuaishou => ../kuaishou
 
 replace github.com/omnibus-dev/omnibus/services/logistics => ../logistics
 

@@ -18,6 +18,7 @@ import (
 	"github.com/omnibus-dev/omnibus/services/desk"
 	"github.com/omnibus-dev/omnibus/services/douyin"
 	"github.com/omnibus-dev/omnibus/services/example"
+	"github.com/omnibus-dev/omnibus/services/kuaishou"
 	"github.com/omnibus-dev/omnibus/services/logistics"
 	"github.com/omnibus-dev/omnibus/services/oms"
 	"github.com/omnibus-dev/omnibus/services/payment"
@@ -42,6 +43,7 @@ func services() []service.Service {
 		sms.Service(),
 		weibo.Service(),
 		douyin.Service(),
+		kuaishou.Service(),
 		voice.Service(),
 		crm.Service(),
 		oms.Service(),
