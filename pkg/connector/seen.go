@@ -10,17 +10,20 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/webhook"
 )
 
-// Seen remembers the vendor message ids a connector stored, for longer than JetStream's
-// duplicate window (2 minutes): a vendor that retries a push later (a lost answer, a retry
-// schedule of hours) is acknowledged again without the message being stored twice. Ids are
-// kept in a KV bucket the connector declares with Runtime.Seen, key m.<40 hex of SHA-256 of
-// the id> (vendor ids may hold characters keys may not), until the bucket's TTL.
+// Seen remembers the ids of the events a connector's webhook stored, for longer than
+// JetStream's duplicate window (2 minutes): a vendor that retries a push later (a lost answer, a
+// retry schedule of hours) is acknowledged again without the message being stored twice. A
+// connector derives its event ids from the vendor's message ids, so the id to look up is known
+// before the event is built. Ids are kept in a KV bucket the connector declares with
+// Runtime.Seen, key m.<40 hex of SHA-256 of the event id> (ids may hold characters keys may
+// not), until the bucket's TTL.
 //
-// A webhook checks Stored in Decode (before its other effects) and calls Mark in Respond, once
-// JetStream stored the events: an id is never marked for a message that was not stored.
+// A webhook checks Stored in Decode (before its other effects) and calls MarkPublished in
+// Respond, once JetStream stored the events: an id is never marked for an event not stored.
 type Seen struct {
 	kv jetstream.KeyValue
 }
@@ -44,13 +47,13 @@ func (rt *Runtime) Seen(ctx context.Context, bucket string, ttl time.Duration, r
 	return &Seen{kv: kv}, nil
 }
 
-// SeenKey is the bucket key of a vendor message id.
+// SeenKey is the bucket key of an event id.
 func SeenKey(id string) string {
 	h := sha256.Sum256([]byte(id))
 	return "m." + hex.EncodeToString(h[:20])
 }
 
-// Stored reports whether id was marked within the bucket's TTL. A bucket that does not answer
+// Stored reports whether the event id was marked within the bucket's TTL. A bucket that does not answer
 // is an error wrapping webhook.ErrUnavailable: the vendor gets a 503 and retries.
 func (s *Seen) Stored(ctx context.Context, id string) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, seenTimeout)
@@ -65,16 +68,16 @@ func (s *Seen) Stored(ctx context.Context, id string) (bool, error) {
 	return false, fmt.Errorf("%w: seen bucket: %w", webhook.ErrUnavailable, err)
 }
 
-// Mark notes ids as stored. Its error only means a late retry of them may be published again,
-// under the same event id (JetStream's duplicate window and the consumers' idempotence still
-// apply): log it, do not fail the answer.
-func (s *Seen) Mark(ctx context.Context, ids ...string) error {
+// MarkPublished notes the ids of published events as stored. Its error only means a late
+// retry of them may be published again, under the same event id (JetStream's duplicate window
+// and the consumers' idempotence still apply): log it, do not fail the answer.
+func (s *Seen) MarkPublished(ctx context.Context, published []bus.Outgoing) error {
 	ctx, cancel := context.WithTimeout(ctx, seenTimeout)
 	defer cancel()
 	var errs []error
-	for _, id := range ids {
-		if _, err := s.kv.Put(ctx, SeenKey(id), nil); err != nil {
-			errs = append(errs, fmt.Errorf("mark %q: %w", id, err))
+	for _, o := range published {
+		if _, err := s.kv.Put(ctx, SeenKey(o.Event.ID()), nil); err != nil {
+			errs = append(errs, fmt.Errorf("mark %q: %w", o.Event.ID(), err))
 		}
 	}
 	return errors.Join(errs...)

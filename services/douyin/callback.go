@@ -73,7 +73,7 @@ func (c *callback) decode(r *http.Request, body []byte) ([]bus.Outgoing, error) 
 	if len(id) > 200 || len(e.FromUserID) > 200 || len(e.ToUserID) > 200 {
 		return nil, fmt.Errorf("%w: ids over 200 bytes", webhook.ErrMalformed)
 	}
-	if stored, err := c.seen.Stored(r.Context(), id); err != nil {
+	if stored, err := c.seen.Stored(r.Context(), Channel+":"+id); err != nil {
 		return nil, err
 	} else if stored {
 		return nil, nil // Douyin's retry of a stored message: acknowledged again
@@ -105,11 +105,7 @@ func (c *callback) decode(r *http.Request, body []byte) ([]bus.Outgoing, error) 
 // respond notes the stored messages' ids (best effort: JetStream's duplicate window still
 // covers a retry within 2 minutes) and answers 200, which stops Douyin's retries.
 func (c *callback) respond(w http.ResponseWriter, r *http.Request, published []bus.Outgoing) {
-	ids := make([]string, len(published))
-	for i, o := range published {
-		ids[i] = strings.TrimPrefix(o.Event.ID(), Channel+":")
-	}
-	if err := c.seen.Mark(r.Context(), ids...); err != nil {
+	if err := c.seen.MarkPublished(r.Context(), published); err != nil {
 		c.rt.Log.WarnContext(r.Context(), "douyin: stored message not noted as seen; a late retry may be published again (same id)", "err", err)
 	}
 	webhook.WriteJSON(w, http.StatusOK, map[string]int{"err_no": 0})

@@ -205,15 +205,16 @@ func TestRetriedMessageStoredOnce(t *testing.T) {
 	}
 }
 
-// TestRetryAfterDuplicateWindowStoredOnce: a stored message's id is kept in <bucket>_seen (key
-// m.<40 hex of SHA-256 of server_message_id>), and a retry of a message found there — as one
-// coming after JetStream's 2-minute duplicate window would be — is acknowledged, not stored.
+// TestRetryAfterDuplicateWindowStoredOnce: a stored message's event id is kept in <bucket>_seen
+// (key connector.SeenKey("douyin:<server_message_id>")), and a retry of a message found there —
+// as one coming after JetStream's 2-minute duplicate window would be — is acknowledged, not
+// stored.
 func TestRetryAfterDuplicateWindowStoredOnce(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	w.start(t)
 	const user = "_000lateRetryUser"
-	key := func(id wire.ID) string { return connector.SeenKey(string(id)) }
+	key := func(id wire.ID) string { return connector.SeenKey("douyin:" + string(id)) }
 	seen, err := w.bus.Client.JetStream().KeyValue(context.Background(), "douyin_seen")
 	if err != nil {
 		t.Fatal(err)

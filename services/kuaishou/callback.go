@@ -55,7 +55,7 @@ func (c *callback) decode(r *http.Request, body []byte) ([]bus.Outgoing, error) 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", webhook.ErrMalformed, err)
 	}
-	if stored, err := c.seen.Stored(r.Context(), m.MsgID); err != nil {
+	if stored, err := c.seen.Stored(r.Context(), Channel+":"+m.MsgID); err != nil {
 		return nil, err
 	} else if stored {
 		return nil, nil // Kuaishou's retry of a stored message: acknowledged again
@@ -80,11 +80,7 @@ func (c *callback) decode(r *http.Request, body []byte) ([]bus.Outgoing, error) 
 // respond notes the stored messages' ids and answers {"result":1}, which stops Kuaishou's
 // retries (any other answer is retried).
 func (c *callback) respond(w http.ResponseWriter, r *http.Request, published []bus.Outgoing) {
-	ids := make([]string, len(published))
-	for i, o := range published {
-		ids[i] = strings.TrimPrefix(o.Event.ID(), Channel+":")
-	}
-	if err := c.seen.Mark(r.Context(), ids...); err != nil {
+	if err := c.seen.MarkPublished(r.Context(), published); err != nil {
 		c.rt.Log.WarnContext(r.Context(), "kuaishou: stored message not noted as seen; a late retry may be published again (same id)", "err", err)
 	}
 	webhook.WriteJSON(w, http.StatusOK, kuaishou.Acknowledged)

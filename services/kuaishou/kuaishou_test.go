@@ -147,7 +147,7 @@ func TestRetriedMessageStoredOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kv.Put(context.Background(), connector.SeenKey(late.MsgID), nil); err != nil {
+	if _, err := kv.Put(context.Background(), connector.SeenKey("kuaishou:"+late.MsgID), nil); err != nil {
 		t.Fatal(err)
 	}
 	if r := connectortest.Do(t, signed(t, w.hooks.URL, appSecret, w.body(t, late))); r.Status != http.StatusOK {

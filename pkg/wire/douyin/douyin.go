@@ -22,6 +22,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/omnibus-dev/omnibus/pkg/wire/internal/jsonfield"
 )
 
 // Headers of a webhook request.
@@ -84,19 +86,9 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 // ContentJSON returns the content as JSON: the decoded string when Douyin sent it JSON-encoded
 // (most events), the object itself otherwise.
 func (e Envelope) ContentJSON() ([]byte, error) {
-	c := bytes.TrimSpace(e.Content)
-	if len(c) == 0 || bytes.Equal(c, []byte("null")) {
-		return nil, fmt.Errorf("%w: no content", ErrEvent)
-	}
-	if c[0] == '"' {
-		var s string
-		if err := json.Unmarshal(c, &s); err != nil {
-			return nil, fmt.Errorf("%w: content: %w", ErrEvent, err)
-		}
-		c = []byte(s)
-	}
-	if !json.Valid(c) {
-		return nil, fmt.Errorf("%w: content is not JSON", ErrEvent)
+	c, err := jsonfield.Unwrap(e.Content)
+	if err != nil {
+		return nil, fmt.Errorf("%w: content: %w", ErrEvent, err)
 	}
 	return c, nil
 }

@@ -12,7 +12,6 @@
 package kuaishou
 
 import (
-	"bytes"
 	"crypto/md5" //nolint:gosec // kwaisign is MD5; it is the vendor's protocol
 	"crypto/subtle"
 	"encoding/hex"
@@ -20,6 +19,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/omnibus-dev/omnibus/pkg/wire/internal/jsonfield"
 )
 
 // SignHeader carries Sign(appSecret, body).
@@ -89,19 +90,9 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 // DataJSON returns the payload as JSON: the decoded string when it was JSON-encoded, the
 // object itself otherwise.
 func (e Envelope) DataJSON() ([]byte, error) {
-	d := bytes.TrimSpace(e.Data)
-	if len(d) == 0 || bytes.Equal(d, []byte("null")) {
-		return nil, fmt.Errorf("%w: no data", ErrEvent)
-	}
-	if d[0] == '"' {
-		var s string
-		if err := json.Unmarshal(d, &s); err != nil {
-			return nil, fmt.Errorf("%w: data: %w", ErrEvent, err)
-		}
-		d = []byte(s)
-	}
-	if !json.Valid(d) {
-		return nil, fmt.Errorf("%w: data is not JSON", ErrEvent)
+	d, err := jsonfield.Unwrap(e.Data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: data: %w", ErrEvent, err)
 	}
 	return d, nil
 }
