@@ -2,12 +2,11 @@ package douyin
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/omnibus-dev/omnibus/pkg/connector"
+	"github.com/omnibus-dev/omnibus/pkg/connector/connectortest"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
 	"github.com/omnibus-dev/omnibus/pkg/wire/douyin"
 )
@@ -17,17 +16,7 @@ import (
 // video and card): it must not panic, and whatever it accepts as a message must become a
 // schema-valid event.
 func FuzzDecodeEvent(f *testing.F) {
-	seeds, err := filepath.Glob("testdata/*.json")
-	if err != nil || len(seeds) == 0 {
-		f.Fatalf("no seeds in testdata: %v", err)
-	}
-	for _, p := range seeds {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	connectortest.AddSeeds(f, "testdata/*.json")
 	f.Add([]byte(`{"event":"im_receive_msg","from_user_id":"u","to_user_id":"a","content":"{\"conversation_short_id\":\"c\",\"server_message_id\":\"1\",\"message_type\":\"text\",\"text\":\"\\udc00\"}"}`))
 	f.Add([]byte(`{"event":"im_receive_msg","from_user_id":"u","to_user_id":"a","content":{"conversation_short_id":"c","server_message_id":1,"message_type":"image","image":{"url":"http://"}}}`))
 	v := schema.Default()

@@ -2,19 +2,18 @@ package douyin_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
+	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/connector/connectortest"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	wire "github.com/omnibus-dev/omnibus/pkg/wire/douyin"
@@ -29,12 +28,7 @@ const (
 	accessToken  = "act.douyinAccessTokenForTests"
 )
 
-func quiet() *slog.Logger {
-	if os.Getenv("DOUYIN_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
+func quiet() *slog.Logger { return connectortest.Logger("DOUYIN_TEST_LOG") }
 
 // world is one test's JetStream, Douyin sandbox and hook endpoint, the connector behind it.
 type world struct {
@@ -127,15 +121,7 @@ type status struct {
 
 func (w *world) sendText(t *testing.T, openID, text string) event.Event {
 	t.Helper()
-	e, err := event.New(douyin.TypeSend, "/desk", map[string]any{"channel": "douyin",
-		"to": map[string]string{"kind": "douyin_openid", "value": openID}, "message": map[string]any{"type": "text", "text": text}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.bus.Client.Publish(context.Background(), douyin.SubjectSend, e); err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return connectortest.SendText(t, w.bus.Client, douyin.SubjectSend, douyin.Channel, connector.Identity{Kind: douyin.IdentityKind, Value: openID}, text)
 }
 
 func (w *world) waitStatus(t *testing.T, id string) status {

@@ -2,12 +2,11 @@ package kuaishou
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/omnibus-dev/omnibus/pkg/connector"
+	"github.com/omnibus-dev/omnibus/pkg/connector/connectortest"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
 	"github.com/omnibus-dev/omnibus/pkg/wire/kuaishou"
 )
@@ -16,17 +15,7 @@ import (
 // event and the (assumed) message events of testdata: it must not panic, and whatever it
 // accepts as a message must become a schema-valid event.
 func FuzzDecodeEvent(f *testing.F) {
-	seeds, err := filepath.Glob("testdata/*.json")
-	if err != nil || len(seeds) == 0 {
-		f.Fatalf("no seeds in testdata: %v", err)
-	}
-	for _, p := range seeds {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	connectortest.AddSeeds(f, "testdata/*.json")
 	f.Add([]byte(`{"event":"PRIVATE_MESSAGE","data":{"msg_id":"1","from_user_id":"u","msg_type":"text","text":"\udc00"}}`))
 	v := schema.Default()
 	f.Fuzz(func(t *testing.T, body []byte) {

@@ -2,18 +2,16 @@ package kuaishou_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
+	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/connector/connectortest"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	wire "github.com/omnibus-dev/omnibus/pkg/wire/kuaishou"
@@ -27,12 +25,7 @@ const (
 	appSecret = "kuaishou-app-secret-for-tests"
 )
 
-func quiet() *slog.Logger {
-	if os.Getenv("KUAISHOU_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
+func quiet() *slog.Logger { return connectortest.Logger("KUAISHOU_TEST_LOG") }
 
 // world is one test's JetStream, Kuaishou sandbox and hook endpoint, the connector behind it.
 type world struct {
@@ -113,13 +106,5 @@ type status struct {
 
 func (w *world) send(t *testing.T, openID, text string) event.Event {
 	t.Helper()
-	e, err := event.New(kuaishou.TypeSend, "/desk", map[string]any{"channel": "kuaishou",
-		"to": map[string]string{"kind": "kuaishou_openid", "value": openID}, "message": map[string]any{"type": "text", "text": text}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.bus.Client.Publish(context.Background(), kuaishou.SubjectSend, e); err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return connectortest.SendText(t, w.bus.Client, kuaishou.SubjectSend, kuaishou.Channel, connector.Identity{Kind: kuaishou.IdentityKind, Value: openID}, text)
 }

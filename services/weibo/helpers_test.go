@@ -2,19 +2,17 @@ package weibo_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
+	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/connector/connectortest"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	wire "github.com/omnibus-dev/omnibus/pkg/wire/weibo"
@@ -29,12 +27,7 @@ const (
 	account     = 1902538057
 )
 
-func quiet() *slog.Logger {
-	if os.Getenv("WEIBO_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
+func quiet() *slog.Logger { return connectortest.Logger("WEIBO_TEST_LOG") }
 
 // world is one test's JetStream, Weibo sandbox and hook endpoint, the connector behind it.
 type world struct {
@@ -129,15 +122,7 @@ type status struct {
 
 func (w *world) sendText(t *testing.T, uid int64, text string) event.Event {
 	t.Helper()
-	e, err := event.New(weibo.TypeSend, "/desk", map[string]any{"channel": "weibo",
-		"to": map[string]string{"kind": "weibo_uid", "value": strconv.FormatInt(uid, 10)}, "message": map[string]any{"type": "text", "text": text}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.bus.Client.Publish(context.Background(), weibo.SubjectSend, e); err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return connectortest.SendText(t, w.bus.Client, weibo.SubjectSend, weibo.Channel, connector.Identity{Kind: weibo.IdentityKind, Value: strconv.FormatInt(uid, 10)}, text)
 }
 
 func (w *world) waitStatus(t *testing.T, id string) status {

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -16,8 +18,10 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
+	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/service"
+	"github.com/omnibus-dev/omnibus/schemas"
 )
 
 // Hooks is a connector test's vendor-facing endpoint: an HTTP server, at URL, that forwards every
@@ -198,4 +202,45 @@ func Measure(b *testing.B, workers int, name string, one func(n int64) error) {
 	b.ReportMetric(float64(b.N)/el.Seconds(), name+"_msgs/s")
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, name+"_p50_ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, name+"_p99_ms")
+}
+
+// Logger is a connector test's logger: discarding, or debug to stderr when the environment
+// variable env (e.g. "DOUYIN_TEST_LOG") is set.
+func Logger(env string) *slog.Logger {
+	if os.Getenv(env) != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return quiet()
+}
+
+// SendText publishes, on subject, a send command (omni.channel.message.send.requested from
+// /desk) of text to the customer identity to on channel, and returns it.
+func SendText(t testing.TB, p bus.Publisher, subject, channel string, to connector.Identity, text string) event.Event {
+	t.Helper()
+	e, err := event.New(schemas.TypeChannelMessageSendRequested, "/desk", map[string]any{"channel": channel,
+		"to": to, "message": map[string]any{"type": "text", "text": text}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Publish(context.Background(), subject, e); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// AddSeeds adds every file matching glob (e.g. "testdata/*.json", real-shaped vendor bodies) to
+// f's seed corpus; no match fails the fuzz test.
+func AddSeeds(f *testing.F, glob string) {
+	f.Helper()
+	seeds, err := filepath.Glob(glob)
+	if err != nil || len(seeds) == 0 {
+		f.Fatalf("no seeds in %s: %v", glob, err)
+	}
+	for _, p := range seeds {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
 }
