@@ -1,16 +1,11 @@
 package douyin_test
 
 import (
-	"context"
-	"fmt"
-	"net/http"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/connector/connectortest"
-	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/services/douyin"
 )
 
@@ -26,25 +21,9 @@ func BenchmarkEvents(b *testing.B) {
 	connectortest.Measure(b, workers, "event", func(n int64) error {
 		user := "_000bench" + strconv.FormatInt(n%5000, 10)
 		req := signed(b, w.hooks.URL, clientSecret, w.envelope(b, user, w.sim.Text(user, "第 "+strconv.FormatInt(n, 10)+" 条")))
-		resp, err := connectortest.Client.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("event answered %d", resp.StatusCode)
-		}
-		return nil
+		return connectortest.PostOK(req)
 	})
-	connectortest.Measure(b, workers, "bare", func(n int64) error {
-		e, err := event.New(douyin.TypeReceived, "/connectors/douyin", map[string]any{"channel": "douyin", "channel_message_id": strconv.FormatInt(n, 10),
-			"from": map[string]string{"kind": "douyin_openid", "value": "_000bare"}, "message": map[string]any{"type": "text", "text": "x"},
-			"sent_at": time.Now().UTC()}, event.WithID("bench:"+strconv.FormatInt(n, 10)), event.WithPartitionKey("douyin_openid:_000bare"+strconv.FormatInt(n%5000, 10)))
-		if err != nil {
-			return err
-		}
-		return w.bus.Client.Publish(context.Background(), douyin.SubjectMessage, e)
-	})
+	connectortest.Measure(b, workers, "bare", connectortest.BarePublish(w.bus.Client, douyin.SubjectMessage, douyin.Channel, douyin.IdentityKind))
 	b.StopTimer()
 	if n := w.bus.StoredCount(b, bus.StreamIn, douyin.SubjectMessage+".>"); n != uint64(2*b.N) {
 		b.Fatalf("%d stored, want %d", n, 2*b.N)

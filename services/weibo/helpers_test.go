@@ -76,8 +76,6 @@ func signedPush(t testing.TB, base, secret string, at time.Time, nonce string, b
 	return req
 }
 
-var testClient = connectortest.Client
-
 type response = connectortest.Answer
 
 func do(t *testing.T, req *http.Request) response { t.Helper(); return connectortest.Do(t, req) }

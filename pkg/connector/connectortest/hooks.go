@@ -3,6 +3,7 @@ package connectortest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -243,4 +245,33 @@ func AddSeeds(f *testing.F, glob string) {
 		}
 		f.Add(b)
 	}
+}
+
+// BarePublish is the reference leg of a webhook benchmark (Measure): it publishes, on subject, a
+// minimal omni.channel.message.received of channel from a kind identity, id bench:<n>, straight
+// to JetStream, as the connector's push leg would after decoding.
+func BarePublish(p bus.Publisher, subject, channel, kind string) func(n int64) error {
+	return func(n int64) error {
+		id := strconv.FormatInt(n, 10)
+		e, err := event.New(schemas.TypeChannelMessageReceived, "/connectors/"+channel, map[string]any{"channel": channel, "channel_message_id": id,
+			"from": map[string]string{"kind": kind, "value": "bare" + id}, "message": map[string]any{"type": "text", "text": "x"},
+			"sent_at": time.Now().UTC()}, event.WithID("bench:"+id), event.WithPartitionKey(kind+":bare"+strconv.FormatInt(n%5000, 10)))
+		if err != nil {
+			return err
+		}
+		return p.Publish(context.Background(), subject, e)
+	}
+}
+
+// PostOK sends req with Client and wants a 200: the push leg of a webhook benchmark.
+func PostOK(req *http.Request) error {
+	resp, err := Client.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %d", req.URL.Path, resp.StatusCode)
+	}
+	return nil
 }
