@@ -147,3 +147,59 @@ func TestWebhookWithoutVerifyIsRefused(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestWebhookAnswer: a vendor's check on the push URL (Answer ok) is answered with its JSON
+// after the signature check and publishes nothing; other requests go on to Decode.
+func TestWebhookAnswer(t *testing.T) {
+	t.Parallel()
+	b := bustest.New(t)
+	mux := http.NewServeMux()
+	svc := connector.Define(spec, func(ctx context.Context, rt *connector.Runtime, c *cfg) error {
+		return rt.Webhook(connector.Webhook{
+			Path: "/in", Verify: c.verify,
+			Answer: func(_ *http.Request, body []byte) (any, bool, error) {
+				switch string(body) {
+				case "check":
+					return map[string]int{"challenge": 12345}, true, nil
+				case "bad check":
+					return nil, false, webhook.ErrMalformed
+				}
+				return nil, false, nil
+			},
+			Decode: func(_ *http.Request, body []byte) ([]bus.Outgoing, error) {
+				e, err := rt.NewEvent("omni.channel.message.received", data(string(body)), event.WithID("t:"+string(body)))
+				return []bus.Outgoing{{Subject: "omni.in.t.message", Event: e}}, err
+			},
+		})
+	})
+	srv := serve(t, b, svc, mux, "/hooks/t/in")
+	call := func(body, sig string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/hooks/t/in", strings.NewReader(body))
+		req.Header.Set("X-Sig", sig)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(out))
+	}
+	if code, body := call("check", "s"); code != http.StatusOK || body != `{"challenge":12345}` {
+		t.Errorf("check answered %d %s, want 200 {\"challenge\":12345}", code, body)
+	}
+	if code, _ := call("check", "wrong"); code != http.StatusUnauthorized {
+		t.Errorf("forged check answered %d, want 401", code)
+	}
+	if code, _ := call("bad check", "s"); code != http.StatusBadRequest {
+		t.Errorf("malformed check answered %d, want 400", code)
+	}
+	if n := b.StoredCount(t, bus.StreamIn, ">"); n != 0 {
+		t.Errorf("checks published %d events", n)
+	}
+	if code, _ := call("m1", "s"); code != http.StatusOK {
+		t.Errorf("push answered %d", code)
+	}
+	if n := b.StoredCount(t, bus.StreamIn, ">"); n != 1 {
+		t.Errorf("push stored %d events, want 1", n)
+	}
+}

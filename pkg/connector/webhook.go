@@ -24,6 +24,11 @@ type Webhook struct {
 	Verify func(r *http.Request, body []byte) error
 	// NoSignature acknowledges that the vendor signs nothing (Verify may then be nil).
 	NoSignature bool
+	// Answer, optional, handles a verified request that is not a push but a check the vendor
+	// makes on the push URL itself (Douyin's verify_webhook POSTs a challenge to echo). It runs
+	// after Verify; when it returns ok, the request is answered 200 with answer as JSON, and
+	// Decode does not run. An error is answered as Decode's are.
+	Answer func(r *http.Request, body []byte) (answer any, ok bool, err error)
 	// Decode turns the verified request into the events to publish. Return an error wrapping
 	// webhook.ErrMalformed for bad input (400 with the reason), or webhook.ErrUnavailable for a
 	// transient failure (503 + Retry-After: the vendor retries). Zero events is fine (e.g. a
@@ -75,6 +80,17 @@ func (rt *Runtime) inbound(h Webhook) http.HandlerFunc {
 		if h.Verify != nil {
 			if err := h.Verify(r, body); err != nil {
 				webhook.Fail(w, r, rt.Log, webhook.Status(err, http.StatusUnauthorized), err)
+				return
+			}
+		}
+		if h.Answer != nil {
+			answer, ok, err := h.Answer(r, body)
+			if err != nil {
+				webhook.Fail(w, r, rt.Log, webhook.Status(err, http.StatusBadRequest), err)
+				return
+			}
+			if ok {
+				webhook.WriteJSON(w, http.StatusOK, answer)
 				return
 			}
 		}

@@ -128,6 +128,8 @@ require (
 	github.com/omnibus-dev/omnibus/services/audit v0.0.0
 	github.com/omnibus-dev/omnibus/services/crm v0.0.0
 	github.com/omnibus-dev/omnibus/services/desk v0.0.0
+	github.com/omnibus-dev/omnibus/services/douyin v0.0.0
+	github.com/omnibus-dev/omnibus/services/kuaishou v0.0.0
 	github.com/omnibus-dev/omnibus/services/example v0.0.0
 	github.com/omnibus-dev/omnibus/services/logistics v0.0.0
 	github.com/omnibus-dev/omnibus/services/oms v0.0.0
@@ -159,6 +161,10 @@ replace github.com/omnibus-dev/omnibus/services/sandbox => ../sandbox
 replace github.com/omnibus-dev/omnibus/services/wechatkf => ../wechatkf
 
 replace github.com/omnibus-dev/omnibus/services/weibo => ../weibo
+
+replace github.com/omnibus-dev/omnibus/services/douyin => ../douyin
+
+replace github.com/omnibus-dev/omnibus/services/kuaishou => ../kuaishou
 
 replace github.com/omnibus-dev/omnibus/services/logistics => ../logistics
 

@@ -16,7 +16,9 @@ import (
 	"github.com/omnibus-dev/omnibus/services/audit"
 	"github.com/omnibus-dev/omnibus/services/crm"
 	"github.com/omnibus-dev/omnibus/services/desk"
+	"github.com/omnibus-dev/omnibus/services/douyin"
 	"github.com/omnibus-dev/omnibus/services/example"
+	"github.com/omnibus-dev/omnibus/services/kuaishou"
 	"github.com/omnibus-dev/omnibus/services/logistics"
 	"github.com/omnibus-dev/omnibus/services/oms"
 	"github.com/omnibus-dev/omnibus/services/payment"
@@ -40,6 +42,8 @@ func services() []service.Service {
 		webchat.Service(),
 		sms.Service(),
 		weibo.Service(),
+		douyin.Service(),
+		kuaishou.Service(),
 		voice.Service(),
 		crm.Service(),
 		oms.Service(),

@@ -13,8 +13,10 @@ import (
 	alipaysim "github.com/omnibus-dev/omnibus/services/sandbox/alipay"
 	"github.com/omnibus-dev/omnibus/services/sandbox/aliyun"
 	"github.com/omnibus-dev/omnibus/services/sandbox/cainiao"
+	"github.com/omnibus-dev/omnibus/services/sandbox/douyin"
 	"github.com/omnibus-dev/omnibus/services/sandbox/iflytek"
 	"github.com/omnibus-dev/omnibus/services/sandbox/jira"
+	"github.com/omnibus-dev/omnibus/services/sandbox/kuaishou"
 	"github.com/omnibus-dev/omnibus/services/sandbox/nls"
 	omssim "github.com/omnibus-dev/omnibus/services/sandbox/oms"
 	"github.com/omnibus-dev/omnibus/services/sandbox/openai"
@@ -62,6 +64,8 @@ var Credentials = map[string]string{
 	"WECHATKF_TOKEN": "OmnibusSandbox", "WECHATKF_AES_KEY": "lM7/Yv3UOFPG++ipKh3A7ho3Yo6FvJGmMXxfyociK4s",
 	"WECHATKF_SCENE_KEY": "sandbox-scene-key-0001", "WECHATKF_OPEN_KFID": "wkSandboxKf0000000000000000000001",
 	"WEIBO_APP_SECRET": "sandbox-weibo-app-secret", "WEIBO_ACCESS_TOKEN": "2.00SandboxWeiboAccessToken0001",
+	"DOUYIN_CLIENT_KEY": "awOmnibusSandbox0001", "DOUYIN_CLIENT_SECRET": "sandbox-douyin-client-secret", "DOUYIN_ACCESS_TOKEN": "act.SandboxDouyinAccessToken0001",
+	"KUAISHOU_APP_KEY": "ks_omnibus_sandbox_app", "KUAISHOU_APP_SECRET": "sandbox-kuaishou-app-secret",
 	"SF_PARTNER_ID": "OMNIBUS_SANDBOX", "SF_CHECKWORD": "sandbox-checkword",
 	"CAINIAO_PROVIDER_ID": "OMNIBUS_SANDBOX", "CAINIAO_SECRET_KEY": "sandbox-secret",
 	"JIRA_EMAIL": "bot@omnibus.local", "JIRA_API_TOKEN": "sandbox-jira-token", "JIRA_WEBHOOK_SECRET": "sandbox-jira-hook",
@@ -88,6 +92,7 @@ func ConnectorEnv(base string) map[string]string {
 		"SANDBOX_APP_BASE":     base,
 		"WECHATKF_API_BASE":    base + "/sandbox/wecom",
 		"WEIBO_API_BASE":       base + "/sandbox/weibo",
+		"DOUYIN_API_BASE":      base + "/sandbox/douyin",
 		"SF_API_BASE":          base + "/sandbox/sfexpress",
 		"CAINIAO_API_BASE":     base + "/sandbox/cainiao",
 		"TICKET_PROVIDER":      "jira",
@@ -189,6 +194,22 @@ var vendors = []vendor{
 			return nil, err
 		}
 		return s, nil // the customers' Weibo: sim.Channel "weibo"
+	}},
+	{"douyin", func(_ context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {
+		s, err := douyin.New(env, douyin.Config{ClientKey: cred(l, "DOUYIN_CLIENT_KEY"), ClientSecret: cred(l, "DOUYIN_CLIENT_SECRET"),
+			AccessToken: cred(l, "DOUYIN_ACCESS_TOKEN")})
+		if err != nil {
+			return nil, err
+		}
+		return s, nil // the customers' Douyin: sim.Channel "douyin"
+	}},
+	{"kuaishou", func(_ context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {
+		s, err := kuaishou.New(env, kuaishou.Config{AppKey: cred(l, "KUAISHOU_APP_KEY"), AppSecret: cred(l, "KUAISHOU_APP_SECRET"),
+			MessageEvent: get(l, "KUAISHOU_MESSAGE_EVENT", "")})
+		if err != nil {
+			return nil, err
+		}
+		return s, nil // the customers' Kuaishou: sim.Channel "kuaishou"
 	}},
 	{"sfexpress", func(_ context.Context, env *sim.Env, _ *Config, l config.Lookup) (sim.Channel, error) {
 		_, err := sfexpress.New(env, sfexpress.Config{PartnerID: cred(l, "SF_PARTNER_ID"), Checkword: cred(l, "SF_CHECKWORD")})

@@ -2,19 +2,17 @@ package wechatkf_test
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
+	"github.com/omnibus-dev/omnibus/pkg/connector/connectortest"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
@@ -45,23 +43,13 @@ type world struct {
 	env     *sim.Env
 	sim     *wecom.Sim
 	apiBase string
-	hooks   *httptest.Server
-	current atomic.Pointer[http.ServeMux]
+	hooks   *connectortest.Hooks
 	conf    map[string]string
 }
 
 func newWorld(t *testing.T, mod func(*wecom.Config)) *world {
 	t.Helper()
-	w := &world{bus: bustest.New(t, bus.WithLogger(quiet()))}
-	w.hooks = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		mux := w.current.Load()
-		if mux == nil {
-			http.Error(rw, `{"error":"connector down"}`, http.StatusServiceUnavailable)
-			return
-		}
-		mux.ServeHTTP(rw, r)
-	}))
-	t.Cleanup(w.hooks.Close)
+	w := &world{bus: bustest.New(t, bus.WithLogger(quiet())), hooks: connectortest.NewHooks(t)}
 	mux := http.NewServeMux()
 	sandbox := httptest.NewServer(mux)
 	t.Cleanup(sandbox.Close)
@@ -95,64 +83,13 @@ func (w *world) start(t *testing.T, extra map[string]string) (stop func()) {
 	for k, v := range extra {
 		env[k] = v
 	}
-	client := w.bus.Connect(t, bus.WithLogger(quiet()))
-	mux := http.NewServeMux()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- wechatkf.Service().Run(ctx, service.Deps{Bus: client, Mux: mux, Log: quiet(), Health: service.NewHealth(),
-			Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
-	}()
-	bustest.WaitFor(t, 10*time.Second, "callback route mounted", func() bool {
-		select {
-		case err := <-done:
-			t.Fatalf("connector exited during setup: %v", err)
-		default:
-		}
-		rec := httptest.NewRecorder()
-		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, wechatkf.CallbackPath, strings.NewReader("")))
-		return rec.Code != http.StatusNotFound
-	})
-	w.current.Store(mux)
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		w.current.CompareAndSwap(mux, nil)
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("connector Run returned %v after cancellation", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("connector did not stop within 15s")
-		}
-	}
-	t.Cleanup(stop)
-	return stop
+	return w.hooks.Start(t, connectortest.Instance{Service: wechatkf.Service(), Bus: w.bus.Connect(t, bus.WithLogger(quiet())),
+		Env: env, Probe: wechatkf.CallbackPath, Log: quiet()})
 }
 
-// testClient bounds every test request: a handler that hangs fails the test instead.
-var testClient = &http.Client{Timeout: 20 * time.Second}
+type response = connectortest.Answer
 
-type response struct {
-	Status int
-	Body   string
-}
-
-func do(t *testing.T, req *http.Request) response {
-	t.Helper()
-	resp, err := testClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return response{resp.StatusCode, string(b)}
-}
+func do(t *testing.T, req *http.Request) response { t.Helper(); return connectortest.Do(t, req) }
 
 // callback is the simulator's next signed callback, aimed at the world's hook server.
 func (w *world) callback(t *testing.T) *http.Request {
@@ -194,11 +131,7 @@ type received struct {
 
 func decodeReceived(t *testing.T, e event.Event) received {
 	t.Helper()
-	var r received
-	if err := json.Unmarshal(e.Data(), &r); err != nil {
-		t.Fatalf("event %s: %v", e.ID(), err)
-	}
-	return r
+	return connectortest.Data[received](t, e)
 }
 
 type status struct {
@@ -214,11 +147,7 @@ type status struct {
 
 func decodeStatus(t *testing.T, e event.Event) status {
 	t.Helper()
-	var s status
-	if err := json.Unmarshal(e.Data(), &s); err != nil {
-		t.Fatalf("event %s: %v", e.ID(), err)
-	}
-	return s
+	return connectortest.Data[status](t, e)
 }
 
 // sendCommand publishes an outbound command and returns it.
@@ -241,19 +170,7 @@ func (w *world) sendCommand(t *testing.T, to map[string]string, message map[stri
 // waitStatus waits for the status event of command id.
 func (w *world) waitStatus(t *testing.T, id string) (event.Event, status) {
 	t.Helper()
-	var found event.Event
-	bustest.WaitFor(t, 30*time.Second, "status of "+id, func() bool {
-		if w.bus.StoredCount(t, bus.StreamIn, wechatkf.SubjectStatus+".>") == 0 {
-			return false
-		}
-		for _, e := range w.statuses(t) {
-			if e.ID() == "wechatkf:status:"+id {
-				found = e
-				return true
-			}
-		}
-		return false
-	})
+	found := connectortest.WaitEvent(t, w.bus, bus.StreamIn, wechatkf.SubjectStatus+".>", "wechatkf:status:"+id)
 	return found, decodeStatus(t, found)
 }
 

@@ -2,10 +2,9 @@ package weibo
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 
+	"github.com/omnibus-dev/omnibus/pkg/connector/connectortest"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
 	"github.com/omnibus-dev/omnibus/pkg/wire/weibo"
 )
@@ -14,17 +13,7 @@ import (
 // (testdata): it must not panic, and whatever it accepts must become a schema-valid event with
 // a deterministic id.
 func FuzzDecodePush(f *testing.F) {
-	seeds, err := filepath.Glob("testdata/*.json")
-	if err != nil || len(seeds) == 0 {
-		f.Fatalf("no seeds in testdata: %v", err)
-	}
-	for _, p := range seeds {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	connectortest.AddSeeds(f, "testdata/*.json")
 	f.Add([]byte(`{"type":"position","receiver_id":1,"sender_id":2,"created_at":"Mon Jul 16 18:09:20 +0800 2012","data":{"longitude":"NaN","latitude":"1e999"}}`))
 	f.Add([]byte(`{"type":"text","receiver_id":1,"sender_id":2,"created_at":"Mon Jul 16 18:09:20 +0800 2012","text":"\xff\xfe"}`))
 	v := schema.Default()

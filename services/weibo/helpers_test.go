@@ -2,23 +2,19 @@ package weibo_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strconv"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
+	"github.com/omnibus-dev/omnibus/pkg/connector"
+	"github.com/omnibus-dev/omnibus/pkg/connector/connectortest"
 	"github.com/omnibus-dev/omnibus/pkg/event"
-	"github.com/omnibus-dev/omnibus/pkg/service"
 	wire "github.com/omnibus-dev/omnibus/pkg/wire/weibo"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
 	weibosim "github.com/omnibus-dev/omnibus/services/sandbox/weibo"
@@ -31,12 +27,7 @@ const (
 	account     = 1902538057
 )
 
-func quiet() *slog.Logger {
-	if os.Getenv("WEIBO_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
+func quiet() *slog.Logger { return connectortest.Logger("WEIBO_TEST_LOG") }
 
 // world is one test's JetStream, Weibo sandbox and hook endpoint, the connector behind it.
 type world struct {
@@ -44,23 +35,13 @@ type world struct {
 	env     *sim.Env
 	sim     *weibosim.Sim
 	apiBase string
-	hooks   *httptest.Server
-	current atomic.Pointer[http.ServeMux]
+	hooks   *connectortest.Hooks
 	conf    map[string]string
 }
 
 func newWorld(t testing.TB) *world {
 	t.Helper()
-	w := &world{bus: bustest.New(t, bus.WithLogger(quiet()))}
-	w.hooks = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		mux := w.current.Load()
-		if mux == nil {
-			http.Error(rw, `{"error":"connector down"}`, http.StatusServiceUnavailable)
-			return
-		}
-		mux.ServeHTTP(rw, r)
-	}))
-	t.Cleanup(w.hooks.Close)
+	w := &world{bus: bustest.New(t, bus.WithLogger(quiet())), hooks: connectortest.NewHooks(t)}
 	mux := http.NewServeMux()
 	sandbox := httptest.NewServer(mux)
 	t.Cleanup(sandbox.Close)
@@ -79,37 +60,8 @@ func newWorld(t testing.TB) *world {
 // start runs a connector instance behind the world's hook server.
 func (w *world) start(t testing.TB) {
 	t.Helper()
-	client := w.bus.Connect(t, bus.WithLogger(quiet()))
-	mux := http.NewServeMux()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- weibo.Service().Run(ctx, service.Deps{Bus: client, Mux: mux, Log: quiet(), Health: service.NewHealth(),
-			Env: func(k string) (string, bool) { v, ok := w.conf[k]; return v, ok }})
-	}()
-	bustest.WaitFor(t, 10*time.Second, "callback route mounted", func() bool {
-		select {
-		case err := <-done:
-			t.Fatalf("connector exited during setup: %v", err)
-		default:
-		}
-		rec := httptest.NewRecorder()
-		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, weibo.CallbackPath, strings.NewReader("")))
-		return rec.Code != http.StatusNotFound
-	})
-	w.current.Store(mux)
-	t.Cleanup(func() {
-		w.current.CompareAndSwap(mux, nil)
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("connector Run returned %v after cancellation", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("connector did not stop within 15s")
-		}
-	})
+	w.hooks.Start(t, connectortest.Instance{Service: weibo.Service(), Bus: w.bus.Connect(t, bus.WithLogger(quiet())),
+		Env: w.conf, Probe: weibo.CallbackPath, Log: quiet()})
 }
 
 // signedPush is a push request as Weibo sends it: body, signed query at at with nonce.
@@ -124,23 +76,9 @@ func signedPush(t testing.TB, base, secret string, at time.Time, nonce string, b
 	return req
 }
 
-var testClient = &http.Client{Timeout: 20 * time.Second}
+type response = connectortest.Answer
 
-type response struct {
-	Status int
-	Body   string
-}
-
-func do(t *testing.T, req *http.Request) response {
-	t.Helper()
-	resp, err := testClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return response{resp.StatusCode, string(b)}
-}
+func do(t *testing.T, req *http.Request) response { t.Helper(); return connectortest.Do(t, req) }
 
 func pushBody(t testing.TB, p wire.Push) []byte {
 	t.Helper()
@@ -170,14 +108,7 @@ type received struct {
 	SentAt           time.Time         `json:"sent_at"`
 }
 
-func decode[T any](t *testing.T, e event.Event) T {
-	t.Helper()
-	var v T
-	if err := json.Unmarshal(e.Data(), &v); err != nil {
-		t.Fatalf("event %s: %v", e.ID(), err)
-	}
-	return v
-}
+func decode[T any](t *testing.T, e event.Event) T { t.Helper(); return connectortest.Data[T](t, e) }
 
 type status struct {
 	MessageID       string `json:"message_id"`
@@ -189,31 +120,10 @@ type status struct {
 
 func (w *world) sendText(t *testing.T, uid int64, text string) event.Event {
 	t.Helper()
-	e, err := event.New(weibo.TypeSend, "/desk", map[string]any{"channel": "weibo",
-		"to": map[string]string{"kind": "weibo_uid", "value": strconv.FormatInt(uid, 10)}, "message": map[string]any{"type": "text", "text": text}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.bus.Client.Publish(context.Background(), weibo.SubjectSend, e); err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return connectortest.SendText(t, w.bus.Client, weibo.SubjectSend, weibo.Channel, connector.Identity{Kind: weibo.IdentityKind, Value: strconv.FormatInt(uid, 10)}, text)
 }
 
 func (w *world) waitStatus(t *testing.T, id string) status {
 	t.Helper()
-	var found event.Event
-	bustest.WaitFor(t, 30*time.Second, "status of "+id, func() bool {
-		if w.bus.StoredCount(t, bus.StreamIn, weibo.SubjectStatus+".>") == 0 {
-			return false
-		}
-		for _, e := range w.bus.Events(t, bus.StreamIn, weibo.SubjectStatus+".>") {
-			if e.ID() == "weibo:status:"+id {
-				found = e
-				return true
-			}
-		}
-		return false
-	})
-	return decode[status](t, found)
+	return decode[status](t, connectortest.WaitEvent(t, w.bus, bus.StreamIn, weibo.SubjectStatus+".>", "weibo:status:"+id))
 }

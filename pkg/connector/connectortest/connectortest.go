@@ -52,6 +52,10 @@ type Harness struct {
 	// reports (polled) whether the vendor received it.
 	Outbound  func(t *testing.T) (subject string, e event.Event)
 	Delivered func(t *testing.T, e event.Event) bool
+	// Conversation, optional, returns an inbound request that OutboundDelivered sends (and
+	// requires a 2xx for) before the command: for a channel that sends only in answer to a
+	// customer's message the connector saw (a Douyin reply names the message it answers).
+	Conversation func(t *testing.T) *http.Request
 }
 
 type running struct {
@@ -228,6 +232,11 @@ func Run(t *testing.T, h Harness) {
 		t.Run("OutboundDelivered", func(t *testing.T) {
 			t.Parallel()
 			r := start(t, h)
+			if h.Conversation != nil {
+				if resp := r.send(t, h.Conversation(t)); !ok(resp.StatusCode) {
+					t.Fatalf("the customer's message answered %d %s", resp.StatusCode, resp.Body)
+				}
+			}
 			subject, e := h.Outbound(t)
 			if err := r.bus.Client.Publish(context.Background(), subject, e); err != nil {
 				t.Fatal(err)
