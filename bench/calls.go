@@ -17,7 +17,8 @@ simulated ASR vendors and the voice connector in-process; --calls concurrent SIP
 paced G.711 RTP of catalogue speech) for --duration each. Reports RTP loss as the connector
 counted it, frame→transcript-segment and INVITE→call.started latencies, and CPU per call against
 a raw ceiling measured in the same run (the same RTP streams received and written to disk by
-plain sockets). Exits non-zero when a call failed or lost packets.
+plain sockets); with --desk, through the unifier and the desk too, with the screen pop. Exits
+non-zero when a call failed or lost packets.
 
 Usage: go run ./bench calls [flags]
 
@@ -26,6 +27,7 @@ Usage: go run ./bench calls [flags]
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "each call's length")
 	fs.DurationVar(&cfg.Ramp, "ramp", cfg.Ramp, "calls start spread over this")
 	fs.StringVar(&cfg.ASR, "asr", cfg.ASR, "ASR vendor of the calls: iflytek, aliyun or none")
+	fs.BoolVar(&cfg.Desk, "desk", cfg.Desk, "run the unifier, the CRM and the desk beside the connector (embedded Postgres) and measure the screen pop: INVITE → ringing on the desk's event stream → the caller's 360° panel")
 	out.register(fs, true)
 	if err = parse(fs, args); err != nil {
 		return cfg, out, err

@@ -44,6 +44,11 @@ type Config struct {
 	Duration time.Duration // each call's audio
 	Ramp     time.Duration // calls start spread over this
 	ASR      string        // iflytek, aliyun or none
+	// Desk runs the calls through the whole path to the agent: the all-in-one with the unifier,
+	// the desk and the CRM beside the voice connector (embedded Postgres), and measures the
+	// screen pop: INVITE → the desk's event stream announcing the ringing call → the caller's
+	// 360° panel served. CPU then counts those services too.
+	Desk     bool
 	Log      *slog.Logger
 	Progress io.Writer // progress lines; nil for none
 }
@@ -88,6 +93,7 @@ type Report struct {
 		Duration string `json:"duration"`
 		ASR      string `json:"asr"`
 		CPUs     int    `json:"cpus"`
+		Desk     bool   `json:"desk"`
 	} `json:"config"`
 	Raw     Phase `json:"raw"`
 	Omnibus Phase `json:"omnibus"`
@@ -98,7 +104,11 @@ type Report struct {
 	Segments        int            `json:"final_segments"`
 	SegmentLatency  *stats.Dist    `json:"segment_latency_ms,omitempty"`
 	InviteToStarted *stats.Dist    `json:"invite_to_started_ms,omitempty"`
-	Transcripts     map[string]int `json:"transcripts"` // complete / partial / none
+	// With --desk: INVITE → the ringing call on the desk's event stream (what an open workbench
+	// receives), and → the caller's 360° panel answered by the desk API.
+	ScreenPop      *stats.Dist    `json:"invite_to_desk_ringing_ms,omitempty"`
+	PanelReady     *stats.Dist    `json:"invite_to_panel_ms,omitempty"`
+	Transcripts    map[string]int `json:"transcripts"` // complete / partial / none
 }
 
 // Run runs both phases.
@@ -110,7 +120,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	rep := &Report{Transcripts: map[string]int{}}
-	rep.Config.Calls, rep.Config.Duration, rep.Config.ASR, rep.Config.CPUs = cfg.Calls, cfg.Duration.String(), cfg.ASR, runtime.NumCPU()
+	rep.Config.Calls, rep.Config.Duration, rep.Config.ASR, rep.Config.CPUs, rep.Config.Desk = cfg.Calls, cfg.Duration.String(), cfg.ASR, runtime.NumCPU(), cfg.Desk
 	audio, err := speechAudio(cfg.Duration)
 	if err != nil {
 		return nil, err
@@ -119,8 +129,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if rep.Raw, err = raw(ctx, cfg, audio); err != nil {
 		return nil, err
 	}
-	progress(cfg, "omnibus: %d concurrent calls of %s through the voice connector (ASR %s)", cfg.Calls, cfg.Duration, cfg.ASR)
-	if err := connector(ctx, cfg, audio, rep); err != nil {
+	if cfg.Desk {
+		progress(cfg, "omnibus: %d concurrent calls of %s through the voice connector, the unifier and the desk (ASR %s)", cfg.Calls, cfg.Duration, cfg.ASR)
+		err = throughDesk(ctx, cfg, audio, rep)
+	} else {
+		progress(cfg, "omnibus: %d concurrent calls of %s through the voice connector (ASR %s)", cfg.Calls, cfg.Duration, cfg.ASR)
+		err = connector(ctx, cfg, audio, rep)
+	}
+	if err != nil {
 		return nil, err
 	}
 	if rep.Raw.CallsPerCore > 0 {
@@ -287,24 +303,8 @@ func connector(ctx context.Context, cfg Config, audio []int16, rep *Report) erro
 	web := httptest.NewServer(mux)
 	defer web.Close()
 	env := sandbox.ConnectorEnv(web.URL)
-	env["SANDBOX_SCENARIO_INTERVAL"], env["SANDBOX_CALL_INTERVAL"] = "0", "0"
-	env["SANDBOX_TCCC_CALL_INTERVAL"] = "0" // the SIP load alone: no simulated TCCC calls beside it
-	sip, err := freePort()
-	if err != nil {
+	if err := voiceEnv(env, cfg, dir); err != nil {
 		return err
-	}
-	rtpLo, err := freePort()
-	if err != nil {
-		return err
-	}
-	rtpLo = min(max(rtpLo-rtpLo%2, 10000), 60000)
-	env["VOICE_SIP_LISTEN"] = "127.0.0.1:" + strconv.Itoa(sip)
-	env["VOICE_RTP_PORTS"] = fmt.Sprintf("%d-%d", rtpLo, rtpLo+2*cfg.Calls+20)
-	env["VOICE_SPOOL_DIR"], env["VOICE_RECORDING_BUCKET"] = filepath.Join(dir, "spool"), "file://"+filepath.Join(dir, "recordings")
-	if cfg.ASR == "none" {
-		env["VOICE_ASR"] = "none"
-	} else {
-		env["VOICE_ASR"] = cfg.ASR
 	}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	var wg sync.WaitGroup
@@ -331,6 +331,34 @@ func connector(ctx context.Context, cfg Config, audio []int16, rep *Report) erro
 		return err
 	}
 
+	return drive(ctx, rctx, cfg, audio, client, env["VOICE_SIP_LISTEN"], nil, rep)
+}
+
+// voiceEnv sets the load's settings in env: a quiet sandbox (no simulated customers or calls
+// beside the load), the voice connector on free loopback ports with its spool and recordings
+// in dir, and the ASR vendor.
+func voiceEnv(env map[string]string, cfg Config, dir string) error {
+	env["SANDBOX_SCENARIO_INTERVAL"], env["SANDBOX_CALL_INTERVAL"] = "0", "0"
+	env["SANDBOX_TCCC_CALL_INTERVAL"] = "0" // the SIP load alone: no simulated TCCC calls beside it
+	sip, err := freePort()
+	if err != nil {
+		return err
+	}
+	rtpLo, err := freePort()
+	if err != nil {
+		return err
+	}
+	rtpLo = min(max(rtpLo-rtpLo%2, 10000), 60000)
+	env["VOICE_SIP_LISTEN"] = "127.0.0.1:" + strconv.Itoa(sip)
+	env["VOICE_RTP_PORTS"] = fmt.Sprintf("%d-%d", rtpLo, rtpLo+2*cfg.Calls+20)
+	env["VOICE_SPOOL_DIR"], env["VOICE_RECORDING_BUCKET"] = filepath.Join(dir, "spool"), "file://"+filepath.Join(dir, "recordings")
+	env["VOICE_ASR"] = cfg.ASR
+	return nil
+}
+
+// drive places the calls on the voice connector at sipTarget, collects what it publishes on
+// client and fills rep's omnibus phase; pop, if set, is watching the desk for the screen pops.
+func drive(ctx, rctx context.Context, cfg Config, audio []int16, client *bus.Client, sipTarget string, pop *popWatch, rep *Report) error {
 	// What the connector publishes.
 	var mu sync.Mutex
 	startedAt := map[string]time.Time{} // from number -> when call.started was stored
@@ -370,7 +398,7 @@ func connector(ctx context.Context, cfg Config, audio []int16, rep *Report) erro
 	}
 	defer func() { _ = sub.Shutdown(context.WithoutCancel(ctx)) }()
 
-	dialer, err := caller.New(caller.Config{Target: env["VOICE_SIP_LISTEN"], Log: cfg.Log})
+	dialer, err := caller.New(caller.Config{Target: sipTarget, Log: cfg.Log})
 	if err != nil {
 		return err
 	}
@@ -406,6 +434,9 @@ func connector(ctx context.Context, cfg Config, audio []int16, rep *Report) erro
 	wall := time.Since(start)
 
 	ph := Phase{Name: "omnibus: SIP + RTP + recording + ASR + events", Calls: cfg.Calls}
+	if cfg.Desk {
+		ph.Name = "omnibus: the same + unifier + CRM + desk"
+	}
 	byFrom := map[string]caller.Call{}
 	for i, r := range results {
 		if errs[i] != nil {
@@ -450,6 +481,9 @@ func connector(ctx context.Context, cfg Config, audio []int16, rep *Report) erro
 	}
 	rep.Segments = len(segs)
 	rep.SegmentLatency, rep.InviteToStarted = stats.Of(lat), stats.Of(invite)
+	if pop != nil {
+		rep.ScreenPop, rep.PanelReady = pop.latencies(callOf, byFrom)
+	}
 	return nil
 }
 
@@ -464,7 +498,11 @@ func freePort() (int, error) {
 
 // WriteTable prints the report.
 func (r *Report) WriteTable(w io.Writer) {
-	fmt.Fprintf(w, "calls %d × %s, ASR %s, %d CPUs\n\n", r.Config.Calls, r.Config.Duration, r.Config.ASR, r.Config.CPUs)
+	where := "the voice connector"
+	if r.Config.Desk {
+		where = "the voice connector, the unifier, the CRM and the desk"
+	}
+	fmt.Fprintf(w, "calls %d × %s, ASR %s, %d CPUs, through %s\n\n", r.Config.Calls, r.Config.Duration, r.Config.ASR, r.Config.CPUs, where)
 	fmt.Fprintf(w, "%-48s %8s %10s %8s %10s %12s %10s\n", "phase", "failed", "rtp sent", "lost", "loss", "cpu s/call-s", "calls/core")
 	for _, p := range []Phase{r.Raw, r.Omnibus} {
 		fmt.Fprintf(w, "%-48s %8d %10d %8d %9.4f%% %12.5f %10.0f\n", p.Name, p.Failed, p.Sent, p.Lost, 100*p.LossRatio, p.CPUPerCall, p.CallsPerCore)
@@ -475,6 +513,12 @@ func (r *Report) WriteTable(w io.Writer) {
 	}
 	if d := r.InviteToStarted; d != nil {
 		fmt.Fprintf(w, "INVITE→call.started stored (ms): p50 %.1f  p99 %.1f  max %.1f\n", d.P50, d.P99, d.Max)
+	}
+	if d := r.ScreenPop; d != nil {
+		fmt.Fprintf(w, "screen pop, INVITE→ringing on the desk's event stream (ms, %d calls): p50 %.1f  p99 %.1f  max %.1f\n", d.Samples, d.P50, d.P99, d.Max)
+	}
+	if d := r.PanelReady; d != nil {
+		fmt.Fprintf(w, "INVITE→caller's 360° panel answered (ms, %d calls): p50 %.1f  p99 %.1f  max %.1f\n", d.Samples, d.P50, d.P99, d.Max)
 	}
 	b, _ := json.Marshal(r.Transcripts)
 	fmt.Fprintf(w, "transcripts: %s\n", b)
