@@ -1,6 +1,7 @@
 package desk_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -75,4 +76,118 @@ func TestCallRingingThenEnded(t *testing.T) {
 		!c.AnsweredAt.Equal(answered) || c.HangupSide != "caller" {
 		t.Fatalf("the ended call: %+v", c)
 	}
+}
+
+// The call controls: hang-up and transfer of a live call are commands to the voice connector
+// carrying the agent who asked, allowed to the conversation's assignee and supervisors only,
+// refused for a call that is over (and a transfer before the answer); bad input publishes nothing.
+func TestCallControls(t *testing.T) {
+	t.Parallel()
+	b := bustest.New(t, bus.WithLogger(quiet()))
+	d := startDesk(t, b, map[string]string{"DESK_ASSIGN": "false"})
+	w := newWorld(t, b)
+	id := uuid.NewString()
+	start := w.t0.Add(time.Minute)
+	w.publish("omni.desk.call.ringing", "omni.desk.call.ringing", map[string]any{
+		"call":         w.callView(id, "ringing", start, map[string]any{"started_at": start}),
+		"conversation": w.convView(w.conv, w.cust, "open", []string{"voice"}, w.t0, start),
+		"customer":     map[string]any{"id": w.cust, "display_name": "张伟", "created_at": w.t0, "profile": map[string]any{}, "profile_sources": map[string]any{},
+			"identities": []map[string]string{{"kind": "phone", "masked": "+86 138****8000", "source": "voice"}}},
+	}, event.WithSubject(w.conv))
+	hangup, transfer := "/api/calls/"+id+"/hangup", "/api/calls/"+id+"/transfer"
+	bustest.WaitFor(t, 15*time.Second, "the ringing call on the desk", func() bool {
+		_, err := d.store.GetCall(context.Background(), id)
+		return err == nil
+	})
+
+	// Unassigned: an agent may not; then agent-li takes the conversation and may.
+	if code := d.call(t, d.token, "POST", hangup, nil, nil); code != 403 {
+		t.Fatalf("hang-up of an unassigned conversation's call by an agent: %d, want 403", code)
+	}
+	if code := d.call(t, d.token, "POST", "/api/conversations/"+w.conv+"/assign", map[string]any{}, nil); code != 200 {
+		t.Fatalf("take the conversation: %d", code)
+	}
+	intruder := d.idp.token(t, "agent-zhao", []string{"agent"}, nil)
+	for name, tc := range map[string]struct {
+		token, path string
+		body        any
+		want        int
+	}{
+		"another agent":           {intruder, hangup, nil, 403},
+		"transfer while ringing":  {d.token, transfer, map[string]any{"target": "8012"}, 409},
+		"unknown call":            {d.super, "/api/calls/" + uuid.NewString() + "/hangup", nil, 404},
+		"call id not a uuid":      {d.super, "/api/calls/x/hangup", nil, 400},
+		"target on a hang-up":     {d.token, hangup, map[string]any{"target": "8012"}, 400},
+		"unknown field":           {d.token, hangup, map[string]any{"why": "x"}, 400},
+		"no token":                {"", hangup, nil, 401},
+		"another agent, transfer": {intruder, transfer, map[string]any{"target": "8012"}, 403},
+	} {
+		if code := d.call(t, tc.token, "POST", tc.path, tc.body, nil); code != tc.want {
+			t.Errorf("%s: %d, want %d", name, code, tc.want)
+		}
+	}
+
+	answered := start.Add(5 * time.Second)
+	w.publish("omni.desk.call.updated", "omni.desk.call.updated", map[string]any{"call": w.callView(id, "answered", answered,
+		map[string]any{"answered_at": answered})}, event.WithSubject(w.conv))
+	var tl struct{ Items []store.TimelineItem }
+	bustest.WaitFor(t, 15*time.Second, "the call answered", func() bool {
+		d.call(t, d.token, "GET", "/api/conversations/"+w.conv+"/timeline", nil, &tl)
+		return callState(tl.Items, id) == "answered"
+	})
+	for name, body := range map[string]any{
+		"no target":        map[string]any{},
+		"header injection": map[string]any{"target": "8012>;x=1"},
+		"not sip":          map[string]any{"target": "http://pbx/8012"},
+	} {
+		if code := d.call(t, d.token, "POST", transfer, body, nil); code != 400 {
+			t.Errorf("transfer, %s: %d, want 400", name, code)
+		}
+	}
+	if n := b.StoredCount(t, bus.StreamOut, "omni.out.voice.>"); n != 0 {
+		t.Fatalf("refused commands published %d events", n)
+	}
+
+	var r map[string]any
+	if code := d.call(t, d.token, "POST", transfer, map[string]any{"target": "8012"}, &r); code != 202 {
+		t.Fatalf("transfer: %d %v", code, r)
+	}
+	tr := lastEvent(t, b, bus.StreamOut, "omni.out.voice.call.transfer")
+	if td := dataOf(t, tr); tr.ID() != r["request_id"] || tr.Type() != "omni.channel.call.transfer.requested" || td["call_id"] != id ||
+		td["target"] != "8012" || td["agent_id"] != "agent-li" || td["conversation_id"] != w.conv || td["channel"] != "voice" {
+		t.Fatalf("transfer command %s %v", tr.Type(), td)
+	}
+	if code := d.call(t, d.super, "POST", hangup, map[string]any{"reason": "customer asked"}, &r); code != 202 {
+		t.Fatalf("hang-up by a supervisor: %d %v", code, r)
+	}
+	hu := lastEvent(t, b, bus.StreamOut, "omni.out.voice.call.hangup")
+	if hd := dataOf(t, hu); hu.ID() != r["request_id"] || hu.Type() != "omni.channel.call.hangup.requested" || hd["call_id"] != id ||
+		hd["agent_id"] != "supervisor-wang" || hd["reason"] != "customer asked" || hd["conversation_id"] != w.conv {
+		t.Fatalf("hang-up command %s %v", hu.Type(), hd)
+	}
+
+	// Once the call is over, 409 and nothing more is published.
+	ended := answered.Add(time.Minute)
+	w.publish("omni.desk.call.updated", "omni.desk.call.updated", map[string]any{"call": w.callView(id, "ended", ended,
+		map[string]any{"ended_at": ended, "hangup_side": "omnibus", "reason": "hangup_requested"})}, event.WithSubject(w.conv))
+	bustest.WaitFor(t, 15*time.Second, "the call ended", func() bool {
+		d.call(t, d.token, "GET", "/api/conversations/"+w.conv+"/timeline", nil, &tl)
+		return callState(tl.Items, id) == "ended"
+	})
+	if code := d.call(t, d.token, "POST", hangup, nil, nil); code != 409 {
+		t.Errorf("hang-up of an ended call: %d, want 409", code)
+	}
+	if n := b.StoredCount(t, bus.StreamOut, "omni.out.voice.>"); n != 2 {
+		t.Fatalf("commands stored: %d, want 2", n)
+	}
+}
+
+// callState is the state of call id on a timeline ("" when it is not there).
+func callState(items []store.TimelineItem, id string) string {
+	for _, it := range items {
+		if it.Call != nil && it.Call.CallID == id {
+			return it.Call.State
+		}
+	}
+	return ""
 }

@@ -231,7 +231,22 @@ function renderCall(c) {
     c.ended_at ? " · " + t("call.duration") + " " + fmtDuration(c.duration_ms) + (c.talk_ms ? " (" + t("call.talk") + " " + fmtDuration(c.talk_ms) + ")" : "") : "",
     c.hangup_side ? el("span", { class: "muted" }, " · " + t("call.hangup") + ": " + c.hangup_side) : null,
     c.play_url ? el("div", { class: "recording" }, el("audio", { controls: true, preload: "none", src: c.play_url, title: t("call.recording") }))
-      : c.recording_url ? [" · ", el("span", { class: "muted recording" }, t("call.recording") + ": " + c.recording_url)] : null);
+      : c.recording_url ? [" · ", el("span", { class: "muted recording" }, t("call.recording") + ": " + c.recording_url)] : null,
+    c.state === "ringing" || c.state === "answered" ? callControls(c) : null);
+}
+
+// The controls of a live call (POST /api/calls/{id}/hangup|transfer; the API checks that the
+// agent is the conversation's assignee or a supervisor). A transfer needs an answered call.
+function callControls(c) {
+  const target = el("input", { class: "call-transfer-target", name: "target", placeholder: t("call.transfer.target"), size: 12,
+    disabled: c.state !== "answered", "aria-label": t("call.transfer.target") });
+  const send = async (op, body) => {
+    try { await api("/api/calls/" + c.call_id + "/" + op, { method: "POST", body }); toast(t("requested.ok"), "ok"); }
+    catch (e) { toast(t("error") + ": " + e.message, "error"); }
+  };
+  return el("form", { class: "call-controls", onsubmit: (ev) => { ev.preventDefault(); if (target.value.trim()) send("transfer", { target: target.value.trim() }); } },
+    el("button", { type: "button", class: "ghost danger small call-hangup", onclick: () => send("hangup", {}) }, t("call.hangup.button")), " ",
+    target, el("button", { type: "submit", class: "ghost small call-transfer", disabled: c.state !== "answered" }, t("call.transfer")));
 }
 
 // The ringing calls' banners (screen pop): the caller's customer — name and identities — before
