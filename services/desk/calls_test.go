@@ -91,7 +91,7 @@ func TestCallControls(t *testing.T) {
 	w.publish("omni.desk.call.ringing", "omni.desk.call.ringing", map[string]any{
 		"call":         w.callView(id, "ringing", start, map[string]any{"started_at": start}),
 		"conversation": w.convView(w.conv, w.cust, "open", []string{"voice"}, w.t0, start),
-		"customer":     map[string]any{"id": w.cust, "display_name": "张伟", "created_at": w.t0, "profile": map[string]any{}, "profile_sources": map[string]any{},
+		"customer": map[string]any{"id": w.cust, "display_name": "张伟", "created_at": w.t0, "profile": map[string]any{}, "profile_sources": map[string]any{},
 			"identities": []map[string]string{{"kind": "phone", "masked": "+86 138****8000", "source": "voice"}}},
 	}, event.WithSubject(w.conv))
 	hangup, transfer := "/api/calls/"+id+"/hangup", "/api/calls/"+id+"/transfer"
