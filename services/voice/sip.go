@@ -183,7 +183,7 @@ func (s *server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if id := req.CallID(); id != nil {
 		info.SIPCallID = id.Value()
 	}
-	c := &call{info: info, dlg: dlg, hangup: make(chan string, 1), source: sourceIP(req)}
+	c := &call{info: info, dlg: dlg, hangup: make(chan string, 1), source: sourceIP(req), notify: make(chan sipfrag, 8)}
 	c.hold.Store(o.Hold())
 	if !s.track(c) {
 		_ = dlg.Respond(sip.StatusServiceUnavailable, "Service Unavailable", nil)
@@ -289,6 +289,7 @@ func (s *server) run(c *call, o offer, pt int, conn *net.UDPConn) {
 		return
 	}
 	answered := time.Now().UTC()
+	c.answered.Store(true)
 	_ = s.rec.writeMeta(spoolMeta{Call: c.info, AnsweredAt: &answered})
 	data = c.info.data()
 	data["at"], data["codec"] = answered, c.info.Codec
