@@ -10,6 +10,7 @@ const (
 	TypeChannelCallAnswered           = "omni.channel.call.answered"
 	TypeChannelCallEnded              = "omni.channel.call.ended"
 	TypeChannelCallHangupRequested    = "omni.channel.call.hangup.requested"
+	TypeChannelCallPromptRequested    = "omni.channel.call.prompt.requested"
 	TypeChannelCallSegmentTranscribed = "omni.channel.call.segment.transcribed"
 	TypeChannelCallStarted            = "omni.channel.call.started"
 	TypeChannelCallTransferFailed     = "omni.channel.call.transfer.failed"

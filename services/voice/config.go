@@ -55,6 +55,8 @@ type Config struct {
 	AliyunAccessKeyID  string `env:"VOICE_ALIYUN_ACCESS_KEY_ID" desc:"Aliyun AccessKeyId allowed to call CreateToken"`
 	AliyunAccessSecret string `env:"VOICE_ALIYUN_ACCESS_KEY_SECRET" desc:"its AccessKeySecret"`
 	AliyunAppKey       string `env:"VOICE_ALIYUN_APPKEY" desc:"appkey of the NLS project (it fixes the language model)"`
+	AliyunTTSURL       string `env:"VOICE_ALIYUN_TTS_URL" default:"https://nls-gateway-cn-shanghai.aliyuncs.com/stream/v1/tts" desc:"Aliyun NLS speech synthesis (TTS RESTful) endpoint: the prompts a call-prompt command plays into calls (needs the VOICE_ALIYUN_* credentials)"`
+	TTSVoice           string `env:"VOICE_TTS_VOICE" default:"xiaoyun" desc:"NLS TTS voice of prompts a command does not choose one for"`
 
 	// TCCC is the cloud contact centre provider (tccc_config.go).
 	TCCC TCCCConfig `envprefix:"VOICE_TCCC_"`

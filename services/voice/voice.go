@@ -6,7 +6,9 @@
 // omni.channel.call.hangup.requested command on omni.out.voice.call.hangup ends a call; an
 // omni.channel.call.transfer.requested on omni.out.voice.call.transfer sends the trunk a REFER
 // (RFC 3515) to an agent extension and reports omni.channel.call.transferred or
-// .transfer.failed on omni.in.voice.transfer (transfer.go).
+// .transfer.failed on omni.in.voice.transfer (transfer.go); an
+// omni.channel.call.prompt.requested on omni.out.voice.call.prompt plays text synthesised by
+// Aliyun NLS TTS into the call, and into the recording's callee leg (prompt.go).
 //
 // Trunks are checked twice: the source address must be in VOICE_ALLOW (else 403), and when
 // VOICE_DIGEST_USER is set, INVITE and REGISTER must carry its digest credentials (401 with a
@@ -68,11 +70,13 @@ const (
 	TypeTransfer       = schemas.TypeChannelCallTransferRequested
 	TypeTransferred    = schemas.TypeChannelCallTransferred
 	TypeTransferFailed = schemas.TypeChannelCallTransferFailed
+	TypePrompt         = schemas.TypeChannelCallPromptRequested // prompt.go
 
 	SubjectCall       = "omni.in.voice.call"
 	SubjectTranscript = "omni.in.voice.transcript"
 	SubjectHangup     = "omni.out.voice.call.hangup"
 	SubjectTransfer   = "omni.out.voice.call.transfer"
+	SubjectPrompt     = "omni.out.voice.call.prompt"
 	// SubjectTransferOutcome carries transferred and transfer.failed, beside the call's life
 	// (the unifier's lane on SubjectCall takes only started, answered and ended).
 	SubjectTransferOutcome = "omni.in.voice.transfer"
@@ -81,6 +85,7 @@ const (
 var (
 	RouteHangup   = connector.Route{Subject: SubjectHangup, Type: TypeHangup}
 	RouteTransfer = connector.Route{Subject: SubjectTransfer, Type: TypeTransfer}
+	RoutePrompt   = connector.Route{Subject: SubjectPrompt, Type: TypePrompt}
 	Spec          = connector.Spec{
 		Name:        "voice",
 		Description: "phone calls from a SIP trunk (G.711 over RTP, recorded legs in blob storage, live transcripts) and from Tencent Cloud Contact Center (after-call records, recordings, file transcripts): call events",
@@ -92,7 +97,7 @@ var (
 			{Subject: SubjectTransferOutcome, Type: TypeTransferred},
 			{Subject: SubjectTransferOutcome, Type: TypeTransferFailed},
 		}, connector.ResilienceRoutes("voice")...), // audit records and alerts of the ASR vendor calls
-		Consumes: []connector.Route{RouteHangup, RouteTransfer},
+		Consumes: []connector.Route{RouteHangup, RouteTransfer, RoutePrompt},
 	}
 )
 
@@ -148,6 +153,21 @@ type call struct {
 	// transferring is set while a REFER's outcome is awaited; notify carries its NOTIFYs.
 	transferring atomic.Bool
 	notify       chan sipfrag
+	// rtpPeer is where the caller's RTP goes (the offer's c= and m=; a re-INVITE may move it).
+	rtpPeer    atomic.Pointer[netip.AddrPort]
+	answeredAt time.Time // set before answered
+	// Prompts (prompt.go): promptCtx ends when the call does; prompts counts those playing.
+	promptMu   sync.Mutex
+	promptCtx  context.Context
+	promptStop context.CancelFunc
+	prompts    sync.WaitGroup
+	// playMu serialises prompts and guards the callee leg and the RTP stream's state.
+	playMu        sync.Mutex
+	callee        *legWriter
+	calleeSamples int64
+	rtpSSRC       uint32
+	rtpSeq        uint16
+	rtpTS         uint32
 }
 
 func (c *call) requestHangup(reason string) {
@@ -167,6 +187,8 @@ type server struct {
 	sinks func(callInfo) []media.Sink
 	// asr transcribes the caller leg live (nil: VOICE_ASR=none).
 	asr *transcriber
+	// tts synthesises prompts (nil: Aliyun NLS not configured).
+	tts *prompter
 
 	ua      *sipgo.UserAgent
 	srv     *sipgo.Server
@@ -195,6 +217,10 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 		_ = s.rec.Close()
 		return err
 	}
+	if s.tts, err = newPrompter(s); err != nil {
+		_ = s.rec.Close()
+		return err
+	}
 	if err := s.recover(ctx); err != nil {
 		_ = s.rec.Close()
 		return err
@@ -214,7 +240,10 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 	if err := rt.Consume(ctx, RouteHangup, s.onHangupCommand, bus.ConsumerConfig{}); err != nil {
 		return err
 	}
-	return rt.Consume(ctx, RouteTransfer, s.onTransferCommand, bus.ConsumerConfig{}) // transfer.go
+	if err := rt.Consume(ctx, RouteTransfer, s.onTransferCommand, bus.ConsumerConfig{}); err != nil { // transfer.go
+		return err
+	}
+	return rt.Consume(ctx, RoutePrompt, s.onPromptCommand, bus.ConsumerConfig{}) // prompt.go
 }
 
 // listen binds the SIP socket (so a taken port fails setup) and serves it until ctx ends, then
