@@ -78,9 +78,9 @@ func TestCallRingingThenEnded(t *testing.T) {
 	}
 }
 
-// The call controls: hang-up and transfer of a live call are commands to the voice connector
+// The call controls: hang-up, transfer and prompt of a live call are commands to the voice connector
 // carrying the agent who asked, allowed to the conversation's assignee and supervisors only,
-// refused for a call that is over (and a transfer before the answer); bad input publishes nothing.
+// refused for a call that is over (and a transfer or prompt before the answer); bad input publishes nothing.
 func TestCallControls(t *testing.T) {
 	t.Parallel()
 	b := bustest.New(t, bus.WithLogger(quiet()))
@@ -94,7 +94,7 @@ func TestCallControls(t *testing.T) {
 		"customer": map[string]any{"id": w.cust, "display_name": "张伟", "created_at": w.t0, "profile": map[string]any{}, "profile_sources": map[string]any{},
 			"identities": []map[string]string{{"kind": "phone", "masked": "+86 138****8000", "source": "voice"}}},
 	}, event.WithSubject(w.conv))
-	hangup, transfer := "/api/calls/"+id+"/hangup", "/api/calls/"+id+"/transfer"
+	hangup, transfer, prompt := "/api/calls/"+id+"/hangup", "/api/calls/"+id+"/transfer", "/api/calls/"+id+"/prompt"
 	bustest.WaitFor(t, 15*time.Second, "the ringing call on the desk", func() bool {
 		_, err := d.store.GetCall(context.Background(), id)
 		return err == nil
@@ -115,6 +115,7 @@ func TestCallControls(t *testing.T) {
 	}{
 		"another agent":           {intruder, hangup, nil, 403},
 		"transfer while ringing":  {d.token, transfer, map[string]any{"target": "8012"}, 409},
+		"prompt while ringing":    {d.token, prompt, map[string]any{"text": "您好"}, 409},
 		"unknown call":            {d.super, "/api/calls/" + uuid.NewString() + "/hangup", nil, 404},
 		"call id not a uuid":      {d.super, "/api/calls/x/hangup", nil, 400},
 		"target on a hang-up":     {d.token, hangup, map[string]any{"target": "8012"}, 400},
@@ -139,9 +140,21 @@ func TestCallControls(t *testing.T) {
 		"no target":        map[string]any{},
 		"header injection": map[string]any{"target": "8012>;x=1"},
 		"not sip":          map[string]any{"target": "http://pbx/8012"},
+		"text on transfer": map[string]any{"target": "8012", "text": "hi"},
 	} {
 		if code := d.call(t, d.token, "POST", transfer, body, nil); code != 400 {
 			t.Errorf("transfer, %s: %d, want 400", name, code)
+		}
+	}
+	for name, body := range map[string]any{
+		"no text":    map[string]any{},
+		"blank text": map[string]any{"text": "   "},
+		"too long":   map[string]any{"text": strings.Repeat("长", 301)},
+		"target":     map[string]any{"text": "hi", "target": "8012"},
+		"reason":     map[string]any{"text": "hi", "reason": "x"},
+	} {
+		if code := d.call(t, d.token, "POST", prompt, body, nil); code != 400 {
+			t.Errorf("prompt, %s: %d, want 400", name, code)
 		}
 	}
 	if n := b.StoredCount(t, bus.StreamOut, "omni.out.voice.>"); n != 0 {
@@ -156,6 +169,14 @@ func TestCallControls(t *testing.T) {
 	if td := dataOf(t, tr); tr.ID() != r["request_id"] || tr.Type() != "omni.channel.call.transfer.requested" || td["call_id"] != id ||
 		td["target"] != "8012" || td["agent_id"] != "agent-li" || td["conversation_id"] != w.conv || td["channel"] != "voice" {
 		t.Fatalf("transfer command %s %v", tr.Type(), td)
+	}
+	if code := d.call(t, d.token, "POST", prompt, map[string]any{"text": "您好，请稍候"}, &r); code != 202 {
+		t.Fatalf("prompt: %d %v", code, r)
+	}
+	pr := lastEvent(t, b, bus.StreamOut, "omni.out.voice.call.prompt")
+	if pd := dataOf(t, pr); pr.ID() != r["request_id"] || pr.Type() != "omni.channel.call.prompt.requested" || pd["call_id"] != id ||
+		pd["text"] != "您好，请稍候" || pd["agent_id"] != "agent-li" || pd["conversation_id"] != w.conv {
+		t.Fatalf("prompt command %s %v", pr.Type(), pd)
 	}
 	if code := d.call(t, d.super, "POST", hangup, map[string]any{"reason": "customer asked"}, &r); code != 202 {
 		t.Fatalf("hang-up by a supervisor: %d %v", code, r)
@@ -177,8 +198,8 @@ func TestCallControls(t *testing.T) {
 	if code := d.call(t, d.token, "POST", hangup, nil, nil); code != 409 {
 		t.Errorf("hang-up of an ended call: %d, want 409", code)
 	}
-	if n := b.StoredCount(t, bus.StreamOut, "omni.out.voice.>"); n != 2 {
-		t.Fatalf("commands stored: %d, want 2", n)
+	if n := b.StoredCount(t, bus.StreamOut, "omni.out.voice.>"); n != 3 {
+		t.Fatalf("commands stored: %d, want 3", n)
 	}
 }
 

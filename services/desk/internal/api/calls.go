@@ -15,15 +15,19 @@ import (
 const (
 	TypeCallHangup     = schemas.TypeChannelCallHangupRequested
 	TypeCallTransfer   = schemas.TypeChannelCallTransferRequested
+	TypeCallPrompt     = schemas.TypeChannelCallPromptRequested
 	SubjectCallHangup  = "omni.out.voice.call.hangup"
 	SubjectCallTrans   = "omni.out.voice.call.transfer"
+	SubjectCallPrompt  = "omni.out.voice.call.prompt"
 	callCommandChannel = "voice" // the only channel with calls
 )
 
-// CallCommandRequest is the body of POST /api/calls/{call}/hangup and /transfer.
+// CallCommandRequest is the body of POST /api/calls/{call}/hangup, /transfer and /prompt.
 type CallCommandRequest struct {
 	// Target is the transfer's agent extension or SIP URI (transfer only).
 	Target string `json:"target,omitempty"`
+	// Text is what the prompt says (prompt only).
+	Text   string `json:"text,omitempty"`
 	Reason string `json:"reason,omitempty"`
 }
 
@@ -31,6 +35,7 @@ func (a *API) callRoutes() []Route {
 	return []Route{
 		{"POST", "/api/calls/{call}/hangup", false, a.hangupCall},
 		{"POST", "/api/calls/{call}/transfer", false, a.transferCall},
+		{"POST", "/api/calls/{call}/prompt", false, a.promptCall},
 	}
 }
 
@@ -42,9 +47,13 @@ func (a *API) transferCall(w http.ResponseWriter, r *http.Request) {
 	a.callCommand(w, r, TypeCallTransfer, SubjectCallTrans)
 }
 
+func (a *API) promptCall(w http.ResponseWriter, r *http.Request) {
+	a.callCommand(w, r, TypeCallPrompt, SubjectCallPrompt)
+}
+
 // callCommand publishes a call control command for the call in the path: 404 for a call the desk
 // never saw, 403 unless the principal is the conversation's assignee or a supervisor, 409 for a
-// call that is over (or, for a transfer, not answered yet); the command's schema decides the rest
+// call that is over (or, for a transfer or a prompt, not answered yet); the command's schema decides the rest
 // (400 with its reason).
 func (a *API) callCommand(w http.ResponseWriter, r *http.Request, typ, subject string) {
 	id := strings.ToLower(r.PathValue("call"))
@@ -77,15 +86,26 @@ func (a *API) callCommand(w http.ResponseWriter, r *http.Request, typ, subject s
 		return
 	}
 	data := map[string]any{"channel": callCommandChannel, "call_id": id, "agent_id": p.AgentID, "conversation_id": conv.ID}
-	if typ == TypeCallTransfer {
-		if call.State != "answered" {
-			fail(w, http.StatusConflict, "the call is not answered yet; a transfer needs an answered call")
-			return
-		}
-		data["target"] = strings.TrimSpace(req.Target)
-	} else if req.Target != "" {
-		fail(w, http.StatusBadRequest, "target is for transfers")
+	if typ != TypeCallHangup && call.State != "answered" {
+		fail(w, http.StatusConflict, "the call is not answered yet")
 		return
+	}
+	switch {
+	case (req.Target != "") != (typ == TypeCallTransfer):
+		fail(w, http.StatusBadRequest, "target is for transfers, and required there")
+		return
+	case (req.Text != "") != (typ == TypeCallPrompt):
+		fail(w, http.StatusBadRequest, "text is for prompts, and required there")
+		return
+	case req.Reason != "" && typ == TypeCallPrompt:
+		fail(w, http.StatusBadRequest, "a prompt has no reason")
+		return
+	}
+	if typ == TypeCallTransfer {
+		data["target"] = strings.TrimSpace(req.Target)
+	}
+	if typ == TypeCallPrompt {
+		data["text"] = req.Text
 	}
 	if req.Reason = strings.TrimSpace(req.Reason); req.Reason != "" {
 		data["reason"] = req.Reason

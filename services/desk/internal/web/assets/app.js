@@ -235,8 +235,9 @@ function renderCall(c) {
     c.state === "ringing" || c.state === "answered" ? callControls(c) : null);
 }
 
-// The controls of a live call (POST /api/calls/{id}/hangup|transfer; the API checks that the
-// agent is the conversation's assignee or a supervisor). A transfer needs an answered call.
+// The controls of a live call (POST /api/calls/{id}/hangup|transfer|prompt; the API checks that
+// the agent is the conversation's assignee or a supervisor). A transfer or a prompt needs an
+// answered call.
 function callControls(c) {
   const target = el("input", { class: "call-transfer-target", name: "target", placeholder: t("call.transfer.target"), size: 12,
     disabled: c.state !== "answered", "aria-label": t("call.transfer.target") });
@@ -244,9 +245,14 @@ function callControls(c) {
     try { await api("/api/calls/" + c.call_id + "/" + op, { method: "POST", body }); toast(t("requested.ok"), "ok"); }
     catch (e) { toast(t("error") + ": " + e.message, "error"); }
   };
-  return el("form", { class: "call-controls", onsubmit: (ev) => { ev.preventDefault(); if (target.value.trim()) send("transfer", { target: target.value.trim() }); } },
-    el("button", { type: "button", class: "ghost danger small call-hangup", onclick: () => send("hangup", {}) }, t("call.hangup.button")), " ",
-    target, el("button", { type: "submit", class: "ghost small call-transfer", disabled: c.state !== "answered" }, t("call.transfer")));
+  const text = el("input", { class: "call-prompt-text", name: "text", placeholder: t("call.prompt.text"), maxlength: 300,
+    disabled: c.state !== "answered", "aria-label": t("call.prompt.text") });
+  return el("div", { class: "call-controls" },
+    el("button", { type: "button", class: "ghost danger small call-hangup", onclick: () => send("hangup", {}) }, t("call.hangup.button")),
+    el("form", { class: "call-transfer-form", onsubmit: (ev) => { ev.preventDefault(); if (target.value.trim()) send("transfer", { target: target.value.trim() }); } },
+      target, el("button", { type: "submit", class: "ghost small call-transfer", disabled: c.state !== "answered" }, t("call.transfer"))),
+    el("form", { class: "call-prompt-form", onsubmit: (ev) => { ev.preventDefault(); if (text.value.trim()) send("prompt", { text: text.value.trim() }).then(() => { text.value = ""; }); } },
+      text, el("button", { type: "submit", class: "ghost small call-prompt", disabled: c.state !== "answered" }, t("call.prompt"))));
 }
 
 // The ringing calls' banners (screen pop): the caller's customer — name and identities — before
