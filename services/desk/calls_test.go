@@ -25,6 +25,18 @@ func (w *world) callView(id, state string, at time.Time, extra map[string]any) m
 	return v
 }
 
+// ringing publishes the unifier's omni.desk.call.ringing of call id on the world's conversation
+// (on channels) with its customer 张伟 (profile, and the caller's phone identity from channels[0]).
+func (w *world) ringing(id string, start time.Time, channels []string, profile map[string]any) {
+	w.t.Helper()
+	w.publish("omni.desk.call.ringing", "omni.desk.call.ringing", map[string]any{
+		"call":         w.callView(id, "ringing", start, map[string]any{"started_at": start}),
+		"conversation": w.convView(w.conv, w.cust, "open", channels, w.t0, start),
+		"customer": map[string]any{"id": w.cust, "display_name": "张伟", "created_at": w.t0, "profile": profile,
+			"profile_sources": map[string]any{}, "identities": []map[string]string{{"kind": "phone", "masked": "+86 138****8000", "source": channels[0]}}},
+	}, event.WithSubject(w.conv))
+}
+
 // A ringing call shows on the conversation's timeline with the caller's customer before it is
 // answered (the ringing event alone brings both); its update makes it ended with its recording,
 // and a late answered does not bring it back.
@@ -35,12 +47,7 @@ func TestCallRingingThenEnded(t *testing.T) {
 	w := newWorld(t, b)
 	id := uuid.NewString()
 	start := w.t0.Add(time.Minute)
-	w.publish("omni.desk.call.ringing", "omni.desk.call.ringing", map[string]any{
-		"call":         w.callView(id, "ringing", start, map[string]any{"started_at": start}),
-		"conversation": w.convView(w.conv, w.cust, "open", []string{"sms", "voice"}, w.t0, start),
-		"customer": map[string]any{"id": w.cust, "display_name": "张伟", "created_at": w.t0, "profile": map[string]any{"vip_level": "gold"},
-			"profile_sources": map[string]any{}, "identities": []map[string]string{{"kind": "phone", "masked": "+86 138****8000", "source": "sms"}}},
-	}, event.WithSubject(w.conv))
+	w.ringing(id, start, []string{"sms", "voice"}, map[string]any{"vip_level": "gold"})
 
 	var tl struct{ Items []store.TimelineItem }
 	bustest.WaitFor(t, 15*time.Second, "the ringing call on the timeline", func() bool {
@@ -88,12 +95,7 @@ func TestCallControls(t *testing.T) {
 	w := newWorld(t, b)
 	id := uuid.NewString()
 	start := w.t0.Add(time.Minute)
-	w.publish("omni.desk.call.ringing", "omni.desk.call.ringing", map[string]any{
-		"call":         w.callView(id, "ringing", start, map[string]any{"started_at": start}),
-		"conversation": w.convView(w.conv, w.cust, "open", []string{"voice"}, w.t0, start),
-		"customer": map[string]any{"id": w.cust, "display_name": "张伟", "created_at": w.t0, "profile": map[string]any{}, "profile_sources": map[string]any{},
-			"identities": []map[string]string{{"kind": "phone", "masked": "+86 138****8000", "source": "voice"}}},
-	}, event.WithSubject(w.conv))
+	w.ringing(id, start, []string{"voice"}, map[string]any{})
 	hangup, transfer, prompt := "/api/calls/"+id+"/hangup", "/api/calls/"+id+"/transfer", "/api/calls/"+id+"/prompt"
 	bustest.WaitFor(t, 15*time.Second, "the ringing call on the desk", func() bool {
 		_, err := d.store.GetCall(context.Background(), id)
@@ -161,30 +163,31 @@ func TestCallControls(t *testing.T) {
 		t.Fatalf("refused commands published %d events", n)
 	}
 
-	var r map[string]any
-	if code := d.call(t, d.token, "POST", transfer, map[string]any{"target": "8012"}, &r); code != 202 {
-		t.Fatalf("transfer: %d %v", code, r)
-	}
-	tr := lastEvent(t, b, bus.StreamOut, "omni.out.voice.call.transfer")
-	if td := dataOf(t, tr); tr.ID() != r["request_id"] || tr.Type() != "omni.channel.call.transfer.requested" || td["call_id"] != id ||
-		td["target"] != "8012" || td["agent_id"] != "agent-li" || td["conversation_id"] != w.conv || td["channel"] != "voice" {
-		t.Fatalf("transfer command %s %v", tr.Type(), td)
-	}
-	if code := d.call(t, d.token, "POST", prompt, map[string]any{"text": "您好，请稍候"}, &r); code != 202 {
-		t.Fatalf("prompt: %d %v", code, r)
-	}
-	pr := lastEvent(t, b, bus.StreamOut, "omni.out.voice.call.prompt")
-	if pd := dataOf(t, pr); pr.ID() != r["request_id"] || pr.Type() != "omni.channel.call.prompt.requested" || pd["call_id"] != id ||
-		pd["text"] != "您好，请稍候" || pd["agent_id"] != "agent-li" || pd["conversation_id"] != w.conv {
-		t.Fatalf("prompt command %s %v", pr.Type(), pd)
-	}
-	if code := d.call(t, d.super, "POST", hangup, map[string]any{"reason": "customer asked"}, &r); code != 202 {
-		t.Fatalf("hang-up by a supervisor: %d %v", code, r)
-	}
-	hu := lastEvent(t, b, bus.StreamOut, "omni.out.voice.call.hangup")
-	if hd := dataOf(t, hu); hu.ID() != r["request_id"] || hu.Type() != "omni.channel.call.hangup.requested" || hd["call_id"] != id ||
-		hd["agent_id"] != "supervisor-wang" || hd["reason"] != "customer asked" || hd["conversation_id"] != w.conv {
-		t.Fatalf("hang-up command %s %v", hu.Type(), hd)
+	// Accepted: each command carries the call, its conversation and the agent who asked.
+	for _, tc := range []struct {
+		name, token, path, subject, typ string
+		body, want                      map[string]any
+	}{
+		{"transfer", d.token, transfer, "omni.out.voice.call.transfer", "omni.channel.call.transfer.requested",
+			map[string]any{"target": "8012"}, map[string]any{"target": "8012", "agent_id": "agent-li"}},
+		{"prompt", d.token, prompt, "omni.out.voice.call.prompt", "omni.channel.call.prompt.requested",
+			map[string]any{"text": "您好，请稍候"}, map[string]any{"text": "您好，请稍候", "agent_id": "agent-li"}},
+		{"hang-up by a supervisor", d.super, hangup, "omni.out.voice.call.hangup", "omni.channel.call.hangup.requested",
+			map[string]any{"reason": "customer asked"}, map[string]any{"reason": "customer asked", "agent_id": "supervisor-wang"}},
+	} {
+		var r map[string]any
+		if code := d.call(t, tc.token, "POST", tc.path, tc.body, &r); code != 202 {
+			t.Fatalf("%s: %d %v", tc.name, code, r)
+		}
+		e := lastEvent(t, b, bus.StreamOut, tc.subject)
+		data := dataOf(t, e)
+		ok := e.ID() == r["request_id"] && e.Type() == tc.typ && data["call_id"] == id && data["conversation_id"] == w.conv && data["channel"] == "voice"
+		for k, v := range tc.want {
+			ok = ok && data[k] == v
+		}
+		if !ok {
+			t.Fatalf("%s: command %s %v", tc.name, e.Type(), data)
+		}
 	}
 
 	// Once the call is over, 409 and nothing more is published.

@@ -75,9 +75,7 @@ func (s *server) onPromptCommand(ctx context.Context, d bus.Delivery) error {
 	if err := event.DecodeData(d.Event, &cmd); err != nil {
 		return bus.Permanent(fmt.Errorf("undecodable prompt command: %w", err))
 	}
-	s.mu.Lock()
-	c := s.calls[cmd.CallID]
-	s.mu.Unlock()
+	c := s.held(cmd.CallID)
 	log := s.rt.Log.With("call_id", cmd.CallID, "agent_id", cmd.AgentID)
 	switch {
 	case c == nil:

@@ -99,9 +99,7 @@ func (s *server) onTransferCommand(ctx context.Context, d bus.Delivery) error {
 	if err := event.DecodeData(d.Event, &cmd); err != nil {
 		return bus.Permanent(fmt.Errorf("undecodable transfer command: %w", err))
 	}
-	s.mu.Lock()
-	c := s.calls[cmd.CallID]
-	s.mu.Unlock()
+	c := s.held(cmd.CallID)
 	if c == nil {
 		s.rt.Log.Info("transfer of a call not held here ignored", "call_id", cmd.CallID)
 		return nil
@@ -143,15 +141,14 @@ func (s *server) onTransferCommand(ctx context.Context, d bus.Delivery) error {
 	}
 	log.Info("REFER accepted", "refer_to", t.referTo, "status", res.StatusCode, "reason", cmd.Reason)
 	s.transfers.Add(1)
-	go s.awaitTransfer(c, t)
+	go s.awaitTransfer(context.WithoutCancel(ctx), c, t) // it outlives the delivery
 	return nil
 }
 
 // awaitTransfer follows the NOTIFYs of an accepted REFER to the transfer's outcome.
-func (s *server) awaitTransfer(c *call, t transfer) {
+func (s *server) awaitTransfer(ctx context.Context, c *call, t transfer) {
 	defer s.transfers.Done()
 	defer c.transferring.Store(false)
-	ctx := context.Background()
 	log := s.rt.Log.With("call_id", c.info.ID, "refer_to", t.referTo)
 	timer := time.NewTimer(s.cfg.TransferTimeout)
 	defer timer.Stop()

@@ -352,6 +352,13 @@ func (s *server) untrack(c *call) {
 	s.handlers.Done()
 }
 
+// held returns call id if this connector holds it, else nil.
+func (s *server) held(id string) *call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[id]
+}
+
 // callByDialog finds the call of an in-dialog request.
 func (s *server) callByDialog(req *sip.Request) *call {
 	d, err := s.dialogs.MatchDialogRequest(req)
@@ -395,9 +402,7 @@ func (s *server) onHangupCommand(_ context.Context, d bus.Delivery) error {
 	if err := event.DecodeData(d.Event, &cmd); err != nil {
 		return bus.Permanent(fmt.Errorf("undecodable hang-up command: %w", err))
 	}
-	s.mu.Lock()
-	c := s.calls[cmd.CallID]
-	s.mu.Unlock()
+	c := s.held(cmd.CallID)
 	if c == nil {
 		s.rt.Log.Info("hang-up of a call not held here ignored", "call_id", cmd.CallID)
 		return nil
