@@ -1,0 +1,76 @@
+package nls_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/omnibus-dev/omnibus/pkg/wire/aliyun"
+	"github.com/omnibus-dev/omnibus/services/sandbox/nls"
+)
+
+// TestTTS: the RESTful synthesis takes the token (header or parameter) and the project's appkey,
+// by POST JSON or GET query; its audio is the deterministic tone of the text, 16-bit PCM at the
+// asked rate; refusals are the JSON error with the NLS status.
+func TestTTS(t *testing.T) {
+	t.Parallel()
+	base := setup(t)
+	_, tr := token(t, base, secret)
+	tok := tr.Token.ID
+	post := func(hdrToken string, body map[string]any) (*http.Response, []byte) {
+		t.Helper()
+		b, _ := json.Marshal(body)
+		req, _ := http.NewRequest(http.MethodPost, base+"/sandbox/nls/stream/v1/tts", bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/json")
+		if hdrToken != "" {
+			req.Header.Set(aliyun.NLSTokenHeader, hdrToken)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp, out
+	}
+	const text = "您好，请稍候"
+	resp, pcm := post(tok, map[string]any{"appkey": appKey, "text": text, "format": "pcm", "sample_rate": 8000})
+	want := utf8.RuneCountInString(text) * nls.TTSMSPerRune * 8
+	if resp.StatusCode != 200 || resp.Header.Get("task_id") == "" || len(pcm) != 2*want || len(nls.TTSTone(text, 8000)) != want {
+		t.Fatalf("POST: %d task %q, %d bytes, want %d samples", resp.StatusCode, resp.Header.Get("task_id"), len(pcm), want)
+	}
+	q := url.Values{"appkey": {appKey}, "text": {text}, "token": {tok}, "format": {"pcm"}}
+	g, err := http.Get(base + "/sandbox/nls/stream/v1/tts?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gb, _ := io.ReadAll(g.Body)
+	g.Body.Close()
+	if g.StatusCode != 200 || len(gb) != 4*want { // default 16000 Hz
+		t.Fatalf("GET: %d, %d bytes, want %d", g.StatusCode, len(gb), 4*want)
+	}
+	for name, tc := range map[string]struct {
+		token  string
+		body   map[string]any
+		http   int
+		status int
+	}{
+		"bad token":    {"nope", map[string]any{"appkey": appKey, "text": text}, 401, 40000001},
+		"wrong appkey": {tok, map[string]any{"appkey": "other", "text": text}, 400, 40020105},
+		"no text":      {tok, map[string]any{"appkey": appKey, "text": " "}, 400, 40000002},
+		"mp3":          {tok, map[string]any{"appkey": appKey, "text": text, "format": "mp3"}, 400, 40000002},
+	} {
+		resp, b := post(tc.token, tc.body)
+		var e struct {
+			Status  int    `json:"status"`
+			Message string `json:"message"`
+		}
+		if err := json.Unmarshal(b, &e); err != nil || resp.StatusCode != tc.http || e.Status != tc.status || e.Message == "" {
+			t.Errorf("%s: %d %s", name, resp.StatusCode, b)
+		}
+	}
+}
