@@ -21,7 +21,7 @@ func TestTTS(t *testing.T) {
 	base := setup(t)
 	_, tr := token(t, base, secret)
 	tok := tr.Token.ID
-	post := func(hdrToken string, body map[string]any) (*http.Response, []byte) {
+	post := func(hdrToken string, body map[string]any) (int, http.Header, []byte) {
 		t.Helper()
 		b, _ := json.Marshal(body)
 		req, _ := http.NewRequest(http.MethodPost, base+"/sandbox/nls/stream/v1/tts", bytes.NewReader(b))
@@ -35,13 +35,13 @@ func TestTTS(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		out, _ := io.ReadAll(resp.Body)
-		return resp, out
+		return resp.StatusCode, resp.Header, out
 	}
 	const text = "您好，请稍候"
-	resp, pcm := post(tok, map[string]any{"appkey": appKey, "text": text, "format": "pcm", "sample_rate": 8000})
+	status, hdr, pcm := post(tok, map[string]any{"appkey": appKey, "text": text, "format": "pcm", "sample_rate": 8000})
 	want := utf8.RuneCountInString(text) * nls.TTSMSPerRune * 8
-	if resp.StatusCode != 200 || resp.Header.Get("task_id") == "" || len(pcm) != 2*want || len(nls.TTSTone(text, 8000)) != want {
-		t.Fatalf("POST: %d task %q, %d bytes, want %d samples", resp.StatusCode, resp.Header.Get("task_id"), len(pcm), want)
+	if status != 200 || hdr.Get("task_id") == "" || len(pcm) != 2*want || len(nls.TTSTone(text, 8000)) != want {
+		t.Fatalf("POST: %d task %q, %d bytes, want %d samples", status, hdr.Get("task_id"), len(pcm), want)
 	}
 	q := url.Values{"appkey": {appKey}, "text": {text}, "token": {tok}, "format": {"pcm"}}
 	g, err := http.Get(base + "/sandbox/nls/stream/v1/tts?" + q.Encode())
@@ -64,13 +64,13 @@ func TestTTS(t *testing.T) {
 		"no text":      {tok, map[string]any{"appkey": appKey, "text": " "}, 400, 40000002},
 		"mp3":          {tok, map[string]any{"appkey": appKey, "text": text, "format": "mp3"}, 400, 40000002},
 	} {
-		resp, b := post(tc.token, tc.body)
+		status, _, b := post(tc.token, tc.body)
 		var e struct {
 			Status  int    `json:"status"`
 			Message string `json:"message"`
 		}
-		if err := json.Unmarshal(b, &e); err != nil || resp.StatusCode != tc.http || e.Status != tc.status || e.Message == "" {
-			t.Errorf("%s: %d %s", name, resp.StatusCode, b)
+		if err := json.Unmarshal(b, &e); err != nil || status != tc.http || e.Status != tc.status || e.Message == "" {
+			t.Errorf("%s: %d %s", name, status, b)
 		}
 	}
 }
