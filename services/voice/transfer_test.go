@@ -86,7 +86,8 @@ func waitRefer(t *testing.T, tr *trunk) *sip.Request {
 // Refer-To names the extension at VOICE_TRANSFER_DOMAIN (or the trunk's address); the NOTIFYs'
 // sipfrag decides the outcome: 200 → transferred and omnibus leaves the call (BYE, ended reason
 // transferred); 486 → transfer failed and the call stays up (a later hang-up command ends it);
-// a refused REFER → failed with its status.
+// a refused REFER → failed with its status; no final NOTIFY within VOICE_TRANSFER_TIMEOUT →
+// failed (timeout), the call still up.
 func TestTransfer(t *testing.T) {
 	t.Parallel()
 
@@ -140,6 +141,24 @@ func TestTransfer(t *testing.T) {
 		tr.waitBye(t, 10*time.Second, "no BYE after the hang-up command")
 		if e := ended(t, tb.waitEnded(t, 1, 10*time.Second)[voice.TypeCallEnded][0]); e.Reason != "hangup_requested" {
 			t.Fatalf("ended = %+v", e)
+		}
+	})
+
+	t.Run("NoFinalNotify", func(t *testing.T) {
+		t.Parallel()
+		tb := start(t, nil, map[string]string{"VOICE_TRANSFER_TIMEOUT": "1s"})
+		tr, c := dial(t, tb)
+		tr.scriptRefer(0, "SIP/2.0 100 Trying") // accepted, then silence
+		c.sendAudio(t, 200*time.Millisecond)
+		id := answeredCallID(t, tb)
+		command(t, tb, voice.TypeTransfer, voice.SubjectTransfer, map[string]any{"channel": "voice", "call_id": id, "target": "8014"})
+		waitRefer(t, tr)
+		typ, d := waitTransfer(t, tb)
+		if typ != voice.TypeTransferFailed || d.Reason != "timeout" || d.Status != 0 {
+			t.Fatalf("outcome %s %+v", typ, d)
+		}
+		if n := len(tb.events(t)[voice.TypeCallEnded]); n != 0 {
+			t.Fatalf("the call ended after a transfer that timed out")
 		}
 	})
 
