@@ -93,8 +93,10 @@ func (s *server) onPromptCommand(ctx context.Context, d bus.Delivery) error {
 	}
 	pcm, err := s.tts.synthesize(ctx, s, c.info.ID, cmd.Text, cmd.Voice)
 	if err != nil {
+		// The route has retried; a prompt played later is worse than none: dead-letter it now,
+		// with the reason, for the ops page.
 		log.Warn("prompt not synthesised", "err", err)
-		return err // the bus retries, then dead-letters with the reason
+		return bus.Permanent(fmt.Errorf("prompt not synthesised: %w", err))
 	}
 	if !c.startPrompt() {
 		log.Info("prompt synthesised after the call ended: not played")

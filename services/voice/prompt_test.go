@@ -14,6 +14,9 @@ import (
 	"github.com/pion/rtp"
 	"github.com/zaf/g711"
 
+	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
+	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/services/sandbox/nls"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
 	"github.com/omnibus-dev/omnibus/services/voice"
@@ -130,5 +133,63 @@ func TestPrompt(t *testing.T) {
 	}
 	if lead := data[:len(data)-len(heard)]; len(lead) == 0 || !bytes.Equal(lead, make([]byte, len(lead))) {
 		t.Fatalf("the callee leg's %d bytes before the prompt are not silence up to its time in the call", len(lead))
+	}
+}
+
+// TestPromptVendorDown: when Aliyun TTS is down the prompt is dead-lettered at once with the
+// reason (after the route's own retry, audited) and the call goes on: once the vendor is back
+// the next prompt plays.
+func TestPromptVendorDown(t *testing.T) {
+	t.Parallel()
+	env, venv := asrSandbox(t)
+	venv["VOICE_ASR"] = "none"
+	venv["VOICE_ALIYUN_TTS_URL"] = strings.TrimSuffix(venv["VOICE_ALIYUN_TOKEN_URL"], "/meta/") + "/stream/v1/tts"
+	tb := start(t, nil, venv)
+	_, c := dial(t, tb)
+	c.sendAudio(t, 100*time.Millisecond)
+	id := answeredCallID(t, tb)
+	sink := listenRTP(t, c.rtp)
+	key := nls.Vendor + " " + nls.OpTTS
+	if err := env.SetFault(key, sim.Fault{ErrorRatio: 1, Code: "down"}); err != nil {
+		t.Fatal(err)
+	}
+	command(t, tb, voice.TypePrompt, voice.SubjectPrompt, map[string]any{"channel": "voice", "call_id": id, "text": "请稍候"})
+	var dead []event.Event
+	bustest.WaitFor(t, 20*time.Second, "the prompt dead-lettered", func() bool {
+		dead = tb.bus.Events(t, bus.StreamDLQ, "omni.dlq.voice")
+		return len(dead) > 0
+	})
+	if len(dead) != 1 || dead[0].Type() != voice.TypePrompt {
+		t.Fatalf("dead letters %v", dead)
+	}
+	// One audit record of the call, failed after the route's retry.
+	var audit struct {
+		Vendor, Op, Outcome string
+		Attempts            int
+	}
+	bustest.WaitFor(t, 10*time.Second, "the TTS call's audit record", func() bool {
+		for _, e := range tb.bus.Events(t, bus.StreamAudit, "omni.audit.voice") {
+			if err := event.DecodeData(e, &audit); err == nil && audit.Op == "tts" {
+				return true
+			}
+		}
+		return false
+	})
+	if audit.Vendor != "aliyun" || audit.Outcome == "ok" || audit.Attempts != 2 {
+		t.Fatalf("audit %+v, want a failed aliyun tts call of 2 attempts", audit)
+	}
+
+	if err := env.SetFault(key, sim.Fault{}); err != nil {
+		t.Fatal(err)
+	}
+	const text = "好的"
+	command(t, tb, voice.TypePrompt, voice.SubjectPrompt, map[string]any{"channel": "voice", "call_id": id, "text": text})
+	want := (len(nls.TTSTone(text, 8000)) + 159) / 160
+	for i := range want {
+		select {
+		case <-sink.got:
+		case <-time.After(15 * time.Second):
+			t.Fatalf("%d packets of the prompt after the vendor came back, want %d", i, want)
+		}
 	}
 }
