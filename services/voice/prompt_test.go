@@ -52,6 +52,19 @@ func listenRTP(t *testing.T, conn *net.UDPConn) *rtpSink {
 	return s
 }
 
+// promptCall starts the connector with the sandbox's Aliyun NLS (TTS, no ASR), places an
+// answered call that sends 200 ms of audio, and listens on its RTP socket.
+func promptCall(t *testing.T) (*sim.Env, *testBundle, *call, string, *rtpSink) {
+	t.Helper()
+	env, venv := asrSandbox(t)
+	venv["VOICE_ASR"] = "none"
+	venv["VOICE_ALIYUN_TTS_URL"] = strings.TrimSuffix(venv["VOICE_ALIYUN_TOKEN_URL"], "/meta/") + "/stream/v1/tts"
+	tb := start(t, nil, venv)
+	_, c := dial(t, tb)
+	c.sendAudio(t, 200*time.Millisecond)
+	return env, tb, c, answeredCallID(t, tb), listenRTP(t, c.rtp)
+}
+
 // TestPrompt: a prompt command is synthesised by the sandbox's Aliyun NLS TTS (a deterministic
 // tone per text), and the caller receives it as RTP in the call's law, exactly: one packet per
 // 20 ms of the synthesised audio, consecutive sequence numbers and timestamps, payloads the
@@ -59,14 +72,7 @@ func listenRTP(t *testing.T, conn *net.UDPConn) *rtpSink {
 // after silence up to the prompt's time in the call.
 func TestPrompt(t *testing.T) {
 	t.Parallel()
-	env, venv := asrSandbox(t)
-	venv["VOICE_ASR"] = "none"
-	venv["VOICE_ALIYUN_TTS_URL"] = strings.TrimSuffix(venv["VOICE_ALIYUN_TOKEN_URL"], "/meta/") + "/stream/v1/tts"
-	tb := start(t, nil, venv)
-	_, c := dial(t, tb)
-	c.sendAudio(t, 200*time.Millisecond)
-	id := answeredCallID(t, tb)
-	sink := listenRTP(t, c.rtp)
+	env, tb, c, id, sink := promptCall(t)
 
 	const text = "您好，请稍候，正在为您转接"
 	tone := nls.TTSTone(text, 8000)
@@ -141,14 +147,7 @@ func TestPrompt(t *testing.T) {
 // the next prompt plays.
 func TestPromptVendorDown(t *testing.T) {
 	t.Parallel()
-	env, venv := asrSandbox(t)
-	venv["VOICE_ASR"] = "none"
-	venv["VOICE_ALIYUN_TTS_URL"] = strings.TrimSuffix(venv["VOICE_ALIYUN_TOKEN_URL"], "/meta/") + "/stream/v1/tts"
-	tb := start(t, nil, venv)
-	_, c := dial(t, tb)
-	c.sendAudio(t, 100*time.Millisecond)
-	id := answeredCallID(t, tb)
-	sink := listenRTP(t, c.rtp)
+	env, tb, _, id, sink := promptCall(t)
 	key := nls.Vendor + " " + nls.OpTTS
 	if err := env.SetFault(key, sim.Fault{ErrorRatio: 1, Code: "down"}); err != nil {
 		t.Fatal(err)
