@@ -96,7 +96,7 @@ var (
 			{Subject: SubjectTranscript, Type: TypeSegment},
 			{Subject: SubjectTransferOutcome, Type: TypeTransferred},
 			{Subject: SubjectTransferOutcome, Type: TypeTransferFailed},
-		}, connector.ResilienceRoutes("voice")...), // audit records and alerts of the ASR vendor calls
+		}, connector.ResilienceRoutes("voice")...), // audit records and alerts of the ASR and TTS vendor calls
 		Consumes: []connector.Route{RouteHangup, RouteTransfer, RoutePrompt},
 	}
 )
