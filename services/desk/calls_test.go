@@ -1,6 +1,7 @@
 package desk_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +25,18 @@ func (w *world) callView(id, state string, at time.Time, extra map[string]any) m
 	return v
 }
 
+// ringing publishes the unifier's omni.desk.call.ringing of call id on the world's conversation
+// (on channels) with its customer 张伟 (profile, and the caller's phone identity from channels[0]).
+func (w *world) ringing(id string, start time.Time, channels []string, profile map[string]any) {
+	w.t.Helper()
+	w.publish("omni.desk.call.ringing", "omni.desk.call.ringing", map[string]any{
+		"call":         w.callView(id, "ringing", start, map[string]any{"started_at": start}),
+		"conversation": w.convView(w.conv, w.cust, "open", channels, w.t0, start),
+		"customer": map[string]any{"id": w.cust, "display_name": "张伟", "created_at": w.t0, "profile": profile,
+			"profile_sources": map[string]any{}, "identities": []map[string]string{{"kind": "phone", "masked": "+86 138****8000", "source": channels[0]}}},
+	}, event.WithSubject(w.conv))
+}
+
 // A ringing call shows on the conversation's timeline with the caller's customer before it is
 // answered (the ringing event alone brings both); its update makes it ended with its recording,
 // and a late answered does not bring it back.
@@ -34,12 +47,7 @@ func TestCallRingingThenEnded(t *testing.T) {
 	w := newWorld(t, b)
 	id := uuid.NewString()
 	start := w.t0.Add(time.Minute)
-	w.publish("omni.desk.call.ringing", "omni.desk.call.ringing", map[string]any{
-		"call":         w.callView(id, "ringing", start, map[string]any{"started_at": start}),
-		"conversation": w.convView(w.conv, w.cust, "open", []string{"sms", "voice"}, w.t0, start),
-		"customer": map[string]any{"id": w.cust, "display_name": "张伟", "created_at": w.t0, "profile": map[string]any{"vip_level": "gold"},
-			"profile_sources": map[string]any{}, "identities": []map[string]string{{"kind": "phone", "masked": "+86 138****8000", "source": "sms"}}},
-	}, event.WithSubject(w.conv))
+	w.ringing(id, start, []string{"sms", "voice"}, map[string]any{"vip_level": "gold"})
 
 	var tl struct{ Items []store.TimelineItem }
 	bustest.WaitFor(t, 15*time.Second, "the ringing call on the timeline", func() bool {
@@ -75,4 +83,135 @@ func TestCallRingingThenEnded(t *testing.T) {
 		!c.AnsweredAt.Equal(answered) || c.HangupSide != "caller" {
 		t.Fatalf("the ended call: %+v", c)
 	}
+}
+
+// The call controls: hang-up, transfer and prompt of a live call are commands to the voice connector
+// carrying the agent who asked, allowed to the conversation's assignee and supervisors only,
+// refused for a call that is over (and a transfer or prompt before the answer); bad input publishes nothing.
+func TestCallControls(t *testing.T) {
+	t.Parallel()
+	b := bustest.New(t, bus.WithLogger(quiet()))
+	d := startDesk(t, b, map[string]string{"DESK_ASSIGN": "false"})
+	w := newWorld(t, b)
+	id := uuid.NewString()
+	start := w.t0.Add(time.Minute)
+	w.ringing(id, start, []string{"voice"}, map[string]any{})
+	hangup, transfer, prompt := "/api/calls/"+id+"/hangup", "/api/calls/"+id+"/transfer", "/api/calls/"+id+"/prompt"
+	bustest.WaitFor(t, 15*time.Second, "the ringing call on the desk", func() bool {
+		_, err := d.store.GetCall(context.Background(), id)
+		return err == nil
+	})
+
+	// Unassigned: an agent may not; then agent-li takes the conversation and may.
+	if code := d.call(t, d.token, "POST", hangup, nil, nil); code != 403 {
+		t.Fatalf("hang-up of an unassigned conversation's call by an agent: %d, want 403", code)
+	}
+	if code := d.call(t, d.token, "POST", "/api/conversations/"+w.conv+"/assign", map[string]any{}, nil); code != 200 {
+		t.Fatalf("take the conversation: %d", code)
+	}
+	intruder := d.idp.token(t, "agent-zhao", []string{"agent"}, nil)
+	for name, tc := range map[string]struct {
+		token, path string
+		body        any
+		want        int
+	}{
+		"another agent":           {intruder, hangup, nil, 403},
+		"transfer while ringing":  {d.token, transfer, map[string]any{"target": "8012"}, 409},
+		"prompt while ringing":    {d.token, prompt, map[string]any{"text": "您好"}, 409},
+		"unknown call":            {d.super, "/api/calls/" + uuid.NewString() + "/hangup", nil, 404},
+		"call id not a uuid":      {d.super, "/api/calls/x/hangup", nil, 400},
+		"target on a hang-up":     {d.token, hangup, map[string]any{"target": "8012"}, 400},
+		"unknown field":           {d.token, hangup, map[string]any{"why": "x"}, 400},
+		"no token":                {"", hangup, nil, 401},
+		"another agent, transfer": {intruder, transfer, map[string]any{"target": "8012"}, 403},
+	} {
+		if code := d.call(t, tc.token, "POST", tc.path, tc.body, nil); code != tc.want {
+			t.Errorf("%s: %d, want %d", name, code, tc.want)
+		}
+	}
+
+	answered := start.Add(5 * time.Second)
+	w.publish("omni.desk.call.updated", "omni.desk.call.updated", map[string]any{"call": w.callView(id, "answered", answered,
+		map[string]any{"answered_at": answered})}, event.WithSubject(w.conv))
+	var tl struct{ Items []store.TimelineItem }
+	bustest.WaitFor(t, 15*time.Second, "the call answered", func() bool {
+		d.call(t, d.token, "GET", "/api/conversations/"+w.conv+"/timeline", nil, &tl)
+		return callState(tl.Items, id) == "answered"
+	})
+	for name, body := range map[string]any{
+		"no target":        map[string]any{},
+		"header injection": map[string]any{"target": "8012>;x=1"},
+		"not sip":          map[string]any{"target": "http://pbx/8012"},
+		"text on transfer": map[string]any{"target": "8012", "text": "hi"},
+	} {
+		if code := d.call(t, d.token, "POST", transfer, body, nil); code != 400 {
+			t.Errorf("transfer, %s: %d, want 400", name, code)
+		}
+	}
+	for name, body := range map[string]any{
+		"no text":    map[string]any{},
+		"blank text": map[string]any{"text": "   "},
+		"too long":   map[string]any{"text": strings.Repeat("长", 301)},
+		"target":     map[string]any{"text": "hi", "target": "8012"},
+		"reason":     map[string]any{"text": "hi", "reason": "x"},
+	} {
+		if code := d.call(t, d.token, "POST", prompt, body, nil); code != 400 {
+			t.Errorf("prompt, %s: %d, want 400", name, code)
+		}
+	}
+	if n := b.StoredCount(t, bus.StreamOut, "omni.out.voice.>"); n != 0 {
+		t.Fatalf("refused commands published %d events", n)
+	}
+
+	// Accepted: each command carries the call, its conversation and the agent who asked.
+	for _, tc := range []struct {
+		name, token, path, subject, typ string
+		body, want                      map[string]any
+	}{
+		{"transfer", d.token, transfer, "omni.out.voice.call.transfer", "omni.channel.call.transfer.requested",
+			map[string]any{"target": "8012"}, map[string]any{"target": "8012", "agent_id": "agent-li"}},
+		{"prompt", d.token, prompt, "omni.out.voice.call.prompt", "omni.channel.call.prompt.requested",
+			map[string]any{"text": "您好，请稍候"}, map[string]any{"text": "您好，请稍候", "agent_id": "agent-li"}},
+		{"hang-up by a supervisor", d.super, hangup, "omni.out.voice.call.hangup", "omni.channel.call.hangup.requested",
+			map[string]any{"reason": "customer asked"}, map[string]any{"reason": "customer asked", "agent_id": "supervisor-wang"}},
+	} {
+		var r map[string]any
+		if code := d.call(t, tc.token, "POST", tc.path, tc.body, &r); code != 202 {
+			t.Fatalf("%s: %d %v", tc.name, code, r)
+		}
+		e := lastEvent(t, b, bus.StreamOut, tc.subject)
+		data := dataOf(t, e)
+		ok := e.ID() == r["request_id"] && e.Type() == tc.typ && data["call_id"] == id && data["conversation_id"] == w.conv && data["channel"] == "voice"
+		for k, v := range tc.want {
+			ok = ok && data[k] == v
+		}
+		if !ok {
+			t.Fatalf("%s: command %s %v", tc.name, e.Type(), data)
+		}
+	}
+
+	// Once the call is over, 409 and nothing more is published.
+	ended := answered.Add(time.Minute)
+	w.publish("omni.desk.call.updated", "omni.desk.call.updated", map[string]any{"call": w.callView(id, "ended", ended,
+		map[string]any{"ended_at": ended, "hangup_side": "omnibus", "reason": "hangup_requested"})}, event.WithSubject(w.conv))
+	bustest.WaitFor(t, 15*time.Second, "the call ended", func() bool {
+		d.call(t, d.token, "GET", "/api/conversations/"+w.conv+"/timeline", nil, &tl)
+		return callState(tl.Items, id) == "ended"
+	})
+	if code := d.call(t, d.token, "POST", hangup, nil, nil); code != 409 {
+		t.Errorf("hang-up of an ended call: %d, want 409", code)
+	}
+	if n := b.StoredCount(t, bus.StreamOut, "omni.out.voice.>"); n != 3 {
+		t.Fatalf("commands stored: %d, want 3", n)
+	}
+}
+
+// callState is the state of call id on a timeline ("" when it is not there).
+func callState(items []store.TimelineItem, id string) string {
+	for _, it := range items {
+		if it.Call != nil && it.Call.CallID == id {
+			return it.Call.State
+		}
+	}
+	return ""
 }

@@ -7,7 +7,9 @@
 // and ops alerts into the Postgres schema "desk". Every page and API answer is served from there;
 // a lost store is rebuilt by replaying the log. Agent actions become events: a reply is an
 // omni.channel.message.send.requested on omni.out.<channel>.message.send, a tool button an
-// omni.tool.<tool>.<op>.requested, close/reopen an omni.in.desk.conversation command, and every
+// omni.tool.<tool>.<op>.requested, close/reopen an omni.in.desk.conversation command, hang-up,
+// transfer and prompt of a call omni.out.voice.call.hangup|transfer|prompt commands (with the
+// agent who asked), and every
 // assignment an omni.desk.assignment.changed. The workbench is live: each change the projection
 // commits is pushed to open pages over Server-Sent Events, and so are the pieces of an AI
 // suggestion as the model writes them (omni.live.ai.suggest.*, core NATS), to the agent who asked
@@ -67,6 +69,9 @@ func Service() service.Service {
 			{Subject: assign.SubjectAssignment, Type: assign.TypeAssignmentChanged},
 			{Subject: api.SubjectAgentUpdated, Type: api.TypeAgentUpdated},
 			{Subject: api.SubjectDLQAction, Type: api.TypeDLQAction},
+			{Subject: api.SubjectCallHangup, Type: api.TypeCallHangup},
+			{Subject: api.SubjectCallTrans, Type: api.TypeCallTransfer},
+			{Subject: api.SubjectCallPrompt, Type: api.TypeCallPrompt},
 		},
 		Subscribes: append([]service.Route{
 			{Subject: project.TypeConversationOpened, Type: project.TypeConversationOpened},

@@ -1,16 +1,11 @@
 package desk_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-
-	"github.com/omnibus-dev/omnibus/pkg/browsertest"
-	"github.com/omnibus-dev/omnibus/pkg/bus"
-	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
 )
 
 // TestBrowserSentimentBanner: the agent a conversation is assigned to sees, live, the banner
@@ -19,19 +14,7 @@ import (
 // when the episode clears.
 func TestBrowserSentimentBanner(t *testing.T) {
 	t.Parallel()
-	br := browsertest.Start(t, "the desk's sentiment banner test", "desk-sentiment")
-	b := bustest.New(t, bus.WithLogger(quiet()))
-	d := startDesk(t, b, map[string]string{"DESK_DEV_LOGIN": "true", "DESK_ASSIGN": "false"})
-	ctx, cancel := context.WithTimeout(br.Ctx, 90*time.Second)
-	defer cancel()
-	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
-	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			br.Shot(t, "failed")
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
+	br, b, d, ctx, run := browserDesk(t, "the desk's sentiment banner test", "desk-sentiment")
 	text := func(sel string) string {
 		t.Helper()
 		v, err := chromedp.Run(ctx, chromedp.Text(css(sel)))
@@ -45,19 +28,7 @@ func TestBrowserSentimentBanner(t *testing.T) {
 	w := newWorld(t, b)
 	w.opened("wechatkf")
 	m1 := w.inbound("wechatkf", "wechat_openid", "oWx-1", "你们这服务太差了，再不解决我就要投诉！！", time.Now().UTC().Add(-time.Minute), "wechatkf")
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if code := d.call(t, "", "POST", "/desk/dev/login?agent=supervisor-wang&role=supervisor&format=token", nil, &tok); code != 200 {
-		t.Fatalf("dev login: %d", code)
-	}
-	bustest.WaitFor(t, 15*time.Second, "the conversation assigned to agent-li", func() bool {
-		return d.call(t, tok.AccessToken, "POST", "/api/conversations/"+w.conv+"/assign", map[string]string{"agent_id": "agent-li"}, nil) == 200
-	})
-	run("dev login as agent-li", chromedp.EmulateViewport(1280, 800), chromedp.Navigate(d.url+"/?lang=zh"),
-		chromedp.WaitVisible(css(`input[name="agent"][value="agent-li"]`)),
-		chromedp.Click(css(`input[name="agent"][value="agent-li"]`)), chromedp.Click(css("#dev-login-submit")),
-		chromedp.WaitVisible(css("#live.on")))
+	assignAndLogIn(t, d, run, w.conv, "zh")
 	row := `li.conv[data-id="` + w.conv + `"]`
 	run("open the conversation", chromedp.WaitVisible(css(row)), chromedp.Click(css(row)), chromedp.WaitVisible(css("#timeline .msg.inbound")))
 

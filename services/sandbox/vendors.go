@@ -110,6 +110,7 @@ func ConnectorEnv(base string) map[string]string {
 		"VOICE_IFLYTEK_URL":      wsBase(base) + "/sandbox/iflytek/v1/ws",
 		"VOICE_ALIYUN_TOKEN_URL": base + "/sandbox/nls/meta/",
 		"VOICE_ALIYUN_NLS_URL":   wsBase(base) + "/sandbox/nls/ws/v1",
+		"VOICE_ALIYUN_TTS_URL":   base + "/sandbox/nls/stream/v1/tts", // prompts played into calls
 		// The simulated Tencent Cloud Contact Center: pushes, DescribeTelCdr, recordings; their
 		// transcripts come from the simulated Aliyun recording-file transcription.
 		"SANDBOX_BASE":                  base,

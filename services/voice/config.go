@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
+
 	"github.com/omnibus-dev/omnibus/services/voice/internal/media"
 )
 
@@ -29,6 +31,9 @@ type Config struct {
 	CountryCode   string        `env:"VOICE_COUNTRY_CODE" default:"86" desc:"country calling code of national numbers (0-prefixed, or 11-digit mobiles for 86) when a caller id has no +"`
 	ShutdownGrace time.Duration `env:"VOICE_SHUTDOWN_GRACE" default:"5s" desc:"on stop, calls are hung up (BYE) and their recordings stored within this time"`
 
+	TransferDomain  string        `env:"VOICE_TRANSFER_DOMAIN" desc:"host[:port] of the PBX that reaches agent extensions: a transfer to extension 8012 sends REFER with Refer-To sip:8012@<this>; default the host:port of the Contact of the call's INVITE (the trunk itself). A transfer target given as a sip: URI is used as is"`
+	TransferTimeout time.Duration `env:"VOICE_TRANSFER_TIMEOUT" default:"30s" desc:"how long a transfer may take from the REFER to the NOTIFY with the new leg's final status; after it the transfer is reported failed (timeout) and the call stays"`
+
 	SpoolDir  string        `env:"VOICE_SPOOL_DIR" default:".omnibus/voice/spool" desc:"local directory where the legs of calls in progress are written, sample by sample; recordings left there by a crash are finalised and stored at the next start"`
 	Bucket    string        `env:"VOICE_RECORDING_BUCKET" default:"file://.omnibus/voice/recordings" desc:"gocloud.dev/blob URL of the recordings bucket: file:///dir (a relative file://dir is taken from the working directory), s3://bucket?region=...&endpoint=... (AWS S3, or an S3-compatible store such as Aliyun OSS or MinIO; credentials from the AWS_* environment) or mem:// (tests)"`
 	Retention time.Duration `env:"VOICE_RECORDING_RETENTION" default:"2160h" desc:"recordings older than this are deleted from the bucket (checked hourly); 0 = keep forever"`
@@ -50,6 +55,8 @@ type Config struct {
 	AliyunAccessKeyID  string `env:"VOICE_ALIYUN_ACCESS_KEY_ID" desc:"Aliyun AccessKeyId allowed to call CreateToken"`
 	AliyunAccessSecret string `env:"VOICE_ALIYUN_ACCESS_KEY_SECRET" desc:"its AccessKeySecret"`
 	AliyunAppKey       string `env:"VOICE_ALIYUN_APPKEY" desc:"appkey of the NLS project (it fixes the language model)"`
+	AliyunTTSURL       string `env:"VOICE_ALIYUN_TTS_URL" default:"https://nls-gateway-cn-shanghai.aliyuncs.com/stream/v1/tts" desc:"Aliyun NLS speech synthesis (TTS RESTful) endpoint: the prompts a call-prompt command plays into calls (needs the VOICE_ALIYUN_* credentials)"`
+	TTSVoice           string `env:"VOICE_TTS_VOICE" default:"xiaoyun" desc:"NLS TTS voice of prompts a command does not choose one for"`
 
 	// TCCC is the cloud contact centre provider (tccc_config.go).
 	TCCC TCCCConfig `envprefix:"VOICE_TCCC_"`
@@ -120,6 +127,15 @@ func (c *Config) Validate() error {
 	}
 	if len(c.codecs) == 0 {
 		return fmt.Errorf("VOICE_CODECS is empty")
+	}
+	if c.TransferDomain != "" {
+		var u sip.Uri
+		if err := sip.ParseUri("sip:8000@"+c.TransferDomain, &u); err != nil || u.Host == "" || strings.ContainsAny(c.TransferDomain, "@;?<> ") {
+			return fmt.Errorf("VOICE_TRANSFER_DOMAIN must be the PBX's host[:port], e.g. pbx.example.com or 10.0.0.5:5060, got %q", c.TransferDomain)
+		}
+	}
+	if c.TransferTimeout < time.Second {
+		return fmt.Errorf("VOICE_TRANSFER_TIMEOUT must be at least 1s (the trunk needs time to ring the extension), got %s", c.TransferTimeout)
 	}
 	if c.Ring < 0 || c.Ring > 5*time.Minute {
 		return fmt.Errorf("VOICE_RING must be between 0 and 5m, got %s", c.Ring)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"regexp"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,11 +24,61 @@ type trunk struct {
 	port int
 	byes chan struct{} // a BYE from the connector arrived
 	uas  string        // host:port of the connector
+
+	// REFER (transfer): the trunk answers refer.status (202 when 0) and then sends one NOTIFY
+	// per refer.frags line (message/sipfrag) in the call's dialog; refers gets each REFER.
+	mu     sync.Mutex
+	refer  referScript
+	sess   *sipgo.DialogClientSession // the last call's dialog
+	refers chan *sip.Request
+}
+
+type referScript struct {
+	status int
+	frags  []string
+}
+
+// scriptRefer sets how the trunk answers the next REFERs.
+func (tr *trunk) scriptRefer(status int, frags ...string) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.refer = referScript{status: status, frags: frags}
+}
+
+// onRefer answers a REFER as scripted and reports the transfer's progress with NOTIFYs.
+func (tr *trunk) onRefer(req *sip.Request, tx sip.ServerTransaction) {
+	tr.mu.Lock()
+	sc, sess := tr.refer, tr.sess
+	tr.mu.Unlock()
+	if sc.status == 0 {
+		sc.status = sip.StatusAccepted
+	}
+	_ = tx.Respond(sip.NewResponseFromRequest(req, sc.status, "", nil))
+	tr.refers <- req
+	if sc.status >= 300 || sess == nil {
+		return
+	}
+	go func() {
+		for i, f := range sc.frags {
+			n := sip.NewRequest(sip.NOTIFY, sess.InviteResponse.Contact().Address)
+			n.AppendHeader(sip.NewHeader("Event", "refer"))
+			state := "active;expires=60"
+			if i == len(sc.frags)-1 {
+				state = "terminated;reason=noresource"
+			}
+			n.AppendHeader(sip.NewHeader("Subscription-State", state))
+			n.AppendHeader(sip.NewHeader("Content-Type", "message/sipfrag;version=2.0"))
+			n.SetBody([]byte(f + "\r\n"))
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, _ = sess.Do(ctx, n)
+			cancel()
+		}
+	}()
 }
 
 func newTrunk(t *testing.T, uas string) *trunk {
 	t.Helper()
-	tr := &trunk{port: freePort(t), byes: make(chan struct{}, 4), uas: uas}
+	tr := &trunk{port: freePort(t), byes: make(chan struct{}, 4), uas: uas, refers: make(chan *sip.Request, 4)}
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("test-trunk"), sipgo.WithUserAgentHostname("127.0.0.1"))
 	if err != nil {
 		t.Fatal(err)
@@ -48,6 +99,7 @@ func newTrunk(t *testing.T, uas string) *trunk {
 		}
 		tr.byes <- struct{}{}
 	})
+	srv.OnRefer(tr.onRefer)
 	l, err := net.ListenPacket("udp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +148,9 @@ func (tr *trunk) invite(ctx context.Context, t *testing.T, from, to string, user
 	if err := sess.Ack(ctx); err != nil {
 		return nil, err
 	}
+	tr.mu.Lock()
+	tr.sess = sess // answered: REFERs may come
+	tr.mu.Unlock()
 	c := &call{sess: sess, rtp: rtp, answer: string(sess.InviteResponse.Body())}
 	m := regexp.MustCompile(`m=audio (\d+) `).FindStringSubmatch(c.answer)
 	if m == nil {

@@ -183,7 +183,10 @@ func (s *server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if id := req.CallID(); id != nil {
 		info.SIPCallID = id.Value()
 	}
-	c := &call{info: info, dlg: dlg, hangup: make(chan string, 1), source: sourceIP(req)}
+	c := &call{info: info, dlg: dlg, hangup: make(chan string, 1), source: sourceIP(req), notify: make(chan sipfrag, 8)}
+	c.promptCtx, c.promptStop = context.WithCancel(context.Background())
+	defer c.promptStop()
+	c.rtpPeer.Store(rtpAddr(o))
 	c.hold.Store(o.Hold())
 	if !s.track(c) {
 		_ = dlg.Respond(sip.StatusServiceUnavailable, "Service Unavailable", nil)
@@ -289,6 +292,8 @@ func (s *server) run(c *call, o offer, pt int, conn *net.UDPConn) {
 		return
 	}
 	answered := time.Now().UTC()
+	c.answeredAt = answered
+	c.answered.Store(true)
 	_ = s.rec.writeMeta(spoolMeta{Call: c.info, AnsweredAt: &answered})
 	data = c.info.data()
 	data["at"], data["codec"] = answered, c.info.Codec
@@ -308,6 +313,9 @@ func (s *server) run(c *call, o offer, pt int, conn *net.UDPConn) {
 		side, reason = sideSystem, reasonTimeout
 		log.Warn("hanging up: media", "err", err)
 		s.bye(c, log)
+	}
+	if err := c.stopPrompts(); err != nil {
+		log.Error("callee leg (prompts) not finalised", "err", err)
 	}
 	st := stopMedia()
 	s.end(ctx, c, &answered, &st, side, reason, transcript)
@@ -370,6 +378,7 @@ func (s *server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	recv.SetCodec(pt, o.DTMF)
 	if !o.Hold() {
 		recv.SetPeer(o.IP)
+		c.rtpPeer.Store(rtpAddr(o))
 	}
 	port := recv.Conn.LocalAddr().(interface{ AddrPort() netip.AddrPort }).AddrPort().Port()
 	ver := uint64(req.CSeq().SeqNo)

@@ -88,20 +88,26 @@ func (t *transcriber) connector(c callInfo) asr.Connector {
 		return resilience.Do(ctx, t.routes[v.Name()], resilience.Call{CorrelationID: c.ID, Key: c.ID},
 			func(ctx context.Context, a *resilience.Attempt) (asr.Session, error) {
 				sess, err := v.Open(ctx, results)
-				var ve *asr.VendorError
-				var he *asr.HandshakeError
-				switch {
-				case errors.As(err, &ve):
-					status := 0
-					if errors.As(err, &he) {
-						status = he.Status
-					}
-					a.Response(status, ve.Code, []byte(ve.Desc))
-				case errors.As(err, &he):
-					a.Response(he.Status, "", nil)
-				}
+				reportVendorError(a, err)
 				return sess, err
 			})
+	}
+}
+
+// reportVendorError tells the resilience attempt the vendor's status and code in err, if any
+// (they classify it and go into the audit record).
+func reportVendorError(a *resilience.Attempt, err error) {
+	var ve *asr.VendorError
+	var he *asr.HandshakeError
+	switch {
+	case errors.As(err, &ve):
+		status := 0
+		if errors.As(err, &he) {
+			status = he.Status
+		}
+		a.Response(status, ve.Code, []byte(ve.Desc))
+	case errors.As(err, &he):
+		a.Response(he.Status, "", nil)
 	}
 }
 

@@ -3,7 +3,12 @@
 // receives the call's RTP on one port of a fixed range, records each leg, and publishes the
 // call's life on omni.in.voice.call: omni.channel.call.started (INVITE accepted), .answered
 // (200 OK acknowledged), .ended (durations, who hung up, the recording's URLs). An
-// omni.channel.call.hangup.requested command on omni.out.voice.call.hangup ends a call.
+// omni.channel.call.hangup.requested command on omni.out.voice.call.hangup ends a call; an
+// omni.channel.call.transfer.requested on omni.out.voice.call.transfer sends the trunk a REFER
+// (RFC 3515) to an agent extension and reports omni.channel.call.transferred or
+// .transfer.failed on omni.in.voice.transfer (transfer.go); an
+// omni.channel.call.prompt.requested on omni.out.voice.call.prompt plays text synthesised by
+// Aliyun NLS TTS into the call, and into the recording's callee leg (prompt.go).
 //
 // Trunks are checked twice: the source address must be in VOICE_ALLOW (else 403), and when
 // VOICE_DIGEST_USER is set, INVITE and REGISTER must carry its digest credentials (401 with a
@@ -61,15 +66,27 @@ const (
 	TypeCallEnded    = schemas.TypeChannelCallEnded
 	TypeSegment      = schemas.TypeChannelCallSegmentTranscribed
 	TypeHangup       = schemas.TypeChannelCallHangupRequested
+	// The transfer command and its outcomes (transfer.go).
+	TypeTransfer       = schemas.TypeChannelCallTransferRequested
+	TypeTransferred    = schemas.TypeChannelCallTransferred
+	TypeTransferFailed = schemas.TypeChannelCallTransferFailed
+	TypePrompt         = schemas.TypeChannelCallPromptRequested // prompt.go
 
 	SubjectCall       = "omni.in.voice.call"
 	SubjectTranscript = "omni.in.voice.transcript"
 	SubjectHangup     = "omni.out.voice.call.hangup"
+	SubjectTransfer   = "omni.out.voice.call.transfer"
+	SubjectPrompt     = "omni.out.voice.call.prompt"
+	// SubjectTransferOutcome carries transferred and transfer.failed, beside the call's life
+	// (the unifier's lane on SubjectCall takes only started, answered and ended).
+	SubjectTransferOutcome = "omni.in.voice.transfer"
 )
 
 var (
-	RouteHangup = connector.Route{Subject: SubjectHangup, Type: TypeHangup}
-	Spec        = connector.Spec{
+	RouteHangup   = connector.Route{Subject: SubjectHangup, Type: TypeHangup}
+	RouteTransfer = connector.Route{Subject: SubjectTransfer, Type: TypeTransfer}
+	RoutePrompt   = connector.Route{Subject: SubjectPrompt, Type: TypePrompt}
+	Spec          = connector.Spec{
 		Name:        "voice",
 		Description: "phone calls from a SIP trunk (G.711 over RTP, recorded legs in blob storage, live transcripts) and from Tencent Cloud Contact Center (after-call records, recordings, file transcripts): call events",
 		Produces: append([]connector.Route{
@@ -77,8 +94,10 @@ var (
 			{Subject: SubjectCall, Type: TypeCallAnswered},
 			{Subject: SubjectCall, Type: TypeCallEnded},
 			{Subject: SubjectTranscript, Type: TypeSegment},
-		}, connector.ResilienceRoutes("voice")...), // audit records and alerts of the ASR vendor calls
-		Consumes: []connector.Route{RouteHangup},
+			{Subject: SubjectTransferOutcome, Type: TypeTransferred},
+			{Subject: SubjectTransferOutcome, Type: TypeTransferFailed},
+		}, connector.ResilienceRoutes("voice")...), // audit records and alerts of the ASR and TTS vendor calls
+		Consumes: []connector.Route{RouteHangup, RouteTransfer, RoutePrompt},
 	}
 )
 
@@ -91,13 +110,14 @@ const (
 	sideOmnibus = "omnibus"
 	sideSystem  = "system"
 
-	reasonBye       = "bye"
-	reasonCancel    = "cancel"
-	reasonCommand   = "hangup_requested"
-	reasonShutdown  = "shutdown"
-	reasonTimeout   = "media_timeout"
-	reasonFailed    = "failed"
-	reasonRecovered = "recovered"
+	reasonBye         = "bye"
+	reasonCancel      = "cancel"
+	reasonCommand     = "hangup_requested"
+	reasonShutdown    = "shutdown"
+	reasonTimeout     = "media_timeout"
+	reasonFailed      = "failed"
+	reasonRecovered   = "recovered"
+	reasonTransferred = "transferred"
 )
 
 // callInfo is what every event of a call carries; the spool keeps it for recovery.
@@ -128,6 +148,26 @@ type call struct {
 	hangup chan string // a reason; buffered 1, the first wins
 	source netip.Addr  // where the INVITE came from
 	recv   atomic.Pointer[media.Receiver]
+	// answered is set once the 200 OK is sent; a transfer needs it.
+	answered atomic.Bool
+	// transferring is set while a REFER's outcome is awaited; notify carries its NOTIFYs.
+	transferring atomic.Bool
+	notify       chan sipfrag
+	// rtpPeer is where the caller's RTP goes (the offer's c= and m=; a re-INVITE may move it).
+	rtpPeer    atomic.Pointer[netip.AddrPort]
+	answeredAt time.Time // set before answered
+	// Prompts (prompt.go): promptCtx ends when the call does; prompts counts those playing.
+	promptMu   sync.Mutex
+	promptCtx  context.Context
+	promptStop context.CancelFunc
+	prompts    sync.WaitGroup
+	// playMu serialises prompts and guards the callee leg and the RTP stream's state.
+	playMu        sync.Mutex
+	callee        *legWriter
+	calleeSamples int64
+	rtpSSRC       uint32
+	rtpSeq        uint16
+	rtpTS         uint32
 }
 
 func (c *call) requestHangup(reason string) {
@@ -147,6 +187,8 @@ type server struct {
 	sinks func(callInfo) []media.Sink
 	// asr transcribes the caller leg live (nil: VOICE_ASR=none).
 	asr *transcriber
+	// tts synthesises prompts (nil: Aliyun NLS not configured).
+	tts *prompter
 
 	ua      *sipgo.UserAgent
 	srv     *sipgo.Server
@@ -154,10 +196,11 @@ type server struct {
 	contact sip.ContactHeader
 	secret  []byte
 
-	mu       sync.Mutex
-	calls    map[string]*call // by call id
-	handlers sync.WaitGroup
-	stopping atomic.Bool
+	mu        sync.Mutex
+	calls     map[string]*call // by call id
+	handlers  sync.WaitGroup
+	transfers sync.WaitGroup // awaitTransfer goroutines
+	stopping  atomic.Bool
 }
 
 func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
@@ -171,6 +214,10 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 		return err
 	}
 	if s.asr, err = newTranscriber(s); err != nil {
+		_ = s.rec.Close()
+		return err
+	}
+	if s.tts, err = newPrompter(s); err != nil {
 		_ = s.rec.Close()
 		return err
 	}
@@ -190,7 +237,13 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 			return err
 		}
 	}
-	return rt.Consume(ctx, RouteHangup, s.onHangupCommand, bus.ConsumerConfig{})
+	if err := rt.Consume(ctx, RouteHangup, s.onHangupCommand, bus.ConsumerConfig{}); err != nil {
+		return err
+	}
+	if err := rt.Consume(ctx, RouteTransfer, s.onTransferCommand, bus.ConsumerConfig{}); err != nil { // transfer.go
+		return err
+	}
+	return rt.Consume(ctx, RoutePrompt, s.onPromptCommand, bus.ConsumerConfig{}) // prompt.go
 }
 
 // listen binds the SIP socket (so a taken port fails setup) and serves it until ctx ends, then
@@ -212,6 +265,7 @@ func (s *server) listen(ctx context.Context) error {
 	s.srv.OnAck(s.onAck)
 	s.srv.OnBye(s.onBye)
 	s.srv.OnRegister(s.onRegister)
+	s.srv.OnNotify(s.onNotify) // transfer.go
 	s.srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, sip.StatusOK, "OK")
 	})
@@ -277,6 +331,7 @@ func (s *server) drain() {
 		s.rt.Log.Info("hanging up calls in progress", "calls", n)
 	}
 	s.handlers.Wait()
+	s.transfers.Wait() // their calls ended: each publishes its outcome and returns
 }
 
 func (s *server) track(c *call) bool {
@@ -295,6 +350,13 @@ func (s *server) untrack(c *call) {
 	delete(s.calls, c.info.ID)
 	s.mu.Unlock()
 	s.handlers.Done()
+}
+
+// held returns call id if this connector holds it, else nil.
+func (s *server) held(id string) *call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[id]
 }
 
 // callByDialog finds the call of an in-dialog request.
@@ -316,6 +378,11 @@ func (s *server) callByDialog(req *sip.Request) *call {
 // publish publishes one event of a call. It uses its own deadline: a call ending at shutdown
 // still reports.
 func (s *server) publish(ctx context.Context, c callInfo, typ, suffix string, data map[string]any, at time.Time) error {
+	return s.publishOn(ctx, SubjectCall, c, typ, suffix, data, at)
+}
+
+// publishOn publishes one event of a call on subject, id voice:<call id>:<suffix>.
+func (s *server) publishOn(ctx context.Context, subject string, c callInfo, typ, suffix string, data map[string]any, at time.Time) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	e, err := s.rt.NewEvent(typ, data, event.WithID("voice:"+c.ID+":"+suffix), event.WithPartitionKey(c.partitionKey()),
@@ -323,7 +390,7 @@ func (s *server) publish(ctx context.Context, c callInfo, typ, suffix string, da
 	if err != nil {
 		return err
 	}
-	return s.rt.Publish(ctx, bus.Outgoing{Subject: SubjectCall, Event: e})
+	return s.rt.Publish(ctx, bus.Outgoing{Subject: subject, Event: e})
 }
 
 // onHangupCommand ends the call the command names, if this connector holds it.
@@ -335,9 +402,7 @@ func (s *server) onHangupCommand(_ context.Context, d bus.Delivery) error {
 	if err := event.DecodeData(d.Event, &cmd); err != nil {
 		return bus.Permanent(fmt.Errorf("undecodable hang-up command: %w", err))
 	}
-	s.mu.Lock()
-	c := s.calls[cmd.CallID]
-	s.mu.Unlock()
+	c := s.held(cmd.CallID)
 	if c == nil {
 		s.rt.Log.Info("hang-up of a call not held here ignored", "call_id", cmd.CallID)
 		return nil

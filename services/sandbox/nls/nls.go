@@ -4,6 +4,7 @@
 //	GET|POST /sandbox/nls/meta/     op "CreateToken"        (nls-meta.cn-shanghai.aliyuncs.com)
 //	GET      /sandbox/nls/ws/v1     op "SpeechTranscriber"  (nls-gateway-cn-shanghai.aliyuncs.com)
 //	POST|GET /sandbox/nls/filetrans/ ops "SubmitTask", "GetTaskResult" (recording files, filetrans.go)
+//	GET|POST /sandbox/nls/stream/v1/tts op "SpeechSynthesizer" (TTS RESTful, tts.go)
 //
 // CreateToken checks the RPC V1 signature (HMAC-SHA1 with AccessKeySecret+"&"), the action,
 // version and a timestamp within 15 minutes, and issues a token valid for a day; a bad
@@ -91,6 +92,7 @@ func New(env *sim.Env, cfg Config) (*Sim, error) {
 		}})
 	env.Handle(sim.Route{Vendor: Vendor, Op: OpTranscriber, Pattern: "GET /ws/v1",
 		Handler: func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, 0) }, Fail: s.fail})
+	env.Handle(sim.Route{Vendor: Vendor, Op: OpTTS, Pattern: "/stream/v1/tts", Handler: s.tts, Fail: s.ttsFail}) // tts.go
 	s.mountFileTrans()
 	return s, nil
 }

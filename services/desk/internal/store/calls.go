@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -117,4 +118,24 @@ func (s *Store) Calls(ctx context.Context, conversationID string) ([]CallRow, er
 		return c, r.Scan(&c.CallID, &c.Direction, &c.State, &c.Party, &c.StartedAt, &c.AnsweredAt, &c.EndedAt, &c.DurationMS, &c.TalkMS,
 			&c.HangupSide, &c.Reason, &c.RecordingURL, &c.At)
 	})
+}
+
+// CallState is where a call is and which conversation it is on.
+type CallState struct {
+	CallID         string `json:"call_id"`
+	ConversationID string `json:"conversation_id"`
+	State          string `json:"state"`
+}
+
+// Live says whether the call is still up (ringing or answered).
+func (c CallState) Live() bool { return c.State == "ringing" || c.State == "answered" }
+
+// GetCall returns call id's state; ErrNotFound when the desk never saw the call.
+func (s *Store) GetCall(ctx context.Context, id string) (CallState, error) {
+	c := CallState{CallID: id}
+	err := s.pool.QueryRow(ctx, `SELECT conversation_id::text, state FROM desk.calls WHERE call_id = $1`, id).Scan(&c.ConversationID, &c.State)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return c, fmt.Errorf("call %s: %w", id, ErrNotFound)
+	}
+	return c, err
 }

@@ -181,6 +181,13 @@ func (r *Receiver) SetCodec(pt, dtmf int) {
 	r.mu.Unlock()
 }
 
+// PayloadType returns the negotiated audio payload type (PCMU or PCMA).
+func (r *Receiver) PayloadType() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.PT
+}
+
 // SetPeer changes the address media is accepted from (a re-INVITE may move it).
 func (r *Receiver) SetPeer(ip netip.Addr) {
 	r.mu.Lock()

@@ -245,7 +245,28 @@ function renderCall(c) {
     c.ended_at ? " · " + t("call.duration") + " " + fmtDuration(c.duration_ms) + (c.talk_ms ? " (" + t("call.talk") + " " + fmtDuration(c.talk_ms) + ")" : "") : "",
     c.hangup_side ? el("span", { class: "muted" }, " · " + t("call.hangup") + ": " + c.hangup_side) : null,
     c.play_url ? el("div", { class: "recording" }, el("audio", { controls: true, preload: "none", src: c.play_url, title: t("call.recording") }))
-      : c.recording_url ? [" · ", el("span", { class: "muted recording" }, t("call.recording") + ": " + c.recording_url)] : null);
+      : c.recording_url ? [" · ", el("span", { class: "muted recording" }, t("call.recording") + ": " + c.recording_url)] : null,
+    c.state === "ringing" || c.state === "answered" ? callControls(c) : null);
+}
+
+// The controls of a live call (POST /api/calls/{id}/hangup|transfer|prompt; the API checks that
+// the agent is the conversation's assignee or a supervisor). A transfer or a prompt needs an
+// answered call.
+function callControls(c) {
+  const target = el("input", { class: "call-transfer-target", name: "target", placeholder: t("call.transfer.target"), size: 12,
+    disabled: c.state !== "answered", "aria-label": t("call.transfer.target") });
+  const send = async (op, body) => {
+    try { await api("/api/calls/" + c.call_id + "/" + op, { method: "POST", body }); toast(t("requested.ok"), "ok"); }
+    catch (e) { toast(t("error") + ": " + e.message, "error"); }
+  };
+  const text = el("input", { class: "call-prompt-text", name: "text", placeholder: t("call.prompt.text"), maxlength: 300,
+    disabled: c.state !== "answered", "aria-label": t("call.prompt.text") });
+  return el("div", { class: "call-controls" },
+    el("button", { type: "button", class: "ghost danger small call-hangup", onclick: () => send("hangup", {}) }, t("call.hangup.button")),
+    el("form", { class: "call-transfer-form", onsubmit: (ev) => { ev.preventDefault(); if (target.value.trim()) send("transfer", { target: target.value.trim() }); } },
+      target, el("button", { type: "submit", class: "ghost small call-transfer", disabled: c.state !== "answered" }, t("call.transfer"))),
+    el("form", { class: "call-prompt-form", onsubmit: (ev) => { ev.preventDefault(); if (text.value.trim()) send("prompt", { text: text.value.trim() }).then(() => { text.value = ""; }); } },
+      text, el("button", { type: "submit", class: "ghost small call-prompt", disabled: c.state !== "answered" }, t("call.prompt"))));
 }
 
 // The ringing calls' banners (screen pop): the caller's customer — name and identities — before

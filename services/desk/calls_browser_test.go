@@ -1,0 +1,67 @@
+package desk_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/google/uuid"
+
+	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
+	"github.com/omnibus-dev/omnibus/pkg/event"
+)
+
+// assignAndLogIn assigns conversation conv to agent-li (a supervisor's API call) and logs her in
+// on the page, in lang, through the development login.
+func assignAndLogIn(t *testing.T, d *deskBundle, run func(string, ...chromedp.Action[chromedp.Void]), conv, lang string) {
+	t.Helper()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if code := d.call(t, "", "POST", "/desk/dev/login?agent=supervisor-wang&role=supervisor&format=token", nil, &tok); code != 200 {
+		t.Fatalf("dev login: %d", code)
+	}
+	bustest.WaitFor(t, 15*time.Second, "the conversation assigned to agent-li", func() bool {
+		return d.call(t, tok.AccessToken, "POST", "/api/conversations/"+conv+"/assign", map[string]string{"agent_id": "agent-li"}, nil) == 200
+	})
+	run("dev login as agent-li", chromedp.EmulateViewport(1280, 800), chromedp.Navigate(d.url+"/?lang="+lang),
+		chromedp.WaitVisible(css(`input[name="agent"][value="agent-li"]`)),
+		chromedp.Click(css(`input[name="agent"][value="agent-li"]`)), chromedp.Click(css("#dev-login-submit")),
+		chromedp.WaitVisible(css("#live.on")))
+}
+
+// TestBrowserCallControls: on an answered call of her conversation, the agent types an
+// extension and presses Transfer, types a prompt and presses Play, then presses Hang up; each
+// becomes its command on the bus, with her as the agent.
+func TestBrowserCallControls(t *testing.T) {
+	t.Parallel()
+	br, b, d, _, run := browserDesk(t, "the desk's call controls test", "desk-calls")
+	w := newWorld(t, b)
+	id := uuid.NewString()
+	start := time.Now().UTC().Add(-time.Minute)
+	w.ringing(id, start, []string{"voice"}, map[string]any{})
+	w.publish("omni.desk.call.updated", "omni.desk.call.updated", map[string]any{"call": w.callView(id, "answered", start.Add(3*time.Second),
+		map[string]any{"answered_at": start.Add(3 * time.Second)})}, event.WithSubject(w.conv))
+	assignAndLogIn(t, d, run, w.conv, "en")
+	row := `li.conv[data-id="` + w.conv + `"]`
+	controls := `.call.call-answered[data-id="` + id + `"] .call-controls`
+	run("open the conversation", chromedp.WaitVisible(css(row)), chromedp.Click(css(row)), chromedp.WaitVisible(css(controls)))
+	br.Shot(t, "call-controls")
+
+	run("transfer to 8012", chromedp.SendKeys(css(controls+" .call-transfer-target"), "8012"), chromedp.Click(css(controls+" .call-transfer")))
+	waitCount(t, b, bus.StreamOut, "omni.out.voice.call.transfer", 1)
+	if td := dataOf(t, lastEvent(t, b, bus.StreamOut, "omni.out.voice.call.transfer")); td["target"] != "8012" || td["call_id"] != id || td["agent_id"] != "agent-li" {
+		t.Fatalf("transfer from the page: %v", td)
+	}
+	run("play a prompt", chromedp.SendKeys(css(controls+" .call-prompt-text"), "Please hold"), chromedp.Click(css(controls+" .call-prompt")))
+	waitCount(t, b, bus.StreamOut, "omni.out.voice.call.prompt", 1)
+	if pd := dataOf(t, lastEvent(t, b, bus.StreamOut, "omni.out.voice.call.prompt")); pd["text"] != "Please hold" || pd["call_id"] != id {
+		t.Fatalf("prompt from the page: %v", pd)
+	}
+	run("hang up", chromedp.Click(css(controls+" .call-hangup")))
+	waitCount(t, b, bus.StreamOut, "omni.out.voice.call.hangup", 1)
+	if hd := dataOf(t, lastEvent(t, b, bus.StreamOut, "omni.out.voice.call.hangup")); hd["call_id"] != id || hd["agent_id"] != "agent-li" {
+		t.Fatalf("hang-up from the page: %v", hd)
+	}
+}
