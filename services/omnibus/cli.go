@@ -109,10 +109,10 @@ func runAll(args []string, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	// The demo's vendors share a secret with the connectors; generated per run unless set.
-	overlay := map[string]string{"EXAMPLE_SECRET": allinone.RandomSecret()}
-	for k, v := range localEnv(cfg.DataDir) {
-		overlay[k] = v
+	overlay := localEnv(cfg.DataDir)
+	if cfg.Simulate {
+		// The demo's vendors share a secret with the connectors; generated per run unless set.
+		overlay["EXAMPLE_SECRET"] = allinone.RandomSecret()
 	}
 	env := func(k string) (string, bool) {
 		if v, ok := os.LookupEnv(k); ok {
