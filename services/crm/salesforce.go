@@ -36,8 +36,9 @@ type salesforce struct {
 	tokens   *token.Cache
 	instance atomic.Pointer[string]
 	fields   []string
-	// Routes of the resilience pipeline (vendor salesforce): token and query.
-	tokenRoute, queryRoute *resilience.Route
+	// Routes of the resilience pipeline (vendor salesforce): token, query and the start check's
+	// describe.
+	tokenRoute, queryRoute, describeRoute *resilience.Route
 }
 
 // tokenKey is the one key of the token cache (one connected app per connector).
@@ -78,7 +79,11 @@ func newSalesforce(cfg *Config, hc *http.Client, reg *resilience.Registry) (*sal
 	if err != nil {
 		return nil, err
 	}
-	s := &salesforce{cfg: cfg, http: hc, tokenRoute: tokenRoute, queryRoute: queryRoute,
+	describeRoute, err := reg.Route(describeSpec)
+	if err != nil {
+		return nil, err
+	}
+	s := &salesforce{cfg: cfg, http: hc, tokenRoute: tokenRoute, queryRoute: queryRoute, describeRoute: describeRoute,
 		cc: clientcredentials.Config{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
 			TokenURL: strings.TrimRight(cfg.LoginURL, "/") + sfwire.TokenPath, AuthStyle: oauth2.AuthStyleInParams}}
 	s.fields = append([]string{}, sfwire.ContactFields...)
