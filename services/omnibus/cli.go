@@ -171,7 +171,12 @@ func printConfigMarkdown(w io.Writer) {
 		if len(fields) == 0 {
 			return
 		}
-		fmt.Fprintf(w, "### %s\n\n| variable | default | meaning |\n|---|---|---|\n", title)
+		fmt.Fprintf(w, "### %s\n\n", title)
+		if enable := config.Enablers(cfg); len(enable) > 0 {
+			fmt.Fprintf(w, "Optional: the all-in-one runs it when one of `%s` is set, and otherwise lists it as disabled.\n\n",
+				strings.Join(enable, "`, `"))
+		}
+		fmt.Fprint(w, "| variable | default | meaning |\n|---|---|---|\n")
 		for _, f := range fields {
 			def := ""
 			if f.Default != "" {
