@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
 	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/services/crm"
@@ -19,8 +20,6 @@ import (
 	"github.com/omnibus-dev/omnibus/services/oms"
 	"github.com/omnibus-dev/omnibus/services/sandbox"
 	"github.com/omnibus-dev/omnibus/services/sms"
-
-	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
 )
 
 // TestRunWhatYouHave runs the all-in-one as an operator with only SMS (Aliyun) and web chat
