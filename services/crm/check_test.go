@@ -25,14 +25,18 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // start runs the connector against the sandbox's Salesforce, whose org lacks the hidden Contact
 // fields and has faults applied (fault, if set), with env over the connector's configuration,
-// until it serves or fails to start. It returns the error of a failed start (nil once it serves)
-// and what the connector logged.
-func start(t *testing.T, env map[string]string, fault func(*sim.Env), hidden ...string) (error, string) {
+// until it serves or fails to start. It returns what the connector logged and the error of a
+// failed start (nil once it serves).
+func start(t *testing.T, env map[string]string, fault func(*sim.Env), hidden ...string) (string, error) {
 	t.Helper()
 	now := &atomic.Int64{}
 	now.Store(time.Now().UnixNano())
@@ -58,20 +62,20 @@ func start(t *testing.T, env map[string]string, fault func(*sim.Env), hidden ...
 		if err == nil {
 			t.Fatal("the connector returned nil before it started")
 		}
-		return err, logs.String()
+		return logs.String(), err
 	case <-started:
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatalf("stop: %v", err)
 		}
-		return nil, logs.String()
+		return logs.String(), nil
 	}
 }
 
 // startErr is start's error.
 func startErr(t *testing.T, env map[string]string, hidden []string) error {
 	t.Helper()
-	err, _ := start(t, env, nil, hidden...)
+	_, err := start(t, env, nil, hidden...)
 	return err
 }
 
@@ -110,7 +114,7 @@ func TestStartCheck(t *testing.T) {
 	}
 	t.Run("default custom field missing", func(t *testing.T) {
 		t.Parallel()
-		err, logs := start(t, nil, nil, "VIP_Level__c")
+		logs, err := start(t, nil, nil, "VIP_Level__c")
 		if err != nil {
 			t.Fatalf("start: %v; want a start with a warning", err)
 		}
@@ -131,7 +135,7 @@ func TestStartCheck(t *testing.T) {
 	})
 	t.Run("CRM unreachable", func(t *testing.T) {
 		t.Parallel()
-		err, logs := start(t, map[string]string{"RESILIENCE_SALESFORCE_TOKEN_MAX_ATTEMPTS": "1"}, func(e *sim.Env) {
+		logs, err := start(t, map[string]string{"RESILIENCE_SALESFORCE_TOKEN_MAX_ATTEMPTS": "1"}, func(e *sim.Env) {
 			if err := e.SetFault("salesforce oauth2/token", sim.Fault{ErrorRatio: 1, Code: "UNAVAILABLE"}); err != nil {
 				t.Fatal(err)
 			}
