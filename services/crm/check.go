@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -133,27 +132,10 @@ func (s *salesforce) describe(ctx context.Context, tok string) (*sfwire.Describe
 	u := *p + sfwire.DescribePath(s.cfg.APIVersion, "Contact")
 	return resilience.Do(ctx, s.describeRoute, resilience.CallFrom(ctx), func(ctx context.Context, a *resilience.Attempt) (*sfwire.Describe, error) {
 		a.Request([]byte(`{"object":"Contact"}`))
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		if err != nil {
-			return nil, bus.Permanent(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+tok)
-		req.Header.Set("Accept", "application/json")
-		resp, err := s.http.Do(req)
+		body, err := s.get(ctx, a, tok, u, false) // the org's schema, not a customer's data: not audited in full
 		if err != nil {
 			return nil, err
 		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
-		if err != nil {
-			return nil, err
-		}
-		if resp.StatusCode != http.StatusOK {
-			e := sfwire.ParseErrors(resp.StatusCode, body)
-			a.Response(resp.StatusCode, e.Code, body)
-			return nil, e
-		}
-		a.Response(resp.StatusCode, "", nil) // the org's schema, not a customer's data: not audited in full
 		out, err := sfwire.ParseDescribe(body)
 		return out, bus.Permanent(err)
 	})

@@ -1,7 +1,6 @@
 package salesforce_test
 
 import (
-	"io"
 	"net/http"
 	"slices"
 	"testing"
@@ -18,17 +17,7 @@ func TestDescribe(t *testing.T) {
 	t.Parallel()
 	describe := func(t *testing.T, b *bundle, tok, version, object string) (int, []byte) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, b.base+sfwire.DescribePath(version, object), nil)
-		if tok != "" {
-			req.Header.Set("Authorization", "Bearer "+tok)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, body
+		return b.get(t, tok, sfwire.DescribePath(version, object))
 	}
 	t.Run("every field", func(t *testing.T) {
 		t.Parallel()
