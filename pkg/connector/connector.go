@@ -63,13 +63,21 @@ var ErrUndeclared = errors.New("route not declared in connector spec")
 // SetupFunc mounts a connector's webhooks and consumers.
 type SetupFunc[C any] func(ctx context.Context, rt *Runtime, cfg *C) error
 
-// Define turns a connector into a service.Service.
+// Define turns a connector into a service.Service. When C tags the variables that enable the
+// connector (`enable:"true"`, typically its vendor credentials, see config.Enablers), the
+// service is optional: a process that runs what it has leaves it out, listed as disabled, while
+// none of them is set (service.Select).
 func Define[C any](spec Spec, setup SetupFunc[C]) service.Service {
+	var configured func(config.Lookup) (bool, []string)
+	if len(config.Enablers(new(C))) > 0 {
+		configured = func(env config.Lookup) (bool, []string) { return config.Configured(new(C), env) }
+	}
 	return service.Service{
 		Name:       spec.Name,
 		Config:     new(C),
 		Publishes:  spec.Produces,
 		Subscribes: spec.Consumes,
+		Configured: configured,
 		Run: func(ctx context.Context, d service.Deps) error {
 			cfg := new(C)
 			if err := config.Load(cfg, d.Env); err != nil {

@@ -18,8 +18,25 @@ import (
 // Health holds readiness checks. /healthz answers 200 while the process serves; /readyz runs every
 // check and answers 503 with the failing ones.
 type Health struct {
-	mu     sync.RWMutex
-	checks map[string]func(context.Context) error
+	mu       sync.RWMutex
+	checks   map[string]func(context.Context) error
+	disabled []Disabled
+}
+
+// SetDisabled records the optional services the process left out (Select); /readyz lists them
+// under "disabled" and they do not make the process unready.
+func (h *Health) SetDisabled(d []Disabled) {
+	h.mu.Lock()
+	h.disabled = append([]Disabled(nil), d...)
+	h.mu.Unlock()
+}
+
+// Disabled returns the services recorded by SetDisabled (nil for none). The desk shows them on
+// /ops.
+func (h *Health) Disabled() []Disabled {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return append([]Disabled(nil), h.disabled...)
 }
 
 // NewHealth returns an empty Health.
@@ -65,7 +82,8 @@ func NewProcessHealth(nc *nats.Conn, pool *pgxpool.Pool) *Health {
 	return h
 }
 
-// Mount registers /healthz, /readyz and, when metrics is non-nil, /metrics on mux.
+// Mount registers /healthz, /readyz and, when metrics is non-nil, /metrics on mux. /readyz answers
+// {"ready", "checks", "failing", "disabled"}: disabled lists the services left out (SetDisabled).
 func (h *Health) Mount(mux *http.ServeMux, metrics http.Handler) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -80,11 +98,15 @@ func (h *Health) Mount(mux *http.ServeMux, metrics http.Handler) {
 		}
 		h.mu.RUnlock()
 		sort.Strings(names)
+		disabled := h.Disabled()
+		if disabled == nil {
+			disabled = []Disabled{}
+		}
 		w.Header().Set("Content-Type", "application/json")
 		if len(fail) > 0 {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"ready": len(fail) == 0, "checks": names, "failing": fail})
+		_ = json.NewEncoder(w).Encode(map[string]any{"ready": len(fail) == 0, "checks": names, "failing": fail, "disabled": disabled})
 	})
 	if metrics != nil {
 		mux.Handle("GET /metrics", metrics)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -80,6 +81,11 @@ func HealthCheck(addr string) int {
 }
 
 func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) error {
+	if s.Configured != nil {
+		if ok, vars := s.Configured(os.LookupEnv); !ok {
+			return fmt.Errorf("%s is not configured: set %s (with what it needs); run on its own, a service runs only when configured", s.Name, strings.Join(vars, " or "))
+		}
+	}
 	tel, err := telemetry.Setup(ctx, s.Name, telemetry.WithLogger(log))
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -74,6 +75,40 @@ type Service struct {
 	// service's durable consumers say it had consumed from the log (the all-in-one's --rebuild);
 	// Run then resumes from where the consumers are. It must refuse a database that is not empty.
 	Rebuild func(ctx context.Context, d Deps) error
+	// Configured, if set, marks an optional service (a connector to a vendor) and tells whether
+	// env configures it: configured is false when none of the variables that enable it is set,
+	// and vars lists those variables (config.Configured; connector.Define sets it from the
+	// config's `enable:"true"` fields). A process that runs what it has (the all-in-one, see
+	// Select) leaves an unconfigured service out and lists it as disabled; a service that is
+	// configured must then load and validate, so a partial configuration refuses to start. Core
+	// services leave it nil and always run.
+	Configured func(env config.Lookup) (configured bool, vars []string)
+}
+
+// Disabled is an optional service a process left out: none of the variables that enable it is
+// set. /readyz lists it (Health.SetDisabled); the process is ready without it.
+type Disabled struct {
+	Name string `json:"name"`
+	// Reason is why, for people: "not configured: set SMS_PROVIDER (and its credentials) to enable".
+	Reason string `json:"reason"`
+	// Enable lists the variables any of which enables the service.
+	Enable []string `json:"enable"`
+}
+
+// Select splits services into those to run and those that are disabled because env configures
+// none of their enabling variables (Service.Configured), keeping the order of services.
+func Select(services []Service, env config.Lookup) (run []Service, disabled []Disabled) {
+	for _, s := range services {
+		if s.Configured != nil {
+			if ok, vars := s.Configured(env); !ok {
+				disabled = append(disabled, Disabled{Name: s.Name, Enable: vars,
+					Reason: "not configured: set " + strings.Join(vars, " or ") + " (with what it needs) to enable it"})
+				continue
+			}
+		}
+		run = append(run, s)
+	}
+	return run, disabled
 }
 
 // Route is a subject pattern (NATS wildcards allowed) and the CloudEvents type it carries.

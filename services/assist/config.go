@@ -15,7 +15,7 @@ import (
 type Config struct {
 	Provider string `env:"ASSIST_PROVIDER" default:"bailian" desc:"name of the model provider in results and audit records (bailian, openai, ...); any OpenAI-compatible chat completions API works"`
 	APIBase  string `env:"ASSIST_API_BASE" default:"https://dashscope.aliyuncs.com/compatible-mode/v1" desc:"base of the OpenAI-compatible API; calls go to <base>/chat/completions (OpenAI: https://api.openai.com/v1, Bailian Singapore: https://dashscope-intl.aliyuncs.com/compatible-mode/v1, omnibus sandbox: http://127.0.0.1:8080/sandbox/openai/v1)"`
-	APIKey   string `env:"ASSIST_API_KEY" desc:"API key, sent as Authorization: Bearer (required)"`
+	APIKey   string `env:"ASSIST_API_KEY" enable:"true" desc:"API key, sent as Authorization: Bearer (required)"`
 	Model    string `env:"ASSIST_MODEL" default:"qwen-plus" desc:"model asked for suggestions"`
 
 	MaxTokens   int     `env:"ASSIST_MAX_TOKENS" default:"512" desc:"max_tokens of a suggestion"`

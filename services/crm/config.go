@@ -19,10 +19,10 @@ var Providers = []string{"salesforce"}
 type Config struct {
 	Provider string `env:"CRM_PROVIDER" default:"salesforce" desc:"the CRM behind the tool: salesforce"`
 
-	LoginURL     string        `env:"SALESFORCE_LOGIN_URL" default:"http://127.0.0.1:8080/sandbox/salesforce" desc:"My Domain URL the OAuth token is requested from (client credentials need the My Domain host, not login.salesforce.com)"`
+	LoginURL     string        `env:"SALESFORCE_LOGIN_URL" desc:"My Domain URL the OAuth token is requested from, e.g. https://acme.my.salesforce.com (required: client credentials need the My Domain host, login.salesforce.com refuses them; the all-in-one's sandbox: http://127.0.0.1:8080/sandbox/salesforce)"`
 	InstanceURL  string        `env:"SALESFORCE_INSTANCE_URL" desc:"REST API base URL; default: the instance_url of the token response"`
-	ClientID     string        `env:"SALESFORCE_CLIENT_ID" desc:"connected app consumer key (required)"`
-	ClientSecret string        `env:"SALESFORCE_CLIENT_SECRET" desc:"connected app consumer secret (required)"`
+	ClientID     string        `env:"SALESFORCE_CLIENT_ID" enable:"true" desc:"connected app consumer key (required)"`
+	ClientSecret string        `env:"SALESFORCE_CLIENT_SECRET" enable:"true" desc:"connected app consumer secret (required)"`
 	APIVersion   string        `env:"SALESFORCE_API_VERSION" default:"v60.0" desc:"REST API version"`
 	MemberField  string        `env:"SALESFORCE_MEMBER_FIELD" default:"Member_Number__c" desc:"Contact field holding the membership number (linked as member_id); empty to skip"`
 	VIPField     string        `env:"SALESFORCE_VIP_FIELD" default:"VIP_Level__c" desc:"Contact field holding the VIP level (profile vip_level); empty to skip"`
@@ -49,6 +49,10 @@ func (c *Config) Validate() error {
 	}
 	for name, v := range map[string]string{"SALESFORCE_LOGIN_URL": c.LoginURL, "SALESFORCE_INSTANCE_URL": c.InstanceURL, "CRM_MANUAL_URL": c.ManualURL} {
 		if v == "" && name != "SALESFORCE_LOGIN_URL" {
+			continue
+		}
+		if v == "" {
+			errs = append(errs, errors.New("SALESFORCE_LOGIN_URL is required: the org's My Domain URL, e.g. https://acme.my.salesforce.com (client credentials are refused on login.salesforce.com)"))
 			continue
 		}
 		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

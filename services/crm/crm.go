@@ -11,6 +11,11 @@
 // CRM_CACHE_STALE_IF_ERROR when the CRM fails. Every call to the CRM (token and query) leaves one
 // masked audit record on omni.audit.crm.
 //
+// At start the connector checks its configuration against the CRM (check.go): refused
+// credentials, a missing standard field or a custom field the operator named that the org does
+// not have stop it with a message naming the variable; a default custom field the org lacks is
+// dropped with a warning.
+//
 // Providers: salesforce (OAuth 2.0 client credentials, SOQL over REST; see salesforce.go).
 package crm
 
@@ -19,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -124,6 +130,14 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 		Proxy: http.ProxyFromEnvironment}}
 	sf, err := newSalesforce(cfg, hc, reg)
 	if err != nil {
+		return err
+	}
+	// Before taking requests: the credentials get a token and Contact has the fields selected.
+	env := rt.Env
+	if env == nil {
+		env = os.LookupEnv
+	}
+	if err := sf.check(ctx, env, rt.Log); err != nil {
 		return err
 	}
 	l := &lookup{rt: rt, cfg: cfg, provider: sf,

@@ -3,6 +3,7 @@ package crm_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -55,6 +56,12 @@ type testBundle struct {
 // JetStream, with env overriding the connector's configuration.
 func setup(t *testing.T, env map[string]string) *testBundle {
 	t.Helper()
+	return setupOrg(t, env)
+}
+
+// setupOrg is setup against an org without the hidden Contact fields.
+func setupOrg(t *testing.T, env map[string]string, hidden ...string) *testBundle {
+	t.Helper()
 	tb := &testBundle{bus: bustest.New(t, bus.WithLogger(quiet())), pop: sim.Population(customers, seed), now: &atomic.Int64{},
 		seen: map[string]event.Event{}}
 	// Answers are read off the subjects as they are published (no polling of the stream).
@@ -71,7 +78,7 @@ func setup(t *testing.T, env map[string]string) *testBundle {
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
 	tb.now.Store(time.Now().UnixNano())
 	var vars map[string]string
-	tb.env, tb.sf, vars = salesforce(t, tb.now)
+	tb.env, tb.sf, vars = salesforce(t, tb.now, hidden...)
 	for k, v := range env {
 		vars[k] = v
 	}
@@ -81,12 +88,13 @@ func setup(t *testing.T, env map[string]string) *testBundle {
 
 // salesforce runs the sandbox's Salesforce on loopback, on the clock now, and returns the
 // connector's environment pointing at it.
-func salesforce(t *testing.T, now *atomic.Int64) (*sim.Env, *sfsim.Sim, map[string]string) {
+// hidden are Contact fields the simulated org does not have.
+func salesforce(t *testing.T, now *atomic.Int64, hidden ...string) (*sim.Env, *sfsim.Sim, map[string]string) {
 	t.Helper()
 	mux := http.NewServeMux()
 	env := sim.NewEnv(mux, "http://127.0.0.1:1/hooks", nil, 0, quiet())
 	sf, err := sfsim.New(env, sfsim.Config{ClientID: clientID, ClientSecret: clientSecret, Customers: customers, Seed: seed,
-		SessionTTL: 2 * time.Hour, Now: func() time.Time { return time.Unix(0, now.Load()) }})
+		SessionTTL: 2 * time.Hour, Now: func() time.Time { return time.Unix(0, now.Load()) }, HiddenFields: hidden})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,22 +306,44 @@ func TestTokenRefresh(t *testing.T) {
 	}
 }
 
+// TestBadCredentials: credentials the CRM refuses at start stop the connector with a message
+// naming them (check.go); credentials revoked later fail lookups with the vendor's code, without
+// retrying the refused grant.
 func TestBadCredentials(t *testing.T) {
 	t.Parallel()
-	tb := setup(t, map[string]string{"SALESFORCE_CLIENT_SECRET": "wrong"})
-	e, a := tb.answer(t, tb.request(t, "email", tb.pop[1].Email))
-	if e.Type() != crm.TypeFailed || a.ErrorCode != "invalid_client" || a.Found != nil {
-		t.Fatalf("%s %+v", e.Type(), a)
-	}
-	// Refused credentials are not retried.
-	if n := tb.calls(sfsim.OpToken); n != 1 {
-		t.Fatalf("%d token calls", n)
-	}
-	// Unsupported query kinds are answered failed, without a call.
-	e, a = tb.answer(t, tb.request(t, "wechat_openid", "oAbc"))
-	if e.Type() != crm.TypeFailed || a.ErrorCode != "unsupported_query" || tb.calls(sfsim.OpToken) != 1 {
-		t.Fatalf("%s %+v", e.Type(), a)
-	}
+	t.Run("at start", func(t *testing.T) {
+		t.Parallel()
+		err := startErr(t, map[string]string{"SALESFORCE_CLIENT_SECRET": "wrong"}, nil)
+		if !errors.Is(err, crm.ErrMisconfigured) || !strings.Contains(err.Error(), "SALESFORCE_CLIENT_SECRET") || !strings.Contains(err.Error(), "invalid_client") {
+			t.Fatalf("start with a wrong secret: %v; want ErrMisconfigured naming SALESFORCE_CLIENT_SECRET and invalid_client", err)
+		}
+	})
+	t.Run("revoked later", func(t *testing.T) {
+		t.Parallel()
+		tb := setup(t, nil)
+		if _, a := tb.answer(t, tb.request(t, "email", tb.pop[1].Email)); !*a.Found {
+			t.Fatal(a)
+		}
+		if err := tb.env.SetFault("salesforce oauth2/token", sim.Fault{ErrorRatio: 1, Code: "invalid_client"}); err != nil {
+			t.Fatal(err)
+		}
+		tb.sf.ExpireSessions()
+		before := tb.calls(sfsim.OpToken)
+		e, a := tb.answer(t, tb.request(t, "email", tb.pop[2].Email))
+		if e.Type() != crm.TypeFailed || a.ErrorCode != "invalid_client" || a.Found != nil {
+			t.Fatalf("%s %+v", e.Type(), a)
+		}
+		// Refused credentials are not retried.
+		if n := tb.calls(sfsim.OpToken) - before; n != 1 {
+			t.Fatalf("%d token calls after the revocation, want 1", n)
+		}
+		// Unsupported query kinds are answered failed, without a call.
+		before = tb.calls(sfsim.OpToken)
+		e, a = tb.answer(t, tb.request(t, "wechat_openid", "oAbc"))
+		if e.Type() != crm.TypeFailed || a.ErrorCode != "unsupported_query" || tb.calls(sfsim.OpToken) != before {
+			t.Fatalf("%s %+v", e.Type(), a)
+		}
+	})
 }
 
 // TestBreaker: the query route answers with 2 s latency and 50 % errors. Lookups fail with a

@@ -36,8 +36,9 @@ type salesforce struct {
 	tokens   *token.Cache
 	instance atomic.Pointer[string]
 	fields   []string
-	// Routes of the resilience pipeline (vendor salesforce): token and query.
-	tokenRoute, queryRoute *resilience.Route
+	// Routes of the resilience pipeline (vendor salesforce): token, query and the start check's
+	// describe.
+	tokenRoute, queryRoute, describeRoute *resilience.Route
 }
 
 // tokenKey is the one key of the token cache (one connected app per connector).
@@ -78,7 +79,11 @@ func newSalesforce(cfg *Config, hc *http.Client, reg *resilience.Registry) (*sal
 	if err != nil {
 		return nil, err
 	}
-	s := &salesforce{cfg: cfg, http: hc, tokenRoute: tokenRoute, queryRoute: queryRoute,
+	describeRoute, err := reg.Route(describeSpec)
+	if err != nil {
+		return nil, err
+	}
+	s := &salesforce{cfg: cfg, http: hc, tokenRoute: tokenRoute, queryRoute: queryRoute, describeRoute: describeRoute,
 		cc: clientcredentials.Config{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
 			TokenURL: strings.TrimRight(cfg.LoginURL, "/") + sfwire.TokenPath, AuthStyle: oauth2.AuthStyleInParams}}
 	s.fields = append([]string{}, sfwire.ContactFields...)
@@ -202,30 +207,45 @@ func (s *salesforce) query(ctx context.Context, tok string, q Identity, soql str
 	shape := []byte(`{"object":"Contact","by":"` + q.Kind + `","limit":` + fmt.Sprint(maxContacts) + `}`)
 	return resilience.Do(ctx, s.queryRoute, resilience.CallFrom(ctx), func(ctx context.Context, a *resilience.Attempt) (*sfwire.QueryResponse, error) {
 		a.Request(shape)
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		if err != nil {
-			return nil, bus.Permanent(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+tok)
-		req.Header.Set("Accept", "application/json")
-		resp, err := s.http.Do(req)
+		body, err := s.get(ctx, a, tok, u, true)
 		if err != nil {
 			return nil, err
 		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
-		if err != nil {
-			return nil, err
-		}
-		if resp.StatusCode != http.StatusOK {
-			e := sfwire.ParseErrors(resp.StatusCode, body)
-			a.Response(resp.StatusCode, e.Code, body)
-			return nil, e
-		}
-		a.Response(resp.StatusCode, "", body)
 		out, err := sfwire.ParseQueryResponse(body)
 		return out, bus.Permanent(err)
 	})
+}
+
+// get sends one attempt's GET of u with the bearer token and returns the 200 answer's body,
+// reporting the answer on a (its body only when auditBody). Errors: *sfwire.Error for another
+// status, transport failures, or a Permanent request that could not be built.
+func (s *salesforce) get(ctx context.Context, a *resilience.Attempt, tok, u string, auditBody bool) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, bus.Permanent(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Accept", "application/json")
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		e := sfwire.ParseErrors(resp.StatusCode, body)
+		a.Response(resp.StatusCode, e.Code, body)
+		return nil, e
+	}
+	if auditBody {
+		a.Response(resp.StatusCode, "", body)
+	} else {
+		a.Response(resp.StatusCode, "", nil)
+	}
+	return body, nil
 }
 
 // mapContact turns a Contact into the lookup result: identities (crm_id, the phones and email of

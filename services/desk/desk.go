@@ -185,6 +185,9 @@ func run(ctx context.Context, d service.Deps) error {
 
 	a := &api.API{Store: st, Bus: d.Bus, Hub: h, Assigner: assigner, Verifier: verifier, Log: log,
 		Notify: proj.NotifyConversation, Schemas: d.Bus.Schemas(), Done: ctx.Done(), DeadLetters: d.Bus}
+	if d.Health != nil { // the process's: the connectors it runs without (the all-in-one)
+		a.Disabled = d.Health.Disabled
+	}
 	if cfg.RecordingBucket != "" {
 		b, base, err := blobstore.Open(ctx, cfg.RecordingBucket)
 		if err != nil {

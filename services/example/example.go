@@ -49,15 +49,15 @@ var (
 
 // Config is read from the environment.
 type Config struct {
-	Secret  string        `env:"EXAMPLE_SECRET" desc:"shared HMAC secret of the example vendor (required)"`
-	APIBase string        `env:"EXAMPLE_API_BASE" default:"http://127.0.0.1:8080/sandbox/example" desc:"example vendor API base URL"`
+	Secret  string        `env:"EXAMPLE_SECRET" enable:"true" desc:"shared HMAC secret of the example vendor (required)"`
+	APIBase string        `env:"EXAMPLE_API_BASE" desc:"example vendor API base URL (required; the example vendor is the all-in-one's sandbox: http://127.0.0.1:8080/sandbox/example)"`
 	Window  time.Duration `env:"EXAMPLE_SIGNATURE_WINDOW" default:"5m" desc:"accepted clock skew of webhook timestamps"`
 }
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
-	if c.Secret == "" {
-		return fmt.Errorf("EXAMPLE_SECRET is required")
+	if c.Secret == "" || c.APIBase == "" {
+		return fmt.Errorf("EXAMPLE_SECRET and EXAMPLE_API_BASE are required")
 	}
 	return nil
 }

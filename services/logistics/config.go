@@ -12,14 +12,14 @@ import (
 type Config struct {
 	Provider string `env:"LOGISTICS_PROVIDER" default:"auto" desc:"which provider answers: auto (SF… numbers → sfexpress, others → cainiao, unless the request names a carrier), sfexpress or cainiao"`
 
-	SFPartnerID string `env:"SF_PARTNER_ID" desc:"SF Express customer code (partnerID); required unless LOGISTICS_PROVIDER=cainiao"`
-	SFCheckword string `env:"SF_CHECKWORD" desc:"SF Express check word (客户校验码) for the msgDigest; required with SF_PARTNER_ID"`
+	SFPartnerID string `env:"SF_PARTNER_ID" enable:"true" desc:"SF Express customer code (partnerID); required unless LOGISTICS_PROVIDER=cainiao"`
+	SFCheckword string `env:"SF_CHECKWORD" enable:"true" desc:"SF Express check word (客户校验码) for the msgDigest; required with SF_PARTNER_ID"`
 	SFAPIBase   string `env:"SF_API_BASE" default:"https://bspgw.sf-express.com" desc:"SF Express API base; the service is POSTed to <base>/std/service (sandbox: https://sfapi-sbox.sf-express.com, omnibus sandbox: http://127.0.0.1:8080/sandbox/sfexpress)"`
 	SFLanguage  string `env:"SF_LANGUAGE" default:"zh-CN" desc:"language of SF's route remarks"`
 	SFManualURL string `env:"SF_MANUAL_URL" default:"https://www.sf-express.com/chn/sc/waybill/waybill-detail/{no}" desc:"SF's public tracking page, the fallback link of failed lookups ({no} = the waybill)"`
 
-	CainiaoProviderID   string `env:"CAINIAO_PROVIDER_ID" desc:"Cainiao logistic_provider_id; without it (and the secret) numbers routed to Cainiao fail with the manual link"`
-	CainiaoSecretKey    string `env:"CAINIAO_SECRET_KEY" desc:"Cainiao secret key for data_digest"`
+	CainiaoProviderID   string `env:"CAINIAO_PROVIDER_ID" enable:"true" desc:"Cainiao logistic_provider_id; without it (and the secret) numbers routed to Cainiao fail with the manual link"`
+	CainiaoSecretKey    string `env:"CAINIAO_SECRET_KEY" enable:"true" desc:"Cainiao secret key for data_digest"`
 	CainiaoAPIBase      string `env:"CAINIAO_API_BASE" default:"https://link.cainiao.com" desc:"Cainiao link gateway base; calls go to <base>/gateway/link.do (omnibus sandbox: http://127.0.0.1:8080/sandbox/cainiao)"`
 	CainiaoMsgType      string `env:"CAINIAO_MSG_TYPE" default:"TRACEQUERY" desc:"msg_type of the trace query (not in the public docs we have: set it to what your Cainiao account's API page names)"`
 	CainiaoSupplierID   string `env:"CAINIAO_SUPPLIER_ID" desc:"supplier_id of the trace query (default: CAINIAO_PROVIDER_ID)"`

@@ -109,10 +109,10 @@ func runAll(args []string, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	// The demo's vendors share a secret with the connectors; generated per run unless set.
-	overlay := map[string]string{"EXAMPLE_SECRET": allinone.RandomSecret()}
-	for k, v := range localEnv(cfg.DataDir) {
-		overlay[k] = v
+	overlay := localEnv(cfg.DataDir)
+	if cfg.Simulate {
+		// The demo's vendors share a secret with the connectors; generated per run unless set.
+		overlay["EXAMPLE_SECRET"] = allinone.RandomSecret()
 	}
 	env := func(k string) (string, bool) {
 		if v, ok := os.LookupEnv(k); ok {
@@ -171,7 +171,12 @@ func printConfigMarkdown(w io.Writer) {
 		if len(fields) == 0 {
 			return
 		}
-		fmt.Fprintf(w, "### %s\n\n| variable | default | meaning |\n|---|---|---|\n", title)
+		fmt.Fprintf(w, "### %s\n\n", title)
+		if enable := config.Enablers(cfg); len(enable) > 0 {
+			fmt.Fprintf(w, "Optional: the all-in-one runs it when one of `%s` is set, and otherwise lists it as disabled.\n\n",
+				strings.Join(enable, "`, `"))
+		}
+		fmt.Fprint(w, "| variable | default | meaning |\n|---|---|---|\n")
 		for _, f := range fields {
 			def := ""
 			if f.Default != "" {

@@ -117,7 +117,9 @@ func TestAllInOne(t *testing.T) {
 		_, body := get("/metrics")
 		return strings.Contains(body, `cloudevents_event_type="omni.desk.message.added"`)
 	})
-	if code, body := get("/readyz"); code != 200 || !strings.Contains(body, `"ready":true`) || !strings.Contains(body, "postgres") {
+	// Simulating, the sandbox configures every connector: none is disabled.
+	if code, body := get("/readyz"); code != 200 || !strings.Contains(body, `"ready":true`) || !strings.Contains(body, "postgres") ||
+		!strings.Contains(body, `"disabled":[]`) {
 		t.Fatalf("/readyz: %d %s", code, body)
 	}
 	if _, body := get("/metrics"); !strings.Contains(body, "omnibus_bus_published_total") || !strings.Contains(body, "omnibus_bus_acked_total") {

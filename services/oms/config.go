@@ -9,9 +9,9 @@ import (
 
 // Config is read from the environment.
 type Config struct {
-	APIBase   string `env:"OMS_API_BASE" default:"http://127.0.0.1:8080/sandbox/oms" desc:"OMS open API base URL (the sandbox's /sandbox/oms in the all-in-one)"`
-	AppKey    string `env:"OMS_APP_KEY" desc:"OMS app key (required)"`
-	AppSecret string `env:"OMS_APP_SECRET" desc:"OMS app secret, the HMAC-SHA256 signing key (required)"`
+	APIBase   string `env:"OMS_API_BASE" desc:"OMS open API base URL (required; the all-in-one's sandbox: http://127.0.0.1:8080/sandbox/oms)"`
+	AppKey    string `env:"OMS_APP_KEY" enable:"true" desc:"OMS app key (required)"`
+	AppSecret string `env:"OMS_APP_SECRET" enable:"true" desc:"OMS app secret, the HMAC-SHA256 signing key (required)"`
 	ManualURL string `env:"OMS_MANUAL_URL" desc:"where agents look orders up by hand when the OMS is down (the failed event's fallback)"`
 
 	DefaultLimit    int           `env:"OMS_LOOKUP_LIMIT" default:"5" desc:"recent orders returned for a phone when the request names no limit"`
@@ -33,6 +33,10 @@ func (c *Config) Validate() error {
 	}
 	for name, v := range map[string]string{"OMS_API_BASE": c.APIBase, "OMS_MANUAL_URL": c.ManualURL} {
 		if v == "" && name == "OMS_MANUAL_URL" {
+			continue
+		}
+		if v == "" {
+			errs = append(errs, errors.New("OMS_API_BASE is required: the OMS open API's base URL"))
 			continue
 		}
 		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {

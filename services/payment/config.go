@@ -18,12 +18,12 @@ type Config struct {
 	Provider  string `env:"PAYMENT_PROVIDER" default:"alipay" desc:"the provider of requests that name none: alipay or wechatpay (a request may name either; the other must then be configured too)"`
 	NotifyURL string `env:"PAYMENT_NOTIFY_BASE" desc:"public base URL of this connector's webhooks, where the providers post their notifies: <base>/alipay and <base>/wechatpay (e.g. https://omnibus.example.com/hooks/payment); required"`
 
-	AlipayAppID      string `env:"ALIPAY_APP_ID" desc:"Alipay app_id; required for alipay"`
+	AlipayAppID      string `env:"ALIPAY_APP_ID" enable:"true" desc:"Alipay app_id; required for alipay"`
 	AlipayPrivateKey string `env:"ALIPAY_APP_PRIVATE_KEY" desc:"the app private key (RSA2): PEM or the single base64 line Alipay's key tool writes; signs every request"`
 	AlipayPublicKey  string `env:"ALIPAY_PUBLIC_KEY" desc:"Alipay's public key (PEM, base64 or its certificate): verifies every response and notify"`
 	AlipayGateway    string `env:"ALIPAY_GATEWAY" default:"https://openapi.alipay.com/gateway.do" desc:"the gateway (sandbox: https://openapi-sandbox.dl.alipaydev.com/gateway.do, omnibus sandbox: http://127.0.0.1:8080/sandbox/alipay/gateway.do)"`
 
-	WechatMchID        string        `env:"WECHATPAY_MCH_ID" desc:"WeChat Pay merchant id (mchid); required for wechatpay"`
+	WechatMchID        string        `env:"WECHATPAY_MCH_ID" enable:"true" desc:"WeChat Pay merchant id (mchid); required for wechatpay"`
 	WechatAppID        string        `env:"WECHATPAY_APP_ID" desc:"the appid bound to the merchant"`
 	WechatPrivateKey   string        `env:"WECHATPAY_MCH_PRIVATE_KEY" desc:"the merchant API private key (apiclient_key.pem, PEM or base64): signs every request"`
 	WechatSerial       string        `env:"WECHATPAY_MCH_SERIAL" desc:"serial number of the merchant API certificate (serial_no of the Authorization)"`

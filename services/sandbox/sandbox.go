@@ -39,6 +39,9 @@ type Config struct {
 	Base             string        `env:"SANDBOX_BASE" default:"http://127.0.0.1:8080" desc:"where the connectors (and the simulated vendors) reach the sandbox: the simulated TCCC's recording links start with it"`
 	TCCCCallInterval time.Duration `env:"SANDBOX_TCCC_CALL_INTERVAL" default:"60s" desc:"how often the simulated Tencent Cloud Contact Center takes a call and pushes its records to the voice connector (every fourth call's CDR push is lost, for reconciliation to find; every fifth ends in voicemail); 0 stops them"`
 
+	// SalesforceHidden simulates an org without some Contact fields (salesforce.Config.HiddenFields).
+	SalesforceHidden []string `env:"SANDBOX_SALESFORCE_HIDDEN_FIELDS" desc:"Contact fields the simulated Salesforce org does not have or does not let the connector read, e.g. VIP_Level__c: left out of the describe, refused by queries (the crm connector's start check names them)"`
+
 	OpenAIChunkDelay time.Duration `env:"SANDBOX_OPENAI_CHUNK_DELAY" default:"60ms" desc:"pause before each streamed piece (8 characters) of the simulated model's reply, so suggestions arrive as a model writes them; 0 sends the whole reply at once"`
 }
 

@@ -157,7 +157,7 @@ var vendors = []vendor{
 	// The CRM and the order system know the simulated population (most of it).
 	{"salesforce", func(_ context.Context, env *sim.Env, cfg *Config, l config.Lookup) (sim.Channel, error) {
 		_, err := sfsim.New(env, sfsim.Config{ClientID: cred(l, "SALESFORCE_CLIENT_ID"), ClientSecret: cred(l, "SALESFORCE_CLIENT_SECRET"),
-			Customers: cfg.Customers, Seed: uint64(cfg.Seed)})
+			Customers: cfg.Customers, Seed: uint64(cfg.Seed), HiddenFields: cfg.SalesforceHidden})
 		return nil, err
 	}},
 	{"oms", func(_ context.Context, env *sim.Env, cfg *Config, l config.Lookup) (sim.Channel, error) {

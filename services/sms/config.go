@@ -24,7 +24,7 @@ const (
 
 // Config is read from the environment. Only the chosen provider's block is required.
 type Config struct {
-	Provider string `env:"SMS_PROVIDER" desc:"the SMS vendor: aliyun or tencent (required)"`
+	Provider string `env:"SMS_PROVIDER" enable:"true" desc:"the SMS vendor: aliyun or tencent (required)"`
 	APIBase  string `env:"SMS_API_BASE" desc:"vendor API base URL; default https://dysmsapi.aliyuncs.com (aliyun) or https://sms.tencentcloudapi.com (tencent); the sandbox is http://<host>/sandbox/<provider>"`
 
 	Timeout       time.Duration `env:"SMS_API_TIMEOUT" default:"5s" desc:"timeout of one SendSms call"`
@@ -46,7 +46,7 @@ type Config struct {
 
 // AliyunConfig is the Aliyun SMS (Dysmsapi) account.
 type AliyunConfig struct {
-	AccessKeyID     string `env:"ACCESS_KEY_ID" desc:"AccessKey ID of a RAM user allowed dysms:SendSms"`
+	AccessKeyID     string `env:"ACCESS_KEY_ID" enable:"true" desc:"AccessKey ID of a RAM user allowed dysms:SendSms"`
 	AccessKeySecret string `env:"ACCESS_KEY_SECRET" desc:"its AccessKey secret"`
 	SignName        string `env:"SIGN_NAME" desc:"approved SMS signature (签名); a send command's account overrides it"`
 	TemplateCode    string `env:"TEMPLATE_CODE" desc:"approved template (SMS_...) with one variable that carries the agent's text, e.g. 您好，${content}"`
@@ -55,7 +55,7 @@ type AliyunConfig struct {
 
 // TencentConfig is the Tencent Cloud SMS account.
 type TencentConfig struct {
-	SecretID   string `env:"SECRET_ID" desc:"API SecretId (AKID...)"`
+	SecretID   string `env:"SECRET_ID" enable:"true" desc:"API SecretId (AKID...)"`
 	SecretKey  string `env:"SECRET_KEY" desc:"its SecretKey"`
 	SdkAppID   string `env:"SDK_APP_ID" desc:"SMS application id (SmsSdkAppId, 1400...)"`
 	SignName   string `env:"SIGN_NAME" desc:"approved SMS signature (签名内容); a send command's account overrides it"`

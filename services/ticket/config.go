@@ -15,17 +15,17 @@ import (
 type Config struct {
 	Provider string `env:"TICKET_PROVIDER" default:"jira" desc:"the ticketing system: jira or zendesk"`
 
-	JiraBaseURL       string `env:"JIRA_BASE_URL" desc:"Jira Cloud site, e.g. https://example.atlassian.net (omnibus sandbox: http://127.0.0.1:8080/sandbox/jira); required for jira"`
+	JiraBaseURL       string `env:"JIRA_BASE_URL" enable:"true" desc:"Jira Cloud site, e.g. https://example.atlassian.net (omnibus sandbox: http://127.0.0.1:8080/sandbox/jira); required for jira"`
 	JiraEmail         string `env:"JIRA_EMAIL" desc:"Atlassian account email of the API token; required for jira"`
-	JiraAPIToken      string `env:"JIRA_API_TOKEN" desc:"Atlassian API token (Basic auth email:token); required for jira"`
+	JiraAPIToken      string `env:"JIRA_API_TOKEN" enable:"true" desc:"Atlassian API token (Basic auth email:token); required for jira"`
 	JiraProjectKey    string `env:"JIRA_PROJECT_KEY" default:"CS" desc:"project the issues are created in"`
 	JiraIssueType     string `env:"JIRA_ISSUE_TYPE" default:"Task" desc:"issue type of created issues"`
 	JiraWebhookSecret string `env:"JIRA_WEBHOOK_SECRET" desc:"secret of the Jira admin webhook (X-Hub-Signature); without it POST /hooks/ticket/jira refuses every call"`
 
-	ZendeskSubdomain     string `env:"ZENDESK_SUBDOMAIN" desc:"Zendesk subdomain (https://<subdomain>.zendesk.com); ZENDESK_API_BASE overrides the URL"`
+	ZendeskSubdomain     string `env:"ZENDESK_SUBDOMAIN" enable:"true" desc:"Zendesk subdomain (https://<subdomain>.zendesk.com); ZENDESK_API_BASE overrides the URL"`
 	ZendeskAPIBase       string `env:"ZENDESK_API_BASE" desc:"Zendesk API base (default https://<ZENDESK_SUBDOMAIN>.zendesk.com; omnibus sandbox: http://127.0.0.1:8080/sandbox/zendesk)"`
 	ZendeskEmail         string `env:"ZENDESK_EMAIL" desc:"agent email of the API token; required for zendesk"`
-	ZendeskAPIToken      string `env:"ZENDESK_API_TOKEN" desc:"Zendesk API token (Basic auth email/token:token); required for zendesk"`
+	ZendeskAPIToken      string `env:"ZENDESK_API_TOKEN" enable:"true" desc:"Zendesk API token (Basic auth email/token:token); required for zendesk"`
 	ZendeskWebhookSecret string `env:"ZENDESK_WEBHOOK_SECRET" desc:"signing secret of the Zendesk webhook; without it POST /hooks/ticket/zendesk refuses every call"`
 
 	Budget         time.Duration `env:"TICKET_BUDGET" default:"8s" desc:"time one request may take, searches and reconciliation included; then it is answered with .failed"`

@@ -14,9 +14,9 @@ import (
 
 // Config is read from the environment. Every field states its default.
 type Config struct {
-	Listen    string `env:"VOICE_SIP_LISTEN" default:"127.0.0.1:5060" desc:"host:port the SIP user agent server listens on (the trunk sends INVITEs here)"`
+	Listen    string `env:"VOICE_SIP_LISTEN" enable:"true" default:"127.0.0.1:5060" desc:"host:port the SIP user agent server listens on (the trunk sends INVITEs here)"`
 	Transport string `env:"VOICE_SIP_TRANSPORT" default:"udp" desc:"SIP transport: udp or tcp"`
-	MediaIP   string `env:"VOICE_MEDIA_IP" desc:"IP the trunk reaches this connector at: advertised in the SDP answer (RTP) and the Contact header (the sockets bind to the host of VOICE_SIP_LISTEN); default that host, required when it is 0.0.0.0"`
+	MediaIP   string `env:"VOICE_MEDIA_IP" enable:"true" desc:"IP the trunk reaches this connector at: advertised in the SDP answer (RTP) and the Contact header (the sockets bind to the host of VOICE_SIP_LISTEN); default that host, required when it is 0.0.0.0"`
 	RTPPorts  string `env:"VOICE_RTP_PORTS" default:"20000-20999" desc:"RTP port range min-max; one even port per call"`
 
 	Trunk          string   `env:"VOICE_TRUNK" default:"trunk" desc:"name of the trunk, the trunk field of the call events"`

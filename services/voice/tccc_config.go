@@ -9,7 +9,7 @@ import (
 // TCCCConfig configures the Tencent Cloud Contact Center provider (VOICE_TCCC_*): off unless
 // VOICE_TCCC_SDK_APP_ID is set.
 type TCCCConfig struct {
-	SdkAppID  int64  `env:"SDK_APP_ID" desc:"Tencent Cloud Contact Center (TCCC) instance id (SdkAppId); 0 turns the TCCC provider off"`
+	SdkAppID  int64  `env:"SDK_APP_ID" enable:"true" desc:"Tencent Cloud Contact Center (TCCC) instance id (SdkAppId); 0 turns the TCCC provider off"`
 	SecretID  string `env:"SECRET_ID" desc:"Tencent Cloud API SecretId allowed to call ccc DescribeTelCdr (reconciliation)"`
 	SecretKey string `env:"SECRET_KEY" desc:"its SecretKey (TC3-HMAC-SHA256 signatures)"`
 	APIURL    string `env:"API_URL" default:"https://ccc.tencentcloudapi.com/" desc:"TCCC API 3.0 endpoint (ccc 2020-02-10)"`

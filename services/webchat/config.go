@@ -12,7 +12,7 @@ import (
 
 // Config is read from the environment.
 type Config struct {
-	Secret         string        `env:"WEBCHAT_SECRET" desc:"HMAC key signing visitor ids (required, at least 16 characters; changing it gives every visitor a new id)"`
+	Secret         string        `env:"WEBCHAT_SECRET" enable:"true" desc:"HMAC key signing visitor ids (required, at least 16 characters; changing it gives every visitor a new id)"`
 	AllowedOrigins []string      `env:"WEBCHAT_ALLOWED_ORIGINS" desc:"comma-separated origins whose pages may embed the widget: host patterns (shop.example.com, *.example.cn) or scheme://host patterns (https://shop.example.com); the connector's own host is always allowed; * allows any origin"`
 	Title          string        `env:"WEBCHAT_TITLE" desc:"title of the chat panel (default: 在线客服 or Chat with us, by the visitor's language; data-title on the script tag wins)"`
 	Greeting       string        `env:"WEBCHAT_GREETING" desc:"first line shown in an empty chat (default: a greeting in the visitor's language)"`

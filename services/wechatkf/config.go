@@ -13,10 +13,10 @@ import (
 
 // Config is read from the environment.
 type Config struct {
-	CorpID         string        `env:"WECHATKF_CORP_ID" desc:"WeCom corp id: the callbacks' receive id and gettoken's corpid (required)"`
-	Secret         string        `env:"WECHATKF_SECRET" desc:"secret of the 微信客服 app, for gettoken (required)"`
-	Token          string        `env:"WECHATKF_TOKEN" desc:"callback Token from the WeCom console, 1..32 letters and digits (required)"`
-	AESKey         string        `env:"WECHATKF_AES_KEY" desc:"callback EncodingAESKey from the WeCom console, 43 characters (required)"`
+	CorpID         string        `env:"WECHATKF_CORP_ID" enable:"true" desc:"WeCom corp id: the callbacks' receive id and gettoken's corpid (required)"`
+	Secret         string        `env:"WECHATKF_SECRET" enable:"true" desc:"secret of the 微信客服 app, for gettoken (required)"`
+	Token          string        `env:"WECHATKF_TOKEN" enable:"true" desc:"callback Token from the WeCom console, 1..32 letters and digits (required)"`
+	AESKey         string        `env:"WECHATKF_AES_KEY" enable:"true" desc:"callback EncodingAESKey from the WeCom console, 43 characters (required)"`
 	APIBase        string        `env:"WECHATKF_API_BASE" default:"https://qyapi.weixin.qq.com" desc:"WeCom API base URL (the all-in-one's sandbox: http://127.0.0.1:8080/sandbox/wecom)"`
 	OpenKfID       string        `env:"WECHATKF_OPEN_KFID" desc:"kf account (open_kfid) to send from when a send command names no account; also pulled at start"`
 	SceneKey       string        `env:"WECHATKF_SCENE_KEY" desc:"key (>= 16 bytes) the business app signs scene_param phones with; empty: no scene_param ever becomes a phone identity"`

@@ -11,8 +11,8 @@ import (
 
 // Config is read from the environment.
 type Config struct {
-	AppSecret   string        `env:"WEIBO_APP_SECRET" desc:"App Secret of the appkey registered in the fan service platform's developer mode: the callback signing key (required)"`
-	AccessToken string        `env:"WEIBO_ACCESS_TOKEN" desc:"access_token of the fan service account (fan service → advanced → developer mode), for messages/reply.json (required)"`
+	AppSecret   string        `env:"WEIBO_APP_SECRET" enable:"true" desc:"App Secret of the appkey registered in the fan service platform's developer mode: the callback signing key (required)"`
+	AccessToken string        `env:"WEIBO_ACCESS_TOKEN" enable:"true" desc:"access_token of the fan service account (fan service → advanced → developer mode), for messages/reply.json (required)"`
 	APIBase     string        `env:"WEIBO_API_BASE" default:"https://m.api.weibo.com" desc:"Weibo API base URL (the all-in-one's sandbox: http://127.0.0.1:8080/sandbox/weibo)"`
 	Window      time.Duration `env:"WEIBO_SIGNATURE_WINDOW" default:"5m" desc:"accepted clock skew of callback timestamps (milliseconds on the wire); a used nonce is refused for twice as long"`
 	PushBudget  time.Duration `env:"WEIBO_PUSH_BUDGET" default:"3s" desc:"how long a push waits for JetStream before answering 503 (Weibo gives up after 5s and retries)"`

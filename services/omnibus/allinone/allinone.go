@@ -72,7 +72,8 @@ func (c *Config) Validate() error {
 }
 
 // Run runs the services that build returns, given the HTTP base URL everything is served on,
-// until ctx is cancelled. env is the services' configuration source; ready, if non-nil, is
+// until ctx is cancelled; of the optional ones (service.Service.Configured) only those that env
+// configures: the others are logged and listed as disabled on /readyz (service.Select). env is the services' configuration source; ready, if non-nil, is
 // called with the base URL once everything listens.
 func Run(ctx context.Context, cfg Config, build func(base string) []service.Service, env func(string) (string, bool), log *slog.Logger, ready func(string)) error {
 	tel, err := telemetry.Setup(ctx, "omnibus", telemetry.WithLookup(env), telemetry.WithLogger(log))
@@ -127,7 +128,12 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 	}
 	defer nc.Close()
 
-	services := build(base)
+	// Run what is configured: an optional service (a vendor connector) that none of its enabling
+	// variables configures is left out and listed as disabled on /readyz and the desk's /ops.
+	services, disabled := service.Select(build(base), env)
+	for _, d := range disabled {
+		log.Info("connector disabled", "service", d.Name, "reason", "not configured", "enable_with", d.Enable)
+	}
 	needsDB := false
 	for _, s := range services {
 		needsDB = needsDB || s.NeedsDB
@@ -136,6 +142,7 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 	// HTTP serves from here on: while Postgres starts, a rebuild runs and the services mount
 	// their routes, /readyz says what is still starting and webhooks answer 503 (Gate).
 	health := service.NewProcessHealth(nc, nil)
+	health.SetDisabled(disabled)
 	names := make([]string, 0, len(services))
 	for _, s := range services {
 		names = append(names, s.Name)
@@ -172,12 +179,21 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 			return err
 		}
 		log.Info("omnibus is up", "http", base, "healthz", base+"/healthz", "metrics", base+"/metrics",
-			"webhooks", base+"/hooks/<connector>/...", "nats", natsURL, "services", names)
+			"webhooks", base+"/hooks/<connector>/...", "nats", natsURL, "services", names, "disabled", disabledNames(disabled))
 		if ready != nil {
 			ready(base)
 		}
 		return <-done
 	}, nc)
+}
+
+// disabledNames lists the names of the disabled services.
+func disabledNames(disabled []service.Disabled) []string {
+	out := make([]string, 0, len(disabled))
+	for _, d := range disabled {
+		out = append(out, d.Name)
+	}
+	return out
 }
 
 // openDB connects to DATABASE_URL, or starts the embedded Postgres on the data dir's postgres/

@@ -4,6 +4,13 @@
 //	POST /sandbox/salesforce/services/oauth2/token                  OAuth 2.0 client credentials
 //	GET  /sandbox/salesforce/services/data/{version}/query?q=SOQL   SOQL query
 //	GET  /sandbox/salesforce/services/data/{version}/query/{cursor} next batch of a query
+//	GET  /sandbox/salesforce/services/data/{version}/sobjects/Contact/describe  Contact's fields
+//
+// The describe answers the real response's shape (name, label, queryable, fields with name,
+// type, custom, filterable, relationshipName, ...) for the fields the simulator serves, less
+// Config.HiddenFields: an org without those custom fields, or whose field-level security hides
+// them from the connected app's user. Queries naming a hidden field get 400 INVALID_FIELD, as
+// Salesforce answers them.
 //
 // The token endpoint takes grant_type=client_credentials with the client id and secret in the form
 // body or as HTTP Basic, answers {access_token, signature, scope, instance_url, id, token_type,
@@ -25,7 +32,7 @@
 // (Member_Number__c) and VIP level (VIP_Level__c) for most. One customer in seven has an older
 // duplicate Contact, so lookups must order by LastModifiedDate.
 //
-// Fault keys: "salesforce oauth2/token" and "salesforce query". Injected codes render in the
+// Fault keys: "salesforce oauth2/token", "salesforce query" and "salesforce describe". Injected codes render in the
 // vendor's shape: REQUEST_LIMIT_EXCEEDED (403), INVALID_SESSION_ID (401), MALFORMED_QUERY (400),
 // SERVER_UNAVAILABLE (503), "" (500 UNKNOWN_EXCEPTION); on the token route a lower-case code is an
 // OAuth error (400 {"error": code}), anything else 503.
@@ -52,8 +59,9 @@ const Vendor = "salesforce"
 
 // Fault keys (route ops).
 const (
-	OpToken = "oauth2/token"
-	OpQuery = "query"
+	OpToken    = "oauth2/token"
+	OpQuery    = "query"
+	OpDescribe = "describe"
 )
 
 // Config configures the simulator.
@@ -72,6 +80,9 @@ type Config struct {
 	BatchSize int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// HiddenFields are Contact fields (API names) the simulated org does not have or does not
+	// let the client read, e.g. VIP_Level__c: left out of the describe, refused by queries.
+	HiddenFields []string
 }
 
 // Contact is one simulated Contact (the fields the simulator serves).
@@ -134,6 +145,7 @@ func New(env *sim.Env, cfg Config) (*Sim, error) {
 	s.contacts = Contacts(sim.Population(cfg.Customers, cfg.Seed), cfg.Now())
 	env.Handle(sim.Route{Vendor: Vendor, Op: OpToken, Pattern: "POST " + sfwire.TokenPath, Handler: s.token, Fail: failToken})
 	env.Handle(sim.Route{Vendor: Vendor, Op: OpQuery, Pattern: "GET " + sfwire.DataPrefix + "{version}/query", Handler: s.query, Fail: failREST})
+	env.Handle(sim.Route{Vendor: Vendor, Op: OpDescribe, Pattern: "GET " + sfwire.DataPrefix + "{version}/sobjects/{object}/describe", Handler: s.describe, Fail: failREST})
 	env.Handle(sim.Route{Vendor: Vendor, Op: "query/more", Pattern: "GET " + sfwire.DataPrefix + "{version}/query/{cursor}", Handler: s.more, Fail: failREST})
 	return s, nil
 }
@@ -485,7 +497,7 @@ func (s *Sim) run(q *sfwire.Query) ([]Contact, string, string) {
 		return nil, sfwire.CodeInvalidType, fmt.Sprintf("sObject type '%s' is not supported.", q.Object)
 	}
 	check := func(f string) (string, string) {
-		if _, ok := (Contact{}).field(f); !ok {
+		if _, ok := (Contact{}).field(f); !ok || s.hidden(f) {
 			return sfwire.CodeInvalidField, fmt.Sprintf("No such column '%s' on entity 'Contact'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name.", f)
 		}
 		return "", ""
@@ -531,6 +543,63 @@ func (s *Sim) run(q *sfwire.Query) ([]Contact, string, string) {
 		rows = rows[:q.Limit]
 	}
 	return rows, "", ""
+}
+
+// hidden reports whether field is one of Config.HiddenFields.
+func (s *Sim) hidden(field string) bool {
+	for _, h := range s.cfg.HiddenFields {
+		if strings.EqualFold(h, field) || (strings.Contains(field, ".") && strings.EqualFold(h, "AccountId") && strings.EqualFold(field, "Account.Name")) {
+			return true
+		}
+	}
+	return false
+}
+
+// contactFields are the Contact fields the simulator serves, as a describe lists them.
+var contactFields = []sfwire.DescribeField{
+	{Name: "Id", Label: "Contact ID", Type: "id", Length: 18, Filterable: true, Sortable: true},
+	{Name: "LastName", Label: "Last Name", Type: "string", Length: 80, Filterable: true, Sortable: true},
+	{Name: "FirstName", Label: "First Name", Type: "string", Length: 40, Nillable: true, Filterable: true, Sortable: true},
+	{Name: "Name", Label: "Full Name", Type: "string", Length: 121, Filterable: true, Sortable: true},
+	{Name: "AccountId", Label: "Account ID", Type: "reference", Length: 18, Nillable: true, Filterable: true, Sortable: true,
+		RelationshipName: ptr("Account"), ReferenceTo: []string{"Account"}},
+	{Name: "MailingCity", Label: "Mailing City", Type: "string", Length: 40, Nillable: true, Filterable: true, Sortable: true},
+	{Name: "Phone", Label: "Business Phone", Type: "phone", Length: 40, Nillable: true, Filterable: true, Sortable: true},
+	{Name: "MobilePhone", Label: "Mobile Phone", Type: "phone", Length: 40, Nillable: true, Filterable: true, Sortable: true},
+	{Name: "Email", Label: "Email", Type: "email", Length: 80, Nillable: true, Filterable: true, Sortable: true},
+	{Name: "Title", Label: "Title", Type: "string", Length: 128, Nillable: true, Filterable: true, Sortable: true},
+	{Name: "LastModifiedDate", Label: "Last Modified Date", Type: "datetime", Filterable: true, Sortable: true},
+	{Name: "Member_Number__c", Label: "Member Number", Type: "string", Length: 32, Custom: true, Nillable: true, Filterable: true, Sortable: true},
+	{Name: "VIP_Level__c", Label: "VIP Level", Type: "picklist", Length: 255, Custom: true, Nillable: true, Filterable: true, Sortable: true},
+}
+
+func ptr(s string) *string { return &s }
+
+// describe answers GET .../sobjects/{object}/describe for Contact (Account and others: 404
+// NOT_FOUND, as for an object the user cannot see).
+func (s *Sim) describe(w http.ResponseWriter, r *http.Request) {
+	version, object := r.PathValue("version"), r.PathValue("object")
+	if !supportedVersion(version) {
+		writeErr(w, http.StatusNotFound, sfwire.CodeNotFound, "The requested resource does not exist")
+		return
+	}
+	if !s.authorized(w, r) {
+		return
+	}
+	if !strings.EqualFold(object, "Contact") {
+		s.env.Record(Vendor, OpDescribe, "", map[string]string{"object": object}, errors.New(sfwire.CodeNotFound))
+		writeErr(w, http.StatusNotFound, sfwire.CodeNotFound, "The requested resource does not exist")
+		return
+	}
+	fields := make([]sfwire.DescribeField, 0, len(contactFields))
+	for _, f := range contactFields {
+		if !s.hidden(f.Name) {
+			fields = append(fields, f)
+		}
+	}
+	s.env.Record(Vendor, OpDescribe, "", map[string]any{"object": "Contact", "fields": len(fields)}, nil)
+	writeJSON(w, http.StatusOK, sfwire.Describe{Name: "Contact", Label: "Contact", Queryable: true, Retrieveable: true, Fields: fields,
+		URLs: map[string]string{"describe": sfwire.DescribePath(version, "Contact"), "sobject": sfwire.DataPrefix + version + "/sobjects/Contact"}})
 }
 
 // match evaluates a condition; unknown names a field the Contact does not have.

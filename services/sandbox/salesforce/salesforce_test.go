@@ -61,7 +61,13 @@ func (b *bundle) token(t *testing.T, form url.Values) (int, map[string]string) {
 
 func (b *bundle) query(t *testing.T, tok, version, soql string) (int, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, b.base+sfwire.QueryPath(version)+"?q="+url.QueryEscape(soql), nil)
+	return b.get(t, tok, sfwire.QueryPath(version)+"?q="+url.QueryEscape(soql))
+}
+
+// get GETs path below the simulator with the bearer token tok ("" for none).
+func (b *bundle) get(t *testing.T, tok, path string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, b.base+path, nil)
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}

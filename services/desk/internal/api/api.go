@@ -23,6 +23,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
+	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/pkg/webhook"
 	"github.com/omnibus-dev/omnibus/schemas"
 	"github.com/omnibus-dev/omnibus/services/desk/auth"
@@ -69,6 +70,9 @@ type API struct {
 	Recordings *Recordings
 	// DeadLetters, if set, lets supervisors work OMNI_DLQ from /ops (dlq.go).
 	DeadLetters bus.DeadLetters
+	// Disabled, if set, lists the connectors the process runs without because nothing configures
+	// them (service.Health.Disabled); /api/ops/routes returns them and /ops shows them.
+	Disabled func() []service.Disabled
 }
 
 // Route is one API operation.
@@ -635,5 +639,10 @@ func (a *API) opsRoutes(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, err)
 		return
 	}
-	webhook.WriteJSON(w, http.StatusOK, map[string]any{"window": window.String(), "step": step.String(), "routes": stats, "alerts": alerts})
+	disabled := []service.Disabled{}
+	if a.Disabled != nil {
+		disabled = append(disabled, a.Disabled()...)
+	}
+	webhook.WriteJSON(w, http.StatusOK, map[string]any{"window": window.String(), "step": step.String(), "routes": stats, "alerts": alerts,
+		"disabled": disabled})
 }

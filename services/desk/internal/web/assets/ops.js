@@ -1,5 +1,6 @@
 // The ops page: per vendor route success rate, p50/p99 latency, error codes, breaker state and a
-// small SVG chart, from /api/ops/routes (a projection of the audit records); refreshed live.
+// small SVG chart, from /api/ops/routes (a projection of the audit records); refreshed live; the
+// connectors the process runs without for want of configuration, with the variables that enable them.
 // Below them, the dead letters (/api/ops/dlq, supervisors only): a summary by service and
 // reason, a table to select, inspect, redrive and discard (with a note) them.
 "use strict";
@@ -43,6 +44,10 @@ function render() {
     el("td", { class: "codes" }, ...Object.entries(r.codes).sort((a, b) => b[1] - a[1]).map(([c, n]) => el("span", {}, c + " × " + n))),
     el("td", { class: r.breaker === "open" ? "breaker-open" : "" }, r.breaker ? t("breaker." + r.breaker) : "—"),
     el("td", {}, chart(r.series)))));
+  const disabled = data.disabled || [];
+  $("#ops-disabled-section").hidden = !disabled.length;
+  $("#ops-disabled").replaceChildren(...disabled.map((d) => el("li", { dataset: { service: d.name } },
+    el("strong", {}, d.name), " ", el("span", { class: "muted" }, d.enable.join(" · ")))));
   $("#ops-alerts").replaceChildren(...data.alerts.map((a) => el("li", {},
     el("span", { class: "pill " + (a.resolved_at ? "" : "negative") }, a.resolved_at ? t("resolved") : t("active")), " ",
     el("strong", {}, a.kind === "ops" ? a.route || "" : t("alert.sentiment")), " ", a.kind === "ops" ? opsAlertText(a) : a.title, el("span", { class: "muted" }, " · " + fmtTime(a.at)))));
