@@ -630,5 +630,11 @@ func (a *API) opsRoutes(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, err)
 		return
 	}
-	webhook.WriteJSON(w, http.StatusOK, map[string]any{"window": window.String(), "step": step.String(), "routes": stats, "alerts": alerts})
+	canary, err := a.Store.CanaryRollouts(r.Context())
+	if err != nil {
+		a.internal(w, r, err)
+		return
+	}
+	webhook.WriteJSON(w, http.StatusOK, map[string]any{"window": window.String(), "step": step.String(), "routes": stats, "alerts": alerts,
+		"canary": canary})
 }
