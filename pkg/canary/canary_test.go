@@ -190,16 +190,16 @@ func TestRollbackRule(t *testing.T) {
 		t.Parallel()
 		r := start(t, canary.Options{Config: "tencent:10%;min_calls=10", Publish: (&memPub{}).publish, Now: clk.Now})
 		for range 9 {
-			r.Record("tencent", canary.Failure, 10*time.Millisecond)
+			r.Record(context.Background(), "tencent", canary.Failure, 10*time.Millisecond)
 		}
 		if st := r.State().Status; st != canary.StatusActive {
 			t.Fatalf("status %s after 9 failures with min_calls=10", st)
 		}
-		r.Record("tencent", canary.Skip, 0) // not counted
+		r.Record(context.Background(), "tencent", canary.Skip, 0) // not counted
 		if st := r.State().Status; st != canary.StatusActive {
 			t.Fatalf("status %s after a skipped call", st)
 		}
-		r.Record("tencent", canary.Failure, 10*time.Millisecond)
+		r.Record(context.Background(), "tencent", canary.Failure, 10*time.Millisecond)
 		if st := r.State().Status; st != canary.StatusRolledBack {
 			t.Fatalf("status %s after 10 failures, want rolled_back", st)
 		}
@@ -215,14 +215,14 @@ func TestRollbackRule(t *testing.T) {
 			if i%5 == 0 {
 				res = canary.Failure
 			}
-			r.Record("aliyun", res, 20*time.Millisecond) // 20 %
+			r.Record(context.Background(), "aliyun", res, 20*time.Millisecond) // 20 %
 		}
 		for i := range 20 {
 			res := canary.Success
 			if i%5 == 0 {
 				res = canary.Failure
 			}
-			r.Record("tencent", res, 20*time.Millisecond) // 20 % too
+			r.Record(context.Background(), "tencent", res, 20*time.Millisecond) // 20 % too
 		}
 		if st := r.State().Status; st != canary.StatusActive {
 			t.Fatalf("status %s with the candidate failing as often as the baseline", st)
@@ -273,7 +273,7 @@ func TestSharedState(t *testing.T) {
 	}
 	bustest.WaitFor(t, 10*time.Second, "replica 2 sees 20 %", func() bool { return r2.State().Percent == 20 })
 	for range 5 {
-		r2.Record("tencent", canary.Failure, time.Millisecond)
+		r2.Record(context.Background(), "tencent", canary.Failure, time.Millisecond)
 	}
 	if r2.State().Status != canary.StatusRolledBack {
 		t.Fatal("replica 2 did not roll back")

@@ -7,7 +7,7 @@
 //	d := r.Pick(canary.Request{Key: "phone:+8613800138000", Channel: "sms", Account: sign})
 //	start := time.Now()
 //	_, err = providers[d.Variant].send(ctx, ...)
-//	r.Record(d.Variant, canary.ResultOf(err), time.Since(start))
+//	r.Record(ctx, d.Variant, canary.ResultOf(err), time.Since(start))
 //
 // # Plans
 //

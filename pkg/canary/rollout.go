@@ -208,7 +208,7 @@ func Start(ctx context.Context, o Options) (*Rollout, error) {
 		go r.watch(w)
 	}
 	r.wg.Add(1)
-	go r.reportLoop()
+	go r.reportLoop(context.WithoutCancel(ctx)) // stopped by Close, not by Start's caller
 	return r, nil
 }
 
@@ -254,7 +254,7 @@ func (r *Rollout) adopt(st State, rev uint64) {
 	r.st, r.rev = st, rev
 }
 
-func (r *Rollout) reportLoop() {
+func (r *Rollout) reportLoop(ctx context.Context) {
 	defer r.wg.Done()
 	t := time.NewTicker(r.o.Report)
 	defer t.Stop()
@@ -263,7 +263,7 @@ func (r *Rollout) reportLoop() {
 		case <-r.stop:
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+			ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 			if err := r.Report(ctx, false); err != nil {
 				r.o.Log.Warn("canary: counts not published", "target", r.o.Target, "err", err)
 			}
@@ -321,7 +321,9 @@ func (r *Rollout) statsLocked(now time.Time) []Stats {
 // breaks the rule (see the package doc), rolls it back: later Picks return the baseline at
 // once, and the new state is stored and announced (omni.ops.canary.rolled_back) in the
 // background. Skip results are not counted.
-func (r *Rollout) Record(variant string, res Result, latency time.Duration) {
+// ctx is the call's: the rollback's store and event keep its values (trace) but not its
+// cancellation.
+func (r *Rollout) Record(ctx context.Context, variant string, res Result, latency time.Duration) {
 	if res == Skip {
 		return
 	}
@@ -348,7 +350,7 @@ func (r *Rollout) Record(variant string, res Result, latency time.Duration) {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 		defer cancel()
 		if err := r.store(ctx, next, rev, &prev); err != nil {
 			if !errors.Is(err, errLost) {

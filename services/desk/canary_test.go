@@ -40,10 +40,10 @@ func TestOpsCanary(t *testing.T) {
 		if i%30 == 0 {
 			res = canary.Failure
 		}
-		r.Record("aliyun", res, 80*time.Millisecond)
+		r.Record(context.Background(), "aliyun", res, 80*time.Millisecond)
 	}
 	for range 9 {
-		r.Record("tencent", canary.Success, 40*time.Millisecond)
+		r.Record(context.Background(), "tencent", canary.Success, 40*time.Millisecond)
 	}
 	if err := r.Report(ctx, true); err != nil {
 		t.Fatal(err)
@@ -57,7 +57,7 @@ func TestOpsCanary(t *testing.T) {
 	bustest.WaitFor(t, 15*time.Second, "the rollout and its counts on the ops page", func() bool {
 		ops.Canary = nil
 		d.call(t, d.token, "GET", "/api/ops/routes?window=1h", nil, &ops)
-		return len(ops.Canary) == 1 && ops.Canary[0].State.Status == "active" && len(ops.Canary[0].Stats) == 2
+		return len(ops.Canary) == 1 && ops.Canary[0].State.Status == "active" && len(ops.Canary[0].Stats) == 2 && ops.Canary[0].Stats[0].Calls > 0
 	})
 	c := ops.Canary[0]
 	if c.Target != "sms" || c.State.Plan != "tencent:10%;min_calls=10" || c.State.Candidate != "tencent" ||
@@ -67,7 +67,7 @@ func TestOpsCanary(t *testing.T) {
 	}
 
 	// The 10th call fails: 10 % against the baseline's 3.3 %, more than 5 points over it.
-	r.Record("tencent", canary.Failure, 300*time.Millisecond)
+	r.Record(context.Background(), "tencent", canary.Failure, 300*time.Millisecond)
 	var alerts struct{ Alerts []store.Alert }
 	bustest.WaitFor(t, 15*time.Second, "the rollback on the ops page and as a banner", func() bool {
 		d.call(t, d.token, "GET", "/api/ops/routes?window=1h", nil, &ops)

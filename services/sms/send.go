@@ -107,7 +107,7 @@ func (c *conn) attempt(ctx context.Context, id string, cmd *sendCommand) (outcom
 	defer cancel()
 	start := time.Now()
 	vendorID, err := c.provs[pick.Variant].send(callCtx, to, msg.Text, sign, id)
-	c.canary.Record(pick.Variant, canaryResult(err), time.Since(start))
+	c.canary.Record(ctx, pick.Variant, canaryResult(err), time.Since(start))
 	if err != nil {
 		if v, ve := verdictOf(err); v == rejected {
 			return outcome{status: "failed", code: ve.Code, reason: ve.Message, to: to, provider: pick.Variant}, nil
