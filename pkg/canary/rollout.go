@@ -200,7 +200,9 @@ func Start(ctx context.Context, o Options) (*Rollout, error) {
 		}
 	}
 	if o.KV != nil {
-		w, err := o.KV.Watch(ctx, o.Target, jetstream.UpdatesOnly())
+		// Not UpdatesOnly: a change made between the read above and the watch is delivered too
+		// (what was read already is skipped by its revision).
+		w, err := o.KV.Watch(ctx, o.Target)
 		if err != nil {
 			return nil, fmt.Errorf("canary state %s/%s: watch: %w", BucketName, o.Target, err)
 		}
