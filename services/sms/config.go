@@ -28,7 +28,7 @@ const (
 type Config struct {
 	Provider string `env:"SMS_PROVIDER" desc:"the SMS vendor: aliyun or tencent (required); the baseline of a canary rollout"`
 	APIBase  string `env:"SMS_API_BASE" desc:"API base URL of SMS_PROVIDER's vendor (SMS_<PROVIDER>_API_BASE overrides it); default https://dysmsapi.aliyuncs.com (aliyun) or https://sms.tencentcloudapi.com (tencent); the sandbox is http://<host>/sandbox/<provider>"`
-	Canary   string `env:"SMS_CANARY" desc:"canary rollout of the other provider, e.g. tencent:10% (10 % of customers, by a stable hash of their number, sent through Tencent); clauses ;account=<sign>,... ;agent=<id>,... ;group=<group>,... ;margin=<points>% (rollback when the candidate fails that much more than SMS_PROVIDER, default 5%) ;min_calls=<n> (default 20); the candidate's block (SMS_<PROVIDER>_*) is required; off or empty: none. Operators change it at run time with omni.ops.canary.set.requested (README: Canary rollout)"`
+	Canary   string `env:"SMS_CANARY" desc:"canary rollout of the other provider, e.g. tencent:10% (10 % of customers, by a stable hash of their number, sent through Tencent); clauses ;account=<sign>,... ;agent=<agent_id>,... ;margin=<points>% (rollback when the candidate fails that much more than SMS_PROVIDER, default 5%) ;min_calls=<n> (default 20); the candidate's block (SMS_<PROVIDER>_*) is required; off or empty: none. Operators change it at run time with omni.ops.canary.set.requested (README: Canary rollout)"`
 
 	Timeout       time.Duration `env:"SMS_API_TIMEOUT" default:"5s" desc:"timeout of one SendSms call"`
 	DefaultRegion string        `env:"SMS_DEFAULT_REGION" default:"CN" desc:"region of phone numbers written without a country code (CN, HK, MO, TW, SG, US or GB)"`
