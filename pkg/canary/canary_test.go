@@ -127,6 +127,7 @@ func TestShareAndStickiness(t *testing.T) {
 			onCandidate++
 		}
 	}
+	t.Logf("%d of %d customers on the candidate", onCandidate, n)
 	p := 0.10
 	sd := math.Sqrt(n * p * (1 - p))
 	if diff := math.Abs(float64(onCandidate) - n*p); diff > 4*sd {

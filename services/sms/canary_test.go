@@ -133,6 +133,7 @@ func TestCanaryTencentOnTenPercent(t *testing.T) {
 	if err := json.Unmarshal(rolled[0].Data(), &rb); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("rolled back with %+v", rb.Stats)
 	if len(rolled) != 1 || rb.Candidate != "tencent" || rb.Status != "rolled_back" || len(rb.Stats) != 2 || rb.Stats[1].Failures == 0 {
 		t.Fatalf("%d rolled_back events, the first %s", len(rolled), rolled[0].Data())
 	}
