@@ -98,3 +98,35 @@ func TestOpsCanary(t *testing.T) {
 		t.Fatalf("restarted rollout %+v", c)
 	}
 }
+
+// TestOpsCanaryCountsBeforeState: counts that arrive before their rollout's state event (the
+// desk subscribed after it) still show, and the state event later replaces their stand-in.
+func TestOpsCanaryCountsBeforeState(t *testing.T) {
+	t.Parallel()
+	b := bustest.New(t, bus.WithLogger(quiet()))
+	d := startDesk(t, b, map[string]string{"DESK_ASSIGN": "false"})
+	ctx := context.Background()
+	rid := "0193a5b0-7c1d-7e2f-8a3b-4c5d6e7f8a90"
+	stats := []canary.Stats{{Variant: "aliyun", Calls: 50, Failures: 1, Ratio: 0.02, MeanMS: 80, P95MS: 100}, {Variant: "tencent", Calls: 5, MeanMS: 60, P95MS: 100}}
+	if err := d.store.ApplyCanaryStats(ctx, "sms", rid, []byte(`{"status":"active","baseline":"aliyun","candidate":"tencent","percent":10}`),
+		mustJSON(t, stats), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var ops struct {
+		Canary []struct {
+			Target string
+			State  struct{ Status, Plan string }
+			Stats  []canary.Stats
+		}
+	}
+	if code := d.call(t, d.token, "GET", "/api/ops/routes?window=1h", nil, &ops); code != 200 || len(ops.Canary) != 1 || ops.Canary[0].Stats[0].Calls != 50 {
+		t.Fatalf("counts before the state: %d %+v", code, ops)
+	}
+	if err := d.store.ApplyCanaryState(ctx, "sms", rid, []byte(`{"status":"active","plan":"tencent:10%"}`), time.Now(), nil); err != nil {
+		t.Fatal(err)
+	}
+	d.call(t, d.token, "GET", "/api/ops/routes?window=1h", nil, &ops)
+	if c := ops.Canary[0]; c.State.Plan != "tencent:10%" || c.Stats[0].Calls != 50 {
+		t.Fatalf("after the state event: %+v", c)
+	}
+}

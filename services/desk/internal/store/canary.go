@@ -38,7 +38,7 @@ func (s *Store) ApplyCanaryState(ctx context.Context, target, rolloutID string, 
 }
 
 // ApplyCanaryStats records a rollout's per-variant windows (omni.ops.canary.measured, whose
-// data stands in for the state until the rollout's state event arrives). Windows of another
+// data stands in for the state, dated 1970, until the rollout's state event arrives). Windows of another
 // rollout than the recorded one, or older than the recorded ones, are ignored.
 func (s *Store) ApplyCanaryStats(ctx context.Context, target, rolloutID string, data, stats json.RawMessage, at time.Time) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error { return applyCanaryStats(ctx, tx, target, rolloutID, data, stats, at) })
@@ -46,7 +46,7 @@ func (s *Store) ApplyCanaryStats(ctx context.Context, target, rolloutID string, 
 
 func applyCanaryStats(ctx context.Context, tx pgx.Tx, target, rolloutID string, data, stats json.RawMessage, at time.Time) error {
 	_, err := tx.Exec(ctx, `INSERT INTO desk.canary_rollouts AS c (target, rollout_id, state, state_at, stats, stats_at)
-		VALUES ($1, $2, $3, '-infinity', $4, $5)
+		VALUES ($1, $2, $3, 'epoch', $4, $5)
 		ON CONFLICT (target) DO UPDATE SET stats = EXCLUDED.stats, stats_at = EXCLUDED.stats_at
 		WHERE c.rollout_id = EXCLUDED.rollout_id AND (c.stats_at IS NULL OR c.stats_at <= EXCLUDED.stats_at)`,
 		target, rolloutID, data, stats, at)
