@@ -323,3 +323,34 @@ func TestSharedState(t *testing.T) {
 		t.Fatalf("an invalid plan: %v, want a permanent ErrInvalidPlan", err)
 	}
 }
+
+// TestStoredCandidateNotConfigured: a replica (or a restart) that cannot use the stored
+// rollout's candidate sends everything to the baseline instead of to a variant it does not have.
+func TestStoredCandidateNotConfigured(t *testing.T) {
+	t.Parallel()
+	b := bustest.New(t)
+	ctx := context.Background()
+	kv, err := b.Client.KeyValue(ctx, canary.KVConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := (&memPub{}).publish
+	full := start(t, canary.Options{Publish: pub, KV: kv})
+	if err := full.HandleCommand(ctx, command(t, "tencent:100%")); err != nil { // set at run time
+		t.Fatal(err)
+	}
+	if got := full.Pick(canary.Request{Key: "c1"}).Variant; got != "tencent" {
+		t.Fatalf("Pick = %s with tencent at 100 %%", got)
+	}
+	// Another replica, or a restart, without Tencent's credentials: the stored rollout is kept
+	// (the configuration did not change) but nothing goes to Tencent.
+	o := canary.Options{Target: "sms", Service: "sms", Baseline: "aliyun", Variants: []string{"aliyun"}, Publish: pub, KV: kv}
+	partial, err := canary.Start(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(partial.Close)
+	if got := partial.Pick(canary.Request{Key: "c1"}).Variant; got != "aliyun" {
+		t.Fatalf("Pick = %s on a replica without tencent", got)
+	}
+}

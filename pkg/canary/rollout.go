@@ -281,15 +281,18 @@ type Decision struct {
 	RolloutID string // the active rollout, "" when none
 }
 
-// Pick returns the variant for req: the candidate when a rollout is active, req is eligible and
-// its key's bucket is within the share; otherwise the baseline.
+// Pick returns the variant for req: the candidate when a rollout is active, req is eligible, its
+// key's bucket is within the share and the candidate is among Options.Variants; otherwise the
+// baseline.
 func (r *Rollout) Pick(req Request) Decision {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.st.Status != StatusActive {
 		return Decision{Variant: r.o.Baseline}
 	}
-	if r.st.picks(r.o.Target, req) {
+	// A stored rollout whose candidate this process cannot use (its configuration was removed
+	// since) routes nothing to it.
+	if r.st.picks(r.o.Target, req) && slices.Contains(r.o.Variants, r.st.Candidate) {
 		return Decision{Variant: r.st.Candidate, Candidate: true, RolloutID: r.st.RolloutID}
 	}
 	return Decision{Variant: r.o.Baseline, RolloutID: r.st.RolloutID}
