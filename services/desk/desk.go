@@ -36,6 +36,7 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/blobstore"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/canary"
 	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/schemas"
@@ -95,6 +96,11 @@ func Service() service.Service {
 			{Subject: "omni.audit.*", Type: project.TypeAuditCallRecorded},
 			{Subject: "omni.ops.alert.raised", Type: project.TypeOpsAlertRaised},
 			{Subject: "omni.ops.alert.resolved", Type: project.TypeOpsAlertResolved},
+			{Subject: canary.SubjectStarted, Type: project.TypeCanaryStarted},
+			{Subject: canary.SubjectChanged, Type: project.TypeCanaryChanged},
+			{Subject: canary.SubjectRolledBack, Type: project.TypeCanaryRolledBack},
+			{Subject: canary.SubjectEnded, Type: project.TypeCanaryEnded},
+			{Subject: canary.SubjectMeasured, Type: project.TypeCanaryMeasured},
 			{Subject: project.TypeSentimentScored, Type: project.TypeSentimentScored},
 			{Subject: project.TypeSentimentAlertRaised, Type: project.TypeSentimentAlertRaised},
 			{Subject: project.TypeSentimentAlertCleared, Type: project.TypeSentimentAlertCleared},
@@ -123,6 +129,7 @@ func consumers(prefix string) []bus.ConsumerConfig {
 		{Service: "desk", Durable: prefix + "-audit", Stream: bus.StreamAudit, FilterSubjects: []string{"omni.audit.>"}, Concurrency: 4},
 		{Service: "desk", Durable: prefix + "-alerts", Stream: bus.StreamOps, FilterSubjects: []string{"omni.ops.alert.>"}},
 		{Service: "desk", Durable: prefix + "-sentiment", Stream: bus.StreamTool, FilterSubjects: []string{project.SubjectSentiment}},
+		{Service: "desk", Durable: prefix + "-canary", Stream: bus.StreamOps, FilterSubjects: project.CanarySubjects},
 	}
 }
 
@@ -209,7 +216,7 @@ func run(ctx context.Context, d service.Deps) error {
 	w := &web.Web{Store: st, Verifier: verifier, Dev: dev, DevTTL: cfg.DevTokenTTL, CookieSecure: cfg.CookieSecure, Log: log}
 	w.Mount(d.Mux)
 
-	handlers := []bus.Handler{proj.HandleDesk, proj.HandleInbound, proj.HandleTool, proj.HandleAudit, proj.HandleOpsAlert, proj.HandleSentiment}
+	handlers := []bus.Handler{proj.HandleDesk, proj.HandleInbound, proj.HandleTool, proj.HandleAudit, proj.HandleOpsAlert, proj.HandleSentiment, proj.HandleCanary}
 	// A store outage pauses the consumers instead of dead-lettering what arrives meanwhile.
 	for i := range cons {
 		cons[i].Dependencies = append(cons[i].Dependencies, bus.Dependency{Name: "postgres", Check: st.Ping})
@@ -268,7 +275,7 @@ func run(ctx context.Context, d service.Deps) error {
 				}
 				subs = append(subs, s)
 				delete(pending, i)
-				log.Info("ops alerts stream found; subscribed", "stream", cons[i].Stream)
+				log.Info("ops stream found; subscribed", "stream", cons[i].Stream, "consumer", cons[i].Durable)
 			}
 		}
 	}

@@ -6,11 +6,14 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/omnibus-dev/omnibus/pkg/canary"
 )
 
 // Config is read from the environment. Every field states its default.
 type Config struct {
 	Provider string `env:"LOGISTICS_PROVIDER" default:"auto" desc:"which provider answers: auto (SF… numbers → sfexpress, others → cainiao, unless the request names a carrier), sfexpress or cainiao"`
+	Canary   string `env:"LOGISTICS_CANARY" desc:"canary rollout of Cainiao for the numbers that go to SF Express, e.g. cainiao:100%;agent=a-17,a-23 (the pilot for two agents: their SF lookups through Cainiao's trace query) or cainiao:10% (by customer); clauses as SMS_CANARY (agent, group, account, margin, min_calls); needs both carriers configured; changed at run time with omnibus canary --target logistics"`
 
 	SFPartnerID string `env:"SF_PARTNER_ID" enable:"true" desc:"SF Express customer code (partnerID); required unless LOGISTICS_PROVIDER=cainiao"`
 	SFCheckword string `env:"SF_CHECKWORD" enable:"true" desc:"SF Express check word (客户校验码) for the msgDigest; required with SF_PARTNER_ID"`
@@ -42,6 +45,10 @@ const (
 	ChoiceCainiao = "cainiao"
 )
 
+// variants are the providers a canary rollout chooses between for the numbers routed to SF
+// Express: SF itself (the baseline) and Cainiao's trace query, which covers SF waybills too.
+var variants = []string{ProviderSF, ProviderCainiao}
+
 func (c *Config) sfEnabled() bool      { return c.SFPartnerID != "" && c.SFCheckword != "" }
 func (c *Config) cainiaoEnabled() bool { return c.CainiaoProviderID != "" && c.CainiaoSecretKey != "" }
 
@@ -63,6 +70,11 @@ func (c *Config) Validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("LOGISTICS_PROVIDER=%q: want auto, sfexpress or cainiao", c.Provider))
+	}
+	if plan, err := canary.Parse(c.Canary, ProviderSF, variants); err != nil {
+		errs = append(errs, fmt.Errorf("LOGISTICS_CANARY: %w", err))
+	} else if plan != nil && (!c.sfEnabled() || !c.cainiaoEnabled()) {
+		errs = append(errs, errors.New("LOGISTICS_CANARY needs both carriers configured: SF_PARTNER_ID, SF_CHECKWORD, CAINIAO_PROVIDER_ID and CAINIAO_SECRET_KEY"))
 	}
 	for _, u := range []struct{ name, v string }{{"SF_API_BASE", c.SFAPIBase}, {"CAINIAO_API_BASE", c.CainiaoAPIBase}} {
 		if p, err := url.Parse(u.v); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {

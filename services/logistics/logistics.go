@@ -20,6 +20,7 @@
 package logistics
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -31,6 +32,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/audit"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/cache"
+	"github.com/omnibus-dev/omnibus/pkg/canary"
 	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
@@ -60,10 +62,23 @@ var (
 	Spec = connector.Spec{
 		Name:        "logistics",
 		Description: "parcel tracking: SF Express route query and Cainiao trace query, normalised to one timeline",
-		Consumes:    []connector.Route{RouteRequested},
-		Produces:    append([]connector.Route{RouteCompleted, RouteFailed}, connector.ResilienceRoutes("logistics")...),
+		Consumes:    []connector.Route{RouteRequested, RouteCanary},
+		Produces:    append(append([]connector.Route{RouteCompleted, RouteFailed}, connector.ResilienceRoutes("logistics")...), canaryRoutes()...),
 	}
+	// RouteCanary carries the operator's rollout commands for target logistics.
+	RouteCanary = connector.Route{Subject: canary.SubjectSet(canaryTarget), Type: canary.TypeSet}
 )
+
+// canaryTarget is the logistics rollout's target: Cainiao for numbers that go to SF Express.
+const canaryTarget = "logistics"
+
+func canaryRoutes() []connector.Route {
+	var out []connector.Route
+	for _, r := range canary.Produces() {
+		out = append(out, connector.Route{Subject: r.Subject, Type: r.Type})
+	}
+	return out
+}
 
 // Service returns the connector as a service.
 func Service() service.Service { return connector.Define(Spec, setup) }
@@ -76,6 +91,7 @@ type request struct {
 	TrackingNumbers []string `json:"tracking_numbers,omitempty"`
 	Carrier         string   `json:"carrier,omitempty"`
 	CheckPhone      string   `json:"check_phone,omitempty"`
+	AgentID         string   `json:"agent_id,omitempty"`
 }
 
 func (r request) numbers() []string {
@@ -123,12 +139,38 @@ type Connector struct {
 	cn     *cainiaoProvider
 	tracks *cache.Cache[string, Track]
 	now    func() time.Time
+	// canary chooses, for the numbers that go to SF Express, between SF and Cainiao (nil: SF
+	// Express is not configured, nothing goes there).
+	canary *canary.Rollout
 }
 
 func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 	c, err := New(ctx, rt, *cfg, Options{})
 	if err != nil {
 		return err
+	}
+	if cfg.sfEnabled() {
+		kv, err := rt.KeyValue(ctx, canary.KVConfig)
+		if err != nil {
+			return fmt.Errorf("logistics canary bucket: %w", err)
+		}
+		vs := []string{ProviderSF}
+		if cfg.cainiaoEnabled() {
+			vs = variants
+		}
+		c.canary, err = canary.Start(ctx, canary.Options{Target: canaryTarget, Service: "logistics", Source: rt.Source(), Baseline: ProviderSF,
+			Variants: vs, Config: cfg.Canary, Publish: rt.Publish, KV: kv, Log: rt.Log})
+		if err != nil {
+			return fmt.Errorf("LOGISTICS_CANARY: %w", err)
+		}
+		rt.Go(ctx, "canary", func(ctx context.Context) error {
+			<-ctx.Done()
+			c.canary.Close()
+			return nil
+		})
+		if err := rt.Consume(ctx, RouteCanary, c.canary.HandleCommand, bus.ConsumerConfig{}); err != nil {
+			return err
+		}
 	}
 	return rt.Consume(ctx, RouteRequested, c.Handle, bus.ConsumerConfig{
 		Concurrency:   cfg.Concurrency,
@@ -252,13 +294,25 @@ func (c *Connector) Handle(ctx context.Context, d bus.Delivery) error {
 	budget, cancel := context.WithTimeout(ctx, c.cfg.Budget)
 	defer cancel()
 	ls := make([]lookup, len(nos))
+	piloted := make([]bool, len(nos)) // routed to SF Express: the canary rollout chose the provider
 	for i, no := range nos {
 		ls[i] = lookup{no: no, provider: c.cfg.providerFor(req.Carrier, no)}
+		if ls[i].provider == ProviderSF && c.canary != nil {
+			piloted[i] = true
+			ls[i].provider = c.canary.Pick(canary.Request{Key: cmp.Or(req.CustomerID, req.ConversationID), Agent: req.AgentID}).Variant
+		}
 		if ls[i].provider == ProviderSF {
 			ls[i].checkPhone = req.CheckPhone
 		}
 	}
+	start := time.Now()
 	c.lookupAll(budget, ls, resilience.Call{CustomerID: req.CustomerID, CorrelationID: d.Event.ID()})
+	took := time.Since(start)
+	for i, l := range ls {
+		if piloted[i] && !l.res.Hit { // a cache hit says nothing about the carrier
+			c.canary.Record(ctx, l.provider, canary.ResultOf(l.err), took)
+		}
+	}
 	out := make([]bus.Outgoing, len(nos))
 	errs := make([]error, len(nos))
 	for i, l := range ls {

@@ -38,6 +38,7 @@ Usage:
   omnibus replay [flags]        print stored events, oldest first, as NDJSON CloudEvents (-h: flags)
   omnibus unmerge --merge-id ID undo a customer merge (identities, conversations, messages go back)
   omnibus close|reopen --conversation ID   close or reopen a conversation
+  omnibus canary --target sms --plan tencent:10%   start, change or end (--plan off) a canary rollout
   omnibus audit [flags]         list third-party call records, newest first (-h: flags)
   omnibus config                print every environment variable with its default
   omnibus health                exit 0 if the running all-in-one answers /healthz
@@ -62,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = replay(args, stdout, stderr)
 	case "unmerge", "close", "reopen":
 		err = deskCommand(cmd, args, stdout)
+	case "canary":
+		err = canaryCommand(args, stdout)
 	case "audit":
 		err = audit.Command(context.Background(), args, os.LookupEnv, stdout, stderr)
 	case "config":

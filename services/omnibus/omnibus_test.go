@@ -280,3 +280,22 @@ func TestDeskCommands(t *testing.T) {
 		}
 	}
 }
+
+// TestCanaryCommand: `omnibus canary` publishes the operator's rollout command where the SMS
+// connector consumes it; a command without a plan is refused before anything is sent.
+func TestCanaryCommand(t *testing.T) {
+	b := bustest.New(t)
+	t.Setenv("NATS_URL", b.Server.ClientURL())
+	var out, errOut bytes.Buffer
+	if code := run([]string{"canary", "--target", "sms"}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "--plan") {
+		t.Fatalf("canary without a plan: %d %s", code, errOut.String())
+	}
+	if code := run([]string{"canary", "--target", "sms", "--plan", "tencent:10%", "--by", "sup-1", "--reason", "pilot"}, &out, &errOut); code != 0 {
+		t.Fatalf("canary: %d %s", code, errOut.String())
+	}
+	evs := b.Events(t, bus.StreamOps, "omni.ops.canary.set.sms")
+	if len(evs) != 1 || evs[0].Type() != "omni.ops.canary.set.requested" ||
+		string(evs[0].Data()) != `{"target":"sms","plan":"tencent:10%","by":"sup-1","reason":"pilot"}` {
+		t.Fatalf("canary commands %v", evs)
+	}
+}

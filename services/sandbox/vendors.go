@@ -102,6 +102,9 @@ func ConnectorEnv(base string) map[string]string {
 		"SALESFORCE_LOGIN_URL": base + "/sandbox/salesforce",
 		"OMS_API_BASE":         base + "/sandbox/oms",
 		"SMS_API_BASE":         base + "/sandbox/" + cmp.Or(os.Getenv("SMS_PROVIDER"), Credentials["SMS_PROVIDER"]),
+		// Both SMS providers are configured, so a canary rollout (SMS_CANARY) sends through either.
+		"SMS_ALIYUN_API_BASE":  base + "/sandbox/aliyun",
+		"SMS_TENCENT_API_BASE": base + "/sandbox/tencent",
 		"JIRA_BASE_URL":        base + "/sandbox/jira",
 		"ZENDESK_API_BASE":     base + "/sandbox/zendesk",
 		"ASSIST_API_BASE":      base + "/sandbox/openai/v1",

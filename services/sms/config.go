@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/omnibus-dev/omnibus/pkg/canary"
 	"github.com/omnibus-dev/omnibus/pkg/config"
 )
 
@@ -22,10 +23,12 @@ const (
 	ProviderTencent = "tencent"
 )
 
-// Config is read from the environment. Only the chosen provider's block is required.
+// Config is read from the environment. Only the chosen provider's block is required; the other
+// provider's block, when set, makes it a variant a canary rollout can send through.
 type Config struct {
-	Provider string `env:"SMS_PROVIDER" enable:"true" desc:"the SMS vendor: aliyun or tencent (required)"`
-	APIBase  string `env:"SMS_API_BASE" desc:"vendor API base URL; default https://dysmsapi.aliyuncs.com (aliyun) or https://sms.tencentcloudapi.com (tencent); the sandbox is http://<host>/sandbox/<provider>"`
+	Provider string `env:"SMS_PROVIDER" enable:"true" desc:"the SMS vendor: aliyun or tencent (required); the baseline of a canary rollout"`
+	APIBase  string `env:"SMS_API_BASE" desc:"API base URL of SMS_PROVIDER's vendor (SMS_<PROVIDER>_API_BASE overrides it); default https://dysmsapi.aliyuncs.com (aliyun) or https://sms.tencentcloudapi.com (tencent); the sandbox is http://<host>/sandbox/<provider>"`
+	Canary   string `env:"SMS_CANARY" desc:"canary rollout of the other provider, e.g. tencent:10% (10 % of customers, by a stable hash of their number, sent through Tencent); clauses ;account=<sign>,... ;agent=<agent_id>,... ;margin=<points>% (rollback when the candidate fails that much more than SMS_PROVIDER, default 5%) ;min_calls=<n> (default 20); the candidate's block (SMS_<PROVIDER>_*) is required; off or empty: none. Operators change it at run time with omni.ops.canary.set.requested (README: Canary rollout)"`
 
 	Timeout       time.Duration `env:"SMS_API_TIMEOUT" default:"5s" desc:"timeout of one SendSms call"`
 	DefaultRegion string        `env:"SMS_DEFAULT_REGION" default:"CN" desc:"region of phone numbers written without a country code (CN, HK, MO, TW, SG, US or GB)"`
@@ -41,11 +44,86 @@ type Config struct {
 	Aliyun  AliyunConfig  `envprefix:"SMS_ALIYUN_"`
 	Tencent TencentConfig `envprefix:"SMS_TENCENT_"`
 
-	backoff []time.Duration
+	backoff  []time.Duration
+	variants []string // the configured providers, SMS_PROVIDER first
 }
+
+// blockSet reports whether any variable of provider p's block is set.
+func (c *Config) blockSet(p string) bool {
+	if p == ProviderAliyun {
+		a := c.Aliyun
+		return a.AccessKeyID != "" || a.AccessKeySecret != "" || a.SignName != "" || a.TemplateCode != "" || a.APIBase != ""
+	}
+	t := c.Tencent
+	return t.SecretID != "" || t.SecretKey != "" || t.SdkAppID != "" || t.SignName != "" || t.TemplateID != "" || t.APIBase != ""
+}
+
+// validateProvider checks provider p's block and fills its API base.
+func (c *Config) validateProvider(p string) []error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	why := "with SMS_PROVIDER=" + p
+	if p != c.Provider {
+		why = "to send through " + p + " (SMS_CANARY or a canary rollout)"
+	}
+	required := func(name, v string) {
+		if strings.TrimSpace(v) == "" {
+			bad("%s is required %s", name, why)
+		}
+	}
+	base := &c.Aliyun.APIBase
+	switch p {
+	case ProviderAliyun:
+		a := c.Aliyun
+		required("SMS_ALIYUN_ACCESS_KEY_ID", a.AccessKeyID)
+		required("SMS_ALIYUN_ACCESS_KEY_SECRET", a.AccessKeySecret)
+		required("SMS_ALIYUN_SIGN_NAME", a.SignName)
+		if !aliyunTemplate.MatchString(a.TemplateCode) {
+			bad("SMS_ALIYUN_TEMPLATE_CODE=%q: want an approved template code such as SMS_154950909", a.TemplateCode)
+		}
+		if !paramName.MatchString(a.TemplateParam) {
+			bad("SMS_ALIYUN_TEMPLATE_PARAM=%q: want the template variable's name, e.g. content for ${content}", a.TemplateParam)
+		}
+	case ProviderTencent:
+		t := c.Tencent
+		base = &c.Tencent.APIBase
+		required("SMS_TENCENT_SECRET_ID", t.SecretID)
+		required("SMS_TENCENT_SECRET_KEY", t.SecretKey)
+		required("SMS_TENCENT_SIGN_NAME", t.SignName)
+		if !numeric.MatchString(t.SdkAppID) {
+			bad("SMS_TENCENT_SDK_APP_ID=%q: want the numeric SmsSdkAppId, e.g. 1400006666", t.SdkAppID)
+		}
+		if !numeric.MatchString(t.TemplateID) {
+			bad("SMS_TENCENT_TEMPLATE_ID=%q: want the numeric template id", t.TemplateID)
+		}
+		if !slices.Contains(tencentRegions, t.Region) {
+			bad("SMS_TENCENT_REGION=%q: want one of %s%s", t.Region, strings.Join(tencentRegions, ", "), config.DidYouMean(t.Region, tencentRegions))
+		}
+	}
+	name := "SMS_" + strings.ToUpper(p) + "_API_BASE"
+	if *base == "" && p == c.Provider && c.APIBase != "" {
+		*base, name = c.APIBase, "SMS_API_BASE"
+	}
+	if *base == "" {
+		*base = "https://" + map[string]string{ProviderAliyun: aliyunHost, ProviderTencent: tencentHost}[p]
+	}
+	u, err := url.Parse(*base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		bad("%s=%q: want an http(s) URL without query, e.g. https://%s", name, *base, map[string]string{ProviderAliyun: aliyunHost, ProviderTencent: tencentHost}[p])
+	}
+	*base = strings.TrimRight(*base, "/")
+	if p == c.Provider {
+		c.APIBase = *base
+	}
+	return errs
+}
+
+// Variants are the configured providers, SMS_PROVIDER first (set by Validate).
+func (c *Config) Variants() []string { return c.variants }
 
 // AliyunConfig is the Aliyun SMS (Dysmsapi) account.
 type AliyunConfig struct {
+	APIBase         string `env:"API_BASE" desc:"Aliyun's API base URL when it is not SMS_PROVIDER (a canary candidate); default SMS_API_BASE for SMS_PROVIDER=aliyun, else https://dysmsapi.aliyuncs.com"`
 	AccessKeyID     string `env:"ACCESS_KEY_ID" enable:"true" desc:"AccessKey ID of a RAM user allowed dysms:SendSms"`
 	AccessKeySecret string `env:"ACCESS_KEY_SECRET" desc:"its AccessKey secret"`
 	SignName        string `env:"SIGN_NAME" desc:"approved SMS signature (签名); a send command's account overrides it"`
@@ -55,6 +133,7 @@ type AliyunConfig struct {
 
 // TencentConfig is the Tencent Cloud SMS account.
 type TencentConfig struct {
+	APIBase    string `env:"API_BASE" desc:"Tencent's API base URL when it is not SMS_PROVIDER (a canary candidate); default SMS_API_BASE for SMS_PROVIDER=tencent, else https://sms.tencentcloudapi.com"`
 	SecretID   string `env:"SECRET_ID" enable:"true" desc:"API SecretId (AKID...)"`
 	SecretKey  string `env:"SECRET_KEY" desc:"its SecretKey"`
 	SdkAppID   string `env:"SDK_APP_ID" desc:"SMS application id (SmsSdkAppId, 1400...)"`
@@ -81,50 +160,20 @@ func (c *Config) Validate() error {
 	default:
 		bad("SMS_PROVIDER=%q is not a provider (aliyun, tencent)%s", c.Provider, config.DidYouMean(c.Provider, providers))
 	}
-	required := func(name, v string) {
-		if strings.TrimSpace(v) == "" {
-			bad("%s is required with SMS_PROVIDER=%s", name, c.Provider)
-		}
+	plan, err := canary.Parse(c.Canary, c.Provider, providers)
+	if err != nil {
+		bad("SMS_CANARY: %v", err)
 	}
-	switch c.Provider {
-	case ProviderAliyun:
-		a := c.Aliyun
-		required("SMS_ALIYUN_ACCESS_KEY_ID", a.AccessKeyID)
-		required("SMS_ALIYUN_ACCESS_KEY_SECRET", a.AccessKeySecret)
-		required("SMS_ALIYUN_SIGN_NAME", a.SignName)
-		if !aliyunTemplate.MatchString(a.TemplateCode) {
-			bad("SMS_ALIYUN_TEMPLATE_CODE=%q: want an approved template code such as SMS_154950909", a.TemplateCode)
+	c.variants = nil
+	for _, p := range providers {
+		switch {
+		case p == c.Provider, plan != nil && p == plan.Candidate:
+			// required
+		case !c.blockSet(p):
+			continue // not configured: not a variant
 		}
-		if !paramName.MatchString(a.TemplateParam) {
-			bad("SMS_ALIYUN_TEMPLATE_PARAM=%q: want the template variable's name, e.g. content for ${content}", a.TemplateParam)
-		}
-		if c.APIBase == "" {
-			c.APIBase = "https://" + aliyunHost
-		}
-	case ProviderTencent:
-		t := c.Tencent
-		required("SMS_TENCENT_SECRET_ID", t.SecretID)
-		required("SMS_TENCENT_SECRET_KEY", t.SecretKey)
-		required("SMS_TENCENT_SIGN_NAME", t.SignName)
-		if !numeric.MatchString(t.SdkAppID) {
-			bad("SMS_TENCENT_SDK_APP_ID=%q: want the numeric SmsSdkAppId, e.g. 1400006666", t.SdkAppID)
-		}
-		if !numeric.MatchString(t.TemplateID) {
-			bad("SMS_TENCENT_TEMPLATE_ID=%q: want the numeric template id", t.TemplateID)
-		}
-		if !slices.Contains(tencentRegions, t.Region) {
-			bad("SMS_TENCENT_REGION=%q: want one of %s%s", t.Region, strings.Join(tencentRegions, ", "), config.DidYouMean(t.Region, tencentRegions))
-		}
-		if c.APIBase == "" {
-			c.APIBase = "https://" + tencentHost
-		}
-	}
-	if c.APIBase != "" {
-		u, err := url.Parse(c.APIBase)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			bad("SMS_API_BASE=%q: want an http(s) URL without query, e.g. https://dysmsapi.aliyuncs.com", c.APIBase)
-		}
-		c.APIBase = strings.TrimRight(c.APIBase, "/")
+		errs = append(errs, c.validateProvider(p)...)
+		c.variants = append(c.variants, p)
 	}
 	if _, ok := regionCodes[c.DefaultRegion]; !ok {
 		bad("SMS_DEFAULT_REGION=%q: want one of CN, HK, MO, TW, SG, US, GB", c.DefaultRegion)

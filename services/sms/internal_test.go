@@ -11,6 +11,7 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
+	"github.com/omnibus-dev/omnibus/pkg/canary"
 	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/event"
@@ -155,6 +156,21 @@ func TestConfig(t *testing.T) {
 	if cfg, err := loadConfig(tencentVars); err != nil || cfg.APIBase != "https://sms.tencentcloudapi.com" || cfg.Tencent.Region != "ap-guangzhou" {
 		t.Fatalf("tencent config %+v %v", cfg, err)
 	}
+	both := map[string]string{}
+	for k, v := range tencentVars {
+		both[k] = v
+	}
+	for k, v := range aliyunVars {
+		both[k] = v
+	}
+	// Both providers configured: both are variants, SMS_PROVIDER's first, each with its own base.
+	if cfg, err := loadConfig(with(with(both, "SMS_API_BASE", "http://sandbox/sandbox/aliyun"), "SMS_TENCENT_API_BASE", "http://sandbox/sandbox/tencent/")); err != nil ||
+		strings.Join(cfg.Variants(), ",") != "aliyun,tencent" || cfg.Aliyun.APIBase != "http://sandbox/sandbox/aliyun" || cfg.Tencent.APIBase != "http://sandbox/sandbox/tencent" {
+		t.Fatalf("both providers: %+v %v", cfg, err)
+	}
+	if cfg, err := loadConfig(aliyunVars); err != nil || strings.Join(cfg.Variants(), ",") != "aliyun" {
+		t.Fatalf("one provider: variants %v, %v", cfg.Variants(), err)
+	}
 	for _, tc := range []struct {
 		name string
 		vars map[string]string
@@ -175,7 +191,19 @@ func TestConfig(t *testing.T) {
 		{"bad tencent region", with(tencentVars, "SMS_TENCENT_REGION", "ap-guangzhuo"), "did you mean ap-guangzhou?"},
 		{"bad allow-list", with(tencentVars, "SMS_WEBHOOK_ALLOW_IPS", "10.0.0.0/33"), "SMS_WEBHOOK_ALLOW_IPS"},
 		{"tencent needs its own keys", with(aliyunVars, "SMS_PROVIDER", "tencent"), "SMS_TENCENT_SECRET_ID is required"},
+		{"canary of an unknown variant", with(both, "SMS_CANARY", "tencnet:10%"), `SMS_CANARY: canary: invalid plan: "tencnet:10%": "tencnet" is not a variant (aliyun, tencent) (did you mean tencent?)`},
+		{"canary of the baseline", with(both, "SMS_CANARY", "aliyun:10%"), "already the baseline"},
+		{"canary share", with(both, "SMS_CANARY", "tencent:10"), ""},
+		{"canary without the candidate's keys", with(aliyunVars, "SMS_CANARY", "tencent:10%"), "SMS_TENCENT_SECRET_ID is required to send through tencent"},
+		{"half a second provider", with(aliyunVars, "SMS_TENCENT_SECRET_ID", "AKIDx"), "SMS_TENCENT_SECRET_KEY is required to send through tencent"},
+		{"bad candidate base", with(with(both, "SMS_CANARY", "tencent:10%"), "SMS_TENCENT_API_BASE", "sms.tencentcloudapi.com"), "SMS_TENCENT_API_BASE"},
 	} {
+		if tc.want == "" {
+			if _, err := loadConfig(tc.vars); err != nil {
+				t.Errorf("%s: %v", tc.name, err)
+			}
+			continue
+		}
 		_, err := loadConfig(tc.vars)
 		if err == nil || !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want it to mention %q", tc.name, err, tc.want)
@@ -306,7 +334,14 @@ func TestRedeliveredCommandSentOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := &countingProvider{}
-	c := &conn{rt: &connector.Runtime{Spec: Spec, Log: slog.New(slog.DiscardHandler)}, st: st, prov: p, now: time.Now,
+	noRollout, err := canary.Start(ctx, canary.Options{Target: Channel, Service: Channel, Baseline: ProviderAliyun, Variants: providers,
+		Publish: func(context.Context, ...bus.Outgoing) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(noRollout.Close)
+	c := &conn{rt: &connector.Runtime{Spec: Spec, Log: slog.New(slog.DiscardHandler)}, st: st, provs: map[string]provider{ProviderAliyun: p},
+		canary: noRollout, now: time.Now,
 		cfg: &Config{Provider: ProviderAliyun, DefaultRegion: "CN", MaxTextRunes: 500, Timeout: time.Second}}
 	cmd := &sendCommand{Message: []byte(`{"type":"text","text":"hi"}`)}
 	cmd.To.Kind, cmd.To.Value = "phone", "13800138000"

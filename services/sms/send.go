@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/canary"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
 )
@@ -24,6 +25,7 @@ type sendCommand struct {
 	} `json:"to"`
 	ConversationID string          `json:"conversation_id"`
 	Account        string          `json:"account"`
+	AgentID        string          `json:"agent_id"`
 	Message        json.RawMessage `json:"message"`
 }
 
@@ -34,6 +36,7 @@ type outcome struct {
 	code     string // error_code of a failed status
 	reason   string
 	to       string // E.164, "" when the command's address is unusable
+	provider string // the provider that sent it (or refused it), "" when none was called
 }
 
 // handleSend sends one command. It is idempotent by the command id: an accepted send is
@@ -91,30 +94,52 @@ func (c *conn) attempt(ctx context.Context, id string, cmd *sendCommand) (outcom
 	if rec, found, err := c.st.get(ctx, cmdKey(id)); err != nil {
 		return outcome{to: to}, fmt.Errorf("sms state: %w", err) // transient: do not risk a second send
 	} else if found {
-		return outcome{status: "sent", vendorID: rec.VendorID, to: to}, nil
+		return outcome{status: "sent", vendorID: rec.VendorID, to: to, provider: rec.Provider}, nil
 	}
+	// The canary rollout picks the provider: by the customer's number, so a customer's messages
+	// all go through one provider (and a retry through the same, unless the rollout ended).
+	pick := c.canary.Pick(canary.Request{Key: "phone:" + to, Channel: Channel, Account: strings.TrimSpace(cmd.Account), Agent: cmd.AgentID})
 	sign := strings.TrimSpace(cmd.Account)
 	if sign == "" {
-		sign = c.signName()
+		sign = c.signName(pick.Variant)
 	}
 	callCtx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	vendorID, err := c.prov.send(callCtx, to, msg.Text, sign, id)
+	start := time.Now()
+	vendorID, err := c.provs[pick.Variant].send(callCtx, to, msg.Text, sign, id)
+	c.canary.Record(ctx, pick.Variant, canaryResult(err), time.Since(start))
 	if err != nil {
 		if v, ve := verdictOf(err); v == rejected {
-			return outcome{status: "failed", code: ve.Code, reason: ve.Message, to: to}, nil
+			return outcome{status: "failed", code: ve.Code, reason: ve.Message, to: to, provider: pick.Variant}, nil
 		}
-		return outcome{to: to}, err
+		return outcome{to: to, provider: pick.Variant}, err
 	}
-	if err := c.st.remember(ctx, sentRecord{MessageID: id, Provider: c.cfg.Provider, VendorID: vendorID, To: to, At: c.now().UTC()}); err != nil {
+	if err := c.st.remember(ctx, sentRecord{MessageID: id, Provider: pick.Variant, VendorID: vendorID, To: to, At: c.now().UTC()}); err != nil {
 		// The message is sent; only receipt matching and redelivery protection suffer.
 		c.rt.Log.WarnContext(ctx, "sms state: could not remember a send", "command", id, "err", err)
 	}
-	return outcome{status: "sent", vendorID: vendorID, to: to}, nil
+	return outcome{status: "sent", vendorID: vendorID, to: to, provider: pick.Variant}, nil
 }
 
-func (c *conn) signName() string {
-	if c.cfg.Provider == ProviderTencent {
+// canaryResult is what a send says about its provider: a message the vendor refuses (invalid
+// number, blocked content) says nothing, the connector's misconfiguration with that provider
+// (wrong credentials, unapproved sign) is its failure; the rest is read from the resilience
+// outcome (canary.ResultOf).
+func canaryResult(err error) canary.Result {
+	switch v, _ := verdictOf(err); {
+	case err == nil:
+		return canary.Success
+	case v == rejected:
+		return canary.Skip
+	case v == misconfigured:
+		return canary.Failure
+	}
+	return canary.ResultOf(err)
+}
+
+// signName is provider's configured sign.
+func (c *conn) signName(provider string) string {
+	if provider == ProviderTencent {
 		return c.cfg.Tencent.SignName
 	}
 	return c.cfg.Aliyun.SignName
@@ -130,6 +155,9 @@ func (c *conn) publishStatus(ctx context.Context, d bus.Delivery, cmd *sendComma
 	data := map[string]any{"channel": Channel, "message_id": id, "status": out.status, "at": now.Format(time.RFC3339Nano)}
 	if out.vendorID != "" {
 		data["vendor_message_id"] = out.vendorID
+	}
+	if out.provider != "" {
+		data["provider"] = out.provider
 	}
 	if out.status == "failed" {
 		data["error_code"] = clip(out.code, 128)

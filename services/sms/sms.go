@@ -1,7 +1,11 @@
-// Package sms is the SMS channel connector, with two providers chosen by SMS_PROVIDER: Aliyun
-// SMS (Dysmsapi 2017-05-25, V3 ACS3-HMAC-SHA256 signed) and Tencent Cloud SMS (sms 2021-01-11,
-// TC3-HMAC-SHA256 signed). Wire formats and signatures live in pkg/wire/aliyun and
-// pkg/wire/tencent, shared with the sandbox simulators.
+// Package sms is the SMS channel connector, with two providers: Aliyun SMS (Dysmsapi 2017-05-25,
+// V3 ACS3-HMAC-SHA256 signed) and Tencent Cloud SMS (sms 2021-01-11, TC3-HMAC-SHA256 signed).
+// SMS_PROVIDER chooses the one every send goes through; with the other provider configured too,
+// a canary rollout (pkg/canary, target "sms": SMS_CANARY=tencent:10% or the operator's
+// omni.ops.canary.set.requested on omni.ops.canary.set.sms) sends a stable share of the
+// customers through it, tracks both providers' failures and latency from the resilience
+// outcomes and rolls back to SMS_PROVIDER when the candidate fails more. Wire formats and
+// signatures live in pkg/wire/aliyun and pkg/wire/tencent, shared with the sandbox simulators.
 //
 // Inbound, the vendor pushes to /hooks/sms/<provider>/<kind>:
 //
@@ -32,7 +36,7 @@
 // bus's backoff (SMS_SEND_BACKOFF, SMS_SEND_MAX_DELIVER); a wrong credential dead-letters the
 // command with the reason. Every call goes through the resilience route <provider>.send_sms
 // (rate limit, breaker, timeout, a masked audit record on omni.audit.sms; see provider.go). Delivery receipts then report "delivered" or "failed" for the same
-// message id.
+// message id. Every status names the provider that sent the message (provider).
 package sms
 
 import (
@@ -43,6 +47,7 @@ import (
 	"time"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/canary"
 	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/pkg/webhook"
@@ -68,13 +73,23 @@ var (
 	RouteIn     = connector.Route{Subject: SubjectIn, Type: TypeReceived}
 	RouteStatus = connector.Route{Subject: SubjectStatus, Type: TypeStatus}
 	RouteSend   = connector.Route{Subject: SubjectOut, Type: TypeSend}
+	// RouteCanary carries the operator's rollout commands for the SMS providers.
+	RouteCanary = connector.Route{Subject: canary.SubjectSet(Channel), Type: canary.TypeSet}
 	Spec        = connector.Spec{
 		Name:        Channel,
-		Description: "SMS through Aliyun or Tencent Cloud: uplinks and receipts pushed in, template sends out",
-		Produces:    append([]connector.Route{RouteIn, RouteStatus}, connector.ResilienceRoutes(Channel)...),
-		Consumes:    []connector.Route{RouteSend},
+		Description: "SMS through Aliyun or Tencent Cloud (or both, in a canary rollout): uplinks and receipts pushed in, template sends out",
+		Produces:    append(append([]connector.Route{RouteIn, RouteStatus}, connector.ResilienceRoutes(Channel)...), canaryRoutes()...),
+		Consumes:    []connector.Route{RouteSend, RouteCanary},
 	}
 )
+
+func canaryRoutes() []connector.Route {
+	var out []connector.Route
+	for _, r := range canary.Produces() {
+		out = append(out, connector.Route{Subject: r.Subject, Type: r.Type})
+	}
+	return out
+}
 
 // Limits of one vendor push. Aliyun pushes receipts and uplinks as JSON arrays of any length
 // (thousands of items after a bulk send); neither SMS vendor documents how long it waits for the
@@ -104,12 +119,13 @@ func Service() service.Service { return connector.Define(Spec, setup) }
 
 // conn is a running connector.
 type conn struct {
-	rt    *connector.Runtime
-	cfg   *Config
-	st    *state
-	prov  provider
-	allow []netip.Prefix
-	now   func() time.Time
+	rt     *connector.Runtime
+	cfg    *Config
+	st     *state
+	provs  map[string]provider // by provider name: SMS_PROVIDER and the other one when configured
+	canary *canary.Rollout
+	allow  []netip.Prefix
+	now    func() time.Time
 }
 
 func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
@@ -129,24 +145,40 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 	type hook struct {
 		path   string
 		decode func(context.Context, []byte) ([]bus.Outgoing, error)
+		ack    any
 	}
 	var hooks []hook
-	var ack any
-	switch cfg.Provider {
-	case ProviderAliyun:
-		c.prov, err = newResilientSend(reg, ProviderAliyun, &aliyun{cfg: cfg.Aliyun, base: cfg.APIBase, now: time.Now}, cfg.Timeout)
-		hooks = []hook{{"/aliyun/up", c.decodeAliyunUp}, {"/aliyun/report", c.decodeAliyunReport}}
-		ack = aliwire.PushOK
-	case ProviderTencent:
-		c.prov, err = newResilientSend(reg, ProviderTencent, &tencent{cfg: cfg.Tencent, base: cfg.APIBase, now: time.Now}, cfg.Timeout)
-		hooks = []hook{{"/tencent/reply", c.decodeTencentReply}, {"/tencent/status", c.decodeTencentStatus}}
-		ack = tcwire.CallbackOK
-	default:
-		return fmt.Errorf("unknown provider %q", cfg.Provider) // Validate rejects it first
+	c.provs = map[string]provider{}
+	for _, p := range cfg.Variants() {
+		var v vendor
+		switch p {
+		case ProviderAliyun:
+			v = &aliyun{cfg: cfg.Aliyun, base: cfg.Aliyun.APIBase, now: time.Now}
+			hooks = append(hooks, hook{"/aliyun/up", c.decodeAliyunUp, aliwire.PushOK}, hook{"/aliyun/report", c.decodeAliyunReport, aliwire.PushOK})
+		case ProviderTencent:
+			v = &tencent{cfg: cfg.Tencent, base: cfg.Tencent.APIBase, now: time.Now}
+			hooks = append(hooks, hook{"/tencent/reply", c.decodeTencentReply, tcwire.CallbackOK}, hook{"/tencent/status", c.decodeTencentStatus, tcwire.CallbackOK})
+		default:
+			return fmt.Errorf("unknown provider %q", p) // Validate rejects it first
+		}
+		if c.provs[p], err = newResilientSend(reg, p, v, cfg.Timeout); err != nil {
+			return err
+		}
 	}
+	kv, err := rt.KeyValue(ctx, canary.KVConfig)
 	if err != nil {
-		return err
+		return fmt.Errorf("sms canary bucket: %w", err)
 	}
+	c.canary, err = canary.Start(ctx, canary.Options{Target: Channel, Service: Channel, Source: rt.Source(), Baseline: cfg.Provider,
+		Variants: cfg.Variants(), Config: cfg.Canary, Publish: rt.Publish, KV: kv, Log: rt.Log})
+	if err != nil {
+		return fmt.Errorf("SMS_CANARY: %w", err)
+	}
+	rt.Go(ctx, "canary", func(ctx context.Context) error {
+		<-ctx.Done()
+		c.canary.Close()
+		return nil
+	})
 	for _, h := range hooks {
 		err := rt.Webhook(connector.Webhook{
 			Path:           h.path,
@@ -164,12 +196,15 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 				ctx, cancel := context.WithTimeout(r.Context(), markTimeout)
 				c.st.markSeen(ctx, ids)
 				cancel()
-				webhook.WriteJSON(w, http.StatusOK, ack)
+				webhook.WriteJSON(w, http.StatusOK, h.ack)
 			},
 		})
 		if err != nil {
 			return err
 		}
+	}
+	if err := rt.Consume(ctx, RouteCanary, c.canary.HandleCommand, bus.ConsumerConfig{}); err != nil {
+		return err
 	}
 	return rt.Consume(ctx, RouteSend, c.handleSend, bus.ConsumerConfig{MaxDeliver: cfg.SendMaxDeliver, Backoff: cfg.backoff})
 }

@@ -182,6 +182,9 @@ func setupSynced(t testing.TB, sync string, vars map[string]string) *testBundle 
 	t.Cleanup(srv.Close)
 	env, a, tc := sandbox(t, srv.URL+"/hooks", mux)
 	vars = merge(vars, map[string]string{"SMS_API_BASE": srv.URL + "/sandbox/" + vars["SMS_PROVIDER"]})
+	if vars["SMS_TENCENT_SECRET_ID"] != "" && vars["SMS_ALIYUN_ACCESS_KEY_ID"] != "" { // both: the other one's base too
+		vars = merge(vars, map[string]string{"SMS_TENCENT_API_BASE": srv.URL + "/sandbox/tencent", "SMS_ALIYUN_API_BASE": srv.URL + "/sandbox/aliyun"})
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

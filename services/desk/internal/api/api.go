@@ -643,6 +643,11 @@ func (a *API) opsRoutes(w http.ResponseWriter, r *http.Request) {
 	if a.Disabled != nil {
 		disabled = append(disabled, a.Disabled()...)
 	}
+	canary, err := a.Store.CanaryRollouts(r.Context())
+	if err != nil {
+		a.internal(w, r, err)
+		return
+	}
 	webhook.WriteJSON(w, http.StatusOK, map[string]any{"window": window.String(), "step": step.String(), "routes": stats, "alerts": alerts,
-		"disabled": disabled})
+		"disabled": disabled, "canary": canary})
 }

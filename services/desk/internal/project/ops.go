@@ -8,6 +8,7 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/alert"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/canary"
 	"github.com/omnibus-dev/omnibus/schemas"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/hub"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/store"
@@ -99,5 +100,64 @@ func (p *Projector) HandleOpsAlert(ctx context.Context, d bus.Delivery) error {
 		return err
 	}
 	p.alertsChanged(ctx)
+	return nil
+}
+
+// Canary rollout event types (schemas/omni.ops.canary.*.json, pkg/canary).
+const (
+	TypeCanaryStarted    = canary.TypeStarted
+	TypeCanaryChanged    = canary.TypeChanged
+	TypeCanaryRolledBack = canary.TypeRolledBack
+	TypeCanaryEnded      = canary.TypeEnded
+	TypeCanaryMeasured   = canary.TypeMeasured
+)
+
+// CanarySubjects are the subjects of the rollout events the desk shows.
+var CanarySubjects = []string{canary.SubjectStarted, canary.SubjectChanged, canary.SubjectRolledBack, canary.SubjectEnded, canary.SubjectMeasured}
+
+// HandleCanary records a canary rollout's state or per-variant windows for the ops page; a
+// rollback also raises a banner.
+func (p *Projector) HandleCanary(ctx context.Context, d bus.Delivery) error {
+	e := d.Event
+	var c struct {
+		RolloutID string          `json:"rollout_id"`
+		Target    string          `json:"target"`
+		Service   string          `json:"service"`
+		Candidate string          `json:"candidate"`
+		Reason    string          `json:"reason"`
+		Stats     json.RawMessage `json:"stats"`
+	}
+	switch e.Type() {
+	case TypeCanaryStarted, TypeCanaryChanged, TypeCanaryRolledBack, TypeCanaryEnded, TypeCanaryMeasured:
+		if err := decode(e, &c); err != nil {
+			return err
+		}
+	default:
+		return nil
+	}
+	var err error
+	if e.Type() == TypeCanaryMeasured {
+		err = p.Store.ApplyCanaryStats(ctx, c.Target, c.RolloutID, e.Data(), c.Stats, e.Time())
+	} else {
+		err = p.Store.ApplyCanaryState(ctx, c.Target, c.RolloutID, e.Data(), e.Time(), c.Stats)
+	}
+	if err == nil && (e.Type() == TypeCanaryStarted || e.Type() == TypeCanaryEnded) {
+		var n int64 // the banner of an earlier rollback goes once the operator acted
+		if n, err = p.Store.ResolveAlertsOfRoute(ctx, "canary."+c.Target, e.Time()); err == nil && n > 0 {
+			p.alertsChanged(ctx)
+		}
+	}
+	if err == nil && e.Type() == TypeCanaryRolledBack {
+		detail, _ := json.Marshal(map[string]any{"service": c.Service, "kind": "canary", "target": c.Target, "candidate": c.Candidate, "summary": c.Reason})
+		err = p.Store.ApplyAlert(ctx, store.Alert{ID: "canary:" + c.RolloutID, Kind: "ops", Severity: "critical",
+			Title: fmt.Sprintf("canary %s rolled back from %s: %s", c.Target, c.Candidate, c.Reason), Detail: detail, Route: "canary." + c.Target, At: e.Time()}, nil)
+		if err == nil {
+			p.alertsChanged(ctx)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	p.Hub.Publish(hub.Notice{Type: e.Type()})
 	return nil
 }

@@ -1,6 +1,8 @@
 // The ops page: per vendor route success rate, p50/p99 latency, error codes, breaker state and a
 // small SVG chart, from /api/ops/routes (a projection of the audit records); refreshed live; the
 // connectors the process runs without for want of configuration, with the variables that enable them.
+// Then the canary rollouts (pkg/canary, from the omni.ops.canary.* events): per target its status,
+// plan and reason, and per variant the calls, success rate, mean and p95 latency of the window.
 // Below them, the dead letters (/api/ops/dlq, supervisors only): a summary by service and
 // reason, a table to select, inspect, redrive and discard (with a note) them.
 "use strict";
@@ -48,11 +50,37 @@ function render() {
   $("#ops-disabled-section").hidden = !disabled.length;
   $("#ops-disabled").replaceChildren(...disabled.map((d) => el("li", { dataset: { service: d.name } },
     el("strong", {}, d.name), " ", el("span", { class: "muted" }, d.enable.join(" · ")))));
+  renderCanary(data.canary || []);
   $("#ops-alerts").replaceChildren(...data.alerts.map((a) => el("li", {},
     el("span", { class: "pill " + (a.resolved_at ? "" : "negative") }, a.resolved_at ? t("resolved") : t("active")), " ",
     el("strong", {}, a.kind === "ops" ? a.route || "" : t("alert.sentiment")), " ", a.kind === "ops" ? opsAlertText(a) : a.title, el("span", { class: "muted" }, " · " + fmtTime(a.at)))));
   const active = data.alerts.filter((a) => !a.resolved_at && a.kind === "ops");
   $("#alerts").replaceChildren(...active.slice(0, 3).map((a) => el("div", { class: "banner banner-error", role: "alert" }, el("strong", {}, t("alert.ops")), " ", el("span", { title: a.title }, opsAlertText(a)))));
+}
+
+// renderCanary shows one row per variant of each rollout, the target's cells spanning them.
+function renderCanary(list) {
+  $("#canary").hidden = !list.length;
+  $("#canary-rows").replaceChildren(...list.flatMap((c) => {
+    const st = c.state || {}, stats = c.stats && c.stats.length ? c.stats : [{ variant: st.baseline }, { variant: st.candidate }];
+    return stats.map((v, i) => {
+      const rate = v.calls ? 1 - v.failure_ratio : null;
+      const cells = [];
+      if (i === 0) {
+        const span = { rowspan: String(stats.length) };
+        cells.push(el("td", span, el("strong", {}, c.target)),
+          el("td", span, el("span", { class: "pill " + (st.status === "rolled_back" ? "negative" : "") }, t("canary.status." + st.status)),
+            st.reason ? el("div", { class: "muted" }, st.reason) : "", el("div", { class: "muted" }, fmtTime(st.since || c.state_at))),
+          el("td", span, el("code", {}, st.plan || ""), el("div", { class: "muted" }, (st.by || ""))));
+      }
+      cells.push(el("td", {}, v.variant || "", el("span", { class: "muted" }, " · " + t(v.variant === st.baseline ? "canary.baseline" : "canary.candidate"))),
+        el("td", { class: "num" }, v.calls || 0),
+        el("td", { class: "num rate " + (rate === null ? "" : rate < 0.99 ? "bad" : "good") }, rate === null ? "—" : (rate * 100).toFixed(rate < 1 ? 2 : 0) + "%"),
+        el("td", { class: "num" }, v.calls ? v.latency_mean_ms.toFixed(0) + " ms" : "—"),
+        el("td", { class: "num" }, v.calls ? "≤ " + v.latency_p95_ms.toFixed(0) + " ms" : "—"));
+      return el("tr", { dataset: { target: c.target, variant: v.variant || "" } }, ...cells);
+    });
+  }));
 }
 
 async function load() { data = await api("/api/ops/routes?window=" + $("#window").value); render(); }
@@ -165,7 +193,7 @@ function start() {
   const es = new EventSource("/api/events");
   es.onopen = () => $("#live").classList.add("on");
   es.onerror = () => $("#live").classList.remove("on");
-  es.onmessage = (m) => { const n = JSON.parse(m.data); if (n.type === "omni.audit.call.recorded" || n.type === "desk.alerts") loadSoon(); };
+  es.onmessage = (m) => { const n = JSON.parse(m.data); if (n.type === "omni.audit.call.recorded" || n.type === "desk.alerts" || n.type.startsWith("omni.ops.canary.")) loadSoon(); };
   setInterval(() => { load().catch(() => {}); loadDLQ().catch(() => {}); }, 15000);
 }
 start();
