@@ -129,8 +129,8 @@ require (
 	github.com/omnibus-dev/omnibus/services/crm v0.0.0
 	github.com/omnibus-dev/omnibus/services/desk v0.0.0
 	github.com/omnibus-dev/omnibus/services/douyin v0.0.0
-	github.com/omnibus-dev/omnibus/services/kuaishou v0.0.0
 	github.com/omnibus-dev/omnibus/services/example v0.0.0
+	github.com/omnibus-dev/omnibus/services/kuaishou v0.0.0
 	github.com/omnibus-dev/omnibus/services/logistics v0.0.0
 	github.com/omnibus-dev/omnibus/services/oms v0.0.0
 	github.com/omnibus-dev/omnibus/services/payment v0.0.0

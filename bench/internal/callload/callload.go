@@ -101,14 +101,14 @@ type Report struct {
 	Ratio float64 `json:"ratio"`
 	// Segment latency: from the audio frame that completes a final segment (its last speech
 	// frame plus the recogniser's end-of-utterance silence) to the segment event stored.
-	Segments        int            `json:"final_segments"`
-	SegmentLatency  *stats.Dist    `json:"segment_latency_ms,omitempty"`
-	InviteToStarted *stats.Dist    `json:"invite_to_started_ms,omitempty"`
+	Segments        int         `json:"final_segments"`
+	SegmentLatency  *stats.Dist `json:"segment_latency_ms,omitempty"`
+	InviteToStarted *stats.Dist `json:"invite_to_started_ms,omitempty"`
 	// With --desk: INVITE → the ringing call on the desk's event stream (what an open workbench
 	// receives), and → the caller's 360° panel answered by the desk API.
-	ScreenPop      *stats.Dist    `json:"invite_to_desk_ringing_ms,omitempty"`
-	PanelReady     *stats.Dist    `json:"invite_to_panel_ms,omitempty"`
-	Transcripts    map[string]int `json:"transcripts"` // complete / partial / none
+	ScreenPop   *stats.Dist    `json:"invite_to_desk_ringing_ms,omitempty"`
+	PanelReady  *stats.Dist    `json:"invite_to_panel_ms,omitempty"`
+	Transcripts map[string]int `json:"transcripts"` // complete / partial / none
 }
 
 // Run runs both phases.
