@@ -23,7 +23,11 @@ func TestHandler(t *testing.T) {
 	mux.Handle("GET "+schema.Path, reg.Handler())
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	do := func(method, path string, h map[string]string) (*http.Response, string) {
+	type answer struct {
+		StatusCode int
+		Header     http.Header
+	}
+	do := func(method, path string, h map[string]string) (answer, string) {
 		t.Helper()
 		req, _ := http.NewRequest(method, srv.URL+path, nil)
 		for k, v := range h {
@@ -35,7 +39,7 @@ func TestHandler(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		return resp, string(b)
+		return answer{resp.StatusCode, resp.Header}, string(b)
 	}
 
 	var index struct {

@@ -92,8 +92,11 @@ func watchDesk(ctx context.Context, base string) (*popWatch, error) {
 	}
 	err = json.NewDecoder(resp.Body).Decode(&tok)
 	resp.Body.Close()
-	if err != nil || tok.AccessToken == "" {
-		return nil, fmt.Errorf("desk dev login: %d %v", resp.StatusCode, err)
+	if err != nil {
+		return nil, fmt.Errorf("desk dev login: %d: %w", resp.StatusCode, err)
+	}
+	if tok.AccessToken == "" {
+		return nil, fmt.Errorf("desk dev login: %d: no token", resp.StatusCode)
 	}
 	auth := "Bearer " + tok.AccessToken
 	req, err = http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/events", nil)
@@ -102,7 +105,7 @@ func watchDesk(ctx context.Context, base string) (*popWatch, error) {
 	}
 	req.Header.Set("Authorization", auth)
 	req.Header.Set("Accept", "text/event-stream")
-	stream, err := http.DefaultClient.Do(req)
+	stream, err := http.DefaultClient.Do(req) //nolint:bodyclose // the reader goroutine below closes it when the stream ends
 	if err != nil {
 		return nil, err
 	}
