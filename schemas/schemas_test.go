@@ -14,7 +14,10 @@ func TestTypesMatching(t *testing.T) {
 	if !slices.Equal(got, []string{TypeToolCrmLookupCompleted, TypeToolCrmLookupFailed, TypeToolCrmLookupRequested}) {
 		t.Fatalf("omni.tool.crm.*.*: %v", got)
 	}
-	if got := TypesMatching("omni.ops.>"); !slices.Equal(got, []string{TypeOpsAlertRaised, TypeOpsAlertResolved, TypeOpsDlqAction}) {
+	if got := TypesMatching("omni.ops.alert.>"); !slices.Equal(got, []string{TypeOpsAlertRaised, TypeOpsAlertResolved}) {
+		t.Fatalf("omni.ops.alert.>: %v", got)
+	}
+	if got := TypesMatching("omni.ops.>"); !slices.Contains(got, TypeOpsDlqAction) || !slices.Contains(got, TypeOpsAlertRaised) || slices.Contains(got, TypeToolCrmLookupCompleted) {
 		t.Fatalf("omni.ops.>: %v", got)
 	}
 	if got := TypesMatching("omni.tool.*.*.requested"); slices.Contains(got, TypeToolCrmLookupCompleted) || !slices.Contains(got, TypeToolAiSuggestRequested) {
