@@ -11,9 +11,9 @@ import (
 
 // Config is read from the environment.
 type Config struct {
-	ClientKey    string        `env:"DOUYIN_CLIENT_KEY" desc:"client_key of the app on open.douyin.com (console → the app → basic info); events naming another app are refused (required)"`
-	ClientSecret string        `env:"DOUYIN_CLIENT_SECRET" desc:"client_secret of the app: the key of the X-Douyin-Signature webhook signature (required)"`
-	AccessToken  string        `env:"DOUYIN_ACCESS_TOKEN" desc:"the enterprise account's access_token (oauth/access_token with the im.direct_message scope), sent as the access-token header of /im/send/msg/ (required)"`
+	ClientKey    string        `env:"DOUYIN_CLIENT_KEY" enable:"true" desc:"client_key of the app on open.douyin.com (console → the app → basic info); events naming another app are refused (required)"`
+	ClientSecret string        `env:"DOUYIN_CLIENT_SECRET" enable:"true" desc:"client_secret of the app: the key of the X-Douyin-Signature webhook signature (required)"`
+	AccessToken  string        `env:"DOUYIN_ACCESS_TOKEN" enable:"true" desc:"the enterprise account's access_token (oauth/access_token with the im.direct_message scope), sent as the access-token header of /im/send/msg/ (required)"`
 	APIBase      string        `env:"DOUYIN_API_BASE" default:"https://open.douyin.com" desc:"Douyin open API base URL (the all-in-one's sandbox: http://127.0.0.1:8080/sandbox/douyin)"`
 	PushBudget   time.Duration `env:"DOUYIN_PUSH_BUDGET" default:"3s" desc:"how long an event waits for JetStream before answering 503 (Douyin drops the connection after 5s and retries)"`
 	ReplyWindow  time.Duration `env:"DOUYIN_REPLY_WINDOW" default:"24h" desc:"how long after a user's last message Douyin accepts replies (public integrations say about 24h)"`

@@ -9,8 +9,8 @@ import (
 
 // Config is read from the environment.
 type Config struct {
-	AppKey       string        `env:"KUAISHOU_APP_KEY" desc:"app_key of the app on open.kuaishou.com; when set, events naming another app are refused"`
-	AppSecret    string        `env:"KUAISHOU_APP_SECRET" desc:"app secret of the app: the key of the kwaisign webhook signature (required)"`
+	AppKey       string        `env:"KUAISHOU_APP_KEY" enable:"true" desc:"app_key of the app on open.kuaishou.com; when set, events naming another app are refused"`
+	AppSecret    string        `env:"KUAISHOU_APP_SECRET" enable:"true" desc:"app secret of the app: the key of the kwaisign webhook signature (required)"`
 	MessageEvent string        `env:"KUAISHOU_MESSAGE_EVENT" default:"PRIVATE_MESSAGE" desc:"the webhook event name of a user's private message: not publicly documented; the default is the sandbox's, set it from Kuaishou's partner documentation"`
 	PushBudget   time.Duration `env:"KUAISHOU_PUSH_BUDGET" default:"3s" desc:"how long an event waits for JetStream before answering 503 (Kuaishou retries 3 times at 5s intervals)"`
 	KVBucket     string        `env:"KUAISHOU_KV_BUCKET" default:"kuaishou" desc:"prefix of the JetStream key-value bucket <bucket>_seen holding the message ids stored in the last 24h (Kuaishou's retries)"`

@@ -220,3 +220,15 @@ func TestNoSandboxDefaults(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryConnectorIsOptional: every service but the core ones says which variables enable it,
+// so a connector added later is left out (not a failed start) where nobody configured it.
+func TestEveryConnectorIsOptional(t *testing.T) {
+	t.Parallel()
+	core := []string{"unifier", "audit", "desk", "sentiment"} // sentiment falls back to its own lexicon without a vendor
+	for _, s := range services() {
+		if optional := s.Configured != nil; optional == slices.Contains(core, s.Name) {
+			t.Errorf("%s: optional %v; a connector tags its enabling variables enable:\"true\", a core service none", s.Name, optional)
+		}
+	}
+}
