@@ -3,6 +3,7 @@
 package servicetest
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -45,4 +46,60 @@ func Run(t testing.TB, s service.Service, b bus.Bus, mux *http.ServeMux, env map
 	}
 	t.Cleanup(stop)
 	return stop
+}
+
+// Start runs s as Run does, with what it logs kept, until it has started (Deps.MarkStarted) or
+// returned, then stops it. It returns the error of a failed start (nil when s started and then
+// stopped cleanly) and s's log (text handler, debug level and up). A service that returns nil
+// without starting, or fails to stop within 20 s, fails t.
+func Start(t testing.TB, s service.Service, b bus.Bus, mux *http.ServeMux, env map[string]string) (error, string) { //nolint:revive,staticcheck // the start's error and the log read best in this order
+	t.Helper()
+	if mux == nil {
+		mux = http.NewServeMux()
+	}
+	var logs syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	started, done := make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- s.Run(ctx, service.Deps{Bus: b, Mux: mux, Health: service.NewHealth(),
+			Log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+			Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }, Started: func() { close(started) }})
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatalf("%s returned nil before it started", s.Name)
+		}
+		return err, logs.String()
+	case <-started:
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%s stopped with %v", s.Name, err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s did not stop within 20s", s.Name)
+	}
+	return nil, logs.String()
+}
+
+// syncBuffer is a log sink safe for the service's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
