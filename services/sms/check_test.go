@@ -1,0 +1,93 @@
+package sms_test
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
+	"github.com/omnibus-dev/omnibus/pkg/connector"
+	"github.com/omnibus-dev/omnibus/pkg/service/servicetest"
+	"github.com/omnibus-dev/omnibus/services/sandbox/aliyun"
+	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
+	"github.com/omnibus-dev/omnibus/services/sms"
+)
+
+// startWith starts the connector against the sandbox with vars (SMS_API_BASE pointed at it,
+// SANDBOX in a value replaced by its URL) and faults injected first, until it serves (then stops it) or fails to start. It returns
+// the start's error, the connector's log and the sandbox.
+func startWith(t *testing.T, vars map[string]string, faults map[string]sim.Fault) (error, string, *sim.Env) { //nolint:revive,staticcheck // as servicetest.Start
+	t.Helper()
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	env, _, _ := sandbox(t, "", mux)
+	for k, f := range faults {
+		if err := env.SetFault(k, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vars = merge(vars, map[string]string{"SMS_API_BASE": srv.URL + "/sandbox/" + vars["SMS_PROVIDER"]})
+	for k, v := range vars {
+		vars[k] = strings.Replace(v, "SANDBOX", srv.URL, 1)
+	}
+	err, logs := servicetest.Start(t, sms.Service(), bustest.New(t, bus.WithLogger(quiet())).Client, mux, vars)
+	return err, logs, env
+}
+
+// TestStartCheck: at start the Aliyun provider asks QuerySmsSign about SMS_ALIYUN_SIGN_NAME
+// with its AccessKey. A refused AccessKey, a signature the account does not have or one still
+// under review stops the start with connector.ErrMisconfigured naming the variable; Aliyun
+// failing (InternalError, throttling) or a RAM user that may not call QuerySmsSign only warns,
+// and the connector starts.
+func TestStartCheck(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"wrong secret", map[string]string{"SMS_ALIYUN_ACCESS_KEY_SECRET": "not-the-secret"}, []string{"SMS_ALIYUN_ACCESS_KEY_SECRET does not match", "SignatureDoesNotMatch"}},
+		{"unknown key", map[string]string{"SMS_ALIYUN_ACCESS_KEY_ID": "LTAIunknown"}, []string{"SMS_ALIYUN_ACCESS_KEY_ID=LTAIunknown refused", "InvalidAccessKeyId.NotFound"}},
+		{"unknown sign", map[string]string{"SMS_ALIYUN_SIGN_NAME": "omnibsu"}, []string{"SMS_ALIYUN_SIGN_NAME=omnibsu", "no such signature", "isv.SMS_SIGNATURE_ILLEGAL"}},
+		{"sign under review", map[string]string{"SMS_ALIYUN_SIGN_NAME": "omnibus-new"}, []string{"SMS_ALIYUN_SIGN_NAME=omnibus-new is still under review"}},
+		{"canary candidate's secret", merge(tencentEnv, aliyunEnv, map[string]string{"SMS_PROVIDER": "tencent", "SMS_CANARY": "aliyun:10%",
+			"SMS_ALIYUN_ACCESS_KEY_SECRET": "not-the-secret", "SMS_ALIYUN_API_BASE": "SANDBOX/sandbox/aliyun"}), []string{"SMS_ALIYUN_ACCESS_KEY_SECRET does not match"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			vars := merge(aliyunEnv, tc.env)
+			err, logs, _ := startWith(t, vars, nil)
+			if !errors.Is(err, connector.ErrMisconfigured) {
+				t.Fatalf("start: %v; want ErrMisconfigured. Logs:\n%s", err, logs)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("start error %q does not say %q", err, w)
+				}
+			}
+		})
+	}
+	t.Run("good configuration", func(t *testing.T) {
+		t.Parallel()
+		err, logs, env := startWith(t, aliyunEnv, nil)
+		if err != nil || !strings.Contains(logs, "aliyun: configuration accepted at start") || strings.Contains(logs, "level=WARN") {
+			t.Fatalf("start: %v; want a start without warnings, logs:\n%s", err, logs)
+		}
+		if n := len(env.Records(sim.Filter{Vendor: "aliyun", Op: aliyun.OpQuerySmsSign})); n != 1 {
+			t.Fatalf("%d QuerySmsSign calls, want 1", n)
+		}
+	})
+	for _, code := range []string{"InternalError", "isp.RAM_PERMISSION_DENY"} {
+		t.Run("aliyun answers "+code, func(t *testing.T) {
+			t.Parallel()
+			err, logs, _ := startWith(t, aliyunEnv, map[string]sim.Fault{"aliyun " + aliyun.OpSendSms: {ErrorRatio: 1, Code: code}})
+			if err != nil || !strings.Contains(logs, "aliyun unreachable at start: configuration not checked") || !strings.Contains(logs, code) {
+				t.Fatalf("start with Aliyun answering %s: %v; want a start with a warning, logs:\n%s", code, err, logs)
+			}
+		})
+	}
+}
