@@ -135,8 +135,10 @@ func (tb testBundle) results(t testing.TB, id string, n int) []event.Event {
 }
 
 // sfCalls and cainiaoCalls count the carriers' calls since the start checks.
-func (tb testBundle) sfCalls() int64      { return tb.env.Stats()[sfKey].Calls - tb.base[sfKey] }
-func (tb testBundle) cainiaoCalls() int64 { return tb.env.Stats()[cainiaoKey].Calls - tb.base[cainiaoKey] }
+func (tb testBundle) sfCalls() int64 { return tb.env.Stats()[sfKey].Calls - tb.base[sfKey] }
+func (tb testBundle) cainiaoCalls() int64 {
+	return tb.env.Stats()[cainiaoKey].Calls - tb.base[cainiaoKey]
+}
 
 type track struct {
 	ConversationID string `json:"conversation_id"`
