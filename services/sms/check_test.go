@@ -13,6 +13,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/service/servicetest"
 	"github.com/omnibus-dev/omnibus/services/sandbox/aliyun"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
+	"github.com/omnibus-dev/omnibus/services/sandbox/tencent"
 	"github.com/omnibus-dev/omnibus/services/sms"
 )
 
@@ -39,10 +40,11 @@ func startWith(t *testing.T, vars map[string]string, faults map[string]sim.Fault
 }
 
 // TestStartCheck: at start the Aliyun provider asks QuerySmsSign about SMS_ALIYUN_SIGN_NAME
-// with its AccessKey. A refused AccessKey, a signature the account does not have or one still
-// under review stops the start with connector.ErrMisconfigured naming the variable; Aliyun
-// failing (InternalError, throttling) or a RAM user that may not call QuerySmsSign only warns,
-// and the connector starts.
+// with its AccessKey, the Tencent one SmsPackagesStatistics about SMS_TENCENT_SDK_APP_ID. A
+// refused key, a signature the account does not have or one still under review, an application
+// the account does not have stops the start with connector.ErrMisconfigured naming the variable
+// (a rollout's candidate too); the vendor failing (InternalError, throttling) or a RAM user that
+// may not call QuerySmsSign only warns, and the connector starts.
 func TestStartCheck(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -54,12 +56,18 @@ func TestStartCheck(t *testing.T) {
 		{"unknown key", map[string]string{"SMS_ALIYUN_ACCESS_KEY_ID": "LTAIunknown"}, []string{"SMS_ALIYUN_ACCESS_KEY_ID=LTAIunknown refused", "InvalidAccessKeyId.NotFound"}},
 		{"unknown sign", map[string]string{"SMS_ALIYUN_SIGN_NAME": "omnibsu"}, []string{"SMS_ALIYUN_SIGN_NAME=omnibsu", "no such signature", "isv.SMS_SIGNATURE_ILLEGAL"}},
 		{"sign under review", map[string]string{"SMS_ALIYUN_SIGN_NAME": "omnibus-new"}, []string{"SMS_ALIYUN_SIGN_NAME=omnibus-new is still under review"}},
-		{"canary candidate's secret", merge(tencentEnv, aliyunEnv, map[string]string{"SMS_PROVIDER": "tencent", "SMS_CANARY": "aliyun:10%",
+		{"tencent secret id", merge(tencentEnv, map[string]string{"SMS_TENCENT_SECRET_ID": "AKIDunknown"}), []string{"SMS_TENCENT_SECRET_ID=AKIDunknown refused", "AuthFailure.SecretIdNotFound"}},
+		{"tencent secret key", merge(tencentEnv, map[string]string{"SMS_TENCENT_SECRET_KEY": "wrong"}), []string{"SMS_TENCENT_SECRET_KEY does not match", "AuthFailure.SignatureFailure"}},
+		{"tencent app", merge(tencentEnv, map[string]string{"SMS_TENCENT_SDK_APP_ID": "1400999999"}), []string{"SMS_TENCENT_SDK_APP_ID=1400999999", "SdkAppIdNotExist"}},
+		{"canary candidate's secret", merge(aliyunEnv, tencentEnv, map[string]string{"SMS_PROVIDER": "tencent", "SMS_CANARY": "aliyun:10%",
 			"SMS_ALIYUN_ACCESS_KEY_SECRET": "not-the-secret", "SMS_ALIYUN_API_BASE": "SANDBOX/sandbox/aliyun"}), []string{"SMS_ALIYUN_ACCESS_KEY_SECRET does not match"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			vars := merge(aliyunEnv, tc.env)
+			vars := tc.env
+			if vars["SMS_PROVIDER"] == "" {
+				vars = merge(aliyunEnv, tc.env)
+			}
 			err, logs, _ := startWith(t, vars, nil)
 			if !errors.Is(err, connector.ErrMisconfigured) {
 				t.Fatalf("start: %v; want ErrMisconfigured. Logs:\n%s", err, logs)
@@ -71,6 +79,24 @@ func TestStartCheck(t *testing.T) {
 			}
 		})
 	}
+	t.Run("good configuration, tencent", func(t *testing.T) {
+		t.Parallel()
+		err, logs, env := startWith(t, tencentEnv, nil)
+		if err != nil || !strings.Contains(logs, "tencent: configuration accepted at start") || strings.Contains(logs, "level=WARN") {
+			t.Fatalf("start: %v; want a start without warnings, logs:\n%s", err, logs)
+		}
+		if n := len(env.Records(sim.Filter{Vendor: "tencent", Op: tencent.OpPackages})); n != 1 {
+			t.Fatalf("%d SmsPackagesStatistics calls, want 1", n)
+		}
+	})
+	t.Run("tencent down", func(t *testing.T) {
+		t.Parallel()
+		err, logs, _ := startWith(t, merge(tencentEnv, map[string]string{"RESILIENCE_TENCENT_CHECK_MAX_ATTEMPTS": "1"}),
+			map[string]sim.Fault{"tencent " + tencent.OpSendSms: {ErrorRatio: 1, Code: "InternalError"}})
+		if err != nil || !strings.Contains(logs, "tencent unreachable at start: configuration not checked") {
+			t.Fatalf("start with Tencent down: %v; want a start with a warning, logs:\n%s", err, logs)
+		}
+	})
 	t.Run("good configuration", func(t *testing.T) {
 		t.Parallel()
 		err, logs, env := startWith(t, aliyunEnv, nil)
