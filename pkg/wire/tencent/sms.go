@@ -18,7 +18,7 @@ const (
 	// ActionSmsPackagesStatistics lists an SMS application's packages (a read: the connector's
 	// start check, which proves the key pair, the region and SmsSdkAppId).
 	ActionSmsPackagesStatistics = "SmsPackagesStatistics"
-	DefaultRegion = "ap-guangzhou"
+	DefaultRegion               = "ap-guangzhou"
 	// ContentType is what the connector sends and signs, byte for byte.
 	ContentType = "application/json; charset=utf-8"
 	// CodeOk is the per-number success code: "Ok", not "OK".
