@@ -1,13 +1,12 @@
 package logistics_test
 
 import (
-	"errors"
 	"strings"
 	"testing"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
-	"github.com/omnibus-dev/omnibus/pkg/connector"
+	"github.com/omnibus-dev/omnibus/pkg/connector/connectortest"
 	"github.com/omnibus-dev/omnibus/pkg/service/servicetest"
 	"github.com/omnibus-dev/omnibus/services/logistics"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
@@ -49,32 +48,20 @@ func TestStartCheck(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			err, logs := startWith(t, tc.extra, nil)
-			if !errors.Is(err, connector.ErrMisconfigured) {
-				t.Fatalf("start: %v; want ErrMisconfigured. Logs:\n%s", err, logs)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("start error %q does not say %q", err, w)
-				}
-			}
+			connectortest.RequireRefused(t, err, logs, tc.want...)
 		})
 	}
 	t.Run("good configuration", func(t *testing.T) {
 		t.Parallel()
 		err, logs := startWith(t, nil, nil)
-		if err != nil || !strings.Contains(logs, "sfexpress: configuration accepted at start") ||
-			!strings.Contains(logs, "cainiao: configuration accepted at start") || strings.Contains(logs, "level=WARN") {
-			t.Fatalf("start: %v; want a start without warnings, logs:\n%s", err, logs)
-		}
+		connectortest.RequireAccepted(t, err, logs, "sfexpress", "cainiao")
 	})
 	for _, tc := range []struct{ vendor, code string }{{"sfexpress", ""}, {"cainiao", ""}, {"cainiao", "http_503"}} {
 		t.Run(tc.vendor+" down "+tc.code, func(t *testing.T) {
 			t.Parallel()
 			err, logs := startWith(t, map[string]string{"RESILIENCE_" + strings.ToUpper(tc.vendor) + "_CHECK_MAX_ATTEMPTS": "1"},
 				map[string]sim.Fault{tc.vendor + " *": {ErrorRatio: 1, Code: tc.code}})
-			if err != nil || !strings.Contains(logs, tc.vendor+" unreachable at start: configuration not checked") {
-				t.Fatalf("start with %s down: %v; want a start with a warning, logs:\n%s", tc.vendor, err, logs)
-			}
+			connectortest.RequireUnchecked(t, err, logs, tc.vendor)
 		})
 	}
 }

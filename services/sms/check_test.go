@@ -1,7 +1,6 @@
 package sms_test
 
 import (
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -9,7 +8,7 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
-	"github.com/omnibus-dev/omnibus/pkg/connector"
+	"github.com/omnibus-dev/omnibus/pkg/connector/connectortest"
 	"github.com/omnibus-dev/omnibus/pkg/service/servicetest"
 	"github.com/omnibus-dev/omnibus/services/sandbox/aliyun"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
@@ -69,22 +68,13 @@ func TestStartCheck(t *testing.T) {
 				vars = merge(aliyunEnv, tc.env)
 			}
 			err, logs, _ := startWith(t, vars, nil)
-			if !errors.Is(err, connector.ErrMisconfigured) {
-				t.Fatalf("start: %v; want ErrMisconfigured. Logs:\n%s", err, logs)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("start error %q does not say %q", err, w)
-				}
-			}
+			connectortest.RequireRefused(t, err, logs, tc.want...)
 		})
 	}
 	t.Run("good configuration, tencent", func(t *testing.T) {
 		t.Parallel()
 		err, logs, env := startWith(t, tencentEnv, nil)
-		if err != nil || !strings.Contains(logs, "tencent: configuration accepted at start") || strings.Contains(logs, "level=WARN") {
-			t.Fatalf("start: %v; want a start without warnings, logs:\n%s", err, logs)
-		}
+		connectortest.RequireAccepted(t, err, logs, "tencent")
 		if n := len(env.Records(sim.Filter{Vendor: "tencent", Op: tencent.OpPackages})); n != 1 {
 			t.Fatalf("%d SmsPackagesStatistics calls, want 1", n)
 		}
@@ -93,16 +83,12 @@ func TestStartCheck(t *testing.T) {
 		t.Parallel()
 		err, logs, _ := startWith(t, merge(tencentEnv, map[string]string{"RESILIENCE_TENCENT_CHECK_MAX_ATTEMPTS": "1"}),
 			map[string]sim.Fault{"tencent " + tencent.OpSendSms: {ErrorRatio: 1, Code: "InternalError"}})
-		if err != nil || !strings.Contains(logs, "tencent unreachable at start: configuration not checked") {
-			t.Fatalf("start with Tencent down: %v; want a start with a warning, logs:\n%s", err, logs)
-		}
+		connectortest.RequireUnchecked(t, err, logs, "tencent")
 	})
 	t.Run("good configuration", func(t *testing.T) {
 		t.Parallel()
 		err, logs, env := startWith(t, aliyunEnv, nil)
-		if err != nil || !strings.Contains(logs, "aliyun: configuration accepted at start") || strings.Contains(logs, "level=WARN") {
-			t.Fatalf("start: %v; want a start without warnings, logs:\n%s", err, logs)
-		}
+		connectortest.RequireAccepted(t, err, logs, "aliyun")
 		if n := len(env.Records(sim.Filter{Vendor: "aliyun", Op: aliyun.OpQuerySmsSign})); n != 1 {
 			t.Fatalf("%d QuerySmsSign calls, want 1", n)
 		}
@@ -111,9 +97,7 @@ func TestStartCheck(t *testing.T) {
 		t.Run("aliyun answers "+code, func(t *testing.T) {
 			t.Parallel()
 			err, logs, _ := startWith(t, aliyunEnv, map[string]sim.Fault{"aliyun " + aliyun.OpSendSms: {ErrorRatio: 1, Code: code}})
-			if err != nil || !strings.Contains(logs, "aliyun unreachable at start: configuration not checked") || !strings.Contains(logs, code) {
-				t.Fatalf("start with Aliyun answering %s: %v; want a start with a warning, logs:\n%s", code, err, logs)
-			}
+			connectortest.RequireUnchecked(t, err, logs, "aliyun", code)
 		})
 	}
 }

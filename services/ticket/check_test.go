@@ -1,7 +1,6 @@
 package ticket_test
 
 import (
-	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -10,7 +9,7 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
-	"github.com/omnibus-dev/omnibus/pkg/connector"
+	"github.com/omnibus-dev/omnibus/pkg/connector/connectortest"
 	"github.com/omnibus-dev/omnibus/pkg/service/servicetest"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
 	"github.com/omnibus-dev/omnibus/services/ticket"
@@ -59,30 +58,19 @@ func TestStartCheck(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			err, logs := startWith(t, tc.provider, tc.env, nil)
-			if !errors.Is(err, connector.ErrMisconfigured) {
-				t.Fatalf("start: %v; want ErrMisconfigured. Logs:\n%s", err, logs)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("start error %q does not say %q", err, w)
-				}
-			}
+			connectortest.RequireRefused(t, err, logs, tc.want...)
 		})
 	}
 	for _, provider := range []string{"jira", "zendesk"} {
 		t.Run(provider+" good configuration", func(t *testing.T) {
 			t.Parallel()
 			err, logs := startWith(t, provider, nil, nil)
-			if err != nil || !strings.Contains(logs, provider+": configuration accepted at start") || strings.Contains(logs, "level=WARN") {
-				t.Fatalf("start: %v; want a start without warnings, logs:\n%s", err, logs)
-			}
+			connectortest.RequireAccepted(t, err, logs, provider)
 		})
 		t.Run(provider+" down", func(t *testing.T) {
 			t.Parallel()
 			err, logs := startWith(t, provider, nil, map[string]sim.Fault{provider + " *": {ErrorRatio: 1, Code: "503"}})
-			if err != nil || !strings.Contains(logs, provider+" unreachable at start: configuration not checked") {
-				t.Fatalf("start with %s down: %v; want a start with a warning, logs:\n%s", provider, err, logs)
-			}
+			connectortest.RequireUnchecked(t, err, logs, provider)
 		})
 	}
 	t.Run("unreachable", func(t *testing.T) {
@@ -94,9 +82,7 @@ func TestStartCheck(t *testing.T) {
 		addr := l.Addr().String()
 		l.Close() // nothing listens there now: the connection is refused
 		err, logs := startWith(t, "jira", map[string]string{"JIRA_BASE_URL": "http://" + addr}, nil)
-		if err != nil || !strings.Contains(logs, "jira unreachable at start") {
-			t.Fatalf("start with Jira unreachable: %v; want a start with a warning, logs:\n%s", err, logs)
-		}
+		connectortest.RequireUnchecked(t, err, logs, "jira", "connection refused")
 	})
 	t.Run("jira component missing", func(t *testing.T) {
 		t.Parallel()

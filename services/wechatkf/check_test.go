@@ -1,13 +1,11 @@
 package wechatkf_test
 
 import (
-	"errors"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
-	"github.com/omnibus-dev/omnibus/pkg/connector"
+	"github.com/omnibus-dev/omnibus/pkg/connector/connectortest"
 	"github.com/omnibus-dev/omnibus/pkg/service/servicetest"
 	wire "github.com/omnibus-dev/omnibus/pkg/wire/wecom"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
@@ -57,23 +55,14 @@ func TestStartCheck(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			err, logs := startWith(t, newWorld(t, nil), tc.env, tc.faults)
-			if !errors.Is(err, connector.ErrMisconfigured) {
-				t.Fatalf("start: %v; want ErrMisconfigured. Logs:\n%s", err, logs)
-			}
-			for _, want := range tc.want {
-				if !strings.Contains(err.Error(), want) {
-					t.Errorf("start error %q does not say %q", err, want)
-				}
-			}
+			connectortest.RequireRefused(t, err, logs, tc.want...)
 		})
 	}
 	t.Run("good configuration", func(t *testing.T) {
 		t.Parallel()
 		w := newWorld(t, nil)
 		err, logs := startWith(t, w, nil, nil)
-		if err != nil || !strings.Contains(logs, "wecom: configuration accepted at start") || strings.Contains(logs, "level=WARN") {
-			t.Fatalf("start: %v; want a start without warnings, logs:\n%s", err, logs)
-		}
+		connectortest.RequireAccepted(t, err, logs, "wecom")
 		if n := stats(w, wecom.OpGetToken).Calls; n != 1 {
 			t.Fatalf("%d gettoken calls, want 1 (the check's token reused)", n)
 		}
@@ -83,9 +72,7 @@ func TestStartCheck(t *testing.T) {
 			t.Parallel()
 			err, logs := startWith(t, newWorld(t, nil), map[string]string{"RESILIENCE_WECOM_CHECK_MAX_ATTEMPTS": "1"},
 				map[string]sim.Fault{"wecom " + wecom.OpGetToken: f})
-			if err != nil || !strings.Contains(logs, "wecom unreachable at start: configuration not checked") {
-				t.Fatalf("start with WeCom %s: %v; want a start with a warning, logs:\n%s", name, err, logs)
-			}
+			connectortest.RequireUnchecked(t, err, logs, "wecom")
 		})
 	}
 }
