@@ -63,6 +63,9 @@ type Service struct {
 	// NoBus marks a service that never touches NATS (the vendor sandbox): run on its own it
 	// does not dial NATS_URL, and Deps.Bus is nil.
 	NoBus bool
+	// First marks a service the others may call while they start (the vendor sandbox, which the
+	// connectors' start checks ask): RunAll starts the others once it has started.
+	First bool
 	// Config, if set, is a pointer to a zero config struct; it documents the service's
 	// variables (config.Describe) for docs/configuration.md and "omnibus config".
 	Config any
@@ -171,7 +174,9 @@ func StoppedWhileStarting(ctx context.Context, err error) bool {
 }
 
 // RunAll runs every service with deps until ctx is cancelled or one fails; then it cancels the
-// others and waits for all of them. It returns the errors of the services that failed.
+// others and waits for all of them. It returns the errors of the services that failed. The
+// services marked First start first; the others once every First one has started
+// (Deps.MarkStarted) — or returned, or ctx ended.
 func RunAll(ctx context.Context, services []Service, deps func(Service) Deps) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -180,22 +185,48 @@ func RunAll(ctx context.Context, services []Service, deps func(Service) Deps) er
 		mu   sync.Mutex
 		errs []error
 	)
-	for _, s := range services {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	var first []chan struct{} // each closed once its First service has started or returned
+	for _, pass := range []bool{true, false} {
+		for _, ch := range first {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+			}
+		}
+		for _, s := range services {
+			if s.First != pass {
+				continue
+			}
 			d := deps(s)
-			err := s.Run(ctx, d)
-			if StoppedWhileStarting(ctx, err) {
-				err = nil
+			signal := func() {}
+			if s.First {
+				ch, once := make(chan struct{}), &sync.Once{}
+				first = append(first, ch)
+				signal = func() { once.Do(func() { close(ch) }) }
+				started := d.Started
+				d.Started = func() {
+					if started != nil {
+						started()
+					}
+					signal()
+				}
 			}
-			if err != nil {
-				mu.Lock()
-				errs = append(errs, fmt.Errorf("%s: %w", s.Name, err))
-				mu.Unlock()
-				cancel()
-			}
-		}()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer signal()
+				err := s.Run(ctx, d)
+				if StoppedWhileStarting(ctx, err) {
+					err = nil
+				}
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("%s: %w", s.Name, err))
+					mu.Unlock()
+					cancel()
+				}
+			}()
+		}
 	}
 	wg.Wait()
 	return errors.Join(errs...)

@@ -62,6 +62,35 @@ func TestRunAll(t *testing.T) {
 			t.Fatalf("err %v", err)
 		}
 	})
+	t.Run("First services start before the others", func(t *testing.T) {
+		t.Parallel()
+		var sandboxUp atomic.Bool
+		sawUp := make(chan bool, 1)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		err := service.RunAll(ctx, []service.Service{
+			{Name: "connector", Run: func(context.Context, service.Deps) error { sawUp <- sandboxUp.Load(); cancel(); return nil }},
+			{Name: "sandbox", First: true, Run: func(ctx context.Context, d service.Deps) error {
+				sandboxUp.Store(true)
+				d.MarkStarted()
+				<-ctx.Done()
+				return nil
+			}},
+		}, deps)
+		if err != nil || !<-sawUp {
+			t.Fatalf("err %v; the connector started before the First service had", err)
+		}
+	})
+	t.Run("a First service that fails does not hold the others back", func(t *testing.T) {
+		t.Parallel()
+		err := service.RunAll(context.Background(), []service.Service{
+			{Name: "connector", Run: func(ctx context.Context, _ service.Deps) error { <-ctx.Done(); return nil }},
+			{Name: "sandbox", First: true, Run: func(context.Context, service.Deps) error { return errors.New("boom") }},
+		}, deps)
+		if err == nil || !strings.Contains(err.Error(), "sandbox: boom") {
+			t.Fatalf("err %v", err)
+		}
+	})
 }
 
 func TestHealthEndpoints(t *testing.T) {

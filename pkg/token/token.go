@@ -235,6 +235,27 @@ func (c *Cache) refreshOffset(ttl time.Duration) time.Duration {
 	return off
 }
 
+// Put caches tok for key as if a fetch begun at began had returned it (a token the connector
+// got another way, such as its start check), unless a fetch of key is in flight (its answer is
+// as fresh). It fails with ErrInvalidToken for an empty value or a TTL <= 0.
+func (c *Cache) Put(key string, tok Token, began time.Time) error {
+	if tok.Value == "" || tok.TTL <= 0 {
+		return fmt.Errorf("%w: value empty=%t, ttl %s", ErrInvalidToken, tok.Value == "", tok.TTL)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.entries[key]
+	if e == nil {
+		e = &entry{}
+		c.entries[key] = e
+	}
+	if e.inflight != nil {
+		return nil
+	}
+	e.value, e.expiresAt, e.refreshAt, e.retryAfter = tok.Value, began.Add(tok.TTL), began.Add(c.refreshOffset(tok.TTL)), time.Time{}
+	return nil
+}
+
 // Invalidate drops the cached token of key, whatever it is; the next Get fetches a new one.
 func (c *Cache) Invalidate(key string) {
 	c.mu.Lock()

@@ -457,3 +457,30 @@ func BenchmarkGetCached(b *testing.B) {
 		}
 	})
 }
+
+// TestPut: a token put in the cache is served without a fetch until its refresh point, and an
+// unusable one is refused.
+func TestPut(t *testing.T) {
+	t.Parallel()
+	v := &vendor{ttl: time.Hour}
+	clk := newClock()
+	c := newCache(t, v, clk)
+	if err := c.Put("corp", token.Token{Value: "put", TTL: time.Hour}, clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, c, "corp"); got != "put" {
+		t.Fatalf("Get after Put = %s, want put", got)
+	}
+	if calls := v.calls.Load(); calls != 0 {
+		t.Fatalf("%d fetches after Put, want 0", calls)
+	}
+	clk.Add(time.Hour)
+	if got := get(t, c, "corp"); got == "put" {
+		t.Fatal("Get served the put token after its expiry")
+	}
+	for _, bad := range []token.Token{{Value: "", TTL: time.Hour}, {Value: "x"}} {
+		if err := c.Put("corp", bad, clk.Now()); !errors.Is(err, token.ErrInvalidToken) {
+			t.Fatalf("Put(%+v) = %v, want ErrInvalidToken", bad, err)
+		}
+	}
+}

@@ -11,13 +11,15 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/config"
+	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	sfwire "github.com/omnibus-dev/omnibus/pkg/wire/salesforce"
 )
 
 // ErrMisconfigured is wrapped by the start check for a configuration the CRM refuses: the
-// connector does not start, and the message names the variable to fix.
-var ErrMisconfigured = errors.New("crm configuration refused by the CRM")
+// connector does not start, and the message names the variable to fix. It wraps
+// connector.ErrMisconfigured, the sentinel of every connector's start check.
+var ErrMisconfigured = fmt.Errorf("crm: %w", connector.ErrMisconfigured)
 
 // checkBudget bounds the start check (a token and a describe, with their retries).
 const checkBudget = 15 * time.Second

@@ -14,6 +14,7 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
+	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/services/crm"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
@@ -102,8 +103,8 @@ func TestStartCheck(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			err := startErr(t, tc.env, tc.hidden)
-			if !errors.Is(err, crm.ErrMisconfigured) {
-				t.Fatalf("start: %v; want ErrMisconfigured", err)
+			if !errors.Is(err, crm.ErrMisconfigured) || !errors.Is(err, connector.ErrMisconfigured) {
+				t.Fatalf("start: %v; want crm.ErrMisconfigured, a connector.ErrMisconfigured", err)
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {

@@ -149,6 +149,10 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 	if err != nil {
 		return err
 	}
+	// Before taking requests: each carrier accepts the credentials (check.go).
+	if err := c.checkCarriers(ctx); err != nil {
+		return err
+	}
 	if cfg.sfEnabled() {
 		kv, err := rt.KeyValue(ctx, canary.KVConfig)
 		if err != nil {
@@ -213,6 +217,9 @@ func New(ctx context.Context, rt *connector.Runtime, cfg Config, o Options) (*Co
 			return nil, err
 		}
 		c.sf = newSFProvider(cfg, o, route)
+		if c.sf.checkRoute, err = reg.Route(checkSpec(sfRoute(cfg))); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.cainiaoEnabled() {
 		route, err := reg.Route(cainiaoRoute(cfg))
@@ -220,6 +227,9 @@ func New(ctx context.Context, rt *connector.Runtime, cfg Config, o Options) (*Co
 			return nil, err
 		}
 		c.cn = newCainiaoProvider(cfg, o, route)
+		if c.cn.checkRoute, err = reg.Route(checkSpec(cainiaoRoute(cfg))); err != nil {
+			return nil, err
+		}
 	} else if cfg.Provider != ChoiceSF {
 		rt.Log.Warn("Cainiao is not configured: numbers routed to it fail with the manual tracking link",
 			"need", "CAINIAO_PROVIDER_ID, CAINIAO_SECRET_KEY")

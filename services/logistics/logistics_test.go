@@ -46,6 +46,9 @@ type testBundle struct {
 	bus *bustest.Bundle
 	env *sim.Env
 	sb  *httptest.Server
+	// base are the carriers' calls of the start checks (sfKey, cainiaoKey), left out of
+	// sfCalls and cainiaoCalls.
+	base map[string]int64
 }
 
 // setup starts the sandbox (SF + Cainiao) and the connector on a fresh JetStream; extra
@@ -57,8 +60,9 @@ func setup(t testing.TB, extra map[string]string) testBundle {
 	for k, v := range extra {
 		cfg[k] = v
 	}
-	servicetest.Run(t, logistics.Service(), b.Client, nil, cfg)
-	return testBundle{bus: b, env: env, sb: sb}
+	servicetest.RunStarted(t, logistics.Service(), b.Client, nil, cfg)
+	st := env.Stats()
+	return testBundle{bus: b, env: env, sb: sb, base: map[string]int64{sfKey: st[sfKey].Calls, cainiaoKey: st[cainiaoKey].Calls}}
 }
 
 // sandbox starts the simulated SF Express and Cainiao and returns the connector's environment
@@ -130,8 +134,11 @@ func (tb testBundle) results(t testing.TB, id string, n int) []event.Event {
 	return out
 }
 
-func sfCalls(env *sim.Env) int64      { return env.Stats()[sfKey].Calls }
-func cainiaoCalls(env *sim.Env) int64 { return env.Stats()[cainiaoKey].Calls }
+// sfCalls and cainiaoCalls count the carriers' calls since the start checks.
+func (tb testBundle) sfCalls() int64 { return tb.env.Stats()[sfKey].Calls - tb.base[sfKey] }
+func (tb testBundle) cainiaoCalls() int64 {
+	return tb.env.Stats()[cainiaoKey].Calls - tb.base[cainiaoKey]
+}
 
 type track struct {
 	ConversationID string `json:"conversation_id"`
@@ -200,11 +207,11 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("cainiao waybill: %+v", tr)
 	}
 	// Two SF numbers of one request: one route query.
-	if n := sfCalls(tb.env); n != 1 {
+	if n := tb.sfCalls(); n != 1 {
 		t.Fatalf("%d SF calls, want 1", n)
 	}
 	// Every vendor call has exactly one audit record, with no unmasked phone in it.
-	calls := sfCalls(tb.env) + cainiaoCalls(tb.env)
+	calls := tb.sfCalls() + tb.cainiaoCalls() + tb.base[sfKey] + tb.base[cainiaoKey] // the start checks' too
 	var audits []event.Event
 	bustest.WaitFor(t, 10*time.Second, "audit records", func() bool {
 		audits = tb.bus.Events(t, bus.StreamAudit, logistics.SubjectAudit)
@@ -215,7 +222,8 @@ func TestEndToEnd(t *testing.T) {
 	}
 	for _, a := range audits {
 		noPhones(t, "audit record", a.Data())
-		if !strings.Contains(string(a.Data()), `"outcome":"ok"`) || !strings.Contains(string(a.Data()), id) {
+		check := strings.Contains(string(a.Data()), `"op":"check"`) // the start checks' name no request
+		if !strings.Contains(string(a.Data()), `"outcome":"ok"`) || (!check && !strings.Contains(string(a.Data()), id)) {
 			t.Fatalf("audit record %s", a.Data())
 		}
 	}
@@ -237,11 +245,11 @@ func TestVendorCallAuditedAndCounted(t *testing.T) {
 	if tr := decode(t, tb.results(t, refused, 1)[0]); tr.ErrorCode != "A1006" || !strings.HasSuffix(tr.Fallback.ManualURL, "SF9100000000033") {
 		t.Fatalf("refused lookup: %+v", tr)
 	}
-	if sfCalls(tb.env) != 2 || cainiaoCalls(tb.env) != 1 {
-		t.Fatalf("SF calls %d, Cainiao calls %d; want 2 and 1", sfCalls(tb.env), cainiaoCalls(tb.env))
+	if tb.sfCalls() != 2 || tb.cainiaoCalls() != 1 {
+		t.Fatalf("SF calls %d, Cainiao calls %d; want 2 and 1", tb.sfCalls(), tb.cainiaoCalls())
 	}
 	var recs []map[string]any
-	bustest.WaitFor(t, 10*time.Second, "3 audit records", func() bool {
+	bustest.WaitFor(t, 10*time.Second, "5 audit records (2 of the start checks)", func() bool {
 		recs = recs[:0]
 		for _, e := range tb.bus.Events(t, bus.StreamAudit, logistics.SubjectAudit) {
 			var r map[string]any
@@ -253,7 +261,7 @@ func TestVendorCallAuditedAndCounted(t *testing.T) {
 			}
 			recs = append(recs, r)
 		}
-		return len(recs) >= 3
+		return len(recs) >= 5
 	})
 	time.Sleep(100 * time.Millisecond) // a duplicate record would land now
 	recs = recs[:0]
@@ -266,6 +274,9 @@ func TestVendorCallAuditedAndCounted(t *testing.T) {
 	for _, r := range recs {
 		key := fmt.Sprint(r["vendor"], ".", r["op"], " ", r["outcome"])
 		got[key]++
+		if r["op"] == "check" {
+			continue // the start checks' (check.go), on their own routes
+		}
 		if key != "sfexpress.route_query permanent" && (r["customer_id"] != custID || r["correlation_id"] != id) {
 			t.Fatalf("record without the request's ids: %v", r)
 		}
@@ -273,7 +284,7 @@ func TestVendorCallAuditedAndCounted(t *testing.T) {
 			t.Fatalf("record without its request, or with the digest in clear: %v", r)
 		}
 	}
-	want := map[string]int{"sfexpress.route_query ok": 1, "cainiao.trace_query ok": 1, "sfexpress.route_query permanent": 1}
+	want := map[string]int{"cainiao.check ok": 1, "sfexpress.check ok": 1, "sfexpress.route_query ok": 1, "cainiao.trace_query ok": 1, "sfexpress.route_query permanent": 1}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("audit records %v, want %v", got, want)
 	}
@@ -298,10 +309,11 @@ func TestConcurrentRequestsShareOneSFCall(t *testing.T) {
 			t.Fatalf("%+v", tr)
 		}
 	}
-	if n := sfCalls(tb.env); n != 1 {
+	if n := tb.sfCalls(); n != 1 {
 		t.Fatalf("3 concurrent requests made %d SF calls, want 1", n)
 	}
 	rec := tb.env.Records(sim.Filter{Vendor: sbsf.Vendor})
+	rec = slices.DeleteFunc(rec, func(r sim.Record) bool { return r.To == logistics.CheckWaybill }) // the start check's
 	if len(rec) != 1 || strings.Count(rec[0].To, ",") != 2 {
 		t.Fatalf("records %+v", rec)
 	}
@@ -317,7 +329,7 @@ func TestCacheHitDoesNotReachTheSandbox(t *testing.T) {
 	if a.Status != b.Status || len(a.Events) != len(b.Events) {
 		t.Fatal("cached answer differs")
 	}
-	if n := sfCalls(tb.env); n != 1 {
+	if n := tb.sfCalls(); n != 1 {
 		t.Fatalf("%d SF calls for a cached number, want 1", n)
 	}
 }
@@ -429,7 +441,7 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 	if !slices.Contains(codes, "circuit_open") {
 		t.Fatalf("breaker never opened; codes %v", codes)
 	}
-	callsWhileOpen := sfCalls(tb.env)
+	callsWhileOpen := tb.sfCalls()
 	t.Logf("12 requests against a failing SF: %d calls reached it, error codes %v, answer times %v", callsWhileOpen, codes, budgets)
 	// Recover: clear the fault, wait out the open delay; probes close the breaker.
 	_ = tb.env.SetFault(sfKey, sim.Fault{})
@@ -564,7 +576,7 @@ func TestLoad(t *testing.T) {
 			}
 			t.Logf("LOAD %s: %d requests at %d/s: p50 %s p99 %s max %s; lost 0; failed %d (%.2f%%, codes %v); SF calls %d (%.1f/s), Cainiao calls %d",
 				tc.name, len(lat), rate, p(0.5), p(0.99), lat[len(lat)-1], failed.Load(), 100*float64(failed.Load())/float64(len(lat)), codes,
-				sfCalls(tb.env), float64(sfCalls(tb.env))/elapsed.Seconds(), cainiaoCalls(tb.env))
+				tb.sfCalls(), float64(tb.sfCalls())/elapsed.Seconds(), tb.cainiaoCalls())
 		})
 	}
 }

@@ -32,8 +32,10 @@ type sfAnswer struct {
 type sfProvider struct {
 	client *sfClient
 	route  *resilience.Route
-	batch  *resilience.Batcher[sfKey, sfAnswer]
-	now    func() time.Time
+	// checkRoute is the start check's route (check.go).
+	checkRoute *resilience.Route
+	batch      *resilience.Batcher[sfKey, sfAnswer]
+	now        func() time.Time
 }
 
 func newSFProvider(cfg Config, o Options, route *resilience.Route) *sfProvider {
@@ -125,7 +127,9 @@ func (p *sfProvider) query(ctx context.Context, keys []sfKey) (map[sfKey]sfAnswe
 type cainiaoProvider struct {
 	client *cainiaoClient
 	route  *resilience.Route
-	now    func() time.Time
+	// checkRoute is the start check's route (check.go).
+	checkRoute *resilience.Route
+	now        func() time.Time
 }
 
 func newCainiaoProvider(cfg Config, o Options, route *resilience.Route) *cainiaoProvider {

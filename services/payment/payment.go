@@ -159,6 +159,9 @@ type provider interface {
 	create(ctx context.Context, o order) (link, error)
 	query(ctx context.Context, o order) (outcome, error)
 	close(ctx context.Context, o order) error
+	// check is the start check (check.go): nil, an error wrapping connector.ErrMisconfigured,
+	// or the failure of a provider it could not reach.
+	check(ctx context.Context) error
 }
 
 // Connector is the running connector. Tests build one with New and drive it through the bus.
@@ -179,6 +182,10 @@ func setupWith(o Options) connector.SetupFunc[Config] {
 func setup(ctx context.Context, rt *connector.Runtime, cfg *Config, o Options) error {
 	c, err := New(ctx, rt, *cfg, o)
 	if err != nil {
+		return err
+	}
+	// Before taking requests: each provider accepts the keys (check.go).
+	if err := c.checkProviders(ctx); err != nil {
 		return err
 	}
 	if err := c.mountWebhooks(); err != nil {

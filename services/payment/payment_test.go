@@ -331,9 +331,11 @@ func TestVendorDown(t *testing.T) {
 
 func TestBadSignatureAnswer(t *testing.T) {
 	t.Parallel()
-	// The connector trusts another Alipay key: every answer fails verification.
+	// Alipay signs with another key after the start (check_test.go: a key that does not verify
+	// at start stops it): every answer fails verification.
 	other, _ := rsa.GenerateKey(rand.Reader, 2048)
-	tb := setup(t, -1, map[string]string{"ALIPAY_PUBLIC_KEY": pubB64(other)})
+	tb := setup(t, -1, nil)
+	tb.alipay.RotateKey(other)
 	req := tb.request(t, 1, "alipay", "10.00")
 	if f := decode(t, tb.wait(t, payment.TypeFailed, req.ID())); f.ErrorCode != "bad_signature" {
 		t.Errorf("failed: %+v", f)
@@ -529,6 +531,7 @@ func TestExpiredLinkClosed(t *testing.T) {
 func TestBadRequests(t *testing.T) {
 	t.Parallel()
 	tb := setup(t, -1, nil)
+	before := tb.env.Stats()["alipay gateway.do"].Calls // the start check's
 	for i, tt := range []struct{ provider, amount, code string }{
 		{"", "0.00", "invalid_request"},
 		{"paypal", "1.00", "not_configured"},
@@ -538,7 +541,7 @@ func TestBadRequests(t *testing.T) {
 			t.Errorf("%+v: %+v", tt, f)
 		}
 	}
-	if n := tb.env.Stats()["alipay gateway.do"].Calls; n != 0 {
+	if n := tb.env.Stats()["alipay gateway.do"].Calls - before; n != 0 {
 		t.Errorf("%d gateway calls for bad requests", n)
 	}
 }

@@ -28,6 +28,7 @@ type alipayProvider struct {
 	http                        *http.Client
 	now                         func() time.Time
 	precreate, queryRt, closeRt *resilience.Route
+	checkRt                     *resilience.Route // the start check's (check.go)
 }
 
 func newAlipay(cfg Config, k keys, o Options, reg *resilience.Registry) (*alipayProvider, error) {
@@ -39,7 +40,7 @@ func newAlipay(cfg Config, k keys, o Options, reg *resilience.Registry) (*alipay
 		op    string
 		route **resilience.Route
 		extra resilience.Codes
-	}{{"precreate", &p.precreate, nil}, {"query", &p.queryRt, queryCodes}, {"close", &p.closeRt, queryCodes}} {
+	}{{"precreate", &p.precreate, nil}, {"query", &p.queryRt, queryCodes}, {"close", &p.closeRt, queryCodes}, {"check", &p.checkRt, queryCodes}} {
 		codes := resilience.Codes{}
 		for k, v := range alipayCodes {
 			codes[k] = v

@@ -30,6 +30,7 @@ type wechatProvider struct {
 	http                         *http.Client
 	now                          func() time.Time
 	native, h5, queryRt, closeRt *resilience.Route
+	checkRt                      *resilience.Route // the start check's (check.go)
 }
 
 func newWechat(cfg Config, k keys, o Options, reg *resilience.Registry) (*wechatProvider, error) {
@@ -39,7 +40,7 @@ func newWechat(cfg Config, k keys, o Options, reg *resilience.Registry) (*wechat
 		op    string
 		route **resilience.Route
 		extra resilience.Codes
-	}{{"native", &p.native, nil}, {"h5", &p.h5, nil}, {"query", &p.queryRt, closeCodes}, {"close", &p.closeRt, closeCodes}} {
+	}{{"native", &p.native, nil}, {"h5", &p.h5, nil}, {"query", &p.queryRt, closeCodes}, {"close", &p.closeRt, closeCodes}, {"check", &p.checkRt, closeCodes}} {
 		codes := resilience.Codes{}
 		for k, v := range wechatCodes {
 			codes[k] = v

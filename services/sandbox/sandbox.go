@@ -71,8 +71,10 @@ func (c *Config) Validate() error {
 // Service returns the sandbox as a service. It needs no bus and no database.
 func Service() service.Service {
 	return service.Service{
-		Name:   "sandbox",
-		NoBus:  true,
+		Name:  "sandbox",
+		NoBus: true,
+		// The connectors' start checks call it: in one process it is up before they start.
+		First:  true,
 		Config: new(Config),
 		Run: func(ctx context.Context, d service.Deps) error {
 			cfg := new(Config)

@@ -94,16 +94,24 @@ type resilientSend struct {
 	v      vendor
 	route  *resilience.Route
 	client *http.Client
+	// checkRoute is the start check's route (check.go), nil for a vendor without one.
+	checkRoute *resilience.Route
 }
 
 func newResilientSend(reg *resilience.Registry, name string, v vendor, timeout time.Duration) (*resilientSend, error) {
-	route, err := reg.Route(resilience.RouteSpec{Vendor: name, Op: "send_sms",
-		Settings: resilience.Settings{Timeout: timeout, Budget: timeout, RateLimit: sendRateLimit},
+	settings := resilience.Settings{Timeout: timeout, Budget: timeout, RateLimit: sendRateLimit}
+	route, err := reg.Route(resilience.RouteSpec{Vendor: name, Op: "send_sms", Settings: settings,
 		Classify: func(status int, code string) resilience.Class { return classOf(v, status, code) }})
 	if err != nil {
 		return nil, err
 	}
-	return &resilientSend{name: name, v: v, route: route, client: &http.Client{}}, nil
+	s := &resilientSend{name: name, v: v, route: route, client: &http.Client{}}
+	if _, ok := v.(checker); ok {
+		if s.checkRoute, err = reg.Route(checkSpec(name, v, settings)); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
 // classOf is the pipeline's class of an answer: success, a refusal (rejected or misconfigured,

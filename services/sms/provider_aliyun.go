@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/omnibus-dev/omnibus/pkg/connector"
 	wire "github.com/omnibus-dev/omnibus/pkg/wire/aliyun"
 )
 
@@ -133,4 +134,54 @@ func snippet(b []byte) string {
 		s = "(empty answer)"
 	}
 	return s
+}
+
+// newCheck is the start check: QuerySmsSign of SMS_ALIYUN_SIGN_NAME, signed as SendSms is. It
+// proves the AccessKey, the API base and that the signature exists and is approved.
+func (p *aliyun) newCheck(ctx context.Context) (*http.Request, []byte, error) {
+	query := url.Values{"SignName": {p.cfg.SignName}}
+	req, err := signedRequest(ctx, p.base, wire.ActionQuerySmsSign, wire.Version, query, p.cfg.AccessKeyID, p.cfg.AccessKeySecret,
+		p.now(), uuid.NewString())
+	return req, []byte(query.Encode()), err
+}
+
+// readCheck reads QuerySmsSign's answer (see checker): a refused AccessKey, a signature the
+// account does not have, under review or rejected, or an API base that is not Dysmsapi's stop
+// the start naming the variable. A RAM user that may send but not call QuerySmsSign
+// (isp.RAM_PERMISSION_DENY, Forbidden.*) has proven its AccessKey: only a warning, as for
+// throttling and outages.
+func (p *aliyun) readCheck(status int, body []byte) (string, error) {
+	var out wire.QuerySmsSignResponse
+	if jerr := json.Unmarshal(body, &out); jerr != nil || out.Code == "" {
+		code := fmt.Sprintf("HTTP%d", status)
+		if p.verdict(status, code) == misconfigured {
+			return code, connector.Misconfigured("SMS_API_BASE or SMS_ALIYUN_API_BASE (%s) answered %d without Dysmsapi's JSON: %s; want https://%s",
+				p.base, status, snippet(body), aliyunHost)
+		}
+		return code, &vendorError{Provider: ProviderAliyun, Code: code, Message: snippet(body), Status: status, Verdict: transient}
+	}
+	sign := p.cfg.SignName
+	switch {
+	case status == http.StatusOK && out.Code == wire.CodeOK && out.SignStatus == wire.SignApproved:
+		return out.Code, nil
+	case status == http.StatusOK && out.Code == wire.CodeOK && out.SignStatus == wire.SignPending:
+		return codeChecked, connector.Misconfigured("SMS_ALIYUN_SIGN_NAME=%s is still under review (审核中, QuerySmsSign SignStatus 0): sends with it are refused until Aliyun approves it", sign)
+	case status == http.StatusOK && out.Code == wire.CodeOK:
+		return codeChecked, connector.Misconfigured("SMS_ALIYUN_SIGN_NAME=%s was not approved (审核失败, QuerySmsSign SignStatus %d): %s; name an approved signature",
+			sign, out.SignStatus, out.Reason)
+	case out.Code == "isv.SMS_SIGNATURE_ILLEGAL" || out.Code == "isv.SMS_SIGN_ILLEGAL" || out.Code == "isv.SIGN_NAME_ILLEGAL":
+		return out.Code, connector.Misconfigured("SMS_ALIYUN_SIGN_NAME=%s: the account has no such signature (%s: %s)", sign, out.Code, out.Message)
+	case out.Code == "InvalidAccessKeyId.NotFound" || out.Code == "InvalidAccessKeyId.Inactive" || out.Code == "isv.ACCOUNT_NOT_EXISTS":
+		return out.Code, connector.Misconfigured("SMS_ALIYUN_ACCESS_KEY_ID=%s refused by Aliyun (%s: %s)", p.cfg.AccessKeyID, out.Code, out.Message)
+	case out.Code == "SignatureDoesNotMatch" || out.Code == "IncompleteSignature":
+		return out.Code, connector.Misconfigured("SMS_ALIYUN_ACCESS_KEY_SECRET does not match SMS_ALIYUN_ACCESS_KEY_ID=%s (%s)", p.cfg.AccessKeyID, out.Code)
+	case out.Code == "isp.RAM_PERMISSION_DENY" || strings.HasPrefix(out.Code, "Forbidden"):
+		return out.Code, &vendorError{Provider: ProviderAliyun, Code: out.Code, Message: out.Message + " (the RAM user may not call QuerySmsSign; grant dysms:QuerySmsSign to have SMS_ALIYUN_SIGN_NAME checked at start)",
+			Status: status, Verdict: transient}
+	}
+	v := p.verdict(status, out.Code)
+	if v != transient {
+		return out.Code, connector.Misconfigured("aliyun refused the configuration (SMS_ALIYUN_*): %s: %s", out.Code, out.Message)
+	}
+	return out.Code, &vendorError{Provider: ProviderAliyun, Code: out.Code, Message: out.Message, Status: status, Verdict: v}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/omnibus-dev/omnibus/pkg/connector"
 	wire "github.com/omnibus-dev/omnibus/pkg/wire/tencent"
 )
 
@@ -118,4 +119,57 @@ func tencentVerdict(code string) verdict {
 		return rejected
 	}
 	return transient
+}
+
+// newCheck is the start check: SmsPackagesStatistics of SMS_TENCENT_SDK_APP_ID, signed as
+// SendSms is. It proves the key pair, the region and the application; the signature
+// (SMS_TENCENT_SIGN_NAME) is not checked: DescribeSmsSignList looks signatures up by id, and the
+// connector is configured with the name.
+func (p *tencent) newCheck(ctx context.Context) (*http.Request, []byte, error) {
+	now := p.now().In(wire.Beijing)
+	body, err := json.Marshal(wire.PackagesStatisticsRequest{SmsSdkAppID: p.cfg.SdkAppID, Limit: 1, Offset: 0,
+		BeginTime: now.AddDate(0, 0, -1).Format("2006010215"), EndTime: now.Format("2006010215")})
+	if err != nil {
+		return nil, nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.base+"/", bytes.NewReader(body))
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Content-Type", wire.ContentType)
+	req.Header.Set(wire.HeaderAction, wire.ActionSmsPackagesStatistics)
+	req.Header.Set(wire.HeaderVersion, wire.Version)
+	req.Header.Set(wire.HeaderRegion, p.cfg.Region)
+	wire.Signer{SecretID: p.cfg.SecretID, SecretKey: p.cfg.SecretKey, Service: wire.Service, SignedHeaders: tencentSigned}.
+		Sign(req, body, p.now().Unix())
+	return req, body, nil
+}
+
+// readCheck reads SmsPackagesStatistics's answer (see checker): AuthFailure.SecretIdNotFound
+// names SMS_TENCENT_SECRET_ID, AuthFailure.SignatureFailure SMS_TENCENT_SECRET_KEY,
+// UnsupportedRegion SMS_TENCENT_REGION, InvalidParameterValue.SdkAppIdNotExist
+// SMS_TENCENT_SDK_APP_ID; throttling, outages and clock skew only warn.
+func (p *tencent) readCheck(status int, answer []byte) (string, error) {
+	var out wire.PackagesStatisticsResponse
+	if jerr := json.Unmarshal(answer, &out); jerr != nil || status != http.StatusOK {
+		code := fmt.Sprintf("HTTP%d", status)
+		return code, &vendorError{Provider: ProviderTencent, Code: code, Message: snippet(answer), Status: status, Verdict: transient}
+	}
+	e := out.Response.Error
+	if e == nil {
+		return "Ok", nil
+	}
+	switch {
+	case e.Code == "AuthFailure.SecretIdNotFound":
+		return e.Code, connector.Misconfigured("SMS_TENCENT_SECRET_ID=%s refused by Tencent Cloud (%s: %s)", p.cfg.SecretID, e.Code, e.Message)
+	case e.Code == "AuthFailure.SignatureFailure" || e.Code == "AuthFailure.InvalidAuthorization":
+		return e.Code, connector.Misconfigured("SMS_TENCENT_SECRET_KEY does not match SMS_TENCENT_SECRET_ID=%s (%s)", p.cfg.SecretID, e.Code)
+	case e.Code == "UnsupportedRegion":
+		return e.Code, connector.Misconfigured("SMS_TENCENT_REGION=%s: %s", p.cfg.Region, e.Message)
+	case e.Code == "InvalidParameterValue.SdkAppIdNotExist":
+		return e.Code, connector.Misconfigured("SMS_TENCENT_SDK_APP_ID=%s: the account has no such SMS application (%s)", p.cfg.SdkAppID, e.Code)
+	case tencentVerdict(e.Code) == misconfigured:
+		return e.Code, connector.Misconfigured("Tencent Cloud refused the configuration (SMS_TENCENT_*): %s: %s", e.Code, e.Message)
+	}
+	return e.Code, &vendorError{Provider: ProviderTencent, Code: e.Code, Message: e.Message, Status: status, Verdict: transient}
 }

@@ -161,9 +161,15 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 		default:
 			return fmt.Errorf("unknown provider %q", p) // Validate rejects it first
 		}
-		if c.provs[p], err = newResilientSend(reg, p, v, cfg.Timeout); err != nil {
+		rs, err := newResilientSend(reg, p, v, cfg.Timeout)
+		if err != nil {
 			return err
 		}
+		// Before taking commands: the vendor accepts the credentials and the signature.
+		if err := rs.check(ctx, rt); err != nil {
+			return err
+		}
+		c.provs[p] = rs
 	}
 	kv, err := rt.KeyValue(ctx, canary.KVConfig)
 	if err != nil {

@@ -60,7 +60,7 @@ func sandbox(t testing.TB, hookBase string, mux *http.ServeMux) (*sim.Env, *aliy
 	t.Helper()
 	env := sim.NewEnv(mux, hookBase, nil, 0, quiet())
 	a, err := aliyun.New(env, aliyun.Config{AccessKeyID: "LTAItest", AccessKeySecret: "aliyun-secret", SignNames: []string{"omnibus"},
-		Templates: []string{"SMS_000001:content"}, Token: token, ReportDelay: 50 * time.Millisecond, Retry: []time.Duration{50 * time.Millisecond},
+		PendingSigns: []string{"omnibus-new"}, Templates: []string{"SMS_000001:content"}, Token: token, ReportDelay: 50 * time.Millisecond, Retry: []time.Duration{50 * time.Millisecond},
 		Undeliverable: []string{"13900139000"}, UpSignName: "omnibus"})
 	if err != nil {
 		t.Fatal(err)
@@ -588,12 +588,17 @@ func TestRejectedSendsFailPermanently(t *testing.T) {
 func TestWrongCredentialsDeadLetter(t *testing.T) {
 	t.Parallel()
 	for _, vars := range []map[string]string{
-		merge(aliyunEnv, map[string]string{"SMS_ALIYUN_ACCESS_KEY_SECRET": "not-the-secret"}),
-		merge(tencentEnv, map[string]string{"SMS_TENCENT_SECRET_ID": "AKIDunknown"}),
+		aliyunEnv, tencentEnv, // the keys are right at start (check_test.go: wrong ones stop the start), then refused
 	} {
 		t.Run(vars["SMS_PROVIDER"], func(t *testing.T) {
 			t.Parallel()
 			tb := setup(t, vars)
+			fault := map[string]string{"aliyun": "aliyun " + aliyun.OpSendSms + "=SignatureDoesNotMatch",
+				"tencent": "tencent " + tencent.OpSendSms + "=AuthFailure.SecretIdNotFound"}[vars["SMS_PROVIDER"]]
+			key, code, _ := strings.Cut(fault, "=")
+			if err := tb.env.SetFault(key, sim.Fault{ErrorRatio: 1, Code: code}); err != nil {
+				t.Fatal(err)
+			}
 			cmd := sendCommand(t, "+8613800138000", "x")
 			tb.publish(t, cmd)
 			bustest.WaitFor(t, 15*time.Second, "dead letter", func() bool { return tb.bus.StoredCount(t, bus.StreamDLQ, ">") == 1 })

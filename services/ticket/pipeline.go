@@ -24,6 +24,8 @@ import (
 // idempotent).
 type routes struct {
 	search, create, comment *resilience.Route
+	// check is the start check's route (check.go).
+	check *resilience.Route
 }
 
 // ticketSettings are the ticket APIs' figures: they answer in hundreds of milliseconds, so an
@@ -60,7 +62,9 @@ func newRoutes(reg *resilience.Registry, p provider) (routes, error) {
 		}
 		*op.dst = rt
 	}
-	return r, nil
+	var err error
+	r.check, err = checkRoute(reg, p.Name())
+	return r, err
 }
 
 // request is one JSON call to the vendor.

@@ -59,6 +59,9 @@ type provider interface {
 	Create(ctx context.Context, conversation string, t newTicket, call resilience.Call) (ref, error)
 	KeyedCreate() bool
 	Comment(ctx context.Context, ticketID, body string, public bool, call resilience.Call) (string, error)
+	// check is the start check (check.go): nil, an error wrapping connector.ErrMisconfigured, or
+	// the failure of a vendor it could not reach.
+	check(ctx context.Context) error
 	// NewTicketURL and TicketURL are the manual fallbacks.
 	NewTicketURL() string
 	TicketURL(id string) string

@@ -124,6 +124,10 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 	if err != nil {
 		return err
 	}
+	// Before taking requests: the vendor accepts the credentials and knows the project.
+	if err := c.checkVendor(ctx); err != nil {
+		return err
+	}
 	if err := c.mountWebhooks(); err != nil {
 		return err
 	}

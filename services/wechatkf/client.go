@@ -31,6 +31,8 @@ type client struct {
 	tokens               *token.Cache
 	log                  *slog.Logger
 	gettoken, sync, send *resilience.Route
+	// check is the start check's route (check.go): gettoken on a route of its own.
+	check *resilience.Route
 }
 
 // wecomSettings: WeCom answers in ~100ms, but a sync_msg page of 1000 messages is large; an
@@ -46,6 +48,7 @@ var (
 	getTokenSpec = resilience.RouteSpec{Vendor: "wecom", Op: "gettoken", Idempotent: true, Settings: wecomSettings, Classify: classify}
 	syncMsgSpec  = resilience.RouteSpec{Vendor: "wecom", Op: "sync_msg", Idempotent: true, Settings: wecomSettings, Classify: classify}
 	sendMsgSpec  = resilience.RouteSpec{Vendor: "wecom", Op: "send_msg", Settings: wecomSettings, Classify: classify}
+	checkSpec    = resilience.RouteSpec{Vendor: "wecom", Op: "check", Idempotent: true, Settings: wecomSettings, Classify: classify}
 )
 
 // codeMalformed is the code an attempt reports for a 200 answer that is not WeCom's shape.
@@ -86,7 +89,7 @@ func newClient(cfg *Config, reg *resilience.Registry, log *slog.Logger) (*client
 	for _, r := range []struct {
 		dst  **resilience.Route
 		spec resilience.RouteSpec
-	}{{&c.gettoken, getTokenSpec}, {&c.sync, syncMsgSpec}, {&c.send, sendMsgSpec}} {
+	}{{&c.gettoken, getTokenSpec}, {&c.sync, syncMsgSpec}, {&c.send, sendMsgSpec}, {&c.check, checkSpec}} {
 		rt, err := reg.Route(r.spec)
 		if err != nil {
 			return nil, err
@@ -103,8 +106,13 @@ func newClient(cfg *Config, reg *resilience.Registry, log *slog.Logger) (*client
 
 // fetchToken is the token cache's fetcher: GET /cgi-bin/gettoken.
 func (c *client) fetchToken(ctx context.Context, corpID string) (token.Token, error) {
+	return c.requestToken(ctx, c.gettoken, corpID)
+}
+
+// requestToken calls GET /cgi-bin/gettoken through route rt (gettoken, or the start check's).
+func (c *client) requestToken(ctx context.Context, rt *resilience.Route, corpID string) (token.Token, error) {
 	u := c.base + wecom.PathGetToken + "?" + url.Values{"corpid": {corpID}, "corpsecret": {c.secret}}.Encode()
-	out, err := resilience.Do(ctx, c.gettoken, resilience.Call{Key: corpID}, func(ctx context.Context, a *resilience.Attempt) (wecom.TokenResponse, error) {
+	out, err := resilience.Do(ctx, rt, resilience.Call{Key: corpID}, func(ctx context.Context, a *resilience.Attempt) (wecom.TokenResponse, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		if err != nil {
 			return wecom.TokenResponse{}, bus.Permanent(err)

@@ -87,6 +87,10 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 	if err != nil {
 		return err
 	}
+	// Before taking callbacks: WeCom gives the corp id and secret a token.
+	if err := api.checkVendor(ctx, rt); err != nil {
+		return err
+	}
 	kv, err := rt.KeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      cfg.KVBucket,
 		Description: "wechatkf: kf/sync_msg cursor per kf account (key cursor.<open_kfid>)",

@@ -3,6 +3,7 @@
 package servicetest
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -23,18 +24,44 @@ func Run(t testing.TB, s service.Service, b bus.Bus, mux *http.ServeMux, env map
 	if mux == nil {
 		mux = http.NewServeMux()
 	}
+	stop, _, _ = run(t, s, b, mux, env, nil)
+	return stop
+}
+
+// RunStarted is Run, returning once s has started (Deps.MarkStarted: its start checks made, its
+// routes and consumers up). s returning first fails t at once.
+func RunStarted(t testing.TB, s service.Service, b bus.Bus, mux *http.ServeMux, env map[string]string) (stop func()) {
+	t.Helper()
+	if mux == nil {
+		mux = http.NewServeMux()
+	}
+	started := make(chan struct{})
+	stop, exited, result := run(t, s, b, mux, env, func() { close(started) })
+	select {
+	case <-started:
+	case <-exited:
+		t.Fatalf("%s returned before it started: %v", s.Name, *result)
+	}
+	return stop
+}
+
+// run runs s until stop; exited is closed when s.Run returned, with its error in *result.
+func run(t testing.TB, s service.Service, b bus.Bus, mux *http.ServeMux, env map[string]string, onStarted func()) (stop func(), exited <-chan struct{}, result *error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	done := make(chan struct{})
+	var err error
 	go func() {
-		done <- s.Run(ctx, service.Deps{Bus: b, Mux: mux, Log: slog.New(slog.DiscardHandler), Health: service.NewHealth(),
-			Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+		defer close(done)
+		err = s.Run(ctx, service.Deps{Bus: b, Mux: mux, Log: slog.New(slog.DiscardHandler), Health: service.NewHealth(),
+			Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }, Started: onStarted})
 	}()
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
 			cancel()
 			select {
-			case err := <-done:
+			case <-done:
 				if err != nil {
 					t.Errorf("%s stopped with %v", s.Name, err)
 				}
@@ -44,5 +71,61 @@ func Run(t testing.TB, s service.Service, b bus.Bus, mux *http.ServeMux, env map
 		})
 	}
 	t.Cleanup(stop)
-	return stop
+	return stop, done, &err
+}
+
+// Start runs s as Run does, with what it logs kept, until it has started (Deps.MarkStarted) or
+// returned, then stops it. It returns the error of a failed start (nil when s started and then
+// stopped cleanly) and s's log (text handler, debug level and up). A service that returns nil
+// without starting, or fails to stop within 20 s, fails t.
+func Start(t testing.TB, s service.Service, b bus.Bus, mux *http.ServeMux, env map[string]string) (error, string) { //nolint:revive,staticcheck // the start's error and the log read best in this order
+	t.Helper()
+	if mux == nil {
+		mux = http.NewServeMux()
+	}
+	var logs syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	started, done := make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- s.Run(ctx, service.Deps{Bus: b, Mux: mux, Health: service.NewHealth(),
+			Log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+			Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }, Started: func() { close(started) }})
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatalf("%s returned nil before it started", s.Name)
+		}
+		return err, logs.String()
+	case <-started:
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%s stopped with %v", s.Name, err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s did not stop within 20s", s.Name)
+	}
+	return nil, logs.String()
+}
+
+// syncBuffer is a log sink safe for the service's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

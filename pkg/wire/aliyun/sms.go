@@ -15,6 +15,8 @@ const (
 	Host          = "dysmsapi.aliyuncs.com"
 	Version       = "2017-05-25"
 	ActionSendSms = "SendSms"
+	// ActionQuerySmsSign asks for one signature's review state (SignName in the query).
+	ActionQuerySmsSign = "QuerySmsSign"
 	// CodeOK is SendSms's success Code (upper case; Tencent's per-number code is "Ok").
 	CodeOK = "OK"
 	// TimestampLayout is the ISO 8601 UTC form of V1 Timestamp and V3 x-acs-date.
@@ -71,6 +73,27 @@ type SendSmsResponse struct {
 	Message   string   `json:"Message" xml:"Message"`
 	BizID     string   `json:"BizId,omitempty" xml:"BizId,omitempty"`
 	RequestID string   `json:"RequestId" xml:"RequestId"`
+}
+
+// Review states of a signature (QuerySmsSign SignStatus).
+const (
+	SignPending  = 0 // 审核中
+	SignApproved = 1 // 审核通过
+	SignRejected = 2 // 审核失败 (Reason says why)
+)
+
+// QuerySmsSignResponse is QuerySmsSign's answer: Code "OK" and the signature's review state,
+// else a business Code (HTTP 200) such as isv.SMS_SIGNATURE_ILLEGAL for a signature the account
+// does not have.
+type QuerySmsSignResponse struct {
+	XMLName    struct{} `json:"-" xml:"QuerySmsSignResponse"`
+	RequestID  string   `json:"RequestId" xml:"RequestId"`
+	Code       string   `json:"Code" xml:"Code"`
+	Message    string   `json:"Message" xml:"Message"`
+	SignName   string   `json:"SignName,omitempty" xml:"SignName,omitempty"`
+	SignStatus int      `json:"SignStatus" xml:"SignStatus"`
+	Reason     string   `json:"Reason,omitempty" xml:"Reason,omitempty"`
+	CreateDate string   `json:"CreateDate,omitempty" xml:"CreateDate,omitempty"`
 }
 
 // ErrorResponse is the OpenAPI gateway's error body (signature, credential, throttling and

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 )
 
@@ -22,7 +23,80 @@ const (
 	PathSearch = "/rest/api/3/search/jql" // POST: enhanced JQL search
 	// PathIssueKey is /rest/api/3/issue/{issueIdOrKey}; PathComment adds /comment.
 	PathIssueKey = "/rest/api/3/issue/"
+	// PathMyself is GET: the user the credentials authenticate (401 when Jira refuses them).
+	PathMyself = "/rest/api/3/myself"
+	// PathProjectKey is /rest/api/3/project/{projectIdOrKey} (GET: the project with its issue
+	// types and components; 404 "No project could be found with key 'X'.").
+	PathProjectKey = "/rest/api/3/project/"
 )
+
+// Myself is the answer of GET /rest/api/3/myself (the fields the connector reads).
+type Myself struct {
+	Self         string `json:"self,omitempty"`
+	AccountID    string `json:"accountId"`
+	AccountType  string `json:"accountType,omitempty"`
+	EmailAddress string `json:"emailAddress,omitempty"`
+	DisplayName  string `json:"displayName,omitempty"`
+	Active       bool   `json:"active"`
+	TimeZone     string `json:"timeZone,omitempty"`
+	Locale       string `json:"locale,omitempty"`
+}
+
+// ParseMyself decodes a GET myself answer.
+func ParseMyself(body []byte) (Myself, error) {
+	var m Myself
+	if err := json.Unmarshal(body, &m); err != nil {
+		return m, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if m.AccountID == "" {
+		return m, fmt.Errorf("%w: myself without accountId", ErrMalformed)
+	}
+	return m, nil
+}
+
+// IssueType is one of a project's issue types.
+type IssueType struct {
+	Self        string `json:"self,omitempty"`
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	Subtask     bool   `json:"subtask"`
+}
+
+// Component is one of a project's components.
+type Component struct {
+	Self string `json:"self,omitempty"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// Project is the answer of GET /rest/api/3/project/{key} (the fields the connector reads).
+type Project struct {
+	Self           string      `json:"self,omitempty"`
+	ID             string      `json:"id"`
+	Key            string      `json:"key"`
+	Name           string      `json:"name"`
+	ProjectTypeKey string      `json:"projectTypeKey,omitempty"`
+	Simplified     bool        `json:"simplified"`
+	Style          string      `json:"style,omitempty"`
+	IssueTypes     []IssueType `json:"issueTypes"`
+	Components     []Component `json:"components"`
+}
+
+// ProjectPath returns /rest/api/3/project/{key}.
+func ProjectPath(key string) string { return PathProjectKey + url.PathEscape(key) }
+
+// ParseProject decodes a GET project answer.
+func ParseProject(body []byte) (Project, error) {
+	var p Project
+	if err := json.Unmarshal(body, &p); err != nil {
+		return p, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if p.Key == "" {
+		return p, fmt.Errorf("%w: project without key", ErrMalformed)
+	}
+	return p, nil
+}
 
 // BasicAuth is the Authorization header value for an Atlassian account email and API token.
 func BasicAuth(email, token string) string {

@@ -15,7 +15,10 @@ const (
 	Service       = "sms"
 	Version       = "2021-01-11"
 	ActionSendSms = "SendSms"
-	DefaultRegion = "ap-guangzhou"
+	// ActionSmsPackagesStatistics lists an SMS application's packages (a read: the connector's
+	// start check, which proves the key pair, the region and SmsSdkAppId).
+	ActionSmsPackagesStatistics = "SmsPackagesStatistics"
+	DefaultRegion               = "ap-guangzhou"
 	// ContentType is what the connector sends and signs, byte for byte.
 	ContentType = "application/json; charset=utf-8"
 	// CodeOk is the per-number success code: "Ok", not "OK".
@@ -69,6 +72,35 @@ type Result struct {
 	SendStatusSet []SendStatus `json:"SendStatusSet,omitempty"`
 	Error         *Error       `json:"Error,omitempty"`
 	RequestID     string       `json:"RequestId"`
+}
+
+// PackagesStatisticsRequest is SmsPackagesStatistics's body (BeginTime and EndTime are
+// yyyymmddhh, Beijing time; Limit is at most 500).
+type PackagesStatisticsRequest struct {
+	SmsSdkAppID string `json:"SmsSdkAppId"`
+	Limit       uint64 `json:"Limit"`
+	Offset      uint64 `json:"Offset"`
+	BeginTime   string `json:"BeginTime,omitempty"`
+	EndTime     string `json:"EndTime,omitempty"`
+}
+
+// PackageStatistics is one package of the application (the fields the sandbox writes).
+type PackageStatistics struct {
+	PackageCreateTime  string `json:"PackageCreateTime"`
+	PackageID          uint64 `json:"PackageId"`
+	TypeOfPackage      uint64 `json:"TypeOfPackage"`
+	AmountOfPackage    uint64 `json:"AmountOfPackage"`
+	CurrentUsage       uint64 `json:"CurrentUsage"`
+	PackageExpiredTime string `json:"PackageExpiredTime"`
+}
+
+// PackagesStatisticsResponse is {"Response":{"SmsPackagesStatisticsSet":[...],...}} or an Error.
+type PackagesStatisticsResponse struct {
+	Response struct {
+		SmsPackagesStatisticsSet []PackageStatistics `json:"SmsPackagesStatisticsSet,omitempty"`
+		Error                    *Error              `json:"Error,omitempty"`
+		RequestID                string              `json:"RequestId"`
+	} `json:"Response"`
 }
 
 // SendSmsResponse is {"Response":{...}}.

@@ -35,6 +35,8 @@ const (
 	CodeContentTooLong        = 45002 // 消息内容大小超过限制
 	CodeRateLimited           = 45009 // 接口调用超过限制
 	CodeDataFormat            = 47001 // 数据格式错误
+	CodeAPIForbidden          = 48002 // api禁止调用 (the app has no access to the API)
+	CodeIPNotAllowed          = 60020 // 访问ip不在白名单之中 (not in the app's trusted IPs)
 	CodeInvalidOpenKfID       = 95000 // 不合法的open_kfid
 	CodeSendLimit             = 95001 // 发送客服消息次数限制
 	CodeInvalidMsgToken       = 95007 // 不合法的msgtoken (sync_msg token)
@@ -76,6 +78,10 @@ func ErrorText(code int) string {
 		return "api freq out of limit"
 	case CodeDataFormat:
 		return "data format error"
+	case CodeAPIForbidden:
+		return "api forbidden"
+	case CodeIPNotAllowed:
+		return "not allow to access from your ip"
 	case CodeInvalidOpenKfID:
 		return "invalid open_kfid"
 	case CodeSendLimit:

@@ -27,7 +27,42 @@ const (
 	PathTicketPrefix = "/api/v2/tickets/"
 	// PathGroups lists the account's groups (GET; cursor pages of up to 100).
 	PathGroups = "/api/v2/groups.json"
+	// PathMe shows the user the credentials authenticate (GET). Zendesk answers credentials it
+	// does not accept with 200 and the anonymous user (id null, role end-user), not a 401.
+	PathMe = "/api/v2/users/me.json"
 )
+
+// User is the user of GET /api/v2/users/me.json (the fields the connector reads). ID is nil for
+// the anonymous user.
+type User struct {
+	ID     *int64 `json:"id"`
+	URL    string `json:"url,omitempty"`
+	Name   string `json:"name"`
+	Email  string `json:"email"`
+	Role   string `json:"role"` // end-user, agent or admin
+	Active bool   `json:"active"`
+}
+
+// Anonymous reports whether u is the anonymous user Zendesk answers credentials it does not
+// accept with.
+func (u User) Anonymous() bool { return u.ID == nil || *u.ID <= 0 }
+
+// UserResponse is the answer of GET /api/v2/users/me.json.
+type UserResponse struct {
+	User User `json:"user"`
+}
+
+// ParseMe decodes a users/me answer.
+func ParseMe(body []byte) (User, error) {
+	var r UserResponse
+	if err := json.Unmarshal(body, &r); err != nil {
+		return r.User, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if r.User.Role == "" {
+		return r.User, fmt.Errorf("%w: user without role", ErrMalformed)
+	}
+	return r.User, nil
+}
 
 // Group is one group (team) of the account.
 type Group struct {

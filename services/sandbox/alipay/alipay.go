@@ -85,7 +85,7 @@ type Sim struct {
 	env    *sim.Env
 	cfg    Config
 	appKey *rsa.PublicKey
-	key    *rsa.PrivateKey
+	key    atomic.Pointer[rsa.PrivateKey] // Alipay's key (RotateKey replaces it)
 	group  *sim.Group
 	seq    atomic.Uint64
 
@@ -112,7 +112,8 @@ func New(env *sim.Env, cfg Config) (*Sim, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Sim{env: env, cfg: cfg, appKey: appKey, key: key, group: sim.NewGroup(), trades: map[string]*Trade{}}
+	s := &Sim{env: env, cfg: cfg, appKey: appKey, group: sim.NewGroup(), trades: map[string]*Trade{}}
+	s.key.Store(key)
 	env.Handle(sim.Route{Vendor: Vendor, Op: OpGateway, Pattern: "POST " + wire.Path, Handler: s.serve, Fail: s.fail})
 	env.Handle(sim.Route{Vendor: Vendor, Op: OpWapPay, Pattern: "GET " + wire.Path, Handler: s.serveWap, Fail: s.fail})
 	return s, nil
@@ -120,6 +121,10 @@ func New(env *sim.Env, cfg Config) (*Sim, error) {
 
 // Close stops pending payments and notifies.
 func (s *Sim) Close() { s.group.Close() }
+
+// RotateKey makes Alipay sign its answers and notifies with k from now on, as when the app's
+// Alipay public key is changed in the console and the connector still trusts the old one.
+func (s *Sim) RotateKey(k *rsa.PrivateKey) { s.key.Store(k) }
 
 // Trade returns a copy of the trade of outTradeNo.
 func (s *Sim) Trade(outTradeNo string) (Trade, bool) {
@@ -134,7 +139,7 @@ func (s *Sim) Trade(outTradeNo string) (Trade, bool) {
 
 // answer writes a signed response of method.
 func (s *Sim) answer(w http.ResponseWriter, method string, v any) {
-	body, err := wire.EncodeResponse(s.key, method, v)
+	body, err := wire.EncodeResponse(s.key.Load(), method, v)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -385,7 +390,7 @@ func (s *Sim) pay(ctx context.Context, outTradeNo string) error {
 		return nil
 	}
 	form := NotifyForm(s.cfg.AppID, cp, now)
-	if err := wire.SignNotify(s.key, form); err != nil {
+	if err := wire.SignNotify(s.key.Load(), form); err != nil {
 		return err
 	}
 	err := Deliver(ctx, s.env.Client, cp.NotifyURL, form)

@@ -21,6 +21,13 @@
 // isv.* / isp.* codes as HTTP 200 business errors (isv.BUSINESS_LIMIT_CONTROL is Aliyun's
 // throttling), gateway codes as 4xx/5xx error bodies, "" as 500 InternalError.
 //
+// QuerySmsSign (the same endpoint, Action QuerySmsSign, SignName in the query, signed alike)
+// answers a signature's review state: SignStatus 1 (approved) for SignNames (any name when
+// SignNames is empty), 0 (under review) for PendingSignNames, else the business error
+// isv.SMS_SIGNATURE_ILLEGAL; a pending signature is refused by SendSms as an unknown one. Faults
+// on "aliyun SendSms" apply to the whole endpoint, QuerySmsSign included; its calls are recorded
+// with op QuerySmsSign.
+//
 // Customer side: SmsReport delivery receipts for accepted numbers are pushed after ReportDelay
 // to the connector as Aliyun's HTTP batch push does (a JSON array, several receipts per push,
 // re-pushed after 1, 5 and 10 minutes on a non-2xx answer; with Repeat > 0 some receipts are
@@ -55,14 +62,19 @@ import (
 // Vendor is the simulator's name: routes under /sandbox/aliyun, fault keys "aliyun <op>".
 const Vendor = "aliyun"
 
-// OpSendSms is the fault key and record op of SendSms ("aliyun SendSms").
-const OpSendSms = "SendSms"
+// OpSendSms is the fault key and record op of SendSms ("aliyun SendSms"); OpQuerySmsSign the
+// record op of QuerySmsSign.
+const (
+	OpSendSms      = "SendSms"
+	OpQuerySmsSign = "QuerySmsSign"
+)
 
 // Config configures the simulator. The env-tagged fields are read by Mount.
 type Config struct {
 	AccessKeyID     string        `env:"SMS_ALIYUN_ACCESS_KEY_ID" default:"LTAI5tSandboxAliyunSms01" desc:"the AccessKeyId the Aliyun simulator issued: the sms connector's own variable"`
 	AccessKeySecret string        `env:"SMS_ALIYUN_ACCESS_KEY_SECRET" default:"sandbox-aliyun-access-key-secret" desc:"its AccessKeySecret (the connector's variable)"`
 	SignNames       []string      `env:"SANDBOX_ALIYUN_SIGN_NAMES" desc:"approved SMS signatures, comma-separated; empty accepts any"`
+	PendingSigns    []string      `env:"SANDBOX_ALIYUN_PENDING_SIGN_NAMES" desc:"SMS signatures still under review (QuerySmsSign SignStatus 0), comma-separated; SendSms refuses them"`
 	Templates       []string      `env:"SANDBOX_ALIYUN_TEMPLATES" desc:"approved templates as CODE:param|param, comma-separated (e.g. SMS_000001:content); empty accepts any code with string parameters"`
 	Token           string        `env:"SMS_WEBHOOK_TOKEN" desc:"the sms connector's webhook token (its own variable), added as ?token= to the default push URLs"`
 	UpURL           string        `env:"SANDBOX_ALIYUN_UP_URL" desc:"where SmsUp uplinks are pushed; default <SANDBOX_HOOK_BASE>/sms/aliyun/up"`
@@ -261,6 +273,7 @@ type request struct {
 	xml     bool
 	version string // the signature scheme
 	keyID   string
+	action  string
 }
 
 func (s *Sim) secret(id string) (string, bool) {
@@ -321,9 +334,10 @@ func (s *Sim) parse(r *http.Request) (*request, *apiError) {
 	if !s.nonces.Use(nonce, now) {
 		return req, errCode("SignatureNonceUsed")
 	}
-	if action != wire.ActionSendSms {
+	if action != wire.ActionSendSms && action != wire.ActionQuerySmsSign {
 		return req, errCode("InvalidAction.NotFound")
 	}
+	req.action = action
 	if version != wire.Version {
 		return req, errCode("InvalidVersion")
 	}
@@ -368,6 +382,10 @@ func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, xmlFormat, e)
 		return
 	}
+	if req.action == wire.ActionQuerySmsSign {
+		s.querySign(w, req, xmlFormat)
+		return
+	}
 	p := wire.ParseSendSms(req.params)
 	numbers, params, e := s.check(p)
 	if e != nil {
@@ -389,6 +407,29 @@ func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
 		s.receipt(wire.SmsReport{PhoneNumber: n, SendTime: wire.FormatTime(now), SmsSize: size, BizID: bizID, OutID: p.OutID})
 	}
 	write(w, http.StatusOK, xmlFormat, wire.SendSmsResponse{Code: wire.CodeOK, Message: "OK", BizID: bizID, RequestID: requestID()})
+}
+
+// querySign answers QuerySmsSign (see the package doc).
+func (s *Sim) querySign(w http.ResponseWriter, req *request, xmlFormat bool) {
+	name := req.params.Get("SignName")
+	var e *apiError
+	status := wire.SignApproved
+	switch {
+	case name == "":
+		e = errCode("MissingSignName")
+	case slices.Contains(s.cfg.PendingSigns, name):
+		status = wire.SignPending
+	case len(s.cfg.SignNames) > 0 && !slices.Contains(s.cfg.SignNames, name):
+		e = errCode("isv.SMS_SIGNATURE_ILLEGAL")
+	}
+	if e != nil {
+		s.env.Record(Vendor, OpQuerySmsSign, "", map[string]string{"SignName": name, "Code": e.Code}, e)
+		s.writeErr(w, xmlFormat, e)
+		return
+	}
+	s.env.Record(Vendor, OpQuerySmsSign, "", map[string]any{"SignName": name, "SignStatus": status}, nil)
+	write(w, http.StatusOK, xmlFormat, wire.QuerySmsSignResponse{RequestID: requestID(), Code: wire.CodeOK, Message: "OK", SignName: name,
+		SignStatus: status, CreateDate: wire.FormatTime(s.cfg.Now().Add(-30 * 24 * time.Hour))})
 }
 
 func paramsOf(r *request) url.Values {
@@ -421,7 +462,7 @@ func (s *Sim) check(p wire.SendSms) ([]string, map[string]string, *apiError) {
 		}
 		numbers = append(numbers, v)
 	}
-	if len(s.cfg.SignNames) > 0 && !slices.Contains(s.cfg.SignNames, p.SignName) {
+	if (len(s.cfg.SignNames) > 0 && !slices.Contains(s.cfg.SignNames, p.SignName)) || slices.Contains(s.cfg.PendingSigns, p.SignName) {
 		return nil, nil, errCode("isv.SMS_SIGNATURE_ILLEGAL")
 	}
 	want, known := s.templates[p.TemplateCode]

@@ -5,6 +5,13 @@
 //	GET  /sandbox/jira/rest/api/3/issue/{key}                 op "issue/get"
 //	POST /sandbox/jira/rest/api/3/issue/{key}/comment         op "issue/comment"
 //	POST /sandbox/jira/rest/api/3/issue/{key}/transitions     op "issue/transition"
+//	GET  /sandbox/jira/rest/api/3/myself                      op "myself"
+//	GET  /sandbox/jira/rest/api/3/project/{key}               op "project/get"
+//
+// myself answers the account of the credentials (accountId, emailAddress, displayName, active);
+// project/get answers the one project (by key or id 10000) with its issue types and components,
+// else 404 {"errorMessages":["No project could be found with key 'X'."],"errors":{}}, as Jira
+// Cloud does.
 //
 // Every call needs Basic auth with Config.Email and Config.APIToken, else 401 with Jira's error
 // collection. Create checks the project key, the issue type, a non-empty summary, an ADF
@@ -56,7 +63,12 @@ const (
 	OpGet        = "issue/get"
 	OpComment    = "issue/comment"
 	OpTransition = "issue/transition"
+	OpMyself     = "myself"
+	OpProject    = "project/get"
 )
+
+// IssueTypes are the issue types of the simulated project (a create naming another is refused).
+var IssueTypes = []string{"Task", "Bug", "Story", "Incident", "Service request"}
 
 // Statuses of the simulated workflow and their transition ids.
 var workflow = []struct {
@@ -147,6 +159,8 @@ func New(env *sim.Env, cfg Config) (*Sim, error) {
 		{OpGet, "GET " + wire.PathIssueKey + "{key}"},
 		{OpComment, "POST " + wire.PathIssueKey + "{key}/comment"},
 		{OpTransition, "POST " + wire.PathIssueKey + "{key}/transitions"},
+		{OpMyself, "GET " + wire.PathMyself},
+		{OpProject, "GET " + wire.PathProjectKey + "{key}"},
 	} {
 		h := s.auth(r.op, s.handler(r.op))
 		env.Handle(sim.Route{Vendor: Vendor, Op: r.op, Pattern: r.pattern, Handler: h, Fail: sim.Processed(h, s.fail)})
@@ -164,6 +178,10 @@ func (s *Sim) handler(op string) http.HandlerFunc {
 		return s.get
 	case OpComment:
 		return s.comment
+	case OpMyself:
+		return s.myself
+	case OpProject:
+		return s.project
 	default:
 		return s.transition
 	}
@@ -231,9 +249,7 @@ func (s *Sim) create(w http.ResponseWriter, r *http.Request) {
 	if f.Project.Key != s.cfg.ProjectKey && f.Project.ID != "10000" {
 		errs["project"] = "Specify a valid project ID or key"
 	}
-	switch f.IssueType.Name {
-	case "Task", "Bug", "Story", "Incident", "Service request":
-	default:
+	if !slices.Contains(IssueTypes, f.IssueType.Name) {
 		errs["issuetype"] = "Specify an issue type"
 	}
 	if strings.TrimSpace(f.Summary) == "" {
@@ -507,6 +523,37 @@ func (s *Sim) get(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	s.env.Record(Vendor, OpGet, is.Key, map[string]string{"key": is.Key}, nil)
 	writeJSON(w, http.StatusOK, v)
+}
+
+// accountID is the simulated account's Atlassian account id.
+const accountID = "5b10ac8d82e05b22cc7d4ef5"
+
+func (s *Sim) myself(w http.ResponseWriter, _ *http.Request) {
+	s.env.Record(Vendor, OpMyself, "", nil, nil)
+	writeJSON(w, http.StatusOK, wire.Myself{Self: s.cfg.SiteURL + "/rest/api/3/user?accountId=" + accountID, AccountID: accountID,
+		AccountType: "atlassian", EmailAddress: s.cfg.Email, DisplayName: "omnibus", Active: true, TimeZone: "Asia/Shanghai", Locale: "zh_CN"})
+}
+
+func (s *Sim) project(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	if key != s.cfg.ProjectKey && key != "10000" {
+		s.env.Record(Vendor, OpProject, key, nil, errors.New("404: no such project"))
+		writeErr(w, http.StatusNotFound, []string{"No project could be found with key '" + key + "'."}, nil)
+		return
+	}
+	self := s.cfg.SiteURL + wire.PathProjectKey + "10000"
+	p := wire.Project{Self: self, ID: "10000", Key: s.cfg.ProjectKey, Name: "Customer Service", ProjectTypeKey: "software", Style: "classic",
+		IssueTypes: []wire.IssueType{}, Components: []wire.Component{}}
+	for i, n := range IssueTypes {
+		id := strconv.Itoa(10001 + i)
+		p.IssueTypes = append(p.IssueTypes, wire.IssueType{Self: s.cfg.SiteURL + "/rest/api/3/issuetype/" + id, ID: id, Name: n})
+	}
+	for i, n := range s.cfg.Components {
+		id := strconv.Itoa(10100 + i)
+		p.Components = append(p.Components, wire.Component{Self: s.cfg.SiteURL + "/rest/api/3/component/" + id, ID: id, Name: n})
+	}
+	s.env.Record(Vendor, OpProject, key, map[string]string{"key": key}, nil)
+	writeJSON(w, http.StatusOK, p)
 }
 
 func (s *Sim) comment(w http.ResponseWriter, r *http.Request) {

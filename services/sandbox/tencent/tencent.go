@@ -1,7 +1,9 @@
 // Package tencent simulates Tencent Cloud SMS (API 3.0, sms 2021-01-11) for the sandbox.
 //
 // Vendor side: SendSms at POST /sandbox/tencent/ (the endpoint https://sms.tencentcloudapi.com/
-// mounted under the sandbox prefix), dispatched by X-TC-Action, with the TC3-HMAC-SHA256
+// mounted under the sandbox prefix), dispatched by X-TC-Action (SmsPackagesStatistics too: one
+// package for a known SmsSdkAppId, InvalidParameterValue.SdkAppIdNotExist else, recorded with op
+// SmsPackagesStatistics), with the TC3-HMAC-SHA256
 // signature verified exactly as the API gateway does (pkg/wire/tencent.Verify: content-type and
 // host signed, the credential's date the UTC date of X-TC-Timestamp, five minutes of skew).
 // Every error is HTTP 200 with {"Response":{"Error":{"Code","Message"},"RequestId"}}:
@@ -50,6 +52,9 @@ const Vendor = "tencent"
 
 // OpSendSms is the fault key and record op of SendSms ("tencent SendSms").
 const OpSendSms = "SendSms"
+
+// OpPackages is the record op of SmsPackagesStatistics (its faults are SendSms's: one endpoint).
+const OpPackages = "SmsPackagesStatistics"
 
 // Config configures the simulator. The env-tagged fields are read by Mount.
 type Config struct {
@@ -230,13 +235,17 @@ func (s *Sim) parse(r *http.Request) (*wire.SendSmsRequest, string, *apiError) {
 	case err != nil:
 		return nil, "", errCode("AuthFailure.InvalidAuthorization", err.Error())
 	}
+	action := r.Header.Get(wire.HeaderAction)
 	switch {
-	case r.Header.Get(wire.HeaderAction) != wire.ActionSendSms:
+	case action != wire.ActionSendSms && action != wire.ActionSmsPackagesStatistics:
 		return nil, v.SecretID, errCode("InvalidAction")
 	case r.Header.Get(wire.HeaderVersion) != wire.Version:
 		return nil, v.SecretID, errCode("NoSuchVersion")
 	case !regions[r.Header.Get(wire.HeaderRegion)]:
 		return nil, v.SecretID, errCode("UnsupportedRegion")
+	}
+	if action == wire.ActionSmsPackagesStatistics {
+		return nil, v.SecretID, s.packages(body)
 	}
 	var req wire.SendSmsRequest
 	dec := json.NewDecoder(strings.NewReader(string(body)))
@@ -245,6 +254,28 @@ func (s *Sim) parse(r *http.Request) (*wire.SendSmsRequest, string, *apiError) {
 		return nil, v.SecretID, errCode("InvalidParameter", err.Error())
 	}
 	return &req, v.SecretID, nil
+}
+
+// errAnswered is parse's "answered already" (SmsPackagesStatistics): serve writes nothing more.
+var errAnswered = &apiError{Code: "answered"}
+
+// packages answers SmsPackagesStatistics: one package of the application, or
+// InvalidParameterValue.SdkAppIdNotExist; recorded with op SmsPackagesStatistics.
+func (s *Sim) packages(body []byte) *apiError {
+	var req wire.PackagesStatisticsRequest
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	switch err := dec.Decode(&req); {
+	case err != nil:
+		return errCode("InvalidParameter", err.Error())
+	case req.SmsSdkAppID == "" || req.Limit == 0:
+		return errCode("MissingParameter", "SmsSdkAppId, Limit")
+	case req.Limit > 500:
+		return errCode("InvalidParameterValue", "Limit")
+	case !slices.Contains(s.cfg.SdkAppIDs, req.SmsSdkAppID):
+		return errCode("InvalidParameterValue.SdkAppIdNotExist")
+	}
+	return errAnswered
 }
 
 // check validates the business parameters (API-level errors).
@@ -288,6 +319,10 @@ type SendRecord struct {
 
 func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
 	req, id, e := s.parse(r)
+	if r.Header.Get(wire.HeaderAction) == wire.ActionSmsPackagesStatistics { // parse answered it (errAnswered) or refused it
+		s.answerPackages(w, id, e)
+		return
+	}
 	if e == nil {
 		e = s.check(req)
 	}
@@ -321,6 +356,22 @@ func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
 		s.receipt(num, serial, now)
 	}
 	writeJSON(w, wire.SendSmsResponse{Response: wire.Result{SendStatusSet: set, RequestID: uuid.NewString()}})
+}
+
+// answerPackages writes SmsPackagesStatistics's answer (e is errAnswered for success).
+func (s *Sim) answerPackages(w http.ResponseWriter, id string, e *apiError) {
+	if e != errAnswered {
+		s.env.Record(Vendor, OpPackages, "", map[string]string{"Code": e.Code, "SecretId": id}, e)
+		writeErr(w, e)
+		return
+	}
+	s.env.Record(Vendor, OpPackages, "", map[string]string{"SecretId": id}, nil)
+	var out wire.PackagesStatisticsResponse
+	created := s.cfg.Now().AddDate(0, -1, 0).In(wire.Beijing)
+	out.Response.SmsPackagesStatisticsSet = []wire.PackageStatistics{{PackageCreateTime: created.Format(wire.ReportTimeLayout), PackageID: 100001,
+		TypeOfPackage: 2, AmountOfPackage: 10000, CurrentUsage: 0, PackageExpiredTime: created.AddDate(1, 0, 0).Format(wire.ReportTimeLayout)}}
+	out.Response.RequestID = uuid.NewString()
+	writeJSON(w, out)
 }
 
 func isoCode(cc string) string {

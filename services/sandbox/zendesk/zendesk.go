@@ -6,6 +6,11 @@
 //	GET  /sandbox/zendesk/api/v2/tickets/{id}.json     op "tickets/show"
 //	PUT  /sandbox/zendesk/api/v2/tickets/{id}.json     op "tickets/update"
 //	GET  /sandbox/zendesk/api/v2/groups.json           op "groups/list"  (Config.Groups; a create with another group_id is refused)
+//	GET  /sandbox/zendesk/api/v2/users/me.json         op "users/me"
+//
+// users/me answers the agent of the credentials; like Zendesk, it answers any other credentials
+// (or none) with 200 and the anonymous user ({"user":{"id":null,"name":"Anonymous user",
+// "email":"invalid@example.com","role":"end-user",...}}), not a 401.
 //
 // (the .json suffix is optional, as on Zendesk). Every call needs API-token Basic auth
 // ("<Config.Email>/token:<Config.APIToken>"), else 401 {"error":"Couldn't authenticate you"}.
@@ -40,6 +45,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -90,8 +96,11 @@ type Config struct {
 // departments.
 var DefaultGroups = map[string]int64{"Orders": 360000101, "Logistics": 360000102, "Payments": 360000103, "Accounts": 360000104, "Complaints": 360000105}
 
-// OpGroups is the op of the group list.
-const OpGroups = "groups/list"
+// OpGroups is the op of the group list; OpMe the one of users/me.
+const (
+	OpGroups = "groups/list"
+	OpMe     = "users/me"
+)
 
 // Ticket is a stored ticket.
 type Ticket struct {
@@ -166,6 +175,9 @@ func New(env *sim.Env, cfg Config) (*Sim, error) {
 	} {
 		h := s.auth(r.op, r.h)
 		env.Handle(sim.Route{Vendor: Vendor, Op: r.op, Pattern: r.pattern, Handler: h, Fail: sim.Processed(h, s.fail)})
+	}
+	for _, p := range []string{"GET " + wire.PathMe, "GET /api/v2/users/me"} {
+		env.Handle(sim.Route{Vendor: Vendor, Op: OpMe, Pattern: p, Handler: s.me, Fail: s.fail})
 	}
 	return s, nil
 }
@@ -538,6 +550,19 @@ func (s *Sim) notify(ctx context.Context, id int64, prev, cur string) error {
 			h.Set(wire.HeaderSignature, wire.WebhookSignature(s.cfg.WebhookSecret, ts, body))
 		}
 	})
+}
+
+// me answers GET /api/v2/users/me.json: the agent of the credentials, else the anonymous user.
+func (s *Sim) me(w http.ResponseWriter, r *http.Request) {
+	if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(wire.BasicAuth(s.cfg.Email, s.cfg.APIToken))) != 1 {
+		s.env.Record(Vendor, OpMe, "", nil, errors.New("anonymous: bad or missing API token credentials"))
+		writeJSON(w, http.StatusOK, wire.UserResponse{User: wire.User{Name: "Anonymous user", Email: "invalid@example.com", Role: "end-user", Active: true}})
+		return
+	}
+	id := int64(361234567890)
+	s.env.Record(Vendor, OpMe, "", map[string]string{"email": s.cfg.Email}, nil)
+	writeJSON(w, http.StatusOK, wire.UserResponse{User: wire.User{ID: &id, URL: "https://" + s.cfg.Subdomain + ".zendesk.com/api/v2/users/361234567890.json",
+		Name: "omnibus", Email: s.cfg.Email, Role: "admin", Active: true}})
 }
 
 // groups answers GET /api/v2/groups.json: the account's groups in one page, by id.
