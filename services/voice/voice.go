@@ -104,6 +104,10 @@ var (
 // Service returns the connector as a service.
 func Service() service.Service { return connector.Define(Spec, setup) }
 
+func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
+	return setupWith(ctx, rt, cfg, time.Now)
+}
+
 // Hang-up sides and reasons of the ended event.
 const (
 	sideCaller  = "caller"
@@ -185,6 +189,9 @@ type server struct {
 	rec   *recordings
 	// Sinks, when set, returns extra frame sinks for a call.
 	sinks func(callInfo) []media.Sink
+	// now is the clock of a call's times (started, answered, ended; durations derive from them):
+	// time.Now, except in tests that play hours of RTP in seconds and advance it (export_test.go).
+	now func() time.Time
 	// asr transcribes the caller leg live (nil: VOICE_ASR=none).
 	asr *transcriber
 	// tts synthesises prompts (nil: Aliyun NLS not configured).
@@ -203,8 +210,9 @@ type server struct {
 	stopping  atomic.Bool
 }
 
-func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
-	s := &server{cfg: cfg, rt: rt, calls: map[string]*call{}, secret: make([]byte, 32)}
+// setupWith starts the connector with the clock now for its calls' times.
+func setupWith(ctx context.Context, rt *connector.Runtime, cfg *Config, now func() time.Time) error {
+	s := &server{cfg: cfg, rt: rt, calls: map[string]*call{}, secret: make([]byte, 32), now: now}
 	_, _ = rand.Read(s.secret)
 	var err error
 	if s.ports, err = media.NewPorts(cfg.bindIP, cfg.rtpMin, cfg.rtpMax); err != nil {
