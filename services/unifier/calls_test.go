@@ -120,8 +120,8 @@ func TestCallTransferOutcomeThroughTheBus(t *testing.T) {
 
 	type view struct {
 		Call struct {
-			CallID   string `json:"call_id"`
-			State    string `json:"state"`
+			CallID   string                  `json:"call_id"`
+			State    string                  `json:"state"`
 			From     struct{ Masked string } `json:"from"`
 			Transfer *struct {
 				Outcome, Target, Reason, Detail, AgentID string

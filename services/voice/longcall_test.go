@@ -128,7 +128,7 @@ func TestTwoHourCall(t *testing.T) {
 	hangup := time.Since(before)
 
 	t.Logf("2 h of RTP (%d packets) sent in %s (%.0fx real time); live heap %d MB at the start, peak %d MB while streaming; hang-up took %s",
-		packets, sendTook.Round(time.Millisecond), (2 * time.Hour).Seconds()/sendTook.Seconds(), live>>20, peak.Load()>>20, hangup.Round(time.Millisecond))
+		packets, sendTook.Round(time.Millisecond), (2*time.Hour).Seconds()/sendTook.Seconds(), live>>20, peak.Load()>>20, hangup.Round(time.Millisecond))
 	if d.Media == nil || d.Media.Packets != packets || d.Media.Lost != 0 || d.Media.Late != 0 || d.Media.Invalid != 0 {
 		t.Errorf("media = %+v, want %d packets, none lost, late or invalid", d.Media, packets)
 	}

@@ -143,4 +143,3 @@ func callState(r store.Call) string {
 	}
 	return "ringing"
 }
-
