@@ -294,7 +294,7 @@ func (s *server) run(c *call, o offer, pt int, conn *net.UDPConn) {
 	answered := s.now().UTC()
 	c.answeredAt = answered
 	c.answered.Store(true)
-	_ = s.rec.writeMeta(spoolMeta{Call: c.info, AnsweredAt: &answered})
+	_ = s.rec.writeMeta(spoolMeta{Call: c.info, AnsweredAt: &answered, Transcribed: tr != nil})
 	data = c.info.data()
 	data["at"], data["codec"] = answered, c.info.Codec
 	if err := s.publish(ctx, c.info, TypeCallAnswered, "answered", data, answered); err != nil {

@@ -56,6 +56,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/schemas"
+	"github.com/omnibus-dev/omnibus/services/voice/internal/asr"
 	"github.com/omnibus-dev/omnibus/services/voice/internal/media"
 )
 
@@ -451,7 +452,16 @@ func (s *server) recover(ctx context.Context) error {
 			return fmt.Errorf("recover call %s: %w", m.Call.ID, err)
 		}
 		end := s.rec.lastWrite(m.Call.ID, m.Call.StartedAt)
-		if err := s.publishEnded(ctx, m.Call, m.AnsweredAt, end, sideSystem, reasonRecovered, legs, nil, ""); err != nil {
+		// A call transcribed live lost the transcript of the audio after the last final segment
+		// published before the crash (and of the rest of the call): partial, or none without one.
+		transcript := ""
+		if m.Transcribed {
+			transcript = asr.None
+			if s.rec.transcribed(m.Call.ID) {
+				transcript = asr.Partial
+			}
+		}
+		if err := s.publishEnded(ctx, m.Call, m.AnsweredAt, end, sideSystem, reasonRecovered, legs, nil, transcript); err != nil {
 			return fmt.Errorf("recover call %s: %w", m.Call.ID, err)
 		}
 		s.rec.remove(m.Call.ID)
