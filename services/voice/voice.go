@@ -66,6 +66,8 @@ const (
 	TypeCallAnswered = schemas.TypeChannelCallAnswered
 	TypeCallEnded    = schemas.TypeChannelCallEnded
 	TypeSegment      = schemas.TypeChannelCallSegmentTranscribed
+	// TypeTranscribed ends a TCCC call's after-call transcription (tccc_work.go).
+	TypeTranscribed = schemas.TypeChannelCallTranscribed
 	TypeHangup       = schemas.TypeChannelCallHangupRequested
 	// The transfer command and its outcomes (transfer.go).
 	TypeTransfer       = schemas.TypeChannelCallTransferRequested
@@ -81,6 +83,9 @@ const (
 	// SubjectTransferOutcome carries transferred and transfer.failed, beside the call's life
 	// (the unifier's lane on SubjectCall takes only started, answered and ended).
 	SubjectTransferOutcome = "omni.in.voice.transfer"
+	// SubjectTranscription carries a TCCC call's after-call transcription outcome, beside its
+	// segments (the unifier's lane on SubjectTranscript takes segments only).
+	SubjectTranscription = "omni.in.voice.transcription"
 )
 
 var (
@@ -95,6 +100,7 @@ var (
 			{Subject: SubjectCall, Type: TypeCallAnswered},
 			{Subject: SubjectCall, Type: TypeCallEnded},
 			{Subject: SubjectTranscript, Type: TypeSegment},
+			{Subject: SubjectTranscription, Type: TypeTranscribed},
 			{Subject: SubjectTransferOutcome, Type: TypeTransferred},
 			{Subject: SubjectTransferOutcome, Type: TypeTransferFailed},
 		}, connector.ResilienceRoutes("voice")...), // audit records and alerts of the ASR and TTS vendor calls
