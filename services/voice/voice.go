@@ -68,7 +68,7 @@ const (
 	TypeSegment      = schemas.TypeChannelCallSegmentTranscribed
 	// TypeTranscribed ends a TCCC call's after-call transcription (tccc_work.go).
 	TypeTranscribed = schemas.TypeChannelCallTranscribed
-	TypeHangup       = schemas.TypeChannelCallHangupRequested
+	TypeHangup      = schemas.TypeChannelCallHangupRequested
 	// The transfer command and its outcomes (transfer.go).
 	TypeTransfer       = schemas.TypeChannelCallTransferRequested
 	TypeTransferred    = schemas.TypeChannelCallTransferred
