@@ -602,12 +602,18 @@ func transcribing(files []tcccFile) bool {
 	return false
 }
 
-// publishTranscribed publishes how a call's after-call transcription ended: complete when every
-// file to transcribe was, none when every one was given up, partial in between — the transcript
-// state the SIP path's ended event carries, so a vendor down past the retries is said, not
-// silent.
-func (t *tccc) publishTranscribed(ctx context.Context, c tcccCall, files []tcccFile) error {
-	var out []map[string]any
+// transcribedFile is one entry of omni.channel.call.transcribed's files.
+type transcribedFile struct {
+	Name     string `json:"name"`
+	Kind     string `json:"kind"`
+	Outcome  string `json:"outcome"` // transcribed or given_up
+	Attempts int    `json:"attempts"`
+}
+
+// transcriptState is the transcript state of a call whose files to transcribe are all over
+// (transcribed or given up), and each such file's outcome.
+func transcriptState(files []tcccFile) (string, []transcribedFile) {
+	var out []transcribedFile
 	done := 0
 	for _, f := range files {
 		if !f.Transcribe {
@@ -618,15 +624,23 @@ func (t *tccc) publishTranscribed(ctx context.Context, c tcccCall, files []tcccF
 			outcome = "transcribed"
 			done++
 		}
-		out = append(out, map[string]any{"name": f.Name, "kind": f.Kind, "outcome": outcome, "attempts": f.Attempts})
+		out = append(out, transcribedFile{Name: f.Name, Kind: f.Kind, Outcome: outcome, Attempts: f.Attempts})
 	}
-	state := asr.Partial
 	switch done {
 	case len(out):
-		state = asr.Complete
+		return asr.Complete, out
 	case 0:
-		state = asr.None
+		return asr.None, out
 	}
+	return asr.Partial, out
+}
+
+// publishTranscribed publishes how a call's after-call transcription ended: complete when every
+// file to transcribe was, none when every one was given up, partial in between — the transcript
+// state the SIP path's ended event carries, so a vendor down past the retries is said, not
+// silent.
+func (t *tccc) publishTranscribed(ctx context.Context, c tcccCall, files []tcccFile) error {
+	state, out := transcriptState(files)
 	if state != asr.Complete {
 		t.rt.Log.Warn("TCCC transcription over with files given up", "call_id", c.ID, "transcript", state)
 	}
