@@ -104,14 +104,7 @@ func TestRestartMidCallUnderASR(t *testing.T) {
 			if d.Transcript != tc.want {
 				t.Errorf("recovered call's transcript %q, want %s", d.Transcript, tc.want)
 			}
-			if ms := recordedMS(t, re, d.Recording.Legs[0].URL); ms != sent/16 {
-				t.Errorf("recovered %d ms of the %d ms received before the crash", ms, sent/16)
-			}
-			evs := re.events(t)
-			if len(evs[voice.TypeCallStarted]) != 1 || len(evs[voice.TypeCallAnswered]) != 1 || len(evs[voice.TypeCallEnded]) != 1 {
-				t.Errorf("call events on the bus: %d started, %d answered, %d ended", len(evs[voice.TypeCallStarted]),
-					len(evs[voice.TypeCallAnswered]), len(evs[voice.TypeCallEnded]))
-			}
+			re.checkRecovered(t, d, sent)
 			_, after := re.segments(t)
 			if tc.down && len(after) != 0 {
 				t.Errorf("segments with both vendors down: %+v", after)
@@ -144,4 +137,18 @@ func waitSpooled(t *testing.T, tb *testBundle, pcmBytes int64) string {
 		return err == nil && st.Size() >= wav.HeaderSize+pcmBytes
 	})
 	return leg
+}
+
+// checkRecovered checks a recovered call: its caller leg holds the pcmBytes of audio received
+// before the crash, and the bus one started, one answered and one ended event of it.
+func (tb *testBundle) checkRecovered(t *testing.T, d endedData, pcmBytes int64) {
+	t.Helper()
+	if ms := recordedMS(t, tb, d.Recording.Legs[0].URL); ms != pcmBytes/16 {
+		t.Errorf("recovered %d ms of the %d ms received before the crash", ms, pcmBytes/16)
+	}
+	evs := tb.events(t)
+	if len(evs[voice.TypeCallStarted]) != 1 || len(evs[voice.TypeCallAnswered]) != 1 || len(evs[voice.TypeCallEnded]) != 1 {
+		t.Errorf("call events on the bus: %d started, %d answered, %d ended", len(evs[voice.TypeCallStarted]),
+			len(evs[voice.TypeCallAnswered]), len(evs[voice.TypeCallEnded]))
+	}
 }
