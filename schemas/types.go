@@ -13,6 +13,7 @@ const (
 	TypeChannelCallPromptRequested    = "omni.channel.call.prompt.requested"
 	TypeChannelCallSegmentTranscribed = "omni.channel.call.segment.transcribed"
 	TypeChannelCallStarted            = "omni.channel.call.started"
+	TypeChannelCallTranscribed        = "omni.channel.call.transcribed"
 	TypeChannelCallTransferFailed     = "omni.channel.call.transfer.failed"
 	TypeChannelCallTransferRequested  = "omni.channel.call.transfer.requested"
 	TypeChannelCallTransferred        = "omni.channel.call.transferred"

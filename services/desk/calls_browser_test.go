@@ -1,6 +1,7 @@
 package desk_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -36,7 +37,7 @@ func assignAndLogIn(t *testing.T, d *deskBundle, run func(string, ...chromedp.Ac
 // becomes its command on the bus, with her as the agent.
 func TestBrowserCallControls(t *testing.T) {
 	t.Parallel()
-	br, b, d, _, run := browserDesk(t, "the desk's call controls test", "desk-calls")
+	br, b, d, ctx, run := browserDesk(t, "the desk's call controls test", "desk-calls")
 	w := newWorld(t, b)
 	id := uuid.NewString()
 	start := time.Now().UTC().Add(-time.Minute)
@@ -54,6 +55,22 @@ func TestBrowserCallControls(t *testing.T) {
 	if td := dataOf(t, lastEvent(t, b, bus.StreamOut, "omni.out.voice.call.transfer")); td["target"] != "8012" || td["call_id"] != id || td["agent_id"] != "agent-li" {
 		t.Fatalf("transfer from the page: %v", td)
 	}
+	// What became of it comes back on the call (the unifier's update): the agent reads why not.
+	failedAt := time.Now().UTC()
+	w.publish("omni.desk.call.updated", "omni.desk.call.updated", map[string]any{"call": w.callView(id, "answered", failedAt,
+		map[string]any{"answered_at": start.Add(3 * time.Second), "transfer": map[string]any{"outcome": "failed", "target": "8012",
+			"reason": "failed", "status": 486, "detail": "SIP/2.0 486 Busy Here", "agent_id": "agent-li", "at": failedAt}})},
+		event.WithSubject(w.conv))
+	outcome := `.call.call-answered[data-id="` + id + `"] .call-transfer-outcome.failed`
+	run("the transfer's failure on the call", chromedp.WaitVisible(css(outcome)))
+	said, err := chromedp.Run(ctx, chromedp.Text(css(outcome)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(said, "Transfer failed (8012): the target did not answer — SIP/2.0 486 Busy Here") {
+		t.Fatalf("the call's entry says %q about the failed transfer", said)
+	}
+	br.Shot(t, "call-transfer-failed")
 	run("play a prompt", chromedp.SendKeys(css(controls+" .call-prompt-text"), "Please hold"), chromedp.Click(css(controls+" .call-prompt")))
 	waitCount(t, b, bus.StreamOut, "omni.out.voice.call.prompt", 1)
 	if pd := dataOf(t, lastEvent(t, b, bus.StreamOut, "omni.out.voice.call.prompt")); pd["text"] != "Please hold" || pd["call_id"] != id {

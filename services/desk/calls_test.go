@@ -215,3 +215,63 @@ func callState(items []store.TimelineItem, id string) string {
 	}
 	return ""
 }
+
+// A transfer's outcome shows on the call's timeline entry: the failure with its reason and the
+// trunk's words, then the retry that worked; an older failure applied after it does not replace
+// it, and a later update without an outcome (the call ending) keeps it.
+func TestCallTransferOutcome(t *testing.T) {
+	t.Parallel()
+	b := bustest.New(t, bus.WithLogger(quiet()))
+	d := startDesk(t, b, map[string]string{"DESK_ASSIGN": "false"})
+	w := newWorld(t, b)
+	id := uuid.NewString()
+	start := w.t0.Add(time.Minute)
+	answered, failedAt, doneAt, ended := start.Add(5*time.Second), start.Add(time.Minute), start.Add(2*time.Minute), start.Add(3*time.Minute)
+	w.ringing(id, start, []string{"voice"}, map[string]any{})
+	w.publish("omni.desk.call.updated", "omni.desk.call.updated", map[string]any{"call": w.callView(id, "answered", answered,
+		map[string]any{"answered_at": answered})}, event.WithSubject(w.conv))
+	update := func(state string, at time.Time, transfer map[string]any, extra map[string]any) {
+		t.Helper()
+		v := w.callView(id, state, at, extra)
+		if transfer != nil {
+			v["transfer"] = transfer
+		}
+		w.publish("omni.desk.call.updated", "omni.desk.call.updated", map[string]any{"call": v}, event.WithSubject(w.conv))
+	}
+	timeline := func(n int) *store.CallRow {
+		t.Helper()
+		var tl struct{ Items []store.TimelineItem }
+		bustest.WaitFor(t, 15*time.Second, "the marker after the call's updates", func() bool {
+			tl.Items = nil // decoding into the last poll's items would keep fields the response leaves out
+			d.call(t, d.token, "GET", "/api/conversations/"+w.conv+"/timeline", nil, &tl)
+			return len(tl.Items) == n
+		})
+		return tl.Items[0].Call
+	}
+	marker := func(corr string, at time.Time) { // the desk consumes in order: once it shows, what came before is applied
+		w.toolResult("crm", "lookup", "completed", corr, map[string]any{"customer_id": w.cust,
+			"query": map[string]string{"kind": "phone", "value": "+8613800138000"}, "provider": "salesforce", "found": false}, at)
+	}
+
+	update("answered", failedAt, map[string]any{"outcome": "failed", "target": "8002", "reason": "failed", "status": 486,
+		"detail": "SIP/2.0 486 Busy Here", "agent_id": "agent-7", "at": failedAt}, map[string]any{"answered_at": answered})
+	marker("corr-1", failedAt.Add(time.Second))
+	c := timeline(2)
+	if c == nil || c.Transfer == nil || c.Transfer.Outcome != "failed" || c.Transfer.Reason != "failed" || c.Transfer.Status != 486 ||
+		c.Transfer.Detail != "SIP/2.0 486 Busy Here" || c.Transfer.Target != "8002" || c.Transfer.AgentID != "agent-7" ||
+		!c.Transfer.At.Equal(failedAt) || c.State != "answered" {
+		t.Fatalf("the failed transfer on the call: %+v", c)
+	}
+
+	update("answered", doneAt, map[string]any{"outcome": "transferred", "target": "8003", "at": doneAt}, map[string]any{"answered_at": answered})
+	update("answered", failedAt.Add(-time.Second), map[string]any{"outcome": "failed", "target": "8001", "reason": "timeout",
+		"at": failedAt.Add(-time.Second)}, map[string]any{"answered_at": answered})
+	update("ended", ended, nil, map[string]any{"started_at": start, "answered_at": answered, "ended_at": ended, "duration_ms": 180000,
+		"talk_ms": 175000, "hangup_side": "omnibus", "reason": "transferred"})
+	marker("corr-2", ended.Add(time.Second))
+	c = timeline(3)
+	if c == nil || c.Transfer == nil || c.Transfer.Outcome != "transferred" || c.Transfer.Target != "8003" || c.Transfer.Reason != "" ||
+		c.State != "ended" || c.Reason != "transferred" {
+		t.Fatalf("the transferred call, after an older failure and its end: %+v (transfer %+v)", c, c.Transfer)
+	}
+}

@@ -71,3 +71,94 @@ func TestCallThroughTheBus(t *testing.T) {
 		t.Fatalf("conversation.opened events: %d, want 1", n)
 	}
 }
+
+// A transfer's outcome (omni.in.voice.transfer) reaches the desk on the call: a failure with its
+// reason, then the retry that worked; an older failure delivered after both changes nothing,
+// on the desk or in the calls row.
+func TestCallTransferOutcomeThroughTheBus(t *testing.T) {
+	t.Parallel()
+	b := bustest.New(t, bus.WithLogger(quiet()))
+	dbURL := pgtest.NewDBURL(t)
+	start(t, b.Client, dbURL, nil)
+	ctx := context.Background()
+	t0 := time.Now().UTC().Add(-time.Minute).Truncate(time.Millisecond)
+	const callID, caller = "0193a1c6-9a8b-7c6d-b5e4-f3a2b1c0d9e9", "+8613800138001"
+	publish := func(subject, typ, id string, at time.Time, data map[string]any) {
+		t.Helper()
+		data["channel"], data["call_id"] = "voice", callID
+		e, err := event.New(typ, "/connectors/voice", data, event.WithID(id), event.WithTime(at), event.WithPartitionKey("phone:"+caller))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Client.Publish(ctx, subject, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, kind := range []string{"started", "answered"} {
+		at := t0.Add(time.Duration(i) * time.Second)
+		publish("omni.in.voice.call", "omni.channel.call."+kind, "voice:"+callID+":"+kind, at, map[string]any{"direction": "inbound",
+			"trunk": "pstn", "codec": "PCMA", "at": at, "from": map[string]string{"kind": "phone", "value": caller},
+			"to": map[string]string{"kind": "phone", "value": "+864001234567"}})
+	}
+	failedAt, doneAt := t0.Add(10*time.Second), t0.Add(20*time.Second)
+	publish("omni.in.voice.transfer", "omni.channel.call.transfer.failed", "voice:"+callID+":transfer:1", failedAt, map[string]any{
+		"target": "8002", "refer_to": "sip:8002@pbx.example", "status": 486, "reason": "failed", "detail": "SIP/2.0 486 Busy Here",
+		"agent_id": "agent-7", "at": failedAt})
+	bustest.WaitFor(t, 20*time.Second, "the failed transfer's update", func() bool { return deskCount(t, b, "omni.desk.call.updated") == 2 })
+	publish("omni.in.voice.transfer", "omni.channel.call.transferred", "voice:"+callID+":transfer:2", doneAt, map[string]any{
+		"target": "8003", "refer_to": "sip:8003@pbx.example", "agent_id": "agent-7", "at": doneAt})
+	bustest.WaitFor(t, 20*time.Second, "the transfer's update", func() bool { return deskCount(t, b, "omni.desk.call.updated") == 3 })
+	// An older failure, redelivered late under a new id: history, not news.
+	publish("omni.in.voice.transfer", "omni.channel.call.transfer.failed", "voice:"+callID+":transfer:0", t0.Add(5*time.Second),
+		map[string]any{"target": "8001", "reason": "timeout", "at": t0.Add(5 * time.Second)})
+	// The marker after it: once its update is out, the older failure was applied before.
+	publish("omni.in.voice.call", "omni.channel.call.ended", "voice:"+callID+":ended", doneAt, map[string]any{"direction": "inbound",
+		"trunk": "pstn", "codec": "PCMA", "from": map[string]string{"kind": "phone", "value": caller},
+		"to": map[string]string{"kind": "phone", "value": "+864001234567"}, "started_at": t0, "answered_at": t0.Add(time.Second),
+		"ended_at": doneAt, "duration_ms": 20000, "talk_ms": 19000, "hangup_side": "omnibus", "reason": "transferred"})
+	bustest.WaitFor(t, 20*time.Second, "the ended update", func() bool { return deskCount(t, b, "omni.desk.call.updated") == 4 })
+
+	type view struct {
+		Call struct {
+			CallID   string                  `json:"call_id"`
+			State    string                  `json:"state"`
+			From     struct{ Masked string } `json:"from"`
+			Transfer *struct {
+				Outcome, Target, Reason, Detail, AgentID string
+				Status                                   int
+				At                                       time.Time
+			} `json:"transfer"`
+		} `json:"call"`
+	}
+	var got []view
+	for _, e := range b.Events(t, bus.StreamDesk, "omni.desk.call.updated") {
+		var v view
+		if err := json.Unmarshal(e.Data(), &v); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, v)
+	}
+	if len(got) != 4 {
+		t.Fatalf("%d call updates, want 4 (answered, failed, transferred, ended)", len(got))
+	}
+	failed, done := got[1].Call, got[2].Call
+	if failed.Transfer == nil || failed.Transfer.Outcome != "failed" || failed.Transfer.Reason != "failed" || failed.Transfer.Status != 486 ||
+		failed.Transfer.Detail != "SIP/2.0 486 Busy Here" || failed.Transfer.Target != "8002" || !failed.Transfer.At.Equal(failedAt) ||
+		failed.State != "answered" || failed.CallID != callID || failed.From.Masked == "" {
+		t.Errorf("failed transfer on the desk: %+v (transfer %+v)", failed, failed.Transfer)
+	}
+	if done.Transfer == nil || done.Transfer.Outcome != "transferred" || done.Transfer.Target != "8003" || done.Transfer.Reason != "" {
+		t.Errorf("transfer on the desk: %+v (transfer %+v)", done, done.Transfer)
+	}
+	if got[3].Call.State != "ended" || got[3].Call.Transfer != nil {
+		t.Errorf("ended update: %+v", got[3].Call)
+	}
+	var outcome, target string
+	if err := openPool(t, dbURL).QueryRow(ctx, `SELECT transfer->>'outcome', transfer->>'target' FROM calls WHERE call_id = $1`, callID).
+		Scan(&outcome, &target); err != nil {
+		t.Fatal(err)
+	}
+	if outcome != "transferred" || target != "8003" {
+		t.Errorf("calls row's transfer: %s to %s, want the latest (transferred to 8003)", outcome, target)
+	}
+}

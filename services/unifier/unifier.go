@@ -85,6 +85,8 @@ var (
 		{Subject: "omni.in.voice.call", Type: engine.TypeCallStarted},
 		{Subject: "omni.in.voice.call", Type: engine.TypeCallAnswered},
 		{Subject: "omni.in.voice.call", Type: engine.TypeCallEnded},
+		{Subject: "omni.in.voice.transfer", Type: engine.TypeCallTransferred},
+		{Subject: "omni.in.voice.transfer", Type: engine.TypeCallTransferFailed},
 		{Subject: "omni.in.voice.transcript", Type: engine.TypeSegment},
 	}
 	bulkRoutes = []service.Route{

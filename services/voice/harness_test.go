@@ -70,6 +70,12 @@ func quiet() *slog.Logger {
 // bus of an earlier run (a restart).
 func start(t *testing.T, b *bustest.Bundle, extra map[string]string) *testBundle {
 	t.Helper()
+	return startService(t, b, extra, voice.Service())
+}
+
+// startService is start with the connector svc (voice.ServiceWithClock).
+func startService(t *testing.T, b *bustest.Bundle, extra map[string]string, svc service.Service) *testBundle {
+	t.Helper()
 	if b == nil {
 		b = bustest.New(t, bus.WithLogger(quiet()))
 	}
@@ -88,7 +94,7 @@ func start(t *testing.T, b *bustest.Bundle, extra map[string]string) *testBundle
 	started := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- voice.Service().Run(ctx, service.Deps{Bus: b.Client, Mux: http.NewServeMux(), Log: quiet(),
+		done <- svc.Run(ctx, service.Deps{Bus: b.Client, Mux: http.NewServeMux(), Log: quiet(),
 			Health: service.NewHealth(), Started: func() { close(started) },
 			Env: func(k string) (string, bool) { v, ok := tb.env[k]; return v, ok }})
 	}()

@@ -47,9 +47,32 @@ func (r *recordings) Close() error { return r.bucket.Close() }
 type spoolMeta struct {
 	Call       callInfo   `json:"call"`
 	AnsweredAt *time.Time `json:"answered_at,omitempty"`
+	// Transcribed says the caller leg streams to a live ASR vendor: a call recovered after a
+	// crash then says transcript partial (final segments were published before it: the
+	// "<id>.transcribed" marker) or none, not nothing.
+	Transcribed bool `json:"transcribed,omitempty"`
 }
 
 func (r *recordings) metaPath(id string) string { return filepath.Join(r.spool, id+".json") }
+func (r *recordings) markPath(id string) string { return filepath.Join(r.spool, id+".transcribed") }
+
+// markTranscribed records in the spool that a final segment of call id was published (once per
+// call: the caller keeps whether it did).
+func (r *recordings) markTranscribed(id string) {
+	f, err := os.OpenFile(r.markPath(id), os.O_CREATE|os.O_WRONLY, 0o640)
+	if err == nil {
+		err = f.Close()
+	}
+	if err != nil {
+		r.log.Warn("transcript marker not written", "call_id", id, "err", err)
+	}
+}
+
+// transcribed reports whether a final segment of call id was published (markTranscribed).
+func (r *recordings) transcribed(id string) bool {
+	_, err := os.Stat(r.markPath(id))
+	return err == nil
+}
 func (r *recordings) legPath(id string, leg media.Leg) string {
 	return filepath.Join(r.spool, id+"."+string(leg)+".wav")
 }
@@ -136,7 +159,7 @@ func (r *recordings) store(ctx context.Context, c callInfo) ([]recordedLeg, erro
 
 // remove deletes a call's spool files once its ended event is published.
 func (r *recordings) remove(id string) {
-	for _, p := range []string{r.metaPath(id), r.legPath(id, media.LegCaller), r.legPath(id, media.LegCallee)} {
+	for _, p := range []string{r.metaPath(id), r.legPath(id, media.LegCaller), r.legPath(id, media.LegCallee), r.markPath(id)} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			r.log.Warn("spool file not removed", "path", p, "err", err)
 		}

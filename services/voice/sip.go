@@ -179,7 +179,7 @@ func (s *server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	defer dlg.Close()
 	info := callInfo{ID: uuid.NewString(), Direction: "inbound", Trunk: s.cfg.Trunk, Codec: codecName(pt),
 		From: partyIdentity(req.From().Address, s.cfg.CountryCode), To: partyIdentity(req.Recipient, s.cfg.CountryCode),
-		StartedAt: time.Now().UTC()}
+		StartedAt: s.now().UTC()}
 	if id := req.CallID(); id != nil {
 		info.SIPCallID = id.Value()
 	}
@@ -291,10 +291,10 @@ func (s *server) run(c *call, o offer, pt int, conn *net.UDPConn) {
 		s.end(ctx, c, nil, &st, side, reason, transcript)
 		return
 	}
-	answered := time.Now().UTC()
+	answered := s.now().UTC()
 	c.answeredAt = answered
 	c.answered.Store(true)
-	_ = s.rec.writeMeta(spoolMeta{Call: c.info, AnsweredAt: &answered})
+	_ = s.rec.writeMeta(spoolMeta{Call: c.info, AnsweredAt: &answered, Transcribed: tr != nil})
 	data = c.info.data()
 	data["at"], data["codec"] = answered, c.info.Codec
 	if err := s.publish(ctx, c.info, TypeCallAnswered, "answered", data, answered); err != nil {
@@ -333,7 +333,7 @@ func (s *server) bye(c *call, log interface{ Warn(string, ...any) }) {
 // state, "" when there was none); the spool is cleared only once the
 // event is published, so a failure leaves the call to the recovery of the next start.
 func (s *server) end(ctx context.Context, c *call, answered *time.Time, st *media.Stats, side, reason, transcript string) {
-	endAt := time.Now().UTC()
+	endAt := s.now().UTC()
 	log := s.rt.Log.With("call_id", c.info.ID)
 	legs, err := s.rec.store(ctx, c.info)
 	if err != nil {

@@ -2,6 +2,7 @@ package voice
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -109,5 +110,40 @@ func TestTCCCTokens(t *testing.T) {
 		if tc.checkToken(bad) == nil {
 			t.Fatalf("%q verified", bad)
 		}
+	}
+}
+
+func TestTranscriptState(t *testing.T) {
+	t.Parallel()
+	call := tcccFile{Kind: fileCall, Name: "call", Transcribe: true, Stored: true, Done: true}
+	vm := tcccFile{Kind: fileVoicemail, Name: "voicemail-1", Transcribe: true, Stored: true, Done: true}
+	part := tcccFile{Kind: fileParticipant, Name: "part-1a2b3c4d", Stored: true}
+	gaveUp := func(f tcccFile, attempts int) tcccFile {
+		f.Done, f.GaveUp, f.Attempts = false, true, attempts
+		return f
+	}
+	notStored := func(f tcccFile) tcccFile { f.Stored, f.Done, f.GaveUp, f.Attempts = false, false, true, 12; return f }
+	for _, tc := range []struct {
+		name     string
+		files    []tcccFile
+		want     string
+		outcomes []string
+	}{
+		{"all transcribed", []tcccFile{call, part, vm}, "complete", []string{"transcribed", "transcribed"}},
+		{"voicemail given up", []tcccFile{call, gaveUp(vm, 12)}, "partial", []string{"transcribed", "given_up"}},
+		{"recording never stored", []tcccFile{notStored(call), vm}, "partial", []string{"given_up", "transcribed"}},
+		{"all given up", []tcccFile{gaveUp(call, 3), part}, "none", []string{"given_up"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, files := transcriptState(tc.files)
+			var outcomes []string
+			for _, f := range files {
+				outcomes = append(outcomes, f.Outcome)
+			}
+			if got != tc.want || !slices.Equal(outcomes, tc.outcomes) {
+				t.Errorf("transcriptState = %s %v, want %s %v", got, outcomes, tc.want, tc.outcomes)
+			}
+		})
 	}
 }

@@ -592,3 +592,93 @@ func TestTCCCRestartResumesWork(t *testing.T) {
 	}
 	tb.waitCall(t, id) // and still one started, one ended
 }
+
+type transcribedData struct {
+	CallID     string `json:"call_id"`
+	Provider   string `json:"provider"`
+	Transcript string `json:"transcript"`
+	Files      []struct {
+		Name, Kind, Outcome string
+		Attempts            int
+	} `json:"files"`
+}
+
+// waitTranscribed waits for the call's after-call transcription outcome and returns it, checking
+// there is one and that it follows the call's segments on the stream.
+func (tb *tcccBundle) waitTranscribed(t *testing.T, callID string) transcribedData {
+	t.Helper()
+	var got []event.Event
+	bustest.WaitFor(t, 30*time.Second, "the transcription outcome of "+callID, func() bool {
+		got = nil
+		for _, e := range tb.bus.Events(t, bus.StreamIn, voice.SubjectTranscription+".>") {
+			if e.Subject() == callID {
+				got = append(got, e)
+			}
+		}
+		return len(got) > 0
+	})
+	if len(got) != 1 || got[0].Type() != voice.TypeTranscribed {
+		t.Fatalf("%d transcription outcomes (%v)", len(got), got)
+	}
+	var d transcribedData
+	if err := event.DecodeData(got[0], &d); err != nil {
+		t.Fatal(err)
+	}
+	last := -1
+	for i, e := range tb.bus.Events(t, bus.StreamIn, "omni.in.voice.>") {
+		if e.Subject() == callID && e.Type() == voice.TypeSegment {
+			last = i
+		} else if e.ID() == got[0].ID() && i < last {
+			t.Errorf("the outcome came before a segment of the call")
+		}
+	}
+	return d
+}
+
+// The after-call transcription's end is said, as the SIP path's ended event says it: complete
+// when the sandbox's NLS transcribed the recording; none when its SubmitTask is down past
+// VOICE_TCCC_MAX_ATTEMPTS — the call's ended event is published as ever, no segment follows,
+// and the outcome says the file was given up, not silence.
+func TestTCCCTranscriptionOutcome(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, want, outcome string
+		fault               bool
+	}{
+		{"transcribed", "complete", "transcribed", false},
+		{"vendor down past the retries", "none", "given_up", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tb := startTCCC(t, map[string]string{"VOICE_TCCC_MAX_ATTEMPTS": "2"}, nil)
+			if tc.fault {
+				if err := tb.env.SetFault("nls SubmitTask", sim.Fault{ErrorRatio: 1, Code: "503"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p, err := tb.tccc.Place(tccc.Call{Customer: "13800138007", Says: []string{"en-manager"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := voice.TCCCCallID(tcccApp, p.CDR.SessionID)
+			if d := tb.waitCall(t, id); d.Reason != "completed" || d.Recording == nil {
+				t.Fatalf("ended %+v", d)
+			}
+			d := tb.waitTranscribed(t, id)
+			if d.Transcript != tc.want || d.Provider != "tccc" || len(d.Files) != 1 || d.Files[0].Name != "call" ||
+				d.Files[0].Kind != "call" || d.Files[0].Outcome != tc.outcome {
+				t.Fatalf("transcription outcome %+v, want transcript %s, the call's file %s", d, tc.want, tc.outcome)
+			}
+			segs := tb.transcript(t, id)
+			if tc.fault && (len(segs) != 0 || d.Files[0].Attempts != 2) {
+				t.Errorf("given up after %d attempts with %d segments, want 2 attempts and none", d.Files[0].Attempts, len(segs))
+			}
+			if !tc.fault && (len(segs) != 1 || segs[0].Text != p.Said[0]) {
+				t.Errorf("segments %+v, said %q", segs, p.Said)
+			}
+			if n := tb.env.Stats()["nls SubmitTask"].Calls; tc.fault && n < 2 {
+				t.Errorf("NLS saw %d SubmitTask calls, want the 2 attempts at least", n)
+			}
+		})
+	}
+}

@@ -34,6 +34,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/pkg/wire/aliyun"
 	"github.com/omnibus-dev/omnibus/pkg/wire/wavfile"
+	"github.com/omnibus-dev/omnibus/services/voice/internal/asr"
 )
 
 // File kinds of a TCCC call.
@@ -342,6 +343,17 @@ func (t *tccc) workCall(ctx context.Context, id string) error {
 	if len(changed) == 0 {
 		return nil
 	}
+	// The transcription is over with this round: say how it ended before the state records it
+	// (a failed publish leaves the round to be done again; the event's id makes it once).
+	wasPending := transcribing(st.Files)
+	for i, f := range changed {
+		st.Files[i] = f
+	}
+	if wasPending && !transcribing(st.Files) {
+		if err := t.publishTranscribed(ctx, st.Call, st.Files); err != nil {
+			return fmt.Errorf("transcription outcome not published: %w", err)
+		}
+	}
 	return t.update(ctx, id, func(cur *tcccState) {
 		for i, f := range changed {
 			if i < len(cur.Files) && cur.Files[i].URL == f.URL && cur.Files[i].Kind == f.Kind {
@@ -577,4 +589,69 @@ func (t *tccc) publishTranscript(ctx context.Context, c tcccCall, f *tcccFile, s
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	return t.rt.PublishChunks(pctx, out)
+}
+
+// transcribing reports whether some file of files is still to be transcribed (or stored, then
+// transcribed).
+func transcribing(files []tcccFile) bool {
+	for i := range files {
+		if files[i].Transcribe && files[i].pending() {
+			return true
+		}
+	}
+	return false
+}
+
+// transcribedFile is one entry of omni.channel.call.transcribed's files.
+type transcribedFile struct {
+	Name     string `json:"name"`
+	Kind     string `json:"kind"`
+	Outcome  string `json:"outcome"` // transcribed or given_up
+	Attempts int    `json:"attempts"`
+}
+
+// transcriptState is the transcript state of a call whose files to transcribe are all over
+// (transcribed or given up), and each such file's outcome.
+func transcriptState(files []tcccFile) (string, []transcribedFile) {
+	var out []transcribedFile
+	done := 0
+	for _, f := range files {
+		if !f.Transcribe {
+			continue
+		}
+		outcome := "given_up"
+		if f.Done && !f.GaveUp {
+			outcome = "transcribed"
+			done++
+		}
+		out = append(out, transcribedFile{Name: f.Name, Kind: f.Kind, Outcome: outcome, Attempts: f.Attempts})
+	}
+	switch done {
+	case len(out):
+		return asr.Complete, out
+	case 0:
+		return asr.None, out
+	}
+	return asr.Partial, out
+}
+
+// publishTranscribed publishes how a call's after-call transcription ended: complete when every
+// file to transcribe was, none when every one was given up, partial in between — the transcript
+// state the SIP path's ended event carries, so a vendor down past the retries is said, not
+// silent.
+func (t *tccc) publishTranscribed(ctx context.Context, c tcccCall, files []tcccFile) error {
+	state, out := transcriptState(files)
+	if state != asr.Complete {
+		t.rt.Log.Warn("TCCC transcription over with files given up", "call_id", c.ID, "transcript", state)
+	}
+	now := t.now().UTC()
+	e, err := t.rt.NewEvent(TypeTranscribed, map[string]any{"channel": "voice", "call_id": c.ID, "provider": providerTCCC,
+		"transcript": state, "files": out, "at": now}, event.WithID("voice:"+c.ID+":transcribed"),
+		event.WithPartitionKey(c.partitionKey()), event.WithTime(now), event.WithSubject(c.ID))
+	if err != nil {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return t.rt.Publish(pctx, bus.Outgoing{Subject: SubjectTranscription, Event: e})
 }

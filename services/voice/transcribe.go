@@ -127,6 +127,7 @@ type segmentPublisher struct {
 	tone     *toneMeter // nil: no tone
 	mu       sync.Mutex
 	partials map[int]int // partials published per segment
+	marked   bool        // the spool's transcript marker is written (a final was published)
 }
 
 // segmentData is the event's data (schemas/omni.channel.call.segment.transcribed.json).
@@ -188,5 +189,15 @@ func (p *segmentPublisher) publish(r asr.Result) {
 	}
 	if err != nil {
 		p.s.rt.Log.Warn("transcript segment not published", "call_id", p.call.ID, "segment", r.Segment, "final", r.Final, "err", err)
+		return
+	}
+	if r.Final {
+		p.mu.Lock()
+		mark := !p.marked
+		p.marked = true
+		p.mu.Unlock()
+		if mark {
+			p.s.rec.markTranscribed(p.call.ID) // a crash from now on leaves a partial transcript, not none
+		}
 	}
 }

@@ -56,6 +56,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/schemas"
+	"github.com/omnibus-dev/omnibus/services/voice/internal/asr"
 	"github.com/omnibus-dev/omnibus/services/voice/internal/media"
 )
 
@@ -65,7 +66,9 @@ const (
 	TypeCallAnswered = schemas.TypeChannelCallAnswered
 	TypeCallEnded    = schemas.TypeChannelCallEnded
 	TypeSegment      = schemas.TypeChannelCallSegmentTranscribed
-	TypeHangup       = schemas.TypeChannelCallHangupRequested
+	// TypeTranscribed ends a TCCC call's after-call transcription (tccc_work.go).
+	TypeTranscribed = schemas.TypeChannelCallTranscribed
+	TypeHangup      = schemas.TypeChannelCallHangupRequested
 	// The transfer command and its outcomes (transfer.go).
 	TypeTransfer       = schemas.TypeChannelCallTransferRequested
 	TypeTransferred    = schemas.TypeChannelCallTransferred
@@ -80,6 +83,9 @@ const (
 	// SubjectTransferOutcome carries transferred and transfer.failed, beside the call's life
 	// (the unifier's lane on SubjectCall takes only started, answered and ended).
 	SubjectTransferOutcome = "omni.in.voice.transfer"
+	// SubjectTranscription carries a TCCC call's after-call transcription outcome, beside its
+	// segments (the unifier's lane on SubjectTranscript takes segments only).
+	SubjectTranscription = "omni.in.voice.transcription"
 )
 
 var (
@@ -94,6 +100,7 @@ var (
 			{Subject: SubjectCall, Type: TypeCallAnswered},
 			{Subject: SubjectCall, Type: TypeCallEnded},
 			{Subject: SubjectTranscript, Type: TypeSegment},
+			{Subject: SubjectTranscription, Type: TypeTranscribed},
 			{Subject: SubjectTransferOutcome, Type: TypeTransferred},
 			{Subject: SubjectTransferOutcome, Type: TypeTransferFailed},
 		}, connector.ResilienceRoutes("voice")...), // audit records and alerts of the ASR and TTS vendor calls
@@ -103,6 +110,10 @@ var (
 
 // Service returns the connector as a service.
 func Service() service.Service { return connector.Define(Spec, setup) }
+
+func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
+	return setupWith(ctx, rt, cfg, time.Now)
+}
 
 // Hang-up sides and reasons of the ended event.
 const (
@@ -185,6 +196,9 @@ type server struct {
 	rec   *recordings
 	// Sinks, when set, returns extra frame sinks for a call.
 	sinks func(callInfo) []media.Sink
+	// now is the clock of a call's times (started, answered, ended; durations derive from them):
+	// time.Now, except in tests that play hours of RTP in seconds and advance it (export_test.go).
+	now func() time.Time
 	// asr transcribes the caller leg live (nil: VOICE_ASR=none).
 	asr *transcriber
 	// tts synthesises prompts (nil: Aliyun NLS not configured).
@@ -203,8 +217,9 @@ type server struct {
 	stopping  atomic.Bool
 }
 
-func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
-	s := &server{cfg: cfg, rt: rt, calls: map[string]*call{}, secret: make([]byte, 32)}
+// setupWith starts the connector with the clock now for its calls' times.
+func setupWith(ctx context.Context, rt *connector.Runtime, cfg *Config, now func() time.Time) error {
+	s := &server{cfg: cfg, rt: rt, calls: map[string]*call{}, secret: make([]byte, 32), now: now}
 	_, _ = rand.Read(s.secret)
 	var err error
 	if s.ports, err = media.NewPorts(cfg.bindIP, cfg.rtpMin, cfg.rtpMax); err != nil {
@@ -443,7 +458,16 @@ func (s *server) recover(ctx context.Context) error {
 			return fmt.Errorf("recover call %s: %w", m.Call.ID, err)
 		}
 		end := s.rec.lastWrite(m.Call.ID, m.Call.StartedAt)
-		if err := s.publishEnded(ctx, m.Call, m.AnsweredAt, end, sideSystem, reasonRecovered, legs, nil, ""); err != nil {
+		// A call transcribed live lost the transcript of the audio after the last final segment
+		// published before the crash (and of the rest of the call): partial, or none without one.
+		transcript := ""
+		if m.Transcribed {
+			transcript = asr.None
+			if s.rec.transcribed(m.Call.ID) {
+				transcript = asr.Partial
+			}
+		}
+		if err := s.publishEnded(ctx, m.Call, m.AnsweredAt, end, sideSystem, reasonRecovered, legs, nil, transcript); err != nil {
 			return fmt.Errorf("recover call %s: %w", m.Call.ID, err)
 		}
 		s.rec.remove(m.Call.ID)

@@ -35,9 +35,22 @@ type CallDetails struct {
 	HangupSide   string     `json:"hangup_side,omitempty"`
 	Reason       string     `json:"reason,omitempty"`
 	RecordingURL string     `json:"recording_url,omitempty"`
+	// Transfer is the outcome of the call's latest transfer command, when it had one.
+	Transfer *CallTransfer `json:"transfer,omitempty"`
 	// PlayURL is a signed, expiring link the page plays the recording from (set by the API for
 	// the agent it answers, not stored).
 	PlayURL string `json:"play_url,omitempty"`
+}
+
+// CallTransfer is what became of a transfer of the call (schemas/desk.defs.json#/$defs/callTransfer).
+type CallTransfer struct {
+	Outcome string    `json:"outcome"` // transferred or failed
+	Target  string    `json:"target"`
+	Reason  string    `json:"reason,omitempty"` // not_answered, refused, failed, timeout, ended
+	Detail  string    `json:"detail,omitempty"`
+	Status  int       `json:"status,omitempty"`
+	AgentID string    `json:"agent_id,omitempty"`
+	At      time.Time `json:"at"`
 }
 
 // party is the customer's side of the call.
@@ -50,7 +63,8 @@ func (c Call) party() IdentityView {
 
 // ApplyCall records what an omni.desk.call.ringing or .updated says of a call. Times and
 // details keep the first value the desk saw; the state moves forward only (ringing, answered,
-// then ended or missed), so a late or redelivered event does not bring an ended call back.
+// then ended or missed), so a late or redelivered event does not bring an ended call back. A
+// transfer outcome replaces the call's only when it is later (its "at").
 // With ringing set, the conversation and the customer it carries are applied first (the screen
 // pop needs them even if their own events were before the log's horizon).
 func (s *Store) ApplyCall(ctx context.Context, seq uint64, c Call, conv *ConversationView, cust *CustomerView) error {
@@ -70,17 +84,19 @@ func (s *Store) ApplyCall(ctx context.Context, seq uint64, c Call, conv *Convers
 			}
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO desk.calls AS c (call_id, conversation_id, customer_id, direction, state, party, started_at,
-				answered_at, ended_at, duration_ms, talk_ms, hangup_side, reason, recording_url, at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+				answered_at, ended_at, duration_ms, talk_ms, hangup_side, reason, recording_url, at, transfer)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 			ON CONFLICT (call_id) DO UPDATE SET
 				state = CASE WHEN c.state IN ('ended', 'missed') THEN c.state
 					WHEN EXCLUDED.state = 'ringing' THEN c.state ELSE EXCLUDED.state END,
 				started_at = coalesce(c.started_at, EXCLUDED.started_at), answered_at = coalesce(c.answered_at, EXCLUDED.answered_at),
 				ended_at = coalesce(c.ended_at, EXCLUDED.ended_at), duration_ms = coalesce(c.duration_ms, EXCLUDED.duration_ms),
 				talk_ms = coalesce(c.talk_ms, EXCLUDED.talk_ms), hangup_side = coalesce(c.hangup_side, EXCLUDED.hangup_side),
-				reason = coalesce(c.reason, EXCLUDED.reason), recording_url = coalesce(c.recording_url, EXCLUDED.recording_url)`,
+				reason = coalesce(c.reason, EXCLUDED.reason), recording_url = coalesce(c.recording_url, EXCLUDED.recording_url),
+				transfer = CASE WHEN EXCLUDED.transfer IS NOT NULL AND (c.transfer IS NULL
+					OR (EXCLUDED.transfer->>'at')::timestamptz >= (c.transfer->>'at')::timestamptz) THEN EXCLUDED.transfer ELSE c.transfer END`,
 			c.CallID, c.ConversationID, c.CustomerID, c.Direction, c.State, party, c.StartedAt, c.AnsweredAt, c.EndedAt,
-			c.DurationMS, c.TalkMS, nullable(c.HangupSide), nullable(c.Reason), nullable(c.RecordingURL), c.At)
+			c.DurationMS, c.TalkMS, nullable(c.HangupSide), nullable(c.Reason), nullable(c.RecordingURL), c.At, c.Transfer)
 		return err
 	})
 }
@@ -108,7 +124,7 @@ func (s *Store) RecordingURL(ctx context.Context, id string) (string, error) {
 // Calls returns a conversation's calls, oldest first.
 func (s *Store) Calls(ctx context.Context, conversationID string) ([]CallRow, error) {
 	rows, err := s.pool.Query(ctx, `SELECT call_id, direction, state, party, started_at, answered_at, ended_at, duration_ms, talk_ms,
-			coalesce(hangup_side, ''), coalesce(reason, ''), coalesce(recording_url, ''), coalesce(started_at, at)
+			coalesce(hangup_side, ''), coalesce(reason, ''), coalesce(recording_url, ''), coalesce(started_at, at), transfer
 		FROM desk.calls WHERE conversation_id::text = $1 ORDER BY coalesce(started_at, at), call_id`, conversationID)
 	if err != nil {
 		return nil, err
@@ -116,7 +132,7 @@ func (s *Store) Calls(ctx context.Context, conversationID string) ([]CallRow, er
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (CallRow, error) {
 		var c CallRow
 		return c, r.Scan(&c.CallID, &c.Direction, &c.State, &c.Party, &c.StartedAt, &c.AnsweredAt, &c.EndedAt, &c.DurationMS, &c.TalkMS,
-			&c.HangupSide, &c.Reason, &c.RecordingURL, &c.At)
+			&c.HangupSide, &c.Reason, &c.RecordingURL, &c.At, &c.Transfer)
 	})
 }
 

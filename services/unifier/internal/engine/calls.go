@@ -211,6 +211,9 @@ type deskCall struct {
 	HangupSide     string       `json:"hangup_side,omitempty"`
 	Reason         string       `json:"reason,omitempty"`
 	RecordingURL   string       `json:"recording_url,omitempty"`
+	// Transfer is the outcome of the call's latest transfer (transfers.go); only an outcome's
+	// update carries it, and the desk keeps it.
+	Transfer *CallTransferView `json:"transfer,omitempty"`
 }
 
 // deskCallRinging is the data of omni.desk.call.ringing.

@@ -85,6 +85,7 @@ func (en *Engine) ApplyBatch(ctx context.Context, batch []bus.Delivery) []error 
 	dups := map[int]int{}
 	run := make([]*msgEvent, 0, len(batch))
 	var segs map[*msgEvent]*Segment
+	var transfers []transferEvent
 	for i, d := range batch {
 		if j, ok := first[d.Event.ID()]; ok {
 			dups[i] = j // a second copy changes nothing: it shares the first one's outcome
@@ -100,6 +101,14 @@ func (en *Engine) ApplyBatch(ctx context.Context, batch []bus.Delivery) []error 
 			m, err = en.prepareStatus(i, d)
 		case TypeCallStarted, TypeCallAnswered, TypeCallEnded:
 			m, err = en.prepareCall(i, d)
+		case TypeCallTransferred, TypeCallTransferFailed:
+			t, err := prepareTransfer(i, d)
+			if err != nil {
+				errs[i] = fmt.Errorf("%s %s: %w", d.Event.Type(), d.Event.ID(), err)
+				continue
+			}
+			transfers = append(transfers, t)
+			continue
 		case TypeSegment:
 			var seg *Segment
 			if m, seg, err = en.prepareSegment(i, d); err == nil && m == nil {
@@ -125,6 +134,7 @@ func (en *Engine) ApplyBatch(ctx context.Context, batch []bus.Delivery) []error 
 	if len(run) > 0 {
 		en.applyRun(ctx, run, errs)
 	}
+	en.applyTransfers(ctx, transfers, errs)
 	failed := false
 	for i := range batch {
 		if j, ok := dups[i]; ok {

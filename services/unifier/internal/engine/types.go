@@ -20,6 +20,8 @@ const (
 	TypeCallStarted        = schemas.TypeChannelCallStarted
 	TypeCallAnswered       = schemas.TypeChannelCallAnswered
 	TypeCallEnded          = schemas.TypeChannelCallEnded
+	TypeCallTransferred    = schemas.TypeChannelCallTransferred
+	TypeCallTransferFailed = schemas.TypeChannelCallTransferFailed
 	TypeSegment            = schemas.TypeChannelCallSegmentTranscribed
 	TypeSummaryCompleted   = schemas.TypeToolAiSummaryCompleted
 

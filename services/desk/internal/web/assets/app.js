@@ -246,7 +246,18 @@ function renderCall(c) {
     c.hangup_side ? el("span", { class: "muted" }, " · " + t("call.hangup") + ": " + c.hangup_side) : null,
     c.play_url ? el("div", { class: "recording" }, el("audio", { controls: true, preload: "none", src: c.play_url, title: t("call.recording") }))
       : c.recording_url ? [" · ", el("span", { class: "muted recording" }, t("call.recording") + ": " + c.recording_url)] : null,
+    c.transfer ? callTransfer(c.transfer) : null,
     c.state === "ringing" || c.state === "answered" ? callControls(c) : null);
+}
+
+// The outcome of the call's latest transfer: where it went, or why it did not (the reason, and
+// the trunk's own words).
+function callTransfer(x) {
+  if (x.outcome === "transferred")
+    return el("div", { class: "call-transfer-outcome ok" }, "↪ " + t("call.transfer.transferred") + " " + x.target + " · " + fmtTime(x.at));
+  return el("div", { class: "call-transfer-outcome failed", role: "status" },
+    "⚠ " + t("call.transfer.failed") + " (" + x.target + "): " + t("call.transfer.reason." + x.reason) +
+    (x.detail ? " — " + x.detail : "") + " · " + fmtTime(x.at));
 }
 
 // The controls of a live call (POST /api/calls/{id}/hangup|transfer|prompt; the API checks that
