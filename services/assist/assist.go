@@ -200,6 +200,9 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 	if err != nil {
 		return err
 	}
+	if err := c.checkVendor(ctx); err != nil {
+		return err
+	}
 	if err := c.Open(ctx); err != nil {
 		return err
 	}

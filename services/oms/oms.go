@@ -200,6 +200,9 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 	if err != nil {
 		return err
 	}
+	if err := oms.checkVendor(ctx, rt, reg); err != nil {
+		return err
+	}
 	c := &conn{rt: rt, cfg: cfg, store: store, oms: oms,
 		lookups: cache.New[lookupKey, found](cache.Options{Name: "oms_lookup", TTL: cfg.CacheTTL,
 			MaxEntries: cfg.CacheSize, StaleIfError: cfg.StaleIfError, MeterProvider: rt.Meter})}

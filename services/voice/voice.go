@@ -236,6 +236,10 @@ func setupWith(ctx context.Context, rt *connector.Runtime, cfg *Config, now func
 		_ = s.rec.Close()
 		return err
 	}
+	if err := s.checkVendor(ctx); err != nil {
+		_ = s.rec.Close()
+		return err
+	}
 	if err := s.recover(ctx); err != nil {
 		_ = s.rec.Close()
 		return err

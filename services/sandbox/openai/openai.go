@@ -2,6 +2,7 @@
 // DashScope compatible mode; vendors/README.md §13), mounted on a sim.Env under /sandbox/openai:
 //
 //	POST /sandbox/openai/v1/chat/completions   op "chat/completions"
+//	GET  /sandbox/openai/v1/models             op "models"
 //
 // It checks the bearer key (401 invalid_api_key otherwise) and the body (400
 // invalid_request_error without a model or messages), records what it was sent, and answers
@@ -42,6 +43,13 @@ const Vendor = "openai"
 // OpChat is the op of chat completions (fault key "openai chat/completions").
 const OpChat = "chat/completions"
 
+// OpModels is the op of the model list (fault key "openai models"): GET /v1/models, what the
+// connector asks at start to check its key.
+const OpModels = "models"
+
+// Models are the models the simulated account lists (Bailian's names and OpenAI's).
+var Models = []string{"qwen-plus", "qwen-turbo", "qwen-max", "gpt-4o-mini", "gpt-4.1"}
+
 // FaultTruncated is the fault code of a stream cut short.
 const FaultTruncated = "truncated"
 
@@ -71,7 +79,21 @@ func New(env *sim.Env, cfg Config) (*Sim, error) {
 			writeError(w, http.StatusUnauthorized, "", "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
 		}),
 		Fail: s.fail})
+	env.Handle(sim.Route{Vendor: Vendor, Op: OpModels, Pattern: "GET /v1/models",
+		Handler: sim.RequireAuthorization("Bearer "+cfg.APIKey, s.models, func(w http.ResponseWriter, _ *http.Request) {
+			writeError(w, http.StatusUnauthorized, "", "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+		}),
+		Fail: s.fail})
 	return s, nil
+}
+
+// models answers GET /v1/models as OpenAI does: {"object":"list","data":[{"id","object":"model",...}]}.
+func (s *Sim) models(w http.ResponseWriter, _ *http.Request) {
+	data := make([]map[string]any, 0, len(Models))
+	for _, m := range Models {
+		data = append(data, map[string]any{"id": m, "object": "model", "created": 1700000000, "owned_by": "system"})
+	}
+	sim.WriteJSON(w, http.StatusOK, "application/json", map[string]any{"object": "list", "data": data})
 }
 
 // Message is one chat message.
@@ -298,8 +320,12 @@ func (s *Sim) fail(w http.ResponseWriter, _ *http.Request, code string) {
 		w.Header().Set("Retry-After", retryAfter)
 	}
 	typ, errCode := "server_error", ""
-	if status == http.StatusTooManyRequests {
+	switch status {
+	case http.StatusTooManyRequests:
 		typ, errCode = "rate_limit_exceeded", "rate_limit_exceeded"
+	case http.StatusUnauthorized: // the key revoked: OpenAI's own answer
+		writeError(w, status, "", "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+		return
 	}
 	writeError(w, status, "", "injected fault: "+http.StatusText(status), typ, errCode)
 }
