@@ -233,6 +233,29 @@ func TestRollbackRule(t *testing.T) {
 			t.Fatalf("stats %+v", s)
 		}
 	})
+	t.Run("two unlucky failures", func(t *testing.T) {
+		t.Parallel()
+		// 2 of 25 against a clean baseline is 8 %, over the 5-point margin, but two failures are
+		// not evidence: the rollback waits for MinExcessFailures more than the baseline predicts.
+		r := start(t, canary.Options{Config: "tencent:10%;min_calls=20", Publish: (&memPub{}).publish, Now: clk.Now})
+		for range 200 {
+			r.Record(context.Background(), "aliyun", canary.Success, 20*time.Millisecond)
+		}
+		for i := range 25 {
+			res := canary.Success
+			if i == 3 || i == 17 {
+				res = canary.Failure
+			}
+			r.Record(context.Background(), "tencent", res, 20*time.Millisecond)
+		}
+		if st := r.State().Status; st != canary.StatusActive {
+			t.Fatalf("status %s after 2 failures in 25 calls", st)
+		}
+		r.Record(context.Background(), "tencent", canary.Failure, 20*time.Millisecond)
+		if st := r.State().Status; st != canary.StatusRolledBack {
+			t.Fatalf("status %s after the third failure (3 of 26, 11.5 %%), want rolled_back", st)
+		}
+	})
 }
 
 func command(t *testing.T, plan string) bus.Delivery {

@@ -35,8 +35,10 @@
 // failures, mean and p95 latency. ResultOf reads a pkg/resilience outcome: a vendor's refusal
 // of the request itself and a cancelled call are not counted. The candidate is rolled back as
 // soon as it made at least min_calls calls in the window (default 20) and its failure ratio
-// exceeds the baseline's by more than margin (default 5 points); a baseline with fewer than
-// min_calls calls counts as failing none. The rollback takes effect in the process at once; it
+// exceeds the baseline's by more than margin (default 5 points), with at least
+// MinExcessFailures (3) more failures than the baseline's ratio predicts, so that two unlucky
+// calls in a small window do not take a pilot down; a baseline with fewer than min_calls calls
+// counts as failing none. The rollback takes effect in the process at once; it
 // is then stored and announced once.
 //
 // # State and events

@@ -141,10 +141,16 @@ func (t *tracker) stats(variant string, now time.Time) Stats {
 	return s
 }
 
+// MinExcessFailures is how many more failures than the baseline's ratio predicts the candidate
+// must have made for a rollback: two unlucky failures in a small window (2 of 25 calls against a
+// clean baseline is 8 %) are not evidence enough to take a pilot down.
+const MinExcessFailures = 3
+
 // breached applies the rollback rule to the candidate's and the baseline's windows: the
-// candidate made at least minCalls calls and its failure ratio exceeds the baseline's by more
-// than margin. A baseline with fewer than minCalls calls counts as failing none: too little
-// baseline traffic must not shield a failing candidate.
+// candidate made at least minCalls calls, its failure ratio exceeds the baseline's by more than
+// margin, and it failed at least MinExcessFailures more calls than the baseline's ratio predicts.
+// A baseline with fewer than minCalls calls counts as failing none: too little baseline traffic
+// must not shield a failing candidate.
 func breached(cand, base Stats, margin float64, minCalls int) bool {
 	if cand.Calls < minCalls {
 		return false
@@ -153,5 +159,6 @@ func breached(cand, base Stats, margin float64, minCalls int) bool {
 	if base.Calls >= minCalls {
 		baseRatio = base.Ratio
 	}
-	return cand.Ratio-baseRatio > margin
+	excess := float64(cand.Failures) - baseRatio*float64(cand.Calls)
+	return cand.Ratio-baseRatio > margin && excess >= MinExcessFailures
 }
