@@ -42,8 +42,12 @@ func TestOpsCanary(t *testing.T) {
 		}
 		r.Record(context.Background(), "aliyun", res, 80*time.Millisecond)
 	}
-	for range 9 {
-		r.Record(context.Background(), "tencent", canary.Success, 40*time.Millisecond)
+	for i := range 9 {
+		res := canary.Success
+		if i%3 == 2 { // 3 of 9: not yet min_calls
+			res = canary.Failure
+		}
+		r.Record(context.Background(), "tencent", res, 40*time.Millisecond)
 	}
 	if err := r.Report(ctx, true); err != nil {
 		t.Fatal(err)
@@ -66,7 +70,8 @@ func TestOpsCanary(t *testing.T) {
 		t.Fatalf("canary on the ops page %+v", c)
 	}
 
-	// The 10th call fails: 10 % against the baseline's 3.3 %, more than 5 points over it.
+	// The 10th call fails: 4 of 10 against the baseline's 3.3 %, more than 5 points over it and
+	// more than 3 failures beyond what the baseline's ratio predicts.
 	r.Record(context.Background(), "tencent", canary.Failure, 300*time.Millisecond)
 	var alerts struct{ Alerts []store.Alert }
 	bustest.WaitFor(t, 15*time.Second, "the rollback on the ops page and as a banner", func() bool {
@@ -74,7 +79,7 @@ func TestOpsCanary(t *testing.T) {
 		d.call(t, d.token, "GET", "/api/alerts", nil, &alerts)
 		return len(ops.Canary) == 1 && ops.Canary[0].State.Status == "rolled_back" && len(alerts.Alerts) == 1
 	})
-	if c := ops.Canary[0]; c.Stats[1].Calls != 10 || c.Stats[1].Failures != 1 || !strings.Contains(c.State.Reason, "tencent failed 1 of 10") {
+	if c := ops.Canary[0]; c.Stats[1].Calls != 10 || c.Stats[1].Failures != 4 || !strings.Contains(c.State.Reason, "tencent failed 4 of 10") {
 		t.Fatalf("rolled back rollout %+v", c)
 	}
 	if a := alerts.Alerts[0]; a.Route != "canary.sms" || !strings.Contains(a.Title, "rolled back from tencent") {
