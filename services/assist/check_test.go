@@ -7,10 +7,10 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
 	"github.com/omnibus-dev/omnibus/pkg/connector/connectortest"
-	"github.com/omnibus-dev/omnibus/pkg/service/servicetest"
 	"github.com/omnibus-dev/omnibus/services/assist"
 	"github.com/omnibus-dev/omnibus/services/sandbox/openai"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
+	"github.com/omnibus-dev/omnibus/services/sandbox/sim/simtest"
 )
 
 // TestStartCheck: at start the connector lists the provider's models with its key. A refused
@@ -22,16 +22,7 @@ func TestStartCheck(t *testing.T) {
 	start := func(t *testing.T, env map[string]string, faults map[string]sim.Fault) (error, string) { //nolint:revive,staticcheck // as servicetest.Start
 		t.Helper()
 		senv, cfg := sandbox(t)
-		for k, f := range faults {
-			if err := senv.SetFault(k, f); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for k, v := range env {
-			cfg[k] = v
-		}
-		b := bustest.New(t, bus.WithLogger(quiet()))
-		return servicetest.Start(t, assist.Service(), b.Client, nil, cfg)
+		return simtest.Start(t, assist.Service(), bustest.New(t, bus.WithLogger(quiet())).Client, nil, senv, cfg, env, faults)
 	}
 	t.Run("good configuration", func(t *testing.T) {
 		t.Parallel()

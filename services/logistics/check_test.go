@@ -7,9 +7,9 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
 	"github.com/omnibus-dev/omnibus/pkg/connector/connectortest"
-	"github.com/omnibus-dev/omnibus/pkg/service/servicetest"
 	"github.com/omnibus-dev/omnibus/services/logistics"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
+	"github.com/omnibus-dev/omnibus/services/sandbox/sim/simtest"
 )
 
 // startWith starts the connector (both carriers configured) against the sandbox with extra over
@@ -18,15 +18,7 @@ import (
 func startWith(t *testing.T, extra map[string]string, faults map[string]sim.Fault) (error, string) { //nolint:revive,staticcheck // as servicetest.Start
 	t.Helper()
 	env, _, cfg := sandbox(t)
-	for k, f := range faults {
-		if err := env.SetFault(k, f); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for k, v := range extra {
-		cfg[k] = v
-	}
-	return servicetest.Start(t, logistics.Service(), bustest.New(t, bus.WithLogger(quiet())).Client, nil, cfg)
+	return simtest.Start(t, logistics.Service(), bustest.New(t, bus.WithLogger(quiet())).Client, nil, env, cfg, extra, faults)
 }
 
 // TestStartCheck: at start each configured carrier is asked about a waybill that does not exist.

@@ -6,10 +6,10 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
 	"github.com/omnibus-dev/omnibus/pkg/connector/connectortest"
-	"github.com/omnibus-dev/omnibus/pkg/service/servicetest"
 	"github.com/omnibus-dev/omnibus/services/oms"
 	omssim "github.com/omnibus-dev/omnibus/services/sandbox/oms"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
+	"github.com/omnibus-dev/omnibus/services/sandbox/sim/simtest"
 )
 
 // TestStartCheck: at start the connector asks the OMS for an order nobody has, signed with its
@@ -21,15 +21,7 @@ func TestStartCheck(t *testing.T) {
 	start := func(t *testing.T, env map[string]string, faults map[string]sim.Fault) (error, string) { //nolint:revive,staticcheck // as servicetest.Start
 		t.Helper()
 		senv, _, cfg := sandbox(t)
-		for k, f := range faults {
-			if err := senv.SetFault(k, f); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for k, v := range env {
-			cfg[k] = v
-		}
-		return servicetest.Start(t, oms.Service(), bustest.New(t, bus.WithLogger(quiet())).Client, nil, cfg)
+		return simtest.Start(t, oms.Service(), bustest.New(t, bus.WithLogger(quiet())).Client, nil, senv, cfg, env, faults)
 	}
 	t.Run("good configuration", func(t *testing.T) {
 		t.Parallel()

@@ -9,9 +9,9 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
 	"github.com/omnibus-dev/omnibus/pkg/connector/connectortest"
-	"github.com/omnibus-dev/omnibus/pkg/service/servicetest"
 	"github.com/omnibus-dev/omnibus/services/payment"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
+	"github.com/omnibus-dev/omnibus/services/sandbox/sim/simtest"
 )
 
 // startWith starts the connector (both providers configured) against the sandbox with extra
@@ -23,15 +23,7 @@ func startWith(t *testing.T, extra map[string]string, faults map[string]sim.Faul
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	env, _, _, cfg := sandbox(t, mux, srv, 0)
-	for k, f := range faults {
-		if err := env.SetFault(k, f); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for k, v := range extra {
-		cfg[k] = v
-	}
-	return servicetest.Start(t, payment.Service(), bustest.New(t, bus.WithLogger(quiet())).Client, mux, cfg)
+	return simtest.Start(t, payment.Service(), bustest.New(t, bus.WithLogger(quiet())).Client, mux, env, cfg, extra, faults)
 }
 
 // TestStartCheck: at start each configured provider is asked for a trade that does not exist

@@ -8,9 +8,9 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
 	"github.com/omnibus-dev/omnibus/pkg/connector/connectortest"
-	"github.com/omnibus-dev/omnibus/pkg/service/servicetest"
 	"github.com/omnibus-dev/omnibus/services/sandbox/nls"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
+	"github.com/omnibus-dev/omnibus/services/sandbox/sim/simtest"
 	"github.com/omnibus-dev/omnibus/services/voice"
 )
 
@@ -22,18 +22,10 @@ func TestStartCheck(t *testing.T) {
 	start := func(t *testing.T, env map[string]string, faults map[string]sim.Fault) (error, string) { //nolint:revive,staticcheck // as servicetest.Start
 		t.Helper()
 		senv, cfg := asrSandbox(t)
-		for k, f := range faults {
-			if err := senv.SetFault(k, f); err != nil {
-				t.Fatal(err)
-			}
-		}
 		dir := t.TempDir()
 		cfg["VOICE_SIP_LISTEN"], cfg["VOICE_RTP_PORTS"] = "127.0.0.1:"+strconv.Itoa(freePort(t)), rtpRange(t)
 		cfg["VOICE_SPOOL_DIR"], cfg["VOICE_RECORDING_BUCKET"] = filepath.Join(dir, "spool"), "file://"+filepath.Join(dir, "recordings")
-		for k, v := range env {
-			cfg[k] = v
-		}
-		return servicetest.Start(t, voice.Service(), bustest.New(t, bus.WithLogger(quiet())).Client, nil, cfg)
+		return simtest.Start(t, voice.Service(), bustest.New(t, bus.WithLogger(quiet())).Client, nil, senv, cfg, env, faults)
 	}
 	t.Run("good configuration", func(t *testing.T) {
 		t.Parallel()
