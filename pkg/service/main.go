@@ -31,6 +31,7 @@ type Base struct {
 	LogFormat       string        `env:"LOG_FORMAT" default:"text" desc:"text or json"`
 	Instance        string        `env:"SERVICE_INSTANCE" desc:"this replica's stable name, such as its StatefulSet pod name: replicas of one service keep their vendor routes' alert state apart under it (empty: 0, for one replica)"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" default:"20s" desc:"how long a graceful stop may take before in-flight work is cancelled"`
+	NATSNkeyFile    string        `env:"NATS_NKEY_FILE" desc:"the service's NATS nkey seed file (omnibus nats keys writes one per service): it connects as its own user, with the permissions its spec implies, and checks the omnibus streams exist instead of provisioning them (the administrator does, omnibus nats provision); empty: no NATS authentication"`
 	SchemaBaseURL   string        `env:"SCHEMA_BASE_URL" desc:"where consumers fetch the events' schemas: dataschema becomes <it>/<type>.json (every service serves them at /schemas/, so e.g. http://desk.example.com/schemas/); empty: the schema's canonical $id https://omnibus.dev/schemas/<type>.json"`
 	// Streams: the omnibus streams' settings, applied by every service's Provision.
 	Streams bus.StreamsEnv
@@ -101,8 +102,16 @@ func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) 
 		if err != nil {
 			return err
 		}
-		if nc, client, err = bus.Dial(ctx, base.NATSURL, s.Name, bus.WithLogger(log), bus.WithAtomicBatches(base.NATSAtomic), bus.WithStreams(streams),
-			bus.WithDataSchemaBase(base.SchemaBaseURL), bus.WithMeterProvider(tel.Meter), bus.WithTracerProvider(tel.Tracer)); err != nil {
+		opts := []bus.Option{bus.WithLogger(log), bus.WithAtomicBatches(base.NATSAtomic), bus.WithStreams(streams),
+			bus.WithDataSchemaBase(base.SchemaBaseURL), bus.WithMeterProvider(tel.Meter), bus.WithTracerProvider(tel.Tracer)}
+		if base.NATSNkeyFile != "" {
+			nkey, err := nats.NkeyOptionFromSeed(base.NATSNkeyFile)
+			if err != nil {
+				return fmt.Errorf("NATS_NKEY_FILE: %w", err)
+			}
+			opts = append(opts, bus.WithNATSOptions(nkey, nats.CustomInboxPrefix(bus.Inbox(s.Name))), bus.WithoutProvision())
+		}
+		if nc, client, err = bus.Dial(ctx, base.NATSURL, s.Name, opts...); err != nil {
 			return err
 		}
 		defer nc.Close()
@@ -138,10 +147,10 @@ func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) 
 
 // Serve serves handler on ln and runs run(ctx) until ctx is cancelled or run fails; then it
 // stops the HTTP server (in-flight requests finish), waits for run to return (the services drain
-// their consumers) and drains nc. Everything is bounded by timeout; past it, contexts are
+// their consumers) and drains the NATS connections (the process's and its services'). Everything is bounded by timeout; past it, contexts are
 // cancelled.
 func Serve(ctx context.Context, ln net.Listener, handler http.Handler, timeout time.Duration, log *slog.Logger,
-	run func(ctx context.Context) error, nc *nats.Conn) error {
+	run func(ctx context.Context) error, conns ...*nats.Conn) error {
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
@@ -174,11 +183,15 @@ func Serve(ctx context.Context, ln net.Listener, handler http.Handler, timeout t
 			err = errors.Join(err, fmt.Errorf("services did not stop within %s", timeout))
 		}
 	}
-	if nc != nil && !nc.IsClosed() {
-		if e := nc.Drain(); e != nil && !errors.Is(e, nats.ErrConnectionClosed) {
-			log.Warn("nats drain", "err", e)
+	for _, nc := range conns {
+		if nc != nil && !nc.IsClosed() {
+			if e := nc.Drain(); e != nil && !errors.Is(e, nats.ErrConnectionClosed) {
+				log.Warn("nats drain", "err", e)
+			}
 		}
-		for !nc.IsClosed() && sctx.Err() == nil {
+	}
+	for _, nc := range conns {
+		for nc != nil && !nc.IsClosed() && sctx.Err() == nil {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}

@@ -94,6 +94,7 @@ var (
 	RoutePrompt   = connector.Route{Subject: SubjectPrompt, Type: TypePrompt}
 	Spec          = connector.Spec{
 		Name:        "voice",
+		Buckets:     []string{tcccBucket},
 		Description: "phone calls from a SIP trunk (G.711 over RTP, recorded legs in blob storage, live transcripts) and from Tencent Cloud Contact Center (after-call records, recordings, file transcripts): call events",
 		Produces: append([]connector.Route{
 			{Subject: SubjectCall, Type: TypeCallStarted},

@@ -25,6 +25,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/nats-io/nats.go"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/natsembed"
 	"github.com/omnibus-dev/omnibus/pkg/pgembed"
@@ -85,7 +86,25 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 		log.Info("OpenTelemetry export", "to", tel.Exports)
 	}
 
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w (set OMNIBUS_HTTP_ADDR to another address)", cfg.HTTPAddr, err)
+	}
+	defer ln.Close() // closed by Serve on the normal path; this covers the early returns
+	base := "http://" + ln.Addr().String()
+	public := strings.TrimSuffix(cfg.PublicURL, "/")
+	if public == "" {
+		public = base
+	}
+	// Run what is configured: an optional service (a vendor connector) that none of its enabling
+	// variables configures is left out and listed as disabled on /readyz and the desk's /ops.
+	services, disabled := service.Select(build(base), env)
+	for _, d := range disabled {
+		log.Info("connector disabled", "service", d.Name, "reason", "not configured", "enable_with", d.Enable)
+	}
+
 	natsURL, natsWhere := cfg.NATSURL, redactURL(cfg.NATSURL)
+	var users *Users // the embedded server's: each service connects as its own user
 	if natsURL == "" {
 		host, port, err := splitHostPort(cfg.NATSAddr)
 		if err != nil {
@@ -100,40 +119,57 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return fmt.Errorf("data dir: %w", err)
 		}
-		ns, err := natsembed.Start(natsembed.Options{Host: host, Port: port, StoreDir: dir, Sync: cfg.NATSSync})
+		if users, err = NATSUsers(dir, services); err != nil {
+			return err
+		}
+		ns, err := natsembed.Start(natsembed.Options{Host: host, Port: port, StoreDir: dir, Sync: cfg.NATSSync,
+			Users: users.Server(), Log: log})
 		if err != nil {
 			return fmt.Errorf("embedded nats on %s: %w (set OMNIBUS_NATS_ADDR to another port, or NATS_URL to use a running server)", cfg.NATSAddr, err)
 		}
 		defer ns.Shutdown()
 		natsURL, natsWhere = ns.URL(), dir
-		log.Info("embedded NATS JetStream", "url", natsURL, "store", dir, "sync", natsembed.SyncDescription(cfg.NATSSync))
-	}
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w (set OMNIBUS_HTTP_ADDR to another address)", cfg.HTTPAddr, err)
-	}
-	defer ln.Close() // closed by Serve on the normal path; this covers the early returns
-	base := "http://" + ln.Addr().String()
-	public := strings.TrimSuffix(cfg.PublicURL, "/")
-	if public == "" {
-		public = base
+		log.Info("embedded NATS JetStream", "url", natsURL, "store", dir, "sync", natsembed.SyncDescription(cfg.NATSSync),
+			"auth", "a user per service, permissions from its spec; operators: "+filepath.Join(dir, AdminSeedFile)+" (all), "+filepath.Join(dir, ReaderSeedFile)+" (read OMNI_DESK, OMNI_IN)")
 	}
 	// Batches as atomic batches when every write is fsynced: one fsync per batch.
 	atomic := cfg.NATSAtomic || (cfg.NATSURL == "" && cfg.NATSSync == "always")
 	streams, _ := cfg.Streams.Config() // checked by Validate
-	nc, client, err := bus.Dial(ctx, natsURL, "omnibus", bus.WithLogger(log), bus.WithAtomicBatches(atomic), bus.WithStreams(streams),
-		bus.WithDataSchemaBase(public+schema.Path), bus.WithMeterProvider(tel.Meter), bus.WithTracerProvider(tel.Tracer))
+	busOpts := func(log *slog.Logger) []bus.Option {
+		return []bus.Option{bus.WithLogger(log), bus.WithAtomicBatches(atomic), bus.WithStreams(streams),
+			bus.WithDataSchemaBase(public + schema.Path), bus.WithMeterProvider(tel.Meter), bus.WithTracerProvider(tel.Tracer)}
+	}
+	var adminOpts []nats.Option
+	if users != nil {
+		adminOpts = users.admin.Options()
+	}
+	nc, client, err := bus.Dial(ctx, natsURL, "omnibus", append(busOpts(log), bus.WithNATSOptions(adminOpts...))...)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-
-	// Run what is configured: an optional service (a vendor connector) that none of its enabling
-	// variables configures is left out and listed as disabled on /readyz and the desk's /ops.
-	services, disabled := service.Select(build(base), env)
-	for _, d := range disabled {
-		log.Info("connector disabled", "service", d.Name, "reason", "not configured", "enable_with", d.Enable)
+	// Each service on its own connection as its own user, so the server holds it to its spec.
+	clients := map[string]*bus.Client{}
+	conns := []*nats.Conn{nc}
+	if users != nil {
+		for _, s := range services {
+			u, ok := users.services[s.Name]
+			if !ok {
+				continue
+			}
+			snc, err := nats.Connect(natsURL, append([]nats.Option{nats.Name(s.Name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true)}, u.Options()...)...)
+			if err != nil {
+				return fmt.Errorf("nats as %s: %w", s.Name, err)
+			}
+			defer snc.Close()
+			c, err := bus.Connect(snc, busOpts(log.With("service", s.Name))...)
+			if err != nil {
+				return err
+			}
+			clients[s.Name], conns = c, append(conns, snc)
+		}
 	}
+
 	needsDB := false
 	for _, s := range services {
 		needsDB = needsDB || s.NeedsDB
@@ -154,6 +190,9 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 	deps := service.Deps{Bus: client, Mux: mux, Log: log, Health: health, Env: env, Meter: tel.Meter, Tracer: tel.Tracer}
 	depsFor := func(s service.Service) service.Deps {
 		d := deps
+		if c, ok := clients[s.Name]; ok {
+			d.Bus = c
+		}
 		d.Log = log.With("service", s.Name)
 		return startup.For(s.Name, d)
 	}
@@ -184,7 +223,7 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 			ready(base)
 		}
 		return <-done
-	}, nc)
+	}, conns...)
 }
 
 // disabledNames lists the names of the disabled services.
