@@ -189,6 +189,9 @@ func TestTranscriptFailover(t *testing.T) {
 	if d.Transcript != "complete" {
 		t.Errorf("transcript %q, want complete", d.Transcript)
 	}
+	if s := answeredTranscript(t, tb); s != "live" {
+		t.Errorf("answered event's transcript %q, want live", s)
+	}
 	if ms := recordedMS(t, tb, d.Recording.Legs[0].URL); ms < int64(len(pcm)/16)-200 {
 		t.Errorf("recorded %d ms of %d ms sent", ms, len(pcm)/16)
 	}
@@ -296,4 +299,20 @@ func TestTranscriptShutdown(t *testing.T) {
 	if len(recs) != 1 || !strings.Contains(string(recs[0].Data), `"end":"end"`) {
 		t.Errorf("the vendor's stream did not end with the end marker: %+v", recs)
 	}
+}
+
+// answeredTranscript returns the transcript state the call's answered event said.
+func answeredTranscript(t *testing.T, tb *testBundle) string {
+	t.Helper()
+	evs := tb.events(t)[voice.TypeCallAnswered]
+	if len(evs) != 1 {
+		t.Fatalf("%d answered events, want 1", len(evs))
+	}
+	var d struct {
+		Transcript string `json:"transcript"`
+	}
+	if err := event.DecodeData(evs[0], &d); err != nil {
+		t.Fatal(err)
+	}
+	return d.Transcript
 }

@@ -297,6 +297,9 @@ func (s *server) run(c *call, o offer, pt int, conn *net.UDPConn) {
 	_ = s.rec.writeMeta(spoolMeta{Call: c.info, AnsweredAt: &answered, Transcribed: tr != nil})
 	data = c.info.data()
 	data["at"], data["codec"] = answered, c.info.Codec
+	if tr != nil {
+		data["transcript"] = "live" // the desk says "Transcribing…" until the ended event's state
+	}
 	if err := s.publish(ctx, c.info, TypeCallAnswered, "answered", data, answered); err != nil {
 		log.Error("answered event not published", "err", err)
 	}
