@@ -308,6 +308,9 @@ func (s *server) run(c *call, o offer, pt int, conn *net.UDPConn) {
 	side, reason := sideCaller, reasonBye
 	select {
 	case <-c.dlg.Context().Done():
+		if c.referred.Load() {
+			reason = reasonTransferred // the trunk ended the leg it had transferred (a PBX does)
+		}
 	case reason = <-c.hangup:
 		side = sideOmnibus
 		s.bye(c, log)
