@@ -165,6 +165,9 @@ type call struct {
 	// transferring is set while a REFER's outcome is awaited; notify carries its NOTIFYs.
 	transferring atomic.Bool
 	notify       chan sipfrag
+	// referred is set when a NOTIFY reported the transfer's target answered, before it is
+	// answered: a trunk that ends the leg itself right after (as a PBX does) ended it for that.
+	referred atomic.Bool
 	// rtpPeer is where the caller's RTP goes (the offer's c= and m=; a re-INVITE may move it).
 	rtpPeer    atomic.Pointer[netip.AddrPort]
 	answeredAt time.Time // set before answered

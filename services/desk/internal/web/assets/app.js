@@ -247,7 +247,19 @@ function renderCall(c) {
     c.play_url ? el("div", { class: "recording" }, el("audio", { controls: true, preload: "none", src: c.play_url, title: t("call.recording") }))
       : c.recording_url ? [" · ", el("span", { class: "muted recording" }, t("call.recording") + ": " + c.recording_url)] : null,
     c.transfer ? callTransfer(c.transfer) : null,
+    callTranscript(c),
     c.state === "ringing" || c.state === "answered" ? callControls(c) : null);
+}
+
+// The state of the call's transcript: being made (live while the call is up, pending until a
+// provider call's recording is transcribed), partial or none; nothing when it is complete.
+function callTranscript(c) {
+  const s = c.transcript;
+  if ((s === "live" && c.state === "answered") || s === "pending")
+    return el("div", { class: "call-transcript transcribing", dataset: { transcript: s } }, "✎ " + t("call.transcript.transcribing"));
+  if (s === "partial" || s === "none")
+    return el("div", { class: "call-transcript " + s, role: "status", dataset: { transcript: s } }, "⚠ " + t("call.transcript." + s));
+  return null;
 }
 
 // The outcome of the call's latest transfer: where it went, or why it did not (the reason, and
