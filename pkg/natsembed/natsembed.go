@@ -3,6 +3,7 @@
 package natsembed
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,6 +42,9 @@ type Options struct {
 	// permissions (pkg/natsauth generates them from the services' specs). Unset: any client
 	// connects with every permission (the tests' harness).
 	Users []User
+	// TLS, if set, is the server's TLS for client connections (tls.Config.MinVersion applies:
+	// pkg/tlsconf sets TLS 1.3); with ClientCAs set, clients must present a certificate.
+	TLS *tls.Config
 	// Log, if set, receives the server's warnings and errors (permission and authorization
 	// violations among them) when Debug is off.
 	Log *slog.Logger
@@ -113,6 +117,10 @@ func Start(o Options) (*Server, error) {
 		MaxPayload:   o.MaxPayload,
 		NoSigs:       true,
 		NoLog:        !o.Debug,
+	}
+	if o.TLS != nil {
+		opts.TLS, opts.TLSConfig, opts.TLSTimeout = true, o.TLS, 5
+		opts.TLSVerify = o.TLS.ClientCAs != nil
 	}
 	for _, u := range o.Users {
 		nu := &server.NkeyUser{Nkey: u.Nkey}

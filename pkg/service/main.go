@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/pkg/telemetry"
+	"github.com/omnibus-dev/omnibus/pkg/tlsconf"
 )
 
 // Base is the process configuration every standalone service reads.
@@ -35,6 +37,10 @@ type Base struct {
 	SchemaBaseURL   string        `env:"SCHEMA_BASE_URL" desc:"where consumers fetch the events' schemas: dataschema becomes <it>/<type>.json (every service serves them at /schemas/, so e.g. http://desk.example.com/schemas/); empty: the schema's canonical $id https://omnibus.dev/schemas/<type>.json"`
 	// Streams: the omnibus streams' settings, applied by every service's Provision.
 	Streams bus.StreamsEnv
+	// TLS of the HTTP listener, and of the connection to NATS (TLS 1.3 only; Postgres's comes
+	// from DATABASE_URL's sslmode, held to TLS 1.3 too).
+	TLS     tlsconf.Server
+	NATSTLS tlsconf.NATS
 }
 
 // Main runs s as a standalone process (the container entry point) and exits. "health" as the
@@ -47,7 +53,7 @@ func Main(s Service) {
 		os.Exit(2)
 	}
 	if len(os.Args) > 1 && os.Args[1] == "health" {
-		os.Exit(HealthCheck(base.HTTPAddr))
+		os.Exit(HealthCheckTLS(base.HTTPAddr, base.TLS))
 	}
 	log := telemetry.NewLogger(os.Stderr, base.LogFormat, base.LogLevel).With("service", s.Name)
 	slog.SetDefault(log)
@@ -61,7 +67,12 @@ func Main(s Service) {
 }
 
 // HealthCheck GETs /healthz on addr and returns the process exit code.
-func HealthCheck(addr string) int {
+func HealthCheck(addr string) int { return HealthCheckTLS(addr, tlsconf.Server{}) }
+
+// HealthCheckTLS is HealthCheck of a listener that serves tls: over HTTPS, without verifying
+// the certificate's names (the process checks its own loopback listener), presenting the
+// listener's own certificate where clients must have one.
+func HealthCheckTLS(addr string, t tlsconf.Server) int {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return 1
@@ -70,7 +81,15 @@ func HealthCheck(addr string) int {
 		host = "127.0.0.1"
 	}
 	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
+	scheme := "http"
+	if t.Enabled() {
+		cfg, err := tlsconf.SelfCheck(t)
+		if err != nil {
+			return 1
+		}
+		scheme, c.Transport = "https", &http.Transport{TLSClientConfig: cfg}
+	}
+	resp, err := c.Get(scheme + "://" + net.JoinHostPort(host, port) + "/healthz")
 	if err != nil {
 		return 1
 	}
@@ -111,6 +130,11 @@ func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) 
 			}
 			opts = append(opts, bus.WithNATSOptions(nkey, nats.CustomInboxPrefix(bus.Inbox(s.Name))), bus.WithoutProvision())
 		}
+		natsTLS, err := base.NATSTLS.Options()
+		if err != nil {
+			return err
+		}
+		opts = append(opts, bus.WithNATSOptions(natsTLS...))
 		if nc, client, err = bus.Dial(ctx, base.NATSURL, s.Name, opts...); err != nil {
 			return err
 		}
@@ -121,8 +145,8 @@ func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) 
 		if base.DatabaseURL == "" {
 			return errors.New("DATABASE_URL is required for " + s.Name)
 		}
-		if pool, err = pgxpool.New(ctx, base.DatabaseURL); err != nil {
-			return fmt.Errorf("postgres: %w", err)
+		if pool, err = OpenDB(ctx, base.DatabaseURL); err != nil {
+			return err
 		}
 		defer pool.Close()
 	}
@@ -131,9 +155,9 @@ func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) 
 	startup.Watch(health)
 	mux := http.NewServeMux()
 	health.Mount(mux, tel.MetricsHandler())
-	ln, err := net.Listen("tcp", base.HTTPAddr)
+	ln, err := Listen(base.HTTPAddr, base.TLS)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", base.HTTPAddr, err)
+		return err
 	}
 	log.Info("service started", "http", "http://"+ln.Addr().String(), "nats", base.NATSURL)
 	deps := Deps{DB: pool, Mux: mux, Log: log, Health: health, Env: os.LookupEnv, Meter: tel.Meter, Tracer: tel.Tracer, Instance: base.Instance}
@@ -197,4 +221,37 @@ func Serve(ctx context.Context, ln net.Listener, handler http.Handler, timeout t
 	}
 	log.Info("stopped")
 	return err
+}
+
+// Listen listens on addr, serving TLS 1.3 when t says so (tlsconf.Server).
+func Listen(addr string, t tlsconf.Server) (net.Listener, error) {
+	cfg, err := t.Config()
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	if cfg != nil {
+		ln = tls.NewListener(ln, cfg)
+	}
+	return ln, nil
+}
+
+// OpenDB opens a pool on url; a TLS connection (sslmode in url) is held to TLS 1.3.
+func OpenDB(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	tlsconf.Client(cfg.ConnConfig.TLSConfig)
+	for _, f := range cfg.ConnConfig.Fallbacks {
+		tlsconf.Client(f.TLSConfig)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	return pool, nil
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/natsauth"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/pkg/telemetry"
+	"github.com/omnibus-dev/omnibus/pkg/tlsconf"
 	"github.com/omnibus-dev/omnibus/services/audit"
 	"github.com/omnibus-dev/omnibus/services/omnibus/allinone"
 	"github.com/omnibus-dev/omnibus/services/omnibus/internal/demo"
@@ -305,17 +306,25 @@ func connectCLI(name, url string) (*nats.Conn, *bus.Client, error) {
 	return nc, client, nil
 }
 
-// cliCredentials are the nkey an operator command connects with: $NATS_NKEY_FILE, else the
+// cliCredentials are the nkey (and TLS) an operator command connects with: $NATS_NKEY_FILE, else the
 // all-in-one's administrator seed in its data dir ($OMNIBUS_DATA_DIR, default .omnibus) when
 // there is one, else none (a server without authentication).
 func cliCredentials() ([]nats.Option, error) {
+	var t tlsconf.NATS // NATS_TLS_CA_FILE=.omnibus/tls/ca.pem for an all-in-one with OMNIBUS_TLS_LOCAL
+	if err := config.Load(&t, os.LookupEnv); err != nil {
+		return nil, err
+	}
+	tlsOpts, err := t.Options()
+	if err != nil {
+		return nil, err
+	}
 	path, explicit := os.LookupEnv("NATS_NKEY_FILE")
 	if !explicit {
 		path = filepath.Join(cmp.Or(os.Getenv("OMNIBUS_DATA_DIR"), ".omnibus"), "nats", allinone.AdminSeedFile)
 	}
 	seed, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) && !explicit {
-		return nil, nil
+		return tlsOpts, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("NATS credentials: %w", err)
@@ -324,5 +333,5 @@ func cliCredentials() ([]nats.Option, error) {
 	if err != nil {
 		return nil, fmt.Errorf("NATS credentials %s: %w", path, err)
 	}
-	return []nats.Option{u.Nkey()}, nil
+	return append([]nats.Option{u.Nkey()}, tlsOpts...), nil
 }

@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -294,4 +297,79 @@ func adminNkey(t *testing.T, dataDir string) nats.Option {
 		t.Fatalf("the all-in-one's admin seed: %v", err)
 	}
 	return opt
+}
+
+// OMNIBUS_TLS_LOCAL: the all-in-one makes a development CA and serves HTTPS and its embedded
+// NATS over TLS 1.3 only; its own services connect through it; a TLS 1.2 client is refused.
+func TestAllInOneLocalTLS(t *testing.T) {
+	t.Parallel()
+	natsAddr := faultFreeAddr(t)
+	cfg := allinone.Config{
+		HTTPAddr: "127.0.0.1:0", NATSAddr: natsAddr, NATSSync: "2m", DataDir: t.TempDir(),
+		Simulate: false, SimInterval: time.Hour, LogLevel: "warn", ShutdownTimeout: 15 * time.Second, TLSLocal: true,
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	env := localEnv(cfg.DataDir)
+	env["DESK_DEV_LOGIN"], env["DESK_AGENTS"] = "true", "demo"
+	ctx, cancel := context.WithCancel(context.Background())
+	baseCh := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- allinone.Run(ctx, cfg, func(base string) []service.Service {
+			env["DESK_PUBLIC_URL"] = base
+			return services()
+		}, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, violationLog(t), func(b string) { baseCh <- b })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("all-in-one stopped with %v", err)
+		}
+	})
+	var base string
+	select {
+	case base = <-baseCh:
+	case err := <-done:
+		t.Fatalf("all-in-one with OMNIBUS_TLS_LOCAL exited: %v", err)
+	}
+	if !strings.HasPrefix(base, "https://") {
+		t.Fatalf("base %s, want https", base)
+	}
+	caFile := filepath.Join(cfg.DataDir, "tls", "ca.pem")
+	ca, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca)
+	for _, c := range []struct {
+		name string
+		tls  *tls.Config
+		ok   bool
+	}{
+		{"TLS 1.3 trusting the local CA", &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS13}, true},
+		{"TLS 1.2", &tls.Config{RootCAs: roots, MaxVersion: tls.VersionTLS12}, false},
+		{"not trusting the local CA", &tls.Config{MinVersion: tls.VersionTLS13}, false},
+	} {
+		client := http.Client{Transport: &http.Transport{TLSClientConfig: c.tls}, Timeout: 10 * time.Second}
+		resp, err := client.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		if (err == nil && resp.StatusCode == http.StatusOK) != c.ok {
+			t.Errorf("HTTPS, %s: %v (want served: %v)", c.name, err, c.ok)
+		}
+	}
+	natsURL := "tls://" + natsAddr
+	nc, err := nats.Connect(natsURL, adminNkey(t, cfg.DataDir), nats.RootCAs(caFile))
+	if err != nil {
+		t.Fatalf("NATS over TLS as admin: %v", err)
+	}
+	nc.Close()
+	if nc, err := nats.Connect(natsURL, adminNkey(t, cfg.DataDir), nats.Secure(&tls.Config{RootCAs: roots, MaxVersion: tls.VersionTLS12})); err == nil {
+		nc.Close()
+		t.Error("NATS let a TLS 1.2 client in")
+	}
 }

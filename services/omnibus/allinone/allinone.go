@@ -9,6 +9,7 @@ package allinone
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -18,10 +19,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/omnibus-dev/omnibus/pkg/schema"
+	"github.com/omnibus-dev/omnibus/pkg/tlsconf"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -51,6 +54,9 @@ type Config struct {
 	ShutdownTimeout time.Duration `env:"OMNIBUS_SHUTDOWN_TIMEOUT" default:"20s" desc:"graceful stop budget before in-flight work is cancelled"`
 	// Streams: the omnibus streams' settings (replicas, retention, size), applied at start.
 	Streams bus.StreamsEnv
+	// TLS of the HTTP listener (TLS_CERT_FILE, TLS_KEY_FILE, TLS_CLIENT_CA_FILE), TLS 1.3 only.
+	TLS      tlsconf.Server
+	TLSLocal bool `env:"OMNIBUS_TLS_LOCAL" default:"false" desc:"development TLS: make a local CA in OMNIBUS_DATA_DIR/tls (kept) and serve HTTPS and the embedded NATS over TLS 1.3 with a certificate it signed for localhost and 127.0.0.1; trust tls/ca.pem in the browser, curl --cacert or nats --tlsca. With OMNIBUS_SIMULATE=false (the simulated vendors are reached on the listener)"`
 }
 
 // Validate checks cross-field rules.
@@ -64,6 +70,15 @@ func (c *Config) Validate() error {
 		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("OMNIBUS_PUBLIC_URL must be an http(s) URL, got %q", c.PublicURL)
 		}
+	}
+	if (c.TLSLocal || c.TLS.Enabled()) && c.Simulate {
+		return errors.New("TLS on the all-in-one's listener (OMNIBUS_TLS_LOCAL, TLS_CERT_FILE) needs OMNIBUS_SIMULATE=false: the connectors reach the simulated vendors on that listener")
+	}
+	if c.TLSLocal && c.TLS.Enabled() {
+		return errors.New("OMNIBUS_TLS_LOCAL makes its own certificate: unset TLS_CERT_FILE and TLS_KEY_FILE, or OMNIBUS_TLS_LOCAL")
+	}
+	if _, err := c.TLS.Config(); err != nil && !c.TLSLocal {
+		return err
 	}
 	if c.SimInterval <= 0 {
 		return errors.New("OMNIBUS_SIM_INTERVAL must be > 0")
@@ -86,12 +101,32 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 		log.Info("OpenTelemetry export", "to", tel.Exports)
 	}
 
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	var natsTLS []nats.Option // the process's own connections to the embedded NATS
+	var natsServerTLS *tls.Config
+	if cfg.TLSLocal {
+		l, err := tlsconf.LocalCA(filepath.Join(cfg.DataDir, "tls"), localHosts(cfg.HTTPAddr, cfg.NATSAddr))
+		if err != nil {
+			return fmt.Errorf("OMNIBUS_TLS_LOCAL: %w", err)
+		}
+		cfg.TLS = tlsconf.Server{CertFile: l.CertFile, KeyFile: l.KeyFile}
+		if natsServerTLS, err = cfg.TLS.Config(); err != nil {
+			return err
+		}
+		if natsTLS, err = (tlsconf.NATS{CAFile: l.CAFile}).Options(); err != nil {
+			return err
+		}
+		log.Info("development TLS 1.3 (OMNIBUS_TLS_LOCAL)", "ca", l.CAFile, "certificate", l.CertFile)
+	}
+	ln, err := service.Listen(cfg.HTTPAddr, cfg.TLS)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w (set OMNIBUS_HTTP_ADDR to another address)", cfg.HTTPAddr, err)
+		return fmt.Errorf("%w (set OMNIBUS_HTTP_ADDR to another address)", err)
 	}
 	defer ln.Close() // closed by Serve on the normal path; this covers the early returns
-	base := "http://" + ln.Addr().String()
+	scheme := "http://"
+	if cfg.TLS.Enabled() {
+		scheme = "https://"
+	}
+	base := scheme + ln.Addr().String()
 	public := strings.TrimSuffix(cfg.PublicURL, "/")
 	if public == "" {
 		public = base
@@ -123,7 +158,7 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 			return err
 		}
 		ns, err := natsembed.Start(natsembed.Options{Host: host, Port: port, StoreDir: dir, Sync: cfg.NATSSync,
-			Users: users.Server(), Log: log})
+			Users: users.Server(), Log: log, TLS: natsServerTLS})
 		if err != nil {
 			return fmt.Errorf("embedded nats on %s: %w (set OMNIBUS_NATS_ADDR to another port, or NATS_URL to use a running server)", cfg.NATSAddr, err)
 		}
@@ -139,9 +174,9 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 		return []bus.Option{bus.WithLogger(log), bus.WithAtomicBatches(atomic), bus.WithStreams(streams),
 			bus.WithDataSchemaBase(public + schema.Path), bus.WithMeterProvider(tel.Meter), bus.WithTracerProvider(tel.Tracer)}
 	}
-	var adminOpts []nats.Option
+	adminOpts := natsTLS
 	if users != nil {
-		adminOpts = users.admin.Options()
+		adminOpts = append(adminOpts, users.admin.Options()...)
 	}
 	nc, client, err := bus.Dial(ctx, natsURL, "omnibus", append(busOpts(log), bus.WithNATSOptions(adminOpts...))...)
 	if err != nil {
@@ -157,7 +192,7 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 			if !ok {
 				continue
 			}
-			snc, err := nats.Connect(natsURL, append([]nats.Option{nats.Name(s.Name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true)}, u.Options()...)...)
+			snc, err := nats.Connect(natsURL, append(append([]nats.Option{nats.Name(s.Name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true)}, natsTLS...), u.Options()...)...)
 			if err != nil {
 				return fmt.Errorf("nats as %s: %w", s.Name, err)
 			}
@@ -224,6 +259,18 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 		}
 		return <-done
 	}, conns...)
+}
+
+// localHosts are the names the development certificate covers: localhost, the loopback
+// addresses and the hosts the listeners are bound to.
+func localHosts(addrs ...string) []string {
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	for _, a := range addrs {
+		if h, _, err := net.SplitHostPort(a); err == nil && h != "" && h != "0.0.0.0" && h != "::" && !slices.Contains(hosts, h) {
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts
 }
 
 // disabledNames lists the names of the disabled services.
