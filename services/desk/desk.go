@@ -74,6 +74,8 @@ func Service() service.Service {
 			{Subject: api.SubjectCallTrans, Type: api.TypeCallTransfer},
 			{Subject: api.SubjectCallPrompt, Type: api.TypeCallPrompt},
 			{Subject: api.SubjectNoteAdded, Type: api.TypeNoteAdded},
+			{Subject: api.SubjectCannedSaved, Type: api.TypeCannedSaved},
+			{Subject: api.SubjectCannedDeleted, Type: api.TypeCannedDeleted},
 		},
 		Subscribes: append([]service.Route{
 			{Subject: project.TypeConversationOpened, Type: project.TypeConversationOpened},
@@ -90,6 +92,8 @@ func Service() service.Service {
 			{Subject: assign.SubjectAssignment, Type: assign.TypeAssignmentChanged},
 			{Subject: api.SubjectAgentUpdated, Type: api.TypeAgentUpdated},
 			{Subject: api.SubjectNoteAdded, Type: api.TypeNoteAdded},
+			{Subject: api.SubjectCannedSaved, Type: api.TypeCannedSaved},
+			{Subject: api.SubjectCannedDeleted, Type: api.TypeCannedDeleted},
 			{Subject: "omni.in.*.message", Type: project.TypeMessageReceived},
 			{Subject: "omni.in.*.backfill", Type: project.TypeMessageReceived},
 			{Subject: "omni.tool.crm.lookup.completed", Type: project.TypeCRMLookupCompleted},
