@@ -26,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/httpguard"
 	"github.com/omnibus-dev/omnibus/pkg/natsembed"
 	"github.com/omnibus-dev/omnibus/pkg/pgembed"
 	"github.com/omnibus-dev/omnibus/pkg/service"
@@ -50,6 +51,8 @@ type Config struct {
 	ShutdownTimeout time.Duration `env:"OMNIBUS_SHUTDOWN_TIMEOUT" default:"20s" desc:"graceful stop budget before in-flight work is cancelled"`
 	// Streams: the omnibus streams' settings (replicas, retention, size), applied at start.
 	Streams bus.StreamsEnv
+	// Guard: the abuse limits of the HTTP entries (timeouts, body cap, rate limits).
+	Guard httpguard.Config
 }
 
 // Validate checks cross-field rules.
@@ -66,6 +69,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SimInterval <= 0 {
 		return errors.New("OMNIBUS_SIM_INTERVAL must be > 0")
+	}
+	if err := c.Guard.Validate(); err != nil {
+		return err
 	}
 	_, err := c.Streams.Config()
 	return err
@@ -141,6 +147,10 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 
 	// HTTP serves from here on: while Postgres starts, a rebuild runs and the services mount
 	// their routes, /readyz says what is still starting and webhooks answer 503 (Gate).
+	guard, err := httpguard.New(cfg.Guard, tel.Meter)
+	if err != nil {
+		return err
+	}
 	health := service.NewProcessHealth(nc, nil)
 	health.SetDisabled(disabled)
 	names := make([]string, 0, len(services))
@@ -151,13 +161,14 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 	startup.Watch(health)
 	mux := http.NewServeMux()
 	health.Mount(mux, tel.MetricsHandler())
-	deps := service.Deps{Bus: client, Mux: mux, Log: log, Health: health, Env: env, Meter: tel.Meter, Tracer: tel.Tracer}
+	deps := service.Deps{Bus: client, Mux: mux, Log: log, Health: health, Env: env, Meter: tel.Meter, Tracer: tel.Tracer, Guard: guard}
 	depsFor := func(s service.Service) service.Deps {
 		d := deps
 		d.Log = log.With("service", s.Name)
 		return startup.For(s.Name, d)
 	}
-	return service.Serve(ctx, ln, tel.HTTPHandler(startup.Gate(mux), "omnibus"), cfg.ShutdownTimeout, log, func(ctx context.Context) error {
+	srv := httpguard.Server(ctx, tel.HTTPHandler(startup.Gate(mux), "omnibus"), cfg.Guard, guard.Counter())
+	return service.Serve(ctx, ln, srv, cfg.ShutdownTimeout, log, func(ctx context.Context) error {
 		if needsDB {
 			pool, closeDB, err := openDB(ctx, cfg, log)
 			if err != nil {
