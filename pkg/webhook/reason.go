@@ -17,7 +17,7 @@ var internals = []string{
 	"json: ", "xml: ", "XML syntax error", "invalid character", "unexpected end of JSON", "cannot unmarshal", "Go struct field", "Go value of type",
 	"pgx", "pgconn", "SQLSTATE", "sql: ", "runtime", "goroutine ", "panic", ".go:", "strconv.", "nats: ", "nats.go",
 	"context deadline exceeded", "context canceled", "dial tcp", "read tcp", "write tcp", "open /", "stat /", "http2:",
-	"illegal base64", "crypto/", "x509:", "tls:", "base64.", "unexpected EOF",
+	"illegal base64", "go-jose", "square/go-jose", "crypto/", "x509:", "tls:", "base64.", "unexpected EOF",
 }
 
 // ClientReason is the reason a client is told for err: err's message up to the first library
@@ -28,17 +28,10 @@ func ClientReason(err error) string {
 	if err == nil {
 		return ""
 	}
-	msg := err.Error()
-	cut := -1
-	for _, m := range internals {
-		if i := strings.Index(msg, m); i >= 0 && (cut < 0 || i < cut) {
-			cut = i
-		}
+	prefix, cut := clientPrefix(err.Error())
+	if !cut {
+		return prefix
 	}
-	if cut < 0 {
-		return msg
-	}
-	prefix := strings.TrimRight(strings.TrimSpace(msg[:cut]), ":;,- ")
 	detail := decodeDetail(err)
 	switch {
 	case prefix != "" && detail != "":
@@ -49,6 +42,30 @@ func ClientReason(err error) string {
 		return detail
 	}
 	return "malformed request"
+}
+
+// ClientText is msg up to the first library internal it carries, for a reason already turned
+// into text ("malformed request" if nothing of it is left).
+func ClientText(msg string) string {
+	prefix, cut := clientPrefix(msg)
+	if cut && prefix == "" {
+		return "malformed request"
+	}
+	return prefix
+}
+
+// clientPrefix returns msg up to the first library internal, and whether it had one.
+func clientPrefix(msg string) (string, bool) {
+	cut := -1
+	for _, m := range internals {
+		if i := strings.Index(msg, m); i >= 0 && (cut < 0 || i < cut) {
+			cut = i
+		}
+	}
+	if cut < 0 {
+		return msg, false
+	}
+	return strings.TrimRight(strings.TrimSpace(msg[:cut]), ":;,- "), true
 }
 
 // decodeDetail says what was wrong with a body a decoder refused, in words a client can act on.

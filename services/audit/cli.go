@@ -31,7 +31,9 @@ const CommandUsage = `omnibus audit [flags]   list third-party call records, new
   --limit N       most records to print (default 50)
   --json          one JSON record per line instead of a table
   --url U         audit API base URL (default $AUDIT_URL, else http://$OMNIBUS_HTTP_ADDR, else http://127.0.0.1:8080)
-  --token T       bearer token (default $AUDIT_API_TOKEN)
+  --token T       bearer token of the desk's issuer with the auditor or supervisor role (default
+                  $AUDIT_API_TOKEN; the demo's dev login issues one: curl -d agent=supervisor-wang
+                  -d role=auditor -d format=token http://127.0.0.1:8080/desk/dev/login)
 `
 
 // Command runs `omnibus audit`: it reads records through the audit API (GET /api/audit) of a

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -103,6 +104,39 @@ func TestAllInOne(t *testing.T) {
 	for _, path := range []string{"/sandbox/_admin/routes", "/api/audit", "/"} {
 		if code, _ := get(path); code == http.StatusNotFound {
 			t.Fatalf("%s: 404 when the all-in-one said ready", path)
+		}
+	}
+	// The audit API returns what customers wrote: a token of the desk's (here development)
+	// issuer with the auditor or supervisor role is required.
+	if code, body := get("/api/audit"); code != http.StatusUnauthorized {
+		t.Fatalf("anonymous /api/audit: %d %s, want 401", code, body)
+	}
+	auditGet := func(role string) (int, string) {
+		resp, err := http.PostForm(base+"/desk/dev/login", url.Values{"agent": {"supervisor-wang"}, "role": {role}, "format": {"token"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tok struct {
+			AccessToken string `json:"access_token"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&tok)
+		resp.Body.Close()
+		if err != nil || tok.AccessToken == "" {
+			t.Fatalf("dev login as %s: %s %v", role, resp.Status, err)
+		}
+		req, _ := http.NewRequest(http.MethodGet, base+"/api/audit?limit=1", nil)
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for role, want := range map[string]int{"supervisor": http.StatusOK, "auditor": http.StatusOK, "agent": http.StatusUnauthorized} {
+		if code, body := auditGet(role); code != want {
+			t.Fatalf("/api/audit with a dev-login %s token: %d %s, want %d", role, code, body, want)
 		}
 	}
 	// Simulated customers write → connector publishes → auto-reply → connector sends → vendor.

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/omnibus-dev/omnibus/services/desk/auth"
+	"github.com/omnibus-dev/omnibus/pkg/auth"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/store"
 )
 
@@ -155,8 +155,11 @@ func (w *Web) devLogin(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	roles := []string{auth.RoleAgent}
-	if r.FormValue("role") == auth.RoleSupervisor {
+	switch r.FormValue("role") {
+	case auth.RoleSupervisor:
 		roles = append(roles, auth.RoleSupervisor)
+	case auth.RoleAuditor: // reads the audit API (format=token), not the workbench
+		roles = []string{auth.RoleAuditor}
 	}
 	tok, err := w.Dev.Mint(ag.ID, ag.Name, roles, w.DevTTL)
 	if err != nil {
