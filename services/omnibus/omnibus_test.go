@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -59,10 +60,13 @@ func TestAllInOne(t *testing.T) {
 		HTTPAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0", NATSSync: "always", DataDir: t.TempDir(),
 		Simulate: true, SimInterval: 20 * time.Millisecond, LogLevel: "warn", ShutdownTimeout: 10 * time.Second,
 	}
-	env := map[string]string{"EXAMPLE_SECRET": "s"}
-	for k, v := range localEnv(cfg.DataDir) {
-		env[k] = v
+	// The demo's secrets, generated for this data dir as `omnibus` does: the simulated vendors
+	// and the connectors must agree on them for the traffic below to flow.
+	secrets, err := allinone.DemoSecrets(cfg.DataDir, sandbox.NewSecrets)
+	if err != nil {
+		t.Fatal(err)
 	}
+	env := localEnv(cfg.DataDir)
 	env["VOICE_SIP_LISTEN"] = "127.0.0.1:0" // tests run side by side: no fixed port
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -70,10 +74,8 @@ func TestAllInOne(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- allinone.Run(ctx, cfg, func(base string) []service.Service {
-			for k, v := range sandbox.ConnectorEnv(base) {
-				env[k] = v
-			}
-			return append(append(services(), simulated()...), demo.Service(demo.Options{Base: base, Secret: "s", Interval: cfg.SimInterval}))
+			maps.Copy(env, simulationEnv(base, secrets))
+			return append(append(services(), simulated()...), demo.Service(demo.Options{Base: base, Secret: secrets["EXAMPLE_SECRET"], Interval: cfg.SimInterval}))
 		}, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, log, func(b string) { baseCh <- b })
 	}()
 	var base string

@@ -8,8 +8,6 @@ package allinone
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -286,11 +284,4 @@ func splitHostPort(addr string) (string, int, error) {
 		return "", 0, fmt.Errorf("port %q: %w", port, err)
 	}
 	return host, p, nil
-}
-
-// RandomSecret returns a random hex secret for the demo's simulated vendors.
-func RandomSecret() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
