@@ -225,6 +225,9 @@ func (l *Limiter) Refuse(w http.ResponseWriter, r *http.Request, retry time.Dura
 	TooMany(w, retry, reason)
 }
 
+// Count counts a rejection the caller answers itself (a WebSocket close, an error frame).
+func (l *Limiter) Count(ctx context.Context) { l.counter.Add(ctx, l.entry, ReasonRateLimited) }
+
 // Guard lets through the requests whose key (key(r); "" is not limited) has a token and
 // refuses the others with Refuse and reason.
 func (l *Limiter) Guard(key func(r *http.Request) string, reason string, next http.Handler) http.Handler {

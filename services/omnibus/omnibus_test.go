@@ -113,7 +113,7 @@ func TestAllInOne(t *testing.T) {
 	if code, body := get("/api/audit"); code != http.StatusUnauthorized {
 		t.Fatalf("anonymous /api/audit: %d %s, want 401", code, body)
 	}
-	auditGet := func(role string) (int, string) {
+	auditGet := func(role string) (int, string, string) {
 		resp, err := http.PostForm(base+"/desk/dev/login", url.Values{"agent": {"supervisor-wang"}, "role": {role}, "format": {"token"}})
 		if err != nil {
 			t.Fatal(err)
@@ -134,13 +134,16 @@ func TestAllInOne(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return resp.StatusCode, string(b), tok.AccessToken
 	}
 	for role, want := range map[string]int{"supervisor": http.StatusOK, "auditor": http.StatusOK, "agent": http.StatusUnauthorized} {
-		if code, body := auditGet(role); code != want {
+		if code, body, _ := auditGet(role); code != want {
 			t.Fatalf("/api/audit with a dev-login %s token: %d %s, want %d", role, code, body, want)
 		}
 	}
+	// Malformed requests to every public entry are refused without library internals.
+	_, _, supervisor := auditGet("supervisor")
+	checkNoInternals(t, base, secrets, supervisor)
 	// Simulated customers write → connector publishes → auto-reply → connector sends → vendor.
 	bustest.WaitFor(t, 15*time.Second, "3 replies delivered by the simulated vendor", func() bool {
 		_, body := get("/sandbox/example/sent")
