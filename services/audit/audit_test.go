@@ -93,9 +93,10 @@ func setup(t *testing.T, env map[string]string) *testBundle {
 	t.Cleanup(b.api.Close)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	started := make(chan struct{})
 	go func() {
 		done <- audit.Run(ctx, service.Deps{Bus: b.bus.Client, DB: b.pool, Mux: mux, Log: quiet(), Health: service.NewHealth(),
-			Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+			Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }, Started: func() { close(started) }})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -108,14 +109,16 @@ func setup(t *testing.T, env map[string]string) *testBundle {
 			t.Error("audit did not stop")
 		}
 	})
-	bustest.WaitFor(t, 20*time.Second, "the audit API", func() bool {
-		resp, err := http.Get(b.api.URL + "/api/audit?limit=1")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode != http.StatusNotFound
-	})
+	// Started: the API is mounted and the consumer subscribed (a test that ends sooner would
+	// stop the service in the middle of its start).
+	select {
+	case <-started:
+	case err := <-done:
+		done <- err // for the cleanup
+		t.Fatalf("audit stopped while starting: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("audit did not start within 20s")
+	}
 	return b
 }
 

@@ -153,11 +153,18 @@ func fetchPage(ctx context.Context, client *http.Client, u, token string) (Page,
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e struct {
-			Error string `json:"error"`
+			Error  string `json:"error"`
+			Reason string `json:"reason"`
 		}
 		_ = json.Unmarshal(body, &e)
 		if e.Error == "" {
 			e.Error = strings.TrimSpace(string(body))
+		}
+		if e.Reason != "" {
+			e.Error += ": " + e.Reason
+		}
+		if resp.StatusCode == http.StatusUnauthorized {
+			e.Error += " (give --token or AUDIT_API_TOKEN: a token of the desk's issuer with the auditor or supervisor role)"
 		}
 		return Page{}, fmt.Errorf("audit API: %s: %s", resp.Status, e.Error)
 	}
