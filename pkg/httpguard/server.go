@@ -108,8 +108,10 @@ func IsStream(r *http.Request) bool {
 	return strings.Contains(r.Header.Get("Accept"), "text/event-stream")
 }
 
-// exempt clears the server's deadlines for streams (IsStream): their headers are in, and a
-// WebSocket library or an event stream keeps its own liveness checks (pings, heartbeats).
+// exempt clears the server's deadlines for streams (IsStream): their headers are in, and an
+// event stream or a WebSocket keeps its own liveness checks (heartbeats, pings). net/http clears
+// a hijacked connection's deadlines itself; an event stream is never hijacked, and without this
+// HTTP_WRITE_TIMEOUT would end it (TestStreamsExempt).
 func exempt(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if IsStream(r) {

@@ -1,10 +1,13 @@
 package webchat_test
 
 import (
+	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -14,6 +17,57 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/httpguard"
 	"github.com/omnibus-dev/omnibus/services/webchat"
 )
+
+// guardWith is a Guard configured by env.
+func guardWith(t *testing.T, env map[string]string) *httpguard.Guard {
+	t.Helper()
+	var cfg httpguard.Config
+	if err := config.Load(&cfg, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+		t.Fatal(err)
+	}
+	g, err := httpguard.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// TestSocketsOutliveServerTimeouts: a chat socket served with short HTTP_READ_TIMEOUT and
+// HTTP_WRITE_TIMEOUT keeps working past them (the server exempts WebSockets), while a client
+// that never finishes its headers is cut off.
+func TestSocketsOutliveServerTimeouts(t *testing.T) {
+	t.Parallel()
+	b := bustest.New(t, bus.WithLogger(logger()))
+	g := guardWith(t, map[string]string{"HTTP_READ_HEADER_TIMEOUT": "300ms", "HTTP_READ_TIMEOUT": "300ms", "HTTP_WRITE_TIMEOUT": "300ms"})
+	in := startGuarded(t, b, baseEnv(), g)
+	c, _ := dial(t, in, webchat.ClientFrame{})
+	time.Sleep(time.Second) // past every server timeout
+	if f := c.message(t, "late", "still here?"); f.Type != webchat.FrameAck {
+		t.Fatalf("a message a second after the handshake: %+v", f)
+	}
+	select {
+	case <-c.closed:
+		t.Fatalf("the socket was closed: %v", c.err)
+	default:
+	}
+	conn, err := net.Dial("tcp", strings.TrimPrefix(in.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("GET /webchat/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(wait))
+	if _, err := conn.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Fatalf("a handshake whose headers never end: read %v, want the server to close the connection", err)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
 
 // behindProxy is a Guard that trusts the test's loopback as a proxy, so that X-Forwarded-For
 // names the client address of each request.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -73,6 +74,9 @@ func startGuarded(t *testing.T, b *bustest.Bundle, env map[string]string, g *htt
 			Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
 	}()
 	srv := newServer(t, mux)
+	if g != nil {
+		srv = serveGuarded(t, mux, g)
+	}
 	in.URL = srv
 	t.Cleanup(func() {
 		if err := in.stop(t); err != nil {
@@ -117,6 +121,19 @@ func (in *instance) stop(t *testing.T) error {
 func serviceDeps(b *bustest.Bundle, env map[string]string) service.Deps {
 	return service.Deps{Bus: b.Client, Mux: http.NewServeMux(), Log: logger(), Health: service.NewHealth(),
 		Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
+}
+
+// serveGuarded serves h as a process does: through httpguard.Server, with g's timeouts and caps.
+func serveGuarded(t *testing.T, h http.Handler, g *httpguard.Guard) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httpguard.Server(context.Background(), h, g.Config(), g.Counter())
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + ln.Addr().String()
 }
 
 func newServer(t *testing.T, h http.Handler) string {
