@@ -72,7 +72,7 @@ func (rt *Runtime) Webhook(h Webhook) error {
 
 // limitHook applies the webhook rate limit (RATE_WEBHOOK, per client address) to h.
 func (rt *Runtime) limitHook(h http.Handler) http.Handler {
-	return rt.hookLimit.Guard(rt.Guard.ClientAddr, "too many webhook requests from this address to "+rt.Spec.Name+"; retry after the time in Retry-After", h)
+	return rt.hookLimit.Guard(rt.Guard.ClientKey, "too many webhook requests from this address to "+rt.Spec.Name+"; retry after the time in Retry-After", h)
 }
 
 func (rt *Runtime) inbound(h Webhook) http.HandlerFunc {

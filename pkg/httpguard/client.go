@@ -88,3 +88,18 @@ func hostOf(s string) string {
 	}
 	return s
 }
+
+// AddrKey is the key a per-address limit counts addr under: the address itself for IPv4, its
+// /64 network for IPv6 (one subscriber's allocation: counting each of its 2^64 addresses apart
+// would give a client as many buckets as it likes).
+func AddrKey(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil || a.Is4() {
+		return addr
+	}
+	p, err := a.Prefix(64)
+	if err != nil {
+		return addr
+	}
+	return p.String()
+}

@@ -90,6 +90,9 @@ func (g *Guard) ClientAddr(r *http.Request) string {
 	return g.cfg.proxies.ClientAddr(r)
 }
 
+// ClientKey is the key per-address limits count r under: AddrKey(ClientAddr(r)).
+func (g *Guard) ClientKey(r *http.Request) string { return AddrKey(g.ClientAddr(r)) }
+
 // Counter returns the rejection counter (nil for a nil Guard: counts nothing).
 func (g *Guard) Counter() *Counter {
 	if g == nil {

@@ -149,6 +149,11 @@ func TestClientAddr(t *testing.T) {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
 	}
+	for in, want := range map[string]string{"203.0.113.9": "203.0.113.9", "2001:db8:1:2:3:4:5:6": "2001:db8:1:2::/64", "2001:db8:1:2::ff": "2001:db8:1:2::/64"} {
+		if got := httpguard.AddrKey(in); got != want {
+			t.Errorf("AddrKey(%s) = %s, want %s", in, got, want)
+		}
+	}
 	var none httpguard.Proxies
 	if got := none.ClientAddr(req("10.1.2.3:443", "198.51.100.1")); got != "10.1.2.3" {
 		t.Errorf("no trusted proxies: %q, want the peer", got)
@@ -206,7 +211,7 @@ func TestGuardRefuses429(t *testing.T) {
 	t.Parallel()
 	g, _, reg := guard(t, map[string]string{"RATE_WEBHOOK": "1/m", "RATE_WEBHOOK_BURST": "2", "HTTP_TRUSTED_PROXIES": "127.0.0.1"})
 	l := g.Webhook("sms")
-	h := l.Guard(g.ClientAddr, "too many webhook requests", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	h := l.Guard(g.ClientKey, "too many webhook requests", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	send := func(from string) int {

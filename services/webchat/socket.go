@@ -116,7 +116,7 @@ func (h *hub) shutdown(log *slog.Logger) {
 type session struct {
 	srv      *server
 	remote   string // the connection's peer, for logs
-	addr     string // the client address (behind trusted proxies, the one they name), for limits
+	addr     string // the client's limit key: its address (behind trusted proxies, the one they name), an IPv6 /64
 	mu       sync.Mutex
 	conn     *websocket.Conn
 	closing  bool
@@ -153,7 +153,7 @@ func (srv *server) serveWS(w http.ResponseWriter, r *http.Request) {
 		srv.refuse(w, r, http.StatusForbidden, err)
 		return
 	}
-	addr := srv.rt.Guard.ClientAddr(r)
+	addr := srv.rt.Guard.ClientKey(r) // an IPv6 client's /64
 	if ok, retry := srv.connects.Allow(addr); !ok {
 		srv.connects.Refuse(w, r, retry, "too many chat connections from this address; retry after the time in Retry-After")
 		return
