@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"maps"
 	"net/http"
 	"net/url"
@@ -68,7 +67,7 @@ func TestAllInOne(t *testing.T) {
 	}
 	env := localEnv(cfg.DataDir)
 	env["VOICE_SIP_LISTEN"] = "127.0.0.1:0" // tests run side by side: no fixed port
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := violationLog(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	baseCh := make(chan string, 1)
 	done := make(chan error, 1)
