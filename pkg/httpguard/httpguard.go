@@ -94,7 +94,7 @@ func MustRate(s string, burst int) Rate {
 	return r
 }
 
-// DefaultMaxKeys bounds the buckets a Limiter keeps (a few MB): past it, idle buckets are swept
+// DefaultMaxKeys bounds the buckets a Limiter keeps (some 20 MB at most): past it, idle buckets are swept
 // at once, and if every bucket is busy the least recently used ones are dropped.
 const DefaultMaxKeys = 100_000
 

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -411,5 +412,27 @@ func TestBodyCap(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("a small body: %s", resp.Status)
+	}
+}
+
+// BenchmarkAllow: the cost of a limit check on the request path, for a handful of hot keys and
+// for a flood of distinct ones (bounded map, sweeps included).
+func BenchmarkAllow(b *testing.B) {
+	for _, keys := range []int{16, 1 << 20} {
+		b.Run(fmt.Sprintf("keys=%d", keys), func(b *testing.B) {
+			l := httpguard.NewLimiter("bench", httpguard.MustRate("1000/s", 1000), httpguard.WithMaxKeys(100_000))
+			names := make([]string, min(keys, 1<<16))
+			for i := range names {
+				names[i] = fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				k := names[i%len(names)]
+				if keys > len(names) {
+					k = strconv.Itoa(i)
+				}
+				l.Allow(k)
+			}
+		})
 	}
 }
