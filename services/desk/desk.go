@@ -34,13 +34,13 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/omnibus-dev/omnibus/pkg/auth"
 	"github.com/omnibus-dev/omnibus/pkg/blobstore"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/canary"
 	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/schemas"
-	"github.com/omnibus-dev/omnibus/services/desk/auth"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/api"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/assign"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/hub"
@@ -197,7 +197,7 @@ func run(ctx context.Context, d service.Deps) error {
 	assigner.CaughtUp = caught
 
 	a := &api.API{Store: st, Bus: d.Bus, Hub: h, Assigner: assigner, Verifier: verifier, Log: log,
-		Notify: proj.NotifyConversation, Schemas: d.Bus.Schemas(), Done: ctx.Done(), DeadLetters: d.Bus}
+		Notify: proj.NotifyConversation, Schemas: d.Bus.Schemas(), Done: ctx.Done(), DeadLetters: d.Bus, Limit: d.Guard.Token("desk/api")}
 	if d.Health != nil { // the process's: the connectors it runs without (the all-in-one)
 		a.Disabled = d.Health.Disabled
 	}
