@@ -16,7 +16,7 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
-	"github.com/omnibus-dev/omnibus/services/unifier/internal/identity"
+	"github.com/omnibus-dev/omnibus/pkg/identity"
 	"github.com/omnibus-dev/omnibus/services/unifier/internal/store"
 )
 
