@@ -380,6 +380,11 @@ func (s *Subscription) begin(msg jetstream.Msg) (*inflight, error) {
 		in.intrinsic = true
 		return in, Permanent(fmt.Errorf("undecodable: %w", decErr))
 	}
+	// Not intrinsic: another consumer's keys may open what these do not (a key missing here).
+	if err := c.open(&in.d.Event); err != nil {
+		return in, Permanent(err)
+	}
+	e = in.d.Event
 	if cfg.AlwaysValidate || msg.Headers().Get(HeaderSchema) != c.opts.schemas.Fingerprint() {
 		if verr := c.validate(e); verr != nil {
 			in.intrinsic = true

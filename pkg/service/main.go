@@ -18,6 +18,7 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/config"
+	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/pkg/telemetry"
 )
 
@@ -34,6 +35,8 @@ type Base struct {
 	SchemaBaseURL   string        `env:"SCHEMA_BASE_URL" desc:"where consumers fetch the events' schemas: dataschema becomes <it>/<type>.json (every service serves them at /schemas/, so e.g. http://desk.example.com/schemas/); empty: the schema's canonical $id https://omnibus.dev/schemas/<type>.json"`
 	// Streams: the omnibus streams' settings, applied by every service's Provision.
 	Streams bus.StreamsEnv
+	// PII: the personal-data keyset (docs/operations.md, Personal data).
+	PII pii.Config
 }
 
 // Main runs s as a standalone process (the container entry point) and exits. "health" as the
@@ -94,6 +97,17 @@ func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) 
 	if tel.Exports != "" {
 		log.Info("OpenTelemetry export", "to", tel.Exports)
 	}
+	keys, err := base.PII.Load()
+	if err != nil {
+		return err
+	}
+	var busOpts []bus.Option
+	if keys != nil {
+		busOpts = append(busOpts, bus.WithDataProtector(pii.NewEvents(keys)))
+		log.Info("personal data sealed", "keyset", base.PII.KeysetFile, "primary_key", keys.PrimaryKeyID())
+	} else {
+		log.Warn("personal data is published and stored in clear: set PII_KEYSET_FILE (docs/operations.md, Personal data)")
+	}
 	var nc *nats.Conn
 	var client *bus.Client
 	if !s.NoBus {
@@ -101,8 +115,9 @@ func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) 
 		if err != nil {
 			return err
 		}
-		if nc, client, err = bus.Dial(ctx, base.NATSURL, s.Name, bus.WithLogger(log), bus.WithAtomicBatches(base.NATSAtomic), bus.WithStreams(streams),
-			bus.WithDataSchemaBase(base.SchemaBaseURL), bus.WithMeterProvider(tel.Meter), bus.WithTracerProvider(tel.Tracer)); err != nil {
+		busOpts = append(busOpts, bus.WithLogger(log), bus.WithAtomicBatches(base.NATSAtomic), bus.WithStreams(streams),
+			bus.WithDataSchemaBase(base.SchemaBaseURL), bus.WithMeterProvider(tel.Meter), bus.WithTracerProvider(tel.Tracer))
+		if nc, client, err = bus.Dial(ctx, base.NATSURL, s.Name, busOpts...); err != nil {
 			return err
 		}
 		defer nc.Close()
@@ -127,7 +142,7 @@ func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) 
 		return fmt.Errorf("listen %s: %w", base.HTTPAddr, err)
 	}
 	log.Info("service started", "http", "http://"+ln.Addr().String(), "nats", base.NATSURL)
-	deps := Deps{DB: pool, Mux: mux, Log: log, Health: health, Env: os.LookupEnv, Meter: tel.Meter, Tracer: tel.Tracer, Instance: base.Instance}
+	deps := Deps{DB: pool, Mux: mux, Log: log, Health: health, Env: os.LookupEnv, Meter: tel.Meter, Tracer: tel.Tracer, Instance: base.Instance, PII: keys}
 	if client != nil { // a nil *bus.Client in Deps.Bus would not read as "no bus"
 		deps.Bus = client
 	}

@@ -40,6 +40,7 @@ Usage:
   omnibus close|reopen --conversation ID   close or reopen a conversation
   omnibus canary --target sms --plan tencent:10%   start, change or end (--plan off) a canary rollout
   omnibus audit [flags]         list third-party call records, newest first (-h: flags)
+  omnibus keys init|rotate|show|rewrap   the personal-data keyset (omnibus keys -h)
   omnibus config                print every environment variable with its default
   omnibus health                exit 0 if the running all-in-one answers /healthz
 
@@ -67,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = canaryCommand(args, stdout)
 	case "audit":
 		err = audit.Command(context.Background(), args, os.LookupEnv, stdout, stderr)
+	case "keys":
+		err = keysCommand(args, stdout, stderr)
 	case "config":
 		printConfig(stdout, len(args) > 0 && args[0] == "--markdown")
 	case "health":

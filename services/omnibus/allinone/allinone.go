@@ -28,6 +28,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/natsembed"
 	"github.com/omnibus-dev/omnibus/pkg/pgembed"
+	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/pkg/telemetry"
 )
@@ -50,6 +51,17 @@ type Config struct {
 	ShutdownTimeout time.Duration `env:"OMNIBUS_SHUTDOWN_TIMEOUT" default:"20s" desc:"graceful stop budget before in-flight work is cancelled"`
 	// Streams: the omnibus streams' settings (replicas, retention, size), applied at start.
 	Streams bus.StreamsEnv
+	// PII: the personal-data keyset; with PII_KEYSET_FILE empty, OMNIBUS_DATA_DIR/pii-keyset.json,
+	// generated (clear, mode 0600) on first start.
+	PII pii.Config
+}
+
+// KeysetFile is where the all-in-one keeps its personal-data keyset.
+func (c Config) KeysetFile() string {
+	if c.PII.KeysetFile != "" {
+		return c.PII.KeysetFile
+	}
+	return filepath.Join(c.DataDir, "pii-keyset.json")
 }
 
 // Validate checks cross-field rules.
@@ -108,6 +120,14 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 		natsURL, natsWhere = ns.URL(), dir
 		log.Info("embedded NATS JetStream", "url", natsURL, "store", dir, "sync", natsembed.SyncDescription(cfg.NATSSync))
 	}
+	if err := os.MkdirAll(cfg.DataDir, 0o751); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	keys, created, err := pii.EnsureFile(cfg.KeysetFile(), cfg.PII.KEKURI)
+	if err != nil {
+		return fmt.Errorf("personal-data keyset: %w", err)
+	}
+	log.Info("personal data sealed", "keyset", cfg.KeysetFile(), "created", created, "primary_key", keys.PrimaryKeyID())
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w (set OMNIBUS_HTTP_ADDR to another address)", cfg.HTTPAddr, err)
@@ -121,7 +141,7 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 	// Batches as atomic batches when every write is fsynced: one fsync per batch.
 	atomic := cfg.NATSAtomic || (cfg.NATSURL == "" && cfg.NATSSync == "always")
 	streams, _ := cfg.Streams.Config() // checked by Validate
-	nc, client, err := bus.Dial(ctx, natsURL, "omnibus", bus.WithLogger(log), bus.WithAtomicBatches(atomic), bus.WithStreams(streams),
+	nc, client, err := bus.Dial(ctx, natsURL, "omnibus", bus.WithDataProtector(pii.NewEvents(keys)), bus.WithLogger(log), bus.WithAtomicBatches(atomic), bus.WithStreams(streams),
 		bus.WithDataSchemaBase(public+schema.Path), bus.WithMeterProvider(tel.Meter), bus.WithTracerProvider(tel.Tracer))
 	if err != nil {
 		return err
@@ -151,7 +171,7 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 	startup.Watch(health)
 	mux := http.NewServeMux()
 	health.Mount(mux, tel.MetricsHandler())
-	deps := service.Deps{Bus: client, Mux: mux, Log: log, Health: health, Env: env, Meter: tel.Meter, Tracer: tel.Tracer}
+	deps := service.Deps{Bus: client, Mux: mux, Log: log, Health: health, Env: env, Meter: tel.Meter, Tracer: tel.Tracer, PII: keys}
 	depsFor := func(s service.Service) service.Deps {
 		d := deps
 		d.Log = log.With("service", s.Name)
