@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/config"
+	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/pkg/telemetry"
 	"github.com/omnibus-dev/omnibus/services/unifier"
@@ -25,7 +27,7 @@ func withRebuild(s service.Service, fn func(context.Context, service.Deps) error
 // rebuildUnifier recreates the unifier's session store in the empty database d.DB from OMNI_IN +
 // OMNI_TOOL on d.Bus: the code path of `omnibus replay --rebuild`.
 func rebuildUnifier(ctx context.Context, d service.Deps) error {
-	st, err := unifier.Rebuild(ctx, d.Bus, d.DB.Config().ConnString(), d.Env, d.Log)
+	st, err := unifier.Rebuild(ctx, d.Bus, d.DB.Config().ConnString(), d.Env, d.PII, d.Log)
 	if err != nil {
 		return err
 	}
@@ -67,7 +69,15 @@ func rebuildStore(ctx context.Context, client *bus.Client, args []string) error 
 		return fmt.Errorf("replay --rebuild: give the empty target database with --database-url or DATABASE_URL")
 	}
 	log := telemetry.NewLogger(os.Stderr, "text", "info")
-	st, err := unifier.Rebuild(ctx, client, *url, os.LookupEnv, log)
+	var pc pii.Config
+	if err := config.Load(&pc, os.LookupEnv); err != nil {
+		return err
+	}
+	keys, err := pc.Load() // nil without PII_KEYSET_FILE: sealed identities match by their blind indexes
+	if err != nil {
+		return err
+	}
+	st, err := unifier.Rebuild(ctx, client, *url, os.LookupEnv, keys, log)
 	fmt.Fprintf(os.Stderr, "rebuilt: %d events applied, %d rejected, %d undecodable, in %s\n", st.Events, st.Failed, st.Undecodable, st.Took.Round(1e6))
 	return err
 }

@@ -216,7 +216,16 @@ func Run(ctx context.Context, d service.Deps) error {
 	if err != nil {
 		return fmt.Errorf("unifier metrics: %w", err)
 	}
-	en := engine.New(pool, engine.Config{IdleTimeout: cfg.IdleTimeout, DefaultRegion: cfg.DefaultRegion}, log)
+	if d.PII != nil {
+		n, err := store.SealClear(ctx, pool, d.PII)
+		if err != nil {
+			return fmt.Errorf("sealing the identities stored in clear: %w", err)
+		}
+		if n > 0 {
+			log.Info("identities stored in clear sealed", "rows", n)
+		}
+	}
+	en := engine.New(pool, engine.Config{IdleTimeout: cfg.IdleTimeout, DefaultRegion: cfg.DefaultRegion, PII: d.PII}, log)
 	relay := engine.NewRelay(pool, d.Bus, log)
 	en.Committed = relay.Wake
 	relayDone := make(chan error, 1)

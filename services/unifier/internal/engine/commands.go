@@ -80,12 +80,18 @@ func (en *Engine) prepareCommand(i int, d bus.Delivery) (*msgEvent, error) {
 			cmd.crm, cmd.prefer = &r, customer
 			cmd.source, cmd.reason = "crm:"+r.Provider, "CRM "+r.Provider+" record links identities"
 			for _, x := range r.Identities {
-				id, err := en.norm.Normalize(x.Kind, x.Value)
+				id, secret, err := en.key(x)
 				if err != nil {
 					en.log.Warn("CRM identity skipped", "kind", x.Kind, "err", err)
 					continue
 				}
 				e.ids = append(e.ids, id)
+				if secret != "" {
+					if e.secrets == nil {
+						e.secrets = map[identity.ID]string{}
+					}
+					e.secrets[id] = secret
+				}
 			}
 			e.sorted = sortIDs(e.ids)
 		}
@@ -292,7 +298,7 @@ func (rd *round) link(e *msgEvent, c *cust, source string) []identity.ID {
 			continue
 		}
 		rd.idents[id] = c.id
-		row := identRow{id: id, customer: c.id, source: source, firstSeen: e.atDB, eventID: e.ev.ID()}
+		row := identRow{id: id, customer: c.id, source: source, firstSeen: e.atDB, eventID: e.ev.ID(), secret: e.secrets[id]}
 		rd.newIDs = append(rd.newIDs, row)
 		c.added = append(c.added, row)
 		linked = append(linked, id)
@@ -456,7 +462,7 @@ func (rd *round) queueCommands(b *pgx.Batch) {
 	for _, t := range rd.tools {
 		e, cmd := t.e, t.e.cmd
 		store.QueueInsertToolResult(b, store.ToolResult{EventID: e.ev.ID(), Conversation: cmd.conv, Customer: t.customer, Tool: cmd.tool,
-			Op: cmd.op, Outcome: cmd.outcome, CorrelationID: event.CorrelationID(e.ev), Body: e.ev.Data(), At: e.at})
+			Op: cmd.op, Outcome: cmd.outcome, CorrelationID: event.CorrelationID(e.ev), Body: rd.en.sealBody(e.ev.Data()), At: e.at})
 	}
 }
 

@@ -123,7 +123,9 @@ func (en *Engine) applyTransfer(ctx context.Context, t transferEvent) error {
 			State: callState(r), At: view.At, StartedAt: r.StartedAt, AnsweredAt: r.AnsweredAt, EndedAt: r.EndedAt,
 			HangupSide: deref(side), Reason: deref(reason), RecordingURL: deref(rec), Transfer: &view}
 		row := newOutboxRow(t.d.Event, TypeDeskCallUpdated, TypeDeskCallUpdated, r.Conversation.String(), "", deskCallUpdated{Call: call})
-		enc, err := encodeOutbox([]outboxRow{row}, map[string]string{t.d.Event.ID(): traceParent(t.d)})
+		rows := []outboxRow{row}
+		en.sealPartitionKeys(rows)
+		enc, err := encodeOutbox(rows, map[string]string{t.d.Event.ID(): traceParent(t.d)})
 		if err != nil {
 			return 0, err
 		}
