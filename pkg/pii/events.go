@@ -187,3 +187,28 @@ func (x *Events) openObject(o map[string]any) (bool, error) {
 	delete(o, "masked")
 	return true, nil
 }
+
+// Conceal returns data with every sealed identity reduced to its kind and mask
+// ({"kind", "masked"}): what a screen shows of sealed data, with no ciphertext or index to copy.
+// It needs no keys; data without sealed identities is returned as is.
+func Conceal(data []byte) []byte {
+	if !bytes.Contains(data, []byte(Prefix)) {
+		return data
+	}
+	out, err := (&Events{}).walk(data, func(o map[string]any) (bool, error) {
+		if len(o) != 4 {
+			return false, nil
+		}
+		v, ok := o["value"].(string)
+		if _, hasIndex := o["index"]; !ok || !hasIndex || !strings.HasPrefix(v, Prefix) {
+			return false, nil
+		}
+		delete(o, "value")
+		delete(o, "index")
+		return true, nil
+	})
+	if err != nil {
+		return data
+	}
+	return out
+}

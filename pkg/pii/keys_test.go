@@ -246,6 +246,11 @@ func TestEventsSealOpen(t *testing.T) {
 	if _, err := pii.NewEvents(newKeys(t)).Open(sealed); !errors.Is(err, pii.ErrDecrypt) {
 		t.Fatalf("open with another keyset: %v", err)
 	}
+	// Conceal keeps kind and mask only.
+	concealed := string(pii.Conceal(sealed))
+	if strings.Contains(concealed, pii.Prefix) || strings.Contains(concealed, got.From.Index) || !strings.Contains(concealed, `"masked":"+86 138****8000"`) {
+		t.Fatalf("Conceal = %s", concealed)
+	}
 	// Partition keys.
 	pk := x.SealPartitionKey("phone:+8613800138000")
 	if strings.Contains(pk, "13800138000") || pk != x.SealPartitionKey("phone:13800138000") || pk != x.SealPartitionKey(pk) {

@@ -411,6 +411,13 @@ func (s *Store) ApplyToolResult(ctx context.Context, r ToolResult) (bool, error)
 
 // ApplyToolRequest records a tool request (the desk's own, or one seen on OMNI_TOOL).
 func (s *Store) ApplyToolRequest(ctx context.Context, eventID, conversationID, customerID, tool, op, agentID string, data json.RawMessage, at time.Time) error {
+	if s.sealer != nil { // kept as the log keeps it; shown concealed (toolRequests)
+		sealed, err := s.sealer.Seal(data)
+		if err != nil {
+			return err
+		}
+		data = sealed
+	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO desk.tool_requests (event_id, conversation_id, customer_id, tool, op, agent_id, data, requested_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
 		eventID, conversationID, nullable(customerID), tool, op, nullable(agentID), jsonOr(data, "{}"), at)

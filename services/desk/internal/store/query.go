@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/omnibus-dev/omnibus/pkg/pii"
 )
 
 // Conversation is an inbox row: the header, the desk's own state and the customer's name.
@@ -273,7 +275,9 @@ func (s *Store) toolRequests(ctx context.Context, where string, args ...any) ([]
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ToolRequest, error) {
 		var t ToolRequest
-		return t, r.Scan(&t.EventID, &t.Tool, &t.Op, &t.AgentID, &t.Data, &t.RequestedAt, &t.Answered)
+		err := r.Scan(&t.EventID, &t.Tool, &t.Op, &t.AgentID, &t.Data, &t.RequestedAt, &t.Answered)
+		t.Data = pii.Conceal(t.Data) // a sealed identity: its kind and mask only
+		return t, err
 	})
 }
 
