@@ -83,21 +83,25 @@ func TestDataProtectorConsumers(t *testing.T) {
 	if err := b.Client.Publish(ctx, subjIn, received(t, 11)); err != nil {
 		t.Fatal(err)
 	}
-	withKeys, without := newRecorder(), newRecorder()
+	withKeys, without, kept := newRecorder(), newRecorder(), newRecorder()
 	for _, c := range []struct {
 		client *bus.Client
 		rec    *recorder
 		name   string
-	}{{b.Client, withKeys, "with-keys"}, {b.Connect(t), without, "without-keys"}} {
+	}{{b.Client, withKeys, "with-keys"}, {b.Connect(t), without, "without-keys"}, {b.Client, kept, "keep-sealed"}} {
 		cfg := fast(c.name)
 		cfg.AlwaysValidate = true
+		cfg.KeepSealed = c.name == "keep-sealed"
 		sub, err := c.client.Subscribe(ctx, cfg, c.rec.handle)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(sub.Stop)
 	}
-	bustest.WaitFor(t, 10*time.Second, "both consumers", func() bool { return withKeys.count() == 1 && without.count() == 1 })
+	bustest.WaitFor(t, 10*time.Second, "the consumers", func() bool { return withKeys.count() == 1 && without.count() == 1 && kept.count() == 1 })
+	if got := string(kept.got[0].Event.Data()); strings.Contains(got, "13800138") || !strings.Contains(got, `"index"`) {
+		t.Fatalf("the KeepSealed consumer got %s", got)
+	}
 	if got := string(withKeys.got[0].Event.Data()); !strings.Contains(got, `"value":"`+phone+`"`) || strings.Contains(got, "index") {
 		t.Fatalf("the consumer with the keys got %s", got)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/omnibus-dev/omnibus/pkg/identity"
@@ -68,20 +69,109 @@ var kindKey = []byte(`"kind"`)
 
 // Seal returns data with the identities of SealedKinds sealed, or data itself when it holds
 // none. Identities already sealed are left as they are.
+//
+// Identities written the way Go encodes them ({"kind":"…","value":"…"}, no white space) are
+// sealed in place, without decoding the rest of the data; if anything that may be a clear
+// identity of a sealed kind is left after that (another layout), the data is decoded and walked.
 func (x *Events) Seal(data []byte) ([]byte, error) {
 	if !bytes.Contains(data, kindKey) {
 		return data, nil
 	}
-	return x.walk(data, x.sealObject)
+	out, err := x.sealFast(data)
+	if err != nil {
+		return nil, err
+	}
+	if !clearLeft(out) {
+		return out, nil
+	}
+	return x.walk(out, x.sealObject)
 }
 
 // Open returns data with every sealed identity restored to {"kind", "value"}, or data itself
 // when it holds none. A value this keyset cannot open is an error (wrapping ErrDecrypt).
+// Sealed identities as Seal writes them are opened in place; any other layout is decoded and
+// walked.
 func (x *Events) Open(data []byte) ([]byte, error) {
 	if !bytes.Contains(data, []byte(Prefix)) {
 		return data, nil
 	}
-	return x.walk(data, x.openObject)
+	out, err := x.openFast(data)
+	if err != nil || !bytes.Contains(out, []byte(Prefix)) {
+		return out, err
+	}
+	return x.walk(out, x.openObject)
+}
+
+// The layouts the fast paths read: a clear identity as encoding/json writes a {Kind, Value}
+// struct, and a sealed one as Seal writes it (members in byte order, as json writes a map).
+var (
+	clearIdentityRE  = regexp.MustCompile(`\{"kind":"([a-z][a-z0-9_]*)","value":("(?:[^"\\]|\\.)*")\}`)
+	sealedIdentityRE = regexp.MustCompile(`\{"index":"[A-Za-z0-9_-]{22}","kind":"([a-z][a-z0-9_]*)","masked":"(?:[^"\\]|\\.)*","value":"(pii:v2:[A-Za-z0-9_-]+)"\}`)
+	// kindValueRE finds "kind":"<k>" next to a "value" member, in either order and with white
+	// space: what may still be a clear identity after the fast path.
+	kindValueRE = regexp.MustCompile(`"kind"\s*:\s*"([a-z][a-z0-9_]*)"\s*,\s*"value"\s*:\s*"(.{0,7})|"value"\s*:\s*"(.{0,7})(?:[^"\\]|\\.)*"\s*,\s*"kind"\s*:\s*"([a-z][a-z0-9_]*)"`)
+)
+
+func (x *Events) sealFast(data []byte) ([]byte, error) {
+	var err error
+	out := clearIdentityRE.ReplaceAllFunc(data, func(m []byte) []byte {
+		sub := clearIdentityRE.FindSubmatch(m)
+		kind := string(sub[1])
+		var value string
+		if err != nil || !SealedKinds[kind] || json.Unmarshal(sub[2], &value) != nil || strings.HasPrefix(value, Prefix) {
+			return m
+		}
+		var s Sealed
+		if s, err = x.SealIdentity(kind, value); err != nil {
+			return m
+		}
+		b, e := json.Marshal(map[string]string{"kind": s.Kind, "value": s.Value, "index": s.Index, "masked": s.Masked})
+		if e != nil {
+			err = e
+			return m
+		}
+		return b
+	})
+	return out, err
+}
+
+// clearLeft reports whether data may still hold a clear identity of a sealed kind.
+func clearLeft(data []byte) bool {
+	for _, m := range kindValueRE.FindAllSubmatch(data, -1) {
+		kind, head := m[1], m[2]
+		if len(kind) == 0 {
+			kind, head = m[4], m[3]
+		}
+		if SealedKinds[string(kind)] && !strings.HasPrefix(Prefix, string(head)) && !bytes.HasPrefix(head, []byte(Prefix)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (x *Events) openFast(data []byte) ([]byte, error) {
+	var err error
+	out := sealedIdentityRE.ReplaceAllFunc(data, func(m []byte) []byte {
+		if err != nil {
+			return m
+		}
+		sub := sealedIdentityRE.FindSubmatch(m)
+		clear, e := x.keys.Decrypt(string(sub[2]))
+		if e != nil {
+			err = e
+			return m
+		}
+		b, e := json.Marshal(struct {
+			Kind  string `json:"kind"`
+			Value string `json:"value"`
+		}{string(sub[1]), clear})
+		if e != nil {
+			err = e
+			return m
+		}
+		return b
+	})
+	return out, err
 }
 
 // SealPartitionKey replaces the value of a "<kind>:<value>" partition key of a sealed kind by

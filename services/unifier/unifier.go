@@ -149,14 +149,14 @@ func lanes(cfg Config) []bus.ConsumerConfig {
 			name += fmt.Sprintf("-%d", p)
 			filters = append(filters, bus.PartitionFilters(p, patterns...)...)
 		}
-		return bus.ConsumerConfig{Service: "unifier", Durable: name, Stream: bus.StreamIn, FilterSubjects: filters, Linger: cfg.Linger}
+		return bus.ConsumerConfig{Service: "unifier", Durable: name, Stream: bus.StreamIn, FilterSubjects: filters, Linger: cfg.Linger, KeepSealed: true}
 	}
 	for _, parts := range live {
 		out = append(out, consumer("live", parts, LiveSubjects))
 	}
 	out = append(out, consumer("bulk", mine, BulkSubjects))
 	// Tool results are not partitioned: the replicas share one queue consumer.
-	out = append(out, bus.ConsumerConfig{Service: "unifier", Durable: "unifier-tool", Stream: bus.StreamTool, FilterSubjects: ToolSubjects})
+	out = append(out, bus.ConsumerConfig{Service: "unifier", Durable: "unifier-tool", Stream: bus.StreamTool, FilterSubjects: ToolSubjects, KeepSealed: true})
 	return out
 }
 

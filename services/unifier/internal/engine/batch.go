@@ -892,7 +892,7 @@ func (rd *round) write(ctx context.Context) error {
 	store.QueueSetNames(b, names)
 	idents := make([]store.Identity, len(rd.newIDs))
 	for i, r := range rd.newIDs {
-		sealed, err := rd.en.sealed(r.secret)
+		sealed, err := rd.en.sealed(r.id.Kind, r.secret)
 		if err != nil {
 			return err
 		}

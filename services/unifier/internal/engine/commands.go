@@ -15,6 +15,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/identity"
+	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/services/unifier/internal/store"
 )
 
@@ -343,8 +344,9 @@ func (rd *round) applyTool(e *msgEvent) error {
 	rd.out = append(rd.out, newOutboxRow(e.ev, TypeDeskToolResult, TypeDeskToolResult, cmd.conv.String(), "", map[string]any{
 		"event_id": e.ev.ID(), "conversation_id": cmd.conv, "customer_id": customer, "tool": cmd.tool, "op": cmd.op,
 		// The store keeps the result as the tool sent it (rebuilds replay it); the desk stream,
-		// which every downstream subscriber reads, gets phone, ID and bank numbers masked.
-		"outcome": cmd.outcome, "correlation_id": event.CorrelationID(e.ev), "result": redactJSON(e.ev.Data()), "at": e.at,
+		// which every downstream subscriber reads, gets phone, ID and bank numbers masked and
+		// sealed identities as kind and mask only.
+		"outcome": cmd.outcome, "correlation_id": event.CorrelationID(e.ev), "result": redactJSON(pii.Conceal(e.ev.Data())), "at": e.at,
 	}))
 	return nil
 }

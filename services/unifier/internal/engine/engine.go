@@ -253,12 +253,27 @@ func (en *Engine) key(x Identity) (id identity.ID, secret string, err error) {
 	return identity.Indexed(id.Kind, en.cfg.PII.BlindIndex(id.Kind, id.Value), identity.Mask(id)), id.Value, nil
 }
 
-// sealed returns the ciphertext of secret as key returned it ("" for none).
-func (en *Engine) sealed(secret string) (string, error) {
-	if secret == "" || pii.IsCiphertext(secret) || en.cfg.PII == nil {
+// sealed returns the ciphertext of the normalised value of an identity of kind whose secret
+// key returned ("" for none): the value sealed by the engine's keys; a producer's ciphertext
+// (the value as written) is opened, normalised and sealed again, or kept as it is by an engine
+// whose keys do not open it. This is the one place the engine opens a value — when it links a
+// new identity, to keep and look up its normalised form — never to match.
+func (en *Engine) sealed(kind, secret string) (string, error) {
+	if secret == "" || en.cfg.PII == nil {
 		return secret, nil
 	}
-	return en.cfg.PII.Encrypt(secret)
+	v := secret
+	if pii.IsCiphertext(secret) {
+		clear, err := en.cfg.PII.Decrypt(secret)
+		if err != nil {
+			return secret, nil
+		}
+		v = clear
+		if id, err := en.norm.Normalize(kind, clear); err == nil {
+			v = id.Value
+		}
+	}
+	return en.cfg.PII.Encrypt(v)
 }
 
 // normalize returns the keys (see key) of an event's identities, the first one being the
@@ -310,7 +325,7 @@ func (en *Engine) lookupQuery(id identity.ID, secret string) (Identity, error) {
 	if !ok {
 		return Identity{Kind: id.Kind, Value: id.Value}, nil
 	}
-	ct, err := en.sealed(secret)
+	ct, err := en.sealed(id.Kind, secret)
 	if err != nil {
 		return Identity{}, err
 	}
