@@ -12,6 +12,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/pkg/telemetry"
+	"github.com/omnibus-dev/omnibus/services/omnibus/allinone"
 	"github.com/omnibus-dev/omnibus/services/unifier"
 )
 
@@ -69,13 +70,18 @@ func rebuildStore(ctx context.Context, client *bus.Client, args []string) error 
 		return fmt.Errorf("replay --rebuild: give the empty target database with --database-url or DATABASE_URL")
 	}
 	log := telemetry.NewLogger(os.Stderr, "text", "info")
-	var pc pii.Config
-	if err := config.Load(&pc, os.LookupEnv); err != nil {
+	// The keys the live unifier has: PII_KEYSET_FILE, else the all-in-one's keyset if there is
+	// one. Without keys, sealed identities match by their blind indexes and identities the log
+	// holds in clear (written before sealing) are stored in clear.
+	var cfg allinone.Config
+	if err := config.Load(&cfg, os.LookupEnv); err != nil {
 		return err
 	}
-	keys, err := pc.Load() // nil without PII_KEYSET_FILE: sealed identities match by their blind indexes
-	if err != nil {
-		return err
+	var keys *pii.Keys
+	if _, err := os.Stat(cfg.KeysetFile()); err == nil || cfg.PII.KeysetFile != "" {
+		if keys, err = pii.LoadFile(cfg.KeysetFile(), cfg.PII.KEKURI); err != nil {
+			return err
+		}
 	}
 	st, err := unifier.Rebuild(ctx, client, *url, os.LookupEnv, keys, log)
 	fmt.Fprintf(os.Stderr, "rebuilt: %d events applied, %d rejected, %d undecodable, in %s\n", st.Events, st.Failed, st.Undecodable, st.Took.Round(1e6))
