@@ -15,7 +15,9 @@ func benchCallsFlags(args []string, stderr io.Writer) (cfg callload.Config, out 
 	fs := newFlags("bench calls", `bench calls — the phone channel's load generator: embedded NATS JetStream, the sandbox's
 simulated ASR vendors and the voice connector in-process; --calls concurrent SIP calls (sipgo,
 paced G.711 RTP of catalogue speech) for --duration each. Reports RTP loss as the connector
-counted it, frame→transcript-segment and INVITE→call.started latencies, and CPU per call against
+counted it, frame→transcript-segment latencies (measured from the send of the RTP packet carrying
+an utterance's last speech sample to its final segment on the bus, and from its first speech
+packet to its first partial), INVITE→call.started latency, and CPU per call against
 a raw ceiling measured in the same run (the same RTP streams received and written to disk by
 plain sockets); with --desk, through the unifier and the desk too, with the screen pop. Exits
 non-zero when a call failed or lost packets.

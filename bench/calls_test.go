@@ -23,7 +23,10 @@ func TestBenchCallsSmoke(t *testing.T) {
 	if err := benchCalls([]string{"--calls", "3", "--duration", "5s", "--ramp", "300ms", "--quiet"}, &out, io.Discard); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	for _, want := range []string{"raw: UDP receive", "omnibus: SIP", "ratio", "frame→final segment", `"complete":3`} {
+	// Every final segment is matched to the utterance it ends (the latency is measured from its
+	// last speech packet's send), and first partials are measured too.
+	for _, want := range []string{"raw: UDP receive", "omnibus: SIP", "ratio", "frame → final segment on the bus (ms, measured", " 0 unmatched)",
+		"target p99 ≤ 300", "end-of-utterance silence wait (700 ms", "frame → first partial segment on the bus", `"complete":3`} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}

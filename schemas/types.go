@@ -35,6 +35,7 @@ const (
 	TypeDeskCustomerUpdated           = "omni.desk.customer.updated"
 	TypeDeskMessageAdded              = "omni.desk.message.added"
 	TypeDeskMessageUpdated            = "omni.desk.message.updated"
+	TypeDeskNoteAdded                 = "omni.desk.note.added"
 	TypeDeskToolResult                = "omni.desk.tool.result"
 	TypeLiveAiSuggestDelta            = "omni.live.ai.suggest.delta"
 	TypeOpsAlertRaised                = "omni.ops.alert.raised"

@@ -66,6 +66,8 @@ type options struct {
 	atomic       bool
 	schemaBase   string // dataschema base ("": the schemas' canonical $id)
 	protector    DataProtector
+	natsOpts     []nats.Option
+	noProvision  bool
 }
 
 // Option configures a Client.
@@ -118,6 +120,22 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return func(o *options) error { o.mp = mp; return nil }
 }
+
+// WithNATSOptions adds options to the connection Dial opens: credentials (an nkey, see
+// pkg/natsauth), an inbox prefix, TLS. Connect ignores them.
+func WithNATSOptions(opts ...nats.Option) Option {
+	return func(o *options) error { o.natsOpts = append(o.natsOpts, opts...); return nil }
+}
+
+// WithoutProvision makes Dial only check that the omnibus streams exist instead of creating or
+// updating them: for a service whose NATS user may not change streams (pkg/natsauth), where
+// the administrator provisions them (omnibus nats provision).
+func WithoutProvision() Option { return func(o *options) error { o.noProvision = true; return nil } }
+
+// Inbox is the reply-subject prefix of a service's connections (nats.CustomInboxPrefix): its
+// JetStream API replies and consumer deliveries arrive there, and under per-service NATS
+// permissions (pkg/natsauth) no other service may read them.
+func Inbox(service string) string { return "_INBOX_" + service }
 
 // WithStreams sets the stream tunables used by Provision.
 func WithStreams(c StreamsConfig) Option {
@@ -201,12 +219,20 @@ func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, 
 // wraps the connection in a Client and provisions the omnibus streams. The caller closes the
 // returned connection after draining its subscriptions.
 func Dial(ctx context.Context, url, name string, opts ...Option) (*nats.Conn, *Client, error) {
-	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
+	var o options
+	for _, fn := range opts {
+		if err := fn(&o); err != nil {
+			return nil, nil, err
+		}
+	}
+	nc, err := nats.Connect(url, append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true)}, o.natsOpts...)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("nats %s: %w", url, err)
 	}
 	c, err := Connect(nc, opts...)
-	if err == nil {
+	if err == nil && o.noProvision {
+		err = c.requireStreams(ctx)
+	} else if err == nil {
 		err = c.Provision(ctx)
 	}
 	if err != nil {

@@ -309,4 +309,35 @@ func (c *Client) Provision(ctx context.Context) error {
 	return nil
 }
 
+// requireStreams waits until every omnibus stream exists (WithoutProvision): a service whose
+// NATS user may not create streams starts before the administrator has provisioned them, and
+// says what it waits for.
+func (c *Client) requireStreams(ctx context.Context) error {
+	for _, want := range Streams(c.opts.streams) {
+		var told time.Time
+		for {
+			err := retryAdmin(ctx, c.opts.timeout, func(ctx context.Context) error {
+				_, err := c.js.Stream(ctx, want.Name)
+				return err
+			})
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, jetstream.ErrStreamNotFound) {
+				return fmt.Errorf("stream %s: %w", want.Name, err)
+			}
+			if time.Since(told) > 30*time.Second {
+				c.opts.log.Warn("waiting for the omnibus streams: the administrator provisions them (omnibus nats provision)", "stream", want.Name)
+				told = time.Now()
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("stream %s does not exist: the administrator provisions the streams (omnibus nats provision): %w", want.Name, ctx.Err())
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	return nil
+}
+
 var _ StreamAdmin = (*Client)(nil)

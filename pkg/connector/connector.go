@@ -55,6 +55,13 @@ type Spec struct {
 	Description string
 	Produces    []Route
 	Consumes    []Route
+	// Buckets are the key-value buckets the connector declares with Runtime.KeyValue (and
+	// Runtime.Seen); Streams the streams of its own it creates; ReadsStreams the omnibus
+	// streams it reads besides those of its Consumes (see service.Service). NATS permissions are
+	// generated from the spec (pkg/natsauth), so what is missing here is refused by the server.
+	Buckets      []string
+	Streams      []service.OwnStream
+	ReadsStreams []string
 }
 
 // ErrUndeclared is wrapped when a connector publishes or consumes a route missing from its Spec.
@@ -73,11 +80,14 @@ func Define[C any](spec Spec, setup SetupFunc[C]) service.Service {
 		configured = func(env config.Lookup) (bool, []string) { return config.Configured(new(C), env) }
 	}
 	return service.Service{
-		Name:       spec.Name,
-		Config:     new(C),
-		Publishes:  spec.Produces,
-		Subscribes: spec.Consumes,
-		Configured: configured,
+		Name:         spec.Name,
+		Config:       new(C),
+		Publishes:    spec.Produces,
+		Subscribes:   spec.Consumes,
+		Buckets:      spec.Buckets,
+		Streams:      spec.Streams,
+		ReadsStreams: spec.ReadsStreams,
+		Configured:   configured,
 		Run: func(ctx context.Context, d service.Deps) error {
 			cfg := new(C)
 			if err := config.Load(cfg, d.Env); err != nil {

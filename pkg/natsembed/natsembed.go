@@ -3,8 +3,10 @@
 package natsembed
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -36,6 +38,28 @@ type Options struct {
 	MaxPayload int32
 	// Debug turns on the server's own logging to stderr.
 	Debug bool
+	// Users, when set, turns authentication on: only these nkey users connect, each with its
+	// permissions (pkg/natsauth generates them from the services' specs). Unset: any client
+	// connects with every permission (the tests' harness).
+	Users []User
+	// TLS, if set, is the server's TLS for client connections (tls.Config.MinVersion applies:
+	// pkg/tlsconf sets TLS 1.3); with ClientCAs set, clients must present a certificate.
+	TLS *tls.Config
+	// Log, if set, receives the server's warnings and errors (permission and authorization
+	// violations among them) when Debug is off.
+	Log *slog.Logger
+}
+
+// User is an nkey user of the embedded server and what it may publish and subscribe to (NATS
+// subject patterns; anything else is refused by the server).
+type User struct {
+	// Name is for logs and errors ("unifier", "reader").
+	Name string
+	// Nkey is the user's public nkey (U...); the client proves it holds the seed.
+	Nkey               string
+	Publish, Subscribe []string
+	// All grants every subject (an administrator); Publish and Subscribe are then ignored.
+	All bool
 }
 
 // Server is a running embedded NATS server.
@@ -94,6 +118,20 @@ func Start(o Options) (*Server, error) {
 		NoSigs:       true,
 		NoLog:        !o.Debug,
 	}
+	if o.TLS != nil {
+		opts.TLS, opts.TLSConfig, opts.TLSTimeout = true, o.TLS, 5
+		opts.TLSVerify = o.TLS.ClientCAs != nil
+	}
+	for _, u := range o.Users {
+		nu := &server.NkeyUser{Nkey: u.Nkey}
+		if !u.All {
+			nu.Permissions = &server.Permissions{
+				Publish:   &server.SubjectPermission{Allow: nonEmpty(u.Publish)},
+				Subscribe: &server.SubjectPermission{Allow: nonEmpty(u.Subscribe)},
+			}
+		}
+		opts.Nkeys = append(opts.Nkeys, nu)
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		s.cleanup()
@@ -101,6 +139,9 @@ func Start(o Options) (*Server, error) {
 	}
 	if o.Debug {
 		ns.ConfigureLogger()
+	} else if o.Log != nil {
+		opts.NoLog = false
+		ns.SetLoggerV2(slogLogger{o.Log.With("component", "nats")}, false, false, false)
 	}
 	ns.Start()
 	if !ns.ReadyForConnections(10 * time.Second) {
@@ -110,6 +151,32 @@ func Start(o Options) (*Server, error) {
 	}
 	s.Server = ns
 	return s, nil
+}
+
+// nonEmpty keeps a user with no allowed subject from being read as "no restriction": the server
+// treats a nil allow list as allow-all.
+func nonEmpty(subjects []string) []string {
+	if len(subjects) == 0 {
+		return []string{"_nothing_allowed_"}
+	}
+	return subjects
+}
+
+// slogLogger passes the server's warnings and errors (an authorization or permission violation
+// names the client and the subject) to slog; notices, debug and trace are dropped.
+type slogLogger struct{ log *slog.Logger }
+
+func (l slogLogger) Noticef(string, ...any) {}
+func (l slogLogger) Debugf(string, ...any)  {}
+func (l slogLogger) Tracef(string, ...any)  {}
+func (l slogLogger) Warnf(format string, v ...any) {
+	l.log.Warn(fmt.Sprintf(format, v...))
+}
+func (l slogLogger) Errorf(format string, v ...any) {
+	l.log.Error(fmt.Sprintf(format, v...))
+}
+func (l slogLogger) Fatalf(format string, v ...any) {
+	l.log.Error(fmt.Sprintf(format, v...))
 }
 
 // URL is the client URL of the server.

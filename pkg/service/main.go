@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/pkg/telemetry"
+	"github.com/omnibus-dev/omnibus/pkg/tlsconf"
 )
 
 // Base is the process configuration every standalone service reads.
@@ -32,9 +34,14 @@ type Base struct {
 	LogFormat       string        `env:"LOG_FORMAT" default:"text" desc:"text or json"`
 	Instance        string        `env:"SERVICE_INSTANCE" desc:"this replica's stable name, such as its StatefulSet pod name: replicas of one service keep their vendor routes' alert state apart under it (empty: 0, for one replica)"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" default:"20s" desc:"how long a graceful stop may take before in-flight work is cancelled"`
+	NATSNkeyFile    string        `env:"NATS_NKEY_FILE" desc:"the service's NATS nkey seed file (omnibus nats keys writes one per service): it connects as its own user, with the permissions its spec implies, and checks the omnibus streams exist instead of provisioning them (the administrator does, omnibus nats provision); empty: no NATS authentication"`
 	SchemaBaseURL   string        `env:"SCHEMA_BASE_URL" desc:"where consumers fetch the events' schemas: dataschema becomes <it>/<type>.json (every service serves them at /schemas/, so e.g. http://desk.example.com/schemas/); empty: the schema's canonical $id https://omnibus.dev/schemas/<type>.json"`
 	// Streams: the omnibus streams' settings, applied by every service's Provision.
 	Streams bus.StreamsEnv
+	// TLS of the HTTP listener, and of the connection to NATS (TLS 1.3 only; Postgres's comes
+	// from DATABASE_URL's sslmode, held to TLS 1.3 too).
+	TLS     tlsconf.Server
+	NATSTLS tlsconf.NATS
 	// PII: the personal-data keyset (docs/operations.md, Personal data).
 	PII pii.Config
 }
@@ -49,7 +56,7 @@ func Main(s Service) {
 		os.Exit(2)
 	}
 	if len(os.Args) > 1 && os.Args[1] == "health" {
-		os.Exit(HealthCheck(base.HTTPAddr))
+		os.Exit(HealthCheckTLS(base.HTTPAddr, base.TLS))
 	}
 	log := telemetry.NewLogger(os.Stderr, base.LogFormat, base.LogLevel).With("service", s.Name)
 	slog.SetDefault(log)
@@ -63,7 +70,12 @@ func Main(s Service) {
 }
 
 // HealthCheck GETs /healthz on addr and returns the process exit code.
-func HealthCheck(addr string) int {
+func HealthCheck(addr string) int { return HealthCheckTLS(addr, tlsconf.Server{}) }
+
+// HealthCheckTLS is HealthCheck of a listener that serves tls: over HTTPS, without verifying
+// the certificate's names (the process checks its own loopback listener), presenting the
+// listener's own certificate where clients must have one.
+func HealthCheckTLS(addr string, t tlsconf.Server) int {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return 1
@@ -72,7 +84,15 @@ func HealthCheck(addr string) int {
 		host = "127.0.0.1"
 	}
 	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
+	scheme := "http"
+	if t.Enabled() {
+		cfg, err := tlsconf.SelfCheck(t)
+		if err != nil {
+			return 1
+		}
+		scheme, c.Transport = "https", &http.Transport{TLSClientConfig: cfg}
+	}
+	resp, err := c.Get(scheme + "://" + net.JoinHostPort(host, port) + "/healthz")
 	if err != nil {
 		return 1
 	}
@@ -115,9 +135,21 @@ func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) 
 		if err != nil {
 			return err
 		}
-		busOpts = append(busOpts, bus.WithLogger(log), bus.WithAtomicBatches(base.NATSAtomic), bus.WithStreams(streams),
+		opts := append(busOpts, bus.WithLogger(log), bus.WithAtomicBatches(base.NATSAtomic), bus.WithStreams(streams),
 			bus.WithDataSchemaBase(base.SchemaBaseURL), bus.WithMeterProvider(tel.Meter), bus.WithTracerProvider(tel.Tracer))
-		if nc, client, err = bus.Dial(ctx, base.NATSURL, s.Name, busOpts...); err != nil {
+		if base.NATSNkeyFile != "" {
+			nkey, err := nats.NkeyOptionFromSeed(base.NATSNkeyFile)
+			if err != nil {
+				return fmt.Errorf("NATS_NKEY_FILE: %w", err)
+			}
+			opts = append(opts, bus.WithNATSOptions(nkey, nats.CustomInboxPrefix(bus.Inbox(s.Name))), bus.WithoutProvision())
+		}
+		natsTLS, err := base.NATSTLS.Options()
+		if err != nil {
+			return err
+		}
+		opts = append(opts, bus.WithNATSOptions(natsTLS...))
+		if nc, client, err = bus.Dial(ctx, base.NATSURL, s.Name, opts...); err != nil {
 			return err
 		}
 		defer nc.Close()
@@ -127,8 +159,8 @@ func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) 
 		if base.DatabaseURL == "" {
 			return errors.New("DATABASE_URL is required for " + s.Name)
 		}
-		if pool, err = pgxpool.New(ctx, base.DatabaseURL); err != nil {
-			return fmt.Errorf("postgres: %w", err)
+		if pool, err = OpenDB(ctx, base.DatabaseURL); err != nil {
+			return err
 		}
 		defer pool.Close()
 	}
@@ -137,9 +169,9 @@ func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) 
 	startup.Watch(health)
 	mux := http.NewServeMux()
 	health.Mount(mux, tel.MetricsHandler())
-	ln, err := net.Listen("tcp", base.HTTPAddr)
+	ln, err := Listen(base.HTTPAddr, base.TLS)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", base.HTTPAddr, err)
+		return err
 	}
 	log.Info("service started", "http", "http://"+ln.Addr().String(), "nats", base.NATSURL)
 	deps := Deps{DB: pool, Mux: mux, Log: log, Health: health, Env: os.LookupEnv, Meter: tel.Meter, Tracer: tel.Tracer, Instance: base.Instance, PII: keys}
@@ -153,10 +185,10 @@ func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) 
 
 // Serve serves handler on ln and runs run(ctx) until ctx is cancelled or run fails; then it
 // stops the HTTP server (in-flight requests finish), waits for run to return (the services drain
-// their consumers) and drains nc. Everything is bounded by timeout; past it, contexts are
+// their consumers) and drains the NATS connections (the process's and its services'). Everything is bounded by timeout; past it, contexts are
 // cancelled.
 func Serve(ctx context.Context, ln net.Listener, handler http.Handler, timeout time.Duration, log *slog.Logger,
-	run func(ctx context.Context) error, nc *nats.Conn) error {
+	run func(ctx context.Context) error, conns ...*nats.Conn) error {
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
@@ -189,14 +221,51 @@ func Serve(ctx context.Context, ln net.Listener, handler http.Handler, timeout t
 			err = errors.Join(err, fmt.Errorf("services did not stop within %s", timeout))
 		}
 	}
-	if nc != nil && !nc.IsClosed() {
-		if e := nc.Drain(); e != nil && !errors.Is(e, nats.ErrConnectionClosed) {
-			log.Warn("nats drain", "err", e)
+	for _, nc := range conns {
+		if nc != nil && !nc.IsClosed() {
+			if e := nc.Drain(); e != nil && !errors.Is(e, nats.ErrConnectionClosed) {
+				log.Warn("nats drain", "err", e)
+			}
 		}
-		for !nc.IsClosed() && sctx.Err() == nil {
+	}
+	for _, nc := range conns {
+		for nc != nil && !nc.IsClosed() && sctx.Err() == nil {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
 	log.Info("stopped")
 	return err
+}
+
+// Listen listens on addr, serving TLS 1.3 when t says so (tlsconf.Server).
+func Listen(addr string, t tlsconf.Server) (net.Listener, error) {
+	cfg, err := t.Config()
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	if cfg != nil {
+		ln = tls.NewListener(ln, cfg)
+	}
+	return ln, nil
+}
+
+// OpenDB opens a pool on url; a TLS connection (sslmode in url) is held to TLS 1.3.
+func OpenDB(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	tlsconf.Client(cfg.ConnConfig.TLSConfig)
+	for _, f := range cfg.ConnConfig.Fallbacks {
+		tlsconf.Client(f.TLSConfig)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	return pool, nil
 }

@@ -77,7 +77,15 @@ type Service struct {
 	// Publishes and Subscribes list the subjects and CloudEvents types the service produces and
 	// consumes; tests check each type has a schema and an AsyncAPI entry.
 	Publishes, Subscribes []Route
-	Run                   func(ctx context.Context, d Deps) error
+	// Buckets are the JetStream key-value buckets the service creates and uses; Streams the
+	// streams of its own it creates (webchat's visitor log); ReadsStreams the omnibus streams
+	// it reads besides those its Subscribes imply (a replay, the dead letters). With Publishes
+	// and Subscribes they are the whole of what the service may do on NATS: pkg/natsauth turns
+	// them into the service's server-side permissions.
+	Buckets      []string
+	Streams      []OwnStream
+	ReadsStreams []string
+	Run          func(ctx context.Context, d Deps) error
 	// Rebuild, if set, recreates the service's state in the EMPTY database d.DB from the log on
 	// d.Bus, before Run. A process calls it on request when its database is empty while the
 	// service's durable consumers say it had consumed from the log (the all-in-one's --rebuild);
@@ -117,6 +125,12 @@ func Select(services []Service, env config.Lookup) (run []Service, disabled []Di
 		run = append(run, s)
 	}
 	return run, disabled
+}
+
+// OwnStream is a stream a service creates and keeps itself, outside the omnibus streams.
+type OwnStream struct {
+	Name     string
+	Subjects []string
 }
 
 // Route is a subject pattern (NATS wildcards allowed) and the CloudEvents type it carries.

@@ -112,6 +112,7 @@ var (
 	// resilience registry.
 	Spec = connector.Spec{
 		Name:        "assist",
+		Buckets:     []string{TranscriptBucket},
 		Description: "AI reply suggestions, conversation summaries and automatic tickets from an OpenAI-compatible chat completions API (Bailian, OpenAI), personal data masked",
 		Consumes:    []connector.Route{RouteRequested, RouteMessageAdded, RouteClosed, RouteCallUpdated},
 		Produces: append([]connector.Route{RouteCompleted, RouteFailed, RouteDelta, RouteSummary, RouteTicketRequested},

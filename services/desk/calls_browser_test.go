@@ -1,6 +1,7 @@
 package desk_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -43,12 +44,16 @@ func TestBrowserCallControls(t *testing.T) {
 	start := time.Now().UTC().Add(-time.Minute)
 	w.ringing(id, start, []string{"voice"}, map[string]any{})
 	w.publish("omni.desk.call.updated", "omni.desk.call.updated", map[string]any{"call": w.callView(id, "answered", start.Add(3*time.Second),
-		map[string]any{"answered_at": start.Add(3 * time.Second)})}, event.WithSubject(w.conv))
+		map[string]any{"answered_at": start.Add(3 * time.Second), "transcript": "live"})}, event.WithSubject(w.conv))
 	assignAndLogIn(t, d, run, w.conv, "en")
 	row := `li.conv[data-id="` + w.conv + `"]`
 	controls := `.call.call-answered[data-id="` + id + `"] .call-controls`
 	run("open the conversation", chromedp.WaitVisible(css(row)), chromedp.Click(css(row)), chromedp.WaitVisible(css(controls)))
 	br.Shot(t, "call-controls")
+	// The live call is being transcribed.
+	if said := textOf(t, ctx, `.call.call-answered[data-id="`+id+`"] .call-transcript.transcribing`); said != "✎ Transcribing…" {
+		t.Fatalf("the live call's transcript state says %q", said)
+	}
 
 	run("transfer to 8012", chromedp.SendKeys(css(controls+" .call-transfer-target"), "8012"), chromedp.Click(css(controls+" .call-transfer")))
 	waitCount(t, b, bus.StreamOut, "omni.out.voice.call.transfer", 1)
@@ -81,4 +86,29 @@ func TestBrowserCallControls(t *testing.T) {
 	if hd := dataOf(t, lastEvent(t, b, bus.StreamOut, "omni.out.voice.call.hangup")); hd["call_id"] != id || hd["agent_id"] != "agent-li" {
 		t.Fatalf("hang-up from the page: %v", hd)
 	}
+	// The call ends with a partial transcript (ASR was down for a while); a late copy of the
+	// answered update, still saying live, does not take it back.
+	endedAt := time.Now().UTC()
+	w.publish("omni.desk.call.updated", "omni.desk.call.updated", map[string]any{"call": w.callView(id, "ended", endedAt,
+		map[string]any{"answered_at": start.Add(3 * time.Second), "ended_at": endedAt, "transcript": "partial"})}, event.WithSubject(w.conv))
+	w.publish("omni.desk.call.updated", "omni.desk.call.updated", map[string]any{"call": w.callView(id, "answered", start.Add(3*time.Second),
+		map[string]any{"answered_at": start.Add(3 * time.Second), "transcript": "live"})}, event.WithSubject(w.conv))
+	partial := `.call.call-ended[data-id="` + id + `"] .call-transcript.partial`
+	run("the partial transcript on the ended call", chromedp.WaitVisible(css(partial)))
+	waitCount(t, b, bus.StreamDesk, "omni.desk.call.updated", 4)
+	run("reload the conversation", chromedp.Reload(), chromedp.WaitVisible(css(row)), chromedp.Click(css(row)), chromedp.WaitVisible(css(partial)))
+	if said := textOf(t, ctx, partial); said != "⚠ Transcript partial — ASR was unavailable for part of the call" {
+		t.Fatalf("the ended call's transcript state says %q", said)
+	}
+	br.Shot(t, "call-transcript-partial")
+}
+
+// textOf returns the text of the first element sel matches on the page.
+func textOf(t *testing.T, ctx context.Context, sel string) string {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.Text(css(sel)))
+	if err != nil {
+		t.Fatalf("text of %s: %v", sel, err)
+	}
+	return strings.TrimSpace(s)
 }

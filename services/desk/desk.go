@@ -73,6 +73,7 @@ func Service() service.Service {
 			{Subject: api.SubjectCallHangup, Type: api.TypeCallHangup},
 			{Subject: api.SubjectCallTrans, Type: api.TypeCallTransfer},
 			{Subject: api.SubjectCallPrompt, Type: api.TypeCallPrompt},
+			{Subject: api.SubjectNoteAdded, Type: api.TypeNoteAdded},
 		},
 		Subscribes: append([]service.Route{
 			{Subject: project.TypeConversationOpened, Type: project.TypeConversationOpened},
@@ -88,6 +89,7 @@ func Service() service.Service {
 			{Subject: project.TypeCallUpdated, Type: project.TypeCallUpdated},
 			{Subject: assign.SubjectAssignment, Type: assign.TypeAssignmentChanged},
 			{Subject: api.SubjectAgentUpdated, Type: api.TypeAgentUpdated},
+			{Subject: api.SubjectNoteAdded, Type: api.TypeNoteAdded},
 			{Subject: "omni.in.*.message", Type: project.TypeMessageReceived},
 			{Subject: "omni.in.*.backfill", Type: project.TypeMessageReceived},
 			{Subject: "omni.tool.crm.lookup.completed", Type: project.TypeCRMLookupCompleted},

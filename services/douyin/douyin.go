@@ -70,6 +70,7 @@ var (
 	// are published by its resilience registry.
 	Spec = connector.Spec{
 		Name:        Channel,
+		Buckets:     []string{"douyin", "douyin_seen"}, // DOUYIN_KV_BUCKET's default
 		Description: "Douyin enterprise-account private messages: signed webhook events in, /im/send/msg/ out within the reply window and quota",
 		Produces:    append([]connector.Route{RouteIn, RouteStatus}, connector.ResilienceRoutes(Channel)...),
 		Consumes:    []connector.Route{RouteSend},

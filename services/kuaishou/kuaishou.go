@@ -57,6 +57,7 @@ var (
 	// Spec declares the connector. It calls no Kuaishou API (none is documented for messages).
 	Spec = connector.Spec{
 		Name:        Channel,
+		Buckets:     []string{"kuaishou_seen"}, // KUAISHOU_KV_BUCKET's default
 		Description: "Kuaishou open platform: kwaisign-signed webhook events in; sends answered not_supported (no public send API)",
 		Produces:    []connector.Route{RouteIn, RouteStatus},
 		Consumes:    []connector.Route{RouteSend},

@@ -61,6 +61,7 @@ var (
 	// resilience registry.
 	Spec = connector.Spec{
 		Name:        "logistics",
+		Buckets:     []string{canary.BucketName},
 		Description: "parcel tracking: SF Express route query and Cainiao trace query, normalised to one timeline",
 		Consumes:    []connector.Route{RouteRequested, RouteCanary},
 		Produces:    append(append([]connector.Route{RouteCompleted, RouteFailed}, connector.ResilienceRoutes("logistics")...), canaryRoutes()...),

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -255,7 +253,7 @@ func startSimulatedWith(t *testing.T, set map[string]string) string {
 	for k, v := range set {
 		env[k] = v
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := violationLog(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	baseCh := make(chan string, 1)
 	done := make(chan error, 1)

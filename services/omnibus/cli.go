@@ -1,14 +1,17 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,8 +22,10 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/config"
+	"github.com/omnibus-dev/omnibus/pkg/natsauth"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/pkg/telemetry"
+	"github.com/omnibus-dev/omnibus/pkg/tlsconf"
 	"github.com/omnibus-dev/omnibus/services/audit"
 	"github.com/omnibus-dev/omnibus/services/omnibus/allinone"
 	"github.com/omnibus-dev/omnibus/services/omnibus/internal/demo"
@@ -40,7 +45,12 @@ Usage:
   omnibus close|reopen --conversation ID   close or reopen a conversation
   omnibus canary --target sms --plan tencent:10%   start, change or end (--plan off) a canary rollout
   omnibus audit [flags]         list third-party call records, newest first (-h: flags)
+<<<<<<< HEAD
   omnibus keys init|rotate|show|rewrap   the personal-data keyset (omnibus keys -h)
+=======
+  omnibus nats keys|config|provision   NATS users, permissions and streams for a deployment
+                                with its own NATS server (-h: details)
+>>>>>>> main
   omnibus config                print every environment variable with its default
   omnibus health                exit 0 if the running all-in-one answers /healthz
 
@@ -66,6 +76,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = deskCommand(cmd, args, stdout)
 	case "canary":
 		err = canaryCommand(args, stdout)
+	case "nats":
+		err = natsCommand(args, stdout)
 	case "audit":
 		err = audit.Command(context.Background(), args, os.LookupEnv, stdout, stderr)
 	case "keys":
@@ -284,7 +296,11 @@ func defaultServer() string {
 const serverFlagHelp = "NATS server URL(s), comma-separated (default $NATS_URL, else the all-in-one's nats://127.0.0.1:4222)"
 
 func connectCLI(name, url string) (*nats.Conn, *bus.Client, error) {
-	nc, err := nats.Connect(url, nats.Name(name), nats.Timeout(3*time.Second))
+	creds, err := cliCredentials()
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := nats.Connect(url, append([]nats.Option{nats.Name(name), nats.Timeout(3 * time.Second)}, creds...)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect %s: %w (is omnibus running? give --server or NATS_URL otherwise)", url, err)
 	}
@@ -294,4 +310,34 @@ func connectCLI(name, url string) (*nats.Conn, *bus.Client, error) {
 		return nil, nil, err
 	}
 	return nc, client, nil
+}
+
+// cliCredentials are the nkey (and TLS) an operator command connects with: $NATS_NKEY_FILE, else the
+// all-in-one's administrator seed in its data dir ($OMNIBUS_DATA_DIR, default .omnibus) when
+// there is one, else none (a server without authentication).
+func cliCredentials() ([]nats.Option, error) {
+	var t tlsconf.NATS // NATS_TLS_CA_FILE=.omnibus/tls/ca.pem for an all-in-one with OMNIBUS_TLS_LOCAL
+	if err := config.Load(&t, os.LookupEnv); err != nil {
+		return nil, err
+	}
+	tlsOpts, err := t.Options()
+	if err != nil {
+		return nil, err
+	}
+	path, explicit := os.LookupEnv("NATS_NKEY_FILE")
+	if !explicit {
+		path = filepath.Join(cmp.Or(os.Getenv("OMNIBUS_DATA_DIR"), ".omnibus"), "nats", allinone.AdminSeedFile)
+	}
+	seed, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) && !explicit {
+		return tlsOpts, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("NATS credentials: %w", err)
+	}
+	u, err := natsauth.UserFromSeed("admin", seed)
+	if err != nil {
+		return nil, fmt.Errorf("NATS credentials %s: %w", path, err)
+	}
+	return append([]nats.Option{u.Nkey()}, tlsOpts...), nil
 }

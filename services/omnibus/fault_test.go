@@ -222,7 +222,7 @@ func newFaultSuite(t *testing.T) *faultSuite {
 	t.Logf("all-in-one ready in %s (http %s, nats %s, postgres %s)", time.Since(began).Round(time.Millisecond), httpAddr, natsAddr, pg.URL())
 
 	// The test's own view: NATS (reconnecting through the restarts) and Postgres.
-	s.nc, err = nats.Connect("nats://"+natsAddr, nats.Name("fault-suite"), nats.MaxReconnects(-1),
+	s.nc, err = nats.Connect("nats://"+natsAddr, adminNkey(t, filepath.Join(s.dir, "data")), nats.Name("fault-suite"), nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(true))
 	if err != nil {
 		t.Fatalf("nats: %v", err)

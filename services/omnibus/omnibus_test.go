@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"slices"
@@ -63,7 +62,7 @@ func TestAllInOne(t *testing.T) {
 		env[k] = v
 	}
 	env["VOICE_SIP_LISTEN"] = "127.0.0.1:0" // tests run side by side: no fixed port
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := violationLog(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	baseCh := make(chan string, 1)
 	done := make(chan error, 1)

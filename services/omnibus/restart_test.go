@@ -379,7 +379,7 @@ func (r *aioRig) pool(url string) *pgxpool.Pool {
 // bus connects to the run's embedded NATS.
 func (r *aioRig) bus() *bus.Client {
 	r.t.Helper()
-	nc, err := nats.Connect("nats://" + r.natsAddr)
+	nc, err := nats.Connect("nats://"+r.natsAddr, adminNkey(r.t, r.dir))
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -70,6 +70,7 @@ var (
 	// Spec declares the connector.
 	Spec = connector.Spec{
 		Name:        "oms",
+		Buckets:     []string{ContextBucket},
 		Description: "order lookups by phone or order number; service records of closed conversations, with their summaries, archived on their order",
 		Consumes:    []connector.Route{RouteLookup, RouteClosed, RouteSummary},
 		Produces: append([]connector.Route{route(TypeLookupCompleted), route(TypeLookupFailed),

@@ -66,6 +66,7 @@ var (
 	// Spec declares the connector.
 	Spec = connector.Spec{
 		Name:        "payment",
+		Buckets:     []string{"payment_orders", "payment_nonces"},
 		Description: "payment links: Alipay (precreate QR, wap.pay link) and WeChat Pay v3 (Native, H5), verified notifies turned into paid/closed status events",
 		Consumes:    []connector.Route{RouteRequested},
 		Produces:    append([]connector.Route{RouteCompleted, RouteFailed, RouteStatusChanged}, connector.ResilienceRoutes("payment")...),

@@ -109,7 +109,7 @@ func (s *CallScenario) Run(ctx context.Context) error {
 				s.Log.Warn("simulated customer could not call", "customer", c.ID, "status", res.Status, "err", err)
 			case err == nil:
 				s.Log.Debug("simulated customer called", "customer", c.ID, "said", said, "talk", res.Talk.Round(time.Millisecond),
-					"rtp_sent", res.Sent, "hung_up_by", res.HungUpBy)
+					"rtp_sent", res.Sent, "hung_up_by", res.HungUpBy, "transferred_to", res.TransferredTo)
 			}
 		}()
 	}

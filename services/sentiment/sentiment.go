@@ -76,6 +76,7 @@ var (
 	// resilience registry.
 	Spec = connector.Spec{
 		Name:        "sentiment",
+		Buckets:     []string{EpisodeBucket},
 		Description: "sentiment of inbound customer messages (Tencent Cloud NLP, Aliyun NLP, or the built-in analyser) and an alert per negative episode",
 		Consumes:    []connector.Route{RouteMessageAdded},
 		Produces:    append([]connector.Route{RouteScored, RouteAlertRaised, RouteAlertCleared}, connector.ResilienceRoutes("sentiment")...),

@@ -77,6 +77,7 @@ var (
 	RouteCanary = connector.Route{Subject: canary.SubjectSet(Channel), Type: canary.TypeSet}
 	Spec        = connector.Spec{
 		Name:        Channel,
+		Buckets:     []string{Bucket, canary.BucketName},
 		Description: "SMS through Aliyun or Tencent Cloud (or both, in a canary rollout): uplinks and receipts pushed in, template sends out",
 		Produces:    append(append([]connector.Route{RouteIn, RouteStatus}, connector.ResilienceRoutes(Channel)...), canaryRoutes()...),
 		Consumes:    []connector.Route{RouteSend, RouteCanary},

@@ -87,6 +87,7 @@ var (
 		{Subject: "omni.in.voice.call", Type: engine.TypeCallEnded},
 		{Subject: "omni.in.voice.transfer", Type: engine.TypeCallTransferred},
 		{Subject: "omni.in.voice.transfer", Type: engine.TypeCallTransferFailed},
+		{Subject: "omni.in.voice.transcription", Type: engine.TypeCallTranscribed},
 		{Subject: "omni.in.voice.transcript", Type: engine.TypeSegment},
 	}
 	bulkRoutes = []service.Route{

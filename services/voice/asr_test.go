@@ -189,6 +189,9 @@ func TestTranscriptFailover(t *testing.T) {
 	if d.Transcript != "complete" {
 		t.Errorf("transcript %q, want complete", d.Transcript)
 	}
+	if s := answeredTranscript(t, tb); s != "live" {
+		t.Errorf("answered event's transcript %q, want live", s)
+	}
 	if ms := recordedMS(t, tb, d.Recording.Legs[0].URL); ms < int64(len(pcm)/16)-200 {
 		t.Errorf("recorded %d ms of %d ms sent", ms, len(pcm)/16)
 	}
@@ -202,12 +205,12 @@ func TestTranscriptFailover(t *testing.T) {
 func TestTranscriptBothDown(t *testing.T) {
 	t.Parallel()
 	env, vars := asrSandbox(t)
+	tb := start(t, nil, vars) // the start check's handshake succeeds; then the vendors go down
 	for _, k := range []string{"iflytek rtasr", "nls SpeechTranscriber"} {
 		if err := env.SetFault(k, sim.Fault{ErrorRatio: 1, Code: speechsim.FaultDown}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	tb := start(t, nil, vars)
 	_, c := dial(t, tb)
 	c.sendAudio(t, 2*time.Second)
 	d := tb.hangUp(t, c)
@@ -228,10 +231,10 @@ func TestTranscriptHangupMidHandshake(t *testing.T) {
 	t.Parallel()
 	env, vars := asrSandbox(t)
 	vars["VOICE_ASR_FAILOVER"] = "false"
+	tb := start(t, nil, vars) // the start check's handshake is quick; then the vendor slows down
 	if err := env.SetFault("iflytek rtasr", sim.Fault{Latency: 10 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
-	tb := start(t, nil, vars)
 	_, c := dial(t, tb)
 	c.sendAudio(t, time.Second)
 	begin := time.Now()
@@ -250,10 +253,11 @@ func TestTranscriptBreaker(t *testing.T) {
 	t.Parallel()
 	env, vars := asrSandbox(t)
 	vars["RESILIENCE_IFLYTEK_ASR_CONNECT_BREAKER_MIN_CALLS"] = "2"
+	tb := start(t, nil, vars)
+	checked := env.Stats()["iflytek rtasr"].Calls // the start check's handshake, on a route of its own
 	if err := env.SetFault("iflytek rtasr", sim.Fault{ErrorRatio: 1, Code: speechsim.FaultDown}); err != nil {
 		t.Fatal(err)
 	}
-	tb := start(t, nil, vars)
 	for i := range 4 {
 		_, c := dial(t, tb)
 		c.sendAudio(t, 600*time.Millisecond)
@@ -267,7 +271,7 @@ func TestTranscriptBreaker(t *testing.T) {
 			}
 		}
 	}
-	if n := env.Stats()["iflytek rtasr"].Calls; n != 2 {
+	if n := env.Stats()["iflytek rtasr"].Calls - checked; n != 2 {
 		t.Errorf("iflytek was tried %d times over 4 calls, want 2 before its breaker opened", n)
 	}
 	if n := len(env.Records(sim.Filter{Vendor: "nls", Op: "SpeechTranscriber"})); n != 4 {
@@ -292,8 +296,29 @@ func TestTranscriptShutdown(t *testing.T) {
 	}
 	all, finals := tb.segments(t)
 	checkTranscript(t, all, finals, "en-manager")
-	recs := env.Records(sim.Filter{Vendor: "iflytek"})
+	var recs []sim.Record // the call's streams (the start check's carried no audio)
+	for _, r := range env.Records(sim.Filter{Vendor: "iflytek"}) {
+		if !strings.Contains(string(r.Data), `"bytes":0,`) {
+			recs = append(recs, r)
+		}
+	}
 	if len(recs) != 1 || !strings.Contains(string(recs[0].Data), `"end":"end"`) {
 		t.Errorf("the vendor's stream did not end with the end marker: %+v", recs)
 	}
+}
+
+// answeredTranscript returns the transcript state the call's answered event said.
+func answeredTranscript(t *testing.T, tb *testBundle) string {
+	t.Helper()
+	evs := tb.events(t)[voice.TypeCallAnswered]
+	if len(evs) != 1 {
+		t.Fatalf("%d answered events, want 1", len(evs))
+	}
+	var d struct {
+		Transcript string `json:"transcript"`
+	}
+	if err := event.DecodeData(evs[0], &d); err != nil {
+		t.Fatal(err)
+	}
+	return d.Transcript
 }

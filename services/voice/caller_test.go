@@ -82,3 +82,50 @@ func TestSandboxCallerCalls(t *testing.T) {
 		t.Fatalf("wrong password: %+v %v, want 403", r, err)
 	}
 }
+
+// TestSandboxCallerTransferred: the sandbox's caller takes a transfer as a PBX does — the
+// desk's transfer command becomes a REFER, the caller answers 202 and NOTIFYs 100 Trying then
+// 200 OK, and ends its leg to omnibus with BYE — so the connector reports the call transferred
+// (not refused) and its ended event says why it ended, with the recording whole.
+func TestSandboxCallerTransferred(t *testing.T) {
+	t.Parallel()
+	tb := start(t, nil, map[string]string{"VOICE_TRANSFER_DOMAIN": "pbx.example.com"})
+	d, err := sandboxcaller.New(sandboxcaller.Config{Target: tb.sipAddr, Log: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	type result struct {
+		res sandboxcaller.Call
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		r, err := d.Call(ctx, customer, hotline, tone(20*time.Second), 0) // hangs up after 20 s unless handed off
+		done <- result{r, err}
+	}()
+	id := answeredCallID(t, tb)
+	command(t, tb, voice.TypeTransfer, voice.SubjectTransfer, map[string]any{"channel": "voice", "call_id": id, "target": "8003", "agent_id": "agent-li"})
+	typ, out := waitTransfer(t, tb)
+	if typ != voice.TypeTransferred || out.CallID != id || out.Target != "8003" || out.ReferTo != "sip:8003@pbx.example.com" {
+		t.Fatalf("outcome %s %+v, want transferred to sip:8003@pbx.example.com", typ, out)
+	}
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the caller did not leave the transferred call")
+	}
+	if r.err != nil || r.res.TransferredTo != "sip:8003@pbx.example.com" || r.res.Talk >= 15*time.Second {
+		t.Fatalf("the caller's call: %+v, %v; want handed off to sip:8003@pbx.example.com well before its audio ran out", r.res, r.err)
+	}
+	e := ended(t, tb.waitEnded(t, 1, 10*time.Second)[voice.TypeCallEnded][0])
+	if e.Reason != "transferred" || e.Recording == nil || len(e.Recording.Legs) == 0 {
+		t.Fatalf("ended = %+v, want reason transferred with the recording", e)
+	}
+	if (r.res.HungUpBy == "caller") != (e.HangupSide == "caller") {
+		t.Errorf("the caller says %s hung up, the connector %s", r.res.HungUpBy, e.HangupSide)
+	}
+}

@@ -3,6 +3,7 @@ package voice_test
 import (
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
@@ -11,12 +12,15 @@ import (
 	"github.com/omnibus-dev/omnibus/services/sandbox/nls"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim"
 	"github.com/omnibus-dev/omnibus/services/sandbox/sim/simtest"
+	speechsim "github.com/omnibus-dev/omnibus/services/sandbox/speech"
 	"github.com/omnibus-dev/omnibus/services/voice"
 )
 
-// TestStartCheck: with Aliyun NLS configured the connector asks CreateToken at start. A key
-// Aliyun does not know or a secret whose signature does not match stops the start naming the
-// variable; Aliyun failing only warns, and the connector starts.
+// TestStartCheck: with Aliyun NLS configured the connector asks CreateToken at start, and with
+// live transcription on iFlytek RTASR it opens (and closes) one signed RTASR stream. A key either
+// vendor does not know, a secret or APIKey whose signature does not match, or a lang the iFlytek
+// app has no licence for stops the start naming the variable; a vendor failing only warns, and
+// the connector starts.
 func TestStartCheck(t *testing.T) {
 	t.Parallel()
 	start := func(t *testing.T, env map[string]string, faults map[string]sim.Fault) (error, string) { //nolint:revive,staticcheck // as servicetest.Start
@@ -30,7 +34,36 @@ func TestStartCheck(t *testing.T) {
 	t.Run("good configuration", func(t *testing.T) {
 		t.Parallel()
 		err, logs := start(t, nil, nil)
+		connectortest.RequireAccepted(t, err, logs, "aliyun", "iflytek")
+	})
+	t.Run("iflytek: wrong API key", func(t *testing.T) {
+		t.Parallel()
+		err, logs := start(t, map[string]string{"VOICE_IFLYTEK_API_KEY": "not-the-api-key"}, nil)
+		connectortest.RequireRefused(t, err, logs, "VOICE_IFLYTEK_API_KEY refused", "10110", "illegal signa")
+	})
+	t.Run("iflytek: unknown appid", func(t *testing.T) {
+		t.Parallel()
+		err, logs := start(t, map[string]string{"VOICE_IFLYTEK_APP_ID": "0badc0de"}, nil)
+		connectortest.RequireRefused(t, err, logs, "VOICE_IFLYTEK_APP_ID=0badc0de", "10105")
+	})
+	t.Run("iflytek: lang not enabled", func(t *testing.T) {
+		t.Parallel()
+		err, logs := start(t, map[string]string{"VOICE_IFLYTEK_LANG": "cantonese"}, nil)
+		connectortest.RequireRefused(t, err, logs, "VOICE_IFLYTEK_LANG=cantonese is not enabled", "10110")
+	})
+	t.Run("iflytek down", func(t *testing.T) {
+		t.Parallel()
+		err, logs := start(t, map[string]string{"RESILIENCE_IFLYTEK_CHECK_MAX_ATTEMPTS": "1"},
+			map[string]sim.Fault{"iflytek rtasr": {ErrorRatio: 1, Code: speechsim.FaultDown}})
+		connectortest.RequireUnchecked(t, err, logs, "iflytek", "503")
+	})
+	t.Run("iflytek not checked when live transcription does not use it", func(t *testing.T) {
+		t.Parallel()
+		err, logs := start(t, map[string]string{"VOICE_ASR": "none", "VOICE_IFLYTEK_API_KEY": "not-the-api-key"}, nil)
 		connectortest.RequireAccepted(t, err, logs, "aliyun")
+		if strings.Contains(logs, "iflytek") {
+			t.Errorf("iflytek checked with VOICE_ASR=none:\n%s", logs)
+		}
 	})
 	t.Run("unknown access key", func(t *testing.T) {
 		t.Parallel()

@@ -297,6 +297,9 @@ func (s *server) run(c *call, o offer, pt int, conn *net.UDPConn) {
 	_ = s.rec.writeMeta(spoolMeta{Call: c.info, AnsweredAt: &answered, Transcribed: tr != nil})
 	data = c.info.data()
 	data["at"], data["codec"] = answered, c.info.Codec
+	if tr != nil {
+		data["transcript"] = "live" // the desk says "Transcribing…" until the ended event's state
+	}
 	if err := s.publish(ctx, c.info, TypeCallAnswered, "answered", data, answered); err != nil {
 		log.Error("answered event not published", "err", err)
 	}
@@ -305,6 +308,9 @@ func (s *server) run(c *call, o offer, pt int, conn *net.UDPConn) {
 	side, reason := sideCaller, reasonBye
 	select {
 	case <-c.dlg.Context().Done():
+		if c.referred.Load() {
+			reason = reasonTransferred // the trunk ended the leg it had transferred (a PBX does)
+		}
 	case reason = <-c.hangup:
 		side = sideOmnibus
 		s.bye(c, log)

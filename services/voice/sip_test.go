@@ -289,6 +289,9 @@ func TestHangupCommand(t *testing.T) {
 	tb := start(t, nil, nil)
 	tr, c := dial(t, tb)
 	c.sendAudio(t, 300*time.Millisecond)
+	if s := answeredTranscript(t, tb); s != "" {
+		t.Errorf("answered event's transcript %q, want none said without VOICE_ASR", s)
+	}
 	var callID string
 	for _, e := range tb.events(t)[voice.TypeCallAnswered] {
 		var d struct {

@@ -497,6 +497,9 @@ func (t *tccc) cdr(ctx context.Context, c tencent.TelCdrInfo) ([]bus.Outgoing, f
 	if len(legs) > 0 {
 		ended["recording"] = map[string]any{"legs": legs}
 	}
+	if transcribing(files) {
+		ended["transcript"] = "pending" // omni.channel.call.transcribed says the rest
+	}
 	var out []bus.Outgoing
 	for _, e := range []struct {
 		typ, suffix string

@@ -233,6 +233,9 @@ func TestTCCCPushToEventsAndTranscript(t *testing.T) {
 		d.EndStatus != "ok" || d.AnsweredAt == "" || d.TalkMS != p.CDR.Duration*1000 {
 		t.Fatalf("ended %+v", d)
 	}
+	if d.Transcript != "pending" {
+		t.Errorf("ended transcript %q, want pending (the recording's transcription is to come)", d.Transcript)
+	}
 	if d.Recording == nil || len(d.Recording.Legs) != 1 || d.Recording.Legs[0].Leg != "call" {
 		t.Fatalf("recording %+v", d.Recording)
 	}
@@ -276,7 +279,9 @@ func TestTCCCDuplicatePushOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := voice.TCCCCallID(tcccApp, p.CDR.SessionID)
-	tb.waitCall(t, id)
+	if d := tb.waitCall(t, id); d.Transcript != "" {
+		t.Errorf("ended transcript %q, want none said (VOICE_TCCC_TRANSCRIBE=false)", d.Transcript)
+	}
 	bustest.WaitFor(t, 10*time.Second, "three CDR pushes acknowledged", func() bool {
 		n := 0
 		for _, r := range tb.env.Records(sim.Filter{Vendor: tccc.Vendor, Op: tccc.OpPush}) {

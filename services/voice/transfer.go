@@ -229,8 +229,11 @@ func (s *server) onNotify(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, sip.StatusInternalServerError, "Server Internal Error")
 		return
 	}
-	respond(tx, req, sip.StatusOK, "OK")
 	f, ok := parseSipfrag(req.Body())
+	if ok && f.code >= 200 && f.code < 300 && c.transferring.Load() {
+		c.referred.Store(true) // before the 200: the trunk's BYE may follow it at once
+	}
+	respond(tx, req, sip.StatusOK, "OK")
 	if !ok {
 		s.rt.Log.Warn("NOTIFY without a sipfrag status line ignored", "call_id", c.info.ID)
 		return

@@ -94,6 +94,7 @@ var (
 	RoutePrompt   = connector.Route{Subject: SubjectPrompt, Type: TypePrompt}
 	Spec          = connector.Spec{
 		Name:        "voice",
+		Buckets:     []string{tcccBucket},
 		Description: "phone calls from a SIP trunk (G.711 over RTP, recorded legs in blob storage, live transcripts) and from Tencent Cloud Contact Center (after-call records, recordings, file transcripts): call events",
 		Produces: append([]connector.Route{
 			{Subject: SubjectCall, Type: TypeCallStarted},
@@ -164,6 +165,9 @@ type call struct {
 	// transferring is set while a REFER's outcome is awaited; notify carries its NOTIFYs.
 	transferring atomic.Bool
 	notify       chan sipfrag
+	// referred is set when a NOTIFY reported the transfer's target answered, before it is
+	// answered: a trunk that ends the leg itself right after (as a PBX does) ended it for that.
+	referred atomic.Bool
 	// rtpPeer is where the caller's RTP goes (the offer's c= and m=; a re-INVITE may move it).
 	rtpPeer    atomic.Pointer[netip.AddrPort]
 	answeredAt time.Time // set before answered

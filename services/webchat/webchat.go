@@ -58,7 +58,8 @@ var (
 	RouteStatus = connector.Route{Subject: SubjectState, Type: TypeStatus}
 	RouteSend   = connector.Route{Subject: SubjectOut, Type: TypeSend}
 	Spec        = connector.Spec{
-		Name:        Name,
+		Name:    Name,
+		Buckets: []string{CursorBucket}, Streams: []service.OwnStream{{Name: LogStream, Subjects: []string{logSubjectPrefix + "*"}}},
 		Description: "web chat widget over WebSocket: visitor messages in, agent replies out, resumable per-visitor log",
 		Produces:    []connector.Route{RouteIn, RouteStatus},
 		Consumes:    []connector.Route{RouteSend},

@@ -65,6 +65,7 @@ var (
 	// published by its resilience registry.
 	Spec = connector.Spec{
 		Name:        Channel,
+		Buckets:     []string{"wechatkf"}, // WECHATKF_KV_BUCKET's default
 		Description: "WeChat Customer Service (WeCom kf): encrypted callbacks + kf/sync_msg in, kf/send_msg out",
 		Produces:    append([]connector.Route{RouteIn, RouteStatus}, connector.ResilienceRoutes(Channel)...),
 		Consumes:    []connector.Route{RouteSend},

@@ -70,6 +70,7 @@ var (
 	// published by its resilience registry.
 	Spec = connector.Spec{
 		Name:        Channel,
+		Buckets:     []string{"weibo", "weibo_nonces"}, // WEIBO_KV_BUCKET's default
 		Description: "Weibo fan service platform: signed JSON pushes in, messages/reply.json out within the 48 h window",
 		Produces:    append([]connector.Route{RouteIn, RouteStatus}, connector.ResilienceRoutes(Channel)...),
 		Consumes:    []connector.Route{RouteSend},

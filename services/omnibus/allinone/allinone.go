@@ -9,6 +9,7 @@ package allinone
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -18,13 +19,16 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/omnibus-dev/omnibus/pkg/schema"
+	"github.com/omnibus-dev/omnibus/pkg/tlsconf"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/nats-io/nats.go"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/natsembed"
 	"github.com/omnibus-dev/omnibus/pkg/pgembed"
@@ -51,6 +55,9 @@ type Config struct {
 	ShutdownTimeout time.Duration `env:"OMNIBUS_SHUTDOWN_TIMEOUT" default:"20s" desc:"graceful stop budget before in-flight work is cancelled"`
 	// Streams: the omnibus streams' settings (replicas, retention, size), applied at start.
 	Streams bus.StreamsEnv
+	// TLS of the HTTP listener (TLS_CERT_FILE, TLS_KEY_FILE, TLS_CLIENT_CA_FILE), TLS 1.3 only.
+	TLS      tlsconf.Server
+	TLSLocal bool `env:"OMNIBUS_TLS_LOCAL" default:"false" desc:"development TLS: make a local CA in OMNIBUS_DATA_DIR/tls (kept) and serve HTTPS and the embedded NATS over TLS 1.3 with a certificate it signed for localhost and 127.0.0.1; trust tls/ca.pem in the browser, curl --cacert or nats --tlsca. With OMNIBUS_SIMULATE=false (the simulated vendors are reached on the listener)"`
 	// PII: the personal-data keyset; with PII_KEYSET_FILE empty, OMNIBUS_DATA_DIR/pii-keyset.json,
 	// generated (clear, mode 0600) on first start.
 	PII pii.Config
@@ -76,6 +83,15 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("OMNIBUS_PUBLIC_URL must be an http(s) URL, got %q", c.PublicURL)
 		}
 	}
+	if (c.TLSLocal || c.TLS.Enabled()) && c.Simulate {
+		return errors.New("TLS on the all-in-one's listener (OMNIBUS_TLS_LOCAL, TLS_CERT_FILE) needs OMNIBUS_SIMULATE=false: the connectors reach the simulated vendors on that listener")
+	}
+	if c.TLSLocal && c.TLS.Enabled() {
+		return errors.New("OMNIBUS_TLS_LOCAL makes its own certificate: unset TLS_CERT_FILE and TLS_KEY_FILE, or OMNIBUS_TLS_LOCAL")
+	}
+	if _, err := c.TLS.Config(); err != nil && !c.TLSLocal {
+		return err
+	}
 	if c.SimInterval <= 0 {
 		return errors.New("OMNIBUS_SIM_INTERVAL must be > 0")
 	}
@@ -97,7 +113,45 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 		log.Info("OpenTelemetry export", "to", tel.Exports)
 	}
 
+	var natsTLS []nats.Option // the process's own connections to the embedded NATS
+	var natsServerTLS *tls.Config
+	if cfg.TLSLocal {
+		l, err := tlsconf.LocalCA(filepath.Join(cfg.DataDir, "tls"), localHosts(cfg.HTTPAddr, cfg.NATSAddr))
+		if err != nil {
+			return fmt.Errorf("OMNIBUS_TLS_LOCAL: %w", err)
+		}
+		cfg.TLS = tlsconf.Server{CertFile: l.CertFile, KeyFile: l.KeyFile}
+		if natsServerTLS, err = cfg.TLS.Config(); err != nil {
+			return err
+		}
+		if natsTLS, err = (tlsconf.NATS{CAFile: l.CAFile}).Options(); err != nil {
+			return err
+		}
+		log.Info("development TLS 1.3 (OMNIBUS_TLS_LOCAL)", "ca", l.CAFile, "certificate", l.CertFile)
+	}
+	ln, err := service.Listen(cfg.HTTPAddr, cfg.TLS)
+	if err != nil {
+		return fmt.Errorf("%w (set OMNIBUS_HTTP_ADDR to another address)", err)
+	}
+	defer ln.Close() // closed by Serve on the normal path; this covers the early returns
+	scheme := "http://"
+	if cfg.TLS.Enabled() {
+		scheme = "https://"
+	}
+	base := scheme + ln.Addr().String()
+	public := strings.TrimSuffix(cfg.PublicURL, "/")
+	if public == "" {
+		public = base
+	}
+	// Run what is configured: an optional service (a vendor connector) that none of its enabling
+	// variables configures is left out and listed as disabled on /readyz and the desk's /ops.
+	services, disabled := service.Select(build(base), env)
+	for _, d := range disabled {
+		log.Info("connector disabled", "service", d.Name, "reason", "not configured", "enable_with", d.Enable)
+	}
+
 	natsURL, natsWhere := cfg.NATSURL, redactURL(cfg.NATSURL)
+	var users *Users // the embedded server's: each service connects as its own user
 	if natsURL == "" {
 		host, port, err := splitHostPort(cfg.NATSAddr)
 		if err != nil {
@@ -112,13 +166,18 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return fmt.Errorf("data dir: %w", err)
 		}
-		ns, err := natsembed.Start(natsembed.Options{Host: host, Port: port, StoreDir: dir, Sync: cfg.NATSSync})
+		if users, err = NATSUsers(dir, services); err != nil {
+			return err
+		}
+		ns, err := natsembed.Start(natsembed.Options{Host: host, Port: port, StoreDir: dir, Sync: cfg.NATSSync,
+			Users: users.Server(), Log: log, TLS: natsServerTLS})
 		if err != nil {
 			return fmt.Errorf("embedded nats on %s: %w (set OMNIBUS_NATS_ADDR to another port, or NATS_URL to use a running server)", cfg.NATSAddr, err)
 		}
 		defer ns.Shutdown()
 		natsURL, natsWhere = ns.URL(), dir
-		log.Info("embedded NATS JetStream", "url", natsURL, "store", dir, "sync", natsembed.SyncDescription(cfg.NATSSync))
+		log.Info("embedded NATS JetStream", "url", natsURL, "store", dir, "sync", natsembed.SyncDescription(cfg.NATSSync),
+			"auth", "a user per service, permissions from its spec; operators: "+filepath.Join(dir, AdminSeedFile)+" (all), "+filepath.Join(dir, ReaderSeedFile)+" (read OMNI_DESK, OMNI_IN)")
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o751); err != nil {
 		return fmt.Errorf("data dir: %w", err)
@@ -128,32 +187,45 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 		return fmt.Errorf("personal-data keyset: %w", err)
 	}
 	log.Info("personal data sealed", "keyset", cfg.KeysetFile(), "created", created, "primary_key", keys.PrimaryKeyID())
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w (set OMNIBUS_HTTP_ADDR to another address)", cfg.HTTPAddr, err)
-	}
-	defer ln.Close() // closed by Serve on the normal path; this covers the early returns
-	base := "http://" + ln.Addr().String()
-	public := strings.TrimSuffix(cfg.PublicURL, "/")
-	if public == "" {
-		public = base
-	}
+	sealer := pii.NewEvents(keys)
 	// Batches as atomic batches when every write is fsynced: one fsync per batch.
 	atomic := cfg.NATSAtomic || (cfg.NATSURL == "" && cfg.NATSSync == "always")
 	streams, _ := cfg.Streams.Config() // checked by Validate
-	nc, client, err := bus.Dial(ctx, natsURL, "omnibus", bus.WithDataProtector(pii.NewEvents(keys)), bus.WithLogger(log), bus.WithAtomicBatches(atomic), bus.WithStreams(streams),
-		bus.WithDataSchemaBase(public+schema.Path), bus.WithMeterProvider(tel.Meter), bus.WithTracerProvider(tel.Tracer))
+	busOpts := func(log *slog.Logger) []bus.Option {
+		return []bus.Option{bus.WithDataProtector(sealer), bus.WithLogger(log), bus.WithAtomicBatches(atomic), bus.WithStreams(streams),
+			bus.WithDataSchemaBase(public + schema.Path), bus.WithMeterProvider(tel.Meter), bus.WithTracerProvider(tel.Tracer)}
+	}
+	adminOpts := natsTLS
+	if users != nil {
+		adminOpts = append(adminOpts, users.admin.Options()...)
+	}
+	nc, client, err := bus.Dial(ctx, natsURL, "omnibus", append(busOpts(log), bus.WithNATSOptions(adminOpts...))...)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-
-	// Run what is configured: an optional service (a vendor connector) that none of its enabling
-	// variables configures is left out and listed as disabled on /readyz and the desk's /ops.
-	services, disabled := service.Select(build(base), env)
-	for _, d := range disabled {
-		log.Info("connector disabled", "service", d.Name, "reason", "not configured", "enable_with", d.Enable)
+	// Each service on its own connection as its own user, so the server holds it to its spec.
+	clients := map[string]*bus.Client{}
+	conns := []*nats.Conn{nc}
+	if users != nil {
+		for _, s := range services {
+			u, ok := users.services[s.Name]
+			if !ok {
+				continue
+			}
+			snc, err := nats.Connect(natsURL, append(append([]nats.Option{nats.Name(s.Name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true)}, natsTLS...), u.Options()...)...)
+			if err != nil {
+				return fmt.Errorf("nats as %s: %w", s.Name, err)
+			}
+			defer snc.Close()
+			c, err := bus.Connect(snc, busOpts(log.With("service", s.Name))...)
+			if err != nil {
+				return err
+			}
+			clients[s.Name], conns = c, append(conns, snc)
+		}
 	}
+
 	needsDB := false
 	for _, s := range services {
 		needsDB = needsDB || s.NeedsDB
@@ -174,6 +246,9 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 	deps := service.Deps{Bus: client, Mux: mux, Log: log, Health: health, Env: env, Meter: tel.Meter, Tracer: tel.Tracer, PII: keys}
 	depsFor := func(s service.Service) service.Deps {
 		d := deps
+		if c, ok := clients[s.Name]; ok {
+			d.Bus = c
+		}
 		d.Log = log.With("service", s.Name)
 		return startup.For(s.Name, d)
 	}
@@ -204,7 +279,19 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 			ready(base)
 		}
 		return <-done
-	}, nc)
+	}, conns...)
+}
+
+// localHosts are the names the development certificate covers: localhost, the loopback
+// addresses and the hosts the listeners are bound to.
+func localHosts(addrs ...string) []string {
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	for _, a := range addrs {
+		if h, _, err := net.SplitHostPort(a); err == nil && h != "" && h != "0.0.0.0" && h != "::" && !slices.Contains(hosts, h) {
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts
 }
 
 // disabledNames lists the names of the disabled services.

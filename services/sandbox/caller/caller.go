@@ -6,6 +6,11 @@
 // One Dialer is one SIP user agent on one local UDP port; it places any number of concurrent
 // calls, each with its own RTP socket. The offer is PCMU, PCMA and telephone-event/8000; the
 // far end's answer picks the codec. Digest credentials, when set, answer a 401/407 challenge.
+//
+// A REFER in a call's dialog (RFC 3515: the far end transfers the call) is taken as a PBX takes
+// it: 202 Accepted, a NOTIFY whose message/sipfrag says "SIP/2.0 100 Trying", one that says
+// "SIP/2.0 200 OK" (the target answered, the subscription terminated), then the leg to the far
+// end is ended with BYE: the call goes on with the target, which the sandbox does not simulate.
 package caller
 
 import (
@@ -15,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +48,7 @@ type Config struct {
 // Dialer places calls.
 type Dialer struct {
 	cfg    Config
+	calls  sync.Map // dialog id -> *liveCall, while answered
 	host   string
 	port   int
 	local  net.IP
@@ -103,6 +110,7 @@ func New(cfg Config) (*Dialer, error) {
 			_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
 		}
 	})
+	srv.OnRefer(d.onRefer)
 	srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
 	})
@@ -129,13 +137,17 @@ func (d *Dialer) Close() error {
 
 // Call is what a call did.
 type Call struct {
-	Status     int           // the final SIP status of the INVITE (200 when answered)
-	Codec      string        // PCMU or PCMA, as answered
-	Sent       int           // RTP packets sent
-	Received   int           // RTP packets received from the far end
-	HungUpBy   string        // caller (we sent BYE) or callee (the far end did)
-	AnsweredIn time.Duration // from INVITE to 200 OK
-	Talk       time.Duration // from ACK to hang-up
+	Status   int    // the final SIP status of the INVITE (200 when answered)
+	Codec    string // PCMU or PCMA, as answered
+	Sent     int    // RTP packets sent
+	Received int    // RTP packets received from the far end
+	HungUpBy string // caller (we sent BYE) or callee (the far end did)
+	// TransferredTo is the Refer-To URI of the far end's REFER when the call was transferred
+	// (then the caller ended the leg after the NOTIFYs: HungUpBy caller, or callee when the far
+	// end's BYE came first).
+	TransferredTo string
+	AnsweredIn    time.Duration // from INVITE to 200 OK
+	Talk          time.Duration // from ACK to hang-up
 	// Invited is when the INVITE was sent; FirstRTP when the first audio packet was: sample n of
 	// the audio left at FirstRTP + n/8000 s.
 	Invited, FirstRTP time.Time
@@ -149,7 +161,19 @@ var ErrRejected = errors.New("call rejected")
 // ctx ends (then it still sends BYE). It returns what happened; an error when the call could
 // not be set up (wrapping ErrRejected for a final non-2xx answer).
 func (d *Dialer) Call(ctx context.Context, from, to string, audio []int16, tail time.Duration) (Call, error) {
-	var res Call
+	return d.CallWith(ctx, from, to, audio, tail, Options{})
+}
+
+// Options are a call's optional hooks.
+type Options struct {
+	// OnPacket, when set, is called as each RTP packet of the call has been sent: packet n
+	// (from 0) carries samples n*160 to n*160+159 of the audio (then silence), and left at at.
+	// It runs on the call's sending goroutine: it must be quick.
+	OnPacket func(n int, at time.Time)
+}
+
+// CallWith is Call with options.
+func (d *Dialer) CallWith(ctx context.Context, from, to string, audio []int16, tail time.Duration, opts Options) (res Call, err error) {
 	rtpConn, err := net.ListenUDP("udp", &net.UDPAddr{IP: d.local})
 	if err != nil {
 		return res, fmt.Errorf("caller: RTP socket: %w", err)
@@ -177,6 +201,18 @@ func (d *Dialer) Call(ctx context.Context, from, to string, audio []int16, tail 
 	if err := sess.Ack(ctx); err != nil {
 		return res, fmt.Errorf("caller: ACK: %w", err)
 	}
+	lc := &liveCall{sess: sess, done: make(chan struct{})}
+	d.calls.Store(sess.ID, lc)
+	defer d.calls.Delete(sess.ID)
+	defer func() {
+		if to := lc.referTo.Load(); to != nil {
+			res.TransferredTo = *to
+			<-lc.done // the hand-off (NOTIFYs, BYE) is over
+			if lc.byeSent.Load() {
+				res.HungUpBy = "caller"
+			}
+		}
+	}()
 	talk := time.Now()
 	defer func() { res.Talk = time.Since(talk) }()
 	peer, pt, codec, err := answerMedia(sess.InviteResponse.Body())
@@ -197,12 +233,14 @@ func (d *Dialer) Call(ctx context.Context, from, to string, audio []int16, tail 
 		}
 	}()
 	ended := sess.Context().Done()
-	res.Sent, res.FirstRTP, err = play(ctx, ended, rtpConn, peer, pt, audio, tail)
+	res.Sent, res.FirstRTP, err = play(ctx, ended, rtpConn, peer, pt, audio, tail, lc.done, opts.OnPacket)
 	res.Received = int(received.Load())
 	select {
 	case <-ended:
 		res.HungUpBy = "callee"
 		return res, nil
+	case <-lc.done:
+		return res, nil // transferred: the hand-off ended the leg
 	default:
 	}
 	res.HungUpBy = "caller"
@@ -258,8 +296,10 @@ func answerMedia(body []byte) (*net.UDPAddr, uint8, string, error) {
 const samplesPerPacket = 160
 
 // play sends audio then tail of silence as RTP to peer, one packet each 20 ms, until done, the
-// far end hangs up (ended) or ctx ends; it returns the packets sent and when the first was.
-func play(ctx context.Context, ended <-chan struct{}, conn *net.UDPConn, peer *net.UDPAddr, pt uint8, audio []int16, tail time.Duration) (sent int, first time.Time, err error) {
+// far end hangs up (ended), the call is handed off (stop) or ctx ends; it returns the packets
+// sent and when the first was. onPacket, when set, gets each packet's number and send time.
+func play(ctx context.Context, ended <-chan struct{}, conn *net.UDPConn, peer *net.UDPAddr, pt uint8, audio []int16, tail time.Duration,
+	stop <-chan struct{}, onPacket func(int, time.Time)) (sent int, first time.Time, err error) {
 	total := (len(audio) + samplesPerPacket - 1) / samplesPerPacket
 	total += int(tail / (20 * time.Millisecond))
 	var ssrc [4]byte
@@ -293,11 +333,15 @@ func play(ctx context.Context, ended <-chan struct{}, conn *net.UDPConn, peer *n
 		if err != nil {
 			return sent, first, err
 		}
-		if n == 0 {
-			first = time.Now()
-		}
 		if _, err := conn.WriteToUDP(buf[:m], peer); err != nil {
 			return sent, first, fmt.Errorf("RTP: %w", err)
+		}
+		at := time.Now()
+		if n == 0 {
+			first = at
+		}
+		if onPacket != nil {
+			onPacket(n, at)
 		}
 		sent++
 		select {
@@ -305,8 +349,91 @@ func play(ctx context.Context, ended <-chan struct{}, conn *net.UDPConn, peer *n
 			return sent, first, ctx.Err()
 		case <-ended:
 			return sent, first, nil
+		case <-stop:
+			return sent, first, nil
 		case <-tick.C:
 		}
 	}
 	return sent, first, nil
+}
+
+// liveCall is an answered call a REFER may transfer.
+type liveCall struct {
+	sess    *sipgo.DialogClientSession
+	referTo atomic.Pointer[string] // set by the first accepted REFER
+	byeSent atomic.Bool            // the hand-off's BYE was answered
+	done    chan struct{}          // closed when the hand-off is over
+}
+
+// onRefer takes a REFER in an answered call's dialog as a PBX does: 202 Accepted, NOTIFYs
+// "SIP/2.0 100 Trying" then "SIP/2.0 200 OK", and BYE to end the transferred leg. A REFER
+// outside a call is answered 481, one without a Refer-To 400, a second one while the first is
+// handed off 491.
+func (d *Dialer) onRefer(req *sip.Request, tx sip.ServerTransaction) {
+	respond := func(code int, reason string) {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, code, reason, nil))
+	}
+	sess, err := d.dc.MatchRequestDialog(req)
+	if err != nil {
+		respond(sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist")
+		return
+	}
+	v, ok := d.calls.Load(sess.ID)
+	if !ok {
+		respond(sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist")
+		return
+	}
+	lc := v.(*liveCall)
+	h := req.GetHeader("Refer-To")
+	var target sip.Uri
+	if h == nil || sip.ParseUri(strings.Trim(strings.TrimSpace(h.Value()), "<>"), &target) != nil {
+		respond(sip.StatusBadRequest, "Bad Refer-To")
+		return
+	}
+	if err := sess.ReadRequest(req, tx); err != nil {
+		respond(sip.StatusInternalServerError, "Server Internal Error")
+		return
+	}
+	to := target.String()
+	if !lc.referTo.CompareAndSwap(nil, &to) {
+		respond(491, "Request Pending")
+		return
+	}
+	respond(sip.StatusAccepted, "Accepted")
+	d.cfg.Log.Info("caller: call transferred by the far end", "refer_to", to)
+	go d.handOff(lc)
+}
+
+// handOff reports the transfer's progress to the far end and ends the leg to it.
+func (d *Dialer) handOff(lc *liveCall) {
+	defer close(lc.done)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i, frag := range []string{"SIP/2.0 100 Trying", "SIP/2.0 200 OK"} {
+		target := lc.sess.InviteRequest.Recipient
+		if c := lc.sess.InviteResponse.Contact(); c != nil {
+			target = c.Address
+		}
+		n := sip.NewRequest(sip.NOTIFY, target)
+		n.AppendHeader(sip.NewHeader("Event", "refer"))
+		state := "active;expires=60"
+		if i == 1 {
+			state = "terminated;reason=noresource"
+		}
+		n.AppendHeader(sip.NewHeader("Subscription-State", state))
+		n.AppendHeader(sip.NewHeader("Content-Type", "message/sipfrag;version=2.0"))
+		n.SetBody([]byte(frag + "\r\n"))
+		res, err := lc.sess.Do(ctx, n)
+		if err != nil || !res.IsSuccess() {
+			d.cfg.Log.Warn("caller: NOTIFY of the transfer not accepted", "sipfrag", frag, "err", err, "response", res)
+		}
+	}
+	if lc.sess.Context().Err() != nil {
+		return // the far end left first
+	}
+	if err := lc.sess.Bye(ctx); err != nil {
+		d.cfg.Log.Debug("caller: BYE after the transfer", "err", err)
+		return
+	}
+	lc.byeSent.Store(true)
 }

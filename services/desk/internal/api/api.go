@@ -104,7 +104,7 @@ func (a *API) Routes() []Route {
 		{"GET", "/api/ops/routes", false, a.opsRoutes},
 		{"GET", "/api/events", false, a.events},
 		{"GET", "/api/recordings/{call}", true, a.recording}, // the signed link is the credential
-	}, slices.Concat(a.knowledgeRoutes(), a.feedbackRoutes(), a.dlqRoutes(), a.callRoutes())...) // kb.go, feedback.go, dlq.go, calls.go
+	}, slices.Concat(a.knowledgeRoutes(), a.feedbackRoutes(), a.dlqRoutes(), a.callRoutes(), a.noteRoutes())...) // kb.go, feedback.go, dlq.go, calls.go, notes.go
 }
 
 // Mount registers the routes on mux, the non-public ones behind the token check.

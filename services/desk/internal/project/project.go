@@ -44,6 +44,7 @@ const (
 	TypeCallUpdated         = schemas.TypeDeskCallUpdated
 	TypeAssignmentChanged   = assign.TypeAssignmentChanged
 	TypeAgentUpdated        = schemas.TypeDeskAgentUpdated
+	TypeNoteAdded           = schemas.TypeDeskNoteAdded
 	TypeMessageReceived     = schemas.TypeChannelMessageReceived
 	TypeCRMLookupCompleted  = schemas.TypeToolCrmLookupCompleted
 	// TypePaymentStatusChanged is applied by applyPaymentStatus (payment.go).
@@ -196,6 +197,22 @@ func (p *Projector) HandleDesk(ctx context.Context, d bus.Delivery) error {
 		p.Hub.Publish(hub.Notice{Type: e.Type()})
 		if p.Kick != nil {
 			p.Kick()
+		}
+	case TypeNoteAdded:
+		var n store.Note
+		if err := decode(e, &n); err != nil {
+			return err
+		}
+		isNew, err := p.Store.ApplyNote(ctx, n)
+		if err != nil || !isNew {
+			return err
+		}
+		data, _ := json.Marshal(n)
+		p.Hub.Publish(hub.Notice{Type: e.Type(), ConversationID: n.ConversationID, Data: data})
+		for _, agent := range n.Mentions { // the mentioned agents' pages say so, whatever they show
+			if agent != n.Author {
+				p.Hub.Publish(hub.Notice{Type: "desk.mention", ConversationID: n.ConversationID, Data: data, AgentID: agent})
+			}
 		}
 	default:
 		p.Log.Debug("desk event ignored", "type", e.Type(), "id", e.ID())

@@ -260,6 +260,10 @@ func (s *Store) ApplyMerged(ctx context.Context, seq uint64, m CustomerMerged) e
 			if msgs, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
 				return err
 			}
+			// The agents' notes follow the conversation into the survivor.
+			if _, err := tx.Exec(ctx, `UPDATE desk.notes SET conversation_id = $2 WHERE conversation_id = $1`, *fromOpen, *intoOpen); err != nil {
+				return err
+			}
 			if _, err := tx.Exec(ctx, `UPDATE desk.conversations c SET
 					channels = ARRAY(SELECT DISTINCT unnest(c.channels || f.channels)),
 					last_event_at = greatest(c.last_event_at, f.last_event_at),

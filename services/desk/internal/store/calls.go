@@ -37,6 +37,9 @@ type CallDetails struct {
 	RecordingURL string     `json:"recording_url,omitempty"`
 	// Transfer is the outcome of the call's latest transfer command, when it had one.
 	Transfer *CallTransfer `json:"transfer,omitempty"`
+	// Transcript is the state of the call's transcript: live or pending (being made), then
+	// complete, partial or none; empty when the call is not transcribed.
+	Transcript string `json:"transcript,omitempty"`
 	// PlayURL is a signed, expiring link the page plays the recording from (set by the API for
 	// the agent it answers, not stored).
 	PlayURL string `json:"play_url,omitempty"`
@@ -64,7 +67,8 @@ func (c Call) party() IdentityView {
 // ApplyCall records what an omni.desk.call.ringing or .updated says of a call. Times and
 // details keep the first value the desk saw; the state moves forward only (ringing, answered,
 // then ended or missed), so a late or redelivered event does not bring an ended call back. A
-// transfer outcome replaces the call's only when it is later (its "at").
+// transfer outcome replaces the call's only when it is later (its "at"); a final transcript
+// state (complete, partial, none) is never replaced.
 // With ringing set, the conversation and the customer it carries are applied first (the screen
 // pop needs them even if their own events were before the log's horizon).
 func (s *Store) ApplyCall(ctx context.Context, seq uint64, c Call, conv *ConversationView, cust *CustomerView) error {
@@ -84,8 +88,8 @@ func (s *Store) ApplyCall(ctx context.Context, seq uint64, c Call, conv *Convers
 			}
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO desk.calls AS c (call_id, conversation_id, customer_id, direction, state, party, started_at,
-				answered_at, ended_at, duration_ms, talk_ms, hangup_side, reason, recording_url, at, transfer)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+				answered_at, ended_at, duration_ms, talk_ms, hangup_side, reason, recording_url, at, transfer, transcript)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 			ON CONFLICT (call_id) DO UPDATE SET
 				state = CASE WHEN c.state IN ('ended', 'missed') THEN c.state
 					WHEN EXCLUDED.state = 'ringing' THEN c.state ELSE EXCLUDED.state END,
@@ -94,9 +98,11 @@ func (s *Store) ApplyCall(ctx context.Context, seq uint64, c Call, conv *Convers
 				talk_ms = coalesce(c.talk_ms, EXCLUDED.talk_ms), hangup_side = coalesce(c.hangup_side, EXCLUDED.hangup_side),
 				reason = coalesce(c.reason, EXCLUDED.reason), recording_url = coalesce(c.recording_url, EXCLUDED.recording_url),
 				transfer = CASE WHEN EXCLUDED.transfer IS NOT NULL AND (c.transfer IS NULL
-					OR (EXCLUDED.transfer->>'at')::timestamptz >= (c.transfer->>'at')::timestamptz) THEN EXCLUDED.transfer ELSE c.transfer END`,
+					OR (EXCLUDED.transfer->>'at')::timestamptz >= (c.transfer->>'at')::timestamptz) THEN EXCLUDED.transfer ELSE c.transfer END,
+				transcript = CASE WHEN c.transcript IN ('complete', 'partial', 'none') THEN c.transcript
+					ELSE coalesce(EXCLUDED.transcript, c.transcript) END`,
 			c.CallID, c.ConversationID, c.CustomerID, c.Direction, c.State, party, c.StartedAt, c.AnsweredAt, c.EndedAt,
-			c.DurationMS, c.TalkMS, nullable(c.HangupSide), nullable(c.Reason), nullable(c.RecordingURL), c.At, c.Transfer)
+			c.DurationMS, c.TalkMS, nullable(c.HangupSide), nullable(c.Reason), nullable(c.RecordingURL), c.At, c.Transfer, nullable(c.Transcript))
 		return err
 	})
 }
@@ -124,7 +130,8 @@ func (s *Store) RecordingURL(ctx context.Context, id string) (string, error) {
 // Calls returns a conversation's calls, oldest first.
 func (s *Store) Calls(ctx context.Context, conversationID string) ([]CallRow, error) {
 	rows, err := s.pool.Query(ctx, `SELECT call_id, direction, state, party, started_at, answered_at, ended_at, duration_ms, talk_ms,
-			coalesce(hangup_side, ''), coalesce(reason, ''), coalesce(recording_url, ''), coalesce(started_at, at), transfer
+			coalesce(hangup_side, ''), coalesce(reason, ''), coalesce(recording_url, ''), coalesce(started_at, at), transfer,
+			coalesce(transcript, '')
 		FROM desk.calls WHERE conversation_id::text = $1 ORDER BY coalesce(started_at, at), call_id`, conversationID)
 	if err != nil {
 		return nil, err
@@ -132,7 +139,7 @@ func (s *Store) Calls(ctx context.Context, conversationID string) ([]CallRow, er
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (CallRow, error) {
 		var c CallRow
 		return c, r.Scan(&c.CallID, &c.Direction, &c.State, &c.Party, &c.StartedAt, &c.AnsweredAt, &c.EndedAt, &c.DurationMS, &c.TalkMS,
-			&c.HangupSide, &c.Reason, &c.RecordingURL, &c.At, &c.Transfer)
+			&c.HangupSide, &c.Reason, &c.RecordingURL, &c.At, &c.Transfer, &c.Transcript)
 	})
 }
 

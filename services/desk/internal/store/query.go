@@ -174,13 +174,14 @@ func (s *Store) Messages(ctx context.Context, conversationID string) ([]Message,
 // TimelineItem is one entry of a conversation's timeline: a message, a tool request, a tool
 // result, an assignment or a phone call (at its start), in time order.
 type TimelineItem struct {
-	Kind       string           `json:"kind"` // message | tool_request | tool_result | assignment | call
+	Kind       string           `json:"kind"` // message | tool_request | tool_result | assignment | call | note
 	At         time.Time        `json:"at"`
 	Message    *Message         `json:"message,omitempty"`
 	Request    *ToolRequest     `json:"request,omitempty"`
 	Result     *ToolResultRow   `json:"result,omitempty"`
 	Assignment *AssignmentEntry `json:"assignment,omitempty"`
 	Call       *CallRow         `json:"call,omitempty"`
+	Note       *Note            `json:"note,omitempty"`
 }
 
 // ToolRequest is a tool button press (or another service's tool request about the conversation).
@@ -261,6 +262,13 @@ func (s *Store) Timeline(ctx context.Context, conversationID string) ([]Timeline
 	}
 	for i := range calls {
 		items = append(items, TimelineItem{Kind: "call", At: calls[i].At, Call: &calls[i]})
+	}
+	notes, err := s.Notes(ctx, conversationID)
+	if err != nil {
+		return nil, err
+	}
+	for i := range notes {
+		items = append(items, TimelineItem{Kind: "note", At: notes[i].At, Note: &notes[i]})
 	}
 	sort.SliceStable(items, func(i, j int) bool { return items[i].At.Before(items[j].At) })
 	return items, nil

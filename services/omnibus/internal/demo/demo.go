@@ -16,8 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/pii"
@@ -87,17 +85,6 @@ func run(ctx context.Context, d service.Deps, o Options) error {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(outbox)
 	})
-
-	// Tap: log every event on the bus (core NATS, no consumer state).
-	tap, err := d.Bus.JetStream().Conn().Subscribe("omni.>", func(m *nats.Msg) {
-		if e, err := event.Decode(m.Header, m.Data); err == nil {
-			d.Log.Info("event", "subject", m.Subject, "type", e.Type(), "id", e.ID())
-		}
-	})
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tap.Unsubscribe() }()
 
 	// Auto-reply on the customer's channel.
 	sub, err := d.Bus.Subscribe(ctx, bus.ConsumerConfig{Service: "demo", Stream: bus.StreamIn, FilterSubjects: []string{example.SubjectIn}},

@@ -139,6 +139,7 @@ func (rd *round) recordCall(e *msgEvent, conv, cust uuid.UUID) {
 			*dst = &u
 		}
 	}
+	r.Transcript = store.FoldTranscript(r.Transcript, c.Transcript)
 	switch c.kind {
 	case "started":
 		set(&r.StartedAt, &e.at)
@@ -184,7 +185,7 @@ func deskCallOf(e *msgEvent, conv, cust uuid.UUID) deskCall {
 	case "started":
 		d.State, d.StartedAt = "ringing", &e.at
 	case "answered":
-		d.State, d.AnsweredAt = "answered", &e.at
+		d.State, d.AnsweredAt, d.Transcript = "answered", &e.at, c.Transcript
 	case "ended":
 		d.State = "ended"
 		if c.AnsweredAt == nil {
@@ -193,7 +194,7 @@ func deskCallOf(e *msgEvent, conv, cust uuid.UUID) deskCall {
 		started, ended := c.StartedAt.UTC(), e.at
 		d.StartedAt, d.EndedAt, d.AnsweredAt = &started, &ended, c.AnsweredAt
 		d.DurationMS, d.TalkMS = &c.DurationMS, &c.TalkMS
-		d.HangupSide, d.Reason, d.RecordingURL = c.HangupSide, c.Reason, recordingURL(c)
+		d.HangupSide, d.Reason, d.RecordingURL, d.Transcript = c.HangupSide, c.Reason, recordingURL(c), c.Transcript
 	}
 	return d
 }
@@ -220,6 +221,9 @@ type deskCall struct {
 	// Transfer is the outcome of the call's latest transfer (transfers.go); only an outcome's
 	// update carries it, and the desk keeps it.
 	Transfer *CallTransferView `json:"transfer,omitempty"`
+	// Transcript is the state of the call's transcript (transcripts.go): what its event said,
+	// or, on a transfer's or a transcription's update, what the call's row has.
+	Transcript string `json:"transcript,omitempty"`
 }
 
 // deskCallRinging is the data of omni.desk.call.ringing.

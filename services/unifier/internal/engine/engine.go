@@ -111,8 +111,12 @@ func (en *Engine) ApplyBatch(ctx context.Context, batch []bus.Delivery) []error 
 			m, err = en.prepareStatus(i, d)
 		case TypeCallStarted, TypeCallAnswered, TypeCallEnded:
 			m, err = en.prepareCall(i, d)
-		case TypeCallTransferred, TypeCallTransferFailed:
-			t, err := prepareTransfer(i, d)
+		case TypeCallTransferred, TypeCallTransferFailed, TypeCallTranscribed:
+			prepare := prepareTransfer
+			if d.Event.Type() == TypeCallTranscribed {
+				prepare = prepareTranscribed
+			}
+			t, err := prepare(i, d)
 			if err != nil {
 				errs[i] = fmt.Errorf("%s %s: %w", d.Event.Type(), d.Event.ID(), err)
 				continue

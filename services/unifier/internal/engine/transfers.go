@@ -27,12 +27,15 @@ import (
 // the batch's run (one short transaction each): a call started in the same batch is recorded by
 // then.
 
-// transferEvent is a decoded transfer outcome.
+// transferEvent is a decoded call outcome: a transfer's (view) or, with transcript set, the end
+// of a provider call's after-call transcription (transcripts.go).
 type transferEvent struct {
-	i      int
-	d      bus.Delivery
-	callID string
-	view   CallTransferView
+	i          int
+	d          bus.Delivery
+	callID     string
+	view       CallTransferView
+	transcript string    // complete, partial or none: an omni.channel.call.transcribed
+	at         time.Time // of a transcribed outcome
 }
 
 // CallTransferView is a transfer's outcome as the desk shows it
@@ -80,22 +83,31 @@ func (en *Engine) applyTransfers(ctx context.Context, ts []transferEvent, errs [
 	}
 }
 
-// applyTransfer records outcome t on its call's row, unless the row has a later one, and emits
-// the call's omni.desk.call.updated with it.
+// applyTransfer records outcome t on its call's row, unless the row has a later one (a transfer)
+// or a final transcript state already (a transcription outcome), and emits the call's
+// omni.desk.call.updated with it.
 func (en *Engine) applyTransfer(ctx context.Context, t transferEvent) error {
-	raw, err := json.Marshal(t.view)
-	if err != nil {
-		return bus.Permanent(err)
+	set, at := `transfer = $2 WHERE call_id = $1 AND (transfer IS NULL OR (transfer->>'at')::timestamptz <= $3)`, t.view.At
+	args := []any{t.callID, nil, at}
+	if t.transcript != "" {
+		// The first final state stays: a transcription outcome replaces only live or pending.
+		set, at = `transcript = $2 WHERE call_id = $1 AND (transcript IS NULL OR transcript NOT IN ('complete', 'partial', 'none'))`, t.at
+		args = []any{t.callID, t.transcript}
+	} else {
+		raw, err := json.Marshal(t.view)
+		if err != nil {
+			return bus.Permanent(err)
+		}
+		args[1] = raw
 	}
 	return en.inTx(ctx, func(tx pgx.Tx) (int, error) {
 		var r store.Call
-		var side, reason, rec *string
-		err := tx.QueryRow(ctx, `UPDATE calls SET transfer = $2
-			WHERE call_id = $1 AND (transfer IS NULL OR (transfer->>'at')::timestamptz <= $3)
+		var side, reason, rec, tr *string
+		err := tx.QueryRow(ctx, `UPDATE calls SET `+set+`
 			RETURNING conversation_id, customer_id, direction, from_kind, from_value, to_kind, to_value,
-				started_at, answered_at, ended_at, hangup_side, end_reason, recording_url`, t.callID, raw, t.view.At).
+				started_at, answered_at, ended_at, hangup_side, end_reason, recording_url, transcript`, args...).
 			Scan(&r.Conversation, &r.Customer, &r.Direction, &r.FromKind, &r.FromValue, &r.ToKind, &r.ToValue,
-				&r.StartedAt, &r.AnsweredAt, &r.EndedAt, &side, &reason, &rec)
+				&r.StartedAt, &r.AnsweredAt, &r.EndedAt, &side, &reason, &rec, &tr)
 		if errors.Is(err, pgx.ErrNoRows) {
 			var known bool
 			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM calls WHERE call_id = $1)`, t.callID).Scan(&known); err != nil {
@@ -115,13 +127,16 @@ func (en *Engine) applyTransfer(ctx context.Context, t transferEvent) error {
 			}
 			return *p
 		}
-		view := t.view
 		call := deskCall{CallID: t.callID, EventID: t.d.Event.ID(), ConversationID: r.Conversation.String(),
 			CustomerID: r.Customer.String(), Direction: r.Direction,
 			From:  IdentityView{Kind: r.FromKind, Masked: identity.Mask(identity.ID{Kind: r.FromKind, Value: r.FromValue}), Source: "voice"},
 			To:    IdentityView{Kind: r.ToKind, Masked: identity.Mask(identity.ID{Kind: r.ToKind, Value: r.ToValue}), Source: "voice"},
-			State: callState(r), At: view.At, StartedAt: r.StartedAt, AnsweredAt: r.AnsweredAt, EndedAt: r.EndedAt,
-			HangupSide: deref(side), Reason: deref(reason), RecordingURL: deref(rec), Transfer: &view}
+			State: callState(r), At: at, StartedAt: r.StartedAt, AnsweredAt: r.AnsweredAt, EndedAt: r.EndedAt,
+			HangupSide: deref(side), Reason: deref(reason), RecordingURL: deref(rec), Transcript: deref(tr)}
+		if t.transcript == "" {
+			view := t.view
+			call.Transfer = &view
+		}
 		row := newOutboxRow(t.d.Event, TypeDeskCallUpdated, TypeDeskCallUpdated, r.Conversation.String(), "", deskCallUpdated{Call: call})
 		rows := []outboxRow{row}
 		en.sealPartitionKeys(rows)

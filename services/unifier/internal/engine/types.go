@@ -22,6 +22,7 @@ const (
 	TypeCallEnded          = schemas.TypeChannelCallEnded
 	TypeCallTransferred    = schemas.TypeChannelCallTransferred
 	TypeCallTransferFailed = schemas.TypeChannelCallTransferFailed
+	TypeCallTranscribed    = schemas.TypeChannelCallTranscribed
 	TypeSegment            = schemas.TypeChannelCallSegmentTranscribed
 	TypeSummaryCompleted   = schemas.TypeToolAiSummaryCompleted
 
@@ -101,6 +102,9 @@ type CallEvent struct {
 			URL string `json:"url"`
 		} `json:"legs"`
 	} `json:"recording"` // ended, if something was recorded
+	// Transcript is the transcript's state: live (answered), pending, complete, partial or
+	// none (ended); absent when the call is not transcribed.
+	Transcript string `json:"transcript"`
 }
 
 // Segment is the data of omni.channel.call.segment.transcribed.

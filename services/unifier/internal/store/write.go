@@ -125,13 +125,16 @@ const (
 	// Calls: each column keeps the first value any of the call's events gave it, so the row is
 	// the same whatever order its events come in.
 	sqlUpsertCalls = `INSERT INTO calls AS c (call_id, conversation_id, customer_id, direction, from_kind, from_value, to_kind,
-			to_value, started_at, answered_at, ended_at, hangup_side, end_reason, recording_url, event_id)
+			to_value, started_at, answered_at, ended_at, hangup_side, end_reason, recording_url, event_id, transcript)
 		SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-			$9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::text[], $13::text[], $14::text[], $15::text[])
+			$9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[])
 		ON CONFLICT (call_id) DO UPDATE SET started_at = coalesce(c.started_at, EXCLUDED.started_at),
 			answered_at = coalesce(c.answered_at, EXCLUDED.answered_at), ended_at = coalesce(c.ended_at, EXCLUDED.ended_at),
 			hangup_side = coalesce(c.hangup_side, EXCLUDED.hangup_side), end_reason = coalesce(c.end_reason, EXCLUDED.end_reason),
-			recording_url = coalesce(c.recording_url, EXCLUDED.recording_url)`
+			recording_url = coalesce(c.recording_url, EXCLUDED.recording_url),
+			transcript = CASE WHEN c.transcript IN ('complete', 'partial', 'none') THEN c.transcript
+				WHEN EXCLUDED.transcript IN ('complete', 'partial', 'none') THEN EXCLUDED.transcript
+				ELSE coalesce(c.transcript, EXCLUDED.transcript) END`
 	sqlInsertOutbox = `INSERT INTO outbox_batches (n, events) VALUES ($1, $2)`
 	sqlProfile      = `UPDATE customers SET profile = profile || $2, profile_sources = profile_sources || $3,
 		updated_at = greatest(updated_at, $4) WHERE id = $1`
@@ -283,6 +286,26 @@ type Call struct {
 	HangupSide, EndReason  string
 	RecordingURL           string
 	EventID                string // the first of the round's events about the call
+	// Transcript is the state of the call's transcript (migration 00011): live or pending until
+	// a final state (complete, partial, none), which is never replaced (FoldTranscript).
+	Transcript string
+}
+
+// FinalTranscript reports whether transcript state s is final (complete, partial or none).
+func FinalTranscript(s string) bool { return s == "complete" || s == "partial" || s == "none" }
+
+// FoldTranscript is the transcript state of a call that was in state cur when an event said
+// next: the first final state stays; else the first state said.
+func FoldTranscript(cur, next string) string {
+	switch {
+	case FinalTranscript(cur):
+		return cur
+	case FinalTranscript(next):
+		return next
+	case cur != "":
+		return cur
+	}
+	return next
 }
 
 // QueueUpsertCalls records calls cs, keeping what the store already has of each (see sqlUpsertCalls).
@@ -294,7 +317,7 @@ func QueueUpsertCalls(b *pgx.Batch, cs []Call) {
 	ids, convs, custs, dirs := make([]string, n), make([]pgtype.UUID, n), make([]pgtype.UUID, n), make([]string, n)
 	fk, fv, tk, tv, evs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	started, answered, ended := make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n)
-	sides, reasons, recs := make([]pgtype.Text, n), make([]pgtype.Text, n), make([]pgtype.Text, n)
+	sides, reasons, recs, trs := make([]pgtype.Text, n), make([]pgtype.Text, n), make([]pgtype.Text, n), make([]pgtype.Text, n)
 	ts := func(t *time.Time) pgtype.Timestamptz {
 		if t == nil {
 			return pgtype.Timestamptz{}
@@ -306,9 +329,9 @@ func QueueUpsertCalls(b *pgx.Batch, cs []Call) {
 		ids[i], convs[i], custs[i], dirs[i] = c.ID, pgUUID(c.Conversation), pgUUID(c.Customer), c.Direction
 		fk[i], fv[i], tk[i], tv[i], evs[i] = c.FromKind, c.FromValue, c.ToKind, c.ToValue, c.EventID
 		started[i], answered[i], ended[i] = ts(c.StartedAt), ts(c.AnsweredAt), ts(c.EndedAt)
-		sides[i], reasons[i], recs[i] = txt(c.HangupSide), txt(c.EndReason), txt(c.RecordingURL)
+		sides[i], reasons[i], recs[i], trs[i] = txt(c.HangupSide), txt(c.EndReason), txt(c.RecordingURL), txt(c.Transcript)
 	}
-	b.Queue(sqlUpsertCalls, ids, convs, custs, dirs, fk, fv, tk, tv, started, answered, ended, sides, reasons, recs, evs)
+	b.Queue(sqlUpsertCalls, ids, convs, custs, dirs, fk, fv, tk, tv, started, answered, ended, sides, reasons, recs, evs, trs)
 }
 
 // QueueOutbox writes one outbox batch of n events (encoded as migration 00006 describes).

@@ -7,6 +7,7 @@ const state = {
   me: null, agents: [], conversations: new Map(), selected: null, timeline: null, customer: null,
   filters: { channel: "", status: "open", assignee: "" }, alerts: [], dismissed: new Set(JSON.parse(sessionStorage.getItem("desk.dismissed") || "[]")),
   openForm: null, replyChannel: "", calls: new Map(), // ringing calls: call_id -> {call, customer}
+  drafts: new Map(), // conversation id -> {text, note}: the reply box's draft, kept across re-renders and switches
 };
 
 const $ = (sel) => document.querySelector(sel);
@@ -247,7 +248,19 @@ function renderCall(c) {
     c.play_url ? el("div", { class: "recording" }, el("audio", { controls: true, preload: "none", src: c.play_url, title: t("call.recording") }))
       : c.recording_url ? [" · ", el("span", { class: "muted recording" }, t("call.recording") + ": " + c.recording_url)] : null,
     c.transfer ? callTransfer(c.transfer) : null,
+    callTranscript(c),
     c.state === "ringing" || c.state === "answered" ? callControls(c) : null);
+}
+
+// The state of the call's transcript: being made (live while the call is up, pending until a
+// provider call's recording is transcribed), partial or none; nothing when it is complete.
+function callTranscript(c) {
+  const s = c.transcript;
+  if ((s === "live" && c.state === "answered") || s === "pending")
+    return el("div", { class: "call-transcript transcribing", dataset: { transcript: s } }, "✎ " + t("call.transcript.transcribing"));
+  if (s === "partial" || s === "none")
+    return el("div", { class: "call-transcript " + s, role: "status", dataset: { transcript: s } }, "⚠ " + t("call.transcript." + s));
+  return null;
 }
 
 // The outcome of the call's latest transfer: where it went, or why it did not (the reason, and
@@ -321,6 +334,13 @@ function renderItem(it) {
         el("span", { class: "tool-name" }, q.tool + "." + q.op), " " + t("requested"),
         q.agent_id ? " · " + agentName(q.agent_id) : "", " · " + fmtTime(q.requested_at),
         q.answered ? "" : el("span", { class: "muted" }, " · " + t("waiting.result")));
+    }
+    case "note": {
+      const n = it.note;
+      const text = el("div", { class: "note-text" }, ...n.text.split(/(@[A-Za-z0-9][A-Za-z0-9._@-]*)/).map((part) =>
+        part.startsWith("@") && n.mentions.includes(part.slice(1).replace(/[.@-]+$/, "")) ? el("strong", { class: "mention" }, part) : part));
+      return el("div", { class: "note", dataset: { id: n.note_id } },
+        el("div", { class: "note-head" }, el("span", { class: "note-label" }, t("note")), " · " + agentName(n.author) + " · " + fmtTime(n.at)), text);
     }
     case "assignment": {
       const a = it.assignment;
@@ -406,6 +426,24 @@ async function sendText(text, button) {
   } catch (e) { toast(t("error") + ": " + e.message, "error"); if (button) button.disabled = false; return false; }
 }
 
+async function addNote(text, button) {
+  if (button) button.disabled = true;
+  try {
+    await api("/api/conversations/" + state.selected + "/notes", { method: "POST", body: { text } });
+    toast(t("note.ok"), "ok");
+    reloadSelectedSoon();
+    return true;
+  } catch (e) { toast(t("error") + ": " + e.message, "error"); return false; }
+}
+
+// A colleague @mentioned this agent in a note: say who, where, and go there on a click.
+function onMention(n) {
+  const note = n.data || {};
+  const conv = state.conversations.get(n.conversation_id);
+  toast(el("a", { href: "#", class: "mention-toast", onclick: (e) => { e.preventDefault(); select(n.conversation_id); } },
+    t("mention.toast").replace("{agent}", agentName(note.author || "")) + ((conv && conv.customer_name) ? " · " + conv.customer_name : "") + ": " + (note.text || "").slice(0, 80)), "info");
+}
+
 function renderReplyChannels() {
   const sel = $("#reply-channel");
   if (!sel || !state.timeline) return;
@@ -432,20 +470,46 @@ function renderConversation() {
       c.status === "open" ? el("button", { class: "ghost danger", id: "close", onclick: () => command("close") }, t("close"))
         : c.status === "closed" ? el("button", { class: "ghost", id: "reopen", onclick: () => command("reopen") }, t("reopen")) : null));
   const items = el("div", { class: "timeline", id: "timeline" }, ...tl.items.map(renderItem));
-  const reply = el("form", { class: "reply", id: "reply-form", onsubmit: async (e) => {
+  // The reply box doubles as the note box: "Private note" sends to the agents (and the ones
+  // @mentioned), never to the customer.
+  const draft = () => state.drafts.get(c.id) || { text: "", note: false };
+  const noteMode = (on) => {
+    state.drafts.set(c.id, { ...draft(), note: on });
+    $("#reply-form").classList.toggle("note-mode", on);
+    $("#reply-text").placeholder = t(on ? "note.placeholder" : "reply.placeholder");
+    $("#reply-send").textContent = t(on ? "note.add" : "reply.send");
+    $("#reply-channel").disabled = on;
+  };
+  const reply = el("form", { class: "reply", id: "reply-form", dataset: { conv: c.id }, onsubmit: async (e) => {
     e.preventDefault();
     const ta = $("#reply-text"); const text = ta.value.trim(); if (!text) return;
-    if (await sendText(text, $("#reply-send"))) { suggestionSent(text); ta.value = ""; } // assist.js: feedback
-    $("#reply-send").disabled = false;
+    const sent = $("#reply-note").checked ? await addNote(text, $("#reply-send"))
+      : (await sendText(text, $("#reply-send"))) && (suggestionSent(text), true); // assist.js: feedback
+    if (sent) { state.drafts.set(c.id, { ...draft(), text: "" }); if ($("#reply-text")) $("#reply-text").value = ""; }
+    if ($("#reply-send")) $("#reply-send").disabled = false;
   } },
-    el("textarea", { id: "reply-text", rows: "3", placeholder: t("reply.placeholder"), disabled: c.status !== "open",
+    el("textarea", { id: "reply-text", rows: "3", placeholder: t("reply.placeholder"), disabled: c.status !== "open", "aria-label": t("reply.placeholder"),
       onkeydown: (e) => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); $("#reply-form").requestSubmit(); } } }),
-    el("div", { class: "reply-actions" }, el("span", { class: "muted" }, t("reply.via") + " "),
+    el("div", { class: "reply-actions" },
+      el("label", { class: "note-toggle" }, el("input", { type: "checkbox", id: "reply-note", onchange: (e) => noteMode(e.target.checked) }), " " + t("note.mode")),
+      el("span", { class: "muted" }, t("reply.via") + " "),
       el("select", { id: "reply-channel", "aria-label": "channel", onchange: (e) => { state.replyChannel = e.target.value; } }),
       el("button", { type: "submit", class: "primary", id: "reply-send", disabled: c.status !== "open" }, t("reply.send"))));
+  // Updates re-render the conversation while the agent writes: the draft (per conversation),
+  // the note mode, the focus and the caret stay.
+  const prev = $("#reply-text"), focused = prev && document.activeElement === prev;
+  const caret = prev ? [prev.selectionStart, prev.selectionEnd] : null;
+  const prevForm = $("#reply-form");
+  if (prev && prevForm && prevForm.dataset.conv) { // whatever set it (typing, a suggestion used, an article)
+    state.drafts.set(prevForm.dataset.conv, { text: prev.value, note: $("#reply-note").checked });
+  }
   root.replaceChildren(head, sentimentBanner(tl) || "", items, el("div", { id: "tools", class: "tools" }), reply);
   renderTools();
   renderReplyChannels();
+  const d = draft();
+  $("#reply-text").value = d.text;
+  if (d.note) { $("#reply-note").checked = true; noteMode(true); }
+  if (focused) { $("#reply-text").focus(); if (caret) $("#reply-text").setSelectionRange(caret[0], caret[1]); }
   items.scrollTop = items.scrollHeight;
   decorateLive(); // assist.js: suggestions being written
 }
@@ -538,6 +602,8 @@ function connect() {
     if (n.type === "omni.live.ai.suggest.delta") { onSuggestDelta(n); return; } // assist.js
     if (n.type === "desk.alerts") { state.alerts = n.data || []; renderAlerts(); return; }
     if (n.type === "desk.call") { onCall(n); if (n.conversation_id === state.selected) reloadSelectedSoon(); return; }
+    if (n.type === "desk.mention") { onMention(n); return; }
+    if (n.type === "omni.desk.note.added") { if (n.conversation_id === state.selected) reloadSelectedSoon(); return; } // data is the note, not an inbox row
     if (n.type === "omni.desk.agent.updated" || n.type === "omni.desk.assignment.changed") loadAgents().then(renderInbox);
     if (n.data && n.conversation_id) { state.conversations.set(n.conversation_id, n.data); renderInbox(); }
     if (n.conversation_id && n.conversation_id === state.selected) reloadSelectedSoon();
