@@ -135,8 +135,8 @@ func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) 
 		if err != nil {
 			return err
 		}
-		opts := append(busOpts, bus.WithLogger(log), bus.WithAtomicBatches(base.NATSAtomic), bus.WithStreams(streams),
-			bus.WithDataSchemaBase(base.SchemaBaseURL), bus.WithMeterProvider(tel.Meter), bus.WithTracerProvider(tel.Tracer))
+		opts := append([]bus.Option{bus.WithLogger(log), bus.WithAtomicBatches(base.NATSAtomic), bus.WithStreams(streams),
+			bus.WithDataSchemaBase(base.SchemaBaseURL), bus.WithMeterProvider(tel.Meter), bus.WithTracerProvider(tel.Tracer)}, busOpts...)
 		if base.NATSNkeyFile != "" {
 			nkey, err := nats.NkeyOptionFromSeed(base.NATSNkeyFile)
 			if err != nil {
