@@ -43,6 +43,7 @@ Usage: go run ./bench [flags]
 	fs.BoolVar(&cfg.PGStats, "pg-stats", false, "report the unifier's statements from pg_stat_statements (loaded into the throwaway Postgres)")
 	fs.BoolVar(&cfg.Telemetry, "telemetry", cfg.Telemetry, "instrument like the all-in-one (OTel SDK tracer and Prometheus meter)")
 	fs.BoolVar(&cfg.Raw, "raw", cfg.Raw, "measure the raw JetStream and Postgres ceilings")
+	fs.BoolVar(&cfg.PII, "pii", cfg.PII, "seal personal data as the all-in-one does (pkg/pii: sealed identities in events, blind indexes and ciphertexts in the store)")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "give up after this long")
 	fs.DurationVar(&cfg.Stall, "stall", cfg.Stall, "fail a phase when no event is applied for this long")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the unifier phases to this file")

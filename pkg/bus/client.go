@@ -65,6 +65,7 @@ type options struct {
 	skipValidate bool
 	atomic       bool
 	schemaBase   string // dataschema base ("": the schemas' canonical $id)
+	protector    DataProtector
 	natsOpts     []nats.Option
 	noProvision  bool
 }

@@ -87,6 +87,11 @@ type ConsumerConfig struct {
 	// handled at once. Default 0: never wait. A few milliseconds turn a steady trickle into
 	// fewer, larger batches — worth it when a batch has a fixed cost (a transaction).
 	Linger time.Duration
+	// KeepSealed hands the handler the events as the log holds them, personal data sealed, even
+	// when the client has a DataProtector (which then does not open them): for a consumer that
+	// needs only what sealed data carries (the unifier matches identities by their blind index).
+	// Default false.
+	KeepSealed bool
 
 	maxBatch int // set by SubscribeBatch
 }
@@ -379,6 +384,13 @@ func (s *Subscription) begin(msg jetstream.Msg) (*inflight, error) {
 	case decErr != nil:
 		in.intrinsic = true
 		return in, Permanent(fmt.Errorf("undecodable: %w", decErr))
+	}
+	// Not intrinsic: another consumer's keys may open what these do not (a key missing here).
+	if !cfg.KeepSealed {
+		if err := c.open(&in.d.Event); err != nil {
+			return in, Permanent(err)
+		}
+		e = in.d.Event
 	}
 	if cfg.AlwaysValidate || msg.Headers().Get(HeaderSchema) != c.opts.schemas.Fingerprint() {
 		if verr := c.validate(e); verr != nil {

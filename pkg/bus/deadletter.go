@@ -384,6 +384,12 @@ var _ DeadLetters = (*Client)(nil)
 
 // DeadLetterEvent implements DeadLetters.
 func (c *Client) DeadLetterEvent(ctx context.Context, service, subject string, e event.Event, reason string) error {
+	if e.Context != nil {
+		e.Context = e.Context.Clone()
+	}
+	if err := c.seal(&e); err != nil {
+		return fmt.Errorf("dead-letter %s: %w", e.ID(), err)
+	}
 	h, body, err := event.Encode(e)
 	if err != nil {
 		return fmt.Errorf("dead-letter %s: %w", e.ID(), err)

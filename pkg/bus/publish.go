@@ -57,6 +57,9 @@ func (c *Client) prepare(ctx context.Context, subject string, e *event.Event, va
 	if e.Context != nil {
 		e.Context = e.Context.Clone()
 	}
+	if err := c.seal(e); err != nil {
+		return nil, nil, err
+	}
 	key := event.PartitionKey(*e)
 	if key == "" {
 		key = e.ID()

@@ -115,7 +115,7 @@ func (c *Client) Replay(ctx context.Context, o ReplayOptions, fn ReplayFunc) err
 		return nil
 	}
 
-	em := &replayEmitter{fn: fn, limit: o.Limit}
+	em := &replayEmitter{fn: fn, limit: o.Limit, open: c.open}
 	if info.Config.Retention == jetstream.WorkQueuePolicy {
 		// A work queue (OMNI_OUT) admits no unacknowledged consumer, and an acknowledging one
 		// would take the messages from their workers: read it message by message instead. It
@@ -213,11 +213,15 @@ func (c *Client) Replay(ctx context.Context, o ReplayOptions, fn ReplayFunc) err
 type replayEmitter struct {
 	fn       ReplayFunc
 	limit, n int
+	open     func(*event.Event) error // opens sealed personal data
 }
 
 // emit reports done once the limit is reached; an error is fn's, returned as is.
 func (r *replayEmitter) emit(subject, stream string, seq uint64, stored time.Time, h nats.Header, data []byte) (done bool, err error) {
 	e, decErr := event.Decode(h, data)
+	if decErr == nil {
+		decErr = r.open(&e)
+	}
 	if decErr != nil {
 		e = event.Event{}
 	}

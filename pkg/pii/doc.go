@@ -1,18 +1,33 @@
-// Package pii protects personal data in omnibus: AES-256-GCM field encryption with key ids for
-// rotation, masking helpers for display and logs, and a scanner that finds unmasked phone, ID-card
-// and bank-card numbers in free text or JSON.
+// Package pii protects personal data in omnibus: envelope encryption with tink keysets and blind
+// indexes, the sealing of identities in events, masking helpers for display and logs, and a
+// scanner that finds unmasked phone, ID-card and bank-card numbers in free text or JSON.
 //
-// # Encryption
+// # Keys
 //
-// A Keyring holds named 256-bit keys; the first is active. PII_KEYS="k2:<base64>,k1:<base64>"
-// encrypts with k2 and still decrypts values written under k1, so a key is rotated by putting a
-// new one first and re-encrypting (NeedsRotation tells which values to rewrite) before the old one
-// is removed. A ciphertext is one printable token that names its key:
+// Keys holds two tink keysets (github.com/tink-crypto/tink-go/v2): an AEAD keyset of
+// AES-256-GCM keys, rotated by adding a new primary key (Rotated, RotateFile; every key of the
+// keyset still decrypts), and a PRF keyset (HMAC-SHA256) for blind indexes, which stays the same
+// across rotations. A ciphertext is one printable token; tink's output prefix inside it names the
+// key that sealed it (KeyIDOf, NeedsRotation):
 //
-//	pii:v1:<key id>:<base64url(nonce ‖ ciphertext ‖ tag)>
+//	pii:v2:<base64url(0x01 ‖ key id ‖ nonce ‖ ciphertext ‖ tag)>
 //
 // The optional associated data binds a ciphertext to its place (e.g. "customers.id_card"), so a
-// value copied into another column does not decrypt there.
+// value copied into another column does not decrypt there. BlindIndex(kind, normalised value) is
+// the keyed HMAC that lets the unifier match identities and the desk search by phone without
+// decrypting anything.
+//
+// The keysets live in one file (LoadFile, EnsureFile, WriteFile): {"aead": <tink JSON keyset>,
+// "blind_index": <tink JSON keyset>}, clear for development or encrypted with a key-encryption
+// key named by a URI: env://VAR and file://PATH are built in (32 bytes, base64); a cloud KMS
+// (gcp-kms://, aws-kms://, hcvault://) is added by registering its tink client (RegisterKMS).
+//
+// # Events
+//
+// Events seals the identities of SealedKinds wherever they sit in CloudEvents data — value
+// replaced by a ciphertext, with the blind index and a masked form beside it — and opens them
+// again; pkg/bus applies it on publish and consume (bus.WithDataProtector), so that the log holds
+// no clear personal data and only processes holding the keyset read it.
 //
 // # Masking
 //

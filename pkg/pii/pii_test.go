@@ -1,10 +1,8 @@
 package pii_test
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -35,100 +33,6 @@ func TestSampleValuesAreValid(t *testing.T) {
 	}
 	if c := pii.LuhnCheck(bankCard[:18]); c != bankCard[18] {
 		t.Fatalf("Luhn check of %s = %c", bankCard, c)
-	}
-}
-
-func TestKeyringRoundTripAndRotation(t *testing.T) {
-	t.Parallel()
-	k1, k2 := key(t), key(t)
-	old, err := pii.ParseKeys("k1:" + k1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := old.Encrypt(idCard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(tok, "pii:v1:k1:") || strings.Contains(tok, idCard) || !pii.IsCiphertext(tok) {
-		t.Fatalf("token %q", tok)
-	}
-	tok2, _ := old.Encrypt(idCard)
-	if tok == tok2 {
-		t.Fatal("two encryptions of one value are equal: the nonce is not random")
-	}
-	// Rotation: k2 is active, k1 still decrypts.
-	rotated, err := pii.ParseKeys(" k2:" + k2 + " , k1:" + k1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, err := rotated.Decrypt(tok); err != nil || got != idCard {
-		t.Fatalf("decrypt old token with rotated ring = %q, %v", got, err)
-	}
-	if !rotated.NeedsRotation(tok) {
-		t.Fatal("a k1 token under an active k2 must need rotation")
-	}
-	fresh, _ := rotated.Encrypt(idCard)
-	if id, _ := pii.KeyIDOf(fresh); id != "k2" || rotated.NeedsRotation(fresh) {
-		t.Fatalf("fresh token key %q", id)
-	}
-	// A ring without k2 cannot read the fresh token.
-	if _, err := old.Decrypt(fresh); !errors.Is(err, pii.ErrUnknownKey) {
-		t.Fatalf("decrypt with a missing key: %v, want ErrUnknownKey", err)
-	}
-}
-
-func TestSealBindsAssociatedData(t *testing.T) {
-	t.Parallel()
-	ring, err := pii.FromEnv(func(k string) (string, bool) { return "main:" + key(t), k == pii.KeysEnv })
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := ring.Seal([]byte(bankCard), []byte("customers.bank_card"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ring.Open(tok, []byte("customers.id_card")); !errors.Is(err, pii.ErrDecrypt) {
-		t.Fatalf("open with other AAD: %v, want ErrDecrypt", err)
-	}
-	got, err := ring.Open(tok, []byte("customers.bank_card"))
-	if err != nil || !bytes.Equal(got, []byte(bankCard)) {
-		t.Fatalf("open = %q, %v", got, err)
-	}
-	// Tampering is detected.
-	raw := []byte(tok)
-	raw[len(raw)-3] ^= 1
-	if raw[len(raw)-3] == '-' || raw[len(raw)-3] == '_' {
-		raw[len(raw)-3] = 'A'
-	}
-	if _, err := ring.Open(string(raw), []byte("customers.bank_card")); err == nil {
-		t.Fatal("a tampered token decrypted")
-	}
-}
-
-func TestParseKeysErrors(t *testing.T) {
-	t.Parallel()
-	secret := key(t)
-	for name, spec := range map[string]string{
-		"empty":      "",
-		"no id":      secret,
-		"bad id":     "k 1:" + secret,
-		"short key":  "k1:" + base64.StdEncoding.EncodeToString([]byte("short")),
-		"not base64": "k1:***",
-		"duplicate":  "k1:" + secret + ",k1:" + secret,
-	} {
-		_, err := pii.ParseKeys(spec)
-		if !errors.Is(err, pii.ErrKeys) {
-			t.Errorf("%s: err = %v, want ErrKeys", name, err)
-		}
-		if err != nil && strings.Contains(err.Error(), secret) {
-			t.Errorf("%s: the error leaks the key: %v", name, err)
-		}
-	}
-	ring, _ := pii.ParseKeys("k1:" + secret)
-	for _, tok := range []string{"", "plain", "pii:v1:", "pii:v1:k1", "pii:v1:k1:!!", "pii:v1:k1:AAAA"} {
-		if _, err := ring.Decrypt(tok); err == nil {
-			t.Errorf("Decrypt(%q) succeeded", tok)
-		}
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/pkg/httpguard"
+	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/pkg/telemetry"
 	"github.com/omnibus-dev/omnibus/pkg/tlsconf"
 )
@@ -44,6 +45,8 @@ type Base struct {
 	// from DATABASE_URL's sslmode, held to TLS 1.3 too).
 	TLS     tlsconf.Server
 	NATSTLS tlsconf.NATS
+	// PII: the personal-data keyset (docs/operations.md, Personal data).
+	PII pii.Config
 }
 
 // Main runs s as a standalone process (the container entry point) and exits. "health" as the
@@ -117,6 +120,17 @@ func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) 
 	if tel.Exports != "" {
 		log.Info("OpenTelemetry export", "to", tel.Exports)
 	}
+	keys, err := base.PII.Load()
+	if err != nil {
+		return err
+	}
+	var busOpts []bus.Option
+	if keys != nil {
+		busOpts = append(busOpts, bus.WithDataProtector(pii.NewEvents(keys)))
+		log.Info("personal data sealed", "keyset", base.PII.KeysetFile, "primary_key", keys.PrimaryKeyID())
+	} else {
+		log.Warn("personal data is published and stored in clear: set PII_KEYSET_FILE (docs/operations.md, Personal data)")
+	}
 	var nc *nats.Conn
 	var client *bus.Client
 	if !s.NoBus {
@@ -124,8 +138,8 @@ func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) 
 		if err != nil {
 			return err
 		}
-		opts := []bus.Option{bus.WithLogger(log), bus.WithAtomicBatches(base.NATSAtomic), bus.WithStreams(streams),
-			bus.WithDataSchemaBase(base.SchemaBaseURL), bus.WithMeterProvider(tel.Meter), bus.WithTracerProvider(tel.Tracer)}
+		opts := append([]bus.Option{bus.WithLogger(log), bus.WithAtomicBatches(base.NATSAtomic), bus.WithStreams(streams),
+			bus.WithDataSchemaBase(base.SchemaBaseURL), bus.WithMeterProvider(tel.Meter), bus.WithTracerProvider(tel.Tracer)}, busOpts...)
 		if base.NATSNkeyFile != "" {
 			nkey, err := nats.NkeyOptionFromSeed(base.NATSNkeyFile)
 			if err != nil {
@@ -167,7 +181,7 @@ func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) 
 		return err
 	}
 	log.Info("service started", "http", "http://"+ln.Addr().String(), "nats", base.NATSURL)
-	deps := Deps{DB: pool, Mux: mux, Log: log, Health: health, Env: os.LookupEnv, Meter: tel.Meter, Tracer: tel.Tracer, Instance: base.Instance, Guard: guard}
+	deps := Deps{DB: pool, Mux: mux, Log: log, Health: health, Env: os.LookupEnv, Meter: tel.Meter, Tracer: tel.Tracer, Instance: base.Instance, Guard: guard, PII: keys}
 	if client != nil { // a nil *bus.Client in Deps.Bus would not read as "no bus"
 		deps.Bus = client
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/pkg/httpguard"
+	"github.com/omnibus-dev/omnibus/pkg/pii"
 )
 
 // Deps is what a service gets from the process that runs it.
@@ -50,6 +51,10 @@ type Deps struct {
 	Guard *httpguard.Guard
 	// Started, set by the process (see Startup), is what MarkStarted calls.
 	Started func()
+	// PII is the process's personal-data keys (PII_KEYSET_FILE; the all-in-one's own keyset), nil
+	// when personal data is kept in clear. The bus already seals and opens events with them; a
+	// service uses them for what it stores (the unifier's blind indexes and ciphertexts).
+	PII *pii.Keys
 }
 
 // MarkStarted tells the process the service serves: its routes are mounted and its consumers

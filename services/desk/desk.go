@@ -158,6 +158,12 @@ func run(ctx context.Context, d service.Deps) error {
 		return err
 	}
 	st := store.New(d.DB)
+	st.SealWith(d.PII)
+	if n, err := st.SealAddresses(ctx); err != nil {
+		return fmt.Errorf("sealing the reply addresses kept in clear: %w", err)
+	} else if n > 0 {
+		log.Info("reply addresses kept in clear sealed", "values", n)
+	}
 	js := d.Bus.JetStream()
 	cons := consumers(cfg.Consumer)
 	if err := prepareStore(ctx, st, js, cons, cfg.Rebuild, log); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/goleak"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
@@ -24,6 +25,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/httpguard"
 	"github.com/omnibus-dev/omnibus/pkg/pgtest"
+	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/services/desk"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/store"
@@ -95,10 +97,17 @@ type deskBundle struct {
 	token string // agent-li, roles agent
 	super string // supervisor-wang, roles agent + supervisor
 	store *store.Store
+	pool  *pgxpool.Pool
 }
 
 // startDesk runs the desk on bus b with a fresh database until the test ends.
 func startDesk(t *testing.T, b *bustest.Bundle, env map[string]string) *deskBundle {
+	t.Helper()
+	return startDeskWith(t, b, env, nil)
+}
+
+// startDeskWith is startDesk with personal-data keys.
+func startDeskWith(t *testing.T, b *bustest.Bundle, env map[string]string, keys *pii.Keys) *deskBundle {
 	t.Helper()
 	pool := pgtest.NewDB(t, pgtest.WithMigrations("desk", store.Migrate))
 	mux := http.NewServeMux()
@@ -127,7 +136,7 @@ func startDesk(t *testing.T, b *bustest.Bundle, env map[string]string) *deskBund
 	done := make(chan error, 1)
 	go func() {
 		done <- desk.Run(ctx, service.Deps{Bus: b.Client, DB: pool, Mux: mux, Log: quiet(), Health: service.NewHealth(),
-			Env: lookup, Guard: guard})
+			Env: lookup, Guard: guard, PII: keys})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -141,7 +150,7 @@ func startDesk(t *testing.T, b *bustest.Bundle, env map[string]string) *deskBund
 		}
 		srv.Close()
 	})
-	d := &deskBundle{bus: b, url: srv.URL, idp: p, store: store.New(pool)}
+	d := &deskBundle{bus: b, url: srv.URL, idp: p, store: store.New(pool), pool: pool}
 	d.token = p.token(t, "agent-li", []string{"agent"}, nil)
 	d.super = p.token(t, "supervisor-wang", []string{"agent", "supervisor"}, nil)
 	bustest.WaitFor(t, 20*time.Second, "the desk to serve", func() bool {

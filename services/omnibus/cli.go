@@ -46,6 +46,7 @@ Usage:
   omnibus close|reopen --conversation ID   close or reopen a conversation
   omnibus canary --target sms --plan tencent:10%   start, change or end (--plan off) a canary rollout
   omnibus audit [flags]         list third-party call records, newest first (-h: flags)
+  omnibus keys init|rotate|show|rewrap   the personal-data keyset (omnibus keys -h)
   omnibus nats keys|config|provision   NATS users, permissions and streams for a deployment
                                 with its own NATS server (-h: details)
   omnibus config                print every environment variable with its default
@@ -77,6 +78,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = natsCommand(args, stdout)
 	case "audit":
 		err = audit.Command(context.Background(), args, os.LookupEnv, stdout, stderr)
+	case "keys":
+		err = keysCommand(args, stdout, stderr)
 	case "config":
 		printConfig(stdout, len(args) > 0 && args[0] == "--markdown")
 	case "health":

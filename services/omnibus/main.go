@@ -3,6 +3,7 @@
 //
 //	omnibus [--rebuild]     run everything (embedded NATS and Postgres kept in .omnibus, demo)
 //	omnibus dlq list|redrive  inspect and redrive dead letters
+//	omnibus keys rotate     add a new primary key to the personal-data keyset
 //	omnibus config          print every environment variable with its default
 //	omnibus health          exit 0 if the running all-in-one answers /healthz
 package main

@@ -8,8 +8,11 @@ import (
 	"time"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/config"
+	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/pkg/telemetry"
+	"github.com/omnibus-dev/omnibus/services/omnibus/allinone"
 	"github.com/omnibus-dev/omnibus/services/unifier"
 )
 
@@ -25,7 +28,7 @@ func withRebuild(s service.Service, fn func(context.Context, service.Deps) error
 // rebuildUnifier recreates the unifier's session store in the empty database d.DB from OMNI_IN +
 // OMNI_TOOL on d.Bus: the code path of `omnibus replay --rebuild`.
 func rebuildUnifier(ctx context.Context, d service.Deps) error {
-	st, err := unifier.Rebuild(ctx, d.Bus, d.DB.Config().ConnString(), d.Env, d.Log)
+	st, err := unifier.Rebuild(ctx, d.Bus, d.DB.Config().ConnString(), d.Env, d.PII, d.Log)
 	if err != nil {
 		return err
 	}
@@ -67,7 +70,20 @@ func rebuildStore(ctx context.Context, client *bus.Client, args []string) error 
 		return fmt.Errorf("replay --rebuild: give the empty target database with --database-url or DATABASE_URL")
 	}
 	log := telemetry.NewLogger(os.Stderr, "text", "info")
-	st, err := unifier.Rebuild(ctx, client, *url, os.LookupEnv, log)
+	// The keys the live unifier has: PII_KEYSET_FILE, else the all-in-one's keyset if there is
+	// one. Without keys, sealed identities match by their blind indexes and identities the log
+	// holds in clear (written before sealing) are stored in clear.
+	var cfg allinone.Config
+	if err := config.Load(&cfg, os.LookupEnv); err != nil {
+		return err
+	}
+	var keys *pii.Keys
+	if _, err := os.Stat(cfg.KeysetFile()); err == nil || cfg.PII.KeysetFile != "" {
+		if keys, err = pii.LoadFile(cfg.KeysetFile(), cfg.PII.KEKURI); err != nil {
+			return err
+		}
+	}
+	st, err := unifier.Rebuild(ctx, client, *url, os.LookupEnv, keys, log)
 	fmt.Fprintf(os.Stderr, "rebuilt: %d events applied, %d rejected, %d undecodable, in %s\n", st.Events, st.Failed, st.Undecodable, st.Took.Round(1e6))
 	return err
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
 	"github.com/omnibus-dev/omnibus/pkg/pgembed"
+	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/services/example"
 	"github.com/omnibus-dev/omnibus/services/unifier"
 )
@@ -390,6 +391,16 @@ func (r *aioRig) bus() *bus.Client {
 	return c
 }
 
+// keys are the personal-data keys the run generated in its data dir.
+func (r *aioRig) keys() *pii.Keys {
+	r.t.Helper()
+	k, err := pii.LoadFile(filepath.Join(r.dir, "pii-keyset.json"), "")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return k
+}
+
 // settle waits until the system has nothing left in flight: no durable consumer has pending or
 // unacknowledged messages, the unifier's outbox is empty, and no stream grew since the previous
 // look.
@@ -461,7 +472,7 @@ func (r *aioRig) rebuildFromLog() string {
 		r.t.Fatal(err)
 	}
 	url := r.pgURL("rebuilt")
-	st, err := unifier.Rebuild(ctx, r.bus(), url, func(string) (string, bool) { return "", false }, slog.New(slog.DiscardHandler))
+	st, err := unifier.Rebuild(ctx, r.bus(), url, func(string) (string, bool) { return "", false }, r.keys(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/config"
+	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/services/unifier/internal/engine"
 	"github.com/omnibus-dev/omnibus/services/unifier/internal/store"
 )
@@ -25,7 +26,9 @@ type RebuildStats struct {
 // Rebuild recreates the session store in the empty database at dbURL from the log: OMNI_IN and
 // the tool results in OMNI_TOOL, merged in the order JetStream stored them, applied by the same
 // engine as live traffic. Desk events are not re-emitted (they are in OMNI_DESK already).
-func Rebuild(ctx context.Context, c bus.Replayer, dbURL string, env config.Lookup, log *slog.Logger) (RebuildStats, error) {
+// keys are the personal-data keys the live unifier runs with (nil: none; sealed events are then
+// matched by the blind indexes they carry).
+func Rebuild(ctx context.Context, c bus.Replayer, dbURL string, env config.Lookup, keys *pii.Keys, log *slog.Logger) (RebuildStats, error) {
 	var st RebuildStats
 	start := time.Now()
 	var cfg Config
@@ -47,7 +50,7 @@ func Rebuild(ctx context.Context, c bus.Replayer, dbURL string, env config.Looku
 	if n > 0 {
 		return st, fmt.Errorf("rebuild: the target database already holds %d applied events; rebuild into an empty database", n)
 	}
-	en := engine.New(pool, engine.Config{IdleTimeout: cfg.IdleTimeout, DefaultRegion: cfg.DefaultRegion}, log)
+	en := engine.New(pool, engine.Config{IdleTimeout: cfg.IdleTimeout, DefaultRegion: cfg.DefaultRegion, PII: keys}, log)
 
 	// Read both streams concurrently and merge them by stored time.
 	type item struct {

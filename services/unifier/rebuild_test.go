@@ -91,7 +91,7 @@ func TestRebuildEqualsLive(t *testing.T) {
 		t.Fatalf("the live store has no summary:\n%s", want)
 	}
 	rebuiltURL := pgtest.NewDBURL(t)
-	st, err := unifier.Rebuild(ctx, b.Client, rebuiltURL, func(string) (string, bool) { return "", false }, quiet())
+	st, err := unifier.Rebuild(ctx, b.Client, rebuiltURL, func(string) (string, bool) { return "", false }, nil, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestRebuildEqualsLive(t *testing.T) {
 	if got != want {
 		t.Fatalf("rebuilt store differs from the live one\n--- live\n%s\n--- rebuilt\n%s", want, got)
 	}
-	if _, err := unifier.Rebuild(ctx, b.Client, rebuiltURL, func(string) (string, bool) { return "", false }, quiet()); err == nil {
+	if _, err := unifier.Rebuild(ctx, b.Client, rebuiltURL, func(string) (string, bool) { return "", false }, nil, quiet()); err == nil {
 		t.Fatal("rebuilding into a non-empty database must refuse")
 	}
 }

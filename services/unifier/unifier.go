@@ -150,14 +150,14 @@ func lanes(cfg Config) []bus.ConsumerConfig {
 			name += fmt.Sprintf("-%d", p)
 			filters = append(filters, bus.PartitionFilters(p, patterns...)...)
 		}
-		return bus.ConsumerConfig{Service: "unifier", Durable: name, Stream: bus.StreamIn, FilterSubjects: filters, Linger: cfg.Linger}
+		return bus.ConsumerConfig{Service: "unifier", Durable: name, Stream: bus.StreamIn, FilterSubjects: filters, Linger: cfg.Linger, KeepSealed: true}
 	}
 	for _, parts := range live {
 		out = append(out, consumer("live", parts, LiveSubjects))
 	}
 	out = append(out, consumer("bulk", mine, BulkSubjects))
 	// Tool results are not partitioned: the replicas share one queue consumer.
-	out = append(out, bus.ConsumerConfig{Service: "unifier", Durable: "unifier-tool", Stream: bus.StreamTool, FilterSubjects: ToolSubjects})
+	out = append(out, bus.ConsumerConfig{Service: "unifier", Durable: "unifier-tool", Stream: bus.StreamTool, FilterSubjects: ToolSubjects, KeepSealed: true})
 	return out
 }
 
@@ -217,7 +217,16 @@ func Run(ctx context.Context, d service.Deps) error {
 	if err != nil {
 		return fmt.Errorf("unifier metrics: %w", err)
 	}
-	en := engine.New(pool, engine.Config{IdleTimeout: cfg.IdleTimeout, DefaultRegion: cfg.DefaultRegion}, log)
+	if d.PII != nil {
+		n, err := store.SealClear(ctx, pool, d.PII)
+		if err != nil {
+			return fmt.Errorf("sealing the identities stored in clear: %w", err)
+		}
+		if n > 0 {
+			log.Info("identities stored in clear sealed", "rows", n)
+		}
+	}
+	en := engine.New(pool, engine.Config{IdleTimeout: cfg.IdleTimeout, DefaultRegion: cfg.DefaultRegion, PII: d.PII}, log)
 	relay := engine.NewRelay(pool, d.Bus, log)
 	en.Committed = relay.Wake
 	relayDone := make(chan error, 1)

@@ -12,6 +12,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
 	"github.com/omnibus-dev/omnibus/pkg/wire/wecom"
 )
@@ -106,6 +107,7 @@ func (n *normalizer) item(kfID string, raw json.RawMessage) (bus.Outgoing, bool)
 		// stays in the event detail, as data.
 		if phone, ok := wecom.VerifyScenePhone(n.sceneKey, m.Event.SceneParam); ok {
 			data["identities"] = []map[string]string{{"kind": "phone", "value": phone}}
+			maskScenePhone(msg, m.Event.SceneParam, phone)
 		} else {
 			n.log.Debug("enter_session scene_param is not signed with WECHATKF_SCENE_KEY: kept as data, not an identity", "msgid", msgID)
 		}
@@ -259,4 +261,23 @@ func toJSON(v any) []byte {
 		return nil
 	}
 	return b
+}
+
+// maskScenePhone masks the phone of a verified scene_param in the event detail msg carries: the
+// phone travels as an identity, which the bus seals (pkg/pii); the detail would show it in clear
+// to every reader of the log.
+func maskScenePhone(msg map[string]any, sceneParam, phone string) {
+	ev, _ := msg["event"].(map[string]any)
+	raw, ok := ev["detail"].(json.RawMessage)
+	if !ok {
+		return
+	}
+	var detail map[string]any
+	if json.Unmarshal(raw, &detail) != nil {
+		return
+	}
+	detail["scene_param"] = strings.Replace(sceneParam, phone, pii.MaskPhone(phone), 1)
+	if b, err := json.Marshal(detail); err == nil {
+		ev["detail"] = json.RawMessage(b)
+	}
 }

@@ -42,6 +42,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/natsembed"
 	"github.com/omnibus-dev/omnibus/pkg/pgembed"
+	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/pkg/telemetry"
 	"github.com/omnibus-dev/omnibus/services/unifier"
@@ -73,6 +74,9 @@ type Config struct {
 	PGStats     bool              // collect pg_stat_statements over the unifier phases
 	Telemetry   bool              // install the all-in-one's OTel providers (spans and metrics)
 	Raw         bool              // measure the raw ceilings
+	// PII seals personal data as the all-in-one does: the publishers' bus seals the identities
+	// (pkg/pii), the unifier's opens them and stores blind indexes and ciphertexts.
+	PII bool
 
 	Timeout    time.Duration // whole run
 	Stall      time.Duration // fail a phase when nothing is applied for this long
@@ -122,6 +126,7 @@ func (c *Config) validate() error {
 type runner struct {
 	cfg      Config
 	ucfg     unifier.Config
+	keys     *pii.Keys // PII: the run's keys
 	env      config.Lookup
 	w        *workload
 	t        *tracker
@@ -381,13 +386,21 @@ func (r *runner) setup(ctx context.Context, rep *Report) error {
 	if r.deskConn, err = connect("omnibus-bench-desk"); err != nil {
 		return err
 	}
-	if r.pub, err = bus.Connect(r.pubConn, bus.WithLogger(r.quiet)); err != nil {
+	var pubOpts, uniOpts []bus.Option
+	if r.cfg.PII {
+		if r.keys, err = pii.NewKeys(); err != nil {
+			return err
+		}
+		pubOpts = append(pubOpts, bus.WithDataProtector(pii.NewEvents(r.keys)))
+		uniOpts = append(uniOpts, bus.WithDataProtector(pii.NewEvents(r.keys)))
+	}
+	if r.pub, err = bus.Connect(r.pubConn, append(pubOpts, bus.WithLogger(r.quiet))...); err != nil {
 		return err
 	}
 	// The unifier publishes its batches (the outbox relay's desk events) as the all-in-one does:
 	// atomic batches when every write is fsynced. The load's own publishers stand for connectors
 	// publishing one webhook's events at a time, so they do not.
-	if r.uniBus, err = bus.Connect(r.uniConn, bus.WithLogger(r.quiet), bus.WithAtomicBatches(r.cfg.NATSSync == "always")); err != nil {
+	if r.uniBus, err = bus.Connect(r.uniConn, append(uniOpts, bus.WithLogger(r.quiet), bus.WithAtomicBatches(r.cfg.NATSSync == "always"))...); err != nil {
 		return err
 	}
 	if err := r.pub.Provision(ctx); err != nil {
@@ -420,7 +433,7 @@ func (r *runner) startUnifier(ctx context.Context) error {
 	}
 	uctx, cancel := context.WithCancel(ctx)
 	u := &unifierRun{cancel: cancel, done: make(chan error, 1), pool: pool}
-	deps := service.Deps{Bus: r.uniBus, DB: pool, Mux: http.NewServeMux(), Log: r.quiet, Health: service.NewHealth(), Env: r.env}
+	deps := service.Deps{Bus: r.uniBus, DB: pool, Mux: http.NewServeMux(), Log: r.quiet, Health: service.NewHealth(), Env: r.env, PII: r.keys}
 	go func() { u.done <- unifier.Run(uctx, deps) }()
 	r.uni = u
 	return nil

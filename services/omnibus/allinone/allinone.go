@@ -31,6 +31,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/httpguard"
 	"github.com/omnibus-dev/omnibus/pkg/natsembed"
 	"github.com/omnibus-dev/omnibus/pkg/pgembed"
+	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/pkg/telemetry"
 )
@@ -58,6 +59,17 @@ type Config struct {
 	// TLS of the HTTP listener (TLS_CERT_FILE, TLS_KEY_FILE, TLS_CLIENT_CA_FILE), TLS 1.3 only.
 	TLS      tlsconf.Server
 	TLSLocal bool `env:"OMNIBUS_TLS_LOCAL" default:"false" desc:"development TLS: make a local CA in OMNIBUS_DATA_DIR/tls (kept) and serve HTTPS and the embedded NATS over TLS 1.3 with a certificate it signed for localhost and 127.0.0.1; trust tls/ca.pem in the browser, curl --cacert or nats --tlsca. With OMNIBUS_SIMULATE=false (the simulated vendors are reached on the listener)"`
+	// PII: the personal-data keyset; with PII_KEYSET_FILE empty, OMNIBUS_DATA_DIR/pii-keyset.json,
+	// generated (clear, mode 0600) on first start.
+	PII pii.Config
+}
+
+// KeysetFile is where the all-in-one keeps its personal-data keyset.
+func (c Config) KeysetFile() string {
+	if c.PII.KeysetFile != "" {
+		return c.PII.KeysetFile
+	}
+	return filepath.Join(c.DataDir, "pii-keyset.json")
 }
 
 // Validate checks cross-field rules.
@@ -171,11 +183,20 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 		log.Info("embedded NATS JetStream", "url", natsURL, "store", dir, "sync", natsembed.SyncDescription(cfg.NATSSync),
 			"auth", "a user per service, permissions from its spec; operators: "+filepath.Join(dir, AdminSeedFile)+" (all), "+filepath.Join(dir, ReaderSeedFile)+" (read OMNI_DESK, OMNI_IN)")
 	}
+	if err := os.MkdirAll(cfg.DataDir, 0o751); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	keys, created, err := pii.EnsureFile(cfg.KeysetFile(), cfg.PII.KEKURI)
+	if err != nil {
+		return fmt.Errorf("personal-data keyset: %w", err)
+	}
+	log.Info("personal data sealed", "keyset", cfg.KeysetFile(), "created", created, "primary_key", keys.PrimaryKeyID())
+	sealer := pii.NewEvents(keys)
 	// Batches as atomic batches when every write is fsynced: one fsync per batch.
 	atomic := cfg.NATSAtomic || (cfg.NATSURL == "" && cfg.NATSSync == "always")
 	streams, _ := cfg.Streams.Config() // checked by Validate
 	busOpts := func(log *slog.Logger) []bus.Option {
-		return []bus.Option{bus.WithLogger(log), bus.WithAtomicBatches(atomic), bus.WithStreams(streams),
+		return []bus.Option{bus.WithDataProtector(sealer), bus.WithLogger(log), bus.WithAtomicBatches(atomic), bus.WithStreams(streams),
 			bus.WithDataSchemaBase(public + schema.Path), bus.WithMeterProvider(tel.Meter), bus.WithTracerProvider(tel.Tracer)}
 	}
 	adminOpts := natsTLS
@@ -230,7 +251,7 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 	startup.Watch(health)
 	mux := http.NewServeMux()
 	health.Mount(mux, tel.MetricsHandler())
-	deps := service.Deps{Bus: client, Mux: mux, Log: log, Health: health, Env: env, Meter: tel.Meter, Tracer: tel.Tracer, Guard: guard}
+	deps := service.Deps{Bus: client, Mux: mux, Log: log, Health: health, Env: env, Meter: tel.Meter, Tracer: tel.Tracer, Guard: guard, PII: keys}
 	depsFor := func(s service.Service) service.Deps {
 		d := deps
 		if c, ok := clients[s.Name]; ok {

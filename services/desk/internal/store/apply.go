@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/omnibus-dev/omnibus/pkg/identity"
+	"github.com/omnibus-dev/omnibus/pkg/pii"
 )
 
 // The projection writes. Each is idempotent: rows keyed by event id are inserted once, and the
@@ -412,6 +415,13 @@ func (s *Store) ApplyToolResult(ctx context.Context, r ToolResult) (bool, error)
 
 // ApplyToolRequest records a tool request (the desk's own, or one seen on OMNI_TOOL).
 func (s *Store) ApplyToolRequest(ctx context.Context, eventID, conversationID, customerID, tool, op, agentID string, data json.RawMessage, at time.Time) error {
+	if s.sealer != nil { // kept as the log keeps it; shown concealed (toolRequests)
+		sealed, err := s.sealer.Seal(data)
+		if err != nil {
+			return err
+		}
+		data = sealed
+	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO desk.tool_requests (event_id, conversation_id, customer_id, tool, op, agent_id, data, requested_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
 		eventID, conversationID, nullable(customerID), tool, op, nullable(agentID), jsonOr(data, "{}"), at)
@@ -471,10 +481,71 @@ type Address struct {
 // ApplyAddress records the sender identity of an inbound message (sourceEvent = its event id,
 // channel set) or an identity a CRM record gave for a customer (customerID set).
 func (s *Store) ApplyAddress(ctx context.Context, sourceEvent string, a Address, channel, customerID string, at time.Time) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO desk.addresses (source_event, kind, value, channel, account, customer_id, at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
-		sourceEvent, a.Kind, a.Value, nullable(channel), nullable(a.Account), nullable(customerID), at)
+	value, sealed, err := s.seal(a.Kind, a.Value)
+	if err != nil {
+		return err
+	}
+	_, err = s.pool.Exec(ctx, `INSERT INTO desk.addresses (source_event, kind, value, channel, account, customer_id, at, sealed)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
+		sourceEvent, a.Kind, value, nullable(channel), nullable(a.Account), nullable(customerID), at, nullable(sealed))
 	return err
+}
+
+// seal returns what desk.addresses keeps of an address: for a kind of pii.SealedKinds when the
+// store seals, its identity.Indexed value and its ciphertext; else the value as it is.
+func (s *Store) seal(kind, value string) (key, sealed string, err error) {
+	if s.sealer == nil || !pii.SealedKinds[kind] {
+		return value, "", nil
+	}
+	x, err := s.sealer.SealIdentity(kind, value)
+	if err != nil {
+		return "", "", err
+	}
+	return identity.Indexed(kind, x.Index, x.Masked).Value, x.Value, nil
+}
+
+// SealAddresses converts the reply addresses kept in clear (written before the store sealed)
+// to the sealed form, and returns how many it converted.
+func (s *Store) SealAddresses(ctx context.Context) (int, error) {
+	if s.sealer == nil {
+		return 0, nil
+	}
+	var kinds []string
+	for k := range pii.SealedKinds {
+		kinds = append(kinds, k)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT kind, value FROM desk.addresses WHERE kind = ANY($1) AND value NOT LIKE '~%'`, kinds)
+	if err != nil {
+		return 0, err
+	}
+	var ks, olds, news, sealed []string
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		key, ct, err := s.seal(k, v)
+		if err != nil {
+			rows.Close()
+			return 0, err
+		}
+		ks, olds, news, sealed = append(ks, k), append(olds, v), append(news, key), append(sealed, ct)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || len(ks) == 0 {
+		return 0, err
+	}
+	// Distinct spellings of one value become one key: keep one row of each.
+	_, err = s.pool.Exec(ctx, `WITH m AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS m(kind, old, new, sealed)),
+		moved AS (DELETE FROM desk.addresses a USING m WHERE a.kind = m.kind AND a.value = m.old
+			RETURNING a.source_event, a.kind, m.new, a.channel, a.account, a.customer_id, a.at, m.sealed)
+		INSERT INTO desk.addresses (source_event, kind, value, channel, account, customer_id, at, sealed)
+		SELECT * FROM moved ON CONFLICT DO NOTHING`, ks, olds, news, sealed)
+	if err != nil {
+		return 0, err
+	}
+	return len(ks), nil
 }
 
 // Alert is an alert banner: negative sentiment on a conversation, or an ops alert on a route.

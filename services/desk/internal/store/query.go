@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/omnibus-dev/omnibus/pkg/pii"
 )
 
 // Conversation is an inbox row: the header, the desk's own state and the customer's name.
@@ -281,7 +283,9 @@ func (s *Store) toolRequests(ctx context.Context, where string, args ...any) ([]
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ToolRequest, error) {
 		var t ToolRequest
-		return t, r.Scan(&t.EventID, &t.Tool, &t.Op, &t.AgentID, &t.Data, &t.RequestedAt, &t.Answered)
+		err := r.Scan(&t.EventID, &t.Tool, &t.Op, &t.AgentID, &t.Data, &t.RequestedAt, &t.Answered)
+		t.Data = pii.Conceal(t.Data) // a sealed identity: its kind and mask only
+		return t, err
 	})
 }
 
@@ -391,13 +395,14 @@ var ErrNoAddress = errors.New("no address for the customer on that channel")
 // customer last wrote from on that channel, or for phone channels a phone a CRM record gave.
 func (s *Store) ReplyAddress(ctx context.Context, conversationID, channel string) (Address, error) {
 	var a Address
-	err := s.pool.QueryRow(ctx, `SELECT a.kind, a.value, coalesce(a.account, '') FROM desk.messages m
+	var sealed *string
+	err := s.pool.QueryRow(ctx, `SELECT a.kind, a.value, coalesce(a.account, ''), a.sealed FROM desk.messages m
 			JOIN desk.addresses a ON a.source_event = m.event_id
 		WHERE m.customer_id = (SELECT customer_id FROM desk.conversations WHERE id::text = $1)
 			AND m.direction = 'inbound' AND m.channel = $2
-		ORDER BY m.sent_at DESC LIMIT 1`, conversationID, channel).Scan(&a.Kind, &a.Value, &a.Account)
+		ORDER BY m.sent_at DESC LIMIT 1`, conversationID, channel).Scan(&a.Kind, &a.Value, &a.Account, &sealed)
 	if err == nil {
-		return a, nil
+		return s.open(a, sealed)
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return a, err
@@ -406,10 +411,13 @@ func (s *Store) ReplyAddress(ctx context.Context, conversationID, channel string
 		if pc != channel {
 			continue
 		}
-		err = s.pool.QueryRow(ctx, `SELECT kind, value, '' FROM desk.addresses
+		err = s.pool.QueryRow(ctx, `SELECT kind, value, '', sealed FROM desk.addresses
 			WHERE customer_id = (SELECT customer_id FROM desk.conversations WHERE id::text = $1) AND kind = 'phone'
-			ORDER BY at DESC LIMIT 1`, conversationID).Scan(&a.Kind, &a.Value, &a.Account)
-		if err == nil || !errors.Is(err, pgx.ErrNoRows) {
+			ORDER BY at DESC LIMIT 1`, conversationID).Scan(&a.Kind, &a.Value, &a.Account, &sealed)
+		if err == nil {
+			return s.open(a, sealed)
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
 			return a, err
 		}
 	}
@@ -457,4 +465,24 @@ func (s *Store) Alerts(ctx context.Context, active bool, limit int) ([]Alert, er
 		return nil, err
 	}
 	return collectAlerts(rows)
+}
+
+// ErrSealed is returned by ReplyAddress for an address kept sealed when the store holds no keys
+// that open it.
+var ErrSealed = errors.New("the address is sealed and this desk holds no keys that open it (PII_KEYSET_FILE)")
+
+// open returns a with its value opened from sealed, if it was kept sealed.
+func (s *Store) open(a Address, sealed *string) (Address, error) {
+	if sealed == nil {
+		return a, nil
+	}
+	if s.sealer == nil {
+		return a, ErrSealed
+	}
+	v, err := s.sealer.Keys().Decrypt(*sealed)
+	if err != nil {
+		return a, fmt.Errorf("%w: %w", ErrSealed, err)
+	}
+	a.Value = v
+	return a, nil
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/database"
 	"github.com/pressly/goose/v3/lock"
+
+	"github.com/omnibus-dev/omnibus/pkg/pii"
 )
 
 //go:embed migrations/*.sql
@@ -72,11 +74,20 @@ func MigrateDB(ctx context.Context, db *sql.DB) error {
 
 // Store is the desk's read model.
 type Store struct {
-	pool *pgxpool.Pool
+	pool   *pgxpool.Pool
+	sealer *pii.Events // nil: reply addresses are kept in clear
 }
 
 // New returns a Store on pool (migrated with Migrate).
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// SealWith makes the store keep reply addresses of pii.SealedKinds sealed with keys (and open
+// them to reply). Call it before the store is used.
+func (s *Store) SealWith(keys *pii.Keys) {
+	if keys != nil {
+		s.sealer = pii.NewEvents(keys)
+	}
+}
 
 // Ping checks the database.
 func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }

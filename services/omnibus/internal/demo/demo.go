@@ -18,6 +18,7 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/services/example"
 )
@@ -74,7 +75,7 @@ func run(ctx context.Context, d service.Deps, o Options) error {
 		}
 		mu.Unlock()
 		if !repeated {
-			d.Log.Info("vendor delivered to customer", "to", s.To, "text", s.Text)
+			d.Log.Info("vendor delivered to customer", "to", pii.MaskPhone(s.To), "text", pii.Redact(s.Text))
 		}
 		_ = json.NewEncoder(w).Encode(map[string]string{"message_id": id})
 	})

@@ -16,7 +16,7 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
-	"github.com/omnibus-dev/omnibus/services/unifier/internal/identity"
+	"github.com/omnibus-dev/omnibus/pkg/identity"
 	"github.com/omnibus-dev/omnibus/services/unifier/internal/store"
 )
 
@@ -57,10 +57,12 @@ type msgEvent struct {
 	m      MessageReceived // a message
 	st     *StatusUpdated  // a status (m is then zero)
 	toErr  error           // a status: why its recipient is not a valid identity (matters if it is the first news)
-	ids    []identity.ID   // normalised, the sender (recipient) first
+	ids    []identity.ID   // normalised (Engine.key), the sender (recipient) first
 	sorted []identity.ID   // ids in byte order: the order they are attached in
-	at     time.Time       // when it was sent (UTC); a command's event time
-	atDB   time.Time       // at as Postgres stores it and pgx returns it
+	// secrets of the Indexed ids (Engine.normalize): what their sealed column is made of.
+	secrets map[identity.ID]string
+	at      time.Time // when it was sent (UTC); a command's event time
+	atDB    time.Time // at as Postgres stores it and pgx returns it
 	// What the messages row and the desk event hold: for a message, the event itself; for a
 	// status that is the first news of a reply, that reply.
 	msgID, channel string
@@ -76,7 +78,7 @@ func (en *Engine) prepareMessage(i int, d bus.Delivery) (*msgEvent, error) {
 	if err := decode(d.Event, &m); err != nil {
 		return nil, err
 	}
-	ids, err := en.normalize(m.From, m.Identities)
+	ids, secrets, err := en.normalize(m.From, m.Identities)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +86,7 @@ func (en *Engine) prepareMessage(i int, d bus.Delivery) (*msgEvent, error) {
 		return nil, bus.Permanent(errors.New("the message has no body"))
 	}
 	at := eventTime(d.Event, m.SentAt)
-	return &msgEvent{i: i, ev: d.Event, m: m, ids: ids, sorted: sortIDs(ids), at: at, atDB: dbTime(at),
+	return &msgEvent{i: i, ev: d.Event, m: m, ids: ids, sorted: sortIDs(ids), secrets: secrets, at: at, atDB: dbTime(at),
 		msgID: d.Event.ID(), channel: m.Channel, body: m.Message}, nil
 }
 
@@ -97,7 +99,7 @@ func (en *Engine) prepareStatus(i int, d bus.Delivery) (*msgEvent, error) {
 	at := eventTime(d.Event, s.At)
 	e := &msgEvent{i: i, ev: d.Event, st: &s, at: at, atDB: dbTime(at), msgID: s.MessageID, channel: s.Channel, body: s.Message}
 	if s.To != nil {
-		if e.ids, e.toErr = en.normalize(*s.To, nil); e.toErr == nil {
+		if e.ids, e.secrets, e.toErr = en.normalize(*s.To, nil); e.toErr == nil {
 			e.sorted = e.ids
 		}
 	}
@@ -300,6 +302,7 @@ type identRow struct {
 	source    string
 	firstSeen time.Time // as Postgres returns it
 	eventID   string
+	secret    string // new rows: what the sealed column is made of (Engine.sealed)
 }
 
 // cust is a customer as the round sees it.
@@ -704,8 +707,12 @@ func (rd *round) applyMessage(e *msgEvent, cs []uuid.UUID) (uuid.UUID, error) {
 			if id.Kind != identity.Phone && id.Kind != identity.Email {
 				continue
 			}
+			query, err := rd.en.lookupQuery(id, e.secrets[id])
+			if err != nil {
+				return uuid.Nil, err
+			}
 			rd.out = append(rd.out, newOutboxRow(e.ev, TypeCRMLookupRequested, SubjectCRMLookup, c.id.String(), ":"+derive("lookup", id.String()).String(),
-				CRMLookupRequest{CustomerID: c.id.String(), ConversationID: view.ID, Query: Identity{Kind: id.Kind, Value: id.Value}}))
+				CRMLookupRequest{CustomerID: c.id.String(), ConversationID: view.ID, Query: query}))
 		}
 	}
 	if e.call != nil {
@@ -885,7 +892,11 @@ func (rd *round) write(ctx context.Context) error {
 	store.QueueSetNames(b, names)
 	idents := make([]store.Identity, len(rd.newIDs))
 	for i, r := range rd.newIDs {
-		idents[i] = store.Identity{Kind: r.id.Kind, Value: r.id.Value, Customer: r.customer, Source: r.source, FirstSeen: r.firstSeen, EventID: r.eventID}
+		sealed, err := rd.en.sealed(r.id.Kind, r.secret)
+		if err != nil {
+			return err
+		}
+		idents[i] = store.Identity{Kind: r.id.Kind, Value: r.id.Value, Sealed: sealed, Customer: r.customer, Source: r.source, FirstSeen: r.firstSeen, EventID: r.eventID}
 	}
 	store.QueueInsertIdentities(b, idents)
 	var upd, ins []store.ConversationWrite
@@ -930,6 +941,7 @@ func (rd *round) write(ctx context.Context) error {
 		rd.fillUpdates()
 		b, saving = &pgx.Batch{}, false
 	}
+	rd.en.sealPartitionKeys(rd.out)
 	if err := queueOutbox(b, rd.out, rd.traces()); err != nil {
 		return err
 	}

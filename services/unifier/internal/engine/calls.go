@@ -7,7 +7,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
-	"github.com/omnibus-dev/omnibus/services/unifier/internal/identity"
+	"github.com/omnibus-dev/omnibus/pkg/identity"
+	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/services/unifier/internal/store"
 )
 
@@ -50,7 +51,7 @@ func (en *Engine) prepareCall(i int, d bus.Delivery) (*msgEvent, error) {
 	if c.Direction == "outbound" {
 		who, other = c.To, &c.from
 	}
-	ids, err := en.normalize(who, nil)
+	ids, secrets, err := en.normalize(who, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -58,8 +59,13 @@ func (en *Engine) prepareCall(i int, d bus.Delivery) (*msgEvent, error) {
 	if c.Direction == "outbound" {
 		o = c.From
 	}
-	if *other, err = en.norm.Normalize(o.Kind, o.Value); err != nil {
+	if *other, _, err = en.key(o); err != nil {
 		*other = identity.ID{Kind: o.Kind, Value: o.Value}
+		if pii.IsCiphertext(o.Value) || (en.cfg.PII != nil && pii.SealedKinds[o.Kind]) {
+			// Not kept in clear: a sealed value without index, or a personal value that does
+			// not normalise, is kept by its mask only.
+			*other = identity.ID{Kind: o.Kind, Value: identity.Mask(*other)}
+		}
 	}
 	if c.Direction == "outbound" {
 		c.to = ids[0]
@@ -71,7 +77,7 @@ func (en *Engine) prepareCall(i int, d bus.Delivery) (*msgEvent, error) {
 		ch = "voice"
 	}
 	at = eventTime(d.Event, at)
-	return &msgEvent{i: i, ev: d.Event, call: &c, ids: ids, sorted: ids, at: at, atDB: dbTime(at), msgID: d.Event.ID(), channel: ch}, nil
+	return &msgEvent{i: i, ev: d.Event, call: &c, ids: ids, sorted: ids, secrets: secrets, at: at, atDB: dbTime(at), msgID: d.Event.ID(), channel: ch}, nil
 }
 
 // knownCall applies call event e if the store or this round already has its call: it fills in

@@ -14,7 +14,8 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
-	"github.com/omnibus-dev/omnibus/services/unifier/internal/identity"
+	"github.com/omnibus-dev/omnibus/pkg/identity"
+	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/services/unifier/internal/store"
 )
 
@@ -80,12 +81,18 @@ func (en *Engine) prepareCommand(i int, d bus.Delivery) (*msgEvent, error) {
 			cmd.crm, cmd.prefer = &r, customer
 			cmd.source, cmd.reason = "crm:"+r.Provider, "CRM "+r.Provider+" record links identities"
 			for _, x := range r.Identities {
-				id, err := en.norm.Normalize(x.Kind, x.Value)
+				id, secret, err := en.key(x)
 				if err != nil {
 					en.log.Warn("CRM identity skipped", "kind", x.Kind, "err", err)
 					continue
 				}
 				e.ids = append(e.ids, id)
+				if secret != "" {
+					if e.secrets == nil {
+						e.secrets = map[identity.ID]string{}
+					}
+					e.secrets[id] = secret
+				}
 			}
 			e.sorted = sortIDs(e.ids)
 		}
@@ -292,7 +299,7 @@ func (rd *round) link(e *msgEvent, c *cust, source string) []identity.ID {
 			continue
 		}
 		rd.idents[id] = c.id
-		row := identRow{id: id, customer: c.id, source: source, firstSeen: e.atDB, eventID: e.ev.ID()}
+		row := identRow{id: id, customer: c.id, source: source, firstSeen: e.atDB, eventID: e.ev.ID(), secret: e.secrets[id]}
 		rd.newIDs = append(rd.newIDs, row)
 		c.added = append(c.added, row)
 		linked = append(linked, id)
@@ -337,8 +344,9 @@ func (rd *round) applyTool(e *msgEvent) error {
 	rd.out = append(rd.out, newOutboxRow(e.ev, TypeDeskToolResult, TypeDeskToolResult, cmd.conv.String(), "", map[string]any{
 		"event_id": e.ev.ID(), "conversation_id": cmd.conv, "customer_id": customer, "tool": cmd.tool, "op": cmd.op,
 		// The store keeps the result as the tool sent it (rebuilds replay it); the desk stream,
-		// which every downstream subscriber reads, gets phone, ID and bank numbers masked.
-		"outcome": cmd.outcome, "correlation_id": event.CorrelationID(e.ev), "result": redactJSON(e.ev.Data()), "at": e.at,
+		// which every downstream subscriber reads, gets phone, ID and bank numbers masked and
+		// sealed identities as kind and mask only.
+		"outcome": cmd.outcome, "correlation_id": event.CorrelationID(e.ev), "result": redactJSON(pii.Conceal(e.ev.Data())), "at": e.at,
 	}))
 	return nil
 }
@@ -456,7 +464,7 @@ func (rd *round) queueCommands(b *pgx.Batch) {
 	for _, t := range rd.tools {
 		e, cmd := t.e, t.e.cmd
 		store.QueueInsertToolResult(b, store.ToolResult{EventID: e.ev.ID(), Conversation: cmd.conv, Customer: t.customer, Tool: cmd.tool,
-			Op: cmd.op, Outcome: cmd.outcome, CorrelationID: event.CorrelationID(e.ev), Body: e.ev.Data(), At: e.at})
+			Op: cmd.op, Outcome: cmd.outcome, CorrelationID: event.CorrelationID(e.ev), Body: rd.en.sealBody(e.ev.Data()), At: e.at})
 	}
 }
 

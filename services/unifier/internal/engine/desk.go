@@ -7,8 +7,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/omnibus-dev/omnibus/pkg/identity"
 	"github.com/omnibus-dev/omnibus/pkg/pii"
-	"github.com/omnibus-dev/omnibus/services/unifier/internal/identity"
 )
 
 // messageUpdatedData is the data of the omni.desk.message.updated event about status s.

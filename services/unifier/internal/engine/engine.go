@@ -39,21 +39,27 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
-	"github.com/omnibus-dev/omnibus/services/unifier/internal/identity"
+	"github.com/omnibus-dev/omnibus/pkg/identity"
+	"github.com/omnibus-dev/omnibus/pkg/pii"
 )
 
 // Config tunes the engine.
 type Config struct {
 	IdleTimeout   time.Duration // an open conversation idle this long is closed; the next message opens a new one
 	DefaultRegion string        // for phone numbers without a country code
+	// PII, if set, seals what the store keeps of identities of pii.SealedKinds: they are stored
+	// and matched under identity.Indexed IDs (blind index and mask), their ciphertext beside.
+	// nil: identities are stored normalised, in clear, unless the events came sealed.
+	PII *pii.Keys
 }
 
 // Engine applies events. It is safe for concurrent use; concurrency control is in Postgres.
 type Engine struct {
-	cfg  Config
-	norm identity.Normalizer
-	log  *slog.Logger
-	pool *pgxpool.Pool
+	cfg    Config
+	norm   identity.Normalizer
+	log    *slog.Logger
+	pool   *pgxpool.Pool
+	sealer *pii.Events // nil without keys
 	// Committed is called after a transaction that wrote outbox rows committed.
 	Committed func()
 	// beforeWrite, if set (tests), runs before a round writes.
@@ -65,7 +71,11 @@ type Engine struct {
 
 // New returns an engine on pool.
 func New(pool *pgxpool.Pool, cfg Config, log *slog.Logger) *Engine {
-	return &Engine{cfg: cfg, norm: identity.Normalizer{DefaultRegion: cfg.DefaultRegion}, log: log, pool: pool, Committed: func() {}}
+	en := &Engine{cfg: cfg, norm: identity.Normalizer{DefaultRegion: cfg.DefaultRegion}, log: log, pool: pool, Committed: func() {}}
+	if cfg.PII != nil {
+		en.sealer = pii.NewEvents(cfg.PII)
+	}
+	return en
 }
 
 // ns is the namespace of every id the engine derives from event ids (UUIDv5).
@@ -225,17 +235,73 @@ func newOutboxRow(ev event.Event, typ, subject, ceSubject, disc string, data any
 	}
 }
 
-// normalize returns the normalised identities of an event, the first one being the sender.
-// An invalid sender is a permanent error; invalid extra identities are skipped.
-func (en *Engine) normalize(from Identity, extra []Identity) ([]identity.ID, error) {
-	f, err := en.norm.Normalize(from.Kind, from.Value)
-	if err != nil {
-		return nil, bus.Permanent(fmt.Errorf("sender identity: %w", err))
+// key returns the ID identity x is stored and matched under: normalised; for a kind of
+// pii.SealedKinds where personal data is sealed, identity.Indexed — computed from the
+// normalised value with the engine's keys, or taken from the event's index and mask when it came
+// sealed and the engine holds no keys that open it. secret is what the identities row's sealed
+// column is made of: the normalised value in clear (sealed when written) or the event's
+// ciphertext; "" for an ID in clear.
+func (en *Engine) key(x Identity) (id identity.ID, secret string, err error) {
+	if pii.IsCiphertext(x.Value) {
+		if !identity.ValidKind(x.Kind) || x.Index == "" || x.Masked == "" {
+			return identity.ID{}, "", fmt.Errorf("%w: %s: a sealed value without its index and mask", identity.ErrInvalid, x.Kind)
+		}
+		return identity.Indexed(x.Kind, x.Index, x.Masked), x.Value, nil
 	}
+	if id, err = en.norm.Normalize(x.Kind, x.Value); err != nil {
+		return id, "", err
+	}
+	if en.cfg.PII == nil || !pii.SealedKinds[id.Kind] {
+		return id, "", nil
+	}
+	return identity.Indexed(id.Kind, en.cfg.PII.BlindIndex(id.Kind, id.Value), identity.Mask(id)), id.Value, nil
+}
+
+// sealed returns the ciphertext of the normalised value of an identity of kind whose secret
+// key returned ("" for none): the value sealed by the engine's keys; a producer's ciphertext
+// (the value as written) is opened, normalised and sealed again, or kept as it is by an engine
+// whose keys do not open it. This is the one place the engine opens a value — when it links a
+// new identity, to keep and look up its normalised form — never to match.
+func (en *Engine) sealed(kind, secret string) (string, error) {
+	if secret == "" || en.cfg.PII == nil {
+		return secret, nil
+	}
+	v := secret
+	if pii.IsCiphertext(secret) {
+		clear, err := en.cfg.PII.Decrypt(secret)
+		if err != nil {
+			return secret, nil
+		}
+		v = clear
+		if id, err := en.norm.Normalize(kind, clear); err == nil {
+			v = id.Value
+		}
+	}
+	return en.cfg.PII.Encrypt(v)
+}
+
+// normalize returns the keys (see key) of an event's identities, the first one being the
+// sender, and the secrets of the Indexed ones. An invalid sender is a permanent error; invalid
+// extra identities are skipped.
+func (en *Engine) normalize(from Identity, extra []Identity) ([]identity.ID, map[identity.ID]string, error) {
+	f, fs, err := en.key(from)
+	if err != nil {
+		return nil, nil, bus.Permanent(fmt.Errorf("sender identity: %w", err))
+	}
+	var secrets map[identity.ID]string
+	keep := func(id identity.ID, s string) {
+		if s != "" {
+			if secrets == nil {
+				secrets = map[identity.ID]string{}
+			}
+			secrets[id] = s
+		}
+	}
+	keep(f, fs)
 	out := []identity.ID{f}
 	seen := map[identity.ID]bool{f: true}
 	for _, x := range extra {
-		id, err := en.norm.Normalize(x.Kind, x.Value)
+		id, s, err := en.key(x)
 		if err != nil {
 			en.log.Warn("identity skipped", "kind", x.Kind, "err", err)
 			continue
@@ -243,13 +309,58 @@ func (en *Engine) normalize(from Identity, extra []Identity) ([]identity.ID, err
 		if !seen[id] {
 			seen[id] = true
 			out = append(out, id)
+			keep(id, s)
 		}
 	}
-	return out, nil
+	return out, secrets, nil
 }
 
 func sortIDs(ids []identity.ID) []identity.ID {
 	s := append([]identity.ID(nil), ids...)
 	sort.Slice(s, func(i, j int) bool { return s[i].String() < s[j].String() })
 	return s
+}
+
+// lookupQuery is the identity a CRM lookup asks about: id in clear where the engine keeps
+// identities in clear; sealed (ciphertext, index, mask) where it keeps them Indexed, so that the
+// request carries the value only for the CRM connector's keys.
+func (en *Engine) lookupQuery(id identity.ID, secret string) (Identity, error) {
+	index, masked, ok := id.IsIndexed()
+	if !ok {
+		return Identity{Kind: id.Kind, Value: id.Value}, nil
+	}
+	ct, err := en.sealed(id.Kind, secret)
+	if err != nil {
+		return Identity{}, err
+	}
+	if ct == "" {
+		return Identity{}, fmt.Errorf("identity %s %s: no value to look up", id.Kind, masked)
+	}
+	return Identity{Kind: id.Kind, Value: ct, Index: index, Masked: masked}, nil
+}
+
+// sealBody returns a tool result's data as the store keeps it: with the identities of
+// pii.SealedKinds sealed where the engine holds keys (as the log holds it), else as the tool
+// sent it.
+func (en *Engine) sealBody(data []byte) []byte {
+	if en.sealer == nil {
+		return data
+	}
+	out, err := en.sealer.Seal(data)
+	if err != nil { // not JSON: the bus validated it, so this does not happen
+		return data
+	}
+	return out
+}
+
+// sealPartitionKeys replaces personal values in the partition keys of rows by their blind
+// indexes where the engine holds keys. Events that came through a bus with keys carry sealed
+// keys already; this covers the others, so that the outbox never holds one in clear.
+func (en *Engine) sealPartitionKeys(rows []outboxRow) {
+	if en.sealer == nil {
+		return
+	}
+	for i := range rows {
+		rows[i].partitionKey = en.sealer.SealPartitionKey(rows[i].partitionKey)
+	}
 }

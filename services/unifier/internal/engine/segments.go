@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
-	"github.com/omnibus-dev/omnibus/services/unifier/internal/identity"
+	"github.com/omnibus-dev/omnibus/pkg/identity"
 	"github.com/omnibus-dev/omnibus/services/unifier/internal/store"
 )
 

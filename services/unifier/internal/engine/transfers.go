@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
-	"github.com/omnibus-dev/omnibus/services/unifier/internal/identity"
+	"github.com/omnibus-dev/omnibus/pkg/identity"
 	"github.com/omnibus-dev/omnibus/services/unifier/internal/store"
 )
 
@@ -138,7 +138,9 @@ func (en *Engine) applyTransfer(ctx context.Context, t transferEvent) error {
 			call.Transfer = &view
 		}
 		row := newOutboxRow(t.d.Event, TypeDeskCallUpdated, TypeDeskCallUpdated, r.Conversation.String(), "", deskCallUpdated{Call: call})
-		enc, err := encodeOutbox([]outboxRow{row}, map[string]string{t.d.Event.ID(): traceParent(t.d)})
+		rows := []outboxRow{row}
+		en.sealPartitionKeys(rows)
+		enc, err := encodeOutbox(rows, map[string]string{t.d.Event.ID(): traceParent(t.d)})
 		if err != nil {
 			return 0, err
 		}

@@ -48,6 +48,10 @@ const (
 type Identity struct {
 	Kind  string `json:"kind"`
 	Value string `json:"value"`
+	// Index and Masked are set in the sealed form (pkg/pii Events): Value is then a ciphertext,
+	// which an engine without the keys does not open; it matches by Index.
+	Index  string `json:"index,omitempty"`
+	Masked string `json:"masked,omitempty"`
 }
 
 // MessageReceived is the data of omni.channel.message.received.

@@ -61,7 +61,8 @@ type OpenConversation struct {
 
 // Identity is an identities row.
 type Identity struct {
-	Kind, Value string
+	Kind, Value string // Value: normalised, or identity.Indexed where personal data is sealed
+	Sealed      string // the ciphertext of the normalised value of an Indexed identity (written, not read)
 	Customer    uuid.UUID
 	Source      string
 	FirstSeen   time.Time

@@ -93,8 +93,8 @@ const (
 		SELECT id, at, ev, at, name FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[]) AS u(id, at, ev, name)`
 	sqlSetNames = `UPDATE customers c SET display_name = u.name FROM unnest($1::uuid[], $2::text[]) AS u(id, name)
 		WHERE c.id = u.id AND c.display_name IS NULL`
-	sqlInsertIdentities = `INSERT INTO identities (kind, value, customer_id, source, first_seen, event_id)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::timestamptz[], $6::text[])`
+	sqlInsertIdentities = `INSERT INTO identities (kind, value, customer_id, source, first_seen, event_id, sealed)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::timestamptz[], $6::text[], $7::text[])`
 	sqlUpdateConversations = `UPDATE conversations c SET status = u.status, closed_at = u.closed_at, close_reason = u.close_reason,
 			channels = ARRAY(SELECT jsonb_array_elements_text(u.channels::jsonb)), last_event_at = u.last_event_at,
 			first_response_at = coalesce(c.first_response_at, u.first_response_at)
@@ -183,10 +183,12 @@ func QueueInsertIdentities(b *pgx.Batch, rows []Identity) {
 		return
 	}
 	kinds, values, custs, sources, seen, evs := make([]string, n), make([]string, n), make([]pgtype.UUID, n), make([]string, n), make([]time.Time, n), make([]string, n)
+	sealed := make([]pgtype.Text, n)
 	for i, r := range rows {
 		kinds[i], values[i], custs[i], sources[i], seen[i], evs[i] = r.Kind, r.Value, pgUUID(r.Customer), r.Source, r.FirstSeen, r.EventID
+		sealed[i] = nonEmpty(r.Sealed)
 	}
-	b.Queue(sqlInsertIdentities, kinds, values, custs, sources, seen, evs)
+	b.Queue(sqlInsertIdentities, kinds, values, custs, sources, seen, evs, sealed)
 }
 
 // QueueUpdateConversations writes the status, closing, channels, last activity and (unless the

@@ -142,3 +142,25 @@ func quoteShort(s string) string {
 	}
 	return fmt.Sprintf("%q", s)
 }
+
+// indexLen is the length of a blind index (pkg/pii BlindIndex: base64url of 16 bytes).
+const indexLen = 22
+
+// Indexed is the ID a sealed identity is stored and matched under where personal data is
+// encrypted (the unifier's identities, messages and calls): the value is "~", the blind index of
+// the normalised value (pkg/pii Keys.BlindIndex), a space and its mask (Mask of the normalised
+// value), so that equal identities have equal IDs without the value in clear, and a view can
+// still show the mask. The mask is part of the stored key: changing what Mask renders for a kind
+// changes the keys of that kind, which needs a store migration (TestMaskIsFrozen).
+func Indexed(kind, index, masked string) ID {
+	return ID{Kind: kind, Value: "~" + index + " " + masked}
+}
+
+// IsIndexed reports whether id is an Indexed ID, and returns its blind index and mask.
+func (id ID) IsIndexed() (index, masked string, ok bool) {
+	v := id.Value
+	if len(v) < indexLen+2 || v[0] != '~' || v[indexLen+1] != ' ' {
+		return "", "", false
+	}
+	return v[1 : indexLen+1], v[indexLen+2:], true
+}

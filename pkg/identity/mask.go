@@ -17,9 +17,12 @@ const (
 //	email  jane@example.com    → j***@example.com
 //	other  oUpF8uMuAJO_M2pxb1Q → oUpF…1Q (first 4 and last 2 characters; shorter than 10: all stars)
 //
-// Mask expects a normalized ID; a phone or email value that is not normalized is masked like a
+// An Indexed ID masks to the mask it carries. Mask expects a normalized ID; a phone or email value that is not normalized is masked like a
 // vendor id, so Mask never shows more than that. The empty value masks to "".
 func Mask(id ID) string {
+	if _, masked, ok := id.IsIndexed(); ok {
+		return masked
+	}
 	switch id.Kind {
 	case Phone:
 		if m, ok := maskPhone(id.Value); ok {

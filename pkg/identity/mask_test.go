@@ -75,3 +75,33 @@ func TestMaskPhoneHidesDigits(t *testing.T) {
 		}
 	}
 }
+
+// TestMaskIsFrozen: the masks of Indexed IDs are part of the unifier's stored keys; a change
+// here changes the keys of stored identities and needs a store migration (see Indexed).
+func TestMaskIsFrozen(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[ID]string{
+		{Kind: Phone, Value: "+8613800138000"}:     "+86 138****8000",
+		{Kind: Phone, Value: "+85251234567"}:       "+852 ****4567",
+		{Kind: Email, Value: "jane@example.com"}:   "j***@example.com",
+		{Kind: CRMID, Value: "0035g00000XyZ12AAB"}: "0035…AB",
+	} {
+		if got := Mask(in); got != want {
+			t.Errorf("Mask(%v) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestIndexed(t *testing.T) {
+	t.Parallel()
+	id := Indexed(Phone, "pS4cZkq6sO7Y2Z0m1nXh7A", "+86 138****8000")
+	idx, masked, ok := id.IsIndexed()
+	if !ok || idx != "pS4cZkq6sO7Y2Z0m1nXh7A" || masked != "+86 138****8000" || Mask(id) != masked {
+		t.Fatalf("IsIndexed(%q) = %q, %q, %v", id.Value, idx, masked, ok)
+	}
+	for _, v := range []string{"+8613800138000", "~short +86", "", "~pS4cZkq6sO7Y2Z0m1nXh7A+86"} {
+		if _, _, ok := (ID{Kind: Phone, Value: v}).IsIndexed(); ok {
+			t.Errorf("%q reads as indexed", v)
+		}
+	}
+}
