@@ -27,6 +27,8 @@ const (
 	TypeDeskAssignmentChanged         = "omni.desk.assignment.changed"
 	TypeDeskCallRinging               = "omni.desk.call.ringing"
 	TypeDeskCallUpdated               = "omni.desk.call.updated"
+	TypeDeskCannedDeleted             = "omni.desk.canned.deleted"
+	TypeDeskCannedSaved               = "omni.desk.canned.saved"
 	TypeDeskConversationClosed        = "omni.desk.conversation.closed"
 	TypeDeskConversationOpened        = "omni.desk.conversation.opened"
 	TypeDeskConversationUpdated       = "omni.desk.conversation.updated"

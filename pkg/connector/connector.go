@@ -39,6 +39,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/pkg/httpguard"
 	"github.com/omnibus-dev/omnibus/pkg/resilience"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
 	"github.com/omnibus-dev/omnibus/pkg/service"
@@ -94,7 +95,7 @@ func Define[C any](spec Spec, setup SetupFunc[C]) service.Service {
 				return fmt.Errorf("%s config: %w", spec.Name, err)
 			}
 			rt := &Runtime{Spec: spec, Bus: d.Bus, Log: d.Log.With("connector", spec.Name), Env: d.Env, mux: d.Mux,
-				Meter: d.Meter, Tracer: d.Tracer, Instance: d.Instance}
+				Meter: d.Meter, Tracer: d.Tracer, Instance: d.Instance, Guard: d.Guard, hookLimit: d.Guard.Webhook(spec.Name)}
 			if err := setup(ctx, rt, cfg); err != nil {
 				rt.shutdown(ctx, 10*time.Second)
 				if service.StoppedWhileStarting(ctx, err) {
@@ -148,14 +149,19 @@ type Runtime struct {
 	// Instance is this replica's stable name (service.Deps.Instance); its vendor routes' alert
 	// state is kept under it, apart from other replicas'.
 	Instance string
+	// Guard is the process's abuse limits (service.Deps.Guard): webhooks are rate limited per
+	// client address with it, and a connector's own routes (the web chat's) use it for their
+	// limits and the client address. nil limits nothing.
+	Guard *httpguard.Guard
 
-	mux   *http.ServeMux
-	hooks []string
-	mu    sync.Mutex
-	subs  []*bus.Subscription
-	wg    sync.WaitGroup
-	res   *resilience.Registry // built by Resilience, closed by shutdown
-	kvs   map[string]bucket    // declared by KeyValue
+	hookLimit *httpguard.Limiter // per client address, for every /hooks/<name>/ route
+	mux       *http.ServeMux
+	hooks     []string
+	mu        sync.Mutex
+	subs      []*bus.Subscription
+	wg        sync.WaitGroup
+	res       *resilience.Registry // built by Resilience, closed by shutdown
+	kvs       map[string]bucket    // declared by KeyValue
 }
 
 // bucket is a key-value bucket a connector declared, and its handle.

@@ -11,7 +11,8 @@ import (
 // API the connector's own clients call (the web chat widget). pattern is a net/http pattern
 // ("GET /webchat/widget.js", "/webchat/ws") whose path must lie under /<Name>/ or
 // /hooks/<Name>/, so that connectors cannot take each other's paths. Unlike Webhook, Handle adds
-// no body cap, signature check or publish flow: h does its own.
+// no body cap, signature check or publish flow: h does its own. Routes under /hooks/<Name>/ get
+// the webhook rate limit (RATE_WEBHOOK per client address) as Webhook's do.
 func (rt *Runtime) Handle(pattern string, h http.Handler) error {
 	if h == nil {
 		return fmt.Errorf("%s route %q: nil handler", rt.Spec.Name, pattern)
@@ -29,6 +30,9 @@ func (rt *Runtime) Handle(pattern string, h http.Handler) error {
 	}
 	if rt.mux == nil {
 		return fmt.Errorf("%s route %q: the service runs without an HTTP mux", rt.Spec.Name, pattern)
+	}
+	if strings.HasPrefix(path, hooks) {
+		h = rt.limitHook(h) // a vendor callback the connector serves itself: limited as webhooks are
 	}
 	rt.mux.Handle(pattern, h)
 	rt.addRoute(pattern)

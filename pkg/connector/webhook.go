@@ -65,9 +65,14 @@ func (rt *Runtime) Webhook(h Webhook) error {
 		}
 	}
 	pattern := h.Method + " /hooks/" + rt.Spec.Name + h.Path
-	rt.mux.HandleFunc(pattern, rt.inbound(h))
+	rt.mux.Handle(pattern, rt.limitHook(rt.inbound(h)))
 	rt.addRoute(pattern)
 	return nil
+}
+
+// limitHook applies the webhook rate limit (RATE_WEBHOOK, per client address) to h.
+func (rt *Runtime) limitHook(h http.Handler) http.Handler {
+	return rt.hookLimit.Guard(rt.Guard.ClientKey, "too many webhook requests from this address to "+rt.Spec.Name+"; retry after the time in Retry-After", h)
 }
 
 func (rt *Runtime) inbound(h Webhook) http.HandlerFunc {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/config"
+	"github.com/omnibus-dev/omnibus/pkg/httpguard"
 	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/pkg/telemetry"
 	"github.com/omnibus-dev/omnibus/pkg/tlsconf"
@@ -38,6 +39,8 @@ type Base struct {
 	SchemaBaseURL   string        `env:"SCHEMA_BASE_URL" desc:"where consumers fetch the events' schemas: dataschema becomes <it>/<type>.json (every service serves them at /schemas/, so e.g. http://desk.example.com/schemas/); empty: the schema's canonical $id https://omnibus.dev/schemas/<type>.json"`
 	// Streams: the omnibus streams' settings, applied by every service's Provision.
 	Streams bus.StreamsEnv
+	// Guard: the abuse limits of the service's HTTP entries (timeouts, body cap, rate limits).
+	Guard httpguard.Config
 	// TLS of the HTTP listener, and of the connection to NATS (TLS 1.3 only; Postgres's comes
 	// from DATABASE_URL's sslmode, held to TLS 1.3 too).
 	TLS     tlsconf.Server
@@ -164,6 +167,10 @@ func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) 
 		}
 		defer pool.Close()
 	}
+	guard, err := httpguard.New(base.Guard, tel.Meter)
+	if err != nil {
+		return err
+	}
 	health := NewProcessHealth(nc, pool)
 	startup := NewStartup(s.Name)
 	startup.Watch(health)
@@ -174,22 +181,23 @@ func runStandalone(ctx context.Context, s Service, base Base, log *slog.Logger) 
 		return err
 	}
 	log.Info("service started", "http", "http://"+ln.Addr().String(), "nats", base.NATSURL)
-	deps := Deps{DB: pool, Mux: mux, Log: log, Health: health, Env: os.LookupEnv, Meter: tel.Meter, Tracer: tel.Tracer, Instance: base.Instance, PII: keys}
+	deps := Deps{DB: pool, Mux: mux, Log: log, Health: health, Env: os.LookupEnv, Meter: tel.Meter, Tracer: tel.Tracer, Instance: base.Instance, Guard: guard, PII: keys}
 	if client != nil { // a nil *bus.Client in Deps.Bus would not read as "no bus"
 		deps.Bus = client
 	}
-	return Serve(ctx, ln, tel.HTTPHandler(startup.Gate(mux), s.Name), base.ShutdownTimeout, log, func(ctx context.Context) error {
+	srv := httpguard.Server(ctx, tel.HTTPHandler(startup.Gate(mux), s.Name), base.Guard, guard.Counter())
+	return Serve(ctx, ln, srv, base.ShutdownTimeout, log, func(ctx context.Context) error {
 		return s.Run(ctx, startup.For(s.Name, deps))
 	}, nc)
 }
 
-// Serve serves handler on ln and runs run(ctx) until ctx is cancelled or run fails; then it
-// stops the HTTP server (in-flight requests finish), waits for run to return (the services drain
-// their consumers) and drains the NATS connections (the process's and its services'). Everything is bounded by timeout; past it, contexts are
-// cancelled.
-func Serve(ctx context.Context, ln net.Listener, handler http.Handler, timeout time.Duration, log *slog.Logger,
+// Serve serves srv (built by httpguard.Server: its timeouts and body cap) on ln and runs
+// run(ctx) until ctx is cancelled or run fails; then it stops the HTTP server (in-flight requests
+// finish), waits for run to return (the services drain their consumers) and drains the NATS
+// connections (the process's and its services'). Everything is bounded by timeout; past it,
+// contexts are cancelled.
+func Serve(ctx context.Context, ln net.Listener, srv *http.Server, timeout time.Duration, log *slog.Logger,
 	run func(ctx context.Context) error, conns ...*nats.Conn) error {
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
 	httpErr := make(chan error, 1)

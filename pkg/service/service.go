@@ -24,6 +24,7 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/config"
+	"github.com/omnibus-dev/omnibus/pkg/httpguard"
 	"github.com/omnibus-dev/omnibus/pkg/pii"
 )
 
@@ -45,6 +46,9 @@ type Deps struct {
 	// globals, so several all-in-ones in one process (tests) keep their own.
 	Meter  metric.MeterProvider
 	Tracer trace.TracerProvider
+	// Guard is the process's abuse limits (HTTP_*, RATE_*): the client address behind trusted
+	// proxies, and limiters that count their rejections on /metrics. nil limits nothing.
+	Guard *httpguard.Guard
 	// Started, set by the process (see Startup), is what MarkStarted calls.
 	Started func()
 	// PII is the process's personal-data keys (PII_KEYSET_FILE; the all-in-one's own keyset), nil

@@ -73,21 +73,22 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// WriteError answers status with {"error": <status text>, "reason": err}. A 503 carries
+// WriteError answers status with {"error": <status text>, "reason": ClientReason(err)}: no
+// library internals reach the client (log err for those; Fail does). A 503 carries
 // Retry-After (1 s unless the caller set one), so the vendor or client delivers again.
 func WriteError(w http.ResponseWriter, status int, err error) {
 	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", "1")
 	}
-	WriteJSON(w, status, map[string]any{"error": http.StatusText(status), "reason": err.Error()})
+	WriteJSON(w, status, map[string]any{"error": http.StatusText(status), "reason": ClientReason(err)})
 }
 
 // WriteNotStored answers a valid request whose events did not reach the bus: status (503, or
 // 500 for a fault of the connector itself) with Retry-After: the vendor delivers it again, and
-// the event ids deduplicate what was stored after all.
+// the event ids deduplicate what was stored after all. The reason is ClientReason(err).
 func WriteNotStored(w http.ResponseWriter, status int, err error) {
 	w.Header().Set("Retry-After", "1")
-	WriteJSON(w, status, map[string]any{"error": "not stored, retry", "reason": err.Error()})
+	WriteJSON(w, status, map[string]any{"error": "not stored, retry", "reason": ClientReason(err)})
 }
 
 // Fail logs a refused request (path, status, reason, remote address and attrs) at warning level

@@ -2,10 +2,10 @@ package audit
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/omnibus-dev/omnibus/pkg/auth"
+	"github.com/omnibus-dev/omnibus/pkg/httpguard"
 
 	"github.com/omnibus-dev/omnibus/services/audit/internal/store"
 )
@@ -39,17 +42,27 @@ func Query(ctx context.Context, db *pgxpool.Pool, f Filter) (Page, error) {
 // from and to are RFC 3339 times or dates (to is exclusive); limit defaults to 100 and is at most
 // 1000; cursor is the next_cursor of the previous page. The answer is
 // {"records": [...], "next_cursor": "..."} with records newest first. A bad parameter is a 400
-// with {"error": "..."}; with a token set, a request without "Authorization: Bearer <token>" is
-// a 401.
-func NewHandler(st *store.Store, token string) http.Handler {
+// with {"error": "..."}. The records name customers and carry what they wrote, so every request
+// needs "Authorization: Bearer <token>" (or the desk's cookie) that v accepts — a token of the
+// desk's issuer with one of AUDIT_API_ROLES: 401 without one, 503 when v is nil (no issuer
+// configured). limit (RATE_API_TOKEN) bounds the requests per token subject: 429 past it.
+func NewHandler(st *store.Store, v *auth.Verifier, limit *httpguard.Limiter, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if token != "" {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="omnibus audit"`)
-				writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "a bearer token is required (AUDIT_API_TOKEN)"})
-				return
-			}
+		if v == nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "unavailable",
+				"reason": "the audit API has no token issuer configured (DESK_OIDC_ISSUER, or DESK_DEV_LOGIN=true for development)"})
+			return
+		}
+		raw, _ := auth.TokenFromRequest(r)
+		p, err := v.Verify(r.Context(), raw)
+		if err != nil {
+			log.WarnContext(r.Context(), "audit API request refused", "reason", err.Error(), "remote", r.RemoteAddr)
+			auth.DenyIn(w, "omnibus audit", err)
+			return
+		}
+		if ok, retry := limit.Allow(p.Subject + "\x00" + p.AgentID); !ok {
+			limit.Refuse(w, r, retry, "too many audit API requests with this token; retry after the time in Retry-After")
+			return
 		}
 		f, err := ParseFilter(r.URL.Query())
 		if err != nil {
@@ -61,11 +74,30 @@ func NewHandler(st *store.Store, token string) http.Handler {
 		case errors.Is(err, store.ErrBadCursor):
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "cursor: not a cursor this API returned"})
 		case err != nil:
+			log.ErrorContext(r.Context(), "audit query failed", "err", err)
 			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "query failed"})
 		default:
 			writeJSON(w, http.StatusOK, page)
 		}
 	})
+}
+
+// apiVerifier returns the verifier of the API's tokens: the desk's OpenID Connect issuer, or
+// with DESK_DEV_LOGIN the desk's development issuer at DESK_PUBLIC_URL (its keys fetched from
+// there on first use, so the desk may start after the audit service); nil when neither is
+// configured.
+func apiVerifier(cfg Config) (*auth.Verifier, error) {
+	ac := auth.Config{Issuer: cfg.OIDCIssuer, Audience: cfg.OIDCAudience, JWKSURL: cfg.JWKSURL, RolesClaim: cfg.RolesClaim, Roles: cfg.APIRoles}
+	if cfg.DevLogin {
+		ac.Issuer = strings.TrimSuffix(cfg.PublicURL, "/") + auth.DevPath
+		if ac.JWKSURL == "" { // else where this service reaches the desk (compose: http://desk:8080/desk/dev/jwks.json)
+			ac.JWKSURL = ac.Issuer + "/jwks.json"
+		}
+	}
+	if ac.Issuer == "" {
+		return nil, nil
+	}
+	return auth.NewVerifier(ac)
 }
 
 // ParseFilter reads the query parameters of GET /api/audit.

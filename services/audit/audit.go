@@ -20,6 +20,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -41,7 +42,15 @@ type Config struct {
 	PartitionsAhead int           `env:"AUDIT_PARTITIONS_AHEAD" default:"7" desc:"daily partitions created ahead of today"`
 	BatchSize       int           `env:"AUDIT_BATCH" default:"500" desc:"most records inserted in one statement"`
 	Maintenance     time.Duration `env:"AUDIT_MAINTENANCE_INTERVAL" default:"1h" desc:"how often partitions are created ahead and expired ones dropped"`
-	APIToken        string        `env:"AUDIT_API_TOKEN" desc:"bearer token GET /api/audit requires (empty: none; set one wherever the API is reachable from outside the host)"`
+	// Who may read GET /api/audit: bearer tokens of the desk's OpenID Connect issuer (the same
+	// variables as the desk's) with one of AUDIT_API_ROLES.
+	OIDCIssuer   string   `env:"DESK_OIDC_ISSUER" desc:"iss of accepted tokens: your OpenID Connect provider (required unless DESK_DEV_LOGIN=true)"`
+	OIDCAudience string   `env:"DESK_OIDC_AUDIENCE" default:"omnibus-desk" desc:"a value the aud claim of accepted tokens must contain"`
+	JWKSURL      string   `env:"DESK_JWKS_URL" desc:"the issuer's JWKS URL (default: jwks_uri of <DESK_OIDC_ISSUER>/.well-known/openid-configuration)"`
+	RolesClaim   string   `env:"DESK_ROLES_CLAIM" default:"roles" desc:"claim holding the roles, an array or a space-separated string"`
+	DevLogin     bool     `env:"DESK_DEV_LOGIN" default:"false" desc:"DEVELOPMENT ONLY: accept the tokens of the desk's development issuer, iss <DESK_PUBLIC_URL>/desk/dev (its keys fetched from <it>/jwks.json, or DESK_JWKS_URL)"`
+	PublicURL    string   `env:"DESK_PUBLIC_URL" default:"http://127.0.0.1:8080" desc:"the desk's public URL, whose development issuer the audit API trusts with DESK_DEV_LOGIN=true"`
+	APIRoles     []string `env:"AUDIT_API_ROLES" default:"auditor,supervisor" desc:"roles that may read GET /api/audit (a token must carry one); without DESK_OIDC_ISSUER or DESK_DEV_LOGIN the API refuses every request"`
 
 	retention time.Duration
 }
@@ -56,6 +65,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("AUDIT_RETENTION must be at least 1d, got %s", c.Retention)
 	}
 	c.retention = d
+	if c.DevLogin && c.OIDCIssuer != "" {
+		return errors.New("DESK_DEV_LOGIN=true trusts the desk's development issuer: unset DESK_OIDC_ISSUER, or set DESK_DEV_LOGIN=false to use your provider")
+	}
+	if len(c.APIRoles) == 0 {
+		return errors.New("AUDIT_API_ROLES must name at least one role (auditor, supervisor)")
+	}
 	switch {
 	case c.PartitionsAhead < 1 || c.PartitionsAhead > 90:
 		return fmt.Errorf("AUDIT_PARTITIONS_AHEAD must be between 1 and 90, got %d", c.PartitionsAhead)
@@ -121,7 +136,14 @@ func Run(ctx context.Context, d service.Deps) error {
 	if err := s.maintain(ctx); err != nil {
 		return err
 	}
-	d.Mux.Handle("GET /api/audit", NewHandler(st, cfg.APIToken))
+	verifier, err := apiVerifier(cfg)
+	if err != nil {
+		return err
+	}
+	if verifier == nil {
+		d.Log.Warn("the audit API refuses every request: no token issuer is configured (set DESK_OIDC_ISSUER, or DESK_DEV_LOGIN=true for development)")
+	}
+	d.Mux.Handle("GET /api/audit", NewHandler(st, verifier, d.Guard.Token("audit/api"), d.Log))
 	w, err := alert.WatchDeadLetters(ctx, d.Bus, alert.DeadLetterOptions{Source: Source, Interval: dlqWatchInterval, Log: d.Log})
 	if err != nil {
 		return err

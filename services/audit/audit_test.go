@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/omnibus-dev/omnibus/pkg/alert"
 	pkgaudit "github.com/omnibus-dev/omnibus/pkg/audit"
+	"github.com/omnibus-dev/omnibus/pkg/auth"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
 	"github.com/omnibus-dev/omnibus/pkg/event"
@@ -37,23 +39,64 @@ func TestMain(m *testing.M) {
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 type testBundle struct {
-	bus  *bustest.Bundle
-	pool *pgxpool.Pool
-	api  *httptest.Server
+	bus    *bustest.Bundle
+	pool   *pgxpool.Pool
+	api    *httptest.Server
+	issuer *auth.DevIssuer // the OpenID Connect provider the API trusts (unless env names another)
+	token  string          // an auditor's token of issuer
+}
+
+// newIssuer serves an OpenID Connect issuer (discovery and JWKS) until the test ends; its iss is
+// <URL>/desk/dev, as the desk's development issuer's.
+func newIssuer(t *testing.T) (*auth.DevIssuer, string) {
+	t.Helper()
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	dev, err := auth.NewDevIssuer(srv.URL+auth.DevPath, "omnibus-desk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev.Mount(mux)
+	return dev, srv.URL
+}
+
+func mint(t *testing.T, dev *auth.DevIssuer, roles ...string) string {
+	t.Helper()
+	tok, err := dev.Mint("auditor-1", "Auditor", roles, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
 
 // setup runs the audit service on a fresh JetStream server and database until the test ends.
+// Unless env configures the API's issuer (DESK_OIDC_ISSUER, DESK_DEV_LOGIN, or NO_ISSUER to
+// leave it unconfigured), it trusts b.issuer.
 func setup(t *testing.T, env map[string]string) *testBundle {
 	t.Helper()
 	b := &testBundle{bus: bustest.New(t, bus.WithLogger(quiet())), pool: pgtest.NewDB(t)}
+	b.issuer, _ = newIssuer(t)
+	b.token = mint(t, b.issuer, auth.RoleAuditor)
+	env = maps.Clone(env)
+	if env == nil {
+		env = map[string]string{}
+	}
+	_, dev := env["DESK_DEV_LOGIN"]
+	_, oidc := env["DESK_OIDC_ISSUER"]
+	_, none := env["NO_ISSUER"]
+	if !dev && !oidc && !none {
+		env["DESK_OIDC_ISSUER"] = b.issuer.Issuer()
+	}
 	mux := http.NewServeMux()
 	b.api = httptest.NewServer(mux)
 	t.Cleanup(b.api.Close)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	started := make(chan struct{})
 	go func() {
 		done <- audit.Run(ctx, service.Deps{Bus: b.bus.Client, DB: b.pool, Mux: mux, Log: quiet(), Health: service.NewHealth(),
-			Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+			Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }, Started: func() { close(started) }})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -66,14 +109,16 @@ func setup(t *testing.T, env map[string]string) *testBundle {
 			t.Error("audit did not stop")
 		}
 	})
-	bustest.WaitFor(t, 20*time.Second, "the audit API", func() bool {
-		resp, err := http.Get(b.api.URL + "/api/audit?limit=1")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode != http.StatusNotFound
-	})
+	// Started: the API is mounted and the consumer subscribed (a test that ends sooner would
+	// stop the service in the middle of its start).
+	select {
+	case <-started:
+	case err := <-done:
+		done <- err // for the cleanup
+		t.Fatalf("audit stopped while starting: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("audit did not start within 20s")
+	}
 	return b
 }
 
@@ -100,9 +145,20 @@ func (b *testBundle) count(t *testing.T) int {
 	return n
 }
 
+// get asks the API with b.token.
 func (b *testBundle) get(t *testing.T, query string) (int, audit.Page, string) {
 	t.Helper()
-	resp, err := http.Get(b.api.URL + "/api/audit?" + query)
+	return b.getWith(t, query, b.token)
+}
+
+// getWith asks the API with token ("" for none).
+func (b *testBundle) getWith(t *testing.T, query, token string) (int, audit.Page, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, b.api.URL+"/api/audit?"+query, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +257,10 @@ func TestStoresQueriesAndPaginates(t *testing.T) {
 
 	// The CLI reads the same API.
 	var out, errOut bytes.Buffer
-	env := func(k string) (string, bool) { return map[string]string{"AUDIT_URL": b.api.URL}[k], k == "AUDIT_URL" }
+	env := func(k string) (string, bool) {
+		v, ok := map[string]string{"AUDIT_URL": b.api.URL, "AUDIT_API_TOKEN": b.token}[k]
+		return v, ok
+	}
 	if err := audit.Command(ctx, []string{"--vendor", "cainiao", "--limit", "20", "--from", "7d"}, env, &out, &errOut); err != nil {
 		t.Fatalf("%v: %s", err, errOut.String())
 	}
@@ -220,30 +279,87 @@ func TestStoresQueriesAndPaginates(t *testing.T) {
 
 func TestAPIRejectsBadRequests(t *testing.T) {
 	t.Parallel()
-	b := setup(t, map[string]string{"AUDIT_API_TOKEN": "s3cret"})
+	b := setup(t, nil)
 	for _, q := range []string{"limit=0", "limit=5000", "from=yesterday", "cursor=bad", "vendorr=x", "from=2026-03-02&to=2026-03-01"} {
-		req, _ := http.NewRequest(http.MethodGet, b.api.URL+"/api/audit?"+q, nil)
-		req.Header.Set("Authorization", "Bearer s3cret")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `"error"`) {
-			t.Errorf("%s: %d %s, want 400 with a reason", q, resp.StatusCode, body)
+		status, _, body := b.get(t, q)
+		if status != http.StatusBadRequest || !strings.Contains(body, `"error"`) {
+			t.Errorf("%s: %d %s, want 400 with a reason", q, status, body)
 		}
 	}
-	if status, _, _ := b.get(t, "limit=1"); status != http.StatusUnauthorized {
-		t.Fatalf("no token: %d, want 401", status)
+}
+
+// TestAPIRequiresAToken: the records name customers and carry what they wrote, so the API
+// answers only tokens of the trusted issuer with the auditor or supervisor role.
+func TestAPIRequiresAToken(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	if err := b.bus.Client.Publish(context.Background(), "omni.audit.crm", record(1, time.Now().UTC(), "salesforce", "cust-a", "")); err != nil {
+		t.Fatal(err)
+	}
+	bustest.WaitFor(t, 10*time.Second, "the record stored", func() bool { return b.count(t) == 1 })
+	foreign, _ := newIssuer(t)
+	expired, err := b.issuer.Mint("auditor-1", "Auditor", []string{auth.RoleAuditor}, -time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, token string
+		want        int
+	}{
+		{"anonymous", "", http.StatusUnauthorized},
+		{"not a JWT", "s3cret", http.StatusUnauthorized},
+		{"an agent", mint(t, b.issuer, auth.RoleAgent), http.StatusUnauthorized},
+		{"another issuer's auditor", mint(t, foreign, auth.RoleAuditor), http.StatusUnauthorized},
+		{"expired", expired, http.StatusUnauthorized},
+		{"an auditor", b.token, http.StatusOK},
+		{"a supervisor", mint(t, b.issuer, auth.RoleSupervisor), http.StatusOK},
+	} {
+		status, page, body := b.getWith(t, "limit=10", tc.token)
+		if status != tc.want {
+			t.Errorf("%s: %d %s, want %d", tc.name, status, body, tc.want)
+			continue
+		}
+		if status != http.StatusOK {
+			if strings.Contains(body, "cust-a") || strings.Contains(body, "go-jose") || strings.Contains(body, "records") {
+				t.Errorf("%s: the refusal carries %s", tc.name, body)
+			}
+			continue
+		}
+		if len(page.Records) != 1 || page.Records[0].CustomerID != "cust-a" {
+			t.Errorf("%s: %s, want the stored record", tc.name, body)
+		}
 	}
 	var out, errOut bytes.Buffer
 	env := func(k string) (string, bool) {
-		v, ok := map[string]string{"AUDIT_URL": b.api.URL, "AUDIT_API_TOKEN": "s3cret"}[k]
+		v, ok := map[string]string{"AUDIT_URL": b.api.URL}[k]
 		return v, ok
 	}
-	if err := audit.Command(context.Background(), nil, env, &out, &errOut); err != nil {
+	if err := audit.Command(context.Background(), nil, env, &out, &errOut); err == nil {
+		t.Fatal("the CLI read the API without a token")
+	}
+	if err := audit.Command(context.Background(), []string{"--token", b.token}, env, &out, &errOut); err != nil {
 		t.Fatalf("CLI with token: %v", err)
+	}
+}
+
+// TestAPIDevLogin: with DESK_DEV_LOGIN the API trusts the desk's development issuer at
+// DESK_PUBLIC_URL (and only tokens with a reading role); with no issuer at all it refuses
+// everything.
+func TestAPIDevLogin(t *testing.T) {
+	t.Parallel()
+	desk, deskURL := newIssuer(t) // stands for the desk: its dev issuer at <DESK_PUBLIC_URL>/desk/dev
+	b := setup(t, map[string]string{"DESK_DEV_LOGIN": "true", "DESK_PUBLIC_URL": deskURL})
+	if status, _, body := b.getWith(t, "limit=1", mint(t, desk, auth.RoleSupervisor)); status != http.StatusOK {
+		t.Fatalf("a supervisor of the dev issuer: %d %s", status, body)
+	}
+	for name, tok := range map[string]string{"anonymous": "", "an agent": mint(t, desk, auth.RoleAgent), "another issuer": b.token} {
+		if status, _, body := b.getWith(t, "limit=1", tok); status != http.StatusUnauthorized {
+			t.Errorf("%s: %d %s, want 401", name, status, body)
+		}
+	}
+	none := setup(t, map[string]string{"NO_ISSUER": "1"})
+	if status, _, body := none.getWith(t, "limit=1", none.token); status != http.StatusServiceUnavailable || !strings.Contains(body, "DESK_OIDC_ISSUER") {
+		t.Fatalf("no issuer configured: %d %s, want 503 naming DESK_OIDC_ISSUER", status, body)
 	}
 }
 

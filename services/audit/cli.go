@@ -31,7 +31,9 @@ const CommandUsage = `omnibus audit [flags]   list third-party call records, new
   --limit N       most records to print (default 50)
   --json          one JSON record per line instead of a table
   --url U         audit API base URL (default $AUDIT_URL, else http://$OMNIBUS_HTTP_ADDR, else http://127.0.0.1:8080)
-  --token T       bearer token (default $AUDIT_API_TOKEN)
+  --token T       bearer token of the desk's issuer with the auditor or supervisor role (default
+                  $AUDIT_API_TOKEN; the demo's dev login issues one: curl -d agent=supervisor-wang
+                  -d role=auditor -d format=token http://127.0.0.1:8080/desk/dev/login)
 `
 
 // Command runs `omnibus audit`: it reads records through the audit API (GET /api/audit) of a
@@ -151,11 +153,18 @@ func fetchPage(ctx context.Context, client *http.Client, u, token string) (Page,
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e struct {
-			Error string `json:"error"`
+			Error  string `json:"error"`
+			Reason string `json:"reason"`
 		}
 		_ = json.Unmarshal(body, &e)
 		if e.Error == "" {
 			e.Error = strings.TrimSpace(string(body))
+		}
+		if e.Reason != "" {
+			e.Error += ": " + e.Reason
+		}
+		if resp.StatusCode == http.StatusUnauthorized {
+			e.Error += " (give --token or AUDIT_API_TOKEN: a token of the desk's issuer with the auditor or supervisor role)"
 		}
 		return Page{}, fmt.Errorf("audit API: %s: %s", resp.Status, e.Error)
 	}

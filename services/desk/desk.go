@@ -34,13 +34,13 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/omnibus-dev/omnibus/pkg/auth"
 	"github.com/omnibus-dev/omnibus/pkg/blobstore"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/canary"
 	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/schemas"
-	"github.com/omnibus-dev/omnibus/services/desk/auth"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/api"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/assign"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/hub"
@@ -74,6 +74,8 @@ func Service() service.Service {
 			{Subject: api.SubjectCallTrans, Type: api.TypeCallTransfer},
 			{Subject: api.SubjectCallPrompt, Type: api.TypeCallPrompt},
 			{Subject: api.SubjectNoteAdded, Type: api.TypeNoteAdded},
+			{Subject: api.SubjectCannedSaved, Type: api.TypeCannedSaved},
+			{Subject: api.SubjectCannedDeleted, Type: api.TypeCannedDeleted},
 		},
 		Subscribes: append([]service.Route{
 			{Subject: project.TypeConversationOpened, Type: project.TypeConversationOpened},
@@ -90,6 +92,8 @@ func Service() service.Service {
 			{Subject: assign.SubjectAssignment, Type: assign.TypeAssignmentChanged},
 			{Subject: api.SubjectAgentUpdated, Type: api.TypeAgentUpdated},
 			{Subject: api.SubjectNoteAdded, Type: api.TypeNoteAdded},
+			{Subject: api.SubjectCannedSaved, Type: api.TypeCannedSaved},
+			{Subject: api.SubjectCannedDeleted, Type: api.TypeCannedDeleted},
 			{Subject: "omni.in.*.message", Type: project.TypeMessageReceived},
 			{Subject: "omni.in.*.backfill", Type: project.TypeMessageReceived},
 			{Subject: "omni.tool.crm.lookup.completed", Type: project.TypeCRMLookupCompleted},
@@ -199,7 +203,7 @@ func run(ctx context.Context, d service.Deps) error {
 	assigner.CaughtUp = caught
 
 	a := &api.API{Store: st, Bus: d.Bus, Hub: h, Assigner: assigner, Verifier: verifier, Log: log,
-		Notify: proj.NotifyConversation, Schemas: d.Bus.Schemas(), Done: ctx.Done(), DeadLetters: d.Bus}
+		Notify: proj.NotifyConversation, Schemas: d.Bus.Schemas(), Done: ctx.Done(), DeadLetters: d.Bus, Limit: d.Guard.Token("desk/api")}
 	if d.Health != nil { // the process's: the connectors it runs without (the all-in-one)
 		a.Disabled = d.Health.Disabled
 	}

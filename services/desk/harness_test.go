@@ -21,7 +21,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
+	"github.com/omnibus-dev/omnibus/pkg/config"
 	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/pkg/httpguard"
 	"github.com/omnibus-dev/omnibus/pkg/pgtest"
 	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/pkg/service"
@@ -118,11 +120,23 @@ func startDeskWith(t *testing.T, b *bustest.Bundle, env map[string]string, keys 
 	for k, v := range env {
 		e[k] = v
 	}
+	lookup := func(k string) (string, bool) { v, ok := e[k]; return v, ok }
+	var guard *httpguard.Guard // the process's abuse limits, when the test sets them
+	if _, ok := e["RATE_API_TOKEN"]; ok {
+		var gcfg httpguard.Config
+		if err := config.Load(&gcfg, lookup); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		if guard, err = httpguard.New(gcfg, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- desk.Run(ctx, service.Deps{Bus: b.Client, DB: pool, Mux: mux, Log: quiet(), Health: service.NewHealth(),
-			Env: func(k string) (string, bool) { v, ok := e[k]; return v, ok }, PII: keys})
+			Env: lookup, Guard: guard, PII: keys})
 	}()
 	t.Cleanup(func() {
 		cancel()

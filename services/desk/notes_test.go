@@ -109,7 +109,8 @@ func TestNotesAndMentions(t *testing.T) {
 	}
 }
 
-// TestBrowserNote: the agent ticks "Private note", writes one that @mentions a colleague and
+// TestBrowserNote: the agent's draft survives an update; she inserts a canned response by its
+// shortcut (/ref, then a click on it), filled in for the customer; she ticks "Private note", writes one that @mentions a colleague and
 // adds it; it shows on the timeline as a note, the mention marked, in Chinese and English.
 func TestBrowserNote(t *testing.T) {
 	t.Parallel()
@@ -131,6 +132,27 @@ func TestBrowserNote(t *testing.T) {
 	if draft, err := chromedp.Run(ctx, chromedp.Value(css("#reply-text"))); err != nil || draft != "您好，退款" {
 		br.Shot(t, "failed")
 		t.Fatalf("the draft after an update: %q, %v", draft, err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(document.querySelector("#reply-text").value = "") === ""`)); err != nil {
+		t.Fatal(err)
+	}
+	// A canned response by its shortcut, filled in for this customer.
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if code := d.call(t, "", "POST", "/desk/dev/login?agent=supervisor-wang&role=supervisor&format=token", nil, &tok); code != 200 {
+		t.Fatalf("dev login: %d", code)
+	}
+	if code := d.call(t, tok.AccessToken, "POST", "/api/canned", map[string]any{"shortcut": "refund", "title": "退款时效",
+		"text": "{{customer.name}}您好，退款会在 1-3 个工作日内原路退回。", "shared": true}, nil); code != 202 {
+		t.Fatalf("shared canned response: %d", code)
+	}
+	run("type /ref", chromedp.Focus(css("#reply-text")), chromedp.SendKeys(css("#reply-text"), "/ref"),
+		chromedp.WaitVisible(css("#canned-picker li.active")))
+	br.Shot(t, "canned-picker")
+	run("pick it", chromedp.Click(css("#canned-picker li.active")), chromedp.WaitNotPresent(css("#canned-picker")))
+	if v, err := chromedp.Run(ctx, chromedp.Value(css("#reply-text"))); err != nil || v != "韩梅梅您好，退款会在 1-3 个工作日内原路退回。" {
+		t.Fatalf("the reply box after picking /refund: %q, %v", v, err)
 	}
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(document.querySelector("#reply-text").value = "") === ""`)); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -128,9 +129,14 @@ func runAll(args []string, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	overlay := localEnv(cfg.DataDir)
+	var secrets map[string]string
 	if cfg.Simulate {
-		// The demo's vendors share a secret with the connectors; generated per run unless set.
-		overlay["EXAMPLE_SECRET"] = allinone.RandomSecret()
+		// The demo's vendors share secrets with the connectors: generated per data dir and kept
+		// in it (variables set in the environment win).
+		var err error
+		if secrets, err = allinone.DemoSecrets(cfg.DataDir, sandbox.NewSecrets); err != nil {
+			return err
+		}
 	}
 	env := func(k string) (string, bool) {
 		if v, ok := os.LookupEnv(k); ok {
@@ -142,9 +148,7 @@ func runAll(args []string, stderr io.Writer) error {
 	build := func(base string) []service.Service {
 		svcs := services()
 		if cfg.Simulate {
-			for k, v := range sandbox.ConnectorEnv(base) {
-				overlay[k] = v
-			}
+			maps.Copy(overlay, simulationEnv(base, secrets))
 			svcs = append(svcs, simulated()...)
 			secret, _ := env("EXAMPLE_SECRET")
 			svcs = append(svcs, demo.Service(demo.Options{Base: base, Secret: secret, Interval: cfg.SimInterval}))
@@ -152,6 +156,15 @@ func runAll(args []string, stderr io.Writer) error {
 		return svcs
 	}
 	return allinone.Run(ctx, cfg, build, env, log, nil)
+}
+
+// simulationEnv is what the all-in-one overlays on its environment to simulate the vendors served
+// at base: the sandbox's connector configuration, its secrets replaced by the data dir's
+// (allinone.DemoSecrets), so that no entry of the demo is guarded by a value from the source.
+func simulationEnv(base string, secrets map[string]string) map[string]string {
+	env := sandbox.ConnectorEnv(base)
+	maps.Copy(env, secrets)
+	return env
 }
 
 func printConfig(w io.Writer, markdown bool) {

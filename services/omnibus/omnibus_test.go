@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -57,10 +59,13 @@ func TestAllInOne(t *testing.T) {
 		HTTPAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0", NATSSync: "always", DataDir: t.TempDir(),
 		Simulate: true, SimInterval: 20 * time.Millisecond, LogLevel: "warn", ShutdownTimeout: 10 * time.Second,
 	}
-	env := map[string]string{"EXAMPLE_SECRET": "s"}
-	for k, v := range localEnv(cfg.DataDir) {
-		env[k] = v
+	// The demo's secrets, generated for this data dir as `omnibus` does: the simulated vendors
+	// and the connectors must agree on them for the traffic below to flow.
+	secrets, err := allinone.DemoSecrets(cfg.DataDir, sandbox.NewSecrets)
+	if err != nil {
+		t.Fatal(err)
 	}
+	env := localEnv(cfg.DataDir)
 	env["VOICE_SIP_LISTEN"] = "127.0.0.1:0" // tests run side by side: no fixed port
 	log := violationLog(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -68,10 +73,8 @@ func TestAllInOne(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- allinone.Run(ctx, cfg, func(base string) []service.Service {
-			for k, v := range sandbox.ConnectorEnv(base) {
-				env[k] = v
-			}
-			return append(append(services(), simulated()...), demo.Service(demo.Options{Base: base, Secret: "s", Interval: cfg.SimInterval}))
+			maps.Copy(env, simulationEnv(base, secrets))
+			return append(append(services(), simulated()...), demo.Service(demo.Options{Base: base, Secret: secrets["EXAMPLE_SECRET"], Interval: cfg.SimInterval}))
 		}, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, log, func(b string) { baseCh <- b })
 	}()
 	var base string
@@ -104,6 +107,42 @@ func TestAllInOne(t *testing.T) {
 			t.Fatalf("%s: 404 when the all-in-one said ready", path)
 		}
 	}
+	// The audit API returns what customers wrote: a token of the desk's (here development)
+	// issuer with the auditor or supervisor role is required.
+	if code, body := get("/api/audit"); code != http.StatusUnauthorized {
+		t.Fatalf("anonymous /api/audit: %d %s, want 401", code, body)
+	}
+	auditGet := func(role string) (int, string, string) {
+		resp, err := http.PostForm(base+"/desk/dev/login", url.Values{"agent": {"supervisor-wang"}, "role": {role}, "format": {"token"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tok struct {
+			AccessToken string `json:"access_token"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&tok)
+		resp.Body.Close()
+		if err != nil || tok.AccessToken == "" {
+			t.Fatalf("dev login as %s: %s %v", role, resp.Status, err)
+		}
+		req, _ := http.NewRequest(http.MethodGet, base+"/api/audit?limit=1", nil)
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), tok.AccessToken
+	}
+	for role, want := range map[string]int{"supervisor": http.StatusOK, "auditor": http.StatusOK, "agent": http.StatusUnauthorized} {
+		if code, body, _ := auditGet(role); code != want {
+			t.Fatalf("/api/audit with a dev-login %s token: %d %s, want %d", role, code, body, want)
+		}
+	}
+	// Malformed requests to every public entry are refused without library internals.
+	_, _, supervisor := auditGet("supervisor")
+	checkNoInternals(t, base, secrets, supervisor)
 	// Simulated customers write → connector publishes → auto-reply → connector sends → vendor.
 	bustest.WaitFor(t, 15*time.Second, "3 replies delivered by the simulated vendor", func() bool {
 		_, body := get("/sandbox/example/sent")

@@ -221,7 +221,7 @@ func (t *tccc) checkToken(tok string) error {
 func (t *tccc) token(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 1<<14)
 	if err := r.ParseForm(); err != nil {
-		webhook.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": err.Error()})
+		webhook.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": webhook.ClientReason(err)})
 		return
 	}
 	if g := r.PostForm.Get("grant_type"); g != "client_credentials" {

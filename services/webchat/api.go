@@ -55,7 +55,7 @@ func (srv *server) apiPost(w http.ResponseWriter, r *http.Request) {
 		srv.refuse(w, r, http.StatusBadRequest, err)
 		return
 	}
-	ack, err := srv.ingest(r.Context(), visitor, nil, f)
+	ack, err := srv.ingest(r.Context(), srv.rt.Guard.ClientKey(r), visitor, nil, f)
 	if err != nil {
 		ie := &ingestError{Code: CodeUnavailable, Err: err}
 		errors.As(err, &ie)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nyaruka/phonenumbers"
+
+	"github.com/omnibus-dev/omnibus/pkg/httpguard"
 )
 
 // Config is read from the environment.
@@ -24,13 +26,22 @@ type Config struct {
 	MaxText        int           `env:"WEBCHAT_MAX_TEXT" default:"4000" desc:"longest message text in characters (at most 10000)"`
 	RatePerMinute  int           `env:"WEBCHAT_RATE_PER_MINUTE" default:"30" desc:"messages a visitor may send per minute on average (per connector replica)"`
 	Burst          int           `env:"WEBCHAT_BURST" default:"10" desc:"messages a visitor may send at once before the rate applies"`
-	MaxSockets     int           `env:"WEBCHAT_MAX_SOCKETS_PER_VISITOR" default:"8" desc:"open sockets (tabs) one visitor may have per connector replica"`
-	MaxConnections int           `env:"WEBCHAT_MAX_CONNECTIONS" default:"10000" desc:"open sockets per connector replica; more are answered 503"`
-	PingInterval   time.Duration `env:"WEBCHAT_PING_INTERVAL" default:"25s" desc:"WebSocket ping period; a peer that does not answer within it is disconnected"`
-	History        int           `env:"WEBCHAT_HISTORY" default:"200" desc:"messages kept per visitor for reconnects and page reloads"`
-	HistoryTTL     time.Duration `env:"WEBCHAT_HISTORY_TTL" default:"720h" desc:"how long a visitor's messages are kept for reconnects and page reloads"`
-	VisitorTTL     time.Duration `env:"WEBCHAT_VISITOR_TTL" default:"8760h" desc:"how long a visitor's delivery cursors are kept after their last receipt"`
-	Replicas       int           `env:"WEBCHAT_LOG_REPLICAS" default:"1" desc:"replicas of the connector's JetStream stream and KV bucket (3 in a NATS cluster)"`
+	// Per client address (behind HTTP_TRUSTED_PROXIES: the address they name), across visitors.
+	AddressRate     string        `env:"WEBCHAT_ADDRESS_RATE" default:"300/m" desc:"messages all visitors at one client address may send (N/s, N/m, N/h or off; per connector replica): one client cannot flood through many visitors"`
+	AddressBurst    int           `env:"WEBCHAT_ADDRESS_BURST" default:"100" desc:"messages one client address may send at once before WEBCHAT_ADDRESS_RATE applies"`
+	NewVisitorRate  string        `env:"WEBCHAT_NEW_VISITOR_RATE" default:"30/m" desc:"new visitors (ids issued) one client address may create (N/s, N/m, N/h or off; per connector replica); past it the socket closes with 4429"`
+	NewVisitorBurst int           `env:"WEBCHAT_NEW_VISITOR_BURST" default:"60" desc:"new visitors one client address may create at once before WEBCHAT_NEW_VISITOR_RATE applies"`
+	ConnectRate     string        `env:"WEBCHAT_CONNECT_RATE" default:"120/m" desc:"WebSocket handshakes one client address may make (N/s, N/m, N/h or off; per connector replica); past it 429 with Retry-After"`
+	ConnectBurst    int           `env:"WEBCHAT_CONNECT_BURST" default:"120" desc:"handshakes one client address may make at once before WEBCHAT_CONNECT_RATE applies"`
+	MaxSockets      int           `env:"WEBCHAT_MAX_SOCKETS_PER_VISITOR" default:"8" desc:"open sockets (tabs) one visitor may have per connector replica"`
+	MaxConnections  int           `env:"WEBCHAT_MAX_CONNECTIONS" default:"10000" desc:"open sockets per connector replica; more are answered 503"`
+	PingInterval    time.Duration `env:"WEBCHAT_PING_INTERVAL" default:"25s" desc:"WebSocket ping period; a peer that does not answer within it is disconnected"`
+	History         int           `env:"WEBCHAT_HISTORY" default:"200" desc:"messages kept per visitor for reconnects and page reloads"`
+	HistoryTTL      time.Duration `env:"WEBCHAT_HISTORY_TTL" default:"720h" desc:"how long a visitor's messages are kept for reconnects and page reloads"`
+	VisitorTTL      time.Duration `env:"WEBCHAT_VISITOR_TTL" default:"8760h" desc:"how long a visitor's delivery cursors are kept after their last receipt"`
+	Replicas        int           `env:"WEBCHAT_LOG_REPLICAS" default:"1" desc:"replicas of the connector's JetStream stream and KV bucket (3 in a NATS cluster)"`
+
+	addressRate, newVisitorRate, connectRate httpguard.Rate
 }
 
 // Validate checks the configuration.
@@ -61,6 +72,19 @@ func (c *Config) Validate() error {
 		if p.v < 1 {
 			errs = append(errs, fmt.Errorf("%s must be >= 1, got %d", p.name, p.v))
 		}
+	}
+	for _, r := range []struct {
+		name, v string
+		burst   int
+		dst     *httpguard.Rate
+	}{{"WEBCHAT_ADDRESS_RATE", c.AddressRate, c.AddressBurst, &c.addressRate},
+		{"WEBCHAT_NEW_VISITOR_RATE", c.NewVisitorRate, c.NewVisitorBurst, &c.newVisitorRate},
+		{"WEBCHAT_CONNECT_RATE", c.ConnectRate, c.ConnectBurst, &c.connectRate}} {
+		rt, err := httpguard.ParseRate(r.v, r.burst)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", r.name, err))
+		}
+		*r.dst = rt
 	}
 	if c.MaxText > maxTextCap {
 		errs = append(errs, fmt.Errorf("WEBCHAT_MAX_TEXT must be <= %d (the message schema's limit), got %d", maxTextCap, c.MaxText))

@@ -47,7 +47,7 @@ const (
 const (
 	CloseUnauthorized = 4401 // visitor token rejected: forget the stored id, reconnect as a new visitor
 	CloseIdentity     = 4403 // host-signed identity rejected: reconnect without it
-	CloseTooMany      = 4429 // too many open sockets for this visitor
+	CloseTooMany      = 4429 // too many open sockets for this visitor, or new visitors from this address
 )
 
 // ErrFrame is wrapped by every error about a client frame the connector will not accept.

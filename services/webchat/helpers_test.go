@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/bus/bustest"
 	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/pkg/httpguard"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/services/webchat"
@@ -56,15 +58,25 @@ type instance struct {
 
 func startInstance(t *testing.T, b *bustest.Bundle, env map[string]string) *instance {
 	t.Helper()
+	return startGuarded(t, b, env, nil)
+}
+
+// startGuarded is startInstance with the process's abuse limits g (client addresses behind its
+// trusted proxies).
+func startGuarded(t *testing.T, b *bustest.Bundle, env map[string]string, g *httpguard.Guard) *instance {
+	t.Helper()
 	client := b.Connect(t, bus.WithLogger(logger()))
 	mux := http.NewServeMux()
 	ctx, cancel := context.WithCancel(context.Background())
 	in := &instance{cancel: cancel, done: make(chan error, 1)}
 	go func() {
-		in.done <- webchat.Service().Run(ctx, service.Deps{Bus: client, Mux: mux, Log: logger(), Health: service.NewHealth(),
+		in.done <- webchat.Service().Run(ctx, service.Deps{Bus: client, Mux: mux, Log: logger(), Health: service.NewHealth(), Guard: g,
 			Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
 	}()
 	srv := newServer(t, mux)
+	if g != nil {
+		srv = serveGuarded(t, mux, g)
+	}
 	in.URL = srv
 	t.Cleanup(func() {
 		if err := in.stop(t); err != nil {
@@ -111,6 +123,19 @@ func serviceDeps(b *bustest.Bundle, env map[string]string) service.Deps {
 		Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
 }
 
+// serveGuarded serves h as a process does: through httpguard.Server, with g's timeouts and caps.
+func serveGuarded(t *testing.T, h http.Handler, g *httpguard.Guard) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httpguard.Server(context.Background(), h, g.Config(), g.Counter())
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
 func newServer(t *testing.T, h http.Handler) string {
 	t.Helper()
 	srv := httptest.NewServer(h)
@@ -133,12 +158,18 @@ type wsClient struct {
 
 func dialRaw(t *testing.T, url, origin string) (*wsClient, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
 	h := http.Header{}
 	if origin != "" {
 		h.Set("Origin", origin)
 	}
+	return dialHeader(t, url, h)
+}
+
+// dialHeader connects with the request headers h.
+func dialHeader(t *testing.T, url string, h http.Header) (*wsClient, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
 	conn, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: h})
 	if resp != nil && resp.Body != nil { // set on a refused handshake only
 		defer resp.Body.Close()

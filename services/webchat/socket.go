@@ -115,7 +115,8 @@ func (h *hub) shutdown(log *slog.Logger) {
 // session is one open socket.
 type session struct {
 	srv      *server
-	remote   string
+	remote   string // the connection's peer, for logs
+	addr     string // the client's limit key: its address (behind trusted proxies, the one they name), an IPv6 /64
 	mu       sync.Mutex
 	conn     *websocket.Conn
 	closing  bool
@@ -152,7 +153,12 @@ func (srv *server) serveWS(w http.ResponseWriter, r *http.Request) {
 		srv.refuse(w, r, http.StatusForbidden, err)
 		return
 	}
-	sess := &session{srv: srv, remote: r.RemoteAddr}
+	addr := srv.rt.Guard.ClientKey(r) // an IPv6 client's /64
+	if ok, retry := srv.connects.Allow(addr); !ok {
+		srv.connects.Refuse(w, r, retry, "too many chat connections from this address; retry after the time in Retry-After")
+		return
+	}
+	sess := &session{srv: srv, remote: r.RemoteAddr, addr: addr}
 	if err := srv.hub.add(sess, srv.cfg.MaxConnections); err != nil {
 		w.Header().Set("Retry-After", "5")
 		srv.refuse(w, r, http.StatusServiceUnavailable, err)
@@ -196,6 +202,12 @@ func (s *session) run(base context.Context) {
 	}
 	visitor, token := hello.Visitor, hello.Token
 	if visitor == "" {
+		if ok, retry := srv.newVisitors.Allow(s.addr); !ok {
+			srv.newVisitors.Count(base)
+			log.Warn("web chat new visitor refused: too many from this address", "addr", s.addr, "retry", retry)
+			s.closeWith(CloseTooMany, fmt.Sprintf("too many new chats from this address: retry in %ds", int(retry.Seconds())+1))
+			return
+		}
 		visitor = NewVisitorID()
 		token = VisitorToken(srv.cfg.Secret, visitor)
 	} else if err := CheckVisitor(srv.cfg.Secret, visitor, token); err != nil {
@@ -345,7 +357,7 @@ func (s *session) handle(ctx context.Context, f ClientFrame) {
 	case FrameHello:
 		_ = s.write(ctx, ServerFrame{Type: FrameError, Code: CodeInvalid, Reason: "hello was already received"})
 	case FrameMessage, FrameContact:
-		ack, err := srv.ingest(ctx, s.visitor, s.host, f)
+		ack, err := srv.ingest(ctx, s.addr, s.visitor, s.host, f)
 		if err != nil {
 			ie := &ingestError{Code: CodeUnavailable, Err: err}
 			errors.As(err, &ie)

@@ -36,7 +36,9 @@ import (
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/connector"
 	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/pkg/httpguard"
 	"github.com/omnibus-dev/omnibus/pkg/service"
+	"github.com/omnibus-dev/omnibus/pkg/webhook"
 	"github.com/omnibus-dev/omnibus/schemas"
 )
 
@@ -78,8 +80,10 @@ type server struct {
 	cfg    *Config
 	log    *visitorLog
 	hub    *hub
-	limits *limiter
-	now    func() time.Time
+	limits *limiter // per visitor
+	// Per client address: messages across visitors, new visitors, WebSocket handshakes.
+	byAddress, newVisitors, connects *httpguard.Limiter
+	now                              func() time.Time
 }
 
 func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
@@ -87,7 +91,15 @@ func setup(ctx context.Context, rt *connector.Runtime, cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	s := &server{rt: rt, cfg: cfg, log: vl, hub: newHub(), limits: newLimiter(cfg.RatePerMinute, cfg.Burst), now: time.Now}
+	counter := rt.Guard.Counter()
+	if counter == nil {
+		counter = httpguard.NewCounter(rt.Meter)
+	}
+	limit := func(entry string, r httpguard.Rate) *httpguard.Limiter {
+		return httpguard.NewLimiter("webchat/"+entry, r, httpguard.WithCounter(counter))
+	}
+	s := &server{rt: rt, cfg: cfg, log: vl, hub: newHub(), limits: newLimiter(cfg.RatePerMinute, cfg.Burst), now: time.Now,
+		byAddress: limit("messages", cfg.addressRate), newVisitors: limit("visitors", cfg.newVisitorRate), connects: limit("connect", cfg.connectRate)}
 	assets, err := assetHandler()
 	if err != nil {
 		return err
@@ -124,7 +136,7 @@ func (e *ingestError) Error() string { return e.Err.Error() }
 func (e *ingestError) Unwrap() error { return e.Err }
 
 func (e *ingestError) frame(cid string) ServerFrame {
-	f := ServerFrame{Type: FrameError, CID: cid, Code: e.Code, Reason: e.Err.Error()}
+	f := ServerFrame{Type: FrameError, CID: cid, Code: e.Code, Reason: webhook.ClientReason(e.Err)}
 	if e.Retry > 0 {
 		f.RetryAfterMS = max(e.Retry.Milliseconds(), 1)
 	}
@@ -161,9 +173,14 @@ func asContact(f ClientFrame) ClientFrame {
 }
 
 // ingest publishes a visitor's message or contact frame, appends it to the visitor's log, and
-// returns the ack frame. host holds identities the host site signed for this visitor.
-func (s *server) ingest(ctx context.Context, visitor string, host []Identity, f ClientFrame) (ServerFrame, error) {
+// returns the ack frame. addr is the client address it came from (limited across visitors),
+// host holds identities the host site signed for this visitor.
+func (s *server) ingest(ctx context.Context, addr, visitor string, host []Identity, f ClientFrame) (ServerFrame, error) {
 	now := s.now().UTC()
+	if ok, wait := s.byAddress.Allow(addr); !ok {
+		s.byAddress.Count(ctx)
+		return ServerFrame{}, &ingestError{CodeRateLimited, wait, errors.New("too many messages from this address")}
+	}
 	if ok, wait := s.limits.allow(visitor, now); !ok {
 		return ServerFrame{}, &ingestError{CodeRateLimited, wait, fmt.Errorf("too many messages: at most %d a minute", s.cfg.RatePerMinute)}
 	}

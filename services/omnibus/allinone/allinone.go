@@ -8,9 +8,7 @@ package allinone
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,6 +28,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
+	"github.com/omnibus-dev/omnibus/pkg/httpguard"
 	"github.com/omnibus-dev/omnibus/pkg/natsembed"
 	"github.com/omnibus-dev/omnibus/pkg/pgembed"
 	"github.com/omnibus-dev/omnibus/pkg/pii"
@@ -55,6 +54,8 @@ type Config struct {
 	ShutdownTimeout time.Duration `env:"OMNIBUS_SHUTDOWN_TIMEOUT" default:"20s" desc:"graceful stop budget before in-flight work is cancelled"`
 	// Streams: the omnibus streams' settings (replicas, retention, size), applied at start.
 	Streams bus.StreamsEnv
+	// Guard: the abuse limits of the HTTP entries (timeouts, body cap, rate limits).
+	Guard httpguard.Config
 	// TLS of the HTTP listener (TLS_CERT_FILE, TLS_KEY_FILE, TLS_CLIENT_CA_FILE), TLS 1.3 only.
 	TLS      tlsconf.Server
 	TLSLocal bool `env:"OMNIBUS_TLS_LOCAL" default:"false" desc:"development TLS: make a local CA in OMNIBUS_DATA_DIR/tls (kept) and serve HTTPS and the embedded NATS over TLS 1.3 with a certificate it signed for localhost and 127.0.0.1; trust tls/ca.pem in the browser, curl --cacert or nats --tlsca. With OMNIBUS_SIMULATE=false (the simulated vendors are reached on the listener)"`
@@ -94,6 +95,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SimInterval <= 0 {
 		return errors.New("OMNIBUS_SIM_INTERVAL must be > 0")
+	}
+	if err := c.Guard.Validate(); err != nil {
+		return err
 	}
 	_, err := c.Streams.Config()
 	return err
@@ -233,6 +237,10 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 
 	// HTTP serves from here on: while Postgres starts, a rebuild runs and the services mount
 	// their routes, /readyz says what is still starting and webhooks answer 503 (Gate).
+	guard, err := httpguard.New(cfg.Guard, tel.Meter)
+	if err != nil {
+		return err
+	}
 	health := service.NewProcessHealth(nc, nil)
 	health.SetDisabled(disabled)
 	names := make([]string, 0, len(services))
@@ -243,7 +251,7 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 	startup.Watch(health)
 	mux := http.NewServeMux()
 	health.Mount(mux, tel.MetricsHandler())
-	deps := service.Deps{Bus: client, Mux: mux, Log: log, Health: health, Env: env, Meter: tel.Meter, Tracer: tel.Tracer, PII: keys}
+	deps := service.Deps{Bus: client, Mux: mux, Log: log, Health: health, Env: env, Meter: tel.Meter, Tracer: tel.Tracer, Guard: guard, PII: keys}
 	depsFor := func(s service.Service) service.Deps {
 		d := deps
 		if c, ok := clients[s.Name]; ok {
@@ -252,7 +260,8 @@ func Run(ctx context.Context, cfg Config, build func(base string) []service.Serv
 		d.Log = log.With("service", s.Name)
 		return startup.For(s.Name, d)
 	}
-	return service.Serve(ctx, ln, tel.HTTPHandler(startup.Gate(mux), "omnibus"), cfg.ShutdownTimeout, log, func(ctx context.Context) error {
+	srv := httpguard.Server(ctx, tel.HTTPHandler(startup.Gate(mux), "omnibus"), cfg.Guard, guard.Counter())
+	return service.Serve(ctx, ln, srv, cfg.ShutdownTimeout, log, func(ctx context.Context) error {
 		if needsDB {
 			pool, closeDB, err := openDB(ctx, cfg, log)
 			if err != nil {
@@ -382,11 +391,4 @@ func splitHostPort(addr string) (string, int, error) {
 		return "", 0, fmt.Errorf("port %q: %w", port, err)
 	}
 	return host, p, nil
-}
-
-// RandomSecret returns a random hex secret for the demo's simulated vendors.
-func RandomSecret() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

@@ -20,13 +20,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/omnibus-dev/omnibus/pkg/auth"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
+	"github.com/omnibus-dev/omnibus/pkg/httpguard"
 	"github.com/omnibus-dev/omnibus/pkg/schema"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/pkg/webhook"
 	"github.com/omnibus-dev/omnibus/schemas"
-	"github.com/omnibus-dev/omnibus/services/desk/auth"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/assign"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/hub"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/store"
@@ -73,6 +74,8 @@ type API struct {
 	// Disabled, if set, lists the connectors the process runs without because nothing configures
 	// them (service.Health.Disabled); /api/ops/routes returns them and /ops shows them.
 	Disabled func() []service.Disabled
+	// Limit, if set, bounds the requests per token subject (RATE_API_TOKEN): 429 past it.
+	Limit *httpguard.Limiter
 }
 
 // Route is one API operation.
@@ -104,7 +107,7 @@ func (a *API) Routes() []Route {
 		{"GET", "/api/ops/routes", false, a.opsRoutes},
 		{"GET", "/api/events", false, a.events},
 		{"GET", "/api/recordings/{call}", true, a.recording}, // the signed link is the credential
-	}, slices.Concat(a.knowledgeRoutes(), a.feedbackRoutes(), a.dlqRoutes(), a.callRoutes(), a.noteRoutes())...) // kb.go, feedback.go, dlq.go, calls.go, notes.go
+	}, slices.Concat(a.knowledgeRoutes(), a.feedbackRoutes(), a.dlqRoutes(), a.callRoutes(), a.noteRoutes(), a.cannedRoutes())...) // kb.go, feedback.go, dlq.go, calls.go, notes.go, canned.go
 }
 
 // Mount registers the routes on mux, the non-public ones behind the token check.
@@ -112,10 +115,25 @@ func (a *API) Mount(mux *http.ServeMux) {
 	for _, r := range a.Routes() {
 		var h http.Handler = r.Handler
 		if !r.Public {
-			h = a.Verifier.Middleware(h)
+			h = a.Verifier.Middleware(a.limited(h))
 		}
 		mux.Handle(r.Method+" "+r.Path, h)
 	}
+}
+
+// limited refuses, 429 with Retry-After, the requests of a token subject past a.Limit.
+func (a *API) limited(h http.Handler) http.Handler {
+	if a.Limit == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := principal(r)
+		if ok, retry := a.Limit.Allow(p.Subject + "\x00" + p.AgentID); !ok {
+			a.Limit.Refuse(w, r, retry, "too many requests with this token; retry after the time in Retry-After")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // --- helpers
@@ -125,8 +143,9 @@ type apiError struct {
 	Reason string `json:"reason"`
 }
 
+// fail answers code with reason, cut before any library internal it carries (webhook.ClientText).
 func fail(w http.ResponseWriter, code int, reason string) {
-	webhook.WriteJSON(w, code, apiError{Error: strings.ToLower(strings.ReplaceAll(http.StatusText(code), " ", "_")), Reason: reason})
+	webhook.WriteJSON(w, code, apiError{Error: strings.ToLower(strings.ReplaceAll(http.StatusText(code), " ", "_")), Reason: webhook.ClientText(reason)})
 }
 
 func (a *API) internal(w http.ResponseWriter, r *http.Request, err error) {
@@ -173,7 +192,7 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		fail(w, http.StatusBadRequest, "body: "+err.Error())
+		fail(w, http.StatusBadRequest, "body: "+webhook.ClientReason(err))
 		return false
 	}
 	return true

@@ -4,10 +4,10 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/omnibus-dev/omnibus/pkg/auth"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/webhook"
 	"github.com/omnibus-dev/omnibus/schemas"
-	"github.com/omnibus-dev/omnibus/services/desk/auth"
 )
 
 // Call control commands: the desk asks the voice connector, which holds the call, to act on it.

@@ -11,12 +11,12 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/omnibus-dev/omnibus/pkg/auth"
 	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/event"
 	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/pkg/webhook"
 	"github.com/omnibus-dev/omnibus/schemas"
-	"github.com/omnibus-dev/omnibus/services/desk/auth"
 )
 
 // Dead letters on /ops: supervisors list, inspect, redrive and discard the messages in OMNI_DLQ

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/omnibus-dev/omnibus/pkg/auth"
 	"github.com/omnibus-dev/omnibus/pkg/webhook"
-	"github.com/omnibus-dev/omnibus/services/desk/auth"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/kb"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/store"
 )

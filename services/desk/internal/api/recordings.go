@@ -13,6 +13,7 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/omnibus-dev/omnibus/pkg/blobstore"
+	"github.com/omnibus-dev/omnibus/pkg/httpguard"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/store"
 )
 
@@ -100,6 +101,9 @@ func (a *API) recording(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer rd.Close()
+	// A long call to a slow network may outlast HTTP_WRITE_TIMEOUT: the link's signature and
+	// expiry bound the download instead.
+	httpguard.Stream(w)
 	w.Header().Set("Content-Type", "audio/wav")
 	w.Header().Set("Cache-Control", "private, max-age=300")
 	http.ServeContent(w, r, "", rd.ModTime(), rd)

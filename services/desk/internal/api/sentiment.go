@@ -3,7 +3,7 @@ package api
 import (
 	"net/http"
 
-	"github.com/omnibus-dev/omnibus/services/desk/auth"
+	"github.com/omnibus-dev/omnibus/pkg/auth"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/store"
 )
 

@@ -17,6 +17,7 @@ package project
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -45,6 +46,8 @@ const (
 	TypeAssignmentChanged   = assign.TypeAssignmentChanged
 	TypeAgentUpdated        = schemas.TypeDeskAgentUpdated
 	TypeNoteAdded           = schemas.TypeDeskNoteAdded
+	TypeCannedSaved         = schemas.TypeDeskCannedSaved
+	TypeCannedDeleted       = schemas.TypeDeskCannedDeleted
 	TypeMessageReceived     = schemas.TypeChannelMessageReceived
 	TypeCRMLookupCompleted  = schemas.TypeToolCrmLookupCompleted
 	// TypePaymentStatusChanged is applied by applyPaymentStatus (payment.go).
@@ -198,6 +201,26 @@ func (p *Projector) HandleDesk(ctx context.Context, d bus.Delivery) error {
 		if p.Kick != nil {
 			p.Kick()
 		}
+	case TypeCannedSaved:
+		var c store.Canned
+		if err := decode(e, &c); err != nil {
+			return err
+		}
+		if err := p.Store.ApplyCanned(ctx, c); errors.Is(err, store.ErrShortcutTaken) {
+			p.Log.Warn("canned response dropped: its owner has another with the shortcut", "canned_id", c.CannedID, "shortcut", c.Shortcut)
+		} else if err != nil {
+			return err
+		}
+		p.Hub.Publish(hub.Notice{Type: e.Type()})
+	case TypeCannedDeleted:
+		var d store.CannedDeleted
+		if err := decode(e, &d); err != nil {
+			return err
+		}
+		if err := p.Store.ApplyCannedDeleted(ctx, d); err != nil {
+			return err
+		}
+		p.Hub.Publish(hub.Notice{Type: e.Type()})
 	case TypeNoteAdded:
 		var n store.Note
 		if err := decode(e, &n); err != nil {

@@ -108,6 +108,6 @@ func (s *Store) Claim(ctx context.Context) (bool, error) {
 // from the log.
 func (s *Store) Reset(ctx context.Context) error {
 	_, err := s.pool.Exec(ctx, `TRUNCATE desk.customers, desk.conversations, desk.messages, desk.addresses,
-		desk.tool_requests, desk.tool_results, desk.assignments, desk.merges, desk.alerts, desk.vendor_calls, desk.canary_rollouts, desk.notes`)
+		desk.tool_requests, desk.tool_results, desk.assignments, desk.merges, desk.alerts, desk.vendor_calls, desk.canary_rollouts, desk.notes, desk.canned`)
 	return err
 }

@@ -13,7 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/omnibus-dev/omnibus/services/desk/auth"
+	"github.com/omnibus-dev/omnibus/pkg/auth"
+	"github.com/omnibus-dev/omnibus/pkg/webhook"
 	"github.com/omnibus-dev/omnibus/services/desk/internal/store"
 )
 
@@ -131,7 +132,8 @@ func (w *Web) session(rw http.ResponseWriter, r *http.Request) {
 	next := safeNext(r.PostFormValue("next"))
 	p, err := w.Verifier.Verify(r.Context(), tok)
 	if err != nil {
-		http.Redirect(rw, r, "/desk/login?error="+url.QueryEscape(err.Error())+"&next="+url.QueryEscape(next), http.StatusSeeOther)
+		w.Log.Warn("desk sign-in refused", "reason", err.Error(), "remote", r.RemoteAddr)
+		http.Redirect(rw, r, "/desk/login?error="+url.QueryEscape(webhook.ClientReason(err))+"&next="+url.QueryEscape(next), http.StatusSeeOther)
 		return
 	}
 	w.setCookie(rw, r, tok, p.ExpiresAt)
@@ -155,12 +157,16 @@ func (w *Web) devLogin(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	roles := []string{auth.RoleAgent}
-	if r.FormValue("role") == auth.RoleSupervisor {
+	switch r.FormValue("role") {
+	case auth.RoleSupervisor:
 		roles = append(roles, auth.RoleSupervisor)
+	case auth.RoleAuditor: // reads the audit API (format=token), not the workbench
+		roles = []string{auth.RoleAuditor}
 	}
 	tok, err := w.Dev.Mint(ag.ID, ag.Name, roles, w.DevTTL)
 	if err != nil {
-		http.Error(rw, err.Error(), http.StatusInternalServerError)
+		w.Log.Error("dev login: minting a token failed", "agent", ag.ID, "err", err)
+		http.Error(rw, "the development issuer could not sign a token; see the desk's log", http.StatusInternalServerError)
 		return
 	}
 	w.Log.Warn("dev login: token issued by the development issuer", "agent", ag.ID, "roles", roles)

@@ -20,8 +20,9 @@ import (
 	aliwire "github.com/omnibus-dev/omnibus/pkg/wire/aliyun"
 )
 
-// SandboxSMSToken is the sms connector's SMS_WEBHOOK_TOKEN in the all-in-one with the sandbox
-// (services/sandbox Credentials), the default LoadConfig.Token.
+// SandboxSMSToken is the sandbox's fixture SMS_WEBHOOK_TOKEN (services/sandbox Credentials), the
+// default LoadConfig.Token: an all-in-one under this load is started with it set (the demo
+// generates its own per data dir, in OMNIBUS_DATA_DIR/secrets.json).
 const SandboxSMSToken = "sandbox-sms-webhook-token-0001"
 
 // LoadConfig configures a Load. Zero fields take the defaults shown.

@@ -436,6 +436,78 @@ async function addNote(text, button) {
   } catch (e) { toast(t("error") + ": " + e.message, "error"); return false; }
 }
 
+// ---------- canned responses: "/" and a shortcut in the reply box, filled in for the conversation
+
+async function cannedList() {
+  if (!state.canned || state.canned.conv !== state.selected) {
+    const conv = state.selected, r = await api("/api/conversations/" + conv + "/canned");
+    state.canned = { conv, list: r.canned || [] };
+  }
+  return state.canned.list;
+}
+
+function cannedInput(ta) {
+  const m = /^\/([a-z0-9_-]*)$/.exec(ta.value);
+  if (!m) { closeCanned(); return; }
+  if (m[1] === "") state.canned = null; // each "/" asks again: the order number may have changed
+  cannedList().then((list) => {
+    if (ta.value !== "/" + m[1]) return; // typed on meanwhile
+    const hits = list.filter((c) => c.shortcut.startsWith(m[1])).slice(0, 8);
+    let picker = $("#canned-picker");
+    if (!picker) { picker = el("ul", { id: "canned-picker", class: "canned-picker", role: "listbox", "aria-label": t("canned") }); ta.before(picker); }
+    picker.replaceChildren(...(hits.length ? hits.map((c, i) => el("li", { role: "option", class: i === 0 ? "active" : "", "aria-selected": String(i === 0), dataset: { id: c.canned_id },
+      onmousedown: (e) => { e.preventDefault(); useCanned(c); } }, el("strong", {}, "/" + c.shortcut), " " + c.title,
+      c.shared ? el("span", { class: "muted" }, " · " + t("canned.shared")) : "")) : [el("li", { class: "muted" }, t("canned.none"))]));
+  }).catch((e) => toast(t("error") + ": " + e.message, "error"));
+}
+
+function closeCanned() { const p = $("#canned-picker"); if (p) p.remove(); }
+
+// cannedKey moves through the picker (↑ ↓), picks (Enter, Tab) or closes it (Esc).
+function cannedKey(e) {
+  const p = $("#canned-picker");
+  const opts = p ? [...p.querySelectorAll("li[role=option]")] : [];
+  if (!p || !opts.length) { if (p && e.key === "Escape") { closeCanned(); return true; } return false; }
+  let i = opts.findIndex((o) => o.classList.contains("active"));
+  if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+    e.preventDefault();
+    i = (i + (e.key === "ArrowDown" ? 1 : opts.length - 1)) % opts.length;
+    opts.forEach((o, j) => { o.classList.toggle("active", j === i); o.setAttribute("aria-selected", String(j === i)); });
+    return true;
+  }
+  if (e.key === "Enter" || e.key === "Tab") {
+    e.preventDefault();
+    const c = state.canned && state.canned.list.find((x) => x.canned_id === opts[Math.max(i, 0)].dataset.id);
+    if (c) useCanned(c);
+    return true;
+  }
+  if (e.key === "Escape") { closeCanned(); return true; }
+  return false;
+}
+
+function useCanned(c) {
+  const ta = $("#reply-text");
+  ta.value = c.rendered || c.text;
+  ta.focus();
+  closeCanned();
+  if (c.missing && c.missing.length) toast(t("canned.missing") + ": " + c.missing.join(", "), "warn");
+}
+
+// saveCanned keeps the reply box's text as a canned response: the agent's own, or shared when a
+// supervisor says so.
+async function saveCanned() {
+  const text = $("#reply-text").value.trim();
+  if (!text) { toast(t("canned.empty"), "warn"); return; }
+  const shortcut = (window.prompt(t("canned.prompt")) || "").trim().replace(/^\//, "").toLowerCase();
+  if (!shortcut) return;
+  const shared = isSupervisor() && window.confirm(t("canned.share"));
+  try {
+    await api("/api/canned", { method: "POST", body: { shortcut, title: text.slice(0, 60), text, shared } });
+    state.canned = null;
+    toast(t("canned.ok") + ": /" + shortcut, "ok");
+  } catch (e) { toast(t("error") + ": " + e.message, "error"); }
+}
+
 // A colleague @mentioned this agent in a note: say who, where, and go there on a click.
 function onMention(n) {
   const note = n.data || {};
@@ -489,9 +561,11 @@ function renderConversation() {
     if ($("#reply-send")) $("#reply-send").disabled = false;
   } },
     el("textarea", { id: "reply-text", rows: "3", placeholder: t("reply.placeholder"), disabled: c.status !== "open", "aria-label": t("reply.placeholder"),
-      onkeydown: (e) => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); $("#reply-form").requestSubmit(); } } }),
+      oninput: (e) => cannedInput(e.target),
+      onkeydown: (e) => { if (cannedKey(e)) return; if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); $("#reply-form").requestSubmit(); } } }),
     el("div", { class: "reply-actions" },
       el("label", { class: "note-toggle" }, el("input", { type: "checkbox", id: "reply-note", onchange: (e) => noteMode(e.target.checked) }), " " + t("note.mode")),
+      el("button", { type: "button", class: "ghost small", id: "canned-save", title: t("canned.hint"), onclick: saveCanned }, t("canned.save")),
       el("span", { class: "muted" }, t("reply.via") + " "),
       el("select", { id: "reply-channel", "aria-label": "channel", onchange: (e) => { state.replyChannel = e.target.value; } }),
       el("button", { type: "submit", class: "primary", id: "reply-send", disabled: c.status !== "open" }, t("reply.send"))));
@@ -603,6 +677,7 @@ function connect() {
     if (n.type === "desk.alerts") { state.alerts = n.data || []; renderAlerts(); return; }
     if (n.type === "desk.call") { onCall(n); if (n.conversation_id === state.selected) reloadSelectedSoon(); return; }
     if (n.type === "desk.mention") { onMention(n); return; }
+    if (n.type === "omni.desk.canned.saved" || n.type === "omni.desk.canned.deleted") { state.canned = null; return; }
     if (n.type === "omni.desk.note.added") { if (n.conversation_id === state.selected) reloadSelectedSoon(); return; } // data is the note, not an inbox row
     if (n.type === "omni.desk.agent.updated" || n.type === "omni.desk.assignment.changed") loadAgents().then(renderInbox);
     if (n.data && n.conversation_id) { state.conversations.set(n.conversation_id, n.data); renderInbox(); }

@@ -1,6 +1,8 @@
-// Package auth protects the desk with OAuth2 bearer tokens: JWTs signed by an OpenID Connect
-// issuer, checked against its JWKS (fetched, cached, refreshed when an unknown key id shows up),
-// the expected issuer and audience, and the expiry. The agent id and roles come from claims.
+// Package auth protects the desk and every other API that returns customer data (the audit
+// API) with OAuth2 bearer tokens: JWTs signed by an OpenID Connect issuer, checked against its
+// JWKS (fetched, cached, refreshed when an unknown key id shows up), the expected issuer and
+// audience, and the expiry. The agent id and roles come from claims; each API names the roles
+// it accepts (Config.Roles).
 //
 // It also holds the development issuer (DevIssuer) the all-in-one demo uses so that it needs no
 // identity provider: an RSA key generated at start, its JWKS and discovery document, and tokens
@@ -30,22 +32,25 @@ var (
 	ErrKeys         = errors.New("signing keys unavailable")
 )
 
-// Roles the desk knows. Any of them may use the workbench; supervisor may also manage agents
-// and transfer any conversation.
+// Roles the desk knows. agent and supervisor may use the workbench; supervisor may also manage
+// agents and transfer any conversation. auditor (and supervisor) may read the audit API.
 const (
 	RoleAgent      = "agent"
 	RoleSupervisor = "supervisor"
+	RoleAuditor    = "auditor"
 )
 
 // Config says which tokens are accepted.
 type Config struct {
-	Issuer     string        // the iss claim tokens must carry (required)
-	Audience   string        // a value the aud claim must contain (required)
-	JWKSURL    string        // where the issuer's keys are; default: from its discovery document
-	AgentClaim string        // claim holding the agent id; default agent_id, falling back to sub
-	RolesClaim string        // claim holding the roles (array or space-separated); default roles
-	Leeway     time.Duration // clock skew allowed on exp/nbf/iat; default 30s
-	Client     *http.Client  // for the JWKS and discovery fetches; default 5s timeout
+	Issuer     string // the iss claim tokens must carry (required)
+	Audience   string // a value the aud claim must contain (required)
+	JWKSURL    string // where the issuer's keys are; default: from its discovery document
+	AgentClaim string // claim holding the agent id; default agent_id, falling back to sub
+	RolesClaim string // claim holding the roles (array or space-separated); default roles
+	// Roles lists the roles a token must carry one of; default agent and supervisor (the desk).
+	Roles  []string
+	Leeway time.Duration // clock skew allowed on exp/nbf/iat; default 30s
+	Client *http.Client  // for the JWKS and discovery fetches; default 5s timeout
 }
 
 // Principal is who a valid token speaks for.
@@ -88,6 +93,9 @@ func (c *Config) setDefaults() error {
 	if c.RolesClaim == "" {
 		c.RolesClaim = "roles"
 	}
+	if len(c.Roles) == 0 {
+		c.Roles = []string{RoleAgent, RoleSupervisor}
+	}
 	if c.Leeway == 0 {
 		c.Leeway = 30 * time.Second
 	}
@@ -125,7 +133,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 	}
 	tok, err := jwt.ParseSigned(raw, Algorithms)
 	if err != nil {
-		return Principal{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+		return Principal{}, fmt.Errorf("%w: not a JWT signed with an accepted algorithm: %w", ErrInvalidToken, err)
 	}
 	if len(tok.Headers) != 1 {
 		return Principal{}, fmt.Errorf("%w: want one signature", ErrInvalidToken)
@@ -138,13 +146,13 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 	var std jwt.Claims
 	var all map[string]any
 	if err := tok.Claims(keys, &std, &all); err != nil {
-		return Principal{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+		return Principal{}, fmt.Errorf("%w: the signature does not verify with the issuer's keys: %w", ErrInvalidToken, err)
 	}
 	if std.Expiry == nil {
 		return Principal{}, fmt.Errorf("%w: no exp claim", ErrInvalidToken)
 	}
 	if err := std.ValidateWithLeeway(jwt.Expected{Issuer: v.cfg.Issuer, AnyAudience: jwt.Audience{v.cfg.Audience}, Time: time.Now()}, v.cfg.Leeway); err != nil {
-		return Principal{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+		return Principal{}, fmt.Errorf("%w: %s: %w", ErrInvalidToken, claimsProblem(err), err)
 	}
 	p := Principal{Subject: std.Subject, ExpiresAt: std.Expiry.Time()}
 	p.AgentID, _ = all[v.cfg.AgentClaim].(string)
@@ -165,10 +173,25 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 	case string:
 		p.Roles = strings.Fields(r)
 	}
-	if !p.HasRole(RoleAgent) && !p.HasRole(RoleSupervisor) {
-		return Principal{}, fmt.Errorf("%w: no %s or %s role in claim %s", ErrInvalidToken, RoleAgent, RoleSupervisor, v.cfg.RolesClaim)
+	if !slices.ContainsFunc(v.cfg.Roles, p.HasRole) {
+		return Principal{}, fmt.Errorf("%w: no %s role in claim %s", ErrInvalidToken, strings.Join(v.cfg.Roles, " or "), v.cfg.RolesClaim)
 	}
 	return p, nil
+}
+
+// claimsProblem says in words why the standard claims were refused.
+func claimsProblem(err error) string {
+	switch {
+	case errors.Is(err, jwt.ErrExpired):
+		return "expired"
+	case errors.Is(err, jwt.ErrNotValidYet), errors.Is(err, jwt.ErrIssuedInTheFuture):
+		return "not valid yet"
+	case errors.Is(err, jwt.ErrInvalidIssuer):
+		return "issued by another issuer"
+	case errors.Is(err, jwt.ErrInvalidAudience):
+		return "not issued for this audience"
+	}
+	return "claims rejected"
 }
 
 // keySet returns the keys to check a token signed with kid: the cached set, fetched again when

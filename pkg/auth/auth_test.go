@@ -17,7 +17,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
-	"github.com/omnibus-dev/omnibus/services/desk/auth"
+	"github.com/omnibus-dev/omnibus/pkg/auth"
 )
 
 // IdP is a test OpenID Connect provider: discovery document and JWKS over HTTP, and a signer.

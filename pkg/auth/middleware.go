@@ -66,18 +66,23 @@ func (v *Verifier) Middleware(next http.Handler) http.Handler {
 	})
 }
 
-// Deny writes the answer for a Verify error.
-func Deny(w http.ResponseWriter, err error) {
+// Deny writes the answer for a Verify error, in the realm omnibus-desk.
+func Deny(w http.ResponseWriter, err error) { DenyIn(w, "omnibus-desk", err) }
+
+// DenyIn writes the answer for a Verify error with a WWW-Authenticate challenge of realm. The
+// reason names what was wrong with the token, never the JWT library's words (webhook.ClientReason).
+func DenyIn(w http.ResponseWriter, realm string, err error) {
+	reason := webhook.ClientReason(err)
 	switch {
 	case errors.Is(err, ErrKeys):
-		refuse(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		refuse(w, http.StatusServiceUnavailable, "unavailable", reason)
 	case errors.Is(err, ErrNoToken):
-		w.Header().Set("WWW-Authenticate", `Bearer realm="omnibus-desk"`)
-		refuse(w, http.StatusUnauthorized, "unauthorized", err.Error())
+		w.Header().Set("WWW-Authenticate", `Bearer realm="`+realm+`"`)
+		refuse(w, http.StatusUnauthorized, "unauthorized", reason)
 	default:
-		desc := strings.NewReplacer(`"`, "'", "\\", "/").Replace(err.Error())
-		w.Header().Set("WWW-Authenticate", `Bearer realm="omnibus-desk", error="invalid_token", error_description="`+desc+`"`)
-		refuse(w, http.StatusUnauthorized, "unauthorized", err.Error())
+		desc := strings.NewReplacer(`"`, "'", "\\", "/").Replace(reason)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="`+realm+`", error="invalid_token", error_description="`+desc+`"`)
+		refuse(w, http.StatusUnauthorized, "unauthorized", reason)
 	}
 }
 
