@@ -46,12 +46,9 @@ Usage:
   omnibus close|reopen --conversation ID   close or reopen a conversation
   omnibus canary --target sms --plan tencent:10%   start, change or end (--plan off) a canary rollout
   omnibus audit [flags]         list third-party call records, newest first (-h: flags)
-<<<<<<< HEAD
   omnibus keys init|rotate|show|rewrap   the personal-data keyset (omnibus keys -h)
-=======
   omnibus nats keys|config|provision   NATS users, permissions and streams for a deployment
                                 with its own NATS server (-h: details)
->>>>>>> main
   omnibus config                print every environment variable with its default
   omnibus health                exit 0 if the running all-in-one answers /healthz
 
