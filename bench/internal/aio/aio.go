@@ -13,7 +13,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/omnibus-dev/omnibus/pkg/bus"
 	"github.com/omnibus-dev/omnibus/pkg/natsembed"
+	"github.com/omnibus-dev/omnibus/pkg/pii"
 	"github.com/omnibus-dev/omnibus/pkg/service"
 	"github.com/omnibus-dev/omnibus/services/omnibus/allinone"
 	"github.com/omnibus-dev/omnibus/services/sandbox"
@@ -39,10 +41,13 @@ type Options struct {
 type Instance struct {
 	// Base is its HTTP base URL; NATSURL its embedded NATS.
 	Base, NATSURL string
-	stop          context.CancelFunc
-	done          chan error
-	ns            *natsembed.Server
-	dir           string
+	// Keys is the personal-data keyset the all-in-one seals events with (in its data dir): a
+	// load tool that reads identities from the bus opens them with it (Sealer).
+	Keys *pii.Keys
+	stop context.CancelFunc
+	done chan error
+	ns   *natsembed.Server
+	dir  string
 }
 
 // Start starts the all-in-one and returns once it listens; Close stops it.
@@ -88,6 +93,12 @@ func Start(ctx context.Context, o Options) (*Instance, error) {
 	}()
 	select {
 	case in.Base = <-ready:
+		keys, _, err := pii.EnsureFile(acfg.KeysetFile(), "")
+		if err != nil {
+			in.Close()
+			return nil, fmt.Errorf("the all-in-one's keyset: %w", err)
+		}
+		in.Keys = keys
 		return in, nil
 	case err := <-in.done:
 		in.done <- err
@@ -98,6 +109,9 @@ func Start(ctx context.Context, o Options) (*Instance, error) {
 		return nil, ctx.Err()
 	}
 }
+
+// Sealer is the bus option that opens (and seals) personal data as the all-in-one's services do.
+func (in *Instance) Sealer() bus.Option { return bus.WithDataProtector(pii.NewEvents(in.Keys)) }
 
 // Done delivers the all-in-one's end (its error, nil when it stopped cleanly) should it stop
 // before Close; a reader that takes the value puts it back for Close.

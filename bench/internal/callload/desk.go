@@ -55,7 +55,7 @@ func throughDesk(ctx context.Context, cfg Config, audio []int16, rep *Report) er
 		return err
 	}
 	defer nc.Close()
-	client, err := bus.Connect(nc, bus.WithLogger(cfg.Log))
+	client, err := bus.Connect(nc, bus.WithLogger(cfg.Log), in.Sealer()) // call.started's caller number is sealed
 	if err != nil {
 		return err
 	}
