@@ -26,6 +26,7 @@ type Config struct {
 	Agents       string        `env:"DESK_AGENTS" desc:"agents seeded at start (API changes win): demo for the demo agents, or a JSON array of {id,name,skills,languages,channels,capacity,active}"`
 	Assign       bool          `env:"DESK_ASSIGN" default:"true" desc:"run the routing rules (auto-assignment); enable it on one replica only"`
 	AssignEvery  time.Duration `env:"DESK_ASSIGN_INTERVAL" default:"5s" desc:"how often waiting conversations are offered to agents again (also on every open/close/agent change)"`
+	AutoClose    time.Duration `env:"DESK_AUTO_CLOSE_AFTER" default:"24h" desc:"close an open conversation after this long without a message either way (the unifier closes it, reason \"no activity for <duration>\"); checked by the replica that runs DESK_ASSIGN, every DESK_ASSIGN_INTERVAL; 0 turns it off"`
 	AuditKeep    time.Duration `env:"DESK_AUDIT_RETENTION" default:"24h" desc:"how long the ops page keeps per-call audit rows"`
 	Consumer     string        `env:"DESK_CONSUMER" default:"desk" desc:"prefix of the desk's durable consumer names (a second desk with its own store needs its own)"`
 	Rebuild      bool          `env:"DESK_REBUILD" default:"false" desc:"empty the store at start and replay the log into it"`

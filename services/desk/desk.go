@@ -266,6 +266,9 @@ func run(ctx context.Context, d service.Deps) error {
 	if cfg.Assign {
 		go assigner.Run(ctx, cfg.AssignEvery)
 		assigner.Kick()
+		if cfg.AutoClose > 0 {
+			go autoClose(ctx, st, d.Bus, cfg.AutoClose, cfg.AssignEvery, log)
+		}
 	}
 	tick := time.NewTicker(30 * time.Second)
 	defer tick.Stop()

@@ -76,6 +76,26 @@ type Filter struct {
 	Limit      int // default 100, at most 500
 }
 
+// IdleConversations returns the ids and last activity of up to limit open conversations with no
+// activity since before, the longest idle first.
+func (s *Store) IdleConversations(ctx context.Context, before time.Time, limit int) (ids []string, last []time.Time, err error) {
+	rows, err := s.pool.Query(ctx, `SELECT id::text, last_event_at FROM desk.conversations
+		WHERE status = 'open' AND last_event_at < $1 ORDER BY last_event_at LIMIT $2`, before, limit)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var at time.Time
+		if err := rows.Scan(&id, &at); err != nil {
+			return nil, nil, err
+		}
+		ids, last = append(ids, id), append(last, at)
+	}
+	return ids, last, rows.Err()
+}
+
 // ListConversations returns inbox rows, most recent activity first.
 func (s *Store) ListConversations(ctx context.Context, f Filter) ([]Conversation, error) {
 	var where []string
