@@ -16,10 +16,12 @@ import (
 // idle longer than after (no message either way), at most 100 a pass, the longest idle first.
 // The request's id is the conversation's and its last activity's, so asking again before the
 // unifier has closed it is the same event, stored once (JetStream's duplicate window).
-func autoClose(ctx context.Context, st *store.Store, pub bus.Publisher, after, interval time.Duration, log *slog.Logger) {
+// Each idle spell's conversation gets the close notice (notice, DESK_CLOSE_NOTICE) once, first.
+func autoClose(ctx context.Context, st *store.Store, pub bus.Publisher, notice func(context.Context, store.Conversation), after, interval time.Duration, log *slog.Logger) {
 	reason := "no activity for " + humanDuration(after)
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	noticed := map[string]bool{} // request ids whose notice went, while they stay idle
 	for {
 		select {
 		case <-ctx.Done():
@@ -31,9 +33,17 @@ func autoClose(ctx context.Context, st *store.Store, pub bus.Publisher, after, i
 			log.Warn("auto-close: listing idle conversations failed", "err", err)
 			continue
 		}
+		still := map[string]bool{}
 		for i, id := range ids {
+			reqID := "desk-autoclose:" + id + ":" + strconv.FormatInt(last[i].UnixMilli(), 10)
+			if !noticed[reqID] {
+				if c, err := st.GetConversation(ctx, id); err == nil {
+					notice(ctx, c)
+				}
+			}
+			still[reqID] = true
 			e, err := event.New(api.TypeCloseRequested, api.Source, map[string]any{"conversation_id": id, "reason": reason},
-				event.WithID("desk-autoclose:"+id+":"+strconv.FormatInt(last[i].UnixMilli(), 10)), event.WithSubject(id), event.WithPartitionKey(id))
+				event.WithID(reqID), event.WithSubject(id), event.WithPartitionKey(id))
 			if err == nil {
 				err = pub.Publish(ctx, api.SubjectConversation, e)
 			}
@@ -43,6 +53,7 @@ func autoClose(ctx context.Context, st *store.Store, pub bus.Publisher, after, i
 			}
 			log.Info("auto-close requested", "conversation", id, "idle_since", last[i], "reason", reason)
 		}
+		noticed = still
 	}
 }
 

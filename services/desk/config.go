@@ -27,6 +27,7 @@ type Config struct {
 	Assign       bool          `env:"DESK_ASSIGN" default:"true" desc:"run the routing rules (auto-assignment); enable it on one replica only"`
 	AssignEvery  time.Duration `env:"DESK_ASSIGN_INTERVAL" default:"5s" desc:"how often waiting conversations are offered to agents again (also on every open/close/agent change)"`
 	AutoClose    time.Duration `env:"DESK_AUTO_CLOSE_AFTER" default:"24h" desc:"close an open conversation after this long without a message either way (the unifier closes it, reason \"no activity for <duration>\"); checked by the replica that runs DESK_ASSIGN, every DESK_ASSIGN_INTERVAL; 0 turns it off"`
+	CloseNotice  string        `env:"DESK_CLOSE_NOTICE" desc:"sent to the customer on the conversation's channel when an agent closes it or it is closed for inactivity, e.g. 本次会话已结束，感谢您的咨询。如需帮助，欢迎随时留言。; empty: nothing is sent"`
 	AuditKeep    time.Duration `env:"DESK_AUDIT_RETENTION" default:"24h" desc:"how long the ops page keeps per-call audit rows"`
 	Consumer     string        `env:"DESK_CONSUMER" default:"desk" desc:"prefix of the desk's durable consumer names (a second desk with its own store needs its own)"`
 	Rebuild      bool          `env:"DESK_REBUILD" default:"false" desc:"empty the store at start and replay the log into it"`

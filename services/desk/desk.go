@@ -203,7 +203,7 @@ func run(ctx context.Context, d service.Deps) error {
 	assigner.CaughtUp = caught
 
 	a := &api.API{Store: st, Bus: d.Bus, Hub: h, Assigner: assigner, Verifier: verifier, Log: log,
-		Notify: proj.NotifyConversation, Schemas: d.Bus.Schemas(), Done: ctx.Done(), DeadLetters: d.Bus, Limit: d.Guard.Token("desk/api")}
+		Notify: proj.NotifyConversation, Schemas: d.Bus.Schemas(), Done: ctx.Done(), DeadLetters: d.Bus, Limit: d.Guard.Token("desk/api"), CloseNotice: cfg.CloseNotice}
 	if d.Health != nil { // the process's: the connectors it runs without (the all-in-one)
 		a.Disabled = d.Health.Disabled
 	}
@@ -267,7 +267,7 @@ func run(ctx context.Context, d service.Deps) error {
 		go assigner.Run(ctx, cfg.AssignEvery)
 		assigner.Kick()
 		if cfg.AutoClose > 0 {
-			go autoClose(ctx, st, d.Bus, cfg.AutoClose, cfg.AssignEvery, log)
+			go autoClose(ctx, st, d.Bus, a.SendCloseNotice, cfg.AutoClose, cfg.AssignEvery, log)
 		}
 	}
 	tick := time.NewTicker(30 * time.Second)

@@ -71,6 +71,9 @@ type API struct {
 	Recordings *Recordings
 	// DeadLetters, if set, lets supervisors work OMNI_DLQ from /ops (dlq.go).
 	DeadLetters bus.DeadLetters
+	// CloseNotice, if set, is sent to the customer when an agent closes the conversation (and
+	// when it is closed for inactivity): DESK_CLOSE_NOTICE.
+	CloseNotice string
 	// Disabled, if set, lists the connectors the process runs without because nothing configures
 	// them (service.Health.Disabled); /api/ops/routes returns them and /ops shows them.
 	Disabled func() []service.Disabled
@@ -365,35 +368,19 @@ func (a *API) reply(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	addr, err := a.Store.ReplyAddress(ctx, c.ID, channel)
+	p := principal(r)
+	e, subject, err := a.sendText(ctx, c, channel, req.Text, p.AgentID)
 	if errors.Is(err, store.ErrNoAddress) {
 		fail(w, http.StatusConflict, fmt.Sprintf("the customer has no known address on %s (they never wrote on it and no CRM record gave one)", channel))
 		return
 	}
-	if err != nil {
-		a.internal(w, r, err)
-		return
-	}
-	p := principal(r)
-	body := map[string]any{"type": "text", "text": req.Text}
-	data := map[string]any{"channel": channel, "to": map[string]string{"kind": addr.Kind, "value": addr.Value},
-		"conversation_id": c.ID, "customer_id": c.CustomerID, "message": body, "agent_id": p.AgentID}
-	if addr.Account != "" {
-		data["account"] = addr.Account
-	}
-	e, err := event.New(TypeSendRequested, Source, data, event.WithSubject(c.ID), event.WithPartitionKey(addr.Kind+":"+addr.Value))
-	if err != nil {
-		a.internal(w, r, err)
-		return
-	}
-	subject := SubjectSend(channel)
-	if err := a.Bus.Publish(ctx, subject, e); err != nil {
+	if errors.Is(err, errPublish) {
 		a.publishError(w, r, err)
 		return
 	}
-	bj, _ := json.Marshal(body)
-	if err := a.Store.AddPendingReply(ctx, e.ID(), c.ID, c.CustomerID, channel, p.AgentID, a.Store.MaskedParty(ctx, c.ID, channel), bj, e.Time()); err != nil {
-		a.Log.Warn("pending reply not recorded (the unifier's record will show it)", "id", e.ID(), "err", err)
+	if err != nil {
+		a.internal(w, r, err)
+		return
 	}
 	if c.Assignee == "" && a.Assigner != nil { // replying claims an unassigned conversation
 		if _, _, err := a.Assigner.Claim(ctx, c.ID, p.AgentID); err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -402,6 +389,60 @@ func (a *API) reply(w http.ResponseWriter, r *http.Request) {
 	}
 	a.notify(ctx, "desk.reply", c.ID)
 	webhook.WriteJSON(w, http.StatusAccepted, map[string]any{"message_id": e.ID(), "channel": channel, "subject": subject})
+}
+
+// errPublish wraps a failed publish of sendText's command.
+var errPublish = errors.New("publish")
+
+// sendText publishes the command that sends text to the customer of conversation c on channel,
+// to the address the customer has there, and records it as a pending reply. agentID is the agent
+// who sends it ("" for the desk itself). Errors wrap store.ErrNoAddress or errPublish.
+func (a *API) sendText(ctx context.Context, c store.Conversation, channel, text, agentID string) (event.Event, string, error) {
+	addr, err := a.Store.ReplyAddress(ctx, c.ID, channel)
+	if err != nil {
+		return event.Event{}, "", err
+	}
+	body := map[string]any{"type": "text", "text": text}
+	data := map[string]any{"channel": channel, "to": map[string]string{"kind": addr.Kind, "value": addr.Value},
+		"conversation_id": c.ID, "customer_id": c.CustomerID, "message": body}
+	if agentID != "" {
+		data["agent_id"] = agentID
+	}
+	if addr.Account != "" {
+		data["account"] = addr.Account
+	}
+	e, err := event.New(TypeSendRequested, Source, data, event.WithSubject(c.ID), event.WithPartitionKey(addr.Kind+":"+addr.Value))
+	if err != nil {
+		return event.Event{}, "", err
+	}
+	subject := SubjectSend(channel)
+	if err := a.Bus.Publish(ctx, subject, e); err != nil {
+		return event.Event{}, "", fmt.Errorf("%w: %w", errPublish, err)
+	}
+	bj, _ := json.Marshal(body)
+	if err := a.Store.AddPendingReply(ctx, e.ID(), c.ID, c.CustomerID, channel, agentID, a.Store.MaskedParty(ctx, c.ID, channel), bj, e.Time()); err != nil {
+		a.Log.Warn("reply sent but not recorded as pending (the unifier's record will show it)", "id", e.ID(), "err", err)
+	}
+	return e, subject, nil
+}
+
+// SendCloseNotice tells the customer of an open conversation, on its current channel, that it is
+// being closed (CloseNotice), when the desk has one to say and an address to say it to; the close
+// goes on whatever happens here (the failure is logged).
+func (a *API) SendCloseNotice(ctx context.Context, c store.Conversation) {
+	if a.CloseNotice == "" || c.Status != "open" {
+		return
+	}
+	channel := c.CurrentChannel
+	if channel == "" && len(c.Channels) > 0 {
+		channel = c.Channels[len(c.Channels)-1]
+	}
+	if !channelRE.MatchString(channel) || channel == "desk" {
+		return
+	}
+	if _, _, err := a.sendText(ctx, c, channel, a.CloseNotice, ""); err != nil {
+		a.Log.Warn("close notice not sent", "conversation", c.ID, "channel", channel, "err", err)
+	}
 }
 
 var tokenRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
@@ -510,6 +551,9 @@ func (a *API) command(w http.ResponseWriter, r *http.Request, typ string) {
 	var req ReasonRequest
 	if !readJSON(w, r, &req) {
 		return
+	}
+	if typ == TypeCloseRequested {
+		a.SendCloseNotice(r.Context(), c)
 	}
 	data := map[string]any{"conversation_id": c.ID, "agent_id": principal(r).AgentID}
 	if req.Reason = strings.TrimSpace(req.Reason); req.Reason != "" {
