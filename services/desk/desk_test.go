@@ -1,7 +1,6 @@
 package desk_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -275,29 +274,7 @@ func TestEventStream(t *testing.T) {
 	t.Parallel()
 	b := bustest.New(t, bus.WithLogger(quiet()))
 	d := startDesk(t, b, map[string]string{"DESK_ASSIGN": "false"})
-	req, _ := http.NewRequest("GET", d.url+"/api/events", nil)
-	req.Header.Set("Authorization", "Bearer "+d.token)
-	resp, err := http.DefaultClient.Do(req) //nolint:bodyclose // closed below; the reader goroutine reads it until then
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		t.Fatalf("stream: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
-	notices := make(chan map[string]any, 64)
-	go func() {
-		defer close(notices)
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			if line, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
-				var n map[string]any
-				if json.Unmarshal([]byte(line), &n) == nil {
-					notices <- n
-				}
-			}
-		}
-	}()
+	notices := stream(t, d, d.token)
 	next := func(what string, match func(map[string]any) bool) map[string]any {
 		t.Helper()
 		deadline := time.After(15 * time.Second)

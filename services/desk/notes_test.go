@@ -14,7 +14,7 @@ import (
 	"github.com/omnibus-dev/omnibus/services/desk/internal/store"
 )
 
-// stream opens token's /api/events and returns its notices.
+// stream opens token's /api/events (a Server-Sent Events stream) and returns its notices.
 func stream(t *testing.T, d *deskBundle, token string) <-chan map[string]any {
 	t.Helper()
 	req, _ := http.NewRequest("GET", d.url+"/api/events", nil)
@@ -24,6 +24,9 @@ func stream(t *testing.T, d *deskBundle, token string) <-chan map[string]any {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("stream: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
 	notices := make(chan map[string]any, 256)
 	go func() {
 		defer close(notices)
