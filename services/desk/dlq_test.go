@@ -297,6 +297,9 @@ func TestBrowserDeadLetters(t *testing.T) {
 		t.Fatalf("redriven %q, want %s", id, idA)
 	}
 
+	// The list reloads after the redrive (the redriven letter leaves it): act on the new rows,
+	// not on nodes the reload replaces.
+	run("the list after the redrive", chromedp.WaitNotPresent(chromedp.CSS(row(seqA))), chromedp.WaitVisible(chromedp.CSS(row(seqB))))
 	run("discard asks for a note", chromedp.Click(chromedp.CSS(row(seqB)+` input[type="checkbox"]`)), chromedp.Click(chromedp.CSS("#dlq-discard")),
 		chromedp.WaitVisible(chromedp.CSS("#dlq-note")), chromedp.SendKeys(chromedp.CSS("#dlq-note"), "crm sandbox outage, replayed by hand"))
 	br.Shot(t, "09-dlq-discard-note")
