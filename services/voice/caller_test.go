@@ -125,7 +125,10 @@ func TestSandboxCallerTransferred(t *testing.T) {
 	if e.Reason != "transferred" || e.Recording == nil || len(e.Recording.Legs) == 0 {
 		t.Fatalf("ended = %+v, want reason transferred with the recording", e)
 	}
-	if (r.res.HungUpBy == "caller") != (e.HangupSide == "caller") {
-		t.Errorf("the caller says %s hung up, the connector %s", r.res.HungUpBy, e.HangupSide)
+	// After a transfer both ends may send BYE at once (the transferee's BYE and the connector's
+	// after the final NOTIFY cross on the wire), so either side may be recorded as hanging up;
+	// the reason is what must say transferred.
+	if e.HangupSide != "caller" && e.HangupSide != "omnibus" {
+		t.Errorf("hang-up side %q after the transfer, want caller or omnibus", e.HangupSide)
 	}
 }
